@@ -1,0 +1,11 @@
+//! hapilot-aws: adapters to the outside world, one file per system, each behind a small trait
+//! so handlers can be tested against real servers and swapped per deployment.
+//!
+//! Adapters report facts and perform effects; they never decide (that is `hapilot-core`).
+
+pub mod error;
+pub mod prober;
+pub mod sdk;
+
+pub use error::AdapterError;
+pub use prober::{HttpProber, Prober};

@@ -1,0 +1,65 @@
+//! The errors of the domain, and the names the state machines branch on.
+
+use std::fmt;
+
+/// An error name that a state machine `Retry`/`Catch` can match.
+///
+/// Handlers raise these as Lambda function errors (`errorType`), so the ASL can say
+/// `"ErrorEquals": ["hapilot.EndpointUnhealthy"]`. The names are part of the contract with
+/// `statemachines/*.asl.json`: renaming one is a breaking change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorName {
+    /// The task's input was malformed or out of range; nothing was changed.
+    InvalidInput,
+    /// A probed endpoint did not meet the health policy (and the task required it to).
+    EndpointUnhealthy,
+}
+
+impl ErrorName {
+    /// The `errorType` string, e.g. `hapilot.InvalidInput`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorName::InvalidInput => "hapilot.InvalidInput",
+            ErrorName::EndpointUnhealthy => "hapilot.EndpointUnhealthy",
+        }
+    }
+
+    /// Every name, for documentation and for checks that the ASL only catches names that exist.
+    pub const ALL: &'static [ErrorName] = &[ErrorName::InvalidInput, ErrorName::EndpointUnhealthy];
+}
+
+impl fmt::Display for ErrorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The one error type of the domain crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    /// A field of a task input is missing, malformed or out of range.
+    #[error("invalid input: `{field}` {problem}")]
+    InvalidInput {
+        /// The input field, as the operator wrote it in the state machine input.
+        field: String,
+        /// What is wrong and what is accepted, in plain words.
+        problem: String,
+    },
+}
+
+impl CoreError {
+    /// Shorthand for [`CoreError::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        CoreError::InvalidInput {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The name a state machine sees when a handler fails with this error.
+    pub fn name(&self) -> ErrorName {
+        match self {
+            CoreError::InvalidInput { .. } => ErrorName::InvalidInput,
+        }
+    }
+}

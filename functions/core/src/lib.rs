@@ -1,0 +1,10 @@
+//! hapilot-core: the domain of the regional HA autopilot.
+//!
+//! Everything here is a pure decision over plain data: no I/O, no AWS SDK, no clock. Handlers
+//! (`hapilot-functions`) parse their input into these types, ask for a decision, and hand the
+//! effects to adapters (`hapilot-aws`). That keeps every rule testable exhaustively.
+
+pub mod error;
+pub mod health;
+
+pub use error::{CoreError, ErrorName};
