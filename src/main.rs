@@ -1,1 +1,224 @@
-fn main() {}
+//! `hapilot`: the operator CLI. Parses arguments, calls the library, prints, exits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use hapilot::local::moto::MotoInstall;
+use hapilot::local::{LocalStack, StackOptions};
+use hapilot::runs;
+
+/// hapilot: the regional HA autopilot's operator tool and local stack.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The local stack (moto + hapilot's Lambda host), no AWS account needed.
+    Local {
+        #[command(subcommand)]
+        command: LocalCommand,
+    },
+    /// The main job: a full local drill on a fresh local stack, with a report.
+    Drill,
+    /// Start a run of a state machine (name or ARN) and follow it to its end.
+    Start {
+        /// State machine name (as deployed) or ARN.
+        machine: String,
+        /// JSON input file (`-` for stdin); default `{}`.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Execution name; default: a fresh unique one.
+        #[arg(long)]
+        name: Option<String>,
+        /// Give up following after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Follow a run (execution ARN) to its end, one line per state.
+    Watch {
+        /// Execution ARN.
+        execution: String,
+        /// Give up following after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum LocalCommand {
+    /// Start the local stack, deploy the state machines, print the env to use it; Ctrl-C stops it.
+    Up {
+        /// Port of the endpoint (AWS_ENDPOINT_URL); default: a free one.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Region the stack plays.
+        #[arg(long, default_value = hapilot::local::DEFAULT_REGION)]
+        region: String,
+        /// Seconds moto may take to start.
+        #[arg(long, default_value_t = 60)]
+        moto_start_timeout: u64,
+    },
+    /// Only install the pinned moto into the project-local venv.
+    Setup,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HAPILOT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("hapilot: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn say(line: &str) {
+    println!("{line}");
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Local {
+            command: LocalCommand::Setup,
+        } => {
+            let options = StackOptions::default();
+            MotoInstall::at(&options.venv).ensure(&options.python, say)?;
+            println!(
+                "moto {} is installed in {}",
+                hapilot::local::moto::MOTO_VERSION,
+                options.venv.display()
+            );
+            Ok(())
+        }
+        Command::Local {
+            command:
+                LocalCommand::Up {
+                    port,
+                    region,
+                    moto_start_timeout,
+                },
+        } => local_up(port, region, moto_start_timeout).await,
+        Command::Drill => {
+            let report = hapilot::drill::health_proof(StackOptions::default(), say).await?;
+            print!("{}", report.render());
+            if !report.passed() {
+                bail!("the drill did not end as expected (see the report above)");
+            }
+            Ok(())
+        }
+        Command::Start {
+            machine,
+            input,
+            name,
+            timeout,
+        } => {
+            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+            let arn = resolve_machine(&sfn, &machine).await?;
+            let input = read_input(input)?;
+            let name = name.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
+            let execution = runs::start(&sfn, &arn, &name, &input).await?;
+            println!("started {execution}");
+            finish(&sfn, &execution, timeout).await
+        }
+        Command::Watch { execution, timeout } => {
+            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+            finish(&sfn, &execution, timeout).await
+        }
+    }
+}
+
+async fn local_up(
+    port: Option<u16>,
+    region: String,
+    moto_start_timeout: u64,
+) -> anyhow::Result<()> {
+    let options = StackOptions {
+        port,
+        region,
+        moto_start_timeout: Duration::from_secs(moto_start_timeout),
+        ..StackOptions::default()
+    };
+    let stack = LocalStack::start(options, say).await?;
+    println!(
+        "# hapilot local stack: evaluate these lines to use it (AWS CLI, SDKs, `hapilot start`)"
+    );
+    for line in stack.env_lines() {
+        println!("{line}");
+    }
+    for (name, arn) in stack.state_machines() {
+        println!("# state machine {name}: {arn}");
+    }
+    for f in hapilot_functions::catalog::FUNCTIONS {
+        println!("# function {}: {}", f.name, f.summary);
+    }
+    println!(
+        "# ready at {} (moto pid {}, log {}); Ctrl-C stops it",
+        stack.endpoint_url(),
+        stack.moto_pid().unwrap_or_default(),
+        stack.moto_log().display()
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    println!("# stopping the local stack");
+    stack.shutdown().await;
+    Ok(())
+}
+
+async fn resolve_machine(sfn: &aws_sdk_sfn::Client, machine: &str) -> anyhow::Result<String> {
+    if machine.starts_with("arn:") {
+        return Ok(machine.to_string());
+    }
+    let mut pages = sfn.list_state_machines().into_paginator().items().send();
+    while let Some(item) = pages.next().await {
+        let item = item
+            .context("ListStateMachines failed (is AWS_ENDPOINT_URL or your AWS profile set?)")?;
+        if item.name() == machine {
+            return Ok(item.state_machine_arn().to_string());
+        }
+    }
+    bail!("no state machine named {machine:?} in this account and region")
+}
+
+fn read_input(input: Option<PathBuf>) -> anyhow::Result<serde_json::Value> {
+    let text = match input {
+        None => return Ok(serde_json::json!({})),
+        Some(p) if p.as_os_str() == "-" => {
+            std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+        }
+        Some(p) => {
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?
+        }
+    };
+    serde_json::from_str(&text).context("the input is not valid JSON")
+}
+
+async fn finish(sfn: &aws_sdk_sfn::Client, execution: &str, timeout: u64) -> anyhow::Result<()> {
+    let outcome = runs::follow(sfn, execution, Duration::from_secs(timeout), say).await?;
+    if let Some(output) = &outcome.output {
+        println!("{}", serde_json::to_string_pretty(output)?);
+    }
+    if !outcome.succeeded() {
+        bail!(
+            "run ended {}: {} {}",
+            outcome.status,
+            outcome.error.as_deref().unwrap_or(""),
+            outcome.cause.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}

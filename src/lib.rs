@@ -1,0 +1,11 @@
+//! hapilot: the operator CLI and the local stack.
+//!
+//! The library half holds everything the `hapilot` binary and the end-to-end tests share: the
+//! local stack (moto + our Lambda host), simulated regional gateways, and following runs.
+
+pub mod drill;
+pub mod error;
+pub mod local;
+pub mod runs;
+
+pub use error::HapilotError;

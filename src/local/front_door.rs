@@ -1,0 +1,359 @@
+//! The front door of the local stack: the Lambda Invoke API served by the in-process handlers,
+//! and a transparent forward of every other request to moto.
+//!
+//! Answers follow Lambda's wire contract, because moto's Step Functions executor (botocore) and
+//! the AWS SDKs read them: every invoke answer carries `x-amzn-RequestId`; a handler error is
+//! `200` + `X-Amz-Function-Error: Unhandled` + `{"errorType","errorMessage"}`, which is what lets
+//! `Retry`/`Catch` match our `hapilot.*` error names.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use hapilot_aws::sdk::LOCAL_ACCOUNT_ID;
+use hapilot_functions::registry::FunctionRegistry;
+
+use super::http::serve;
+
+const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
+const INVOKE_SUFFIX: &str = "/invocations";
+
+/// A running front door; stops serving (and drops every open connection) when dropped.
+pub struct FrontDoor {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    registry: FunctionRegistry,
+    upstream: SocketAddr,
+    region: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl FrontDoor {
+    /// Serves on `listener`: invokes go to `registry`, everything else to moto at `upstream`.
+    pub fn start(
+        listener: TcpListener,
+        registry: FunctionRegistry,
+        upstream: SocketAddr,
+        region: &str,
+    ) -> Self {
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let shared = Arc::new(Shared {
+            registry,
+            upstream,
+            region: region.to_string(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let task = serve(listener, move |req| {
+            let shared = shared.clone();
+            async move { route(&shared, req).await }
+        });
+        Self { addr, task }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL clients use, e.g. `http://127.0.0.1:4566`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for FrontDoor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() == Method::POST
+        && let Some(raw) = req
+            .uri()
+            .path()
+            .strip_prefix(INVOKE_PREFIX)
+            .and_then(|p| p.strip_suffix(INVOKE_SUFFIX))
+    {
+        let raw = raw.to_string();
+        return invoke(shared, &raw, req).await;
+    }
+    forward(shared, req).await
+}
+
+/// The function name inside a path segment that may be a name, `name:qualifier`, a full ARN or
+/// a partial ARN (`123456789012:function:name`), percent-encoded or not.
+pub fn function_name(raw: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let after = match decoded.find(":function:") {
+        Some(at) => &decoded[at + ":function:".len()..],
+        None => &decoded[..],
+    };
+    after.split(':').next().unwrap_or_default().to_string()
+}
+
+async fn invoke(shared: &Shared, raw_name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let name = function_name(raw_name);
+    let invocation_type = req
+        .headers()
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse")
+        .to_string();
+    let Some(handler) = shared.registry.get(&name) else {
+        let arn = format!(
+            "arn:aws:lambda:{}:{LOCAL_ACCOUNT_ID}:function:{name}",
+            shared.region
+        );
+        tracing::warn!(function = %name, "invoke of an unknown function");
+        return aws_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {arn}"),
+            &request_id,
+        );
+    };
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                &format!("Could not read request body: {e}"),
+                &request_id,
+            );
+        }
+    };
+    let event: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestContentException",
+                    &format!("Could not parse request body into json: {e}"),
+                    &request_id,
+                );
+            }
+        }
+    };
+    match invocation_type.as_str() {
+        "DryRun" => return lambda_answer(StatusCode::NO_CONTENT, Bytes::new(), &request_id, None),
+        "Event" => {
+            let name = name.clone();
+            tokio::spawn(async move {
+                let outcome = tokio::spawn(handler(event)).await;
+                log_outcome(&name, "Event", &outcome);
+            });
+            return lambda_answer(StatusCode::ACCEPTED, Bytes::new(), &request_id, None);
+        }
+        _ => {}
+    }
+    let started = Instant::now();
+    // A separate task, so a panicking handler is reported like Lambda does and the host lives on.
+    let outcome = tokio::spawn(handler(event)).await;
+    let elapsed_ms = started.elapsed().as_millis();
+    log_outcome(&name, &request_id, &outcome);
+    tracing::debug!(function = %name, %request_id, elapsed_ms, "invoke done");
+    match outcome {
+        Ok(Ok(result)) => lambda_answer(
+            StatusCode::OK,
+            Bytes::from(result.to_string()),
+            &request_id,
+            None,
+        ),
+        Ok(Err(e)) => {
+            let body = json!({ "errorType": e.error_type(), "errorMessage": e.to_string() });
+            lambda_answer(
+                StatusCode::OK,
+                Bytes::from(body.to_string()),
+                &request_id,
+                Some("Unhandled"),
+            )
+        }
+        Err(join_error) => {
+            // The same errorType and message lambda_runtime's panic layer reports in AWS.
+            let message = match join_error.try_into_panic() {
+                Ok(payload) => match payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                {
+                    Some(msg) => format!("Lambda panicked: {msg}"),
+                    None => "Lambda panicked".to_string(),
+                },
+                Err(_) => "Lambda invocation was cancelled".to_string(),
+            };
+            let error_type = std::any::type_name::<Box<dyn std::any::Any + Send>>();
+            let body = json!({ "errorType": error_type, "errorMessage": message });
+            lambda_answer(
+                StatusCode::OK,
+                Bytes::from(body.to_string()),
+                &request_id,
+                Some("Unhandled"),
+            )
+        }
+    }
+}
+
+type Outcome = Result<Result<Value, hapilot_functions::FunctionError>, tokio::task::JoinError>;
+
+fn log_outcome(function: &str, request_id: &str, outcome: &Outcome) {
+    match outcome {
+        Ok(Ok(_)) => tracing::info!(%function, %request_id, "invoke succeeded"),
+        Ok(Err(e)) => {
+            tracing::info!(%function, %request_id, error_type = e.error_type(), error = %e, "invoke failed")
+        }
+        Err(e) => tracing::error!(%function, %request_id, error = %e, "handler panicked"),
+    }
+}
+
+fn lambda_answer(
+    status: StatusCode,
+    body: Bytes,
+    request_id: &str,
+    function_error: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        "x-amz-executed-version",
+        HeaderValue::from_static("$LATEST"),
+    );
+    insert_request_id(headers, request_id);
+    if let Some(kind) = function_error {
+        headers.insert(
+            "x-amz-function-error",
+            HeaderValue::from_str(kind).expect("static ASCII"),
+        );
+    }
+    response
+}
+
+fn aws_error(
+    status: StatusCode,
+    error_type: &str,
+    message: &str,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let body = json!({ "Type": "User", "Message": message, "message": message });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_str(error_type).unwrap_or(HeaderValue::from_static("ServiceException")),
+    );
+    insert_request_id(headers, request_id);
+    response
+}
+
+fn insert_request_id(headers: &mut hyper::HeaderMap, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
+    }
+}
+
+/// Headers that describe one connection, not the message: never forwarded.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+async fn forward(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri = format!("http://{}{}", shared.upstream, path);
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return bad_gateway(&format!("could not read the request body: {e}")),
+    };
+    let mut builder = Request::builder().method(parts.method).uri(uri);
+    for (name, value) in parts.headers.iter().filter(|(n, _)| !is_hop_by_hop(n)) {
+        builder = builder.header(name, value);
+    }
+    let request = match builder.body(Full::new(body)) {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(&format!("could not forward the request: {e}")),
+    };
+    let answer = match shared.client.request(request).await {
+        Ok(a) => a,
+        Err(e) => {
+            return bad_gateway(&format!("moto at {} did not answer: {e}", shared.upstream));
+        }
+    };
+    let (parts, body) = answer.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return bad_gateway(&format!("moto's answer broke off: {e}")),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = parts.status;
+    for (name, value) in parts.headers.iter().filter(|(n, _)| !is_hop_by_hop(n)) {
+        response.headers_mut().append(name, value.clone());
+    }
+    response
+}
+
+fn bad_gateway(message: &str) -> Response<Full<Bytes>> {
+    tracing::warn!(message, "front door: forward failed");
+    let mut response = Response::new(Full::new(Bytes::from(format!(
+        "hapilot local stack: {message}\n"
+    ))));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_name;
+
+    #[test]
+    fn function_names_in_every_form() {
+        for raw in [
+            "check-health",
+            "check-health:$LATEST",
+            "arn:aws:lambda:us-east-1:123456789012:function:check-health",
+            "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Acheck-health",
+            "arn:aws:lambda:us-east-1:123456789012:function:check-health:prod",
+            "123456789012:function:check-health",
+        ] {
+            assert_eq!(function_name(raw), "check-health", "{raw}");
+        }
+    }
+}

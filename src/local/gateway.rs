@@ -1,0 +1,149 @@
+//! Simulated regional gateways: an HTTP `/health` endpoint per region on loopback whose answer
+//! can be switched, standing in for a region's NLB + LiteLLM/agent gateway.
+//!
+//! Modes cover what a prober meets in a real outage: a clean answer, a 503, an answer slower
+//! than the probe timeout, and a connection that is accepted but never answered. The mode can be
+//! switched in process ([`SimulatedGateway::set_mode`]) or over HTTP (`PUT /_sim/mode` with body
+//! `healthy`, `failing`, `hanging` or `slow:<ms>`), so a drill in another process can break it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use super::http::{Answer, answer, serve};
+
+/// How the gateway answers `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayMode {
+    /// `200 {"status":"healthy"}` at once.
+    Healthy,
+    /// `503 {"status":"unhealthy"}` at once.
+    Failing,
+    /// A healthy answer after this delay.
+    Slow(Duration),
+    /// Accepts the request and never answers.
+    Hanging,
+}
+
+impl std::str::FromStr for GatewayMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "healthy" => Ok(GatewayMode::Healthy),
+            "failing" => Ok(GatewayMode::Failing),
+            "hanging" => Ok(GatewayMode::Hanging),
+            other => other
+                .strip_prefix("slow:")
+                .and_then(|ms| ms.parse().ok())
+                .map(|ms| GatewayMode::Slow(Duration::from_millis(ms)))
+                .ok_or_else(|| {
+                    format!("unknown mode {other:?}: use healthy, failing, hanging or slow:<ms>")
+                }),
+        }
+    }
+}
+
+struct State {
+    region: String,
+    mode: Mutex<GatewayMode>,
+    health_requests: AtomicU64,
+}
+
+/// A running simulated gateway; stops when dropped.
+pub struct SimulatedGateway {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedGateway {
+    /// Starts a healthy gateway for `region` on a free loopback port.
+    pub async fn start(region: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            region: region.to_string(),
+            mode: Mutex::new(GatewayMode::Healthy),
+            health_requests: AtomicU64::new(0),
+        });
+        let shared = state.clone();
+        let task = serve(listener, move |req| {
+            let state = shared.clone();
+            async move { respond(&state, req).await }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// `http://127.0.0.1:<port>/health`.
+    pub fn health_url(&self) -> String {
+        format!("http://{}/health", self.addr)
+    }
+
+    /// The region this gateway plays.
+    pub fn region(&self) -> &str {
+        &self.state.region
+    }
+
+    /// Switches how `/health` answers from the next request on.
+    pub fn set_mode(&self, mode: GatewayMode) {
+        *self.state.mode.lock().expect("mode lock") = mode;
+    }
+
+    /// How many `/health` requests arrived so far.
+    pub fn health_requests(&self) -> u64 {
+        self.state.health_requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SimulatedGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn respond(state: &State, req: Request<Incoming>) -> Answer {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") => {
+            state.health_requests.fetch_add(1, Ordering::Relaxed);
+            let mode = *state.mode.lock().expect("mode lock");
+            let healthy = json!({ "status": "healthy", "region": state.region }).to_string();
+            match mode {
+                GatewayMode::Healthy => answer(StatusCode::OK, "application/json", healthy),
+                GatewayMode::Failing => answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    json!({ "status": "unhealthy", "region": state.region }).to_string(),
+                ),
+                GatewayMode::Slow(delay) => {
+                    tokio::time::sleep(delay).await;
+                    answer(StatusCode::OK, "application/json", healthy)
+                }
+                GatewayMode::Hanging => std::future::pending().await,
+            }
+        }
+        (&Method::PUT, "/_sim/mode") => {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            match String::from_utf8_lossy(&body).parse::<GatewayMode>() {
+                Ok(mode) => {
+                    *state.mode.lock().expect("mode lock") = mode;
+                    answer(StatusCode::NO_CONTENT, "text/plain", "")
+                }
+                Err(e) => answer(StatusCode::BAD_REQUEST, "text/plain", e),
+            }
+        }
+        _ => answer(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
