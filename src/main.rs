@@ -83,8 +83,15 @@ async fn main() {
     }
 }
 
+/// Prints one line; a closed stdout (a pipe whose reader went away) must not kill the stack
+/// before it has stopped its children.
 fn say(line: &str) {
-    println!("{line}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => { say(&format!($($arg)*)) };
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -94,7 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let options = StackOptions::default();
             MotoInstall::at(&options.venv).ensure(&options.python, say)?;
-            println!(
+            say!(
                 "moto {} is installed in {}",
                 hapilot::local::moto::MOTO_VERSION,
                 options.venv.display()
@@ -128,7 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let input = read_input(input)?;
             let name = name.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
             let execution = runs::start(&sfn, &arn, &name, &input).await?;
-            println!("started {execution}");
+            say!("started {execution}");
             finish(&sfn, &execution, timeout).await
         }
         Command::Watch { execution, timeout } => {
@@ -150,19 +157,17 @@ async fn local_up(
         ..StackOptions::default()
     };
     let stack = LocalStack::start(options, say).await?;
-    println!(
-        "# hapilot local stack: evaluate these lines to use it (AWS CLI, SDKs, `hapilot start`)"
-    );
+    say!("# hapilot local stack: evaluate these lines to use it (AWS CLI, SDKs, `hapilot start`)");
     for line in stack.env_lines() {
-        println!("{line}");
+        say!("{line}");
     }
     for (name, arn) in stack.state_machines() {
-        println!("# state machine {name}: {arn}");
+        say!("# state machine {name}: {arn}");
     }
     for f in hapilot_functions::catalog::FUNCTIONS {
-        println!("# function {}: {}", f.name, f.summary);
+        say!("# function {}: {}", f.name, f.summary);
     }
-    println!(
+    say!(
         "# ready at {} (moto pid {}, log {}); Ctrl-C stops it",
         stack.endpoint_url(),
         stack.moto_pid().unwrap_or_default(),
@@ -174,7 +179,7 @@ async fn local_up(
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    println!("# stopping the local stack");
+    say!("# stopping the local stack");
     stack.shutdown().await;
     Ok(())
 }
@@ -210,7 +215,7 @@ fn read_input(input: Option<PathBuf>) -> anyhow::Result<serde_json::Value> {
 async fn finish(sfn: &aws_sdk_sfn::Client, execution: &str, timeout: u64) -> anyhow::Result<()> {
     let outcome = runs::follow(sfn, execution, Duration::from_secs(timeout), say).await?;
     if let Some(output) = &outcome.output {
-        println!("{}", serde_json::to_string_pretty(output)?);
+        say!("{}", serde_json::to_string_pretty(output)?);
     }
     if !outcome.succeeded() {
         bail!(

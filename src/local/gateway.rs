@@ -55,6 +55,7 @@ struct State {
     region: String,
     mode: Mutex<GatewayMode>,
     health_requests: AtomicU64,
+    failures_left: AtomicU64,
 }
 
 /// A running simulated gateway; stops when dropped.
@@ -73,6 +74,7 @@ impl SimulatedGateway {
             region: region.to_string(),
             mode: Mutex::new(GatewayMode::Healthy),
             health_requests: AtomicU64::new(0),
+            failures_left: AtomicU64::new(0),
         });
         let shared = state.clone();
         let task = serve(listener, move |req| {
@@ -97,6 +99,12 @@ impl SimulatedGateway {
         *self.state.mode.lock().expect("mode lock") = mode;
     }
 
+    /// Answers the next `n` `/health` requests with 503 whatever the mode, then the mode again:
+    /// a flap that is exact to the request, for tests that must not race the clock.
+    pub fn fail_next(&self, n: u64) {
+        self.state.failures_left.store(n, Ordering::Relaxed);
+    }
+
     /// How many `/health` requests arrived so far.
     pub fn health_requests(&self) -> u64 {
         self.state.health_requests.load(Ordering::Relaxed)
@@ -113,7 +121,15 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => {
             state.health_requests.fetch_add(1, Ordering::Relaxed);
-            let mode = *state.mode.lock().expect("mode lock");
+            let flapping = state
+                .failures_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            let mode = if flapping {
+                GatewayMode::Failing
+            } else {
+                *state.mode.lock().expect("mode lock")
+            };
             let healthy = json!({ "status": "healthy", "region": state.region }).to_string();
             match mode {
                 GatewayMode::Healthy => answer(StatusCode::OK, "application/json", healthy),

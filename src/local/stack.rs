@@ -69,13 +69,7 @@ impl LocalStack {
         options: StackOptions,
         progress: impl Fn(&str) + Send + 'static,
     ) -> Result<Self, HapilotError> {
-        let install = MotoInstall::at(&options.venv);
-        let python = options.python.clone();
-        let install_for_task = install.clone();
-        tokio::task::spawn_blocking(move || install_for_task.ensure(&python, progress))
-            .await
-            .map_err(|e| HapilotError::io("installing moto")(std::io::Error::other(e)))??;
-
+        // The port first: a taken port is reported at once, not after a minute of installing.
         let listener = match options.port {
             Some(port) => TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -91,6 +85,13 @@ impl LocalStack {
                 .await
                 .map_err(HapilotError::io("binding a free port"))?,
         };
+        let install = MotoInstall::at(&options.venv);
+        let python = options.python.clone();
+        let install_for_task = install.clone();
+        tokio::task::spawn_blocking(move || install_for_task.ensure(&python, progress))
+            .await
+            .map_err(|e| HapilotError::io("installing moto")(std::io::Error::other(e)))??;
+
         let front_door_port = listener
             .local_addr()
             .map_err(HapilotError::io("reading the bound port"))?

@@ -1,0 +1,176 @@
+//! `hapilot local up` as a user runs it: a real process that serves until SIGTERM, says in one
+//! line what is wrong when it cannot start, and never leaves a moto behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::{process_alive, wait_gone};
+
+fn hapilot() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hapilot"));
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// Reads stdout until the ready line; returns (endpoint, moto pid).
+async fn wait_ready(child: &mut Child) -> (String, u32) {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("# ready at ") {
+                let endpoint = rest.split_whitespace().next().unwrap().to_string();
+                let pid = rest
+                    .split("moto pid ")
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap();
+                return (endpoint, pid.parse().unwrap());
+            }
+        }
+        panic!("hapilot local up ended without a ready line");
+    };
+    tokio::time::timeout(Duration::from_secs(180), read)
+        .await
+        .expect("ready within 180 s")
+}
+
+async fn failing_run(command: &mut Command) -> String {
+    let out = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("hapilot ends")
+        .unwrap();
+    assert!(!out.status.success(), "expected a failure");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let errors: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("hapilot: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one clear line expected, got:\n{stderr}");
+    errors[0].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_up_serves_until_sigterm_and_leaves_no_moto() {
+    let mut child = hapilot().args(["local", "up"]).spawn().unwrap();
+    let (endpoint, moto_pid) = wait_ready(&mut child).await;
+    assert!(process_alive(moto_pid));
+
+    let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::local(&endpoint, "us-east-1"));
+    sfn.list_state_machines()
+        .send()
+        .await
+        .expect("the printed endpoint serves AWS APIs");
+
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        wait_gone(moto_pid, Duration::from_secs(10)).await,
+        "moto {moto_pid} outlived the CLI"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_cli_takes_moto_with_it() {
+    let mut child = hapilot().args(["local", "up"]).spawn().unwrap();
+    let (_, moto_pid) = wait_ready(&mut child).await;
+    child.kill().await.unwrap(); // SIGKILL: no handler runs, only the kernel's parent-death signal.
+    assert!(
+        wait_gone(moto_pid, Duration::from_secs(10)).await,
+        "moto {moto_pid} outlived a killed CLI"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_port_is_one_clear_line() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let line = failing_run(hapilot().args(["local", "up", "--port", &port])).await;
+    assert!(
+        line.contains("already in use") && line.contains(&port),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_python_is_one_clear_line() {
+    let dir = tempdir("no-python");
+    let line = failing_run(
+        hapilot()
+            .args(["local", "up"])
+            .env("HAPILOT_VENV", dir.join("venv"))
+            .env("HAPILOT_PYTHON", dir.join("no-such-python3")),
+    )
+    .await;
+    assert!(
+        line.contains("python3 not found") && line.contains("apt-get install"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moto_that_never_answers_is_stopped_and_reported() {
+    // A venv whose moto "is installed" but never serves: it records its pid and sleeps.
+    let dir = tempdir("mute-moto");
+    let bin = dir.join("venv/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let pid_file = dir.join("moto.pid");
+    script(
+        &bin.join("python"),
+        &format!("echo {}", hapilot::local::moto::MOTO_VERSION),
+    );
+    script(
+        &bin.join("moto_server"),
+        &format!(
+            "echo \"pretending to be moto\" >&2\necho $$ > {}\nexec sleep 300",
+            pid_file.display()
+        ),
+    );
+    let line = failing_run(
+        hapilot()
+            .args(["local", "up", "--moto-start-timeout", "2"])
+            .env("HAPILOT_VENV", dir.join("venv")),
+    )
+    .await;
+    assert!(
+        line.contains("moto server did not start") && line.contains("pretending to be moto"),
+        "{line}"
+    );
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_gone(pid, Duration::from_secs(10)).await,
+        "the mute moto {pid} was left running"
+    );
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "hapilot-test-{tag}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real state machines executed by moto, invoking the real handlers
+//! through the local stack's front door, against simulated regional gateways. Every test starts
+//! its own stack on free loopback ports and tears it down, even when it panics.
+
+mod support;
+
+mod cli;
+mod front_door;
+mod health_proof;

@@ -1,0 +1,149 @@
+//! The test harness: a fresh local stack per test, ready SDK clients, and run helpers that print
+//! the full execution history when a run does not end as expected.
+
+#![allow(dead_code)] // Each test module uses a different part of the harness.
+
+use std::time::Duration;
+
+use hapilot::local::deploy::definitions_in;
+use hapilot::local::{LocalStack, StackOptions, project_root};
+use hapilot::runs::{RunOutcome, follow, start};
+use hapilot_functions::registry::FunctionRegistry;
+use serde_json::Value;
+
+/// How long a test waits for a run before giving up (runs in tests take seconds).
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A local stack for one test: moto + front door + every product state machine and every
+/// harness state machine under `tests/statemachines/`. Dropping it stops everything.
+pub struct TestStack {
+    stack: LocalStack,
+}
+
+impl TestStack {
+    /// A stack serving every hapilot function.
+    pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A stack whose front door serves `registry` instead (for handlers that misbehave).
+    pub async fn with_registry(registry: FunctionRegistry) -> Self {
+        Self::start_with(Some(registry)).await
+    }
+
+    async fn start_with(registry: Option<FunctionRegistry>) -> Self {
+        let mut options = StackOptions {
+            registry,
+            ..StackOptions::default()
+        };
+        options
+            .definitions
+            .extend(definitions_in(&project_root().join("tests/statemachines")));
+        let stack = LocalStack::start(options, |line| eprintln!("{line}"))
+            .await
+            .unwrap_or_else(|e| panic!("the local stack did not start: {e}"));
+        Self { stack }
+    }
+
+    /// The front door's URL.
+    pub fn endpoint_url(&self) -> String {
+        self.stack.endpoint_url()
+    }
+
+    /// The underlying stack.
+    pub fn stack(&self) -> &LocalStack {
+        &self.stack
+    }
+
+    /// A Step Functions client pointed at this stack.
+    pub fn sfn(&self) -> aws_sdk_sfn::Client {
+        aws_sdk_sfn::Client::new(self.stack.sdk_config())
+    }
+
+    /// An S3 client pointed at this stack (path-style).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        hapilot_aws::sdk::s3(self.stack.sdk_config())
+    }
+
+    /// A Route53 client pointed at this stack.
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(self.stack.sdk_config())
+    }
+
+    /// A CloudWatch client pointed at this stack.
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(self.stack.sdk_config())
+    }
+
+    /// Starts a uniquely named run of `machine` with `input` and follows it to its end.
+    pub async fn run(&self, machine: &str, input: Value) -> RunOutcome {
+        let arn = self.stack.state_machine_arn(machine).unwrap_or_else(|| {
+            panic!(
+                "no state machine {machine:?}; have {:?}",
+                self.stack.state_machines()
+            )
+        });
+        let sfn = self.sfn();
+        let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let execution = start(&sfn, arn, &name, &input)
+            .await
+            .expect("StartExecution");
+        follow(&sfn, &execution, RUN_TIMEOUT, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("following {execution}: {e}"))
+    }
+
+    /// Runs `machine` and asserts it succeeded; returns its output.
+    pub async fn run_ok(&self, machine: &str, input: Value) -> Value {
+        let outcome = self.run(machine, input).await;
+        assert!(
+            outcome.succeeded(),
+            "expected SUCCEEDED\n{}",
+            outcome.history_text()
+        );
+        outcome.output.unwrap_or(Value::Null)
+    }
+
+    /// Runs `machine` and asserts it failed with `error`; returns the outcome.
+    pub async fn run_failing(&self, machine: &str, input: Value, error: &str) -> RunOutcome {
+        let outcome = self.run(machine, input).await;
+        assert_eq!(
+            (outcome.status.as_str(), outcome.error.as_deref()),
+            ("FAILED", Some(error)),
+            "unexpected end\n{}",
+            outcome.history_text()
+        );
+        outcome
+    }
+}
+
+/// Whether the run's history shows `state` was entered.
+pub fn entered(outcome: &RunOutcome, state: &str) -> bool {
+    outcome
+        .events
+        .iter()
+        .any(|e| e.kind.ends_with("StateEntered") && e.state.as_deref() == Some(state))
+}
+
+/// Whether a process with `pid` still exists (zombies count as gone).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `within` for `pid` to be gone.
+pub async fn wait_gone(pid: u32, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if !process_alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    !process_alive(pid)
+}
