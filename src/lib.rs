@@ -3,6 +3,8 @@
 //! The library half holds everything the `hapilot` binary and the end-to-end tests share: the
 //! local stack (moto + our Lambda host), simulated regional gateways, and following runs.
 
+#![warn(missing_docs)]
+
 pub mod drill;
 pub mod error;
 pub mod local;

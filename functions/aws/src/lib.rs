@@ -3,6 +3,8 @@
 //!
 //! Adapters report facts and perform effects; they never decide (that is `hapilot-core`).
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod prober;
 pub mod sdk;

@@ -4,6 +4,8 @@
 //! (`hapilot-functions`) parse their input into these types, ask for a decision, and hand the
 //! effects to adapters (`hapilot-aws`). That keeps every rule testable exhaustively.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod health;
 

@@ -5,6 +5,8 @@
 //! `src/bin/<function>.rs` wraps one handler in `lambda_runtime`; the local stack's Lambda host
 //! calls the very same functions through [`registry::FunctionRegistry`].
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod check_health;
 pub mod error;
