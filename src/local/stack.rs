@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use hapilot_functions::registry::{Adapters, FunctionRegistry};
+use hapilot_functions::config::Settings;
+use hapilot_functions::registry::{Adapters, FunctionRegistry, Handler};
 use tokio::net::TcpListener;
 
 use super::deploy::{definitions_in, deploy, local_substitutions};
@@ -15,7 +16,7 @@ use super::{DEFAULT_REGION, free_port, project_root};
 use crate::HapilotError;
 
 /// How to start a local stack. [`StackOptions::default`] gives the repository's own setup.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StackOptions {
     /// Port of the front door (the endpoint users talk to); `None` picks a free one.
     pub port: Option<u16>,
@@ -31,8 +32,10 @@ pub struct StackOptions {
     pub log_dir: PathBuf,
     /// How long moto may take to answer after starting.
     pub moto_start_timeout: Duration,
-    /// Functions served by the front door; `None` means every hapilot function.
-    pub registry: Option<FunctionRegistry>,
+    /// The deployment configuration the functions see (in AWS: their environment).
+    pub settings: Settings,
+    /// Extra functions for the front door to serve (tests use misbehaving ones).
+    pub extra_functions: Vec<(String, Handler)>,
 }
 
 impl Default for StackOptions {
@@ -48,7 +51,8 @@ impl Default for StackOptions {
             definitions: definitions_in(&root.join("statemachines")),
             log_dir: root.join(".hapilot").join("logs"),
             moto_start_timeout: Duration::from_secs(60),
-            registry: None,
+            settings: Settings::with_defaults(),
+            extra_functions: Vec::new(),
         }
     }
 }
@@ -106,20 +110,21 @@ impl LocalStack {
         )
         .await?;
 
-        let registry = match options.registry {
-            Some(r) => r,
-            None => FunctionRegistry::new(
-                Adapters::new()
-                    .map_err(|e| HapilotError::io("building adapters")(std::io::Error::other(e)))?,
-            ),
-        };
+        let endpoint = format!("http://127.0.0.1:{front_door_port}");
+        let sdk_config = hapilot_aws::sdk::local(&endpoint, &options.region);
+        let adapters = Adapters::new(&sdk_config, options.settings).map_err(|e| {
+            HapilotError::io("building the function adapters")(std::io::Error::other(e))
+        })?;
+        let mut registry = FunctionRegistry::new(adapters);
+        for (name, handler) in options.extra_functions {
+            registry.insert(&name, move |event| handler(event));
+        }
         let front_door = FrontDoor::start(
             listener,
             registry,
             std::net::SocketAddr::from(([127, 0, 0, 1], moto_port)),
             &options.region,
         );
-        let sdk_config = hapilot_aws::sdk::local(&front_door.endpoint_url(), &options.region);
         let sfn = aws_sdk_sfn::Client::new(&sdk_config);
         let state_machines = deploy(
             &sfn,

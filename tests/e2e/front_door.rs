@@ -3,7 +3,9 @@
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
-use hapilot_functions::registry::{Adapters, FunctionRegistry};
+use std::sync::Arc;
+
+use hapilot_functions::registry::Handler;
 use serde_json::Value;
 
 use crate::support::TestStack;
@@ -41,11 +43,8 @@ async fn assert_still_serving(stack: &TestStack) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_invokes_get_lambda_shaped_errors_and_the_host_keeps_serving() {
-    let mut registry = FunctionRegistry::new(Adapters::new().unwrap());
-    registry.insert("panics", |_| {
-        Box::pin(async { panic!("handler bug on purpose") })
-    });
-    let stack = TestStack::with_registry(registry).await;
+    let panics: Handler = Arc::new(|_| Box::pin(async { panic!("handler bug on purpose") }));
+    let stack = TestStack::with_extra_functions(vec![("panics".to_string(), panics)]).await;
 
     // Unknown function: Lambda's ResourceNotFoundException, by full ARN as the executor sends it.
     let r = invoke(

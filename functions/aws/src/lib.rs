@@ -5,8 +5,15 @@
 
 #![warn(missing_docs)]
 
+pub mod database;
+pub mod dns;
 pub mod error;
+pub mod journal;
+pub mod monitoring;
+pub mod notifier;
+pub mod orchestrator;
 pub mod prober;
+pub mod scaler;
 pub mod sdk;
 
 pub use error::AdapterError;

@@ -13,6 +13,28 @@ pub enum ErrorName {
     InvalidInput,
     /// A probed endpoint did not meet the health policy (and the task required it to).
     EndpointUnhealthy,
+    /// The standby region failed its health check: failing over to it would not help.
+    StandbyUnhealthy,
+    /// A database needed for the step could not be reached or refused.
+    DatabaseUnreachable,
+    /// Promotion of the standby database failed or did not finish in time.
+    PromotionFailed,
+    /// The Route53 weights could not be changed.
+    TrafficShiftFailed,
+    /// A Route53 change did not reach INSYNC before its deadline.
+    DnsSyncTimeout,
+    /// Scaling the standby region failed.
+    ScaleFailed,
+    /// A human denied the approval the run asked for.
+    ApprovalDenied,
+    /// Nobody answered the approval in time.
+    ApprovalTimedOut,
+    /// The event handed to the alarm router is not an alarm state change it understands.
+    UnrecognisedEvent,
+    /// The function's configuration is missing or malformed.
+    SetupFailed,
+    /// Writing the journal, a report, a metric or a notification failed.
+    RecordFailed,
 }
 
 impl ErrorName {
@@ -21,11 +43,36 @@ impl ErrorName {
         match self {
             ErrorName::InvalidInput => "hapilot.InvalidInput",
             ErrorName::EndpointUnhealthy => "hapilot.EndpointUnhealthy",
+            ErrorName::StandbyUnhealthy => "hapilot.StandbyUnhealthy",
+            ErrorName::DatabaseUnreachable => "hapilot.DatabaseUnreachable",
+            ErrorName::PromotionFailed => "hapilot.PromotionFailed",
+            ErrorName::TrafficShiftFailed => "hapilot.TrafficShiftFailed",
+            ErrorName::DnsSyncTimeout => "hapilot.DnsSyncTimeout",
+            ErrorName::ScaleFailed => "hapilot.ScaleFailed",
+            ErrorName::ApprovalDenied => "hapilot.ApprovalDenied",
+            ErrorName::ApprovalTimedOut => "hapilot.ApprovalTimedOut",
+            ErrorName::UnrecognisedEvent => "hapilot.UnrecognisedEvent",
+            ErrorName::SetupFailed => "hapilot.SetupFailed",
+            ErrorName::RecordFailed => "hapilot.RecordFailed",
         }
     }
 
     /// Every name, for documentation and for checks that the ASL only catches names that exist.
-    pub const ALL: &'static [ErrorName] = &[ErrorName::InvalidInput, ErrorName::EndpointUnhealthy];
+    pub const ALL: &'static [ErrorName] = &[
+        ErrorName::InvalidInput,
+        ErrorName::EndpointUnhealthy,
+        ErrorName::StandbyUnhealthy,
+        ErrorName::DatabaseUnreachable,
+        ErrorName::PromotionFailed,
+        ErrorName::TrafficShiftFailed,
+        ErrorName::DnsSyncTimeout,
+        ErrorName::ScaleFailed,
+        ErrorName::ApprovalDenied,
+        ErrorName::ApprovalTimedOut,
+        ErrorName::UnrecognisedEvent,
+        ErrorName::SetupFailed,
+        ErrorName::RecordFailed,
+    ];
 }
 
 impl fmt::Display for ErrorName {

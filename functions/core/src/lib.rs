@@ -6,7 +6,10 @@
 
 #![warn(missing_docs)]
 
+pub mod alarm;
 pub mod error;
+pub mod failover;
 pub mod health;
+pub mod tier;
 
 pub use error::{CoreError, ErrorName};

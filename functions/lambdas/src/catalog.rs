@@ -1,5 +1,5 @@
 //! The list of hapilot's Lambda functions: one place that the local stack, the state machine
-//! substitutions and the SAM template checks all read.
+//! substitutions, the Lambda mains and the SAM template checks all read.
 
 /// One Lambda function of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,16 +9,93 @@ pub struct FunctionSpec {
     /// The `${...}` name state machines use for its ARN, e.g. `CheckHealthFunctionArn`;
     /// `infra/template.yaml` defines the same name in `DefinitionSubstitutions`.
     pub substitution: &'static str,
+    /// The environment variables it cannot start without.
+    pub requires: &'static [&'static str],
     /// What it does, for `hapilot local up` and docs.
     pub summary: &'static str,
 }
 
+const ZONE: &str = "HAPILOT_HOSTED_ZONE_ID";
+const RECORD: &str = "HAPILOT_RECORD_NAME";
+const BUCKET: &str = "HAPILOT_AUDIT_BUCKET";
+const TOPIC: &str = "HAPILOT_TOPIC_ARN";
+const REGIONS: &str = "HAPILOT_REGIONS";
+
 /// Every function hapilot deploys.
-pub const FUNCTIONS: &[FunctionSpec] = &[FunctionSpec {
-    name: "check-health",
-    substitution: "CheckHealthFunctionArn",
-    summary: "probe an HTTP /health endpoint N times and judge it healthy or not",
-}];
+pub const FUNCTIONS: &[FunctionSpec] = &[
+    FunctionSpec {
+        name: "alarm-router",
+        substitution: "AlarmRouterFunctionArn",
+        requires: &["HAPILOT_FAILOVER_STATE_MACHINE_ARN"],
+        summary: "turn a CloudWatch alarm state change into a failover run, or a reasoned refusal",
+    },
+    FunctionSpec {
+        name: "check-dns-sync",
+        substitution: "CheckDnsSyncFunctionArn",
+        requires: &[],
+        summary: "look once at a Route53 change: INSYNC yet?",
+    },
+    FunctionSpec {
+        name: "check-health",
+        substitution: "CheckHealthFunctionArn",
+        requires: &[],
+        summary: "probe an HTTP /health endpoint N times and judge it healthy or not",
+    },
+    FunctionSpec {
+        name: "fence-primary",
+        substitution: "FencePrimaryFunctionArn",
+        requires: &[ZONE, RECORD, REGIONS, BUCKET],
+        summary: "weight 0 for the failing primary, its database read-only where reachable",
+    },
+    FunctionSpec {
+        name: "plan-failover",
+        substitution: "PlanFailoverFunctionArn",
+        requires: &[REGIONS, "HAPILOT_GLOBAL_HEALTH_URL", BUCKET],
+        summary: "validate a failover input against the deployment and fill in defaults",
+    },
+    FunctionSpec {
+        name: "promote-database",
+        substitution: "PromoteDatabaseFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        summary: "promote the standby region's database (idempotent)",
+    },
+    FunctionSpec {
+        name: "read-replication",
+        substitution: "ReadReplicationFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        summary: "read the standby's replication lag and judge it against the tier's RPO",
+    },
+    FunctionSpec {
+        name: "record-run",
+        substitution: "RecordRunFunctionArn",
+        requires: &[BUCKET, TOPIC],
+        summary: "write the run's report, metrics and notification",
+    },
+    FunctionSpec {
+        name: "request-approval",
+        substitution: "RequestApprovalFunctionArn",
+        requires: &[BUCKET, TOPIC],
+        summary: "park a run until a human approves or denies (task token)",
+    },
+    FunctionSpec {
+        name: "scale-region",
+        substitution: "ScaleRegionFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        summary: "scale the region taking over (Kubernetes scale subresource)",
+    },
+    FunctionSpec {
+        name: "shift-traffic",
+        substitution: "ShiftTrafficFunctionArn",
+        requires: &[ZONE, RECORD, BUCKET],
+        summary: "set the global name's Route53 weights in one change, health checks kept",
+    },
+    FunctionSpec {
+        name: "snapshot-weights",
+        substitution: "SnapshotWeightsFunctionArn",
+        requires: &[ZONE, RECORD, BUCKET],
+        summary: "read the global name's weights before anything changes",
+    },
+];
 
 /// Finds a function by name.
 pub fn find(name: &str) -> Option<&'static FunctionSpec> {
@@ -39,6 +116,8 @@ mod tests {
                 .collect();
             assert_eq!(f.substitution, format!("{pascal}FunctionArn"));
             assert!(FUNCTIONS[i + 1..].iter().all(|g| g.name != f.name));
+            let bin = format!("{}/src/bin/{}.rs", env!("CARGO_MANIFEST_DIR"), f.name);
+            assert!(std::path::Path::new(&bin).exists(), "{bin} is missing");
         }
     }
 }

@@ -26,13 +26,26 @@ pub enum FunctionError {
 }
 
 impl FunctionError {
+    /// A named failure with a message.
+    pub fn named(name: ErrorName, message: impl Into<String>) -> Self {
+        FunctionError::Named {
+            name,
+            message: message.into(),
+        }
+    }
+
+    /// Maps an adapter failure to the step's error name, keeping the adapter's message.
+    pub fn from_adapter(name: ErrorName) -> impl FnOnce(hapilot_aws::AdapterError) -> Self {
+        move |e| FunctionError::named(name, e.to_string())
+    }
+
     /// The Lambda `errorType` of this error.
     pub fn error_type(&self) -> &'static str {
         match self {
             FunctionError::Core(e) => e.name().as_str(),
             FunctionError::Unreadable(_) => ErrorName::InvalidInput.as_str(),
             FunctionError::Named { name, .. } => name.as_str(),
-            FunctionError::Setup(_) => "hapilot.SetupFailed",
+            FunctionError::Setup(_) => ErrorName::SetupFailed.as_str(),
         }
     }
 }

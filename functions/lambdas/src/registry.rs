@@ -1,34 +1,128 @@
-//! The in-process function registry: function name -> handler, as the local stack's Lambda host
-//! serves them. Each entry calls the same handler function as the matching `src/bin` main.
+//! Function name -> handler. [`invoke`] is the one dispatch that both the Lambda mains
+//! ([`crate::lambda_main`]) and the local stack's Lambda host go through, so a function behaves
+//! the same in AWS and locally.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use aws_config::SdkConfig;
 use hapilot_aws::HttpProber;
+use hapilot_aws::database::AnyDatabase;
+use hapilot_aws::dns::Route53Dns;
+use hapilot_aws::journal::S3Journal;
+use hapilot_aws::monitoring::CloudWatch;
+use hapilot_aws::notifier::SnsNotifier;
+use hapilot_aws::orchestrator::StepFunctions;
+use hapilot_aws::scaler::KubernetesScaler;
 use serde_json::Value;
 
-use crate::{FunctionError, check_health};
+use crate::config::Settings;
+use crate::{
+    FunctionError, alarm_router, check_dns_sync, check_health, fence_primary, plan_failover,
+    promote_database, read_replication, record_run, request_approval, scale_region, shift_traffic,
+    snapshot_weights,
+};
 
 /// The future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, FunctionError>> + Send>>;
 /// A handler: JSON event in, JSON result or a named error out.
 pub type Handler = Arc<dyn Fn(Value) -> HandlerFuture + Send + Sync>;
 
-/// The adapters handlers need, built once per process (like a Lambda's init phase).
+/// The configuration and adapters handlers need, built once per process (a Lambda's init).
 #[derive(Debug, Clone)]
 pub struct Adapters {
-    /// HTTP health prober.
+    /// The deployment's configuration.
+    pub settings: Settings,
+    /// HTTP client for Patroni and Kubernetes APIs.
+    pub http: reqwest::Client,
+    /// Health prober.
     pub prober: HttpProber,
+    /// Route53.
+    pub dns: Route53Dns,
+    /// Journal and reports (audit bucket).
+    pub journal: S3Journal,
+    /// Notifications (SNS topic).
+    pub notifier: SnsNotifier,
+    /// Alarms and metrics.
+    pub cloudwatch: CloudWatch,
+    /// Step Functions.
+    pub runs: StepFunctions,
 }
 
 impl Adapters {
-    /// Builds every adapter.
-    pub fn new() -> Result<Self, FunctionError> {
+    /// Builds every adapter from AWS configuration and the deployment's settings.
+    pub fn new(sdk: &SdkConfig, settings: Settings) -> Result<Self, FunctionError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| FunctionError::Setup(e.to_string()))?;
         Ok(Self {
             prober: HttpProber::new().map_err(|e| FunctionError::Setup(e.to_string()))?,
+            dns: Route53Dns::from_sdk(sdk),
+            journal: S3Journal::from_sdk(sdk, settings.audit_bucket.as_deref().unwrap_or_default()),
+            notifier: SnsNotifier::from_sdk(sdk, settings.topic_arn.as_deref().unwrap_or_default()),
+            cloudwatch: CloudWatch::from_sdk(sdk),
+            runs: StepFunctions::from_sdk(sdk),
+            http,
+            settings,
         })
+    }
+
+    /// The database of `region`.
+    pub fn database(&self, region: &str) -> Result<AnyDatabase, FunctionError> {
+        let target = self
+            .settings
+            .region(region)?
+            .database
+            .as_ref()
+            .ok_or_else(|| {
+                FunctionError::Setup(format!(
+                    "HAPILOT_REGIONS has no database for region {region}"
+                ))
+            })?;
+        Ok(AnyDatabase::new(target, self.http.clone()))
+    }
+
+    /// The Kubernetes scaler of `region`, if it has a Kubernetes API configured.
+    pub fn scaler(&self, region: &str) -> Result<Option<KubernetesScaler>, FunctionError> {
+        Ok(self
+            .settings
+            .region(region)?
+            .kubernetes
+            .clone()
+            .map(|k| KubernetesScaler::new(self.http.clone(), k)))
+    }
+}
+
+/// Runs function `name` with `event`.
+pub async fn invoke(a: &Adapters, name: &str, event: Value) -> Result<Value, FunctionError> {
+    let s = &a.settings;
+    match name {
+        "alarm-router" => alarm_router::alarm_router(s, &a.cloudwatch, &a.runs, event).await,
+        "check-dns-sync" => check_dns_sync::check_dns_sync(&a.dns, event).await,
+        "check-health" => check_health::check_health(&a.prober, event).await,
+        "fence-primary" => {
+            fence_primary::fence_primary(&a.dns, |r| a.database(r), s, &a.journal, event).await
+        }
+        "plan-failover" => plan_failover::plan_failover(s, &a.journal, event).await,
+        "promote-database" => {
+            promote_database::promote_database(|r| a.database(r), &a.journal, event).await
+        }
+        "read-replication" => {
+            read_replication::read_replication(|r| a.database(r), &a.journal, event).await
+        }
+        "record-run" => record_run::record_run(&a.journal, &a.cloudwatch, &a.notifier, event).await,
+        "request-approval" => {
+            request_approval::request_approval(&a.journal, &a.notifier, event).await
+        }
+        "scale-region" => scale_region::scale_region(|r| a.scaler(r), s, &a.journal, event).await,
+        "shift-traffic" => shift_traffic::shift_traffic(&a.dns, s, &a.journal, event).await,
+        "snapshot-weights" => {
+            snapshot_weights::snapshot_weights(&a.dns, s, &a.journal, event).await
+        }
+        other => Err(FunctionError::Setup(format!("no function named {other}"))),
     }
 }
 
@@ -43,11 +137,13 @@ impl FunctionRegistry {
     pub fn new(adapters: Adapters) -> Self {
         let adapters = Arc::new(adapters);
         let mut registry = Self::default();
-        let a = adapters.clone();
-        registry.insert("check-health", move |event| {
-            let a = a.clone();
-            Box::pin(async move { check_health::check_health(&a.prober, event).await })
-        });
+        for spec in crate::catalog::FUNCTIONS {
+            let a = adapters.clone();
+            registry.insert(spec.name, move |event| {
+                let a = a.clone();
+                Box::pin(async move { invoke(&a, spec.name, event).await })
+            });
+        }
         registry
     }
 
@@ -80,9 +176,11 @@ impl std::fmt::Debug for FunctionRegistry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn registry_serves_exactly_the_catalog() {
-        let registry = FunctionRegistry::new(Adapters::new().unwrap());
+    #[tokio::test]
+    async fn registry_serves_exactly_the_catalog() {
+        let sdk = hapilot_aws::sdk::local("http://127.0.0.1:9", "us-east-1");
+        let registry =
+            FunctionRegistry::new(Adapters::new(&sdk, Settings::with_defaults()).unwrap());
         let names: Vec<_> = registry.names().collect();
         let catalog: Vec<_> = crate::catalog::FUNCTIONS.iter().map(|f| f.name).collect();
         assert_eq!(names, catalog);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use hapilot::local::deploy::definitions_in;
 use hapilot::local::{LocalStack, StackOptions, project_root};
 use hapilot::runs::{RunOutcome, follow, start};
-use hapilot_functions::registry::FunctionRegistry;
+use hapilot_functions::config::Settings;
+use hapilot_functions::registry::Handler;
 use serde_json::Value;
 
 /// How long a test waits for a run before giving up (runs in tests take seconds).
@@ -21,21 +22,30 @@ pub struct TestStack {
 }
 
 impl TestStack {
-    /// A stack serving every hapilot function.
+    /// A stack serving every hapilot function with default settings.
     pub async fn start() -> Self {
-        Self::start_with(None).await
+        Self::start_with(StackOptions::default()).await
     }
 
-    /// A stack whose front door serves `registry` instead (for handlers that misbehave).
-    pub async fn with_registry(registry: FunctionRegistry) -> Self {
-        Self::start_with(Some(registry)).await
-    }
-
-    async fn start_with(registry: Option<FunctionRegistry>) -> Self {
-        let mut options = StackOptions {
-            registry,
+    /// A stack whose functions see `settings` (their deployment configuration).
+    pub async fn with_settings(settings: Settings) -> Self {
+        Self::start_with(StackOptions {
+            settings,
             ..StackOptions::default()
-        };
+        })
+        .await
+    }
+
+    /// A stack that also serves `extra` functions (handlers that misbehave on purpose).
+    pub async fn with_extra_functions(extra: Vec<(String, Handler)>) -> Self {
+        Self::start_with(StackOptions {
+            extra_functions: extra,
+            ..StackOptions::default()
+        })
+        .await
+    }
+
+    async fn start_with(mut options: StackOptions) -> Self {
         options
             .definitions
             .extend(definitions_in(&project_root().join("tests/statemachines")));

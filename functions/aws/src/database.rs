@@ -1,0 +1,362 @@
+//! The regional PostgreSQL databases: replication status, promotion, fencing.
+//!
+//! Two backends behind one trait: `postgres` speaks SQL to the server itself (`pg_promote`),
+//! `patroni` asks the Patroni REST API of the cluster to do it (`POST /failover`).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use hapilot_core::failover::ReplicationStatus;
+use serde::{Deserialize, Serialize};
+
+use crate::AdapterError;
+
+/// What promotion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromotionOutcome {
+    /// It was a replica and is now the primary.
+    Promoted,
+    /// It already was the primary (a repeated step, or promoted by hand): nothing done.
+    AlreadyPrimary,
+}
+
+/// What fencing the old primary did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
+pub enum FenceOutcome {
+    /// New transactions are read-only now.
+    ReadOnly,
+    /// It could not be reached (the usual case when its region is down); DNS weight 0 is the fence.
+    Unreachable(String),
+    /// The cluster manager demotes the old leader itself.
+    LeftToClusterManager,
+}
+
+/// One region's database.
+pub trait Database: Send + Sync {
+    /// Replication status of this database (as a standby).
+    fn replication_status(
+        &self,
+    ) -> impl Future<Output = Result<ReplicationStatus, AdapterError>> + Send;
+    /// Makes it the primary; idempotent.
+    fn promote(
+        &self,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<PromotionOutcome, AdapterError>> + Send;
+    /// Stops it accepting writes where it can be reached; never fails for an unreachable server.
+    fn fence(&self) -> impl Future<Output = FenceOutcome> + Send;
+}
+
+/// How to reach one region's database, from configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case")]
+pub enum DatabaseTarget {
+    /// Direct SQL; `dsn` is a libpq key=value string (password from a secret, never logged).
+    Postgres {
+        /// Connection string.
+        dsn: String,
+    },
+    /// Patroni REST API of the member to promote / read.
+    Patroni {
+        /// Base URL of this member's Patroni API, e.g. `http://10.0.0.5:8008`.
+        url: String,
+        /// This member's Patroni name (the failover candidate).
+        member: String,
+    },
+}
+
+/// A database of either backend.
+#[derive(Debug, Clone)]
+pub enum AnyDatabase {
+    /// Direct SQL.
+    Postgres(PostgresDatabase),
+    /// Patroni REST.
+    Patroni(PatroniMember),
+}
+
+impl AnyDatabase {
+    /// The adapter for `target`.
+    pub fn new(target: &DatabaseTarget, http: reqwest::Client) -> Self {
+        match target {
+            DatabaseTarget::Postgres { dsn } => AnyDatabase::Postgres(PostgresDatabase::new(dsn)),
+            DatabaseTarget::Patroni { url, member } => AnyDatabase::Patroni(PatroniMember {
+                http,
+                url: url.trim_end_matches('/').to_string(),
+                member: member.clone(),
+            }),
+        }
+    }
+}
+
+impl Database for AnyDatabase {
+    async fn replication_status(&self) -> Result<ReplicationStatus, AdapterError> {
+        match self {
+            AnyDatabase::Postgres(d) => d.replication_status().await,
+            AnyDatabase::Patroni(d) => d.replication_status().await,
+        }
+    }
+
+    async fn promote(&self, deadline: Duration) -> Result<PromotionOutcome, AdapterError> {
+        match self {
+            AnyDatabase::Postgres(d) => d.promote(deadline).await,
+            AnyDatabase::Patroni(d) => d.promote(deadline).await,
+        }
+    }
+
+    async fn fence(&self) -> FenceOutcome {
+        match self {
+            AnyDatabase::Postgres(d) => d.fence().await,
+            AnyDatabase::Patroni(d) => d.fence().await,
+        }
+    }
+}
+
+/// [`Database`] over SQL with tokio-postgres.
+#[derive(Debug, Clone)]
+pub struct PostgresDatabase {
+    dsn: String,
+}
+
+impl PostgresDatabase {
+    /// A database reached with `dsn`; a `connect_timeout` of 5 s is added unless it has one.
+    pub fn new(dsn: &str) -> Self {
+        let dsn = if dsn.contains("connect_timeout") {
+            dsn.to_string()
+        } else {
+            format!("{dsn} connect_timeout=5")
+        };
+        Self { dsn }
+    }
+
+    /// host:port for messages (the DSN may hold a password).
+    fn target(&self) -> String {
+        let field = |k: &str| {
+            self.dsn
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
+                .unwrap_or_else(|| "?".to_string())
+        };
+        format!("{}:{}", field("host"), field("port"))
+    }
+
+    /// Opens a connection (its driver runs on a background task until the client drops).
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, AdapterError> {
+        let (client, connection) = tokio_postgres::connect(&self.dsn, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| self.error(e))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    fn error(&self, e: tokio_postgres::Error) -> AdapterError {
+        let detail = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => {
+                let mut d = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    d = format!("{d}: {s}");
+                    source = s.source();
+                }
+                d
+            }
+        };
+        AdapterError::Database {
+            target: self.target(),
+            detail,
+        }
+    }
+
+    async fn in_recovery(&self, client: &tokio_postgres::Client) -> Result<bool, AdapterError> {
+        let row = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(row.get(0))
+    }
+}
+
+impl Database for PostgresDatabase {
+    async fn replication_status(&self) -> Result<ReplicationStatus, AdapterError> {
+        let client = self.connect().await?;
+        let row = client
+            .query_one(
+                "SELECT pg_is_in_recovery(),
+                        CASE WHEN pg_is_in_recovery()
+                             THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,
+                        CASE WHEN pg_is_in_recovery()
+                             THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 END",
+                &[],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        let unreplayed: Option<f64> = row.get(2);
+        Ok(ReplicationStatus {
+            in_recovery: row.get(0),
+            replay_lag_secs: row.get::<_, Option<f64>>(1).map(|s| s.max(0.0)),
+            unreplayed_bytes: unreplayed.map(|b| b.max(0.0) as u64),
+        })
+    }
+
+    async fn promote(&self, deadline: Duration) -> Result<PromotionOutcome, AdapterError> {
+        let client = self.connect().await?;
+        if !self.in_recovery(&client).await? {
+            return Ok(PromotionOutcome::AlreadyPrimary);
+        }
+        let secs = deadline.as_secs().clamp(1, 3_600) as i32;
+        let row = client
+            .query_one("SELECT pg_promote(true, $1)", &[&secs])
+            .await
+            .map_err(|e| self.error(e))?;
+        if row.get::<_, bool>(0) {
+            Ok(PromotionOutcome::Promoted)
+        } else {
+            Err(AdapterError::Database {
+                target: self.target(),
+                detail: format!(
+                    "pg_promote did not finish within {secs} s; the server log says why"
+                ),
+            })
+        }
+    }
+
+    async fn fence(&self) -> FenceOutcome {
+        let fence = async {
+            let client = self.connect().await?;
+            client
+                .batch_execute(
+                    "ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();",
+                )
+                .await
+                .map_err(|e| self.error(e))
+        };
+        match tokio::time::timeout(Duration::from_secs(5), fence).await {
+            Ok(Ok(())) => FenceOutcome::ReadOnly,
+            Ok(Err(e)) => FenceOutcome::Unreachable(e.to_string()),
+            Err(_) => FenceOutcome::Unreachable(format!(
+                "database {}: no answer within 5 s",
+                self.target()
+            )),
+        }
+    }
+}
+
+/// [`Database`] through one Patroni member's REST API.
+#[derive(Debug, Clone)]
+pub struct PatroniMember {
+    http: reqwest::Client,
+    url: String,
+    member: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PatroniStatus {
+    role: Option<String>,
+    xlog: Option<PatroniXlog>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PatroniXlog {
+    received_location: Option<u64>,
+    replayed_location: Option<u64>,
+    replayed_timestamp: Option<String>,
+}
+
+impl PatroniMember {
+    fn error(&self, path: &str, detail: impl Into<String>) -> AdapterError {
+        AdapterError::Http {
+            system: "Patroni",
+            url: format!("{}{path}", self.url),
+            detail: detail.into(),
+        }
+    }
+
+    async fn is_primary(&self) -> Result<bool, AdapterError> {
+        let r = self
+            .http
+            .get(format!("{}/primary", self.url))
+            .send()
+            .await
+            .map_err(|e| self.error("/primary", e.to_string()))?;
+        Ok(r.status().is_success())
+    }
+}
+
+impl Database for PatroniMember {
+    async fn replication_status(&self) -> Result<ReplicationStatus, AdapterError> {
+        let r = self
+            .http
+            .get(format!("{}/patroni", self.url))
+            .send()
+            .await
+            .map_err(|e| self.error("/patroni", e.to_string()))?;
+        let status: PatroniStatus = r
+            .json()
+            .await
+            .map_err(|e| self.error("/patroni", e.to_string()))?;
+        let in_recovery = !matches!(status.role.as_deref(), Some("master" | "primary"));
+        let xlog = status.xlog.unwrap_or(PatroniXlog {
+            received_location: None,
+            replayed_location: None,
+            replayed_timestamp: None,
+        });
+        let lag = xlog.replayed_timestamp.as_deref().and_then(|t| {
+            chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| {
+                (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64
+                    / 1000.0
+            })
+        });
+        Ok(ReplicationStatus {
+            in_recovery,
+            replay_lag_secs: if in_recovery {
+                lag.map(|l| l.max(0.0))
+            } else {
+                None
+            },
+            unreplayed_bytes: match (xlog.received_location, xlog.replayed_location) {
+                (Some(r), Some(p)) if in_recovery => Some(r.saturating_sub(p)),
+                _ => None,
+            },
+        })
+    }
+
+    async fn promote(&self, deadline: Duration) -> Result<PromotionOutcome, AdapterError> {
+        if self.is_primary().await? {
+            return Ok(PromotionOutcome::AlreadyPrimary);
+        }
+        let r = self
+            .http
+            .post(format!("{}/failover", self.url))
+            .json(&serde_json::json!({ "candidate": self.member }))
+            .send()
+            .await
+            .map_err(|e| self.error("/failover", e.to_string()))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            return Err(self.error("/failover", format!("HTTP {status}: {}", body.trim())));
+        }
+        let started = Instant::now();
+        while started.elapsed() < deadline {
+            if self.is_primary().await? {
+                return Ok(PromotionOutcome::Promoted);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(self.error(
+            "/primary",
+            format!(
+                "{} was not primary within {} s of the failover request",
+                self.member,
+                deadline.as_secs()
+            ),
+        ))
+    }
+
+    async fn fence(&self) -> FenceOutcome {
+        FenceOutcome::LeftToClusterManager
+    }
+}

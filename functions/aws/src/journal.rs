@@ -1,0 +1,121 @@
+//! The run journal and reports in the audit bucket.
+//!
+//! Layout: `runs/<state machine>/<execution>/<seq>-<state>.json`, one object per step, where
+//! `<seq>` is the time the state was entered (sortable), so listing the prefix reads the run in
+//! order. Objects are written with a SHA-256 checksum.
+
+use std::future::Future;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumAlgorithm;
+
+use crate::AdapterError;
+
+/// Writes journal entries and reads them back.
+pub trait Journal: Send + Sync {
+    /// Writes `entry` under `key` (overwriting: a repeated step leaves one entry).
+    fn put(
+        &self,
+        key: &str,
+        entry: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    /// Reads the entry at `key`, if any.
+    fn get(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, AdapterError>> + Send;
+    /// Every key under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, AdapterError>> + Send;
+}
+
+/// The journal key of one step.
+pub fn step_key(machine: &str, execution: &str, entered_time: &str, state: &str) -> String {
+    let seq: String = entered_time
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    format!("runs/{machine}/{execution}/{seq}-{state}.json")
+}
+
+/// [`Journal`] on S3.
+#[derive(Debug, Clone)]
+pub struct S3Journal {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Journal {
+    /// An S3 client from `config` writing to `bucket`.
+    pub fn from_sdk(config: &aws_config::SdkConfig, bucket: &str) -> Self {
+        Self::new(crate::sdk::s3(config), bucket)
+    }
+
+    /// Uses `bucket`.
+    pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
+        Self {
+            client,
+            bucket: bucket.to_string(),
+        }
+    }
+}
+
+impl Journal for S3Journal {
+    async fn put(&self, key: &str, entry: &serde_json::Value) -> Result<(), AdapterError> {
+        let body = serde_json::to_vec_pretty(entry).unwrap_or_default();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(AdapterError::aws("PutObject"))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<serde_json::Value>, AdapterError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AdapterError::aws("GetObject")(e))?
+                    .into_bytes();
+                Ok(serde_json::from_slice(&bytes).ok())
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(AdapterError::aws("GetObject")(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(AdapterError::aws("ListObjectsV2"))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}

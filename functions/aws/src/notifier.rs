@@ -1,0 +1,52 @@
+//! Notifications to the on-call (SNS topic: e-mail, chat, pager).
+
+use std::future::Future;
+
+use crate::AdapterError;
+
+/// Sends a notification.
+pub trait Notifier: Send + Sync {
+    /// Publishes `message` with `subject` (SNS limits subjects to 100 characters).
+    fn notify(
+        &self,
+        subject: &str,
+        message: &str,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+}
+
+/// [`Notifier`] on an SNS topic.
+#[derive(Debug, Clone)]
+pub struct SnsNotifier {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsNotifier {
+    /// An SNS client from `config` publishing to `topic_arn`.
+    pub fn from_sdk(config: &aws_config::SdkConfig, topic_arn: &str) -> Self {
+        Self::new(aws_sdk_sns::Client::new(config), topic_arn)
+    }
+
+    /// Publishes to `topic_arn`.
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: &str) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.to_string(),
+        }
+    }
+}
+
+impl Notifier for SnsNotifier {
+    async fn notify(&self, subject: &str, message: &str) -> Result<(), AdapterError> {
+        let subject: String = subject.chars().take(100).collect();
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .map_err(AdapterError::aws("Publish"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! Step Functions as the alarm router sees it: what runs, what ran, starting a run.
+
+use std::future::Future;
+
+use aws_sdk_sfn::types::ExecutionStatus;
+
+use crate::AdapterError;
+
+/// What starting a named run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// A new run, with its ARN.
+    Started(String),
+    /// A run with that name exists already (a duplicate delivery of the same incident).
+    AlreadyExists,
+}
+
+/// Reads and starts runs of one state machine.
+pub trait Orchestrator: Send + Sync {
+    /// The name of a RUNNING execution, if any.
+    fn running(
+        &self,
+        state_machine_arn: &str,
+    ) -> impl Future<Output = Result<Option<String>, AdapterError>> + Send;
+    /// When the most recent finished execution stopped (epoch seconds).
+    fn last_stopped_at(
+        &self,
+        state_machine_arn: &str,
+    ) -> impl Future<Output = Result<Option<i64>, AdapterError>> + Send;
+    /// Starts a run named `name`.
+    fn start(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> impl Future<Output = Result<StartOutcome, AdapterError>> + Send;
+}
+
+/// [`Orchestrator`] on Step Functions.
+#[derive(Debug, Clone)]
+pub struct StepFunctions {
+    client: aws_sdk_sfn::Client,
+}
+
+impl StepFunctions {
+    /// A Step Functions client from `config`.
+    pub fn from_sdk(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_sfn::Client::new(config))
+    }
+
+    /// Uses `client`.
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Orchestrator for StepFunctions {
+    async fn running(&self, state_machine_arn: &str) -> Result<Option<String>, AdapterError> {
+        let out = self
+            .client
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .status_filter(ExecutionStatus::Running)
+            .send()
+            .await
+            .map_err(AdapterError::aws("ListExecutions"))?;
+        Ok(out.executions().first().map(|e| e.name().to_string()))
+    }
+
+    async fn last_stopped_at(&self, state_machine_arn: &str) -> Result<Option<i64>, AdapterError> {
+        let mut latest = None;
+        let mut pages = self
+            .client
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(AdapterError::aws("ListExecutions"))?;
+            if let Some(stopped) = item.stop_date() {
+                latest = latest.max(Some(stopped.secs()));
+            }
+        }
+        Ok(latest)
+    }
+
+    async fn start(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<StartOutcome, AdapterError> {
+        match self
+            .client
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(StartOutcome::Started(out.execution_arn().to_string())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
+                Ok(StartOutcome::AlreadyExists)
+            }
+            Err(e) => Err(AdapterError::aws("StartExecution")(e)),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Scaling a region's gateway deployments through the Kubernetes API's scale subresource.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::AdapterError;
+
+/// How to reach one region's Kubernetes API, from configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubernetesTarget {
+    /// API server URL, e.g. `https://ABC.gr7.us-west-2.eks.amazonaws.com`.
+    pub url: String,
+    /// Bearer token (from a secret; never logged).
+    pub token: String,
+    /// Namespace of the gateway deployments (the HA document's `ai-gateway`).
+    pub namespace: String,
+}
+
+/// A deployment's replica count before and after a scale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleChange {
+    /// Deployment name.
+    pub deployment: String,
+    /// Replicas before.
+    pub before: i64,
+    /// Replicas asked for.
+    pub after: i64,
+}
+
+/// Sets replica counts.
+pub trait Scaler: Send + Sync {
+    /// Sets `deployment`'s replicas; returns what it was before. Setting the current count
+    /// again is a no-op that still succeeds.
+    fn scale(
+        &self,
+        deployment: &str,
+        replicas: i64,
+    ) -> impl Future<Output = Result<ScaleChange, AdapterError>> + Send;
+}
+
+/// [`Scaler`] on the Kubernetes API (`PATCH .../deployments/{name}/scale`, merge patch).
+#[derive(Debug, Clone)]
+pub struct KubernetesScaler {
+    http: reqwest::Client,
+    target: KubernetesTarget,
+}
+
+impl KubernetesScaler {
+    /// Uses `http` for `target`.
+    pub fn new(http: reqwest::Client, target: KubernetesTarget) -> Self {
+        Self { http, target }
+    }
+
+    fn url(&self, deployment: &str) -> String {
+        format!(
+            "{}/apis/apps/v1/namespaces/{}/deployments/{deployment}/scale",
+            self.target.url.trim_end_matches('/'),
+            self.target.namespace
+        )
+    }
+
+    fn error(&self, deployment: &str, detail: impl Into<String>) -> AdapterError {
+        AdapterError::Http {
+            system: "Kubernetes",
+            url: self.url(deployment),
+            detail: detail.into(),
+        }
+    }
+
+    async fn replicas(
+        &self,
+        response: reqwest::Response,
+        deployment: &str,
+    ) -> Result<i64, AdapterError> {
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(self.error(deployment, format!("HTTP {status}: {}", body.trim())));
+        }
+        let scale: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| self.error(deployment, e.to_string()))?;
+        scale["spec"]["replicas"]
+            .as_i64()
+            .ok_or_else(|| self.error(deployment, "the Scale object has no spec.replicas"))
+    }
+}
+
+impl Scaler for KubernetesScaler {
+    async fn scale(&self, deployment: &str, replicas: i64) -> Result<ScaleChange, AdapterError> {
+        let current = self
+            .http
+            .get(self.url(deployment))
+            .bearer_auth(&self.target.token)
+            .send()
+            .await
+            .map_err(|e| self.error(deployment, e.to_string()))?;
+        let before = self.replicas(current, deployment).await?;
+        let patched = self
+            .http
+            .patch(self.url(deployment))
+            .bearer_auth(&self.target.token)
+            .header("content-type", "application/merge-patch+json")
+            .body(serde_json::json!({ "spec": { "replicas": replicas } }).to_string())
+            .send()
+            .await
+            .map_err(|e| self.error(deployment, e.to_string()))?;
+        let after = self.replicas(patched, deployment).await?;
+        Ok(ScaleChange {
+            deployment: deployment.to_string(),
+            before,
+            after,
+        })
+    }
+}

@@ -1,0 +1,359 @@
+//! The failover plan: the state machine input validated and filled in from the deployment's
+//! configuration, and the decisions along the way (data-loss guard, traffic weights).
+
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::tier::Tier;
+
+/// Defaults for a console-started run with only the two regions given.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 900;
+/// How long a DNS change may take to reach `INSYNC`.
+pub const DEFAULT_DNS_SYNC_TIMEOUT_SECS: u64 = 120;
+
+/// A region as the deployment knows it: where its gateway answers `/health`, and which
+/// weighted record of the global name sends traffic to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionSite {
+    /// AWS region name.
+    pub region: String,
+    /// The regional gateway's health URL (behind its NLB).
+    pub health_url: String,
+    /// `SetIdentifier` of this region's weighted record.
+    pub set_identifier: String,
+}
+
+/// The failover state machine's input. Only the two regions are required.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    /// The failing region.
+    pub primary_region: String,
+    /// The region that takes over.
+    pub standby_region: String,
+    /// The tier whose RPO guards promotion (default: the deployment's).
+    #[serde(default)]
+    pub tier: Option<Tier>,
+    /// Fail over even if the primary answers healthy from here.
+    #[serde(default)]
+    pub force: bool,
+    /// Health probes per check.
+    #[serde(default)]
+    pub probe_samples: Option<u32>,
+    /// Per-probe timeout.
+    #[serde(default)]
+    pub probe_timeout_ms: Option<u64>,
+    /// Pause between probes.
+    #[serde(default)]
+    pub probe_interval_ms: Option<u64>,
+    /// How long to wait for a human when the data-loss guard asks.
+    #[serde(default)]
+    pub approval_timeout_seconds: Option<u64>,
+    /// How long a DNS change may take to reach `INSYNC`.
+    #[serde(default)]
+    pub dns_sync_timeout_seconds: Option<u64>,
+    /// What started the run (the alarm router's decision record), kept for the journal.
+    #[serde(default)]
+    pub incident: Option<serde_json::Value>,
+}
+
+/// Probe settings used by every health check of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeSettings {
+    /// Samples per check.
+    pub samples: u32,
+    /// Per-probe timeout, ms.
+    pub timeout_ms: u64,
+    /// Pause between probes, ms.
+    pub interval_ms: u64,
+}
+
+/// Everything the run needs, decided before anything is touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailoverPlan {
+    /// The failing region.
+    pub primary: RegionSite,
+    /// The region taking over.
+    pub standby: RegionSite,
+    /// The health URL through the global name (what users reach).
+    pub global_health_url: String,
+    /// The tier.
+    pub tier: Tier,
+    /// The tier's RPO, seconds.
+    pub rpo_secs: u64,
+    /// The tier's RTO, seconds.
+    pub rto_secs: u64,
+    /// Whether a healthy-looking primary is failed over anyway.
+    pub force: bool,
+    /// Probe settings.
+    pub probe: ProbeSettings,
+    /// Approval wait, seconds.
+    pub approval_timeout_seconds: u64,
+    /// DNS sync deadline, seconds.
+    pub dns_sync_timeout_seconds: u64,
+    /// Seconds between two looks at a DNS change's status.
+    pub dns_poll_seconds: u64,
+    /// Looks at a DNS change's status before giving up (covers the deadline).
+    pub dns_max_polls: u64,
+    /// The incident record, if the run was started by an alarm.
+    pub incident: Option<serde_json::Value>,
+}
+
+/// Validates a request against the deployment's regions and fills in defaults.
+pub fn plan_failover(
+    request: &FailoverRequest,
+    sites: &[RegionSite],
+    global_health_url: &str,
+    default_tier: Tier,
+) -> Result<FailoverPlan, CoreError> {
+    let site = |field: &str, region: &str| {
+        sites
+            .iter()
+            .find(|s| s.region == region)
+            .cloned()
+            .ok_or_else(|| {
+                let known: Vec<_> = sites.iter().map(|s| s.region.as_str()).collect();
+                CoreError::invalid(
+                    field,
+                    format!(
+                        "{region:?} is not a configured region (configured: {})",
+                        known.join(", ")
+                    ),
+                )
+            })
+    };
+    let primary = site("primary_region", &request.primary_region)?;
+    let standby = site("standby_region", &request.standby_region)?;
+    if primary.region == standby.region {
+        return Err(CoreError::invalid(
+            "standby_region",
+            "must differ from primary_region",
+        ));
+    }
+    let probe = ProbeSettings {
+        samples: request
+            .probe_samples
+            .unwrap_or(crate::health::DEFAULT_SAMPLES),
+        timeout_ms: request
+            .probe_timeout_ms
+            .unwrap_or(crate::health::DEFAULT_TIMEOUT_MS),
+        interval_ms: request
+            .probe_interval_ms
+            .unwrap_or(crate::health::DEFAULT_INTERVAL_MS),
+    };
+    // The same limits as a single health check, checked now rather than mid-run.
+    crate::health::HealthCheckRequest {
+        url: primary.health_url.clone(),
+        label: None,
+        samples: Some(probe.samples),
+        timeout_ms: Some(probe.timeout_ms),
+        interval_ms: Some(probe.interval_ms),
+        expect_body: None,
+        min_healthy: None,
+        require_healthy: false,
+    }
+    .plan()
+    .map_err(|e| match e {
+        CoreError::InvalidInput { field, problem } => {
+            CoreError::invalid(format!("probe_{field}"), problem)
+        }
+    })?;
+    let approval_timeout_seconds = request
+        .approval_timeout_seconds
+        .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS);
+    if !(1..=86_400).contains(&approval_timeout_seconds) {
+        return Err(CoreError::invalid(
+            "approval_timeout_seconds",
+            "must be 1 to 86400",
+        ));
+    }
+    let dns_sync_timeout_seconds = request
+        .dns_sync_timeout_seconds
+        .unwrap_or(DEFAULT_DNS_SYNC_TIMEOUT_SECS);
+    if !(1..=900).contains(&dns_sync_timeout_seconds) {
+        return Err(CoreError::invalid(
+            "dns_sync_timeout_seconds",
+            "must be 1 to 900",
+        ));
+    }
+    let tier = request.tier.unwrap_or(default_tier);
+    let dns_poll_seconds = if dns_sync_timeout_seconds < 20 { 1 } else { 5 };
+    Ok(FailoverPlan {
+        primary,
+        standby,
+        global_health_url: global_health_url.to_string(),
+        tier,
+        rpo_secs: tier.rpo_secs(),
+        rto_secs: tier.rto_secs(),
+        force: request.force,
+        probe,
+        approval_timeout_seconds,
+        dns_sync_timeout_seconds,
+        dns_poll_seconds,
+        dns_max_polls: dns_sync_timeout_seconds.div_ceil(dns_poll_seconds),
+        incident: request.incident.clone(),
+    })
+}
+
+/// What a database adapter reports about the standby's replication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    /// Whether the database is still a replica (`pg_is_in_recovery()`).
+    pub in_recovery: bool,
+    /// Seconds since the last replayed transaction, when known.
+    pub replay_lag_secs: Option<f64>,
+    /// WAL received but not yet replayed, bytes, when known (replayed before promotion).
+    pub unreplayed_bytes: Option<u64>,
+}
+
+/// The data-loss guard's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataLossAssessment {
+    /// Whether promotion may go ahead without a human.
+    pub within_rpo: bool,
+    /// Seconds of writes at risk, when known.
+    pub at_risk_secs: Option<f64>,
+    /// The tier's RPO.
+    pub rpo_secs: u64,
+    /// In words, for the approval request and the report.
+    pub summary: String,
+}
+
+/// Decides whether promoting the standby could lose more than the tier's RPO.
+///
+/// An unknown lag (a replica that never replayed anything) is treated as over the RPO: the
+/// autopilot does not bet data on what it cannot measure.
+pub fn assess_data_loss(status: &ReplicationStatus, rpo_secs: u64) -> DataLossAssessment {
+    if !status.in_recovery {
+        return DataLossAssessment {
+            within_rpo: true,
+            at_risk_secs: Some(0.0),
+            rpo_secs,
+            summary: "the standby is already a primary: nothing left to replay".to_string(),
+        };
+    }
+    match status.replay_lag_secs {
+        Some(lag) if lag <= rpo_secs as f64 => DataLossAssessment {
+            within_rpo: true,
+            at_risk_secs: Some(lag),
+            rpo_secs,
+            summary: format!("standby is {lag:.1} s behind, within the {rpo_secs} s RPO"),
+        },
+        Some(lag) => DataLossAssessment {
+            within_rpo: false,
+            at_risk_secs: Some(lag),
+            rpo_secs,
+            summary: format!(
+                "standby is {lag:.1} s behind, over the {rpo_secs} s RPO: up to {lag:.0} s of writes would be lost"
+            ),
+        },
+        None => DataLossAssessment {
+            within_rpo: false,
+            at_risk_secs: None,
+            rpo_secs,
+            summary: "the standby's replication lag is unknown (no transaction replayed yet): data at risk cannot be bounded".to_string(),
+        },
+    }
+}
+
+/// Weights that send all traffic to `active` (100) and none to every other set (0).
+pub fn weights_for_active(set_identifiers: &[String], active: &str) -> Vec<(String, i64)> {
+    set_identifiers
+        .iter()
+        .map(|s| (s.clone(), if s == active { 100 } else { 0 }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sites() -> Vec<RegionSite> {
+        ["us-east-1", "us-west-2"]
+            .iter()
+            .map(|r| RegionSite {
+                region: r.to_string(),
+                health_url: format!("http://{r}.internal/health"),
+                set_identifier: r.to_string(),
+            })
+            .collect()
+    }
+
+    fn minimal() -> FailoverRequest {
+        serde_json::from_value(
+            serde_json::json!({"primary_region": "us-east-1", "standby_region": "us-west-2"}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn minimal_console_input_gets_defaults() {
+        let plan = plan_failover(&minimal(), &sites(), "http://gw/health", Tier::Critical).unwrap();
+        assert_eq!(plan.primary.region, "us-east-1");
+        assert_eq!((plan.rpo_secs, plan.rto_secs), (300, 900));
+        assert_eq!(plan.approval_timeout_seconds, 900);
+        assert!(!plan.force);
+    }
+
+    #[test]
+    fn bad_regions_are_named() {
+        let mut r = minimal();
+        r.standby_region = "eu-west-9".into();
+        let e = plan_failover(&r, &sites(), "u", Tier::High).unwrap_err();
+        assert!(
+            e.to_string().contains("standby_region") && e.to_string().contains("us-west-2"),
+            "{e}"
+        );
+        r.standby_region = "us-east-1".into();
+        assert!(plan_failover(&r, &sites(), "u", Tier::High).is_err());
+        let mut r = minimal();
+        r.probe_samples = Some(0);
+        assert!(
+            plan_failover(&r, &sites(), "u", Tier::High)
+                .unwrap_err()
+                .to_string()
+                .contains("probe_samples")
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let r: Result<FailoverRequest, _> = serde_json::from_value(
+            serde_json::json!({"primary_region": "a", "standby_region": "b", "forse": true}),
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn unknown_lag_needs_a_human() {
+        let s = ReplicationStatus {
+            in_recovery: true,
+            replay_lag_secs: None,
+            unreplayed_bytes: None,
+        };
+        assert!(!assess_data_loss(&s, 300).within_rpo);
+        let promoted = ReplicationStatus {
+            in_recovery: false,
+            ..s
+        };
+        assert!(assess_data_loss(&promoted, 300).within_rpo);
+    }
+
+    proptest! {
+        #[test]
+        fn guard_is_exactly_the_rpo(lag in 0.0f64..10_000.0, rpo in 1u64..5_000) {
+            let s = ReplicationStatus { in_recovery: true, replay_lag_secs: Some(lag), unreplayed_bytes: None };
+            prop_assert_eq!(assess_data_loss(&s, rpo).within_rpo, lag <= rpo as f64);
+        }
+
+        #[test]
+        fn exactly_one_set_gets_traffic(n in 1usize..6, pick in 0usize..6) {
+            let sets: Vec<String> = (0..n).map(|i| format!("set-{i}")).collect();
+            let active = format!("set-{}", pick % n);
+            let w = weights_for_active(&sets, &active);
+            prop_assert_eq!(w.iter().filter(|(_, w)| *w == 100).count(), 1);
+            prop_assert_eq!(w.iter().map(|(_, w)| w).sum::<i64>(), 100);
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Lambda `alarm-router`: turns a CloudWatch alarm state change into a failover run, or into a
+//! reasoned refusal. Accepts the three shapes a user can wire: the EventBridge "CloudWatch Alarm
+//! State Change" event, the alarm's direct Lambda action event, and an SNS-wrapped alarm
+//! notification. Anything else fails as `hapilot.UnrecognisedEvent` and nothing is started.
+//!
+//! Returns (and logs) the decision record: `{"decision": "start", "execution_name",
+//! "execution_arn", ...}` or `{"decision": "ignore", "reason", "detail", ...}`.
+
+use aws_lambda_events::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
+use hapilot_aws::monitoring::AlarmReader;
+use hapilot_aws::orchestrator::{Orchestrator, StartOutcome};
+use hapilot_core::ErrorName;
+use hapilot_core::alarm::{
+    AlarmTransition, IgnoreReason, RouterDecision, RouterFacts, decide, find_trigger,
+};
+use serde_json::{Value, json};
+
+use crate::FunctionError;
+use crate::config::Settings;
+
+/// Routes one event.
+pub async fn alarm_router(
+    settings: &Settings,
+    alarms: &impl AlarmReader,
+    runs: &impl Orchestrator,
+    event: Value,
+) -> Result<Value, FunctionError> {
+    let transition = parse_event(&event)?;
+    let decision = match find_trigger(&transition, &settings.triggers) {
+        Err(ignored) => ignored,
+        Ok(trigger) => {
+            let machine = settings.get(
+                &settings.failover_state_machine_arn,
+                "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
+            )?;
+            let facts = RouterFacts {
+                automatic_failover: settings.automatic_failover,
+                alarm_state_now: alarms
+                    .alarm_state(&transition.alarm_name)
+                    .await
+                    .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?,
+                running_failover: runs
+                    .running(machine)
+                    .await
+                    .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?,
+                last_run_ended_at: runs
+                    .last_stopped_at(machine)
+                    .await
+                    .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?,
+                now: chrono::Utc::now().timestamp(),
+                cooldown_secs: settings.cooldown_secs,
+            };
+            decide(&transition, trigger, &facts)
+        }
+    };
+    let mut record = json!({ "transition": transition });
+    match &decision {
+        RouterDecision::Start {
+            execution_name,
+            trigger,
+        } => {
+            let machine = settings.get(
+                &settings.failover_state_machine_arn,
+                "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
+            )?;
+            let mut input = settings.failover_input_defaults.clone();
+            input.insert("primary_region".into(), json!(trigger.primary_region));
+            input.insert("standby_region".into(), json!(trigger.standby_region));
+            input.insert("tier".into(), json!(trigger.tier));
+            input.insert(
+                "incident".into(),
+                json!({ "alarm": transition.alarm_name, "changed_at": transition.changed_at,
+                        "reason": transition.reason, "delivered_as": transition.delivered_as }),
+            );
+            match runs
+                .start(machine, execution_name, &Value::Object(input))
+                .await
+                .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?
+            {
+                StartOutcome::Started(arn) => {
+                    record["decision"] = json!("start");
+                    record["execution_name"] = json!(execution_name);
+                    record["execution_arn"] = json!(arn);
+                    record["trigger"] = json!(trigger);
+                }
+                StartOutcome::AlreadyExists => {
+                    record["decision"] = json!("ignore");
+                    record["reason"] = json!(IgnoreReason::DuplicateDelivery);
+                    record["detail"] = json!(format!(
+                        "failover {execution_name} was already started for this incident"
+                    ));
+                }
+            }
+        }
+        RouterDecision::Ignore { reason, detail } => {
+            record["decision"] = json!("ignore");
+            record["reason"] = json!(reason);
+            record["detail"] = json!(detail);
+        }
+    }
+    tracing::info!(decision = %record, "alarm router decision");
+    Ok(record)
+}
+
+fn unrecognised(why: impl Into<String>) -> FunctionError {
+    FunctionError::named(
+        ErrorName::UnrecognisedEvent,
+        format!(
+            "{}; expected an EventBridge \"CloudWatch Alarm State Change\" event, a CloudWatch alarm \
+             Lambda action event, or an SNS notification of a CloudWatch alarm. Nothing was started.",
+            why.into()
+        ),
+    )
+}
+
+fn state_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Reads any of the three accepted shapes into one transition.
+pub fn parse_event(event: &Value) -> Result<AlarmTransition, FunctionError> {
+    if event.get("detail-type").is_some() {
+        if event["detail-type"] != "CloudWatch Alarm State Change" {
+            return Err(unrecognised(format!(
+                "EventBridge event of type {}",
+                event["detail-type"]
+            )));
+        }
+        let e: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(event.clone())
+            .map_err(|e| unrecognised(format!("malformed alarm event: {e}")))?;
+        let state = e
+            .detail
+            .state
+            .ok_or_else(|| unrecognised("alarm event without a state"))?;
+        return Ok(AlarmTransition {
+            alarm_name: e.detail.alarm_name,
+            new_state: state_name(&state.value),
+            previous_state: e.detail.previous_state.map(|p| state_name(&p.value)),
+            reason: state.reason,
+            changed_at: state.timestamp.timestamp(),
+            delivered_as: "eventbridge".into(),
+        });
+    }
+    if event.get("alarmData").is_some() {
+        let e: CloudWatchAlarm = serde_json::from_value(event.clone())
+            .map_err(|e| unrecognised(format!("malformed alarm action event: {e}")))?;
+        let state = e
+            .alarm_data
+            .state
+            .ok_or_else(|| unrecognised("alarm action event without a state"))?;
+        return Ok(AlarmTransition {
+            alarm_name: e.alarm_data.alarm_name,
+            new_state: state_name(&state.value),
+            previous_state: e.alarm_data.previous_state.map(|p| state_name(&p.value)),
+            reason: state.reason,
+            changed_at: state.timestamp.timestamp(),
+            delivered_as: "alarm-action".into(),
+        });
+    }
+    if event.get("Records").is_some() {
+        let e: SnsEvent = serde_json::from_value(event.clone())
+            .map_err(|e| unrecognised(format!("malformed SNS event: {e}")))?;
+        let [record] = e.records.as_slice() else {
+            return Err(unrecognised(format!(
+                "SNS event with {} records (expected 1)",
+                e.records.len()
+            )));
+        };
+        let message: Value = serde_json::from_str(&record.sns.message).map_err(|_| {
+            unrecognised("SNS message is not a CloudWatch alarm notification (not JSON)")
+        })?;
+        let text = |k: &str| message[k].as_str().map(str::to_string);
+        let (Some(alarm_name), Some(new_state), Some(changed)) = (
+            text("AlarmName"),
+            text("NewStateValue"),
+            text("StateChangeTime"),
+        ) else {
+            return Err(unrecognised(
+                "SNS message lacks AlarmName, NewStateValue or StateChangeTime",
+            ));
+        };
+        let changed_at = chrono::DateTime::parse_from_str(&changed, "%Y-%m-%dT%H:%M:%S%.f%z")
+            .or_else(|_| chrono::DateTime::parse_from_rfc3339(&changed))
+            .map_err(|_| unrecognised(format!("StateChangeTime {changed:?} is not a timestamp")))?
+            .timestamp();
+        return Ok(AlarmTransition {
+            alarm_name,
+            new_state,
+            previous_state: text("OldStateValue"),
+            reason: text("NewStateReason").unwrap_or_default(),
+            changed_at,
+            delivered_as: "sns".into(),
+        });
+    }
+    Err(unrecognised("unknown event shape"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_three_shapes_give_the_same_transition() {
+        let eventbridge = json!({
+            "version": "0", "id": "1", "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-11-25T09:00:00Z",
+            "region": "us-east-1", "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:primary-health"],
+            "detail": {
+                "alarmName": "primary-health",
+                "state": {"value": "ALARM", "reason": "down", "timestamp": "2026-11-25T09:00:00.000+0000"},
+                "previousState": {"value": "OK", "reason": "up", "timestamp": "2026-11-25T08:00:00.000+0000"},
+                "configuration": {}
+            }
+        });
+        let action = json!({
+            "source": "aws.cloudwatch", "alarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:primary-health",
+            "accountId": "123456789012", "time": "2026-11-25T09:00:00.000+0000", "region": "us-east-1",
+            "alarmData": {
+                "alarmName": "primary-health",
+                "state": {"value": "ALARM", "reason": "down", "timestamp": "2026-11-25T09:00:00.000+0000"},
+                "previousState": {"value": "OK", "reason": "up", "timestamp": "2026-11-25T08:00:00.000+0000"},
+                "configuration": {}
+            }
+        });
+        let message = json!({
+            "AlarmName": "primary-health", "NewStateValue": "ALARM", "OldStateValue": "OK",
+            "NewStateReason": "down", "StateChangeTime": "2026-11-25T09:00:00.000+0000"
+        });
+        let sns = json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:1",
+            "Sns": {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+                    "Subject": "ALARM", "Message": message.to_string(), "Timestamp": "2026-11-25T09:00:01.000Z",
+                    "SignatureVersion": "1", "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x",
+                    "MessageAttributes": {}}
+        }]});
+        let parsed: Vec<_> = [eventbridge, action, sns]
+            .iter()
+            .map(|e| parse_event(e).unwrap())
+            .collect();
+        for t in &parsed {
+            assert_eq!(
+                (t.alarm_name.as_str(), t.new_state.as_str()),
+                ("primary-health", "ALARM")
+            );
+            assert_eq!(t.changed_at, parsed[0].changed_at, "{t:?}");
+            assert_eq!(t.previous_state.as_deref(), Some("OK"));
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused_by_name() {
+        for bad in [
+            json!({}),
+            json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
+            json!("ALARM"),
+            json!({"alarmData": {"alarmName": 3}}),
+        ] {
+            let e = parse_event(&bad).unwrap_err();
+            assert_eq!(e.error_type(), "hapilot.UnrecognisedEvent", "{bad}");
+            assert!(e.to_string().contains("Nothing was started"));
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The deployment's configuration, as the Lambdas read it from their environment (set by
+//! `infra/template.yaml`) and as the local stack passes it in process.
+//!
+//! Every variable is parsed once, at start; a bad value stops the function at init with a
+//! message that names the variable. Each function then checks that the variables it needs are
+//! there ([`Settings::require`]).
+
+use std::collections::BTreeMap;
+
+use hapilot_aws::database::DatabaseTarget;
+use hapilot_aws::scaler::KubernetesTarget;
+use hapilot_core::alarm::FailoverTrigger;
+use hapilot_core::failover::RegionSite;
+use hapilot_core::tier::Tier;
+use serde::{Deserialize, Serialize};
+
+use crate::FunctionError;
+
+/// One region of the deployment (an entry of `HAPILOT_REGIONS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// The regional gateway's `/health` URL.
+    pub health_url: String,
+    /// `SetIdentifier` of this region's weighted record of the global name.
+    pub set_identifier: String,
+    /// This region's PostgreSQL.
+    #[serde(default)]
+    pub database: Option<DatabaseTarget>,
+    /// This region's Kubernetes API.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesTarget>,
+}
+
+/// Everything a hapilot function may need to know about its deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `HAPILOT_HOSTED_ZONE_ID`: the zone of the global name.
+    pub hosted_zone_id: Option<String>,
+    /// `HAPILOT_RECORD_NAME`: the global name, e.g. `gateway.example.com`.
+    pub record_name: Option<String>,
+    /// `HAPILOT_GLOBAL_HEALTH_URL`: `/health` through the global name.
+    pub global_health_url: Option<String>,
+    /// `HAPILOT_REGIONS`: JSON object, region name -> [`RegionConfig`].
+    pub regions: BTreeMap<String, RegionConfig>,
+    /// `HAPILOT_TIER`: default tier (`Critical` unless set).
+    pub tier: Option<Tier>,
+    /// `HAPILOT_AUDIT_BUCKET`: bucket for journals and reports.
+    pub audit_bucket: Option<String>,
+    /// `HAPILOT_TOPIC_ARN`: SNS topic for notifications and approval requests.
+    pub topic_arn: Option<String>,
+    /// `HAPILOT_FAILOVER_STATE_MACHINE_ARN`: the failover state machine (for the alarm router).
+    pub failover_state_machine_arn: Option<String>,
+    /// `HAPILOT_FAILOVER_TRIGGERS`: JSON array of [`FailoverTrigger`].
+    pub triggers: Vec<FailoverTrigger>,
+    /// `HAPILOT_AUTOMATIC_FAILOVER`: `true` (default) or `false` (the kill switch).
+    pub automatic_failover: bool,
+    /// `HAPILOT_COOLDOWN_SECONDS`: minimum time between failover runs (default 1800).
+    pub cooldown_secs: u64,
+    /// `HAPILOT_SCALE_TARGETS`: JSON object, deployment -> replicas (default: the HA document's
+    /// `{"litellm": 5, "agentgateway": 3}`).
+    pub scale_targets: BTreeMap<String, i64>,
+    /// `HAPILOT_FAILOVER_INPUT_DEFAULTS`: JSON object merged under every alarm-started run's
+    /// input (probe counts, timeouts).
+    pub failover_input_defaults: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Settings {
+    /// Defaults for everything optional.
+    pub fn with_defaults() -> Self {
+        Settings {
+            automatic_failover: true,
+            cooldown_secs: 1_800,
+            scale_targets: [("litellm".to_string(), 5), ("agentgateway".to_string(), 3)].into(),
+            ..Settings::default()
+        }
+    }
+
+    /// Reads every `HAPILOT_*` variable; a malformed one is an error naming it.
+    pub fn from_env() -> Result<Self, FunctionError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Settings::from_env`], from any key -> value lookup.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, FunctionError> {
+        fn json<T: serde::de::DeserializeOwned>(var: &str, text: &str) -> Result<T, FunctionError> {
+            serde_json::from_str(text)
+                .map_err(|e| FunctionError::Setup(format!("{var} is not valid: {e}")))
+        }
+        let mut s = Settings::with_defaults();
+        let text = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        s.hosted_zone_id = text("HAPILOT_HOSTED_ZONE_ID");
+        s.record_name = text("HAPILOT_RECORD_NAME");
+        s.global_health_url = text("HAPILOT_GLOBAL_HEALTH_URL");
+        s.audit_bucket = text("HAPILOT_AUDIT_BUCKET");
+        s.topic_arn = text("HAPILOT_TOPIC_ARN");
+        s.failover_state_machine_arn = text("HAPILOT_FAILOVER_STATE_MACHINE_ARN");
+        if let Some(v) = text("HAPILOT_REGIONS") {
+            s.regions = json("HAPILOT_REGIONS", &v)?;
+        }
+        if let Some(v) = text("HAPILOT_TIER") {
+            s.tier =
+                Some(v.parse().map_err(|e| {
+                    FunctionError::Setup(format!("HAPILOT_TIER is not valid: {e}"))
+                })?);
+        }
+        if let Some(v) = text("HAPILOT_FAILOVER_TRIGGERS") {
+            s.triggers = json("HAPILOT_FAILOVER_TRIGGERS", &v)?;
+        }
+        if let Some(v) = text("HAPILOT_AUTOMATIC_FAILOVER") {
+            s.automatic_failover = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "on" | "1" => true,
+                "false" | "off" | "0" => false,
+                other => {
+                    return Err(FunctionError::Setup(format!(
+                        "HAPILOT_AUTOMATIC_FAILOVER is not valid: {other:?} (use true or false)"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = text("HAPILOT_COOLDOWN_SECONDS") {
+            s.cooldown_secs = v.trim().parse().map_err(|e| {
+                FunctionError::Setup(format!("HAPILOT_COOLDOWN_SECONDS is not valid: {e}"))
+            })?;
+        }
+        if let Some(v) = text("HAPILOT_SCALE_TARGETS") {
+            s.scale_targets = json("HAPILOT_SCALE_TARGETS", &v)?;
+        }
+        if let Some(v) = text("HAPILOT_FAILOVER_INPUT_DEFAULTS") {
+            s.failover_input_defaults = json("HAPILOT_FAILOVER_INPUT_DEFAULTS", &v)?;
+        }
+        Ok(s)
+    }
+
+    /// Fails naming the first variable in `vars` that is not set.
+    pub fn require(&self, vars: &[&str]) -> Result<(), FunctionError> {
+        for var in vars {
+            let set = match *var {
+                "HAPILOT_HOSTED_ZONE_ID" => self.hosted_zone_id.is_some(),
+                "HAPILOT_RECORD_NAME" => self.record_name.is_some(),
+                "HAPILOT_GLOBAL_HEALTH_URL" => self.global_health_url.is_some(),
+                "HAPILOT_REGIONS" => !self.regions.is_empty(),
+                "HAPILOT_AUDIT_BUCKET" => self.audit_bucket.is_some(),
+                "HAPILOT_TOPIC_ARN" => self.topic_arn.is_some(),
+                "HAPILOT_FAILOVER_STATE_MACHINE_ARN" => self.failover_state_machine_arn.is_some(),
+                "HAPILOT_FAILOVER_TRIGGERS" => !self.triggers.is_empty(),
+                _ => true,
+            };
+            if !set {
+                return Err(FunctionError::Setup(format!("{var} is not set")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The regions as sites for planning.
+    pub fn sites(&self) -> Vec<RegionSite> {
+        self.regions
+            .iter()
+            .map(|(region, c)| RegionSite {
+                region: region.clone(),
+                health_url: c.health_url.clone(),
+                set_identifier: c.set_identifier.clone(),
+            })
+            .collect()
+    }
+
+    /// One region's configuration, or an input error naming the region.
+    pub fn region(&self, region: &str) -> Result<&RegionConfig, FunctionError> {
+        self.regions.get(region).ok_or_else(|| {
+            FunctionError::Core(hapilot_core::CoreError::invalid(
+                "region",
+                format!("{region:?} is not in HAPILOT_REGIONS"),
+            ))
+        })
+    }
+
+    /// A required string setting (already checked by [`Settings::require`] at init).
+    pub fn get<'a>(&self, value: &'a Option<String>, var: &str) -> Result<&'a str, FunctionError> {
+        value
+            .as_deref()
+            .ok_or_else(|| FunctionError::Setup(format!("{var} is not set")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_variables_are_named() {
+        let e =
+            Settings::from_lookup(|k| (k == "HAPILOT_REGIONS").then(|| "{not json".to_string()))
+                .unwrap_err();
+        assert!(
+            e.to_string().starts_with("HAPILOT_REGIONS is not valid"),
+            "{e}"
+        );
+        let e = Settings::from_lookup(|k| {
+            (k == "HAPILOT_AUTOMATIC_FAILOVER").then(|| "maybe".to_string())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("HAPILOT_AUTOMATIC_FAILOVER"), "{e}");
+        let s = Settings::from_lookup(|_| None).unwrap();
+        assert!(s.automatic_failover);
+        assert_eq!(s.scale_targets["litellm"], 5);
+        assert_eq!(
+            s.require(&["HAPILOT_HOSTED_ZONE_ID"])
+                .unwrap_err()
+                .to_string(),
+            "HAPILOT_HOSTED_ZONE_ID is not set"
+        );
+    }
+
+    #[test]
+    fn regions_parse_with_both_database_backends() {
+        let regions = r#"{
+            "us-east-1": {"health_url": "http://a/health", "set_identifier": "primary",
+                          "database": {"backend": "postgres", "dsn": "host=127.0.0.1 port=5432"}},
+            "us-west-2": {"health_url": "http://b/health", "set_identifier": "standby",
+                          "database": {"backend": "patroni", "url": "http://b:8008", "member": "pg-1"}}
+        }"#;
+        let s = Settings::from_lookup(|k| (k == "HAPILOT_REGIONS").then(|| regions.to_string()))
+            .unwrap();
+        assert_eq!(s.sites().len(), 2);
+        assert!(matches!(
+            s.regions["us-west-2"].database,
+            Some(DatabaseTarget::Patroni { .. })
+        ));
+    }
+}

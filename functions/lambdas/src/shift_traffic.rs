@@ -1,0 +1,73 @@
+//! Task `shift-traffic`: set the weights of the global name's records in one change (health
+//! checks kept). Used to move traffic to the standby and, with the snapshot, to restore it.
+//! Input: `{"weights": {set: weight}, "reason": "...", "run": ...}`.
+
+use std::collections::BTreeMap;
+
+use hapilot_aws::dns::Dns;
+use hapilot_aws::journal::Journal;
+use hapilot_core::{CoreError, ErrorName};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::FunctionError;
+use crate::config::Settings;
+use crate::error::parse_input;
+use crate::run::{RunContext, record};
+
+#[derive(Deserialize)]
+struct Input {
+    weights: BTreeMap<String, i64>,
+    #[serde(default)]
+    reason: String,
+    run: RunContext,
+}
+
+/// Sets the weights.
+pub async fn shift_traffic(
+    dns: &impl Dns,
+    settings: &Settings,
+    journal: &impl Journal,
+    input: Value,
+) -> Result<Value, FunctionError> {
+    let Input {
+        weights,
+        reason,
+        run,
+    } = parse_input(input)?;
+    if weights.is_empty() || weights.values().any(|w| !(0..=255).contains(w)) {
+        return Err(CoreError::invalid(
+            "weights",
+            "must name at least one set, each weight 0 to 255",
+        )
+        .into());
+    }
+    let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
+    let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
+    let before: BTreeMap<String, i64> = dns
+        .weighted_records(zone, name)
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?
+        .into_iter()
+        .map(|r| (r.set_identifier, r.weight))
+        .collect();
+    let wanted: Vec<(String, i64)> = weights.clone().into_iter().collect();
+    let change_id = dns
+        .set_weights(
+            zone,
+            name,
+            &wanted,
+            &format!("hapilot {}: {reason}", run.execution),
+        )
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
+    let out =
+        json!({ "change_id": change_id, "before": before, "after": weights, "reason": reason });
+    record(
+        journal,
+        &run,
+        json!({ "before": before, "after": weights, "change_id": change_id, "reason": reason }),
+    )
+    .await?;
+    Ok(out)
+}
