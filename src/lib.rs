@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approvals;
 pub mod drill;
 pub mod error;
 pub mod local;

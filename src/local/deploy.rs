@@ -28,6 +28,11 @@ pub fn local_substitutions(region: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The ARN moto gives a state machine created under `name` in `region`.
+pub fn local_state_machine_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:states:{region}:{LOCAL_ACCOUNT_ID}:stateMachine:{name}")
+}
+
 /// Replaces every `${Name}` in `definition`; an unknown name is an error that lists them all,
 /// so a typo is found at deploy time, not halfway through a failover.
 pub fn resolve(

@@ -7,7 +7,7 @@
 //! `Retry`/`Catch` match our `hapilot.*` error names.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -32,11 +32,12 @@ const INVOKE_SUFFIX: &str = "/invocations";
 /// A running front door; stops serving (and drops every open connection) when dropped.
 pub struct FrontDoor {
     addr: SocketAddr,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
 struct Shared {
-    registry: FunctionRegistry,
+    registry: RwLock<FunctionRegistry>,
     upstream: SocketAddr,
     region: String,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -54,16 +55,23 @@ impl FrontDoor {
             .local_addr()
             .expect("a bound listener has an address");
         let shared = Arc::new(Shared {
-            registry,
+            registry: RwLock::new(registry),
             upstream,
             region: region.to_string(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
+        let served = shared.clone();
         let task = serve(listener, move |req| {
-            let shared = shared.clone();
+            let shared = served.clone();
             async move { route(&shared, req).await }
         });
-        Self { addr, task }
+        Self { addr, shared, task }
+    }
+
+    /// Serves `registry` from the next invoke on, like a Lambda deployment with a new
+    /// configuration.
+    pub fn replace_registry(&self, registry: FunctionRegistry) {
+        *self.shared.registry.write().expect("registry lock") = registry;
     }
 
     /// Where it listens.
@@ -92,7 +100,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             .and_then(|p| p.strip_suffix(INVOKE_SUFFIX))
     {
         let raw = raw.to_string();
-        return invoke(shared, &raw, req).await;
+        return serve_invoke(shared, &raw, req).await;
     }
     forward(shared, req).await
 }
@@ -108,7 +116,11 @@ pub fn function_name(raw: &str) -> String {
     after.split(':').next().unwrap_or_default().to_string()
 }
 
-async fn invoke(shared: &Shared, raw_name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn serve_invoke(
+    shared: &Shared,
+    raw_name: &str,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let name = function_name(raw_name);
     let invocation_type = req
@@ -117,7 +129,8 @@ async fn invoke(shared: &Shared, raw_name: &str, req: Request<Incoming>) -> Resp
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse")
         .to_string();
-    let Some(handler) = shared.registry.get(&name) else {
+    let handler = shared.registry.read().expect("registry lock").get(&name);
+    let Some(handler) = handler else {
         let arn = format!(
             "arn:aws:lambda:{}:{LOCAL_ACCOUNT_ID}:function:{name}",
             shared.region
@@ -337,6 +350,41 @@ fn bad_gateway(message: &str) -> Response<Full<Bytes>> {
     ))));
     *response.status_mut() = StatusCode::BAD_GATEWAY;
     response
+}
+
+/// Invokes `function` through a front door at `endpoint` the way EventBridge or the CLI does;
+/// a function error comes back as `Err((errorType, errorMessage))`.
+pub async fn invoke(
+    endpoint: &str,
+    function: &str,
+    payload: &Value,
+) -> Result<Value, (String, String)> {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{endpoint}{INVOKE_PREFIX}{function}{INVOKE_SUFFIX}"
+        ))
+        .body(payload.to_string())
+        .send()
+        .await
+        .map_err(|e| ("Transport".to_string(), e.to_string()))?;
+    let function_error = response.headers().contains_key("x-amz-function-error");
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| ("InvalidResponse".to_string(), e.to_string()))?;
+    if function_error || !status.is_success() {
+        let kind = body["errorType"]
+            .as_str()
+            .or(body["Type"].as_str())
+            .unwrap_or("Unknown");
+        let message = body["errorMessage"]
+            .as_str()
+            .or(body["Message"].as_str())
+            .unwrap_or("");
+        return Err((kind.to_string(), message.to_string()));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

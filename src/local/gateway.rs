@@ -163,3 +163,111 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
         _ => answer(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
+
+/// The global name as users reach it: each `/health` request is routed to the region whose
+/// weighted record (read from Route53 on every request) has the highest weight, the way a
+/// client resolving the weighted name ends up at one region. All weights 0 answers 503.
+pub struct GlobalRouter {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Routes {
+    route53: aws_sdk_route53::Client,
+    zone_id: String,
+    record_name: String,
+    targets: std::collections::BTreeMap<String, String>,
+    http: reqwest::Client,
+}
+
+impl GlobalRouter {
+    /// Routes `record_name` in `zone_id`; `targets` maps each SetIdentifier to its region's
+    /// health URL.
+    pub async fn start(
+        route53: aws_sdk_route53::Client,
+        zone_id: &str,
+        record_name: &str,
+        targets: std::collections::BTreeMap<String, String>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let routes = Arc::new(Routes {
+            route53,
+            zone_id: zone_id.to_string(),
+            record_name: record_name.trim_end_matches('.').to_string(),
+            targets,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(std::io::Error::other)?,
+        });
+        let task = serve(listener, move |req| {
+            let routes = routes.clone();
+            async move { route(&routes, req).await }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// `http://127.0.0.1:<port>/health`: the global health URL.
+    pub fn health_url(&self) -> String {
+        format!("http://{}/health", self.addr)
+    }
+}
+
+impl Drop for GlobalRouter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn route(routes: &Routes, req: Request<Incoming>) -> Answer {
+    if req.uri().path() != "/health" {
+        return answer(StatusCode::NOT_FOUND, "text/plain", "not found\n");
+    }
+    let sets = match routes
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&routes.zone_id)
+        .send()
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_GATEWAY,
+                "text/plain",
+                format!(
+                    "route53: {}",
+                    aws_sdk_route53::error::DisplayErrorContext(e)
+                ),
+            );
+        }
+    };
+    let best = sets
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name().trim_end_matches('.') == routes.record_name)
+        .filter_map(|r| Some((r.weight()?, r.set_identifier()?)))
+        .filter(|(w, _)| *w > 0)
+        .max_by_key(|(w, _)| *w);
+    let Some(url) = best.and_then(|(_, set)| routes.targets.get(set)) else {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "no weighted target has traffic\n",
+        );
+    };
+    match routes.http.get(url).send().await {
+        Ok(r) => {
+            let code = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = r.bytes().await.unwrap_or_default();
+            answer(code, "application/json", body)
+        }
+        Err(e) => answer(
+            StatusCode::BAD_GATEWAY,
+            "text/plain",
+            format!("upstream {url}: {e}\n"),
+        ),
+    }
+}

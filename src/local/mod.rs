@@ -5,10 +5,14 @@
 //! answers Lambda Invoke with the real Rust handlers, and forwards everything else to moto.
 
 pub mod deploy;
+pub mod deployment;
 pub mod front_door;
 pub mod gateway;
 pub mod http;
+pub mod kubernetes;
 pub mod moto;
+pub mod patroni;
+pub mod postgres;
 pub mod stack;
 
 pub use stack::{LocalStack, StackOptions};

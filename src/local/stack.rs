@@ -60,6 +60,7 @@ impl Default for StackOptions {
 /// A running local stack. Dropping it stops moto and the front door.
 pub struct LocalStack {
     front_door: FrontDoor,
+    extra_functions: Vec<(String, Handler)>,
     moto: MotoServer,
     region: String,
     sdk_config: SdkConfig,
@@ -112,13 +113,7 @@ impl LocalStack {
 
         let endpoint = format!("http://127.0.0.1:{front_door_port}");
         let sdk_config = hapilot_aws::sdk::local(&endpoint, &options.region);
-        let adapters = Adapters::new(&sdk_config, options.settings).map_err(|e| {
-            HapilotError::io("building the function adapters")(std::io::Error::other(e))
-        })?;
-        let mut registry = FunctionRegistry::new(adapters);
-        for (name, handler) in options.extra_functions {
-            registry.insert(&name, move |event| handler(event));
-        }
+        let registry = build_registry(&sdk_config, options.settings, &options.extra_functions)?;
         let front_door = FrontDoor::start(
             listener,
             registry,
@@ -134,11 +129,25 @@ impl LocalStack {
         .await?;
         Ok(Self {
             front_door,
+            extra_functions: options.extra_functions,
             moto,
             region: options.region,
             sdk_config,
             state_machines,
         })
+    }
+
+    /// Gives every function a new deployment configuration (in AWS: new environment variables),
+    /// from the next invoke on.
+    pub fn configure(&self, settings: Settings) -> Result<(), HapilotError> {
+        let registry = build_registry(&self.sdk_config, settings, &self.extra_functions)?;
+        self.front_door.replace_registry(registry);
+        Ok(())
+    }
+
+    /// The ARN a state machine deployed under `name` has (or will have) on this stack.
+    pub fn arn_of(&self, name: &str) -> String {
+        super::deploy::local_state_machine_arn(&self.region, name)
     }
 
     /// The endpoint every AWS client uses: `http://127.0.0.1:<port>`.
@@ -195,4 +204,20 @@ impl LocalStack {
         drop(front_door);
         moto.stop().await;
     }
+}
+
+fn build_registry(
+    sdk_config: &SdkConfig,
+    settings: Settings,
+    extra: &[(String, Handler)],
+) -> Result<FunctionRegistry, HapilotError> {
+    let adapters = Adapters::new(sdk_config, settings).map_err(|e| {
+        HapilotError::io("building the function adapters")(std::io::Error::other(e))
+    })?;
+    let mut registry = FunctionRegistry::new(adapters);
+    for (name, handler) in extra {
+        let handler = handler.clone();
+        registry.insert(name, move |event| handler(event));
+    }
+    Ok(registry)
 }

@@ -5,5 +5,6 @@
 mod support;
 
 mod cli;
+mod failover;
 mod front_door;
 mod health_proof;

@@ -226,10 +226,14 @@ impl Database for PostgresDatabase {
     async fn fence(&self) -> FenceOutcome {
         let fence = async {
             let client = self.connect().await?;
+            // Two statements, not one batch: ALTER SYSTEM refuses to run inside the implicit
+            // transaction of a multi-statement query.
             client
-                .batch_execute(
-                    "ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();",
-                )
+                .batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
+                .await
+                .map_err(|e| self.error(e))?;
+            client
+                .batch_execute("SELECT pg_reload_conf()")
                 .await
                 .map_err(|e| self.error(e))
         };

@@ -1,11 +1,13 @@
 //! Task `shift-traffic`: set the weights of the global name's records in one change (health
 //! checks kept). Used to move traffic to the standby and, with the snapshot, to restore it.
-//! Input: `{"weights": {set: weight}, "reason": "...", "run": ...}`.
+//! Input: `{"activate": "<set>"}` (that set 100, every other 0) or `{"weights": {set: weight}}`,
+//! plus `"reason"` and `"run"`.
 
 use std::collections::BTreeMap;
 
 use hapilot_aws::dns::Dns;
 use hapilot_aws::journal::Journal;
+use hapilot_core::failover::weights_for_active;
 use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,7 +19,10 @@ use crate::run::{RunContext, record};
 
 #[derive(Deserialize)]
 struct Input {
-    weights: BTreeMap<String, i64>,
+    #[serde(default)]
+    weights: Option<BTreeMap<String, i64>>,
+    #[serde(default)]
+    activate: Option<String>,
     #[serde(default)]
     reason: String,
     run: RunContext,
@@ -32,16 +37,10 @@ pub async fn shift_traffic(
 ) -> Result<Value, FunctionError> {
     let Input {
         weights,
+        activate,
         reason,
         run,
     } = parse_input(input)?;
-    if weights.is_empty() || weights.values().any(|w| !(0..=255).contains(w)) {
-        return Err(CoreError::invalid(
-            "weights",
-            "must name at least one set, each weight 0 to 255",
-        )
-        .into());
-    }
     let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
     let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
     let before: BTreeMap<String, i64> = dns
@@ -51,6 +50,34 @@ pub async fn shift_traffic(
         .into_iter()
         .map(|r| (r.set_identifier, r.weight))
         .collect();
+    let weights: BTreeMap<String, i64> = match (weights, activate) {
+        (Some(w), None) => w,
+        (None, Some(active)) => {
+            if !before.contains_key(&active) {
+                return Err(CoreError::invalid(
+                    "activate",
+                    format!("{active:?} is not a weighted record of {name}"),
+                )
+                .into());
+            }
+            let sets: Vec<String> = before.keys().cloned().collect();
+            weights_for_active(&sets, &active).into_iter().collect()
+        }
+        _ => {
+            return Err(CoreError::invalid(
+                "weights",
+                "give exactly one of `weights` and `activate`",
+            )
+            .into());
+        }
+    };
+    if weights.is_empty() || weights.values().any(|w| !(0..=255).contains(w)) {
+        return Err(CoreError::invalid(
+            "weights",
+            "must name at least one set, each weight 0 to 255",
+        )
+        .into());
+    }
     let wanted: Vec<(String, i64)> = weights.clone().into_iter().collect();
     let change_id = dns
         .set_weights(

@@ -157,3 +157,91 @@ pub async fn wait_gone(pid: u32, within: Duration) -> bool {
     }
     !process_alive(pid)
 }
+
+/// A test stack with a complete two-region deployment on it.
+pub struct FailoverWorld {
+    /// The stack.
+    pub stack: TestStack,
+    /// The deployment.
+    pub deployment: hapilot::local::deployment::LocalDeployment,
+}
+
+impl FailoverWorld {
+    /// A stack and a deployment whose regions run `database`.
+    pub async fn start(database: hapilot::local::deployment::DatabaseSetup) -> Self {
+        let stack = TestStack::start().await;
+        let deployment =
+            hapilot::local::deployment::LocalDeployment::create(stack.stack(), database)
+                .await
+                .unwrap_or_else(|e| panic!("the local deployment was not created: {e}"));
+        Self { stack, deployment }
+    }
+
+    /// Delivers `event` to the alarm router as EventBridge would.
+    pub async fn route(&self, event: &Value) -> Result<Value, (String, String)> {
+        hapilot::local::front_door::invoke(&self.stack.endpoint_url(), "alarm-router", event).await
+    }
+
+    /// The global name's weights now.
+    pub async fn weights(&self) -> std::collections::BTreeMap<String, i64> {
+        self.deployment.weights(self.stack.stack()).await.unwrap()
+    }
+
+    /// Follows an execution started by someone else (the alarm router).
+    pub async fn follow(&self, execution_arn: &str) -> RunOutcome {
+        follow(&self.stack.sfn(), execution_arn, RUN_TIMEOUT, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("following {execution_arn}: {e}"))
+    }
+
+    /// The input a console user gives, plus the deployment's fast test defaults.
+    pub fn console_input(&self, extra: Value) -> Value {
+        let mut input = Value::Object(self.deployment.settings.failover_input_defaults.clone());
+        input["primary_region"] = "us-east-1".into();
+        input["standby_region"] = "us-west-2".into();
+        if let Value::Object(extra) = extra {
+            for (k, v) in extra {
+                input[k] = v;
+            }
+        }
+        input
+    }
+
+    /// Starts a failover run named `name` without waiting for it; returns its ARN.
+    pub async fn start_failover(&self, name: &str, input: Value) -> String {
+        let arn = self.stack.stack().arn_of("failover");
+        start(&self.stack.sfn(), &arn, name, &input)
+            .await
+            .expect("StartExecution")
+    }
+
+    /// A journal or report object from the audit bucket, if it exists.
+    pub async fn object(&self, key: &str) -> Option<Value> {
+        use hapilot_aws::journal::Journal;
+        hapilot_aws::journal::S3Journal::from_sdk(self.stack.stack().sdk_config(), "hapilot-audit")
+            .get(key)
+            .await
+            .unwrap()
+    }
+
+    /// Every journal key of a failover run.
+    pub async fn journal_keys(&self, execution: &str) -> Vec<String> {
+        use hapilot_aws::journal::Journal;
+        hapilot_aws::journal::S3Journal::from_sdk(self.stack.stack().sdk_config(), "hapilot-audit")
+            .list(&format!("runs/failover/{execution}/"))
+            .await
+            .unwrap()
+    }
+
+    /// Waits until run `execution` asks for approval; returns the pending request.
+    pub async fn wait_for_approval(&self, execution: &str) -> Value {
+        let key = format!("runs/failover/{execution}/approval.json");
+        for _ in 0..600 {
+            if let Some(pending) = self.object(&key).await {
+                return pending;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("run {execution} never asked for approval");
+    }
+}

@@ -1,0 +1,403 @@
+//! A complete two-region deployment on the local stack: what the drill fails over and what the
+//! end-to-end tests exercise.
+//!
+//! Two simulated regional gateways (us-east-1 primary, us-west-2 standby), the global name as a
+//! weighted Route53 record pair with health checks and a CloudWatch alarm on the primary's
+//! check, the audit bucket, the notification topic, a Kubernetes API per region, a database per
+//! region (a simulated Patroni cluster, or a real PostgreSQL streaming pair), and the functions'
+//! configuration pointing at all of it.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
+    ResourceRecordSet, RrType,
+};
+use hapilot_aws::database::DatabaseTarget;
+use hapilot_aws::scaler::KubernetesTarget;
+use hapilot_core::alarm::FailoverTrigger;
+use hapilot_core::tier::Tier;
+use hapilot_functions::config::{RegionConfig, Settings};
+
+use super::LocalStack;
+use super::gateway::{GlobalRouter, SimulatedGateway};
+use super::kubernetes::SimulatedKubernetes;
+use super::patroni::SimulatedPatroni;
+use super::postgres::PostgresPair;
+use crate::HapilotError;
+
+/// The failing region in the local deployment.
+pub const PRIMARY_REGION: &str = "us-east-1";
+/// The region that takes over.
+pub const STANDBY_REGION: &str = "us-west-2";
+/// SetIdentifier of the primary's weighted record (as in the HA document).
+pub const PRIMARY_SET: &str = "primary";
+/// SetIdentifier of the standby's weighted record.
+pub const STANDBY_SET: &str = "secondary";
+/// The global name.
+pub const RECORD_NAME: &str = "gateway.example.com";
+/// The audit bucket.
+pub const AUDIT_BUCKET: &str = "hapilot-audit";
+/// The alarm on the primary's Route53 health check.
+pub const PRIMARY_ALARM: &str = "hapilot-primary-health";
+/// Namespace of the gateway deployments (the HA document's).
+pub const NAMESPACE: &str = "ai-gateway";
+const KUBE_TOKEN: &str = "local-kube-token";
+
+/// Which database each region runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseSetup {
+    /// A simulated Patroni member per region (fast; the `patroni` backend).
+    Patroni,
+    /// A real PostgreSQL primary + streaming replica (the `postgres` backend).
+    Postgres,
+}
+
+/// The databases of the deployment.
+pub enum Databases {
+    /// Simulated Patroni members.
+    Patroni {
+        /// The primary region's member (the leader).
+        primary: SimulatedPatroni,
+        /// The standby region's member (a replica).
+        standby: SimulatedPatroni,
+    },
+    /// A real PostgreSQL pair.
+    Postgres(PostgresPair),
+}
+
+/// Everything of one local two-region deployment; stops what it started when dropped.
+pub struct LocalDeployment {
+    /// The primary region's gateway.
+    pub primary: SimulatedGateway,
+    /// The standby region's gateway.
+    pub standby: SimulatedGateway,
+    /// The global name.
+    pub global: GlobalRouter,
+    /// The primary region's Kubernetes API.
+    pub primary_kube: SimulatedKubernetes,
+    /// The standby region's Kubernetes API.
+    pub standby_kube: SimulatedKubernetes,
+    /// The databases.
+    pub databases: Databases,
+    /// The hosted zone of the global name.
+    pub zone_id: String,
+    /// The notification topic.
+    pub topic_arn: String,
+    /// The functions' configuration (also handed to the stack).
+    pub settings: Settings,
+}
+
+impl LocalDeployment {
+    /// Builds the deployment on `stack` and configures the stack's functions for it.
+    pub async fn create(stack: &LocalStack, database: DatabaseSetup) -> Result<Self, HapilotError> {
+        let sdk = stack.sdk_config();
+        let io = |what: &str| HapilotError::io(what.to_string());
+        let primary = SimulatedGateway::start(PRIMARY_REGION)
+            .await
+            .map_err(io("starting a gateway"))?;
+        let standby = SimulatedGateway::start(STANDBY_REGION)
+            .await
+            .map_err(io("starting a gateway"))?;
+        let primary_kube = SimulatedKubernetes::start(
+            KUBE_TOKEN,
+            NAMESPACE,
+            &[("litellm", 3), ("agentgateway", 3)],
+        )
+        .await
+        .map_err(io("starting a Kubernetes API"))?;
+        let standby_kube = SimulatedKubernetes::start(
+            KUBE_TOKEN,
+            NAMESPACE,
+            &[("litellm", 1), ("agentgateway", 1)],
+        )
+        .await
+        .map_err(io("starting a Kubernetes API"))?;
+        let databases = match database {
+            DatabaseSetup::Patroni => Databases::Patroni {
+                primary: SimulatedPatroni::start("pg-east", true)
+                    .await
+                    .map_err(io("starting Patroni"))?,
+                standby: SimulatedPatroni::start("pg-west", false)
+                    .await
+                    .map_err(io("starting Patroni"))?,
+            },
+            DatabaseSetup::Postgres => Databases::Postgres(
+                tokio::task::spawn_blocking(PostgresPair::start)
+                    .await
+                    .map_err(|e| {
+                        HapilotError::io("starting PostgreSQL")(std::io::Error::other(e))
+                    })??,
+            ),
+        };
+        let (primary_db, standby_db) = match &databases {
+            Databases::Patroni { primary, standby } => (
+                DatabaseTarget::Patroni {
+                    url: primary.url(),
+                    member: primary.name(),
+                },
+                DatabaseTarget::Patroni {
+                    url: standby.url(),
+                    member: standby.name(),
+                },
+            ),
+            Databases::Postgres(pair) => (
+                DatabaseTarget::Postgres {
+                    dsn: pair.primary.dsn(),
+                },
+                DatabaseTarget::Postgres {
+                    dsn: pair.replica.dsn(),
+                },
+            ),
+        };
+
+        hapilot_aws::sdk::s3(sdk)
+            .create_bucket()
+            .bucket(AUDIT_BUCKET)
+            .send()
+            .await
+            .map_err(HapilotError::aws("CreateBucket"))?;
+        let topic_arn = aws_sdk_sns::Client::new(sdk)
+            .create_topic()
+            .name("hapilot-notifications")
+            .send()
+            .await
+            .map_err(HapilotError::aws("CreateTopic"))?
+            .topic_arn()
+            .unwrap_or_default()
+            .to_string();
+        let route53 = aws_sdk_route53::Client::new(sdk);
+        let zone_id = route53
+            .create_hosted_zone()
+            .name("example.com")
+            .caller_reference(uuid::Uuid::new_v4().to_string())
+            .send()
+            .await
+            .map_err(HapilotError::aws("CreateHostedZone"))?
+            .hosted_zone()
+            .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+            .unwrap_or_default();
+        let mut changes = Vec::new();
+        let mut primary_check = String::new();
+        for (set, gateway, weight) in [(PRIMARY_SET, &primary, 100), (STANDBY_SET, &standby, 0)] {
+            let port: u16 = gateway
+                .health_url()
+                .split(':')
+                .nth(2)
+                .and_then(|p| p.split('/').next()?.parse().ok())
+                .unwrap_or(80);
+            // The HA document's check: /health every 10 s, 3 failures to unhealthy.
+            let check = route53
+                .create_health_check()
+                .caller_reference(uuid::Uuid::new_v4().to_string())
+                .health_check_config(
+                    HealthCheckConfig::builder()
+                        .r#type(HealthCheckType::Http)
+                        .ip_address("127.0.0.1")
+                        .port(port as i32)
+                        .resource_path("/health")
+                        .request_interval(10)
+                        .failure_threshold(3)
+                        .build()
+                        .map_err(HapilotError::aws("CreateHealthCheck"))?,
+                )
+                .send()
+                .await
+                .map_err(HapilotError::aws("CreateHealthCheck"))?
+                .health_check()
+                .map(|h| h.id().to_string())
+                .unwrap_or_default();
+            if set == PRIMARY_SET {
+                primary_check = check.clone();
+            }
+            let record = ResourceRecordSet::builder()
+                .name(RECORD_NAME)
+                .r#type(RrType::Cname)
+                .set_identifier(set)
+                .weight(weight)
+                .ttl(60)
+                .health_check_id(check)
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(format!("gateway.{}.internal", gateway.region()))
+                        .build()
+                        .map_err(HapilotError::aws("ChangeResourceRecordSets"))?,
+                )
+                .build()
+                .map_err(HapilotError::aws("ChangeResourceRecordSets"))?;
+            changes.push(
+                Change::builder()
+                    .action(ChangeAction::Create)
+                    .resource_record_set(record)
+                    .build()
+                    .map_err(HapilotError::aws("ChangeResourceRecordSets"))?,
+            );
+        }
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .change_batch(
+                ChangeBatch::builder()
+                    .set_changes(Some(changes))
+                    .build()
+                    .map_err(HapilotError::aws("ChangeResourceRecordSets"))?,
+            )
+            .send()
+            .await
+            .map_err(HapilotError::aws("ChangeResourceRecordSets"))?;
+        aws_sdk_cloudwatch::Client::new(sdk)
+            .put_metric_alarm()
+            .alarm_name(PRIMARY_ALARM)
+            .alarm_description("Route53 health check of the primary region's gateway")
+            .namespace("AWS/Route53")
+            .metric_name("HealthCheckStatus")
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("HealthCheckId")
+                    .value(&primary_check)
+                    .build(),
+            )
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
+            .period(10)
+            .evaluation_periods(3)
+            .threshold(1.0)
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+            .send()
+            .await
+            .map_err(HapilotError::aws("PutMetricAlarm"))?;
+
+        let global = GlobalRouter::start(
+            route53,
+            &zone_id,
+            RECORD_NAME,
+            BTreeMap::from([
+                (PRIMARY_SET.to_string(), primary.health_url()),
+                (STANDBY_SET.to_string(), standby.health_url()),
+            ]),
+        )
+        .await
+        .map_err(io("starting the global router"))?;
+
+        let region = |gateway: &SimulatedGateway,
+                      set: &str,
+                      db: DatabaseTarget,
+                      kube: &SimulatedKubernetes| RegionConfig {
+            health_url: gateway.health_url(),
+            set_identifier: set.to_string(),
+            database: Some(db),
+            kubernetes: Some(KubernetesTarget {
+                url: kube.url(),
+                token: KUBE_TOKEN.to_string(),
+                namespace: NAMESPACE.to_string(),
+            }),
+        };
+        let mut settings = Settings::with_defaults();
+        settings.hosted_zone_id = Some(zone_id.clone());
+        settings.record_name = Some(RECORD_NAME.to_string());
+        settings.global_health_url = Some(global.health_url());
+        settings.audit_bucket = Some(AUDIT_BUCKET.to_string());
+        settings.topic_arn = Some(topic_arn.clone());
+        settings.failover_state_machine_arn = Some(stack.arn_of("failover"));
+        settings.tier = Some(Tier::Critical);
+        settings.regions = BTreeMap::from([
+            (
+                PRIMARY_REGION.to_string(),
+                region(&primary, PRIMARY_SET, primary_db, &primary_kube),
+            ),
+            (
+                STANDBY_REGION.to_string(),
+                region(&standby, STANDBY_SET, standby_db, &standby_kube),
+            ),
+        ]);
+        settings.triggers = vec![FailoverTrigger {
+            alarm_name: PRIMARY_ALARM.to_string(),
+            primary_region: PRIMARY_REGION.to_string(),
+            standby_region: STANDBY_REGION.to_string(),
+            tier: Tier::Critical,
+        }];
+        // Fast probes: the simulated gateways answer in microseconds.
+        settings.failover_input_defaults = serde_json::json!({
+            "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
+            "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        stack.configure(settings.clone())?;
+        Ok(Self {
+            primary,
+            standby,
+            global,
+            primary_kube,
+            standby_kube,
+            databases,
+            zone_id,
+            topic_arn,
+            settings,
+        })
+    }
+
+    /// Applies changed settings to the stack's functions (kill switch, cool-down, ...).
+    pub fn reconfigure(
+        &mut self,
+        stack: &LocalStack,
+        change: impl FnOnce(&mut Settings),
+    ) -> Result<(), HapilotError> {
+        change(&mut self.settings);
+        stack.configure(self.settings.clone())
+    }
+
+    /// The current weights of the global name: SetIdentifier -> weight.
+    pub async fn weights(&self, stack: &LocalStack) -> Result<BTreeMap<String, i64>, HapilotError> {
+        let sets = aws_sdk_route53::Client::new(stack.sdk_config())
+            .list_resource_record_sets()
+            .hosted_zone_id(&self.zone_id)
+            .send()
+            .await
+            .map_err(HapilotError::aws("ListResourceRecordSets"))?;
+        Ok(sets
+            .resource_record_sets()
+            .iter()
+            .filter_map(|r| Some((r.set_identifier()?.to_string(), r.weight()?)))
+            .collect())
+    }
+
+    /// Sets the primary's alarm state in CloudWatch (moto never evaluates alarms itself).
+    pub async fn set_alarm(
+        &self,
+        stack: &LocalStack,
+        state: &str,
+        reason: &str,
+    ) -> Result<(), HapilotError> {
+        aws_sdk_cloudwatch::Client::new(stack.sdk_config())
+            .set_alarm_state()
+            .alarm_name(PRIMARY_ALARM)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+            .state_reason(reason)
+            .send()
+            .await
+            .map_err(HapilotError::aws("SetAlarmState"))?;
+        Ok(())
+    }
+}
+
+/// The EventBridge "CloudWatch Alarm State Change" event for `alarm` going OK -> `state` at
+/// `at` (RFC 3339), as EventBridge delivers it to the alarm router.
+pub fn alarm_event(alarm: &str, state: &str, at: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": at,
+        "region": PRIMARY_REGION,
+        "resources": [format!("arn:aws:cloudwatch:{PRIMARY_REGION}:123456789012:alarm:{alarm}")],
+        "detail": {
+            "alarmName": alarm,
+            "state": { "value": state, "reason": "Threshold Crossed: 3 datapoints were less than the threshold (1.0).", "timestamp": at },
+            "previousState": { "value": if state == "ALARM" { "OK" } else { "ALARM" }, "reason": "", "timestamp": at },
+            "configuration": { "metrics": [] }
+        }
+    })
+}

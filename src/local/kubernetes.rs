@@ -1,0 +1,174 @@
+//! A simulated Kubernetes API server: the `apps/v1` deployment scale subresource hapilot uses
+//! (`GET`/`PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`), with bearer-token
+//! authentication, on loopback.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use super::http::{Answer, answer, serve};
+
+struct Cluster {
+    token: String,
+    namespace: String,
+    deployments: BTreeMap<String, i64>,
+}
+
+/// A running simulated API server; stops when dropped.
+pub struct SimulatedKubernetes {
+    addr: SocketAddr,
+    state: Arc<Mutex<Cluster>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedKubernetes {
+    /// Starts a cluster with `deployments` (name -> replicas) in `namespace`, accepting `token`.
+    pub async fn start(
+        token: &str,
+        namespace: &str,
+        deployments: &[(&str, i64)],
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(Cluster {
+            token: token.to_string(),
+            namespace: namespace.to_string(),
+            deployments: deployments
+                .iter()
+                .map(|(n, r)| (n.to_string(), *r))
+                .collect(),
+        }));
+        let shared = state.clone();
+        let task = serve(listener, move |req| {
+            let state = shared.clone();
+            async move { respond(&state, req).await }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// The API server URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A deployment's replicas now.
+    pub fn replicas(&self, deployment: &str) -> Option<i64> {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .deployments
+            .get(deployment)
+            .copied()
+    }
+
+    /// Removes a deployment (to make a scale fail).
+    pub fn delete(&self, deployment: &str) {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .deployments
+            .remove(deployment);
+    }
+}
+
+impl Drop for SimulatedKubernetes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn status(code: StatusCode, reason: &str, message: String) -> Answer {
+    let body = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                       "reason": reason, "code": code.as_u16() });
+    answer(code, "application/json", body.to_string())
+}
+
+fn scale(namespace: &str, name: &str, replicas: i64) -> Answer {
+    let body = json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": { "name": name, "namespace": namespace },
+        "spec": { "replicas": replicas }, "status": { "replicas": replicas }
+    });
+    answer(StatusCode::OK, "application/json", body.to_string())
+}
+
+async fn respond(state: &Mutex<Cluster>, req: Request<Incoming>) -> Answer {
+    let authorized = {
+        let c = state.lock().expect("cluster lock");
+        req.headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {}", c.token))
+    };
+    if !authorized {
+        return status(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized".into(),
+        );
+    }
+    let path: Vec<String> = req.uri().path().split('/').map(str::to_string).collect();
+    // ["", "apis", "apps", "v1", "namespaces", ns, "deployments", name, "scale"]
+    let (ns, name) = match path.as_slice() {
+        [_, a, b, c, d, ns, e, name, f]
+            if a == "apis"
+                && b == "apps"
+                && c == "v1"
+                && d == "namespaces"
+                && e == "deployments"
+                && f == "scale" =>
+        {
+            (ns.clone(), name.clone())
+        }
+        _ => {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource".into(),
+            );
+        }
+    };
+    let method = req.method().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut c = state.lock().expect("cluster lock");
+    if ns != c.namespace || !c.deployments.contains_key(&name) {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("deployments.apps \"{name}\" not found"),
+        );
+    }
+    match method {
+        Method::GET => scale(&ns, &name, c.deployments[&name]),
+        Method::PATCH => match serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["spec"]["replicas"].as_i64())
+        {
+            Some(r) if r >= 0 => {
+                c.deployments.insert(name.clone(), r);
+                scale(&ns, &name, r)
+            }
+            _ => status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "spec.replicas must be a non-negative integer".into(),
+            ),
+        },
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "method not allowed".into(),
+        ),
+    }
+}

@@ -1,0 +1,163 @@
+//! A simulated Patroni member: the part of Patroni's REST API hapilot uses, on loopback.
+//!
+//! `GET /patroni` (role, xlog positions, `replayed_timestamp`), `GET /primary` (200 only on the
+//! leader), `POST /failover {"candidate": ...}` (the candidate becomes leader shortly after, as
+//! with a real cluster, so callers must poll `GET /primary`).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use super::http::{Answer, answer, serve};
+
+struct Member {
+    name: String,
+    primary: bool,
+    replay_lag: Duration,
+    failover_requests: u64,
+}
+
+/// A running simulated member; stops when dropped.
+pub struct SimulatedPatroni {
+    addr: SocketAddr,
+    state: Arc<Mutex<Member>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedPatroni {
+    /// Starts member `name`, leader or replica.
+    pub async fn start(name: &str, primary: bool) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(Member {
+            name: name.to_string(),
+            primary,
+            replay_lag: Duration::from_millis(500),
+            failover_requests: 0,
+        }));
+        let shared = state.clone();
+        let task = serve(listener, move |req| {
+            let state = shared.clone();
+            async move { respond(&state, req).await }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// Base URL of its REST API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The member's name.
+    pub fn name(&self) -> String {
+        self.state.lock().expect("member lock").name.clone()
+    }
+
+    /// How far behind the replica's last replayed transaction is.
+    pub fn set_replay_lag(&self, lag: Duration) {
+        self.state.lock().expect("member lock").replay_lag = lag;
+    }
+
+    /// Whether it is the leader now.
+    pub fn is_primary(&self) -> bool {
+        self.state.lock().expect("member lock").primary
+    }
+
+    /// How many `POST /failover` it received.
+    pub fn failover_requests(&self) -> u64 {
+        self.state.lock().expect("member lock").failover_requests
+    }
+}
+
+impl Drop for SimulatedPatroni {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/patroni") => {
+            let m = state.lock().expect("member lock");
+            let body = if m.primary {
+                json!({ "state": "running", "role": "master", "xlog": { "location": 50_331_648u64 } })
+            } else {
+                let replayed = chrono::Utc::now()
+                    - chrono::Duration::milliseconds(m.replay_lag.as_millis() as i64);
+                json!({
+                    "state": "running",
+                    "role": "replica",
+                    "xlog": {
+                        "received_location": 50_331_648u64,
+                        "replayed_location": 50_331_000u64,
+                        "replayed_timestamp": replayed.to_rfc3339(),
+                        "paused": false
+                    }
+                })
+            };
+            answer(StatusCode::OK, "application/json", body.to_string())
+        }
+        (Method::GET, "/primary" | "/master" | "/leader") => {
+            let primary = state.lock().expect("member lock").primary;
+            let code = if primary {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            answer(
+                code,
+                "application/json",
+                json!({ "role": if primary { "master" } else { "replica" } }).to_string(),
+            )
+        }
+        (Method::POST, "/failover") => {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let candidate = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["candidate"].as_str().map(str::to_string));
+            let mut m = state.lock().expect("member lock");
+            m.failover_requests += 1;
+            match candidate {
+                Some(c) if c == m.name => {
+                    let name = m.name.clone();
+                    drop(m);
+                    // A real cluster takes a moment; callers poll GET /primary.
+                    let later = state.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        later.lock().expect("member lock").primary = true;
+                    });
+                    answer(
+                        StatusCode::OK,
+                        "text/plain",
+                        format!("Successfully failed over to \"{name}\""),
+                    )
+                }
+                Some(c) => answer(
+                    StatusCode::PRECONDITION_FAILED,
+                    "text/plain",
+                    format!(
+                        "candidate name does not match with sync_standby or member name \"{c}\" does not exist"
+                    ),
+                ),
+                None => answer(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "Failover could be performed only to a specific candidate",
+                ),
+            }
+        }
+        _ => answer(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}

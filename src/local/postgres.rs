@@ -1,0 +1,234 @@
+//! A real PostgreSQL streaming-replication pair on loopback, for the drill and the tests:
+//! `initdb` a primary, start it, `pg_basebackup -R -X stream` a replica from it, start that.
+//!
+//! PostgreSQL refuses to run as root; as root (CI) every server command runs as the `postgres`
+//! system user in a directory that user owns.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::HapilotError;
+
+use super::free_port;
+
+/// Finds the PostgreSQL server binaries (`initdb`, `pg_ctl`, `pg_basebackup`).
+pub fn server_bin_dir() -> Result<PathBuf, HapilotError> {
+    if let Some(dir) = std::env::var_os("HAPILOT_PG_BIN").map(PathBuf::from) {
+        return Ok(dir);
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.retain(|p| p.join("initdb").exists());
+    candidates.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    candidates.pop().ok_or_else(|| HapilotError::Io {
+        context:
+            "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql; \
+                  install them (Debian: apt-get install -y postgresql) or set HAPILOT_PG_BIN"
+                .into(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a PostgreSQL program, as the `postgres` user when we are root.
+fn pg_command(bin: &Path, program: &str) -> Command {
+    let exe = bin.join(program);
+    if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    }
+}
+
+fn run(mut command: Command, what: &str) -> Result<(), HapilotError> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(HapilotError::io(format!("running {what}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(HapilotError::Io {
+            context: format!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            source: std::io::Error::other("PostgreSQL command failed"),
+        })
+    }
+}
+
+/// One PostgreSQL server of the pair.
+#[derive(Debug)]
+pub struct PostgresServer {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+}
+
+impl PostgresServer {
+    /// libpq connection string (trust authentication on loopback; no password).
+    pub fn dsn(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn start(&self) -> Result<(), HapilotError> {
+        let mut c = pg_command(&self.bin, "pg_ctl");
+        c.arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.data.join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
+        run(c, "pg_ctl start")
+    }
+
+    /// Stops it the way a crash or a lost region does: no shutdown checkpoint, clients cut off.
+    pub fn kill(&self) -> Result<(), HapilotError> {
+        let mut c = pg_command(&self.bin, "pg_ctl");
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]);
+        run(c, "pg_ctl stop -m immediate")
+    }
+
+    fn stop_quietly(&self) {
+        let mut c = pg_command(&self.bin, "pg_ctl");
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = c.status();
+    }
+}
+
+/// A primary and its streaming replica; both stopped and their files removed when dropped.
+#[derive(Debug)]
+pub struct PostgresPair {
+    root: PathBuf,
+    /// The primary (region 1).
+    pub primary: PostgresServer,
+    /// The streaming replica (region 2).
+    pub replica: PostgresServer,
+}
+
+impl PostgresPair {
+    /// Creates and starts the pair under a fresh temporary directory. Blocking (a few seconds):
+    /// call it from `spawn_blocking` in async code.
+    pub fn start() -> Result<Self, HapilotError> {
+        let bin = server_bin_dir()?;
+        let root =
+            std::env::temp_dir().join(format!("hapilot-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root)
+            .map_err(HapilotError::io(format!("creating {}", root.display())))?;
+        if running_as_root() {
+            let out = Command::new("id").args(["-u", "postgres"]).output();
+            let uid = out
+                .ok()
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok())
+                .ok_or_else(|| HapilotError::Io {
+                    context: "PostgreSQL will not run as root and there is no `postgres` user to run it as \
+                              (Debian: apt-get install -y postgresql creates it)"
+                        .into(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })?;
+            std::os::unix::fs::chown(&root, Some(uid), None).map_err(HapilotError::io(format!(
+                "giving {} to postgres",
+                root.display()
+            )))?;
+        }
+        let primary = PostgresServer {
+            bin: bin.clone(),
+            data: root.join("primary"),
+            port: free_port().map_err(HapilotError::io("finding a free port"))?,
+        };
+        let mut pair = Self {
+            root: root.clone(),
+            replica: PostgresServer {
+                bin: bin.clone(),
+                data: root.join("replica"),
+                port: 0,
+            },
+            primary,
+        };
+        let mut initdb = pg_command(&bin, "initdb");
+        initdb.arg("-D").arg(&pair.primary.data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        run(initdb, "initdb")?;
+        append_conf(&pair.primary.data, pair.primary.port, &root)?;
+        pair.primary.start()?;
+        let mut basebackup = pg_command(&bin, "pg_basebackup");
+        basebackup
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pair.primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+            ])
+            .arg(&pair.replica.data)
+            .args(["-R", "-X", "stream", "-c", "fast"]);
+        run(basebackup, "pg_basebackup")?;
+        pair.replica.port = free_port().map_err(HapilotError::io("finding a free port"))?;
+        append_conf(&pair.replica.data, pair.replica.port, &root)?;
+        pair.replica.start()?;
+        Ok(pair)
+    }
+}
+
+fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotError> {
+    use std::io::Write;
+    let path = data.join("postgresql.conf");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(HapilotError::io(format!("opening {}", path.display())))?;
+    writeln!(
+        f,
+        "\n# hapilot local pair\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+         hot_standby = on\nwal_level = replica\nmax_wal_senders = 10\nfsync = off\nwal_receiver_status_interval = 1s\n",
+        socket_dir.display()
+    )
+    .map_err(HapilotError::io(format!("writing {}", path.display())))
+}
+
+impl Drop for PostgresPair {
+    fn drop(&mut self) {
+        self.replica.stop_quietly();
+        self.primary.stop_quietly();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

@@ -1,0 +1,489 @@
+//! The failover state machine end to end: alarm router -> statemachines/failover.asl.json ->
+//! the real handlers -> Route53, Patroni/PostgreSQL, Kubernetes, S3, SNS, CloudWatch.
+
+use std::time::Duration;
+
+use hapilot::local::deployment::{DatabaseSetup, Databases, PRIMARY_ALARM, alarm_event};
+use hapilot::local::gateway::GatewayMode;
+use serde_json::{Value, json};
+
+use crate::support::{FailoverWorld, entered};
+
+fn unchanged() -> std::collections::BTreeMap<String, i64> {
+    [("primary".to_string(), 100), ("secondary".to_string(), 0)].into()
+}
+
+fn failed_over() -> std::collections::BTreeMap<String, i64> {
+    [("primary".to_string(), 0), ("secondary".to_string(), 100)].into()
+}
+
+fn patroni(
+    world: &FailoverWorld,
+) -> (
+    &hapilot::local::patroni::SimulatedPatroni,
+    &hapilot::local::patroni::SimulatedPatroni,
+) {
+    match &world.deployment.databases {
+        Databases::Patroni { primary, standby } => (primary, standby),
+        Databases::Postgres(_) => panic!("this test runs on the Patroni setup"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarm_driven_failover_moves_traffic_promotes_scales_and_reports() {
+    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    world
+        .deployment
+        .set_alarm(world.stack.stack(), "ALARM", "primary down")
+        .await
+        .unwrap();
+    let event = alarm_event(PRIMARY_ALARM, "ALARM", "2026-11-25T09:00:00Z");
+
+    let decision = world.route(&event).await.unwrap();
+    assert_eq!(decision["decision"], "start", "{decision:#}");
+    let execution = decision["execution_name"].as_str().unwrap().to_string();
+    assert_eq!(execution, "failover-hapilot-primary-health-1795597200");
+    let outcome = world
+        .follow(decision["execution_arn"].as_str().unwrap())
+        .await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+
+    assert_eq!(world.weights().await, failed_over());
+    let (old, new) = patroni(&world);
+    assert!(new.is_primary() && new.failover_requests() == 1);
+    assert!(
+        old.is_primary(),
+        "the simulated old leader is not touched by a Patroni fence"
+    );
+    assert_eq!(world.deployment.standby_kube.replicas("litellm"), Some(5));
+    assert_eq!(
+        world.deployment.standby_kube.replicas("agentgateway"),
+        Some(3)
+    );
+
+    let report = world
+        .object(&format!("reports/failover/{execution}.json"))
+        .await
+        .expect("a report");
+    assert_eq!(report["outcome"], "succeeded");
+    assert_eq!(
+        report["weights_before"],
+        json!({"primary": 100, "secondary": 0})
+    );
+    assert_eq!(
+        report["weights_after"],
+        json!({"primary": 0, "secondary": 100})
+    );
+    assert_eq!(report["incident"]["alarm"], PRIMARY_ALARM);
+    assert!(report["data_at_risk_secs"].as_f64().unwrap() < 300.0);
+    let keys = world.journal_keys(&execution).await;
+    for state in [
+        "PlanFailover",
+        "SnapshotWeights",
+        "ReadReplication",
+        "FencePrimary",
+        "PromoteStandby",
+        "ShiftTraffic",
+        "ScaleStandby",
+        "RecordSuccess",
+    ] {
+        assert!(
+            keys.iter().any(|k| k.ends_with(&format!("-{state}.json"))),
+            "no journal entry for {state}: {keys:?}"
+        );
+    }
+
+    // The same alarm delivered again: the cool-down refuses it...
+    let again = world.route(&event).await.unwrap();
+    assert_eq!(
+        (again["decision"].as_str(), again["reason"].as_str()),
+        (Some("ignore"), Some("cooling_down")),
+        "{again:#}"
+    );
+    // ...and without a cool-down, the incident's execution name does.
+    world
+        .deployment
+        .reconfigure(world.stack.stack(), |s| s.cooldown_secs = 0)
+        .unwrap();
+    let again = world.route(&event).await.unwrap();
+    assert_eq!(again["reason"], "duplicate_delivery", "{again:#}");
+    let runs = world
+        .stack
+        .sfn()
+        .list_executions()
+        .state_machine_arn(world.stack.stack().arn_of("failover"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(runs.executions().len(), 1, "one incident, one run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_primary_is_a_false_alarm_and_nothing_changes() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let arn = world
+        .start_failover("false-alarm", world.console_input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(
+        outcome.succeeded() && entered(&outcome, "FalseAlarm"),
+        "{}",
+        outcome.history_text()
+    );
+    assert_eq!(world.weights().await, unchanged());
+    assert_eq!(patroni(&world).1.failover_requests(), 0);
+    let report = world
+        .object("reports/failover/false-alarm.json")
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "false_alarm");
+
+    // force: fails over even though the primary answers.
+    let arn = world
+        .start_failover("forced", world.console_input(json!({"force": true})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(
+        outcome.succeeded() && entered(&outcome, "FailoverComplete"),
+        "{}",
+        outcome.history_text()
+    );
+    assert_eq!(world.weights().await, failed_over());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_standby_stops_the_run_with_nothing_changed() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    world.deployment.standby.set_mode(GatewayMode::Hanging);
+    let arn = world
+        .start_failover("standby-down", world.console_input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.StandbyUnhealthy"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("no answer within"),
+        "{:?}",
+        outcome.cause
+    );
+    assert_eq!(world.weights().await, unchanged());
+    assert_eq!(patroni(&world).1.failover_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_over() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    patroni(&world).1.set_replay_lag(Duration::from_secs(600));
+    let bucket = "hapilot-audit";
+    let sdk = world.stack.stack().sdk_config().clone();
+
+    let arn = world
+        .start_failover("lagging-deny", world.console_input(json!({})))
+        .await;
+    let pending = world.wait_for_approval("lagging-deny").await;
+    assert!(
+        pending["reason"]
+            .as_str()
+            .unwrap()
+            .contains("over the 300 s RPO"),
+        "{pending:#}"
+    );
+    // While it waits, an alarm for the same region is refused: one failover at a time.
+    world
+        .deployment
+        .set_alarm(world.stack.stack(), "ALARM", "down")
+        .await
+        .unwrap();
+    let refused = world
+        .route(&alarm_event(PRIMARY_ALARM, "ALARM", "2026-11-25T10:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(refused["reason"], "failover_running", "{refused:#}");
+    hapilot::approvals::answer(
+        &sdk,
+        bucket,
+        "failover",
+        "lagging-deny",
+        false,
+        "replica too far behind",
+    )
+    .await
+    .unwrap();
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.ApprovalDenied"),
+        "{}",
+        outcome.history_text()
+    );
+    assert_eq!(world.weights().await, unchanged());
+    assert_eq!(patroni(&world).1.failover_requests(), 0);
+    let report = world
+        .object("reports/failover/lagging-deny.json")
+        .await
+        .unwrap();
+    assert_eq!(report["approval"]["comment"], "replica too far behind");
+
+    let arn = world
+        .start_failover("lagging-approve", world.console_input(json!({})))
+        .await;
+    world.wait_for_approval("lagging-approve").await;
+    hapilot::approvals::answer(
+        &sdk,
+        bucket,
+        "failover",
+        "lagging-approve",
+        true,
+        "accept the loss",
+    )
+    .await
+    .unwrap();
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, failed_over());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_approval_times_out_safely() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    patroni(&world).1.set_replay_lag(Duration::from_secs(900));
+    let arn = world
+        .start_failover(
+            "nobody-home",
+            world.console_input(json!({"approval_timeout_seconds": 2})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.ApprovalTimedOut"),
+        "{}",
+        outcome.history_text()
+    );
+    assert_eq!(world.weights().await, unchanged());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_shift_restores_the_weights() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    world.deployment.standby_kube.delete("litellm");
+    let arn = world
+        .start_failover("scale-breaks", world.console_input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.ScaleFailed"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(entered(&outcome, "ShiftTraffic") && entered(&outcome, "RestoreWeights"));
+    assert_eq!(
+        world.weights().await,
+        unchanged(),
+        "compensation must restore the snapshot"
+    );
+    let report = world
+        .object("reports/failover/scale-breaks.json")
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "failed_compensated");
+    assert_eq!(
+        report["promotion"], "promoted",
+        "the report must say the database was promoted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_already_promoted_standby_is_success() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    let (_, standby) = patroni(&world);
+    let arn = world
+        .start_failover("first", world.console_input(json!({})))
+        .await;
+    assert!(world.follow(&arn).await.succeeded());
+    assert_eq!(standby.failover_requests(), 1);
+    // A second run (an operator re-running it) finds the standby promoted: no second failover.
+    let arn = world
+        .start_failover("second", world.console_input(json!({"force": true})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(standby.failover_requests(), 1);
+    let report = world.object("reports/failover/second.json").await.unwrap();
+    assert_eq!(report["promotion"], "already_primary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_refuses_what_it_must_not_act_on() {
+    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let at = "2026-11-25T11:00:00Z";
+    let decide = |v: Value| {
+        (
+            v["decision"].as_str().unwrap_or("").to_string(),
+            v["reason"].as_str().unwrap_or("").to_string(),
+        )
+    };
+
+    // Back to OK: not an alarm.
+    let d = world
+        .route(&alarm_event(PRIMARY_ALARM, "OK", at))
+        .await
+        .unwrap();
+    assert_eq!(decide(d), ("ignore".into(), "not_an_alarm".into()));
+    // Some other alarm.
+    let d = world
+        .route(&alarm_event("disk-full", "ALARM", at))
+        .await
+        .unwrap();
+    assert_eq!(decide(d), ("ignore".into(), "not_a_trigger".into()));
+    // An ALARM event whose alarm is already back to OK when re-read (moto's alarm starts OK/INSUFFICIENT).
+    let d = world
+        .route(&alarm_event(PRIMARY_ALARM, "ALARM", at))
+        .await
+        .unwrap();
+    assert_eq!(
+        decide(d),
+        ("ignore".into(), "alarm_no_longer_firing".into())
+    );
+    // Kill switch.
+    world
+        .deployment
+        .set_alarm(world.stack.stack(), "ALARM", "down")
+        .await
+        .unwrap();
+    world
+        .deployment
+        .reconfigure(world.stack.stack(), |s| s.automatic_failover = false)
+        .unwrap();
+    let d = world
+        .route(&alarm_event(PRIMARY_ALARM, "ALARM", at))
+        .await
+        .unwrap();
+    assert_eq!(
+        decide(d),
+        ("ignore".into(), "automatic_failover_off".into())
+    );
+    // Malformed and unknown events: a named error, nothing started.
+    for bad in [
+        json!({"hello": "world"}),
+        json!({"detail-type": "CloudWatch Alarm State Change", "detail": {"alarmName": 7}}),
+    ] {
+        let (kind, message) = world.route(&bad).await.unwrap_err();
+        assert_eq!(kind, "hapilot.UnrecognisedEvent", "{message}");
+    }
+    let runs = world
+        .stack
+        .sfn()
+        .list_executions()
+        .state_machine_arn(world.stack.stack().arn_of("failover"))
+        .send()
+        .await
+        .unwrap();
+    assert!(runs.executions().is_empty(), "nothing may have started");
+    assert_eq!(world.weights().await, unchanged());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_console_input_is_refused_before_anything_changes() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let arn = world
+        .start_failover(
+            "typo",
+            json!({"primary_region": "us-east-1", "standby_region": "us-west-9"}),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.InvalidInput"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(outcome.cause.as_deref().unwrap_or("").contains("us-west-9"));
+    assert_eq!(world.weights().await, unchanged());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_backend_fences_and_promotes_a_real_replica() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let Databases::Postgres(pair) = &world.deployment.databases else {
+        unreachable!()
+    };
+    let primary = hapilot_aws::database::PostgresDatabase::new(&pair.primary.dsn())
+        .connect()
+        .await
+        .unwrap();
+    primary.batch_execute("CREATE TABLE t (id bigserial primary key, at timestamptz default clock_timestamp()); INSERT INTO t DEFAULT VALUES;").await.unwrap();
+    let replica = hapilot_aws::database::PostgresDatabase::new(&pair.replica.dsn())
+        .connect()
+        .await
+        .unwrap();
+    assert!(in_recovery(&replica).await);
+    // Keep the replica's replay lag fresh for the data-loss guard.
+    primary
+        .batch_execute("INSERT INTO t DEFAULT VALUES;")
+        .await
+        .unwrap();
+
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    let arn = world
+        .start_failover("pg", world.console_input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert!(!in_recovery(&replica).await, "the replica must be promoted");
+    // New sessions on the old primary get read-only transactions: writes are refused.
+    let primary = hapilot_aws::database::PostgresDatabase::new(&pair.primary.dsn())
+        .connect()
+        .await
+        .unwrap();
+    let refused = primary
+        .batch_execute("INSERT INTO t DEFAULT VALUES")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
+        "{refused}"
+    );
+    let read_only: String = primary
+        .query_one("SHOW default_transaction_read_only", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        read_only, "on",
+        "the reachable old primary must be fenced read-only"
+    );
+    let report = world.object("reports/failover/pg.json").await.unwrap();
+    assert_eq!(report["fence"]["outcome"], "read_only");
+    assert_eq!(report["promotion"], "promoted");
+    let rows: i64 = replica
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2, "every committed row reached the promoted replica");
+}
+
+async fn in_recovery(c: &tokio_postgres::Client) -> bool {
+    c.query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get::<_, bool>(0)
+}
