@@ -1,158 +1,398 @@
-//! The local drill, the README's main job. For now it proves the pipeline end to end: the local
-//! stack executes a state machine that probes simulated regional gateways through the real
-//! `check-health` handler, once healthy and once broken, and reports how each run ended.
+//! The local drill, the README's main job: the HA document's failover, executed for real on the
+//! local stack and measured.
+//!
+//! Two simulated regions with a real PostgreSQL streaming pair, Route53 records, health checks
+//! and an alarm in moto, a writer committing rows to the primary continuously. Then the primary
+//! region dies (gateway down, database killed). A health checker plays Route53 (probe every
+//! interval, unhealthy after `threshold` failures), sets the alarm and delivers its state change
+//! to the alarm router as EventBridge would. The failover run is followed live, and the report
+//! gives the timeline, RTO (failure -> verified), RPO measured in rows (committed on the old
+//! primary, missing on the promoted one) and seconds, DNS before/after, per-step times, and
+//! PASSED/FAILED against the tier's targets.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use hapilot_aws::database::PostgresDatabase;
+use hapilot_core::tier::Tier;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::HapilotError;
-use crate::local::gateway::{GatewayMode, SimulatedGateway};
-use crate::local::{LocalStack, StackOptions, project_root};
-use crate::runs::{follow, start};
+use crate::local::deployment::{
+    DatabaseSetup, Databases, LocalDeployment, PRIMARY_ALARM, alarm_event,
+};
+use crate::local::front_door::invoke;
+use crate::local::gateway::GatewayMode;
+use crate::local::{LocalStack, StackOptions};
+use crate::runs::follow;
 
-/// The proof state machine (it lives under `tests/`: it proves the harness, it is not a product
-/// state machine).
-pub const PROOF_MACHINE: &str = "health-proof";
-
-/// One scenario of the proof and how it ended.
+/// How the drill runs.
 #[derive(Debug, Clone)]
-pub struct ScenarioResult {
-    /// What was simulated.
-    pub scenario: String,
-    /// The end we expected: `SUCCEEDED`, or the error name of a failed run.
-    pub expected: String,
-    /// The end we saw.
-    pub actual: String,
-    /// Seconds from StartExecution to the end of the run, as the caller saw it.
-    pub start_to_end_s: f64,
-    /// Seconds per state.
-    pub state_seconds: Vec<(String, f64)>,
+pub struct DrillOptions {
+    /// Seconds the writer commits before the primary region is killed.
+    pub warmup: Duration,
+    /// The simulated Route53 health check's interval.
+    pub check_interval: Duration,
+    /// Failed checks before the alarm fires (the HA document: 3).
+    pub failure_threshold: u32,
+    /// Pause between two writes of the writer.
+    pub write_interval: Duration,
 }
 
-impl ScenarioResult {
-    /// Whether the run ended as expected.
-    pub fn passed(&self) -> bool {
-        self.expected == self.actual
-    }
-}
-
-/// The proof's report.
-#[derive(Debug, Clone)]
-pub struct ProofReport {
-    /// Seconds to bring the local stack up (moto start + deploy).
-    pub stack_up_s: f64,
-    /// Every scenario.
-    pub scenarios: Vec<ScenarioResult>,
-}
-
-impl ProofReport {
-    /// Whether every scenario ended as expected.
-    pub fn passed(&self) -> bool {
-        self.scenarios.iter().all(ScenarioResult::passed)
-    }
-
-    /// A readable report.
-    pub fn render(&self) -> String {
-        let mut out = String::from("\n=== hapilot local drill: health-check proof ===\n");
-        out.push_str(&format!("local stack up in {:.2} s\n", self.stack_up_s));
-        for s in &self.scenarios {
-            out.push_str(&format!(
-                "{:<7} {:<34} expected {:<27} got {:<27} StartExecution->end {:.2} s\n",
-                if s.passed() { "PASSED" } else { "FAILED" },
-                s.scenario,
-                s.expected,
-                s.actual,
-                s.start_to_end_s
-            ));
-            for (state, secs) in &s.state_seconds {
-                out.push_str(&format!("          {state:<26} {secs:.3} s\n"));
-            }
+impl Default for DrillOptions {
+    fn default() -> Self {
+        Self {
+            warmup: Duration::from_secs(2),
+            check_interval: Duration::from_secs(1),
+            failure_threshold: 3,
+            write_interval: Duration::from_millis(10),
         }
-        out.push_str(if self.passed() {
-            "result: PASSED\n"
-        } else {
-            "result: FAILED\n"
-        });
+    }
+}
+
+/// The drill's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// The tier judged against.
+    pub tier: Tier,
+    /// The failover run's execution name.
+    pub execution: String,
+    /// How the run ended.
+    pub run_status: String,
+    /// Seconds from the primary's death to the alarm (detection; Route53 + CloudWatch in AWS).
+    pub detection_secs: f64,
+    /// Seconds from the alarm event to the run's end (verified through the global name).
+    pub orchestration_secs: f64,
+    /// Seconds from the alarm event to the DNS switch (ShiftTraffic done).
+    pub alarm_to_dns_secs: f64,
+    /// Configured waits inside alarm -> DNS (probe intervals); overhead = the rest.
+    pub configured_waits_secs: f64,
+    /// RTO: seconds from the primary's death to the verified failover.
+    pub rto_secs: f64,
+    /// Rows the writer had committed on the old primary.
+    pub rows_committed: u64,
+    /// Of those, rows missing on the promoted database.
+    pub rows_lost: u64,
+    /// RPO in seconds: commit time of the newest lost row minus that of the newest kept row.
+    pub rpo_secs: f64,
+    /// Weights before.
+    pub dns_before: Value,
+    /// Weights after.
+    pub dns_after: Value,
+    /// Seconds per state of the run.
+    pub steps: Vec<(String, f64)>,
+    /// The alarm router's decision record.
+    pub decision: Value,
+    /// Failed checks before the alarm.
+    pub failure_threshold: u32,
+    /// Seconds between checks.
+    pub check_interval_secs: f64,
+}
+
+impl DrillReport {
+    /// Whether the run succeeded within the tier's RTO and RPO.
+    pub fn passed(&self) -> bool {
+        self.run_status == "SUCCEEDED"
+            && self.rto_secs <= self.tier.rto_secs() as f64
+            && self.rpo_secs <= self.tier.rpo_secs() as f64
+    }
+
+    /// The report for a terminal.
+    pub fn render(&self) -> String {
+        let verdict = |ok: bool| if ok { "PASSED" } else { "FAILED" };
+        let mut out = String::new();
+        out.push_str("\n=== hapilot local drill: regional failover us-east-1 -> us-west-2 ===\n");
+        out.push_str(&format!(
+            "run            {} ({})\n",
+            self.execution, self.run_status
+        ));
+        out.push_str("timeline\n");
+        out.push_str(&format!(
+            "  primary killed -> alarm        {:>8.2} s  (detection: {} failed checks, {:.1} s apart)\n",
+            self.detection_secs, self.failure_threshold, self.check_interval_secs
+        ));
+        out.push_str(&format!("  alarm -> DNS switched          {:>8.2} s  (of which configured probe waits {:.2} s; overhead {:.2} s)\n",
+            self.alarm_to_dns_secs, self.configured_waits_secs, (self.alarm_to_dns_secs - self.configured_waits_secs).max(0.0)));
+        out.push_str(&format!(
+            "  alarm -> verified              {:>8.2} s\n",
+            self.orchestration_secs
+        ));
+        out.push_str("steps\n");
+        for (state, secs) in &self.steps {
+            out.push_str(&format!("  {state:<28} {secs:>8.3} s\n"));
+        }
+        out.push_str(&format!(
+            "DNS before     {}\nDNS after      {}\n",
+            self.dns_before, self.dns_after
+        ));
+        out.push_str(&format!(
+            "RTO            {:>8.2} s  target {:>5} s  {}\n",
+            self.rto_secs,
+            self.tier.rto_secs(),
+            verdict(self.rto_secs <= self.tier.rto_secs() as f64)
+        ));
+        out.push_str(&format!(
+            "RPO            {:>8.2} s  target {:>5} s  {}  ({} of {} committed rows lost)\n",
+            self.rpo_secs,
+            self.tier.rpo_secs(),
+            verdict(self.rpo_secs <= self.tier.rpo_secs() as f64),
+            self.rows_lost,
+            self.rows_committed
+        ));
+        out.push_str(&format!(
+            "result         {} (tier {})\n",
+            verdict(self.passed()),
+            self.tier.as_str()
+        ));
         out
     }
 }
 
-/// Runs the health-check proof on a fresh local stack; `say` hears progress lines.
-pub async fn health_proof(
-    mut options: StackOptions,
+/// One acknowledged write: its id and commit time (epoch seconds, from the server).
+pub type Ack = (i64, f64);
+
+/// Runs the drill on a fresh local stack; `say` hears every progress line.
+pub async fn run_drill(
+    stack_options: StackOptions,
+    options: DrillOptions,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
-) -> Result<ProofReport, HapilotError> {
-    options
-        .definitions
-        .push(project_root().join("tests/statemachines/health-proof.asl.json"));
-    say("starting the local stack (moto + Lambda host)...");
-    let up = Instant::now();
-    let stack = LocalStack::start(options, say.clone()).await?;
-    let stack_up_s = up.elapsed().as_secs_f64();
-    say(&format!(
-        "local stack up at {} in {stack_up_s:.2} s",
-        stack.endpoint_url()
-    ));
-    let gateway = SimulatedGateway::start("us-east-1")
-        .await
-        .map_err(HapilotError::io("starting the simulated gateway"))?;
-    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
-    let arn = stack
-        .state_machine_arn(PROOF_MACHINE)
-        .expect("the proof machine was just deployed")
-        .to_string();
-    let scenarios = [
-        ("us-east-1 healthy", GatewayMode::Healthy, "SUCCEEDED"),
-        (
-            "us-east-1 answering 503",
-            GatewayMode::Failing,
-            "hapilot.EndpointUnhealthy",
-        ),
-        (
-            "us-east-1 hanging (probe timeouts)",
-            GatewayMode::Hanging,
-            "hapilot.EndpointUnhealthy",
-        ),
-    ];
-    let mut results = Vec::new();
-    for (i, (scenario, mode, expected)) in scenarios.into_iter().enumerate() {
-        gateway.set_mode(mode);
-        say(&format!("scenario {}: {scenario}", i + 1));
-        let input = json!({
-            "url": gateway.health_url(),
-            "label": gateway.region(),
-            "samples": 3,
-            "timeout_ms": 300,
-            "interval_ms": 50,
-        });
-        let started = Instant::now();
-        let name = format!("proof-{}-{}", i + 1, uuid::Uuid::new_v4().simple());
-        let execution = start(&sfn, &arn, &name, &input).await?;
-        let print = say.clone();
-        let outcome = follow(&sfn, &execution, Duration::from_secs(120), move |line| {
-            print(line)
-        })
-        .await?;
-        let actual = if outcome.succeeded() {
-            outcome.status.clone()
-        } else {
-            outcome
-                .error
-                .clone()
-                .unwrap_or_else(|| outcome.status.clone())
-        };
-        results.push(ScenarioResult {
-            scenario: scenario.to_string(),
-            expected: expected.to_string(),
-            actual,
-            start_to_end_s: started.elapsed().as_secs_f64(),
-            state_seconds: outcome.state_durations(),
-        });
-    }
+) -> Result<DrillReport, HapilotError> {
+    say("starting the local stack (moto + Lambda host) ...");
+    let stack = LocalStack::start(stack_options, say.clone()).await?;
+    say(&format!("local stack up at {}", stack.endpoint_url()));
+    say(
+        "creating the two-region deployment (PostgreSQL primary + streaming replica, Route53, alarm) ...",
+    );
+    let deployment = LocalDeployment::create(&stack, DatabaseSetup::Postgres).await?;
+    let result = drill_on(&stack, &deployment, &options, say).await;
+    drop(deployment);
     stack.shutdown().await;
-    Ok(ProofReport {
-        stack_up_s,
-        scenarios: results,
+    result
+}
+
+async fn drill_on(
+    stack: &LocalStack,
+    deployment: &LocalDeployment,
+    options: &DrillOptions,
+    say: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> Result<DrillReport, HapilotError> {
+    let Databases::Postgres(pair) = &deployment.databases else {
+        unreachable!("the drill creates a PostgreSQL deployment")
+    };
+    let db_error = |e: hapilot_aws::AdapterError| HapilotError::Aws {
+        operation: "PostgreSQL",
+        detail: e.to_string(),
+    };
+    let primary_db = PostgresDatabase::new(&pair.primary.dsn());
+    let writer_client = primary_db.connect().await.map_err(db_error)?;
+    writer_client
+        .batch_execute(
+            "CREATE TABLE drill_writes (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+        )
+        .await
+        .map_err(|e| HapilotError::Aws {
+            operation: "PostgreSQL",
+            detail: e.to_string(),
+        })?;
+    let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let writer = {
+        let acks = acks.clone();
+        let interval = options.write_interval;
+        tokio::spawn(async move {
+            loop {
+                let row = writer_client
+                    .query_one(
+                        "INSERT INTO drill_writes DEFAULT VALUES RETURNING id, extract(epoch FROM created_at)::float8",
+                        &[],
+                    )
+                    .await;
+                match row {
+                    Ok(row) => acks.lock().expect("acks").push((row.get(0), row.get(1))),
+                    Err(_) => return,
+                }
+                tokio::time::sleep(interval).await;
+            }
+        })
+    };
+    let dns_before = json!(deployment.weights(stack).await?);
+    say(&format!(
+        "writer committing to the primary every {} ms; DNS {dns_before}",
+        options.write_interval.as_millis()
+    ));
+    tokio::time::sleep(options.warmup).await;
+
+    say("killing the primary region: gateway down, PostgreSQL stopped (immediate)");
+    let killed = Instant::now();
+    deployment.primary.set_mode(GatewayMode::Failing);
+    tokio::task::block_in_place(|| pair.primary.kill())?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    let committed: Vec<Ack> = acks.lock().expect("acks").clone();
+
+    // Play Route53's health checker: probe until `threshold` consecutive failures.
+    let prober = hapilot_aws::HttpProber::new()
+        .map_err(|e| HapilotError::io("prober")(std::io::Error::other(e)))?;
+    let mut failures = 0;
+    while failures < options.failure_threshold {
+        tokio::time::sleep(options.check_interval).await;
+        let seen = hapilot_aws::Prober::probe(
+            &prober,
+            &deployment.primary.health_url(),
+            Duration::from_secs(2),
+        )
+        .await;
+        let healthy =
+            seen.failure.is_none() && seen.status.is_some_and(|s| (200..300).contains(&s));
+        failures = if healthy { 0 } else { failures + 1 };
+        say(&format!(
+            "health check {}: {failures}/{} failed",
+            if healthy { "ok" } else { "FAILED" },
+            options.failure_threshold
+        ));
+    }
+    let detection_secs = killed.elapsed().as_secs_f64();
+    deployment
+        .set_alarm(
+            stack,
+            "ALARM",
+            "Threshold Crossed: health check status < 1 for 3 datapoints",
+        )
+        .await?;
+    let alarmed = Instant::now();
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    say(&format!(
+        "alarm {PRIMARY_ALARM} -> ALARM; delivering the state change to alarm-router"
+    ));
+    let decision = invoke(
+        &stack.endpoint_url(),
+        "alarm-router",
+        &alarm_event(PRIMARY_ALARM, "ALARM", &at),
+    )
+    .await
+    .map_err(|(kind, message)| HapilotError::Aws {
+        operation: "Invoke alarm-router",
+        detail: format!("{kind}: {message}"),
+    })?;
+    say(&format!("alarm-router decided: {}", decision["decision"]));
+    let Some(execution_arn) = decision["execution_arn"].as_str() else {
+        return Err(HapilotError::Aws {
+            operation: "alarm-router",
+            detail: format!("no failover started: {decision}"),
+        });
+    };
+    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
+    let print = say.clone();
+    let outcome = follow(&sfn, execution_arn, Duration::from_secs(600), move |line| {
+        print(line)
     })
+    .await?;
+    let orchestration_secs = alarmed.elapsed().as_secs_f64();
+    let rto_secs = killed.elapsed().as_secs_f64();
+
+    let first_event = outcome.events.first().map(|e| e.at).unwrap_or(0.0);
+    let shift_done = outcome
+        .events
+        .iter()
+        .find(|e| e.kind.ends_with("StateExited") && e.state.as_deref() == Some("ShiftTraffic"))
+        .map(|e| e.at - first_event)
+        .unwrap_or(0.0);
+    let run_started_after_alarm = orchestration_secs - outcome.duration_s;
+    let probe = &deployment.settings.failover_input_defaults;
+    let samples = probe
+        .get("probe_samples")
+        .and_then(Value::as_f64)
+        .unwrap_or(3.0);
+    let interval = probe
+        .get("probe_interval_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(1000.0)
+        / 1000.0;
+    // Two checks (primary, standby) before the shift, each with (samples - 1) pauses.
+    let configured_waits_secs = 2.0 * (samples - 1.0) * interval;
+
+    // RPO, measured: which committed rows survived on the promoted database?
+    let promoted = PostgresDatabase::new(&pair.replica.dsn())
+        .connect()
+        .await
+        .map_err(db_error)?;
+    let max_acked = committed.last().map(|a| a.0).unwrap_or(0);
+    let kept: Vec<i64> = promoted
+        .query("SELECT id FROM drill_writes WHERE id <= $1", &[&max_acked])
+        .await
+        .map_err(|e| HapilotError::Aws {
+            operation: "PostgreSQL",
+            detail: e.to_string(),
+        })?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let kept: std::collections::HashSet<i64> = kept.into_iter().collect();
+    let lost: Vec<&Ack> = committed
+        .iter()
+        .filter(|(id, _)| !kept.contains(id))
+        .collect();
+    let rpo_secs = rpo_seconds(&committed, &kept);
+
+    Ok(DrillReport {
+        tier: deployment.settings.tier.unwrap_or(Tier::Critical),
+        execution: execution_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        run_status: outcome.status.clone(),
+        detection_secs,
+        orchestration_secs,
+        alarm_to_dns_secs: run_started_after_alarm + shift_done,
+        configured_waits_secs,
+        rto_secs,
+        rows_committed: committed.len() as u64,
+        rows_lost: lost.len() as u64,
+        rpo_secs,
+        dns_before,
+        dns_after: json!(deployment.weights(stack).await?),
+        steps: outcome.state_durations(),
+        decision,
+        failure_threshold: options.failure_threshold,
+        check_interval_secs: options.check_interval.as_secs_f64(),
+    })
+}
+
+/// RPO in seconds from what the writer saw: the commit time of the newest lost row minus the
+/// commit time of the newest row that survived (or of the first write, when none survived).
+/// Zero when nothing was lost.
+pub fn rpo_seconds(committed: &[Ack], kept: &std::collections::HashSet<i64>) -> f64 {
+    let Some(newest_lost) = committed
+        .iter()
+        .filter(|(id, _)| !kept.contains(id))
+        .map(|a| a.1)
+        .reduce(f64::max)
+    else {
+        return 0.0;
+    };
+    let baseline = committed
+        .iter()
+        .filter(|(id, _)| kept.contains(id))
+        .map(|a| a.1)
+        .fold(committed.first().map_or(newest_lost, |a| a.1), f64::max);
+    (newest_lost - baseline).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpo_is_the_gap_between_the_newest_kept_and_the_newest_lost_write() {
+        let committed = vec![(1, 100.0), (2, 101.0), (3, 102.5), (4, 103.0)];
+        let kept = |ids: &[i64]| {
+            ids.iter()
+                .copied()
+                .collect::<std::collections::HashSet<_>>()
+        };
+        assert_eq!(rpo_seconds(&committed, &kept(&[1, 2, 3, 4])), 0.0);
+        assert_eq!(rpo_seconds(&committed, &kept(&[1, 2])), 2.0);
+        assert_eq!(rpo_seconds(&committed, &kept(&[])), 3.0);
+        assert_eq!(rpo_seconds(&[], &kept(&[])), 0.0);
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use hapilot::drill::DrillOptions;
 use hapilot::local::moto::MotoInstall;
 use hapilot::local::{LocalStack, StackOptions};
 use hapilot::runs;
@@ -39,6 +40,34 @@ enum Command {
         /// Give up following after this many seconds (the run goes on).
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
+    },
+    /// Approve what a waiting run (e.g. a failover over its RPO) asks for.
+    Approve {
+        /// Execution name.
+        execution: String,
+        /// State machine name.
+        #[arg(long, default_value = "failover")]
+        machine: String,
+        /// The audit bucket holding the pending approval.
+        #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
+        bucket: String,
+        /// Why (kept in the journal and the report).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Deny what a waiting run asks for; it stops with nothing more changed.
+    Deny {
+        /// Execution name.
+        execution: String,
+        /// State machine name.
+        #[arg(long, default_value = "failover")]
+        machine: String,
+        /// The audit bucket holding the pending approval.
+        #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
+        bucket: String,
+        /// Why (required: the next on-call reads it).
+        #[arg(long)]
+        comment: String,
     },
     /// Follow a run (execution ARN) to its end, one line per state.
     Watch {
@@ -117,10 +146,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => local_up(port, region, moto_start_timeout).await,
         Command::Drill => {
-            let report = hapilot::drill::health_proof(StackOptions::default(), say).await?;
-            print!("{}", report.render());
+            let report =
+                hapilot::drill::run_drill(StackOptions::default(), DrillOptions::default(), say)
+                    .await?;
+            say(&report.render());
+            let path = save_report(&report)?;
+            say!("report saved to {}", path.display());
             if !report.passed() {
-                bail!("the drill did not end as expected (see the report above)");
+                bail!("the drill did not meet the tier's targets (see the report above)");
             }
             Ok(())
         }
@@ -138,6 +171,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             say!("started {execution}");
             finish(&sfn, &execution, timeout).await
         }
+        Command::Approve {
+            execution,
+            machine,
+            bucket,
+            comment,
+        } => answer(&execution, &machine, &bucket, true, &comment).await,
+        Command::Deny {
+            execution,
+            machine,
+            bucket,
+            comment,
+        } => answer(&execution, &machine, &bucket, false, &comment).await,
         Command::Watch { execution, timeout } => {
             let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
             finish(&sfn, &execution, timeout).await
@@ -225,5 +270,33 @@ async fn finish(sfn: &aws_sdk_sfn::Client, execution: &str, timeout: u64) -> any
             outcome.cause.as_deref().unwrap_or("")
         );
     }
+    Ok(())
+}
+
+fn save_report(report: &hapilot::drill::DrillReport) -> anyhow::Result<PathBuf> {
+    let dir = hapilot::local::project_root()
+        .join(".hapilot")
+        .join("reports");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("drill-{}.json", report.execution));
+    std::fs::write(&path, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+async fn answer(
+    execution: &str,
+    machine: &str,
+    bucket: &str,
+    approved: bool,
+    comment: &str,
+) -> anyhow::Result<()> {
+    let sdk = hapilot_aws::sdk::from_env().await;
+    let decision =
+        hapilot::approvals::answer(&sdk, bucket, machine, execution, approved, comment).await?;
+    say!(
+        "{} {machine} run {execution}: {decision}",
+        if approved { "approved" } else { "denied" }
+    );
     Ok(())
 }

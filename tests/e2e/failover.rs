@@ -210,16 +210,29 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         .await
         .unwrap();
     assert_eq!(refused["reason"], "failover_running", "{refused:#}");
-    hapilot::approvals::answer(
-        &sdk,
-        bucket,
-        "failover",
-        "lagging-deny",
-        false,
-        "replica too far behind",
-    )
-    .await
-    .unwrap();
+    // Denied from the CLI, as the on-call would.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+        .args([
+            "deny",
+            "lagging-deny",
+            "--bucket",
+            bucket,
+            "--comment",
+            "replica too far behind",
+        ])
+        .env("AWS_ENDPOINT_URL", world.stack.endpoint_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "hapilot-local")
+        .env("AWS_SECRET_ACCESS_KEY", "hapilot-local")
+        .env("HAPILOT_OPERATOR", "oncall-test")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let outcome = world.follow(&arn).await;
     assert_eq!(
         outcome.error.as_deref(),
@@ -234,6 +247,7 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         .await
         .unwrap();
     assert_eq!(report["approval"]["comment"], "replica too far behind");
+    assert_eq!(report["approval"]["by"], "oncall-test");
 
     let arn = world
         .start_failover("lagging-approve", world.console_input(json!({})))

@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod drill;
 mod failover;
 mod front_door;
 mod health_proof;

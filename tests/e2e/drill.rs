@@ -1,0 +1,45 @@
+//! The README's main job, run as a user runs it: `hapilot drill`.
+
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+            .arg("drill")
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the drill ends")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "  -> PromoteStandby",
+        "  <- ShiftTraffic",
+        "run SUCCEEDED",
+        "DNS after      {\"primary\":0,\"secondary\":100}",
+        "result         PASSED (tier Critical)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    let saved = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report saved to "))
+        .expect("the report is saved");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
+    let committed = report["rows_committed"].as_u64().unwrap();
+    assert!(
+        committed > 10,
+        "the writer committed rows before the kill: {report:#}"
+    );
+    assert!(report["rows_lost"].as_u64().unwrap() <= committed);
+    assert!(report["rto_secs"].as_f64().unwrap() >= report["detection_secs"].as_f64().unwrap());
+    assert_eq!(report["run_status"], "SUCCEEDED");
+}
