@@ -39,6 +39,7 @@ async fn alarm_driven_failover_moves_traffic_promotes_scales_and_reports() {
         .await
         .unwrap();
     let event = alarm_event(PRIMARY_ALARM, "ALARM", "2026-11-25T09:00:00Z");
+    let queue = world.subscribe_queue().await;
 
     let decision = world.route(&event).await.unwrap();
     assert_eq!(decision["decision"], "start", "{decision:#}");
@@ -92,6 +93,35 @@ async fn alarm_driven_failover_moves_traffic_promotes_scales_and_reports() {
             keys.iter().any(|k| k.ends_with(&format!("-{state}.json"))),
             "no journal entry for {state}: {keys:?}"
         );
+    }
+
+    let done = world
+        .wait_for_notification(&queue, "hapilot failover: succeeded")
+        .await;
+    assert!(
+        done.1.contains("POST-FAILOVER ACTIONS") && done.1.contains("us-east-1 -> us-west-2"),
+        "{}",
+        done.1
+    );
+    let metrics = world
+        .stack
+        .cloudwatch()
+        .list_metrics()
+        .namespace("hapilot")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<_> = metrics
+        .metrics()
+        .iter()
+        .filter_map(|m| m.metric_name())
+        .collect();
+    for metric in [
+        "FailoverDurationSeconds",
+        "DataAtRiskSeconds",
+        "FailoverSucceeded",
+    ] {
+        assert!(names.contains(&metric), "{metric} missing from {names:?}");
     }
 
     // The same alarm delivered again: the cool-down refuses it...
@@ -188,10 +218,17 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
     let bucket = "hapilot-audit";
     let sdk = world.stack.stack().sdk_config().clone();
 
+    let queue = world.subscribe_queue().await;
     let arn = world
         .start_failover("lagging-deny", world.console_input(json!({})))
         .await;
     let pending = world.wait_for_approval("lagging-deny").await;
+    let ask = world.wait_for_notification(&queue, "approval needed").await;
+    assert!(
+        ask.1.contains("hapilot approve lagging-deny") && ask.1.contains("over the 300 s RPO"),
+        "{}",
+        ask.1
+    );
     assert!(
         pending["reason"]
             .as_str()

@@ -245,3 +245,88 @@ impl FailoverWorld {
         panic!("run {execution} never asked for approval");
     }
 }
+
+impl FailoverWorld {
+    /// Subscribes a fresh SQS queue to the notification topic; returns its URL.
+    pub async fn subscribe_queue(&self) -> String {
+        let sqs = aws_sdk_sqs::Client::new(self.stack.stack().sdk_config());
+        let name = format!("notifications-{}", uuid::Uuid::new_v4().simple());
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .unwrap()
+            .clone();
+        aws_sdk_sns::Client::new(self.stack.stack().sdk_config())
+            .subscribe()
+            .topic_arn(&self.deployment.topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await
+            .unwrap();
+        url
+    }
+
+    /// Every notification delivered to `queue` so far: (subject, message).
+    pub async fn notifications(&self, queue: &str) -> Vec<(String, String)> {
+        let sqs = aws_sdk_sqs::Client::new(self.stack.stack().sdk_config());
+        let mut out = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            if got.messages().is_empty() {
+                return out;
+            }
+            for m in got.messages() {
+                let envelope: Value =
+                    serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+                out.push((
+                    envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                    envelope["Message"].as_str().unwrap_or_default().to_string(),
+                ));
+                sqs.delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+impl FailoverWorld {
+    /// Waits (up to 10 s) for a notification whose subject contains `subject`.
+    pub async fn wait_for_notification(&self, queue: &str, subject: &str) -> (String, String) {
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            seen.extend(self.notifications(queue).await);
+            if let Some(found) = seen.iter().find(|(s, _)| s.contains(subject)) {
+                return found.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no notification with subject {subject:?}; got {seen:?}");
+    }
+}
