@@ -17,7 +17,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::http::{Answer, answer, serve};
+use super::http::{Answer, answer, serve, serve_state};
 
 /// How the gateway answers `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,19 +68,16 @@ pub struct SimulatedGateway {
 impl SimulatedGateway {
     /// Starts a healthy gateway for `region` on a free loopback port.
     pub async fn start(region: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(State {
             region: region.to_string(),
             mode: Mutex::new(GatewayMode::Healthy),
             health_requests: AtomicU64::new(0),
             failures_left: AtomicU64::new(0),
         });
-        let shared = state.clone();
-        let task = serve(listener, move |req| {
-            let state = shared.clone();
-            async move { respond(&state, req).await }
-        });
+        let (addr, task) = serve_state(state.clone(), |state, req| async move {
+            respond(&state, req).await
+        })
+        .await?;
         Ok(Self { addr, state, task })
     }
 

@@ -61,3 +61,20 @@ pub fn answer(
     );
     response
 }
+
+/// Binds a free loopback port and serves `handler` with `state` shared by every request: the
+/// start of every simulated outside system.
+pub async fn serve_state<S, F, Fut>(
+    state: std::sync::Arc<S>,
+    handler: F,
+) -> std::io::Result<(std::net::SocketAddr, JoinHandle<()>)>
+where
+    S: Send + Sync + 'static,
+    F: Fn(std::sync::Arc<S>, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Answer> + Send + 'static,
+{
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let task = serve(listener, move |req| handler(state.clone(), req));
+    Ok((addr, task))
+}

@@ -10,9 +10,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-use super::http::{Answer, answer, serve};
+use super::http::{Answer, answer, serve_state};
 
 struct Cluster {
     token: String,
@@ -34,8 +33,6 @@ impl SimulatedKubernetes {
         namespace: &str,
         deployments: &[(&str, i64)],
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(Cluster {
             token: token.to_string(),
             namespace: namespace.to_string(),
@@ -44,11 +41,10 @@ impl SimulatedKubernetes {
                 .map(|(n, r)| (n.to_string(), *r))
                 .collect(),
         }));
-        let shared = state.clone();
-        let task = serve(listener, move |req| {
-            let state = shared.clone();
-            async move { respond(&state, req).await }
-        });
+        let (addr, task) = serve_state(state.clone(), |state, req| async move {
+            respond(&state, req).await
+        })
+        .await?;
         Ok(Self { addr, state, task })
     }
 

@@ -12,9 +12,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-use super::http::{Answer, answer, serve};
+use super::http::{Answer, answer, serve_state};
 
 struct Member {
     name: String,
@@ -33,19 +32,16 @@ pub struct SimulatedPatroni {
 impl SimulatedPatroni {
     /// Starts member `name`, leader or replica.
     pub async fn start(name: &str, primary: bool) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(Member {
             name: name.to_string(),
             primary,
             replay_lag: Duration::from_millis(500),
             failover_requests: 0,
         }));
-        let shared = state.clone();
-        let task = serve(listener, move |req| {
-            let state = shared.clone();
-            async move { respond(&state, req).await }
-        });
+        let (addr, task) = serve_state(state.clone(), |state, req| async move {
+            respond(&state, req).await
+        })
+        .await?;
         Ok(Self { addr, state, task })
     }
 
