@@ -9,3 +9,4 @@ mod drill;
 mod failover;
 mod front_door;
 mod health_proof;
+mod infra;

@@ -11,6 +11,9 @@ pub struct FunctionSpec {
     pub substitution: &'static str,
     /// The environment variables it cannot start without.
     pub requires: &'static [&'static str],
+    /// Every AWS API action its code calls: its IAM policy in `infra/template.yaml` grants
+    /// exactly these (a test keeps both in step).
+    pub iam_actions: &'static [&'static str],
     /// What it does, for `hapilot local up` and docs.
     pub summary: &'static str,
 }
@@ -27,72 +30,96 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         name: "alarm-router",
         substitution: "AlarmRouterFunctionArn",
         requires: &["HAPILOT_FAILOVER_STATE_MACHINE_ARN"],
+        iam_actions: &[
+            "cloudwatch:DescribeAlarms",
+            "states:ListExecutions",
+            "states:StartExecution",
+        ],
         summary: "turn a CloudWatch alarm state change into a failover run, or a reasoned refusal",
     },
     FunctionSpec {
         name: "check-dns-sync",
         substitution: "CheckDnsSyncFunctionArn",
         requires: &[],
+        iam_actions: &["route53:GetChange"],
         summary: "look once at a Route53 change: INSYNC yet?",
     },
     FunctionSpec {
         name: "check-health",
         substitution: "CheckHealthFunctionArn",
         requires: &[],
+        iam_actions: &[],
         summary: "probe an HTTP /health endpoint N times and judge it healthy or not",
     },
     FunctionSpec {
         name: "fence-primary",
         substitution: "FencePrimaryFunctionArn",
         requires: &[ZONE, RECORD, REGIONS, BUCKET],
+        iam_actions: &[
+            "route53:ListResourceRecordSets",
+            "route53:ChangeResourceRecordSets",
+            "s3:PutObject",
+        ],
         summary: "weight 0 for the failing primary, its database read-only where reachable",
     },
     FunctionSpec {
         name: "plan-failover",
         substitution: "PlanFailoverFunctionArn",
         requires: &[REGIONS, "HAPILOT_GLOBAL_HEALTH_URL", BUCKET],
+        iam_actions: &["s3:PutObject"],
         summary: "validate a failover input against the deployment and fill in defaults",
     },
     FunctionSpec {
         name: "promote-database",
         substitution: "PromoteDatabaseFunctionArn",
         requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
         summary: "promote the standby region's database (idempotent)",
     },
     FunctionSpec {
         name: "read-replication",
         substitution: "ReadReplicationFunctionArn",
         requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
         summary: "read the standby's replication lag and judge it against the tier's RPO",
     },
     FunctionSpec {
         name: "record-run",
         substitution: "RecordRunFunctionArn",
         requires: &[BUCKET, TOPIC],
+        iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
         summary: "write the run's report, metrics and notification",
     },
     FunctionSpec {
         name: "request-approval",
         substitution: "RequestApprovalFunctionArn",
         requires: &[BUCKET, TOPIC],
+        iam_actions: &["s3:PutObject", "sns:Publish"],
         summary: "park a run until a human approves or denies (task token)",
     },
     FunctionSpec {
         name: "scale-region",
         substitution: "ScaleRegionFunctionArn",
         requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
         summary: "scale the region taking over (Kubernetes scale subresource)",
     },
     FunctionSpec {
         name: "shift-traffic",
         substitution: "ShiftTrafficFunctionArn",
         requires: &[ZONE, RECORD, BUCKET],
+        iam_actions: &[
+            "route53:ListResourceRecordSets",
+            "route53:ChangeResourceRecordSets",
+            "s3:PutObject",
+        ],
         summary: "set the global name's Route53 weights in one change, health checks kept",
     },
     FunctionSpec {
         name: "snapshot-weights",
         substitution: "SnapshotWeightsFunctionArn",
         requires: &[ZONE, RECORD, BUCKET],
+        iam_actions: &["route53:ListResourceRecordSets", "s3:PutObject"],
         summary: "read the global name's weights before anything changes",
     },
 ];
