@@ -24,7 +24,9 @@ use super::gateway::{GlobalRouter, SimulatedGateway};
 use super::kubernetes::SimulatedKubernetes;
 use super::patroni::SimulatedPatroni;
 use super::postgres::PostgresPair;
+use super::traffic::{LB_NAMESPACE, LoadBalancerMetrics, SimulatedPrometheus};
 use crate::HapilotError;
+use hapilot_aws::traffic::TrafficSource;
 
 /// The failing region in the local deployment.
 pub const PRIMARY_REGION: &str = "us-east-1";
@@ -80,6 +82,10 @@ pub struct LocalDeployment {
     pub standby_kube: SimulatedKubernetes,
     /// The databases.
     pub databases: Databases,
+    /// Prometheus over both regions' traffic (the default canary metrics provider).
+    pub prometheus: SimulatedPrometheus,
+    /// The load balancers' CloudWatch metrics (the other provider).
+    pub lb_metrics: LoadBalancerMetrics,
     /// The hosted zone of the global name.
     pub zone_id: String,
     /// The notification topic.
@@ -278,6 +284,25 @@ impl LocalDeployment {
         .await
         .map_err(io("starting the global router"))?;
 
+        let prometheus = SimulatedPrometheus::start(BTreeMap::from([
+            (PRIMARY_REGION.to_string(), primary.traffic()),
+            (STANDBY_REGION.to_string(), standby.traffic()),
+        ]))
+        .await
+        .map_err(io("starting Prometheus"))?;
+        let lb_metrics = LoadBalancerMetrics::start(
+            sdk,
+            BTreeMap::from([
+                (
+                    PRIMARY_REGION.to_string(),
+                    (load_balancer(PRIMARY_REGION), primary.traffic()),
+                ),
+                (
+                    STANDBY_REGION.to_string(),
+                    (load_balancer(STANDBY_REGION), standby.traffic()),
+                ),
+            ]),
+        );
         let region = |gateway: &SimulatedGateway,
                       set: &str,
                       db: DatabaseTarget,
@@ -323,8 +348,11 @@ impl LocalDeployment {
         .as_object()
         .cloned()
         .unwrap_or_default();
+        settings.canary_provider = Some(prometheus_source(&prometheus.url()));
         stack.configure(settings.clone())?;
         Ok(Self {
+            prometheus,
+            lb_metrics,
             primary,
             standby,
             global,
@@ -360,6 +388,45 @@ impl LocalDeployment {
             .iter()
             .filter_map(|r| Some((r.set_identifier()?.to_string(), r.weight()?)))
             .collect())
+    }
+
+    /// Sets the global name's weights (e.g. to the state after a failover).
+    pub async fn set_weights(
+        &self,
+        stack: &LocalStack,
+        weights: &[(&str, i64)],
+    ) -> Result<(), HapilotError> {
+        use hapilot_aws::dns::Dns;
+        let weights: Vec<(String, i64)> =
+            weights.iter().map(|(s, w)| (s.to_string(), *w)).collect();
+        hapilot_aws::dns::Route53Dns::from_sdk(stack.sdk_config())
+            .set_weights(&self.zone_id, RECORD_NAME, &weights, "local deployment")
+            .await
+            .map(|_| ())
+            .map_err(|e| HapilotError::Aws {
+                operation: "ChangeResourceRecordSets",
+                detail: e.to_string(),
+            })
+    }
+
+    /// Reads canary traffic from the load balancers' CloudWatch metrics instead of Prometheus.
+    pub fn use_cloudwatch_traffic(&mut self, stack: &LocalStack) -> Result<(), HapilotError> {
+        self.reconfigure(stack, |s| {
+            s.canary_provider = Some(TrafficSource::Cloudwatch {
+                namespace: LB_NAMESPACE.to_string(),
+                request_metric: "RequestCount".to_string(),
+                error_metric: "HTTPCode_Target_5XX_Count".to_string(),
+                dimensions: [PRIMARY_REGION, STANDBY_REGION]
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.to_string(),
+                            BTreeMap::from([("LoadBalancer".to_string(), load_balancer(r))]),
+                        )
+                    })
+                    .collect(),
+            })
+        })
     }
 
     /// Sets the primary's alarm state in CloudWatch (moto never evaluates alarms itself).
@@ -400,4 +467,21 @@ pub fn alarm_event(alarm: &str, state: &str, at: &str) -> serde_json::Value {
             "configuration": { "metrics": [] }
         }
     })
+}
+
+/// The load balancer dimension value of a region's (simulated) ALB.
+fn load_balancer(region: &str) -> String {
+    format!("app/gateway-{region}/0123456789abcdef")
+}
+
+/// The Prometheus provider with the HA document's style of queries.
+fn prometheus_source(url: &str) -> TrafficSource {
+    TrafficSource::Prometheus {
+        url: url.to_string(),
+        request_query: r#"sum(increase(http_requests_total{region="{region}"}[{window}]))"#
+            .to_string(),
+        error_query:
+            r#"sum(increase(http_requests_total{region="{region}",status=~"5.."}[{window}]))"#
+                .to_string(),
+    }
 }

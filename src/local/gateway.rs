@@ -53,6 +53,7 @@ impl std::str::FromStr for GatewayMode {
 
 struct State {
     region: String,
+    traffic: Arc<super::traffic::TrafficModel>,
     mode: Mutex<GatewayMode>,
     health_requests: AtomicU64,
     failures_left: AtomicU64,
@@ -70,6 +71,7 @@ impl SimulatedGateway {
     pub async fn start(region: &str) -> std::io::Result<Self> {
         let state = Arc::new(State {
             region: region.to_string(),
+            traffic: Arc::default(),
             mode: Mutex::new(GatewayMode::Healthy),
             health_requests: AtomicU64::new(0),
             failures_left: AtomicU64::new(0),
@@ -100,6 +102,11 @@ impl SimulatedGateway {
     /// a flap that is exact to the request, for tests that must not race the clock.
     pub fn fail_next(&self, n: u64) {
         self.state.failures_left.store(n, Ordering::Relaxed);
+    }
+
+    /// The user traffic this region serves (what its `/metrics` and load balancer report).
+    pub fn traffic(&self) -> Arc<super::traffic::TrafficModel> {
+        self.state.traffic.clone()
     }
 
     /// How many `/health` requests arrived so far.
@@ -141,6 +148,18 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
                 }
                 GatewayMode::Hanging => std::future::pending().await,
             }
+        }
+        (&Method::GET, "/metrics") => {
+            let (requests, errors) = state.traffic.totals();
+            let body = format!(
+                "# HELP http_requests_total Requests served.\n# TYPE http_requests_total counter\n\
+                 http_requests_total{{region=\"{r}\",status=\"200\"}} {ok}\n\
+                 http_requests_total{{region=\"{r}\",status=\"503\"}} {errors}\n",
+                r = state.region,
+                ok = (requests - errors).floor(),
+                errors = errors.floor()
+            );
+            answer(StatusCode::OK, "text/plain; version=0.0.4", body)
         }
         (&Method::PUT, "/_sim/mode") => {
             let body = req

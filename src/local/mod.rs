@@ -14,6 +14,7 @@ pub mod moto;
 pub mod patroni;
 pub mod postgres;
 pub mod stack;
+pub mod traffic;
 
 pub use stack::{LocalStack, StackOptions};
 

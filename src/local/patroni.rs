@@ -60,6 +60,11 @@ impl SimulatedPatroni {
         self.state.lock().expect("member lock").replay_lag = lag;
     }
 
+    /// Makes it the leader (`true`) or a replica (`false`), as a rebuilt member would be.
+    pub fn set_primary(&self, primary: bool) {
+        self.state.lock().expect("member lock").primary = primary;
+    }
+
     /// Whether it is the leader now.
     pub fn is_primary(&self) -> bool {
         self.state.lock().expect("member lock").primary

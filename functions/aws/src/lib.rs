@@ -15,6 +15,7 @@ pub mod orchestrator;
 pub mod prober;
 pub mod scaler;
 pub mod sdk;
+pub mod traffic;
 
 pub use error::AdapterError;
 pub use prober::{HttpProber, Prober};

@@ -35,6 +35,10 @@ pub enum ErrorName {
     SetupFailed,
     /// Writing the journal, a report, a metric or a notification failed.
     RecordFailed,
+    /// The canary gate rolled the failback back (error rate, or metrics unavailable).
+    GateFailed,
+    /// A failback pre-check failed: nothing was changed.
+    PrecheckFailed,
 }
 
 impl ErrorName {
@@ -54,6 +58,8 @@ impl ErrorName {
             ErrorName::UnrecognisedEvent => "hapilot.UnrecognisedEvent",
             ErrorName::SetupFailed => "hapilot.SetupFailed",
             ErrorName::RecordFailed => "hapilot.RecordFailed",
+            ErrorName::GateFailed => "hapilot.GateFailed",
+            ErrorName::PrecheckFailed => "hapilot.PrecheckFailed",
         }
     }
 
@@ -72,6 +78,8 @@ impl ErrorName {
         ErrorName::UnrecognisedEvent,
         ErrorName::SetupFailed,
         ErrorName::RecordFailed,
+        ErrorName::GateFailed,
+        ErrorName::PrecheckFailed,
     ];
 }
 

@@ -7,7 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod alarm;
+pub mod canary;
 pub mod error;
+pub mod failback;
 pub mod failover;
 pub mod health;
 pub mod tier;

@@ -38,6 +38,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "turn a CloudWatch alarm state change into a failover run, or a reasoned refusal",
     },
     FunctionSpec {
+        name: "canary-gate",
+        substitution: "CanaryGateFunctionArn",
+        requires: &["HAPILOT_CANARY_PROVIDER", BUCKET],
+        iam_actions: &["cloudwatch:GetMetricData", "s3:PutObject"],
+        summary: "measure the primary's error rate over the bake window and judge the failback step",
+    },
+    FunctionSpec {
         name: "check-dns-sync",
         substitution: "CheckDnsSyncFunctionArn",
         requires: &[],
@@ -61,6 +68,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "s3:PutObject",
         ],
         summary: "weight 0 for the failing primary, its database read-only where reachable",
+    },
+    FunctionSpec {
+        name: "plan-failback",
+        substitution: "PlanFailbackFunctionArn",
+        requires: &[REGIONS, "HAPILOT_GLOBAL_HEALTH_URL", BUCKET],
+        iam_actions: &["s3:PutObject"],
+        summary: "validate a failback input against the deployment and fill in defaults",
     },
     FunctionSpec {
         name: "plan-failover",

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use hapilot_aws::database::DatabaseTarget;
 use hapilot_aws::scaler::KubernetesTarget;
+use hapilot_aws::traffic::TrafficSource;
 use hapilot_core::alarm::FailoverTrigger;
 use hapilot_core::failover::RegionSite;
 use hapilot_core::tier::Tier;
@@ -60,6 +61,8 @@ pub struct Settings {
     /// `HAPILOT_SCALE_TARGETS`: JSON object, deployment -> replicas (default: the HA document's
     /// `{"litellm": 5, "agentgateway": 3}`).
     pub scale_targets: BTreeMap<String, i64>,
+    /// `HAPILOT_CANARY_PROVIDER`: JSON [`TrafficSource`], where the canary gate reads traffic.
+    pub canary_provider: Option<TrafficSource>,
     /// `HAPILOT_FAILOVER_INPUT_DEFAULTS`: JSON object merged under every alarm-started run's
     /// input (probe counts, timeouts).
     pub failover_input_defaults: serde_json::Map<String, serde_json::Value>,
@@ -126,6 +129,9 @@ impl Settings {
         if let Some(v) = text("HAPILOT_SCALE_TARGETS") {
             s.scale_targets = json("HAPILOT_SCALE_TARGETS", &v)?;
         }
+        if let Some(v) = text("HAPILOT_CANARY_PROVIDER") {
+            s.canary_provider = Some(json("HAPILOT_CANARY_PROVIDER", &v)?);
+        }
         if let Some(v) = text("HAPILOT_FAILOVER_INPUT_DEFAULTS") {
             s.failover_input_defaults = json("HAPILOT_FAILOVER_INPUT_DEFAULTS", &v)?;
         }
@@ -144,6 +150,7 @@ impl Settings {
                 "HAPILOT_TOPIC_ARN" => self.topic_arn.is_some(),
                 "HAPILOT_FAILOVER_STATE_MACHINE_ARN" => self.failover_state_machine_arn.is_some(),
                 "HAPILOT_FAILOVER_TRIGGERS" => !self.triggers.is_empty(),
+                "HAPILOT_CANARY_PROVIDER" => self.canary_provider.is_some(),
                 _ => true,
             };
             if !set {

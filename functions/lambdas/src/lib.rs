@@ -8,12 +8,14 @@
 #![warn(missing_docs)]
 
 pub mod alarm_router;
+pub mod canary_gate;
 pub mod catalog;
 pub mod check_dns_sync;
 pub mod check_health;
 pub mod config;
 pub mod error;
 pub mod fence_primary;
+pub mod plan_failback;
 pub mod plan_failover;
 pub mod promote_database;
 pub mod read_replication;

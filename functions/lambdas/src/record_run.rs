@@ -67,7 +67,8 @@ pub async fn record_run(
         "data_at_risk_secs": at_risk,
         "rpo_target_secs": plan["rpo_secs"],
         "weights_before": state["snapshot"]["weights"],
-        "weights_after": state["shift"]["after"],
+        "weights_after": if state["final"]["weights"].is_null() { state["shift"]["after"].clone() } else { state["final"]["weights"].clone() },
+        "canary_steps": state["steps"],
         "promotion": state["promotion"]["outcome"],
         "fence": state["fence"]["database"],
         "approval": state["approval"],
@@ -128,7 +129,7 @@ pub async fn record_run(
     if !state["error"].is_null() {
         message.push_str(&format!("error: {}\n", state["error"]));
     }
-    if outcome == "succeeded" {
+    if outcome == "succeeded" && run.machine == "failover" {
         message.push_str("\nPOST-FAILOVER ACTIONS:\n");
         for (i, action) in POST_FAILOVER_ACTIONS.iter().enumerate() {
             message.push_str(&format!("{}. {action}\n", i + 1));

@@ -16,13 +16,14 @@ use hapilot_aws::monitoring::CloudWatch;
 use hapilot_aws::notifier::SnsNotifier;
 use hapilot_aws::orchestrator::StepFunctions;
 use hapilot_aws::scaler::KubernetesScaler;
+use hapilot_aws::traffic::TrafficProvider;
 use serde_json::Value;
 
 use crate::config::Settings;
 use crate::{
-    FunctionError, alarm_router, check_dns_sync, check_health, fence_primary, plan_failover,
-    promote_database, read_replication, record_run, request_approval, scale_region, shift_traffic,
-    snapshot_weights,
+    FunctionError, alarm_router, canary_gate, check_dns_sync, check_health, fence_primary,
+    plan_failback, plan_failover, promote_database, read_replication, record_run, request_approval,
+    scale_region, shift_traffic, snapshot_weights,
 };
 
 /// The future a handler returns.
@@ -49,6 +50,8 @@ pub struct Adapters {
     pub cloudwatch: CloudWatch,
     /// Step Functions.
     pub runs: StepFunctions,
+    /// AWS configuration, for clients of other regions (traffic metrics).
+    pub sdk: SdkConfig,
 }
 
 impl Adapters {
@@ -65,6 +68,7 @@ impl Adapters {
             notifier: SnsNotifier::from_sdk(sdk, settings.topic_arn.as_deref().unwrap_or_default()),
             cloudwatch: CloudWatch::from_sdk(sdk),
             runs: StepFunctions::from_sdk(sdk),
+            sdk: sdk.clone(),
             http,
             settings,
         })
@@ -101,11 +105,21 @@ pub async fn invoke(a: &Adapters, name: &str, event: Value) -> Result<Value, Fun
     let s = &a.settings;
     match name {
         "alarm-router" => alarm_router::alarm_router(s, &a.cloudwatch, &a.runs, event).await,
+        "canary-gate" => match &s.canary_provider {
+            Some(source) => {
+                let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http.clone());
+                canary_gate::canary_gate(&traffic, &a.journal, event).await
+            }
+            None => Err(FunctionError::Setup(
+                "HAPILOT_CANARY_PROVIDER is not set".into(),
+            )),
+        },
         "check-dns-sync" => check_dns_sync::check_dns_sync(&a.dns, event).await,
         "check-health" => check_health::check_health(&a.prober, event).await,
         "fence-primary" => {
             fence_primary::fence_primary(&a.dns, |r| a.database(r), s, &a.journal, event).await
         }
+        "plan-failback" => plan_failback::plan_failback(s, &a.journal, event).await,
         "plan-failover" => plan_failover::plan_failover(s, &a.journal, event).await,
         "promote-database" => {
             promote_database::promote_database(|r| a.database(r), &a.journal, event).await

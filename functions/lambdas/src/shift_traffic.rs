@@ -1,12 +1,14 @@
 //! Task `shift-traffic`: set the weights of the global name's records in one change (health
 //! checks kept). Used to move traffic to the standby and, with the snapshot, to restore it.
-//! Input: `{"activate": "<set>"}` (that set 100, every other 0) or `{"weights": {set: weight}}`,
+//! Input: `{"activate": "<set>"}` (that set 100, every other 0), `{"split": {"to": "<set>",
+//! "percent": N}}` (that set N, every other 100 - N) or `{"weights": {set: weight}}`,
 //! plus `"reason"` and `"run"`.
 
 use std::collections::BTreeMap;
 
 use hapilot_aws::dns::Dns;
 use hapilot_aws::journal::Journal;
+use hapilot_core::canary::weights_for_split;
 use hapilot_core::failover::weights_for_active;
 use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
@@ -18,7 +20,15 @@ use crate::error::parse_input;
 use crate::run::{RunContext, record};
 
 #[derive(Deserialize)]
+struct Split {
+    to: String,
+    percent: i64,
+}
+
+#[derive(Deserialize)]
 struct Input {
+    #[serde(default)]
+    split: Option<Split>,
     #[serde(default)]
     weights: Option<BTreeMap<String, i64>>,
     #[serde(default)]
@@ -36,6 +46,7 @@ pub async fn shift_traffic(
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input {
+        split,
         weights,
         activate,
         reason,
@@ -50,9 +61,20 @@ pub async fn shift_traffic(
         .into_iter()
         .map(|r| (r.set_identifier, r.weight))
         .collect();
-    let weights: BTreeMap<String, i64> = match (weights, activate) {
-        (Some(w), None) => w,
-        (None, Some(active)) => {
+    let weights: BTreeMap<String, i64> = match (weights, activate, split) {
+        (Some(w), None, None) => w,
+        (None, None, Some(Split { to, percent })) => {
+            if !before.contains_key(&to) || !(0..=100).contains(&percent) {
+                return Err(CoreError::invalid(
+                    "split",
+                    format!("{to:?} must be a weighted record of {name} and percent 0 to 100"),
+                )
+                .into());
+            }
+            let sets: Vec<String> = before.keys().cloned().collect();
+            weights_for_split(&sets, &to, percent).into_iter().collect()
+        }
+        (None, Some(active), None) => {
             if !before.contains_key(&active) {
                 return Err(CoreError::invalid(
                     "activate",
@@ -66,7 +88,7 @@ pub async fn shift_traffic(
         _ => {
             return Err(CoreError::invalid(
                 "weights",
-                "give exactly one of `weights` and `activate`",
+                "give exactly one of `weights`, `activate` and `split`",
             )
             .into());
         }

@@ -1,0 +1,226 @@
+//! Traffic metrics of a region (requests and 5xx errors over a window), for the canary gate.
+//!
+//! Two providers: CloudWatch `GetMetricData` (the load balancer's request and 5xx counts, two
+//! metric queries; the ratio is computed by the caller, since metric math is not portable), and
+//! the Prometheus HTTP API (`/api/v1/query` with configurable query templates, `{region}` and
+//! `{window}` substituted). No data is an error, never zero traffic.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use hapilot_core::canary::TrafficMeasurement;
+use serde::{Deserialize, Serialize};
+
+use crate::AdapterError;
+
+/// Where traffic metrics come from (deployment configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrafficSource {
+    /// CloudWatch metrics of each region's load balancer.
+    Cloudwatch {
+        /// e.g. `AWS/ApplicationELB`.
+        namespace: String,
+        /// e.g. `RequestCount`.
+        request_metric: String,
+        /// e.g. `HTTPCode_Target_5XX_Count`.
+        error_metric: String,
+        /// Per region: the dimensions that select its load balancer (`LoadBalancer` -> `app/...`).
+        dimensions: BTreeMap<String, BTreeMap<String, String>>,
+    },
+    /// A Prometheus server.
+    Prometheus {
+        /// Base URL, e.g. `http://prometheus:9090`.
+        url: String,
+        /// Query for requests in the window, e.g.
+        /// `sum(increase(http_requests_total{region="{region}"}[{window}]))`.
+        request_query: String,
+        /// Query for 5xx errors in the window.
+        error_query: String,
+    },
+}
+
+/// Measures a region's traffic.
+pub trait TrafficMetrics: Send + Sync {
+    /// Requests and errors of `region` over the last `window_secs`.
+    fn measure(
+        &self,
+        region: &str,
+        window_secs: u64,
+    ) -> impl Future<Output = Result<TrafficMeasurement, AdapterError>> + Send;
+}
+
+/// [`TrafficMetrics`] from either provider.
+#[derive(Debug, Clone)]
+pub struct TrafficProvider {
+    source: TrafficSource,
+    sdk: SdkConfig,
+    http: reqwest::Client,
+}
+
+impl TrafficProvider {
+    /// Measures with `source`; CloudWatch calls go to each region's endpoint from `sdk`.
+    pub fn new(source: TrafficSource, sdk: SdkConfig, http: reqwest::Client) -> Self {
+        Self { source, sdk, http }
+    }
+
+    async fn cloudwatch(
+        &self,
+        region: &str,
+        window_secs: u64,
+        namespace: &str,
+        request_metric: &str,
+        error_metric: &str,
+        dimensions: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<TrafficMeasurement, AdapterError> {
+        let dims = dimensions.get(region).ok_or_else(|| {
+            AdapterError::NotFound(format!(
+                "no load balancer dimensions configured for region {region}"
+            ))
+        })?;
+        let config = aws_sdk_cloudwatch::config::Builder::from(&self.sdk)
+            .region(Region::new(region.to_string()))
+            .build();
+        let client = aws_sdk_cloudwatch::Client::from_conf(config);
+        let period = (window_secs.max(1).div_ceil(60) * 60) as i32;
+        let query = |id: &str, metric: &str| {
+            MetricDataQuery::builder()
+                .id(id)
+                .return_data(true)
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(namespace)
+                                .metric_name(metric)
+                                .set_dimensions(Some(
+                                    dims.iter()
+                                        .map(|(n, v)| Dimension::builder().name(n).value(v).build())
+                                        .collect(),
+                                ))
+                                .build(),
+                        )
+                        .period(period)
+                        .stat("Sum")
+                        .build(),
+                )
+                .build()
+        };
+        let end = std::time::SystemTime::now();
+        let start = end - std::time::Duration::from_secs(window_secs.max(1));
+        let out = client
+            .get_metric_data()
+            .metric_data_queries(query("requests", request_metric))
+            .metric_data_queries(query("errors", error_metric))
+            .start_time(start.into())
+            .end_time(end.into())
+            .send()
+            .await
+            .map_err(AdapterError::aws("GetMetricData"))?;
+        let sum = |id: &str| {
+            out.metric_data_results()
+                .iter()
+                .find(|r| r.id() == Some(id))
+                .map(|r| (r.values().len(), r.values().iter().sum::<f64>()))
+        };
+        match (sum("requests"), sum("errors")) {
+            (Some((n, requests)), errors) if n > 0 => Ok(TrafficMeasurement {
+                requests,
+                errors: errors.map(|e| e.1).unwrap_or(0.0),
+            }),
+            _ => Err(AdapterError::NotFound(format!(
+                "CloudWatch has no {namespace}/{request_metric} data for {region} in the last {window_secs} s"
+            ))),
+        }
+    }
+
+    async fn prometheus(
+        &self,
+        url: &str,
+        template: &str,
+        region: &str,
+        window_secs: u64,
+    ) -> Result<f64, AdapterError> {
+        let query = template
+            .replace("{region}", region)
+            .replace("{window}", &format!("{window_secs}s"));
+        let endpoint = format!("{}/api/v1/query", url.trim_end_matches('/'));
+        let fail = |detail: String| AdapterError::Http {
+            system: "Prometheus",
+            url: endpoint.clone(),
+            detail,
+        };
+        let url = reqwest::Url::parse_with_params(&endpoint, &[("query", query.as_str())])
+            .map_err(|e| fail(e.to_string()))?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| fail(format!("HTTP {status}: {e}")))?;
+        if body["status"] != "success" {
+            return Err(fail(format!(
+                "HTTP {status}: {} {}",
+                body["errorType"], body["error"]
+            )));
+        }
+        let value = body["data"]["result"]
+            .as_array()
+            .and_then(|r| r.first())
+            .and_then(|s| s["value"][1].as_str())
+            .ok_or_else(|| fail(format!("empty result for {query}")))?;
+        let value: f64 = value
+            .parse()
+            .map_err(|_| fail(format!("not a number: {value}")))?;
+        if value.is_nan() {
+            return Err(fail(format!("NaN for {query}")));
+        }
+        Ok(value)
+    }
+}
+
+impl TrafficMetrics for TrafficProvider {
+    async fn measure(
+        &self,
+        region: &str,
+        window_secs: u64,
+    ) -> Result<TrafficMeasurement, AdapterError> {
+        match &self.source {
+            TrafficSource::Cloudwatch {
+                namespace,
+                request_metric,
+                error_metric,
+                dimensions,
+            } => {
+                self.cloudwatch(
+                    region,
+                    window_secs,
+                    namespace,
+                    request_metric,
+                    error_metric,
+                    dimensions,
+                )
+                .await
+            }
+            TrafficSource::Prometheus {
+                url,
+                request_query,
+                error_query,
+            } => Ok(TrafficMeasurement {
+                requests: self
+                    .prometheus(url, request_query, region, window_secs)
+                    .await?,
+                errors: self
+                    .prometheus(url, error_query, region, window_secs)
+                    .await?,
+            }),
+        }
+    }
+}
