@@ -67,7 +67,7 @@ impl CanaryPolicy {
                 "must be 0 to 1 (a fraction, 0.01 is 1 %)",
             ));
         }
-        if !(self.min_requests >= 0.0) {
+        if self.min_requests.is_nan() || self.min_requests < 0.0 {
             return Err(CoreError::invalid("gate.min_requests", "must be 0 or more"));
         }
         if let Some(d) = self.max_increase_over_baseline
