@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod drill;
+mod failback;
 mod failover;
 mod front_door;
 mod health_proof;

@@ -233,9 +233,22 @@ impl FailoverWorld {
             .unwrap()
     }
 
-    /// Waits until run `execution` asks for approval; returns the pending request.
+    /// Waits until failover run `execution` asks for approval; returns the pending request.
     pub async fn wait_for_approval(&self, execution: &str) -> Value {
-        let key = format!("runs/failover/{execution}/approval.json");
+        self.wait_for_approval_of("failover", execution).await
+    }
+
+    /// Starts a run of `machine` named `name` without waiting for it; returns its ARN.
+    pub async fn start_run(&self, machine: &str, name: &str, input: Value) -> String {
+        let arn = self.stack.stack().arn_of(machine);
+        start(&self.stack.sfn(), &arn, name, &input)
+            .await
+            .expect("StartExecution")
+    }
+
+    /// Waits until run `execution` of `machine` asks for approval; returns the pending request.
+    pub async fn wait_for_approval_of(&self, machine: &str, execution: &str) -> Value {
+        let key = format!("runs/{machine}/{execution}/approval.json");
         for _ in 0..600 {
             if let Some(pending) = self.object(&key).await {
                 return pending;

@@ -1,0 +1,309 @@
+//! The canary failback end to end: statemachines/failback.asl.json with the real handlers, the
+//! canary gate reading a Prometheus API and CloudWatch, rollback on every bad path.
+
+use hapilot::local::deployment::{DatabaseSetup, Databases};
+use serde_json::{Value, json};
+
+use crate::support::{FailoverWorld, entered};
+
+/// A world as it is after a failover: traffic in the standby, the primary region's database
+/// rebuilt as a replica, both regions serving traffic.
+async fn after_failover() -> FailoverWorld {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world
+        .deployment
+        .set_weights(world.stack.stack(), &[("primary", 0), ("secondary", 100)])
+        .await
+        .unwrap();
+    let Databases::Patroni { primary, standby } = &world.deployment.databases else {
+        unreachable!()
+    };
+    primary.set_primary(false);
+    standby.set_primary(true);
+    world.deployment.primary.traffic().set(200.0, 0.0);
+    world.deployment.standby.traffic().set(200.0, 0.0);
+    world
+}
+
+fn input(extra: Value) -> Value {
+    let mut input = json!({
+        "primary_region": "us-east-1", "standby_region": "us-west-2",
+        "steps": [25, 100], "bake_seconds": 1,
+        "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
+        "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 30
+    });
+    if let Value::Object(extra) = extra {
+        for (k, v) in extra {
+            input[k] = v;
+        }
+    }
+    input
+}
+
+fn weights(primary: i64) -> std::collections::BTreeMap<String, i64> {
+    [
+        ("primary".to_string(), primary),
+        ("secondary".to_string(), 100 - primary),
+    ]
+    .into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_failback_reaches_100_percent_step_by_step() {
+    let world = after_failover().await;
+    let arn = world.start_run("failback", "clean", input(json!({}))).await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, weights(100));
+    let report = world
+        .object("reports/failback/clean.json")
+        .await
+        .expect("a report");
+    assert_eq!(report["outcome"], "succeeded");
+    assert_eq!(
+        report["weights_before"],
+        json!({"primary": 0, "secondary": 100})
+    );
+    assert_eq!(
+        report["weights_after"],
+        json!({"primary": 100, "secondary": 0})
+    );
+    let steps = report["canary_steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0]["percent"], 25);
+    assert_eq!(steps[0]["gate"]["verdict"], "pass");
+    assert!(
+        steps[0]["gate"]["measurement"]["requests"]
+            .as_f64()
+            .unwrap()
+            >= 100.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_at_a_step_roll_back_to_the_standby_with_the_numbers() {
+    let world = after_failover().await;
+    world.deployment.primary.traffic().set(200.0, 0.30);
+    let arn = world
+        .start_run("failback", "errors", input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.GateFailed"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(
+        outcome.cause.as_deref().unwrap_or("").contains("30.00 %"),
+        "{:?}",
+        outcome.cause
+    );
+    assert!(entered(&outcome, "RollBack"));
+    assert_eq!(
+        world.weights().await,
+        weights(0),
+        "rolled back to primary 0 / standby 100"
+    );
+    let report = world.object("reports/failback/errors.json").await.unwrap();
+    assert_eq!(report["outcome"], "rolled_back");
+    assert_eq!(
+        report["weights_after"],
+        json!({"primary": 0, "secondary": 100})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_little_traffic_is_inconclusive_and_a_human_decides() {
+    let world = after_failover().await;
+    world.deployment.primary.traffic().set(10.0, 0.0);
+    let sdk = world.stack.stack().sdk_config().clone();
+    let arn = world
+        .start_run("failback", "quiet", input(json!({"steps": [100]})))
+        .await;
+    let pending = world.wait_for_approval_of("failback", "quiet").await;
+    assert!(
+        pending["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not judge"),
+        "{pending:#}"
+    );
+    assert_eq!(pending["details"]["verdict"], "inconclusive");
+    hapilot::approvals::answer(
+        &sdk,
+        "hapilot-audit",
+        "failback",
+        "quiet",
+        true,
+        "quiet hour, traffic is fine",
+    )
+    .await
+    .unwrap();
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, weights(100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_outage_is_never_a_pass() {
+    let world = after_failover().await;
+    world.deployment.prometheus.set_down(true);
+    let arn = world
+        .start_run("failback", "blind", input(json!({"steps": [100]})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.GateFailed"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("provider error 3/3"),
+        "{:?}",
+        outcome.cause
+    );
+    let gates = outcome
+        .events
+        .iter()
+        .filter(|e| e.kind == "TaskStateEntered" && e.state.as_deref() == Some("CanaryGate"))
+        .count();
+    assert_eq!(gates, 3, "two errors tolerated, the third rolls back");
+    assert_eq!(world.weights().await, weights(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_at_the_last_approval_rolls_back() {
+    let world = after_failover().await;
+    let sdk = world.stack.stack().sdk_config().clone();
+    let arn = world
+        .start_run(
+            "failback",
+            "last-call",
+            input(json!({"steps": [50, 100], "approve_last": true})),
+        )
+        .await;
+    let pending = world.wait_for_approval_of("failback", "last-call").await;
+    assert!(
+        pending["reason"].as_str().unwrap().contains("100 %"),
+        "{pending:#}"
+    );
+    assert_eq!(
+        world.weights().await,
+        weights(50),
+        "the first step stands while it asks"
+    );
+    hapilot::approvals::answer(
+        &sdk,
+        "hapilot-audit",
+        "failback",
+        "last-call",
+        false,
+        "not during the launch",
+    )
+    .await
+    .unwrap();
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.ApprovalDenied"),
+        "{}",
+        outcome.history_text()
+    );
+    assert_eq!(world.weights().await, weights(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_prechecks_change_nothing() {
+    let world = after_failover().await;
+    // Split brain: the primary region's database is still a primary, not a replica.
+    let Databases::Patroni { primary, .. } = &world.deployment.databases else {
+        unreachable!()
+    };
+    primary.set_primary(true);
+    let arn = world
+        .start_run("failback", "split-brain", input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.PrecheckFailed"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("in_recovery=false"),
+        "{:?}",
+        outcome.cause
+    );
+    assert!(!entered(&outcome, "CanarySteps"));
+    assert_eq!(world.weights().await, weights(0));
+
+    // An unhealthy primary region.
+    primary.set_primary(false);
+    world
+        .deployment
+        .primary
+        .set_mode(hapilot::local::gateway::GatewayMode::Failing);
+    let arn = world
+        .start_run("failback", "still-down", input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.PrecheckFailed"),
+        "{}",
+        outcome.history_text()
+    );
+    assert_eq!(world.weights().await, weights(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_reads_load_balancer_metrics_from_cloudwatch() {
+    let mut world = after_failover().await;
+    world
+        .deployment
+        .use_cloudwatch_traffic(world.stack.stack())
+        .unwrap();
+    world.deployment.primary.traffic().set(200.0, 0.2);
+    let arn = world
+        .start_run(
+            "failback",
+            "cw-errors",
+            input(json!({"steps": [100], "bake_seconds": 3})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("hapilot.GateFailed"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(
+        outcome.cause.as_deref().unwrap_or("").contains("20.00 %"),
+        "{:?}",
+        outcome.cause
+    );
+
+    world.deployment.primary.traffic().set(200.0, 0.0);
+    let arn = world
+        .start_run(
+            "failback",
+            "cw-clean",
+            input(json!({"steps": [100], "bake_seconds": 3})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, weights(100));
+}
