@@ -84,18 +84,43 @@ pub struct DrillReport {
     pub steps: Vec<(String, f64)>,
     /// The alarm router's decision record.
     pub decision: Value,
+    /// The canary failback that followed, if the failover succeeded.
+    pub failback: Option<FailbackSummary>,
     /// Failed checks before the alarm.
     pub failure_threshold: u32,
     /// Seconds between checks.
     pub check_interval_secs: f64,
 }
 
+/// How the canary failback of the drill went.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailbackSummary {
+    /// The run's execution name.
+    pub execution: String,
+    /// How it ended.
+    pub status: String,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+    /// Seconds from re-protection done to the end of the run.
+    pub duration_secs: f64,
+    /// Seconds to rebuild the old primary as a replica (re-protection) before the failback.
+    pub reprotect_secs: f64,
+    /// Per step: primary share, gate verdict, measured error rate.
+    pub steps: Vec<(i64, String, Option<f64>)>,
+    /// Weights at the end.
+    pub dns_after: Value,
+}
+
 impl DrillReport {
-    /// Whether the run succeeded within the tier's RTO and RPO.
+    /// Whether the failover succeeded within the tier's RTO and RPO, and the failback succeeded.
     pub fn passed(&self) -> bool {
         self.run_status == "SUCCEEDED"
             && self.rto_secs <= self.tier.rto_secs() as f64
             && self.rpo_secs <= self.tier.rpo_secs() as f64
+            && self
+                .failback
+                .as_ref()
+                .is_some_and(|f| f.status == "SUCCEEDED")
     }
 
     /// The report for a terminal.
@@ -140,6 +165,27 @@ impl DrillReport {
             self.rows_lost,
             self.rows_committed
         ));
+        match &self.failback {
+            Some(f) => {
+                out.push_str(&format!(
+                    "failback       {} ({}{}) in {:.2} s after re-protecting the old primary in {:.2} s\n",
+                    f.execution,
+                    f.status,
+                    f.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
+                    f.duration_secs,
+                    f.reprotect_secs
+                ));
+                for (percent, verdict, rate) in &f.steps {
+                    out.push_str(&format!(
+                        "  step {percent:>3} %  gate {verdict:<12} error rate {}\n",
+                        rate.map(|r| format!("{:.2} %", r * 100.0))
+                            .unwrap_or_else(|| "-".into())
+                    ));
+                }
+                out.push_str(&format!("  DNS after    {}\n", f.dns_after));
+            }
+            None => out.push_str("failback       not run (the failover did not succeed)\n"),
+        }
         out.push_str(&format!(
             "result         {} (tier {})\n",
             verdict(self.passed()),
@@ -165,7 +211,12 @@ pub async fn run_drill(
         "creating the two-region deployment (PostgreSQL primary + streaming replica, Route53, alarm) ...",
     );
     let deployment = LocalDeployment::create(&stack, DatabaseSetup::Postgres).await?;
-    let result = drill_on(&stack, &deployment, &options, say).await;
+    let mut result = drill_on(&stack, &deployment, &options, say.clone()).await;
+    if let Ok(report) = &mut result
+        && report.run_status == "SUCCEEDED"
+    {
+        report.failback = Some(failback_after(&stack, &deployment, say).await?);
+    }
     drop(deployment);
     stack.shutdown().await;
     result
@@ -353,6 +404,7 @@ async fn drill_on(
         dns_after: json!(deployment.weights(stack).await?),
         steps: outcome.state_durations(),
         decision,
+        failback: None,
         failure_threshold: options.failure_threshold,
         check_interval_secs: options.check_interval.as_secs_f64(),
     })
@@ -395,4 +447,83 @@ mod tests {
         assert_eq!(rpo_seconds(&committed, &kept(&[])), 3.0);
         assert_eq!(rpo_seconds(&[], &kept(&[])), 0.0);
     }
+}
+
+/// After the failover: re-protect the old primary (rebuild it as a replica of the promoted
+/// database), bring its region back, and run the canary failback.
+async fn failback_after(
+    stack: &LocalStack,
+    deployment: &LocalDeployment,
+    say: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> Result<FailbackSummary, HapilotError> {
+    let Databases::Postgres(pair) = &deployment.databases else {
+        unreachable!("the drill creates a PostgreSQL deployment")
+    };
+    say(
+        "re-protecting: rebuilding the old primary as a streaming replica of the promoted database ...",
+    );
+    let started = Instant::now();
+    tokio::task::block_in_place(|| pair.rebuild_primary_from_replica())?;
+    let reprotect_secs = started.elapsed().as_secs_f64();
+    deployment.primary.set_mode(GatewayMode::Healthy);
+    deployment.primary.traffic().set(400.0, 0.002);
+    deployment.standby.traffic().set(400.0, 0.002);
+    // Let the rebuilt replica replay something recent, so its lag is measured, not unknown.
+    let promoted = PostgresDatabase::new(&pair.replica.dsn())
+        .connect()
+        .await
+        .map_err(|e| HapilotError::Aws {
+            operation: "PostgreSQL",
+            detail: e.to_string(),
+        })?;
+    let _ = promoted
+        .batch_execute("INSERT INTO drill_writes DEFAULT VALUES")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let input = json!({
+        "primary_region": crate::local::deployment::PRIMARY_REGION,
+        "standby_region": crate::local::deployment::STANDBY_REGION,
+        "steps": [25, 50, 100],
+        "bake_seconds": 2,
+        "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
+        "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60
+    });
+    let name = format!(
+        "drill-failback-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S")
+    );
+    say(&format!(
+        "canary failback {name}: steps 25/50/100 %, 2 s bake, gate max 1 % errors"
+    ));
+    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
+    let execution = crate::runs::start(&sfn, &stack.arn_of("failback"), &name, &input).await?;
+    let started = Instant::now();
+    let print = say.clone();
+    let outcome = follow(&sfn, &execution, Duration::from_secs(600), move |line| {
+        print(line)
+    })
+    .await?;
+    let steps = outcome
+        .output
+        .as_ref()
+        .and_then(|o| o["steps"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            (
+                s["percent"].as_i64().unwrap_or(0),
+                s["gate"]["verdict"].as_str().unwrap_or("?").to_string(),
+                s["gate"]["error_rate"].as_f64(),
+            )
+        })
+        .collect();
+    Ok(FailbackSummary {
+        execution: name,
+        status: outcome.status.clone(),
+        error: outcome.error.clone(),
+        duration_secs: started.elapsed().as_secs_f64(),
+        reprotect_secs,
+        steps,
+        dns_after: json!(deployment.weights(stack).await?),
+    })
 }

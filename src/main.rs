@@ -41,6 +41,28 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
     },
+    /// Start a canary failback (traffic back to the recovered primary in gated steps) and follow it.
+    Failback {
+        /// The recovered region that gets its traffic back.
+        #[arg(long)]
+        primary_region: String,
+        /// The region carrying the traffic now.
+        #[arg(long)]
+        standby_region: String,
+        /// Further input fields as JSON (statemachines/schemas/failback.input.json), e.g.
+        /// '{"steps": [25, 50, 100], "approve_last": true}'.
+        #[arg(long)]
+        with: Option<String>,
+        /// The failback state machine (name as deployed, or ARN).
+        #[arg(long, default_value = "failback")]
+        machine: String,
+        /// Execution name; default: a fresh unique one.
+        #[arg(long)]
+        name: Option<String>,
+        /// Give up following after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 7200)]
+        timeout: u64,
+    },
     /// Approve what a waiting run (e.g. a failover over its RPO) asks for.
     Approve {
         /// Execution name.
@@ -171,6 +193,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             say!("started {execution}");
             finish(&sfn, &execution, timeout).await
         }
+        Command::Failback {
+            primary_region,
+            standby_region,
+            with,
+            machine,
+            name,
+            timeout,
+        } => {
+            let mut input = match with {
+                Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
+                None => serde_json::json!({}),
+            };
+            let Some(fields) = input.as_object_mut() else {
+                bail!("--with must be a JSON object");
+            };
+            fields.insert("primary_region".into(), primary_region.into());
+            fields.insert("standby_region".into(), standby_region.into());
+            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+            let arn = resolve_machine(&sfn, &machine).await?;
+            let name =
+                name.unwrap_or_else(|| format!("failback-{}", uuid::Uuid::new_v4().simple()));
+            let execution = runs::start(&sfn, &arn, &name, &input).await?;
+            say!("started {execution}");
+            finish(&sfn, &execution, timeout).await
+        }
         Command::Approve {
             execution,
             machine,
@@ -233,6 +280,7 @@ async fn resolve_machine(sfn: &aws_sdk_sfn::Client, machine: &str) -> anyhow::Re
     if machine.starts_with("arn:") {
         return Ok(machine.to_string());
     }
+    let mut suffixed = Vec::new();
     let mut pages = sfn.list_state_machines().into_paginator().items().send();
     while let Some(item) = pages.next().await {
         let item = item
@@ -240,6 +288,13 @@ async fn resolve_machine(sfn: &aws_sdk_sfn::Client, machine: &str) -> anyhow::Re
         if item.name() == machine {
             return Ok(item.state_machine_arn().to_string());
         }
+        // A SAM deployment names it `<stack>-<machine>`.
+        if item.name().ends_with(&format!("-{machine}")) {
+            suffixed.push(item.state_machine_arn().to_string());
+        }
+    }
+    if let [only] = suffixed.as_slice() {
+        return Ok(only.clone());
     }
     bail!("no state machine named {machine:?} in this account and region")
 }

@@ -209,6 +209,34 @@ impl PostgresPair {
     }
 }
 
+impl PostgresPair {
+    /// Re-protects after a failover: throws the old primary's data away and rebuilds it as a
+    /// streaming replica of the promoted one (fresh `pg_basebackup -R`), then starts it. The old
+    /// primary must be stopped. Blocking.
+    pub fn rebuild_primary_from_replica(&self) -> Result<(), HapilotError> {
+        std::fs::remove_dir_all(&self.primary.data).map_err(HapilotError::io(format!(
+            "removing {}",
+            self.primary.data.display()
+        )))?;
+        let mut basebackup = pg_command(&self.primary.bin, "pg_basebackup");
+        basebackup
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.replica.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+            ])
+            .arg(&self.primary.data)
+            .args(["-R", "-X", "stream", "-c", "fast"]);
+        run(basebackup, "pg_basebackup (re-protect)")?;
+        append_conf(&self.primary.data, self.primary.port, &self.root)?;
+        self.primary.start()
+    }
+}
+
 fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotError> {
     use std::io::Write;
     let path = data.join("postgresql.conf");

@@ -25,6 +25,9 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
         "  <- ShiftTraffic",
         "run SUCCEEDED",
         "DNS after      {\"primary\":0,\"secondary\":100}",
+        "failback       drill-failback-",
+        "step 100 %  gate pass",
+        "  DNS after    {\"primary\":100,\"secondary\":0}",
         "result         PASSED (tier Critical)",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
@@ -42,4 +45,5 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
     assert!(report["rows_lost"].as_u64().unwrap() <= committed);
     assert!(report["rto_secs"].as_f64().unwrap() >= report["detection_secs"].as_f64().unwrap());
     assert_eq!(report["run_status"], "SUCCEEDED");
+    assert_eq!(report["failback"]["status"], "SUCCEEDED");
 }

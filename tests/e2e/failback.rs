@@ -307,3 +307,41 @@ async fn the_gate_reads_load_balancer_metrics_from_cloudwatch() {
     assert!(outcome.succeeded(), "{}", outcome.history_text());
     assert_eq!(world.weights().await, weights(100));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hapilot_failback_starts_and_follows_a_run() {
+    let world = after_failover().await;
+    let with = input(json!({}));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+        .args([
+            "failback",
+            "--primary-region",
+            "us-east-1",
+            "--standby-region",
+            "us-west-2",
+            "--name",
+            "from-cli",
+        ])
+        .args(["--with", &with.to_string()])
+        .env("AWS_ENDPOINT_URL", world.stack.endpoint_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "hapilot-local")
+        .env("AWS_SECRET_ACCESS_KEY", "hapilot-local")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "started arn:aws:states:us-east-1:123456789012:execution:failback:from-cli",
+        "  -> CanaryGate",
+        "run SUCCEEDED",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    assert_eq!(world.weights().await, weights(100));
+}
