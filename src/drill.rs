@@ -430,25 +430,6 @@ pub fn rpo_seconds(committed: &[Ack], kept: &std::collections::HashSet<i64>) -> 
     (newest_lost - baseline).max(0.0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rpo_is_the_gap_between_the_newest_kept_and_the_newest_lost_write() {
-        let committed = vec![(1, 100.0), (2, 101.0), (3, 102.5), (4, 103.0)];
-        let kept = |ids: &[i64]| {
-            ids.iter()
-                .copied()
-                .collect::<std::collections::HashSet<_>>()
-        };
-        assert_eq!(rpo_seconds(&committed, &kept(&[1, 2, 3, 4])), 0.0);
-        assert_eq!(rpo_seconds(&committed, &kept(&[1, 2])), 2.0);
-        assert_eq!(rpo_seconds(&committed, &kept(&[])), 3.0);
-        assert_eq!(rpo_seconds(&[], &kept(&[])), 0.0);
-    }
-}
-
 /// After the failover: re-protect the old primary (rebuild it as a replica of the promoted
 /// database), bring its region back, and run the canary failback.
 async fn failback_after(
@@ -526,4 +507,23 @@ async fn failback_after(
         steps,
         dns_after: json!(deployment.weights(stack).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpo_is_the_gap_between_the_newest_kept_and_the_newest_lost_write() {
+        let committed = vec![(1, 100.0), (2, 101.0), (3, 102.5), (4, 103.0)];
+        let kept = |ids: &[i64]| {
+            ids.iter()
+                .copied()
+                .collect::<std::collections::HashSet<_>>()
+        };
+        assert_eq!(rpo_seconds(&committed, &kept(&[1, 2, 3, 4])), 0.0);
+        assert_eq!(rpo_seconds(&committed, &kept(&[1, 2])), 2.0);
+        assert_eq!(rpo_seconds(&committed, &kept(&[])), 3.0);
+        assert_eq!(rpo_seconds(&[], &kept(&[])), 0.0);
+    }
 }
