@@ -345,3 +345,29 @@ async fn hapilot_failback_starts_and_follows_a_run() {
     }
     assert_eq!(world.weights().await, weights(100));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_can_switch_back_first_with_patroni() {
+    let world = after_failover().await;
+    let arn = world
+        .start_run(
+            "failback",
+            "db-first",
+            input(json!({"steps": [100], "switch_database_first": true})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(
+        outcome.succeeded() && entered(&outcome, "SwitchDatabase"),
+        "{}",
+        outcome.history_text()
+    );
+    let Databases::Patroni { primary, .. } = &world.deployment.databases else {
+        unreachable!()
+    };
+    assert!(
+        primary.is_primary(),
+        "the primary region's member leads again"
+    );
+    assert_eq!(world.weights().await, weights(100));
+}

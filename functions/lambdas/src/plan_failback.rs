@@ -1,7 +1,9 @@
 //! Task `plan-failback`: validate a failback input against the deployment and fill in defaults,
 //! before anything is touched. Output: the [`hapilot_core::failback::FailbackPlan`].
 
+use hapilot_aws::database::DatabaseTarget;
 use hapilot_aws::journal::Journal;
+use hapilot_core::CoreError;
 use hapilot_core::failback::{FailbackRequest, plan_failback as make_plan};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,7 +30,71 @@ pub async fn plan_failback(
     let global = settings.get(&settings.global_health_url, "HAPILOT_GLOBAL_HEALTH_URL")?;
     let tier = settings.tier.unwrap_or(hapilot_core::tier::Tier::Critical);
     let plan = make_plan(&request, &settings.sites(), global, tier)?;
+    // Promoting the primary region's PostgreSQL replica while the active one still accepts
+    // writes would make two primaries. Patroni switches over safely; the postgres backend gets
+    // its planned switchover with the graceful-switchover work, until then it is refused.
+    if plan.switch_database_first
+        && matches!(
+            settings.region(&request.primary_region)?.database,
+            Some(DatabaseTarget::Postgres { .. })
+        )
+    {
+        return Err(CoreError::invalid(
+            "switch_database_first",
+            "is not available for the postgres backend yet (it would create two primaries); switch the database by hand or leave it off",
+        )
+        .into());
+    }
     let plan = serde_json::to_value(&plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
     record(journal, &run, json!({ "request": request, "plan": plan })).await?;
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RegionConfig;
+
+    /// The guard refuses before anything is written, so no journal is ever reached.
+    struct Unreachable;
+
+    impl Journal for Unreachable {
+        async fn put(&self, _: &str, _: &Value) -> Result<(), hapilot_aws::AdapterError> {
+            unreachable!("nothing may be journalled for refused input")
+        }
+        async fn get(&self, _: &str) -> Result<Option<Value>, hapilot_aws::AdapterError> {
+            unreachable!()
+        }
+        async fn list(&self, _: &str) -> Result<Vec<String>, hapilot_aws::AdapterError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn switching_a_postgres_database_first_is_refused() {
+        let mut settings = Settings::with_defaults();
+        settings.global_health_url = Some("http://g/health".into());
+        for (region, set) in [("us-east-1", "primary"), ("us-west-2", "secondary")] {
+            settings.regions.insert(
+                region.into(),
+                RegionConfig {
+                    health_url: format!("http://{region}/health"),
+                    set_identifier: set.into(),
+                    database: Some(DatabaseTarget::Postgres {
+                        dsn: "host=127.0.0.1".into(),
+                    }),
+                    kubernetes: None,
+                },
+            );
+        }
+        let input = json!({
+            "request": {"primary_region": "us-east-1", "standby_region": "us-west-2", "switch_database_first": true},
+            "run": {"machine": "failback", "execution": "x", "state": "PlanFailback", "entered": "2026-11-25T00:00:00Z"}
+        });
+        let e = plan_failback(&settings, &Unreachable, input)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), "hapilot.InvalidInput");
+        assert!(e.to_string().contains("two primaries"), "{e}");
+    }
 }
