@@ -158,7 +158,9 @@ mod tests {
             assert_eq!(f.substitution, format!("{pascal}FunctionArn"));
             assert!(FUNCTIONS[i + 1..].iter().all(|g| g.name != f.name));
             let bin = format!("{}/src/bin/{}.rs", env!("CARGO_MANIFEST_DIR"), f.name);
-            assert!(std::path::Path::new(&bin).exists(), "{bin} is missing");
+            let main = std::fs::read_to_string(&bin).unwrap_or_else(|_| panic!("{bin} is missing"));
+            let entry = format!("lambda_main(\"{}\", entry::{})", f.name, f.name.replace('-', "_"));
+            assert!(main.contains(&entry), "{bin} must call {entry}");
         }
     }
 }

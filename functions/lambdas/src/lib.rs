@@ -30,18 +30,29 @@ pub mod snapshot_weights;
 pub use error::FunctionError;
 
 /// The whole main of a Lambda binary: read the configuration (a bad or missing variable stops
-/// the function at init, naming it), build the adapters once, serve invocations of `function`.
-pub async fn lambda_main(function: &'static str) -> Result<(), lambda_runtime::Error> {
+/// the function at init, naming it), build the adapters once, serve invocations with `handler`
+/// (one of [`registry::entry`], the same code the local Lambda host runs).
+pub async fn lambda_main<F, Fut>(
+    function: &'static str,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(&'static registry::Adapters, serde_json::Value) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, FunctionError>> + Send,
+{
     lambda_runtime::tracing::init_default_subscriber();
     let spec =
         catalog::find(function).ok_or_else(|| format!("{function} is not in the catalog"))?;
     let settings = config::Settings::from_env()?;
     settings.require(spec.requires)?;
-    let adapters = registry::Adapters::new(&hapilot_aws::sdk::from_env().await, settings)?;
-    let adapters = &adapters;
+    // Lives as long as the process, like a Lambda's init phase.
+    let adapters: &'static registry::Adapters = Box::leak(Box::new(registry::Adapters::new(
+        &hapilot_aws::sdk::from_env().await,
+        settings,
+    )?));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            registry::invoke(adapters, function, event.payload)
+            handler(adapters, event.payload)
         },
     ))
     .await

@@ -100,44 +100,71 @@ impl Adapters {
     }
 }
 
-/// Runs function `name` with `event`.
-pub async fn invoke(a: &Adapters, name: &str, event: Value) -> Result<Value, FunctionError> {
-    let s = &a.settings;
-    match name {
-        "alarm-router" => alarm_router::alarm_router(s, &a.cloudwatch, &a.runs, event).await,
-        "canary-gate" => match &s.canary_provider {
-            Some(source) => {
-                let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http.clone());
-                canary_gate::canary_gate(&traffic, &a.journal, event).await
+/// Generates one entry point per function (what its Lambda main calls, so a binary links only
+/// its own handler) and [`invoke`], the dispatch by name the local Lambda host uses.
+macro_rules! functions {
+    ($( $name:literal => $entry:ident (|$a:ident, $event:ident| $body:expr); )*) => {
+        /// One entry point per function: `src/bin/<function>.rs` calls exactly one of these.
+        pub mod entry {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[doc = concat!("Runs `", $name, "`.")]
+                pub async fn $entry($a: &Adapters, $event: Value) -> Result<Value, FunctionError> {
+                    $body
+                }
+            )*
+        }
+
+        /// Runs function `name` with `event`.
+        pub async fn invoke(a: &Adapters, name: &str, event: Value) -> Result<Value, FunctionError> {
+            match name {
+                $( $name => entry::$entry(a, event).await, )*
+                other => Err(FunctionError::Setup(format!("no function named {other}"))),
             }
-            None => Err(FunctionError::Setup(
-                "HAPILOT_CANARY_PROVIDER is not set".into(),
-            )),
-        },
-        "check-dns-sync" => check_dns_sync::check_dns_sync(&a.dns, event).await,
-        "check-health" => check_health::check_health(&a.prober, event).await,
-        "fence-primary" => {
-            fence_primary::fence_primary(&a.dns, |r| a.database(r), s, &a.journal, event).await
         }
-        "plan-failback" => plan_failback::plan_failback(s, &a.journal, event).await,
-        "plan-failover" => plan_failover::plan_failover(s, &a.journal, event).await,
-        "promote-database" => {
-            promote_database::promote_database(|r| a.database(r), &a.journal, event).await
+    };
+}
+
+functions! {
+    "alarm-router" => alarm_router(|a, event| {
+        alarm_router::alarm_router(&a.settings, &a.cloudwatch, &a.runs, event).await
+    });
+    "canary-gate" => canary_gate(|a, event| match &a.settings.canary_provider {
+        Some(source) => {
+            let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http.clone());
+            canary_gate::canary_gate(&traffic, &a.journal, event).await
         }
-        "read-replication" => {
-            read_replication::read_replication(|r| a.database(r), &a.journal, event).await
-        }
-        "record-run" => record_run::record_run(&a.journal, &a.cloudwatch, &a.notifier, event).await,
-        "request-approval" => {
-            request_approval::request_approval(&a.journal, &a.notifier, event).await
-        }
-        "scale-region" => scale_region::scale_region(|r| a.scaler(r), s, &a.journal, event).await,
-        "shift-traffic" => shift_traffic::shift_traffic(&a.dns, s, &a.journal, event).await,
-        "snapshot-weights" => {
-            snapshot_weights::snapshot_weights(&a.dns, s, &a.journal, event).await
-        }
-        other => Err(FunctionError::Setup(format!("no function named {other}"))),
-    }
+        None => Err(FunctionError::Setup("HAPILOT_CANARY_PROVIDER is not set".into())),
+    });
+    "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(&a.dns, event).await);
+    "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
+    "fence-primary" => fence_primary(|a, event| {
+        fence_primary::fence_primary(&a.dns, |r| a.database(r), &a.settings, &a.journal, event).await
+    });
+    "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.journal, event).await);
+    "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.journal, event).await);
+    "promote-database" => promote_database(|a, event| {
+        promote_database::promote_database(|r| a.database(r), &a.journal, event).await
+    });
+    "read-replication" => read_replication(|a, event| {
+        read_replication::read_replication(|r| a.database(r), &a.journal, event).await
+    });
+    "record-run" => record_run(|a, event| {
+        record_run::record_run(&a.journal, &a.cloudwatch, &a.notifier, event).await
+    });
+    "request-approval" => request_approval(|a, event| {
+        request_approval::request_approval(&a.journal, &a.notifier, event).await
+    });
+    "scale-region" => scale_region(|a, event| {
+        scale_region::scale_region(|r| a.scaler(r), &a.settings, &a.journal, event).await
+    });
+    "shift-traffic" => shift_traffic(|a, event| {
+        shift_traffic::shift_traffic(&a.dns, &a.settings, &a.journal, event).await
+    });
+    "snapshot-weights" => snapshot_weights(|a, event| {
+        snapshot_weights::snapshot_weights(&a.dns, &a.settings, &a.journal, event).await
+    });
 }
 
 /// Function name -> handler.

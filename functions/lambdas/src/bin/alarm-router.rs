@@ -1,6 +1,8 @@
 //! Lambda `alarm-router`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("alarm-router").await
+    hapilot_functions::lambda_main("alarm-router", entry::alarm_router).await
 }

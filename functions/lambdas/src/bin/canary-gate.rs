@@ -1,6 +1,8 @@
 //! Lambda `canary-gate`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("canary-gate").await
+    hapilot_functions::lambda_main("canary-gate", entry::canary_gate).await
 }

@@ -1,6 +1,8 @@
 //! Lambda `check-dns-sync`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("check-dns-sync").await
+    hapilot_functions::lambda_main("check-dns-sync", entry::check_dns_sync).await
 }

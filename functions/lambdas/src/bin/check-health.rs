@@ -1,6 +1,8 @@
 //! Lambda `check-health`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("check-health").await
+    hapilot_functions::lambda_main("check-health", entry::check_health).await
 }

@@ -1,6 +1,8 @@
 //! Lambda `fence-primary`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("fence-primary").await
+    hapilot_functions::lambda_main("fence-primary", entry::fence_primary).await
 }

@@ -1,6 +1,8 @@
 //! Lambda `plan-failback`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("plan-failback").await
+    hapilot_functions::lambda_main("plan-failback", entry::plan_failback).await
 }

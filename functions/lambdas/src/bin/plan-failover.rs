@@ -1,6 +1,8 @@
 //! Lambda `plan-failover`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("plan-failover").await
+    hapilot_functions::lambda_main("plan-failover", entry::plan_failover).await
 }

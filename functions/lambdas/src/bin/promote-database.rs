@@ -1,6 +1,8 @@
 //! Lambda `promote-database`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("promote-database").await
+    hapilot_functions::lambda_main("promote-database", entry::promote_database).await
 }

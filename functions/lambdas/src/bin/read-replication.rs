@@ -1,6 +1,8 @@
 //! Lambda `read-replication`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("read-replication").await
+    hapilot_functions::lambda_main("read-replication", entry::read_replication).await
 }

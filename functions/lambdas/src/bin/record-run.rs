@@ -1,6 +1,8 @@
 //! Lambda `record-run`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("record-run").await
+    hapilot_functions::lambda_main("record-run", entry::record_run).await
 }

@@ -1,6 +1,8 @@
 //! Lambda `request-approval`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("request-approval").await
+    hapilot_functions::lambda_main("request-approval", entry::request_approval).await
 }

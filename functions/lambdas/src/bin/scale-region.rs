@@ -1,6 +1,8 @@
 //! Lambda `scale-region`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("scale-region").await
+    hapilot_functions::lambda_main("scale-region", entry::scale_region).await
 }

@@ -1,6 +1,8 @@
 //! Lambda `shift-traffic`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("shift-traffic").await
+    hapilot_functions::lambda_main("shift-traffic", entry::shift_traffic).await
 }

@@ -1,6 +1,8 @@
 //! Lambda `snapshot-weights`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
 
+use hapilot_functions::registry::entry;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hapilot_functions::lambda_main("snapshot-weights").await
+    hapilot_functions::lambda_main("snapshot-weights", entry::snapshot_weights).await
 }
