@@ -159,7 +159,11 @@ mod tests {
             assert!(FUNCTIONS[i + 1..].iter().all(|g| g.name != f.name));
             let bin = format!("{}/src/bin/{}.rs", env!("CARGO_MANIFEST_DIR"), f.name);
             let main = std::fs::read_to_string(&bin).unwrap_or_else(|_| panic!("{bin} is missing"));
-            let entry = format!("lambda_main(\"{}\", entry::{})", f.name, f.name.replace('-', "_"));
+            let entry = format!(
+                "lambda_main(\"{}\", entry::{})",
+                f.name,
+                f.name.replace('-', "_")
+            );
             assert!(main.contains(&entry), "{bin} must call {entry}");
         }
     }
