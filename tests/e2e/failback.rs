@@ -4,7 +4,7 @@
 use hapilot::local::deployment::{DatabaseSetup, Databases};
 use serde_json::{Value, json};
 
-use crate::support::{FailoverWorld, entered};
+use crate::support::{FailoverWorld, assert_failed, entered};
 
 /// A world as it is after a failover: traffic in the standby, the primary region's database
 /// rebuilt as a replica, both regions serving traffic.
@@ -88,12 +88,7 @@ async fn errors_at_a_step_roll_back_to_the_standby_with_the_numbers() {
         .start_run("failback", "errors", input(json!({})))
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.GateFailed"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.GateFailed");
     assert!(
         outcome.cause.as_deref().unwrap_or("").contains("30.00 %"),
         "{:?}",
@@ -153,12 +148,7 @@ async fn a_metrics_outage_is_never_a_pass() {
         .start_run("failback", "blind", input(json!({"steps": [100]})))
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.GateFailed"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.GateFailed");
     assert!(
         outcome
             .cause
@@ -209,12 +199,7 @@ async fn a_deny_at_the_last_approval_rolls_back() {
     .await
     .unwrap();
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.ApprovalDenied"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.ApprovalDenied");
     assert_eq!(world.weights().await, weights(0));
 }
 
@@ -230,12 +215,7 @@ async fn failed_prechecks_change_nothing() {
         .start_run("failback", "split-brain", input(json!({})))
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.PrecheckFailed"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.PrecheckFailed");
     assert!(
         outcome
             .cause
@@ -258,12 +238,7 @@ async fn failed_prechecks_change_nothing() {
         .start_run("failback", "still-down", input(json!({})))
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.PrecheckFailed"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.PrecheckFailed");
     assert_eq!(world.weights().await, weights(0));
 }
 
@@ -283,12 +258,7 @@ async fn the_gate_reads_load_balancer_metrics_from_cloudwatch() {
         )
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.GateFailed"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.GateFailed");
     assert!(
         outcome.cause.as_deref().unwrap_or("").contains("20.00 %"),
         "{:?}",
@@ -312,7 +282,8 @@ async fn the_gate_reads_load_balancer_metrics_from_cloudwatch() {
 async fn hapilot_failback_starts_and_follows_a_run() {
     let world = after_failover().await;
     let with = input(json!({}));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+    let out = world
+        .cli()
         .args([
             "failback",
             "--primary-region",
@@ -323,10 +294,6 @@ async fn hapilot_failback_starts_and_follows_a_run() {
             "from-cli",
         ])
         .args(["--with", &with.to_string()])
-        .env("AWS_ENDPOINT_URL", world.stack.endpoint_url())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "hapilot-local")
-        .env("AWS_SECRET_ACCESS_KEY", "hapilot-local")
         .output()
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use hapilot::local::deployment::{DatabaseSetup, Databases, PRIMARY_ALARM, alarm_
 use hapilot::local::gateway::GatewayMode;
 use serde_json::{Value, json};
 
-use crate::support::{FailoverWorld, entered};
+use crate::support::{FailoverWorld, assert_failed, entered};
 
 fn unchanged() -> std::collections::BTreeMap<String, i64> {
     [("primary".to_string(), 100), ("secondary".to_string(), 0)].into()
@@ -191,12 +191,7 @@ async fn an_unhealthy_standby_stops_the_run_with_nothing_changed() {
         .start_failover("standby-down", world.console_input(json!({})))
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.StandbyUnhealthy"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.StandbyUnhealthy");
     assert!(
         outcome
             .cause
@@ -248,7 +243,8 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         .unwrap();
     assert_eq!(refused["reason"], "failover_running", "{refused:#}");
     // Denied from the CLI, as the on-call would.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+    let out = world
+        .cli()
         .args([
             "deny",
             "lagging-deny",
@@ -257,10 +253,6 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
             "--comment",
             "replica too far behind",
         ])
-        .env("AWS_ENDPOINT_URL", world.stack.endpoint_url())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "hapilot-local")
-        .env("AWS_SECRET_ACCESS_KEY", "hapilot-local")
         .env("HAPILOT_OPERATOR", "oncall-test")
         .output()
         .await
@@ -271,12 +263,7 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         String::from_utf8_lossy(&out.stderr)
     );
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.ApprovalDenied"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.ApprovalDenied");
     assert_eq!(world.weights().await, unchanged());
     assert_eq!(patroni(&world).1.failover_requests(), 0);
     let report = world
@@ -317,12 +304,7 @@ async fn an_unanswered_approval_times_out_safely() {
         )
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.ApprovalTimedOut"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.ApprovalTimedOut");
     assert_eq!(world.weights().await, unchanged());
 }
 
@@ -335,12 +317,7 @@ async fn a_failure_after_the_shift_restores_the_weights() {
         .start_failover("scale-breaks", world.console_input(json!({})))
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.ScaleFailed"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.ScaleFailed");
     assert!(entered(&outcome, "ShiftTraffic") && entered(&outcome, "RestoreWeights"));
     assert_eq!(
         world.weights().await,
@@ -459,12 +436,7 @@ async fn bad_console_input_is_refused_before_anything_changes() {
         )
         .await;
     let outcome = world.follow(&arn).await;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("hapilot.InvalidInput"),
-        "{}",
-        outcome.history_text()
-    );
+    assert_failed(&outcome, "hapilot.InvalidInput");
     assert!(outcome.cause.as_deref().unwrap_or("").contains("us-west-9"));
     assert_eq!(world.weights().await, unchanged());
 }

@@ -127,6 +127,16 @@ impl TestStack {
     }
 }
 
+/// Asserts the run failed with `error`, printing its history if not.
+pub fn assert_failed(outcome: &RunOutcome, error: &str) {
+    assert_eq!(
+        (outcome.status.as_str(), outcome.error.as_deref()),
+        ("FAILED", Some(error)),
+        "{}",
+        outcome.history_text()
+    );
+}
+
 /// Whether the run's history shows `state` was entered.
 pub fn entered(outcome: &RunOutcome, state: &str) -> bool {
     outcome
@@ -222,6 +232,17 @@ impl FailoverWorld {
             .get(key)
             .await
             .unwrap()
+    }
+
+    /// The `hapilot` CLI, pointed at this stack like an operator's shell after `local up`.
+    pub fn cli(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"));
+        for line in self.stack.stack().env_lines() {
+            if let Some((key, value)) = line.trim_start_matches("export ").split_once('=') {
+                command.env(key, value);
+            }
+        }
+        command
     }
 
     /// Every journal key of a failover run.
