@@ -7,4 +7,5 @@
 pub mod info;
 pub mod policy;
 pub mod rdb;
+pub mod vault;
 pub mod wal;
