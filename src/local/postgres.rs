@@ -44,6 +44,27 @@ fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The `postgres` system user's uid (PostgreSQL will not run as root).
+fn postgres_uid() -> Result<u32, HapilotError> {
+    Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
+        .ok_or_else(|| HapilotError::Io {
+            context:
+                "PostgreSQL will not run as root and there is no `postgres` user to run it as \
+                      (Debian: apt-get install -y postgresql creates it)"
+                    .into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+}
+
 /// Runs a PostgreSQL program, as the `postgres` user when we are root.
 fn pg_command(bin: &Path, program: &str) -> Command {
     let exe = bin.join(program);
@@ -147,16 +168,7 @@ impl PostgresPair {
         std::fs::create_dir_all(&root)
             .map_err(HapilotError::io(format!("creating {}", root.display())))?;
         if running_as_root() {
-            let out = Command::new("id").args(["-u", "postgres"]).output();
-            let uid = out
-                .ok()
-                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok())
-                .ok_or_else(|| HapilotError::Io {
-                    context: "PostgreSQL will not run as root and there is no `postgres` user to run it as \
-                              (Debian: apt-get install -y postgresql creates it)"
-                        .into(),
-                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                })?;
+            let uid = postgres_uid()?;
             std::os::unix::fs::chown(&root, Some(uid), None).map_err(HapilotError::io(format!(
                 "giving {} to postgres",
                 root.display()
@@ -210,6 +222,28 @@ impl PostgresPair {
 }
 
 impl PostgresPair {
+    /// A fresh directory under the pair's root that the server user may write (for
+    /// `pg_basebackup -D` and the like).
+    pub fn scratch_dir(&self, name: &str) -> Result<PathBuf, HapilotError> {
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir)
+            .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+        if running_as_root() {
+            let uid = postgres_uid()?;
+            std::os::unix::fs::chown(&dir, Some(uid), None).map_err(HapilotError::io(format!(
+                "giving {} to postgres",
+                dir.display()
+            )))?;
+        }
+        Ok(dir)
+    }
+
+    /// Runs a PostgreSQL client program (`pg_basebackup`, `pg_verifybackup`, ...) of the same
+    /// installation, as the server user when we are root.
+    pub fn tool(&self, program: &str) -> Command {
+        pg_command(&self.primary.bin, program)
+    }
+
     /// Re-protects after a failover: throws the old primary's data away and rebuilds it as a
     /// streaming replica of the promoted one (fresh `pg_basebackup -R`), then starts it. The old
     /// primary must be stopped. Blocking.

@@ -1,9 +1,11 @@
 //! Backup verification: the domain rules of the backup audit (issue #4), pure and exhaustively
-//! testable. First pieces: WAL segment names and chain continuity, barman's `backup.info`, the
-//! backup policies of the HA document with the freshness and retention checks, and the Redis RDB
-//! verifier. Still to come: tar/backup_manifest/pg_control and Vault snapshot verifiers, the
-//! adapters (S3 catalog) and the backup-audit state machine.
+//! testable. Here so far: WAL segment names and chain continuity, barman's `backup.info`, the
+//! backup policies of the HA document with the freshness and retention checks, and the streaming
+//! content verifiers (PostgreSQL base backup tar + backup_manifest + pg_control, Vault snapshots,
+//! Redis RDB). Still to come: cross-region and encryption checks, the S3 catalog adapter, the
+//! backup-audit state machine and `hapilot audit`.
 
+pub mod basebackup;
 pub mod info;
 pub mod policy;
 pub mod rdb;
