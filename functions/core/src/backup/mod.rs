@@ -6,6 +6,7 @@
 //! backup-audit state machine and `hapilot audit`.
 
 pub mod basebackup;
+pub mod catalog;
 pub mod info;
 pub mod policy;
 pub mod rdb;

@@ -1,0 +1,454 @@
+//! The audit over a bucket listing: which objects are which backups, and what the listing alone
+//! can tell (freshness, retention, cross-region copies, encryption, object lock, the WAL chain
+//! and the achievable RPO). Content verification of chosen objects is separate (the verifiers
+//! beside this module); this is the part that must stay fast for a million objects.
+//!
+//! Layout (barman-cloud as CloudNativePG writes it, plus the HA document's Vault and Redis):
+//! `<pg>/<server>/base/<backup_id>/...`, `<pg>/<server>/wals/<tli+log>/<segment>[.gz]`,
+//! `vault/<YYYYMMDDTHHMMSSZ>.snap`, `redis/<YYYYMMDDTHHMMSSZ>.rdb`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::{BackupPolicy, DataType, Finding, Severity, check_freshness, check_retention};
+use super::wal::{WalFile, WalSegment};
+
+/// One object of a listing (what ListObjectsV2 + HeadObject/GetObjectAttributes tell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Time the backup was taken (from its name or metadata), else its LastModified; epoch s.
+    pub time: i64,
+    /// SHA-256 checksum, when stored.
+    pub sha256: Option<String>,
+    /// Server-side encryption present (SSE-S3 or SSE-KMS).
+    pub encrypted: bool,
+    /// Object Lock retention present.
+    pub locked: bool,
+}
+
+/// Where each data type lives in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// barman-cloud prefix including the server name, e.g. `postgres/gateway-db/`.
+    pub postgres: String,
+    /// Vault snapshots prefix.
+    pub vault: String,
+    /// Redis RDB prefix.
+    pub redis: String,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            postgres: "postgres/gateway-db/".into(),
+            vault: "vault/".into(),
+            redis: "redis/".into(),
+        }
+    }
+}
+
+/// Parses a `YYYYMMDDTHHMMSS[Z]` timestamp (barman backup ids, snapshot names) to epoch seconds.
+pub fn parse_compact_time(text: &str) -> Option<i64> {
+    let t = text.strip_suffix('Z').unwrap_or(text);
+    if t.len() != 15 || t.as_bytes()[8] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(4..6)?,
+        num(6..8)?,
+        num(9..11)?,
+        num(11..13)?,
+        num(13..15)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3_600 + mi * 60 + s)
+}
+
+/// A backup found in the listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    BaseBackup(String),
+    Wal(WalSegment),
+    Snapshot,
+    Rdb,
+}
+
+fn classify(key: &str, layout: &Layout) -> Option<(DataType, Item)> {
+    if let Some(rest) = key.strip_prefix(&layout.postgres) {
+        if let Some(base) = rest.strip_prefix("base/") {
+            let id = base.split('/').next()?;
+            return base
+                .ends_with("/backup.info")
+                .then(|| (DataType::PostgresFull, Item::BaseBackup(id.to_string())));
+        }
+        if rest.starts_with("wals/") {
+            return match super::wal::classify(key)? {
+                WalFile::Segment(s, _) => Some((DataType::PostgresWal, Item::Wal(s))),
+                _ => None,
+            };
+        }
+        return None;
+    }
+    if let Some(name) = key.strip_prefix(&layout.vault) {
+        return name
+            .strip_suffix(".snap")
+            .and_then(parse_compact_time)
+            .map(|_| (DataType::Vault, Item::Snapshot));
+    }
+    if let Some(name) = key.strip_prefix(&layout.redis) {
+        return name
+            .strip_suffix(".rdb")
+            .and_then(parse_compact_time)
+            .map(|_| (DataType::Redis, Item::Rdb));
+    }
+    None
+}
+
+/// Per data type: what the listing says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataTypeStatus {
+    /// The data type.
+    pub data_type: DataType,
+    /// Backups (base backups, segments, snapshots, RDB files) in the primary bucket.
+    pub backups: u64,
+    /// Age of the newest, seconds.
+    pub newest_age_secs: Option<i64>,
+    /// What a restore could reach now, as seconds of loss: for PostgreSQL the newest WAL
+    /// segment continuous with the newest base backup, for the others the newest backup.
+    pub achievable_rpo_secs: Option<i64>,
+}
+
+/// The audit of one listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogAudit {
+    /// Every finding.
+    pub findings: Vec<Finding>,
+    /// Status per data type.
+    pub status: Vec<DataTypeStatus>,
+}
+
+/// Audits the primary bucket's listing (and the DR bucket's, for copies) against `policies`.
+/// `base_backup_starts` maps each base backup id to the first WAL segment it needs (from its
+/// `backup.info`), so the WAL chain can be followed from the newest one.
+pub fn audit_catalog(
+    primary: &[StoredObject],
+    dr: &[StoredObject],
+    policies: &[BackupPolicy],
+    layout: &Layout,
+    base_backup_starts: &BTreeMap<String, WalSegment>,
+    segment_size: u64,
+    now: i64,
+) -> CatalogAudit {
+    let dr_index: HashMap<&str, &StoredObject> = dr.iter().map(|o| (o.key.as_str(), o)).collect();
+    let mut times: BTreeMap<DataType, Vec<i64>> = BTreeMap::new();
+    let mut wal: BTreeMap<WalSegment, i64> = BTreeMap::new();
+    let mut base_times: BTreeMap<String, i64> = BTreeMap::new();
+    let mut findings = Vec::new();
+    let mut missing_copies: BTreeMap<DataType, Vec<&str>> = BTreeMap::new();
+    let mut unencrypted: BTreeMap<DataType, u64> = BTreeMap::new();
+    let mut unlocked: BTreeMap<DataType, u64> = BTreeMap::new();
+    for object in primary {
+        let Some((data_type, item)) = classify(&object.key, layout) else {
+            continue;
+        };
+        let policy = policies.iter().find(|p| p.data_type == data_type);
+        times.entry(data_type).or_default().push(object.time);
+        match item {
+            Item::Wal(s) => {
+                wal.insert(s, object.time);
+            }
+            Item::BaseBackup(id) => {
+                base_times.insert(id, object.time);
+            }
+            Item::Snapshot | Item::Rdb => {}
+        }
+        if !object.encrypted {
+            *unencrypted.entry(data_type).or_default() += 1;
+        }
+        if !object.locked {
+            *unlocked.entry(data_type).or_default() += 1;
+        }
+        if let Some(p) = policy
+            && p.cross_region
+            && now - object.time <= p.retention_secs
+        {
+            let copied = dr_index.get(object.key.as_str()).is_some_and(|c| {
+                c.size == object.size
+                    && (c.sha256.is_none() || object.sha256.is_none() || c.sha256 == object.sha256)
+            });
+            if !copied {
+                missing_copies
+                    .entry(data_type)
+                    .or_default()
+                    .push(&object.key);
+            }
+        }
+    }
+    for (data_type, keys) in &missing_copies {
+        findings.push(Finding {
+            severity: Severity::Critical,
+            check: "cross_region".into(),
+            data_type: *data_type,
+            message: format!(
+                "{} backup object(s) in the window have no identical copy in the DR bucket, e.g. {}",
+                keys.len(),
+                keys[0]
+            ),
+            fix: "check the bucket's replication rule (status, IAM role, destination) and re-copy what is missing".into(),
+        });
+    }
+    for (data_type, n) in &unencrypted {
+        findings.push(Finding {
+            severity: Severity::Critical,
+            check: "encryption".into(),
+            data_type: *data_type,
+            message: format!("{n} backup object(s) are not encrypted at rest"),
+            fix: "turn on default bucket encryption (SSE-S3 or SSE-KMS) and re-write these objects"
+                .into(),
+        });
+    }
+    let mut status = Vec::new();
+    for policy in policies {
+        let list = times
+            .get(&policy.data_type)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        findings.extend(check_freshness(policy, list, now));
+        findings.extend(check_retention(policy, list, now));
+        if let Some(n) = unlocked.get(&policy.data_type)
+            && *n == list.len() as u64
+            && *n > 0
+        {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                check: "immutability".into(),
+                data_type: policy.data_type,
+                message: format!("none of the {n} backup object(s) has an Object Lock retention"),
+                fix: "enable S3 Object Lock (governance or compliance) on the backup bucket so backups cannot be deleted early".into(),
+            });
+        }
+        let newest = list.iter().max().copied();
+        let achievable = match policy.data_type {
+            DataType::PostgresFull | DataType::PostgresWal => {
+                postgres_achievable(&base_times, base_backup_starts, &wal, segment_size)
+                    .map(|t| now - t)
+            }
+            _ => newest.map(|t| now - t),
+        };
+        if policy.data_type == DataType::PostgresWal
+            && let Some((newest_base, start)) = newest_base(&base_times, base_backup_starts)
+        {
+            let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
+            let chain = super::wal::follow_chain(start, &archived, &[], segment_size);
+            if let Some(missing) = chain.first_missing {
+                findings.push(Finding {
+                    severity: Severity::Critical,
+                    check: "wal_chain".into(),
+                    data_type: DataType::PostgresWal,
+                    message: format!(
+                        "WAL chain from base backup {newest_base} breaks at {missing}: {} later segment(s) cannot be replayed",
+                        chain.stranded
+                    ),
+                    fix: "check archive_command / barman-cloud-wal-archive errors; take a new base backup to start a clean chain".into(),
+                });
+            }
+        }
+        status.push(DataTypeStatus {
+            data_type: policy.data_type,
+            backups: list.len() as u64,
+            newest_age_secs: newest.map(|t| now - t),
+            achievable_rpo_secs: achievable,
+        });
+    }
+    CatalogAudit { findings, status }
+}
+
+fn newest_base(
+    base_times: &BTreeMap<String, i64>,
+    starts: &BTreeMap<String, WalSegment>,
+) -> Option<(String, WalSegment)> {
+    base_times
+        .iter()
+        .filter_map(|(id, t)| starts.get(id).map(|s| (*t, id.clone(), *s)))
+        .max()
+        .map(|(_, id, s)| (id, s))
+}
+
+/// Time of the newest WAL segment reachable without a gap from the newest base backup.
+fn postgres_achievable(
+    base_times: &BTreeMap<String, i64>,
+    starts: &BTreeMap<String, WalSegment>,
+    wal: &BTreeMap<WalSegment, i64>,
+    segment_size: u64,
+) -> Option<i64> {
+    let (_, start) = newest_base(base_times, starts)?;
+    let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
+    let reached = super::wal::follow_chain(start, &archived, &[], segment_size).reached?;
+    wal.get(&reached).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::policy::default_policies;
+    use crate::backup::wal::DEFAULT_SEGMENT_SIZE;
+
+    const NOW: i64 = 1_795_600_000;
+
+    fn object(key: &str, age: i64) -> StoredObject {
+        StoredObject {
+            key: key.into(),
+            size: 100,
+            time: NOW - age,
+            sha256: Some("ab".into()),
+            encrypted: true,
+            locked: true,
+        }
+    }
+
+    fn healthy_catalog() -> (Vec<StoredObject>, BTreeMap<String, WalSegment>) {
+        let mut objects = vec![object(
+            "postgres/gateway-db/base/20261124T000000/backup.info",
+            3 * 3600,
+        )];
+        for i in 0..30 {
+            objects.push(object(
+                &format!("postgres/gateway-db/base/2026{i:02}/backup.info"),
+                i * 86_400 + 3 * 3600,
+            ));
+        }
+        let mut seg = WalSegment::parse("000000010000000000000010").unwrap();
+        // A week of WAL, one segment a minute (the WAL policy keeps 7 days).
+        let minutes = 7 * 24 * 60;
+        for i in 0..minutes {
+            objects.push(object(
+                &format!("postgres/gateway-db/wals/{}/{seg}.gz", seg.directory()),
+                (minutes - i) * 60,
+            ));
+            seg = seg.next(DEFAULT_SEGMENT_SIZE);
+        }
+        for h in 0..(7 * 24) {
+            objects.push(object(
+                &format!(
+                    "vault/202611{:02}T{:02}0000Z.snap",
+                    25 - h / 24,
+                    23 - h % 24
+                ),
+                h * 3600 + 600,
+            ));
+        }
+        for h in 0..24 {
+            objects.push(object(
+                &format!("redis/20261125T{:02}0000Z.rdb", 23 - h),
+                h * 3600 + 600,
+            ));
+        }
+        // The newest base backup needs WAL from a segment written 3 hours ago.
+        let mut start = WalSegment::parse("000000010000000000000010").unwrap();
+        for _ in 0..(minutes - 180) {
+            start = start.next(DEFAULT_SEGMENT_SIZE);
+        }
+        let starts = BTreeMap::from([("20261124T000000".to_string(), start)]);
+        (objects, starts)
+    }
+
+    #[test]
+    fn compact_times_parse() {
+        assert_eq!(parse_compact_time("19700101T000000Z"), Some(0));
+        assert_eq!(parse_compact_time("20261125T093000"), Some(1_795_599_000));
+        assert_eq!(parse_compact_time("20261325T093000"), None);
+    }
+
+    #[test]
+    fn a_clean_catalog_has_no_findings() {
+        let (objects, starts) = healthy_catalog();
+        let audit = audit_catalog(
+            &objects,
+            &objects,
+            &default_policies(),
+            &Layout::default(),
+            &starts,
+            DEFAULT_SEGMENT_SIZE,
+            NOW,
+        );
+        assert_eq!(audit.findings, vec![], "{:#?}", audit.findings);
+        let wal = audit
+            .status
+            .iter()
+            .find(|s| s.data_type == DataType::PostgresWal)
+            .unwrap();
+        assert_eq!(wal.achievable_rpo_secs, Some(60));
+    }
+
+    #[test]
+    fn each_breakage_gives_its_finding() {
+        let (objects, starts) = healthy_catalog();
+        let run = |primary: &[StoredObject], dr: &[StoredObject]| {
+            audit_catalog(
+                primary,
+                dr,
+                &default_policies(),
+                &Layout::default(),
+                &starts,
+                DEFAULT_SEGMENT_SIZE,
+                NOW,
+            )
+            .findings
+            .into_iter()
+            .map(|f| (f.check, f.data_type))
+            .collect::<Vec<_>>()
+        };
+        // A missing WAL segment.
+        let hole = starts["20261124T000000"]
+            .next(DEFAULT_SEGMENT_SIZE)
+            .next(DEFAULT_SEGMENT_SIZE)
+            .to_string();
+        let gap: Vec<_> = objects
+            .iter()
+            .filter(|o| !o.key.contains(&hole))
+            .cloned()
+            .collect();
+        assert_eq!(
+            run(&gap, &gap),
+            vec![("wal_chain".to_string(), DataType::PostgresWal)]
+        );
+        // A missing DR copy.
+        let dr: Vec<_> = objects
+            .iter()
+            .filter(|o| !o.key.starts_with("vault/20261125T23"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            run(&objects, &dr),
+            vec![("cross_region".to_string(), DataType::Vault)]
+        );
+        // Stale Redis (nothing in the last 2 hours).
+        let stale: Vec<_> = objects
+            .iter()
+            .filter(|o| !(o.key.starts_with("redis/") && NOW - o.time < 7200))
+            .cloned()
+            .collect();
+        assert!(run(&stale, &stale).contains(&("freshness".to_string(), DataType::Redis)));
+        // Unencrypted objects.
+        let mut plain = objects.clone();
+        plain[0].encrypted = false;
+        assert!(run(&plain, &plain).contains(&("encryption".to_string(), DataType::PostgresFull)));
+    }
+}
