@@ -31,7 +31,7 @@ fn main() {
             key: format!("postgres/gateway-db/wals/{}/{seg}.gz", seg.directory()),
             size: 4_000_000,
             time: now - age,
-            sha256: None,
+            checksum: None,
             encrypted: true,
             locked: true,
         });
@@ -41,7 +41,7 @@ fn main() {
         key: "postgres/gateway-db/base/20270115T080000/backup.info".into(),
         size: 1_000,
         time: now - 3_600,
-        sha256: None,
+        checksum: None,
         encrypted: true,
         locked: true,
     });
@@ -53,6 +53,7 @@ fn main() {
         &default_policies(),
         &Layout::default(),
         &starts,
+        &[],
         DEFAULT_SEGMENT_SIZE,
         now,
     );

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::policy::{BackupPolicy, DataType, Finding, Severity, check_freshness, check_retention};
-use super::wal::{WalFile, WalSegment};
+use super::wal::{TimelineSwitch, WalFile, WalSegment};
 
 /// One object of a listing (what ListObjectsV2 + HeadObject/GetObjectAttributes tell).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,8 +23,9 @@ pub struct StoredObject {
     pub size: u64,
     /// Time the backup was taken (from its name or metadata), else its LastModified; epoch s.
     pub time: i64,
-    /// SHA-256 checksum, when stored.
-    pub sha256: Option<String>,
+    /// Content fingerprint comparable between the primary and the DR copy: the S3 ETag
+    /// (replication and same-shape uploads keep it), or a SHA-256 when one is stored.
+    pub checksum: Option<String>,
     /// Server-side encryption present (SSE-S3 or SSE-KMS).
     pub encrypted: bool,
     /// Object Lock retention present.
@@ -81,16 +82,22 @@ pub fn parse_compact_time(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3_600 + mi * 60 + s)
 }
 
-/// A backup found in the listing.
+/// A backup found in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Item {
+pub enum Item {
+    /// A base backup, by its id (found by its `backup.info`).
     BaseBackup(String),
+    /// An archived WAL segment.
     Wal(WalSegment),
+    /// A Vault raft snapshot.
     Snapshot,
+    /// A Redis RDB file.
     Rdb,
 }
 
-fn classify(key: &str, layout: &Layout) -> Option<(DataType, Item)> {
+/// Which backup an object key is, under `layout`; `None` for anything else (data tars,
+/// manifests, history files: parts of a backup, not backups).
+pub fn classify(key: &str, layout: &Layout) -> Option<(DataType, Item)> {
     if let Some(rest) = key.strip_prefix(&layout.postgres) {
         if let Some(base) = rest.strip_prefix("base/") {
             let id = base.split('/').next()?;
@@ -153,6 +160,7 @@ pub fn audit_catalog(
     policies: &[BackupPolicy],
     layout: &Layout,
     base_backup_starts: &BTreeMap<String, WalSegment>,
+    switches: &[TimelineSwitch],
     segment_size: u64,
     now: i64,
 ) -> CatalogAudit {
@@ -169,15 +177,20 @@ pub fn audit_catalog(
             continue;
         };
         let policy = policies.iter().find(|p| p.data_type == data_type);
+        // Base backups anchor the WAL chain even when only the WAL policy is audited; the
+        // per-object checks belong to the policy of the object's own type.
+        if let Item::BaseBackup(id) = &item {
+            base_times.insert(id.clone(), object.time);
+        }
+        if policy.is_none() {
+            continue;
+        }
         times.entry(data_type).or_default().push(object.time);
         match item {
             Item::Wal(s) => {
                 wal.insert(s, object.time);
             }
-            Item::BaseBackup(id) => {
-                base_times.insert(id, object.time);
-            }
-            Item::Snapshot | Item::Rdb => {}
+            Item::BaseBackup(_) | Item::Snapshot | Item::Rdb => {}
         }
         if !object.encrypted {
             *unencrypted.entry(data_type).or_default() += 1;
@@ -191,7 +204,9 @@ pub fn audit_catalog(
         {
             let copied = dr_index.get(object.key.as_str()).is_some_and(|c| {
                 c.size == object.size
-                    && (c.sha256.is_none() || object.sha256.is_none() || c.sha256 == object.sha256)
+                    && (c.checksum.is_none()
+                        || object.checksum.is_none()
+                        || c.checksum == object.checksum)
             });
             if !copied {
                 missing_copies
@@ -246,17 +261,21 @@ pub fn audit_catalog(
         }
         let newest = list.iter().max().copied();
         let achievable = match policy.data_type {
-            DataType::PostgresFull | DataType::PostgresWal => {
-                postgres_achievable(&base_times, base_backup_starts, &wal, segment_size)
-                    .map(|t| now - t)
-            }
+            DataType::PostgresFull | DataType::PostgresWal => postgres_achievable(
+                &base_times,
+                base_backup_starts,
+                &wal,
+                switches,
+                segment_size,
+            )
+            .map(|t| now - t),
             _ => newest.map(|t| now - t),
         };
         if policy.data_type == DataType::PostgresWal
             && let Some((newest_base, start)) = newest_base(&base_times, base_backup_starts)
         {
             let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
-            let chain = super::wal::follow_chain(start, &archived, &[], segment_size);
+            let chain = super::wal::follow_chain(start, &archived, switches, segment_size);
             if let Some(missing) = chain.first_missing {
                 findings.push(Finding {
                     severity: Severity::Critical,
@@ -296,11 +315,12 @@ fn postgres_achievable(
     base_times: &BTreeMap<String, i64>,
     starts: &BTreeMap<String, WalSegment>,
     wal: &BTreeMap<WalSegment, i64>,
+    switches: &[TimelineSwitch],
     segment_size: u64,
 ) -> Option<i64> {
     let (_, start) = newest_base(base_times, starts)?;
     let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
-    let reached = super::wal::follow_chain(start, &archived, &[], segment_size).reached?;
+    let reached = super::wal::follow_chain(start, &archived, switches, segment_size).reached?;
     wal.get(&reached).copied()
 }
 
@@ -317,7 +337,7 @@ mod tests {
             key: key.into(),
             size: 100,
             time: NOW - age,
-            sha256: Some("ab".into()),
+            checksum: Some("ab".into()),
             encrypted: true,
             locked: true,
         }
@@ -385,6 +405,7 @@ mod tests {
             &default_policies(),
             &Layout::default(),
             &starts,
+            &[],
             DEFAULT_SEGMENT_SIZE,
             NOW,
         );
@@ -407,6 +428,7 @@ mod tests {
                 &default_policies(),
                 &Layout::default(),
                 &starts,
+                &[],
                 DEFAULT_SEGMENT_SIZE,
                 NOW,
             )

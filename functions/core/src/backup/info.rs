@@ -75,6 +75,56 @@ impl BackupInfo {
     pub fn is_done(&self) -> bool {
         self.status == "DONE"
     }
+
+    /// `end_time` as epoch seconds: the backup's own notion of when it was taken (the audit
+    /// never trusts an object's LastModified for this; copies and re-uploads change it).
+    pub fn end_epoch(&self) -> Result<i64, CoreError> {
+        parse_pg_time(&self.end_time)
+            .ok_or_else(|| CoreError::invalid("backup.info end_time", "is not a timestamp"))
+    }
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]` (PostgreSQL's and barman's timestamp text;
+/// also accepts RFC 3339's `T` and `Z`) to epoch seconds, fractions dropped.
+pub fn parse_pg_time(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (date, rest) = (t.get(..10)?, t.get(11..)?);
+    if !matches!(t.as_bytes().get(10), Some(b' ' | b'T')) {
+        return None;
+    }
+    let clock = rest.get(..8)?;
+    let mut tail = &rest[8..];
+    if let Some(frac) = tail.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        tail = &frac[digits..];
+    }
+    let offset = match tail {
+        "" | "Z" => 0,
+        _ => {
+            let sign = match tail.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = tail[1..].chars().filter(|c| *c != ':').collect();
+            let (h, m) = match digits.len() {
+                2 => (digits.parse::<i64>().ok()?, 0),
+                4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse().ok()?),
+                _ => return None,
+            };
+            sign * (h * 3_600 + m * 60)
+        }
+    };
+    let compact = format!(
+        "{}{}{}T{}{}{}",
+        date.get(0..4)?,
+        date.get(5..7)?,
+        date.get(8..10)?,
+        clock.get(0..2)?,
+        clock.get(3..5)?,
+        clock.get(6..8)?
+    );
+    Some(super::catalog::parse_compact_time(&compact)? - offset)
 }
 
 #[cfg(test)]
@@ -92,6 +142,15 @@ mod tests {
         assert_eq!(info.begin_wal.to_string(), "000000010000000000000002");
         assert_eq!(info.end_wal.seg, 3);
         assert_eq!(info.backup_id.as_deref(), Some("20261125T090000"));
+    }
+
+    #[test]
+    fn times_are_read_with_their_offset() {
+        let info = BackupInfo::parse(DONE).unwrap();
+        assert_eq!(info.end_epoch().unwrap(), 1_795_597_204);
+        assert_eq!(parse_pg_time("2026-11-25 10:00:04+01"), Some(1_795_597_204));
+        assert_eq!(parse_pg_time("2026-11-25T09:00:04Z"), Some(1_795_597_204));
+        assert_eq!(parse_pg_time("yesterday"), None);
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! testable. Here so far: WAL segment names and chain continuity, barman's `backup.info`, the
 //! backup policies of the HA document with the freshness and retention checks, and the streaming
 //! content verifiers (PostgreSQL base backup tar + backup_manifest + pg_control, Vault snapshots,
-//! Redis RDB). Still to come: cross-region and encryption checks, the S3 catalog adapter, the
-//! backup-audit state machine and `hapilot audit`.
+//! Redis RDB, archived WAL segments), the listing audit (cross-region copies, encryption, Object
+//! Lock, WAL chain, achievable RPO) and the audit's request, plan and report.
 
+pub mod audit;
 pub mod basebackup;
 pub mod catalog;
 pub mod info;

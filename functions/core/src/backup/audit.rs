@@ -1,0 +1,556 @@
+//! One backup audit from end to end, as plain data: the request an operator (or the hourly
+//! schedule) sends, its split into one request per policy (the state machine's Map items), what
+//! each policy's audit returns, and the report that aggregates them (JSON, Markdown, metrics).
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{DataTypeStatus, Layout};
+use super::policy::{BackupPolicy, DataType, Finding, Severity, default_policies};
+use super::wal::DEFAULT_SEGMENT_SIZE;
+use crate::CoreError;
+use crate::tier::Tier;
+
+/// Which backups get their content verified (listing checks run on all of them anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyScope {
+    /// The newest backup of each data type (the one a restore would use).
+    #[default]
+    Newest,
+    /// Every backup inside the retention window (slow on big catalogs).
+    All,
+    /// None: listing checks only.
+    None,
+}
+
+/// What the backup-audit state machine (or `hapilot audit`) is asked; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupAuditRequest {
+    /// Policies to audit (default: the HA document's table).
+    #[serde(default)]
+    pub policies: Option<Vec<BackupPolicy>>,
+    /// Bucket layout (default: `postgres/gateway-db/`, `vault/`, `redis/`).
+    #[serde(default)]
+    pub layout: Option<Layout>,
+    /// Backup bucket in this region (default: `HAPILOT_BACKUP_BUCKET`).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// The DR region's copy (default: `HAPILOT_DR_BACKUP_BUCKET`).
+    #[serde(default)]
+    pub dr_bucket: Option<String>,
+    /// Region of the DR bucket (default: `HAPILOT_DR_REGION`, else this region).
+    #[serde(default)]
+    pub dr_region: Option<String>,
+    /// Which backups get content verification.
+    #[serde(default)]
+    pub verify: Option<VerifyScope>,
+    /// The audit's clock, epoch seconds (default: the time of planning). Tests and replays of a
+    /// past audit set it.
+    #[serde(default)]
+    pub now: Option<i64>,
+    /// Tier whose RPO the achievable RPO is compared with (default: `HAPILOT_TIER`, else Critical).
+    #[serde(default)]
+    pub tier: Option<Tier>,
+    /// WAL segment size in bytes (default 16 MiB).
+    #[serde(default)]
+    pub wal_segment_size: Option<u64>,
+}
+
+/// Where the backups are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupTarget {
+    /// Backup bucket.
+    pub bucket: String,
+    /// DR copy bucket, if the deployment has one.
+    pub dr_bucket: Option<String>,
+    /// DR bucket's region.
+    pub dr_region: Option<String>,
+    /// Layout inside both.
+    pub layout: Layout,
+}
+
+/// One Map item: audit one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyAuditRequest {
+    /// The policy.
+    pub policy: BackupPolicy,
+    /// Where.
+    pub target: BackupTarget,
+    /// Content verification scope.
+    pub verify: VerifyScope,
+    /// The audit's clock, epoch seconds.
+    pub now: i64,
+    /// The tier's RPO, seconds.
+    pub rpo_target_secs: i64,
+    /// WAL segment size.
+    pub wal_segment_size: u64,
+}
+
+/// The planned audit: the state machine maps over `items`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPlan {
+    /// Clock of the whole audit.
+    pub now: i64,
+    /// Tier.
+    pub tier: Tier,
+    /// One per policy.
+    pub items: Vec<PolicyAuditRequest>,
+}
+
+/// Defaults the deployment supplies (from its `HAPILOT_*` settings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditDefaults {
+    /// `HAPILOT_BACKUP_BUCKET`.
+    pub bucket: Option<String>,
+    /// `HAPILOT_DR_BACKUP_BUCKET`.
+    pub dr_bucket: Option<String>,
+    /// `HAPILOT_DR_REGION`.
+    pub dr_region: Option<String>,
+    /// `HAPILOT_TIER`.
+    pub tier: Option<Tier>,
+}
+
+/// Validates a request and splits it into one item per policy. Nothing is read yet, so a bad
+/// request fails here with the field named.
+pub fn plan_audit(
+    request: BackupAuditRequest,
+    defaults: &AuditDefaults,
+    clock_now: i64,
+) -> Result<AuditPlan, CoreError> {
+    let policies = request.policies.unwrap_or_else(default_policies);
+    if policies.is_empty() {
+        return Err(CoreError::invalid("policies", "is empty: nothing to audit"));
+    }
+    for (i, p) in policies.iter().enumerate() {
+        if p.frequency_secs <= 0 || p.retention_secs <= 0 || p.grace_secs < 0 {
+            return Err(CoreError::invalid(
+                format!("policies[{i}]"),
+                "frequency_secs and retention_secs must be positive, grace_secs not negative",
+            ));
+        }
+        if policies[..i].iter().any(|q| q.data_type == p.data_type) {
+            return Err(CoreError::invalid(
+                format!("policies[{i}]"),
+                format!("{:?} is listed twice", p.data_type),
+            ));
+        }
+    }
+    let bucket = request
+        .bucket
+        .or_else(|| defaults.bucket.clone())
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "bucket",
+                "is not given and HAPILOT_BACKUP_BUCKET is not set: say which bucket holds the backups",
+            )
+        })?;
+    let dr_bucket = request.dr_bucket.or_else(|| defaults.dr_bucket.clone());
+    if dr_bucket.is_none() && policies.iter().any(|p| p.cross_region) {
+        return Err(CoreError::invalid(
+            "dr_bucket",
+            "is not given and HAPILOT_DR_BACKUP_BUCKET is not set, but a policy requires cross-region copies",
+        ));
+    }
+    let segment_size = request.wal_segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE);
+    if !segment_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&segment_size) {
+        return Err(CoreError::invalid(
+            "wal_segment_size",
+            "must be a power of two between 1 MiB and 1 GiB",
+        ));
+    }
+    let tier = request.tier.or(defaults.tier).unwrap_or(Tier::Critical);
+    let now = request.now.unwrap_or(clock_now);
+    let target = BackupTarget {
+        bucket,
+        dr_bucket,
+        dr_region: request.dr_region.or_else(|| defaults.dr_region.clone()),
+        layout: request.layout.unwrap_or_default(),
+    };
+    let verify = request.verify.unwrap_or_default();
+    Ok(AuditPlan {
+        now,
+        tier,
+        items: policies
+            .into_iter()
+            .map(|policy| PolicyAuditRequest {
+                policy,
+                target: target.clone(),
+                verify,
+                now,
+                rpo_target_secs: tier.rpo_secs() as i64,
+                wal_segment_size: segment_size,
+            })
+            .collect(),
+    })
+}
+
+/// One content verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The object (for a base backup, its data tar).
+    pub key: String,
+    /// Whether it would restore.
+    pub ok: bool,
+    /// What was checked or what is wrong.
+    pub detail: String,
+}
+
+/// What auditing one policy found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyAudit {
+    /// The data type audited.
+    pub data_type: DataType,
+    /// Objects listed (primary bucket, this data type's prefix).
+    pub listed: u64,
+    /// Listing-level status.
+    pub status: DataTypeStatus,
+    /// Every finding.
+    pub findings: Vec<Finding>,
+    /// Content verifications done.
+    pub verified: Vec<Verification>,
+}
+
+/// A critical finding for content that would not restore.
+pub fn integrity_finding(data_type: DataType, key: &str, problem: &str) -> Finding {
+    Finding {
+        severity: Severity::Critical,
+        check: "integrity".into(),
+        data_type,
+        message: format!("{key} would not restore: {problem}"),
+        fix: "do not rely on this backup: take a new one now, then find what damaged it (storage, upload, a partial write)".into(),
+    }
+}
+
+/// The PostgreSQL RPO promise: a critical finding when what a restore could reach now is
+/// older than the tier allows. Vault and Redis are held to their own policy's frequency by
+/// the freshness check instead (an hourly snapshot can never meet a 5-minute RPO, by design).
+pub fn rpo_finding(status: &DataTypeStatus, rpo_target_secs: i64) -> Option<Finding> {
+    if status.data_type != DataType::PostgresWal {
+        return None;
+    }
+    let message = match status.achievable_rpo_secs {
+        Some(rpo) if rpo <= rpo_target_secs => return None,
+        Some(rpo) => format!(
+            "a restore now would lose the last {rpo} s of writes; the tier allows {rpo_target_secs} s"
+        ),
+        None => "no verified base backup with a continuous WAL chain: PostgreSQL cannot be restored at all".into(),
+    };
+    Some(Finding {
+        severity: Severity::Critical,
+        check: "rpo".into(),
+        data_type: DataType::PostgresWal,
+        message,
+        fix: "check WAL archiving (archive_command / barman-cloud-wal-archive) and that the newest base backup verifies".into(),
+    })
+}
+
+/// The audit's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Clock of the audit, epoch seconds.
+    pub now: i64,
+    /// Tier compared against.
+    pub tier: Tier,
+    /// The tier's RPO, seconds.
+    pub rpo_target_secs: i64,
+    /// Critical findings.
+    pub critical: u64,
+    /// Warnings.
+    pub warnings: u64,
+    /// `PASSED` (no critical finding) or `FAILED`.
+    pub verdict: String,
+    /// One line for notifications and the failed execution's cause.
+    pub summary: String,
+    /// Per policy.
+    pub policies: Vec<PolicyAudit>,
+}
+
+impl AuditReport {
+    /// Aggregates the policies' results.
+    pub fn new(now: i64, tier: Tier, mut policies: Vec<PolicyAudit>) -> Self {
+        policies.sort_by_key(|p| p.data_type);
+        let count = |s: Severity| {
+            policies
+                .iter()
+                .flat_map(|p| &p.findings)
+                .filter(|f| f.severity == s)
+                .count() as u64
+        };
+        let (critical, warnings) = (count(Severity::Critical), count(Severity::Warning));
+        let verdict = if critical == 0 { "PASSED" } else { "FAILED" };
+        let first = policies
+            .iter()
+            .flat_map(|p| &p.findings)
+            .find(|f| f.severity == Severity::Critical);
+        let summary = match first {
+            None => format!(
+                "backup audit {verdict}: {} policies, {warnings} warning(s)",
+                policies.len()
+            ),
+            Some(f) => format!(
+                "backup audit {verdict}: {critical} critical, {warnings} warning(s); first: {:?} {}: {}",
+                f.data_type, f.check, f.message
+            ),
+        };
+        Self {
+            now,
+            tier,
+            rpo_target_secs: tier.rpo_secs() as i64,
+            critical,
+            warnings,
+            verdict: verdict.into(),
+            summary,
+            policies,
+        }
+    }
+
+    /// The metrics to put (namespace `hapilot/Backups`, dimension `DataType`): backup age,
+    /// achievable RPO, findings by severity.
+    pub fn metrics(&self) -> Vec<(DataType, &'static str, f64, &'static str)> {
+        let mut rows = Vec::new();
+        for p in &self.policies {
+            if let Some(age) = p.status.newest_age_secs {
+                rows.push((p.data_type, "BackupAgeSeconds", age as f64, "Seconds"));
+            }
+            if let Some(rpo) = p.status.achievable_rpo_secs {
+                rows.push((p.data_type, "AchievableRpoSeconds", rpo as f64, "Seconds"));
+            }
+            for (severity, name) in [
+                (Severity::Critical, "CriticalFindings"),
+                (Severity::Warning, "WarningFindings"),
+            ] {
+                let n = p.findings.iter().filter(|f| f.severity == severity).count();
+                rows.push((p.data_type, name, n as f64, "Count"));
+            }
+        }
+        rows
+    }
+
+    /// The report as Markdown, for people.
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# Backup audit: {}\n\nClock: {} (epoch {}). Tier {} (RPO {} s). {} critical, {} warning(s).\n\n",
+            self.verdict,
+            epoch_text(self.now),
+            self.now,
+            self.tier.as_str(),
+            self.rpo_target_secs,
+            self.critical,
+            self.warnings
+        );
+        md.push_str("| data type | backups | newest age | achievable RPO | findings |\n| --- | ---: | ---: | ---: | --- |\n");
+        for p in &self.policies {
+            let secs = |v: Option<i64>| v.map_or("-".to_string(), |s| format!("{s} s"));
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                data_type_name(p.data_type),
+                p.status.backups,
+                secs(p.status.newest_age_secs),
+                secs(p.status.achievable_rpo_secs),
+                if p.findings.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.findings.len().to_string()
+                }
+            ));
+        }
+        let findings: Vec<_> = self.policies.iter().flat_map(|p| &p.findings).collect();
+        if !findings.is_empty() {
+            md.push_str("\n## Findings\n\n");
+            for f in findings {
+                md.push_str(&format!(
+                    "- **{}** {} / {}: {}  \n  Fix: {}\n",
+                    match f.severity {
+                        Severity::Critical => "CRITICAL",
+                        Severity::Warning => "warning",
+                    },
+                    data_type_name(f.data_type),
+                    f.check,
+                    f.message,
+                    f.fix
+                ));
+            }
+        }
+        let verified: Vec<_> = self.policies.iter().flat_map(|p| &p.verified).collect();
+        if !verified.is_empty() {
+            md.push_str("\n## Content verified\n\n");
+            for v in verified {
+                md.push_str(&format!(
+                    "- {} `{}`: {}\n",
+                    if v.ok { "ok" } else { "FAILED" },
+                    v.key,
+                    v.detail
+                ));
+            }
+        }
+        md
+    }
+}
+
+/// The data type's name as an operator reads it.
+pub fn data_type_name(data_type: DataType) -> &'static str {
+    match data_type {
+        DataType::PostgresFull => "PostgreSQL base backups",
+        DataType::PostgresWal => "PostgreSQL WAL",
+        DataType::Vault => "Vault snapshots",
+        DataType::Redis => "Redis RDB",
+    }
+}
+
+/// The metric dimension value of a data type (`postgres_full`, ...).
+pub fn data_type_key(data_type: DataType) -> &'static str {
+    match data_type {
+        DataType::PostgresFull => "postgres_full",
+        DataType::PostgresWal => "postgres_wal",
+        DataType::Vault => "vault",
+        DataType::Redis => "redis",
+    }
+}
+
+/// Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ` (also the report's object name stem).
+pub fn epoch_text(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::catalog::parse_compact_time;
+    use proptest::prelude::*;
+
+    fn defaults() -> AuditDefaults {
+        AuditDefaults {
+            bucket: Some("backups".into()),
+            dr_bucket: Some("backups-dr".into()),
+            dr_region: Some("us-west-2".into()),
+            tier: None,
+        }
+    }
+
+    #[test]
+    fn an_empty_request_audits_the_ha_table() {
+        let plan = plan_audit(BackupAuditRequest::default(), &defaults(), 1_000).unwrap();
+        assert_eq!(plan.items.len(), 4);
+        assert_eq!(plan.tier, Tier::Critical);
+        assert!(plan.items.iter().all(|i| i.now == 1_000
+            && i.rpo_target_secs == 300
+            && i.target.bucket == "backups"
+            && i.verify == VerifyScope::Newest));
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        let e = plan_audit(BackupAuditRequest::default(), &AuditDefaults::default(), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("HAPILOT_BACKUP_BUCKET"), "{e}");
+        let mut twice = default_policies();
+        twice.push(twice[0].clone());
+        let e = plan_audit(
+            BackupAuditRequest {
+                policies: Some(twice),
+                ..Default::default()
+            },
+            &defaults(),
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("policies[4]") && e.contains("twice"), "{e}");
+        let no_dr = AuditDefaults {
+            dr_bucket: None,
+            ..defaults()
+        };
+        let e = plan_audit(BackupAuditRequest::default(), &no_dr, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dr_bucket"), "{e}");
+        let e = serde_json::from_str::<BackupAuditRequest>(r#"{"bukket": "x"}"#).unwrap_err();
+        assert!(e.to_string().contains("bukket"));
+    }
+
+    fn status(data_type: DataType, rpo: Option<i64>) -> DataTypeStatus {
+        DataTypeStatus {
+            data_type,
+            backups: 3,
+            newest_age_secs: Some(60),
+            achievable_rpo_secs: rpo,
+        }
+    }
+
+    #[test]
+    fn rpo_is_held_to_the_tier_for_postgres_only() {
+        assert!(rpo_finding(&status(DataType::PostgresWal, Some(300)), 300).is_none());
+        assert!(rpo_finding(&status(DataType::PostgresWal, Some(301)), 300).is_some());
+        assert!(rpo_finding(&status(DataType::PostgresWal, None), 300).is_some());
+        assert!(rpo_finding(&status(DataType::Vault, Some(3_000)), 300).is_none());
+    }
+
+    #[test]
+    fn the_report_counts_and_renders() {
+        let clean = PolicyAudit {
+            data_type: DataType::Vault,
+            listed: 5,
+            status: status(DataType::Vault, Some(60)),
+            findings: vec![],
+            verified: vec![Verification {
+                key: "vault/x.snap".into(),
+                ok: true,
+                detail: "SHA256SUMS match".into(),
+            }],
+        };
+        let broken = PolicyAudit {
+            data_type: DataType::Redis,
+            findings: vec![integrity_finding(
+                DataType::Redis,
+                "redis/y.rdb",
+                "truncated",
+            )],
+            ..clean.clone()
+        };
+        let passed = AuditReport::new(0, Tier::Critical, vec![clean.clone()]);
+        assert_eq!((passed.verdict.as_str(), passed.critical), ("PASSED", 0));
+        let failed = AuditReport::new(0, Tier::High, vec![broken, clean]);
+        assert_eq!((failed.verdict.as_str(), failed.critical), ("FAILED", 1));
+        assert_eq!(failed.policies[0].data_type, DataType::Vault);
+        assert!(failed.summary.contains("redis/y.rdb would not restore"));
+        let md = failed.markdown();
+        assert!(md.starts_with("# Backup audit: FAILED"), "{md}");
+        assert!(md.contains("**CRITICAL** Redis RDB / integrity"), "{md}");
+        assert!(md.contains("- ok `vault/x.snap`"), "{md}");
+        assert!(
+            failed
+                .metrics()
+                .contains(&(DataType::Redis, "CriticalFindings", 1.0, "Count"))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn epoch_text_round_trips(epoch in 0i64..4_102_444_800) {
+            let text = epoch_text(epoch);
+            let compact: String = text.chars().filter(|c| *c != '-' && *c != ':').collect();
+            prop_assert_eq!(parse_compact_time(&compact), Some(epoch));
+        }
+    }
+}
