@@ -26,6 +26,13 @@ pub trait Journal: Send + Sync {
     ) -> impl Future<Output = Result<Option<serde_json::Value>, AdapterError>> + Send;
     /// Every key under `prefix`, sorted.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, AdapterError>> + Send;
+    /// Writes a document for people (a Markdown report) under `key`.
+    fn put_text(
+        &self,
+        key: &str,
+        body: &str,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 }
 
 /// The journal key of one step.
@@ -61,14 +68,23 @@ impl S3Journal {
 
 impl Journal for S3Journal {
     async fn put(&self, key: &str, entry: &serde_json::Value) -> Result<(), AdapterError> {
-        let body = serde_json::to_vec_pretty(entry).unwrap_or_default();
+        let body = serde_json::to_string_pretty(entry).unwrap_or_default();
+        self.put_text(key, &body, "application/json").await
+    }
+
+    async fn put_text(
+        &self,
+        key: &str,
+        body: &str,
+        content_type: &str,
+    ) -> Result<(), AdapterError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(content_type)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .body(ByteStream::from(body))
+            .body(ByteStream::from(body.as_bytes().to_vec()))
             .send()
             .await
             .map_err(AdapterError::aws("PutObject"))?;

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backups;
 pub mod database;
 pub mod dns;
 pub mod error;

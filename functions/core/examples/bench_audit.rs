@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Instant;
 
-use hapilot_core::backup::catalog::{Layout, StoredObject, audit_catalog};
+use hapilot_core::backup::catalog::{ChainContext, Layout, StoredObject, audit_catalog};
 use hapilot_core::backup::policy::default_policies;
 use hapilot_core::backup::wal::{DEFAULT_SEGMENT_SIZE, WalSegment};
 use sha2::{Digest, Sha256};
@@ -52,9 +52,11 @@ fn main() {
         &catalog,
         &default_policies(),
         &Layout::default(),
-        &starts,
-        &[],
-        DEFAULT_SEGMENT_SIZE,
+        ChainContext {
+            base_backup_starts: &starts,
+            switches: &[],
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        },
         now,
     );
     let secs = started.elapsed().as_secs_f64();

@@ -38,6 +38,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "turn a CloudWatch alarm state change into a failover run, or a reasoned refusal",
     },
     FunctionSpec {
+        name: "audit-backup-policy",
+        substitution: "AuditBackupPolicyFunctionArn",
+        requires: &[],
+        iam_actions: &["s3:GetObject", "s3:ListBucket"],
+        summary: "audit one backup policy: listing checks, then the newest backups verified by content",
+    },
+    FunctionSpec {
         name: "canary-gate",
         substitution: "CanaryGateFunctionArn",
         requires: &["HAPILOT_CANARY_PROVIDER", BUCKET],
@@ -68,6 +75,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "s3:PutObject",
         ],
         summary: "weight 0 for the failing primary, its database read-only where reachable",
+    },
+    FunctionSpec {
+        name: "plan-backup-audit",
+        substitution: "PlanBackupAuditFunctionArn",
+        requires: &[],
+        iam_actions: &[],
+        summary: "check a backup audit request and split it into one item per policy",
     },
     FunctionSpec {
         name: "plan-failback",
@@ -103,6 +117,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[BUCKET, TOPIC],
         iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
         summary: "write the run's report, metrics and notification",
+    },
+    FunctionSpec {
+        name: "report-backup-audit",
+        substitution: "ReportBackupAuditFunctionArn",
+        requires: &[BUCKET, TOPIC],
+        iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
+        summary: "write the backup audit's report (JSON + Markdown), metrics and alert",
     },
     FunctionSpec {
         name: "request-approval",

@@ -66,6 +66,12 @@ pub struct Settings {
     /// `HAPILOT_FAILOVER_INPUT_DEFAULTS`: JSON object merged under every alarm-started run's
     /// input (probe counts, timeouts).
     pub failover_input_defaults: serde_json::Map<String, serde_json::Value>,
+    /// `HAPILOT_BACKUP_BUCKET`: where this region's backups are (the backup audit).
+    pub backup_bucket: Option<String>,
+    /// `HAPILOT_DR_BACKUP_BUCKET`: the DR region's copy of them.
+    pub dr_backup_bucket: Option<String>,
+    /// `HAPILOT_DR_REGION`: the DR bucket's region.
+    pub dr_region: Option<String>,
 }
 
 impl Settings {
@@ -98,6 +104,9 @@ impl Settings {
         s.audit_bucket = text("HAPILOT_AUDIT_BUCKET");
         s.topic_arn = text("HAPILOT_TOPIC_ARN");
         s.failover_state_machine_arn = text("HAPILOT_FAILOVER_STATE_MACHINE_ARN");
+        s.backup_bucket = text("HAPILOT_BACKUP_BUCKET");
+        s.dr_backup_bucket = text("HAPILOT_DR_BACKUP_BUCKET");
+        s.dr_region = text("HAPILOT_DR_REGION");
         if let Some(v) = text("HAPILOT_REGIONS") {
             s.regions = json("HAPILOT_REGIONS", &v)?;
         }

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod alarm_router;
+pub mod audit_backup_policy;
 pub mod canary_gate;
 pub mod catalog;
 pub mod check_dns_sync;
@@ -15,12 +16,14 @@ pub mod check_health;
 pub mod config;
 pub mod error;
 pub mod fence_primary;
+pub mod plan_backup_audit;
 pub mod plan_failback;
 pub mod plan_failover;
 pub mod promote_database;
 pub mod read_replication;
 pub mod record_run;
 pub mod registry;
+pub mod report_backup_audit;
 pub mod request_approval;
 pub mod run;
 pub mod scale_region;

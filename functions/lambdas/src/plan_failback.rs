@@ -68,6 +68,14 @@ mod tests {
         async fn list(&self, _: &str) -> Result<Vec<String>, hapilot_aws::AdapterError> {
             unreachable!()
         }
+        async fn put_text(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<(), hapilot_aws::AdapterError> {
+            unreachable!()
+        }
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use hapilot_aws::HttpProber;
+use hapilot_aws::backups::S3BackupStore;
 use hapilot_aws::database::AnyDatabase;
 use hapilot_aws::dns::Route53Dns;
 use hapilot_aws::journal::S3Journal;
@@ -21,9 +22,10 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::{
-    FunctionError, alarm_router, canary_gate, check_dns_sync, check_health, fence_primary,
-    plan_failback, plan_failover, promote_database, read_replication, record_run, request_approval,
-    scale_region, shift_traffic, snapshot_weights,
+    FunctionError, alarm_router, audit_backup_policy, canary_gate, check_dns_sync, check_health,
+    fence_primary, plan_backup_audit, plan_failback, plan_failover, promote_database,
+    read_replication, record_run, report_backup_audit, request_approval, scale_region,
+    shift_traffic, snapshot_weights,
 };
 
 /// The future a handler returns.
@@ -89,6 +91,11 @@ impl Adapters {
         Ok(AnyDatabase::new(target, self.http.clone()))
     }
 
+    /// The backup bucket store of `region` (`None`: this deployment's own region).
+    pub fn backups(&self, region: Option<&str>) -> S3BackupStore {
+        S3BackupStore::from_sdk(&self.sdk, region)
+    }
+
     /// The Kubernetes scaler of `region`, if it has a Kubernetes API configured.
     pub fn scaler(&self, region: &str) -> Result<Option<KubernetesScaler>, FunctionError> {
         Ok(self
@@ -130,6 +137,10 @@ functions! {
     "alarm-router" => alarm_router(|a, event| {
         alarm_router::alarm_router(&a.settings, &a.cloudwatch, &a.runs, event).await
     });
+    "audit-backup-policy" => audit_backup_policy(|a, event| {
+        let dr_region = event["target"]["dr_region"].as_str().map(str::to_string);
+        audit_backup_policy::audit_backup_policy(&a.backups(None), &a.backups(dr_region.as_deref()), event).await
+    });
     "canary-gate" => canary_gate(|a, event| match &a.settings.canary_provider {
         Some(source) => {
             let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http.clone());
@@ -142,6 +153,7 @@ functions! {
     "fence-primary" => fence_primary(|a, event| {
         fence_primary::fence_primary(&a.dns, |r| a.database(r), &a.settings, &a.journal, event).await
     });
+    "plan-backup-audit" => plan_backup_audit(|a, event| plan_backup_audit::plan_backup_audit(&a.settings, event).await);
     "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.journal, event).await);
     "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {
@@ -152,6 +164,9 @@ functions! {
     });
     "record-run" => record_run(|a, event| {
         record_run::record_run(&a.journal, &a.cloudwatch, &a.notifier, event).await
+    });
+    "report-backup-audit" => report_backup_audit(|a, event| {
+        report_backup_audit::report_backup_audit(&a.journal, &a.cloudwatch, &a.notifier, event).await
     });
     "request-approval" => request_approval(|a, event| {
         request_approval::request_approval(&a.journal, &a.notifier, event).await

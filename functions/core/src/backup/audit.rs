@@ -196,6 +196,8 @@ pub struct Verification {
     pub ok: bool,
     /// What was checked or what is wrong.
     pub detail: String,
+    /// Whether this is the newest backup of its type (the one a restore would start from).
+    pub newest: bool,
 }
 
 /// What auditing one policy found.
@@ -272,6 +274,21 @@ impl AuditReport {
     /// Aggregates the policies' results.
     pub fn new(now: i64, tier: Tier, mut policies: Vec<PolicyAudit>) -> Self {
         policies.sort_by_key(|p| p.data_type);
+        // The WAL chain is only worth something from a base backup that restores: when the
+        // newest one failed content verification, no RPO is achievable from it.
+        let newest_base_broken = policies.iter().any(|p| {
+            p.data_type == DataType::PostgresFull && p.verified.iter().any(|v| v.newest && !v.ok)
+        });
+        if newest_base_broken
+            && let Some(wal) = policies
+                .iter_mut()
+                .find(|p| p.data_type == DataType::PostgresWal)
+        {
+            wal.status.achievable_rpo_secs = None;
+            wal.findings.retain(|f| f.check != "rpo");
+            wal.findings
+                .extend(rpo_finding(&wal.status, tier.rpo_secs() as i64));
+        }
         let count = |s: Severity| {
             policies
                 .iter()
@@ -507,6 +524,38 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_newest_base_backup_voids_the_wal_rpo() {
+        let full = PolicyAudit {
+            data_type: DataType::PostgresFull,
+            listed: 2,
+            status: status(DataType::PostgresFull, None),
+            findings: vec![integrity_finding(
+                DataType::PostgresFull,
+                "b/data.tar",
+                "crc",
+            )],
+            verified: vec![Verification {
+                key: "b/data.tar".into(),
+                ok: false,
+                detail: "crc".into(),
+                newest: true,
+            }],
+        };
+        let wal = PolicyAudit {
+            data_type: DataType::PostgresWal,
+            listed: 9,
+            status: status(DataType::PostgresWal, Some(60)),
+            findings: vec![],
+            verified: vec![],
+        };
+        let report = AuditReport::new(0, Tier::Critical, vec![wal, full]);
+        let wal = &report.policies[1];
+        assert_eq!(wal.status.achievable_rpo_secs, None);
+        assert_eq!(wal.findings[0].check, "rpo");
+        assert_eq!(report.critical, 2);
+    }
+
+    #[test]
     fn the_report_counts_and_renders() {
         let clean = PolicyAudit {
             data_type: DataType::Vault,
@@ -517,6 +566,7 @@ mod tests {
                 key: "vault/x.snap".into(),
                 ok: true,
                 detail: "SHA256SUMS match".into(),
+                newest: true,
             }],
         };
         let broken = PolicyAudit {

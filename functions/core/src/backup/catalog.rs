@@ -151,19 +151,32 @@ pub struct CatalogAudit {
     pub status: Vec<DataTypeStatus>,
 }
 
-/// Audits the primary bucket's listing (and the DR bucket's, for copies) against `policies`.
-/// `base_backup_starts` maps each base backup id to the first WAL segment it needs (from its
-/// `backup.info`), so the WAL chain can be followed from the newest one.
+/// What the WAL chain is followed with.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainContext<'a> {
+    /// Each base backup id's first needed WAL segment (its `backup.info` `begin_wal`).
+    pub base_backup_starts: &'a BTreeMap<String, WalSegment>,
+    /// Timeline switches from the archive's `.history` files.
+    pub switches: &'a [TimelineSwitch],
+    /// WAL segment size.
+    pub segment_size: u64,
+}
+
+/// Audits the primary bucket's listing (and the DR bucket's, for copies) against `policies`;
+/// the WAL chain is followed from the newest base backup as `chain` says.
 pub fn audit_catalog(
     primary: &[StoredObject],
     dr: &[StoredObject],
     policies: &[BackupPolicy],
     layout: &Layout,
-    base_backup_starts: &BTreeMap<String, WalSegment>,
-    switches: &[TimelineSwitch],
-    segment_size: u64,
+    chain: ChainContext<'_>,
     now: i64,
 ) -> CatalogAudit {
+    let ChainContext {
+        base_backup_starts,
+        switches,
+        segment_size,
+    } = chain;
     let dr_index: HashMap<&str, &StoredObject> = dr.iter().map(|o| (o.key.as_str(), o)).collect();
     let mut times: BTreeMap<DataType, Vec<i64>> = BTreeMap::new();
     let mut wal: BTreeMap<WalSegment, i64> = BTreeMap::new();
@@ -404,9 +417,11 @@ mod tests {
             &objects,
             &default_policies(),
             &Layout::default(),
-            &starts,
-            &[],
-            DEFAULT_SEGMENT_SIZE,
+            ChainContext {
+                base_backup_starts: &starts,
+                switches: &[],
+                segment_size: DEFAULT_SEGMENT_SIZE,
+            },
             NOW,
         );
         assert_eq!(audit.findings, vec![], "{:#?}", audit.findings);
@@ -427,9 +442,11 @@ mod tests {
                 dr,
                 &default_policies(),
                 &Layout::default(),
-                &starts,
-                &[],
-                DEFAULT_SEGMENT_SIZE,
+                ChainContext {
+                    base_backup_starts: &starts,
+                    switches: &[],
+                    segment_size: DEFAULT_SEGMENT_SIZE,
+                },
                 NOW,
             )
             .findings

@@ -1,0 +1,502 @@
+//! Task `audit-backup-policy`: one Map item of the backup audit. Lists the policy's backups in
+//! the backup bucket (and the DR copy), reads their own metadata for their times (`backup.info`
+//! end time, timestamped snapshot and RDB names), asks S3 for encryption and Object Lock, runs
+//! the core's listing audit, then streams the chosen backups through the content verifiers.
+//!
+//! A bucket that cannot be read is a critical finding, not an error: the audit's report must
+//! still be written. Only an unreadable input fails the task.
+
+use std::collections::BTreeMap;
+
+use hapilot_aws::backups::BackupStore;
+use hapilot_core::backup::audit::{
+    PolicyAudit, PolicyAuditRequest, Verification, VerifyScope, integrity_finding, rpo_finding,
+};
+use hapilot_core::backup::basebackup::verify_base_backup;
+use hapilot_core::backup::catalog::{
+    ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, parse_compact_time,
+};
+use hapilot_core::backup::info::BackupInfo;
+use hapilot_core::backup::policy::{DataType, Finding, Severity};
+use hapilot_core::backup::rdb::verify_rdb;
+use hapilot_core::backup::vault::verify_vault_snapshot;
+use hapilot_core::backup::wal::{self, TimelineSwitch, WalFile, WalSegment, verify_wal_segment};
+use serde_json::Value;
+
+use crate::FunctionError;
+use crate::error::parse_input;
+
+/// Audits one policy: `primary` reads the backup bucket, `dr` the DR copy's (in its region).
+pub async fn audit_backup_policy<S: BackupStore>(
+    primary: &S,
+    dr: &S,
+    input: Value,
+) -> Result<Value, FunctionError> {
+    let request: PolicyAuditRequest = parse_input(input)?;
+    let audit = match audit_policy(primary, dr, &request).await {
+        Ok(audit) => audit,
+        Err(problem) => unreadable(&request, problem),
+    };
+    serde_json::to_value(audit).map_err(|e| FunctionError::Setup(e.to_string()))
+}
+
+fn unreadable(request: &PolicyAuditRequest, problem: String) -> PolicyAudit {
+    let data_type = request.policy.data_type;
+    PolicyAudit {
+        data_type,
+        listed: 0,
+        status: DataTypeStatus {
+            data_type,
+            backups: 0,
+            newest_age_secs: None,
+            achievable_rpo_secs: None,
+        },
+        findings: vec![Finding {
+            severity: Severity::Critical,
+            check: "access".into(),
+            data_type,
+            message: format!("the audit could not read the backups: {problem}"),
+            fix: "check that the bucket exists and the audit's role may list and read it (s3:ListBucket, s3:GetObject)".into(),
+        }],
+        verified: vec![],
+    }
+}
+
+/// The prefixes a policy's audit lists: WAL needs the base backups too (the chain starts there).
+fn prefixes(request: &PolicyAuditRequest) -> Vec<String> {
+    let layout = &request.target.layout;
+    match request.policy.data_type {
+        DataType::PostgresFull => vec![format!("{}base/", layout.postgres)],
+        DataType::PostgresWal => vec![
+            format!("{}base/", layout.postgres),
+            format!("{}wals/", layout.postgres),
+        ],
+        DataType::Vault => vec![layout.vault.clone()],
+        DataType::Redis => vec![layout.redis.clone()],
+    }
+}
+
+async fn list_all<S: BackupStore>(
+    store: &S,
+    bucket: &str,
+    prefixes: &[String],
+) -> Result<Vec<StoredObject>, String> {
+    let mut objects = Vec::new();
+    for prefix in prefixes {
+        objects.extend(
+            store
+                .list_tree(bucket, prefix)
+                .await
+                .map_err(|e| format!("s3://{bucket}/{prefix}: {e}"))?,
+        );
+    }
+    Ok(objects)
+}
+
+/// A base backup's metadata, by id.
+struct BaseBackups {
+    infos: BTreeMap<String, BackupInfo>,
+    findings: Vec<Finding>,
+}
+
+async fn read_base_backups<S: BackupStore>(
+    store: &S,
+    bucket: &str,
+    objects: &[StoredObject],
+    request: &PolicyAuditRequest,
+) -> Result<BaseBackups, String> {
+    let mut infos = BTreeMap::new();
+    let mut not_done = Vec::new();
+    let mut broken = Vec::new();
+    for o in objects {
+        let Some((_, Item::BaseBackup(id))) = classify(&o.key, &request.target.layout) else {
+            continue;
+        };
+        let bytes = store
+            .read_small(bucket, &o.key)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        match BackupInfo::parse(&String::from_utf8_lossy(&bytes)) {
+            Ok(info) if info.is_done() && info.end_epoch().is_ok() => {
+                infos.insert(id, info);
+            }
+            Ok(info) if !info.is_done() => not_done.push(format!("{id} ({})", info.status)),
+            Ok(_) => broken.push(format!("{id}: end_time unreadable")),
+            Err(e) => broken.push(format!("{id}: {e}")),
+        }
+    }
+    let mut findings = Vec::new();
+    // Reported once, by the base backups' own policy.
+    if request.policy.data_type == DataType::PostgresFull {
+        if !not_done.is_empty() {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                check: "status".into(),
+                data_type: DataType::PostgresFull,
+                message: format!(
+                    "{} base backup(s) not DONE and not usable: {}",
+                    not_done.len(),
+                    not_done.join(", ")
+                ),
+                fix: "look at the backup job's log for these runs; delete them once understood (barman-cloud-backup-delete)".into(),
+            });
+        }
+        if !broken.is_empty() {
+            findings.push(Finding {
+                severity: Severity::Critical,
+                check: "integrity".into(),
+                data_type: DataType::PostgresFull,
+                message: format!(
+                    "{} backup.info file(s) unreadable: {}",
+                    broken.len(),
+                    broken.join("; ")
+                ),
+                fix: "these base backups cannot be used for a restore: take a new base backup"
+                    .into(),
+            });
+        }
+    }
+    Ok(BaseBackups { infos, findings })
+}
+
+async fn audit_policy<S: BackupStore>(
+    primary: &S,
+    dr: &S,
+    request: &PolicyAuditRequest,
+) -> Result<PolicyAudit, String> {
+    let data_type = request.policy.data_type;
+    let layout = &request.target.layout;
+    let bucket = request.target.bucket.as_str();
+    let prefixes = prefixes(request);
+    let mut objects = list_all(primary, bucket, &prefixes).await?;
+    let listed = objects
+        .iter()
+        .filter(|o| classify(&o.key, layout).is_some_and(|(t, _)| t == data_type))
+        .count() as u64;
+
+    // Times from the backups' own metadata; base backups that are not DONE do not count.
+    let bases = read_base_backups(primary, bucket, &objects, request).await?;
+    let mut findings = bases.findings;
+    objects.retain_mut(|o| match classify(&o.key, layout) {
+        Some((_, Item::BaseBackup(id))) => match bases.infos.get(&id) {
+            Some(info) => {
+                o.time = info.end_epoch().unwrap_or(o.time);
+                true
+            }
+            None => false,
+        },
+        Some((_, Item::Snapshot | Item::Rdb)) => {
+            let stem = o.key.rsplit('/').next().unwrap_or_default();
+            let stem = stem.split('.').next().unwrap_or_default();
+            o.time = parse_compact_time(stem).unwrap_or(o.time);
+            true
+        }
+        _ => true,
+    });
+    let starts: BTreeMap<String, WalSegment> = bases
+        .infos
+        .iter()
+        .map(|(id, info)| (id.clone(), info.begin_wal))
+        .collect();
+
+    // Timeline history files: the chain follows a promotion onto the new timeline.
+    let mut switches: Vec<TimelineSwitch> = Vec::new();
+    if data_type == DataType::PostgresWal {
+        for o in &objects {
+            if let Some(WalFile::History(tli)) = wal::classify(&o.key) {
+                let body = primary
+                    .read_small(bucket, &o.key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                match wal::parse_history(tli, &String::from_utf8_lossy(&body)) {
+                    Ok(s) => switches.extend(s),
+                    Err(e) => findings.push(integrity_finding(data_type, &o.key, &e.to_string())),
+                }
+            }
+        }
+        switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
+        switches.dedup();
+    }
+
+    // Encryption and Object Lock: every backup object, except WAL, where the newest segment of
+    // each directory stands for its directory (a week of WAL is ten thousand HEADs).
+    let mut to_head: Vec<usize> = Vec::new();
+    let mut newest_in_dir: BTreeMap<String, (WalSegment, usize)> = BTreeMap::new();
+    for (i, o) in objects.iter().enumerate() {
+        match classify(&o.key, layout) {
+            Some((t, Item::Wal(seg))) if t == data_type => {
+                let entry = newest_in_dir.entry(seg.directory()).or_insert((seg, i));
+                if seg >= entry.0 {
+                    *entry = (seg, i);
+                }
+            }
+            Some((t, _)) if t == data_type => to_head.push(i),
+            _ => {}
+        }
+    }
+    to_head.extend(newest_in_dir.values().map(|(_, i)| *i));
+    let keys: Vec<String> = to_head.iter().map(|i| objects[*i].key.clone()).collect();
+    let facts = primary
+        .facts(bucket, keys)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut dir_facts = BTreeMap::new();
+    for (i, f) in to_head.iter().zip(facts) {
+        objects[*i].encrypted = f.encrypted;
+        objects[*i].locked = f.locked;
+        if let Some((_, Item::Wal(seg))) = classify(&objects[*i].key, layout) {
+            dir_facts.insert(seg.directory(), f);
+        }
+    }
+    for o in objects.iter_mut() {
+        if let Some((_, Item::Wal(seg))) = classify(&o.key, layout)
+            && let Some(f) = dir_facts.get(&seg.directory())
+        {
+            o.encrypted = f.encrypted;
+            o.locked = f.locked;
+        }
+    }
+
+    let dr_objects = match (&request.target.dr_bucket, request.policy.cross_region) {
+        (Some(dr_bucket), true) => list_all(dr, dr_bucket, &prefixes).await?,
+        _ => Vec::new(),
+    };
+    let catalog = audit_catalog(
+        &objects,
+        &dr_objects,
+        std::slice::from_ref(&request.policy),
+        layout,
+        ChainContext {
+            base_backup_starts: &starts,
+            switches: &switches,
+            segment_size: request.wal_segment_size,
+        },
+        request.now,
+    );
+    findings.extend(catalog.findings);
+    let status = catalog
+        .status
+        .into_iter()
+        .next()
+        .ok_or("the listing audit returned no status")?;
+
+    let verified = verify_contents(primary, request, &objects, &bases.infos).await;
+    for v in verified.iter().filter(|v| !v.ok) {
+        if v.detail.starts_with("not verified") {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                check: "integrity".into(),
+                data_type,
+                message: format!("{}: {}", v.key, v.detail),
+                fix: "store WAL gzip-compressed or uncompressed so the audit can read it".into(),
+            });
+        } else {
+            findings.push(integrity_finding(data_type, &v.key, &v.detail));
+        }
+    }
+    findings.extend(rpo_finding(&status, request.rpo_target_secs));
+    Ok(PolicyAudit {
+        data_type,
+        listed,
+        status,
+        findings,
+        verified,
+    })
+}
+
+/// Which backups to verify: newest first, then (scope `all`) the rest inside the window.
+fn chosen<'a>(
+    request: &PolicyAuditRequest,
+    mut candidates: Vec<(i64, &'a StoredObject)>,
+) -> Vec<&'a StoredObject> {
+    candidates.sort_by_key(|(t, o)| std::cmp::Reverse((*t, o.key.as_str())));
+    match request.verify {
+        VerifyScope::None => Vec::new(),
+        VerifyScope::Newest => candidates.into_iter().take(1).map(|(_, o)| o).collect(),
+        VerifyScope::All => candidates
+            .into_iter()
+            .filter(|(t, _)| request.now - t <= request.policy.retention_secs)
+            .map(|(_, o)| o)
+            .collect(),
+    }
+}
+
+async fn verify_contents<S: BackupStore>(
+    store: &S,
+    request: &PolicyAuditRequest,
+    objects: &[StoredObject],
+    infos: &BTreeMap<String, BackupInfo>,
+) -> Vec<Verification> {
+    let data_type = request.policy.data_type;
+    let layout = &request.target.layout;
+    let bucket = &request.target.bucket;
+    let candidates: Vec<(i64, &StoredObject)> = objects
+        .iter()
+        .filter_map(|o| match classify(&o.key, layout)? {
+            (t, Item::Wal(seg)) if t == data_type => Some((
+                // Newest by position, not upload time: segments are archived in order.
+                i64::from(seg.timeline) << 48 | i64::from(seg.log) << 16 | i64::from(seg.seg),
+                o,
+            )),
+            (t, _) if t == data_type => Some((o.time, o)),
+            _ => None,
+        })
+        .collect();
+    let mut results = Vec::new();
+    for (n, object) in chosen(request, candidates).into_iter().enumerate() {
+        let newest = n == 0;
+        let mut v = match classify(&object.key, layout) {
+            Some((_, Item::BaseBackup(id))) => {
+                verify_base(store, bucket, &object.key, &id, infos.get(&id)).await
+            }
+            Some((_, Item::Wal(seg))) => {
+                let compression = match wal::classify(&object.key) {
+                    Some(WalFile::Segment(_, c)) => c,
+                    _ => None,
+                };
+                let size = request.wal_segment_size;
+                let r = store
+                    .verify(bucket, &object.key, move |r| {
+                        verify_wal_segment(r, seg, compression.as_deref(), size)
+                    })
+                    .await;
+                match r {
+                    Ok(Ok(s)) => ok(
+                        &object.key,
+                        format!(
+                            "complete segment, header matches its name (system {})",
+                            s.system_id
+                        ),
+                    ),
+                    Ok(Err(e @ wal::WalSegmentProblem::UnsupportedCompression(_))) => {
+                        failed(&object.key, format!("not verified: {e}"))
+                    }
+                    Ok(Err(e)) => failed(&object.key, e.to_string()),
+                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
+                }
+            }
+            Some((_, Item::Snapshot)) => {
+                match store
+                    .verify(bucket, &object.key, verify_vault_snapshot)
+                    .await
+                {
+                    Ok(Ok(s)) => ok(
+                        &object.key,
+                        format!(
+                            "gzip CRC, tar headers and SHA256SUMS match (raft index {})",
+                            s.index.map_or("-".into(), |i| i.to_string())
+                        ),
+                    ),
+                    Ok(Err(e)) => failed(&object.key, e.to_string()),
+                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
+                }
+            }
+            Some((_, Item::Rdb)) => match store.verify(bucket, &object.key, verify_rdb).await {
+                Ok(Ok(s)) => ok(
+                    &object.key,
+                    format!(
+                        "RDB version {}, CRC-64 matches ({} bytes)",
+                        s.version, s.bytes
+                    ),
+                ),
+                Ok(Err(e)) => failed(&object.key, e.to_string()),
+                Err(e) => failed(&object.key, format!("could not read it: {e}")),
+            },
+            None => continue,
+        };
+        v.newest = newest;
+        results.push(v);
+    }
+    results
+}
+
+fn ok(key: &str, detail: String) -> Verification {
+    Verification {
+        key: key.to_string(),
+        ok: true,
+        detail,
+        newest: false,
+    }
+}
+
+fn failed(key: &str, detail: String) -> Verification {
+    Verification {
+        ok: false,
+        ..ok(key, detail)
+    }
+}
+
+/// A base backup: its main data tar (`data.tar[.gz]` from barman-cloud, `base.tar[.gz]` from
+/// `pg_basebackup -Ft`) against its manifest (a member, or a `backup_manifest` object beside it),
+/// and its `backup_label` against `backup.info`.
+async fn verify_base<S: BackupStore>(
+    store: &S,
+    bucket: &str,
+    info_key: &str,
+    id: &str,
+    info: Option<&BackupInfo>,
+) -> Verification {
+    let dir = info_key.trim_end_matches("backup.info");
+    let listing = match store.list_tree(bucket, dir).await {
+        Ok(l) => l,
+        Err(e) => return failed(info_key, format!("could not list {dir}: {e}")),
+    };
+    let data = listing.iter().find(|o| {
+        let name = o.key.rsplit('/').next().unwrap_or_default();
+        matches!(
+            name,
+            "data.tar" | "data.tar.gz" | "base.tar" | "base.tar.gz" | "data.tgz"
+        )
+    });
+    let Some(data) = data else {
+        return failed(
+            info_key,
+            format!("base backup {id} has no data tar (data.tar[.gz] or base.tar[.gz])"),
+        );
+    };
+    let manifest = match store
+        .read_small(bucket, &format!("{dir}backup_manifest"))
+        .await
+    {
+        Ok(m) => m.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(e) => return failed(info_key, format!("could not read its backup_manifest: {e}")),
+    };
+    let result = store
+        .verify(bucket, &data.key, move |r| {
+            verify_base_backup(r, manifest.as_deref())
+        })
+        .await;
+    let summary = match result {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return failed(&data.key, e.to_string()),
+        Err(e) => return failed(&data.key, format!("could not read it: {e}")),
+    };
+    if let Some(info) = info {
+        let label_wal = summary.start_wal.clone().unwrap_or_default();
+        if label_wal != info.begin_wal.to_string() || summary.start_timeline != Some(info.timeline)
+        {
+            return failed(
+                &data.key,
+                format!(
+                    "backup_label (start WAL {label_wal}, timeline {:?}) disagrees with backup.info (begin_wal {}, timeline {})",
+                    summary.start_timeline, info.begin_wal, info.timeline
+                ),
+            );
+        }
+    }
+    ok(
+        &data.key,
+        format!(
+            "{} files, {} bytes; tar and compression sound, pg_control CRC ok, backup_label matches backup.info{}",
+            summary.files,
+            summary.bytes,
+            if summary.manifest_verified {
+                ", every file matches backup_manifest (SHA-256)"
+            } else {
+                " (no backup_manifest: file checksums not available)"
+            }
+        ),
+    )
+}
