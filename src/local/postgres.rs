@@ -198,6 +198,7 @@ impl PostgresPair {
             "--no-sync",
         ]);
         run(initdb, "initdb")?;
+        pair.scratch_dir("archive")?;
         append_conf(&pair.primary.data, pair.primary.port, &root)?;
         pair.primary.start()?;
         let mut basebackup = pg_command(&bin, "pg_basebackup");
@@ -236,6 +237,12 @@ impl PostgresPair {
             )))?;
         }
         Ok(dir)
+    }
+
+    /// Where both servers archive their completed WAL segments (`archive_command`), with the
+    /// `.backup` history files of base backups.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.root.join("archive")
     }
 
     /// Runs a PostgreSQL client program (`pg_basebackup`, `pg_verifybackup`, ...) of the same
@@ -278,11 +285,17 @@ fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotE
         .append(true)
         .open(&path)
         .map_err(HapilotError::io(format!("opening {}", path.display())))?;
+    // Both servers archive into one directory, like a shared WAL bucket: the primary now, the
+    // replica once promoted (archive_mode = on does not archive during recovery).
+    let archive = socket_dir.join("archive");
     writeln!(
         f,
         "\n# hapilot local pair\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-         hot_standby = on\nwal_level = replica\nmax_wal_senders = 10\nfsync = off\nwal_receiver_status_interval = 1s\n",
-        socket_dir.display()
+         hot_standby = on\nwal_level = replica\nmax_wal_senders = 10\nfsync = off\nwal_receiver_status_interval = 1s\n\
+         timezone = 'UTC'\nlog_timezone = 'UTC'\narchive_mode = on\n\
+         archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'\n",
+        socket_dir.display(),
+        archive = archive.display()
     )
     .map_err(HapilotError::io(format!("writing {}", path.display())))
 }

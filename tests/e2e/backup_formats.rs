@@ -17,8 +17,8 @@ async fn command(stream: &mut tokio::net::TcpStream, args: &[&str]) -> String {
     String::from_utf8_lossy(&buf[..n]).trim().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rdb_files_written_by_a_real_redis_verify_and_corruption_is_caught() {
+/// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys.
+pub async fn redis_rdb(keys: usize) -> Vec<u8> {
     let dir = std::env::temp_dir().join(format!("hapilot-redis-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = hapilot::local::free_port().unwrap().to_string();
@@ -50,15 +50,21 @@ async fn rdb_files_written_by_a_real_redis_verify_and_corruption_is_caught() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut stream = stream.expect("redis-server answers");
-    for i in 0..500 {
+    for i in 0..keys {
         let key = format!("litellm:key:{i}");
         let value = format!("{{\"spend\": {i}, \"team\": \"platform\"}}");
         assert_eq!(command(&mut stream, &["SET", &key, &value]).await, "+OK");
     }
     assert_eq!(command(&mut stream, &["SAVE"]).await, "+OK");
     let _ = redis.kill().await;
-
     let rdb = std::fs::read(dir.join("dump.rdb")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    rdb
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdb_files_written_by_a_real_redis_verify_and_corruption_is_caught() {
+    let rdb = redis_rdb(500).await;
     let summary = verify_rdb(&rdb[..]).unwrap_or_else(|e| panic!("a fresh RDB must verify: {e}"));
     assert!(summary.checksummed && summary.version >= 9, "{summary:?}");
 
@@ -74,7 +80,6 @@ async fn rdb_files_written_by_a_real_redis_verify_and_corruption_is_caught() {
         verify_rdb(truncated),
         Err(RdbProblem::NoEndMarker | RdbProblem::Checksum { .. })
     ));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn tar_of(dir: &std::path::Path, skip_manifest: bool) -> Vec<u8> {

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod backup_audit;
 mod backup_formats;
 mod cli;
 mod drill;

@@ -39,6 +39,8 @@ pub enum ErrorName {
     GateFailed,
     /// A failback pre-check failed: nothing was changed.
     PrecheckFailed,
+    /// The backup audit found at least one critical finding (its report says which).
+    CriticalBackupFindings,
 }
 
 impl ErrorName {
@@ -60,6 +62,7 @@ impl ErrorName {
             ErrorName::RecordFailed => "hapilot.RecordFailed",
             ErrorName::GateFailed => "hapilot.GateFailed",
             ErrorName::PrecheckFailed => "hapilot.PrecheckFailed",
+            ErrorName::CriticalBackupFindings => "hapilot.CriticalBackupFindings",
         }
     }
 
@@ -80,6 +83,7 @@ impl ErrorName {
         ErrorName::RecordFailed,
         ErrorName::GateFailed,
         ErrorName::PrecheckFailed,
+        ErrorName::CriticalBackupFindings,
     ];
 }
 

@@ -1,0 +1,509 @@
+//! The backup audit end to end: real backups (a base backup and archived WAL from a real
+//! PostgreSQL, RDB files from a real redis-server, Vault snapshots in the documented format)
+//! laid out as barman-cloud / the HA document store them in moto S3, audited by the real
+//! backup-audit state machine. Each breakage is applied alone and must produce exactly its
+//! finding; the clean catalog must produce none.
+
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
+use hapilot::local::postgres::PostgresPair;
+use hapilot_core::backup::audit::epoch_text;
+use hapilot_core::backup::vault::build_vault_snapshot;
+use serde_json::{Value, json};
+
+use crate::support::{TestStack, assert_failed};
+
+/// One backup object: key and bytes.
+#[derive(Clone)]
+struct Object {
+    key: String,
+    bytes: Vec<u8>,
+}
+
+/// A compact `YYYYMMDDTHHMMSSZ` name for `epoch`.
+fn compact(epoch: i64) -> String {
+    epoch_text(epoch).replace(['-', ':'], "")
+}
+
+/// Builds the clean catalog from real tools. Returns the objects and the base backup's key
+/// prefix. Blocking.
+fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
+    let pair = PostgresPair::start().expect("PostgreSQL (scripts/ensure-postgres installs it)");
+    let psql = |sql: &str| {
+        let out = pair
+            .tool("psql")
+            .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
+            .args(["-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    psql(
+        "CREATE TABLE spend (id bigserial primary key, team text, usd numeric, created_at timestamptz default now())",
+    );
+    psql(
+        "INSERT INTO spend (team, usd) SELECT 'team-' || (g % 7), g FROM generate_series(1, 2000) g",
+    );
+    let dir = pair.scratch_dir("basebackup").unwrap();
+    let out = pair
+        .tool("pg_basebackup")
+        .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
+        .args(["-U", "postgres", "-Ft", "-z", "-X", "none", "-c", "fast"])
+        .arg("--manifest-checksums=SHA256")
+        .arg("-D")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_basebackup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // More WAL after the backup: the chain must reach past it.
+    for i in 0..4 {
+        psql(&format!(
+            "INSERT INTO spend (team, usd) SELECT 'later-{i}', g FROM generate_series(1, 500) g"
+        ));
+        psql("SELECT pg_switch_wal()");
+    }
+    let archive = pair.archive_dir();
+    let newest = psql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    // Wait until everything before the current segment is archived.
+    let mut names: Vec<String> = Vec::new();
+    for _ in 0..200 {
+        names = std::fs::read_dir(&archive)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        // Every segment before the current one, and the backup's history file.
+        let archived = names
+            .iter()
+            .filter(|n| n.len() == 24 && **n < newest)
+            .count();
+        let before = names.iter().filter(|n| n.len() == 24).min().cloned();
+        let needed = before.map_or(usize::MAX, |first| {
+            let first = hapilot_core::backup::wal::WalSegment::parse(&first).unwrap();
+            let last = hapilot_core::backup::wal::WalSegment::parse(&newest).unwrap();
+            (last.seg - first.seg) as usize
+        });
+        if names.iter().any(|n| n.ends_with(".backup")) && archived >= needed && archived >= 5 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    names.sort();
+    // The newest one: the replica's own pg_basebackup left an older one.
+    let history_name = names
+        .iter()
+        .rfind(|n| n.ends_with(".backup"))
+        .expect("the base backup's .backup history file was archived")
+        .clone();
+    let history = std::fs::read_to_string(archive.join(&history_name)).unwrap();
+    let field = |label: &str| {
+        history
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("{label} in {history}"))
+            .trim()
+            .to_string()
+    };
+    let file_of = |line: String| {
+        line.split("(file ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(')')
+            .to_string()
+    };
+    let begin_wal = file_of(field("START WAL LOCATION:"));
+    let end_wal = file_of(field("STOP WAL LOCATION:"));
+    let stop_time = field("STOP TIME:").replace(" UTC", "+00:00");
+    let start_time = field("START TIME:").replace(" UTC", "+00:00");
+    let id = compact(hapilot_core::backup::info::parse_pg_time(&stop_time).unwrap());
+    let info = format!(
+        "backup_id={id}\nbackup_name=None\nbegin_time={start_time}\nbegin_wal={begin_wal}\nend_time={stop_time}\n\
+         end_wal={end_wal}\nstatus=DONE\ntimeline=1\nversion=170000\nmode=concurrent\n"
+    );
+    let base = format!("postgres/gateway-db/base/{id}/");
+    let mut objects = vec![
+        Object {
+            key: format!("{base}backup.info"),
+            bytes: info.into_bytes(),
+        },
+        Object {
+            key: format!("{base}base.tar.gz"),
+            bytes: std::fs::read(dir.join("base.tar.gz")).unwrap(),
+        },
+        Object {
+            key: format!("{base}backup_manifest"),
+            bytes: std::fs::read(dir.join("backup_manifest")).unwrap(),
+        },
+    ];
+    for name in &names {
+        let bytes = std::fs::read(archive.join(name)).unwrap();
+        let directory = &name[..16];
+        if name.len() == 24 {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &bytes).unwrap();
+            objects.push(Object {
+                key: format!("postgres/gateway-db/wals/{directory}/{name}.gz"),
+                bytes: gz.finish().unwrap(),
+            });
+        } else {
+            objects.push(Object {
+                key: format!("postgres/gateway-db/wals/{directory}/{name}"),
+                bytes,
+            });
+        }
+    }
+    // Hourly Vault snapshots and Redis RDB files, the newest 10 minutes old.
+    for k in 0..4 {
+        let at = now - 600 - k * 3_600;
+        let meta = json!({"ID": format!("2-{}-{at}", 100 + k), "Index": 1000 - k, "Term": 2, "Version": 1});
+        let state = format!("raft state of the gateway's secrets at {at}").repeat(50);
+        objects.push(Object {
+            key: format!("vault/{}.snap", compact(at)),
+            bytes: build_vault_snapshot(&meta, state.as_bytes()).unwrap(),
+        });
+        objects.push(Object {
+            key: format!("redis/{}.rdb", compact(at)),
+            bytes: rdb.clone(),
+        });
+    }
+    objects
+}
+
+/// The test's policies: the HA document's shapes with windows that fit a test's catalog.
+fn policies() -> Value {
+    json!([
+        {"data_type": "postgres_full", "frequency_secs": 86400, "retention_secs": 86400, "cross_region": true, "grace_secs": 3600},
+        {"data_type": "postgres_wal", "frequency_secs": 300, "retention_secs": 600, "cross_region": true, "grace_secs": 300},
+        {"data_type": "vault", "frequency_secs": 3600, "retention_secs": 14400, "cross_region": true, "grace_secs": 900},
+        {"data_type": "redis", "frequency_secs": 3600, "retention_secs": 14400, "cross_region": false, "grace_secs": 900}
+    ])
+}
+
+/// Creates a bucket with Object Lock and uploads `objects` encrypted and locked, except the
+/// keys in `plain` (uploaded with neither).
+async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, objects: &[Object], plain: &[String]) {
+    s3.create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let until = DateTime::from_secs(chrono::Utc::now().timestamp() + 86_400);
+    for o in objects {
+        let mut put = s3
+            .put_object()
+            .bucket(bucket)
+            .key(&o.key)
+            .body(ByteStream::from(o.bytes.clone()));
+        if !plain.contains(&o.key) {
+            put = put
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .object_lock_mode(ObjectLockMode::Governance)
+                .object_lock_retain_until_date(until);
+        }
+        put.send()
+            .await
+            .unwrap_or_else(|e| panic!("uploading {}: {e:?}", o.key));
+    }
+}
+
+/// One way to break the catalog.
+struct Case {
+    name: &'static str,
+    primary: Vec<Object>,
+    dr: Vec<Object>,
+    plain: Vec<String>,
+    /// Exactly the findings expected, as (check, data type), sorted.
+    expect: Vec<(&'static str, &'static str)>,
+}
+
+fn newest_key<'a>(objects: &'a [Object], prefix: &str) -> &'a str {
+    objects
+        .iter()
+        .filter(|o| o.key.starts_with(prefix))
+        .map(|o| o.key.as_str())
+        .max()
+        .unwrap()
+}
+
+fn cases(clean: &[Object], now: i64) -> Vec<Case> {
+    let same = |name, primary: Vec<Object>, expect| Case {
+        name,
+        dr: primary.clone(),
+        primary,
+        plain: vec![],
+        expect,
+    };
+    let mut out = vec![same("clean", clean.to_vec(), vec![])];
+
+    let stale: Vec<Object> = clean
+        .iter()
+        .filter(|o| {
+            !(o.key.starts_with("redis/")
+                && (o.key.contains(&compact(now - 600)) || o.key.contains(&compact(now - 4_200))))
+        })
+        .cloned()
+        .collect();
+    out.push(same("stale redis", stale, vec![("freshness", "redis")]));
+
+    let newest_snap = newest_key(clean, "vault/").to_string();
+    out.push(Case {
+        name: "missing cross-region copy",
+        primary: clean.to_vec(),
+        dr: clean
+            .iter()
+            .filter(|o| o.key != newest_snap)
+            .cloned()
+            .collect(),
+        plain: vec![],
+        expect: vec![("cross_region", "vault")],
+    });
+
+    let mut flipped = clean.to_vec();
+    let tar = flipped
+        .iter_mut()
+        .find(|o| o.key.ends_with("base.tar.gz"))
+        .unwrap();
+    let at = tar.bytes.len() / 2;
+    tar.bytes[at] ^= 0x40;
+    out.push(same(
+        "flipped byte in the base backup",
+        flipped,
+        vec![("integrity", "postgres_full"), ("rpo", "postgres_wal")],
+    ));
+
+    // The segment after the base backup's first one.
+    let info = &clean
+        .iter()
+        .find(|o| o.key.ends_with("backup.info"))
+        .unwrap();
+    let begin = String::from_utf8_lossy(&info.bytes)
+        .lines()
+        .find_map(|l| l.strip_prefix("begin_wal=").map(str::to_string))
+        .unwrap();
+    let begin = hapilot_core::backup::wal::WalSegment::parse(&begin).unwrap();
+    let hole = begin
+        .next(hapilot_core::backup::wal::DEFAULT_SEGMENT_SIZE)
+        .to_string();
+    let gap: Vec<Object> = clean
+        .iter()
+        .filter(|o| !o.key.ends_with(&format!("{hole}.gz")))
+        .cloned()
+        .collect();
+    assert!(gap.len() < clean.len(), "segment {hole} is in the archive");
+    out.push(same(
+        "missing WAL segment",
+        gap,
+        vec![("wal_chain", "postgres_wal")],
+    ));
+
+    let mut truncated = clean.to_vec();
+    let newest_rdb = newest_key(clean, "redis/").to_string();
+    let rdb = truncated.iter_mut().find(|o| o.key == newest_rdb).unwrap();
+    rdb.bytes.truncate(rdb.bytes.len() - 100);
+    out.push(same(
+        "truncated RDB",
+        truncated,
+        vec![("integrity", "redis")],
+    ));
+
+    let mut expired = clean.to_vec();
+    let old = expired
+        .iter()
+        .find(|o| o.key.starts_with("vault/"))
+        .unwrap()
+        .clone();
+    expired.push(Object {
+        key: format!("vault/{}.snap", compact(now - 10 * 86_400)),
+        ..old
+    });
+    out.push(same(
+        "expired snapshot kept",
+        expired,
+        vec![("retention", "vault")],
+    ));
+
+    out.push(Case {
+        name: "unencrypted snapshot",
+        primary: clean.to_vec(),
+        dr: clean.to_vec(),
+        plain: vec![newest_snap],
+        expect: vec![("encryption", "vault")],
+    });
+    out
+}
+
+/// The `<time>` of `reports/backup-audit/<time>.json` written by the run (from the report
+/// task's result in the execution history).
+async fn report_stamp(stack: &TestStack, outcome: &hapilot::runs::RunOutcome) -> String {
+    let history = stack
+        .sfn()
+        .get_execution_history()
+        .execution_arn(&outcome.execution_arn)
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    history
+        .events()
+        .iter()
+        .filter_map(|e| e.lambda_function_succeeded_event_details())
+        .filter_map(|d| d.output())
+        .filter_map(|o| serde_json::from_str::<Value>(o).ok())
+        .find_map(|v| v["report_key"].as_str().map(str::to_string))
+        .and_then(|k| {
+            k.strip_prefix("reports/backup-audit/")?
+                .strip_suffix(".json")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no report key in\n{}", outcome.history_text()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
+    let rdb = crate::backup_formats::redis_rdb(300).await;
+    let now = chrono::Utc::now().timestamp();
+    let clean = tokio::task::spawn_blocking(move || build_catalog(rdb, now))
+        .await
+        .unwrap();
+
+    let stack = TestStack::start().await;
+    let s3 = stack.s3();
+    s3.create_bucket()
+        .bucket("hapilot-audit")
+        .send()
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(stack.stack().sdk_config());
+    let topic = sns
+        .create_topic()
+        .name("hapilot")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let mut settings = hapilot_functions::config::Settings::with_defaults();
+    settings.audit_bucket = Some("hapilot-audit".into());
+    settings.topic_arn = Some(topic);
+    stack.stack().configure(settings).unwrap();
+
+    let mut failures = Vec::new();
+    for (n, case) in cases(&clean, now).into_iter().enumerate() {
+        let (bucket, dr) = (format!("backups-{n}"), format!("backups-{n}-dr"));
+        upload(&s3, &bucket, &case.primary, &case.plain).await;
+        upload(&s3, &dr, &case.dr, &[]).await;
+        let started = std::time::Instant::now();
+        let outcome = stack
+            .run(
+                "backup-audit",
+                json!({"bucket": bucket, "dr_bucket": dr, "dr_region": "us-west-2", "policies": policies()}),
+            )
+            .await;
+        let wall = started.elapsed();
+        // The report is in S3 whatever the verdict; the run's last task says where.
+        let stamp = report_stamp(&stack, &outcome).await;
+        let report_key = format!("reports/backup-audit/{stamp}.json");
+        let body = s3
+            .get_object()
+            .bucket("hapilot-audit")
+            .key(&report_key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let report: Value = serde_json::from_slice(&body).unwrap();
+        let mut found: Vec<(String, String)> = report["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["findings"].as_array().unwrap().clone())
+            .map(|f| {
+                (
+                    f["check"].as_str().unwrap().to_string(),
+                    f["data_type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        let mut expect: Vec<(String, String)> = case
+            .expect
+            .iter()
+            .map(|(c, d)| (c.to_string(), d.to_string()))
+            .collect();
+        expect.sort();
+        eprintln!(
+            "case {:?}: {:.2} s, findings {found:?}",
+            case.name,
+            wall.as_secs_f64()
+        );
+        if found != expect {
+            failures.push(format!(
+                "{}: expected {expect:?}, found {found:?}\n{}",
+                case.name,
+                serde_json::to_string_pretty(&report).unwrap()
+            ));
+            continue;
+        }
+        let critical = report["critical"].as_u64().unwrap();
+        if critical > 0 {
+            assert_failed(&outcome, "hapilot.CriticalBackupFindings");
+        } else {
+            assert!(
+                outcome.succeeded(),
+                "{}: {}",
+                case.name,
+                outcome.history_text()
+            );
+        }
+        if case.name == "clean" {
+            // Every data type's newest backup was verified by content.
+            let verified: Vec<&Value> = report["policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["verified"].as_array().unwrap())
+                .collect();
+            assert_eq!(verified.len(), 4, "{verified:?}");
+            assert!(verified.iter().all(|v| v["ok"] == true), "{verified:?}");
+            let markdown = s3
+                .get_object()
+                .bucket("hapilot-audit")
+                .key(format!("reports/backup-audit/{stamp}.md"))
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            let markdown = String::from_utf8_lossy(&markdown);
+            assert!(markdown.starts_with("# Backup audit: PASSED"), "{markdown}");
+            let wal = report["policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["data_type"] == "postgres_wal")
+                .unwrap();
+            assert!(
+                wal["status"]["achievable_rpo_secs"].as_i64().unwrap() < 300,
+                "{wal}"
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
