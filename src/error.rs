@@ -83,6 +83,16 @@ pub enum HapilotError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A hapilot function run in process (e.g. by `hapilot audit`) failed.
+    #[error("{function}: {error_type}: {message}")]
+    Function {
+        /// The function, e.g. `plan-backup-audit`.
+        function: &'static str,
+        /// Its named error, e.g. `hapilot.InvalidInput`.
+        error_type: &'static str,
+        /// What it said.
+        message: String,
+    },
 }
 
 impl HapilotError {

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod approvals;
+pub mod audit;
 pub mod drill;
 pub mod error;
 pub mod local;

@@ -91,6 +91,36 @@ enum Command {
         #[arg(long)]
         comment: String,
     },
+    /// Audit the backups (every policy of the HA document's table, by listing and by content) and
+    /// print the report; exits 2 on critical findings. Talks to AWS_ENDPOINT_URL when set (the
+    /// local stack), else to AWS with your profile.
+    Audit {
+        /// The request as JSON (statemachines/schemas/backup-audit.input.json), file or `-`;
+        /// flags below override its fields.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Backup bucket.
+        #[arg(long, env = "HAPILOT_BACKUP_BUCKET")]
+        bucket: Option<String>,
+        /// The DR region's copy of the backups.
+        #[arg(long, env = "HAPILOT_DR_BACKUP_BUCKET")]
+        dr_bucket: Option<String>,
+        /// Region of the DR bucket.
+        #[arg(long, env = "HAPILOT_DR_REGION")]
+        dr_region: Option<String>,
+        /// Which backups get content verification: newest, all or none.
+        #[arg(long)]
+        verify: Option<String>,
+        /// Tier whose RPO PostgreSQL is held to (Standard, High, Critical).
+        #[arg(long, env = "HAPILOT_TIER")]
+        tier: Option<String>,
+        /// Also write the report to the audit bucket, put metrics and notify (as the state machine).
+        #[arg(long)]
+        record: bool,
+        /// Print the report as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
     /// Follow a run (execution ARN) to its end, one line per state.
     Watch {
         /// Execution ARN.
@@ -230,6 +260,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bucket,
             comment,
         } => answer(&execution, &machine, &bucket, false, &comment).await,
+        Command::Audit {
+            input,
+            bucket,
+            dr_bucket,
+            dr_region,
+            verify,
+            tier,
+            record,
+            json,
+        } => {
+            let mut request = read_input(input)?;
+            for (field, value) in [
+                ("bucket", bucket),
+                ("dr_bucket", dr_bucket),
+                ("dr_region", dr_region),
+                ("verify", verify.map(|v| v.to_ascii_lowercase())),
+                ("tier", tier),
+            ] {
+                if let Some(v) = value {
+                    request[field] = serde_json::Value::String(v);
+                }
+            }
+            let settings = hapilot_functions::config::Settings::from_env()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sdk = hapilot_aws::sdk::from_env().await;
+            let run =
+                hapilot::audit::run_audit(&sdk, settings, request, record, |l| eprintln!("{l}"))
+                    .await?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&run.report)?);
+            } else {
+                say!("{}", run.report.markdown());
+            }
+            if let Some(recorded) = run.recorded {
+                eprintln!(
+                    "recorded: {} and {}",
+                    recorded["report_key"].as_str().unwrap_or_default(),
+                    recorded["markdown_key"].as_str().unwrap_or_default()
+                );
+            }
+            if run.report.critical > 0 {
+                eprintln!("hapilot: {}", run.report.summary);
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::Watch { execution, timeout } => {
             let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
             finish(&sfn, &execution, timeout).await

@@ -506,4 +506,46 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+
+    // `hapilot audit` runs the same audit from the CLI: a clean catalog passes (exit 0), the
+    // truncated RDB fails it (exit 2) with the finding in the printed report.
+    for (bucket, code, verdict) in [
+        ("backups-0", 0, "# Backup audit: PASSED"),
+        ("backups-5", 2, "# Backup audit: FAILED"),
+    ] {
+        let mut cli = stack.cli();
+        cli.args(["audit", "--input", "-", "--bucket", bucket])
+            .args([
+                "--dr-bucket",
+                &format!("{bucket}-dr"),
+                "--dr-region",
+                "us-west-2",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cli.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stdin,
+            json!({"policies": policies()}).to_string().as_bytes(),
+        )
+        .await
+        .unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().await.unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(code), "{stdout}\n{stderr}");
+        assert!(stdout.starts_with(verdict), "{stdout}");
+        assert!(stderr.contains("objects"), "progress per policy: {stderr}");
+        if code == 2 {
+            assert!(
+                stdout.contains("**CRITICAL** Redis RDB / integrity"),
+                "{stdout}"
+            );
+        }
+    }
 }

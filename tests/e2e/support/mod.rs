@@ -65,6 +65,17 @@ impl TestStack {
         &self.stack
     }
 
+    /// The `hapilot` CLI, pointed at this stack like an operator's shell after `local up`.
+    pub fn cli(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"));
+        for line in self.stack.env_lines() {
+            if let Some((key, value)) = line.trim_start_matches("export ").split_once('=') {
+                command.env(key, value);
+            }
+        }
+        command
+    }
+
     /// A Step Functions client pointed at this stack.
     pub fn sfn(&self) -> aws_sdk_sfn::Client {
         aws_sdk_sfn::Client::new(self.stack.sdk_config())
@@ -236,13 +247,7 @@ impl FailoverWorld {
 
     /// The `hapilot` CLI, pointed at this stack like an operator's shell after `local up`.
     pub fn cli(&self) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"));
-        for line in self.stack.stack().env_lines() {
-            if let Some((key, value)) = line.trim_start_matches("export ").split_once('=') {
-                command.env(key, value);
-            }
-        }
-        command
+        self.stack.cli()
     }
 
     /// Every journal key of a failover run.
