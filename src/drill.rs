@@ -228,7 +228,7 @@ async fn drill_on(
     options: &DrillOptions,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<DrillReport, HapilotError> {
-    let Databases::Postgres(pair) = &deployment.databases else {
+    let Databases::Postgres { pair, .. } = &deployment.databases else {
         unreachable!("the drill creates a PostgreSQL deployment")
     };
     let db_error = |e: hapilot_aws::AdapterError| HapilotError::Aws {
@@ -437,7 +437,7 @@ async fn failback_after(
     deployment: &LocalDeployment,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<FailbackSummary, HapilotError> {
-    let Databases::Postgres(pair) = &deployment.databases else {
+    let Databases::Postgres { pair, .. } = &deployment.databases else {
         unreachable!("the drill creates a PostgreSQL deployment")
     };
     say(

@@ -63,6 +63,26 @@ enum Command {
         #[arg(long, default_value_t = 7200)]
         timeout: u64,
     },
+    /// After a failover, make the old primary's database a streaming replica of the new primary
+    /// again (pg_rewind, else a fresh base backup; Patroni: reinitialize). Refuses split brain.
+    Reprotect {
+        /// The old primary's region (its database becomes a replica).
+        #[arg(long)]
+        region: String,
+        /// The region whose database is primary now.
+        #[arg(long)]
+        primary_region: String,
+        /// Further input fields as JSON (statemachines/schemas/reprotect.input.json), e.g.
+        /// '{"timeout_seconds": 900}'.
+        #[arg(long)]
+        with: Option<String>,
+        /// The reprotect state machine (name as deployed, or ARN).
+        #[arg(long, default_value = "reprotect")]
+        machine: String,
+        /// Give up following after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 7200)]
+        timeout: u64,
+    },
     /// Approve what a waiting run (e.g. a failover over its RPO) asks for.
     Approve {
         /// Execution name.
@@ -244,6 +264,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let arn = resolve_machine(&sfn, &machine).await?;
             let name =
                 name.unwrap_or_else(|| format!("failback-{}", uuid::Uuid::new_v4().simple()));
+            let execution = runs::start(&sfn, &arn, &name, &input).await?;
+            say!("started {execution}");
+            finish(&sfn, &execution, timeout).await
+        }
+        Command::Reprotect {
+            region,
+            primary_region,
+            with,
+            machine,
+            timeout,
+        } => {
+            let mut input = match with {
+                Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
+                None => serde_json::json!({}),
+            };
+            let Some(fields) = input.as_object_mut() else {
+                bail!("--with must be a JSON object");
+            };
+            fields.insert("region".into(), region.into());
+            fields.insert("primary_region".into(), primary_region.into());
+            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+            let arn = resolve_machine(&sfn, &machine).await?;
+            let name = format!("reprotect-{}", uuid::Uuid::new_v4().simple());
             let execution = runs::start(&sfn, &arn, &name, &input).await?;
             say!("started {execution}");
             finish(&sfn, &execution, timeout).await

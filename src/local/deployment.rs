@@ -20,6 +20,7 @@ use hapilot_core::tier::Tier;
 use hapilot_functions::config::{RegionConfig, Settings};
 
 use super::LocalStack;
+use super::agent::PostgresAgent;
 use super::gateway::{GlobalRouter, SimulatedGateway};
 use super::kubernetes::SimulatedKubernetes;
 use super::patroni::SimulatedPatroni;
@@ -64,8 +65,13 @@ pub enum Databases {
         /// The standby region's member (a replica).
         standby: SimulatedPatroni,
     },
-    /// A real PostgreSQL pair.
-    Postgres(PostgresPair),
+    /// A real PostgreSQL pair, each server with its host agent (re-protection).
+    Postgres {
+        /// The servers.
+        pair: PostgresPair,
+        /// Host agents of (the primary region's, the standby region's) server.
+        agents: (PostgresAgent, PostgresAgent),
+    },
 }
 
 /// Everything of one local two-region deployment; stops what it started when dropped.
@@ -128,13 +134,23 @@ impl LocalDeployment {
                     .await
                     .map_err(io("starting Patroni"))?,
             },
-            DatabaseSetup::Postgres => Databases::Postgres(
-                tokio::task::spawn_blocking(PostgresPair::start)
+            DatabaseSetup::Postgres => {
+                let pair = tokio::task::spawn_blocking(PostgresPair::start)
                     .await
                     .map_err(|e| {
                         HapilotError::io("starting PostgreSQL")(std::io::Error::other(e))
-                    })??,
-            ),
+                    })??;
+                let (old, new) = pair.nodes();
+                let agents = (
+                    PostgresAgent::start(old)
+                        .await
+                        .map_err(io("starting a host agent"))?,
+                    PostgresAgent::start(new)
+                        .await
+                        .map_err(io("starting a host agent"))?,
+                );
+                Databases::Postgres { pair, agents }
+            }
         };
         let (primary_db, standby_db) = match &databases {
             Databases::Patroni { primary, standby } => (
@@ -147,12 +163,14 @@ impl LocalDeployment {
                     member: standby.name(),
                 },
             ),
-            Databases::Postgres(pair) => (
+            Databases::Postgres { pair, agents } => (
                 DatabaseTarget::Postgres {
                     dsn: pair.primary.dsn(),
+                    agent_url: Some(agents.0.url()),
                 },
                 DatabaseTarget::Postgres {
                     dsn: pair.replica.dsn(),
+                    agent_url: Some(agents.1.url()),
                 },
             ),
         };

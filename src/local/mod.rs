@@ -4,6 +4,7 @@
 //! calls every service at `http://localhost:$MOTO_PORT`, so our front door sits on that port,
 //! answers Lambda Invoke with the real Rust handlers, and forwards everything else to moto.
 
+pub mod agent;
 pub mod deploy;
 pub mod deployment;
 pub mod front_door;

@@ -1,8 +1,9 @@
 //! A simulated Patroni member: the part of Patroni's REST API hapilot uses, on loopback.
 //!
 //! `GET /patroni` (role, xlog positions, `replayed_timestamp`), `GET /primary` (200 only on the
-//! leader), `POST /failover {"candidate": ...}` (the candidate becomes leader shortly after, as
-//! with a real cluster, so callers must poll `GET /primary`).
+//! leader), `POST /failover {"candidate": ...}` and `POST /switchover {"leader", "candidate"}`
+//! (the candidate becomes leader shortly after, as with a real cluster, so callers must poll
+//! `GET /primary`), `POST /reinitialize` (a replica again).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,8 @@ struct Member {
     primary: bool,
     replay_lag: Duration,
     failover_requests: u64,
+    switchover_requests: u64,
+    reinitialize_requests: u64,
 }
 
 /// A running simulated member; stops when dropped.
@@ -37,6 +40,8 @@ impl SimulatedPatroni {
             primary,
             replay_lag: Duration::from_millis(500),
             failover_requests: 0,
+            switchover_requests: 0,
+            reinitialize_requests: 0,
         }));
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
             respond(&state, req).await
@@ -68,6 +73,12 @@ impl SimulatedPatroni {
     /// Whether it is the leader now.
     pub fn is_primary(&self) -> bool {
         self.state.lock().expect("member lock").primary
+    }
+
+    /// How many `POST /switchover` and `POST /reinitialize` it received.
+    pub fn switchover_and_reinitialize_requests(&self) -> (u64, u64) {
+        let m = self.state.lock().expect("member lock");
+        (m.switchover_requests, m.reinitialize_requests)
     }
 
     /// How many `POST /failover` it received.
@@ -117,18 +128,36 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
                 json!({ "role": if primary { "master" } else { "replica" } }).to_string(),
             )
         }
-        (Method::POST, "/failover") => {
+        (Method::POST, "/reinitialize") => {
+            let mut m = state.lock().expect("member lock");
+            m.reinitialize_requests += 1;
+            m.primary = false;
+            answer(StatusCode::OK, "text/plain", "reinitialize started")
+        }
+        (Method::POST, path @ ("/failover" | "/switchover")) => {
+            let switchover = path == "/switchover";
             let body = req
                 .into_body()
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            let candidate = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["candidate"].as_str().map(str::to_string));
+            let parsed = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+            let candidate = parsed["candidate"].as_str().map(str::to_string);
             let mut m = state.lock().expect("member lock");
-            m.failover_requests += 1;
+            if switchover {
+                m.switchover_requests += 1;
+                // Patroni refuses a switchover that does not name the leader.
+                if parsed["leader"].as_str().is_none_or(str::is_empty) {
+                    return answer(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        "Switchover could be performed only from a specific leader",
+                    );
+                }
+            } else {
+                m.failover_requests += 1;
+            }
             match candidate {
                 Some(c) if c == m.name => {
                     let name = m.name.clone();

@@ -97,7 +97,7 @@ fn run(mut command: Command, what: &str) -> Result<(), HapilotError> {
 }
 
 /// One PostgreSQL server of the pair.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PostgresServer {
     bin: PathBuf,
     data: PathBuf,
@@ -278,6 +278,114 @@ impl PostgresPair {
     }
 }
 
+/// One server of the pair with what it takes to rebuild it in place (the host agent's side of
+/// re-protection).
+#[derive(Debug, Clone)]
+pub struct PostgresNode {
+    /// The server.
+    pub server: PostgresServer,
+    root: PathBuf,
+}
+
+/// How a node was rebuilt as a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// `pg_rewind` or `pg_basebackup`.
+    pub method: &'static str,
+    /// Why the fallback was needed, or what the tool said.
+    pub detail: String,
+}
+
+impl PostgresPair {
+    /// The two servers as nodes (old primary, old replica), for host agents.
+    pub fn nodes(&self) -> (PostgresNode, PostgresNode) {
+        let node = |server: &PostgresServer| PostgresNode {
+            server: server.clone(),
+            root: self.root.clone(),
+        };
+        (node(&self.primary), node(&self.replica))
+    }
+}
+
+impl PostgresNode {
+    /// Turns this server into a streaming replica of `source_dsn`: stops it, `pg_rewind -R`
+    /// from the source; when rewinding is impossible, a fresh `pg_basebackup -R`; then starts
+    /// it. Blocking (seconds).
+    pub fn rebuild_from(&self, source_dsn: &str) -> Result<Rebuilt, HapilotError> {
+        let s = &self.server;
+        let mut stop = pg_command(&s.bin, "pg_ctl");
+        stop.arg("-D")
+            .arg(&s.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Not running is fine: a crashed primary is the usual case.
+        let _ = stop.status();
+        // pg_rewind reads the source's timeline from its control file, which a just-promoted
+        // server updates only at its next checkpoint: without one, it sees "same timeline" and
+        // rewinds nothing (PostgreSQL's documentation says to run CHECKPOINT first).
+        let mut checkpoint = pg_command(&s.bin, "psql");
+        checkpoint
+            .arg("-d")
+            .arg(source_dsn)
+            .args(["-qAt", "-c", "CHECKPOINT"]);
+        run(checkpoint, "CHECKPOINT on the new primary")?;
+        let mut rewind = pg_command(&s.bin, "pg_rewind");
+        rewind
+            .arg("-D")
+            .arg(&s.data)
+            .arg(format!("--source-server={source_dsn}"))
+            .arg("--write-recovery-conf")
+            // WAL the target recycled since the divergence comes back from the archive.
+            .arg("--restore-target-wal");
+        let rewound = rewind
+            .stdin(Stdio::null())
+            .output()
+            .map_err(HapilotError::io("running pg_rewind"))?;
+        let said = |out: &std::process::Output| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // pg_rewind's own lines; the single-user server's log is noise here.
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("pg_rewind:") || l.contains("FATAL") || l.contains("ERROR")
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let rebuilt = match rewound.status.success() {
+            true => Rebuilt {
+                method: "pg_rewind",
+                detail: said(&rewound),
+            },
+            false => {
+                let rewind_error = said(&rewound);
+                std::fs::remove_dir_all(&s.data)
+                    .map_err(HapilotError::io(format!("removing {}", s.data.display())))?;
+                let mut basebackup = pg_command(&s.bin, "pg_basebackup");
+                basebackup
+                    .arg("-d")
+                    .arg(source_dsn)
+                    .arg("-D")
+                    .arg(&s.data)
+                    .args(["-R", "-X", "stream", "-c", "fast"]);
+                run(basebackup, "pg_basebackup")?;
+                Rebuilt {
+                    method: "pg_basebackup",
+                    detail: format!("pg_rewind was not possible: {rewind_error}"),
+                }
+            }
+        };
+        // pg_rewind copies the source's configuration files: put this server's own back.
+        append_conf(&s.data, s.port, &self.root)?;
+        s.start()?;
+        Ok(rebuilt)
+    }
+}
+
 fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotError> {
     use std::io::Write;
     let path = data.join("postgresql.conf");
@@ -292,8 +400,9 @@ fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotE
         f,
         "\n# hapilot local pair\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
          hot_standby = on\nwal_level = replica\nmax_wal_senders = 10\nfsync = off\nwal_receiver_status_interval = 1s\n\
-         timezone = 'UTC'\nlog_timezone = 'UTC'\narchive_mode = on\n\
-         archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'\n",
+         timezone = 'UTC'\nlog_timezone = 'UTC'\nwal_log_hints = on\narchive_mode = on\n\
+         archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'\n\
+         restore_command = 'cp {archive}/%f %p'\n",
         socket_dir.display(),
         archive = archive.display()
     )

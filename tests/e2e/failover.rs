@@ -25,7 +25,7 @@ fn patroni(
 ) {
     match &world.deployment.databases {
         Databases::Patroni { primary, standby } => (primary, standby),
-        Databases::Postgres(_) => panic!("this test runs on the Patroni setup"),
+        Databases::Postgres { .. } => panic!("this test runs on the Patroni setup"),
     }
 }
 
@@ -444,7 +444,7 @@ async fn bad_console_input_is_refused_before_anything_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_backend_fences_and_promotes_a_real_replica() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
-    let Databases::Postgres(pair) = &world.deployment.databases else {
+    let Databases::Postgres { pair, .. } = &world.deployment.databases else {
         unreachable!()
     };
     let primary = hapilot_aws::database::PostgresDatabase::new(&pair.primary.dsn())

@@ -13,3 +13,4 @@ mod failover;
 mod front_door;
 mod health_proof;
 mod infra;
+mod switchover;

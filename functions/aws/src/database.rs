@@ -46,6 +46,43 @@ pub trait Database: Send + Sync {
     ) -> impl Future<Output = Result<PromotionOutcome, AdapterError>> + Send;
     /// Stops it accepting writes where it can be reached; never fails for an unreachable server.
     fn fence(&self) -> impl Future<Output = FenceOutcome> + Send;
+    /// Undoes [`Database::fence`] (a graceful switchover that did not happen).
+    fn unfence(&self) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    /// Where its WAL stands: the write position on a primary, the replay position on a replica.
+    fn wal_position(&self) -> impl Future<Output = Result<WalPosition, AdapterError>> + Send;
+    /// Makes it the primary in a planned switchover from `leader` (Patroni: `POST /switchover`;
+    /// plain PostgreSQL: promotion, the caller having waited for the catch-up); idempotent.
+    fn switchover(
+        &self,
+        leader: Option<&str>,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<PromotionOutcome, AdapterError>> + Send;
+    /// Re-protection: turns this (old primary) database into a streaming replica of
+    /// `new_primary` (pg_rewind, else a fresh base backup; Patroni: reinitialize).
+    fn rebuild_as_replica(
+        &self,
+        new_primary: &DatabaseTarget,
+    ) -> impl Future<Output = Result<RebuildOutcome, AdapterError>> + Send;
+}
+
+/// A database's WAL position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalPosition {
+    /// Whether it is a replica.
+    pub in_recovery: bool,
+    /// Whether new transactions are read-only (`default_transaction_read_only`): fenced.
+    pub read_only: bool,
+    /// `pg_current_wal_lsn()` on a primary, `pg_last_wal_replay_lsn()` on a replica.
+    pub lsn: u64,
+}
+
+/// How a database was re-protected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuildOutcome {
+    /// `pg_rewind`, `pg_basebackup` or `patroni_reinitialize`.
+    pub method: String,
+    /// What the tool said, briefly.
+    pub detail: String,
 }
 
 /// How to reach one region's database, from configuration.
@@ -56,6 +93,10 @@ pub enum DatabaseTarget {
     Postgres {
         /// Connection string.
         dsn: String,
+        /// The host agent that can rewind/rebuild this server (re-protection only); plain
+        /// PostgreSQL has no API for it. See `hapilot::local::agent`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent_url: Option<String>,
     },
     /// Patroni REST API of the member to promote / read.
     Patroni {
@@ -79,7 +120,12 @@ impl AnyDatabase {
     /// The adapter for `target`.
     pub fn new(target: &DatabaseTarget, http: reqwest::Client) -> Self {
         match target {
-            DatabaseTarget::Postgres { dsn } => AnyDatabase::Postgres(PostgresDatabase::new(dsn)),
+            DatabaseTarget::Postgres { dsn, agent_url } => {
+                AnyDatabase::Postgres(PostgresDatabase {
+                    dsn: dsn.clone(),
+                    agent: agent_url.clone().map(|url| (http.clone(), url)),
+                })
+            }
             DatabaseTarget::Patroni { url, member } => AnyDatabase::Patroni(PatroniMember {
                 http,
                 url: url.trim_end_matches('/').to_string(),
@@ -110,12 +156,49 @@ impl Database for AnyDatabase {
             AnyDatabase::Patroni(d) => d.fence().await,
         }
     }
+
+    async fn unfence(&self) -> Result<(), AdapterError> {
+        match self {
+            AnyDatabase::Postgres(d) => d.unfence().await,
+            AnyDatabase::Patroni(d) => d.unfence().await,
+        }
+    }
+
+    async fn wal_position(&self) -> Result<WalPosition, AdapterError> {
+        match self {
+            AnyDatabase::Postgres(d) => d.wal_position().await,
+            AnyDatabase::Patroni(d) => d.wal_position().await,
+        }
+    }
+
+    async fn switchover(
+        &self,
+        leader: Option<&str>,
+        deadline: Duration,
+    ) -> Result<PromotionOutcome, AdapterError> {
+        match self {
+            AnyDatabase::Postgres(d) => d.switchover(leader, deadline).await,
+            AnyDatabase::Patroni(d) => d.switchover(leader, deadline).await,
+        }
+    }
+
+    async fn rebuild_as_replica(
+        &self,
+        new_primary: &DatabaseTarget,
+    ) -> Result<RebuildOutcome, AdapterError> {
+        match self {
+            AnyDatabase::Postgres(d) => d.rebuild_as_replica(new_primary).await,
+            AnyDatabase::Patroni(d) => d.rebuild_as_replica(new_primary).await,
+        }
+    }
 }
 
 /// [`Database`] over SQL with tokio-postgres.
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
     dsn: String,
+    /// HTTP client and URL of the host agent, for re-protection.
+    agent: Option<(reqwest::Client, String)>,
 }
 
 impl PostgresDatabase {
@@ -126,7 +209,7 @@ impl PostgresDatabase {
         } else {
             format!("{dsn} connect_timeout=5")
         };
-        Self { dsn }
+        Self { dsn, agent: None }
     }
 
     /// host:port for messages (the DSN may hold a password).
@@ -235,6 +318,17 @@ impl Database for PostgresDatabase {
             client
                 .batch_execute("SELECT pg_reload_conf()")
                 .await
+                .map_err(|e| self.error(e))?;
+            // A transaction already running keeps its read-write mode and could commit after
+            // the standby is promoted: end every session holding a transaction id. Its client
+            // sees an error and no commit - nothing it was told succeeded is lost.
+            client
+                .batch_execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                       AND backend_xid IS NOT NULL",
+                )
+                .await
                 .map_err(|e| self.error(e))
         };
         match tokio::time::timeout(Duration::from_secs(5), fence).await {
@@ -245,6 +339,84 @@ impl Database for PostgresDatabase {
                 self.target()
             )),
         }
+    }
+    async fn unfence(&self) -> Result<(), AdapterError> {
+        let client = self.connect().await?;
+        client
+            .batch_execute("ALTER SYSTEM RESET default_transaction_read_only")
+            .await
+            .map_err(|e| self.error(e))?;
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn wal_position(&self) -> Result<WalPosition, AdapterError> {
+        let client = self.connect().await?;
+        // The fence is read from the configuration file's value as reloaded, not the session's.
+        let row = client
+            .query_one(
+                "SELECT pg_is_in_recovery(),
+                        (SELECT setting = 'on' FROM pg_settings WHERE name = 'default_transaction_read_only'),
+                        (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                              ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::float8",
+                &[],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(WalPosition {
+            in_recovery: row.get(0),
+            read_only: row.get(1),
+            lsn: row.get::<_, Option<f64>>(2).unwrap_or(0.0) as u64,
+        })
+    }
+
+    async fn switchover(
+        &self,
+        _leader: Option<&str>,
+        deadline: Duration,
+    ) -> Result<PromotionOutcome, AdapterError> {
+        self.promote(deadline).await
+    }
+
+    async fn rebuild_as_replica(
+        &self,
+        new_primary: &DatabaseTarget,
+    ) -> Result<RebuildOutcome, AdapterError> {
+        let Some((http, url)) = &self.agent else {
+            return Err(AdapterError::NotFound(format!(
+                "database {} has no agent_url: plain PostgreSQL cannot be rewound over SQL; run the hapilot host agent next to it, or use the patroni backend",
+                self.target()
+            )));
+        };
+        let DatabaseTarget::Postgres { dsn, .. } = new_primary else {
+            return Err(AdapterError::NotFound(
+                "the new primary must use the postgres backend too".into(),
+            ));
+        };
+        let url = format!("{}/rebuild", url.trim_end_matches('/'));
+        let fail = |detail: String| AdapterError::Http {
+            system: "hapilot agent",
+            url: url.clone(),
+            detail,
+        };
+        let r = http
+            .post(&url)
+            .json(&serde_json::json!({ "source_dsn": dsn }))
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.map_err(|e| fail(e.to_string()))?;
+        if !status.is_success() {
+            return Err(fail(format!(
+                "HTTP {status}: {}",
+                body["error"].as_str().unwrap_or("no detail")
+            )));
+        }
+        serde_json::from_value(body).map_err(|e| fail(e.to_string()))
     }
 }
 
@@ -362,5 +534,99 @@ impl Database for PatroniMember {
 
     async fn fence(&self) -> FenceOutcome {
         FenceOutcome::LeftToClusterManager
+    }
+
+    async fn unfence(&self) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    async fn wal_position(&self) -> Result<WalPosition, AdapterError> {
+        let r = self
+            .http
+            .get(format!("{}/patroni", self.url))
+            .send()
+            .await
+            .map_err(|e| self.error("/patroni", e.to_string()))?;
+        let v: serde_json::Value = r
+            .json()
+            .await
+            .map_err(|e| self.error("/patroni", e.to_string()))?;
+        let in_recovery = !matches!(v["role"].as_str(), Some("master" | "primary"));
+        let lsn = if in_recovery {
+            v["xlog"]["replayed_location"].as_u64()
+        } else {
+            v["xlog"]["location"].as_u64()
+        };
+        Ok(WalPosition {
+            in_recovery,
+            read_only: false,
+            lsn: lsn.unwrap_or(0),
+        })
+    }
+
+    async fn switchover(
+        &self,
+        leader: Option<&str>,
+        deadline: Duration,
+    ) -> Result<PromotionOutcome, AdapterError> {
+        if self.is_primary().await? {
+            return Ok(PromotionOutcome::AlreadyPrimary);
+        }
+        let Some(leader) = leader else {
+            return Err(self.error(
+                "/switchover",
+                "a switchover needs the current leader's member name",
+            ));
+        };
+        // Patroni itself waits for the candidate to catch up, then demotes the leader.
+        let r = self
+            .http
+            .post(format!("{}/switchover", self.url))
+            .json(&serde_json::json!({ "leader": leader, "candidate": self.member }))
+            .send()
+            .await
+            .map_err(|e| self.error("/switchover", e.to_string()))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            return Err(self.error("/switchover", format!("HTTP {status}: {}", body.trim())));
+        }
+        let started = Instant::now();
+        while started.elapsed() < deadline {
+            if self.is_primary().await? {
+                return Ok(PromotionOutcome::Promoted);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(self.error(
+            "/primary",
+            format!(
+                "{} was not leader within {} s of the switchover request",
+                self.member,
+                deadline.as_secs()
+            ),
+        ))
+    }
+
+    async fn rebuild_as_replica(
+        &self,
+        _new_primary: &DatabaseTarget,
+    ) -> Result<RebuildOutcome, AdapterError> {
+        let r = self
+            .http
+            .post(format!("{}/reinitialize", self.url))
+            .json(&serde_json::json!({ "force": true }))
+            .send()
+            .await
+            .map_err(|e| self.error("/reinitialize", e.to_string()))?;
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(self.error("/reinitialize", format!("HTTP {status}: {}", body.trim())));
+        }
+        Ok(RebuildOutcome {
+            method: "patroni_reinitialize".into(),
+            detail: body.trim().to_string(),
+        })
     }
 }

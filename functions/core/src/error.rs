@@ -41,6 +41,12 @@ pub enum ErrorName {
     PrecheckFailed,
     /// The backup audit found at least one critical finding (its report says which).
     CriticalBackupFindings,
+    /// A graceful switchover's standby did not replay everything in time: fence undone.
+    CatchupTimedOut,
+    /// Re-protection refused: the old primary still accepts writes (split brain).
+    SplitBrain,
+    /// Re-protection failed or the new replica did not stream in time.
+    ReprotectFailed,
 }
 
 impl ErrorName {
@@ -63,6 +69,9 @@ impl ErrorName {
             ErrorName::GateFailed => "hapilot.GateFailed",
             ErrorName::PrecheckFailed => "hapilot.PrecheckFailed",
             ErrorName::CriticalBackupFindings => "hapilot.CriticalBackupFindings",
+            ErrorName::CatchupTimedOut => "hapilot.CatchupTimedOut",
+            ErrorName::SplitBrain => "hapilot.SplitBrain",
+            ErrorName::ReprotectFailed => "hapilot.ReprotectFailed",
         }
     }
 
@@ -84,6 +93,9 @@ impl ErrorName {
         ErrorName::GateFailed,
         ErrorName::PrecheckFailed,
         ErrorName::CriticalBackupFindings,
+        ErrorName::CatchupTimedOut,
+        ErrorName::SplitBrain,
+        ErrorName::ReprotectFailed,
     ];
 }
 

@@ -106,6 +106,8 @@ pub fn plan_failback(
             approval_timeout_seconds: request.approval_timeout_seconds,
             dns_sync_timeout_seconds: request.dns_sync_timeout_seconds,
             incident: None,
+            mode: Some(crate::failover::FailoverMode::Graceful),
+            catchup_timeout_seconds: None,
         },
         sites,
         global_health_url,

@@ -10,6 +10,23 @@ use crate::tier::Tier;
 pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 900;
 /// How long a DNS change may take to reach `INSYNC`.
 pub const DEFAULT_DNS_SYNC_TIMEOUT_SECS: u64 = 120;
+/// How long a graceful switchover waits for the standby to replay everything.
+pub const DEFAULT_CATCHUP_TIMEOUT_SECS: u64 = 60;
+
+/// How a failover treats the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverMode {
+    /// A planned move (drills, maintenance, failback): both regions healthy, writes fenced,
+    /// the standby replays everything the primary wrote before it is promoted. Loses nothing;
+    /// when the standby cannot catch up in time, the fence is undone and nothing moves.
+    /// The default for runs started from the console or the CLI.
+    #[default]
+    Graceful,
+    /// The primary is gone: promote what the standby has (within the tier's RPO, or with a
+    /// human's approval). The alarm router always asks for this.
+    Ungraceful,
+}
 
 /// A region as the deployment knows it: where its gateway answers `/health`, and which
 /// weighted record of the global name sends traffic to it.
@@ -55,6 +72,12 @@ pub struct FailoverRequest {
     /// What started the run (the alarm router's decision record), kept for the journal.
     #[serde(default)]
     pub incident: Option<serde_json::Value>,
+    /// `graceful` (default) or `ungraceful`.
+    #[serde(default)]
+    pub mode: Option<FailoverMode>,
+    /// Graceful only: how long the standby may take to replay everything, seconds (default 60).
+    #[serde(default)]
+    pub catchup_timeout_seconds: Option<u64>,
 }
 
 /// Probe settings used by every health check of the run.
@@ -97,6 +120,14 @@ pub struct FailoverPlan {
     pub dns_max_polls: u64,
     /// The incident record, if the run was started by an alarm.
     pub incident: Option<serde_json::Value>,
+    /// Graceful or ungraceful.
+    pub mode: FailoverMode,
+    /// Graceful: deadline for the standby to catch up, seconds.
+    pub catchup_timeout_seconds: u64,
+    /// Graceful: seconds between two comparisons of the WAL positions.
+    pub catchup_poll_seconds: u64,
+    /// Graceful: comparisons before the fence is undone (covers the deadline).
+    pub catchup_max_polls: u64,
 }
 
 /// Validates a request against the deployment's regions and fills in defaults.
@@ -176,6 +207,16 @@ pub fn plan_failover(
             "must be 1 to 900",
         ));
     }
+    let catchup_timeout_seconds = request
+        .catchup_timeout_seconds
+        .unwrap_or(DEFAULT_CATCHUP_TIMEOUT_SECS);
+    if !(1..=3_600).contains(&catchup_timeout_seconds) {
+        return Err(CoreError::invalid(
+            "catchup_timeout_seconds",
+            "must be 1 to 3600",
+        ));
+    }
+    let catchup_poll_seconds = if catchup_timeout_seconds < 30 { 1 } else { 2 };
     let tier = request.tier.unwrap_or(default_tier);
     let dns_poll_seconds = if dns_sync_timeout_seconds < 20 { 1 } else { 5 };
     Ok(FailoverPlan {
@@ -192,7 +233,37 @@ pub fn plan_failover(
         dns_poll_seconds,
         dns_max_polls: dns_sync_timeout_seconds.div_ceil(dns_poll_seconds),
         incident: request.incident.clone(),
+        mode: request.mode.unwrap_or_default(),
+        catchup_timeout_seconds,
+        catchup_poll_seconds,
+        catchup_max_polls: catchup_timeout_seconds.div_ceil(catchup_poll_seconds),
     })
+}
+
+/// Where the two databases' WAL stands, for a graceful switchover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchupStatus {
+    /// The fenced primary's current write position (`pg_current_wal_lsn()`).
+    pub primary_lsn: u64,
+    /// What the standby has replayed (`pg_last_wal_replay_lsn()`).
+    pub standby_lsn: u64,
+}
+
+impl CatchupStatus {
+    /// Whether the standby has replayed everything the primary wrote: promoting now loses nothing.
+    pub fn caught_up(self) -> bool {
+        self.standby_lsn >= self.primary_lsn
+    }
+
+    /// Bytes of WAL the standby still has to replay.
+    pub fn lag_bytes(self) -> u64 {
+        self.primary_lsn.saturating_sub(self.standby_lsn)
+    }
+}
+
+/// Formats an LSN as PostgreSQL does (`16/B374D848`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
 
 /// What a database adapter reports about the standby's replication.
@@ -294,6 +365,43 @@ mod tests {
         assert_eq!((plan.rpo_secs, plan.rto_secs), (300, 900));
         assert_eq!(plan.approval_timeout_seconds, 900);
         assert!(!plan.force);
+    }
+
+    #[test]
+    fn console_runs_are_graceful_unless_asked() {
+        let plan = plan_failover(&minimal(), &sites(), "http://gw/health", Tier::Critical).unwrap();
+        assert_eq!(plan.mode, FailoverMode::Graceful);
+        assert_eq!(
+            (plan.catchup_timeout_seconds, plan.catchup_max_polls),
+            (60, 30)
+        );
+        let mut ungraceful = minimal();
+        ungraceful.mode = Some(FailoverMode::Ungraceful);
+        ungraceful.catchup_timeout_seconds = Some(5);
+        let plan =
+            plan_failover(&ungraceful, &sites(), "http://gw/health", Tier::Critical).unwrap();
+        assert_eq!(plan.mode, FailoverMode::Ungraceful);
+        assert_eq!(plan.catchup_max_polls, 5);
+        ungraceful.catchup_timeout_seconds = Some(0);
+        assert!(plan_failover(&ungraceful, &sites(), "http://gw/health", Tier::Critical).is_err());
+    }
+
+    #[test]
+    fn caught_up_means_everything_replayed() {
+        let s = CatchupStatus {
+            primary_lsn: 0x3_0000_0100,
+            standby_lsn: 0x3_0000_0000,
+        };
+        assert!(!s.caught_up());
+        assert_eq!(s.lag_bytes(), 0x100);
+        assert_eq!(format_lsn(s.primary_lsn), "3/100");
+        assert!(
+            CatchupStatus {
+                standby_lsn: s.primary_lsn,
+                ..s
+            }
+            .caught_up()
+        );
     }
 
     #[test]

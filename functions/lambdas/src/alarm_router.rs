@@ -69,6 +69,8 @@ pub async fn alarm_router(
             input.insert("primary_region".into(), json!(trigger.primary_region));
             input.insert("standby_region".into(), json!(trigger.standby_region));
             input.insert("tier".into(), json!(trigger.tier));
+            // An alarm means the primary is failing: there is nothing to wait for.
+            input.insert("mode".into(), json!("ungraceful"));
             input.insert(
                 "incident".into(),
                 json!({ "alarm": transition.alarm_name, "changed_at": transition.changed_at,

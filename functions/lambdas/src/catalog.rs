@@ -52,6 +52,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "measure the primary's error rate over the bake window and judge the failback step",
     },
     FunctionSpec {
+        name: "check-catchup",
+        substitution: "CheckCatchupFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        summary: "compare a primary's WAL position with what its replica replayed",
+    },
+    FunctionSpec {
         name: "check-dns-sync",
         substitution: "CheckDnsSyncFunctionArn",
         requires: &[],
@@ -126,6 +133,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "write the backup audit's report (JSON + Markdown), metrics and alert",
     },
     FunctionSpec {
+        name: "reprotect-database",
+        substitution: "ReprotectDatabaseFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        summary: "turn the old primary into a replica of the new one (refuses split brain)",
+    },
+    FunctionSpec {
         name: "request-approval",
         substitution: "RequestApprovalFunctionArn",
         requires: &[BUCKET, TOPIC],
@@ -156,6 +170,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[ZONE, RECORD, BUCKET],
         iam_actions: &["route53:ListResourceRecordSets", "s3:PutObject"],
         summary: "read the global name's weights before anything changes",
+    },
+    FunctionSpec {
+        name: "unfence-primary",
+        substitution: "UnfencePrimaryFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        summary: "let the primary take writes again when a graceful switchover is called off",
     },
 ];
 

@@ -11,6 +11,7 @@ pub mod alarm_router;
 pub mod audit_backup_policy;
 pub mod canary_gate;
 pub mod catalog;
+pub mod check_catchup;
 pub mod check_dns_sync;
 pub mod check_health;
 pub mod config;
@@ -24,11 +25,13 @@ pub mod read_replication;
 pub mod record_run;
 pub mod registry;
 pub mod report_backup_audit;
+pub mod reprotect_database;
 pub mod request_approval;
 pub mod run;
 pub mod scale_region;
 pub mod shift_traffic;
 pub mod snapshot_weights;
+pub mod unfence_primary;
 
 pub use error::FunctionError;
 

@@ -90,6 +90,7 @@ mod tests {
                     set_identifier: set.into(),
                     database: Some(DatabaseTarget::Postgres {
                         dsn: "host=127.0.0.1".into(),
+                        agent_url: None,
                     }),
                     kubernetes: None,
                 },

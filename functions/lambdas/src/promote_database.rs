@@ -1,5 +1,8 @@
 //! Task `promote-database`: make the standby region's database the primary. Idempotent: an
-//! already-promoted database is success (`"outcome": "already_primary"`).
+//! already-promoted database is success (`"outcome": "already_primary"`). In a graceful run
+//! (`"mode": "graceful"`, `"primary_region"`) it is a switchover from the old primary: Patroni
+//! gets `POST /switchover` naming the leader; plain PostgreSQL is promoted (the run has already
+//! waited for it to replay everything).
 
 use std::time::Duration;
 
@@ -18,6 +21,10 @@ struct Input {
     region: String,
     #[serde(default = "default_deadline")]
     deadline_seconds: u64,
+    #[serde(default)]
+    mode: Option<hapilot_core::failover::FailoverMode>,
+    #[serde(default)]
+    primary_region: Option<String>,
     run: RunContext,
 }
 
@@ -28,19 +35,34 @@ fn default_deadline() -> u64 {
 /// Promotes `region`'s database.
 pub async fn promote_database<D: Database>(
     database: impl FnOnce(&str) -> Result<D, FunctionError>,
+    settings: &crate::config::Settings,
     journal: &impl Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input {
         region,
         deadline_seconds,
+        mode,
+        primary_region,
         run,
     } = parse_input(input)?;
-    let outcome = database(&region)?
-        .promote(Duration::from_secs(deadline_seconds))
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::PromotionFailed))?;
-    let out = json!({ "region": region, "outcome": outcome });
+    let deadline = Duration::from_secs(deadline_seconds);
+    let db = database(&region)?;
+    let graceful = mode == Some(hapilot_core::failover::FailoverMode::Graceful);
+    let outcome = match (&primary_region, graceful) {
+        (Some(primary), true) => {
+            let leader = match &settings.region(primary)?.database {
+                Some(hapilot_aws::database::DatabaseTarget::Patroni { member, .. }) => {
+                    Some(member.clone())
+                }
+                _ => None,
+            };
+            db.switchover(leader.as_deref(), deadline).await
+        }
+        _ => db.promote(deadline).await,
+    }
+    .map_err(FunctionError::from_adapter(ErrorName::PromotionFailed))?;
+    let out = json!({ "region": region, "outcome": outcome, "switchover": graceful });
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }

@@ -74,6 +74,11 @@ pub async fn record_run(
         "approval": state["approval"],
         "error": state["error"],
         "incident": plan["incident"],
+        "mode": plan["mode"],
+        "catchup": state["catchup"],
+        "unfence": state["unfence"],
+        "rebuild": state["rebuild"],
+        "streaming": state["streaming"],
     });
     journal
         .put(

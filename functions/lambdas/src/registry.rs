@@ -22,10 +22,10 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::{
-    FunctionError, alarm_router, audit_backup_policy, canary_gate, check_dns_sync, check_health,
-    fence_primary, plan_backup_audit, plan_failback, plan_failover, promote_database,
-    read_replication, record_run, report_backup_audit, request_approval, scale_region,
-    shift_traffic, snapshot_weights,
+    FunctionError, alarm_router, audit_backup_policy, canary_gate, check_catchup, check_dns_sync,
+    check_health, fence_primary, plan_backup_audit, plan_failback, plan_failover, promote_database,
+    read_replication, record_run, report_backup_audit, reprotect_database, request_approval,
+    scale_region, shift_traffic, snapshot_weights, unfence_primary,
 };
 
 /// The future a handler returns.
@@ -148,6 +148,14 @@ functions! {
         }
         None => Err(FunctionError::Setup("HAPILOT_CANARY_PROVIDER is not set".into())),
     });
+    "check-catchup" => check_catchup(|a, event| {
+        let patroni = |r: &str| {
+            a.settings.regions.get(r).is_some_and(|c| {
+                matches!(c.database, Some(hapilot_aws::database::DatabaseTarget::Patroni { .. }))
+            })
+        };
+        check_catchup::check_catchup(|r| a.database(r), patroni, &a.journal, event).await
+    });
     "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(&a.dns, event).await);
     "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
     "fence-primary" => fence_primary(|a, event| {
@@ -157,7 +165,7 @@ functions! {
     "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.journal, event).await);
     "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {
-        promote_database::promote_database(|r| a.database(r), &a.journal, event).await
+        promote_database::promote_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });
     "read-replication" => read_replication(|a, event| {
         read_replication::read_replication(|r| a.database(r), &a.journal, event).await
@@ -167,6 +175,9 @@ functions! {
     });
     "report-backup-audit" => report_backup_audit(|a, event| {
         report_backup_audit::report_backup_audit(&a.journal, &a.cloudwatch, &a.notifier, event).await
+    });
+    "reprotect-database" => reprotect_database(|a, event| {
+        reprotect_database::reprotect_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });
     "request-approval" => request_approval(|a, event| {
         request_approval::request_approval(&a.journal, &a.notifier, event).await
@@ -179,6 +190,9 @@ functions! {
     });
     "snapshot-weights" => snapshot_weights(|a, event| {
         snapshot_weights::snapshot_weights(&a.dns, &a.settings, &a.journal, event).await
+    });
+    "unfence-primary" => unfence_primary(|a, event| {
+        unfence_primary::unfence_primary(|r| a.database(r), &a.journal, event).await
     });
 }
 

@@ -215,11 +215,14 @@ impl FailoverWorld {
             .unwrap_or_else(|e| panic!("following {execution_arn}: {e}"))
     }
 
-    /// The input a console user gives, plus the deployment's fast test defaults.
+    /// The input a console user gives for a failing primary (`mode: ungraceful`), plus the
+    /// deployment's fast test defaults.
     pub fn console_input(&self, extra: Value) -> Value {
         let mut input = Value::Object(self.deployment.settings.failover_input_defaults.clone());
         input["primary_region"] = "us-east-1".into();
         input["standby_region"] = "us-west-2".into();
+        // These tests play a failing primary; graceful runs say so explicitly.
+        input["mode"] = "ungraceful".into();
         if let Value::Object(extra) = extra {
             for (k, v) in extra {
                 input[k] = v;

@@ -1,0 +1,125 @@
+//! Task `reprotect-database`: after a failover, turn the old primary's database into a
+//! streaming replica of the new primary (pg_rewind, else a fresh base backup; Patroni:
+//! reinitialize), so the pair is protected again and a failback has somewhere to go.
+//!
+//! Never overwrites a database that still accepts writes: that is split brain, reported as
+//! `hapilot.SplitBrain` for a human to resolve. Idempotent: a database that already is a
+//! replica is left alone.
+//! Input: `{"region": <old primary>, "primary_region": <new primary>, "max_lag_bytes"?,
+//! "timeout_seconds"?, "run"}`; the output carries the plan of the wait that follows.
+
+use hapilot_aws::database::Database;
+use hapilot_aws::journal::Journal;
+use hapilot_core::{CoreError, ErrorName};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::FunctionError;
+use crate::config::Settings;
+use crate::error::parse_input;
+use crate::run::{RunContext, record};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    region: String,
+    primary_region: String,
+    #[serde(default)]
+    max_lag_bytes: Option<u64>,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Input {
+    request: Request,
+    run: RunContext,
+}
+
+/// A replica within one WAL segment of the primary counts as streaming.
+const DEFAULT_MAX_LAG_BYTES: u64 = 16 * 1024 * 1024;
+const DEFAULT_TIMEOUT_SECS: u64 = 600;
+const POLL_SECS: u64 = 2;
+
+/// Re-protects `region`'s database from `primary_region`'s.
+pub async fn reprotect_database<D: Database>(
+    database: impl Fn(&str) -> Result<D, FunctionError>,
+    settings: &Settings,
+    journal: &impl Journal,
+    input: Value,
+) -> Result<Value, FunctionError> {
+    let Input { request, run } = parse_input(input)?;
+    let Request {
+        region,
+        primary_region,
+        max_lag_bytes,
+        timeout_seconds,
+    } = request;
+    if region == primary_region {
+        return Err(CoreError::invalid("primary_region", "must differ from region").into());
+    }
+    let timeout = timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if !(10..=7_200).contains(&timeout) {
+        return Err(CoreError::invalid("timeout_seconds", "must be 10 to 7200").into());
+    }
+    let new_primary_target = settings
+        .region(&primary_region)?
+        .database
+        .clone()
+        .ok_or_else(|| {
+            FunctionError::Setup(format!(
+                "HAPILOT_REGIONS has no database for {primary_region}"
+            ))
+        })?;
+    let failed = |detail: String| FunctionError::named(ErrorName::ReprotectFailed, detail);
+    let new_primary = database(&primary_region)?
+        .wal_position()
+        .await
+        .map_err(|e| {
+            failed(format!(
+                "the new primary {primary_region} cannot be reached: {e}"
+            ))
+        })?;
+    if new_primary.in_recovery {
+        return Err(failed(format!(
+            "{primary_region} is a replica, not the primary: re-protect from the region that is primary now"
+        )));
+    }
+    let old = database(&region)?;
+    let outcome = match old.wal_position().await {
+        Ok(p) if !p.in_recovery && !p.read_only => {
+            let out = json!({ "region": region, "outcome": "refused_split_brain" });
+            record(journal, &run, json!({ "after": out })).await?;
+            return Err(FunctionError::named(
+                ErrorName::SplitBrain,
+                format!(
+                    "{region} is a primary that accepts writes while {primary_region} is primary too: split brain. \
+                     hapilot will not overwrite it. Compare both, decide whose writes win, fence or stop {region}, then run reprotect again."
+                ),
+            ));
+        }
+        Ok(p) if p.in_recovery => {
+            json!({ "outcome": "already_replica", "method": null, "detail": "already a replica: nothing to do" })
+        }
+        // Fenced (read-only) or down: safe to rebuild.
+        _ => {
+            let rebuilt = old
+                .rebuild_as_replica(&new_primary_target)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            json!({ "outcome": "rebuilt", "method": rebuilt.method, "detail": rebuilt.detail })
+        }
+    };
+    let out = json!({
+        "region": region,
+        "primary_region": primary_region,
+        "outcome": outcome["outcome"],
+        "method": outcome["method"],
+        "detail": outcome["detail"],
+        "max_lag_bytes": max_lag_bytes.unwrap_or(DEFAULT_MAX_LAG_BYTES),
+        "poll_seconds": POLL_SECS,
+        "max_polls": timeout.div_ceil(POLL_SECS),
+    });
+    record(journal, &run, json!({ "after": out })).await?;
+    Ok(out)
+}

@@ -1,0 +1,347 @@
+//! Graceful switchover (zero data loss) and re-protection of the old primary, on a real
+//! PostgreSQL streaming pair with the local stack.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hapilot::local::deployment::{DatabaseSetup, Databases};
+use hapilot::local::gateway::GatewayMode;
+use hapilot_aws::database::PostgresDatabase;
+use serde_json::json;
+use tokio_postgres::error::SqlState;
+
+use crate::support::{FailoverWorld, assert_failed};
+
+async fn connect(dsn: &str) -> tokio_postgres::Client {
+    PostgresDatabase::new(dsn).connect().await.unwrap()
+}
+
+async fn in_recovery(c: &tokio_postgres::Client) -> bool {
+    c.query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn ids(c: &tokio_postgres::Client) -> BTreeSet<i64> {
+    c.query("SELECT id FROM writes", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn pair(world: &FailoverWorld) -> &hapilot::local::postgres::PostgresPair {
+    match &world.deployment.databases {
+        Databases::Postgres { pair, .. } => pair,
+        Databases::Patroni { .. } => unreachable!("these tests run on PostgreSQL"),
+    }
+}
+
+/// What a continuous writer saw: committed ids, and the errors it got.
+#[derive(Default)]
+struct Seen {
+    committed: Vec<i64>,
+    read_only_errors: u64,
+    other_errors: Vec<String>,
+}
+
+/// Writes to `dsn` every few ms until `stop`, reconnecting after errors (a fenced session is
+/// terminated), as an application would.
+fn start_writer(
+    dsn: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Arc<Mutex<Seen>>, tokio::task::JoinHandle<()>) {
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let task = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut client: Option<tokio_postgres::Client> = None;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if client.as_ref().is_none_or(|c| c.is_closed()) {
+                    client = PostgresDatabase::new(&dsn).connect().await.ok();
+                }
+                if let Some(c) = &client {
+                    match c
+                        .query_one("INSERT INTO writes DEFAULT VALUES RETURNING id", &[])
+                        .await
+                    {
+                        Ok(row) => seen.lock().unwrap().committed.push(row.get(0)),
+                        Err(e) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {
+                            seen.lock().unwrap().read_only_errors += 1
+                        }
+                        Err(e) => {
+                            seen.lock().unwrap().other_errors.push(e.to_string());
+                            client = None;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    (seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_switchover_loses_nothing_and_the_writer_sees_refusals_not_lost_commits() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let pair = pair(&world);
+    let primary = connect(&pair.primary.dsn()).await;
+    primary
+        .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (seen, writer) = start_writer(pair.primary.dsn(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let arn = world
+        .start_failover("graceful", world.console_input(json!({"mode": "graceful"})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    // Keep writing a moment after the switchover: the old primary must keep refusing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert!(
+        crate::support::entered(&outcome, "CheckCatchup"),
+        "{}",
+        outcome.history_text()
+    );
+
+    let promoted = connect(&pair.replica.dsn()).await;
+    assert!(
+        !in_recovery(&promoted).await,
+        "the standby is the primary now"
+    );
+    let kept = ids(&promoted).await;
+    let seen = seen.lock().unwrap();
+    let lost: Vec<_> = seen
+        .committed
+        .iter()
+        .filter(|id| !kept.contains(id))
+        .collect();
+    assert!(
+        seen.committed.len() > 20,
+        "the writer wrote: {}",
+        seen.committed.len()
+    );
+    assert_eq!(
+        lost,
+        Vec::<&i64>::new(),
+        "committed rows lost in a graceful switchover"
+    );
+    assert!(
+        seen.read_only_errors > 0,
+        "the writer must have been refused during the fence (other errors: {:?})",
+        seen.other_errors
+    );
+    let report = world
+        .object("reports/failover/graceful.json")
+        .await
+        .unwrap();
+    assert_eq!(report["mode"], "graceful");
+    assert_eq!(report["catchup"]["caught_up"], true, "{report}");
+    assert_eq!(report["catchup"]["lag_bytes"], 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_that_cannot_catch_up_undoes_the_fence_and_promotes_nothing() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let pair = pair(&world);
+    let primary = connect(&pair.primary.dsn()).await;
+    primary
+        .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY)")
+        .await
+        .unwrap();
+    let replica = connect(&pair.replica.dsn()).await;
+    // Let the table's creation reach the replica, then stop its replay: it falls behind.
+    for _ in 0..100 {
+        if replica
+            .query_one("SELECT to_regclass('writes') IS NOT NULL", &[])
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    replica
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    primary
+        .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 1000)")
+        .await
+        .unwrap();
+    let before = world.weights().await;
+
+    let arn = world
+        .start_failover(
+            "behind",
+            world.console_input(json!({"mode": "graceful", "catchup_timeout_seconds": 3})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_failed(&outcome, "hapilot.CatchupTimedOut");
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(cause.contains("bytes behind"), "{cause}");
+    assert!(crate::support::entered(&outcome, "UndoFence"));
+    assert!(!crate::support::entered(&outcome, "PromoteStandby"));
+
+    assert!(in_recovery(&replica).await, "nothing was promoted");
+    assert_eq!(world.weights().await, before, "weights restored");
+    // The primary takes writes again, in new and in existing sessions.
+    let fresh = connect(&pair.primary.dsn()).await;
+    fresh
+        .batch_execute("INSERT INTO writes DEFAULT VALUES")
+        .await
+        .unwrap();
+    let report = world.object("reports/failover/behind.json").await.unwrap();
+    assert_eq!(report["unfence"]["database"], "read_write", "{report}");
+    replica
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_an_ungraceful_failover_reprotect_rewinds_the_old_primary_into_a_replica() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let pair = pair(&world);
+    let primary = connect(&pair.primary.dsn()).await;
+    primary
+        .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY); INSERT INTO writes SELECT FROM generate_series(1, 100);")
+        .await
+        .unwrap();
+    // The primary region dies.
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    tokio::task::block_in_place(|| pair.primary.kill()).unwrap();
+    let arn = world
+        .start_failover("lost", world.console_input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let promoted = connect(&pair.replica.dsn()).await;
+    promoted
+        .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 50)")
+        .await
+        .unwrap();
+
+    // The old primary's region is back: re-protect it, through the CLI.
+    let out = world
+        .cli()
+        .args([
+            "reprotect",
+            "--region",
+            "us-east-1",
+            "--primary-region",
+            "us-west-2",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"method\": \"pg_rewind\""), "{stdout}");
+    assert!(
+        stdout.contains("pg_rewind: Done!"),
+        "a real rewind: {stdout}"
+    );
+
+    let old = connect(&pair.primary.dsn()).await;
+    assert!(in_recovery(&old).await, "the old primary is a replica now");
+    promoted
+        .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 25)")
+        .await
+        .unwrap();
+    let want = ids(&promoted).await;
+    let mut got = BTreeSet::new();
+    for _ in 0..100 {
+        got = ids(&old).await;
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got.len(),
+        175,
+        "rows written after the failover reach the new replica"
+    );
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reprotect_refuses_an_old_primary_that_still_accepts_writes() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let pair = pair(&world);
+    let old = connect(&pair.primary.dsn()).await;
+    old.batch_execute(
+        "CREATE TABLE writes (id bigserial PRIMARY KEY); INSERT INTO writes DEFAULT VALUES;",
+    )
+    .await
+    .unwrap();
+    // Someone promoted the standby by hand; the old primary was never fenced: two primaries.
+    let standby = connect(&pair.replica.dsn()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    standby
+        .batch_execute("SELECT pg_promote(true, 30)")
+        .await
+        .unwrap();
+    old.batch_execute("INSERT INTO writes DEFAULT VALUES")
+        .await
+        .unwrap();
+
+    let outcome = world
+        .stack
+        .run(
+            "reprotect",
+            json!({"region": "us-east-1", "primary_region": "us-west-2"}),
+        )
+        .await;
+    assert_failed(&outcome, "hapilot.SplitBrain");
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("split brain"),
+        "{:?}",
+        outcome.cause
+    );
+    // Nothing was overwritten: still a primary, still taking writes, with both rows.
+    assert!(!in_recovery(&old).await);
+    old.batch_execute("INSERT INTO writes DEFAULT VALUES")
+        .await
+        .unwrap();
+    assert_eq!(ids(&old).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_on_patroni_is_a_switchover_naming_the_leader() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let arn = world
+        .start_failover(
+            "patroni-graceful",
+            world.console_input(json!({"mode": "graceful"})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let Databases::Patroni { standby, .. } = &world.deployment.databases else {
+        unreachable!()
+    };
+    assert!(standby.is_primary());
+    assert_eq!(standby.switchover_and_reinitialize_requests(), (1, 0));
+    assert_eq!(standby.failover_requests(), 0);
+}
