@@ -140,6 +140,7 @@ async fn graceful_switchover_loses_nothing_and_the_writer_sees_refusals_not_lost
         "the writer must have been refused during the fence (other errors: {:?})",
         seen.other_errors
     );
+    drop(seen);
     let report = world
         .object("reports/failover/graceful.json")
         .await
