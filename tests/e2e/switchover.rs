@@ -119,16 +119,19 @@ async fn graceful_switchover_loses_nothing_and_the_writer_sees_refusals_not_lost
         "the standby is the primary now"
     );
     let kept = ids(&promoted).await;
-    let seen = seen.lock().unwrap();
-    let lost: Vec<_> = seen
-        .committed
-        .iter()
-        .filter(|id| !kept.contains(id))
-        .collect();
+    let (committed, read_only_errors, other_errors) = {
+        let seen = seen.lock().unwrap();
+        (
+            seen.committed.clone(),
+            seen.read_only_errors,
+            seen.other_errors.clone(),
+        )
+    };
+    let lost: Vec<_> = committed.iter().filter(|id| !kept.contains(id)).collect();
     assert!(
-        seen.committed.len() > 20,
+        committed.len() > 20,
         "the writer wrote: {}",
-        seen.committed.len()
+        committed.len()
     );
     assert_eq!(
         lost,
@@ -136,11 +139,9 @@ async fn graceful_switchover_loses_nothing_and_the_writer_sees_refusals_not_lost
         "committed rows lost in a graceful switchover"
     );
     assert!(
-        seen.read_only_errors > 0,
-        "the writer must have been refused during the fence (other errors: {:?})",
-        seen.other_errors
+        read_only_errors > 0,
+        "the writer must have been refused during the fence (other errors: {other_errors:?})"
     );
-    drop(seen);
     let report = world
         .object("reports/failover/graceful.json")
         .await
