@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hapilot_aws::database::PostgresDatabase;
+use hapilot_core::failover::FailoverMode;
 use hapilot_core::tier::Tier;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -38,6 +39,9 @@ pub struct DrillOptions {
     pub failure_threshold: u32,
     /// Pause between two writes of the writer.
     pub write_interval: Duration,
+    /// `ungraceful` (the primary region dies; alarm-driven) or `graceful` (a planned
+    /// switchover started like an operator would; must lose nothing).
+    pub mode: FailoverMode,
 }
 
 impl Default for DrillOptions {
@@ -47,6 +51,7 @@ impl Default for DrillOptions {
             check_interval: Duration::from_secs(1),
             failure_threshold: 3,
             write_interval: Duration::from_millis(10),
+            mode: FailoverMode::Ungraceful,
         }
     }
 }
@@ -90,6 +95,12 @@ pub struct DrillReport {
     pub failure_threshold: u32,
     /// Seconds between checks.
     pub check_interval_secs: f64,
+    /// Graceful or ungraceful.
+    pub mode: FailoverMode,
+    /// Graceful: seconds from the fence to the promoted standby (writes refused meanwhile).
+    pub fence_secs: Option<f64>,
+    /// Writes the old primary refused (read-only) while fenced.
+    pub writes_refused: u64,
 }
 
 /// How the canary failback of the drill went.
@@ -105,6 +116,8 @@ pub struct FailbackSummary {
     pub duration_secs: f64,
     /// Seconds to rebuild the old primary as a replica (re-protection) before the failback.
     pub reprotect_secs: f64,
+    /// How it was re-protected (`pg_rewind`, `pg_basebackup`).
+    pub reprotect_method: String,
     /// Per step: primary share, gate verdict, measured error rate.
     pub steps: Vec<(i64, String, Option<f64>)>,
     /// Weights at the end.
@@ -115,6 +128,7 @@ impl DrillReport {
     /// Whether the failover succeeded within the tier's RTO and RPO, and the failback succeeded.
     pub fn passed(&self) -> bool {
         self.run_status == "SUCCEEDED"
+            && (self.mode == FailoverMode::Ungraceful || self.rows_lost == 0)
             && self.rto_secs <= self.tier.rto_secs() as f64
             && self.rpo_secs <= self.tier.rpo_secs() as f64
             && self
@@ -127,20 +141,38 @@ impl DrillReport {
     pub fn render(&self) -> String {
         let verdict = |ok: bool| if ok { "PASSED" } else { "FAILED" };
         let mut out = String::new();
-        out.push_str("\n=== hapilot local drill: regional failover us-east-1 -> us-west-2 ===\n");
+        out.push_str(&format!(
+            "\n=== hapilot local drill: {} failover us-east-1 -> us-west-2 ===\n",
+            match self.mode {
+                FailoverMode::Graceful => "graceful (planned switchover)",
+                FailoverMode::Ungraceful => "ungraceful (regional outage)",
+            }
+        ));
         out.push_str(&format!(
             "run            {} ({})\n",
             self.execution, self.run_status
         ));
         out.push_str("timeline\n");
-        out.push_str(&format!(
+        if let Some(fence) = self.fence_secs {
+            out.push_str(&format!(
+                "  fence -> standby promoted      {fence:>8.2} s  (writes refused meanwhile: {})\n",
+                self.writes_refused
+            ));
+        }
+        if self.mode == FailoverMode::Ungraceful {
+            out.push_str(&format!(
             "  primary killed -> alarm        {:>8.2} s  (detection: {} failed checks, {:.1} s apart)\n",
             self.detection_secs, self.failure_threshold, self.check_interval_secs
         ));
-        out.push_str(&format!("  alarm -> DNS switched          {:>8.2} s  (of which configured probe waits {:.2} s; overhead {:.2} s)\n",
+        }
+        let from = match self.mode {
+            FailoverMode::Graceful => "start",
+            FailoverMode::Ungraceful => "alarm",
+        };
+        out.push_str(&format!("  {from} -> DNS switched          {:>8.2} s  (of which configured probe waits {:.2} s; overhead {:.2} s)\n",
             self.alarm_to_dns_secs, self.configured_waits_secs, (self.alarm_to_dns_secs - self.configured_waits_secs).max(0.0)));
         out.push_str(&format!(
-            "  alarm -> verified              {:>8.2} s\n",
+            "  {from} -> verified              {:>8.2} s\n",
             self.orchestration_secs
         ));
         out.push_str("steps\n");
@@ -165,15 +197,24 @@ impl DrillReport {
             self.rows_lost,
             self.rows_committed
         ));
+        if self.mode == FailoverMode::Graceful {
+            out.push_str(&format!(
+                "rows lost      {:>8}    target     0    {}  (graceful must lose nothing)\n",
+                self.rows_lost,
+                verdict(self.rows_lost == 0)
+            ));
+        }
         match &self.failback {
             Some(f) => {
                 out.push_str(&format!(
-                    "failback       {} ({}{}) in {:.2} s after re-protecting the old primary in {:.2} s\n",
+                    "re-protect     old primary rebuilt as a replica with {} in {:.2} s (reprotect state machine)\n\
+                     failback       {} ({}{}) in {:.2} s\n",
+                    f.reprotect_method,
+                    f.reprotect_secs,
                     f.execution,
                     f.status,
                     f.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
-                    f.duration_secs,
-                    f.reprotect_secs
+                    f.duration_secs
                 ));
                 for (percent, verdict, rate) in &f.steps {
                     out.push_str(&format!(
@@ -246,25 +287,48 @@ async fn drill_on(
             operation: "PostgreSQL",
             detail: e.to_string(),
         })?;
+    drop(writer_client);
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let acks = acks.clone();
+        let (acks, refused, stop) = (acks.clone(), refused.clone(), stop.clone());
         let interval = options.write_interval;
+        let dsn = pair.primary.dsn();
+        // An application's writer: reconnects after errors; a fenced primary refuses writes
+        // (read-only), a dead one refuses connections.
         tokio::spawn(async move {
-            loop {
-                let row = writer_client
-                    .query_one(
-                        "INSERT INTO drill_writes DEFAULT VALUES RETURNING id, extract(epoch FROM created_at)::float8",
-                        &[],
-                    )
-                    .await;
-                match row {
-                    Ok(row) => acks.lock().expect("acks").push((row.get(0), row.get(1))),
-                    Err(_) => return,
+            let mut client: Option<tokio_postgres::Client> = None;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if client.as_ref().is_none_or(|c| c.is_closed()) {
+                    client = PostgresDatabase::new(&dsn).connect().await.ok();
+                }
+                if let Some(c) = &client {
+                    let row = c
+                        .query_one(
+                            "INSERT INTO drill_writes DEFAULT VALUES RETURNING id, extract(epoch FROM created_at)::float8",
+                            &[],
+                        )
+                        .await;
+                    match row {
+                        Ok(row) => acks.lock().expect("acks").push((row.get(0), row.get(1))),
+                        Err(e)
+                            if e.code()
+                                == Some(
+                                    &tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION,
+                                ) =>
+                        {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(_) => client = None,
+                    }
                 }
                 tokio::time::sleep(interval).await;
             }
         })
+    };
+    let stop_writer = || async {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
     };
     let dns_before = json!(deployment.weights(stack).await?);
     say(&format!(
@@ -273,72 +337,137 @@ async fn drill_on(
     ));
     tokio::time::sleep(options.warmup).await;
 
-    say("killing the primary region: gateway down, PostgreSQL stopped (immediate)");
-    let killed = Instant::now();
-    deployment.primary.set_mode(GatewayMode::Failing);
-    tokio::task::block_in_place(|| pair.primary.kill())?;
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    let committed: Vec<Ack> = acks.lock().expect("acks").clone();
-
-    // Play Route53's health checker: probe until `threshold` consecutive failures.
-    let prober = hapilot_aws::HttpProber::new()
-        .map_err(|e| HapilotError::io("prober")(std::io::Error::other(e)))?;
-    let mut failures = 0;
-    while failures < options.failure_threshold {
-        tokio::time::sleep(options.check_interval).await;
-        let seen = hapilot_aws::Prober::probe(
-            &prober,
-            &deployment.primary.health_url(),
-            Duration::from_secs(2),
-        )
-        .await;
-        let healthy =
-            seen.failure.is_none() && seen.status.is_some_and(|s| (200..300).contains(&s));
-        failures = if healthy { 0 } else { failures + 1 };
-        say(&format!(
-            "health check {}: {failures}/{} failed",
-            if healthy { "ok" } else { "FAILED" },
-            options.failure_threshold
-        ));
-    }
-    let detection_secs = killed.elapsed().as_secs_f64();
-    deployment
-        .set_alarm(
-            stack,
-            "ALARM",
-            "Threshold Crossed: health check status < 1 for 3 datapoints",
-        )
-        .await?;
-    let alarmed = Instant::now();
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    say(&format!(
-        "alarm {PRIMARY_ALARM} -> ALARM; delivering the state change to alarm-router"
-    ));
-    let decision = invoke(
-        &stack.endpoint_url(),
-        "alarm-router",
-        &alarm_event(PRIMARY_ALARM, "ALARM", &at),
-    )
-    .await
-    .map_err(|(kind, message)| HapilotError::Aws {
-        operation: "Invoke alarm-router",
-        detail: format!("{kind}: {message}"),
-    })?;
-    say(&format!("alarm-router decided: {}", decision["decision"]));
-    let Some(execution_arn) = decision["execution_arn"].as_str() else {
-        return Err(HapilotError::Aws {
-            operation: "alarm-router",
-            detail: format!("no failover started: {decision}"),
-        });
-    };
     let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
-    let print = say.clone();
-    let outcome = follow(&sfn, execution_arn, Duration::from_secs(600), move |line| {
-        print(line)
-    })
-    .await?;
-    let orchestration_secs = alarmed.elapsed().as_secs_f64();
-    let rto_secs = killed.elapsed().as_secs_f64();
+    let (outcome, execution_arn, decision, detection_secs, orchestration_secs, rto_secs) =
+        match options.mode {
+            FailoverMode::Ungraceful => {
+                say("killing the primary region: gateway down, PostgreSQL stopped (immediate)");
+                let killed = Instant::now();
+                deployment.primary.set_mode(GatewayMode::Failing);
+                tokio::task::block_in_place(|| pair.primary.kill())?;
+                stop_writer().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+
+                // Play Route53's health checker: probe until `threshold` consecutive failures.
+                let prober = hapilot_aws::HttpProber::new()
+                    .map_err(|e| HapilotError::io("prober")(std::io::Error::other(e)))?;
+                let mut failures = 0;
+                while failures < options.failure_threshold {
+                    tokio::time::sleep(options.check_interval).await;
+                    let seen = hapilot_aws::Prober::probe(
+                        &prober,
+                        &deployment.primary.health_url(),
+                        Duration::from_secs(2),
+                    )
+                    .await;
+                    let healthy = seen.failure.is_none()
+                        && seen.status.is_some_and(|s| (200..300).contains(&s));
+                    failures = if healthy { 0 } else { failures + 1 };
+                    say(&format!(
+                        "health check {}: {failures}/{} failed",
+                        if healthy { "ok" } else { "FAILED" },
+                        options.failure_threshold
+                    ));
+                }
+                let detection_secs = killed.elapsed().as_secs_f64();
+                deployment
+                    .set_alarm(
+                        stack,
+                        "ALARM",
+                        "Threshold Crossed: health check status < 1 for 3 datapoints",
+                    )
+                    .await?;
+                let alarmed = Instant::now();
+                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                say(&format!(
+                    "alarm {PRIMARY_ALARM} -> ALARM; delivering the state change to alarm-router"
+                ));
+                let decision = invoke(
+                    &stack.endpoint_url(),
+                    "alarm-router",
+                    &alarm_event(PRIMARY_ALARM, "ALARM", &at),
+                )
+                .await
+                .map_err(|(kind, message)| HapilotError::Aws {
+                    operation: "Invoke alarm-router",
+                    detail: format!("{kind}: {message}"),
+                })?;
+                say(&format!("alarm-router decided: {}", decision["decision"]));
+                let Some(execution_arn) = decision["execution_arn"].as_str().map(str::to_string)
+                else {
+                    return Err(HapilotError::Aws {
+                        operation: "alarm-router",
+                        detail: format!("no failover started: {decision}"),
+                    });
+                };
+                let print = say.clone();
+                let outcome = follow(
+                    &sfn,
+                    &execution_arn,
+                    Duration::from_secs(600),
+                    move |line| print(line),
+                )
+                .await?;
+                (
+                    outcome,
+                    execution_arn,
+                    decision,
+                    detection_secs,
+                    alarmed.elapsed().as_secs_f64(),
+                    killed.elapsed().as_secs_f64(),
+                )
+            }
+            FailoverMode::Graceful => {
+                let mut input = Value::Object(deployment.settings.failover_input_defaults.clone());
+                input["primary_region"] = crate::local::deployment::PRIMARY_REGION.into();
+                input["standby_region"] = crate::local::deployment::STANDBY_REGION.into();
+                input["mode"] = "graceful".into();
+                let name = format!(
+                    "drill-graceful-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
+                );
+                say(&format!(
+                    "graceful switchover {name}: started like an operator would, while the writer keeps writing"
+                ));
+                let started = Instant::now();
+                let execution_arn =
+                    crate::runs::start(&sfn, &stack.arn_of("failover"), &name, &input).await?;
+                let print = say.clone();
+                let outcome = follow(
+                    &sfn,
+                    &execution_arn,
+                    Duration::from_secs(600),
+                    move |line| print(line),
+                )
+                .await?;
+                stop_writer().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+                let secs = started.elapsed().as_secs_f64();
+                (
+                    outcome,
+                    execution_arn,
+                    json!({"decision": "operator", "mode": "graceful"}),
+                    0.0,
+                    secs,
+                    secs,
+                )
+            }
+        };
+    let committed: Vec<Ack> = acks.lock().expect("acks").clone();
+    let at = |kind: &str, state: &str| {
+        outcome
+            .events
+            .iter()
+            .find(|e| e.kind.ends_with(kind) && e.state.as_deref() == Some(state))
+            .map(|e| e.at)
+    };
+    let fence_secs = match (
+        at("StateEntered", "FenceForSwitchover"),
+        at("StateExited", "PromoteStandby"),
+    ) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
 
     let first_event = outcome.events.first().map(|e| e.at).unwrap_or(0.0);
     let shift_done = outcome
@@ -407,6 +536,9 @@ async fn drill_on(
         failback: None,
         failure_threshold: options.failure_threshold,
         check_interval_secs: options.check_interval.as_secs_f64(),
+        mode: options.mode,
+        fence_secs,
+        writes_refused: refused.load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 
@@ -441,11 +573,48 @@ async fn failback_after(
         unreachable!("the drill creates a PostgreSQL deployment")
     };
     say(
-        "re-protecting: rebuilding the old primary as a streaming replica of the promoted database ...",
+        "re-protecting: the reprotect state machine makes the old primary a streaming replica of the promoted database ...",
     );
+    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
     let started = Instant::now();
-    tokio::task::block_in_place(|| pair.rebuild_primary_from_replica())?;
+    let name = format!(
+        "drill-reprotect-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S")
+    );
+    let input = json!({
+        "region": crate::local::deployment::PRIMARY_REGION,
+        "primary_region": crate::local::deployment::STANDBY_REGION,
+        "timeout_seconds": 120
+    });
+    let execution = crate::runs::start(&sfn, &stack.arn_of("reprotect"), &name, &input).await?;
+    let print = say.clone();
+    let reprotected = follow(&sfn, &execution, Duration::from_secs(300), move |line| {
+        print(line)
+    })
+    .await?;
     let reprotect_secs = started.elapsed().as_secs_f64();
+    if !reprotected.succeeded() {
+        return Ok(FailbackSummary {
+            execution: name,
+            status: reprotected.status.clone(),
+            error: Some(format!(
+                "re-protection failed: {} {}",
+                reprotected.error.as_deref().unwrap_or(""),
+                reprotected.cause.as_deref().unwrap_or("")
+            )),
+            duration_secs: 0.0,
+            reprotect_secs,
+            reprotect_method: "-".into(),
+            steps: Vec::new(),
+            dns_after: json!(deployment.weights(stack).await?),
+        });
+    }
+    let reprotect_method = reprotected
+        .output
+        .as_ref()
+        .and_then(|o| o["rebuild"]["method"].as_str())
+        .unwrap_or("already a replica")
+        .to_string();
     deployment.primary.set_mode(GatewayMode::Healthy);
     deployment.primary.traffic().set(400.0, 0.002);
     deployment.standby.traffic().set(400.0, 0.002);
@@ -476,7 +645,6 @@ async fn failback_after(
     say(&format!(
         "canary failback {name}: steps 25/50/100 %, 2 s bake, gate max 1 % errors"
     ));
-    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
     let execution = crate::runs::start(&sfn, &stack.arn_of("failback"), &name, &input).await?;
     let started = Instant::now();
     let print = say.clone();
@@ -504,6 +672,7 @@ async fn failback_after(
         error: outcome.error.clone(),
         duration_secs: started.elapsed().as_secs_f64(),
         reprotect_secs,
+        reprotect_method,
         steps,
         dns_after: json!(deployment.weights(stack).await?),
     })

@@ -26,7 +26,12 @@ enum Command {
         command: LocalCommand,
     },
     /// The main job: a full local drill on a fresh local stack, with a report.
-    Drill,
+    Drill {
+        /// `ungraceful`: the primary region dies and the alarm fails over (RPO measured);
+        /// `graceful`: a planned switchover that must lose no committed row.
+        #[arg(long, default_value = "ungraceful", value_parser = ["graceful", "ungraceful"])]
+        mode: String,
+    },
     /// Start a run of a state machine (name or ARN) and follow it to its end.
     Start {
         /// State machine name (as deployed) or ARN.
@@ -217,10 +222,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     moto_start_timeout,
                 },
         } => local_up(port, region, moto_start_timeout).await,
-        Command::Drill => {
-            let report =
-                hapilot::drill::run_drill(StackOptions::default(), DrillOptions::default(), say)
-                    .await?;
+        Command::Drill { mode } => {
+            let options = DrillOptions {
+                mode: if mode == "graceful" {
+                    hapilot_core::failover::FailoverMode::Graceful
+                } else {
+                    hapilot_core::failover::FailoverMode::Ungraceful
+                },
+                ..DrillOptions::default()
+            };
+            let report = hapilot::drill::run_drill(StackOptions::default(), options, say).await?;
             say(&report.render());
             let path = save_report(&report)?;
             say!("report saved to {}", path.display());

@@ -47,3 +47,44 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
     assert_eq!(report["run_status"], "SUCCEEDED");
     assert_eq!(report["failback"]["status"], "SUCCEEDED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graceful_drill_loses_no_row_and_reprotects_with_pg_rewind() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+            .args(["drill", "--mode", "graceful"])
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the drill ends")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "graceful (planned switchover)",
+        "  -> CheckCatchup",
+        "rows lost             0    target     0    PASSED",
+        "re-protect     old primary rebuilt as a replica with pg_rewind",
+        "result         PASSED (tier Critical)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    let saved = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report saved to "))
+        .expect("the report is saved");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
+    assert_eq!(report["rows_lost"], 0, "{report:#}");
+    assert!(
+        report["rows_committed"].as_u64().unwrap() > 10,
+        "{report:#}"
+    );
+    assert!(report["fence_secs"].as_f64().unwrap() > 0.0, "{report:#}");
+    assert_eq!(report["failback"]["reprotect_method"], "pg_rewind");
+}
