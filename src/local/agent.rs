@@ -1,19 +1,31 @@
-//! The hapilot host agent for the `postgres` database backend: the one thing plain PostgreSQL
-//! cannot do over SQL - re-protection (stop, `pg_rewind` or `pg_basebackup`, restart as a
-//! replica) - as a tiny HTTP API next to the server. Patroni (`POST /reinitialize`) and
-//! CloudNativePG do this themselves; locally this agent plays that part.
+//! The hapilot host agent for the `postgres` database backend: what plain PostgreSQL cannot do
+//! over SQL, as a tiny HTTP API next to the server. Patroni (`POST /reinitialize`) and
+//! CloudNativePG do these themselves; locally this agent plays that part.
 //!
-//! `POST /rebuild {"source_dsn": "..."}` -> `{"method": "pg_rewind"|"pg_basebackup", "detail"}`.
+//! - `POST /rebuild {"source_dsn"}` -> `{"method": "pg_rewind"|"pg_basebackup", "detail"}`:
+//!   re-protection (stop, rewind or re-clone, restart as a replica of the source).
+//! - `POST /restore {"base": {"name", "url"}, "wal": [{"name", "url"}], "target_time"?}` -> 202:
+//!   a DR restore in the background (download the base backup and the WAL, lay down the data
+//!   directory with `recovery.signal` and `restore_command`, start it);
+//!   `GET /restore` -> `{"state": "idle"|"running"|"started"|"failed", "detail"}`.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{answer, serve_state};
+use super::http::{Answer, answer, serve_state};
 use super::postgres::PostgresNode;
+
+struct Agent {
+    /// One operation at a time: two would fight over the data directory.
+    node: Arc<tokio::sync::Mutex<PostgresNode>>,
+    progress: Mutex<(String, String)>,
+    http: reqwest::Client,
+}
 
 /// A running agent; stops when dropped.
 pub struct PostgresAgent {
@@ -21,52 +33,35 @@ pub struct PostgresAgent {
     task: tokio::task::JoinHandle<()>,
 }
 
+fn json_answer(code: StatusCode, body: Value) -> Answer {
+    answer(code, "application/json", body.to_string())
+}
+
 impl PostgresAgent {
     /// Starts the agent of `node` on a free loopback port.
     pub async fn start(node: PostgresNode) -> std::io::Result<Self> {
-        // One rebuild at a time: two would fight over the data directory.
-        let state = Arc::new(tokio::sync::Mutex::new(node));
-        let (addr, task) = serve_state(state, |node, req| async move {
-            if (req.method(), req.uri().path()) != (&Method::POST, "/rebuild") {
-                return answer(
-                    StatusCode::NOT_FOUND,
-                    "application/json",
-                    json!({"error": "not found"}).to_string(),
-                );
-            }
+        let agent = Arc::new(Agent {
+            node: Arc::new(tokio::sync::Mutex::new(node)),
+            progress: Mutex::new(("idle".into(), "no restore asked".into())),
+            http: reqwest::Client::new(),
+        });
+        let (addr, task) = serve_state(agent, |agent, req| async move {
+            let route = (req.method().clone(), req.uri().path().to_string());
             let body = req
                 .into_body()
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            let Some(source) = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["source_dsn"].as_str().map(str::to_string))
-            else {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "application/json",
-                    json!({"error": "body must be {\"source_dsn\": \"...\"}"}).to_string(),
-                );
-            };
-            let node = node.lock_owned().await;
-            match tokio::task::spawn_blocking(move || node.rebuild_from(&source)).await {
-                Ok(Ok(r)) => answer(
-                    StatusCode::OK,
-                    "application/json",
-                    json!({"method": r.method, "detail": r.detail}).to_string(),
-                ),
-                Ok(Err(e)) => answer(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "application/json",
-                    json!({"error": e.to_string()}).to_string(),
-                ),
-                Err(e) => answer(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "application/json",
-                    json!({"error": e.to_string()}).to_string(),
-                ),
+            let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+            match (route.0, route.1.as_str()) {
+                (Method::POST, "/rebuild") => rebuild(&agent, body).await,
+                (Method::POST, "/restore") => restore(agent, body),
+                (Method::GET, "/restore") => {
+                    let (state, detail) = agent.progress.lock().expect("progress").clone();
+                    json_answer(StatusCode::OK, json!({"state": state, "detail": detail}))
+                }
+                _ => json_answer(StatusCode::NOT_FOUND, json!({"error": "not found"})),
             }
         })
         .await?;
@@ -77,6 +72,148 @@ impl PostgresAgent {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+async fn rebuild(agent: &Agent, body: Value) -> Answer {
+    let Some(source) = body["source_dsn"].as_str().map(str::to_string) else {
+        return json_answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "body must be {\"source_dsn\": \"...\"}"}),
+        );
+    };
+    let node = agent.node.clone().lock_owned().await;
+    match tokio::task::spawn_blocking(move || node.rebuild_from(&source)).await {
+        Ok(Ok(r)) => json_answer(
+            StatusCode::OK,
+            json!({"method": r.method, "detail": r.detail}),
+        ),
+        Ok(Err(e)) => json_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+        Err(e) => json_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+fn restore(agent: Arc<Agent>, body: Value) -> Answer {
+    let files = |v: &Value| -> Option<Vec<(String, String)>> {
+        v.as_array()?
+            .iter()
+            .map(|f| {
+                Some((
+                    f["name"].as_str()?.to_string(),
+                    f["url"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let (Some(base), Some(wal)) = (
+        files(&json!([body["base"].clone()])).and_then(|mut b| b.pop()),
+        files(&body["wal"]),
+    ) else {
+        return json_answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "body must be {\"base\": {\"name\", \"url\"}, \"wal\": [...], \"target_time\"?}"}),
+        );
+    };
+    // Names become paths: only plain file names.
+    if std::iter::once(&base.0)
+        .chain(wal.iter().map(|w| &w.0))
+        .any(|n| n.is_empty() || n.contains('/') || n.starts_with('.'))
+    {
+        return json_answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "file names must be plain names"}),
+        );
+    }
+    let target_time = body["target_time"].as_str().map(str::to_string);
+    {
+        let mut p = agent.progress.lock().expect("progress");
+        if p.0 == "running" {
+            return json_answer(
+                StatusCode::CONFLICT,
+                json!({"error": "a restore is already running"}),
+            );
+        }
+        *p = (
+            "running".into(),
+            format!("fetching {} and {} WAL file(s)", base.0, wal.len()),
+        );
+    }
+    tokio::spawn(async move {
+        let result = run_restore(&agent, base, wal, target_time).await;
+        *agent.progress.lock().expect("progress") = match result {
+            Ok(detail) => ("started".into(), detail),
+            Err(e) => ("failed".into(), e),
+        };
+    });
+    json_answer(StatusCode::ACCEPTED, json!({"state": "running"}))
+}
+
+async fn run_restore(
+    agent: &Agent,
+    base: (String, String),
+    wal: Vec<(String, String)>,
+    target_time: Option<String>,
+) -> Result<String, String> {
+    let node = agent.node.clone().lock_owned().await;
+    let downloads = node.work_dir("dr-download").map_err(|e| e.to_string())?;
+    let wal_dir = node.work_dir("dr-wal").map_err(|e| e.to_string())?;
+    let base_path = downloads.join(&base.0);
+    fetch(&agent.http, &base.1, &base_path, false).await?;
+    for (name, url) in &wal {
+        // Segments are stored compressed; restore_command copies them as PostgreSQL wants them.
+        let (plain, gz) = match name.strip_suffix(".gz") {
+            Some(stem) => (stem.to_string(), true),
+            None => (name.clone(), false),
+        };
+        fetch(&agent.http, url, &wal_dir.join(plain), gz).await?;
+    }
+    let started = std::time::Instant::now();
+    let wal_count = wal.len();
+    tokio::task::spawn_blocking(move || {
+        node.restore(&base_path, &wal_dir, target_time.as_deref())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(format!(
+        "data directory laid down from {} + {wal_count} WAL file(s); server started in {:.1} s",
+        base.0,
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    to: &std::path::Path,
+    gunzip: bool,
+) -> Result<(), String> {
+    let r = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("GET {} -> HTTP {}", to.display(), r.status()));
+    }
+    let bytes = r.bytes().await.map_err(|e| e.without_url().to_string())?;
+    let mut file = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    if gunzip {
+        std::io::copy(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut file)
+            .map_err(|e| format!("{}: {e}", to.display()))?;
+    } else {
+        file.write_all(&bytes)
+            .map_err(|e| format!("{}: {e}", to.display()))?;
+    }
+    // Readable by the server's user (restore_command runs as it).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("{}: {e}", to.display()))
 }
 
 impl Drop for PostgresAgent {

@@ -26,6 +26,7 @@ use super::kubernetes::SimulatedKubernetes;
 use super::patroni::SimulatedPatroni;
 use super::postgres::PostgresPair;
 use super::traffic::{LB_NAMESPACE, LoadBalancerMetrics, SimulatedPrometheus};
+use super::vault::SimulatedVault;
 use crate::HapilotError;
 use hapilot_aws::traffic::TrafficSource;
 
@@ -41,6 +42,12 @@ pub const STANDBY_SET: &str = "secondary";
 pub const RECORD_NAME: &str = "gateway.example.com";
 /// The audit bucket.
 pub const AUDIT_BUCKET: &str = "hapilot-audit";
+/// The backups of the primary region (barman-cloud layout, Vault snapshots, RDB files).
+pub const BACKUP_BUCKET: &str = "hapilot-backups";
+/// Their copy in the DR (standby) region: DR restores read this one.
+pub const DR_BACKUP_BUCKET: &str = "hapilot-backups-dr";
+/// The DR region Vault's token (a secret in AWS; a constant on loopback).
+pub const VAULT_TOKEN: &str = "hapilot-local-vault-token";
 /// The alarm on the primary's Route53 health check.
 pub const PRIMARY_ALARM: &str = "hapilot-primary-health";
 /// Namespace of the gateway deployments (the HA document's).
@@ -71,6 +78,8 @@ pub enum Databases {
         pair: PostgresPair,
         /// Host agents of (the primary region's, the standby region's) server.
         agents: (PostgresAgent, PostgresAgent),
+        /// The DR restore's server (laid down by a restore) in the standby region, and its agent.
+        dr: (super::postgres::PostgresNode, PostgresAgent),
     },
 }
 
@@ -98,6 +107,8 @@ pub struct LocalDeployment {
     pub topic_arn: String,
     /// The functions' configuration (also handed to the stack).
     pub settings: Settings,
+    /// The standby (DR) region's Vault.
+    pub vault: SimulatedVault,
 }
 
 impl LocalDeployment {
@@ -149,7 +160,15 @@ impl LocalDeployment {
                         .await
                         .map_err(io("starting a host agent"))?,
                 );
-                Databases::Postgres { pair, agents }
+                let dr_node = pair.dr_node()?;
+                let dr_agent = PostgresAgent::start(dr_node.clone())
+                    .await
+                    .map_err(io("starting a host agent"))?;
+                Databases::Postgres {
+                    pair,
+                    agents,
+                    dr: (dr_node, dr_agent),
+                }
             }
         };
         let (primary_db, standby_db) = match &databases {
@@ -163,7 +182,7 @@ impl LocalDeployment {
                     member: standby.name(),
                 },
             ),
-            Databases::Postgres { pair, agents } => (
+            Databases::Postgres { pair, agents, .. } => (
                 DatabaseTarget::Postgres {
                     dsn: pair.primary.dsn(),
                     agent_url: Some(agents.0.url()),
@@ -321,6 +340,17 @@ impl LocalDeployment {
                 ),
             ]),
         );
+        let vault = SimulatedVault::start(VAULT_TOKEN)
+            .await
+            .map_err(io("starting Vault"))?;
+        for bucket in [BACKUP_BUCKET, DR_BACKUP_BUCKET] {
+            hapilot_aws::sdk::s3(sdk)
+                .create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .map_err(HapilotError::aws("CreateBucket"))?;
+        }
         let region = |gateway: &SimulatedGateway,
                       set: &str,
                       db: DatabaseTarget,
@@ -333,6 +363,8 @@ impl LocalDeployment {
                 token: KUBE_TOKEN.to_string(),
                 namespace: NAMESPACE.to_string(),
             }),
+            vault: None,
+            restore: None,
         };
         let mut settings = Settings::with_defaults();
         settings.hosted_zone_id = Some(zone_id.clone());
@@ -342,6 +374,9 @@ impl LocalDeployment {
         settings.topic_arn = Some(topic_arn.clone());
         settings.failover_state_machine_arn = Some(stack.arn_of("failover"));
         settings.tier = Some(Tier::Critical);
+        settings.backup_bucket = Some(BACKUP_BUCKET.to_string());
+        settings.dr_backup_bucket = Some(DR_BACKUP_BUCKET.to_string());
+        settings.dr_region = Some(STANDBY_REGION.to_string());
         settings.regions = BTreeMap::from([
             (
                 PRIMARY_REGION.to_string(),
@@ -349,7 +384,22 @@ impl LocalDeployment {
             ),
             (
                 STANDBY_REGION.to_string(),
-                region(&standby, STANDBY_SET, standby_db, &standby_kube),
+                RegionConfig {
+                    vault: Some(hapilot_aws::vault::VaultTarget {
+                        url: vault.url(),
+                        token: VAULT_TOKEN.to_string(),
+                    }),
+                    restore: match &databases {
+                        Databases::Postgres { dr, .. } => {
+                            Some(hapilot_aws::restore::RestoreDatabaseTarget {
+                                agent_url: dr.1.url(),
+                                dsn: dr.0.server.dsn(),
+                            })
+                        }
+                        Databases::Patroni { .. } => None,
+                    },
+                    ..region(&standby, STANDBY_SET, standby_db, &standby_kube)
+                },
             ),
         ]);
         settings.triggers = vec![FailoverTrigger {
@@ -380,6 +430,7 @@ impl LocalDeployment {
             zone_id,
             topic_arn,
             settings,
+            vault,
         })
     }
 

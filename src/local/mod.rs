@@ -16,6 +16,7 @@ pub mod patroni;
 pub mod postgres;
 pub mod stack;
 pub mod traffic;
+pub mod vault;
 
 pub use stack::{LocalStack, StackOptions};
 

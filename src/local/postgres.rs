@@ -307,6 +307,106 @@ impl PostgresPair {
     }
 }
 
+impl PostgresPair {
+    /// A third server's place in the DR region: nothing there until a restore lays it down.
+    pub fn dr_node(&self) -> Result<PostgresNode, HapilotError> {
+        Ok(PostgresNode {
+            server: PostgresServer {
+                bin: self.primary.bin.clone(),
+                data: self.root.join("dr"),
+                port: free_port().map_err(HapilotError::io("finding a free port"))?,
+            },
+            root: self.root.clone(),
+        })
+    }
+}
+
+impl PostgresNode {
+    /// A fresh directory for the agent's downloads, writable by the server's user.
+    pub fn work_dir(&self, name: &str) -> Result<PathBuf, HapilotError> {
+        let dir = self.root.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+        give_to_postgres(&dir)?;
+        Ok(dir)
+    }
+
+    /// Lays down a data directory from a base backup tar (plain or gzip) and recovers it with
+    /// WAL from `wal_dir` (`restore_command`), to `target_time` or to the end of the WAL, then
+    /// promotes it (`recovery_target_action = promote`). Starts the server and returns once it
+    /// accepts connections. Blocking.
+    pub fn restore(
+        &self,
+        base_tar: &Path,
+        wal_dir: &Path,
+        target_time: Option<&str>,
+    ) -> Result<(), HapilotError> {
+        let s = &self.server;
+        let mut stop = pg_command(&s.bin, "pg_ctl");
+        stop.arg("-D")
+            .arg(&s.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = stop.status();
+        let _ = std::fs::remove_dir_all(&s.data);
+        std::fs::create_dir_all(&s.data)
+            .map_err(HapilotError::io(format!("creating {}", s.data.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&s.data, std::fs::Permissions::from_mode(0o700))
+            .map_err(HapilotError::io("restricting the data directory"))?;
+        give_to_postgres(&s.data)?;
+        let mut untar = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "tar"]);
+            c
+        } else {
+            Command::new("tar")
+        };
+        untar.arg("-xf").arg(base_tar).arg("-C").arg(&s.data);
+        run(untar, "tar -x (base backup)")?;
+        let pg_wal = s.data.join("pg_wal");
+        if !pg_wal.exists() {
+            std::fs::create_dir_all(&pg_wal)
+                .map_err(HapilotError::io(format!("creating {}", pg_wal.display())))?;
+            give_to_postgres(&pg_wal)?;
+        }
+        let signal = s.data.join("recovery.signal");
+        std::fs::write(&signal, b"").map_err(HapilotError::io("writing recovery.signal"))?;
+        give_to_postgres(&signal)?;
+        append_conf(&s.data, s.port, &self.root)?;
+        use std::io::Write;
+        let conf = s.data.join("postgresql.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(HapilotError::io(format!("opening {}", conf.display())))?;
+        let mut recovery = format!(
+            "\n# hapilot DR restore\narchive_mode = off\nrestore_command = 'cp {}/%f %p'\n\
+             recovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\n",
+            wal_dir.display()
+        );
+        if let Some(t) = target_time {
+            recovery.push_str(&format!("recovery_target_time = '{t}'\n"));
+        }
+        f.write_all(recovery.as_bytes())
+            .map_err(HapilotError::io(format!("writing {}", conf.display())))?;
+        s.start()
+    }
+}
+
+fn give_to_postgres(path: &Path) -> Result<(), HapilotError> {
+    if running_as_root() {
+        let uid = postgres_uid()?;
+        std::os::unix::fs::chown(path, Some(uid), None).map_err(HapilotError::io(format!(
+            "giving {} to postgres",
+            path.display()
+        )))?;
+    }
+    Ok(())
+}
+
 impl PostgresNode {
     /// Turns this server into a streaming replica of `source_dsn`: stops it, `pg_rewind -R`
     /// from the source; when rewinding is impossible, a fresh `pg_basebackup -R`; then starts

@@ -48,6 +48,15 @@ pub trait BackupStore: Clone + Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, AdapterError>> + Send;
 
+    /// A URL that GETs the object without credentials for `expires` (handed to a restore
+    /// agent, which has no AWS access of its own).
+    fn presigned_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires: std::time::Duration,
+    ) -> impl Future<Output = Result<String, AdapterError>> + Send;
+
     /// Streams the object into `check` (run on a blocking thread, fed chunk by chunk) and
     /// returns what it returns.
     fn verify<T: Send + 'static>(
@@ -213,6 +222,25 @@ impl BackupStore for S3BackupStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(AdapterError::aws("GetObject")(e)),
         }
+    }
+
+    async fn presigned_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires: std::time::Duration,
+    ) -> Result<String, AdapterError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| AdapterError::NotFound(format!("presigning: {e}")))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(AdapterError::aws("GetObject (presign)"))?;
+        Ok(request.uri().to_string())
     }
 
     async fn verify<T: Send + 'static>(

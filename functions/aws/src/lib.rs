@@ -14,9 +14,11 @@ pub mod monitoring;
 pub mod notifier;
 pub mod orchestrator;
 pub mod prober;
+pub mod restore;
 pub mod scaler;
 pub mod sdk;
 pub mod traffic;
+pub mod vault;
 
 pub use error::AdapterError;
 pub use prober::{HttpProber, Prober};

@@ -47,6 +47,14 @@ pub enum ErrorName {
     SplitBrain,
     /// Re-protection failed or the new replica did not stream in time.
     ReprotectFailed,
+    /// The restore target cannot be reached from the backups (gap, too old, too new).
+    RestoreTargetUnreachable,
+    /// A backup chosen for the restore failed content verification: nothing was touched.
+    RestorePointCorrupt,
+    /// Vault refused or failed the snapshot restore.
+    VaultRestoreFailed,
+    /// PostgreSQL could not be restored or did not become ready in time.
+    DatabaseRestoreFailed,
 }
 
 impl ErrorName {
@@ -72,6 +80,10 @@ impl ErrorName {
             ErrorName::CatchupTimedOut => "hapilot.CatchupTimedOut",
             ErrorName::SplitBrain => "hapilot.SplitBrain",
             ErrorName::ReprotectFailed => "hapilot.ReprotectFailed",
+            ErrorName::RestoreTargetUnreachable => "hapilot.RestoreTargetUnreachable",
+            ErrorName::RestorePointCorrupt => "hapilot.RestorePointCorrupt",
+            ErrorName::VaultRestoreFailed => "hapilot.VaultRestoreFailed",
+            ErrorName::DatabaseRestoreFailed => "hapilot.DatabaseRestoreFailed",
         }
     }
 
@@ -96,6 +108,10 @@ impl ErrorName {
         ErrorName::CatchupTimedOut,
         ErrorName::SplitBrain,
         ErrorName::ReprotectFailed,
+        ErrorName::RestoreTargetUnreachable,
+        ErrorName::RestorePointCorrupt,
+        ErrorName::VaultRestoreFailed,
+        ErrorName::DatabaseRestoreFailed,
     ];
 }
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod failback;
 pub mod failover;
 pub mod health;
+pub mod restore;
 pub mod tier;
 
 pub use error::{CoreError, ErrorName};

@@ -76,7 +76,7 @@ fn prefixes(request: &PolicyAuditRequest) -> Vec<String> {
     }
 }
 
-async fn list_all<S: BackupStore>(
+pub(crate) async fn list_all<S: BackupStore>(
     store: &S,
     bucket: &str,
     prefixes: &[String],
@@ -431,7 +431,7 @@ fn failed(key: &str, detail: String) -> Verification {
 /// A base backup: its main data tar (`data.tar[.gz]` from barman-cloud, `base.tar[.gz]` from
 /// `pg_basebackup -Ft`) against its manifest (a member, or a `backup_manifest` object beside it),
 /// and its `backup_label` against `backup.info`.
-async fn verify_base<S: BackupStore>(
+pub(crate) async fn verify_base<S: BackupStore>(
     store: &S,
     bucket: &str,
     info_key: &str,

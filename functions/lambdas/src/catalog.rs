@@ -73,6 +73,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "probe an HTTP /health endpoint N times and judge it healthy or not",
     },
     FunctionSpec {
+        name: "check-restore",
+        substitution: "CheckRestoreFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        summary: "one look at a DR restore: ready (out of recovery)? then the data check",
+    },
+    FunctionSpec {
         name: "fence-primary",
         substitution: "FencePrimaryFunctionArn",
         requires: &[ZONE, RECORD, REGIONS, BUCKET],
@@ -103,6 +110,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[REGIONS, "HAPILOT_GLOBAL_HEALTH_URL", BUCKET],
         iam_actions: &["s3:PutObject"],
         summary: "validate a failover input against the deployment and fill in defaults",
+    },
+    FunctionSpec {
+        name: "plan-restore",
+        substitution: "PlanRestoreFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        summary: "choose the restore point (base backup + WAL + Vault snapshot) for a target time",
     },
     FunctionSpec {
         name: "promote-database",
@@ -147,6 +161,20 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "park a run until a human approves or denies (task token)",
     },
     FunctionSpec {
+        name: "restore-database",
+        substitution: "RestoreDatabaseFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:GetObject", "s3:PutObject"],
+        summary: "start laying down PostgreSQL in the DR region from the restore point",
+    },
+    FunctionSpec {
+        name: "restore-vault",
+        substitution: "RestoreVaultFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:GetObject", "s3:PutObject"],
+        summary: "apply the restore point's raft snapshot to the DR region's Vault",
+    },
+    FunctionSpec {
         name: "scale-region",
         substitution: "ScaleRegionFunctionArn",
         requires: &[REGIONS, BUCKET],
@@ -177,6 +205,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
         summary: "let the primary take writes again when a graceful switchover is called off",
+    },
+    FunctionSpec {
+        name: "verify-restore-point",
+        substitution: "VerifyRestorePointFunctionArn",
+        requires: &[BUCKET],
+        iam_actions: &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        summary: "verify by content exactly the backups a restore will use, before anything is touched",
     },
 ];
 

@@ -31,6 +31,12 @@ pub struct RegionConfig {
     /// This region's Kubernetes API.
     #[serde(default)]
     pub kubernetes: Option<KubernetesTarget>,
+    /// This region's Vault (DR restore of raft snapshots; the token is a secret).
+    #[serde(default)]
+    pub vault: Option<hapilot_aws::vault::VaultTarget>,
+    /// Where a DR restore lays down PostgreSQL in this region (host agent + DSN).
+    #[serde(default)]
+    pub restore: Option<hapilot_aws::restore::RestoreDatabaseTarget>,
 }
 
 /// Everything a hapilot function may need to know about its deployment.

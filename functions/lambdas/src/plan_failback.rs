@@ -93,6 +93,8 @@ mod tests {
                         agent_url: None,
                     }),
                     kubernetes: None,
+                    vault: None,
+                    restore: None,
                 },
             );
         }

@@ -79,6 +79,16 @@ pub async fn record_run(
         "unfence": state["unfence"],
         "rebuild": state["rebuild"],
         "streaming": state["streaming"],
+        "restore": if run.machine == "dr-restore" {
+            json!({
+                "summary": plan["summary"], "target": plan["target"],
+                "verification": state["verification"], "vault": state["vault_restore"],
+                "database": state["database_restore"], "readiness": state["readiness"],
+                "dns_switch": state["approval"],
+            })
+        } else {
+            Value::Null
+        },
     });
     journal
         .put(

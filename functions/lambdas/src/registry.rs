@@ -23,9 +23,10 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::{
     FunctionError, alarm_router, audit_backup_policy, canary_gate, check_catchup, check_dns_sync,
-    check_health, fence_primary, plan_backup_audit, plan_failback, plan_failover, promote_database,
-    read_replication, record_run, report_backup_audit, reprotect_database, request_approval,
-    scale_region, shift_traffic, snapshot_weights, unfence_primary,
+    check_health, check_restore, fence_primary, plan_backup_audit, plan_failback, plan_failover,
+    plan_restore, promote_database, read_replication, record_run, report_backup_audit,
+    reprotect_database, request_approval, restore_database, restore_vault, scale_region,
+    shift_traffic, snapshot_weights, unfence_primary, verify_restore_point,
 };
 
 /// The future a handler returns.
@@ -96,6 +97,43 @@ impl Adapters {
         S3BackupStore::from_sdk(&self.sdk, region)
     }
 
+    /// The store of the DR copy of the backups (what restores read).
+    pub fn dr_backups(&self) -> S3BackupStore {
+        self.backups(self.settings.dr_region.as_deref())
+    }
+
+    /// The Vault of `region`.
+    pub fn vault(&self, region: &str) -> Result<hapilot_aws::vault::HttpVault, FunctionError> {
+        let target = self.settings.region(region)?.vault.clone().ok_or_else(|| {
+            FunctionError::Setup(format!("HAPILOT_REGIONS has no vault for region {region}"))
+        })?;
+        Ok(hapilot_aws::vault::HttpVault::new(
+            self.http.clone(),
+            target,
+        ))
+    }
+
+    /// The restore agent of `region` and the DSN of the server it restores.
+    pub fn restore_agent(
+        &self,
+        region: &str,
+    ) -> Result<(hapilot_aws::restore::HttpRestoreAgent, String), FunctionError> {
+        let target = self
+            .settings
+            .region(region)?
+            .restore
+            .clone()
+            .ok_or_else(|| {
+                FunctionError::Setup(format!(
+                    "HAPILOT_REGIONS has no restore target for region {region}"
+                ))
+            })?;
+        Ok((
+            hapilot_aws::restore::HttpRestoreAgent::new(self.http.clone(), &target.agent_url),
+            target.dsn,
+        ))
+    }
+
     /// The Kubernetes scaler of `region`, if it has a Kubernetes API configured.
     pub fn scaler(&self, region: &str) -> Result<Option<KubernetesScaler>, FunctionError> {
         Ok(self
@@ -156,12 +194,18 @@ functions! {
         };
         check_catchup::check_catchup(|r| a.database(r), patroni, &a.journal, event).await
     });
+    "check-restore" => check_restore(|a, event| {
+        check_restore::check_restore(|r| a.restore_agent(r), &a.journal, event).await
+    });
     "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(&a.dns, event).await);
     "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
     "fence-primary" => fence_primary(|a, event| {
         fence_primary::fence_primary(&a.dns, |r| a.database(r), &a.settings, &a.journal, event).await
     });
     "plan-backup-audit" => plan_backup_audit(|a, event| plan_backup_audit::plan_backup_audit(&a.settings, event).await);
+    "plan-restore" => plan_restore(|a, event| {
+        plan_restore::plan_restore(&a.dr_backups(), &a.settings, &a.journal, event).await
+    });
     "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.journal, event).await);
     "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {
@@ -179,6 +223,12 @@ functions! {
     "reprotect-database" => reprotect_database(|a, event| {
         reprotect_database::reprotect_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });
+    "restore-database" => restore_database(|a, event| {
+        restore_database::restore_database(&a.dr_backups(), |r| a.restore_agent(r).map(|(agent, _)| agent), &a.journal, event).await
+    });
+    "restore-vault" => restore_vault(|a, event| {
+        restore_vault::restore_vault(&a.dr_backups(), |r| a.vault(r), &a.journal, event).await
+    });
     "request-approval" => request_approval(|a, event| {
         request_approval::request_approval(&a.journal, &a.notifier, event).await
     });
@@ -190,6 +240,9 @@ functions! {
     });
     "snapshot-weights" => snapshot_weights(|a, event| {
         snapshot_weights::snapshot_weights(&a.dns, &a.settings, &a.journal, event).await
+    });
+    "verify-restore-point" => verify_restore_point(|a, event| {
+        verify_restore_point::verify_restore_point(&a.dr_backups(), &a.journal, event).await
     });
     "unfence-primary" => unfence_primary(|a, event| {
         unfence_primary::unfence_primary(|r| a.database(r), &a.journal, event).await

@@ -1,0 +1,91 @@
+//! Vault's HTTP API: restoring a raft snapshot (`POST /v1/sys/storage/raft/snapshot-force`)
+//! and health. The token comes from configuration and is never logged or put in an error.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::AdapterError;
+
+/// Where one region's Vault answers, and the token allowed to restore snapshots.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultTarget {
+    /// Base URL, e.g. `https://vault.dr.internal:8200`.
+    pub url: String,
+    /// A token with `sudo` on `sys/storage/raft/snapshot-force`.
+    pub token: String,
+}
+
+impl std::fmt::Debug for VaultTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultTarget")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A Vault cluster.
+pub trait Vault: Send + Sync {
+    /// Replaces Vault's state with `snapshot` (forced: the snapshot may come from another
+    /// cluster, as in a DR restore).
+    fn restore_snapshot(
+        &self,
+        snapshot: Vec<u8>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    /// Whether it answers healthy and unsealed (`GET /v1/sys/health`).
+    fn healthy(&self) -> impl Future<Output = Result<bool, AdapterError>> + Send;
+}
+
+/// [`Vault`] over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpVault {
+    http: reqwest::Client,
+    target: VaultTarget,
+}
+
+impl HttpVault {
+    /// The Vault of `target`.
+    pub fn new(http: reqwest::Client, target: VaultTarget) -> Self {
+        Self { http, target }
+    }
+
+    fn error(&self, path: &str, detail: impl Into<String>) -> AdapterError {
+        AdapterError::Http {
+            system: "Vault",
+            url: format!("{}{path}", self.target.url.trim_end_matches('/')),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl Vault for HttpVault {
+    async fn restore_snapshot(&self, snapshot: Vec<u8>) -> Result<(), AdapterError> {
+        let path = "/v1/sys/storage/raft/snapshot-force";
+        let r = self
+            .http
+            .post(format!("{}{path}", self.target.url.trim_end_matches('/')))
+            .header("X-Vault-Token", &self.target.token)
+            .body(snapshot)
+            .send()
+            .await
+            .map_err(|e| self.error(path, e.without_url().to_string()))?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        Err(self.error(path, format!("HTTP {status}: {}", body.trim())))
+    }
+
+    async fn healthy(&self) -> Result<bool, AdapterError> {
+        let path = "/v1/sys/health";
+        let r = self
+            .http
+            .get(format!("{}{path}", self.target.url.trim_end_matches('/')))
+            .send()
+            .await
+            .map_err(|e| self.error(path, e.without_url().to_string()))?;
+        Ok(r.status().as_u16() == 200)
+    }
+}

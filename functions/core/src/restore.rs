@@ -1,0 +1,385 @@
+//! DR restore: which backups a restore to a point in time needs (the restore point), decided
+//! from the backup catalog before anything is touched, and a plain "no" with the closest
+//! reachable point when the target cannot be reached.
+
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::backup::catalog::Layout;
+use crate::backup::info::parse_pg_time;
+use crate::backup::wal::{TimelineSwitch, WalSegment, follow_chain};
+
+/// What the dr-restore state machine is asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// `"latest"` (default) or an RFC 3339 timestamp to recover to (PITR).
+    #[serde(default = "latest")]
+    pub target: String,
+    /// The region restored into (its `restore` and `vault` targets in `HAPILOT_REGIONS`).
+    pub region: String,
+    /// Bucket to restore from (default: `HAPILOT_DR_BACKUP_BUCKET`, the DR region's copy).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Bucket layout.
+    #[serde(default)]
+    pub layout: Option<Layout>,
+    /// Restore PostgreSQL (default true).
+    #[serde(default = "yes")]
+    pub postgres: bool,
+    /// Restore Vault (default true).
+    #[serde(default = "yes")]
+    pub vault: bool,
+    /// The data check: the newest row time of this table and column, e.g.
+    /// `{"table": "spend_logs", "column": "created_at"}` (the HA document's `max(created_at)`).
+    #[serde(default)]
+    pub data_check: Option<DataCheck>,
+    /// How long PostgreSQL may take to finish recovery, seconds (default 900: the Critical RTO).
+    #[serde(default)]
+    pub readiness_timeout_seconds: Option<u64>,
+    /// Offer the DNS switch to the restored region through an approval (default false).
+    #[serde(default)]
+    pub offer_dns_switch: bool,
+    /// WAL segment size (default 16 MiB).
+    #[serde(default)]
+    pub wal_segment_size: Option<u64>,
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The data check of a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataCheck {
+    /// Table (optionally schema-qualified).
+    pub table: String,
+    /// Timestamp column.
+    pub column: String,
+}
+
+impl DataCheck {
+    /// Validates the identifiers: they end up in SQL, so only plain names are accepted.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|p| {
+                    !p.is_empty()
+                        && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !p.starts_with(|c: char| c.is_ascii_digit())
+                })
+        };
+        if !plain(&self.table) {
+            return Err(CoreError::invalid(
+                "data_check.table",
+                "must be a plain (schema.)table name",
+            ));
+        }
+        if !plain(&self.column) || self.column.contains('.') {
+            return Err(CoreError::invalid(
+                "data_check.column",
+                "must be a plain column name",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where to recover to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "epoch")]
+pub enum RestoreTarget {
+    /// As far as the archive reaches.
+    Latest,
+    /// This moment (epoch seconds).
+    Time(i64),
+}
+
+impl RestoreTarget {
+    /// Parses `"latest"` or an RFC 3339 / PostgreSQL timestamp.
+    pub fn parse(text: &str) -> Result<Self, CoreError> {
+        if text.trim().eq_ignore_ascii_case("latest") {
+            return Ok(RestoreTarget::Latest);
+        }
+        parse_pg_time(text).map(RestoreTarget::Time).ok_or_else(|| {
+            CoreError::invalid(
+                "target",
+                format!("{text:?} is neither \"latest\" nor a timestamp like 2026-11-25T09:30:00Z"),
+            )
+        })
+    }
+}
+
+/// A base backup of the catalog, from its `backup.info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogBaseBackup {
+    /// barman backup id.
+    pub id: String,
+    /// Its directory (`<prefix>/base/<id>/`).
+    pub prefix: String,
+    /// First WAL segment it needs.
+    pub begin_wal: WalSegment,
+    /// Last WAL segment it needs to be consistent.
+    pub end_wal: WalSegment,
+    /// When it ended (epoch seconds).
+    pub end_time: i64,
+}
+
+/// An archived WAL segment of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogWal {
+    /// The segment.
+    pub segment: WalSegment,
+    /// Its object key.
+    pub key: String,
+    /// When it was archived (epoch seconds): every record in it was written before.
+    pub archived: i64,
+}
+
+/// What the restore point is chosen from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreCatalog {
+    /// DONE base backups.
+    pub base_backups: Vec<CatalogBaseBackup>,
+    /// Archived segments.
+    pub wal: Vec<CatalogWal>,
+    /// Timeline switches (from `.history` files).
+    pub switches: Vec<TimelineSwitch>,
+    /// Vault snapshots: key and time.
+    pub snapshots: Vec<(String, i64)>,
+}
+
+/// The chosen backups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePoint {
+    /// The target.
+    pub target: RestoreTarget,
+    /// The base backup restored.
+    pub base_backup: CatalogBaseBackup,
+    /// Every WAL segment replayed, in order.
+    pub wal: Vec<CatalogWal>,
+    /// Recovery can reach at least this moment (the newest replayed segment's archive time
+    /// bounds it from above; for `latest`, it is what the restore will contain at most).
+    pub reachable_until: i64,
+    /// The Vault snapshot restored, when there is one at or before the target.
+    pub vault_snapshot: Option<(String, i64)>,
+}
+
+/// Why a target cannot be reached, with the closest point that can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{reason}")]
+pub struct Unreachable {
+    /// What is missing, in plain words.
+    pub reason: String,
+    /// The closest reachable point (epoch seconds), if any.
+    pub closest: Option<i64>,
+}
+
+/// Chooses the newest base backup that ended before the target and the WAL that reaches it.
+pub fn resolve_restore_point(
+    catalog: &RestoreCatalog,
+    target: RestoreTarget,
+    segment_size: u64,
+) -> Result<RestorePoint, Unreachable> {
+    let at = match target {
+        RestoreTarget::Latest => i64::MAX,
+        RestoreTarget::Time(t) => t,
+    };
+    let earliest = catalog.base_backups.iter().map(|b| b.end_time).min();
+    let Some(base) = catalog
+        .base_backups
+        .iter()
+        .filter(|b| b.end_time <= at)
+        .max_by_key(|b| b.end_time)
+    else {
+        return Err(Unreachable {
+            reason: match earliest {
+                Some(_) => "the target is older than every base backup (too old)".into(),
+                None => "there is no usable (DONE) base backup".into(),
+            },
+            closest: earliest,
+        });
+    };
+    let archived: std::collections::BTreeSet<WalSegment> =
+        catalog.wal.iter().map(|w| w.segment).collect();
+    let chain = follow_chain(base.begin_wal, &archived, &catalog.switches, segment_size);
+    let Some(reached) = chain.reached.filter(|r| *r >= base.end_wal) else {
+        return Err(Unreachable {
+            reason: format!(
+                "base backup {} cannot be made consistent: WAL segment {} is missing",
+                base.id,
+                chain.first_missing.unwrap_or(base.begin_wal)
+            ),
+            closest: None,
+        });
+    };
+    // The segments of the chain, in replay order: walk it again, collecting.
+    let by_segment: std::collections::BTreeMap<WalSegment, &CatalogWal> =
+        catalog.wal.iter().map(|w| (w.segment, w)).collect();
+    let mut wal: Vec<CatalogWal> = Vec::new();
+    let mut current = base.begin_wal;
+    while let Some(w) = by_segment.get(&current) {
+        wal.push((*w).clone());
+        if current == reached {
+            break;
+        }
+        let next = current.next(segment_size);
+        let branch = catalog.switches.iter().find(|s| {
+            s.parent == current.timeline
+                && WalSegment::containing(current.timeline, s.switch_lsn, segment_size) == current
+        });
+        current = match branch {
+            Some(s) if archived.contains(&current.on_timeline(s.timeline)) => {
+                current.on_timeline(s.timeline)
+            }
+            Some(s) => next.on_timeline(s.timeline),
+            None => next,
+        };
+    }
+    let reachable_until = wal
+        .iter()
+        .find(|w| w.segment == reached)
+        .map_or(base.end_time, |w| w.archived)
+        .max(base.end_time);
+    if let RestoreTarget::Time(t) = target
+        && reachable_until < t
+    {
+        return Err(Unreachable {
+            reason: match chain.first_missing {
+                Some(missing) if chain.stranded > 0 => format!(
+                    "the WAL archive has a gap at {missing}: recovery cannot pass it (target in a WAL gap)"
+                ),
+                _ => "the target is newer than the newest archived WAL (too new)".into(),
+            },
+            closest: Some(reachable_until),
+        });
+    }
+    let vault_snapshot = catalog
+        .snapshots
+        .iter()
+        .filter(|(_, time)| *time <= at)
+        .max_by_key(|(_, time)| *time)
+        .cloned();
+    Ok(RestorePoint {
+        target,
+        base_backup: base.clone(),
+        wal,
+        reachable_until,
+        vault_snapshot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::wal::DEFAULT_SEGMENT_SIZE;
+
+    fn seg(n: u32) -> WalSegment {
+        WalSegment {
+            timeline: 1,
+            log: 0,
+            seg: n,
+        }
+    }
+
+    fn catalog(segments: &[u32]) -> RestoreCatalog {
+        RestoreCatalog {
+            base_backups: vec![
+                CatalogBaseBackup {
+                    id: "old".into(),
+                    prefix: "pg/base/old/".into(),
+                    begin_wal: seg(2),
+                    end_wal: seg(2),
+                    end_time: 1_000,
+                },
+                CatalogBaseBackup {
+                    id: "new".into(),
+                    prefix: "pg/base/new/".into(),
+                    begin_wal: seg(5),
+                    end_wal: seg(5),
+                    end_time: 5_000,
+                },
+            ],
+            wal: segments
+                .iter()
+                .map(|n| CatalogWal {
+                    segment: seg(*n),
+                    key: format!("pg/wals/{}", seg(*n)),
+                    archived: i64::from(*n) * 1_000,
+                })
+                .collect(),
+            switches: vec![],
+            snapshots: vec![("vault/a.snap".into(), 900), ("vault/b.snap".into(), 6_500)],
+        }
+    }
+
+    #[test]
+    fn latest_uses_the_newest_base_backup_and_the_whole_chain() {
+        let c = catalog(&[2, 3, 4, 5, 6, 7]);
+        let p = resolve_restore_point(&c, RestoreTarget::Latest, DEFAULT_SEGMENT_SIZE).unwrap();
+        assert_eq!(p.base_backup.id, "new");
+        assert_eq!(
+            p.wal.iter().map(|w| w.segment.seg).collect::<Vec<_>>(),
+            [5, 6, 7]
+        );
+        assert_eq!(p.reachable_until, 7_000);
+        assert_eq!(p.vault_snapshot.unwrap().0, "vault/b.snap");
+    }
+
+    #[test]
+    fn a_time_picks_the_base_backup_before_it() {
+        let c = catalog(&[2, 3, 4, 5, 6, 7]);
+        let p =
+            resolve_restore_point(&c, RestoreTarget::Time(3_500), DEFAULT_SEGMENT_SIZE).unwrap();
+        assert_eq!(p.base_backup.id, "old");
+        assert_eq!(p.vault_snapshot.unwrap().0, "vault/a.snap");
+    }
+
+    #[test]
+    fn unreachable_targets_say_why_and_what_is_closest() {
+        let c = catalog(&[2, 3, 4, 5, 6, 7]);
+        let old =
+            resolve_restore_point(&c, RestoreTarget::Time(500), DEFAULT_SEGMENT_SIZE).unwrap_err();
+        assert!(old.reason.contains("too old"), "{old}");
+        assert_eq!(old.closest, Some(1_000));
+        let new = resolve_restore_point(&c, RestoreTarget::Time(9_000), DEFAULT_SEGMENT_SIZE)
+            .unwrap_err();
+        assert!(new.reason.contains("too new"), "{new}");
+        assert_eq!(new.closest, Some(7_000));
+        let gap = catalog(&[2, 3, 4, 5, 7, 8]);
+        let e = resolve_restore_point(&gap, RestoreTarget::Time(7_500), DEFAULT_SEGMENT_SIZE)
+            .unwrap_err();
+        assert!(e.reason.contains("gap at 000000010000000000000006"), "{e}");
+        assert_eq!(e.closest, Some(5_000));
+        let none = RestoreCatalog::default();
+        assert!(resolve_restore_point(&none, RestoreTarget::Latest, DEFAULT_SEGMENT_SIZE).is_err());
+    }
+
+    #[test]
+    fn targets_and_data_checks_are_validated() {
+        assert_eq!(
+            RestoreTarget::parse("latest").unwrap(),
+            RestoreTarget::Latest
+        );
+        assert_eq!(
+            RestoreTarget::parse("2026-11-25T09:00:04Z").unwrap(),
+            RestoreTarget::Time(1_795_597_204)
+        );
+        assert!(RestoreTarget::parse("yesterday").is_err());
+        let bad = DataCheck {
+            table: "t; DROP TABLE x".into(),
+            column: "created_at".into(),
+        };
+        assert!(bad.validate().is_err());
+        let ok = DataCheck {
+            table: "public.spend_logs".into(),
+            column: "created_at".into(),
+        };
+        assert!(ok.validate().is_ok());
+    }
+}

@@ -1,0 +1,100 @@
+//! Task `check-restore`: one look at a DR restore of PostgreSQL. Ready when the agent has
+//! started the server and it is out of recovery (promoted at the target); then the data check
+//! runs: the newest row time of the configured table gives the restore's real RPO. The state
+//! machine loops (Wait + Choice) until ready or the deadline.
+//! Input: `{"region", "polls", "data_check"?, "target_epoch"?, "run"}`.
+
+use hapilot_aws::database::PostgresDatabase;
+use hapilot_aws::restore::RestoreAgent;
+use hapilot_core::ErrorName;
+use hapilot_core::restore::DataCheck;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::FunctionError;
+use crate::error::parse_input;
+use crate::run::{RunContext, record};
+
+#[derive(Deserialize)]
+struct Input {
+    region: String,
+    #[serde(default)]
+    polls: u64,
+    #[serde(default)]
+    data_check: Option<DataCheck>,
+    #[serde(default)]
+    target_epoch: Option<i64>,
+    run: RunContext,
+}
+
+/// Looks once.
+pub async fn check_restore<A: RestoreAgent>(
+    agent: impl FnOnce(&str) -> Result<(A, String), FunctionError>,
+    journal: &impl hapilot_aws::journal::Journal,
+    input: Value,
+) -> Result<Value, FunctionError> {
+    let Input {
+        region,
+        polls,
+        data_check,
+        target_epoch,
+        run,
+    } = parse_input(input)?;
+    let (agent, dsn) = agent(&region)?;
+    let progress = agent.progress().await.map_err(FunctionError::from_adapter(
+        ErrorName::DatabaseRestoreFailed,
+    ))?;
+    let not_yet = |detail: String| json!({"ready": false, "polls": polls + 1, "detail": detail});
+    match progress.state.as_str() {
+        "failed" => {
+            return Err(FunctionError::named(
+                ErrorName::DatabaseRestoreFailed,
+                format!("the restore agent failed: {}", progress.detail),
+            ));
+        }
+        "started" => {}
+        _ => return Ok(not_yet(progress.detail)),
+    }
+    let db = PostgresDatabase::new(&dsn);
+    let Ok(client) = db.connect().await else {
+        return Ok(not_yet(
+            "server started, not accepting connections yet".into(),
+        ));
+    };
+    let in_recovery: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(true);
+    if in_recovery {
+        return Ok(not_yet("replaying WAL (still in recovery)".into()));
+    }
+    let mut out = json!({"ready": true, "polls": polls + 1, "detail": progress.detail});
+    if let Some(check) = data_check {
+        check.validate()?;
+        let sql = format!(
+            "SELECT extract(epoch FROM max({}))::float8, count(*) FROM {}",
+            check.column, check.table
+        );
+        let row = client.query_one(sql.as_str(), &[]).await.map_err(|e| {
+            FunctionError::named(
+                ErrorName::DatabaseRestoreFailed,
+                format!("data check on {}: {e}", check.table),
+            )
+        })?;
+        let newest: Option<f64> = row.get(0);
+        let rows: i64 = row.get(1);
+        out["data_check"] = json!({
+            "table": check.table,
+            "rows": rows,
+            "newest_row_epoch": newest,
+            // The restore's real RPO: how far before the target the newest restored row is.
+            "rpo_secs": match (newest, target_epoch) {
+                (Some(n), Some(t)) => Some((t as f64 - n).max(0.0)),
+                _ => None,
+            },
+        });
+    }
+    record(journal, &run, json!({ "after": out })).await?;
+    Ok(out)
+}

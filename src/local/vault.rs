@@ -1,0 +1,118 @@
+//! A simulated Vault server: the part of Vault's HTTP API a DR restore uses.
+//!
+//! `POST /v1/sys/storage/raft/snapshot-force` (token in `X-Vault-Token`; the body must be a
+//! valid raft snapshot - checked with the same verifier as the backup audit; the one applied is
+//! kept), `GET /v1/sys/health` (200 when unsealed). `refuse(true)` makes it answer 503 to
+//! restores, as a sealed or broken cluster would.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use super::http::{answer, serve_state};
+
+#[derive(Default)]
+struct State {
+    token: String,
+    refuse: bool,
+    restored: Vec<u64>,
+}
+
+/// A running simulated Vault; stops when dropped.
+pub struct SimulatedVault {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedVault {
+    /// Starts one that accepts `token`.
+    pub async fn start(token: &str) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(State {
+            token: token.to_string(),
+            ..State::default()
+        }));
+        let (addr, task) = serve_state(state.clone(), |state, req| async move {
+            let path = req.uri().path().to_string();
+            match (req.method().clone(), path.as_str()) {
+                (Method::GET, "/v1/sys/health") => answer(
+                    StatusCode::OK,
+                    "application/json",
+                    json!({"initialized": true, "sealed": false, "standby": false}).to_string(),
+                ),
+                (Method::POST, "/v1/sys/storage/raft/snapshot-force") => {
+                    let token = req
+                        .headers()
+                        .get("x-vault-token")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let mut s = state.lock().expect("vault state");
+                    if token != s.token {
+                        return answer(
+                            StatusCode::FORBIDDEN,
+                            "application/json",
+                            json!({"errors": ["permission denied"]}).to_string(),
+                        );
+                    }
+                    if s.refuse {
+                        return answer(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "application/json",
+                            json!({"errors": ["Vault is sealed"]}).to_string(),
+                        );
+                    }
+                    match hapilot_core::backup::vault::verify_vault_snapshot(&body[..]) {
+                        Ok(summary) => {
+                            s.restored.push(summary.index.unwrap_or(0));
+                            answer(StatusCode::NO_CONTENT, "application/json", "")
+                        }
+                        Err(e) => answer(
+                            StatusCode::BAD_REQUEST,
+                            "application/json",
+                            json!({"errors": [format!("failed to read snapshot: {e}")]})
+                                .to_string(),
+                        ),
+                    }
+                }
+                _ => answer(
+                    StatusCode::NOT_FOUND,
+                    "application/json",
+                    json!({"errors": []}).to_string(),
+                ),
+            }
+        })
+        .await?;
+        Ok(Self { addr, state, task })
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Makes restores fail (503), or work again.
+    pub fn refuse(&self, refuse: bool) {
+        self.state.lock().expect("vault state").refuse = refuse;
+    }
+
+    /// Raft indexes of the snapshots applied, in order.
+    pub fn restored(&self) -> Vec<u64> {
+        self.state.lock().expect("vault state").restored.clone()
+    }
+}
+
+impl Drop for SimulatedVault {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
