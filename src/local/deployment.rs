@@ -79,7 +79,7 @@ pub enum Databases {
         /// Host agents of (the primary region's, the standby region's) server.
         agents: (PostgresAgent, PostgresAgent),
         /// The DR restore's server (laid down by a restore) in the standby region, and its agent.
-        dr: (super::postgres::PostgresNode, PostgresAgent),
+        dr: Box<(super::postgres::PostgresNode, PostgresAgent)>,
     },
 }
 
@@ -167,7 +167,7 @@ impl LocalDeployment {
                 Databases::Postgres {
                     pair,
                     agents,
-                    dr: (dr_node, dr_agent),
+                    dr: Box::new((dr_node, dr_agent)),
                 }
             }
         };

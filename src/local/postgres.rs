@@ -322,6 +322,11 @@ impl PostgresPair {
 }
 
 impl PostgresNode {
+    /// Its data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.server.data
+    }
+
     /// A fresh directory for the agent's downloads, writable by the server's user.
     pub fn work_dir(&self, name: &str) -> Result<PathBuf, HapilotError> {
         let dir = self.root.join(name);
@@ -494,14 +499,15 @@ fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotE
         .open(&path)
         .map_err(HapilotError::io(format!("opening {}", path.display())))?;
     // Both servers archive into one directory, like a shared WAL bucket: the primary now, the
-    // replica once promoted (archive_mode = on does not archive during recovery).
+    // replica once promoted (archive_mode = on does not archive during recovery). Copy, then
+    // rename: a reader never sees half a segment.
     let archive = socket_dir.join("archive");
     writeln!(
         f,
         "\n# hapilot local pair\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
          hot_standby = on\nwal_level = replica\nmax_wal_senders = 10\nfsync = off\nwal_receiver_status_interval = 1s\n\
          timezone = 'UTC'\nlog_timezone = 'UTC'\nwal_log_hints = on\narchive_mode = on\n\
-         archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'\n\
+         archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f.tmp && mv {archive}/%f.tmp {archive}/%f'\n\
          restore_command = 'cp {archive}/%f %p'\n",
         socket_dir.display(),
         archive = archive.display()

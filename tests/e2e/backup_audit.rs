@@ -15,41 +15,39 @@ use crate::support::{TestStack, assert_failed};
 
 /// One backup object: key and bytes.
 #[derive(Clone)]
-struct Object {
-    key: String,
-    bytes: Vec<u8>,
+pub(crate) struct Object {
+    pub(crate) key: String,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// A compact `YYYYMMDDTHHMMSSZ` name for `epoch`.
-fn compact(epoch: i64) -> String {
+pub(crate) fn compact(epoch: i64) -> String {
     epoch_text(epoch).replace(['-', ':'], "")
 }
 
-/// Builds the clean catalog from real tools. Returns the objects and the base backup's key
-/// prefix. Blocking.
-fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
-    let pair = PostgresPair::start().expect("PostgreSQL (scripts/ensure-postgres installs it)");
-    let psql = |sql: &str| {
-        let out = pair
-            .tool("psql")
-            .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
-            .args(["-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    psql(
-        "CREATE TABLE spend (id bigserial primary key, team text, usd numeric, created_at timestamptz default now())",
+/// Runs one SQL statement on the pair's primary with psql; returns its output. Blocking.
+pub(crate) fn psql(pair: &PostgresPair, sql: &str) -> String {
+    let out = pair
+        .tool("psql")
+        .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
+        .args(["-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    psql(
-        "INSERT INTO spend (team, usd) SELECT 'team-' || (g % 7), g FROM generate_series(1, 2000) g",
-    );
-    let dir = pair.scratch_dir("basebackup").unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Takes a base backup of the pair's primary (`pg_basebackup -Ft -z -X none`, WAL from the
+/// archive) and returns it in the barman-cloud layout: `backup.info` (from the `.backup`
+/// history file PostgreSQL archived), `base.tar.gz`, `backup_manifest`. Blocking.
+pub(crate) fn take_base_backup(pair: &PostgresPair) -> Vec<Object> {
+    let dir = pair
+        .scratch_dir(&format!("basebackup-{}", uuid::Uuid::new_v4().simple()))
+        .unwrap();
     let out = pair
         .tool("pg_basebackup")
         .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
@@ -64,38 +62,10 @@ fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
         "pg_basebackup: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // More WAL after the backup: the chain must reach past it.
-    for i in 0..4 {
-        psql(&format!(
-            "INSERT INTO spend (team, usd) SELECT 'later-{i}', g FROM generate_series(1, 500) g"
-        ));
-        psql("SELECT pg_switch_wal()");
-    }
-    let archive = pair.archive_dir();
-    let newest = psql("SELECT pg_walfile_name(pg_current_wal_lsn())");
-    // Wait until everything before the current segment is archived.
-    let mut names: Vec<String> = Vec::new();
-    for _ in 0..200 {
-        names = std::fs::read_dir(&archive)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        // Every segment before the current one, and the backup's history file.
-        let archived = names
-            .iter()
-            .filter(|n| n.len() == 24 && **n < newest)
-            .count();
-        let before = names.iter().filter(|n| n.len() == 24).min().cloned();
-        let needed = before.map_or(usize::MAX, |first| {
-            let first = hapilot_core::backup::wal::WalSegment::parse(&first).unwrap();
-            let last = hapilot_core::backup::wal::WalSegment::parse(&newest).unwrap();
-            (last.seg - first.seg) as usize
-        });
-        if names.iter().any(|n| n.ends_with(".backup")) && archived >= needed && archived >= 5 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let mut names: Vec<String> = std::fs::read_dir(pair.archive_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     // The newest one: the replica's own pg_basebackup left an older one.
     let history_name = names
@@ -103,7 +73,7 @@ fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
         .rfind(|n| n.ends_with(".backup"))
         .expect("the base backup's .backup history file was archived")
         .clone();
-    let history = std::fs::read_to_string(archive.join(&history_name)).unwrap();
+    let history = std::fs::read_to_string(pair.archive_dir().join(&history_name)).unwrap();
     let field = |label: &str| {
         history
             .lines()
@@ -129,7 +99,7 @@ fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
          end_wal={end_wal}\nstatus=DONE\ntimeline=1\nversion=170000\nmode=concurrent\n"
     );
     let base = format!("postgres/gateway-db/base/{id}/");
-    let mut objects = vec![
+    vec![
         Object {
             key: format!("{base}backup.info"),
             bytes: info.into_bytes(),
@@ -142,10 +112,55 @@ fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
             key: format!("{base}backup_manifest"),
             bytes: std::fs::read(dir.join("backup_manifest")).unwrap(),
         },
-    ];
-    for name in &names {
-        let bytes = std::fs::read(archive.join(name)).unwrap();
-        let directory = &name[..16];
+    ]
+}
+
+/// Switches to a new WAL segment and waits until every completed one is archived; returns
+/// the archive's file names, sorted. Blocking.
+pub(crate) fn switch_and_archive(pair: &PostgresPair) -> Vec<String> {
+    // pg_switch_wal returns the end of the segment it completed; pg_walfile_name of an end
+    // position names that segment (a position at a boundary belongs to the previous one).
+    let completed = psql(pair, "SELECT pg_walfile_name(pg_switch_wal())");
+    let last = hapilot_core::backup::wal::WalSegment::parse(&completed).unwrap();
+    let mut names: Vec<String> = Vec::new();
+    for _ in 0..300 {
+        names = std::fs::read_dir(pair.archive_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let segments: std::collections::BTreeSet<_> = names
+            .iter()
+            .filter(|n| n.len() == 24)
+            .filter_map(|n| hapilot_core::backup::wal::WalSegment::parse(n).ok())
+            .collect();
+        let first = segments.iter().next().copied();
+        let complete = first.is_some_and(|f| {
+            let mut s = f;
+            while s <= last {
+                if !segments.contains(&s) {
+                    return false;
+                }
+                s = s.next(hapilot_core::backup::wal::DEFAULT_SEGMENT_SIZE);
+            }
+            true
+        });
+        if complete {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A copy in progress is not archived yet.
+    names.retain(|n| !n.ends_with(".tmp"));
+    names.sort();
+    names
+}
+
+/// Archived files as barman-cloud stores them: segments gzip'd under `wals/<tli+log>/`.
+pub(crate) fn wal_objects(pair: &PostgresPair, names: &[String]) -> Vec<Object> {
+    let mut objects = Vec::new();
+    for name in names.iter().filter(|n| !n.ends_with(".tmp")) {
+        let bytes = std::fs::read(pair.archive_dir().join(name)).unwrap();
+        let directory = &name[..16.min(name.len())];
         if name.len() == 24 {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             std::io::Write::write_all(&mut gz, &bytes).unwrap();
@@ -160,6 +175,33 @@ fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
             });
         }
     }
+    objects
+}
+
+/// Builds the clean catalog from real tools. Blocking.
+fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
+    let pair = PostgresPair::start().expect("PostgreSQL (scripts/ensure-postgres installs it)");
+    psql(
+        &pair,
+        "CREATE TABLE spend (id bigserial primary key, team text, usd numeric, created_at timestamptz default now())",
+    );
+    psql(
+        &pair,
+        "INSERT INTO spend (team, usd) SELECT 'team-' || (g % 7), g FROM generate_series(1, 2000) g",
+    );
+    let mut objects = take_base_backup(&pair);
+    // More WAL after the backup: the chain must reach past it.
+    for i in 0..4 {
+        psql(
+            &pair,
+            &format!(
+                "INSERT INTO spend (team, usd) SELECT 'later-{i}', g FROM generate_series(1, 500) g"
+            ),
+        );
+        psql(&pair, "SELECT pg_switch_wal()");
+    }
+    let names = switch_and_archive(&pair);
+    objects.extend(wal_objects(&pair, &names));
     // Hourly Vault snapshots and Redis RDB files, the newest 10 minutes old.
     for k in 0..4 {
         let at = now - 600 - k * 3_600;
@@ -189,13 +231,29 @@ fn policies() -> Value {
 
 /// Creates a bucket with Object Lock and uploads `objects` encrypted and locked, except the
 /// keys in `plain` (uploaded with neither).
-async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, objects: &[Object], plain: &[String]) {
+pub(crate) async fn upload(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    objects: &[Object],
+    plain: &[String],
+) {
     s3.create_bucket()
         .bucket(bucket)
         .object_lock_enabled_for_bucket(true)
         .send()
         .await
         .unwrap();
+    put_all(s3, bucket, objects, plain).await;
+}
+
+/// Uploads `objects` into an existing bucket, encrypted (SSE-S3) and locked (governance, one
+/// day) except the keys in `plain`.
+pub(crate) async fn put_all(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    objects: &[Object],
+    plain: &[String],
+) {
     let until = DateTime::from_secs(chrono::Utc::now().timestamp() + 86_400);
     for o in objects {
         let mut put = s3

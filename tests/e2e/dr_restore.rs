@@ -1,0 +1,338 @@
+//! DR restore from backups: a real PostgreSQL primary archives WAL; its base backup and WAL
+//! are stored in the barman-cloud layout in the DR bucket (moto S3) as they are produced, with
+//! a Vault snapshot; the dr-restore state machine lays down a new server in the DR region
+//! through its restore agent and a simulated Vault.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hapilot::local::deployment::{DR_BACKUP_BUCKET, DatabaseSetup, Databases};
+use hapilot::local::postgres::PostgresPair;
+use hapilot_aws::database::PostgresDatabase;
+use hapilot_core::backup::audit::epoch_text;
+use hapilot_core::backup::vault::build_vault_snapshot;
+use serde_json::{Value, json};
+
+use crate::backup_audit::{
+    Object, compact, psql, put_all, switch_and_archive, take_base_backup, wal_objects,
+};
+use crate::support::{FailoverWorld, assert_failed, entered};
+
+fn pair(world: &FailoverWorld) -> &PostgresPair {
+    match &world.deployment.databases {
+        Databases::Postgres { pair, .. } => pair,
+        Databases::Patroni { .. } => unreachable!("these tests run on PostgreSQL"),
+    }
+}
+
+fn dr_dsn(world: &FailoverWorld) -> String {
+    match &world.deployment.databases {
+        Databases::Postgres { dr, .. } => dr.0.server.dsn(),
+        Databases::Patroni { .. } => unreachable!(),
+    }
+}
+
+fn dr_data_exists(world: &FailoverWorld) -> bool {
+    match &world.deployment.databases {
+        Databases::Postgres { dr, .. } => {
+            std::fs::metadata(format!("{}/PG_VERSION", dr_dsn_dir(&dr.0))).is_ok()
+        }
+        Databases::Patroni { .. } => unreachable!(),
+    }
+}
+
+fn dr_dsn_dir(node: &hapilot::local::postgres::PostgresNode) -> String {
+    node.data_dir().display().to_string()
+}
+
+/// What the test wrote, by phase.
+struct History {
+    /// Base backup objects.
+    base: Vec<Object>,
+    /// Archive file names uploaded after each phase, in order.
+    phases: Vec<Vec<String>>,
+    /// A moment between batch B and batch C (epoch seconds).
+    mid: i64,
+    /// Ids committed by then.
+    ids_by_mid: BTreeSet<i64>,
+    /// Every id.
+    all_ids: BTreeSet<i64>,
+}
+
+async fn upload_new(
+    world: &FailoverWorld,
+    pair: &PostgresPair,
+    names: &[String],
+    done: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let new: Vec<String> = names
+        .iter()
+        .filter(|n| !done.contains(*n))
+        .cloned()
+        .collect();
+    let objects = wal_objects(pair, &new);
+    let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+    put_all(&world.stack.s3(), DR_BACKUP_BUCKET, &objects, &keys).await;
+    done.extend(new.iter().cloned());
+    new
+}
+
+/// Writes in phases a second apart (S3's LastModified has second resolution: it is the WAL's
+/// archive time), uploading what was archived after each, as barman-cloud-wal-archive would.
+async fn make_history(world: &FailoverWorld) -> History {
+    let pair = pair(world);
+    let s3 = world.stack.s3();
+    let run = |sql: &'static str| tokio::task::block_in_place(|| psql(pair, sql));
+    run(
+        "CREATE TABLE spend (id bigserial PRIMARY KEY, team text, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    );
+    run("INSERT INTO spend (team) SELECT 'a' FROM generate_series(1, 100)");
+    let base = tokio::task::block_in_place(|| take_base_backup(pair));
+    let keys: Vec<String> = base.iter().map(|o| o.key.clone()).collect();
+    put_all(&s3, DR_BACKUP_BUCKET, &base, &keys).await;
+    let mut done = BTreeSet::new();
+    let names = tokio::task::block_in_place(|| switch_and_archive(pair));
+    let phase0 = upload_new(world, pair, &names, &mut done).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    run("INSERT INTO spend (team) SELECT 'b' FROM generate_series(1, 50)");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mid = chrono::Utc::now().timestamp();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    run("INSERT INTO spend (team) SELECT 'c' FROM generate_series(1, 50)");
+    let names = tokio::task::block_in_place(|| switch_and_archive(pair));
+    let phase1 = upload_new(world, pair, &names, &mut done).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    run("INSERT INTO spend (team) SELECT 'd' FROM generate_series(1, 25)");
+    let names = tokio::task::block_in_place(|| switch_and_archive(pair));
+    let phase2 = upload_new(world, pair, &names, &mut done).await;
+
+    // A Vault snapshot taken before the target.
+    let snap = build_vault_snapshot(&json!({"Index": 4242, "Term": 3}), b"raft state").unwrap();
+    let key = format!("vault/{}.snap", compact(mid - 30));
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[Object {
+            key: key.clone(),
+            bytes: snap,
+        }],
+        &[key],
+    )
+    .await;
+
+    let primary = PostgresDatabase::new(&pair.primary.dsn())
+        .connect()
+        .await
+        .unwrap();
+    let ids = |sql: &'static str| {
+        let primary = &primary;
+        async move {
+            primary
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect::<BTreeSet<i64>>()
+        }
+    };
+    let all_ids = ids("SELECT id FROM spend").await;
+    let ids_by_mid: BTreeSet<i64> = primary
+        .query(
+            "SELECT id FROM spend WHERE created_at <= to_timestamp($1::float8)",
+            &[&(mid as f64)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    History {
+        base,
+        phases: vec![phase0, phase1, phase2],
+        mid,
+        ids_by_mid,
+        all_ids,
+    }
+}
+
+async fn restored_ids(world: &FailoverWorld) -> BTreeSet<i64> {
+    let c = PostgresDatabase::new(&dr_dsn(world))
+        .connect()
+        .await
+        .unwrap();
+    c.query("SELECT id FROM spend", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn request(target: &str) -> Value {
+    json!({
+        "region": "us-west-2",
+        "target": target,
+        "data_check": {"table": "spend", "column": "created_at"},
+        "readiness_timeout_seconds": 120
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restores_latest_and_a_point_in_time_row_by_row() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let history = make_history(&world).await;
+    assert_eq!(history.all_ids.len(), 225);
+    assert_eq!(
+        history.ids_by_mid.len(),
+        150,
+        "batches a and b were committed before the target"
+    );
+
+    // Latest: everything archived.
+    let out = world.stack.run_ok("dr-restore", request("latest")).await;
+    assert_eq!(
+        restored_ids(&world).await,
+        history.all_ids,
+        "latest restores every archived row"
+    );
+    assert_eq!(out["readiness"]["data_check"]["rows"], 225, "{out:#}");
+    assert_eq!(world.deployment.vault.restored(), vec![4242]);
+
+    // A point in time between batch b and batch c: exactly the rows committed before it.
+    let target = epoch_text(history.mid);
+    let outcome = world.stack.run("dr-restore", request(&target)).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let out = outcome.output.clone().unwrap();
+    let execution = outcome.execution_arn.rsplit(':').next().unwrap();
+    let report = world
+        .object(&format!("reports/dr-restore/{execution}.json"))
+        .await
+        .expect("the restore report");
+    assert_eq!(report["outcome"], "restored");
+    assert!(
+        report["duration_secs"].as_f64().unwrap() > 0.0,
+        "RTO measured: {report}"
+    );
+    assert_eq!(
+        report["restore"]["readiness"]["data_check"]["rows"], 150,
+        "{report}"
+    );
+    let got = restored_ids(&world).await;
+    assert_eq!(
+        got, history.ids_by_mid,
+        "PITR to {target} must hold exactly the rows committed before it"
+    );
+    let rpo = out["readiness"]["data_check"]["rpo_secs"].as_f64().unwrap();
+    assert!(
+        rpo > 0.0 && rpo < 3.0,
+        "the newest restored row is about a second before the target: {rpo}"
+    );
+    assert_eq!(
+        out["plan"]["restore_point"]["base_backup"]["id"]
+            .as_str()
+            .map(str::len),
+        Some(16)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refuses_what_cannot_be_restored_before_touching_anything() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let history = make_history(&world).await;
+    let s3 = world.stack.s3();
+
+    // Target in a WAL gap: the segment of batches b and c is lost.
+    let gap_key = format!(
+        "postgres/gateway-db/wals/{}/{}.gz",
+        &history.phases[1][0][..16],
+        history.phases[1][0]
+    );
+    let segment = s3
+        .get_object()
+        .bucket(DR_BACKUP_BUCKET)
+        .key(&gap_key)
+        .send()
+        .await
+        .unwrap();
+    let segment = segment.body.collect().await.unwrap().into_bytes().to_vec();
+    s3.delete_object()
+        .bucket(DR_BACKUP_BUCKET)
+        .key(&gap_key)
+        .send()
+        .await
+        .unwrap();
+    let outcome = world
+        .stack
+        .run(
+            "dr-restore",
+            request(&epoch_text(chrono::Utc::now().timestamp())),
+        )
+        .await;
+    assert_failed(&outcome, "hapilot.RestoreTargetUnreachable");
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("gap at") && cause.contains("closest reachable point: 20"),
+        "{cause}"
+    );
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[Object {
+            key: gap_key.clone(),
+            bytes: segment,
+        }],
+        &[gap_key],
+    )
+    .await;
+
+    // A corrupted base backup: refused by verification, nothing restored.
+    let tar = history
+        .base
+        .iter()
+        .find(|o| o.key.ends_with("base.tar.gz"))
+        .unwrap();
+    let mut broken = tar.clone();
+    let at = broken.bytes.len() / 2;
+    broken.bytes[at] ^= 0x08;
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        std::slice::from_ref(&broken),
+        &[broken.key.clone()],
+    )
+    .await;
+    let outcome = world.stack.run("dr-restore", request("latest")).await;
+    assert_failed(&outcome, "hapilot.RestorePointCorrupt");
+    assert!(!entered(&outcome, "RestoreVault") && !entered(&outcome, "RestorePostgres"));
+    assert!(
+        world.deployment.vault.restored().is_empty(),
+        "Vault untouched"
+    );
+    assert!(!dr_data_exists(&world), "no data directory laid down");
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        std::slice::from_ref(tar),
+        &[tar.key.clone()],
+    )
+    .await;
+
+    // Vault refuses the snapshot: the run fails there, PostgreSQL is not restored.
+    world.deployment.vault.refuse(true);
+    let outcome = world.stack.run("dr-restore", request("latest")).await;
+    assert_failed(&outcome, "hapilot.VaultRestoreFailed");
+    assert!(
+        outcome.cause.as_deref().unwrap_or("").contains("sealed"),
+        "{:?}",
+        outcome.cause
+    );
+    assert!(!entered(&outcome, "RestorePostgres"));
+    assert!(!dr_data_exists(&world), "no data directory laid down");
+    assert!(
+        !format!("{:?}", outcome.cause).contains(hapilot::local::deployment::VAULT_TOKEN),
+        "the token never appears in errors"
+    );
+}
