@@ -316,7 +316,7 @@ async fn refuses_what_cannot_be_restored_before_touching_anything() {
         &s3,
         DR_BACKUP_BUCKET,
         std::slice::from_ref(tar),
-        &[tar.key.clone()],
+        std::slice::from_ref(&tar.key),
     )
     .await;
 
