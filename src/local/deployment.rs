@@ -373,6 +373,7 @@ impl LocalDeployment {
         settings.audit_bucket = Some(AUDIT_BUCKET.to_string());
         settings.topic_arn = Some(topic_arn.clone());
         settings.failover_state_machine_arn = Some(stack.arn_of("failover"));
+        settings.failback_state_machine_arn = Some(stack.arn_of("failback"));
         settings.tier = Some(Tier::Critical);
         settings.backup_bucket = Some(BACKUP_BUCKET.to_string());
         settings.dr_backup_bucket = Some(DR_BACKUP_BUCKET.to_string());

@@ -7,6 +7,7 @@ mod support;
 mod backup_audit;
 mod backup_formats;
 mod cli;
+mod dr_drill;
 mod dr_restore;
 mod drill;
 mod failback;

@@ -34,6 +34,28 @@ pub trait Orchestrator: Send + Sync {
         name: &str,
         input: &serde_json::Value,
     ) -> impl Future<Output = Result<StartOutcome, AdapterError>> + Send;
+    /// One run's status (DescribeExecution).
+    fn describe(
+        &self,
+        execution_arn: &str,
+    ) -> impl Future<Output = Result<RunStatus, AdapterError>> + Send;
+}
+
+/// What DescribeExecution says of a run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunStatus {
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub status: String,
+    /// Start, epoch seconds (fractional).
+    pub started: f64,
+    /// Stop, epoch seconds, once ended.
+    pub stopped: Option<f64>,
+    /// Output, when it succeeded.
+    pub output: Option<serde_json::Value>,
+    /// Error name, when it failed.
+    pub error: Option<String>,
+    /// Error cause, when it failed.
+    pub cause: Option<String>,
 }
 
 /// [`Orchestrator`] on Step Functions.
@@ -55,6 +77,25 @@ impl StepFunctions {
 }
 
 impl Orchestrator for StepFunctions {
+    async fn describe(&self, execution_arn: &str) -> Result<RunStatus, AdapterError> {
+        let out = self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .map_err(AdapterError::aws("DescribeExecution"))?;
+        let epoch = |t: &aws_sdk_sfn::primitives::DateTime| t.as_secs_f64();
+        Ok(RunStatus {
+            status: out.status().as_str().to_string(),
+            started: epoch(out.start_date()),
+            stopped: out.stop_date().map(epoch),
+            output: out.output().and_then(|o| serde_json::from_str(o).ok()),
+            error: out.error().map(str::to_string),
+            cause: out.cause().map(str::to_string),
+        })
+    }
+
     async fn running(&self, state_machine_arn: &str) -> Result<Option<String>, AdapterError> {
         let out = self
             .client

@@ -55,6 +55,8 @@ pub enum ErrorName {
     VaultRestoreFailed,
     /// PostgreSQL could not be restored or did not become ready in time.
     DatabaseRestoreFailed,
+    /// The DR drill missed its RTO or RPO target, or its failover failed.
+    DrillFailed,
 }
 
 impl ErrorName {
@@ -84,6 +86,7 @@ impl ErrorName {
             ErrorName::RestorePointCorrupt => "hapilot.RestorePointCorrupt",
             ErrorName::VaultRestoreFailed => "hapilot.VaultRestoreFailed",
             ErrorName::DatabaseRestoreFailed => "hapilot.DatabaseRestoreFailed",
+            ErrorName::DrillFailed => "hapilot.DrillFailed",
         }
     }
 
@@ -112,6 +115,7 @@ impl ErrorName {
         ErrorName::RestorePointCorrupt,
         ErrorName::VaultRestoreFailed,
         ErrorName::DatabaseRestoreFailed,
+        ErrorName::DrillFailed,
     ];
 }
 

@@ -9,6 +9,7 @@
 pub mod alarm;
 pub mod backup;
 pub mod canary;
+pub mod drill;
 pub mod error;
 pub mod failback;
 pub mod failover;

@@ -59,6 +59,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "compare a primary's WAL position with what its replica replayed",
     },
     FunctionSpec {
+        name: "check-data",
+        substitution: "CheckDataFunctionArn",
+        requires: &[REGIONS],
+        iam_actions: &[],
+        summary: "the drill's data check: newest row time of a table in one region",
+    },
+    FunctionSpec {
         name: "check-dns-sync",
         substitution: "CheckDnsSyncFunctionArn",
         requires: &[],
@@ -80,6 +87,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "one look at a DR restore: ready (out of recovery)? then the data check",
     },
     FunctionSpec {
+        name: "describe-run",
+        substitution: "DescribeRunFunctionArn",
+        requires: &[],
+        iam_actions: &["states:DescribeExecution"],
+        summary: "one look at a child run (the drill's failover or failback)",
+    },
+    FunctionSpec {
         name: "fence-primary",
         substitution: "FencePrimaryFunctionArn",
         requires: &[ZONE, RECORD, REGIONS, BUCKET],
@@ -96,6 +110,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[],
         iam_actions: &[],
         summary: "check a backup audit request and split it into one item per policy",
+    },
+    FunctionSpec {
+        name: "plan-drill",
+        substitution: "PlanDrillFunctionArn",
+        requires: &[REGIONS],
+        iam_actions: &[],
+        summary: "check a DR drill request; build its children's inputs and targets",
     },
     FunctionSpec {
         name: "plan-failback",
@@ -145,6 +166,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[BUCKET, TOPIC],
         iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
         summary: "write the backup audit's report (JSON + Markdown), metrics and alert",
+    },
+    FunctionSpec {
+        name: "report-drill",
+        substitution: "ReportDrillFunctionArn",
+        requires: &[BUCKET, TOPIC],
+        iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
+        summary: "judge the DR drill against its targets; report, metrics, notification",
     },
     FunctionSpec {
         name: "reprotect-database",
@@ -198,6 +226,16 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[ZONE, RECORD, BUCKET],
         iam_actions: &["route53:ListResourceRecordSets", "s3:PutObject"],
         summary: "read the global name's weights before anything changes",
+    },
+    FunctionSpec {
+        name: "start-run",
+        substitution: "StartRunFunctionArn",
+        requires: &[
+            "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
+            "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
+        ],
+        iam_actions: &["states:StartExecution"],
+        summary: "start a child run (the drill's failover or failback) through the API",
     },
     FunctionSpec {
         name: "unfence-primary",

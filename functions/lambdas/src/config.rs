@@ -72,6 +72,8 @@ pub struct Settings {
     /// `HAPILOT_FAILOVER_INPUT_DEFAULTS`: JSON object merged under every alarm-started run's
     /// input (probe counts, timeouts).
     pub failover_input_defaults: serde_json::Map<String, serde_json::Value>,
+    /// `HAPILOT_FAILBACK_STATE_MACHINE_ARN`: the failback state machine (the DR drill's child).
+    pub failback_state_machine_arn: Option<String>,
     /// `HAPILOT_BACKUP_BUCKET`: where this region's backups are (the backup audit).
     pub backup_bucket: Option<String>,
     /// `HAPILOT_DR_BACKUP_BUCKET`: the DR region's copy of them.
@@ -110,6 +112,7 @@ impl Settings {
         s.audit_bucket = text("HAPILOT_AUDIT_BUCKET");
         s.topic_arn = text("HAPILOT_TOPIC_ARN");
         s.failover_state_machine_arn = text("HAPILOT_FAILOVER_STATE_MACHINE_ARN");
+        s.failback_state_machine_arn = text("HAPILOT_FAILBACK_STATE_MACHINE_ARN");
         s.backup_bucket = text("HAPILOT_BACKUP_BUCKET");
         s.dr_backup_bucket = text("HAPILOT_DR_BACKUP_BUCKET");
         s.dr_region = text("HAPILOT_DR_REGION");
@@ -164,6 +167,7 @@ impl Settings {
                 "HAPILOT_AUDIT_BUCKET" => self.audit_bucket.is_some(),
                 "HAPILOT_TOPIC_ARN" => self.topic_arn.is_some(),
                 "HAPILOT_FAILOVER_STATE_MACHINE_ARN" => self.failover_state_machine_arn.is_some(),
+                "HAPILOT_FAILBACK_STATE_MACHINE_ARN" => self.failback_state_machine_arn.is_some(),
                 "HAPILOT_FAILOVER_TRIGGERS" => !self.triggers.is_empty(),
                 "HAPILOT_CANARY_PROVIDER" => self.canary_provider.is_some(),
                 _ => true,

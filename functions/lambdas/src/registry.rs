@@ -22,11 +22,12 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::{
-    FunctionError, alarm_router, audit_backup_policy, canary_gate, check_catchup, check_dns_sync,
-    check_health, check_restore, fence_primary, plan_backup_audit, plan_failback, plan_failover,
-    plan_restore, promote_database, read_replication, record_run, report_backup_audit,
-    reprotect_database, request_approval, restore_database, restore_vault, scale_region,
-    shift_traffic, snapshot_weights, unfence_primary, verify_restore_point,
+    FunctionError, alarm_router, audit_backup_policy, canary_gate, check_catchup, check_data,
+    check_dns_sync, check_health, check_restore, describe_run, fence_primary, plan_backup_audit,
+    plan_drill, plan_failback, plan_failover, plan_restore, promote_database, read_replication,
+    record_run, report_backup_audit, report_drill, reprotect_database, request_approval,
+    restore_database, restore_vault, scale_region, shift_traffic, snapshot_weights, start_run,
+    unfence_primary, verify_restore_point,
 };
 
 /// The future a handler returns.
@@ -197,8 +198,10 @@ functions! {
     "check-restore" => check_restore(|a, event| {
         check_restore::check_restore(|r| a.restore_agent(r), &a.journal, event).await
     });
+    "check-data" => check_data(|a, event| check_data::check_data(&a.settings, event).await);
     "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(&a.dns, event).await);
     "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
+    "describe-run" => describe_run(|a, event| describe_run::describe_run(&a.runs, event).await);
     "fence-primary" => fence_primary(|a, event| {
         fence_primary::fence_primary(&a.dns, |r| a.database(r), &a.settings, &a.journal, event).await
     });
@@ -206,6 +209,7 @@ functions! {
     "plan-restore" => plan_restore(|a, event| {
         plan_restore::plan_restore(&a.dr_backups(), &a.settings, &a.journal, event).await
     });
+    "plan-drill" => plan_drill(|a, event| plan_drill::plan_drill(&a.settings, event).await);
     "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.journal, event).await);
     "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {
@@ -219,6 +223,9 @@ functions! {
     });
     "report-backup-audit" => report_backup_audit(|a, event| {
         report_backup_audit::report_backup_audit(&a.journal, &a.cloudwatch, &a.notifier, event).await
+    });
+    "report-drill" => report_drill(|a, event| {
+        report_drill::report_drill(&a.journal, &a.cloudwatch, &a.notifier, event).await
     });
     "reprotect-database" => reprotect_database(|a, event| {
         reprotect_database::reprotect_database(|r| a.database(r), &a.settings, &a.journal, event).await
@@ -244,6 +251,7 @@ functions! {
     "verify-restore-point" => verify_restore_point(|a, event| {
         verify_restore_point::verify_restore_point(&a.dr_backups(), &a.journal, event).await
     });
+    "start-run" => start_run(|a, event| start_run::start_run(&a.settings, &a.runs, event).await);
     "unfence-primary" => unfence_primary(|a, event| {
         unfence_primary::unfence_primary(|r| a.database(r), &a.journal, event).await
     });

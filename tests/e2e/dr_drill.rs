@@ -1,0 +1,192 @@
+//! The DR drill state machine: a failover child (graceful), RTO and RPO measured on a real
+//! PostgreSQL pair against the targets, then a human decides - fail back (canary child) or stay.
+
+use std::time::Duration;
+
+use hapilot::local::deployment::{DatabaseSetup, Databases};
+use hapilot::local::gateway::GatewayMode;
+use hapilot_aws::database::PostgresDatabase;
+use serde_json::{Value, json};
+
+use crate::support::{FailoverWorld, assert_failed};
+
+async fn prepare(world: &FailoverWorld) {
+    let Databases::Postgres { pair, .. } = &world.deployment.databases else {
+        unreachable!()
+    };
+    let primary = PostgresDatabase::new(&pair.primary.dsn())
+        .connect()
+        .await
+        .unwrap();
+    primary
+        .batch_execute(
+            "CREATE TABLE spend_logs (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+             INSERT INTO spend_logs SELECT FROM generate_series(1, 100);",
+        )
+        .await
+        .unwrap();
+    // Traffic for the failback's canary gate.
+    world.deployment.primary.traffic().set(400.0, 0.002);
+    world.deployment.standby.traffic().set(400.0, 0.002);
+}
+
+fn drill_input(world: &FailoverWorld, extra: Value) -> Value {
+    let mut input = json!({
+        "primary_region": "us-east-1",
+        "standby_region": "us-west-2",
+        "data_check": {"table": "spend_logs", "column": "created_at"},
+        "failover": Value::Object(world.deployment.settings.failover_input_defaults.clone()),
+        "failback": {
+            "steps": [50, 100], "bake_seconds": 1,
+            "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
+            "dns_sync_timeout_seconds": 10
+        },
+        "approval_timeout_seconds": 120
+    });
+    if let (Some(i), Value::Object(e)) = (input.as_object_mut(), extra) {
+        i.extend(e);
+    }
+    input
+}
+
+async fn answer(world: &FailoverWorld, execution: &str, approve: bool) {
+    let out = world
+        .cli()
+        .args([if approve { "approve" } else { "deny" }, execution])
+        .args(["--machine", "dr-drill", "--bucket", "hapilot-audit"])
+        .args(["--comment", "drill decision from the test"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drill_within_targets_passes_and_fails_back_when_approved() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    prepare(&world).await;
+    let name = "drill-pass";
+    let arn = world
+        .start_run("dr-drill", name, drill_input(&world, json!({})))
+        .await;
+    let pending = world.wait_for_approval_of("dr-drill", name).await;
+    assert!(
+        pending["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("DR drill PASSED"),
+        "{pending}"
+    );
+    let report = world
+        .object(&format!("reports/dr-drill/{name}.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["verdict"], "PASSED", "{report:#}");
+    assert_eq!(
+        report["rpo_secs"], 0.0,
+        "a graceful drill keeps every row: {report:#}"
+    );
+    assert!(report["rto_secs"].as_f64().unwrap() > 0.0);
+    assert_eq!(world.weights().await["secondary"], 100);
+
+    // The operator re-protects the old primary, then approves the fail-back.
+    let out = world
+        .cli()
+        .args([
+            "reprotect",
+            "--region",
+            "us-east-1",
+            "--primary-region",
+            "us-west-2",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    answer(&world, name, true).await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let report = world
+        .object(&format!("reports/dr-drill/{name}.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["failback_decision"], "fail_back");
+    assert_eq!(report["failback"]["status"], "SUCCEEDED", "{report:#}");
+    assert_eq!(
+        world.weights().await["primary"],
+        100,
+        "traffic is back in the primary"
+    );
+    let md = world
+        .stack
+        .s3()
+        .get_object()
+        .bucket("hapilot-audit")
+        .key(format!("reports/dr-drill/{name}.md"))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert!(String::from_utf8_lossy(&md).starts_with(&format!("# DR drill {name}: PASSED")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_standby_fails_the_drill_and_a_denied_failback_stays_put() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    prepare(&world).await;
+    // Every probe of the standby takes 400 ms: the failover is slower than this rehearsal's
+    // 1-second RTO target.
+    world
+        .deployment
+        .standby
+        .set_mode(GatewayMode::Slow(Duration::from_millis(400)));
+    let name = "drill-slow";
+    let arn = world
+        .start_run(
+            "dr-drill",
+            name,
+            drill_input(&world, json!({"rto_target_secs": 1})),
+        )
+        .await;
+    let pending = world.wait_for_approval_of("dr-drill", name).await;
+    assert!(
+        pending["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("DR drill FAILED"),
+        "{pending}"
+    );
+    world.deployment.standby.set_mode(GatewayMode::Healthy);
+    answer(&world, name, false).await;
+    let outcome = world.follow(&arn).await;
+    assert_failed(&outcome, "hapilot.DrillFailed");
+    assert!(
+        outcome.cause.as_deref().unwrap_or("").contains("RTO"),
+        "{:?}",
+        outcome.cause
+    );
+    let report = world
+        .object(&format!("reports/dr-drill/{name}.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["verdict"], "FAILED");
+    assert_eq!(report["failback_decision"], "stay");
+    assert!(report["failback"].is_null(), "no failback was started");
+    assert_eq!(
+        world.weights().await["secondary"],
+        100,
+        "denied: traffic stays in the standby"
+    );
+}
