@@ -88,6 +88,28 @@ enum Command {
         #[arg(long, default_value_t = 7200)]
         timeout: u64,
     },
+    /// Restore Vault and PostgreSQL from backups into a (DR) region: `latest` or a point in time.
+    /// Runs the dr-restore state machine and prints its report.
+    Restore {
+        /// The region restored into.
+        #[arg(long)]
+        region: String,
+        /// `latest` or an RFC 3339 timestamp, e.g. 2026-11-25T09:30:00Z.
+        #[arg(long, default_value = "latest")]
+        target: String,
+        /// The data check's table and column, e.g. `spend_logs.created_at` (the RPO).
+        #[arg(long)]
+        data_check: Option<String>,
+        /// Further input fields as JSON (statemachines/schemas/dr-restore.input.json).
+        #[arg(long)]
+        with: Option<String>,
+        /// The dr-restore state machine (name as deployed, or ARN).
+        #[arg(long, default_value = "dr-restore")]
+        machine: String,
+        /// Give up following after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 7200)]
+        timeout: u64,
+    },
     /// Approve what a waiting run (e.g. a failover over its RPO) asks for.
     Approve {
         /// Execution name.
@@ -275,6 +297,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let arn = resolve_machine(&sfn, &machine).await?;
             let name =
                 name.unwrap_or_else(|| format!("failback-{}", uuid::Uuid::new_v4().simple()));
+            let execution = runs::start(&sfn, &arn, &name, &input).await?;
+            say!("started {execution}");
+            finish(&sfn, &execution, timeout).await
+        }
+        Command::Restore {
+            region,
+            target,
+            data_check,
+            with,
+            machine,
+            timeout,
+        } => {
+            let mut input = match with {
+                Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
+                None => serde_json::json!({}),
+            };
+            let Some(fields) = input.as_object_mut() else {
+                bail!("--with must be a JSON object");
+            };
+            fields.insert("region".into(), region.into());
+            fields.insert("target".into(), target.into());
+            if let Some(check) = data_check {
+                let Some((table, column)) = check.rsplit_once('.') else {
+                    bail!("--data-check must be table.column, e.g. spend_logs.created_at");
+                };
+                fields.insert(
+                    "data_check".into(),
+                    serde_json::json!({"table": table, "column": column}),
+                );
+            }
+            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+            let arn = resolve_machine(&sfn, &machine).await?;
+            let name = format!("restore-{}", uuid::Uuid::new_v4().simple());
             let execution = runs::start(&sfn, &arn, &name, &input).await?;
             say!("started {execution}");
             finish(&sfn, &execution, timeout).await

@@ -201,6 +201,17 @@ async fn restores_latest_and_a_point_in_time_row_by_row() {
     assert_eq!(out["readiness"]["data_check"]["rows"], 225, "{out:#}");
     assert_eq!(world.deployment.vault.restored(), vec![4242]);
 
+    // The same from the CLI, as an operator runs it.
+    let out = world
+        .cli()
+        .args(["restore", "--region", "us-west-2", "--data-check", "spend.created_at"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("\"rows\": 225"), "{stdout}");
+
     // A point in time between batch b and batch c: exactly the rows committed before it.
     let target = epoch_text(history.mid);
     let outcome = world.stack.run("dr-restore", request(&target)).await;
