@@ -5,6 +5,7 @@
 //! answers Lambda Invoke with the real Rust handlers, and forwards everything else to moto.
 
 pub mod agent;
+pub mod barman;
 pub mod deploy;
 pub mod deployment;
 pub mod front_door;

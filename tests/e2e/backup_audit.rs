@@ -6,177 +6,15 @@
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
+use hapilot::local::barman::{
+    BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,
+    wal_objects,
+};
 use hapilot::local::postgres::PostgresPair;
-use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
 
 use crate::support::{TestStack, assert_failed};
-
-/// One backup object: key and bytes.
-#[derive(Clone)]
-pub(crate) struct Object {
-    pub(crate) key: String,
-    pub(crate) bytes: Vec<u8>,
-}
-
-/// A compact `YYYYMMDDTHHMMSSZ` name for `epoch`.
-pub(crate) fn compact(epoch: i64) -> String {
-    epoch_text(epoch).replace(['-', ':'], "")
-}
-
-/// Runs one SQL statement on the pair's primary with psql; returns its output. Blocking.
-pub(crate) fn psql(pair: &PostgresPair, sql: &str) -> String {
-    let out = pair
-        .tool("psql")
-        .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
-        .args(["-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Takes a base backup of the pair's primary (`pg_basebackup -Ft -z -X none`, WAL from the
-/// archive) and returns it in the barman-cloud layout: `backup.info` (from the `.backup`
-/// history file PostgreSQL archived), `base.tar.gz`, `backup_manifest`. Blocking.
-pub(crate) fn take_base_backup(pair: &PostgresPair) -> Vec<Object> {
-    let dir = pair
-        .scratch_dir(&format!("basebackup-{}", uuid::Uuid::new_v4().simple()))
-        .unwrap();
-    let out = pair
-        .tool("pg_basebackup")
-        .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
-        .args(["-U", "postgres", "-Ft", "-z", "-X", "none", "-c", "fast"])
-        .arg("--manifest-checksums=SHA256")
-        .arg("-D")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_basebackup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut names: Vec<String> = std::fs::read_dir(pair.archive_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    // The newest one: the replica's own pg_basebackup left an older one.
-    let history_name = names
-        .iter()
-        .rfind(|n| n.ends_with(".backup"))
-        .expect("the base backup's .backup history file was archived")
-        .clone();
-    let history = std::fs::read_to_string(pair.archive_dir().join(&history_name)).unwrap();
-    let field = |label: &str| {
-        history
-            .lines()
-            .find_map(|l| l.strip_prefix(label))
-            .unwrap_or_else(|| panic!("{label} in {history}"))
-            .trim()
-            .to_string()
-    };
-    let file_of = |line: String| {
-        line.split("(file ")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches(')')
-            .to_string()
-    };
-    let begin_wal = file_of(field("START WAL LOCATION:"));
-    let end_wal = file_of(field("STOP WAL LOCATION:"));
-    let stop_time = field("STOP TIME:").replace(" UTC", "+00:00");
-    let start_time = field("START TIME:").replace(" UTC", "+00:00");
-    let id = compact(hapilot_core::backup::info::parse_pg_time(&stop_time).unwrap());
-    let info = format!(
-        "backup_id={id}\nbackup_name=None\nbegin_time={start_time}\nbegin_wal={begin_wal}\nend_time={stop_time}\n\
-         end_wal={end_wal}\nstatus=DONE\ntimeline=1\nversion=170000\nmode=concurrent\n"
-    );
-    let base = format!("postgres/gateway-db/base/{id}/");
-    vec![
-        Object {
-            key: format!("{base}backup.info"),
-            bytes: info.into_bytes(),
-        },
-        Object {
-            key: format!("{base}base.tar.gz"),
-            bytes: std::fs::read(dir.join("base.tar.gz")).unwrap(),
-        },
-        Object {
-            key: format!("{base}backup_manifest"),
-            bytes: std::fs::read(dir.join("backup_manifest")).unwrap(),
-        },
-    ]
-}
-
-/// Switches to a new WAL segment and waits until every completed one is archived; returns
-/// the archive's file names, sorted. Blocking.
-pub(crate) fn switch_and_archive(pair: &PostgresPair) -> Vec<String> {
-    // pg_switch_wal returns the end of the segment it completed; pg_walfile_name of an end
-    // position names that segment (a position at a boundary belongs to the previous one).
-    let completed = psql(pair, "SELECT pg_walfile_name(pg_switch_wal())");
-    let last = hapilot_core::backup::wal::WalSegment::parse(&completed).unwrap();
-    let mut names: Vec<String> = Vec::new();
-    for _ in 0..300 {
-        names = std::fs::read_dir(pair.archive_dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        let segments: std::collections::BTreeSet<_> = names
-            .iter()
-            .filter(|n| n.len() == 24)
-            .filter_map(|n| hapilot_core::backup::wal::WalSegment::parse(n).ok())
-            .collect();
-        let first = segments.iter().next().copied();
-        let complete = first.is_some_and(|f| {
-            let mut s = f;
-            while s <= last {
-                if !segments.contains(&s) {
-                    return false;
-                }
-                s = s.next(hapilot_core::backup::wal::DEFAULT_SEGMENT_SIZE);
-            }
-            true
-        });
-        if complete {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    // A copy in progress is not archived yet.
-    names.retain(|n| !n.ends_with(".tmp"));
-    names.sort();
-    names
-}
-
-/// Archived files as barman-cloud stores them: segments gzip'd under `wals/<tli+log>/`.
-pub(crate) fn wal_objects(pair: &PostgresPair, names: &[String]) -> Vec<Object> {
-    let mut objects = Vec::new();
-    for name in names.iter().filter(|n| !n.ends_with(".tmp")) {
-        let bytes = std::fs::read(pair.archive_dir().join(name)).unwrap();
-        let directory = &name[..16.min(name.len())];
-        if name.len() == 24 {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            std::io::Write::write_all(&mut gz, &bytes).unwrap();
-            objects.push(Object {
-                key: format!("postgres/gateway-db/wals/{directory}/{name}.gz"),
-                bytes: gz.finish().unwrap(),
-            });
-        } else {
-            objects.push(Object {
-                key: format!("postgres/gateway-db/wals/{directory}/{name}"),
-                bytes,
-            });
-        }
-    }
-    objects
-}
 
 /// Builds the clean catalog from real tools. Blocking.
 fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
@@ -184,12 +22,14 @@ fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
     psql(
         &pair,
         "CREATE TABLE spend (id bigserial primary key, team text, usd numeric, created_at timestamptz default now())",
-    );
+    )
+    .unwrap();
     psql(
         &pair,
         "INSERT INTO spend (team, usd) SELECT 'team-' || (g % 7), g FROM generate_series(1, 2000) g",
-    );
-    let mut objects = take_base_backup(&pair);
+    )
+    .unwrap();
+    let mut objects = take_base_backup(&pair).unwrap();
     // More WAL after the backup: the chain must reach past it.
     for i in 0..4 {
         psql(
@@ -197,11 +37,12 @@ fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
             &format!(
                 "INSERT INTO spend (team, usd) SELECT 'later-{i}', g FROM generate_series(1, 500) g"
             ),
-        );
-        psql(&pair, "SELECT pg_switch_wal()");
+        )
+        .unwrap();
+        psql(&pair, "SELECT pg_switch_wal()").unwrap();
     }
-    let names = switch_and_archive(&pair);
-    objects.extend(wal_objects(&pair, &names));
+    let names = switch_and_archive(&pair).unwrap();
+    objects.extend(wal_objects(&pair, &names).unwrap());
     // Hourly Vault snapshots and Redis RDB files, the newest 10 minutes old.
     for k in 0..4 {
         let at = now - 600 - k * 3_600;

@@ -13,10 +13,12 @@ use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
 
-use crate::backup_audit::{
-    Object, compact, psql, put_all, switch_and_archive, take_base_backup, wal_objects,
-};
+use crate::backup_audit::put_all;
 use crate::support::{FailoverWorld, assert_failed, entered};
+use hapilot::local::barman::{
+    BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,
+    wal_objects,
+};
 
 fn pair(world: &FailoverWorld) -> &PostgresPair {
     match &world.deployment.databases {
@@ -70,7 +72,7 @@ async fn upload_new(
         .filter(|n| !done.contains(*n))
         .cloned()
         .collect();
-    let objects = wal_objects(pair, &new);
+    let objects = wal_objects(pair, &new).unwrap();
     let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
     put_all(&world.stack.s3(), DR_BACKUP_BUCKET, &objects, &keys).await;
     done.extend(new.iter().cloned());
@@ -82,16 +84,16 @@ async fn upload_new(
 async fn make_history(world: &FailoverWorld) -> History {
     let pair = pair(world);
     let s3 = world.stack.s3();
-    let run = |sql: &'static str| tokio::task::block_in_place(|| psql(pair, sql));
+    let run = |sql: &'static str| tokio::task::block_in_place(|| psql(pair, sql).unwrap());
     run(
         "CREATE TABLE spend (id bigserial PRIMARY KEY, team text, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
     );
     run("INSERT INTO spend (team) SELECT 'a' FROM generate_series(1, 100)");
-    let base = tokio::task::block_in_place(|| take_base_backup(pair));
+    let base = tokio::task::block_in_place(|| take_base_backup(pair).unwrap());
     let keys: Vec<String> = base.iter().map(|o| o.key.clone()).collect();
     put_all(&s3, DR_BACKUP_BUCKET, &base, &keys).await;
     let mut done = BTreeSet::new();
-    let names = tokio::task::block_in_place(|| switch_and_archive(pair));
+    let names = tokio::task::block_in_place(|| switch_and_archive(pair).unwrap());
     let phase0 = upload_new(world, pair, &names, &mut done).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
 
@@ -100,12 +102,12 @@ async fn make_history(world: &FailoverWorld) -> History {
     let mid = chrono::Utc::now().timestamp();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     run("INSERT INTO spend (team) SELECT 'c' FROM generate_series(1, 50)");
-    let names = tokio::task::block_in_place(|| switch_and_archive(pair));
+    let names = tokio::task::block_in_place(|| switch_and_archive(pair).unwrap());
     let phase1 = upload_new(world, pair, &names, &mut done).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
 
     run("INSERT INTO spend (team) SELECT 'd' FROM generate_series(1, 25)");
-    let names = tokio::task::block_in_place(|| switch_and_archive(pair));
+    let names = tokio::task::block_in_place(|| switch_and_archive(pair).unwrap());
     let phase2 = upload_new(world, pair, &names, &mut done).await;
 
     // A Vault snapshot taken before the target.
@@ -204,12 +206,22 @@ async fn restores_latest_and_a_point_in_time_row_by_row() {
     // The same from the CLI, as an operator runs it.
     let out = world
         .cli()
-        .args(["restore", "--region", "us-west-2", "--data-check", "spend.created_at"])
+        .args([
+            "restore",
+            "--region",
+            "us-west-2",
+            "--data-check",
+            "spend.created_at",
+        ])
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("\"rows\": 225"), "{stdout}");
 
     // A point in time between batch b and batch c: exactly the rows committed before it.
