@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::HapilotError;
 use crate::local::deployment::{
-    DatabaseSetup, Databases, LocalDeployment, PRIMARY_ALARM, alarm_event,
+    DR_BACKUP_BUCKET, DatabaseSetup, Databases, LocalDeployment, PRIMARY_ALARM, alarm_event,
 };
 use crate::local::front_door::invoke;
 use crate::local::gateway::GatewayMode;
@@ -91,6 +91,8 @@ pub struct DrillReport {
     pub decision: Value,
     /// The canary failback that followed, if the failover succeeded.
     pub failback: Option<FailbackSummary>,
+    /// The restore-to-DR check of the latest backups that followed the failover.
+    pub restore: Option<RestoreSummary>,
     /// Failed checks before the alarm.
     pub failure_threshold: u32,
     /// Seconds between checks.
@@ -101,6 +103,25 @@ pub struct DrillReport {
     pub fence_secs: Option<f64>,
     /// Writes the old primary refused (read-only) while fenced.
     pub writes_refused: u64,
+}
+
+/// How the restore-to-DR check went (the dr-restore state machine, latest backups).
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreSummary {
+    /// The run's execution name.
+    pub execution: String,
+    /// How it ended.
+    pub status: String,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+    /// Seconds from start to a restored, promoted server (the restore's RTO).
+    pub duration_secs: f64,
+    /// Rows of the writer's table in the restored database.
+    pub rows: Option<i64>,
+    /// Seconds between the newest restored row and the restore's start (its RPO).
+    pub rpo_secs: Option<f64>,
+    /// What was restored.
+    pub summary: String,
 }
 
 /// How the canary failback of the drill went.
@@ -135,6 +156,10 @@ impl DrillReport {
                 .failback
                 .as_ref()
                 .is_some_and(|f| f.status == "SUCCEEDED")
+            && self
+                .restore
+                .as_ref()
+                .is_some_and(|r| r.status == "SUCCEEDED")
     }
 
     /// The report for a terminal.
@@ -204,6 +229,21 @@ impl DrillReport {
                 verdict(self.rows_lost == 0)
             ));
         }
+        if let Some(r) = &self.restore {
+            out.push_str(&format!(
+                "DR restore     {} ({}{}) in {:.2} s: {} rows, RPO {} (latest backups: {})\n",
+                r.execution,
+                r.status,
+                r.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
+                r.duration_secs,
+                r.rows.map_or("-".into(), |n| n.to_string()),
+                r.rpo_secs.map_or("-".into(), |s| format!("{s:.2} s")),
+                r.summary
+            ));
+        }
         match &self.failback {
             Some(f) => {
                 out.push_str(&format!(
@@ -256,6 +296,7 @@ pub async fn run_drill(
     if let Ok(report) = &mut result
         && report.run_status == "SUCCEEDED"
     {
+        report.restore = Some(restore_check(&stack, say.clone()).await?);
         report.failback = Some(failback_after(&stack, &deployment, say).await?);
     }
     drop(deployment);
@@ -335,7 +376,40 @@ async fn drill_on(
         "writer committing to the primary every {} ms; DNS {dns_before}",
         options.write_interval.as_millis()
     ));
+    // The backup job (barman-cloud for CNPG): a base backup now, WAL archived continuously,
+    // all copied to the DR region's bucket; the DR restore check below restores from it.
+    say(
+        "backup job: base backup + archived WAL + a Vault snapshot into s3://hapilot-backups-dr (barman-cloud layout)",
+    );
+    let s3 = hapilot_aws::sdk::s3(stack.sdk_config());
+    let base = tokio::task::block_in_place(|| crate::local::barman::take_base_backup(pair))?;
+    crate::local::barman::upload(&s3, DR_BACKUP_BUCKET, &base).await?;
+    let snapshot = hapilot_core::backup::vault::build_vault_snapshot(
+        &json!({"Index": 7, "Term": 1}),
+        b"the gateway's secrets",
+    )
+    .map_err(HapilotError::io("building a Vault snapshot"))?;
+    let snapshot_key = format!(
+        "vault/{}.snap",
+        crate::local::barman::compact_time(chrono::Utc::now().timestamp())
+    );
+    crate::local::barman::upload(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[crate::local::barman::BackupObject {
+            key: snapshot_key,
+            bytes: snapshot,
+        }],
+    )
+    .await?;
     tokio::time::sleep(options.warmup).await;
+    let archived = tokio::task::block_in_place(|| crate::local::barman::switch_and_archive(pair))?;
+    let wal = crate::local::barman::wal_objects(pair, &archived)?;
+    crate::local::barman::upload(&s3, DR_BACKUP_BUCKET, &wal).await?;
+    say(&format!(
+        "backup job: {} WAL file(s) archived to the DR bucket before the failover",
+        wal.len()
+    ));
 
     let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
     let (outcome, execution_arn, decision, detection_secs, orchestration_secs, rto_secs) =
@@ -534,6 +608,7 @@ async fn drill_on(
         steps: outcome.state_durations(),
         decision,
         failback: None,
+        restore: None,
         failure_threshold: options.failure_threshold,
         check_interval_secs: options.check_interval.as_secs_f64(),
         mode: options.mode,
@@ -560,6 +635,49 @@ pub fn rpo_seconds(committed: &[Ack], kept: &std::collections::HashSet<i64>) -> 
         .map(|a| a.1)
         .fold(committed.first().map_or(newest_lost, |a| a.1), f64::max);
     (newest_lost - baseline).max(0.0)
+}
+
+/// After the failover: restore the latest backups into the DR region's third server (the
+/// dr-restore state machine) and check what they hold.
+async fn restore_check(
+    stack: &LocalStack,
+    say: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> Result<RestoreSummary, HapilotError> {
+    say(
+        "DR restore check: restoring the latest backups (Vault + PostgreSQL) into the DR region ...",
+    );
+    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
+    let name = format!(
+        "drill-restore-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S")
+    );
+    let input = json!({
+        "region": crate::local::deployment::STANDBY_REGION,
+        "target": "latest",
+        "data_check": {"table": "drill_writes", "column": "created_at"},
+        "readiness_timeout_seconds": 120
+    });
+    let started = Instant::now();
+    let execution = crate::runs::start(&sfn, &stack.arn_of("dr-restore"), &name, &input).await?;
+    let print = say.clone();
+    let outcome = follow(&sfn, &execution, Duration::from_secs(300), move |line| {
+        print(line)
+    })
+    .await?;
+    let output = outcome.output.clone().unwrap_or_default();
+    let check = &output["readiness"]["data_check"];
+    Ok(RestoreSummary {
+        execution: name,
+        status: outcome.status.clone(),
+        error: outcome.error.clone(),
+        duration_secs: started.elapsed().as_secs_f64(),
+        rows: check["rows"].as_i64(),
+        rpo_secs: check["rpo_secs"].as_f64(),
+        summary: output["plan"]["summary"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string(),
+    })
 }
 
 /// After the failover: re-protect the old primary (rebuild it as a replica of the promoted
@@ -636,7 +754,8 @@ async fn failback_after(
         "steps": [25, 50, 100],
         "bake_seconds": 2,
         "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
-        "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60
+        "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60,
+        "approve_first": true
     });
     let name = format!(
         "drill-failback-{}",
@@ -646,6 +765,37 @@ async fn failback_after(
         "canary failback {name}: steps 25/50/100 %, 2 s bake, gate max 1 % errors"
     ));
     let execution = crate::runs::start(&sfn, &stack.arn_of("failback"), &name, &input).await?;
+    // The failback waits for a human before its first step; the drill plays the operator.
+    {
+        use hapilot_aws::journal::Journal;
+        let journal = hapilot_aws::journal::S3Journal::from_sdk(
+            stack.sdk_config(),
+            crate::local::deployment::AUDIT_BUCKET,
+        );
+        let key = format!("runs/failback/{name}/approval.json");
+        let mut asked = false;
+        for _ in 0..600 {
+            if journal.get(&key).await.ok().flatten().is_some() {
+                asked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if asked {
+            say(
+                "failback asks for approval before its first step: approving (the drill plays the operator)",
+            );
+            crate::approvals::answer(
+                stack.sdk_config(),
+                crate::local::deployment::AUDIT_BUCKET,
+                "failback",
+                &name,
+                true,
+                "local drill: approved by the drill",
+            )
+            .await?;
+        }
+    }
     let started = Instant::now();
     let print = say.clone();
     let outcome = follow(&sfn, &execution, Duration::from_secs(600), move |line| {

@@ -27,6 +27,9 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
         "DNS after      {\"primary\":0,\"secondary\":100}",
         "failback       drill-failback-",
         "step 100 %  gate pass",
+        "DR restore     drill-restore-",
+        "(SUCCEEDED) in ",
+        "failback asks for approval before its first step: approving",
         "  DNS after    {\"primary\":100,\"secondary\":0}",
         "result         PASSED (tier Critical)",
     ] {
@@ -46,6 +49,12 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
     assert!(report["rto_secs"].as_f64().unwrap() >= report["detection_secs"].as_f64().unwrap());
     assert_eq!(report["run_status"], "SUCCEEDED");
     assert_eq!(report["failback"]["status"], "SUCCEEDED");
+    assert_eq!(report["restore"]["status"], "SUCCEEDED", "{report:#}");
+    let restored = report["restore"]["rows"].as_i64().unwrap();
+    assert!(
+        restored > 0 && restored as u64 <= committed,
+        "the restore holds what was archived: {report:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
