@@ -347,3 +347,69 @@ async fn graceful_on_patroni_is_a_switchover_naming_the_leader() {
     assert_eq!(standby.switchover_and_reinitialize_requests(), (1, 0));
     assert_eq!(standby.failover_requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_lag_is_published_zero_when_caught_up_and_growing_when_behind() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let pair = pair(&world);
+    let primary = connect(&pair.primary.dsn()).await;
+    primary
+        .batch_execute(
+            "CREATE TABLE writes (id bigserial PRIMARY KEY); INSERT INTO writes DEFAULT VALUES;",
+        )
+        .await
+        .unwrap();
+    let publish = || async {
+        hapilot::local::front_door::invoke(
+            &world.stack.endpoint_url(),
+            "publish-replication-lag",
+            &json!({}),
+        )
+        .await
+        .unwrap()
+    };
+    // Caught up (however long ago the last write was): no lag.
+    let mut out = json!({});
+    for _ in 0..50 {
+        out = publish().await;
+        if out["lag_secs"]["us-west-2"] == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(out["lag_secs"]["us-west-2"], 0.0, "{out}");
+    // Behind: replay paused while the primary writes.
+    let replica = connect(&pair.replica.dsn()).await;
+    replica
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    primary
+        .batch_execute("INSERT INTO writes DEFAULT VALUES")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let out = publish().await;
+    let lag = out["lag_secs"]["us-west-2"].as_f64().unwrap();
+    assert!(lag >= 1.0, "{out}");
+    let metrics = world
+        .stack
+        .cloudwatch()
+        .list_metrics()
+        .namespace("hapilot/Database")
+        .metric_name("ReplicationLagSeconds")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        metrics.metrics().iter().any(|m| m
+            .dimensions()
+            .iter()
+            .any(|d| d.value() == Some("us-west-2"))),
+        "{metrics:?}"
+    );
+    replica
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+}

@@ -261,6 +261,17 @@ impl CatchupStatus {
     }
 }
 
+/// Replication lag in seconds as the HA document's alert means it ("replication lag > 30 s"):
+/// 0 when the replica has replayed everything the primary wrote (an idle primary writes no
+/// transactions, so "time since the last replayed transaction" would grow without any lag);
+/// otherwise the age of the last replayed transaction.
+pub fn replication_lag_secs(catchup: CatchupStatus, replay_age_secs: Option<f64>) -> Option<f64> {
+    if catchup.caught_up() {
+        return Some(0.0);
+    }
+    replay_age_secs.map(|s| s.max(0.0))
+}
+
 /// Formats an LSN as PostgreSQL does (`16/B374D848`).
 pub fn format_lsn(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
@@ -384,6 +395,21 @@ mod tests {
         assert_eq!(plan.catchup_max_polls, 5);
         ungraceful.catchup_timeout_seconds = Some(0);
         assert!(plan_failover(&ungraceful, &sites(), "http://gw/health", Tier::Critical).is_err());
+    }
+
+    #[test]
+    fn an_idle_caught_up_replica_has_no_lag() {
+        let idle = CatchupStatus {
+            primary_lsn: 100,
+            standby_lsn: 100,
+        };
+        assert_eq!(replication_lag_secs(idle, Some(3_600.0)), Some(0.0));
+        let behind = CatchupStatus {
+            standby_lsn: 50,
+            ..idle
+        };
+        assert_eq!(replication_lag_secs(behind, Some(42.0)), Some(42.0));
+        assert_eq!(replication_lag_secs(behind, None), None);
     }
 
     #[test]

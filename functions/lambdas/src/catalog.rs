@@ -147,6 +147,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "promote the standby region's database (idempotent)",
     },
     FunctionSpec {
+        name: "publish-replication-lag",
+        substitution: "PublishReplicationLagFunctionArn",
+        requires: &[REGIONS],
+        iam_actions: &["cloudwatch:PutMetricData"],
+        summary: "every minute: each replica's lag as hapilot/Database ReplicationLagSeconds",
+    },
+    FunctionSpec {
         name: "read-replication",
         substitution: "ReadReplicationFunctionArn",
         requires: &[REGIONS, BUCKET],

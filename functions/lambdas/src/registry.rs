@@ -24,10 +24,10 @@ use crate::config::Settings;
 use crate::{
     FunctionError, alarm_router, audit_backup_policy, canary_gate, check_catchup, check_data,
     check_dns_sync, check_health, check_restore, describe_run, fence_primary, plan_backup_audit,
-    plan_drill, plan_failback, plan_failover, plan_restore, promote_database, read_replication,
-    record_run, report_backup_audit, report_drill, reprotect_database, request_approval,
-    restore_database, restore_vault, scale_region, shift_traffic, snapshot_weights, start_run,
-    unfence_primary, verify_restore_point,
+    plan_drill, plan_failback, plan_failover, plan_restore, promote_database,
+    publish_replication_lag, read_replication, record_run, report_backup_audit, report_drill,
+    reprotect_database, request_approval, restore_database, restore_vault, scale_region,
+    shift_traffic, snapshot_weights, start_run, unfence_primary, verify_restore_point,
 };
 
 /// The future a handler returns.
@@ -214,6 +214,9 @@ functions! {
     "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {
         promote_database::promote_database(|r| a.database(r), &a.settings, &a.journal, event).await
+    });
+    "publish-replication-lag" => publish_replication_lag(|a, event| {
+        publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), &a.cloudwatch, event).await
     });
     "read-replication" => read_replication(|a, event| {
         read_replication::read_replication(|r| a.database(r), &a.journal, event).await

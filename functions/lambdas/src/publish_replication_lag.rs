@@ -1,0 +1,71 @@
+//! Task `publish-replication-lag` (every minute, EventBridge Scheduler): the HA document's
+//! alert "database replication lag > 30 s" needs a metric. For every replica among the
+//! configured regions' databases, puts `hapilot/Database ReplicationLagSeconds` (dimension
+//! `Region`): 0 when it has replayed everything the primary wrote, else the age of its last
+//! replayed transaction. A database that cannot be read is logged in the output and skipped:
+//! missing data makes the alarm fire (it treats missing data as breaching).
+
+use hapilot_aws::database::Database;
+use hapilot_aws::monitoring::{MetricValue, Metrics};
+use hapilot_core::ErrorName;
+use hapilot_core::failover::{CatchupStatus, replication_lag_secs};
+use serde_json::{Value, json};
+
+use crate::FunctionError;
+use crate::config::Settings;
+
+/// Measures and publishes.
+pub async fn publish_replication_lag<D: Database>(
+    settings: &Settings,
+    database: impl Fn(&str) -> Result<D, FunctionError>,
+    metrics: &impl Metrics,
+    _event: Value,
+) -> Result<Value, FunctionError> {
+    let mut positions = Vec::new();
+    let mut problems = Vec::new();
+    for (region, config) in &settings.regions {
+        if config.database.is_none() {
+            continue;
+        }
+        let db = database(region)?;
+        match (db.wal_position().await, db.replication_status().await) {
+            (Ok(p), Ok(s)) => positions.push((region.clone(), p, s.replay_lag_secs)),
+            (Err(e), _) | (_, Err(e)) => problems.push(format!("{region}: {e}")),
+        }
+    }
+    let primary_lsn = positions
+        .iter()
+        .find(|(_, p, _)| !p.in_recovery)
+        .map(|(_, p, _)| p.lsn);
+    let mut published = serde_json::Map::new();
+    for (region, position, age) in positions.iter().filter(|(_, p, _)| p.in_recovery) {
+        let lag = match primary_lsn {
+            Some(primary_lsn) => replication_lag_secs(
+                CatchupStatus {
+                    primary_lsn,
+                    standby_lsn: position.lsn,
+                },
+                *age,
+            ),
+            None => *age,
+        };
+        let Some(lag) = lag else {
+            problems.push(format!("{region}: no replayed transaction yet"));
+            continue;
+        };
+        metrics
+            .put(
+                "hapilot/Database",
+                &[("Region".into(), region.clone())],
+                &[MetricValue {
+                    name: "ReplicationLagSeconds".into(),
+                    value: lag,
+                    unit: "Seconds".into(),
+                }],
+            )
+            .await
+            .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
+        published.insert(region.clone(), json!(lag));
+    }
+    Ok(json!({ "lag_secs": published, "problems": problems }))
+}
