@@ -392,7 +392,7 @@ impl LocalDeployment {
                     }),
                     restore: match &databases {
                         Databases::Postgres { dr, .. } => {
-                            Some(hapilot_aws::restore::RestoreDatabaseTarget {
+                            Some(hapilot_aws::restore::RestoreDatabaseTarget::Postgres {
                                 agent_url: dr.1.url(),
                                 dsn: dr.0.server.dsn(),
                             })

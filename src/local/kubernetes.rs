@@ -1,5 +1,7 @@
 //! A simulated Kubernetes API server: the `apps/v1` deployment scale subresource hapilot uses
-//! (`GET`/`PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`), with bearer-token
+//! (`GET`/`PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`) and CloudNativePG
+//! `Cluster` resources (`POST .../clusters`, `GET .../clusters/{name}`; a new cluster turns
+//! "Cluster in healthy state" shortly after, as the operator would report), with bearer-token
 //! authentication, on loopback.
 
 use std::collections::BTreeMap;
@@ -17,6 +19,7 @@ struct Cluster {
     token: String,
     namespace: String,
     deployments: BTreeMap<String, i64>,
+    clusters: BTreeMap<String, Value>,
 }
 
 /// A running simulated API server; stops when dropped.
@@ -40,9 +43,10 @@ impl SimulatedKubernetes {
                 .iter()
                 .map(|(n, r)| (n.to_string(), *r))
                 .collect(),
+            clusters: BTreeMap::new(),
         }));
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
-            respond(&state, req).await
+            respond(state, req).await
         })
         .await?;
         Ok(Self { addr, state, task })
@@ -61,6 +65,16 @@ impl SimulatedKubernetes {
             .deployments
             .get(deployment)
             .copied()
+    }
+
+    /// A CloudNativePG `Cluster` resource as created, if any.
+    pub fn cnpg_cluster(&self, name: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .clusters
+            .get(name)
+            .cloned()
     }
 
     /// Removes a deployment (to make a scale fail).
@@ -94,7 +108,7 @@ fn scale(namespace: &str, name: &str, replicas: i64) -> Answer {
     answer(StatusCode::OK, "application/json", body.to_string())
 }
 
-async fn respond(state: &Mutex<Cluster>, req: Request<Incoming>) -> Answer {
+async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
     let authorized = {
         let c = state.lock().expect("cluster lock");
         req.headers()
@@ -110,6 +124,9 @@ async fn respond(state: &Mutex<Cluster>, req: Request<Incoming>) -> Answer {
         );
     }
     let path: Vec<String> = req.uri().path().split('/').map(str::to_string).collect();
+    if path.get(2).map(String::as_str) == Some("postgresql.cnpg.io") {
+        return cnpg(state, req, &path).await;
+    }
     // ["", "apis", "apps", "v1", "namespaces", ns, "deployments", name, "scale"]
     let (ns, name) = match path.as_slice() {
         [_, a, b, c, d, ns, e, name, f]
@@ -165,6 +182,88 @@ async fn respond(state: &Mutex<Cluster>, req: Request<Incoming>) -> Answer {
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             "method not allowed".into(),
+        ),
+    }
+}
+
+/// CloudNativePG clusters: `["", "apis", "postgresql.cnpg.io", "v1", "namespaces", ns,
+/// "clusters"(, name)]`.
+async fn cnpg(state: Arc<Mutex<Cluster>>, req: Request<Incoming>, path: &[String]) -> Answer {
+    let (ns, name) = match path {
+        [_, _, _, v, n, ns, c] if v == "v1" && n == "namespaces" && c == "clusters" => {
+            (ns.clone(), None)
+        }
+        [_, _, _, v, n, ns, c, name] if v == "v1" && n == "namespaces" && c == "clusters" => {
+            (ns.clone(), Some(name.clone()))
+        }
+        _ => return status(StatusCode::NOT_FOUND, "NotFound", "no such resource".into()),
+    };
+    let method = req.method().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    match (method, name) {
+        (Method::POST, None) => {
+            let Ok(mut resource) = serde_json::from_slice::<Value>(&body) else {
+                return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
+            };
+            let Some(name) = resource["metadata"]["name"].as_str().map(str::to_string) else {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "metadata.name is required".into(),
+                );
+            };
+            {
+                let mut c = state.lock().expect("cluster lock");
+                if ns != c.namespace {
+                    return status(
+                        StatusCode::NOT_FOUND,
+                        "NotFound",
+                        format!("namespaces \"{ns}\" not found"),
+                    );
+                }
+                if c.clusters.contains_key(&name) {
+                    return status(
+                        StatusCode::CONFLICT,
+                        "AlreadyExists",
+                        format!("clusters.postgresql.cnpg.io \"{name}\" already exists"),
+                    );
+                }
+                resource["status"] = json!({"phase": "Setting up primary", "readyInstances": 0});
+                c.clusters.insert(name.clone(), resource.clone());
+            }
+            let later = state.clone();
+            let ready = name.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                if let Some(c) = later.lock().expect("cluster lock").clusters.get_mut(&ready) {
+                    c["status"] = json!({"phase": "Cluster in healthy state", "readyInstances": 1});
+                }
+            });
+            answer(
+                StatusCode::CREATED,
+                "application/json",
+                resource.to_string(),
+            )
+        }
+        (Method::GET, Some(name)) => {
+            match state.lock().expect("cluster lock").clusters.get(&name) {
+                Some(c) => answer(StatusCode::OK, "application/json", c.to_string()),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("clusters.postgresql.cnpg.io \"{name}\" not found"),
+                ),
+            }
+        }
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "not supported here".into(),
         ),
     }
 }

@@ -359,3 +359,69 @@ async fn refuses_what_cannot_be_restored_before_touching_anything() {
         "the token never appears in errors"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloudnativepg_backend_creates_a_recovery_cluster_and_follows_it() {
+    use hapilot_aws::restore::{
+        AnyRestoreAgent, FetchFile, RestoreAgent, RestoreDatabaseTarget, RestoreJob,
+    };
+    let kube =
+        hapilot::local::kubernetes::SimulatedKubernetes::start("k8s-token", "ai-gateway", &[])
+            .await
+            .unwrap();
+    let target = RestoreDatabaseTarget::Cloudnativepg {
+        kubernetes: hapilot_aws::scaler::KubernetesTarget {
+            url: kube.url(),
+            token: "k8s-token".into(),
+            namespace: "ai-gateway".into(),
+        },
+        cluster: "postgres-restored".into(),
+        destination_path: "s3://hapilot-backups-dr/postgres/".into(),
+        server_name: "gateway-db".into(),
+        dsn: "host=postgres-restored-rw".into(),
+    };
+    let agent = AnyRestoreAgent::new(reqwest::Client::new(), &target);
+    assert_eq!(agent.progress().await.unwrap().state, "idle");
+    let job = RestoreJob {
+        base: FetchFile {
+            name: "base.tar.gz".into(),
+            url: "unused by CloudNativePG".into(),
+        },
+        wal: vec![],
+        target_time: Some("2026-11-25 09:30:00+00".into()),
+        backup_id: Some("20261125T090000".into()),
+    };
+    agent.start(&job).await.unwrap();
+    let cluster = kube
+        .cnpg_cluster("postgres-restored")
+        .expect("the Cluster was created");
+    assert_eq!(cluster["kind"], "Cluster");
+    let recovery = &cluster["spec"]["bootstrap"]["recovery"];
+    assert_eq!(recovery["source"], "origin");
+    assert_eq!(
+        recovery["recoveryTarget"]["targetTime"],
+        "2026-11-25 09:30:00+00"
+    );
+    assert_eq!(recovery["recoveryTarget"]["backupID"], "20261125T090000");
+    let store = &cluster["spec"]["externalClusters"][0]["barmanObjectStore"];
+    assert_eq!(
+        store["destinationPath"],
+        "s3://hapilot-backups-dr/postgres/"
+    );
+    assert_eq!(store["serverName"], "gateway-db");
+    let mut state = String::new();
+    for _ in 0..50 {
+        state = agent.progress().await.unwrap().state;
+        if state == "started" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "started");
+    // Never reuses a cluster.
+    let again = agent.start(&job).await.unwrap_err().to_string();
+    assert!(
+        again.contains("409") && again.contains("never reuses"),
+        "{again}"
+    );
+}

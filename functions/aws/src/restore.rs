@@ -1,5 +1,10 @@
-//! The database a DR restore lays down, through the host agent next to it (the `postgres`
-//! backend): start a restore from a base backup and WAL given as URLs, then watch it.
+//! The database a DR restore lays down, behind one trait with two backends:
+//! - `postgres`: the host agent next to the server fetches the base backup and WAL (presigned
+//!   URLs), lays down the data directory with `recovery.signal`, `restore_command` and
+//!   `recovery_target_time`, and starts it;
+//! - `cloudnativepg`: a recovery `Cluster` resource through the Kubernetes API (the HA
+//!   document's step 4), bootstrapped from the barman object store with
+//!   `recoveryTarget.targetTime`; CloudNativePG does the rest.
 
 use std::future::Future;
 
@@ -8,13 +13,40 @@ use serde_json::Value;
 
 use crate::AdapterError;
 
-/// Where a region restores PostgreSQL: the host agent and how to reach the restored server.
+/// Where a region restores PostgreSQL, and how to reach the restored server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreDatabaseTarget {
-    /// The host agent's base URL.
-    pub agent_url: String,
-    /// libpq connection string of the restored server (for readiness and the data check).
-    pub dsn: String,
+#[serde(tag = "backend", rename_all = "snake_case")]
+pub enum RestoreDatabaseTarget {
+    /// A host agent lays down a plain PostgreSQL server.
+    Postgres {
+        /// The host agent's base URL.
+        agent_url: String,
+        /// libpq connection string of the restored server (readiness and the data check).
+        dsn: String,
+    },
+    /// CloudNativePG restores a new `Cluster` from the barman object store.
+    Cloudnativepg {
+        /// The DR region's Kubernetes API.
+        kubernetes: crate::scaler::KubernetesTarget,
+        /// Name of the recovery Cluster to create (never an existing one).
+        cluster: String,
+        /// barman-cloud `destinationPath` of the backups, e.g. `s3://backups-dr/postgres/`.
+        destination_path: String,
+        /// barman-cloud `serverName`, e.g. `gateway-db`.
+        server_name: String,
+        /// libpq connection string of the restored cluster's `-rw` service.
+        dsn: String,
+    },
+}
+
+impl RestoreDatabaseTarget {
+    /// How to reach the restored server.
+    pub fn dsn(&self) -> &str {
+        match self {
+            RestoreDatabaseTarget::Postgres { dsn, .. }
+            | RestoreDatabaseTarget::Cloudnativepg { dsn, .. } => dsn,
+        }
+    }
 }
 
 /// One file the restore fetches.
@@ -35,6 +67,9 @@ pub struct RestoreJob {
     pub wal: Vec<FetchFile>,
     /// `recovery_target_time`, when restoring to a point in time.
     pub target_time: Option<String>,
+    /// The barman backup id of the base backup (CloudNativePG pins it with `backupID`).
+    #[serde(default)]
+    pub backup_id: Option<String>,
 }
 
 /// A restore's progress as the agent reports it.
@@ -108,5 +143,181 @@ impl RestoreAgent for HttpRestoreAgent {
             .json()
             .await
             .map_err(|e| self.error(e.to_string()))
+    }
+}
+
+/// [`RestoreAgent`] through CloudNativePG: creates the recovery `Cluster`, then reads its
+/// status.
+#[derive(Debug, Clone)]
+pub struct CloudNativePgRestore {
+    http: reqwest::Client,
+    kubernetes: crate::scaler::KubernetesTarget,
+    cluster: String,
+    destination_path: String,
+    server_name: String,
+}
+
+impl CloudNativePgRestore {
+    fn url(&self, name: Option<&str>) -> String {
+        let base = format!(
+            "{}/apis/postgresql.cnpg.io/v1/namespaces/{}/clusters",
+            self.kubernetes.url.trim_end_matches('/'),
+            self.kubernetes.namespace
+        );
+        match name {
+            Some(n) => format!("{base}/{n}"),
+            None => base,
+        }
+    }
+
+    fn error(&self, detail: impl Into<String>) -> AdapterError {
+        AdapterError::Http {
+            system: "Kubernetes (CloudNativePG)",
+            url: self.url(Some(&self.cluster)),
+            detail: detail.into(),
+        }
+    }
+
+    /// The recovery Cluster resource for `job` (the HA document's `disaster-recovery.sh` step 4).
+    pub fn cluster_resource(&self, job: &RestoreJob) -> Value {
+        let mut target = serde_json::Map::new();
+        if let Some(id) = &job.backup_id {
+            target.insert("backupID".into(), id.clone().into());
+        }
+        if let Some(t) = &job.target_time {
+            target.insert("targetTime".into(), t.clone().into());
+        }
+        serde_json::json!({
+            "apiVersion": "postgresql.cnpg.io/v1",
+            "kind": "Cluster",
+            "metadata": {"name": self.cluster, "namespace": self.kubernetes.namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "hapilot"}},
+            "spec": {
+                "instances": 1,
+                "storage": {"size": "20Gi"},
+                "bootstrap": {"recovery": {"source": "origin", "recoveryTarget": target}},
+                "externalClusters": [{
+                    "name": "origin",
+                    "barmanObjectStore": {
+                        "destinationPath": self.destination_path,
+                        "serverName": self.server_name,
+                        "s3Credentials": {"inheritFromIAMRole": true},
+                        "wal": {"maxParallel": 8}
+                    }
+                }]
+            }
+        })
+    }
+}
+
+impl RestoreAgent for CloudNativePgRestore {
+    async fn start(&self, job: &RestoreJob) -> Result<(), AdapterError> {
+        let r = self
+            .http
+            .post(self.url(None))
+            .bearer_auth(&self.kubernetes.token)
+            .json(&self.cluster_resource(job))
+            .send()
+            .await
+            .map_err(|e| self.error(e.without_url().to_string()))?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or_default();
+        Err(self.error(format!(
+            "HTTP {status}: {}{}",
+            body["message"].as_str().unwrap_or("no detail"),
+            if status.as_u16() == 409 {
+                " (a restore never reuses a cluster: delete it or name another)"
+            } else {
+                ""
+            }
+        )))
+    }
+
+    async fn progress(&self) -> Result<RestoreProgress, AdapterError> {
+        let r = self
+            .http
+            .get(self.url(Some(&self.cluster)))
+            .bearer_auth(&self.kubernetes.token)
+            .send()
+            .await
+            .map_err(|e| self.error(e.without_url().to_string()))?;
+        if r.status().as_u16() == 404 {
+            return Ok(RestoreProgress {
+                state: "idle".into(),
+                detail: "no recovery cluster yet".into(),
+            });
+        }
+        let cluster: Value = r
+            .json()
+            .await
+            .map_err(|e| self.error(e.without_url().to_string()))?;
+        let phase = cluster["status"]["phase"]
+            .as_str()
+            .unwrap_or("pending")
+            .to_string();
+        let ready = cluster["status"]["readyInstances"].as_i64().unwrap_or(0);
+        let state = if phase == "Cluster in healthy state" && ready > 0 {
+            "started"
+        } else if phase.to_ascii_lowercase().contains("fail") {
+            "failed"
+        } else {
+            "running"
+        };
+        Ok(RestoreProgress {
+            state: state.into(),
+            detail: format!("CloudNativePG: {phase} ({ready} ready)"),
+        })
+    }
+}
+
+/// A restore agent of either backend.
+#[derive(Debug, Clone)]
+pub enum AnyRestoreAgent {
+    /// The host agent.
+    Postgres(HttpRestoreAgent),
+    /// CloudNativePG.
+    Cloudnativepg(CloudNativePgRestore),
+}
+
+impl AnyRestoreAgent {
+    /// The agent for `target`.
+    pub fn new(http: reqwest::Client, target: &RestoreDatabaseTarget) -> Self {
+        match target {
+            RestoreDatabaseTarget::Postgres { agent_url, .. } => {
+                AnyRestoreAgent::Postgres(HttpRestoreAgent::new(http, agent_url))
+            }
+            RestoreDatabaseTarget::Cloudnativepg {
+                kubernetes,
+                cluster,
+                destination_path,
+                server_name,
+                ..
+            } => AnyRestoreAgent::Cloudnativepg(CloudNativePgRestore {
+                http,
+                kubernetes: kubernetes.clone(),
+                cluster: cluster.clone(),
+                destination_path: destination_path.clone(),
+                server_name: server_name.clone(),
+            }),
+        }
+    }
+}
+
+impl RestoreAgent for AnyRestoreAgent {
+    async fn start(&self, job: &RestoreJob) -> Result<(), AdapterError> {
+        match self {
+            AnyRestoreAgent::Postgres(a) => a.start(job).await,
+            AnyRestoreAgent::Cloudnativepg(a) => a.start(job).await,
+        }
+    }
+
+    async fn progress(&self) -> Result<RestoreProgress, AdapterError> {
+        match self {
+            AnyRestoreAgent::Postgres(a) => a.progress().await,
+            AnyRestoreAgent::Cloudnativepg(a) => a.progress().await,
+        }
     }
 }

@@ -118,7 +118,7 @@ impl Adapters {
     pub fn restore_agent(
         &self,
         region: &str,
-    ) -> Result<(hapilot_aws::restore::HttpRestoreAgent, String), FunctionError> {
+    ) -> Result<(hapilot_aws::restore::AnyRestoreAgent, String), FunctionError> {
         let target = self
             .settings
             .region(region)?
@@ -130,8 +130,8 @@ impl Adapters {
                 ))
             })?;
         Ok((
-            hapilot_aws::restore::HttpRestoreAgent::new(self.http.clone(), &target.agent_url),
-            target.dsn,
+            hapilot_aws::restore::AnyRestoreAgent::new(self.http.clone(), &target),
+            target.dsn().to_string(),
         ))
     }
 

@@ -67,6 +67,7 @@ pub async fn restore_database<S: BackupStore, A: RestoreAgent>(
         base,
         wal,
         target_time: plan.recovery_target_time.clone(),
+        backup_id: Some(plan.restore_point.base_backup.id.clone()),
     };
     agent(&plan.region)?.start(&job).await.map_err(failed)?;
     let out = json!({
