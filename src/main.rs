@@ -284,22 +284,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             timeout,
         } => {
-            let mut input = match with {
-                Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
-                None => serde_json::json!({}),
-            };
-            let Some(fields) = input.as_object_mut() else {
-                bail!("--with must be a JSON object");
-            };
-            fields.insert("primary_region".into(), primary_region.into());
-            fields.insert("standby_region".into(), standby_region.into());
-            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
-            let arn = resolve_machine(&sfn, &machine).await?;
-            let name =
-                name.unwrap_or_else(|| format!("failback-{}", uuid::Uuid::new_v4().simple()));
-            let execution = runs::start(&sfn, &arn, &name, &input).await?;
-            say!("started {execution}");
-            finish(&sfn, &execution, timeout).await
+            let fields = [
+                ("primary_region", primary_region.into()),
+                ("standby_region", standby_region.into()),
+            ];
+            start_with(&machine, with, fields, name, "failback", timeout).await
         }
         Command::Restore {
             region,
@@ -309,30 +298,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             machine,
             timeout,
         } => {
-            let mut input = match with {
-                Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
-                None => serde_json::json!({}),
+            let check = match data_check {
+                None => serde_json::Value::Null,
+                Some(check) => {
+                    let Some((table, column)) = check.rsplit_once('.') else {
+                        bail!("--data-check must be table.column, e.g. spend_logs.created_at");
+                    };
+                    serde_json::json!({"table": table, "column": column})
+                }
             };
-            let Some(fields) = input.as_object_mut() else {
-                bail!("--with must be a JSON object");
-            };
-            fields.insert("region".into(), region.into());
-            fields.insert("target".into(), target.into());
-            if let Some(check) = data_check {
-                let Some((table, column)) = check.rsplit_once('.') else {
-                    bail!("--data-check must be table.column, e.g. spend_logs.created_at");
-                };
-                fields.insert(
-                    "data_check".into(),
-                    serde_json::json!({"table": table, "column": column}),
-                );
+            let mut fields = vec![("region", region.into()), ("target", target.into())];
+            if !check.is_null() {
+                fields.push(("data_check", check));
             }
-            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
-            let arn = resolve_machine(&sfn, &machine).await?;
-            let name = format!("restore-{}", uuid::Uuid::new_v4().simple());
-            let execution = runs::start(&sfn, &arn, &name, &input).await?;
-            say!("started {execution}");
-            finish(&sfn, &execution, timeout).await
+            start_with(&machine, with, fields, None, "restore", timeout).await
         }
         Command::Reprotect {
             region,
@@ -341,21 +320,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             machine,
             timeout,
         } => {
-            let mut input = match with {
-                Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
-                None => serde_json::json!({}),
-            };
-            let Some(fields) = input.as_object_mut() else {
-                bail!("--with must be a JSON object");
-            };
-            fields.insert("region".into(), region.into());
-            fields.insert("primary_region".into(), primary_region.into());
-            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
-            let arn = resolve_machine(&sfn, &machine).await?;
-            let name = format!("reprotect-{}", uuid::Uuid::new_v4().simple());
-            let execution = runs::start(&sfn, &arn, &name, &input).await?;
-            say!("started {execution}");
-            finish(&sfn, &execution, timeout).await
+            let fields = [
+                ("region", region.into()),
+                ("primary_region", primary_region.into()),
+            ];
+            start_with(&machine, with, fields, None, "reprotect", timeout).await
         }
         Command::Approve {
             execution,
@@ -459,6 +428,33 @@ async fn local_up(
     say!("# stopping the local stack");
     stack.shutdown().await;
     Ok(())
+}
+
+/// Starts `machine` with `--with` JSON plus `fields` (which win) and follows it to its end.
+async fn start_with(
+    machine: &str,
+    with: Option<String>,
+    fields: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
+    name: Option<String>,
+    prefix: &str,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let mut input = match with {
+        Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
+        None => serde_json::json!({}),
+    };
+    let Some(object) = input.as_object_mut() else {
+        bail!("--with must be a JSON object");
+    };
+    for (k, v) in fields {
+        object.insert(k.into(), v);
+    }
+    let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+    let arn = resolve_machine(&sfn, machine).await?;
+    let name = name.unwrap_or_else(|| format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    let execution = runs::start(&sfn, &arn, &name, &input).await?;
+    say!("started {execution}");
+    finish(&sfn, &execution, timeout).await
 }
 
 async fn resolve_machine(sfn: &aws_sdk_sfn::Client, machine: &str) -> anyhow::Result<String> {

@@ -450,6 +450,29 @@ impl PatroniMember {
         }
     }
 
+    /// Patroni answers a failover/switchover at once and acts a moment later: poll `/primary`.
+    async fn wait_until_primary(
+        &self,
+        deadline: Duration,
+        request: &str,
+    ) -> Result<PromotionOutcome, AdapterError> {
+        let started = Instant::now();
+        while started.elapsed() < deadline {
+            if self.is_primary().await? {
+                return Ok(PromotionOutcome::Promoted);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(self.error(
+            "/primary",
+            format!(
+                "{} was not primary within {} s of the {request} request",
+                self.member,
+                deadline.as_secs()
+            ),
+        ))
+    }
+
     async fn is_primary(&self) -> Result<bool, AdapterError> {
         let r = self
             .http
@@ -515,21 +538,7 @@ impl Database for PatroniMember {
             let body = r.text().await.unwrap_or_default();
             return Err(self.error("/failover", format!("HTTP {status}: {}", body.trim())));
         }
-        let started = Instant::now();
-        while started.elapsed() < deadline {
-            if self.is_primary().await? {
-                return Ok(PromotionOutcome::Promoted);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Err(self.error(
-            "/primary",
-            format!(
-                "{} was not primary within {} s of the failover request",
-                self.member,
-                deadline.as_secs()
-            ),
-        ))
+        self.wait_until_primary(deadline, "failover").await
     }
 
     async fn fence(&self) -> FenceOutcome {
@@ -591,21 +600,7 @@ impl Database for PatroniMember {
             let body = r.text().await.unwrap_or_default();
             return Err(self.error("/switchover", format!("HTTP {status}: {}", body.trim())));
         }
-        let started = Instant::now();
-        while started.elapsed() < deadline {
-            if self.is_primary().await? {
-                return Ok(PromotionOutcome::Promoted);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Err(self.error(
-            "/primary",
-            format!(
-                "{} was not leader within {} s of the switchover request",
-                self.member,
-                deadline.as_secs()
-            ),
-        ))
+        self.wait_until_primary(deadline, "switchover").await
     }
 
     async fn rebuild_as_replica(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::CoreError;
 use crate::backup::catalog::Layout;
 use crate::backup::info::parse_pg_time;
-use crate::backup::wal::{TimelineSwitch, WalSegment, follow_chain};
+use crate::backup::wal::{TimelineSwitch, WalSegment, chain_path, follow_chain};
 
 /// What the dr-restore state machine is asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,29 +218,14 @@ pub fn resolve_restore_point(
             closest: None,
         });
     };
-    // The segments of the chain, in replay order: walk it again, collecting.
+    // The segments of the chain, in replay order (the path ends at `reached`).
     let by_segment: std::collections::BTreeMap<WalSegment, &CatalogWal> =
         catalog.wal.iter().map(|w| (w.segment, w)).collect();
-    let mut wal: Vec<CatalogWal> = Vec::new();
-    let mut current = base.begin_wal;
-    while let Some(w) = by_segment.get(&current) {
-        wal.push((*w).clone());
-        if current == reached {
-            break;
-        }
-        let next = current.next(segment_size);
-        let branch = catalog.switches.iter().find(|s| {
-            s.parent == current.timeline
-                && WalSegment::containing(current.timeline, s.switch_lsn, segment_size) == current
-        });
-        current = match branch {
-            Some(s) if archived.contains(&current.on_timeline(s.timeline)) => {
-                current.on_timeline(s.timeline)
-            }
-            Some(s) => next.on_timeline(s.timeline),
-            None => next,
-        };
-    }
+    let wal: Vec<CatalogWal> =
+        chain_path(base.begin_wal, &archived, &catalog.switches, segment_size)
+            .into_iter()
+            .filter_map(|s| by_segment.get(&s).map(|w| (*w).clone()))
+            .collect();
     let reachable_until = wal
         .iter()
         .find(|w| w.segment == reached)

@@ -209,37 +209,59 @@ pub fn follow_chain(
     switches: &[TimelineSwitch],
     segment_size: u64,
 ) -> ChainReport {
-    let mut current = start;
-    let mut reached = None;
-    loop {
-        if !archived.contains(&current) {
-            break;
-        }
-        reached = Some(current);
-        let next = current.next(segment_size);
-        // A child timeline that branched inside this segment continues from it on the child.
-        let branch = switches.iter().find(|s| {
-            s.parent == current.timeline
-                && WalSegment::containing(current.timeline, s.switch_lsn, segment_size) == current
-        });
-        current = match branch {
-            Some(s) if archived.contains(&current.on_timeline(s.timeline)) => {
-                current.on_timeline(s.timeline)
-            }
-            Some(s) => next.on_timeline(s.timeline),
-            None => next,
-        };
-    }
+    let path = chain_path(start, archived, switches, segment_size);
+    let reached = path.last().copied();
+    let after = match reached {
+        Some(r) => next_on_chain(r, archived, switches, segment_size),
+        None => start,
+    };
     let newest = archived.iter().filter(|s| Some(**s) > reached).count();
-    let first_missing = (newest > 0 || reached.is_none()).then_some(current);
     ChainReport {
         reached,
         first_missing: if reached.is_none() {
             Some(start)
         } else {
-            first_missing
+            (newest > 0).then_some(after)
         },
         stranded: newest,
+    }
+}
+
+/// The segments a recovery from `start` replays, in order, up to the first one missing.
+pub fn chain_path(
+    start: WalSegment,
+    archived: &BTreeSet<WalSegment>,
+    switches: &[TimelineSwitch],
+    segment_size: u64,
+) -> Vec<WalSegment> {
+    let mut path = Vec::new();
+    let mut current = start;
+    while archived.contains(&current) {
+        path.push(current);
+        current = next_on_chain(current, archived, switches, segment_size);
+    }
+    path
+}
+
+/// The segment after `current` on the chain: the next one on the same timeline, or - where a
+/// child timeline branched inside `current` - its continuation on the child.
+fn next_on_chain(
+    current: WalSegment,
+    archived: &BTreeSet<WalSegment>,
+    switches: &[TimelineSwitch],
+    segment_size: u64,
+) -> WalSegment {
+    let next = current.next(segment_size);
+    let branch = switches.iter().find(|s| {
+        s.parent == current.timeline
+            && WalSegment::containing(current.timeline, s.switch_lsn, segment_size) == current
+    });
+    match branch {
+        Some(s) if archived.contains(&current.on_timeline(s.timeline)) => {
+            current.on_timeline(s.timeline)
+        }
+        Some(s) => next.on_timeline(s.timeline),
+        None => next,
     }
 }
 
