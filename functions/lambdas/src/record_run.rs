@@ -109,6 +109,14 @@ pub async fn record_run(
             unit: "Count".into(),
         },
     ];
+    // A DR restore's RPO, from its data check (the newest restored row vs the target).
+    if let Some(secs) = state["readiness"]["data_check"]["rpo_secs"].as_f64() {
+        values.push(MetricValue {
+            name: "RestoreRpoSeconds".into(),
+            value: secs,
+            unit: "Seconds".into(),
+        });
+    }
     if let Some(secs) = at_risk {
         values.push(MetricValue {
             name: "DataAtRiskSeconds".into(),

@@ -1,5 +1,6 @@
 //! Task `restore-vault`: apply the restore point's raft snapshot to the DR region's Vault
-//! (`POST /v1/sys/storage/raft/snapshot-force`, token from `HAPILOT_REGIONS`, never logged).
+//! (`POST /v1/sys/storage/raft/snapshot-force`, token from `HAPILOT_REGIONS`, never logged),
+//! then verify it answers healthy (`GET /v1/sys/health`).
 //! Input: `{"plan": <plan-restore output>, "run"}`.
 
 use hapilot_aws::backups::BackupStore;
@@ -49,7 +50,20 @@ pub async fn restore_vault<S: BackupStore, V: Vault>(
         })?;
     let bytes = snapshot.len();
     vault.restore_snapshot(snapshot).await.map_err(failed)?;
-    let out = json!({ "restored": key, "bytes": bytes });
+    // Verify: the restored Vault must answer healthy (initialized, unsealed, active).
+    let healthy = vault
+        .healthy()
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::VaultRestoreFailed))?;
+    if !healthy {
+        return Err(FunctionError::named(
+            ErrorName::VaultRestoreFailed,
+            format!(
+                "Vault took {key} but does not answer healthy (GET /v1/sys/health): unseal it and check its log"
+            ),
+        ));
+    }
+    let out = json!({ "restored": key, "bytes": bytes, "healthy": true });
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
