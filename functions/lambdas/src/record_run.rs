@@ -97,15 +97,24 @@ pub async fn record_run(
         )
         .await
         .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
+    // Named after what ran, so a dashboard never mixes a restore's duration with a failover's.
+    let what = match run.machine.as_str() {
+        "failover" => "Failover",
+        "failback" => "Failback",
+        "reprotect" => "Reprotect",
+        "dr-restore" => "Restore",
+        _ => "Run",
+    };
+    let succeeded = matches!(outcome.as_str(), "succeeded" | "reprotected" | "restored");
     let mut values = vec![
         MetricValue {
-            name: "FailoverDurationSeconds".into(),
+            name: format!("{what}DurationSeconds"),
             value: duration_secs,
             unit: "Seconds".into(),
         },
         MetricValue {
-            name: "FailoverSucceeded".into(),
-            value: if outcome == "succeeded" { 1.0 } else { 0.0 },
+            name: format!("{what}Succeeded"),
+            value: if succeeded { 1.0 } else { 0.0 },
             unit: "Count".into(),
         },
     ];
