@@ -253,6 +253,27 @@ impl PostgresDatabase {
         }
     }
 
+    /// Makes new transactions read-only (the fence) or not, for every session, through the
+    /// configuration file so it survives a restart; returns the connection for more work.
+    async fn set_read_only(&self, on: bool) -> Result<tokio_postgres::Client, AdapterError> {
+        let client = self.connect().await?;
+        // Two statements, not one batch: ALTER SYSTEM refuses to run inside the implicit
+        // transaction of a multi-statement query.
+        client
+            .batch_execute(if on {
+                "ALTER SYSTEM SET default_transaction_read_only = on"
+            } else {
+                "ALTER SYSTEM RESET default_transaction_read_only"
+            })
+            .await
+            .map_err(|e| self.error(e))?;
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(client)
+    }
+
     async fn in_recovery(&self, client: &tokio_postgres::Client) -> Result<bool, AdapterError> {
         let row = client
             .query_one("SELECT pg_is_in_recovery()", &[])
@@ -308,17 +329,7 @@ impl Database for PostgresDatabase {
 
     async fn fence(&self) -> FenceOutcome {
         let fence = async {
-            let client = self.connect().await?;
-            // Two statements, not one batch: ALTER SYSTEM refuses to run inside the implicit
-            // transaction of a multi-statement query.
-            client
-                .batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
-                .await
-                .map_err(|e| self.error(e))?;
-            client
-                .batch_execute("SELECT pg_reload_conf()")
-                .await
-                .map_err(|e| self.error(e))?;
+            let client = self.set_read_only(true).await?;
             // A transaction already running keeps its read-write mode and could commit after
             // the standby is promoted: end every session holding a transaction id. Its client
             // sees an error and no commit - nothing it was told succeeded is lost.
@@ -341,15 +352,7 @@ impl Database for PostgresDatabase {
         }
     }
     async fn unfence(&self) -> Result<(), AdapterError> {
-        let client = self.connect().await?;
-        client
-            .batch_execute("ALTER SYSTEM RESET default_transaction_read_only")
-            .await
-            .map_err(|e| self.error(e))?;
-        client
-            .batch_execute("SELECT pg_reload_conf()")
-            .await
-            .map_err(|e| self.error(e))
+        self.set_read_only(false).await.map(drop)
     }
 
     async fn wal_position(&self) -> Result<WalPosition, AdapterError> {

@@ -14,7 +14,8 @@ use hapilot_core::backup::audit::{
 };
 use hapilot_core::backup::basebackup::verify_base_backup;
 use hapilot_core::backup::catalog::{
-    ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, parse_compact_time,
+    ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, is_base_data_tar,
+    parse_compact_time,
 };
 use hapilot_core::backup::info::BackupInfo;
 use hapilot_core::backup::policy::{DataType, Finding, Severity};
@@ -443,13 +444,7 @@ pub(crate) async fn verify_base<S: BackupStore>(
         Ok(l) => l,
         Err(e) => return failed(info_key, format!("could not list {dir}: {e}")),
     };
-    let data = listing.iter().find(|o| {
-        let name = o.key.rsplit('/').next().unwrap_or_default();
-        matches!(
-            name,
-            "data.tar" | "data.tar.gz" | "base.tar" | "base.tar.gz" | "data.tgz"
-        )
-    });
+    let data = listing.iter().find(|o| is_base_data_tar(&o.key));
     let Some(data) = data else {
         return failed(
             info_key,

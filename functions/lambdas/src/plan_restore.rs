@@ -6,7 +6,7 @@
 
 use hapilot_aws::backups::BackupStore;
 use hapilot_core::backup::audit::epoch_text;
-use hapilot_core::backup::catalog::{Item, classify, parse_compact_time};
+use hapilot_core::backup::catalog::{Item, classify, is_base_data_tar, parse_compact_time};
 use hapilot_core::backup::info::BackupInfo;
 use hapilot_core::backup::wal::{self, DEFAULT_SEGMENT_SIZE, WalFile};
 use hapilot_core::restore::{
@@ -156,12 +156,7 @@ pub async fn plan_restore<S: BackupStore>(
     let data_key = files
         .iter()
         .map(|o| o.key.clone())
-        .find(|k| {
-            matches!(
-                k.rsplit('/').next().unwrap_or_default(),
-                "data.tar" | "data.tar.gz" | "base.tar" | "base.tar.gz" | "data.tgz"
-            )
-        })
+        .find(|k| is_base_data_tar(k))
         .ok_or_else(|| {
             FunctionError::named(
                 ErrorName::RestorePointCorrupt,

@@ -128,6 +128,15 @@ pub fn classify(key: &str, layout: &Layout) -> Option<(DataType, Item)> {
     None
 }
 
+/// Whether `key` is a base backup's main data tar: `data.tar[.gz]` / `data.tgz` as barman-cloud
+/// writes it, `base.tar[.gz]` as `pg_basebackup -Ft` does (tablespace tars are not).
+pub fn is_base_data_tar(key: &str) -> bool {
+    matches!(
+        key.rsplit('/').next().unwrap_or_default(),
+        "data.tar" | "data.tar.gz" | "base.tar" | "base.tar.gz" | "data.tgz"
+    )
+}
+
 /// Per data type: what the listing says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataTypeStatus {
