@@ -496,24 +496,14 @@ async fn drill_on(
                 input["primary_region"] = crate::local::deployment::PRIMARY_REGION.into();
                 input["standby_region"] = crate::local::deployment::STANDBY_REGION.into();
                 input["mode"] = "graceful".into();
-                let name = format!(
-                    "drill-graceful-{}",
-                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
-                );
+                let name = run_name("drill-graceful");
                 say(&format!(
                     "graceful switchover {name}: started like an operator would, while the writer keeps writing"
                 ));
                 let started = Instant::now();
-                let execution_arn =
-                    crate::runs::start(&sfn, &stack.arn_of("failover"), &name, &input).await?;
-                let print = say.clone();
-                let outcome = follow(
-                    &sfn,
-                    &execution_arn,
-                    Duration::from_secs(600),
-                    move |line| print(line),
-                )
-                .await?;
+                let outcome =
+                    start_and_follow(stack, "failover", &name, &input, 600, say.clone()).await?;
+                let execution_arn = outcome.execution_arn.clone();
                 stop_writer().await;
                 let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
                 let secs = started.elapsed().as_secs_f64();
@@ -637,6 +627,31 @@ pub fn rpo_seconds(committed: &[Ack], kept: &std::collections::HashSet<i64>) -> 
     (newest_lost - baseline).max(0.0)
 }
 
+/// `<prefix>-<UTC time>`: a run name an operator can read.
+fn run_name(prefix: &str) -> String {
+    format!("{prefix}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"))
+}
+
+/// Starts `machine` as `name` with `input` and follows it to its end, one line per state.
+async fn start_and_follow(
+    stack: &LocalStack,
+    machine: &str,
+    name: &str,
+    input: &Value,
+    timeout_secs: u64,
+    say: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> Result<crate::runs::RunOutcome, HapilotError> {
+    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
+    let execution = crate::runs::start(&sfn, &stack.arn_of(machine), name, input).await?;
+    follow(
+        &sfn,
+        &execution,
+        Duration::from_secs(timeout_secs),
+        move |line| say(line),
+    )
+    .await
+}
+
 /// After the failover: restore the latest backups into the DR region's third server (the
 /// dr-restore state machine) and check what they hold.
 async fn restore_check(
@@ -646,11 +661,7 @@ async fn restore_check(
     say(
         "DR restore check: restoring the latest backups (Vault + PostgreSQL) into the DR region ...",
     );
-    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
-    let name = format!(
-        "drill-restore-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S")
-    );
+    let name = run_name("drill-restore");
     let input = json!({
         "region": crate::local::deployment::STANDBY_REGION,
         "target": "latest",
@@ -658,12 +669,7 @@ async fn restore_check(
         "readiness_timeout_seconds": 120
     });
     let started = Instant::now();
-    let execution = crate::runs::start(&sfn, &stack.arn_of("dr-restore"), &name, &input).await?;
-    let print = say.clone();
-    let outcome = follow(&sfn, &execution, Duration::from_secs(300), move |line| {
-        print(line)
-    })
-    .await?;
+    let outcome = start_and_follow(stack, "dr-restore", &name, &input, 300, say).await?;
     let output = outcome.output.clone().unwrap_or_default();
     let check = &output["readiness"]["data_check"];
     Ok(RestoreSummary {
@@ -695,21 +701,13 @@ async fn failback_after(
     );
     let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
     let started = Instant::now();
-    let name = format!(
-        "drill-reprotect-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S")
-    );
+    let name = run_name("drill-reprotect");
     let input = json!({
         "region": crate::local::deployment::PRIMARY_REGION,
         "primary_region": crate::local::deployment::STANDBY_REGION,
         "timeout_seconds": 120
     });
-    let execution = crate::runs::start(&sfn, &stack.arn_of("reprotect"), &name, &input).await?;
-    let print = say.clone();
-    let reprotected = follow(&sfn, &execution, Duration::from_secs(300), move |line| {
-        print(line)
-    })
-    .await?;
+    let reprotected = start_and_follow(stack, "reprotect", &name, &input, 300, say.clone()).await?;
     let reprotect_secs = started.elapsed().as_secs_f64();
     if !reprotected.succeeded() {
         return Ok(FailbackSummary {
@@ -757,10 +755,7 @@ async fn failback_after(
         "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60,
         "approve_first": true
     });
-    let name = format!(
-        "drill-failback-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S")
-    );
+    let name = run_name("drill-failback");
     say(&format!(
         "canary failback {name}: steps 25/50/100 %, 2 s bake, gate max 1 % errors"
     ));
