@@ -378,19 +378,9 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
                 .collect();
             assert_eq!(verified.len(), 4, "{verified:?}");
             assert!(verified.iter().all(|v| v["ok"] == true), "{verified:?}");
-            let markdown = s3
-                .get_object()
-                .bucket("hapilot-audit")
-                .key(format!("reports/backup-audit/{stamp}.md"))
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            let markdown = String::from_utf8_lossy(&markdown);
+            let markdown = stack
+                .text("hapilot-audit", &format!("reports/backup-audit/{stamp}.md"))
+                .await;
             assert!(markdown.starts_with("# Backup audit: PASSED"), "{markdown}");
             let wal = report["policies"]
                 .as_array()

@@ -8,7 +8,7 @@ use hapilot::local::gateway::GatewayMode;
 use hapilot_aws::database::PostgresDatabase;
 use serde_json::{Value, json};
 
-use crate::support::{FailoverWorld, assert_failed};
+use crate::support::{FailoverWorld, assert_failed, cli_ok};
 
 async fn prepare(world: &FailoverWorld) {
     let Databases::Postgres { pair, .. } = &world.deployment.databases else {
@@ -50,19 +50,14 @@ fn drill_input(world: &FailoverWorld, extra: Value) -> Value {
 }
 
 async fn answer(world: &FailoverWorld, execution: &str, approve: bool) {
-    let out = world
-        .cli()
-        .args([if approve { "approve" } else { "deny" }, execution])
-        .args(["--machine", "dr-drill", "--bucket", "hapilot-audit"])
-        .args(["--comment", "drill decision from the test"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(
+        world
+            .cli()
+            .args([if approve { "approve" } else { "deny" }, execution])
+            .args(["--machine", "dr-drill", "--bucket", "hapilot-audit"])
+            .args(["--comment", "drill decision from the test"]),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -94,23 +89,14 @@ async fn a_drill_within_targets_passes_and_fails_back_when_approved() {
     assert_eq!(world.weights().await["secondary"], 100);
 
     // The operator re-protects the old primary, then approves the fail-back.
-    let out = world
-        .cli()
-        .args([
-            "reprotect",
-            "--region",
-            "us-east-1",
-            "--primary-region",
-            "us-west-2",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(world.cli().args([
+        "reprotect",
+        "--region",
+        "us-east-1",
+        "--primary-region",
+        "us-west-2",
+    ]))
+    .await;
     answer(&world, name, true).await;
     let outcome = world.follow(&arn).await;
     assert!(outcome.succeeded(), "{}", outcome.history_text());
@@ -127,19 +113,9 @@ async fn a_drill_within_targets_passes_and_fails_back_when_approved() {
     );
     let md = world
         .stack
-        .s3()
-        .get_object()
-        .bucket("hapilot-audit")
-        .key(format!("reports/dr-drill/{name}.md"))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    assert!(String::from_utf8_lossy(&md).starts_with(&format!("# DR drill {name}: PASSED")));
+        .text("hapilot-audit", &format!("reports/dr-drill/{name}.md"))
+        .await;
+    assert!(md.starts_with(&format!("# DR drill {name}: PASSED")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,18 +14,11 @@ use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
 
 use crate::backup_audit::put_all;
-use crate::support::{FailoverWorld, assert_failed, entered};
+use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
 use hapilot::local::barman::{
     BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,
     wal_objects,
 };
-
-fn pair(world: &FailoverWorld) -> &PostgresPair {
-    match &world.deployment.databases {
-        Databases::Postgres { pair, .. } => pair,
-        Databases::Patroni { .. } => unreachable!("these tests run on PostgreSQL"),
-    }
-}
 
 fn dr_dsn(world: &FailoverWorld) -> String {
     match &world.deployment.databases {
@@ -82,7 +75,7 @@ async fn upload_new(
 /// Writes in phases a second apart (S3's LastModified has second resolution: it is the WAL's
 /// archive time), uploading what was archived after each, as barman-cloud-wal-archive would.
 async fn make_history(world: &FailoverWorld) -> History {
-    let pair = pair(world);
+    let pair = world.postgres();
     let s3 = world.stack.s3();
     let run = |sql: &'static str| tokio::task::block_in_place(|| psql(pair, sql).unwrap());
     run(
@@ -204,24 +197,14 @@ async fn restores_latest_and_a_point_in_time_row_by_row() {
     assert_eq!(world.deployment.vault.restored(), vec![4242]);
 
     // The same from the CLI, as an operator runs it.
-    let out = world
-        .cli()
-        .args([
-            "restore",
-            "--region",
-            "us-west-2",
-            "--data-check",
-            "spend.created_at",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_ok(world.cli().args([
+        "restore",
+        "--region",
+        "us-west-2",
+        "--data-check",
+        "spend.created_at",
+    ]))
+    .await;
     assert!(stdout.contains("\"rows\": 225"), "{stdout}");
 
     // A point in time between batch b and batch c: exactly the rows committed before it.

@@ -2,24 +2,37 @@
 
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
+/// Runs `hapilot drill <args>` as a user does, asserts it succeeded, and returns its output and
+/// the report it saved.
+async fn drill(args: &[&str]) -> (String, serde_json::Value) {
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
             .arg("drill")
+            .args(args)
             .stdin(std::process::Stdio::null())
             .output(),
     )
     .await
     .expect("the drill ends")
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let saved = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report saved to "))
+        .expect("the report is saved");
+    let report = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
+    (stdout, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
+    let (stdout, report) = drill(&[]).await;
     for line in [
         "  -> PromoteStandby",
         "  <- ShiftTraffic",
@@ -35,11 +48,6 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
-    let saved = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("report saved to "))
-        .expect("the report is saved");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
     let committed = report["rows_committed"].as_u64().unwrap();
     assert!(
         committed > 10,
@@ -59,22 +67,7 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_graceful_drill_loses_no_row_and_reprotects_with_pg_rewind() {
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
-            .args(["drill", "--mode", "graceful"])
-            .stdin(std::process::Stdio::null())
-            .output(),
-    )
-    .await
-    .expect("the drill ends")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, report) = drill(&["--mode", "graceful"]).await;
     for line in [
         "graceful (planned switchover)",
         "  -> CheckCatchup",
@@ -84,11 +77,6 @@ async fn the_graceful_drill_loses_no_row_and_reprotects_with_pg_rewind() {
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
-    let saved = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("report saved to "))
-        .expect("the report is saved");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
     assert_eq!(report["rows_lost"], 0, "{report:#}");
     assert!(
         report["rows_committed"].as_u64().unwrap() > 10,

@@ -4,7 +4,7 @@
 use hapilot::local::deployment::{DatabaseSetup, Databases};
 use serde_json::{Value, json};
 
-use crate::support::{FailoverWorld, assert_failed, entered};
+use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
 
 /// A world as it is after a failover: traffic in the standby, the primary region's database
 /// rebuilt as a replica, both regions serving traffic.
@@ -282,27 +282,21 @@ async fn the_gate_reads_load_balancer_metrics_from_cloudwatch() {
 async fn hapilot_failback_starts_and_follows_a_run() {
     let world = after_failover().await;
     let with = input(json!({}));
-    let out = world
-        .cli()
-        .args([
-            "failback",
-            "--primary-region",
-            "us-east-1",
-            "--standby-region",
-            "us-west-2",
-            "--name",
-            "from-cli",
-        ])
-        .args(["--with", &with.to_string()])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_ok(
+        world
+            .cli()
+            .args([
+                "failback",
+                "--primary-region",
+                "us-east-1",
+                "--standby-region",
+                "us-west-2",
+                "--name",
+                "from-cli",
+            ])
+            .args(["--with", &with.to_string()]),
+    )
+    .await;
     for line in [
         "started arn:aws:states:us-east-1:123456789012:execution:failback:from-cli",
         "  -> CanaryGate",

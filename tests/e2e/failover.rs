@@ -7,7 +7,7 @@ use hapilot::local::deployment::{DatabaseSetup, Databases, PRIMARY_ALARM, alarm_
 use hapilot::local::gateway::GatewayMode;
 use serde_json::{Value, json};
 
-use crate::support::{FailoverWorld, assert_failed, entered};
+use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
 
 fn unchanged() -> std::collections::BTreeMap<String, i64> {
     [("primary".to_string(), 100), ("secondary".to_string(), 0)].into()
@@ -243,25 +243,20 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         .unwrap();
     assert_eq!(refused["reason"], "failover_running", "{refused:#}");
     // Denied from the CLI, as the on-call would.
-    let out = world
-        .cli()
-        .args([
-            "deny",
-            "lagging-deny",
-            "--bucket",
-            bucket,
-            "--comment",
-            "replica too far behind",
-        ])
-        .env("HAPILOT_OPERATOR", "oncall-test")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(
+        world
+            .cli()
+            .args([
+                "deny",
+                "lagging-deny",
+                "--bucket",
+                bucket,
+                "--comment",
+                "replica too far behind",
+            ])
+            .env("HAPILOT_OPERATOR", "oncall-test"),
+    )
+    .await;
     let outcome = world.follow(&arn).await;
     assert_failed(&outcome, "hapilot.ApprovalDenied");
     assert_eq!(world.weights().await, unchanged());

@@ -11,7 +11,7 @@ use hapilot_aws::database::PostgresDatabase;
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 
-use crate::support::{FailoverWorld, assert_failed};
+use crate::support::{FailoverWorld, assert_failed, cli_ok};
 
 async fn connect(dsn: &str) -> tokio_postgres::Client {
     PostgresDatabase::new(dsn).connect().await.unwrap()
@@ -31,13 +31,6 @@ async fn ids(c: &tokio_postgres::Client) -> BTreeSet<i64> {
         .iter()
         .map(|r| r.get(0))
         .collect()
-}
-
-fn pair(world: &FailoverWorld) -> &hapilot::local::postgres::PostgresPair {
-    match &world.deployment.databases {
-        Databases::Postgres { pair, .. } => pair,
-        Databases::Patroni { .. } => unreachable!("these tests run on PostgreSQL"),
-    }
 }
 
 /// What a continuous writer saw: committed ids, and the errors it got.
@@ -88,7 +81,7 @@ fn start_writer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_switchover_loses_nothing_and_the_writer_sees_refusals_not_lost_commits() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
-    let pair = pair(&world);
+    let pair = world.postgres();
     let primary = connect(&pair.primary.dsn()).await;
     primary
         .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
@@ -154,7 +147,7 @@ async fn graceful_switchover_loses_nothing_and_the_writer_sees_refusals_not_lost
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standby_that_cannot_catch_up_undoes_the_fence_and_promotes_nothing() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
-    let pair = pair(&world);
+    let pair = world.postgres();
     let primary = connect(&pair.primary.dsn()).await;
     primary
         .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY)")
@@ -215,7 +208,7 @@ async fn a_standby_that_cannot_catch_up_undoes_the_fence_and_promotes_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_an_ungraceful_failover_reprotect_rewinds_the_old_primary_into_a_replica() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
-    let pair = pair(&world);
+    let pair = world.postgres();
     let primary = connect(&pair.primary.dsn()).await;
     primary
         .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY); INSERT INTO writes SELECT FROM generate_series(1, 100);")
@@ -236,24 +229,14 @@ async fn after_an_ungraceful_failover_reprotect_rewinds_the_old_primary_into_a_r
         .unwrap();
 
     // The old primary's region is back: re-protect it, through the CLI.
-    let out = world
-        .cli()
-        .args([
-            "reprotect",
-            "--region",
-            "us-east-1",
-            "--primary-region",
-            "us-west-2",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_ok(world.cli().args([
+        "reprotect",
+        "--region",
+        "us-east-1",
+        "--primary-region",
+        "us-west-2",
+    ]))
+    .await;
     assert!(stdout.contains("\"method\": \"pg_rewind\""), "{stdout}");
     assert!(
         stdout.contains("pg_rewind: Done!"),
@@ -286,7 +269,7 @@ async fn after_an_ungraceful_failover_reprotect_rewinds_the_old_primary_into_a_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reprotect_refuses_an_old_primary_that_still_accepts_writes() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
-    let pair = pair(&world);
+    let pair = world.postgres();
     let old = connect(&pair.primary.dsn()).await;
     old.batch_execute(
         "CREATE TABLE writes (id bigserial PRIMARY KEY); INSERT INTO writes DEFAULT VALUES;",
@@ -351,7 +334,7 @@ async fn graceful_on_patroni_is_a_switchover_naming_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_lag_is_published_zero_when_caught_up_and_growing_when_behind() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
-    let pair = pair(&world);
+    let pair = world.postgres();
     let primary = connect(&pair.primary.dsn()).await;
     primary
         .batch_execute(

@@ -76,6 +76,24 @@ impl TestStack {
         command
     }
 
+    /// An object's text (a Markdown report), panicking if it is missing.
+    pub async fn text(&self, bucket: &str, key: &str) -> String {
+        let bytes = self
+            .s3()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"))
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// A Step Functions client pointed at this stack.
     pub fn sfn(&self) -> aws_sdk_sfn::Client {
         aws_sdk_sfn::Client::new(self.stack.sdk_config())
@@ -179,6 +197,19 @@ pub async fn wait_gone(pid: u32, within: Duration) -> bool {
     !process_alive(pid)
 }
 
+/// Runs a `hapilot` command to its end, asserts it succeeded (printing both streams if not),
+/// and returns its stdout.
+pub async fn cli_ok(mut command: impl std::borrow::BorrowMut<tokio::process::Command>) -> String {
+    let out = command.borrow_mut().output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A test stack with a complete two-region deployment on it.
 pub struct FailoverWorld {
     /// The stack.
@@ -201,6 +232,16 @@ impl FailoverWorld {
     /// Delivers `event` to the alarm router as EventBridge would.
     pub async fn route(&self, event: &Value) -> Result<Value, (String, String)> {
         hapilot::local::front_door::invoke(&self.stack.endpoint_url(), "alarm-router", event).await
+    }
+
+    /// The real PostgreSQL pair of a `DatabaseSetup::Postgres` world.
+    pub fn postgres(&self) -> &hapilot::local::postgres::PostgresPair {
+        match &self.deployment.databases {
+            hapilot::local::deployment::Databases::Postgres { pair, .. } => pair,
+            hapilot::local::deployment::Databases::Patroni { .. } => {
+                unreachable!("this test runs on PostgreSQL")
+            }
+        }
     }
 
     /// The global name's weights now.
