@@ -13,11 +13,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{Answer, answer, serve_state};
+use super::http::{Answer, answer, body_bytes, serve_state};
 use super::postgres::PostgresNode;
 
 struct Agent {
@@ -47,12 +46,7 @@ impl PostgresAgent {
         });
         let (addr, task) = serve_state(agent, |agent, req| async move {
             let route = (req.method().clone(), req.uri().path().to_string());
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_bytes(req).await;
             let body: Value = serde_json::from_slice(&body).unwrap_or_default();
             match (route.0, route.1.as_str()) {
                 (Method::POST, "/rebuild") => rebuild(&agent, body).await,

@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::http::{Answer, answer, serve, serve_state};
+use super::http::{Answer, answer, body_bytes, serve, serve_state};
 
 /// How the gateway answers `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,12 +161,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
             answer(StatusCode::OK, "text/plain; version=0.0.4", body)
         }
         (&Method::PUT, "/_sim/mode") => {
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_bytes(req).await;
             match String::from_utf8_lossy(&body).parse::<GatewayMode>() {
                 Ok(mode) => {
                     *state.mode.lock().expect("mode lock") = mode;

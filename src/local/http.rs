@@ -62,6 +62,17 @@ pub fn answer(
     response
 }
 
+/// The whole body of a request to a simulated system (empty when it cannot be read: the
+/// handler then answers as to an empty body).
+pub async fn body_bytes(req: Request<Incoming>) -> Bytes {
+    use http_body_util::BodyExt;
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
+
 /// Binds a free loopback port and serves `handler` with `state` shared by every request: the
 /// start of every simulated outside system.
 pub async fn serve_state<S, F, Fut>(

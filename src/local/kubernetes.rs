@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{Answer, answer, serve_state};
+use super::http::{Answer, answer, body_bytes, serve_state};
 
 struct Cluster {
     token: String,
@@ -148,12 +147,7 @@ async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
         }
     };
     let method = req.method().clone();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body_bytes(req).await;
     let mut c = state.lock().expect("cluster lock");
     if ns != c.namespace || !c.deployments.contains_key(&name) {
         return status(
@@ -199,12 +193,7 @@ async fn cnpg(state: Arc<Mutex<Cluster>>, req: Request<Incoming>, path: &[String
         _ => return status(StatusCode::NOT_FOUND, "NotFound", "no such resource".into()),
     };
     let method = req.method().clone();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body_bytes(req).await;
     match (method, name) {
         (Method::POST, None) => {
             let Ok(mut resource) = serde_json::from_slice::<Value>(&body) else {

@@ -9,12 +9,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{Answer, answer, serve_state};
+use super::http::{Answer, answer, body_bytes, serve_state};
 
 struct Member {
     name: String,
@@ -136,12 +135,7 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
         }
         (Method::POST, path @ ("/failover" | "/switchover")) => {
             let switchover = path == "/switchover";
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = body_bytes(req).await;
             let parsed = serde_json::from_slice::<Value>(&body).unwrap_or_default();
             let candidate = parsed["candidate"].as_str().map(str::to_string);
             let mut m = state.lock().expect("member lock");

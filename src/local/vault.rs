@@ -8,11 +8,10 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
-use super::http::{answer, serve_state};
+use super::http::{answer, body_bytes, serve_state};
 
 #[derive(Default)]
 struct State {
@@ -50,12 +49,7 @@ impl SimulatedVault {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_string();
-                    let body = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
+                    let body = body_bytes(req).await;
                     let mut s = state.lock().expect("vault state");
                     if token != s.token {
                         return answer(

@@ -439,6 +439,8 @@ struct PatroniStatus {
 
 #[derive(Debug, Deserialize)]
 struct PatroniXlog {
+    /// The leader's write position.
+    location: Option<u64>,
     received_location: Option<u64>,
     replayed_location: Option<u64>,
     replayed_timestamp: Option<String>,
@@ -451,6 +453,36 @@ impl PatroniMember {
             url: format!("{}{path}", self.url),
             detail: detail.into(),
         }
+    }
+
+    /// `GET /patroni`: role and WAL positions of this member.
+    async fn status(&self) -> Result<PatroniStatus, AdapterError> {
+        self.http
+            .get(format!("{}/patroni", self.url))
+            .send()
+            .await
+            .map_err(|e| self.error("/patroni", e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| self.error("/patroni", e.to_string()))
+    }
+
+    /// POSTs `body` to `path`; a non-2xx answer is an error carrying Patroni's text. Returns
+    /// the answer's text.
+    async fn post(&self, path: &str, body: serde_json::Value) -> Result<String, AdapterError> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.error(path, e.to_string()))?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(self.error(path, format!("HTTP {status}: {}", text.trim())));
+        }
+        Ok(text)
     }
 
     /// Patroni answers a failover/switchover at once and acts a moment later: poll `/primary`.
@@ -489,18 +521,10 @@ impl PatroniMember {
 
 impl Database for PatroniMember {
     async fn replication_status(&self) -> Result<ReplicationStatus, AdapterError> {
-        let r = self
-            .http
-            .get(format!("{}/patroni", self.url))
-            .send()
-            .await
-            .map_err(|e| self.error("/patroni", e.to_string()))?;
-        let status: PatroniStatus = r
-            .json()
-            .await
-            .map_err(|e| self.error("/patroni", e.to_string()))?;
+        let status = self.status().await?;
         let in_recovery = !matches!(status.role.as_deref(), Some("master" | "primary"));
         let xlog = status.xlog.unwrap_or(PatroniXlog {
+            location: None,
             received_location: None,
             replayed_location: None,
             replayed_timestamp: None,
@@ -529,18 +553,8 @@ impl Database for PatroniMember {
         if self.is_primary().await? {
             return Ok(PromotionOutcome::AlreadyPrimary);
         }
-        let r = self
-            .http
-            .post(format!("{}/failover", self.url))
-            .json(&serde_json::json!({ "candidate": self.member }))
-            .send()
-            .await
-            .map_err(|e| self.error("/failover", e.to_string()))?;
-        if !r.status().is_success() {
-            let status = r.status();
-            let body = r.text().await.unwrap_or_default();
-            return Err(self.error("/failover", format!("HTTP {status}: {}", body.trim())));
-        }
+        self.post("/failover", serde_json::json!({ "candidate": self.member }))
+            .await?;
         self.wait_until_primary(deadline, "failover").await
     }
 
@@ -553,22 +567,15 @@ impl Database for PatroniMember {
     }
 
     async fn wal_position(&self) -> Result<WalPosition, AdapterError> {
-        let r = self
-            .http
-            .get(format!("{}/patroni", self.url))
-            .send()
-            .await
-            .map_err(|e| self.error("/patroni", e.to_string()))?;
-        let v: serde_json::Value = r
-            .json()
-            .await
-            .map_err(|e| self.error("/patroni", e.to_string()))?;
-        let in_recovery = !matches!(v["role"].as_str(), Some("master" | "primary"));
-        let lsn = if in_recovery {
-            v["xlog"]["replayed_location"].as_u64()
-        } else {
-            v["xlog"]["location"].as_u64()
-        };
+        let status = self.status().await?;
+        let in_recovery = !matches!(status.role.as_deref(), Some("master" | "primary"));
+        let lsn = status.xlog.and_then(|x| {
+            if in_recovery {
+                x.replayed_location
+            } else {
+                x.location
+            }
+        });
         Ok(WalPosition {
             in_recovery,
             read_only: false,
@@ -591,18 +598,11 @@ impl Database for PatroniMember {
             ));
         };
         // Patroni itself waits for the candidate to catch up, then demotes the leader.
-        let r = self
-            .http
-            .post(format!("{}/switchover", self.url))
-            .json(&serde_json::json!({ "leader": leader, "candidate": self.member }))
-            .send()
-            .await
-            .map_err(|e| self.error("/switchover", e.to_string()))?;
-        if !r.status().is_success() {
-            let status = r.status();
-            let body = r.text().await.unwrap_or_default();
-            return Err(self.error("/switchover", format!("HTTP {status}: {}", body.trim())));
-        }
+        self.post(
+            "/switchover",
+            serde_json::json!({ "leader": leader, "candidate": self.member }),
+        )
+        .await?;
         self.wait_until_primary(deadline, "switchover").await
     }
 
@@ -610,18 +610,9 @@ impl Database for PatroniMember {
         &self,
         _new_primary: &DatabaseTarget,
     ) -> Result<RebuildOutcome, AdapterError> {
-        let r = self
-            .http
-            .post(format!("{}/reinitialize", self.url))
-            .json(&serde_json::json!({ "force": true }))
-            .send()
-            .await
-            .map_err(|e| self.error("/reinitialize", e.to_string()))?;
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(self.error("/reinitialize", format!("HTTP {status}: {}", body.trim())));
-        }
+        let body = self
+            .post("/reinitialize", serde_json::json!({ "force": true }))
+            .await?;
         Ok(RebuildOutcome {
             method: "patroni_reinitialize".into(),
             detail: body.trim().to_string(),
