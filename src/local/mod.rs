@@ -29,8 +29,53 @@ pub fn project_root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Finds a free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
+/// Ports handed to child processes (moto, PostgreSQL, Redis) that must bind them themselves.
+///
+/// Below the kernel's ephemeral range (32768-60999 on Linux) on purpose: a port taken from
+/// that range with `bind(0)` and released can be reused as the *source* port of any outgoing
+/// connection before the child binds it, and then the child fails to start or a client
+/// connects to itself. Tests open thousands of connections, so that race did happen in CI.
+const CHILD_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Finds a free TCP port on 127.0.0.1 for a child process to bind.
+///
+/// Each call in a process returns a different port (a process-wide cursor that starts at a
+/// per-process random offset, so parallel test binaries rarely meet) and checks it binds now.
 pub fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(CHILD_PORTS.end - CHILD_PORTS.start);
+    if CURSOR.load(Ordering::Relaxed) == u32::MAX {
+        let seed = std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+        let _ =
+            CURSOR.compare_exchange(u32::MAX, seed % span, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let offset = CURSOR.fetch_add(1, Ordering::Relaxed) % span;
+        let port = CHILD_PORTS.start + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port in {CHILD_PORTS:?} on 127.0.0.1"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+        assert!(ports.iter().all(|p| CHILD_PORTS.contains(p)), "{ports:?}");
+    }
 }

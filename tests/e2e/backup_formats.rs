@@ -12,9 +12,15 @@ async fn command(stream: &mut tokio::net::TcpStream, args: &[&str]) -> String {
         req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
     }
     stream.write_all(req.as_bytes()).await.unwrap();
+    // A reply may arrive in pieces: read up to its end of line.
+    let mut reply = Vec::new();
     let mut buf = [0u8; 256];
-    let n = stream.read(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf[..n]).trim().to_string()
+    while !reply.ends_with(b"\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "redis-server closed the connection");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&reply).trim().to_string()
 }
 
 /// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys.
@@ -50,6 +56,11 @@ pub async fn redis_rdb(keys: usize) -> Vec<u8> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut stream = stream.expect("redis-server answers");
+    assert_eq!(
+        command(&mut stream, &["PING"]).await,
+        "+PONG",
+        "the server on {port} is our redis-server"
+    );
     for i in 0..keys {
         let key = format!("litellm:key:{i}");
         let value = format!("{{\"spend\": {i}, \"team\": \"platform\"}}");
