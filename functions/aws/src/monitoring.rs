@@ -26,6 +26,26 @@ pub struct MetricValue {
     pub unit: String,
 }
 
+impl MetricValue {
+    /// A duration in seconds.
+    pub fn seconds(name: impl Into<String>, value: f64) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit: "Seconds".into(),
+        }
+    }
+
+    /// A count (1/0 for a verdict).
+    pub fn count(name: impl Into<String>, value: f64) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit: "Count".into(),
+        }
+    }
+}
+
 /// Puts metrics.
 pub trait Metrics: Send + Sync {
     /// Puts `values` in `namespace` with `dimensions`.

@@ -57,11 +57,7 @@ pub async fn publish_replication_lag<D: Database>(
             .put(
                 "hapilot/Database",
                 &[("Region".into(), region.clone())],
-                &[MetricValue {
-                    name: "ReplicationLagSeconds".into(),
-                    value: lag,
-                    unit: "Seconds".into(),
-                }],
+                &[MetricValue::seconds("ReplicationLagSeconds", lag)],
             )
             .await
             .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;

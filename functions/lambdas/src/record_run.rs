@@ -6,12 +6,12 @@
 use hapilot_aws::journal::Journal;
 use hapilot_aws::monitoring::{MetricValue, Metrics};
 use hapilot_aws::notifier::Notifier;
-use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::FunctionError;
 use crate::error::parse_input;
+use crate::publish::{MetricBatch, Publication, publish};
 use crate::run::{RunContext, now_rfc3339, record};
 
 #[derive(Deserialize)]
@@ -90,13 +90,6 @@ pub async fn record_run(
             Value::Null
         },
     });
-    journal
-        .put(
-            &format!("reports/{}/{}.json", run.machine, run.execution),
-            &report,
-        )
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
     // Named after what ran, so a dashboard never mixes a restore's duration with a failover's.
     let what = match run.machine.as_str() {
         "failover" => "Failover",
@@ -107,47 +100,23 @@ pub async fn record_run(
     };
     let succeeded = matches!(outcome.as_str(), "succeeded" | "reprotected" | "restored");
     let mut values = vec![
-        MetricValue {
-            name: format!("{what}DurationSeconds"),
-            value: duration_secs,
-            unit: "Seconds".into(),
-        },
-        MetricValue {
-            name: format!("{what}Succeeded"),
-            value: if succeeded { 1.0 } else { 0.0 },
-            unit: "Count".into(),
-        },
+        MetricValue::seconds(format!("{what}DurationSeconds"), duration_secs),
+        MetricValue::count(
+            format!("{what}Succeeded"),
+            if succeeded { 1.0 } else { 0.0 },
+        ),
     ];
     // A DR restore's RPO, from its data check (the newest restored row vs the target).
     if let Some(secs) = state["readiness"]["data_check"]["rpo_secs"].as_f64() {
-        values.push(MetricValue {
-            name: "RestoreRpoSeconds".into(),
-            value: secs,
-            unit: "Seconds".into(),
-        });
+        values.push(MetricValue::seconds("RestoreRpoSeconds", secs));
     }
     if let Some(secs) = at_risk {
-        values.push(MetricValue {
-            name: "DataAtRiskSeconds".into(),
-            value: secs,
-            unit: "Seconds".into(),
-        });
+        values.push(MetricValue::seconds("DataAtRiskSeconds", secs));
     }
     let region = plan["standby"]["region"]
         .as_str()
         .unwrap_or("unknown")
         .to_string();
-    metrics
-        .put(
-            "hapilot",
-            &[
-                ("StateMachine".into(), run.machine.clone()),
-                ("Region".into(), region),
-            ],
-            &values,
-        )
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
     let mut message = format!(
         "hapilot {machine} run {execution}: {outcome}\n{primary} -> {standby}, {duration_secs:.1} s, data at risk: {risk}\n",
         machine = run.machine,
@@ -167,10 +136,21 @@ pub async fn record_run(
             message.push_str(&format!("{}. {action}\n", i + 1));
         }
     }
-    notifier
-        .notify(&format!("hapilot {}: {outcome}", run.machine), &message)
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
-    record(journal, &run, json!({ "after": report })).await?;
-    Ok(report)
+    let publication = Publication {
+        json_key: format!("reports/{}/{}.json", run.machine, run.execution),
+        report,
+        markdown: None,
+        metrics: vec![MetricBatch {
+            namespace: "hapilot".into(),
+            dimensions: vec![
+                ("StateMachine".into(), run.machine.clone()),
+                ("Region".into(), region),
+            ],
+            values,
+        }],
+        notification: Some((format!("hapilot {}: {outcome}", run.machine), message)),
+    };
+    publish(journal, metrics, notifier, &publication).await?;
+    record(journal, &run, json!({ "after": publication.report })).await?;
+    Ok(publication.report)
 }

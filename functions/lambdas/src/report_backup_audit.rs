@@ -7,7 +7,6 @@
 use hapilot_aws::journal::Journal;
 use hapilot_aws::monitoring::{MetricValue, Metrics};
 use hapilot_aws::notifier::Notifier;
-use hapilot_core::ErrorName;
 use hapilot_core::backup::audit::{AuditReport, PolicyAudit, data_type_key, epoch_text};
 use hapilot_core::tier::Tier;
 use serde::Deserialize;
@@ -15,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::FunctionError;
 use crate::error::parse_input;
+use crate::publish::{MetricBatch, Publication, publish};
 
 #[derive(Deserialize)]
 struct Input {
@@ -40,17 +40,7 @@ pub async fn report_backup_audit(
     } = parse_input(input)?;
     let report = AuditReport::new(now, tier, policies);
     let stem = format!("reports/backup-audit/{}", epoch_text(now));
-    let failed = FunctionError::from_adapter(ErrorName::RecordFailed);
-    let body = serde_json::to_value(&report).map_err(|e| FunctionError::Setup(e.to_string()))?;
-    journal
-        .put(&format!("{stem}.json"), &body)
-        .await
-        .map_err(failed)?;
     let markdown = report.markdown();
-    journal
-        .put_text(&format!("{stem}.md"), &markdown, "text/markdown")
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
     let mut by_type: std::collections::BTreeMap<&str, Vec<MetricValue>> = Default::default();
     for (data_type, name, value, unit) in report.metrics() {
         by_type
@@ -62,21 +52,26 @@ pub async fn report_backup_audit(
                 unit: unit.into(),
             });
     }
-    for (data_type, values) in by_type {
-        metrics
-            .put(NAMESPACE, &[("DataType".into(), data_type.into())], &values)
-            .await
-            .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
-    }
-    if report.critical > 0 {
-        notifier
-            .notify(
-                &format!("hapilot backup audit FAILED: {} critical", report.critical),
-                &markdown,
+    let publication = Publication {
+        json_key: format!("{stem}.json"),
+        report: serde_json::to_value(&report).map_err(|e| FunctionError::Setup(e.to_string()))?,
+        markdown: Some((format!("{stem}.md"), markdown.clone())),
+        metrics: by_type
+            .into_iter()
+            .map(|(data_type, values)| MetricBatch {
+                namespace: NAMESPACE.into(),
+                dimensions: vec![("DataType".into(), data_type.into())],
+                values,
+            })
+            .collect(),
+        notification: (report.critical > 0).then(|| {
+            (
+                format!("hapilot backup audit FAILED: {} critical", report.critical),
+                markdown,
             )
-            .await
-            .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
-    }
+        }),
+    };
+    publish(journal, metrics, notifier, &publication).await?;
     Ok(json!({
         "verdict": report.verdict,
         "critical": report.critical,

@@ -7,13 +7,13 @@
 use hapilot_aws::journal::Journal;
 use hapilot_aws::monitoring::{MetricValue, Metrics};
 use hapilot_aws::notifier::Notifier;
-use hapilot_core::ErrorName;
 use hapilot_core::drill::{DrillMeasurement, DrillPlan, judge_drill};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::FunctionError;
 use crate::error::parse_input;
+use crate::publish::{MetricBatch, Publication, publish};
 use crate::run::RunContext;
 
 #[derive(Deserialize)]
@@ -72,11 +72,6 @@ pub async fn report_drill(
         "failback_decision": if decision.is_null() { Value::Null } else if stay { json!("stay") } else { json!("fail_back") },
     });
     let stem = format!("reports/dr-drill/{}", run.execution);
-    let failed = FunctionError::from_adapter(ErrorName::RecordFailed);
-    journal
-        .put(&format!("{stem}.json"), &report)
-        .await
-        .map_err(failed)?;
     let secs = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.1} s"));
     let mut md = format!(
         "# DR drill {}: {}\n\n{} -> {}, tier {} (RTO target {:.0} s, RPO target {:.0} s)\n\n| measure | value | target |\n| --- | ---: | ---: |\n| RTO (failover start -> verified) | {} | {:.0} s |\n| RPO (newest row written - newest row kept) | {} | {:.0} s |\n\nFailover run: `{}` ({}).\n",
@@ -108,46 +103,35 @@ pub async fn report_drill(
             fb["status"].as_str().unwrap_or("-")
         )),
     }
-    journal
-        .put_text(&format!("{stem}.md"), &md, "text/markdown")
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
-    let mut values = vec![MetricValue {
-        name: "DrillPassed".into(),
-        value: if verdict.verdict == "PASSED" {
+    let mut values = vec![MetricValue::count(
+        "DrillPassed",
+        if verdict.verdict == "PASSED" {
             1.0
         } else {
             0.0
         },
-        unit: "Count".into(),
-    }];
+    )];
     for (name, v) in [
         ("DrillRtoSeconds", verdict.rto_secs),
         ("DrillRpoSeconds", verdict.rpo_secs),
     ] {
-        if let Some(v) = v {
-            values.push(MetricValue {
-                name: name.into(),
-                value: v,
-                unit: "Seconds".into(),
-            });
-        }
+        values.extend(v.map(|v| MetricValue::seconds(name, v)));
     }
-    metrics
-        .put(
-            "hapilot",
-            &[("StateMachine".into(), "dr-drill".into())],
-            &values,
-        )
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
-    notifier
-        .notify(
-            &format!("hapilot DR drill {}: {}", run.execution, verdict.verdict),
-            &md,
-        )
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
+    let publication = Publication {
+        json_key: format!("{stem}.json"),
+        report,
+        notification: Some((
+            format!("hapilot DR drill {}: {}", run.execution, verdict.verdict),
+            md.clone(),
+        )),
+        markdown: Some((format!("{stem}.md"), md)),
+        metrics: vec![MetricBatch {
+            namespace: "hapilot".into(),
+            dimensions: vec![("StateMachine".into(), "dr-drill".into())],
+            values,
+        }],
+    };
+    publish(journal, metrics, notifier, &publication).await?;
     Ok(json!({
         "verdict": verdict.verdict,
         "passed": verdict.verdict == "PASSED",
