@@ -83,6 +83,14 @@ pub enum HapilotError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The CLI's settings file is unreadable or says something hapilot does not know.
+    #[error("{path}: {detail}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        detail: String,
+    },
     /// A hapilot function run in process (e.g. by `hapilot audit`) failed.
     #[error("{function}: {error_type}: {message}")]
     Function {

@@ -7,6 +7,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod config;
 pub mod drill;
 pub mod error;
 pub mod local;

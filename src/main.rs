@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use hapilot::config::CliConfig;
 use hapilot::drill::DrillOptions;
 use hapilot::local::moto::MotoInstall;
 use hapilot::local::{LocalStack, StackOptions};
@@ -14,6 +15,11 @@ use hapilot::runs;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Settings file (default: ./hapilot.toml when present): `[aws]` region, profile,
+    /// endpoint_url and `[settings]`, the Lambdas' HAPILOT_* variables. Flags and environment
+    /// variables override it.
+    #[arg(long, global = true, env = "HAPILOT_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,9 +123,9 @@ enum Command {
         /// State machine name.
         #[arg(long, default_value = "failover")]
         machine: String,
-        /// The audit bucket holding the pending approval.
+        /// The audit bucket holding the pending approval (or `audit_bucket` in the settings file).
         #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
-        bucket: String,
+        bucket: Option<String>,
         /// Why (kept in the journal and the report).
         #[arg(long, default_value = "")]
         comment: String,
@@ -131,9 +137,9 @@ enum Command {
         /// State machine name.
         #[arg(long, default_value = "failover")]
         machine: String,
-        /// The audit bucket holding the pending approval.
+        /// The audit bucket holding the pending approval (or `audit_bucket` in the settings file).
         #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
-        bucket: String,
+        bucket: Option<String>,
         /// Why (required: the next on-call reads it).
         #[arg(long)]
         comment: String,
@@ -223,6 +229,12 @@ macro_rules! say {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The local stack and the drill make their own world; every other command reads the file
+    // first, so a bad one stops it before anything is asked of AWS.
+    let config = match &cli.command {
+        Command::Local { .. } | Command::Drill { .. } => CliConfig::default(),
+        _ => CliConfig::load(cli.config.as_deref())?,
+    };
     match cli.command {
         Command::Local {
             command: LocalCommand::Setup,
@@ -268,7 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             timeout,
         } => {
-            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+            let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
             let arn = resolve_machine(&sfn, &machine).await?;
             let input = read_input(input)?;
             let name = name.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
@@ -288,7 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("primary_region", primary_region.into()),
                 ("standby_region", standby_region.into()),
             ];
-            start_with(&machine, with, fields, name, "failback", timeout).await
+            start_with(&config, &machine, with, fields, name, "failback", timeout).await
         }
         Command::Restore {
             region,
@@ -311,7 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !check.is_null() {
                 fields.push(("data_check", check));
             }
-            start_with(&machine, with, fields, None, "restore", timeout).await
+            start_with(&config, &machine, with, fields, None, "restore", timeout).await
         }
         Command::Reprotect {
             region,
@@ -324,20 +336,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("region", region.into()),
                 ("primary_region", primary_region.into()),
             ];
-            start_with(&machine, with, fields, None, "reprotect", timeout).await
+            start_with(&config, &machine, with, fields, None, "reprotect", timeout).await
         }
         Command::Approve {
             execution,
             machine,
             bucket,
             comment,
-        } => answer(&execution, &machine, &bucket, true, &comment).await,
+        } => answer(&config, &execution, &machine, bucket, true, &comment).await,
         Command::Deny {
             execution,
             machine,
             bucket,
             comment,
-        } => answer(&execution, &machine, &bucket, false, &comment).await,
+        } => answer(&config, &execution, &machine, bucket, false, &comment).await,
         Command::Audit {
             input,
             bucket,
@@ -360,9 +372,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     request[field] = serde_json::Value::String(v);
                 }
             }
-            let settings = hapilot_functions::config::Settings::from_env()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let sdk = hapilot_aws::sdk::from_env().await;
+            let settings = config.settings()?;
+            let sdk = config.sdk().await;
             let run =
                 hapilot::audit::run_audit(&sdk, settings, request, record, |l| eprintln!("{l}"))
                     .await?;
@@ -385,7 +396,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Watch { execution, timeout } => {
-            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+            let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
             finish(&sfn, &execution, timeout).await
         }
     }
@@ -432,6 +443,7 @@ async fn local_up(
 
 /// Starts `machine` with `--with` JSON plus `fields` (which win) and follows it to its end.
 async fn start_with(
+    config: &CliConfig,
     machine: &str,
     with: Option<String>,
     fields: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
@@ -449,7 +461,7 @@ async fn start_with(
     for (k, v) in fields {
         object.insert(k.into(), v);
     }
-    let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::from_env().await);
+    let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
     let arn = resolve_machine(&sfn, machine).await?;
     let name = name.unwrap_or_else(|| format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
     let execution = runs::start(&sfn, &arn, &name, &input).await?;
@@ -521,15 +533,21 @@ fn save_report(report: &hapilot::drill::DrillReport) -> anyhow::Result<PathBuf> 
 }
 
 async fn answer(
+    config: &CliConfig,
     execution: &str,
     machine: &str,
-    bucket: &str,
+    bucket: Option<String>,
     approved: bool,
     comment: &str,
 ) -> anyhow::Result<()> {
-    let sdk = hapilot_aws::sdk::from_env().await;
+    let Some(bucket) = bucket.or_else(|| config.setting("HAPILOT_AUDIT_BUCKET")) else {
+        bail!(
+            "which audit bucket holds the approval? Use --bucket, HAPILOT_AUDIT_BUCKET or audit_bucket in hapilot.toml"
+        );
+    };
+    let sdk = config.sdk().await;
     let decision =
-        hapilot::approvals::answer(&sdk, bucket, machine, execution, approved, comment).await?;
+        hapilot::approvals::answer(&sdk, &bucket, machine, execution, approved, comment).await?;
     say!(
         "{} {machine} run {execution}: {decision}",
         if approved { "approved" } else { "denied" }

@@ -242,21 +242,52 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         .await
         .unwrap();
     assert_eq!(refused["reason"], "failover_running", "{refused:#}");
-    // Denied from the CLI, as the on-call would.
-    cli_ok(
-        world
-            .cli()
+    // Denied from the CLI, as the on-call would, with the endpoint, region and audit bucket
+    // from a hapilot.toml (not the environment). A typo in that file is refused by name and
+    // answers nothing.
+    let dir = std::env::temp_dir().join(format!("hapilot-toml-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings_file = |name: &str, key: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[aws]\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n\n[settings]\n{key} = \"{bucket}\"\n",
+                world.stack.stack().endpoint_url()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let oncall_cli = |file: &std::path::Path| {
+        let mut cli = world.cli();
+        cli.arg("--config")
+            .arg(file)
             .args([
                 "deny",
                 "lagging-deny",
-                "--bucket",
-                bucket,
                 "--comment",
                 "replica too far behind",
             ])
-            .env("HAPILOT_OPERATOR", "oncall-test"),
-    )
-    .await;
+            .env("HAPILOT_OPERATOR", "oncall-test")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION");
+        cli
+    };
+    let typo = oncall_cli(&settings_file("typo.toml", "audit_buckt"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(!typo.status.success());
+    assert!(
+        stderr.contains("typo.toml: [settings] has no key \"audit_buckt\""),
+        "{stderr}"
+    );
+    assert_eq!(world.wait_for_approval("lagging-deny").await, pending);
+    cli_ok(oncall_cli(&settings_file("hapilot.toml", "audit_bucket"))).await;
+    let _ = std::fs::remove_dir_all(&dir);
     let outcome = world.follow(&arn).await;
     assert_failed(&outcome, "hapilot.ApprovalDenied");
     assert_eq!(world.weights().await, unchanged());

@@ -82,6 +82,29 @@ pub struct Settings {
     pub dr_region: Option<String>,
 }
 
+/// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
+/// without the prefix).
+pub const VARIABLES: [&str; 18] = [
+    "HAPILOT_HOSTED_ZONE_ID",
+    "HAPILOT_RECORD_NAME",
+    "HAPILOT_GLOBAL_HEALTH_URL",
+    "HAPILOT_REGIONS",
+    "HAPILOT_TIER",
+    "HAPILOT_AUDIT_BUCKET",
+    "HAPILOT_TOPIC_ARN",
+    "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
+    "HAPILOT_FAILOVER_TRIGGERS",
+    "HAPILOT_AUTOMATIC_FAILOVER",
+    "HAPILOT_COOLDOWN_SECONDS",
+    "HAPILOT_SCALE_TARGETS",
+    "HAPILOT_CANARY_PROVIDER",
+    "HAPILOT_FAILOVER_INPUT_DEFAULTS",
+    "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
+    "HAPILOT_BACKUP_BUCKET",
+    "HAPILOT_DR_BACKUP_BUCKET",
+    "HAPILOT_DR_REGION",
+];
+
 impl Settings {
     /// Defaults for everything optional.
     pub fn with_defaults() -> Self {
@@ -212,6 +235,19 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_lists_exactly_what_is_read() {
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Settings::from_lookup(|k| {
+            asked.lock().unwrap().insert(k.to_string());
+            None
+        })
+        .unwrap();
+        let listed: std::collections::BTreeSet<String> =
+            VARIABLES.iter().map(|v| v.to_string()).collect();
+        assert_eq!(asked.into_inner().unwrap(), listed);
+    }
 
     #[test]
     fn malformed_variables_are_named() {

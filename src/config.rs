@@ -1,0 +1,224 @@
+//! The CLI's settings file, `hapilot.toml` (DESIGN.md: the CLI reads the same settings as the
+//! Lambdas, from a file, overridable by flags).
+//!
+//! ```toml
+//! [aws]                       # where the CLI talks to (each also settable by the SDK's own env)
+//! region = "eu-west-1"        # AWS_REGION
+//! profile = "platform-ops"    # AWS_PROFILE
+//! # endpoint_url = "http://127.0.0.1:4566"   # AWS_ENDPOINT_URL: the local stack
+//!
+//! [settings]                  # the Lambdas' HAPILOT_* variables, lower case, without the prefix
+//! audit_bucket = "hapilot-audit-123456789012-eu-west-1"
+//! backup_bucket = "gateway-backups-eu-west-1"
+//! dr_backup_bucket = "gateway-backups-us-west-2"
+//! dr_region = "us-west-2"
+//! tier = "Critical"
+//! ```
+//!
+//! Precedence, strongest first: a flag, the environment variable, the file, the default. So a
+//! file shared by a team never hides what an operator sets for one command. A key hapilot does
+//! not know is an error naming it (a typo must not silently fall back to a default), and nothing
+//! is done.
+
+use std::path::{Path, PathBuf};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use hapilot_functions::config::{Settings, VARIABLES};
+use serde::Deserialize;
+
+use crate::HapilotError;
+
+/// The file read when `--config` is not given, if it exists in the working directory.
+pub const DEFAULT_FILE: &str = "hapilot.toml";
+
+/// The `[aws]` table: which account and endpoint the CLI talks to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConnection {
+    /// `AWS_REGION`.
+    pub region: Option<String>,
+    /// `AWS_PROFILE`.
+    pub profile: Option<String>,
+    /// `AWS_ENDPOINT_URL` (the local stack's front door).
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    aws: AwsConnection,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+/// The CLI's configuration: the file's values under the environment's.
+#[derive(Debug, Clone, Default)]
+pub struct CliConfig {
+    /// Where it was read from (`None`: no file, environment and defaults only).
+    pub path: Option<PathBuf>,
+    /// The `[aws]` table.
+    pub aws: AwsConnection,
+    /// `[settings]` as the Lambdas' variables: `HAPILOT_AUDIT_BUCKET` -> text (tables and arrays
+    /// as JSON, which is what those variables hold).
+    settings: std::collections::BTreeMap<String, String>,
+}
+
+impl CliConfig {
+    /// Reads `path`, or `./hapilot.toml` when there is one, or nothing.
+    pub fn load(path: Option<&Path>) -> Result<Self, HapilotError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(Self::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| HapilotError::Config {
+            path: path.clone(),
+            detail: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text, &path)
+    }
+
+    /// Parses the text of a settings file read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, HapilotError> {
+        let bad = |detail: String| HapilotError::Config {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let file: File = toml::from_str(text).map_err(|e| {
+            bad(format!(
+                "not a hapilot settings file: {}",
+                e.to_string().trim()
+            ))
+        })?;
+        let mut settings = std::collections::BTreeMap::new();
+        for (key, value) in file.settings {
+            let variable = format!("HAPILOT_{}", key.to_ascii_uppercase());
+            if !VARIABLES.contains(&variable.as_str()) {
+                let known: Vec<String> = VARIABLES
+                    .iter()
+                    .map(|v| v.trim_start_matches("HAPILOT_").to_ascii_lowercase())
+                    .collect();
+                return Err(bad(format!(
+                    "[settings] has no key {key:?}; known keys: {}",
+                    known.join(", ")
+                )));
+            }
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other @ (toml::Value::Table(_) | toml::Value::Array(_)) => {
+                    serde_json::to_string(&other).map_err(|e| bad(format!("{key}: {e}")))?
+                }
+                other => {
+                    return Err(bad(format!(
+                        "[settings] {key} = {other}: use a string, number, boolean, table or array"
+                    )));
+                }
+            };
+            settings.insert(variable, text);
+        }
+        let config = Self {
+            path: Some(path.to_path_buf()),
+            aws: file.aws,
+            settings,
+        };
+        // Malformed values (a tier that does not exist, regions that do not parse) stop here,
+        // before any command talks to AWS.
+        config.settings()?;
+        Ok(config)
+    }
+
+    /// One Lambda variable, e.g. `HAPILOT_AUDIT_BUCKET`: the environment's, else the file's.
+    pub fn setting(&self, variable: &str) -> Option<String> {
+        std::env::var(variable)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.settings.get(variable).cloned())
+    }
+
+    /// The Lambdas' [`Settings`] as the CLI sees them.
+    pub fn settings(&self) -> Result<Settings, HapilotError> {
+        Settings::from_lookup(|k| self.setting(k)).map_err(|e| HapilotError::Config {
+            path: self.path.clone().unwrap_or_else(|| "environment".into()),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The AWS SDK configuration: the SDK's own chain (environment, profile), with the file's
+    /// `[aws]` values where the environment says nothing.
+    pub async fn sdk(&self) -> SdkConfig {
+        let unset = |var: &str| std::env::var_os(var).is_none_or(|v| v.is_empty());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = self.aws.region.as_ref().filter(|_| unset("AWS_REGION")) {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(profile) = self.aws.profile.as_ref().filter(|_| unset("AWS_PROFILE")) {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = self
+            .aws
+            .endpoint_url
+            .as_ref()
+            .filter(|_| unset("AWS_ENDPOINT_URL"))
+        {
+            loader = loader.endpoint_url(url);
+        }
+        loader.load().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<CliConfig, HapilotError> {
+        CliConfig::parse(text, Path::new("hapilot.toml"))
+    }
+
+    #[test]
+    fn settings_become_the_lambdas_variables() {
+        let config = parse(
+            r#"
+            [aws]
+            region = "eu-west-1"
+            [settings]
+            backup_bucket = "backups-eu"
+            cooldown_seconds = 600
+            automatic_failover = false
+            tier = "High"
+            [settings.regions.eu-west-1]
+            health_url = "https://eu.example.com/health"
+            set_identifier = "eu-west-1"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"));
+        let settings = config.settings().unwrap();
+        assert_eq!(settings.backup_bucket.as_deref(), Some("backups-eu"));
+        assert_eq!(settings.cooldown_secs, 600);
+        assert!(!settings.automatic_failover);
+        assert_eq!(settings.tier, Some(hapilot_core::tier::Tier::High));
+        assert!(settings.regions.contains_key("eu-west-1"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_by_name() {
+        let e = parse("[settings]\naudit_buckt = \"x\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no key \"audit_buckt\"; known keys: hosted_zone_id"),
+            "{e}"
+        );
+        let e = parse("[aws]\nregoin = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("regoin"), "{e}");
+        let e = parse("[settings]\ntier = \"Gold\"\n").unwrap_err();
+        assert!(e.to_string().contains("HAPILOT_TIER is not valid"), "{e}");
+        let e = parse("[settings\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("hapilot.toml: not a hapilot"),
+            "{e}"
+        );
+    }
+}
