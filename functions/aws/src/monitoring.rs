@@ -1,4 +1,7 @@
-//! CloudWatch: reading alarms (to re-verify an event) and putting hapilot's own metrics.
+//! CloudWatch: reading alarms (to re-verify an event) and putting hapilot's own metrics, either
+//! through the API (`PutMetricData`) or, in Lambda, as embedded metric format (EMF) log lines
+//! that CloudWatch Logs turns into metrics: no API call on the run's path, no throttling, no
+//! `cloudwatch:PutMetricData` permission.
 
 use std::future::Future;
 
@@ -122,5 +125,140 @@ impl Metrics for CloudWatch {
             .await
             .map_err(AdapterError::aws("PutMetricData"))?;
         Ok(())
+    }
+}
+
+/// The embedded metric format document for one [`Metrics::put`]: the `_aws` metadata naming the
+/// namespace, the one dimension set and each metric with its unit, then the dimension values and
+/// metric values as top-level members (CloudWatch's EMF specification).
+pub fn emf_document(
+    namespace: &str,
+    dimensions: &[(String, String)],
+    values: &[MetricValue],
+    timestamp_ms: i64,
+) -> serde_json::Value {
+    let mut root = serde_json::Map::new();
+    root.insert(
+        "_aws".into(),
+        serde_json::json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [dimensions.iter().map(|(name, _)| name).collect::<Vec<_>>()],
+                "Metrics": values.iter()
+                    .map(|m| serde_json::json!({"Name": m.name, "Unit": m.unit}))
+                    .collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    for (name, value) in dimensions {
+        root.insert(name.clone(), serde_json::Value::String(value.clone()));
+    }
+    for m in values {
+        root.insert(m.name.clone(), serde_json::json!(m.value));
+    }
+    serde_json::Value::Object(root)
+}
+
+/// [`Metrics`] as EMF lines on standard output (Lambda sends stdout to CloudWatch Logs, which
+/// extracts the metrics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbeddedMetrics;
+
+impl Metrics for EmbeddedMetrics {
+    async fn put(
+        &self,
+        namespace: &str,
+        dimensions: &[(String, String)],
+        values: &[MetricValue],
+    ) -> Result<(), AdapterError> {
+        use std::io::Write;
+        let line = emf_document(
+            namespace,
+            dimensions,
+            values,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .to_string();
+        // One write of one line under the lock: a log line interleaved into it would lose the
+        // metrics.
+        writeln!(std::io::stdout().lock(), "{line}").map_err(|e| AdapterError::Aws {
+            operation: "embedded metrics (stdout)",
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Where a deployment's metrics go: `HAPILOT_METRICS=api` (PutMetricData; the local stack and
+/// the CLI) or `emf` (log lines; what the template sets for the Lambdas).
+#[derive(Debug, Clone)]
+pub enum MetricSink {
+    /// `PutMetricData`.
+    Api(CloudWatch),
+    /// EMF on stdout.
+    Embedded(EmbeddedMetrics),
+}
+
+impl Metrics for MetricSink {
+    async fn put(
+        &self,
+        namespace: &str,
+        dimensions: &[(String, String)],
+        values: &[MetricValue],
+    ) -> Result<(), AdapterError> {
+        match self {
+            MetricSink::Api(cloudwatch) => cloudwatch.put(namespace, dimensions, values).await,
+            MetricSink::Embedded(emf) => emf.put(namespace, dimensions, values).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_documents_follow_the_specification() {
+        let doc = emf_document(
+            "hapilot",
+            &[
+                ("StateMachine".into(), "failover".into()),
+                ("Region".into(), "us-west-2".into()),
+            ],
+            &[
+                MetricValue::seconds("FailoverDurationSeconds", 12.5),
+                MetricValue::count("FailoverSucceeded", 1.0),
+            ],
+            1_764_000_000_000,
+        );
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "_aws": {
+                    "Timestamp": 1_764_000_000_000_i64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "hapilot",
+                        "Dimensions": [["StateMachine", "Region"]],
+                        "Metrics": [
+                            {"Name": "FailoverDurationSeconds", "Unit": "Seconds"},
+                            {"Name": "FailoverSucceeded", "Unit": "Count"}
+                        ]
+                    }]
+                },
+                "StateMachine": "failover",
+                "Region": "us-west-2",
+                "FailoverDurationSeconds": 12.5,
+                "FailoverSucceeded": 1.0
+            })
+        );
+        // Every metric and dimension named in the metadata has its member (else CloudWatch
+        // drops the metric).
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        for name in directive["Dimensions"][0].as_array().unwrap() {
+            assert!(doc[name.as_str().unwrap()].is_string());
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            assert!(doc[metric["Name"].as_str().unwrap()].is_number());
+        }
     }
 }

@@ -11,8 +11,9 @@ pub struct FunctionSpec {
     pub substitution: &'static str,
     /// The environment variables it cannot start without.
     pub requires: &'static [&'static str],
-    /// Every AWS API action its code calls: its IAM policy in `infra/template.yaml` grants
-    /// exactly these (a test keeps both in step).
+    /// Every AWS API action its code calls in Lambda: its IAM policy in `infra/template.yaml`
+    /// grants exactly these (a test keeps both in step). Metrics are not among them: the
+    /// template sets `HAPILOT_METRICS=emf`, so they leave as log lines.
     pub iam_actions: &'static [&'static str],
     /// What it does, for `hapilot local up` and docs.
     pub summary: &'static str,
@@ -150,7 +151,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         name: "publish-replication-lag",
         substitution: "PublishReplicationLagFunctionArn",
         requires: &[REGIONS],
-        iam_actions: &["cloudwatch:PutMetricData"],
+        iam_actions: &[],
         summary: "every minute: each replica's lag as hapilot/Database ReplicationLagSeconds",
     },
     FunctionSpec {
@@ -164,21 +165,21 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         name: "record-run",
         substitution: "RecordRunFunctionArn",
         requires: &[BUCKET, TOPIC],
-        iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
+        iam_actions: &["s3:PutObject", "sns:Publish"],
         summary: "write the run's report, metrics and notification",
     },
     FunctionSpec {
         name: "report-backup-audit",
         substitution: "ReportBackupAuditFunctionArn",
         requires: &[BUCKET, TOPIC],
-        iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
+        iam_actions: &["s3:PutObject", "sns:Publish"],
         summary: "write the backup audit's report (JSON + Markdown), metrics and alert",
     },
     FunctionSpec {
         name: "report-drill",
         substitution: "ReportDrillFunctionArn",
         requires: &[BUCKET, TOPIC],
-        iam_actions: &["s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish"],
+        iam_actions: &["s3:PutObject", "sns:Publish"],
         summary: "judge the DR drill against its targets; report, metrics, notification",
     },
     FunctionSpec {

@@ -80,11 +80,14 @@ pub struct Settings {
     pub dr_backup_bucket: Option<String>,
     /// `HAPILOT_DR_REGION`: the DR bucket's region.
     pub dr_region: Option<String>,
+    /// `HAPILOT_METRICS`: `api` (default: `PutMetricData`) or `emf` (embedded metric format log
+    /// lines, what the template sets for the Lambdas).
+    pub embedded_metrics: bool,
 }
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 18] = [
+pub const VARIABLES: [&str; 19] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -103,6 +106,7 @@ pub const VARIABLES: [&str; 18] = [
     "HAPILOT_BACKUP_BUCKET",
     "HAPILOT_DR_BACKUP_BUCKET",
     "HAPILOT_DR_REGION",
+    "HAPILOT_METRICS",
 ];
 
 impl Settings {
@@ -176,6 +180,17 @@ impl Settings {
         if let Some(v) = text("HAPILOT_FAILOVER_INPUT_DEFAULTS") {
             s.failover_input_defaults = json("HAPILOT_FAILOVER_INPUT_DEFAULTS", &v)?;
         }
+        if let Some(v) = text("HAPILOT_METRICS") {
+            s.embedded_metrics = match v.trim().to_ascii_lowercase().as_str() {
+                "emf" => true,
+                "api" => false,
+                other => {
+                    return Err(FunctionError::Setup(format!(
+                        "HAPILOT_METRICS is not valid: {other:?} (use emf or api)"
+                    )));
+                }
+            };
+        }
         Ok(s)
     }
 
@@ -247,6 +262,21 @@ mod tests {
         let listed: std::collections::BTreeSet<String> =
             VARIABLES.iter().map(|v| v.to_string()).collect();
         assert_eq!(asked.into_inner().unwrap(), listed);
+    }
+
+    #[test]
+    fn metrics_go_through_the_api_unless_emf_is_asked_for() {
+        let with = |v: &'static str| {
+            Settings::from_lookup(move |k| (k == "HAPILOT_METRICS").then(|| v.to_string()))
+        };
+        assert!(!Settings::from_lookup(|_| None).unwrap().embedded_metrics);
+        assert!(with("emf").unwrap().embedded_metrics);
+        assert!(!with("api").unwrap().embedded_metrics);
+        let e = with("statsd").unwrap_err();
+        assert!(
+            e.to_string().starts_with("HAPILOT_METRICS is not valid"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use hapilot_aws::backups::S3BackupStore;
 use hapilot_aws::database::AnyDatabase;
 use hapilot_aws::dns::Route53Dns;
 use hapilot_aws::journal::S3Journal;
-use hapilot_aws::monitoring::CloudWatch;
+use hapilot_aws::monitoring::{CloudWatch, EmbeddedMetrics, MetricSink};
 use hapilot_aws::notifier::SnsNotifier;
 use hapilot_aws::orchestrator::StepFunctions;
 use hapilot_aws::scaler::KubernetesScaler;
@@ -50,8 +50,10 @@ pub struct Adapters {
     pub journal: S3Journal,
     /// Notifications (SNS topic).
     pub notifier: SnsNotifier,
-    /// Alarms and metrics.
+    /// Alarms (re-verifying an event).
     pub cloudwatch: CloudWatch,
+    /// hapilot's own metrics (`HAPILOT_METRICS`).
+    pub metrics: MetricSink,
     /// Step Functions.
     pub runs: StepFunctions,
     /// AWS configuration, for clients of other regions (traffic metrics).
@@ -71,6 +73,11 @@ impl Adapters {
             journal: S3Journal::from_sdk(sdk, settings.audit_bucket.as_deref().unwrap_or_default()),
             notifier: SnsNotifier::from_sdk(sdk, settings.topic_arn.as_deref().unwrap_or_default()),
             cloudwatch: CloudWatch::from_sdk(sdk),
+            metrics: if settings.embedded_metrics {
+                MetricSink::Embedded(EmbeddedMetrics)
+            } else {
+                MetricSink::Api(CloudWatch::from_sdk(sdk))
+            },
             runs: StepFunctions::from_sdk(sdk),
             sdk: sdk.clone(),
             http,
@@ -216,19 +223,19 @@ functions! {
         promote_database::promote_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });
     "publish-replication-lag" => publish_replication_lag(|a, event| {
-        publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), &a.cloudwatch, event).await
+        publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), &a.metrics, event).await
     });
     "read-replication" => read_replication(|a, event| {
         read_replication::read_replication(|r| a.database(r), &a.journal, event).await
     });
     "record-run" => record_run(|a, event| {
-        record_run::record_run(&a.journal, &a.cloudwatch, &a.notifier, event).await
+        record_run::record_run(&a.journal, &a.metrics, &a.notifier, event).await
     });
     "report-backup-audit" => report_backup_audit(|a, event| {
-        report_backup_audit::report_backup_audit(&a.journal, &a.cloudwatch, &a.notifier, event).await
+        report_backup_audit::report_backup_audit(&a.journal, &a.metrics, &a.notifier, event).await
     });
     "report-drill" => report_drill(|a, event| {
-        report_drill::report_drill(&a.journal, &a.cloudwatch, &a.notifier, event).await
+        report_drill::report_drill(&a.journal, &a.metrics, &a.notifier, event).await
     });
     "reprotect-database" => reprotect_database(|a, event| {
         reprotect_database::reprotect_database(|r| a.database(r), &a.settings, &a.journal, event).await
