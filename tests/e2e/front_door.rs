@@ -220,3 +220,65 @@ async fn every_other_api_reaches_moto_through_the_front_door() {
         .collect();
     assert!(names.contains(&"health-proof".to_string()), "{names:?}");
 }
+
+/// What a Lambda that needs the regions does at start when the template gives them as a secret:
+/// GetSecretValue through the real SDK (served by moto), parsed like `HAPILOT_REGIONS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regions_are_read_from_secrets_manager_at_start() {
+    use hapilot_aws::secrets::SecretsManager;
+    use hapilot_functions::config::Settings;
+
+    let stack = TestStack::start().await;
+    let sdk = stack.stack().sdk_config();
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name("hapilot/regions")
+        .secret_string(
+            serde_json::json!({
+                "us-east-1": {"health_url": "https://east.example.com/health", "set_identifier": "primary",
+                              "database": {"backend": "postgres", "dsn": "postgres://app:s3cret@east/app"}},
+                "us-west-2": {"health_url": "https://west.example.com/health", "set_identifier": "secondary"}
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let secrets = SecretsManager::from_sdk(sdk);
+    let spec = hapilot_functions::catalog::find("plan-failover").unwrap();
+    assert!(spec.reads_regions());
+
+    let mut settings = Settings::from_lookup(|k| {
+        (k == "HAPILOT_REGIONS_SECRET").then(|| "hapilot/regions".to_string())
+    })
+    .unwrap();
+    assert!(
+        settings.require(spec.requires).is_err(),
+        "no regions before the secret is read"
+    );
+    settings.read_secrets(&secrets).await.unwrap();
+    assert_eq!(
+        settings.regions.keys().collect::<Vec<_>>(),
+        ["us-east-1", "us-west-2"]
+    );
+    assert_eq!(
+        settings.region("us-west-2").unwrap().set_identifier,
+        "secondary"
+    );
+
+    // A secret that is not there stops the function at start, naming the variable and the call.
+    let mut missing = Settings::from_lookup(|k| {
+        (k == "HAPILOT_REGIONS_SECRET").then(|| "hapilot/no-such-secret".to_string())
+    })
+    .unwrap();
+    let e = missing
+        .read_secrets(&secrets)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("HAPILOT_REGIONS_SECRET: GetSecretValue failed")
+            && e.contains("ResourceNotFoundException"),
+        "{e}"
+    );
+}

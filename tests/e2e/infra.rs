@@ -86,7 +86,7 @@ fn every_function_is_in_the_template_with_exactly_the_actions_its_code_calls() {
                 }
             }
         }
-        let called: BTreeSet<String> = spec.iam_actions.iter().map(|a| a.to_string()).collect();
+        let called: BTreeSet<String> = spec.role_actions().iter().map(|a| a.to_string()).collect();
         assert_eq!(
             granted, called,
             "{id}: IAM actions granted vs called by the code"

@@ -17,6 +17,7 @@ pub mod prober;
 pub mod restore;
 pub mod scaler;
 pub mod sdk;
+pub mod secrets;
 pub mod traffic;
 pub mod vault;
 

@@ -19,6 +19,23 @@ pub struct FunctionSpec {
     pub summary: &'static str,
 }
 
+impl FunctionSpec {
+    /// Whether it needs the regions, and so at start reads `HAPILOT_REGIONS_SECRET` when the
+    /// deployment gives them that way.
+    pub fn reads_regions(&self) -> bool {
+        self.requires.contains(&REGIONS)
+    }
+
+    /// Every IAM action its role grants: what its code calls, plus reading the regions secret.
+    pub fn role_actions(&self) -> Vec<&'static str> {
+        let mut actions = self.iam_actions.to_vec();
+        if self.reads_regions() {
+            actions.push("secretsmanager:GetSecretValue");
+        }
+        actions
+    }
+}
+
 const ZONE: &str = "HAPILOT_HOSTED_ZONE_ID";
 const RECORD: &str = "HAPILOT_RECORD_NAME";
 const BUCKET: &str = "HAPILOT_AUDIT_BUCKET";

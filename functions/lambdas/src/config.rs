@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use hapilot_aws::database::DatabaseTarget;
 use hapilot_aws::scaler::KubernetesTarget;
+use hapilot_aws::secrets::SecretReader;
 use hapilot_aws::traffic::TrafficSource;
 use hapilot_core::alarm::FailoverTrigger;
 use hapilot_core::failover::RegionSite;
@@ -50,6 +51,10 @@ pub struct Settings {
     pub global_health_url: Option<String>,
     /// `HAPILOT_REGIONS`: JSON object, region name -> [`RegionConfig`].
     pub regions: BTreeMap<String, RegionConfig>,
+    /// `HAPILOT_REGIONS_SECRET`: a Secrets Manager secret (name or ARN) whose `SecretString` is
+    /// the `HAPILOT_REGIONS` JSON, read at start by the functions that need the regions (what
+    /// the template sets: DSNs and tokens stay out of the functions' configuration).
+    pub regions_secret: Option<String>,
     /// `HAPILOT_TIER`: default tier (`Critical` unless set).
     pub tier: Option<Tier>,
     /// `HAPILOT_AUDIT_BUCKET`: bucket for journals and reports.
@@ -87,11 +92,12 @@ pub struct Settings {
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 19] = [
+pub const VARIABLES: [&str; 20] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
     "HAPILOT_REGIONS",
+    "HAPILOT_REGIONS_SECRET",
     "HAPILOT_TIER",
     "HAPILOT_AUDIT_BUCKET",
     "HAPILOT_TOPIC_ARN",
@@ -144,7 +150,13 @@ impl Settings {
         s.dr_backup_bucket = text("HAPILOT_DR_BACKUP_BUCKET");
         s.dr_region = text("HAPILOT_DR_REGION");
         if let Some(v) = text("HAPILOT_REGIONS") {
-            s.regions = json("HAPILOT_REGIONS", &v)?;
+            s.regions = regions_json("HAPILOT_REGIONS", &v)?;
+        }
+        s.regions_secret = text("HAPILOT_REGIONS_SECRET");
+        if s.regions_secret.is_some() && !s.regions.is_empty() {
+            return Err(FunctionError::Setup(
+                "HAPILOT_REGIONS and HAPILOT_REGIONS_SECRET are both set: keep one".into(),
+            ));
         }
         if let Some(v) = text("HAPILOT_TIER") {
             s.tier =
@@ -192,6 +204,21 @@ impl Settings {
             };
         }
         Ok(s)
+    }
+
+    /// Reads the regions from `HAPILOT_REGIONS_SECRET` when that is how they are given. Called
+    /// at start by the functions that need the regions (and only those, so only their roles
+    /// may read the secret).
+    pub async fn read_secrets(&mut self, secrets: &impl SecretReader) -> Result<(), FunctionError> {
+        let Some(id) = &self.regions_secret else {
+            return Ok(());
+        };
+        let text = secrets
+            .secret_string(id)
+            .await
+            .map_err(|e| FunctionError::Setup(format!("HAPILOT_REGIONS_SECRET: {e}")))?;
+        self.regions = regions_json(&format!("HAPILOT_REGIONS_SECRET {id}"), &text)?;
+        Ok(())
     }
 
     /// Fails naming the first variable in `vars` that is not set.
@@ -247,6 +274,30 @@ impl Settings {
     }
 }
 
+/// Parses the regions JSON. It holds DSNs and tokens, so a parse error says where and what
+/// kind, with every quoted value taken out (serde quotes the offending value).
+fn regions_json(source: &str, text: &str) -> Result<BTreeMap<String, RegionConfig>, FunctionError> {
+    serde_json::from_str(text).map_err(|e| {
+        let mut message = String::new();
+        let mut quoted = false;
+        for c in e.to_string().chars() {
+            match (c, quoted) {
+                ('"', false) => {
+                    quoted = true;
+                    message.push_str("\"...");
+                }
+                ('"', true) => {
+                    quoted = false;
+                    message.push('"');
+                }
+                (c, false) => message.push(c),
+                (_, true) => {}
+            }
+        }
+        FunctionError::Setup(format!("{source} is not valid: {message}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +328,63 @@ mod tests {
             e.to_string().starts_with("HAPILOT_METRICS is not valid"),
             "{e}"
         );
+    }
+
+    struct OneSecret(&'static str);
+
+    impl SecretReader for OneSecret {
+        async fn secret_string(&self, id: &str) -> Result<String, hapilot_aws::AdapterError> {
+            assert_eq!(id, "hapilot/regions");
+            Ok(self.0.to_string())
+        }
+    }
+
+    #[tokio::test]
+    async fn regions_come_from_the_secret_and_its_values_never_reach_an_error() {
+        let secret = |k: &str| (k == "HAPILOT_REGIONS_SECRET").then(|| "hapilot/regions".into());
+        let mut settings = Settings::from_lookup(secret).unwrap();
+        settings
+            .read_secrets(&OneSecret(
+                r#"{"us-east-1": {"health_url": "https://e/health", "set_identifier": "primary",
+                   "database": {"backend": "postgres", "dsn": "postgres://app:hunter2@db/app"}}}"#,
+            ))
+            .await
+            .unwrap();
+        assert!(settings.region("us-east-1").is_ok());
+
+        let mut settings = Settings::from_lookup(secret).unwrap();
+        let e = settings
+            .read_secrets(&OneSecret(
+                r#"{"us-east-1": {"health_url": "https://e/health", "set_identifier": 7,
+                   "database": {"backend": "postgres", "dsn": "postgres://app:hunter2@db/app"}}}"#,
+            ))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("HAPILOT_REGIONS_SECRET hapilot/regions is not valid: invalid type"),
+            "{e}"
+        );
+        // A DSN where a table belongs: serde would quote it in its message.
+        let e = Settings::from_lookup(|k| {
+            (k == "HAPILOT_REGIONS").then(|| {
+                r#"{"r": {"health_url": "h", "set_identifier": "s",
+                          "database": "postgres://app:hunter2@db/app"}}"#
+                    .into()
+            })
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("invalid type: string \"...\""), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+
+        let both = Settings::from_lookup(|k| match k {
+            "HAPILOT_REGIONS" => Some("{}".into()),
+            "HAPILOT_REGIONS_SECRET" => Some("hapilot/regions".into()),
+            _ => None,
+        });
+        // `{}` leaves the regions empty, which is "not set": only a real conflict is refused.
+        assert!(both.is_ok());
     }
 
     #[test]

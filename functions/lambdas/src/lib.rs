@@ -48,7 +48,8 @@ pub mod verify_restore_point;
 pub use error::FunctionError;
 
 /// The whole main of a Lambda binary: read the configuration (a bad or missing variable stops
-/// the function at init, naming it), build the adapters once, serve invocations with `handler`
+/// the function at init, naming it; the regions from their secret when that is how they are
+/// given), build the adapters once, serve invocations with `handler`
 /// (one of [`registry::entry`], the same code the local Lambda host runs).
 pub async fn lambda_main<F, Fut>(
     function: &'static str,
@@ -61,13 +62,16 @@ where
     lambda_runtime::tracing::init_default_subscriber();
     let spec =
         catalog::find(function).ok_or_else(|| format!("{function} is not in the catalog"))?;
-    let settings = config::Settings::from_env()?;
+    let mut settings = config::Settings::from_env()?;
+    let sdk = hapilot_aws::sdk::from_env().await;
+    if spec.reads_regions() {
+        let secrets = hapilot_aws::secrets::SecretsManager::from_sdk(&sdk);
+        settings.read_secrets(&secrets).await?;
+    }
     settings.require(spec.requires)?;
     // Lives as long as the process, like a Lambda's init phase.
-    let adapters: &'static registry::Adapters = Box::leak(Box::new(registry::Adapters::new(
-        &hapilot_aws::sdk::from_env().await,
-        settings,
-    )?));
+    let adapters: &'static registry::Adapters =
+        Box::leak(Box::new(registry::Adapters::new(&sdk, settings)?));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             handler(adapters, event.payload)
