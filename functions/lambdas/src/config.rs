@@ -278,22 +278,18 @@ impl Settings {
 /// kind, with every quoted value taken out (serde quotes the offending value).
 fn regions_json(source: &str, text: &str) -> Result<BTreeMap<String, RegionConfig>, FunctionError> {
     serde_json::from_str(text).map_err(|e| {
-        let mut message = String::new();
-        let mut quoted = false;
-        for c in e.to_string().chars() {
-            match (c, quoted) {
-                ('"', false) => {
-                    quoted = true;
-                    message.push_str("\"...");
-                }
-                ('"', true) => {
-                    quoted = false;
-                    message.push('"');
-                }
-                (c, false) => message.push(c),
-                (_, true) => {}
-            }
-        }
+        // Everything from the first quote on is dropped, not just the quoted part: a value
+        // with a quote inside would otherwise end the redaction early.
+        let full = e.to_string();
+        let message = match full.find('"') {
+            Some(i) => format!(
+                "{}\"...\" at line {} column {}",
+                &full[..i],
+                e.line(),
+                e.column()
+            ),
+            None => full,
+        };
         FunctionError::Setup(format!("{source} is not valid: {message}"))
     })
 }
@@ -369,14 +365,14 @@ mod tests {
         let e = Settings::from_lookup(|k| {
             (k == "HAPILOT_REGIONS").then(|| {
                 r#"{"r": {"health_url": "h", "set_identifier": "s",
-                          "database": "postgres://app:hunter2@db/app"}}"#
+                          "database": "postgres://app:hun\"ter2@db/app"}}"#
                     .into()
             })
         })
         .unwrap_err()
         .to_string();
         assert!(e.contains("invalid type: string \"...\""), "{e}");
-        assert!(!e.contains("hunter2"), "{e}");
+        assert!(!e.contains("hun") && !e.contains("ter2"), "{e}");
 
         let both = Settings::from_lookup(|k| match k {
             "HAPILOT_REGIONS" => Some("{}".into()),
