@@ -151,7 +151,9 @@ impl CliConfig {
     pub async fn sdk(&self) -> SdkConfig {
         let unset = |var: &str| std::env::var_os(var).is_none_or(|v| v.is_empty());
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(region) = self.aws.region.as_ref().filter(|_| unset("AWS_REGION")) {
+        if let Some(region) = (self.aws.region.as_ref())
+            .filter(|_| unset("AWS_REGION") && unset("AWS_DEFAULT_REGION"))
+        {
             loader = loader.region(Region::new(region.clone()));
         }
         if let Some(profile) = self.aws.profile.as_ref().filter(|_| unset("AWS_PROFILE")) {
