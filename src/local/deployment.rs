@@ -29,6 +29,7 @@ use super::traffic::{LB_NAMESPACE, LoadBalancerMetrics, SimulatedPrometheus};
 use super::vault::SimulatedVault;
 use crate::HapilotError;
 use hapilot_aws::traffic::TrafficSource;
+use hapilot_aws::traffic_switch::TrafficSwitchConfig;
 
 /// The failing region in the local deployment.
 pub const PRIMARY_REGION: &str = "us-east-1";
@@ -83,6 +84,78 @@ pub enum Databases {
     },
 }
 
+/// The witness and DR region: its prober is the third vantage point.
+pub const WITNESS_REGION: &str = "eu-west-1";
+/// The prober alarm's name, in the standby and the witness region.
+pub const WATCH_ALARM: &str = "hapilot-watch-us-east-1";
+/// The control alarms (in the standby region) of the `health_check` traffic switch.
+pub const CONTROL_ALARMS: [(&str, &str); 2] = [
+    (PRIMARY_SET, "hapilot-control-primary"),
+    (STANDBY_SET, "hapilot-control-secondary"),
+];
+
+/// How the global name's records are routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordRouting {
+    /// Weighted records (primary 100, secondary 0).
+    Weighted,
+    /// Latency records per region (the HA document's section 3.1).
+    Latency,
+}
+
+/// The emergency path's traffic switch in the local world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchSetup {
+    /// Route53 weights (control plane).
+    Weights,
+    /// Control alarms behind `CALCULATED` health checks (data plane).
+    HealthCheck,
+}
+
+/// What to build beyond the databases.
+#[derive(Debug, Clone, Copy)]
+pub struct WorldOptions {
+    /// The databases.
+    pub database: DatabaseSetup,
+    /// Record routing.
+    pub routing: RecordRouting,
+    /// The emergency path's switch.
+    pub switch: SwitchSetup,
+    /// Detection from the standby with a witness quorum (vantage alarms, probers, data plane).
+    pub quorum: bool,
+}
+
+impl WorldOptions {
+    /// Today's world: weighted records, weights, one alarm (what most tests use).
+    pub fn classic(database: DatabaseSetup) -> Self {
+        Self {
+            database,
+            routing: RecordRouting::Weighted,
+            switch: SwitchSetup::Weights,
+            quorum: false,
+        }
+    }
+
+    /// The world as the template deploys it: detection from the standby with a witness
+    /// quorum, DNS moved through the data plane.
+    pub fn regional(database: DatabaseSetup, routing: RecordRouting) -> Self {
+        Self {
+            database,
+            routing,
+            switch: SwitchSetup::HealthCheck,
+            quorum: true,
+        }
+    }
+}
+
+/// The ARN of alarm `name` in `region` on the local stack.
+pub fn alarm_arn(region: &str, name: &str) -> String {
+    format!(
+        "arn:aws:cloudwatch:{region}:{}:alarm:{name}",
+        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+    )
+}
+
 /// Everything of one local two-region deployment; stops what it started when dropped.
 pub struct LocalDeployment {
     /// The primary region's gateway.
@@ -109,11 +182,26 @@ pub struct LocalDeployment {
     pub settings: Settings,
     /// The standby (DR) region's Vault.
     pub vault: SimulatedVault,
+    /// Route53's health checkers' view, shared by the resolver and the data plane loop.
+    pub checkers: std::sync::Arc<super::data_plane::HealthCheckers>,
+    /// What was built.
+    pub options: WorldOptions,
+    /// Each region's configuration (the standby's and witness's differ from the primary's).
+    pub region_settings: BTreeMap<String, Settings>,
 }
 
 impl LocalDeployment {
     /// Builds the deployment on `stack` and configures the stack's functions for it.
     pub async fn create(stack: &LocalStack, database: DatabaseSetup) -> Result<Self, HapilotError> {
+        Self::create_with(stack, WorldOptions::classic(database)).await
+    }
+
+    /// Builds the deployment `options` describe.
+    pub async fn create_with(
+        stack: &LocalStack,
+        options: WorldOptions,
+    ) -> Result<Self, HapilotError> {
+        let database = options.database;
         let sdk = stack.sdk_config();
         let io = |what: &str| HapilotError::io(what.to_string());
         let primary = SimulatedGateway::start(PRIMARY_REGION)
@@ -253,13 +341,23 @@ impl LocalDeployment {
             if set == PRIMARY_SET {
                 primary_check = check.clone();
             }
+            let record_check = match options.switch {
+                SwitchSetup::Weights => check,
+                SwitchSetup::HealthCheck => calculated_check(stack, &route53, set, &check).await?,
+            };
             let record = ResourceRecordSet::builder()
                 .name(RECORD_NAME)
                 .r#type(RrType::Cname)
                 .set_identifier(set)
-                .weight(weight)
                 .ttl(60)
-                .health_check_id(check)
+                .health_check_id(record_check);
+            let record = match options.routing {
+                RecordRouting::Weighted => record.weight(weight),
+                RecordRouting::Latency => record.region(
+                    aws_sdk_route53::types::ResourceRecordSetRegion::from(gateway.region()),
+                ),
+            };
+            let record = record
                 .resource_records(
                     ResourceRecord::builder()
                         .value(format!("gateway.{}.internal", gateway.region()))
@@ -309,8 +407,10 @@ impl LocalDeployment {
             .await
             .map_err(HapilotError::aws("PutMetricAlarm"))?;
 
+        let checkers = std::sync::Arc::new(super::data_plane::HealthCheckers::default());
         let global = GlobalRouter::start(
-            route53,
+            stack.handle(),
+            checkers.clone(),
             &zone_id,
             RECORD_NAME,
             BTreeMap::from([
@@ -408,6 +508,8 @@ impl LocalDeployment {
             primary_region: PRIMARY_REGION.to_string(),
             standby_region: STANDBY_REGION.to_string(),
             tier: Tier::Critical,
+            vantage_alarms: Vec::new(),
+            quorum: None,
         }];
         // Fast probes: the simulated gateways answer in microseconds.
         settings.failover_input_defaults = serde_json::json!({
@@ -418,7 +520,57 @@ impl LocalDeployment {
         .cloned()
         .unwrap_or_default();
         settings.canary_provider = Some(prometheus_source(&prometheus.url()));
-        stack.configure(settings.clone())?;
+        if options.switch == SwitchSetup::HealthCheck {
+            settings.traffic_switch = TrafficSwitchConfig::HealthCheck {
+                region: STANDBY_REGION.to_string(),
+                namespace: "hapilot/Traffic".into(),
+                metric: "RegionEnabled".into(),
+                alarms: CONTROL_ALARMS
+                    .iter()
+                    .map(|(set, alarm)| (set.to_string(), alarm.to_string()))
+                    .collect(),
+            };
+        }
+        if options.quorum {
+            for region in [STANDBY_REGION, WITNESS_REGION] {
+                watch_alarm(stack, region).await?;
+            }
+            settings.triggers = vec![FailoverTrigger {
+                alarm_name: WATCH_ALARM.to_string(),
+                primary_region: PRIMARY_REGION.to_string(),
+                standby_region: STANDBY_REGION.to_string(),
+                tier: Tier::Critical,
+                vantage_alarms: vec![
+                    alarm_arn(STANDBY_REGION, WATCH_ALARM),
+                    alarm_arn(WITNESS_REGION, WATCH_ALARM),
+                    alarm_arn(PRIMARY_REGION, PRIMARY_ALARM),
+                ],
+                quorum: Some(2),
+            }];
+        }
+        // Each region's functions with that region's settings: its own state machines and
+        // topic, as the template deploys them.
+        let mut region_settings = BTreeMap::new();
+        for region in stack.regions() {
+            let mut own = settings.clone();
+            own.failover_state_machine_arn = Some(stack.arn_in(&region, "failover"));
+            own.failback_state_machine_arn = Some(stack.arn_in(&region, "failback"));
+            if region != PRIMARY_REGION {
+                own.topic_arn = Some(
+                    aws_sdk_sns::Client::new(&stack.sdk_config_in(&region))
+                        .create_topic()
+                        .name("hapilot-notifications")
+                        .send()
+                        .await
+                        .map_err(HapilotError::aws("CreateTopic"))?
+                        .topic_arn()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+            stack.configure_region(&region, own.clone())?;
+            region_settings.insert(region, own);
+        }
         Ok(Self {
             prometheus,
             lb_metrics,
@@ -432,6 +584,9 @@ impl LocalDeployment {
             topic_arn,
             settings,
             vault,
+            checkers,
+            options,
+            region_settings,
         })
     }
 
@@ -442,7 +597,74 @@ impl LocalDeployment {
         change: impl FnOnce(&mut Settings),
     ) -> Result<(), HapilotError> {
         change(&mut self.settings);
-        stack.configure(self.settings.clone())
+        for (region, own) in self.region_settings.iter_mut() {
+            let mut next = self.settings.clone();
+            next.failover_state_machine_arn = own.failover_state_machine_arn.clone();
+            next.failback_state_machine_arn = own.failback_state_machine_arn.clone();
+            next.topic_arn = own.topic_arn.clone();
+            *own = next;
+            stack.configure_region(region, own.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Starts AWS's machinery the local world plays: Route53's health checkers, CloudWatch's
+    /// evaluation of hapilot's alarms, the probers' schedule in the standby and witness
+    /// regions, and EventBridge's delivery of the vantage alarms' changes to the standby's
+    /// alarm router. `tick` stands for one 10-second period.
+    pub fn start_data_plane(
+        &self,
+        stack: &LocalStack,
+        tick: std::time::Duration,
+    ) -> super::data_plane::DataPlane {
+        let deliveries = if self.options.quorum {
+            [
+                alarm_arn(STANDBY_REGION, WATCH_ALARM),
+                alarm_arn(WITNESS_REGION, WATCH_ALARM),
+                alarm_arn(PRIMARY_REGION, PRIMARY_ALARM),
+            ]
+            .into_iter()
+            .map(|arn| (arn, STANDBY_REGION.to_string()))
+            .collect()
+        } else {
+            BTreeMap::from([(
+                alarm_arn(PRIMARY_REGION, PRIMARY_ALARM),
+                STANDBY_REGION.to_string(),
+            )])
+        };
+        super::data_plane::DataPlane::start(
+            stack.handle(),
+            self.checkers.clone(),
+            super::data_plane::DataPlaneOptions {
+                tick,
+                probe_timeout: std::time::Duration::from_millis(500),
+                watchers: if self.options.quorum {
+                    vec![STANDBY_REGION.to_string(), WITNESS_REGION.to_string()]
+                } else {
+                    Vec::new()
+                },
+                deliveries,
+            },
+        )
+    }
+
+    /// Which SetIdentifier the global name answers a client in `region` now (Route53's data
+    /// plane, as the local stack plays it).
+    pub async fn dns_answer(
+        &self,
+        stack: &LocalStack,
+        region: &str,
+    ) -> Result<Option<String>, HapilotError> {
+        let handle = stack.handle();
+        let observer = move |r: &str| handle.observer_config(r);
+        super::data_plane::answer(
+            &observer,
+            &self.checkers,
+            &self.zone_id,
+            RECORD_NAME,
+            region,
+        )
+        .await
     }
 
     /// The current weights of the global name: SetIdentifier -> weight.
@@ -537,6 +759,144 @@ pub fn alarm_event(alarm: &str, state: &str, at: &str) -> serde_json::Value {
             "configuration": { "metrics": [] }
         }
     })
+}
+
+/// The control alarm of one SetIdentifier (in the standby region), a `CLOUDWATCH_METRIC` check
+/// on it and the `CALCULATED` check = endpoint AND control that the record carries.
+async fn calculated_check(
+    stack: &LocalStack,
+    route53: &aws_sdk_route53::Client,
+    set: &str,
+    endpoint_check: &str,
+) -> Result<String, HapilotError> {
+    let alarm = CONTROL_ALARMS
+        .iter()
+        .find(|(s, _)| *s == set)
+        .map(|(_, a)| *a)
+        .unwrap_or_default();
+    aws_sdk_cloudwatch::Client::new(&stack.sdk_config_in(STANDBY_REGION))
+        .put_metric_alarm()
+        .alarm_name(alarm)
+        .alarm_description(format!(
+            "traffic control of {set}: ALARM (metric 0) takes it out of the global name"
+        ))
+        .namespace("hapilot/Traffic")
+        .metric_name("RegionEnabled")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("SetIdentifier")
+                .value(set)
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
+        .period(10)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        // No data keeps the last decision: the metric is only written when it changes.
+        .treat_missing_data("ignore")
+        .send()
+        .await
+        .map_err(HapilotError::aws("PutMetricAlarm"))?;
+    let id = |out: aws_sdk_route53::operation::create_health_check::CreateHealthCheckOutput| {
+        out.health_check()
+            .map(|h| h.id().to_string())
+            .unwrap_or_default()
+    };
+    let control = id(route53
+        .create_health_check()
+        .caller_reference(uuid::Uuid::new_v4().to_string())
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::CloudwatchMetric)
+                .alarm_identifier(
+                    aws_sdk_route53::types::AlarmIdentifier::builder()
+                        .region(aws_sdk_route53::types::CloudWatchRegion::from(
+                            STANDBY_REGION,
+                        ))
+                        .name(alarm)
+                        .build()
+                        .map_err(HapilotError::aws("CreateHealthCheck"))?,
+                )
+                .insufficient_data_health_status(
+                    aws_sdk_route53::types::InsufficientDataHealthStatus::LastKnownStatus,
+                )
+                .build()
+                .map_err(HapilotError::aws("CreateHealthCheck"))?,
+        )
+        .send()
+        .await
+        .map_err(HapilotError::aws("CreateHealthCheck"))?);
+    // moto drops AlarmIdentifier and InsufficientDataHealthStatus: the local data plane reads
+    // them from these tags instead.
+    route53
+        .change_tags_for_resource()
+        .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
+        .resource_id(&control)
+        .add_tags(tag(super::data_plane::TAG_ALARM_REGION, STANDBY_REGION))
+        .add_tags(tag(super::data_plane::TAG_ALARM_NAME, alarm))
+        .add_tags(tag(
+            super::data_plane::TAG_INSUFFICIENT_DATA,
+            "LastKnownStatus",
+        ))
+        .send()
+        .await
+        .map_err(HapilotError::aws("ChangeTagsForResource"))?;
+    Ok(id(route53
+        .create_health_check()
+        .caller_reference(uuid::Uuid::new_v4().to_string())
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Calculated)
+                .child_health_checks(endpoint_check)
+                .child_health_checks(&control)
+                .health_threshold(2)
+                .build()
+                .map_err(HapilotError::aws("CreateHealthCheck"))?,
+        )
+        .send()
+        .await
+        .map_err(HapilotError::aws("CreateHealthCheck"))?))
+}
+
+fn tag(key: &str, value: &str) -> aws_sdk_route53::types::Tag {
+    aws_sdk_route53::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+}
+
+/// The prober alarm of `region`'s vantage point on the primary: 3 of 3 periods of 10 s with
+/// `Healthy` below 1 (Route53's cadence and threshold); no data is no vote.
+async fn watch_alarm(stack: &LocalStack, region: &str) -> Result<(), HapilotError> {
+    aws_sdk_cloudwatch::Client::new(&stack.sdk_config_in(region))
+        .put_metric_alarm()
+        .alarm_name(WATCH_ALARM)
+        .alarm_description(format!("{PRIMARY_REGION} as {region}'s prober sees it"))
+        .namespace("hapilot/RegionHealth")
+        .metric_name("Healthy")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Region")
+                .value(PRIMARY_REGION)
+                .build(),
+        )
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Vantage")
+                .value(region)
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
+        .period(10)
+        .evaluation_periods(3)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .treat_missing_data("missing")
+        .send()
+        .await
+        .map_err(HapilotError::aws("PutMetricAlarm"))?;
+    Ok(())
 }
 
 /// The load balancer dimension value of a region's (simulated) ALB.

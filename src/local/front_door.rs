@@ -5,9 +5,17 @@
 //! the AWS SDKs read them: every invoke answer carries `x-amzn-RequestId`; a handler error is
 //! `200` + `X-Amz-Function-Error: Unhandled` + `{"errorType","errorMessage"}`, which is what lets
 //! `Retry`/`Catch` match our `hapilot.*` error names.
+//!
+//! One front door plays every region, as one moto does: each request's region is its SigV4
+//! credential scope (`Credential=<key>/<date>/<region>/<service>/aws4_request`), and invokes
+//! go to that region's functions, each with its region's configuration. A region can be
+//! blacked out: every request signed for it is refused with a 503 (as a dead regional endpoint
+//! answers), Route53's control plane with us-east-1 (it is signed for us-east-1), and each
+//! refusal is counted by region and service.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -37,17 +45,33 @@ pub struct FrontDoor {
 }
 
 struct Shared {
-    registry: RwLock<FunctionRegistry>,
+    registries: RwLock<BTreeMap<String, FunctionRegistry>>,
     upstream: SocketAddr,
     region: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    dark: RwLock<BTreeSet<String>>,
+    refused: Mutex<BTreeMap<(String, String), u64>>,
+    served: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+/// The region and service a request is signed for (its SigV4 credential scope).
+pub fn credential_scope(authorization: &str) -> Option<(String, String)> {
+    let credential = authorization.split("Credential=").nth(1)?;
+    let scope: Vec<&str> = credential.split([',', ' ']).next()?.split('/').collect();
+    match scope.as_slice() {
+        [_key, _date, region, service, "aws4_request"] => {
+            Some((region.to_string(), service.to_string()))
+        }
+        _ => None,
+    }
 }
 
 impl FrontDoor {
-    /// Serves on `listener`: invokes go to `registry`, everything else to moto at `upstream`.
+    /// Serves on `listener`: invokes go to the registry of the region they are signed for
+    /// (`region`'s when unsigned), everything else to moto at `upstream`.
     pub fn start(
         listener: TcpListener,
-        registry: FunctionRegistry,
+        registries: BTreeMap<String, FunctionRegistry>,
         upstream: SocketAddr,
         region: &str,
     ) -> Self {
@@ -55,10 +79,13 @@ impl FrontDoor {
             .local_addr()
             .expect("a bound listener has an address");
         let shared = Arc::new(Shared {
-            registry: RwLock::new(registry),
+            registries: RwLock::new(registries),
             upstream,
             region: region.to_string(),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            dark: RwLock::default(),
+            refused: Mutex::default(),
+            served: Mutex::default(),
         });
         let served = shared.clone();
         let task = serve(listener, move |req| {
@@ -68,10 +95,60 @@ impl FrontDoor {
         Self { addr, shared, task }
     }
 
-    /// Serves `registry` from the next invoke on, like a Lambda deployment with a new
-    /// configuration.
-    pub fn replace_registry(&self, registry: FunctionRegistry) {
-        *self.shared.registry.write().expect("registry lock") = registry;
+    /// Serves `registry` as `region`'s functions from the next invoke on, like a Lambda
+    /// deployment with a new configuration.
+    pub fn replace_registry(&self, region: &str, registry: FunctionRegistry) {
+        self.shared
+            .registries
+            .write()
+            .expect("registry lock")
+            .insert(region.to_string(), registry);
+    }
+
+    /// `region`'s handler of `function`, to call as EventBridge or Scheduler would.
+    pub fn handler(
+        &self,
+        region: &str,
+        function: &str,
+    ) -> Option<hapilot_functions::registry::Handler> {
+        self.shared
+            .registries
+            .read()
+            .expect("registry lock")
+            .get(region)?
+            .get(function)
+    }
+
+    /// Blacks `region` out (`true`) or brings it back.
+    pub fn set_dark(&self, region: &str, dark: bool) {
+        let mut set = self.shared.dark.write().expect("dark lock");
+        if dark {
+            set.insert(region.to_string());
+        } else {
+            set.remove(region);
+        }
+    }
+
+    /// Whether `region` is blacked out.
+    pub fn is_dark(&self, region: &str) -> bool {
+        self.shared.dark.read().expect("dark lock").contains(region)
+    }
+
+    /// Requests refused because their region was dark: (region, service) -> count.
+    pub fn refused_calls(&self) -> BTreeMap<(String, String), u64> {
+        self.shared.refused.lock().expect("refused lock").clone()
+    }
+
+    /// Requests served: (region, service) -> count (`lambda` for invokes).
+    pub fn served_calls(&self) -> BTreeMap<(String, String), u64> {
+        self.shared.served.lock().expect("served lock").clone()
+    }
+
+    /// A handle that outlives borrows (for the data plane's loop).
+    pub fn handle(&self) -> FrontDoorHandle {
+        FrontDoorHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Where it listens.
@@ -85,6 +162,33 @@ impl FrontDoor {
     }
 }
 
+/// A clonable view of a front door: which regions are dark, and each region's handlers.
+#[derive(Clone)]
+pub struct FrontDoorHandle {
+    shared: Arc<Shared>,
+}
+
+impl FrontDoorHandle {
+    /// Whether `region` is blacked out.
+    pub fn is_dark(&self, region: &str) -> bool {
+        self.shared.dark.read().expect("dark lock").contains(region)
+    }
+
+    /// `region`'s handler of `function`.
+    pub fn handler(
+        &self,
+        region: &str,
+        function: &str,
+    ) -> Option<hapilot_functions::registry::Handler> {
+        self.shared
+            .registries
+            .read()
+            .expect("registry lock")
+            .get(region)?
+            .get(function)
+    }
+}
+
 impl Drop for FrontDoor {
     fn drop(&mut self) {
         self.task.abort();
@@ -92,6 +196,33 @@ impl Drop for FrontDoor {
 }
 
 async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let scope = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(credential_scope);
+    if let Some((region, service)) = &scope {
+        let key = (region.clone(), service.clone());
+        if shared.dark.read().expect("dark lock").contains(region) {
+            *shared
+                .refused
+                .lock()
+                .expect("refused lock")
+                .entry(key)
+                .or_default() += 1;
+            let mut response = Response::new(Full::new(Bytes::from(format!(
+                "hapilot local stack: region {region} is blacked out\n"
+            ))));
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            return response;
+        }
+        *shared
+            .served
+            .lock()
+            .expect("served lock")
+            .entry(key)
+            .or_default() += 1;
+    }
     if req.method() == Method::POST
         && let Some(raw) = req
             .uri()
@@ -100,7 +231,11 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             .and_then(|p| p.strip_suffix(INVOKE_SUFFIX))
     {
         let raw = raw.to_string();
-        return serve_invoke(shared, &raw, req).await;
+        let region = scope
+            .map(|(region, _)| region)
+            .or_else(|| arn_region(&raw))
+            .unwrap_or_else(|| shared.region.clone());
+        return serve_invoke(shared, &region, &raw, req).await;
     }
     forward(shared, req).await
 }
@@ -116,8 +251,19 @@ pub fn function_name(raw: &str) -> String {
     after.split(':').next().unwrap_or_default().to_string()
 }
 
+/// The region of a function ARN in an invoke path, if it is one.
+fn arn_region(raw: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let rest = decoded.strip_prefix("arn:aws:lambda:")?;
+    rest.split(':')
+        .next()
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+}
+
 async fn serve_invoke(
     shared: &Shared,
+    region: &str,
     raw_name: &str,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -129,12 +275,14 @@ async fn serve_invoke(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse")
         .to_string();
-    let handler = shared.registry.read().expect("registry lock").get(&name);
+    let handler = shared
+        .registries
+        .read()
+        .expect("registry lock")
+        .get(region)
+        .and_then(|r| r.get(&name));
     let Some(handler) = handler else {
-        let arn = format!(
-            "arn:aws:lambda:{}:{LOCAL_ACCOUNT_ID}:function:{name}",
-            shared.region
-        );
+        let arn = format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{name}");
         tracing::warn!(function = %name, "invoke of an unknown function");
         return aws_error(
             StatusCode::NOT_FOUND,
@@ -389,7 +537,23 @@ pub async fn invoke(
 
 #[cfg(test)]
 mod tests {
-    use super::function_name;
+    use super::{arn_region, credential_scope, function_name};
+
+    #[test]
+    fn the_region_comes_from_the_credential_scope_or_the_function_arn() {
+        let auth = "AWS4-HMAC-SHA256 Credential=ak/20261130/us-west-2/lambda/aws4_request, \
+                    SignedHeaders=host;x-amz-date, Signature=abc";
+        assert_eq!(
+            credential_scope(auth),
+            Some(("us-west-2".into(), "lambda".into()))
+        );
+        assert_eq!(credential_scope("Bearer x"), None);
+        assert_eq!(
+            arn_region("arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Ax").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(arn_region("check-health"), None);
+    }
 
     #[test]
     fn function_names_in_every_form() {

@@ -174,27 +174,34 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
     }
 }
 
-/// The global name as users reach it: each `/health` request is routed to the region whose
-/// weighted record (read from Route53 on every request) has the highest weight, the way a
-/// client resolving the weighted name ends up at one region. All weights 0 answers 503.
+/// The global name as users reach it, through the local Route53 data plane
+/// ([`super::data_plane::answer`]): each `/health` request is resolved by the records' routing
+/// and their health checks' status, then sent to the answering region's gateway, the way a
+/// client resolving the name ends up at one region. `/health` is a client in us-east-1 (where
+/// most users are); `/from/<region>/health` a client in `<region>`.
 pub struct GlobalRouter {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
 struct Routes {
-    route53: aws_sdk_route53::Client,
+    stack: super::stack::StackHandle,
+    checkers: Arc<super::data_plane::HealthCheckers>,
     zone_id: String,
     record_name: String,
     targets: std::collections::BTreeMap<String, String>,
     http: reqwest::Client,
 }
 
+/// The region of a client that asks `/health` without saying where it is.
+pub const DEFAULT_CLIENT_REGION: &str = "us-east-1";
+
 impl GlobalRouter {
     /// Routes `record_name` in `zone_id`; `targets` maps each SetIdentifier to its region's
     /// health URL.
     pub async fn start(
-        route53: aws_sdk_route53::Client,
+        stack: super::stack::StackHandle,
+        checkers: Arc<super::data_plane::HealthCheckers>,
         zone_id: &str,
         record_name: &str,
         targets: std::collections::BTreeMap<String, String>,
@@ -202,7 +209,8 @@ impl GlobalRouter {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let routes = Arc::new(Routes {
-            route53,
+            stack,
+            checkers,
             zone_id: zone_id.to_string(),
             record_name: record_name.trim_end_matches('.').to_string(),
             targets,
@@ -223,6 +231,16 @@ impl GlobalRouter {
     pub fn health_url(&self) -> String {
         format!("http://{}/health", self.addr)
     }
+
+    /// The global health URL as a client in `region` reaches it.
+    pub fn health_url_from(&self, region: &str) -> String {
+        format!("http://{}/from/{region}/health", self.addr)
+    }
+
+    /// `http://127.0.0.1:<port>/answer`: which SetIdentifier the name answers now (JSON).
+    pub fn answer_url(&self, region: &str) -> String {
+        format!("http://{}/from/{region}/answer", self.addr)
+    }
 }
 
 impl Drop for GlobalRouter {
@@ -232,40 +250,52 @@ impl Drop for GlobalRouter {
 }
 
 async fn route(routes: &Routes, req: Request<Incoming>) -> Answer {
-    if req.uri().path() != "/health" {
+    let path = req.uri().path().to_string();
+    let (client, what) = match path.strip_prefix("/from/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((region, what)) => (region.to_string(), what.to_string()),
+            None => return answer(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        },
+        None => (
+            DEFAULT_CLIENT_REGION.to_string(),
+            path.trim_start_matches('/').to_string(),
+        ),
+    };
+    if what != "health" && what != "answer" {
         return answer(StatusCode::NOT_FOUND, "text/plain", "not found\n");
     }
-    let sets = match routes
-        .route53
-        .list_resource_record_sets()
-        .hosted_zone_id(&routes.zone_id)
-        .send()
-        .await
+    let stack = routes.stack.clone();
+    let observer = move |region: &str| stack.observer_config(region);
+    let set = match super::data_plane::answer(
+        &observer,
+        &routes.checkers,
+        &routes.zone_id,
+        &routes.record_name,
+        &client,
+    )
+    .await
     {
-        Ok(s) => s,
+        Ok(set) => set,
         Err(e) => {
             return answer(
                 StatusCode::BAD_GATEWAY,
                 "text/plain",
-                format!(
-                    "route53: {}",
-                    aws_sdk_route53::error::DisplayErrorContext(e)
-                ),
+                format!("route53 data plane: {e}\n"),
             );
         }
     };
-    let best = sets
-        .resource_record_sets()
-        .iter()
-        .filter(|r| r.name().trim_end_matches('.') == routes.record_name)
-        .filter_map(|r| Some((r.weight()?, r.set_identifier()?)))
-        .filter(|(w, _)| *w > 0)
-        .max_by_key(|(w, _)| *w);
-    let Some(url) = best.and_then(|(_, set)| routes.targets.get(set)) else {
+    if what == "answer" {
+        return answer(
+            StatusCode::OK,
+            "application/json",
+            json!({ "client_region": client, "set_identifier": set }).to_string(),
+        );
+    }
+    let Some(url) = set.as_deref().and_then(|s| routes.targets.get(s)) else {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
-            "no weighted target has traffic\n",
+            "the global name has no record to answer with\n",
         );
     };
     match routes.http.get(url).send().await {

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod barman;
+pub mod data_plane;
 pub mod deploy;
 pub mod deployment;
 pub mod front_door;
@@ -15,11 +16,12 @@ pub mod kubernetes;
 pub mod moto;
 pub mod patroni;
 pub mod postgres;
+pub mod route53_rules;
 pub mod stack;
 pub mod traffic;
 pub mod vault;
 
-pub use stack::{LocalStack, StackOptions};
+pub use stack::{LocalStack, REGIONS, StackHandle, StackOptions};
 
 /// The region the local stack reports unless told otherwise.
 pub const DEFAULT_REGION: &str = "us-east-1";

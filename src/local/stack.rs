@@ -1,4 +1,8 @@
 //! One local stack: moto + the front door + deployed state machines, on free loopback ports.
+//!
+//! Like the template, it deploys per region: every state machine in each of [`REGIONS`], each
+//! region's functions with that region's configuration. One moto plays all of them (it keeps a
+//! backend per region, chosen by each request's signature).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,12 +19,15 @@ use super::moto::{MotoInstall, MotoServer};
 use super::{DEFAULT_REGION, free_port, project_root};
 use crate::HapilotError;
 
+/// The regions the local stack deploys: the HA document's primary, standby, and DR/witness.
+pub const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
+
 /// How to start a local stack. [`StackOptions::default`] gives the repository's own setup.
 #[derive(Clone)]
 pub struct StackOptions {
     /// Port of the front door (the endpoint users talk to); `None` picks a free one.
     pub port: Option<u16>,
-    /// The region the stack plays.
+    /// The region clients and the CLI use by default (one of [`REGIONS`]).
     pub region: String,
     /// The project-local venv that holds moto.
     pub venv: PathBuf,
@@ -62,6 +69,7 @@ pub struct LocalStack {
     front_door: FrontDoor,
     extra_functions: Vec<(String, Handler)>,
     moto: MotoServer,
+    moto_port: u16,
     region: String,
     sdk_config: SdkConfig,
     state_machines: BTreeMap<String, String>,
@@ -113,41 +121,133 @@ impl LocalStack {
 
         let endpoint = format!("http://127.0.0.1:{front_door_port}");
         let sdk_config = hapilot_aws::sdk::local(&endpoint, &options.region);
-        let registry = build_registry(&sdk_config, options.settings, &options.extra_functions)?;
+        let mut registries = BTreeMap::new();
+        for region in regions_with(&options.region) {
+            let config = hapilot_aws::sdk::local(&endpoint, &region);
+            registries.insert(
+                region.clone(),
+                build_registry(&config, options.settings.clone(), &options.extra_functions)?,
+            );
+        }
         let front_door = FrontDoor::start(
             listener,
-            registry,
+            registries,
             std::net::SocketAddr::from(([127, 0, 0, 1], moto_port)),
             &options.region,
         );
-        let sfn = aws_sdk_sfn::Client::new(&sdk_config);
-        let state_machines = deploy(
-            &sfn,
-            &options.definitions,
-            &local_substitutions(&options.region),
-        )
-        .await?;
+        let mut state_machines = BTreeMap::new();
+        for region in regions_with(&options.region) {
+            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::local(&endpoint, &region));
+            let deployed =
+                deploy(&sfn, &options.definitions, &local_substitutions(&region)).await?;
+            if region == options.region {
+                state_machines = deployed;
+            }
+        }
         Ok(Self {
             front_door,
             extra_functions: options.extra_functions,
             moto,
+            moto_port,
             region: options.region,
             sdk_config,
             state_machines,
         })
     }
 
-    /// Gives every function a new deployment configuration (in AWS: new environment variables),
-    /// from the next invoke on.
+    /// Gives every region's functions a new deployment configuration (in AWS: new environment
+    /// variables), from the next invoke on.
     pub fn configure(&self, settings: Settings) -> Result<(), HapilotError> {
-        let registry = build_registry(&self.sdk_config, settings, &self.extra_functions)?;
-        self.front_door.replace_registry(registry);
+        for region in self.regions() {
+            self.configure_region(&region, settings.clone())?;
+        }
         Ok(())
+    }
+
+    /// Gives `region`'s functions a new configuration.
+    pub fn configure_region(&self, region: &str, settings: Settings) -> Result<(), HapilotError> {
+        let registry =
+            build_registry(&self.sdk_config_in(region), settings, &self.extra_functions)?;
+        self.front_door.replace_registry(region, registry);
+        Ok(())
+    }
+
+    /// A clonable handle for background work.
+    pub fn handle(&self) -> StackHandle {
+        StackHandle {
+            front: self.front_door.handle(),
+            moto_port: self.moto_port,
+            regions: self.regions(),
+        }
+    }
+
+    /// Every region the stack deploys.
+    pub fn regions(&self) -> Vec<String> {
+        regions_with(&self.region)
     }
 
     /// The ARN a state machine deployed under `name` has (or will have) on this stack.
     pub fn arn_of(&self, name: &str) -> String {
         super::deploy::local_state_machine_arn(&self.region, name)
+    }
+
+    /// The ARN of state machine `name` in `region`.
+    pub fn arn_in(&self, region: &str, name: &str) -> String {
+        super::deploy::local_state_machine_arn(region, name)
+    }
+
+    /// SDK configuration for `region` through the front door (what a client in or of that
+    /// region uses; refused while the region is dark).
+    pub fn sdk_config_in(&self, region: &str) -> SdkConfig {
+        hapilot_aws::sdk::local(&self.endpoint_url(), region)
+    }
+
+    /// SDK configuration for `region` straight to moto, past the front door: AWS's own
+    /// machinery (Route53's health checkers and resolvers, CloudWatch's alarm evaluation) and
+    /// the drill's observations use it, so they are neither refused nor counted.
+    pub fn observer_config(&self, region: &str) -> SdkConfig {
+        hapilot_aws::sdk::local(&format!("http://127.0.0.1:{}", self.moto_port), region)
+    }
+
+    /// Blacks `region` out: every request signed for it is refused (and for us-east-1 also
+    /// Route53's control plane, which is signed for us-east-1).
+    pub fn black_out(&self, region: &str) {
+        self.front_door.set_dark(region, true);
+    }
+
+    /// Ends a blackout.
+    pub fn revive(&self, region: &str) {
+        self.front_door.set_dark(region, false);
+    }
+
+    /// Whether `region` is dark.
+    pub fn is_dark(&self, region: &str) -> bool {
+        self.front_door.is_dark(region)
+    }
+
+    /// Requests refused because their region was dark: (region, service) -> count.
+    pub fn refused_calls(&self) -> BTreeMap<(String, String), u64> {
+        self.front_door.refused_calls()
+    }
+
+    /// Requests served, by (region, service).
+    pub fn served_calls(&self) -> BTreeMap<(String, String), u64> {
+        self.front_door.served_calls()
+    }
+
+    /// Runs `region`'s `function` with `event` as EventBridge or Scheduler would (in process);
+    /// `None` when the region is dark (its EventBridge and Scheduler are down with it).
+    pub async fn deliver(
+        &self,
+        region: &str,
+        function: &str,
+        event: serde_json::Value,
+    ) -> Option<Result<serde_json::Value, hapilot_functions::FunctionError>> {
+        if self.is_dark(region) {
+            return None;
+        }
+        let handler = self.front_door.handler(region, function)?;
+        Some(handler(event).await)
     }
 
     /// The endpoint every AWS client uses: `http://127.0.0.1:<port>`.
@@ -204,6 +304,54 @@ impl LocalStack {
         drop(front_door);
         moto.stop().await;
     }
+}
+
+/// A clonable handle on a running stack for background work (the data plane's loop).
+#[derive(Clone)]
+pub struct StackHandle {
+    front: super::front_door::FrontDoorHandle,
+    moto_port: u16,
+    regions: Vec<String>,
+}
+
+impl StackHandle {
+    /// See [`LocalStack::observer_config`].
+    pub fn observer_config(&self, region: &str) -> SdkConfig {
+        hapilot_aws::sdk::local(&format!("http://127.0.0.1:{}", self.moto_port), region)
+    }
+
+    /// Whether `region` is dark.
+    pub fn is_dark(&self, region: &str) -> bool {
+        self.front.is_dark(region)
+    }
+
+    /// Every region.
+    pub fn regions(&self) -> Vec<String> {
+        self.regions.clone()
+    }
+
+    /// See [`LocalStack::deliver`].
+    pub async fn deliver(
+        &self,
+        region: &str,
+        function: &str,
+        event: serde_json::Value,
+    ) -> Option<Result<serde_json::Value, hapilot_functions::FunctionError>> {
+        if self.is_dark(region) {
+            return None;
+        }
+        let handler = self.front.handler(region, function)?;
+        Some(handler(event).await)
+    }
+}
+
+/// [`REGIONS`], with `region` among them.
+fn regions_with(region: &str) -> Vec<String> {
+    let mut regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
+    if !regions.iter().any(|r| r == region) {
+        regions.push(region.to_string());
+    }
+    regions
 }
 
 fn build_registry(

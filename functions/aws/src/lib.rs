@@ -19,6 +19,7 @@ pub mod scaler;
 pub mod sdk;
 pub mod secrets;
 pub mod traffic;
+pub mod traffic_switch;
 pub mod vault;
 
 pub use error::AdapterError;

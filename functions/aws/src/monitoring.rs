@@ -16,6 +16,14 @@ pub trait AlarmReader: Send + Sync {
         &self,
         alarm_name: &str,
     ) -> impl Future<Output = Result<Option<String>, AdapterError>> + Send;
+
+    /// The same, for an alarm in `region` (the region its ARN names), with a short deadline:
+    /// a dark region must cost seconds, not the SDK's default retries.
+    fn alarm_state_in(
+        &self,
+        region: &str,
+        alarm_name: &str,
+    ) -> impl Future<Output = Result<Option<String>, AdapterError>> + Send;
 }
 
 /// One metric value.
@@ -27,6 +35,8 @@ pub struct MetricValue {
     pub value: f64,
     /// `Seconds`, `Count`, ...
     pub unit: String,
+    /// Stored at 1-second resolution (alarms over 10-second periods need it).
+    pub high_resolution: bool,
 }
 
 impl MetricValue {
@@ -36,6 +46,7 @@ impl MetricValue {
             name: name.into(),
             value,
             unit: "Seconds".into(),
+            high_resolution: false,
         }
     }
 
@@ -45,7 +56,14 @@ impl MetricValue {
             name: name.into(),
             value,
             unit: "Count".into(),
+            high_resolution: false,
         }
+    }
+
+    /// The same value at 1-second storage resolution.
+    pub fn high_resolution(mut self) -> Self {
+        self.high_resolution = true;
+        self
     }
 }
 
@@ -64,21 +82,67 @@ pub trait Metrics: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct CloudWatch {
     client: aws_sdk_cloudwatch::Client,
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 impl CloudWatch {
     /// A CloudWatch client from `config`.
     pub fn from_sdk(config: &aws_config::SdkConfig) -> Self {
-        Self::new(aws_sdk_cloudwatch::Client::new(config))
+        Self {
+            client: aws_sdk_cloudwatch::Client::new(config),
+            sdk: Some(config.clone()),
+        }
     }
 
-    /// Uses `client`.
+    /// Uses `client` (alarms of other regions are then read through it too).
     pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
-        Self { client }
+        Self { client, sdk: None }
+    }
+
+    fn client_in(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        let Some(sdk) = &self.sdk else {
+            return self.client.clone();
+        };
+        let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+            .region(aws_config::Region::new(region.to_string()))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(std::time::Duration::from_secs(5))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(2))
+                    .build(),
+            )
+            .build();
+        aws_sdk_cloudwatch::Client::from_conf(config)
     }
 }
 
+async fn read_alarm_state(
+    client: &aws_sdk_cloudwatch::Client,
+    alarm_name: &str,
+) -> Result<Option<String>, AdapterError> {
+    let out = client
+        .describe_alarms()
+        .alarm_names(alarm_name)
+        .send()
+        .await
+        .map_err(AdapterError::aws("DescribeAlarms"))?;
+    Ok(out
+        .metric_alarms()
+        .iter()
+        .find(|a| a.alarm_name() == Some(alarm_name))
+        .and_then(|a| a.state_value().map(|s| s.as_str().to_string())))
+}
+
 impl AlarmReader for CloudWatch {
+    async fn alarm_state_in(
+        &self,
+        region: &str,
+        alarm_name: &str,
+    ) -> Result<Option<String>, AdapterError> {
+        read_alarm_state(&self.client_in(region), alarm_name).await
+    }
+
     async fn alarm_state(&self, alarm_name: &str) -> Result<Option<String>, AdapterError> {
         let out = self
             .client
@@ -114,6 +178,7 @@ impl Metrics for CloudWatch {
                     .value(m.value)
                     .unit(StandardUnit::from(m.unit.as_str()))
                     .set_dimensions(Some(dims.clone()))
+                    .storage_resolution(if m.high_resolution { 1 } else { 60 })
                     .build()
             })
             .collect();
@@ -146,7 +211,11 @@ pub fn emf_document(
                 "Namespace": namespace,
                 "Dimensions": [dimensions.iter().map(|(name, _)| name).collect::<Vec<_>>()],
                 "Metrics": values.iter()
-                    .map(|m| serde_json::json!({"Name": m.name, "Unit": m.unit}))
+                    .map(|m| if m.high_resolution {
+                        serde_json::json!({"Name": m.name, "Unit": m.unit, "StorageResolution": 1})
+                    } else {
+                        serde_json::json!({"Name": m.name, "Unit": m.unit})
+                    })
                     .collect::<Vec<_>>(),
             }],
         }),

@@ -22,6 +22,13 @@ pub trait Orchestrator: Send + Sync {
         &self,
         state_machine_arn: &str,
     ) -> impl Future<Output = Result<Option<String>, AdapterError>> + Send;
+    /// When the most recent finished execution that moved traffic stopped (epoch seconds):
+    /// one that entered any of `moving_states` (a false alarm or a refusal moved nothing).
+    fn last_traffic_move_ended_at(
+        &self,
+        state_machine_arn: &str,
+        moving_states: &[&str],
+    ) -> impl Future<Output = Result<Option<i64>, AdapterError>> + Send;
     /// When the most recent finished execution stopped (epoch seconds).
     fn last_stopped_at(
         &self,
@@ -124,6 +131,46 @@ impl Orchestrator for StepFunctions {
             }
         }
         Ok(latest)
+    }
+
+    async fn last_traffic_move_ended_at(
+        &self,
+        state_machine_arn: &str,
+        moving_states: &[&str],
+    ) -> Result<Option<i64>, AdapterError> {
+        let mut ended = Vec::new();
+        let mut pages = self
+            .client
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(AdapterError::aws("ListExecutions"))?;
+            if let Some(stopped) = item.stop_date() {
+                ended.push((stopped.secs(), item.execution_arn().to_string()));
+            }
+        }
+        ended.sort_by(|a, b| b.cmp(a));
+        // Newest first; a cool-down is at most hours, so the last few runs decide it.
+        for (stopped, arn) in ended.into_iter().take(20) {
+            let mut history = self
+                .client
+                .get_execution_history()
+                .execution_arn(&arn)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(event) = history.next().await {
+                let event = event.map_err(AdapterError::aws("GetExecutionHistory"))?;
+                let entered = event.state_entered_event_details().map(|d| d.name());
+                if entered.is_some_and(|n| moving_states.contains(&n)) {
+                    return Ok(Some(stopped));
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn start(

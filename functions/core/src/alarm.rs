@@ -24,6 +24,9 @@ pub struct AlarmTransition {
     pub changed_at: i64,
     /// Which shape the event had: `eventbridge`, `alarm-action` or `sns`.
     pub delivered_as: String,
+    /// The alarm's ARN when the event carries it: it names the region the alarm lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
 }
 
 /// An alarm configured to trigger a failover, with where to fail over from and to.
@@ -37,6 +40,164 @@ pub struct FailoverTrigger {
     pub standby_region: String,
     /// The tier whose RPO guards the promotion.
     pub tier: Tier,
+    /// The vantage points that vote on "the primary is down": alarm ARNs, each re-read in the
+    /// region its ARN names (the standby's prober, the witness's prober, Route53's health-check
+    /// alarm in the primary's region). Empty: the triggering alarm alone is the vote (quorum 1;
+    /// the failover's own `ConfirmPrimaryDown` probe is then the second look).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vantage_alarms: Vec<String>,
+    /// Votes needed either way (default: 2 of the vantage points, or 1 when there is only one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<usize>,
+}
+
+impl FailoverTrigger {
+    /// Whether an alarm transition is one of this trigger's: by ARN when both sides have one
+    /// (the same alarm name can live in several regions), by name otherwise.
+    pub fn matches(&self, transition: &AlarmTransition) -> bool {
+        match &transition.alarm_arn {
+            Some(arn) if !self.vantage_alarms.is_empty() => {
+                self.vantage_alarms.iter().any(|v| v == arn)
+            }
+            Some(arn) => AlarmRef::parse(arn).is_some_and(|a| a.name == self.alarm_name),
+            None => {
+                transition.alarm_name == self.alarm_name
+                    || self
+                        .vantage_alarms
+                        .iter()
+                        .filter_map(|v| AlarmRef::parse(v))
+                        .any(|a| a.name == transition.alarm_name)
+            }
+        }
+    }
+
+    /// The votes needed either way.
+    pub fn votes_needed(&self) -> usize {
+        let voters = self.vantage_alarms.len().max(1);
+        self.quorum.unwrap_or(voters.min(2)).clamp(1, voters)
+    }
+}
+
+/// An alarm named by its ARN: `arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmRef {
+    /// The region the alarm lives in (where it must be re-read).
+    pub region: String,
+    /// The alarm's name.
+    pub name: String,
+}
+
+impl AlarmRef {
+    /// Parses an alarm ARN; `None` for anything else (never a guessed region).
+    pub fn parse(arn: &str) -> Option<Self> {
+        let mut parts = arn.splitn(7, ':');
+        let (Some("arn"), Some(_partition), Some("cloudwatch"), Some(region), Some(_account)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let (Some("alarm"), Some(name)) = (parts.next(), parts.next()) else {
+            return None;
+        };
+        (!region.is_empty() && !name.is_empty()).then(|| AlarmRef {
+            region: region.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// What one vantage point says of the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteValue {
+    /// Its alarm is in `ALARM`: the primary is down from there.
+    Down,
+    /// Its alarm is `OK`: the primary answers from there.
+    Up,
+    /// `INSUFFICIENT_DATA`, no such alarm, or the alarm's region did not answer: no vote.
+    Unknown,
+}
+
+/// One vantage point's vote, with what it was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The alarm ARN (or name) read.
+    pub vantage: String,
+    /// The vote.
+    pub vote: VoteValue,
+    /// What was read: the alarm's state, or why it could not be read.
+    pub detail: String,
+}
+
+impl Vote {
+    /// The vote of an alarm whose state was read (`None`: no such alarm).
+    pub fn from_state(vantage: &str, state: Option<&str>) -> Self {
+        let (vote, detail) = match state {
+            Some("ALARM") => (VoteValue::Down, "ALARM".to_string()),
+            Some("OK") => (VoteValue::Up, "OK".to_string()),
+            Some(other) => (VoteValue::Unknown, other.to_string()),
+            None => (VoteValue::Unknown, "no such alarm".to_string()),
+        };
+        Vote {
+            vantage: vantage.to_string(),
+            vote,
+            detail,
+        }
+    }
+
+    /// A vantage point that could not be read: no vote either way.
+    pub fn unreadable(vantage: &str, why: &str) -> Self {
+        Vote {
+            vantage: vantage.to_string(),
+            vote: VoteValue::Unknown,
+            detail: format!("unreadable: {why}"),
+        }
+    }
+}
+
+/// What the votes say together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuorumVerdict {
+    /// At least the quorum says down: fail over.
+    Down,
+    /// At least the quorum says up: the primary answers (a partition, or a recovered alarm).
+    Up,
+    /// Fewer than the quorum either way: a human decides.
+    Undecided,
+}
+
+/// Counts the votes. Down wins a tie only if it reaches the quorum and up does not.
+pub fn quorum_verdict(votes: &[Vote], needed: usize) -> QuorumVerdict {
+    let count = |v: VoteValue| votes.iter().filter(|x| x.vote == v).count();
+    let (down, up) = (count(VoteValue::Down), count(VoteValue::Up));
+    if down >= needed && down > up {
+        QuorumVerdict::Down
+    } else if up >= needed {
+        QuorumVerdict::Up
+    } else {
+        QuorumVerdict::Undecided
+    }
+}
+
+/// The states of the failover state machine that change where traffic goes: a run that entered
+/// one of them moved traffic (and starts the cool-down); a run that entered none did not.
+pub const TRAFFIC_MOVING_STATES: [&str; 4] = [
+    "FenceForSwitchover",
+    "FencePrimary",
+    "ShiftTraffic",
+    "FailForward",
+];
+
+/// Whether a run that entered `states` moved traffic.
+pub fn moved_traffic<'a>(states: impl IntoIterator<Item = &'a str>) -> bool {
+    states
+        .into_iter()
+        .any(|s| TRAFFIC_MOVING_STATES.contains(&s))
 }
 
 /// What the router re-read from AWS before deciding.
@@ -44,11 +205,12 @@ pub struct FailoverTrigger {
 pub struct RouterFacts {
     /// Automatic failover switch (the kill switch is `false`).
     pub automatic_failover: bool,
-    /// The alarm's state now, per DescribeAlarms (`None`: the alarm no longer exists).
-    pub alarm_state_now: Option<String>,
+    /// Each vantage point's vote, re-read now (the triggering alarm's own among them).
+    pub votes: Vec<Vote>,
     /// Name of a failover execution that is RUNNING, if any.
     pub running_failover: Option<String>,
-    /// When the most recent failover run ended (epoch seconds), if any.
+    /// When the most recent failover run that moved traffic ended (epoch seconds), if any: runs
+    /// that changed nothing (a false alarm, a refusal before the fence) start no cool-down.
     pub last_run_ended_at: Option<i64>,
     /// Now, epoch seconds.
     pub now: i64,
@@ -74,6 +236,9 @@ pub enum IgnoreReason {
     CoolingDown,
     /// A run for this very incident exists already (a duplicate delivery).
     DuplicateDelivery,
+    /// The quorum of vantage points says the primary answers (e.g. only one side of a
+    /// partition sees it down).
+    NotConfirmed,
 }
 
 /// The router's decision, returned and logged as the decision record.
@@ -86,6 +251,10 @@ pub enum RouterDecision {
         execution_name: String,
         /// The trigger that matched.
         trigger: FailoverTrigger,
+        /// The votes that led here.
+        votes: Vec<Vote>,
+        /// Fewer than the quorum either way: the run asks a human before changing anything.
+        needs_approval: bool,
     },
     /// Do nothing.
     Ignore {
@@ -121,7 +290,7 @@ pub fn find_trigger<'a>(
     }
     triggers
         .iter()
-        .find(|t| t.alarm_name == transition.alarm_name)
+        .find(|t| t.matches(transition))
         .ok_or_else(|| {
             RouterDecision::ignore(
                 IgnoreReason::NotATrigger,
@@ -145,20 +314,37 @@ pub fn decide(
             "automatic failover is switched off; start the failover by hand if it is needed",
         );
     }
-    match facts.alarm_state_now.as_deref() {
-        Some("ALARM") => {}
-        Some(state) => {
-            return RouterDecision::ignore(
+    let verdict = quorum_verdict(&facts.votes, trigger.votes_needed());
+    let tally = facts
+        .votes
+        .iter()
+        .map(|v| format!("{} {:?} ({})", v.vantage, v.vote, v.detail).to_lowercase())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if verdict == QuorumVerdict::Up {
+        let (reason, what) = if trigger.vantage_alarms.is_empty() {
+            (
                 IgnoreReason::AlarmNoLongerFiring,
-                format!("alarm {} is {state} now", trigger.alarm_name),
-            );
-        }
-        None => {
-            return RouterDecision::ignore(
-                IgnoreReason::AlarmNoLongerFiring,
-                format!("alarm {} does not exist any more", trigger.alarm_name),
-            );
-        }
+                "the alarm is not firing any more",
+            )
+        } else {
+            (IgnoreReason::NotConfirmed, "the quorum sees the primary up")
+        };
+        return RouterDecision::ignore(
+            reason,
+            format!(
+                "{what} ({} of {} needed): {tally}",
+                trigger.votes_needed(),
+                facts.votes.len().max(1)
+            ),
+        );
+    }
+    if verdict == QuorumVerdict::Undecided && trigger.vantage_alarms.is_empty() {
+        // One configured vantage point that cannot be read or has no data: as before, nothing.
+        return RouterDecision::ignore(
+            IgnoreReason::AlarmNoLongerFiring,
+            format!("alarm {} is not in ALARM now: {tally}", trigger.alarm_name),
+        );
     }
     if let Some(running) = &facts.running_failover {
         return RouterDecision::ignore(
@@ -181,6 +367,8 @@ pub fn decide(
     RouterDecision::Start {
         execution_name: execution_name(&transition.alarm_name, transition.changed_at),
         trigger: trigger.clone(),
+        votes: facts.votes.clone(),
+        needs_approval: verdict == QuorumVerdict::Undecided,
     }
 }
 
@@ -215,6 +403,7 @@ mod tests {
             reason: "Threshold crossed".into(),
             changed_at: 1_700_000_000,
             delivered_as: "eventbridge".into(),
+            alarm_arn: None,
         }
     }
 
@@ -224,13 +413,15 @@ mod tests {
             primary_region: "us-east-1".into(),
             standby_region: "us-west-2".into(),
             tier: Tier::Critical,
+            vantage_alarms: Vec::new(),
+            quorum: None,
         }]
     }
 
     fn facts() -> RouterFacts {
         RouterFacts {
             automatic_failover: true,
-            alarm_state_now: Some("ALARM".into()),
+            votes: vec![Vote::from_state("primary-health", Some("ALARM"))],
             running_failover: None,
             last_run_ended_at: None,
             now: 1_700_000_100,
@@ -254,7 +445,9 @@ mod tests {
             decide(&t, trigger, &facts()),
             RouterDecision::Start {
                 execution_name: "failover-primary-health-1700000000".into(),
-                trigger: trigger.clone()
+                trigger: trigger.clone(),
+                votes: facts().votes,
+                needs_approval: false,
             }
         );
     }
@@ -285,14 +478,14 @@ mod tests {
         );
         assert_eq!(
             check(RouterFacts {
-                alarm_state_now: Some("OK".into()),
+                votes: vec![Vote::from_state("primary-health", Some("OK"))],
                 ..facts()
             }),
             IgnoreReason::AlarmNoLongerFiring
         );
         assert_eq!(
             check(RouterFacts {
-                alarm_state_now: None,
+                votes: vec![Vote::from_state("primary-health", None)],
                 ..facts()
             }),
             IgnoreReason::AlarmNoLongerFiring
@@ -324,7 +517,152 @@ mod tests {
         ));
     }
 
+    const STANDBY: &str = "arn:aws:cloudwatch:us-west-2:123456789012:alarm:hapilot-watch-us-east-1";
+    const WITNESS: &str = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:hapilot-watch-us-east-1";
+    const ROUTE53: &str = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:hapilot-primary-health";
+
+    fn quorum_trigger() -> FailoverTrigger {
+        FailoverTrigger {
+            alarm_name: "hapilot-watch-us-east-1".into(),
+            vantage_alarms: vec![STANDBY.into(), WITNESS.into(), ROUTE53.into()],
+            ..triggers()[0].clone()
+        }
+    }
+
+    fn decide_with(votes: Vec<Vote>) -> RouterDecision {
+        let mut t = transition("ALARM");
+        t.alarm_arn = Some(STANDBY.into());
+        decide(&t, &quorum_trigger(), &RouterFacts { votes, ..facts() })
+    }
+
+    #[test]
+    fn alarm_arns_name_their_region_and_nothing_else_parses() {
+        assert_eq!(
+            AlarmRef::parse(WITNESS),
+            Some(AlarmRef {
+                region: "eu-west-1".into(),
+                name: "hapilot-watch-us-east-1".into()
+            })
+        );
+        // Alarm names may hold colons; the name is everything after `alarm:`.
+        assert_eq!(
+            AlarmRef::parse("arn:aws:cloudwatch:us-east-1:1:alarm:a:b")
+                .unwrap()
+                .name,
+            "a:b"
+        );
+        for bad in [
+            "hapilot-primary-health",
+            "arn:aws:sns:us-east-1:1:alarm:x",
+            "arn:aws:cloudwatch::1:alarm:x",
+            "arn:aws:cloudwatch:us-east-1:1:dashboard:x",
+            "arn:aws:cloudwatch:us-east-1:1:alarm:",
+        ] {
+            assert_eq!(AlarmRef::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_trigger_matches_its_vantage_alarms_by_arn_not_by_a_name_in_another_region() {
+        let trigger = quorum_trigger();
+        let mut t = transition("ALARM");
+        t.alarm_name = "hapilot-watch-us-east-1".into();
+        for arn in [STANDBY, WITNESS, ROUTE53] {
+            t.alarm_arn = Some(arn.into());
+            assert!(trigger.matches(&t), "{arn}");
+        }
+        t.alarm_arn =
+            Some("arn:aws:cloudwatch:ap-south-1:123456789012:alarm:hapilot-watch-us-east-1".into());
+        assert!(!trigger.matches(&t));
+        assert_eq!(trigger.votes_needed(), 2);
+    }
+
+    #[test]
+    fn two_of_three_down_start_two_up_refuse_and_anything_less_asks_a_human() {
+        let v = |arn: &str, state: Option<&str>| Vote::from_state(arn, state);
+        let start = |d: RouterDecision| match d {
+            RouterDecision::Start { needs_approval, .. } => needs_approval,
+            other => panic!("expected a start, got {other:?}"),
+        };
+        // us-east-1 dark: its alarm cannot be read; the standby and the witness agree.
+        assert!(!start(decide_with(vec![
+            v(STANDBY, Some("ALARM")),
+            v(WITNESS, Some("ALARM")),
+            Vote::unreadable(ROUTE53, "connection reset"),
+        ])));
+        // A partition: only the standby sees the primary down.
+        match decide_with(vec![
+            v(STANDBY, Some("ALARM")),
+            v(WITNESS, Some("OK")),
+            v(ROUTE53, Some("OK")),
+        ]) {
+            RouterDecision::Ignore { reason, detail } => {
+                assert_eq!(reason, IgnoreReason::NotConfirmed);
+                assert!(
+                    detail.contains("eu-west-1") && detail.contains("up"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Two vantage points unreadable: one vote is not a quorum either way.
+        assert!(start(decide_with(vec![
+            v(STANDBY, Some("ALARM")),
+            Vote::unreadable(WITNESS, "timeout"),
+            Vote::unreadable(ROUTE53, "timeout"),
+        ])));
+        assert!(start(decide_with(vec![
+            v(STANDBY, Some("ALARM")),
+            v(WITNESS, Some("INSUFFICIENT_DATA")),
+            v(ROUTE53, Some("OK")),
+        ])));
+    }
+
+    #[test]
+    fn only_runs_that_moved_traffic_start_a_cool_down() {
+        assert!(!moved_traffic([
+            "PlanFailover",
+            "ConfirmPrimaryDown",
+            "RecordFalseAlarm"
+        ]));
+        assert!(!moved_traffic([
+            "PlanFailover",
+            "CheckStandby",
+            "RecordStandbyUnhealthy"
+        ]));
+        assert!(moved_traffic([
+            "PlanFailover",
+            "FencePrimary",
+            "RestoreWeights"
+        ]));
+        assert!(moved_traffic(["FenceForSwitchover", "UndoFence"]));
+    }
+
     proptest! {
+        #[test]
+        fn a_quorum_never_starts_with_more_up_than_down(
+            states in proptest::collection::vec(0u8..4, 1..6),
+            needed in 1usize..4,
+        ) {
+            let votes: Vec<Vote> = states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match s {
+                    0 => Vote::from_state(&i.to_string(), Some("ALARM")),
+                    1 => Vote::from_state(&i.to_string(), Some("OK")),
+                    2 => Vote::from_state(&i.to_string(), Some("INSUFFICIENT_DATA")),
+                    _ => Vote::unreadable(&i.to_string(), "dark"),
+                })
+                .collect();
+            let down = states.iter().filter(|s| **s == 0).count();
+            let up = states.iter().filter(|s| **s == 1).count();
+            match quorum_verdict(&votes, needed) {
+                QuorumVerdict::Down => prop_assert!(down >= needed && down > up),
+                QuorumVerdict::Up => prop_assert!(up >= needed),
+                QuorumVerdict::Undecided => prop_assert!(down < needed || down <= up),
+            }
+        }
+
         #[test]
         fn execution_names_are_valid_and_stable(name in ".{1,300}", at in 0i64..4_000_000_000) {
             let n = execution_name(&name, at);

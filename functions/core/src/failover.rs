@@ -78,6 +78,17 @@ pub struct FailoverRequest {
     /// Graceful only: how long the standby may take to replay everything, seconds (default 60).
     #[serde(default)]
     pub catchup_timeout_seconds: Option<u64>,
+    /// The vantage points' votes that started the run (the alarm router's), for the journal
+    /// and the approval request.
+    #[serde(default)]
+    pub votes: Option<Vec<crate::alarm::Vote>>,
+    /// The quorum was not reached either way: ask a human before anything changes.
+    #[serde(default)]
+    pub needs_approval: bool,
+    /// The delivery that started the run (one per alarm-router invocation): duplicates of one
+    /// incident carry different ids, so Step Functions refuses all but the first.
+    #[serde(default)]
+    pub delivery: Option<String>,
 }
 
 /// Probe settings used by every health check of the run.
@@ -128,6 +139,33 @@ pub struct FailoverPlan {
     pub catchup_poll_seconds: u64,
     /// Graceful: comparisons before the fence is undone (covers the deadline).
     pub catchup_max_polls: u64,
+    /// The votes that started the run (empty for console/CLI runs).
+    #[serde(default)]
+    pub votes: Vec<crate::alarm::Vote>,
+    /// A human must approve before the fence (the quorum was not reached either way).
+    #[serde(default)]
+    pub needs_approval: bool,
+    /// How this run moves traffic: `weights` (Route53 control plane; planned moves with both
+    /// regions up), `health_check` or `arc_routing_control` (data plane; the emergency path).
+    #[serde(default = "weights_switch")]
+    pub traffic_switch: String,
+}
+
+fn weights_switch() -> String {
+    "weights".into()
+}
+
+impl FailoverPlan {
+    /// Picks the traffic switch for this run from the deployment's: an ungraceful failover uses
+    /// the deployment's data-plane switch (it must not need the failing region or Route53's
+    /// control plane); a graceful switchover, with both regions up, moves weights.
+    pub fn with_traffic_switch(mut self, deployment_switch: &str) -> Self {
+        self.traffic_switch = match self.mode {
+            FailoverMode::Graceful => "weights".into(),
+            FailoverMode::Ungraceful => deployment_switch.to_string(),
+        };
+        self
+    }
 }
 
 /// Validates a request against the deployment's regions and fills in defaults.
@@ -237,6 +275,9 @@ pub fn plan_failover(
         catchup_timeout_seconds,
         catchup_poll_seconds,
         catchup_max_polls: catchup_timeout_seconds.div_ceil(catchup_poll_seconds),
+        votes: request.votes.clone().unwrap_or_default(),
+        needs_approval: request.needs_approval,
+        traffic_switch: weights_switch(),
     })
 }
 
@@ -376,6 +417,25 @@ mod tests {
         assert_eq!((plan.rpo_secs, plan.rto_secs), (300, 900));
         assert_eq!(plan.approval_timeout_seconds, 900);
         assert!(!plan.force);
+    }
+
+    #[test]
+    fn the_emergency_path_moves_traffic_through_the_data_plane_and_planned_moves_by_weights() {
+        let graceful = plan_failover(&minimal(), &sites(), "u", Tier::Critical).unwrap();
+        assert_eq!(
+            graceful.with_traffic_switch("health_check").traffic_switch,
+            "weights"
+        );
+        let mut r = minimal();
+        r.mode = Some(FailoverMode::Ungraceful);
+        let ungraceful = plan_failover(&r, &sites(), "u", Tier::Critical).unwrap();
+        assert_eq!(ungraceful.traffic_switch, "weights");
+        for kind in ["health_check", "arc_routing_control", "weights"] {
+            assert_eq!(
+                ungraceful.clone().with_traffic_switch(kind).traffic_switch,
+                kind
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@ use hapilot_aws::monitoring::AlarmReader;
 use hapilot_aws::orchestrator::{Orchestrator, StartOutcome};
 use hapilot_core::ErrorName;
 use hapilot_core::alarm::{
-    AlarmTransition, IgnoreReason, RouterDecision, RouterFacts, decide, find_trigger,
+    AlarmRef, AlarmTransition, FailoverTrigger, IgnoreReason, RouterDecision, RouterFacts,
+    TRAFFIC_MOVING_STATES, Vote, decide, find_trigger,
 };
 use serde_json::{Value, json};
 
@@ -28,25 +29,24 @@ pub async fn alarm_router(
     event: Value,
 ) -> Result<Value, FunctionError> {
     let transition = parse_event(&event)?;
+    let mut votes_read = Vec::new();
     let decision = match find_trigger(&transition, &settings.triggers) {
         Err(ignored) => ignored,
         Ok(trigger) => {
+            votes_read = read_votes(alarms, trigger, &transition).await;
             let machine = settings.get(
                 &settings.failover_state_machine_arn,
                 "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
             )?;
             let facts = RouterFacts {
                 automatic_failover: settings.automatic_failover,
-                alarm_state_now: alarms
-                    .alarm_state(&transition.alarm_name)
-                    .await
-                    .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?,
+                votes: votes_read.clone(),
                 running_failover: runs
                     .running(machine)
                     .await
                     .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?,
                 last_run_ended_at: runs
-                    .last_stopped_at(machine)
+                    .last_traffic_move_ended_at(machine, &TRAFFIC_MOVING_STATES)
                     .await
                     .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?,
                 now: chrono::Utc::now().timestamp(),
@@ -60,6 +60,8 @@ pub async fn alarm_router(
         RouterDecision::Start {
             execution_name,
             trigger,
+            votes,
+            needs_approval,
         } => {
             let machine = settings.get(
                 &settings.failover_state_machine_arn,
@@ -71,11 +73,19 @@ pub async fn alarm_router(
             input.insert("tier".into(), json!(trigger.tier));
             // An alarm means the primary is failing: there is nothing to wait for.
             input.insert("mode".into(), json!("ungraceful"));
+            input.insert("votes".into(), json!(votes));
+            input.insert("needs_approval".into(), json!(needs_approval));
+            // One id per delivery: a second delivery of the same incident gives the same name
+            // with another input, which Step Functions refuses (the same input would be
+            // answered with the running execution's ARN, indistinguishable from a start).
+            input.insert("delivery".into(), json!(uuid::Uuid::new_v4().to_string()));
             input.insert(
                 "incident".into(),
-                json!({ "alarm": transition.alarm_name, "changed_at": transition.changed_at,
+                json!({ "alarm": transition.alarm_name, "alarm_arn": transition.alarm_arn,
+                        "changed_at": transition.changed_at,
                         "reason": transition.reason, "delivered_as": transition.delivered_as }),
             );
+            record["votes"] = json!(votes);
             match runs
                 .start(machine, execution_name, &Value::Object(input))
                 .await
@@ -86,6 +96,7 @@ pub async fn alarm_router(
                     record["execution_name"] = json!(execution_name);
                     record["execution_arn"] = json!(arn);
                     record["trigger"] = json!(trigger);
+                    record["needs_approval"] = json!(needs_approval);
                 }
                 StartOutcome::AlreadyExists => {
                     record["decision"] = json!("ignore");
@@ -100,10 +111,46 @@ pub async fn alarm_router(
             record["decision"] = json!("ignore");
             record["reason"] = json!(reason);
             record["detail"] = json!(detail);
+            if !votes_read.is_empty() {
+                record["votes"] = json!(votes_read);
+            }
         }
     }
     tracing::info!(decision = %record, "alarm router decision");
     Ok(record)
+}
+
+/// Re-reads every vantage point, each in the region its ARN names. A vantage point that cannot
+/// be read (its region dark, no such alarm) is recorded as no vote, never as "down".
+async fn read_votes(
+    alarms: &impl AlarmReader,
+    trigger: &FailoverTrigger,
+    transition: &AlarmTransition,
+) -> Vec<Vote> {
+    let vantages: Vec<String> = if trigger.vantage_alarms.is_empty() {
+        vec![
+            transition
+                .alarm_arn
+                .clone()
+                .unwrap_or_else(|| transition.alarm_name.clone()),
+        ]
+    } else {
+        trigger.vantage_alarms.clone()
+    };
+    let mut votes = Vec::new();
+    // One after the other: each read has a short deadline, so a dark region costs seconds.
+    for vantage in &vantages {
+        let state = match AlarmRef::parse(vantage) {
+            Some(alarm) => alarms.alarm_state_in(&alarm.region, &alarm.name).await,
+            // A bare name (a trigger without ARNs, an event without one): this region's alarm.
+            None => alarms.alarm_state(vantage).await,
+        };
+        votes.push(match state {
+            Ok(state) => Vote::from_state(vantage, state.as_deref()),
+            Err(e) => Vote::unreadable(vantage, &e.to_string()),
+        });
+    }
+    votes
 }
 
 fn unrecognised(why: impl Into<String>) -> FunctionError {
@@ -146,6 +193,12 @@ pub fn parse_event(event: &Value) -> Result<AlarmTransition, FunctionError> {
             reason: state.reason,
             changed_at: state.timestamp.timestamp(),
             delivered_as: "eventbridge".into(),
+            alarm_arn: e
+                .resources
+                .iter()
+                .flatten()
+                .find(|r| AlarmRef::parse(r).is_some())
+                .cloned(),
         });
     }
     if event.get("alarmData").is_some() {
@@ -162,6 +215,10 @@ pub fn parse_event(event: &Value) -> Result<AlarmTransition, FunctionError> {
             reason: state.reason,
             changed_at: state.timestamp.timestamp(),
             delivered_as: "alarm-action".into(),
+            alarm_arn: event["alarmArn"]
+                .as_str()
+                .filter(|a| AlarmRef::parse(a).is_some())
+                .map(str::to_string),
         });
     }
     if event.get("Records").is_some() {
@@ -197,6 +254,7 @@ pub fn parse_event(event: &Value) -> Result<AlarmTransition, FunctionError> {
             reason: text("NewStateReason").unwrap_or_default(),
             changed_at,
             delivered_as: "sns".into(),
+            alarm_arn: text("AlarmArn").filter(|a| AlarmRef::parse(a).is_some()),
         });
     }
     Err(unrecognised("unknown event shape"))

@@ -50,6 +50,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &["HAPILOT_FAILOVER_STATE_MACHINE_ARN"],
         iam_actions: &[
             "cloudwatch:DescribeAlarms",
+            "states:GetExecutionHistory",
             "states:ListExecutions",
             "states:StartExecution",
         ],
@@ -87,8 +88,12 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         name: "check-dns-sync",
         substitution: "CheckDnsSyncFunctionArn",
         requires: &[],
-        iam_actions: &["route53:GetChange"],
-        summary: "look once at a Route53 change: INSYNC yet?",
+        iam_actions: &[
+            "cloudwatch:DescribeAlarms",
+            "route53-recovery-cluster:GetRoutingControlState",
+            "route53:GetChange",
+        ],
+        summary: "look once at a traffic change: Route53 INSYNC, or the controls in the wanted states?",
     },
     FunctionSpec {
         name: "check-health",
@@ -116,11 +121,15 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "FencePrimaryFunctionArn",
         requires: &[ZONE, RECORD, REGIONS, BUCKET],
         iam_actions: &[
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricData",
+            "route53-recovery-cluster:GetRoutingControlState",
+            "route53-recovery-cluster:UpdateRoutingControlStates",
             "route53:ListResourceRecordSets",
             "route53:ChangeResourceRecordSets",
             "s3:PutObject",
         ],
-        summary: "weight 0 for the failing primary, its database read-only where reachable",
+        summary: "traffic share 0 for the failing primary, its database read-only where reachable",
     },
     FunctionSpec {
         name: "plan-backup-audit",
@@ -239,18 +248,27 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ShiftTrafficFunctionArn",
         requires: &[ZONE, RECORD, BUCKET],
         iam_actions: &[
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricData",
+            "route53-recovery-cluster:GetRoutingControlState",
+            "route53-recovery-cluster:UpdateRoutingControlStates",
             "route53:ListResourceRecordSets",
             "route53:ChangeResourceRecordSets",
             "s3:PutObject",
         ],
-        summary: "set the global name's Route53 weights in one change, health checks kept",
+        summary: "move the global name's traffic in one change (weights, control metrics or routing controls)",
     },
     FunctionSpec {
         name: "snapshot-weights",
         substitution: "SnapshotWeightsFunctionArn",
         requires: &[ZONE, RECORD, BUCKET],
-        iam_actions: &["route53:ListResourceRecordSets", "s3:PutObject"],
-        summary: "read the global name's weights before anything changes",
+        iam_actions: &[
+            "cloudwatch:DescribeAlarms",
+            "route53-recovery-cluster:GetRoutingControlState",
+            "route53:ListResourceRecordSets",
+            "s3:PutObject",
+        ],
+        summary: "read where the global name sends traffic before anything changes",
     },
     FunctionSpec {
         name: "start-run",
@@ -275,6 +293,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         requires: &[BUCKET],
         iam_actions: &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
         summary: "verify by content exactly the backups a restore will use, before anything is touched",
+    },
+    FunctionSpec {
+        name: "watch-region",
+        substitution: "WatchRegionFunctionArn",
+        requires: &[REGIONS],
+        iam_actions: &[],
+        summary: "every minute: this region's own probes of the others, as hapilot/RegionHealth Healthy (the vantage point's vote)",
     },
 ];
 

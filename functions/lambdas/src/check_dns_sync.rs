@@ -1,8 +1,9 @@
-//! Task `check-dns-sync`: one look at a Route53 change. The state machine loops over it with a
-//! Wait state (no sleeping Lambda) and gives up after the plan's `dns_max_polls`.
-//! Input: `{"change_id", "polls"}`; output: `{"change_id", "in_sync", "polls": polls + 1}`.
+//! Task `check-dns-sync`: one look at a traffic change (a Route53 change reaching `INSYNC`, or
+//! the control alarms / routing controls reaching the wanted states). The state machine loops
+//! over it with a Wait state (no sleeping Lambda) and gives up after the plan's `dns_max_polls`.
+//! Input: `{"change_id", "polls", "switch"?}`; output: `{"change_id", "in_sync", "polls": polls + 1}`.
 
-use hapilot_aws::dns::Dns;
+use hapilot_aws::traffic_switch::TrafficSwitch;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,14 +16,23 @@ struct Input {
     change_id: String,
     #[serde(default)]
     polls: u64,
+    #[serde(default = "crate::shift_traffic::weights")]
+    switch: String,
 }
 
 /// Looks at the change once.
-pub async fn check_dns_sync(dns: &impl Dns, input: Value) -> Result<Value, FunctionError> {
-    let Input { change_id, polls } = parse_input(input)?;
-    let in_sync = dns
-        .change_in_sync(&change_id)
+pub async fn check_dns_sync<S: TrafficSwitch>(
+    switch: impl FnOnce(&str) -> Result<S, FunctionError>,
+    input: Value,
+) -> Result<Value, FunctionError> {
+    let Input {
+        change_id,
+        polls,
+        switch: kind,
+    } = parse_input(input)?;
+    let in_sync = switch(&kind)?
+        .in_sync(&change_id)
         .await
         .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
-    Ok(json!({ "change_id": change_id, "in_sync": in_sync, "polls": polls + 1 }))
+    Ok(json!({ "change_id": change_id, "in_sync": in_sync, "polls": polls + 1, "switch": kind }))
 }

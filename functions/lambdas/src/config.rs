@@ -11,6 +11,7 @@ use hapilot_aws::database::DatabaseTarget;
 use hapilot_aws::scaler::KubernetesTarget;
 use hapilot_aws::secrets::SecretReader;
 use hapilot_aws::traffic::TrafficSource;
+use hapilot_aws::traffic_switch::TrafficSwitchConfig;
 use hapilot_core::alarm::FailoverTrigger;
 use hapilot_core::failover::RegionSite;
 use hapilot_core::tier::Tier;
@@ -88,11 +89,14 @@ pub struct Settings {
     /// `HAPILOT_METRICS`: `api` (default: `PutMetricData`) or `emf` (embedded metric format log
     /// lines, what the template sets for the Lambdas).
     pub embedded_metrics: bool,
+    /// `HAPILOT_TRAFFIC_SWITCH`: JSON [`TrafficSwitchConfig`], how the emergency path moves
+    /// traffic (default `{"kind": "weights"}`).
+    pub traffic_switch: TrafficSwitchConfig,
 }
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 20] = [
+pub const VARIABLES: [&str; 21] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -113,6 +117,7 @@ pub const VARIABLES: [&str; 20] = [
     "HAPILOT_DR_BACKUP_BUCKET",
     "HAPILOT_DR_REGION",
     "HAPILOT_METRICS",
+    "HAPILOT_TRAFFIC_SWITCH",
 ];
 
 impl Settings {
@@ -191,6 +196,9 @@ impl Settings {
         }
         if let Some(v) = text("HAPILOT_FAILOVER_INPUT_DEFAULTS") {
             s.failover_input_defaults = json("HAPILOT_FAILOVER_INPUT_DEFAULTS", &v)?;
+        }
+        if let Some(v) = text("HAPILOT_TRAFFIC_SWITCH") {
+            s.traffic_switch = json("HAPILOT_TRAFFIC_SWITCH", &v)?;
         }
         if let Some(v) = text("HAPILOT_METRICS") {
             s.embedded_metrics = match v.trim().to_ascii_lowercase().as_str() {

@@ -1,9 +1,10 @@
 //! Task `fence-primary`: stop traffic and writes reaching the failing primary before the
-//! standby is promoted: its weighted record to 0, and its database read-only where reachable.
+//! standby is promoted: its share of traffic to 0 through the run's traffic switch (its weight,
+//! or its control metric / routing control off), and its database read-only where reachable.
 
 use hapilot_aws::database::Database;
-use hapilot_aws::dns::Dns;
 use hapilot_aws::journal::Journal;
+use hapilot_aws::traffic_switch::TrafficSwitch;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,12 +18,14 @@ use crate::run::{RunContext, record};
 struct Input {
     region: String,
     set_identifier: String,
+    #[serde(default = "crate::shift_traffic::weights")]
+    switch: String,
     run: RunContext,
 }
 
 /// Fences `region`.
-pub async fn fence_primary<D: Database>(
-    dns: &impl Dns,
+pub async fn fence_primary<D: Database, S: TrafficSwitch>(
+    switch: impl FnOnce(&str) -> Result<S, FunctionError>,
     database: impl FnOnce(&str) -> Result<D, FunctionError>,
     settings: &Settings,
     journal: &impl Journal,
@@ -31,14 +34,11 @@ pub async fn fence_primary<D: Database>(
     let Input {
         region,
         set_identifier,
+        switch: kind,
         run,
     } = parse_input(input)?;
-    let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
-    let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
-    let change_id = dns
-        .set_weights(
-            zone,
-            name,
+    let change_id = switch(&kind)?
+        .apply(
             &[(set_identifier.clone(), 0)],
             &format!("hapilot {}: fence {region}", run.execution),
         )
@@ -48,7 +48,7 @@ pub async fn fence_primary<D: Database>(
         Some(_) => Some(database(&region)?.fence().await),
         None => None,
     };
-    let out = json!({ "region": region, "change_id": change_id, "weight": { set_identifier: 0 }, "database": database });
+    let out = json!({ "region": region, "switch": kind, "change_id": change_id, "weight": { set_identifier: 0 }, "database": database });
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }

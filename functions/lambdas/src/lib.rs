@@ -44,6 +44,7 @@ pub mod snapshot_weights;
 pub mod start_run;
 pub mod unfence_primary;
 pub mod verify_restore_point;
+pub mod watch_region;
 
 pub use error::FunctionError;
 

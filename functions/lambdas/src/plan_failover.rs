@@ -32,7 +32,8 @@ pub async fn plan_failover(
         &settings.sites(),
         global,
         settings.tier.unwrap_or(hapilot_core::tier::Tier::Critical),
-    )?;
+    )?
+    .with_traffic_switch(settings.traffic_switch.kind());
     let plan = serde_json::to_value(&plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
     record(journal, &run, json!({ "request": request, "plan": plan })).await?;
     Ok(plan)

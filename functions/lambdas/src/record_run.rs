@@ -67,7 +67,9 @@ pub async fn record_run(
         "data_at_risk_secs": at_risk,
         "rpo_target_secs": plan["rpo_secs"],
         "weights_before": state["snapshot"]["weights"],
-        "weights_after": if state["final"]["weights"].is_null() { state["shift"]["after"].clone() } else { state["final"]["weights"].clone() },
+        "weights_after": if !state["final"]["weights"].is_null() { state["final"]["weights"].clone() } else if !state["fail_forward"]["after"].is_null() { state["fail_forward"]["after"].clone() } else { state["shift"]["after"].clone() },
+        "traffic_switch": state["plan"]["traffic_switch"],
+        "votes": state["plan"]["votes"],
         "canary_steps": state["steps"],
         "promotion": state["promotion"]["outcome"],
         "fence": state["fence"]["database"],
@@ -129,6 +131,18 @@ pub async fn record_run(
     );
     if !state["error"].is_null() {
         message.push_str(&format!("error: {}\n", state["error"]));
+    }
+    if outcome == "failed_forward" {
+        message.push_str(&format!(
+            "\nACTION NEEDED: the standby database is promoted; traffic stays on {standby} (fail \
+             forward: {forward}). Finish what failed by hand; never send traffic back to the fenced primary.\n",
+            standby = plan["standby"]["region"].as_str().unwrap_or("?"),
+            forward = if state["fail_forward_error"].is_null() {
+                "switched to the standby".to_string()
+            } else {
+                format!("the switch failed too: {}", state["fail_forward_error"])
+            },
+        ));
     }
     if outcome == "succeeded" && run.machine == "failover" {
         message.push_str("\nPOST-FAILOVER ACTIONS:\n");

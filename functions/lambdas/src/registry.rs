@@ -18,6 +18,7 @@ use hapilot_aws::notifier::SnsNotifier;
 use hapilot_aws::orchestrator::StepFunctions;
 use hapilot_aws::scaler::KubernetesScaler;
 use hapilot_aws::traffic::TrafficProvider;
+use hapilot_aws::traffic_switch::{AnyTrafficSwitch, TrafficSwitchConfig};
 use serde_json::Value;
 
 use crate::config::Settings;
@@ -28,6 +29,7 @@ use crate::{
     publish_replication_lag, read_replication, record_run, report_backup_audit, report_drill,
     reprotect_database, request_approval, restore_database, restore_vault, scale_region,
     shift_traffic, snapshot_weights, start_run, unfence_primary, verify_restore_point,
+    watch_region,
 };
 
 /// The future a handler returns.
@@ -83,6 +85,27 @@ impl Adapters {
             http,
             settings,
         })
+    }
+
+    /// The traffic switch a run asks for: `weights`, or the deployment's own data-plane switch
+    /// (`HAPILOT_TRAFFIC_SWITCH`). Any other is a setup error naming both.
+    pub fn traffic_switch(&self, kind: &str) -> Result<AnyTrafficSwitch, FunctionError> {
+        let zone_and_name = match (&self.settings.hosted_zone_id, &self.settings.record_name) {
+            (Some(z), Some(n)) => Some((z.as_str(), n.as_str())),
+            _ => None,
+        };
+        let config = if kind == "weights" {
+            TrafficSwitchConfig::Weights
+        } else if kind == self.settings.traffic_switch.kind() {
+            self.settings.traffic_switch.clone()
+        } else {
+            return Err(FunctionError::Setup(format!(
+                "the run asks for the {kind} traffic switch, but HAPILOT_TRAFFIC_SWITCH is {}",
+                self.settings.traffic_switch.kind()
+            )));
+        };
+        AnyTrafficSwitch::new(&config, &self.sdk, zone_and_name)
+            .map_err(|e| FunctionError::Setup(e.to_string()))
     }
 
     /// The database of `region`.
@@ -206,11 +229,11 @@ functions! {
         check_restore::check_restore(|r| a.restore_agent(r), &a.journal, event).await
     });
     "check-data" => check_data(|a, event| check_data::check_data(&a.settings, event).await);
-    "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(&a.dns, event).await);
+    "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(|k| a.traffic_switch(k), event).await);
     "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
     "describe-run" => describe_run(|a, event| describe_run::describe_run(&a.runs, event).await);
     "fence-primary" => fence_primary(|a, event| {
-        fence_primary::fence_primary(&a.dns, |r| a.database(r), &a.settings, &a.journal, event).await
+        fence_primary::fence_primary(|k| a.traffic_switch(k), |r| a.database(r), &a.settings, &a.journal, event).await
     });
     "plan-backup-audit" => plan_backup_audit(|a, event| plan_backup_audit::plan_backup_audit(&a.settings, event).await);
     "plan-restore" => plan_restore(|a, event| {
@@ -253,15 +276,19 @@ functions! {
         scale_region::scale_region(|r| a.scaler(r), &a.settings, &a.journal, event).await
     });
     "shift-traffic" => shift_traffic(|a, event| {
-        shift_traffic::shift_traffic(&a.dns, &a.settings, &a.journal, event).await
+        shift_traffic::shift_traffic(|k| a.traffic_switch(k), &a.settings, &a.journal, event).await
     });
     "snapshot-weights" => snapshot_weights(|a, event| {
-        snapshot_weights::snapshot_weights(&a.dns, &a.settings, &a.journal, event).await
+        snapshot_weights::snapshot_weights(|k| a.traffic_switch(k), &a.journal, event).await
     });
     "verify-restore-point" => verify_restore_point(|a, event| {
         verify_restore_point::verify_restore_point(&a.dr_backups(), &a.journal, event).await
     });
     "start-run" => start_run(|a, event| start_run::start_run(&a.settings, &a.runs, event).await);
+    "watch-region" => watch_region(|a, event| {
+        let vantage = a.sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        watch_region::watch_region(&a.settings, &vantage, &a.prober, &a.metrics, event).await
+    });
     "unfence-primary" => unfence_primary(|a, event| {
         unfence_primary::unfence_primary(|r| a.database(r), &a.journal, event).await
     });

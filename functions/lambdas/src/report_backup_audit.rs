@@ -50,6 +50,7 @@ pub async fn report_backup_audit(
                 name: name.into(),
                 value,
                 unit: unit.into(),
+                high_resolution: false,
             });
     }
     let publication = Publication {

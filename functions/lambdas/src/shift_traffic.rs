@@ -1,13 +1,18 @@
-//! Task `shift-traffic`: set the weights of the global name's records in one change (health
-//! checks kept). Used to move traffic to the standby and, with the snapshot, to restore it.
-//! Input: `{"activate": "<set>"}` (that set 100, every other 0), `{"split": {"to": "<set>",
-//! "percent": N}}` (that set N, every other 100 - N) or `{"weights": {set: weight}}`,
+//! Task `shift-traffic`: move the global name's traffic in one change through the run's traffic
+//! switch (`"switch"`: `weights`, the default, or the deployment's `health_check` /
+//! `arc_routing_control`). Used to move traffic to the standby and, with the snapshot, to
+//! restore it. Input: `{"activate": "<set>"}` (that set 100, every other 0), `{"split": {"to":
+//! "<set>", "percent": N}}` (that set N, every other 100 - N) or `{"weights": {set: weight}}`,
 //! plus `"reason"` and `"run"`.
+//!
+//! A `weights` move in a deployment whose emergency path is a data-plane switch also turns
+//! every region's control back on: weights are for planned moves with both regions up (a
+//! failback after a data-plane failover must let the primary answer again).
 
 use std::collections::BTreeMap;
 
-use hapilot_aws::dns::Dns;
 use hapilot_aws::journal::Journal;
+use hapilot_aws::traffic_switch::TrafficSwitch;
 use hapilot_core::canary::weights_for_split;
 use hapilot_core::failover::weights_for_active;
 use hapilot_core::{CoreError, ErrorName};
@@ -35,12 +40,19 @@ struct Input {
     activate: Option<String>,
     #[serde(default)]
     reason: String,
+    #[serde(default = "weights")]
+    switch: String,
     run: RunContext,
 }
 
+/// The default switch of a task input: Route53 weights.
+pub fn weights() -> String {
+    "weights".into()
+}
+
 /// Sets the weights.
-pub async fn shift_traffic(
-    dns: &impl Dns,
+pub async fn shift_traffic<S: TrafficSwitch>(
+    switch: impl Fn(&str) -> Result<S, FunctionError>,
     settings: &Settings,
     journal: &impl Journal,
     input: Value,
@@ -50,24 +62,22 @@ pub async fn shift_traffic(
         weights,
         activate,
         reason,
+        switch: kind,
         run,
     } = parse_input(input)?;
-    let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
-    let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
-    let before: BTreeMap<String, i64> = dns
-        .weighted_records(zone, name)
+    let name = format!("the {kind} traffic switch");
+    let moving = switch(&kind)?;
+    let before: BTreeMap<String, i64> = moving
+        .states()
         .await
-        .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?
-        .into_iter()
-        .map(|r| (r.set_identifier, r.weight))
-        .collect();
+        .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
     let weights: BTreeMap<String, i64> = match (weights, activate, split) {
         (Some(w), None, None) => w,
         (None, None, Some(Split { to, percent })) => {
             if !before.contains_key(&to) || !(0..=100).contains(&percent) {
                 return Err(CoreError::invalid(
                     "split",
-                    format!("{to:?} must be a weighted record of {name} and percent 0 to 100"),
+                    format!("{to:?} must be a set of {name} and percent 0 to 100"),
                 )
                 .into());
             }
@@ -78,7 +88,7 @@ pub async fn shift_traffic(
             if !before.contains_key(&active) {
                 return Err(CoreError::invalid(
                     "activate",
-                    format!("{active:?} is not a weighted record of {name}"),
+                    format!("{active:?} is not a set of {name}"),
                 )
                 .into());
             }
@@ -101,22 +111,31 @@ pub async fn shift_traffic(
         .into());
     }
     let wanted: Vec<(String, i64)> = weights.clone().into_iter().collect();
-    let change_id = dns
-        .set_weights(
-            zone,
-            name,
-            &wanted,
-            &format!("hapilot {}: {reason}", run.execution),
-        )
+    let comment = format!("hapilot {}: {reason}", run.execution);
+    let change_id = moving
+        .apply(&wanted, &comment)
         .await
         .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
-    let out =
-        json!({ "change_id": change_id, "before": before, "after": weights, "reason": reason });
-    record(
-        journal,
-        &run,
-        json!({ "before": before, "after": weights, "change_id": change_id, "reason": reason }),
-    )
-    .await?;
+    let data_plane = settings.traffic_switch.kind();
+    let controls_on = if kind == "weights" && data_plane != "weights" {
+        let controls = switch(data_plane)?;
+        let all_on: Vec<(String, i64)> = controls
+            .states()
+            .await
+            .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?
+            .into_keys()
+            .map(|set| (set, 100))
+            .collect();
+        controls
+            .apply(&all_on, &comment)
+            .await
+            .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
+        Some(data_plane)
+    } else {
+        None
+    };
+    let out = json!({ "change_id": change_id, "switch": kind, "before": before, "after": weights,
+                      "reason": reason, "controls_turned_on": controls_on });
+    record(journal, &run, out.clone()).await?;
     Ok(out)
 }

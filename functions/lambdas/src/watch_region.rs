@@ -1,0 +1,111 @@
+//! Lambda `watch-region` (EventBridge Scheduler, every minute, in the standby and the witness
+//! region): this region's own view of the others. Route53 publishes its health-check metrics
+//! only in us-east-1, the region whose failure they should report; so every region that may
+//! have to act watches for itself. Probes every other region's `/health` `samples` times,
+//! `interval_ms` apart (default 6 x 10 s: Route53's cadence within one invocation), and after
+//! each probe puts `hapilot/RegionHealth Healthy` (1 or 0; dimensions `Region` = the watched,
+//! `Vantage` = this one) at 1-second resolution. The alarm on it ("3 of 3 periods of 10 s below
+//! 1") is this vantage point's vote, and its state change starts the alarm router here.
+//! Input: `{"samples"?, "interval_ms"?, "timeout_ms"?}`; output: what each probe saw.
+
+use std::time::Duration;
+
+use hapilot_aws::Prober;
+use hapilot_aws::monitoring::{MetricValue, Metrics};
+use hapilot_core::ErrorName;
+use hapilot_core::health::{HealthCheckRequest, judge_sample};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::FunctionError;
+use crate::config::Settings;
+use crate::error::parse_input;
+
+/// The metric namespace of the vantage points' votes.
+pub const NAMESPACE: &str = "hapilot/RegionHealth";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    #[serde(default = "default_samples")]
+    samples: u32,
+    #[serde(default = "default_interval_ms")]
+    interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_samples() -> u32 {
+    6
+}
+
+fn default_interval_ms() -> u64 {
+    10_000
+}
+
+fn default_timeout_ms() -> u64 {
+    4_000
+}
+
+/// Watches every configured region but `vantage` (this function's own region).
+pub async fn watch_region(
+    settings: &Settings,
+    vantage: &str,
+    prober: &impl Prober,
+    metrics: &impl Metrics,
+    input: Value,
+) -> Result<Value, FunctionError> {
+    let Input {
+        samples,
+        interval_ms,
+        timeout_ms,
+    } = parse_input(input)?;
+    // Same limits as any health check: a schedule's input cannot make the function run away.
+    let plan = HealthCheckRequest {
+        url: "http://watched/health".into(),
+        label: None,
+        samples: Some(samples),
+        timeout_ms: Some(timeout_ms),
+        interval_ms: Some(interval_ms),
+        expect_body: None,
+        min_healthy: None,
+        require_healthy: false,
+    }
+    .plan()?;
+    let watched: Vec<(&String, &String)> = settings
+        .regions
+        .iter()
+        .filter(|(region, _)| region.as_str() != vantage)
+        .map(|(region, config)| (region, &config.health_url))
+        .collect();
+    let mut seen: Map<String, Value> = Map::new();
+    for sample in 0..samples {
+        if sample > 0 {
+            tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        }
+        for (region, url) in &watched {
+            let observation = prober.probe(url, Duration::from_millis(timeout_ms)).await;
+            let result = judge_sample(&observation, &plan);
+            metrics
+                .put(
+                    NAMESPACE,
+                    &[
+                        ("Region".into(), region.to_string()),
+                        ("Vantage".into(), vantage.to_string()),
+                    ],
+                    &[
+                        MetricValue::count("Healthy", if result.healthy { 1.0 } else { 0.0 })
+                            .high_resolution(),
+                    ],
+                )
+                .await
+                .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
+            seen.entry(region.to_string())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .expect("inserted as an array")
+                .push(json!({ "healthy": result.healthy, "reason": result.reason }));
+        }
+    }
+    Ok(json!({ "vantage": vantage, "probes": seen }))
+}

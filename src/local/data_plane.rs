@@ -1,0 +1,574 @@
+//! AWS's own machinery where moto has none, observed through moto directly (never through the
+//! front door, so a blackout neither refuses nor counts it): Route53's health checkers and
+//! resolver, CloudWatch's alarm evaluation, EventBridge's delivery of alarm state changes and
+//! Scheduler's runs of the probers. The rules are in [`super::route53_rules`]; this module only
+//! observes and acts on what they decide.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_route53::types::{HealthCheckType, ResourceRecordSet, TagResourceType};
+use serde_json::{Value, json};
+
+use super::route53_rules::{
+    AlarmRule, CheckKind, CheckSpec, EndpointTracker, Observed, RoutedRecord, Routing,
+    check_healthy, evaluate_alarm, resolve,
+};
+use crate::HapilotError;
+
+/// Tags the local world puts on `CLOUDWATCH_METRIC` checks, because moto drops their
+/// `AlarmIdentifier` and `InsufficientDataHealthStatus` (LOCAL-STACK.md).
+pub const TAG_ALARM_REGION: &str = "hapilot:alarm-region";
+/// See [`TAG_ALARM_REGION`].
+pub const TAG_ALARM_NAME: &str = "hapilot:alarm-name";
+/// See [`TAG_ALARM_REGION`].
+pub const TAG_INSUFFICIENT_DATA: &str = "hapilot:insufficient-data";
+
+/// What the health checkers have seen so far, shared with the resolver.
+#[derive(Debug, Default)]
+pub struct HealthCheckers {
+    trackers: Mutex<BTreeMap<String, EndpointTracker>>,
+    last_known: Mutex<BTreeMap<String, bool>>,
+}
+
+/// A snapshot of Route53's configuration, read from moto.
+#[derive(Debug, Clone, Default)]
+pub struct Route53View {
+    /// Check id -> spec.
+    pub checks: BTreeMap<String, CheckSpec>,
+    /// Endpoint check id -> the URL its checkers probe.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+/// Reads every health check (with the tags that stand in for what moto drops).
+pub async fn read_route53(route53: &aws_sdk_route53::Client) -> Result<Route53View, HapilotError> {
+    let listed = route53
+        .list_health_checks()
+        .send()
+        .await
+        .map_err(HapilotError::aws("ListHealthChecks"))?;
+    let mut view = Route53View::default();
+    let metric_ids: Vec<String> = listed
+        .health_checks()
+        .iter()
+        .filter(|h| {
+            h.health_check_config()
+                .is_some_and(|c| c.r#type() == &HealthCheckType::CloudwatchMetric)
+        })
+        .map(|h| h.id().to_string())
+        .collect();
+    let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    if !metric_ids.is_empty() {
+        let out = route53
+            .list_tags_for_resources()
+            .resource_type(TagResourceType::Healthcheck)
+            .set_resource_ids(Some(metric_ids))
+            .send()
+            .await
+            .map_err(HapilotError::aws("ListTagsForResources"))?;
+        for set in out.resource_tag_sets() {
+            tags.insert(
+                set.resource_id().unwrap_or_default().to_string(),
+                set.tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                    .collect(),
+            );
+        }
+    }
+    for check in listed.health_checks() {
+        let Some(config) = check.health_check_config() else {
+            continue;
+        };
+        let id = check.id().to_string();
+        let kind = match config.r#type() {
+            HealthCheckType::Http | HealthCheckType::Https => {
+                let scheme = if config.r#type() == &HealthCheckType::Https {
+                    "https"
+                } else {
+                    "http"
+                };
+                view.endpoints.insert(
+                    id.clone(),
+                    format!(
+                        "{scheme}://{}:{}{}",
+                        config.ip_address().unwrap_or("127.0.0.1"),
+                        config.port().unwrap_or(80),
+                        config.resource_path().unwrap_or("/")
+                    ),
+                );
+                CheckKind::Endpoint {
+                    failure_threshold: config.failure_threshold().unwrap_or(3) as u32,
+                }
+            }
+            HealthCheckType::CloudwatchMetric => {
+                let tag = |k: &str| tags.get(&id).and_then(|t| t.get(k)).cloned();
+                let identifier = config.alarm_identifier();
+                CheckKind::Metric {
+                    alarm_region: identifier
+                        .map(|a| a.region().as_str().to_string())
+                        .or_else(|| tag(TAG_ALARM_REGION))
+                        .unwrap_or_default(),
+                    alarm_name: identifier
+                        .map(|a| a.name().to_string())
+                        .or_else(|| tag(TAG_ALARM_NAME))
+                        .unwrap_or_default(),
+                    insufficient_data: config
+                        .insufficient_data_health_status()
+                        .map(|s| s.as_str().to_string())
+                        .or_else(|| tag(TAG_INSUFFICIENT_DATA))
+                        .unwrap_or_else(|| "LastKnownStatus".into()),
+                }
+            }
+            HealthCheckType::Calculated => CheckKind::Calculated {
+                children: config.child_health_checks().to_vec(),
+                health_threshold: config.health_threshold().unwrap_or(0) as u32,
+            },
+            _ => continue,
+        };
+        view.checks.insert(
+            id,
+            CheckSpec {
+                kind,
+                inverted: config.inverted().unwrap_or(false),
+                disabled: config.disabled().unwrap_or(false),
+            },
+        );
+    }
+    Ok(view)
+}
+
+/// The records of `name` in `zone`, as the resolver routes them.
+pub async fn read_records(
+    route53: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+) -> Result<Vec<RoutedRecord>, HapilotError> {
+    let sets = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .map_err(HapilotError::aws("ListResourceRecordSets"))?;
+    let wanted = name.trim_end_matches('.');
+    Ok(sets
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name().trim_end_matches('.') == wanted)
+        .filter_map(routed)
+        .collect())
+}
+
+fn routed(r: &ResourceRecordSet) -> Option<RoutedRecord> {
+    let routing = if let Some(w) = r.weight() {
+        Routing::Weighted(w)
+    } else if let Some(region) = r.region() {
+        Routing::Latency(region.as_str().to_string())
+    } else if let Some(f) = r.failover() {
+        Routing::Failover(f.as_str() == "PRIMARY")
+    } else {
+        return None;
+    };
+    Some(RoutedRecord {
+        set_identifier: r.set_identifier()?.to_string(),
+        routing,
+        health_check_id: r.health_check_id().map(str::to_string),
+    })
+}
+
+/// Alarm states of every alarm the metric checks follow, read in each alarm's region.
+async fn alarm_states(
+    view: &Route53View,
+    observer: impl Fn(&str) -> SdkConfig,
+) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for spec in view.checks.values() {
+        if let CheckKind::Metric {
+            alarm_region,
+            alarm_name,
+            ..
+        } = &spec.kind
+        {
+            let client = aws_sdk_cloudwatch::Client::new(&observer(alarm_region));
+            if let Ok(a) = client
+                .describe_alarms()
+                .alarm_names(alarm_name)
+                .send()
+                .await
+                && let Some(state) = a
+                    .metric_alarms()
+                    .first()
+                    .and_then(|a| a.state_value().map(|s| s.as_str().to_string()))
+            {
+                out.insert((alarm_region.clone(), alarm_name.clone()), state);
+            }
+        }
+    }
+    out
+}
+
+impl HealthCheckers {
+    /// Everything the rules need about the checks now.
+    pub async fn observe(
+        &self,
+        view: &Route53View,
+        observer: impl Fn(&str) -> SdkConfig,
+    ) -> Observed {
+        let endpoints: BTreeMap<String, bool> = self
+            .trackers
+            .lock()
+            .expect("trackers")
+            .iter()
+            .map(|(id, t)| (id.clone(), t.healthy))
+            .collect();
+        let alarms = alarm_states(view, observer).await;
+        let last_known = self.last_known.lock().expect("last known").clone();
+        let mut observed = Observed {
+            endpoints,
+            alarms,
+            last_known,
+        };
+        // Remember each check's status for `LastKnownStatus`.
+        let statuses: BTreeMap<String, bool> = view
+            .checks
+            .keys()
+            .map(|id| (id.clone(), check_healthy(id, &view.checks, &observed)))
+            .collect();
+        self.last_known
+            .lock()
+            .expect("last known")
+            .extend(statuses.clone());
+        observed.last_known.extend(statuses);
+        observed
+    }
+
+    /// Whether endpoint check `id` is healthy now.
+    pub fn endpoint_healthy(&self, id: &str) -> bool {
+        self.trackers
+            .lock()
+            .expect("trackers")
+            .get(id)
+            .is_none_or(|t| t.healthy)
+    }
+}
+
+/// Answers the global name for a client in `client_region`: the SetIdentifier Route53 would
+/// send it to, or why none.
+pub async fn answer(
+    observer: &(dyn Fn(&str) -> SdkConfig + Send + Sync),
+    checkers: &HealthCheckers,
+    zone: &str,
+    name: &str,
+    client_region: &str,
+) -> Result<Option<String>, HapilotError> {
+    let route53 = aws_sdk_route53::Client::new(&observer("us-east-1"));
+    let records = read_records(&route53, zone, name).await?;
+    let view = read_route53(&route53).await?;
+    let observed = checkers.observe(&view, observer).await;
+    Ok(resolve(&records, client_region, |id| {
+        check_healthy(id, &view.checks, &observed)
+    })
+    .map(|r| r.set_identifier.clone()))
+}
+
+/// What the loop runs each tick.
+#[derive(Clone)]
+pub struct DataPlaneOptions {
+    /// Time between two rounds (Route53 probes every 10 s; the local world is faster).
+    pub tick: Duration,
+    /// Probe timeout of the health checkers.
+    pub probe_timeout: Duration,
+    /// Regions whose Scheduler runs `watch-region` every tick.
+    pub watchers: Vec<String>,
+    /// Alarm ARN -> the region whose `alarm-router` EventBridge delivers its changes to.
+    pub deliveries: BTreeMap<String, String>,
+}
+
+/// One delivered alarm state change and what the router answered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The alarm ARN.
+    pub alarm_arn: String,
+    /// The new state.
+    pub state: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The router's decision record, or its error.
+    pub decision: Result<Value, String>,
+}
+
+/// The running loop; stops when dropped.
+pub struct DataPlane {
+    task: tokio::task::JoinHandle<()>,
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DataPlane {
+    /// Starts the loop over `stack`'s world.
+    pub fn start(
+        stack: super::stack::StackHandle,
+        checkers: Arc<HealthCheckers>,
+        options: DataPlaneOptions,
+    ) -> Self {
+        let deliveries: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+        let out = deliveries.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(options.probe_timeout)
+                .build()
+                .expect("a plain HTTP client builds");
+            loop {
+                if let Err(e) = round(&stack, &checkers, &options, &http, &out).await {
+                    tracing::warn!(error = %e, "local data plane round failed");
+                }
+                tokio::time::sleep(options.tick).await;
+            }
+        });
+        Self { task, deliveries }
+    }
+
+    /// Every alarm state change delivered so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries.lock().expect("deliveries").clone()
+    }
+}
+
+async fn round(
+    stack: &super::stack::StackHandle,
+    checkers: &HealthCheckers,
+    options: &DataPlaneOptions,
+    http: &reqwest::Client,
+    deliveries: &Mutex<Vec<Delivery>>,
+) -> Result<(), HapilotError> {
+    // 1. Route53's health checkers (global: they work whatever region is dark).
+    let route53 = aws_sdk_route53::Client::new(&stack.observer_config("us-east-1"));
+    let view = read_route53(&route53).await?;
+    let mut statuses = Vec::new();
+    for (id, url) in &view.endpoints {
+        let ok = matches!(http.get(url).send().await, Ok(r) if r.status().is_success());
+        let threshold = match view.checks.get(id).map(|c| &c.kind) {
+            Some(CheckKind::Endpoint { failure_threshold }) => *failure_threshold,
+            _ => 3,
+        };
+        let healthy = {
+            let mut trackers = checkers.trackers.lock().expect("trackers");
+            let tracker = trackers.entry(id.clone()).or_default();
+            tracker.observe(ok, threshold);
+            tracker.healthy
+        };
+        statuses.push((id.clone(), healthy));
+    }
+    // Route53 publishes HealthCheckStatus in us-east-1 only: nothing while it is dark.
+    if !stack.is_dark("us-east-1") && !statuses.is_empty() {
+        let cw = aws_sdk_cloudwatch::Client::new(&stack.observer_config("us-east-1"));
+        for (id, healthy) in &statuses {
+            let _ = cw
+                .put_metric_data()
+                .namespace("AWS/Route53")
+                .metric_data(
+                    aws_sdk_cloudwatch::types::MetricDatum::builder()
+                        .metric_name("HealthCheckStatus")
+                        .dimensions(
+                            aws_sdk_cloudwatch::types::Dimension::builder()
+                                .name("HealthCheckId")
+                                .value(id)
+                                .build(),
+                        )
+                        .value(if *healthy { 1.0 } else { 0.0 })
+                        .storage_resolution(1)
+                        .build(),
+                )
+                .send()
+                .await;
+        }
+    }
+    // 2. Scheduler: each watching region's prober, one sample per tick.
+    let probe_timeout_ms = options.probe_timeout.as_millis() as u64;
+    for region in &options.watchers {
+        let _ = stack
+            .deliver(
+                region,
+                "watch-region",
+                json!({"samples": 1, "interval_ms": 0, "timeout_ms": probe_timeout_ms}),
+            )
+            .await;
+    }
+    // 3. CloudWatch's evaluation of hapilot's alarms, region by region (not a dark one).
+    for region in stack.regions() {
+        if stack.is_dark(&region) {
+            continue;
+        }
+        evaluate_region(stack, &region, options, deliveries).await?;
+    }
+    Ok(())
+}
+
+async fn evaluate_region(
+    stack: &super::stack::StackHandle,
+    region: &str,
+    options: &DataPlaneOptions,
+    deliveries: &Mutex<Vec<Delivery>>,
+) -> Result<(), HapilotError> {
+    let cw = aws_sdk_cloudwatch::Client::new(&stack.observer_config(region));
+    let alarms = cw
+        .describe_alarms()
+        .send()
+        .await
+        .map_err(HapilotError::aws("DescribeAlarms"))?;
+    let now = std::time::SystemTime::now();
+    let tick = options.tick.as_secs_f64().max(0.2);
+    for alarm in alarms.metric_alarms() {
+        let (Some(name), Some(namespace), Some(metric)) =
+            (alarm.alarm_name(), alarm.namespace(), alarm.metric_name())
+        else {
+            continue;
+        };
+        // Only what hapilot owns: its probers, its controls, Route53's checks.
+        if !(namespace.starts_with("hapilot/RegionHealth")
+            || namespace.starts_with("hapilot/Traffic")
+            || namespace == "AWS/Route53")
+        {
+            continue;
+        }
+        let periods = alarm.evaluation_periods().unwrap_or(1).max(1) as usize;
+        let rule = AlarmRule {
+            threshold: alarm.threshold().unwrap_or(0.0),
+            comparison: alarm
+                .comparison_operator()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            evaluation_periods: periods,
+            datapoints_to_alarm: alarm
+                .datapoints_to_alarm()
+                .map(|d| d as usize)
+                .unwrap_or(periods),
+            treat_missing_data: alarm.treat_missing_data().unwrap_or("missing").to_string(),
+        };
+        // Each local tick stands for one of the alarm's periods: the last `periods` datapoints
+        // within that many ticks (plus one of slack) are the periods looked at.
+        let window = Duration::from_secs_f64(tick * (periods as f64 + 1.0));
+        let stat = alarm
+            .statistic()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "Minimum".into());
+        let query = aws_sdk_cloudwatch::types::MetricDataQuery::builder()
+            .id("m")
+            .metric_stat(
+                aws_sdk_cloudwatch::types::MetricStat::builder()
+                    .metric(
+                        aws_sdk_cloudwatch::types::Metric::builder()
+                            .namespace(namespace)
+                            .metric_name(metric)
+                            .set_dimensions(Some(alarm.dimensions().to_vec()))
+                            .build(),
+                    )
+                    .period(1)
+                    .stat(stat)
+                    .build(),
+            )
+            .build();
+        let data = cw
+            .get_metric_data()
+            .metric_data_queries(query)
+            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from(now - window))
+            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from(
+                now + Duration::from_secs(1),
+            ))
+            .send()
+            .await
+            .map_err(HapilotError::aws("GetMetricData"))?;
+        let mut points: Vec<(i64, f64)> = data
+            .metric_data_results()
+            .iter()
+            .flat_map(|r| {
+                r.timestamps()
+                    .iter()
+                    .map(|t| t.secs())
+                    .zip(r.values().iter().copied())
+            })
+            .collect();
+        points.sort_by_key(|(t, _)| *t);
+        let recent: Vec<Option<f64>> = {
+            let mut v: Vec<Option<f64>> = points
+                .iter()
+                .rev()
+                .take(periods)
+                .map(|(_, v)| Some(*v))
+                .collect();
+            v.reverse();
+            while v.len() < periods {
+                v.insert(0, None);
+            }
+            v
+        };
+        let current = alarm
+            .state_value()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "INSUFFICIENT_DATA".into());
+        let next = evaluate_alarm(&rule, &recent, &current);
+        if next == current {
+            continue;
+        }
+        cw.set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::from(next.as_str()))
+            .state_reason(format!("local evaluation of {recent:?}"))
+            .send()
+            .await
+            .map_err(HapilotError::aws("SetAlarmState"))?;
+        let arn = alarm.alarm_arn().unwrap_or_default().to_string();
+        if let Some(target) = options.deliveries.get(&arn) {
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let event = state_change_event(&arn, name, region, &current, &next, &at);
+            let decision = match stack.deliver(target, "alarm-router", event).await {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(e)) => Err(format!("{}: {e}", e.error_type())),
+                None => Err(format!("region {target} is dark")),
+            };
+            tracing::info!(alarm = %arn, state = %next, ?decision, "alarm state change delivered");
+            deliveries.lock().expect("deliveries").push(Delivery {
+                alarm_arn: arn,
+                state: next,
+                at,
+                decision,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The EventBridge "CloudWatch Alarm State Change" event for an alarm.
+pub fn state_change_event(
+    arn: &str,
+    name: &str,
+    region: &str,
+    from: &str,
+    to: &str,
+    at: &str,
+) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": hapilot_aws::sdk::LOCAL_ACCOUNT_ID,
+        "time": at,
+        "region": region,
+        "resources": [arn],
+        "detail": {
+            "alarmName": name,
+            "state": { "value": to, "reason": "local evaluation", "timestamp": at },
+            "previousState": { "value": from, "reason": "", "timestamp": at },
+            "configuration": { "metrics": [] }
+        }
+    })
+}
