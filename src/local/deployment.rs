@@ -608,6 +608,22 @@ impl LocalDeployment {
         Ok(())
     }
 
+    /// Changes one region's settings only (e.g. what its prober sees).
+    pub fn reconfigure_region(
+        &mut self,
+        stack: &LocalStack,
+        region: &str,
+        change: impl FnOnce(&mut Settings),
+    ) -> Result<(), HapilotError> {
+        let own = self.region_settings.get_mut(region).ok_or_else(|| {
+            HapilotError::io("reconfiguring a region")(std::io::Error::other(format!(
+                "no region {region}"
+            )))
+        })?;
+        change(own);
+        stack.configure_region(region, own.clone())
+    }
+
     /// Starts AWS's machinery the local world plays: Route53's health checkers, CloudWatch's
     /// evaluation of hapilot's alarms, the probers' schedule in the standby and witness
     /// regions, and EventBridge's delivery of the vantage alarms' changes to the standby's

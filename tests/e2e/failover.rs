@@ -335,7 +335,7 @@ async fn an_unanswered_approval_times_out_safely() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failure_after_the_shift_restores_the_weights() {
+async fn a_failure_after_the_promotion_keeps_traffic_on_the_new_primary() {
     let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
     world.deployment.primary.set_mode(GatewayMode::Failing);
     world.deployment.standby_kube.delete("litellm");
@@ -344,17 +344,17 @@ async fn a_failure_after_the_shift_restores_the_weights() {
         .await;
     let outcome = world.follow(&arn).await;
     assert_failed(&outcome, "hapilot.ScaleFailed");
-    assert!(entered(&outcome, "ShiftTraffic") && entered(&outcome, "RestoreWeights"));
-    assert_eq!(
-        world.weights().await,
-        unchanged(),
-        "compensation must restore the snapshot"
+    assert!(entered(&outcome, "ShiftTraffic") && entered(&outcome, "FailForward"));
+    assert!(
+        !entered(&outcome, "RestoreWeights"),
+        "traffic must never go back to the fenced primary once the standby is promoted"
     );
+    assert_eq!(world.weights().await, failed_over());
     let report = world
         .object("reports/failover/scale-breaks.json")
         .await
         .unwrap();
-    assert_eq!(report["outcome"], "failed_compensated");
+    assert_eq!(report["outcome"], "failed_forward");
     assert_eq!(
         report["promotion"], "promoted",
         "the report must say the database was promoted"
@@ -535,4 +535,104 @@ async fn in_recovery(c: &tokio_postgres::Client) -> bool {
         .await
         .unwrap()
         .get::<_, bool>(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_identical_deliveries_start_exactly_one_run() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    world
+        .deployment
+        .set_alarm(world.stack.stack(), "ALARM", "primary down")
+        .await
+        .unwrap();
+    let event = alarm_event(PRIMARY_ALARM, "ALARM", "2026-11-25T09:00:00Z");
+    let deliveries = (0..10).map(|_| world.route(&event));
+    let decisions: Vec<Value> = futures_join(deliveries).await;
+    let starts = decisions
+        .iter()
+        .filter(|d| d["decision"] == "start")
+        .count();
+    assert_eq!(starts, 1, "{decisions:#?}");
+    for d in decisions.iter().filter(|d| d["decision"] != "start") {
+        assert!(
+            d["reason"] == "duplicate_delivery" || d["reason"] == "failover_running",
+            "{d:#}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_false_alarm_starts_no_cool_down() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world
+        .deployment
+        .set_alarm(world.stack.stack(), "ALARM", "flap")
+        .await
+        .unwrap();
+    let first = world
+        .route(&alarm_event(PRIMARY_ALARM, "ALARM", "2026-11-25T09:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(first["decision"], "start", "{first:#}");
+    let outcome = world.follow(first["execution_arn"].as_str().unwrap()).await;
+    assert!(
+        entered(&outcome, "RecordFalseAlarm"),
+        "{}",
+        outcome.history_text()
+    );
+    let second = world
+        .route(&alarm_event(PRIMARY_ALARM, "ALARM", "2026-11-25T09:05:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        second["decision"], "start",
+        "a run that moved no traffic must not block the next: {second:#}"
+    );
+    world
+        .follow(second["execution_arn"].as_str().unwrap())
+        .await;
+}
+
+/// Runs the futures together and collects their successful answers.
+async fn futures_join(
+    futures: impl Iterator<Item = impl std::future::Future<Output = Result<Value, (String, String)>>>,
+) -> Vec<Value> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(f);
+    }
+    let all = std::pin::pin!(async {
+        let mut out = Vec::new();
+        let handles: Vec<_> = set.into_iter().map(Box::pin).collect();
+        // Polled together: each delivery is its own HTTP request to the front door.
+        let joined = join_all(handles).await;
+        for r in joined {
+            out.push(r.unwrap());
+        }
+        out
+    });
+    all.await
+}
+
+async fn join_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futures.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match std::pin::Pin::new(f).poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().map(|r| r.expect("ready")).collect()
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod backup_audit;
 mod backup_formats;
+mod blackout;
 mod cli;
 mod dr_drill;
 mod dr_restore;

@@ -167,11 +167,14 @@ pub enum QuorumVerdict {
     Down,
     /// At least the quorum says up: the primary answers (a partition, or a recovered alarm).
     Up,
-    /// Fewer than the quorum either way: a human decides.
+    /// Enough vantage points answer, but they disagree: wait for the next one's alarm (each
+    /// vantage point's change is delivered and decides again).
+    Split,
+    /// Fewer vantage points can be read than the quorum: a human decides.
     Undecided,
 }
 
-/// Counts the votes. Down wins a tie only if it reaches the quorum and up does not.
+/// Counts the votes. Down wins only if it reaches the quorum and outnumbers up.
 pub fn quorum_verdict(votes: &[Vote], needed: usize) -> QuorumVerdict {
     let count = |v: VoteValue| votes.iter().filter(|x| x.vote == v).count();
     let (down, up) = (count(VoteValue::Down), count(VoteValue::Up));
@@ -179,6 +182,8 @@ pub fn quorum_verdict(votes: &[Vote], needed: usize) -> QuorumVerdict {
         QuorumVerdict::Down
     } else if up >= needed {
         QuorumVerdict::Up
+    } else if down + up >= needed {
+        QuorumVerdict::Split
     } else {
         QuorumVerdict::Undecided
     }
@@ -239,6 +244,9 @@ pub enum IgnoreReason {
     /// The quorum of vantage points says the primary answers (e.g. only one side of a
     /// partition sees it down).
     NotConfirmed,
+    /// The vantage points disagree without a quorum either way; the next one's alarm change
+    /// decides again.
+    AwaitingQuorum,
 }
 
 /// The router's decision, returned and logged as the decision record.
@@ -336,6 +344,15 @@ pub fn decide(
                 "{what} ({} of {} needed): {tally}",
                 trigger.votes_needed(),
                 facts.votes.len().max(1)
+            ),
+        );
+    }
+    if verdict == QuorumVerdict::Split {
+        return RouterDecision::ignore(
+            IgnoreReason::AwaitingQuorum,
+            format!(
+                "no quorum yet ({} needed either way); the next vantage point's change decides: {tally}",
+                trigger.votes_needed()
             ),
         );
     }
@@ -611,10 +628,22 @@ mod tests {
             Vote::unreadable(WITNESS, "timeout"),
             Vote::unreadable(ROUTE53, "timeout"),
         ])));
+        // One down, one up: wait for the third vantage point's change.
+        assert!(matches!(
+            decide_with(vec![
+                v(STANDBY, Some("ALARM")),
+                v(WITNESS, Some("OK")),
+                Vote::unreadable(ROUTE53, "dark"),
+            ]),
+            RouterDecision::Ignore {
+                reason: IgnoreReason::AwaitingQuorum,
+                ..
+            }
+        ));
         assert!(start(decide_with(vec![
             v(STANDBY, Some("ALARM")),
             v(WITNESS, Some("INSUFFICIENT_DATA")),
-            v(ROUTE53, Some("OK")),
+            Vote::unreadable(ROUTE53, "dark"),
         ])));
     }
 
@@ -659,7 +688,8 @@ mod tests {
             match quorum_verdict(&votes, needed) {
                 QuorumVerdict::Down => prop_assert!(down >= needed && down > up),
                 QuorumVerdict::Up => prop_assert!(up >= needed),
-                QuorumVerdict::Undecided => prop_assert!(down < needed || down <= up),
+                QuorumVerdict::Split => prop_assert!(down + up >= needed && up < needed),
+                QuorumVerdict::Undecided => prop_assert!(down + up < needed),
             }
         }
 

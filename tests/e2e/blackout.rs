@@ -1,0 +1,275 @@
+//! The real failure hapilot exists for: the primary region goes dark, its APIs with it.
+//! Three regions on one local stack (primary us-east-1, standby us-west-2, witness eu-west-1),
+//! the probers and alarms of each vantage point, the local Route53 data plane and CloudWatch
+//! evaluation running, and the front door refusing everything signed for a dark region.
+
+use std::time::{Duration, Instant};
+
+use hapilot::local::deployment::{
+    DatabaseSetup, LocalDeployment, PRIMARY_SET, RecordRouting, STANDBY_REGION, STANDBY_SET,
+    WorldOptions,
+};
+use hapilot::local::gateway::GatewayMode;
+use hapilot::runs::follow;
+use serde_json::Value;
+
+use crate::support::{RUN_TIMEOUT, TestStack, entered};
+
+/// One local period of 10 s.
+const TICK: Duration = Duration::from_millis(300);
+
+struct RegionalWorld {
+    stack: TestStack,
+    deployment: LocalDeployment,
+    data_plane: hapilot::local::data_plane::DataPlane,
+}
+
+impl RegionalWorld {
+    async fn start(routing: RecordRouting) -> Self {
+        let stack = TestStack::start().await;
+        let deployment = LocalDeployment::create_with(
+            stack.stack(),
+            WorldOptions::regional(DatabaseSetup::Patroni, routing),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the local deployment was not created: {e}"));
+        let data_plane = deployment.start_data_plane(stack.stack(), TICK);
+        let world = Self {
+            stack,
+            deployment,
+            data_plane,
+        };
+        // Every vantage point has seen the primary up before anything breaks.
+        world
+            .wait_for(|w| async move { w.watch_alarms_ok().await })
+            .await;
+        world
+    }
+
+    async fn watch_alarms_ok(&self) -> bool {
+        for region in ["us-west-2", "eu-west-1"] {
+            let cw = aws_sdk_cloudwatch::Client::new(&self.stack.stack().observer_config(region));
+            let state = cw
+                .describe_alarms()
+                .alarm_names(hapilot::local::deployment::WATCH_ALARM)
+                .send()
+                .await
+                .unwrap()
+                .metric_alarms()
+                .first()
+                .and_then(|a| a.state_value().map(|s| s.as_str().to_string()));
+            if state.as_deref() != Some("OK") {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn wait_for<'a, F, Fut>(&'a self, condition: F)
+    where
+        F: Fn(&'a Self) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if condition(self).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "timed out; deliveries so far: {:#?}",
+            self.data_plane.deliveries()
+        );
+    }
+
+    /// The first decision of the standby's router that settles the incident (not a recovery's
+    /// `not_an_alarm`, not an `awaiting_quorum` while the vantage points' alarms catch up).
+    async fn decision(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(d) = self
+                .data_plane
+                .deliveries()
+                .into_iter()
+                .filter_map(|d| d.decision.ok())
+                .find(|d| d["reason"] != "not_an_alarm" && d["reason"] != "awaiting_quorum")
+            {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no decision: {:#?}", self.data_plane.deliveries());
+    }
+
+    async fn answer(&self, client: &str) -> Option<String> {
+        self.deployment
+            .dns_answer(self.stack.stack(), client)
+            .await
+            .unwrap()
+    }
+
+    async fn follow_in_standby(&self, execution_arn: &str) -> hapilot::runs::RunOutcome {
+        let sfn = aws_sdk_sfn::Client::new(&self.stack.stack().sdk_config_in(STANDBY_REGION));
+        follow(&sfn, execution_arn, RUN_TIMEOUT, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("following {execution_arn}: {e}"))
+    }
+}
+
+async fn dark_primary_fails_over(routing: RecordRouting) {
+    let world = RegionalWorld::start(routing).await;
+    assert_eq!(
+        world.answer("us-east-1").await.as_deref(),
+        Some(PRIMARY_SET)
+    );
+
+    let route53_before = route53_calls(&world.stack.stack().served_calls());
+    world.stack.stack().black_out("us-east-1");
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    let decision = world.decision().await;
+    assert_eq!(decision["decision"], "start", "{decision:#}");
+    let votes: Vec<&str> = decision["votes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vote"].as_str().unwrap())
+        .collect();
+    assert_eq!(votes, ["down", "down", "unknown"], "{decision:#}");
+    assert!(
+        decision["votes"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreadable"),
+        "the dark region's alarm is no vote: {decision:#}"
+    );
+    assert_eq!(decision["needs_approval"], false);
+
+    let outcome = world
+        .follow_in_standby(decision["execution_arn"].as_str().unwrap())
+        .await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert!(entered(&outcome, "ShiftTraffic"));
+    assert_eq!(
+        world.answer("us-east-1").await.as_deref(),
+        Some(STANDBY_SET)
+    );
+    assert_eq!(
+        world.answer("eu-west-1").await.as_deref(),
+        Some(STANDBY_SET)
+    );
+
+    // The emergency path made no call to Route53's control plane and none to us-east-1 but
+    // the router's one read of the Route53 alarm's vote there (refused, counted).
+    let refused = world.stack.stack().refused_calls();
+    for ((region, service), count) in &refused {
+        assert_ne!(service, "route53", "{refused:?}");
+        assert!(
+            region == "us-east-1" && service == "monitoring",
+            "unexpected refused call {region}/{service} x{count}: {refused:?}"
+        );
+    }
+    let served = world.stack.stack().served_calls();
+    assert_eq!(
+        route53_calls(&served),
+        route53_before,
+        "no Route53 control-plane call may have been made after the blackout: {served:?}"
+    );
+}
+
+fn route53_calls(calls: &std::collections::BTreeMap<(String, String), u64>) -> u64 {
+    calls
+        .iter()
+        .filter(|((_, service), _)| service == "route53")
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dark_primary_region_fails_over_from_the_standby_through_the_data_plane() {
+    dark_primary_fails_over(RecordRouting::Weighted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ha_documents_latency_records_fail_over_with_the_primary_dark() {
+    dark_primary_fails_over(RecordRouting::Latency).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_standby_seeing_the_primary_down_is_no_failover() {
+    let mut world = RegionalWorld::start(RecordRouting::Weighted).await;
+    // A partition: the standby's prober cannot reach the primary; everyone else can.
+    world
+        .deployment
+        .reconfigure_region(world.stack.stack(), STANDBY_REGION, |s| {
+            if let Some(primary) = s.regions.get_mut("us-east-1") {
+                primary.health_url = "http://127.0.0.1:9/health".into();
+            }
+        })
+        .unwrap();
+    let decision = world.decision().await;
+    assert_eq!(
+        (decision["decision"].as_str(), decision["reason"].as_str()),
+        (Some("ignore"), Some("not_confirmed")),
+        "{decision:#}"
+    );
+    assert!(decision["detail"].as_str().unwrap().contains("eu-west-1"));
+    assert_eq!(decision["votes"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        world.answer("us-east-1").await.as_deref(),
+        Some(PRIMARY_SET)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_unreadable_vantage_points_ask_a_human_and_change_nothing() {
+    let world = RegionalWorld::start(RecordRouting::Weighted).await;
+    world.stack.stack().black_out("us-east-1");
+    world.stack.stack().black_out("eu-west-1");
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    let decision = world.decision().await;
+    assert_eq!(decision["decision"], "start", "{decision:#}");
+    assert_eq!(decision["needs_approval"], true, "{decision:#}");
+    let arn = decision["execution_arn"].as_str().unwrap().to_string();
+    let sfn = aws_sdk_sfn::Client::new(&world.stack.stack().sdk_config_in(STANDBY_REGION));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let history = sfn
+            .get_execution_history()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let asked = history.events().iter().any(|e| {
+            e.state_entered_event_details()
+                .is_some_and(|d| d.name() == "RequestApproval")
+        });
+        let fenced = history.events().iter().any(|e| {
+            e.state_entered_event_details()
+                .is_some_and(|d| d.name() == "FencePrimary")
+        });
+        assert!(!fenced, "nothing may change before a human answers");
+        if asked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never asked for approval"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The primary is still in the global name (its endpoint check aside, no control moved).
+    let controls =
+        aws_sdk_cloudwatch::Client::new(&world.stack.stack().observer_config(STANDBY_REGION))
+            .describe_alarms()
+            .alarm_names("hapilot-control-primary")
+            .send()
+            .await
+            .unwrap();
+    assert_ne!(
+        controls.metric_alarms()[0]
+            .state_value()
+            .map(|s| s.as_str()),
+        Some("ALARM")
+    );
+}
