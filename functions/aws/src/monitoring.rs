@@ -82,7 +82,7 @@ pub trait Metrics: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct CloudWatch {
     client: aws_sdk_cloudwatch::Client,
-    sdk: Option<aws_config::SdkConfig>,
+    sdk: Option<std::sync::Arc<aws_config::SdkConfig>>,
 }
 
 impl CloudWatch {
@@ -90,7 +90,7 @@ impl CloudWatch {
     pub fn from_sdk(config: &aws_config::SdkConfig) -> Self {
         Self {
             client: aws_sdk_cloudwatch::Client::new(config),
-            sdk: Some(config.clone()),
+            sdk: Some(std::sync::Arc::new(config.clone())),
         }
     }
 
@@ -103,7 +103,7 @@ impl CloudWatch {
         let Some(sdk) = &self.sdk else {
             return self.client.clone();
         };
-        let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+        let config = aws_sdk_cloudwatch::config::Builder::from(sdk.as_ref())
             .region(aws_config::Region::new(region.to_string()))
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
             .timeout_config(
