@@ -243,15 +243,6 @@ impl HealthCheckers {
         observed.last_known.extend(statuses);
         observed
     }
-
-    /// Whether endpoint check `id` is healthy now.
-    pub fn endpoint_healthy(&self, id: &str) -> bool {
-        self.trackers
-            .lock()
-            .expect("trackers")
-            .get(id)
-            .is_none_or(|t| t.healthy)
-    }
 }
 
 /// Answers the global name for a client in `client_region`: the SetIdentifier Route53 would

@@ -105,20 +105,6 @@ impl FrontDoor {
             .insert(region.to_string(), registry);
     }
 
-    /// `region`'s handler of `function`, to call as EventBridge or Scheduler would.
-    pub fn handler(
-        &self,
-        region: &str,
-        function: &str,
-    ) -> Option<hapilot_functions::registry::Handler> {
-        self.shared
-            .registries
-            .read()
-            .expect("registry lock")
-            .get(region)?
-            .get(function)
-    }
-
     /// Blacks `region` out (`true`) or brings it back.
     pub fn set_dark(&self, region: &str, dark: bool) {
         let mut set = self.shared.dark.write().expect("dark lock");
@@ -131,7 +117,7 @@ impl FrontDoor {
 
     /// Whether `region` is blacked out.
     pub fn is_dark(&self, region: &str) -> bool {
-        self.shared.dark.read().expect("dark lock").contains(region)
+        self.handle().is_dark(region)
     }
 
     /// Requests refused because their region was dark: (region, service) -> count.

@@ -206,7 +206,7 @@ impl LocalStack {
     /// machinery (Route53's health checkers and resolvers, CloudWatch's alarm evaluation) and
     /// the drill's observations use it, so they are neither refused nor counted.
     pub fn observer_config(&self, region: &str) -> SdkConfig {
-        hapilot_aws::sdk::local(&format!("http://127.0.0.1:{}", self.moto_port), region)
+        self.handle().observer_config(region)
     }
 
     /// Blacks `region` out: every request signed for it is refused (and for us-east-1 also
@@ -243,11 +243,7 @@ impl LocalStack {
         function: &str,
         event: serde_json::Value,
     ) -> Option<Result<serde_json::Value, hapilot_functions::FunctionError>> {
-        if self.is_dark(region) {
-            return None;
-        }
-        let handler = self.front_door.handler(region, function)?;
-        Some(handler(event).await)
+        self.handle().deliver(region, function, event).await
     }
 
     /// The endpoint every AWS client uses: `http://127.0.0.1:<port>`.

@@ -547,8 +547,20 @@ async fn ten_concurrent_identical_deliveries_start_exactly_one_run() {
         .await
         .unwrap();
     let event = alarm_event(PRIMARY_ALARM, "ALARM", "2026-11-25T09:00:00Z");
-    let deliveries = (0..10).map(|_| world.route(&event));
-    let decisions: Vec<Value> = futures_join(deliveries).await;
+    // Ten deliveries in flight at once, each its own request to the front door.
+    let endpoint = world.stack.endpoint_url();
+    let deliveries: Vec<_> = (0..10)
+        .map(|_| {
+            let (endpoint, event) = (endpoint.clone(), event.clone());
+            tokio::spawn(async move {
+                hapilot::local::front_door::invoke(&endpoint, "alarm-router", &event).await
+            })
+        })
+        .collect();
+    let mut decisions: Vec<Value> = Vec::new();
+    for delivery in deliveries {
+        decisions.push(delivery.await.unwrap().unwrap());
+    }
     let starts = decisions
         .iter()
         .filter(|d| d["decision"] == "start")
@@ -592,47 +604,4 @@ async fn a_false_alarm_starts_no_cool_down() {
     world
         .follow(second["execution_arn"].as_str().unwrap())
         .await;
-}
-
-/// Runs the futures together and collects their successful answers.
-async fn futures_join(
-    futures: impl Iterator<Item = impl std::future::Future<Output = Result<Value, (String, String)>>>,
-) -> Vec<Value> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(f);
-    }
-    let all = std::pin::pin!(async {
-        let mut out = Vec::new();
-        let handles: Vec<_> = set.into_iter().map(Box::pin).collect();
-        // Polled together: each delivery is its own HTTP request to the front door.
-        let joined = join_all(handles).await;
-        for r in joined {
-            out.push(r.unwrap());
-        }
-        out
-    });
-    all.await
-}
-
-async fn join_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
-    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in futures.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match std::pin::Pin::new(f).poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().map(|r| r.expect("ready")).collect()
 }

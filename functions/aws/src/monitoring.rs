@@ -144,18 +144,7 @@ impl AlarmReader for CloudWatch {
     }
 
     async fn alarm_state(&self, alarm_name: &str) -> Result<Option<String>, AdapterError> {
-        let out = self
-            .client
-            .describe_alarms()
-            .alarm_names(alarm_name)
-            .send()
-            .await
-            .map_err(AdapterError::aws("DescribeAlarms"))?;
-        Ok(out
-            .metric_alarms()
-            .iter()
-            .find(|a| a.alarm_name() == Some(alarm_name))
-            .and_then(|a| a.state_value().map(|s| s.as_str().to_string())))
+        read_alarm_state(&self.client, alarm_name).await
     }
 }
 

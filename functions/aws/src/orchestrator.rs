@@ -83,6 +83,28 @@ impl StepFunctions {
     }
 }
 
+impl StepFunctions {
+    /// Every ended execution: (stop, epoch seconds; ARN), newest first.
+    async fn stopped(&self, state_machine_arn: &str) -> Result<Vec<(i64, String)>, AdapterError> {
+        let mut ended = Vec::new();
+        let mut pages = self
+            .client
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(AdapterError::aws("ListExecutions"))?;
+            if let Some(stopped) = item.stop_date() {
+                ended.push((stopped.secs(), item.execution_arn().to_string()));
+            }
+        }
+        ended.sort_by(|a, b| b.cmp(a));
+        Ok(ended)
+    }
+}
+
 impl Orchestrator for StepFunctions {
     async fn describe(&self, execution_arn: &str) -> Result<RunStatus, AdapterError> {
         let out = self
@@ -116,21 +138,11 @@ impl Orchestrator for StepFunctions {
     }
 
     async fn last_stopped_at(&self, state_machine_arn: &str) -> Result<Option<i64>, AdapterError> {
-        let mut latest = None;
-        let mut pages = self
-            .client
-            .list_executions()
-            .state_machine_arn(state_machine_arn)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(AdapterError::aws("ListExecutions"))?;
-            if let Some(stopped) = item.stop_date() {
-                latest = latest.max(Some(stopped.secs()));
-            }
-        }
-        Ok(latest)
+        Ok(self
+            .stopped(state_machine_arn)
+            .await?
+            .first()
+            .map(|(stopped, _)| *stopped))
     }
 
     async fn last_traffic_move_ended_at(
@@ -138,23 +150,8 @@ impl Orchestrator for StepFunctions {
         state_machine_arn: &str,
         moving_states: &[&str],
     ) -> Result<Option<i64>, AdapterError> {
-        let mut ended = Vec::new();
-        let mut pages = self
-            .client
-            .list_executions()
-            .state_machine_arn(state_machine_arn)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(AdapterError::aws("ListExecutions"))?;
-            if let Some(stopped) = item.stop_date() {
-                ended.push((stopped.secs(), item.execution_arn().to_string()));
-            }
-        }
-        ended.sort_by(|a, b| b.cmp(a));
         // Newest first; a cool-down is at most hours, so the last few runs decide it.
-        for (stopped, arn) in ended.into_iter().take(20) {
+        for (stopped, arn) in self.stopped(state_machine_arn).await?.into_iter().take(20) {
             let mut history = self
                 .client
                 .get_execution_history()

@@ -11,7 +11,6 @@ use aws_config::SdkConfig;
 use hapilot_aws::HttpProber;
 use hapilot_aws::backups::S3BackupStore;
 use hapilot_aws::database::AnyDatabase;
-use hapilot_aws::dns::Route53Dns;
 use hapilot_aws::journal::S3Journal;
 use hapilot_aws::monitoring::{CloudWatch, EmbeddedMetrics, MetricSink};
 use hapilot_aws::notifier::SnsNotifier;
@@ -46,8 +45,6 @@ pub struct Adapters {
     pub http: reqwest::Client,
     /// Health prober.
     pub prober: HttpProber,
-    /// Route53.
-    pub dns: Route53Dns,
     /// Journal and reports (audit bucket).
     pub journal: S3Journal,
     /// Notifications (SNS topic).
@@ -71,7 +68,6 @@ impl Adapters {
             .map_err(|e| FunctionError::Setup(e.to_string()))?;
         Ok(Self {
             prober: HttpProber::new().map_err(|e| FunctionError::Setup(e.to_string()))?,
-            dns: Route53Dns::from_sdk(sdk),
             journal: S3Journal::from_sdk(sdk, settings.audit_bucket.as_deref().unwrap_or_default()),
             notifier: SnsNotifier::from_sdk(sdk, settings.topic_arn.as_deref().unwrap_or_default()),
             cloudwatch: CloudWatch::from_sdk(sdk),
