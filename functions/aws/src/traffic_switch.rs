@@ -27,12 +27,13 @@ use crate::AdapterError;
 use crate::dns::{Dns, Route53Dns};
 
 /// How a deployment moves traffic (`HAPILOT_TRAFFIC_SWITCH`; default `weights`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TrafficSwitchConfig {
-    /// Route53 weighted records through the control plane.
-    #[default]
-    Weights,
+    /// Route53 weighted records through the control plane. A struct variant with no fields,
+    /// so that `deny_unknown_fields` refuses `{"kind": "weights", "zone": ...}` too (serde
+    /// ignores extra fields of a unit variant).
+    Weights {},
     /// Control alarms behind `CALCULATED` health checks, flipped with `PutMetricData`.
     HealthCheck {
         /// The region of the control metrics and alarms (the region that takes over).
@@ -73,11 +74,17 @@ fn default_control_metric() -> String {
     "RegionEnabled".into()
 }
 
+impl Default for TrafficSwitchConfig {
+    fn default() -> Self {
+        TrafficSwitchConfig::Weights {}
+    }
+}
+
 impl TrafficSwitchConfig {
     /// The name operators use: `weights`, `health_check`, `arc_routing_control`.
     pub fn kind(&self) -> &'static str {
         match self {
-            TrafficSwitchConfig::Weights => "weights",
+            TrafficSwitchConfig::Weights {} => "weights",
             TrafficSwitchConfig::HealthCheck { .. } => "health_check",
             TrafficSwitchConfig::ArcRoutingControl { .. } => "arc_routing_control",
         }
@@ -466,7 +473,7 @@ impl AnyTrafficSwitch {
         zone_and_name: Option<(&str, &str)>,
     ) -> Result<Self, AdapterError> {
         Ok(match config {
-            TrafficSwitchConfig::Weights => {
+            TrafficSwitchConfig::Weights {} => {
                 let (zone, name) = zone_and_name.ok_or_else(|| {
                     AdapterError::NotFound(
                         "the weights switch needs HAPILOT_HOSTED_ZONE_ID and HAPILOT_RECORD_NAME"
@@ -570,5 +577,9 @@ mod tests {
                 .is_err()
         );
         assert!(serde_json::from_str::<TrafficSwitchConfig>(r#"{"kind": "dns"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<TrafficSwitchConfig>(r#"{"kind": "weights"}"#).unwrap(),
+            TrafficSwitchConfig::default()
+        );
     }
 }

@@ -91,7 +91,7 @@ impl Adapters {
             _ => None,
         };
         let config = if kind == "weights" {
-            TrafficSwitchConfig::Weights
+            TrafficSwitchConfig::Weights {}
         } else if kind == self.settings.traffic_switch.kind() {
             self.settings.traffic_switch.clone()
         } else {
