@@ -10,6 +10,7 @@
 //! primary, missing on the promoted one) and seconds, DNS before/after, per-step times, and
 //! PASSED/FAILED against the tier's targets.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,8 @@ use serde_json::{Value, json};
 
 use crate::HapilotError;
 use crate::local::deployment::{
-    DR_BACKUP_BUCKET, DatabaseSetup, Databases, LocalDeployment, PRIMARY_ALARM, alarm_event,
+    DR_BACKUP_BUCKET, DatabaseSetup, Databases, LocalDeployment, PRIMARY_ALARM, PRIMARY_REGION,
+    RecordRouting, STANDBY_REGION, STANDBY_SET, WorldOptions, alarm_event,
 };
 use crate::local::front_door::invoke;
 use crate::local::gateway::GatewayMode;
@@ -42,6 +44,21 @@ pub struct DrillOptions {
     /// `ungraceful` (the primary region dies; alarm-driven) or `graceful` (a planned
     /// switchover started like an operator would; must lose nothing).
     pub mode: FailoverMode,
+    /// What dies in an ungraceful drill.
+    pub outage: Outage,
+}
+
+/// What dies in an ungraceful drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outage {
+    /// us-east-1 goes dark: every API signed for it (Route53's control plane too) refuses,
+    /// its gateway and database die. Detection by quorum from the standby and the witness,
+    /// DNS moved through Route53's data plane (control alarms behind `CALCULATED` checks).
+    RegionDark,
+    /// The gentler outage: the primary's gateway fails and its database dies; the region's
+    /// APIs keep answering and the drill plays Route53's health checker itself.
+    GatewayDown,
 }
 
 impl Default for DrillOptions {
@@ -52,7 +69,15 @@ impl Default for DrillOptions {
             failure_threshold: 3,
             write_interval: Duration::from_millis(10),
             mode: FailoverMode::Ungraceful,
+            outage: Outage::RegionDark,
         }
+    }
+}
+
+impl DrillOptions {
+    /// Whether this drill darkens a whole region (the quorum world, data plane running).
+    pub fn region_dark(&self) -> bool {
+        self.mode == FailoverMode::Ungraceful && self.outage == Outage::RegionDark
     }
 }
 
@@ -103,6 +128,13 @@ pub struct DrillReport {
     pub fence_secs: Option<f64>,
     /// Writes the old primary refused (read-only) while fenced.
     pub writes_refused: u64,
+    /// What died (ungraceful drills).
+    pub outage: Option<Outage>,
+    /// Seconds from the primary's death to the global name answering the standby to a client
+    /// in the primary's region (region-dark drills).
+    pub global_name_secs: Option<f64>,
+    /// What the emergency path asked of the dark region and of Route53's control plane.
+    pub emergency_calls: Option<EmergencyCalls>,
 }
 
 /// How the restore-to-DR check went (the dr-restore state machine, latest backups).
@@ -160,6 +192,21 @@ impl DrillReport {
                 .restore
                 .as_ref()
                 .is_some_and(|r| r.status == "SUCCEEDED")
+            && self.emergency_path_clean()
+    }
+
+    /// In a region-dark drill: the emergency path got nothing from the dark region and made
+    /// no call to Route53's control plane, and the global name moved to the standby.
+    pub fn emergency_path_clean(&self) -> bool {
+        match (&self.outage, &self.emergency_calls) {
+            (Some(Outage::RegionDark), Some(calls)) => {
+                calls.primary_region_served == 0
+                    && calls.route53_control_plane == 0
+                    && self.global_name_secs.is_some()
+            }
+            (Some(Outage::RegionDark), None) => false,
+            _ => true,
+        }
     }
 
     /// The report for a terminal.
@@ -184,11 +231,26 @@ impl DrillReport {
                 self.writes_refused
             ));
         }
-        if self.mode == FailoverMode::Ungraceful {
-            out.push_str(&format!(
-            "  primary killed -> alarm        {:>8.2} s  (detection: {} failed checks, {:.1} s apart)\n",
-            self.detection_secs, self.failure_threshold, self.check_interval_secs
-        ));
+        match (self.mode, self.outage) {
+            (FailoverMode::Ungraceful, Some(Outage::RegionDark)) => {
+                out.push_str(&format!(
+                    "  us-east-1 dark -> quorum alarm {:>8.2} s  (detection: probers and Route53 check every period, 3 of 3 periods to ALARM; one period = {:.1} s here, 10 s in AWS)\n",
+                    self.detection_secs, self.check_interval_secs
+                ));
+                if let Some(secs) = self.global_name_secs {
+                    out.push_str(&format!(
+                        "  us-east-1 dark -> global name answers us-west-2 {secs:>8.2} s  (a client in us-east-1; {:.1} periods)\n",
+                        secs / self.check_interval_secs.max(f64::EPSILON)
+                    ));
+                } else {
+                    out.push_str("  us-east-1 dark -> global name answers us-west-2: never (FAILED)\n");
+                }
+            }
+            (FailoverMode::Ungraceful, _) => out.push_str(&format!(
+                "  primary killed -> alarm        {:>8.2} s  (detection: {} failed checks, {:.1} s apart)\n",
+                self.detection_secs, self.failure_threshold, self.check_interval_secs
+            )),
+            (FailoverMode::Graceful, _) => {}
         }
         let from = match self.mode {
             FailoverMode::Graceful => "start",
@@ -208,6 +270,45 @@ impl DrillReport {
             "DNS before     {}\nDNS after      {}\n",
             self.dns_before, self.dns_after
         ));
+        if let Some(votes) = self.decision["votes"].as_array() {
+            out.push_str(&format!(
+                "votes          {} -> {}\n",
+                votes
+                    .iter()
+                    .map(|v| format!(
+                        "{}: {} ({})",
+                        vantage_label(v["vantage"].as_str().unwrap_or("?")),
+                        v["vote"].as_str().unwrap_or("?"),
+                        v["detail"].as_str().unwrap_or("")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                self.decision["decision"].as_str().unwrap_or("?")
+            ));
+        }
+        if let Some(calls) = &self.emergency_calls {
+            out.push_str(&format!(
+                "emergency path calls to us-east-1: {} answered, {} refused ({})  {}\n\
+                 emergency path calls to Route53's control plane: {}  {}\n",
+                calls.primary_region_served,
+                calls.primary_region_refused.values().sum::<u64>(),
+                if calls.primary_region_refused.is_empty() {
+                    "none tried".to_string()
+                } else {
+                    calls
+                        .primary_region_refused
+                        .iter()
+                        .map(|(service, n)| {
+                            format!("{service} x{n}: reading the vantage alarm there")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                verdict(calls.primary_region_served == 0),
+                calls.route53_control_plane,
+                verdict(calls.route53_control_plane == 0)
+            ));
+        }
         out.push_str(&format!(
             "RTO            {:>8.2} s  target {:>5} s  {}\n",
             self.rto_secs,
@@ -276,6 +377,13 @@ impl DrillReport {
     }
 }
 
+/// `us-west-2/hapilot-watch-us-east-1` for an alarm ARN, the ARN itself otherwise.
+fn vantage_label(arn: &str) -> String {
+    hapilot_core::alarm::AlarmRef::parse(arn)
+        .map(|a| format!("{}/{}", a.region, a.name))
+        .unwrap_or_else(|| arn.to_string())
+}
+
 /// One acknowledged write: its id and commit time (epoch seconds, from the server).
 pub type Ack = (i64, f64);
 
@@ -288,17 +396,60 @@ pub async fn run_drill(
     say("starting the local stack (moto + Lambda host) ...");
     let stack = LocalStack::start(stack_options, say.clone()).await?;
     say(&format!("local stack up at {}", stack.endpoint_url()));
-    say(
-        "creating the two-region deployment (PostgreSQL primary + streaming replica, Route53, alarm) ...",
-    );
-    let deployment = LocalDeployment::create(&stack, DatabaseSetup::Postgres).await?;
-    let mut result = drill_on(&stack, &deployment, &options, say.clone()).await;
+    let world = if options.region_dark() {
+        say(
+            "creating the three-region deployment: PostgreSQL primary (us-east-1) + streaming replica (us-west-2), \
+             weighted records behind CALCULATED health checks (endpoint AND control alarm in us-west-2), \
+             probers in us-west-2 and the witness eu-west-1, quorum 2 of 3 ...",
+        );
+        WorldOptions::regional(DatabaseSetup::Postgres, RecordRouting::Weighted)
+    } else {
+        say(
+            "creating the two-region deployment (PostgreSQL primary + streaming replica, Route53, alarm) ...",
+        );
+        WorldOptions::classic(DatabaseSetup::Postgres)
+    };
+    let deployment = LocalDeployment::create_with(&stack, world).await?;
+    // AWS's own machinery (health checkers, alarm evaluation, schedules, EventBridge) runs
+    // from now on in the region-dark world; every vantage point sees the primary up first.
+    let data_plane = if options.region_dark() {
+        let data_plane = deployment.start_data_plane(&stack, options.check_interval);
+        let deadline = Instant::now() + options.check_interval * 30;
+        while !deployment.vantage_points_see_primary_up(&stack).await? {
+            if Instant::now() > deadline {
+                return Err(HapilotError::Aws {
+                    operation: "local data plane",
+                    detail: "the vantage points never saw the primary up".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        say("every vantage point (us-west-2, eu-west-1, Route53) sees us-east-1 up");
+        Some(data_plane)
+    } else {
+        None
+    };
+    let mut result = drill_on(
+        &stack,
+        &deployment,
+        data_plane.as_ref(),
+        &options,
+        say.clone(),
+    )
+    .await;
     if let Ok(report) = &mut result
         && report.run_status == "SUCCEEDED"
     {
+        if stack.is_dark(PRIMARY_REGION) {
+            say(
+                "us-east-1 comes back (its APIs answer again) for the restore check, re-protection and failback",
+            );
+            stack.revive(PRIMARY_REGION);
+        }
         report.restore = Some(restore_check(&stack, say.clone()).await?);
         report.failback = Some(failback_after(&stack, &deployment, say).await?);
     }
+    drop(data_plane);
     drop(deployment);
     stack.shutdown().await;
     result
@@ -307,6 +458,7 @@ pub async fn run_drill(
 async fn drill_on(
     stack: &LocalStack,
     deployment: &LocalDeployment,
+    data_plane: Option<&crate::local::data_plane::DataPlane>,
     options: &DrillOptions,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<DrillReport, HapilotError> {
@@ -371,7 +523,7 @@ async fn drill_on(
     let stop_writer = || async {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     };
-    let dns_before = json!(deployment.weights(stack).await?);
+    let dns_before = dns_view(stack, deployment, options).await?;
     say(&format!(
         "writer committing to the primary every {} ms; DNS {dns_before}",
         options.write_interval.as_millis()
@@ -411,83 +563,59 @@ async fn drill_on(
         wal.len()
     ));
 
-    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
+    let mut failover_run: Option<FailoverRun> = None;
     let (outcome, execution_arn, decision, detection_secs, orchestration_secs, rto_secs) =
         match options.mode {
             FailoverMode::Ungraceful => {
-                say("killing the primary region: gateway down, PostgreSQL stopped (immediate)");
                 let killed = Instant::now();
-                deployment.primary.set_mode(GatewayMode::Failing);
-                tokio::task::block_in_place(|| pair.primary.kill())?;
-                stop_writer().await;
-                let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-
-                // Play Route53's health checker: probe until `threshold` consecutive failures.
-                let prober = hapilot_aws::HttpProber::new()
-                    .map_err(|e| HapilotError::io("prober")(std::io::Error::other(e)))?;
-                let mut failures = 0;
-                while failures < options.failure_threshold {
-                    tokio::time::sleep(options.check_interval).await;
-                    let seen = hapilot_aws::Prober::probe(
-                        &prober,
-                        &deployment.primary.health_url(),
-                        Duration::from_secs(2),
-                    )
-                    .await;
-                    let healthy = seen.failure.is_none()
-                        && seen.status.is_some_and(|s| (200..300).contains(&s));
-                    failures = if healthy { 0 } else { failures + 1 };
-                    say(&format!(
-                        "health check {}: {failures}/{} failed",
-                        if healthy { "ok" } else { "FAILED" },
-                        options.failure_threshold
-                    ));
-                }
-                let detection_secs = killed.elapsed().as_secs_f64();
-                deployment
-                    .set_alarm(
-                        stack,
-                        "ALARM",
-                        "Threshold Crossed: health check status < 1 for 3 datapoints",
-                    )
-                    .await?;
-                let alarmed = Instant::now();
-                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                say(&format!(
-                    "alarm {PRIMARY_ALARM} -> ALARM; delivering the state change to alarm-router"
-                ));
-                let decision = invoke(
-                    &stack.endpoint_url(),
-                    "alarm-router",
-                    &alarm_event(PRIMARY_ALARM, "ALARM", &at),
-                )
-                .await
-                .map_err(|(kind, message)| HapilotError::Aws {
-                    operation: "Invoke alarm-router",
-                    detail: format!("{kind}: {message}"),
-                })?;
-                say(&format!("alarm-router decided: {}", decision["decision"]));
-                let Some(execution_arn) = decision["execution_arn"].as_str().map(str::to_string)
-                else {
-                    return Err(HapilotError::Aws {
-                        operation: "alarm-router",
-                        detail: format!("no failover started: {decision}"),
-                    });
+                let run = match options.outage {
+                    Outage::GatewayDown => {
+                        say(
+                            "killing the primary region: gateway down, PostgreSQL stopped (immediate)",
+                        );
+                        deployment.primary.set_mode(GatewayMode::Failing);
+                        tokio::task::block_in_place(|| pair.primary.kill())?;
+                        stop_writer().await;
+                        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+                        gateway_down_failover(stack, deployment, options, killed, say.clone())
+                            .await?
+                    }
+                    Outage::RegionDark => {
+                        say(
+                            "us-east-1 goes dark: every API signed for it refused (Route53's control plane too), its gateway and PostgreSQL dead",
+                        );
+                        let calls_before = CallCounts::now(stack);
+                        let dark_since = chrono::Utc::now();
+                        stack.black_out(PRIMARY_REGION);
+                        deployment.primary.set_mode(GatewayMode::Failing);
+                        tokio::task::block_in_place(|| pair.primary.kill())?;
+                        stop_writer().await;
+                        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+                        let data_plane = data_plane.ok_or_else(|| HapilotError::Aws {
+                            operation: "local data plane",
+                            detail: "a region-dark drill needs the data plane running".into(),
+                        })?;
+                        let mut run = region_dark_failover(
+                            stack,
+                            deployment,
+                            data_plane,
+                            options,
+                            (killed, dark_since),
+                            say.clone(),
+                        )
+                        .await?;
+                        run.emergency_calls = Some(calls_before.emergency_calls_since(stack));
+                        run
+                    }
                 };
-                let print = say.clone();
-                let outcome = follow(
-                    &sfn,
-                    &execution_arn,
-                    Duration::from_secs(600),
-                    move |line| print(line),
-                )
-                .await?;
+                failover_run = Some(run);
+                let run = failover_run.as_ref().expect("just set");
                 (
-                    outcome,
-                    execution_arn,
-                    decision,
-                    detection_secs,
-                    alarmed.elapsed().as_secs_f64(),
+                    run.outcome.clone(),
+                    run.execution_arn.clone(),
+                    run.decision.clone(),
+                    run.detection_secs,
+                    run.alarmed.elapsed().as_secs_f64(),
                     killed.elapsed().as_secs_f64(),
                 )
             }
@@ -594,7 +722,7 @@ async fn drill_on(
         rows_lost: lost.len() as u64,
         rpo_secs,
         dns_before,
-        dns_after: json!(deployment.weights(stack).await?),
+        dns_after: dns_view(stack, deployment, options).await?,
         steps: outcome.state_durations(),
         decision,
         failback: None,
@@ -604,7 +732,306 @@ async fn drill_on(
         mode: options.mode,
         fence_secs,
         writes_refused: refused.load(std::sync::atomic::Ordering::Relaxed),
+        outage: (options.mode == FailoverMode::Ungraceful).then_some(options.outage),
+        global_name_secs: failover_run.as_ref().and_then(|r| r.global_name_secs),
+        emergency_calls: failover_run.and_then(|r| r.emergency_calls),
     })
+}
+
+/// Where the global name sends traffic: the weights, or (region-dark drills, where the
+/// weights do not move and us-east-1's API may be dark) what Route53's data plane answers a
+/// client in each region.
+async fn dns_view(
+    stack: &LocalStack,
+    deployment: &LocalDeployment,
+    options: &DrillOptions,
+) -> Result<Value, HapilotError> {
+    if !options.region_dark() {
+        return Ok(json!(deployment.weights(stack).await?));
+    }
+    let mut answers = serde_json::Map::new();
+    for client in stack.regions() {
+        let set = deployment.dns_answer(stack, &client).await?;
+        answers.insert(client, json!(set));
+    }
+    Ok(Value::Object(answers))
+}
+
+/// What one alarm-driven failover of the drill gave.
+struct FailoverRun {
+    outcome: crate::runs::RunOutcome,
+    execution_arn: String,
+    decision: Value,
+    /// Seconds from the primary's death to the alarm that started the run.
+    detection_secs: f64,
+    /// When that alarm fired.
+    alarmed: Instant,
+    /// Seconds from the primary's death to the global name answering the standby (a client
+    /// in the primary's region), when it did.
+    global_name_secs: Option<f64>,
+    /// What the emergency path asked of the dark region and of Route53's control plane.
+    emergency_calls: Option<EmergencyCalls>,
+}
+
+/// The gentle outage: the gateway fails and the database dies, the region's APIs stay up. A
+/// health checker plays Route53 (probe every interval, unhealthy after `threshold` failures),
+/// sets the alarm and delivers its state change to the alarm router as EventBridge would.
+async fn gateway_down_failover(
+    stack: &LocalStack,
+    deployment: &LocalDeployment,
+    options: &DrillOptions,
+    killed: Instant,
+    say: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> Result<FailoverRun, HapilotError> {
+    let prober = hapilot_aws::HttpProber::new()
+        .map_err(|e| HapilotError::io("prober")(std::io::Error::other(e)))?;
+    let mut failures = 0;
+    while failures < options.failure_threshold {
+        tokio::time::sleep(options.check_interval).await;
+        let seen = hapilot_aws::Prober::probe(
+            &prober,
+            &deployment.primary.health_url(),
+            Duration::from_secs(2),
+        )
+        .await;
+        let healthy =
+            seen.failure.is_none() && seen.status.is_some_and(|s| (200..300).contains(&s));
+        failures = if healthy { 0 } else { failures + 1 };
+        say(&format!(
+            "health check {}: {failures}/{} failed",
+            if healthy { "ok" } else { "FAILED" },
+            options.failure_threshold
+        ));
+    }
+    let detection_secs = killed.elapsed().as_secs_f64();
+    deployment
+        .set_alarm(
+            stack,
+            "ALARM",
+            "Threshold Crossed: health check status < 1 for 3 datapoints",
+        )
+        .await?;
+    let alarmed = Instant::now();
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    say(&format!(
+        "alarm {PRIMARY_ALARM} -> ALARM; delivering the state change to alarm-router"
+    ));
+    let decision = invoke(
+        &stack.endpoint_url(),
+        "alarm-router",
+        &alarm_event(PRIMARY_ALARM, "ALARM", &at),
+    )
+    .await
+    .map_err(|(kind, message)| HapilotError::Aws {
+        operation: "Invoke alarm-router",
+        detail: format!("{kind}: {message}"),
+    })?;
+    say(&format!("alarm-router decided: {}", decision["decision"]));
+    let execution_arn = started_run(&decision)?;
+    let sfn = aws_sdk_sfn::Client::new(stack.sdk_config());
+    let outcome = follow(
+        &sfn,
+        &execution_arn,
+        Duration::from_secs(600),
+        move |line| say(line),
+    )
+    .await?;
+    Ok(FailoverRun {
+        outcome,
+        execution_arn,
+        decision,
+        detection_secs,
+        alarmed,
+        global_name_secs: None,
+        emergency_calls: None,
+    })
+}
+
+/// The real outage: us-east-1 is dark. Nothing is played by hand: the local data plane runs
+/// the probers of the standby and the witness, CloudWatch's evaluation and EventBridge's
+/// delivery to the standby's alarm router, which decides by quorum; the run is followed in
+/// the standby region, and the global name is watched from a client in the dark region.
+async fn region_dark_failover(
+    stack: &LocalStack,
+    deployment: &LocalDeployment,
+    data_plane: &crate::local::data_plane::DataPlane,
+    options: &DrillOptions,
+    (killed, dark_since): (Instant, chrono::DateTime<chrono::Utc>),
+    say: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> Result<FailoverRun, HapilotError> {
+    let run_ended = std::sync::atomic::AtomicBool::new(false);
+    let watch_global_name = async {
+        let mut ended_at: Option<Instant> = None;
+        loop {
+            if let Ok(Some(set)) = deployment.dns_answer(stack, PRIMARY_REGION).await
+                && set == STANDBY_SET
+            {
+                return Some(killed.elapsed().as_secs_f64());
+            }
+            if run_ended.load(std::sync::atomic::Ordering::Relaxed) {
+                // The run is over: give the name a few periods, then stop looking.
+                let since = *ended_at.get_or_insert_with(Instant::now);
+                if since.elapsed() > options.check_interval * 10 {
+                    return None;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let decide_and_follow = async {
+        let result = quorum_decision(data_plane, options, dark_since, say.clone()).await;
+        let result = match result {
+            Ok((decision, detection_secs, alarmed)) => {
+                let execution_arn = started_run(&decision)?;
+                let sfn = aws_sdk_sfn::Client::new(&stack.sdk_config_in(STANDBY_REGION));
+                let print = say.clone();
+                follow(
+                    &sfn,
+                    &execution_arn,
+                    Duration::from_secs(600),
+                    move |line| print(line),
+                )
+                .await
+                .map(|outcome| (outcome, execution_arn, decision, detection_secs, alarmed))
+            }
+            Err(e) => Err(e),
+        };
+        run_ended.store(true, std::sync::atomic::Ordering::Relaxed);
+        result
+    };
+    let (global_name_secs, run) = tokio::join!(watch_global_name, decide_and_follow);
+    let (outcome, execution_arn, decision, detection_secs, alarmed) = run?;
+    Ok(FailoverRun {
+        outcome,
+        execution_arn,
+        decision,
+        detection_secs,
+        alarmed,
+        global_name_secs,
+        emergency_calls: None,
+    })
+}
+
+/// Waits for the standby's alarm router to settle the incident (not a recovery's
+/// `not_an_alarm`, not an `awaiting_quorum` while the vantage points catch up), telling each
+/// delivery as it comes. Gives the decision, the seconds from `dark_since` to the alarm
+/// that settled it, and when that was seen.
+async fn quorum_decision(
+    data_plane: &crate::local::data_plane::DataPlane,
+    options: &DrillOptions,
+    dark_since: chrono::DateTime<chrono::Utc>,
+    say: impl Fn(&str),
+) -> Result<(Value, f64, Instant), HapilotError> {
+    let deadline = Instant::now() + options.check_interval * 60;
+    let mut told = data_plane.deliveries().len();
+    while Instant::now() < deadline {
+        let deliveries = data_plane.deliveries();
+        for delivery in &deliveries[told..] {
+            let alarm = vantage_label(&delivery.alarm_arn);
+            let answer = match &delivery.decision {
+                Ok(d) => format!(
+                    "{} ({})",
+                    d["decision"].as_str().unwrap_or("?"),
+                    d["reason"].as_str().unwrap_or("quorum reached")
+                ),
+                Err(e) => format!("error: {e}"),
+            };
+            say(&format!(
+                "alarm {alarm} -> {}; the standby's alarm-router: {answer}",
+                delivery.state
+            ));
+            let settled = delivery
+                .decision
+                .as_ref()
+                .ok()
+                .filter(|d| d["reason"] != "not_an_alarm" && d["reason"] != "awaiting_quorum");
+            if let Some(decision) = settled {
+                let at = chrono::DateTime::parse_from_rfc3339(&delivery.at)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or_else(|_| chrono::Utc::now());
+                let detection = (at - dark_since).num_milliseconds() as f64 / 1000.0;
+                return Ok((decision.clone(), detection.max(0.0), Instant::now()));
+            }
+        }
+        told = deliveries.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(HapilotError::Aws {
+        operation: "alarm-router",
+        detail: format!(
+            "no vantage alarm settled the incident within 60 periods; deliveries: {:?}",
+            data_plane.deliveries()
+        ),
+    })
+}
+
+/// The execution a router decision started, or why none was.
+fn started_run(decision: &Value) -> Result<String, HapilotError> {
+    decision["execution_arn"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| HapilotError::Aws {
+            operation: "alarm-router",
+            detail: format!("no failover started: {decision}"),
+        })
+}
+
+/// Calls the front door saw: what the emergency path asked of the dark region and of Route53's
+/// control plane (served: answered; refused: the region was dark).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EmergencyCalls {
+    /// Calls to us-east-1 answered (a dark region answers none).
+    pub primary_region_served: u64,
+    /// Calls to us-east-1 refused, per service (e.g. the router's read of the Route53 alarm).
+    pub primary_region_refused: BTreeMap<String, u64>,
+    /// Calls to Route53's control plane (served or refused).
+    pub route53_control_plane: u64,
+}
+
+/// The front door's call counts at one moment.
+struct CallCounts {
+    served: BTreeMap<(String, String), u64>,
+    refused: BTreeMap<(String, String), u64>,
+}
+
+impl CallCounts {
+    fn now(stack: &LocalStack) -> Self {
+        Self {
+            served: stack.served_calls(),
+            refused: stack.refused_calls(),
+        }
+    }
+
+    /// What was called since these counts, as the emergency path's report needs it.
+    fn emergency_calls_since(&self, stack: &LocalStack) -> EmergencyCalls {
+        let later = Self::now(stack);
+        let grown = |now: &BTreeMap<(String, String), u64>,
+                     then: &BTreeMap<(String, String), u64>| {
+            now.iter()
+                .filter_map(|(key, n)| {
+                    let more = n.saturating_sub(then.get(key).copied().unwrap_or(0));
+                    (more > 0).then(|| (key.clone(), more))
+                })
+                .collect::<Vec<_>>()
+        };
+        let served = grown(&later.served, &self.served);
+        let refused = grown(&later.refused, &self.refused);
+        let in_primary = |((region, _), _): &&((String, String), u64)| region == PRIMARY_REGION;
+        EmergencyCalls {
+            primary_region_served: served.iter().filter(in_primary).map(|(_, n)| n).sum(),
+            primary_region_refused: refused
+                .iter()
+                .filter(in_primary)
+                .map(|((_, service), n)| (service.clone(), *n))
+                .collect(),
+            route53_control_plane: served
+                .iter()
+                .chain(&refused)
+                .filter(|((_, service), _)| service == "route53")
+                .map(|(_, n)| n)
+                .sum(),
+        }
+    }
 }
 
 /// RPO in seconds from what the writer saw: the commit time of the newest lost row minus the

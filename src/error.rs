@@ -115,7 +115,7 @@ impl HapilotError {
     pub fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> Self {
         move |e| HapilotError::Aws {
             operation,
-            detail: aws_sdk_sfn::error::DisplayErrorContext(&e).to_string(),
+            detail: hapilot_aws::error_chain(&e),
         }
     }
 }

@@ -37,6 +37,12 @@ enum Command {
         /// `graceful`: a planned switchover that must lose no committed row.
         #[arg(long, default_value = "ungraceful", value_parser = ["graceful", "ungraceful"])]
         mode: String,
+        /// What dies in an ungraceful drill. `region-dark`: us-east-1 goes dark, its APIs and
+        /// Route53's control plane with it (detection by quorum from the standby and the
+        /// witness, DNS moved through the data plane). `gateway-down`: only the gateway and
+        /// the database die, the region's APIs keep answering (the gentler drill).
+        #[arg(long, default_value = "region-dark", value_parser = ["region-dark", "gateway-down"])]
+        outage: String,
     },
     /// Start a run of a state machine (name or ARN) and follow it to its end.
     Start {
@@ -256,8 +262,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     moto_start_timeout,
                 },
         } => local_up(port, region, moto_start_timeout).await,
-        Command::Drill { mode } => {
+        Command::Drill { mode, outage } => {
             let options = DrillOptions {
+                outage: if outage == "gateway-down" {
+                    hapilot::drill::Outage::GatewayDown
+                } else {
+                    hapilot::drill::Outage::RegionDark
+                },
                 mode: if mode == "graceful" {
                     hapilot_core::failover::FailoverMode::Graceful
                 } else {

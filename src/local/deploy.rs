@@ -133,7 +133,7 @@ pub async fn deploy(
                 file: file.clone(),
                 detail: format!(
                     "CreateStateMachine failed: {}",
-                    aws_sdk_sfn::error::DisplayErrorContext(&e)
+                    hapilot_aws::error_chain(&e)
                 ),
             })?;
         deployed.insert(name, created.state_machine_arn().to_string());

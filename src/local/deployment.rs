@@ -737,6 +737,31 @@ impl LocalDeployment {
         })
     }
 
+    /// Whether the probers of the standby and the witness both see the primary up (their
+    /// watch alarms `OK`), read straight from moto.
+    pub async fn vantage_points_see_primary_up(
+        &self,
+        stack: &LocalStack,
+    ) -> Result<bool, HapilotError> {
+        for region in [STANDBY_REGION, WITNESS_REGION] {
+            let alarms = aws_sdk_cloudwatch::Client::new(&stack.observer_config(region))
+                .describe_alarms()
+                .alarm_names(WATCH_ALARM)
+                .send()
+                .await
+                .map_err(HapilotError::aws("DescribeAlarms"))?;
+            let ok = alarms
+                .metric_alarms()
+                .first()
+                .and_then(|a| a.state_value())
+                .is_some_and(|s| s.as_str() == "OK");
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Sets the primary's alarm state in CloudWatch (moto never evaluates alarms itself).
     pub async fn set_alarm(
         &self,

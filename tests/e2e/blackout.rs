@@ -47,22 +47,10 @@ impl RegionalWorld {
     }
 
     async fn watch_alarms_ok(&self) -> bool {
-        for region in ["us-west-2", "eu-west-1"] {
-            let cw = aws_sdk_cloudwatch::Client::new(&self.stack.stack().observer_config(region));
-            let state = cw
-                .describe_alarms()
-                .alarm_names(hapilot::local::deployment::WATCH_ALARM)
-                .send()
-                .await
-                .unwrap()
-                .metric_alarms()
-                .first()
-                .and_then(|a| a.state_value().map(|s| s.as_str().to_string()));
-            if state.as_deref() != Some("OK") {
-                return false;
-            }
-        }
-        true
+        self.deployment
+            .vantage_points_see_primary_up(self.stack.stack())
+            .await
+            .unwrap()
     }
 
     async fn wait_for<'a, F, Fut>(&'a self, condition: F)

@@ -31,13 +31,21 @@ async fn drill(args: &[&str]) -> (String, serde_json::Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
+async fn the_drill_blacks_out_us_east_1_and_fails_over_without_it() {
     let (stdout, report) = drill(&[]).await;
     for line in [
+        "us-east-1 goes dark",
+        "us-east-1 dark -> quorum alarm",
+        "us-east-1 dark -> global name answers us-west-2",
+        "votes          us-west-2/hapilot-watch-us-east-1: down (ALARM); eu-west-1/hapilot-watch-us-east-1: down (ALARM); us-east-1/hapilot-primary-health: unknown (unreadable: DescribeAlarms failed: HTTP 503",
         "  -> PromoteStandby",
         "  <- ShiftTraffic",
         "run SUCCEEDED",
-        "DNS after      {\"primary\":0,\"secondary\":100}",
+        "DNS before     {\"eu-west-1\":\"primary\",\"us-east-1\":\"primary\",\"us-west-2\":\"primary\"}",
+        "DNS after      {\"eu-west-1\":\"secondary\",\"us-east-1\":\"secondary\",\"us-west-2\":\"secondary\"}",
+        "emergency path calls to us-east-1: 0 answered",
+        "emergency path calls to Route53's control plane: 0  PASSED",
+        "us-east-1 comes back",
         "failback       drill-failback-",
         "step 100 %  gate pass",
         "DR restore     drill-restore-",
@@ -48,6 +56,28 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
+    assert_eq!(report["outage"], "region-dark");
+    assert_eq!(
+        report["emergency_calls"]["primary_region_served"], 0,
+        "{report:#}"
+    );
+    assert_eq!(
+        report["emergency_calls"]["route53_control_plane"], 0,
+        "{report:#}"
+    );
+    // The dark region was asked only for the Route53 alarm's vote (refused): nothing else.
+    let refused = report["emergency_calls"]["primary_region_refused"]
+        .as_object()
+        .unwrap();
+    assert!(
+        refused.keys().all(|service| service == "monitoring"),
+        "{report:#}"
+    );
+    assert!(
+        report["global_name_secs"].as_f64().unwrap() > 0.0,
+        "{report:#}"
+    );
+    assert_eq!(report["decision"]["decision"], "start", "{report:#}");
     let committed = report["rows_committed"].as_u64().unwrap();
     assert!(
         committed > 10,
@@ -63,6 +93,23 @@ async fn the_drill_fails_over_a_real_database_and_reports_against_the_tier() {
         restored > 0 && restored as u64 <= committed,
         "the restore holds what was archived: {report:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gentle_drill_fails_over_a_dead_gateway_by_weights() {
+    let (stdout, report) = drill(&["--outage", "gateway-down"]).await;
+    for line in [
+        "killing the primary region: gateway down",
+        "primary killed -> alarm",
+        "  <- ShiftTraffic",
+        "DNS after      {\"primary\":0,\"secondary\":100}",
+        "step 100 %  gate pass",
+        "result         PASSED (tier Critical)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    assert_eq!(report["outage"], "gateway-down");
+    assert!(report["emergency_calls"].is_null(), "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

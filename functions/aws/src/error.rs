@@ -43,7 +43,63 @@ impl AdapterError {
     pub fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> Self {
         move |e| AdapterError::Aws {
             operation,
-            detail: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            detail: error_chain(&e),
         }
+    }
+}
+
+/// Wraps an SDK call's error like [`AdapterError::aws`], giving also the HTTP status when there
+/// was an answer: a dead or dark endpoint answers 5xx with no AWS error the SDK can read, and
+/// "HTTP 503" says more than "error parsing XML".
+pub fn sdk_error<E: std::error::Error + 'static>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> AdapterError
+{
+    move |e| {
+        let detail = match e.raw_response().map(|r| r.status().as_u16()) {
+            Some(status) if status >= 300 => format!("HTTP {status}: {}", error_chain(&e)),
+            _ => error_chain(&e),
+        };
+        AdapterError::Aws { operation, detail }
+    }
+}
+
+/// An error and its causes in one line, each said once: what an operator reads. Unlike the
+/// SDK's `DisplayErrorContext`, no debug dump of the raw HTTP response (kilobytes of headers and
+/// body that bury the cause, and that end up in run histories and notifications).
+pub fn error_chain(e: &(dyn std::error::Error + '_)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !said.is_empty() && !line.contains(&said) {
+            line.push_str(": ");
+            line.push_str(&said);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("service error")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("ExecutionAlreadyExists: a run named x exists")]
+    struct Inner;
+
+    #[test]
+    fn the_chain_is_one_line_of_displays_without_debug_dumps() {
+        let line = error_chain(&Outer(Inner));
+        assert_eq!(
+            line,
+            "service error: ExecutionAlreadyExists: a run named x exists"
+        );
+        assert!(!line.contains("Inner"));
     }
 }

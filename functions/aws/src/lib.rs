@@ -22,5 +22,5 @@ pub mod traffic;
 pub mod traffic_switch;
 pub mod vault;
 
-pub use error::AdapterError;
+pub use error::{AdapterError, error_chain};
 pub use prober::{HttpProber, Prober};

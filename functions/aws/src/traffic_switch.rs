@@ -389,10 +389,7 @@ impl TrafficSwitch for ArcSwitch {
                         .send()
                         .await
                         .map(|o| o.routing_control_state().clone())
-                        .map_err(|e| {
-                            aws_sdk_route53recoverycluster::error::DisplayErrorContext(e)
-                                .to_string()
-                        })
+                        .map_err(|e| crate::error::error_chain(&e))
                 })
                 .await?;
             out.insert(
@@ -435,9 +432,7 @@ impl TrafficSwitch for ArcSwitch {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| {
-                    aws_sdk_route53recoverycluster::error::DisplayErrorContext(e).to_string()
-                })
+                .map_err(|e| crate::error::error_chain(&e))
         })
         .await?;
         Ok(control_change(&wanted))
