@@ -117,19 +117,28 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "one look at a child run (the drill's failover or failback)",
     },
     FunctionSpec {
+        name: "fence-by-weights",
+        substitution: "FenceByWeightsFunctionArn",
+        requires: &[ZONE, RECORD, REGIONS, BUCKET],
+        iam_actions: &[
+            "route53:ListResourceRecordSets",
+            "route53:ChangeResourceRecordSets",
+            "s3:PutObject",
+        ],
+        summary: "planned switchover's fence: the primary's weight 0, its database read-only",
+    },
+    FunctionSpec {
         name: "fence-primary",
         substitution: "FencePrimaryFunctionArn",
-        requires: &[ZONE, RECORD, REGIONS, BUCKET],
+        requires: &[REGIONS, BUCKET],
         iam_actions: &[
             "cloudwatch:DescribeAlarms",
             "cloudwatch:PutMetricData",
             "route53-recovery-cluster:GetRoutingControlState",
             "route53-recovery-cluster:UpdateRoutingControlStates",
-            "route53:ListResourceRecordSets",
-            "route53:ChangeResourceRecordSets",
             "s3:PutObject",
         ],
-        summary: "traffic share 0 for the failing primary, its database read-only where reachable",
+        summary: "emergency fence: the failing primary's control off (data plane only), its database read-only where reachable",
     },
     FunctionSpec {
         name: "plan-backup-audit",
@@ -246,6 +255,19 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     FunctionSpec {
         name: "shift-traffic",
         substitution: "ShiftTrafficFunctionArn",
+        requires: &[BUCKET],
+        iam_actions: &[
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricData",
+            "route53-recovery-cluster:GetRoutingControlState",
+            "route53-recovery-cluster:UpdateRoutingControlStates",
+            "s3:PutObject",
+        ],
+        summary: "emergency move of the global name's traffic through the data plane (control metrics or routing controls; no Route53 API call)",
+    },
+    FunctionSpec {
+        name: "shift-weights",
+        substitution: "ShiftWeightsFunctionArn",
         requires: &[ZONE, RECORD, BUCKET],
         iam_actions: &[
             "cloudwatch:DescribeAlarms",
@@ -256,7 +278,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53:ChangeResourceRecordSets",
             "s3:PutObject",
         ],
-        summary: "move the global name's traffic in one change (weights, control metrics or routing controls)",
+        summary: "planned move of the global name's weights (switchover, failback, compensation); turns the data-plane controls back on",
     },
     FunctionSpec {
         name: "snapshot-weights",
@@ -331,5 +353,28 @@ mod tests {
             );
             assert!(main.contains(&entry), "{bin} must call {entry}");
         }
+    }
+
+    #[test]
+    fn only_planned_moves_may_change_route53_records() {
+        // The emergency path must not depend on Route53's control plane (served from
+        // us-east-1, outside its data-plane SLA): only the functions of planned moves
+        // (switchover, failback, compensation by weights) get the grant.
+        let changers: Vec<&str> = FUNCTIONS
+            .iter()
+            .filter(|f| f.iam_actions.contains(&"route53:ChangeResourceRecordSets"))
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(changers, ["fence-by-weights", "shift-weights"]);
+        let failover = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../statemachines/failover.asl.json"
+        ))
+        .unwrap();
+        let failover: serde_json::Value = serde_json::from_str(&failover).unwrap();
+        // The data-plane functions are what the failover picks unless the plan says weights.
+        let pick = &failover["States"]["UseDataPlaneFunctions"]["Result"];
+        assert_eq!(pick["move"], "${ShiftTrafficFunctionArn}");
+        assert_eq!(pick["fence"], "${FencePrimaryFunctionArn}");
     }
 }

@@ -83,13 +83,10 @@ impl Adapters {
         })
     }
 
-    /// The traffic switch a run asks for: `weights`, or the deployment's own data-plane switch
-    /// (`HAPILOT_TRAFFIC_SWITCH`). Any other is a setup error naming both.
-    pub fn traffic_switch(&self, kind: &str) -> Result<AnyTrafficSwitch, FunctionError> {
-        let zone_and_name = match (&self.settings.hosted_zone_id, &self.settings.record_name) {
-            (Some(z), Some(n)) => Some((z.as_str(), n.as_str())),
-            _ => None,
-        };
+    /// The traffic switch a planned move asks for (`shift-weights`, `fence-by-weights`):
+    /// `weights`, or the deployment's own data-plane switch (`HAPILOT_TRAFFIC_SWITCH`), which a
+    /// weights move turns back on. Any other is a setup error naming both.
+    pub fn planned_traffic_switch(&self, kind: &str) -> Result<AnyTrafficSwitch, FunctionError> {
         let config = if kind == "weights" {
             TrafficSwitchConfig::Weights {}
         } else if kind == self.settings.traffic_switch.kind() {
@@ -100,7 +97,34 @@ impl Adapters {
                 self.settings.traffic_switch.kind()
             )));
         };
-        AnyTrafficSwitch::new(&config, &self.sdk, zone_and_name)
+        self.build_switch(&config)
+    }
+
+    /// The traffic switch of the emergency path (`shift-traffic`, `fence-primary`): only the
+    /// deployment's data-plane switch. Their roles may not call Route53's control plane, so a
+    /// `weights` move is refused here by name rather than by IAM halfway through a failover.
+    pub fn emergency_traffic_switch(&self, kind: &str) -> Result<AnyTrafficSwitch, FunctionError> {
+        let deployed = self.settings.traffic_switch.kind();
+        if kind == "weights" || kind != deployed {
+            return Err(FunctionError::Setup(format!(
+                "the emergency path moves traffic through the data plane only \
+                 (HAPILOT_TRAFFIC_SWITCH is {deployed}); the run asked for {kind}: weights moves \
+                 go through shift-weights and fence-by-weights, which the failover state machine \
+                 picks when the plan's traffic_switch is weights"
+            )));
+        }
+        self.build_switch(&self.settings.traffic_switch)
+    }
+
+    fn build_switch(
+        &self,
+        config: &TrafficSwitchConfig,
+    ) -> Result<AnyTrafficSwitch, FunctionError> {
+        let zone_and_name = match (&self.settings.hosted_zone_id, &self.settings.record_name) {
+            (Some(z), Some(n)) => Some((z.as_str(), n.as_str())),
+            _ => None,
+        };
+        AnyTrafficSwitch::new(config, &self.sdk, zone_and_name)
             .map_err(|e| FunctionError::Setup(e.to_string()))
     }
 
@@ -225,11 +249,14 @@ functions! {
         check_restore::check_restore(|r| a.restore_agent(r), &a.journal, event).await
     });
     "check-data" => check_data(|a, event| check_data::check_data(&a.settings, event).await);
-    "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(|k| a.traffic_switch(k), event).await);
+    "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(|k| a.planned_traffic_switch(k), event).await);
     "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
     "describe-run" => describe_run(|a, event| describe_run::describe_run(&a.runs, event).await);
+    "fence-by-weights" => fence_by_weights(|a, event| {
+        fence_primary::fence_primary(|k| a.planned_traffic_switch(k), |r| a.database(r), &a.settings, &a.journal, event).await
+    });
     "fence-primary" => fence_primary(|a, event| {
-        fence_primary::fence_primary(|k| a.traffic_switch(k), |r| a.database(r), &a.settings, &a.journal, event).await
+        fence_primary::fence_primary(|k| a.emergency_traffic_switch(k), |r| a.database(r), &a.settings, &a.journal, event).await
     });
     "plan-backup-audit" => plan_backup_audit(|a, event| plan_backup_audit::plan_backup_audit(&a.settings, event).await);
     "plan-restore" => plan_restore(|a, event| {
@@ -272,10 +299,13 @@ functions! {
         scale_region::scale_region(|r| a.scaler(r), &a.settings, &a.journal, event).await
     });
     "shift-traffic" => shift_traffic(|a, event| {
-        shift_traffic::shift_traffic(|k| a.traffic_switch(k), &a.settings, &a.journal, event).await
+        shift_traffic::shift_traffic(|k| a.emergency_traffic_switch(k), &a.settings, &a.journal, event).await
+    });
+    "shift-weights" => shift_weights(|a, event| {
+        shift_traffic::shift_traffic(|k| a.planned_traffic_switch(k), &a.settings, &a.journal, event).await
     });
     "snapshot-weights" => snapshot_weights(|a, event| {
-        snapshot_weights::snapshot_weights(|k| a.traffic_switch(k), &a.journal, event).await
+        snapshot_weights::snapshot_weights(|k| a.planned_traffic_switch(k), &a.journal, event).await
     });
     "verify-restore-point" => verify_restore_point(|a, event| {
         verify_restore_point::verify_restore_point(&a.dr_backups(), &a.journal, event).await
