@@ -25,12 +25,15 @@ pub const TAG_ALARM_REGION: &str = "hapilot:alarm-region";
 pub const TAG_ALARM_NAME: &str = "hapilot:alarm-name";
 /// See [`TAG_ALARM_REGION`].
 pub const TAG_INSUFFICIENT_DATA: &str = "hapilot:insufficient-data";
+/// The routing control of a `RECOVERY_CONTROL` check (moto drops `RoutingControlArn` too).
+pub const TAG_ROUTING_CONTROL: &str = "hapilot:routing-control-arn";
 
 /// What the health checkers have seen so far, shared with the resolver.
 #[derive(Debug, Default)]
 pub struct HealthCheckers {
     trackers: Mutex<BTreeMap<String, EndpointTracker>>,
     last_known: Mutex<BTreeMap<String, bool>>,
+    routing_controls: Mutex<BTreeMap<String, bool>>,
 }
 
 /// A snapshot of Route53's configuration, read from moto.
@@ -54,8 +57,12 @@ pub async fn read_route53(route53: &aws_sdk_route53::Client) -> Result<Route53Vi
         .health_checks()
         .iter()
         .filter(|h| {
-            h.health_check_config()
-                .is_some_and(|c| c.r#type() == &HealthCheckType::CloudwatchMetric)
+            h.health_check_config().is_some_and(|c| {
+                matches!(
+                    c.r#type(),
+                    HealthCheckType::CloudwatchMetric | HealthCheckType::RecoveryControl
+                )
+            })
         })
         .map(|h| h.id().to_string())
         .collect();
@@ -122,6 +129,17 @@ pub async fn read_route53(route53: &aws_sdk_route53::Client) -> Result<Route53Vi
                         .unwrap_or_else(|| "LastKnownStatus".into()),
                 }
             }
+            HealthCheckType::RecoveryControl => CheckKind::RoutingControl {
+                arn: config
+                    .routing_control_arn()
+                    .map(str::to_string)
+                    .or_else(|| {
+                        tags.get(&id)
+                            .and_then(|t| t.get(TAG_ROUTING_CONTROL))
+                            .cloned()
+                    })
+                    .unwrap_or_default(),
+            },
             HealthCheckType::Calculated => CheckKind::Calculated {
                 children: config.child_health_checks().to_vec(),
                 health_threshold: config.health_threshold().unwrap_or(0) as u32,
@@ -210,6 +228,12 @@ async fn alarm_states(
 }
 
 impl HealthCheckers {
+    /// What Route53 knows of the ARC cluster's routing controls (ARN -> `On`); the local
+    /// cluster tells it after every change.
+    pub fn set_routing_controls(&self, states: &BTreeMap<String, bool>) {
+        *self.routing_controls.lock().expect("routing controls") = states.clone();
+    }
+
     /// Everything the rules need about the checks now.
     pub async fn observe(
         &self,
@@ -225,10 +249,16 @@ impl HealthCheckers {
             .collect();
         let alarms = alarm_states(view, observer).await;
         let last_known = self.last_known.lock().expect("last known").clone();
+        let routing_controls = self
+            .routing_controls
+            .lock()
+            .expect("routing controls")
+            .clone();
         let mut observed = Observed {
             endpoints,
             alarms,
             last_known,
+            routing_controls,
         };
         // Remember each check's status for `LastKnownStatus`.
         let statuses: BTreeMap<String, bool> = view

@@ -110,6 +110,8 @@ pub enum SwitchSetup {
     Weights,
     /// Control alarms behind `CALCULATED` health checks (data plane).
     HealthCheck,
+    /// ARC routing controls behind `CALCULATED` health checks, through the stand-in cluster.
+    ArcRoutingControl,
 }
 
 /// What to build beyond the databases.
@@ -188,6 +190,8 @@ pub struct LocalDeployment {
     pub options: WorldOptions,
     /// Each region's configuration (the standby's and witness's differ from the primary's).
     pub region_settings: BTreeMap<String, Settings>,
+    /// The stand-in ARC cluster, when the world's switch is ARC routing controls.
+    pub arc: Option<super::arc::ArcCluster>,
 }
 
 impl LocalDeployment {
@@ -308,6 +312,11 @@ impl LocalDeployment {
             .hosted_zone()
             .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
             .unwrap_or_default();
+        let checkers = std::sync::Arc::new(super::data_plane::HealthCheckers::default());
+        let arc = match options.switch {
+            SwitchSetup::ArcRoutingControl => Some(start_arc_cluster(stack, &checkers).await?),
+            _ => None,
+        };
         let mut changes = Vec::new();
         let mut primary_check = String::new();
         for (set, gateway, weight) in [(PRIMARY_SET, &primary, 100), (STANDBY_SET, &standby, 0)] {
@@ -344,6 +353,9 @@ impl LocalDeployment {
             let record_check = match options.switch {
                 SwitchSetup::Weights => check,
                 SwitchSetup::HealthCheck => calculated_check(stack, &route53, set, &check).await?,
+                SwitchSetup::ArcRoutingControl => {
+                    routing_control_check(&route53, set, &check).await?
+                }
             };
             let record = ResourceRecordSet::builder()
                 .name(RECORD_NAME)
@@ -407,7 +419,6 @@ impl LocalDeployment {
             .await
             .map_err(HapilotError::aws("PutMetricAlarm"))?;
 
-        let checkers = std::sync::Arc::new(super::data_plane::HealthCheckers::default());
         let global = GlobalRouter::start(
             stack.handle(),
             checkers.clone(),
@@ -520,6 +531,19 @@ impl LocalDeployment {
         .cloned()
         .unwrap_or_default();
         settings.canary_provider = Some(prometheus_source(&prometheus.url()));
+        if let Some(arc) = &arc {
+            settings.traffic_switch = TrafficSwitchConfig::ArcRoutingControl {
+                endpoints: arc
+                    .endpoints()
+                    .into_iter()
+                    .map(|(region, url)| hapilot_aws::traffic_switch::ArcEndpoint { region, url })
+                    .collect(),
+                controls: [PRIMARY_SET, STANDBY_SET]
+                    .iter()
+                    .map(|set| (set.to_string(), routing_control_arn(set)))
+                    .collect(),
+            };
+        }
         if options.switch == SwitchSetup::HealthCheck {
             settings.traffic_switch = TrafficSwitchConfig::HealthCheck {
                 region: STANDBY_REGION.to_string(),
@@ -587,6 +611,7 @@ impl LocalDeployment {
             checkers,
             options,
             region_settings,
+            arc,
         })
     }
 
@@ -883,21 +908,131 @@ async fn calculated_check(
         .send()
         .await
         .map_err(HapilotError::aws("ChangeTagsForResource"))?;
-    Ok(id(route53
+    both_healthy(route53, endpoint_check, &control).await
+}
+
+/// A `CALCULATED` check healthy when both children are.
+async fn both_healthy(
+    route53: &aws_sdk_route53::Client,
+    endpoint_check: &str,
+    control: &str,
+) -> Result<String, HapilotError> {
+    Ok(route53
         .create_health_check()
         .caller_reference(uuid::Uuid::new_v4().to_string())
         .health_check_config(
             HealthCheckConfig::builder()
                 .r#type(HealthCheckType::Calculated)
                 .child_health_checks(endpoint_check)
-                .child_health_checks(&control)
+                .child_health_checks(control)
                 .health_threshold(2)
                 .build()
                 .map_err(HapilotError::aws("CreateHealthCheck"))?,
         )
         .send()
         .await
-        .map_err(HapilotError::aws("CreateHealthCheck"))?))
+        .map_err(HapilotError::aws("CreateHealthCheck"))?
+        .health_check()
+        .map(|h| h.id().to_string())
+        .unwrap_or_default())
+}
+
+/// The ARN of `set`'s routing control in the local ARC cluster.
+pub fn routing_control_arn(set: &str) -> String {
+    format!(
+        "arn:aws:route53-recovery-control::{}:controlpanel/hapilot/routingcontrol/{set}",
+        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+    )
+}
+
+/// The local ARC cluster's safety rule: at least one region's control stays `On`.
+pub fn arc_safety_rule() -> String {
+    format!(
+        "arn:aws:route53-recovery-control::{}:controlpanel/hapilot/safetyrule/one-region-on",
+        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+    )
+}
+
+/// Starts the stand-in ARC cluster (endpoints in every region, us-east-1 first as a client's
+/// list would have it), both controls `On`, the safety rule in place; Route53's local data
+/// plane hears every change.
+async fn start_arc_cluster(
+    stack: &LocalStack,
+    checkers: &std::sync::Arc<super::data_plane::HealthCheckers>,
+) -> Result<super::arc::ArcCluster, HapilotError> {
+    use super::arc_rules::{AssertionRule, ClusterState, RoutingControl};
+    let controls = [PRIMARY_SET, STANDBY_SET]
+        .iter()
+        .map(|set| {
+            (
+                routing_control_arn(set),
+                RoutingControl {
+                    name: format!("hapilot-{set}"),
+                    control_panel_arn: format!(
+                        "arn:aws:route53-recovery-control::{}:controlpanel/hapilot",
+                        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+                    ),
+                    on: true,
+                },
+            )
+        })
+        .collect();
+    let state = ClusterState {
+        controls,
+        rules: vec![AssertionRule {
+            arn: arc_safety_rule(),
+            asserted_controls: vec![
+                routing_control_arn(PRIMARY_SET),
+                routing_control_arn(STANDBY_SET),
+            ],
+            min_on: 1,
+        }],
+    };
+    let heard = checkers.clone();
+    super::arc::ArcCluster::start(
+        &[PRIMARY_REGION, STANDBY_REGION, WITNESS_REGION],
+        state,
+        stack.handle(),
+        std::sync::Arc::new(move |states| heard.set_routing_controls(states)),
+    )
+    .await
+    .map_err(HapilotError::io("starting the ARC cluster stand-in"))
+}
+
+/// `set`'s record check with ARC: its endpoint check AND a `RECOVERY_CONTROL` check on its
+/// routing control.
+async fn routing_control_check(
+    route53: &aws_sdk_route53::Client,
+    set: &str,
+    endpoint_check: &str,
+) -> Result<String, HapilotError> {
+    let arn = routing_control_arn(set);
+    let control = route53
+        .create_health_check()
+        .caller_reference(uuid::Uuid::new_v4().to_string())
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::RecoveryControl)
+                .routing_control_arn(&arn)
+                .build()
+                .map_err(HapilotError::aws("CreateHealthCheck"))?,
+        )
+        .send()
+        .await
+        .map_err(HapilotError::aws("CreateHealthCheck"))?
+        .health_check()
+        .map(|h| h.id().to_string())
+        .unwrap_or_default();
+    // moto drops RoutingControlArn: the local data plane reads it from this tag instead.
+    route53
+        .change_tags_for_resource()
+        .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
+        .resource_id(&control)
+        .add_tags(tag(super::data_plane::TAG_ROUTING_CONTROL, &arn))
+        .send()
+        .await
+        .map_err(HapilotError::aws("ChangeTagsForResource"))?;
+    both_healthy(route53, endpoint_check, &control).await
 }
 
 fn tag(key: &str, value: &str) -> aws_sdk_route53::types::Tag {

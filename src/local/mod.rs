@@ -5,6 +5,8 @@
 //! answers Lambda Invoke with the real Rust handlers, and forwards everything else to moto.
 
 pub mod agent;
+pub mod arc;
+pub mod arc_rules;
 pub mod barman;
 pub mod data_plane;
 pub mod deploy;

@@ -9,6 +9,8 @@
 //!   `INSUFFICIENT_DATA` follows `InsufficientDataHealthStatus` (`Healthy`, `Unhealthy` or
 //!   `LastKnownStatus`; with no last status, healthy).
 //! - A `CALCULATED` check is healthy when at least `HealthThreshold` of its children are.
+//! - A `RECOVERY_CONTROL` check is healthy while its ARC routing control is `On` (a control
+//!   not known to the cluster is `Off`, as a new routing control is).
 //! - `Inverted` flips a check's status; a `Disabled` check is always healthy (inversion aside).
 //! - Weighted routing answers among healthy records of nonzero weight; when none is healthy,
 //!   among healthy zero-weight ones; when no record is healthy, as if all were.
@@ -39,6 +41,11 @@ pub enum CheckKind {
         /// `Healthy`, `Unhealthy` or `LastKnownStatus`.
         insufficient_data: String,
     },
+    /// An ARC routing control's state.
+    RoutingControl {
+        /// The routing control's ARN.
+        arn: String,
+    },
     /// Other checks.
     Calculated {
         /// The child check ids.
@@ -68,6 +75,8 @@ pub struct Observed {
     pub alarms: BTreeMap<(String, String), String>,
     /// Check id -> the last status it had (for `LastKnownStatus`).
     pub last_known: BTreeMap<String, bool>,
+    /// ARC routing control ARN -> `On`.
+    pub routing_controls: BTreeMap<String, bool>,
 }
 
 /// Whether check `id` is healthy now. An unknown id (or a loop of calculated checks) is healthy:
@@ -110,6 +119,9 @@ fn healthy_at(
                     _ => observed.last_known.get(id).copied().unwrap_or(true),
                 },
             },
+            CheckKind::RoutingControl { arn } => {
+                observed.routing_controls.get(arn).copied().unwrap_or(false)
+            }
             CheckKind::Calculated {
                 children,
                 health_threshold,
@@ -409,6 +421,41 @@ mod tests {
                 "{ep} {alarm:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_routing_control_check_follows_its_control_and_an_unknown_control_is_off() {
+        let checks = BTreeMap::from([
+            ("ep".to_string(), endpoint()),
+            (
+                "rc".to_string(),
+                CheckSpec {
+                    kind: CheckKind::RoutingControl {
+                        arn: "arn:rc".into(),
+                    },
+                    inverted: false,
+                    disabled: false,
+                },
+            ),
+            (
+                "calc".to_string(),
+                CheckSpec {
+                    kind: CheckKind::Calculated {
+                        children: vec!["ep".into(), "rc".into()],
+                        health_threshold: 2,
+                    },
+                    inverted: false,
+                    disabled: false,
+                },
+            ),
+        ]);
+        let mut observed = Observed::default();
+        observed.endpoints.insert("ep".into(), true);
+        assert!(!check_healthy("rc", &checks, &observed), "unknown is Off");
+        observed.routing_controls.insert("arn:rc".into(), true);
+        assert!(check_healthy("calc", &checks, &observed));
+        observed.routing_controls.insert("arn:rc".into(), false);
+        assert!(!check_healthy("calc", &checks, &observed));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hapilot::local::deployment::{
     DatabaseSetup, LocalDeployment, PRIMARY_SET, RecordRouting, STANDBY_REGION, STANDBY_SET,
-    WorldOptions,
+    SwitchSetup, WorldOptions, routing_control_arn,
 };
 use hapilot::local::gateway::GatewayMode;
 use hapilot::runs::follow;
@@ -26,13 +26,14 @@ struct RegionalWorld {
 
 impl RegionalWorld {
     async fn start(routing: RecordRouting) -> Self {
+        Self::start_with(WorldOptions::regional(DatabaseSetup::Patroni, routing)).await
+    }
+
+    async fn start_with(options: WorldOptions) -> Self {
         let stack = TestStack::start().await;
-        let deployment = LocalDeployment::create_with(
-            stack.stack(),
-            WorldOptions::regional(DatabaseSetup::Patroni, routing),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("the local deployment was not created: {e}"));
+        let deployment = LocalDeployment::create_with(stack.stack(), options)
+            .await
+            .unwrap_or_else(|e| panic!("the local deployment was not created: {e}"));
         let data_plane = deployment.start_data_plane(stack.stack(), TICK);
         let world = Self {
             stack,
@@ -105,8 +106,8 @@ impl RegionalWorld {
     }
 }
 
-async fn dark_primary_fails_over(routing: RecordRouting) {
-    let world = RegionalWorld::start(routing).await;
+async fn dark_primary_fails_over(options: WorldOptions) -> RegionalWorld {
+    let world = RegionalWorld::start_with(options).await;
     assert_eq!(
         world.answer("us-east-1").await.as_deref(),
         Some(PRIMARY_SET)
@@ -163,6 +164,7 @@ async fn dark_primary_fails_over(routing: RecordRouting) {
         route53_before,
         "no Route53 control-plane call may have been made after the blackout: {served:?}"
     );
+    world
 }
 
 fn route53_calls(calls: &std::collections::BTreeMap<(String, String), u64>) -> u64 {
@@ -175,12 +177,70 @@ fn route53_calls(calls: &std::collections::BTreeMap<(String, String), u64>) -> u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dark_primary_region_fails_over_from_the_standby_through_the_data_plane() {
-    dark_primary_fails_over(RecordRouting::Weighted).await;
+    dark_primary_fails_over(WorldOptions::regional(
+        DatabaseSetup::Patroni,
+        RecordRouting::Weighted,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dark_primary_region_fails_over_through_arc_routing_controls_on_the_endpoints_that_answer()
+ {
+    let world = dark_primary_fails_over(WorldOptions {
+        switch: SwitchSetup::ArcRoutingControl,
+        ..WorldOptions::regional(DatabaseSetup::Patroni, RecordRouting::Latency)
+    })
+    .await;
+    let arc = world.deployment.arc.as_ref().unwrap();
+    assert_eq!(
+        arc.states(),
+        std::collections::BTreeMap::from([
+            (routing_control_arn(PRIMARY_SET), false),
+            (routing_control_arn(STANDBY_SET), true),
+        ]),
+        "the primary's control is Off, the standby's On"
+    );
+    let calls = arc.calls();
+    assert!(
+        calls
+            .get(&("us-east-1".into(), "refused"))
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "the dark region's endpoint was tried first and refused: {calls:?}"
+    );
+    assert_eq!(
+        calls.get(&("us-east-1".into(), "served")),
+        None,
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .get(&("us-west-2".into(), "served"))
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{calls:?}"
+    );
+    // The routing control holds the fence: with us-east-1 and its gateway back, its own
+    // clients still get the standby until a planned failback turns the control On again.
+    world.stack.stack().revive("us-east-1");
+    world.deployment.primary.set_mode(GatewayMode::Healthy);
+    tokio::time::sleep(TICK * 6).await;
+    assert_eq!(
+        world.answer("us-east-1").await.as_deref(),
+        Some(STANDBY_SET)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ha_documents_latency_records_fail_over_with_the_primary_dark() {
-    dark_primary_fails_over(RecordRouting::Latency).await;
+    dark_primary_fails_over(WorldOptions::regional(
+        DatabaseSetup::Patroni,
+        RecordRouting::Latency,
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
