@@ -163,3 +163,111 @@ fn every_state_machine_is_deployed_with_every_substitution_it_uses() {
         }
     }
 }
+
+/// The `!Sub` string of a tagged scalar, with sample values for the stack's parameters: the
+/// standby stack in us-west-2, us-east-1 its peer, eu-west-1 the witness.
+fn substituted(v: &Value) -> String {
+    let mut s = scalar(v);
+    for (name, value) in [
+        ("${AWS::Region}", "us-west-2"),
+        ("${AWS::Partition}", "aws"),
+        ("${AWS::AccountId}", "123456789012"),
+        ("${AWS::StackName}", "hapilot"),
+        ("${PeerRegion}", "us-east-1"),
+        ("${PrimaryRegion}", "us-east-1"),
+        ("${StandbyRegion}", "us-west-2"),
+        ("${WitnessRegion}", "eu-west-1"),
+        ("${AlarmNamePrefix}", "hapilot"),
+        ("${PrimarySetIdentifier}", "primary"),
+        ("${StandbySetIdentifier}", "secondary"),
+        ("${Tier}", "Critical"),
+    ] {
+        s = s.replace(name, value);
+    }
+    s
+}
+
+/// The standby's branch of an `!If [IsStandby, a, b]`.
+fn standby_branch(v: &Value) -> &Value {
+    let Value::Tagged(t) = v else {
+        panic!("not an !If: {v:?}")
+    };
+    assert_eq!(t.tag.to_string(), "!If");
+    assert_eq!(scalar(&t.value[0]), "IsStandby");
+    &t.value[1]
+}
+
+#[test]
+fn the_standby_stack_acts_on_a_quorum_and_moves_traffic_through_the_data_plane() {
+    let text = std::fs::read_to_string(project_root().join("infra/template.yaml")).unwrap();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let resources = template();
+
+    // The trigger: quorum 2 of the standby's own prober, the witness's, and Route53's alarm.
+    let triggers = substituted(standby_branch(
+        &resources["AlarmRouterFunction"]["Properties"]["Environment"]["Variables"]
+            ["HAPILOT_FAILOVER_TRIGGERS"],
+    ));
+    let triggers: Vec<hapilot_core::alarm::FailoverTrigger> =
+        serde_json::from_str(&triggers).unwrap();
+    assert_eq!(triggers.len(), 1);
+    let trigger = &triggers[0];
+    assert_eq!(trigger.votes_needed(), 2);
+    let regions: Vec<String> = trigger
+        .vantage_alarms
+        .iter()
+        .map(|a| hapilot_core::alarm::AlarmRef::parse(a).unwrap().region)
+        .collect();
+    assert_eq!(regions, ["us-west-2", "eu-west-1", "us-east-1"]);
+    let own_vote = substituted(&resources["WatchPeerAlarm"]["Properties"]["AlarmName"]);
+    assert!(trigger.vantage_alarms[0].ends_with(&format!(":alarm:{own_vote}")));
+    let witness: Value = serde_norway::from_str(
+        &std::fs::read_to_string(project_root().join("infra/witness.yaml")).unwrap(),
+    )
+    .unwrap();
+    let witness_vote =
+        substituted(&witness["Resources"]["WatchPrimaryAlarm"]["Properties"]["AlarmName"]);
+    assert!(trigger.vantage_alarms[1].ends_with(&format!(":alarm:{witness_vote}")));
+    assert!(trigger.vantage_alarms[2].ends_with(":alarm:hapilot-primary-health"));
+    assert_eq!(
+        substituted(&resources["PrimaryHealthAlarm"]["Properties"]["AlarmName"]),
+        "hapilot-primary-health"
+    );
+
+    // The switch: control alarms in this region, behind each record's CALCULATED check.
+    let switch = substituted(standby_branch(
+        &doc["Globals"]["Function"]["Environment"]["Variables"]["HAPILOT_TRAFFIC_SWITCH"],
+    ));
+    let switch: hapilot_aws::traffic_switch::TrafficSwitchConfig =
+        serde_json::from_str(&switch).unwrap();
+    let hapilot_aws::traffic_switch::TrafficSwitchConfig::HealthCheck { region, alarms, .. } =
+        switch
+    else {
+        panic!("the standby's emergency switch is health_check: {switch:?}")
+    };
+    assert_eq!(region, "us-west-2");
+    for (set, alarm, check) in [
+        ("primary", "ControlPrimaryAlarm", "PrimaryRecordCheck"),
+        ("secondary", "ControlStandbyAlarm", "StandbyRecordCheck"),
+    ] {
+        assert_eq!(
+            alarms[set],
+            substituted(&resources[alarm]["Properties"]["AlarmName"])
+        );
+        let config = &resources[check]["Properties"]["HealthCheckConfig"];
+        assert_eq!(config["Type"].as_str(), Some("CALCULATED"));
+        let children: Vec<String> = config["ChildHealthChecks"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(scalar)
+            .collect();
+        let control = &resources[&children[1]]["Properties"]["HealthCheckConfig"];
+        assert_eq!(control["Type"].as_str(), Some("CLOUDWATCH_METRIC"));
+        assert_eq!(scalar(&control["AlarmIdentifier"]["Name"]), alarm);
+        assert_eq!(
+            resources[&children[0]]["Properties"]["HealthCheckConfig"]["Type"].as_str(),
+            Some("HTTPS")
+        );
+    }
+}
