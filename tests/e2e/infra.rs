@@ -205,8 +205,7 @@ fn the_standby_stack_acts_on_a_quorum_and_moves_traffic_through_the_data_plane()
 
     // The trigger: quorum 2 of the standby's own prober, the witness's, and Route53's alarm.
     let triggers = substituted(standby_branch(
-        &resources["AlarmRouterFunction"]["Properties"]["Environment"]["Variables"]
-            ["HAPILOT_FAILOVER_TRIGGERS"],
+        &resources["AlarmRouterFunction"]["Properties"]["Environment"]["Variables"]["HAPILOT_FAILOVER_TRIGGERS"],
     ));
     let triggers: Vec<hapilot_core::alarm::FailoverTrigger> =
         serde_json::from_str(&triggers).unwrap();
@@ -269,5 +268,118 @@ fn the_standby_stack_acts_on_a_quorum_and_moves_traffic_through_the_data_plane()
             resources[&children[0]]["Properties"]["HealthCheckConfig"]["Type"].as_str(),
             Some("HTTPS")
         );
+    }
+}
+
+/// The `Key=Value` parameters of the first `sam deploy` command in `infra/README.md` that uses
+/// `template` (continuation lines joined).
+fn readme_deploy_parameters(template: &str) -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(project_root().join("infra/README.md")).unwrap();
+    let mut commands = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        let line = line.trim();
+        match &mut current {
+            Some(c) => c.push_str(line.trim_end_matches('\\')),
+            None if line.starts_with("sam deploy") => {
+                current = Some(line.trim_end_matches('\\').to_string())
+            }
+            None => continue,
+        }
+        if !line.ends_with('\\') {
+            commands.extend(current.take());
+        }
+    }
+    let command = commands
+        .iter()
+        .find(|c| {
+            let uses_witness = c.contains("--template witness.yaml");
+            (template == "witness.yaml") == uses_witness
+        })
+        .unwrap_or_else(|| panic!("no sam deploy command for {template} in infra/README.md"));
+    command
+        .split_whitespace()
+        .filter_map(|word| word.split_once('=').map(|(key, _)| key.to_string()))
+        .filter(|key| key.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .collect()
+}
+
+#[test]
+fn the_readme_deploy_commands_pass_every_required_parameter() {
+    for template in ["template.yaml", "witness.yaml"] {
+        let text = std::fs::read_to_string(project_root().join("infra").join(template)).unwrap();
+        let doc: Value = serde_norway::from_str(&text).unwrap();
+        let required: BTreeSet<String> = doc["Parameters"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p.get("Default").is_none())
+            .map(|(k, _)| k.as_str().unwrap().to_string())
+            .collect();
+        let passed = readme_deploy_parameters(template);
+        let missing: Vec<&String> = required.difference(&passed).collect();
+        assert!(
+            missing.is_empty(),
+            "infra/README.md's sam deploy for {template} misses {missing:?}"
+        );
+        let known: BTreeSet<String> = doc["Parameters"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        let unknown: Vec<&String> = passed.difference(&known).collect();
+        assert!(
+            unknown.is_empty(),
+            "{template} has no parameters {unknown:?}"
+        );
+    }
+}
+
+#[test]
+fn every_alarm_pages_through_a_topic_whose_key_lets_cloudwatch_publish() {
+    let resources = template();
+    let alarms = of_type(&resources, "AWS::CloudWatch::Alarm");
+    assert!(alarms.len() > 10);
+    for (id, alarm) in alarms {
+        let properties = &alarm["Properties"];
+        for list in ["AlarmActions", "OKActions"] {
+            let Some(actions) = properties.get(list).and_then(Value::as_sequence) else {
+                continue;
+            };
+            for action in actions {
+                let topic_id = scalar(action);
+                let topic = &resources[&topic_id];
+                assert_eq!(topic["Type"].as_str(), Some("AWS::SNS::Topic"), "{id}");
+                let key_ref = scalar(&topic["Properties"]["KmsMasterKeyId"]);
+                let key = resources.get(&key_ref).unwrap_or_else(|| {
+                    panic!(
+                        "{id}: topic {topic_id} is encrypted with {key_ref}, not a key of this \
+                         template (an AWS managed key cannot let CloudWatch publish)"
+                    )
+                });
+                assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+                let grants_cloudwatch = key["Properties"]["KeyPolicy"]["Statement"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|s| {
+                        s["Effect"].as_str() == Some("Allow")
+                            && s["Principal"]["Service"].as_str()
+                                == Some("cloudwatch.amazonaws.com")
+                            && ["kms:Decrypt", "kms:GenerateDataKey*"].iter().all(|a| {
+                                s["Action"]
+                                    .as_sequence()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|x| x.as_str() == Some(a))
+                            })
+                    });
+                assert!(
+                    grants_cloudwatch,
+                    "{id}: {key_ref} does not let CloudWatch publish"
+                );
+            }
+        }
     }
 }

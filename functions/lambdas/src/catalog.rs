@@ -26,11 +26,16 @@ impl FunctionSpec {
         self.requires.contains(&REGIONS)
     }
 
-    /// Every IAM action its role grants: what its code calls, plus reading the regions secret.
+    /// Every IAM action its role grants: what its code calls, plus reading the regions secret,
+    /// plus the topic key's data-key actions for a function that publishes (the topic is
+    /// encrypted with a customer managed key, which SNS uses on the publisher's behalf).
     pub fn role_actions(&self) -> Vec<&'static str> {
         let mut actions = self.iam_actions.to_vec();
         if self.reads_regions() {
             actions.push("secretsmanager:GetSecretValue");
+        }
+        if self.iam_actions.contains(&"sns:Publish") {
+            actions.extend(["kms:Decrypt", "kms:GenerateDataKey"]);
         }
         actions
     }
