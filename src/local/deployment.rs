@@ -274,13 +274,15 @@ impl LocalDeployment {
                     member: standby.name(),
                 },
             ),
+            // The functions reach the pair as they would RDS: URI DSNs, TLS verified fully
+            // against the pair's CA.
             Databases::Postgres { pair, agents, .. } => (
                 DatabaseTarget::Postgres {
-                    dsn: pair.primary.dsn(),
+                    dsn: pair.primary.verified_dsn(&pair.ca_file()),
                     agent_url: Some(agents.0.url()),
                 },
                 DatabaseTarget::Postgres {
-                    dsn: pair.replica.dsn(),
+                    dsn: pair.replica.verified_dsn(&pair.ca_file()),
                     agent_url: Some(agents.1.url()),
                 },
             ),

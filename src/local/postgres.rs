@@ -113,6 +113,16 @@ impl PostgresServer {
         )
     }
 
+    /// A URI DSN that verifies the server fully (`sslmode=verify-full` against the pair's CA,
+    /// `localhost` named, 127.0.0.1 dialled): what a production DSN to RDS looks like.
+    pub fn verified_dsn(&self, ca: &Path) -> String {
+        format!(
+            "postgresql://postgres@localhost:{}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}",
+            self.port,
+            ca.display()
+        )
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -199,6 +209,7 @@ impl PostgresPair {
         ]);
         run(initdb, "initdb")?;
         pair.scratch_dir("archive")?;
+        make_tls_files(&root)?;
         append_conf(&pair.primary.data, pair.primary.port, &root)?;
         pair.primary.start()?;
         let mut basebackup = pg_command(&bin, "pg_basebackup");
@@ -223,6 +234,11 @@ impl PostgresPair {
 }
 
 impl PostgresPair {
+    /// The CA that signed both servers' certificates (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.root.join("tls").join("ca.pem")
+    }
+
     /// A fresh directory under the pair's root that the server user may write (for
     /// `pg_basebackup -D` and the like).
     pub fn scratch_dir(&self, name: &str) -> Result<PathBuf, HapilotError> {
@@ -502,17 +518,112 @@ fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotE
     // replica once promoted (archive_mode = on does not archive during recovery). Copy, then
     // rename: a reader never sees half a segment.
     let archive = socket_dir.join("archive");
+    let tls = socket_dir.join("tls");
     writeln!(
         f,
-        "\n# hapilot local pair\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+        "\n# hapilot local pair\nssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
          hot_standby = on\nwal_level = replica\nmax_wal_senders = 10\nfsync = off\nwal_receiver_status_interval = 1s\n\
          timezone = 'UTC'\nlog_timezone = 'UTC'\nwal_log_hints = on\narchive_mode = on\n\
          archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f.tmp && mv {archive}/%f.tmp {archive}/%f'\n\
          restore_command = 'cp {archive}/%f %p'\n",
         socket_dir.display(),
-        archive = archive.display()
+        archive = archive.display(),
+        cert = tls.join("server.pem").display(),
+        key = tls.join("server.key").display(),
     )
     .map_err(HapilotError::io(format!("writing {}", path.display())))
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 under `<root>/tls` (openssl),
+/// so the pair serves TLS and clients can verify it fully, as against RDS or CloudNativePG.
+fn make_tls_files(root: &Path) -> Result<(), HapilotError> {
+    let dir = root.join("tls");
+    std::fs::create_dir_all(&dir)
+        .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+    let openssl = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.current_dir(&dir).args(args);
+        run(c, "openssl")
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=hapilot local CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(HapilotError::io("writing server.ext"))?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    // PostgreSQL refuses a key others can read; it runs as `postgres` when we are root.
+    let key = dir.join("server.key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(HapilotError::io(format!("chmod {}", key.display())))?;
+    if running_as_root() {
+        let uid = postgres_uid()?;
+        std::os::unix::fs::chown(&key, Some(uid), None).map_err(HapilotError::io(format!(
+            "giving {} to postgres",
+            key.display()
+        )))?;
+    }
+    Ok(())
 }
 
 impl Drop for PostgresPair {

@@ -16,4 +16,5 @@ mod failover;
 mod front_door;
 mod health_proof;
 mod infra;
+mod postgres_tls;
 mod switchover;

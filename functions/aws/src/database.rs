@@ -196,56 +196,63 @@ impl Database for AnyDatabase {
 /// [`Database`] over SQL with tokio-postgres.
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
+    /// As given (libpq's forms); also what the host agent is told for re-protection.
     dsn: String,
     /// HTTP client and URL of the host agent, for re-protection.
     agent: Option<(reqwest::Client, String)>,
 }
 
 impl PostgresDatabase {
-    /// A database reached with `dsn`; a `connect_timeout` of 5 s is added unless it has one.
+    /// A database reached with `dsn` (URI or key=value; `sslmode`, `sslrootcert` honoured; a
+    /// `connect_timeout` of 5 s unless it sets one). A bad DSN fails at the first connection.
     pub fn new(dsn: &str) -> Self {
-        let dsn = if dsn.contains("connect_timeout") {
-            dsn.to_string()
-        } else {
-            format!("{dsn} connect_timeout=5")
-        };
-        Self { dsn, agent: None }
+        Self {
+            dsn: dsn.to_string(),
+            agent: None,
+        }
     }
 
     /// host:port for messages (the DSN may hold a password).
     fn target(&self) -> String {
-        let field = |k: &str| {
-            self.dsn
-                .split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
-                .unwrap_or_else(|| "?".to_string())
-        };
-        format!("{}:{}", field("host"), field("port"))
+        crate::postgres_dsn::PostgresDsn::parse(&self.dsn)
+            .map(|d| d.target())
+            .unwrap_or_else(|_| "?:?".into())
     }
 
     /// Opens a connection (its driver runs on a background task until the client drops).
     pub async fn connect(&self) -> Result<tokio_postgres::Client, AdapterError> {
-        let (client, connection) = tokio_postgres::connect(&self.dsn, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| self.error(e))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let dsn = crate::postgres_dsn::PostgresDsn::parse(&self.dsn)?;
+        let client = match dsn.tls_config()? {
+            None => {
+                let (client, connection) = dsn
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = dsn
+                    .config
+                    .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                    .await
+                    .map_err(|e| self.error(e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
         Ok(client)
     }
 
     fn error(&self, e: tokio_postgres::Error) -> AdapterError {
         let detail = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => {
-                let mut d = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    d = format!("{d}: {s}");
-                    source = s.source();
-                }
-                d
-            }
+            None => crate::error::error_chain(&e),
         };
         AdapterError::Database {
             target: self.target(),

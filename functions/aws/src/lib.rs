@@ -13,6 +13,7 @@ pub mod journal;
 pub mod monitoring;
 pub mod notifier;
 pub mod orchestrator;
+pub mod postgres_dsn;
 pub mod prober;
 pub mod restore;
 pub mod scaler;
