@@ -135,6 +135,9 @@ enum Command {
         /// Why (kept in the journal and the report).
         #[arg(long, default_value = "")]
         comment: String,
+        /// Answer without asking for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Deny what a waiting run asks for; it stops with nothing more changed.
     Deny {
@@ -149,6 +152,9 @@ enum Command {
         /// Why (required: the next on-call reads it).
         #[arg(long)]
         comment: String,
+        /// Answer without asking for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Audit the backups (every policy of the HA document's table, by listing and by content) and
     /// print the report; exits 2 on critical findings. Talks to AWS_ENDPOINT_URL when set (the
@@ -354,13 +360,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             machine,
             bucket,
             comment,
-        } => answer(&config, &execution, &machine, bucket, true, &comment).await,
+            yes,
+        } => answer(&config, &execution, &machine, bucket, (true, yes), &comment).await,
         Command::Deny {
             execution,
             machine,
             bucket,
             comment,
-        } => answer(&config, &execution, &machine, bucket, false, &comment).await,
+            yes,
+        } => {
+            answer(
+                &config,
+                &execution,
+                &machine,
+                bucket,
+                (false, yes),
+                &comment,
+            )
+            .await
+        }
         Command::Audit {
             input,
             bucket,
@@ -548,7 +566,7 @@ async fn answer(
     execution: &str,
     machine: &str,
     bucket: Option<String>,
-    approved: bool,
+    (approved, confirmed): (bool, bool),
     comment: &str,
 ) -> anyhow::Result<()> {
     let Some(bucket) = bucket.or_else(|| config.setting("HAPILOT_AUDIT_BUCKET")) else {
@@ -557,6 +575,26 @@ async fn answer(
         );
     };
     let sdk = config.sdk().await;
+    let pending = hapilot::approvals::pending(&sdk, &bucket, machine, execution).await?;
+    let verb = if approved { "approve" } else { "deny" };
+    say!(
+        "you are about to {verb}:\n{}",
+        hapilot::approvals::describe(&pending)
+    );
+    if !confirmed {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "not answered: stdin is not a terminal to confirm on; pass --yes to {verb} without confirmation"
+            );
+        }
+        eprint!("{verb} {machine} run {execution}? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            bail!("not answered: {verb} was not confirmed; the run still waits");
+        }
+    }
     let decision =
         hapilot::approvals::answer(&sdk, &bucket, machine, execution, approved, comment).await?;
     say!(

@@ -55,7 +55,7 @@ async fn answer(world: &FailoverWorld, execution: &str, approve: bool) {
             .cli()
             .args([if approve { "approve" } else { "deny" }, execution])
             .args(["--machine", "dr-drill", "--bucket", "hapilot-audit"])
-            .args(["--comment", "drill decision from the test"]),
+            .args(["--comment", "drill decision from the test", "--yes"]),
     )
     .await;
 }

@@ -286,7 +286,26 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         "{stderr}"
     );
     assert_eq!(world.wait_for_approval("lagging-deny").await, pending);
-    cli_ok(oncall_cli(&settings_file("hapilot.toml", "audit_bucket"))).await;
+    // Without --yes and without a terminal to confirm on, nothing is answered, but the on-call
+    // sees what they were about to decide.
+    let unconfirmed = oncall_cli(&settings_file("hapilot.toml", "audit_bucket"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&unconfirmed.stdout),
+        String::from_utf8_lossy(&unconfirmed.stderr),
+    );
+    assert!(!unconfirmed.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("pass --yes to deny"), "{stderr}");
+    assert!(
+        stdout.contains("you are about to deny:")
+            && stdout.contains("failover run lagging-deny waits at RequestApproval"),
+        "{stdout}"
+    );
+    assert_eq!(world.wait_for_approval("lagging-deny").await, pending);
+    cli_ok(oncall_cli(&settings_file("hapilot.toml", "audit_bucket")).arg("--yes")).await;
     let _ = std::fs::remove_dir_all(&dir);
     let outcome = world.follow(&arn).await;
     assert_failed(&outcome, "hapilot.ApprovalDenied");
@@ -297,7 +316,10 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         .await
         .unwrap();
     assert_eq!(report["approval"]["comment"], "replica too far behind");
-    assert_eq!(report["approval"]["by"], "oncall-test");
+    // Who answered is who AWS says called, not what the environment claims.
+    let by = report["approval"]["by"].as_str().unwrap();
+    assert!(by.starts_with("arn:aws:"), "{report:#}");
+    assert_eq!(report["approval"]["operator"], "oncall-test");
 
     let arn = world
         .start_failover("lagging-approve", world.console_input(json!({})))

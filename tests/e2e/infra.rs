@@ -383,3 +383,22 @@ fn every_alarm_pages_through_a_topic_whose_key_lets_cloudwatch_publish() {
         }
     }
 }
+
+#[test]
+fn only_request_approval_may_write_a_pending_approval() {
+    let resources = template();
+    let statements = resources["AuditBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .clone();
+    let guard = statements
+        .iter()
+        .find(|s| scalar(&s["Resource"]).ends_with("/runs/*/approval.json"))
+        .expect("a statement guards runs/*/approval.json");
+    assert_eq!(guard["Effect"].as_str(), Some("Deny"));
+    assert_eq!(guard["Principal"].as_str(), Some("*"));
+    assert_eq!(
+        scalar(&guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]),
+        "RequestApprovalFunctionRole.Arn"
+    );
+}
