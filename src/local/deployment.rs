@@ -480,6 +480,8 @@ impl LocalDeployment {
             restore: None,
         };
         let mut settings = Settings::with_defaults();
+        // Everything local listens on loopback over plain HTTP.
+        settings.allow_plain_http = true;
         settings.hosted_zone_id = Some(zone_id.clone());
         settings.record_name = Some(RECORD_NAME.to_string());
         settings.global_health_url = Some(global.health_url());

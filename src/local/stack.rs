@@ -58,7 +58,11 @@ impl Default for StackOptions {
             definitions: definitions_in(&root.join("statemachines")),
             log_dir: root.join(".hapilot").join("logs"),
             moto_start_timeout: Duration::from_secs(60),
-            settings: Settings::with_defaults(),
+            // Everything local listens on loopback over plain HTTP.
+            settings: Settings {
+                allow_plain_http: true,
+                ..Settings::with_defaults()
+            },
             extra_functions: Vec::new(),
         }
     }

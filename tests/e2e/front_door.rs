@@ -248,8 +248,11 @@ async fn the_regions_are_read_from_secrets_manager_at_start() {
     let spec = hapilot_functions::catalog::find("plan-failover").unwrap();
     assert!(spec.reads_regions());
 
-    let mut settings = Settings::from_lookup(|k| {
-        (k == "HAPILOT_REGIONS_SECRET").then(|| "hapilot/regions".to_string())
+    let mut settings = Settings::from_lookup(|k| match k {
+        "HAPILOT_REGIONS_SECRET" => Some("hapilot/regions".to_string()),
+        // The secret names the local world's loopback URLs.
+        "HAPILOT_ALLOW_PLAIN_HTTP" => Some("true".to_string()),
+        _ => None,
     })
     .unwrap();
     assert!(

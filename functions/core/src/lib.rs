@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod backup;
 pub mod canary;
 pub mod drill;
+pub mod endpoint;
 pub mod error;
 pub mod failback;
 pub mod failover;

@@ -92,11 +92,15 @@ pub struct Settings {
     /// `HAPILOT_TRAFFIC_SWITCH`: JSON [`TrafficSwitchConfig`], how the emergency path moves
     /// traffic (default `{"kind": "weights"}`).
     pub traffic_switch: TrafficSwitchConfig,
+    /// `HAPILOT_ALLOW_PLAIN_HTTP`: whether `http://` URLs are accepted (the local stack;
+    /// default false: every URL must be `https://`).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 21] = [
+pub const VARIABLES: [&str; 22] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -118,6 +122,7 @@ pub const VARIABLES: [&str; 21] = [
     "HAPILOT_DR_REGION",
     "HAPILOT_METRICS",
     "HAPILOT_TRAFFIC_SWITCH",
+    "HAPILOT_ALLOW_PLAIN_HTTP",
 ];
 
 impl Settings {
@@ -200,6 +205,17 @@ impl Settings {
         if let Some(v) = text("HAPILOT_TRAFFIC_SWITCH") {
             s.traffic_switch = json("HAPILOT_TRAFFIC_SWITCH", &v)?;
         }
+        if let Some(v) = text("HAPILOT_ALLOW_PLAIN_HTTP") {
+            s.allow_plain_http = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "on" | "1" => true,
+                "false" | "off" | "0" => false,
+                other => {
+                    return Err(FunctionError::Setup(format!(
+                        "HAPILOT_ALLOW_PLAIN_HTTP is not valid: {other:?} (use true or false)"
+                    )));
+                }
+            };
+        }
         if let Some(v) = text("HAPILOT_METRICS") {
             s.embedded_metrics = match v.trim().to_ascii_lowercase().as_str() {
                 "emf" => true,
@@ -211,7 +227,69 @@ impl Settings {
                 }
             };
         }
+        s.check_urls()?;
         Ok(s)
+    }
+
+    /// Every URL the settings name, by the setting that names it.
+    pub fn urls(&self) -> Vec<(String, &str)> {
+        use hapilot_aws::database::DatabaseTarget;
+        use hapilot_aws::restore::RestoreDatabaseTarget;
+        let mut out: Vec<(String, &str)> = Vec::new();
+        if let Some(url) = &self.global_health_url {
+            out.push(("HAPILOT_GLOBAL_HEALTH_URL".into(), url));
+        }
+        for (region, r) in &self.regions {
+            let at = |field: &str| format!("HAPILOT_REGIONS {region}.{field}");
+            out.push((at("health_url"), &r.health_url));
+            match &r.database {
+                Some(DatabaseTarget::Postgres {
+                    agent_url: Some(url),
+                    ..
+                }) => out.push((at("database.agent_url"), url)),
+                Some(DatabaseTarget::Patroni { url, .. }) => out.push((at("database.url"), url)),
+                _ => {}
+            }
+            if let Some(k) = &r.kubernetes {
+                out.push((at("kubernetes.url"), &k.url));
+            }
+            if let Some(v) = &r.vault {
+                out.push((at("vault.url"), &v.url));
+            }
+            match &r.restore {
+                Some(RestoreDatabaseTarget::Postgres { agent_url, .. }) => {
+                    out.push((at("restore.agent_url"), agent_url))
+                }
+                Some(RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. }) => {
+                    out.push((at("restore.kubernetes.url"), &kubernetes.url))
+                }
+                None => {}
+            }
+        }
+        if let Some(hapilot_aws::traffic::TrafficSource::Prometheus { url, .. }) =
+            &self.canary_provider
+        {
+            out.push(("HAPILOT_CANARY_PROVIDER url".into(), url));
+        }
+        if let TrafficSwitchConfig::ArcRoutingControl { endpoints, .. } = &self.traffic_switch {
+            for e in endpoints {
+                out.push((
+                    format!("HAPILOT_TRAFFIC_SWITCH endpoint {}", e.region),
+                    &e.url,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Refuses a URL with credentials in it, and `http://` unless `HAPILOT_ALLOW_PLAIN_HTTP`;
+    /// the error names the setting, never the URL.
+    pub fn check_urls(&self) -> Result<(), FunctionError> {
+        for (setting, url) in self.urls() {
+            hapilot_core::endpoint::check_url(&setting, url, self.allow_plain_http)
+                .map_err(|e| FunctionError::Setup(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Reads the regions from `HAPILOT_REGIONS_SECRET` when that is how they are given. Called
@@ -226,6 +304,7 @@ impl Settings {
             .await
             .map_err(|e| FunctionError::Setup(format!("HAPILOT_REGIONS_SECRET: {e}")))?;
         self.regions = regions_json(&format!("HAPILOT_REGIONS_SECRET {id}"), &text)?;
+        self.check_urls()?;
         Ok(())
     }
 
@@ -419,10 +498,10 @@ mod tests {
     #[test]
     fn regions_parse_with_both_database_backends() {
         let regions = r#"{
-            "us-east-1": {"health_url": "http://a/health", "set_identifier": "primary",
+            "us-east-1": {"health_url": "https://a/health", "set_identifier": "primary",
                           "database": {"backend": "postgres", "dsn": "host=127.0.0.1 port=5432"}},
-            "us-west-2": {"health_url": "http://b/health", "set_identifier": "standby",
-                          "database": {"backend": "patroni", "url": "http://b:8008", "member": "pg-1"}}
+            "us-west-2": {"health_url": "https://b/health", "set_identifier": "standby",
+                          "database": {"backend": "patroni", "url": "https://b:8008", "member": "pg-1"}}
         }"#;
         let s = Settings::from_lookup(|k| (k == "HAPILOT_REGIONS").then(|| regions.to_string()))
             .unwrap();
@@ -431,5 +510,38 @@ mod tests {
             s.regions["us-west-2"].database,
             Some(DatabaseTarget::Patroni { .. })
         ));
+    }
+
+    #[test]
+    fn plain_http_needs_the_setting_and_credentials_in_urls_never_load() {
+        let regions = |patroni: &str| {
+            format!(
+                r#"{{"us-west-2": {{"health_url": "https://b/health", "set_identifier": "standby",
+                     "database": {{"backend": "patroni", "url": "{patroni}", "member": "pg-1"}}}}}}"#
+            )
+        };
+        let load = |regions: String, allow: Option<&str>| {
+            Settings::from_lookup(move |k| match k {
+                "HAPILOT_REGIONS" => Some(regions.clone()),
+                "HAPILOT_ALLOW_PLAIN_HTTP" => allow.map(str::to_string),
+                _ => None,
+            })
+        };
+        let e = load(regions("http://b:8008"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HAPILOT_REGIONS us-west-2.database.url")
+                && e.contains("HAPILOT_ALLOW_PLAIN_HTTP"),
+            "{e}"
+        );
+        assert!(load(regions("http://b:8008"), Some("true")).is_ok());
+        let e = load(regions("https://patroni:s3cret@b:8008"), Some("true"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("us-west-2.database.url") && !e.contains("s3cret"),
+            "{e}"
+        );
     }
 }
