@@ -33,9 +33,14 @@ fn failed(what: &str, out: &std::process::Output) -> HapilotError {
 
 /// Runs one SQL statement on the primary with psql; returns its output. Blocking.
 pub fn psql(pair: &PostgresPair, sql: &str) -> Result<String, HapilotError> {
+    psql_on(pair, pair.primary.port(), sql)
+}
+
+/// Runs one SQL statement with psql on the pair's server listening on `port`. Blocking.
+pub fn psql_on(pair: &PostgresPair, port: u16, sql: &str) -> Result<String, HapilotError> {
     let out = pair
         .tool("psql")
-        .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
         .output()
         .map_err(HapilotError::io("running psql"))?;

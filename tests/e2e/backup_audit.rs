@@ -438,3 +438,179 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
         }
     }
 }
+
+/// A real catalog with a failover in its history: a base backup on timeline 1, the replica
+/// promoted, WAL going on on timeline 2. Timeline 1's last segment is archived only as
+/// `.partial`; timeline 2's first segment starts with timeline 1's pages. Blocking.
+fn build_failover_catalog() -> Vec<Object> {
+    use hapilot::local::barman::psql_on;
+    let pair = PostgresPair::start().expect("PostgreSQL (scripts/ensure-postgres installs it)");
+    psql(
+        &pair,
+        "CREATE TABLE spend AS SELECT g AS id, 'team-' || (g % 7) AS team FROM generate_series(1, 2000) g",
+    )
+    .unwrap();
+    let mut objects = take_base_backup(&pair).unwrap();
+    psql(
+        &pair,
+        "INSERT INTO spend SELECT g, 'before' FROM generate_series(1, 500) g",
+    )
+    .unwrap();
+    switch_and_archive(&pair).unwrap();
+    // More writes that stay in the current segment (no switch), so the promotion happens in
+    // the middle of a segment, as a failover does: the switch segment then starts with
+    // timeline 1's pages.
+    psql(
+        &pair,
+        "INSERT INTO spend SELECT g, 'mid-segment' FROM generate_series(1, 500) g",
+    )
+    .unwrap();
+    let replica = pair.replica.port();
+    let mut caught_up = String::new();
+    for _ in 0..200 {
+        caught_up = psql_on(&pair, replica, "SELECT count(*) FROM spend").unwrap();
+        if caught_up == "3000" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        caught_up, "3000",
+        "the replica replayed every write before the failover"
+    );
+    psql_on(&pair, replica, "SELECT pg_promote(true, 60)").unwrap();
+    for i in 0..3 {
+        psql_on(
+            &pair,
+            replica,
+            &format!("INSERT INTO spend SELECT g, 'after-{i}' FROM generate_series(1, 500) g"),
+        )
+        .unwrap();
+        psql_on(&pair, replica, "SELECT pg_switch_wal()").unwrap();
+    }
+    // Wait for the new primary to archive the history file, the .partial and timeline 2's
+    // completed segments.
+    let archived = || {
+        let mut names: Vec<String> = std::fs::read_dir(pair.archive_dir())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| !n.ends_with(".tmp"))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut names = archived();
+    for _ in 0..400 {
+        let tli2 = names
+            .iter()
+            .filter(|n| n.len() == 24 && n.starts_with("00000002"))
+            .count();
+        if names.iter().any(|n| n == "00000002.history")
+            && names.iter().any(|n| n.ends_with(".partial"))
+            && tli2 >= 3
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        names = archived();
+    }
+    assert!(
+        names.iter().any(|n| n == "00000002.history"),
+        "the promoted replica archived its history: {names:?}"
+    );
+    objects.extend(wal_objects(&pair, &names).unwrap());
+    objects
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_catalog_with_a_failover_in_its_history_raises_no_false_alarm() {
+    let objects = tokio::task::spawn_blocking(build_failover_catalog)
+        .await
+        .unwrap();
+    let stack = TestStack::start().await;
+    let s3 = stack.s3();
+    s3.create_bucket()
+        .bucket("hapilot-audit")
+        .send()
+        .await
+        .unwrap();
+    let mut settings = hapilot_functions::config::Settings::with_defaults();
+    settings.audit_bucket = Some("hapilot-audit".into());
+    settings.topic_arn = Some(
+        aws_sdk_sns::Client::new(stack.stack().sdk_config())
+            .create_topic()
+            .name("hapilot")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn()
+            .unwrap()
+            .to_string(),
+    );
+    stack.stack().configure(settings).unwrap();
+    upload(&s3, "failed-over", &objects, &[]).await;
+    upload(&s3, "failed-over-dr", &objects, &[]).await;
+    let postgres_only: Vec<Value> = policies()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["data_type"].as_str().unwrap().starts_with("postgres"))
+        .cloned()
+        .collect();
+    let outcome = stack
+        .run(
+            "backup-audit",
+            json!({"bucket": "failed-over", "dr_bucket": "failed-over-dr", "dr_region": "us-west-2",
+                   "policies": postgres_only, "verify": "all"}),
+        )
+        .await;
+    let stamp = report_stamp(&stack, &outcome).await;
+    let report: Value = serde_json::from_str(
+        &stack
+            .text(
+                "hapilot-audit",
+                &format!("reports/backup-audit/{stamp}.json"),
+            )
+            .await,
+    )
+    .unwrap();
+    let findings: Vec<&Value> = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["findings"].as_array().unwrap())
+        .collect();
+    assert!(findings.is_empty(), "false alarms: {findings:#?}");
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    // Every segment was verified by content, the switch segment (timeline 2's first, with
+    // timeline 1's pages) among them.
+    let verified: Vec<&Value> = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["verified"].as_array().unwrap())
+        .collect();
+    assert!(verified.iter().all(|v| v["ok"] == true), "{verified:#?}");
+    let history = objects
+        .iter()
+        .find(|o| o.key.ends_with("00000002.history"))
+        .unwrap();
+    let switch =
+        hapilot_core::backup::wal::parse_history(2, &String::from_utf8_lossy(&history.bytes))
+            .unwrap()
+            .into_iter()
+            .find(|s| s.timeline == 2)
+            .unwrap();
+    let switch_segment = hapilot_core::backup::wal::WalSegment::containing(
+        2,
+        switch.switch_lsn,
+        hapilot_core::backup::wal::DEFAULT_SEGMENT_SIZE,
+    )
+    .to_string();
+    assert!(
+        verified
+            .iter()
+            .any(|v| v["key"].as_str().unwrap().contains(&switch_segment)),
+        "the switch segment {switch_segment} was verified: {verified:#?}"
+    );
+}

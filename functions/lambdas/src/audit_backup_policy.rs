@@ -283,7 +283,7 @@ async fn audit_policy<S: BackupStore>(
         .next()
         .ok_or("the listing audit returned no status")?;
 
-    let verified = verify_contents(primary, request, &objects, &bases.infos).await;
+    let verified = verify_contents(primary, request, &objects, &bases.infos, &switches).await;
     for v in verified.iter().filter(|v| !v.ok) {
         if v.detail.starts_with("not verified") {
             findings.push(Finding {
@@ -329,6 +329,7 @@ async fn verify_contents<S: BackupStore>(
     request: &PolicyAuditRequest,
     objects: &[StoredObject],
     infos: &BTreeMap<String, BackupInfo>,
+    switches: &[TimelineSwitch],
 ) -> Vec<Verification> {
     let data_type = request.policy.data_type;
     let layout = &request.target.layout;
@@ -358,9 +359,10 @@ async fn verify_contents<S: BackupStore>(
                     _ => None,
                 };
                 let size = request.wal_segment_size;
+                let parent = wal::parent_in_switch_segment(seg, switches, size);
                 let r = store
                     .verify(bucket, &object.key, move |r| {
-                        verify_wal_segment(r, seg, compression.as_deref(), size)
+                        verify_wal_segment(r, seg, compression.as_deref(), size, parent)
                     })
                     .await;
                 match r {

@@ -72,15 +72,20 @@ pub async fn verify_restore_point<S: BackupStore>(
             )));
         }
         verified.push(json!({"key": v.key, "detail": v.detail}));
+        let mut previous: Option<u32> = None;
         for w in &plan.restore_point.wal {
             let compression = match wal::classify(&w.key) {
                 Some(WalFile::Segment(_, c)) => c,
                 _ => None,
             };
             let (segment, size) = (w.segment, plan.wal_segment_size);
+            // Where the chain moves to a child timeline, that segment is the switch segment:
+            // its first page may carry the parent's timeline (PostgreSQL copied it there).
+            let parent = previous.filter(|p| *p != segment.timeline);
+            previous = Some(segment.timeline);
             let result = store
                 .verify(&plan.bucket, &w.key, move |r| {
-                    verify_wal_segment(r, segment, compression.as_deref(), size)
+                    verify_wal_segment(r, segment, compression.as_deref(), size, parent)
                 })
                 .await
                 .map_err(|e| corrupt(format!("{}: {e}", w.key)))?;

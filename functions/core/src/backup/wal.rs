@@ -244,7 +244,13 @@ pub fn chain_path(
 }
 
 /// The segment after `current` on the chain: the next one on the same timeline, or - where a
-/// child timeline branched inside `current` - its continuation on the child.
+/// child timeline branched inside `current` or inside the next segment - its continuation on
+/// the child.
+///
+/// At promotion PostgreSQL copies the parent's WAL up to the switch point into the child's
+/// first segment (the switch segment), and archives the parent's own copy of that segment only
+/// as `.partial`. So a chain that starts on the parent (a base backup taken before the
+/// failover) continues, at the switch segment, on the child.
 fn next_on_chain(
     current: WalSegment,
     archived: &BTreeSet<WalSegment>,
@@ -252,17 +258,39 @@ fn next_on_chain(
     segment_size: u64,
 ) -> WalSegment {
     let next = current.next(segment_size);
-    let branch = switches.iter().find(|s| {
-        s.parent == current.timeline
-            && WalSegment::containing(current.timeline, s.switch_lsn, segment_size) == current
-    });
-    match branch {
-        Some(s) if archived.contains(&current.on_timeline(s.timeline)) => {
+    let branch_in = |segment: WalSegment| {
+        switches.iter().find(|s| {
+            s.parent == current.timeline
+                && WalSegment::containing(current.timeline, s.switch_lsn, segment_size) == segment
+        })
+    };
+    if let Some(s) = branch_in(current) {
+        return if archived.contains(&current.on_timeline(s.timeline)) {
             current.on_timeline(s.timeline)
-        }
-        Some(s) => next.on_timeline(s.timeline),
-        None => next,
+        } else {
+            next.on_timeline(s.timeline)
+        };
     }
+    match branch_in(next) {
+        Some(s) if archived.contains(&next.on_timeline(s.timeline)) => next.on_timeline(s.timeline),
+        _ => next,
+    }
+}
+
+/// The timeline `segment`'s first page may carry besides its own: the parent's, when
+/// `segment` is its timeline's switch segment (PostgreSQL copied the parent's pages into it).
+pub fn parent_in_switch_segment(
+    segment: WalSegment,
+    switches: &[TimelineSwitch],
+    segment_size: u64,
+) -> Option<u32> {
+    switches
+        .iter()
+        .find(|s| {
+            s.timeline == segment.timeline
+                && WalSegment::containing(s.timeline, s.switch_lsn, segment_size) == segment
+        })
+        .map(|s| s.parent)
 }
 
 /// What a sound archived WAL segment says about itself (its first page's long header).
@@ -304,11 +332,15 @@ const XLP_LONG_HEADER: u16 = 0x0002;
 /// Verifies an archived segment's content in one streaming pass: decompression (gzip's CRC),
 /// the full size, and the first page's long header against the file's name (timeline, page
 /// address, segment size) - a renamed, truncated or foreign segment fails.
+///
+/// `parent` is the timeline the first page may carry instead of the name's: the parent's, on a
+/// switch segment (see [`parent_in_switch_segment`]).
 pub fn verify_wal_segment(
     reader: impl std::io::Read,
     expected: WalSegment,
     compression: Option<&str>,
     segment_size: u64,
+    parent: Option<u32>,
 ) -> Result<WalSegmentSummary, WalSegmentProblem> {
     let mut stream: Box<dyn std::io::Read> = match compression {
         None => Box::new(reader),
@@ -347,11 +379,14 @@ pub fn verify_wal_segment(
             "no long header on the first page: not the start of a segment".into(),
         ));
     }
-    if tli != expected.timeline {
-        return Err(WalSegmentProblem::Header(format!(
-            "timeline {tli}, the name says {}",
-            expected.timeline
-        )));
+    if tli != expected.timeline && Some(tli) != parent {
+        return Err(WalSegmentProblem::Header(match parent {
+            Some(p) => format!(
+                "timeline {tli}, the name says {} (and its parent is {p})",
+                expected.timeline
+            ),
+            None => format!("timeline {tli}, the name says {}", expected.timeline),
+        }));
     }
     let start = expected.start_lsn(segment_size);
     if pageaddr != start {
@@ -512,31 +547,73 @@ mod tests {
         let size = 1024 * 1024;
         let seg = WalSegment::parse("000000020000000100000003").unwrap();
         let bytes = segment_bytes(seg, size);
-        let ok = verify_wal_segment(&bytes[..], seg, None, size).unwrap();
+        let ok = verify_wal_segment(&bytes[..], seg, None, size, None).unwrap();
         assert_eq!(ok.system_id, 7_300_000_000_000_000_000);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &bytes).unwrap();
         let gz = gz.finish().unwrap();
-        assert!(verify_wal_segment(&gz[..], seg, Some("gz"), size).is_ok());
+        assert!(verify_wal_segment(&gz[..], seg, Some("gz"), size, None).is_ok());
         let renamed = seg.next(size);
         assert!(matches!(
-            verify_wal_segment(&bytes[..], renamed, None, size),
+            verify_wal_segment(&bytes[..], renamed, None, size, None),
             Err(WalSegmentProblem::Header(_))
         ));
         assert!(matches!(
-            verify_wal_segment(&bytes[..1000], seg, None, size),
+            verify_wal_segment(&bytes[..1000], seg, None, size, None),
             Err(WalSegmentProblem::Size { bytes: 1000, .. })
         ));
         let mut flipped = gz.clone();
         let at = flipped.len() - 6;
         flipped[at] ^= 1;
         assert!(matches!(
-            verify_wal_segment(&flipped[..], seg, Some("gz"), size),
+            verify_wal_segment(&flipped[..], seg, Some("gz"), size, None),
             Err(WalSegmentProblem::Unreadable(_))
         ));
         assert!(matches!(
-            verify_wal_segment(&bytes[..], seg, Some("xz"), size),
+            verify_wal_segment(&bytes[..], seg, Some("xz"), size, None),
             Err(WalSegmentProblem::UnsupportedCompression(_))
         ));
+    }
+
+    #[test]
+    fn a_switch_segment_may_carry_its_parents_timeline_and_nothing_else() {
+        let size = 1024 * 1024;
+        // PostgreSQL copied timeline 1's pages into timeline 2's first segment at promotion.
+        let copied = segment_bytes(seg(1, 1, 3), size);
+        let switch = seg(2, 1, 3);
+        let switches = [TimelineSwitch {
+            parent: 1,
+            timeline: 2,
+            switch_lsn: switch.start_lsn(size) + 0x1234,
+        }];
+        let parent = parent_in_switch_segment(switch, &switches, size);
+        assert_eq!(parent, Some(1));
+        assert!(verify_wal_segment(&copied[..], switch, None, size, parent).is_ok());
+        assert!(verify_wal_segment(&copied[..], switch, None, size, None).is_err());
+        // Any later segment of timeline 2 must carry timeline 2.
+        let later = seg(2, 1, 4);
+        assert_eq!(parent_in_switch_segment(later, &switches, size), None);
+        let foreign = segment_bytes(seg(3, 1, 3), size);
+        assert!(verify_wal_segment(&foreign[..], switch, None, size, parent).is_err());
+    }
+
+    #[test]
+    fn a_chain_from_before_a_failover_continues_on_the_new_timeline_at_the_switch_segment() {
+        let size = DEFAULT_SEGMENT_SIZE;
+        // Timeline 1 archived 1..7; its segment 8 only as .partial (not in the set); timeline 2
+        // branched inside segment 8 and goes on to 10.
+        let mut archived: BTreeSet<WalSegment> = (1..=7).map(|s| seg(1, 0, s)).collect();
+        archived.extend((8..=10).map(|s| seg(2, 0, s)));
+        let switches = [TimelineSwitch {
+            parent: 1,
+            timeline: 2,
+            switch_lsn: seg(1, 0, 8).start_lsn(size) + 0x28,
+        }];
+        let chain = follow_chain(seg(1, 0, 2), &archived, &switches, size);
+        assert_eq!(chain.reached, Some(seg(2, 0, 10)));
+        assert_eq!(chain.first_missing, None);
+        // Without the history file, the same catalog breaks at timeline 1's segment 8.
+        let chain = follow_chain(seg(1, 0, 2), &archived, &[], size);
+        assert_eq!(chain.first_missing, Some(seg(1, 0, 8)));
     }
 }
