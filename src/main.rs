@@ -403,6 +403,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let settings = config.settings()?;
             let sdk = config.sdk().await;
+            // A missing region or credentials is a setup error (exit 1), never "critical
+            // backup findings" (exit 2): say what to set before reading any bucket.
+            if sdk.region().is_none() {
+                bail!(
+                    "no AWS region: set AWS_REGION (or region under [aws] in hapilot.toml) to the backup bucket's region"
+                );
+            }
+            match sdk.credentials_provider() {
+                None => bail!(
+                    "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                ),
+                Some(provider) => {
+                    use aws_sdk_sts::config::ProvideCredentials;
+                    if let Err(e) = provider.provide_credentials().await {
+                        bail!(
+                            "no AWS credentials ({e}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        );
+                    }
+                }
+            }
             let run =
                 hapilot::audit::run_audit(&sdk, settings, request, record, |l| eprintln!("{l}"))
                     .await?;

@@ -174,3 +174,52 @@ fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// `hapilot audit` without AWS set up: a setup error (exit 1) saying what to set, never the
+/// exit code of critical backup findings (2).
+#[tokio::test]
+async fn an_audit_without_region_or_credentials_is_a_setup_error_not_a_finding() {
+    let dir = std::env::temp_dir().join(format!("hapilot-audit-setup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |region: Option<&str>| {
+        let mut c = hapilot();
+        c.current_dir(&dir)
+            .args(["audit", "--bucket", "gateway-backups"])
+            .env("AWS_CONFIG_FILE", dir.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-credentials"))
+            // Never ask the instance metadata service (not a loopback address).
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for var in [
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "HAPILOT_CONFIG",
+        ] {
+            c.env_remove(var);
+        }
+        if let Some(r) = region {
+            c.env("AWS_REGION", r);
+        }
+        c.output()
+    };
+    let out = run(None).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no AWS region: set AWS_REGION"), "{stderr}");
+    let out = run(Some("us-east-1")).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("FAILED"),
+        "no audit report for a setup error"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,7 +15,7 @@ use hapilot_core::backup::audit::{
 use hapilot_core::backup::basebackup::verify_base_backup;
 use hapilot_core::backup::catalog::{
     ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, is_base_data_tar,
-    parse_compact_time,
+    time_in_name,
 };
 use hapilot_core::backup::info::BackupInfo;
 use hapilot_core::backup::policy::{DataType, Finding, Severity};
@@ -53,6 +53,8 @@ fn unreadable(request: &PolicyAuditRequest, problem: String) -> PolicyAudit {
             achievable_rpo_secs: None,
         },
         findings: vec![Finding {
+            kind: "access_denied".into(),
+            key: None,
             severity: Severity::Critical,
             check: "access".into(),
             data_type,
@@ -132,6 +134,8 @@ async fn read_base_backups<S: BackupStore>(
     if request.policy.data_type == DataType::PostgresFull {
         if !not_done.is_empty() {
             findings.push(Finding {
+                kind: "backup_failed".into(),
+                key: None,
                 severity: Severity::Warning,
                 check: "status".into(),
                 data_type: DataType::PostgresFull,
@@ -145,6 +149,8 @@ async fn read_base_backups<S: BackupStore>(
         }
         if !broken.is_empty() {
             findings.push(Finding {
+                kind: "backup_unrestorable".into(),
+                key: None,
                 severity: Severity::Critical,
                 check: "integrity".into(),
                 data_type: DataType::PostgresFull,
@@ -179,6 +185,7 @@ async fn audit_policy<S: BackupStore>(
     // Times from the backups' own metadata; base backups that are not DONE do not count.
     let bases = read_base_backups(primary, bucket, &objects, request).await?;
     let mut findings = bases.findings;
+    let mut undated: Vec<String> = Vec::new();
     objects.retain_mut(|o| match classify(&o.key, layout) {
         Some((_, Item::BaseBackup(id))) => match bases.infos.get(&id) {
             Some(info) => {
@@ -187,14 +194,33 @@ async fn audit_policy<S: BackupStore>(
             }
             None => false,
         },
-        Some((_, Item::Snapshot | Item::Rdb)) => {
-            let stem = o.key.rsplit('/').next().unwrap_or_default();
-            let stem = stem.split('.').next().unwrap_or_default();
-            o.time = parse_compact_time(stem).unwrap_or(o.time);
+        Some((t, Item::Snapshot | Item::Rdb)) => {
+            match time_in_name(&o.key) {
+                Some(at) => o.time = at,
+                None if t == data_type => undated.push(o.key.clone()),
+                None => {}
+            }
             true
         }
         _ => true,
     });
+    if let Some(example) = undated.first() {
+        findings.push(Finding {
+            kind: "time_from_last_modified".into(),
+            key: Some(example.clone()),
+            severity: Severity::Warning,
+            check: "freshness".into(),
+            data_type,
+            message: format!(
+                "{} backup(s) carry no time in their name (e.g. {example}): their age comes from the object's LastModified, which a copy or re-upload changes",
+                undated.len()
+            ),
+            fix: "name backups with their time (YYYYMMDDTHHMMSSZ, ISO 8601 or epoch seconds), as Vault's and redis' own tools can".into(),
+        });
+    }
+    // With 1 MiB segments a log id holds 0x1000 of them, not 0x100: the size comes from the
+    // server's own backup.info unless the request overrides it.
+    let segment_size = request.segment_size(bases.infos.values());
     let starts: BTreeMap<String, WalSegment> = bases
         .infos
         .iter()
@@ -219,6 +245,25 @@ async fn audit_policy<S: BackupStore>(
         }
         switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
         switches.dedup();
+        let histories: std::collections::BTreeSet<u32> = objects
+            .iter()
+            .filter_map(|o| match wal::classify(&o.key) {
+                Some(WalFile::History(t)) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let timelines: std::collections::BTreeSet<u32> = objects
+            .iter()
+            .filter_map(|o| match classify(&o.key, layout) {
+                Some((_, Item::Wal(seg))) => Some(seg.timeline),
+                _ => None,
+            })
+            .collect();
+        findings.extend(hapilot_core::backup::audit::timeline_history_findings(
+            &format!("{}wals/", layout.postgres),
+            &timelines,
+            &histories,
+        ));
     }
 
     // Encryption and Object Lock: every backup object, except WAL, where the newest segment of
@@ -272,7 +317,7 @@ async fn audit_policy<S: BackupStore>(
         ChainContext {
             base_backup_starts: &starts,
             switches: &switches,
-            segment_size: request.wal_segment_size,
+            segment_size,
         },
         request.now,
     );
@@ -283,10 +328,19 @@ async fn audit_policy<S: BackupStore>(
         .next()
         .ok_or("the listing audit returned no status")?;
 
-    let verified = verify_contents(primary, request, &objects, &bases.infos, &switches).await;
+    let verified = verify_contents(
+        primary,
+        request,
+        &objects,
+        &bases.infos,
+        (&switches, segment_size),
+    )
+    .await;
     for v in verified.iter().filter(|v| !v.ok) {
         if v.detail.starts_with("not verified") {
             findings.push(Finding {
+                kind: "not_verified".into(),
+                key: Some(v.key.clone()),
                 severity: Severity::Warning,
                 check: "integrity".into(),
                 data_type,
@@ -329,7 +383,7 @@ async fn verify_contents<S: BackupStore>(
     request: &PolicyAuditRequest,
     objects: &[StoredObject],
     infos: &BTreeMap<String, BackupInfo>,
-    switches: &[TimelineSwitch],
+    (switches, segment_size): (&[TimelineSwitch], u64),
 ) -> Vec<Verification> {
     let data_type = request.policy.data_type;
     let layout = &request.target.layout;
@@ -358,7 +412,7 @@ async fn verify_contents<S: BackupStore>(
                     Some(WalFile::Segment(_, c)) => c,
                     _ => None,
                 };
-                let size = request.wal_segment_size;
+                let size = segment_size;
                 let parent = wal::parent_in_switch_segment(seg, switches, size);
                 let r = store
                     .verify(bucket, &object.key, move |r| {

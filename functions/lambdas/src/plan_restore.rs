@@ -6,7 +6,7 @@
 
 use hapilot_aws::backups::BackupStore;
 use hapilot_core::backup::audit::epoch_text;
-use hapilot_core::backup::catalog::{Item, classify, is_base_data_tar, parse_compact_time};
+use hapilot_core::backup::catalog::{Item, classify, is_base_data_tar, time_in_name};
 use hapilot_core::backup::info::BackupInfo;
 use hapilot_core::backup::wal::{self, DEFAULT_SEGMENT_SIZE, WalFile};
 use hapilot_core::restore::{
@@ -71,7 +71,8 @@ pub async fn plan_restore<S: BackupStore>(
             )
         })?;
     let layout = request.layout.clone().unwrap_or_default();
-    let segment_size = request.wal_segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE);
+    // The override, else what the newest usable backup.info records (below), else 16 MiB.
+    let mut recorded_size: Option<(i64, u64)> = None;
     let unreadable = |e: String| {
         FunctionError::named(
             ErrorName::RestoreTargetUnreachable,
@@ -103,6 +104,11 @@ pub async fn plan_restore<S: BackupStore>(
                     && info.is_done()
                     && let Ok(end_time) = info.end_epoch()
                 {
+                    if let Some(size) = info.xlog_segment_size
+                        && recorded_size.is_none_or(|(t, _)| t < end_time)
+                    {
+                        recorded_size = Some((end_time, size));
+                    }
                     catalog.base_backups.push(CatalogBaseBackup {
                         id,
                         prefix: o.key.trim_end_matches("backup.info").to_string(),
@@ -118,10 +124,9 @@ pub async fn plan_restore<S: BackupStore>(
                 archived: o.time,
             }),
             Some((_, Item::Snapshot)) => {
-                let stem = o.key.rsplit('/').next().unwrap_or_default();
-                if let Some(t) = parse_compact_time(stem.trim_end_matches(".snap")) {
-                    catalog.snapshots.push((o.key.clone(), t));
-                }
+                catalog
+                    .snapshots
+                    .push((o.key.clone(), time_in_name(&o.key).unwrap_or(o.time)));
             }
             _ => {
                 if let Some(WalFile::History(tli)) = wal::classify(&o.key) {
@@ -137,6 +142,10 @@ pub async fn plan_restore<S: BackupStore>(
             }
         }
     }
+    let segment_size = request
+        .wal_segment_size
+        .or(recorded_size.map(|(_, size)| size))
+        .unwrap_or(DEFAULT_SEGMENT_SIZE);
     let point = resolve_restore_point(&catalog, target, segment_size).map_err(|u| {
         FunctionError::named(
             ErrorName::RestoreTargetUnreachable,

@@ -84,8 +84,29 @@ pub struct PolicyAuditRequest {
     pub now: i64,
     /// The tier's RPO, seconds.
     pub rpo_target_secs: i64,
-    /// WAL segment size.
-    pub wal_segment_size: u64,
+    /// WAL segment size override; `None`: what the newest base backup's `backup.info` says
+    /// (`xlog_segment_size`), else 16 MiB.
+    #[serde(default)]
+    pub wal_segment_size: Option<u64>,
+}
+
+impl PolicyAuditRequest {
+    /// The WAL segment size to use: the override, else what `infos` (the catalog's
+    /// `backup.info` files, newest first wins) record, else PostgreSQL's default.
+    pub fn segment_size<'a>(
+        &self,
+        infos: impl IntoIterator<Item = &'a super::info::BackupInfo>,
+    ) -> u64 {
+        self.wal_segment_size
+            .or_else(|| {
+                infos
+                    .into_iter()
+                    .filter_map(|i| Some((i.end_epoch().ok()?, i.xlog_segment_size?)))
+                    .max()
+                    .map(|(_, size)| size)
+            })
+            .unwrap_or(DEFAULT_SEGMENT_SIZE)
+    }
 }
 
 /// The planned audit: the state machine maps over `items`.
@@ -154,8 +175,9 @@ pub fn plan_audit(
             "is not given and HAPILOT_DR_BACKUP_BUCKET is not set, but a policy requires cross-region copies",
         ));
     }
-    let segment_size = request.wal_segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE);
-    if !segment_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&segment_size) {
+    if let Some(size) = request.wal_segment_size
+        && (!size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&size))
+    {
         return Err(CoreError::invalid(
             "wal_segment_size",
             "must be a power of two between 1 MiB and 1 GiB",
@@ -181,7 +203,7 @@ pub fn plan_audit(
                 verify,
                 now,
                 rpo_target_secs: tier.rpo_secs() as i64,
-                wal_segment_size: segment_size,
+                wal_segment_size: request.wal_segment_size,
             })
             .collect(),
     })
@@ -218,12 +240,46 @@ pub struct PolicyAudit {
 /// A critical finding for content that would not restore.
 pub fn integrity_finding(data_type: DataType, key: &str, problem: &str) -> Finding {
     Finding {
+        kind: match data_type {
+            DataType::PostgresFull => "backup_unrestorable",
+            DataType::PostgresWal => "wal_segment_corrupt",
+            DataType::Vault => "vault_snapshot_corrupt",
+            DataType::Redis => "rdb_corrupt",
+        }
+        .into(),
+        key: Some(key.to_string()),
         severity: Severity::Critical,
         check: "integrity".into(),
         data_type,
         message: format!("{key} would not restore: {problem}"),
         fix: "do not rely on this backup: take a new one now, then find what damaged it (storage, upload, a partial write)".into(),
     }
+}
+
+/// A timeline other than the first that has archived segments but no `<tli>.history`: a
+/// restore cannot follow the promotion onto it (PostgreSQL reads the history to switch).
+pub fn timeline_history_findings(
+    wals_prefix: &str,
+    segment_timelines: &std::collections::BTreeSet<u32>,
+    history_timelines: &std::collections::BTreeSet<u32>,
+) -> Vec<Finding> {
+    segment_timelines
+        .iter()
+        .filter(|t| **t > 1 && !history_timelines.contains(t))
+        .map(|t| Finding {
+            kind: "timeline_history_missing".into(),
+            key: Some(format!("{wals_prefix}{t:08X}.history")),
+            severity: Severity::Critical,
+            check: "wal_chain".into(),
+            data_type: DataType::PostgresWal,
+            message: format!(
+                "timeline {t} has archived WAL but no {t:08X}.history: a restore cannot follow the promotion onto it"
+            ),
+            fix: format!(
+                "copy {t:08X}.history from the promoted server's pg_wal into the archive (barman-cloud-wal-archive it)"
+            ),
+        })
+        .collect()
 }
 
 /// The PostgreSQL RPO promise: a critical finding when what a restore could reach now is
@@ -241,6 +297,8 @@ pub fn rpo_finding(status: &DataTypeStatus, rpo_target_secs: i64) -> Option<Find
         None => "no verified base backup with a continuous WAL chain: PostgreSQL cannot be restored at all".into(),
     };
     Some(Finding {
+        kind: "rpo_over_target".into(),
+        key: None,
         severity: Severity::Critical,
         check: "rpo".into(),
         data_type: DataType::PostgresWal,
@@ -602,5 +660,22 @@ mod tests {
             let compact: String = text.chars().filter(|c| *c != '-' && *c != ':').collect();
             prop_assert_eq!(parse_compact_time(&compact), Some(epoch));
         }
+    }
+
+    #[test]
+    fn a_timeline_with_wal_but_no_history_is_named_by_its_history_key() {
+        let set = |v: &[u32]| {
+            v.iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<u32>>()
+        };
+        let found = timeline_history_findings("postgres/db/wals/", &set(&[1, 2, 3]), &set(&[2]));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, "timeline_history_missing");
+        assert_eq!(
+            found[0].key.as_deref(),
+            Some("postgres/db/wals/00000003.history")
+        );
+        assert!(timeline_history_findings("p/", &set(&[1]), &set(&[])).is_empty());
     }
 }

@@ -82,6 +82,55 @@ pub fn parse_compact_time(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3_600 + mi * 60 + s)
 }
 
+/// The time a backup tool wrote into a file name, epoch seconds: the first timestamp found
+/// anywhere in it - `YYYYMMDDTHHMMSS[Z]`, ISO 8601 with `-`/`:` separators
+/// (`2026-11-30T22:00:00Z`, `2026-11-30T22-00-00`), 14 digits `YYYYMMDDHHMMSS` (with an optional
+/// `-`/`_` between date and time), or epoch seconds (10 digits) or nanoseconds (19 digits).
+/// `raft-snapshot-20261130T220000Z.snap`, `dump-1796076600.rdb`, `vault_2026-11-30T22:00:00Z.snap`
+/// all work. `None` when the name holds none (the caller falls back to the object's metadata).
+pub fn time_in_name(name: &str) -> Option<i64> {
+    let name = name.rsplit('/').next().unwrap_or(name);
+    let chars: Vec<char> = name.chars().collect();
+    for start in 0..chars.len() {
+        if !chars[start].is_ascii_digit() || (start > 0 && chars[start - 1].is_ascii_digit()) {
+            continue;
+        }
+        let run: String = chars[start..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        // Epoch seconds or nanoseconds: a run of exactly 10 or 19 digits, in 2000..2100.
+        let epoch = match run.len() {
+            10 => run.parse::<i64>().ok(),
+            19 => run.parse::<i64>().ok().map(|n| n / 1_000_000_000),
+            _ => None,
+        };
+        if let Some(t) = epoch.filter(|t| (946_684_800..4_102_444_800).contains(t)) {
+            return Some(t);
+        }
+        // Date and time, separators dropped: YYYYMMDD, then T or a separator, then HHMMSS.
+        let mut compact = String::new();
+        for c in &chars[start..] {
+            match c {
+                '0'..='9' => compact.push(*c),
+                'T' | 't' if compact.len() == 8 => compact.push('T'),
+                '-' | ':' | '_' => {}
+                _ => break,
+            }
+            if compact.len() == 15 || (compact.len() == 14 && !compact.contains('T')) {
+                break;
+            }
+        }
+        if compact.len() == 14 && !compact.contains('T') {
+            compact.insert(8, 'T');
+        }
+        if let Some(t) = parse_compact_time(&compact) {
+            return Some(t);
+        }
+    }
+    None
+}
+
 /// A backup found in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
@@ -113,17 +162,17 @@ pub fn classify(key: &str, layout: &Layout) -> Option<(DataType, Item)> {
         }
         return None;
     }
+    // Any snapshot or RDB file is a backup, whatever the tool named it; its time comes from
+    // the name when it holds one ([`time_in_name`]), else from the object.
     if let Some(name) = key.strip_prefix(&layout.vault) {
         return name
-            .strip_suffix(".snap")
-            .and_then(parse_compact_time)
-            .map(|_| (DataType::Vault, Item::Snapshot));
+            .ends_with(".snap")
+            .then_some((DataType::Vault, Item::Snapshot));
     }
     if let Some(name) = key.strip_prefix(&layout.redis) {
         return name
-            .strip_suffix(".rdb")
-            .and_then(parse_compact_time)
-            .map(|_| (DataType::Redis, Item::Rdb));
+            .ends_with(".rdb")
+            .then_some((DataType::Redis, Item::Rdb));
     }
     None
 }
@@ -240,6 +289,8 @@ pub fn audit_catalog(
     }
     for (data_type, keys) in &missing_copies {
         findings.push(Finding {
+            kind: "dr_copy_missing".into(),
+            key: Some(keys[0].to_string()),
             severity: Severity::Critical,
             check: "cross_region".into(),
             data_type: *data_type,
@@ -253,6 +304,8 @@ pub fn audit_catalog(
     }
     for (data_type, n) in &unencrypted {
         findings.push(Finding {
+            kind: "unencrypted".into(),
+            key: None,
             severity: Severity::Critical,
             check: "encryption".into(),
             data_type: *data_type,
@@ -274,6 +327,8 @@ pub fn audit_catalog(
             && *n > 0
         {
             findings.push(Finding {
+                kind: "not_immutable".into(),
+                key: None,
                 severity: Severity::Warning,
                 check: "immutability".into(),
                 data_type: policy.data_type,
@@ -300,6 +355,12 @@ pub fn audit_catalog(
             let chain = super::wal::follow_chain(start, &archived, switches, segment_size);
             if let Some(missing) = chain.first_missing {
                 findings.push(Finding {
+                    kind: "wal_gap".into(),
+                    key: Some(format!(
+                        "{}wals/{}/{missing}",
+                        layout.postgres,
+                        missing.directory()
+                    )),
                     severity: Severity::Critical,
                     check: "wal_chain".into(),
                     data_type: DataType::PostgresWal,
@@ -498,5 +559,39 @@ mod tests {
         let mut plain = objects.clone();
         plain[0].encrypted = false;
         assert!(run(&plain, &plain).contains(&("encryption".to_string(), DataType::PostgresFull)));
+    }
+
+    #[test]
+    fn backup_times_come_from_the_names_the_tools_write() {
+        let at = parse_compact_time("20261130T220000Z").unwrap();
+        for name in [
+            "vault/20261130T220000Z.snap",
+            "vault/raft-snapshot-20261130T220000Z.snap",
+            "vault/vault_2026-11-30T22:00:00Z.snap",
+            "vault/snap-2026-11-30T22-00-00.snap",
+            "redis/dump-20261130-220000.rdb",
+            "redis/dump_20261130220000.rdb",
+            "redis/dump-1796076000.rdb",
+            "redis/dump-1796076000000000000.rdb",
+        ] {
+            assert_eq!(time_in_name(name), Some(at), "{name}");
+        }
+        for name in [
+            "redis/dump.rdb",
+            "vault/snapshot-7.snap",
+            "redis/dump-20261130.rdb",
+        ] {
+            assert_eq!(time_in_name(name), None, "{name}");
+        }
+        let layout = Layout::default();
+        assert_eq!(
+            classify("redis/dump.rdb", &layout),
+            Some((DataType::Redis, Item::Rdb))
+        );
+        assert_eq!(
+            classify("vault/raft-snapshot-x.snap", &layout),
+            Some((DataType::Vault, Item::Snapshot))
+        );
+        assert_eq!(classify("vault/notes.txt", &layout), None);
     }
 }

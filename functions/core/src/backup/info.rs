@@ -25,6 +25,9 @@ pub struct BackupInfo {
     pub end_wal: WalSegment,
     /// Timeline the backup was taken on.
     pub timeline: u32,
+    /// The server's WAL segment size (`xlog_segment_size`), when recorded.
+    #[serde(default)]
+    pub xlog_segment_size: Option<u64>,
 }
 
 impl BackupInfo {
@@ -58,6 +61,10 @@ impl BackupInfo {
             begin_wal: wal("begin_wal")?,
             end_wal: wal("end_wal")?,
             timeline,
+            xlog_segment_size: fields
+                .get("xlog_segment_size")
+                .and_then(|v| v.parse().ok())
+                .filter(|s: &u64| s.is_power_of_two() && (1 << 20..=1 << 30).contains(s)),
         };
         if info.begin_wal.timeline != timeline || info.end_wal < info.begin_wal {
             return Err(CoreError::invalid(
@@ -162,5 +169,33 @@ mod tests {
         assert!(e.to_string().contains("inconsistent"), "{e}");
         let failed = BackupInfo::parse(&DONE.replace("status=DONE", "status=FAILED")).unwrap();
         assert!(!failed.is_done());
+    }
+
+    #[test]
+    fn the_segment_size_comes_from_the_server_and_an_override_beats_it() {
+        assert_eq!(BackupInfo::parse(DONE).unwrap().xlog_segment_size, None);
+        let small = BackupInfo::parse(&format!("{DONE}\nxlog_segment_size=1048576\n")).unwrap();
+        assert_eq!(small.xlog_segment_size, Some(1 << 20));
+        let odd = BackupInfo::parse(&format!("{DONE}\nxlog_segment_size=1000\n")).unwrap();
+        assert_eq!(
+            odd.xlog_segment_size, None,
+            "not a size PostgreSQL can have"
+        );
+        let request = |size: Option<u64>| crate::backup::audit::PolicyAuditRequest {
+            policy: crate::backup::policy::default_policies().remove(0),
+            target: crate::backup::audit::BackupTarget {
+                bucket: "b".into(),
+                dr_bucket: None,
+                dr_region: None,
+                layout: Default::default(),
+            },
+            verify: Default::default(),
+            now: 0,
+            rpo_target_secs: 300,
+            wal_segment_size: size,
+        };
+        assert_eq!(request(None).segment_size([&small]), 1 << 20);
+        assert_eq!(request(Some(1 << 24)).segment_size([&small]), 1 << 24);
+        assert_eq!(request(None).segment_size([]), 16 << 20);
     }
 }

@@ -83,6 +83,16 @@ pub enum Severity {
 /// One finding of the audit, with a fix in plain words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
+    /// A stable code automation can match on: `no_backup`, `stale_backup`, `retention_short`,
+    /// `retention_exceeded`, `dr_copy_missing`, `unencrypted`, `not_immutable`, `wal_gap`,
+    /// `backup_unrestorable`, `wal_segment_corrupt`, `vault_snapshot_corrupt`, `rdb_corrupt`,
+    /// `backup_failed`, `timeline_history_missing`, `rpo_over_target`, `not_verified`,
+    /// `time_from_last_modified`, `access_denied`.
+    pub kind: String,
+    /// The object it is about (a WAL gap: the first missing segment's canonical key
+    /// `<prefix>wals/<TLI+LOGID>/<segment>`, without compression suffix), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Severity.
     pub severity: Severity,
     /// Which check (`freshness`, `retention`, ...).
@@ -101,6 +111,8 @@ pub fn check_freshness(policy: &BackupPolicy, backups: &[i64], now: i64) -> Opti
     let limit = policy.frequency_secs + policy.grace_secs;
     match backups.iter().max() {
         None => Some(Finding {
+            kind: "no_backup".into(),
+            key: None,
             severity: Severity::Critical,
             check: "freshness".into(),
             data_type: policy.data_type,
@@ -108,6 +120,8 @@ pub fn check_freshness(policy: &BackupPolicy, backups: &[i64], now: i64) -> Opti
             fix: "check that the backup job runs and writes to this bucket and prefix".into(),
         }),
         Some(newest) if now - newest > limit => Some(Finding {
+            kind: "stale_backup".into(),
+            key: None,
             severity: Severity::Critical,
             check: "freshness".into(),
             data_type: policy.data_type,
@@ -133,6 +147,8 @@ pub fn check_retention(policy: &BackupPolicy, backups: &[i64], now: i64) -> Vec<
     let window_start = now - policy.retention_secs;
     if *oldest > window_start + policy.frequency_secs + policy.grace_secs {
         findings.push(Finding {
+            kind: "retention_short".into(),
+            key: None,
             severity: Severity::Warning,
             check: "retention".into(),
             data_type: policy.data_type,
@@ -150,6 +166,8 @@ pub fn check_retention(policy: &BackupPolicy, backups: &[i64], now: i64) -> Vec<
         .count();
     if expired > 0 {
         findings.push(Finding {
+            kind: "retention_exceeded".into(),
+            key: None,
             severity: Severity::Warning,
             check: "retention".into(),
             data_type: policy.data_type,
