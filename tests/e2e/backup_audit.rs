@@ -582,6 +582,22 @@ async fn a_catalog_with_a_failover_in_its_history_raises_no_false_alarm() {
         .collect();
     assert!(findings.is_empty(), "false alarms: {findings:#?}");
     assert!(outcome.succeeded(), "{}", outcome.history_text());
+    // One restore window, from the base backup on timeline 1 across the failover.
+    let wal = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["data_type"] == "postgres_wal")
+        .unwrap();
+    let windows = wal["status"]["restore_windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 1, "{wal:#}");
+    let markdown = stack
+        .text("hapilot-audit", &format!("reports/backup-audit/{stamp}.md"))
+        .await;
+    assert!(
+        markdown.contains("You can restore PostgreSQL to any moment in:"),
+        "{markdown}"
+    );
     // Every segment was verified by content, the switch segment (timeline 2's first, with
     // timeline 1's pages) among them.
     let verified: Vec<&Value> = report["policies"]

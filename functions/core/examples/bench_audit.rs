@@ -54,6 +54,7 @@ fn main() {
         &Layout::default(),
         ChainContext {
             base_backup_starts: &starts,
+            base_backup_ends: &starts,
             switches: &[],
             segment_size: DEFAULT_SEGMENT_SIZE,
         },

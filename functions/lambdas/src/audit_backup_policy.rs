@@ -51,6 +51,7 @@ fn unreadable(request: &PolicyAuditRequest, problem: String) -> PolicyAudit {
             backups: 0,
             newest_age_secs: None,
             achievable_rpo_secs: None,
+            restore_windows: Vec::new(),
         },
         findings: vec![Finding {
             kind: "access_denied".into(),
@@ -221,6 +222,11 @@ async fn audit_policy<S: BackupStore>(
     // With 1 MiB segments a log id holds 0x1000 of them, not 0x100: the size comes from the
     // server's own backup.info unless the request overrides it.
     let segment_size = request.segment_size(bases.infos.values());
+    let ends: BTreeMap<String, WalSegment> = bases
+        .infos
+        .iter()
+        .map(|(id, info)| (id.clone(), info.end_wal))
+        .collect();
     let starts: BTreeMap<String, WalSegment> = bases
         .infos
         .iter()
@@ -316,6 +322,7 @@ async fn audit_policy<S: BackupStore>(
         layout,
         ChainContext {
             base_backup_starts: &starts,
+            base_backup_ends: &ends,
             switches: &switches,
             segment_size,
         },

@@ -432,18 +432,36 @@ impl AuditReport {
                 }
             ));
         }
+        let windows: Vec<_> = self
+            .policies
+            .iter()
+            .flat_map(|p| &p.status.restore_windows)
+            .collect();
+        if !windows.is_empty() {
+            md.push_str(
+                "\n## Point-in-time restore\n\nYou can restore PostgreSQL to any moment in:\n\n",
+            );
+            for w in windows {
+                md.push_str(&format!(
+                    "- {} .. {}\n",
+                    epoch_text(w.from),
+                    epoch_text(w.to)
+                ));
+            }
+        }
         let findings: Vec<_> = self.policies.iter().flat_map(|p| &p.findings).collect();
         if !findings.is_empty() {
             md.push_str("\n## Findings\n\n");
             for f in findings {
                 md.push_str(&format!(
-                    "- **{}** {} / {}: {}  \n  Fix: {}\n",
+                    "- **{}** {} / {} (`{}`): {}  \n  Fix: {}\n",
                     match f.severity {
                         Severity::Critical => "CRITICAL",
                         Severity::Warning => "warning",
                     },
                     data_type_name(f.data_type),
                     f.check,
+                    f.kind,
                     f.message,
                     f.fix
                 ));
@@ -570,6 +588,7 @@ mod tests {
             backups: 3,
             newest_age_secs: Some(60),
             achievable_rpo_secs: rpo,
+            restore_windows: Vec::new(),
         }
     }
 

@@ -198,6 +198,9 @@ pub struct DataTypeStatus {
     /// What a restore could reach now, as seconds of loss: for PostgreSQL the newest WAL
     /// segment continuous with the newest base backup, for the others the newest backup.
     pub achievable_rpo_secs: Option<i64>,
+    /// PostgreSQL WAL: the spans a point-in-time restore can reach any moment of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_windows: Vec<super::windows::RestoreWindow>,
 }
 
 /// The audit of one listing.
@@ -214,6 +217,9 @@ pub struct CatalogAudit {
 pub struct ChainContext<'a> {
     /// Each base backup id's first needed WAL segment (its `backup.info` `begin_wal`).
     pub base_backup_starts: &'a BTreeMap<String, WalSegment>,
+    /// Each base backup id's last needed segment (`end_wal`): a backup missing anything from
+    /// begin to end cannot be restored at all.
+    pub base_backup_ends: &'a BTreeMap<String, WalSegment>,
     /// Timeline switches from the archive's `.history` files.
     pub switches: &'a [TimelineSwitch],
     /// WAL segment size.
@@ -232,6 +238,7 @@ pub fn audit_catalog(
 ) -> CatalogAudit {
     let ChainContext {
         base_backup_starts,
+        base_backup_ends,
         switches,
         segment_size,
     } = chain;
@@ -372,11 +379,62 @@ pub fn audit_catalog(
                 });
             }
         }
+        let mut restore_windows = Vec::new();
+        if policy.data_type == DataType::PostgresWal {
+            let spans: Vec<super::windows::BaseBackupSpan> = base_times
+                .iter()
+                .filter_map(|(id, t)| {
+                    Some(super::windows::BaseBackupSpan {
+                        id: id.clone(),
+                        end_time: *t,
+                        begin_wal: *base_backup_starts.get(id)?,
+                        end_wal: *base_backup_ends.get(id)?,
+                    })
+                })
+                .collect();
+            let coverage = super::windows::restore_coverage(&spans, &wal, switches, segment_size);
+            let canonical =
+                |s: WalSegment| format!("{}wals/{}/{s}", layout.postgres, s.directory());
+            let newest_gap = newest_base(&base_times, base_backup_starts).and_then(|(_, start)| {
+                let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
+                super::wal::follow_chain(start, &archived, switches, segment_size).first_missing
+            });
+            for (id, missing) in &coverage.unrestorable {
+                findings.push(Finding {
+                    kind: "backup_unrestorable".into(),
+                    key: Some(canonical(*missing)),
+                    severity: Severity::Critical,
+                    check: "wal_chain".into(),
+                    data_type: DataType::PostgresWal,
+                    message: format!(
+                        "base backup {id} cannot be restored: {missing}, inside its own begin..end WAL range, is missing"
+                    ),
+                    fix: "take a new base backup; find why the archive lost that segment".into(),
+                });
+            }
+            // Gaps after older base backups (the newest one's is reported above): the
+            // retention window promises point-in-time recovery across them.
+            for missing in coverage.gaps.iter().filter(|m| Some(**m) != newest_gap) {
+                findings.push(Finding {
+                    kind: "wal_gap".into(),
+                    key: Some(canonical(*missing)),
+                    severity: Severity::Critical,
+                    check: "wal_chain".into(),
+                    data_type: DataType::PostgresWal,
+                    message: format!(
+                        "WAL gap at {missing}: no point-in-time restore between it and the next base backup"
+                    ),
+                    fix: "check archive_command / barman-cloud-wal-archive errors for that time; the retention window's promise is broken until newer base backups age it out".into(),
+                });
+            }
+            restore_windows = coverage.windows;
+        }
         status.push(DataTypeStatus {
             data_type: policy.data_type,
             backups: list.len() as u64,
             newest_age_secs: newest.map(|t| now - t),
             achievable_rpo_secs: achievable,
+            restore_windows,
         });
     }
     CatalogAudit { findings, status }
@@ -489,6 +547,7 @@ mod tests {
             &Layout::default(),
             ChainContext {
                 base_backup_starts: &starts,
+                base_backup_ends: &starts,
                 switches: &[],
                 segment_size: DEFAULT_SEGMENT_SIZE,
             },
@@ -514,6 +573,7 @@ mod tests {
                 &Layout::default(),
                 ChainContext {
                     base_backup_starts: &starts,
+                    base_backup_ends: &starts,
                     switches: &[],
                     segment_size: DEFAULT_SEGMENT_SIZE,
                 },

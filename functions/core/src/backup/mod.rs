@@ -13,3 +13,4 @@ pub mod policy;
 pub mod rdb;
 pub mod vault;
 pub mod wal;
+pub mod windows;
