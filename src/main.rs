@@ -216,11 +216,18 @@ enum LocalCommand {
 
 #[tokio::main]
 async fn main() {
+    use std::io::IsTerminal;
+    // The SDK's own warnings (region and credential probing, retries) are kilobytes of context
+    // an operator cannot act on; the error hapilot returns says what happened in one line.
+    // HAPILOT_LOG=debug brings them back. Colour only on a terminal, never into a file.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HAPILOT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("HAPILOT_LOG").unwrap_or_else(|_| {
+                "warn,aws_config=error,aws_runtime=error,aws_smithy_runtime=error,aws_smithy_runtime_api=error"
+                    .into()
+            }),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run(Cli::parse()).await {
@@ -297,9 +304,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             timeout,
         } => {
+            // A missing or malformed input file is said before anything is asked of AWS.
+            let input = read_input(input)?;
             let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
             let arn = resolve_machine(&sfn, &machine).await?;
-            let input = read_input(input)?;
             let name = name.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
             let execution = runs::start(&sfn, &arn, &name, &input).await?;
             say!("started {execution}");

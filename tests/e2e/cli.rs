@@ -223,3 +223,35 @@ async fn an_audit_without_region_or_credentials_is_a_setup_error_not_a_finding()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bad input file is said before anything is asked of AWS (no region, no credentials here).
+#[tokio::test]
+async fn a_bad_input_file_is_refused_before_any_aws_call() {
+    let dir = std::env::temp_dir().join(format!("hapilot-bad-input-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.json"), "{not json").unwrap();
+    for (file, says) in [
+        ("missing.json", "No such file"),
+        ("bad.json", "the input is not valid JSON"),
+    ] {
+        let out = hapilot()
+            .current_dir(&dir)
+            .args(["start", "failover", "--input", file])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("credentials"), "{stderr}");
+        assert!(
+            stderr.lines().count() <= 2,
+            "one line, not an SDK dump: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
