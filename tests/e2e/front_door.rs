@@ -221,52 +221,116 @@ async fn every_other_api_reaches_moto_through_the_front_door() {
     assert!(names.contains(&"health-proof".to_string()), "{names:?}");
 }
 
-/// What a Lambda that needs the regions does at start when the template gives them as a secret:
-/// GetSecretValue through the real SDK (served by moto), parsed like `HAPILOT_REGIONS`.
+/// What a Lambda that needs the regions does at start when the template gives them as secrets:
+/// GetSecretValue through the real SDK (served by moto) of the regions (no credentials in them)
+/// and of exactly the credentials that function uses, each from its own secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_regions_are_read_from_secrets_manager_at_start() {
+async fn the_regions_and_each_functions_own_credentials_are_read_from_secrets_manager_at_start() {
+    use hapilot_aws::database::DatabaseTarget;
     use hapilot_aws::secrets::SecretsManager;
+    use hapilot_functions::catalog::find;
     use hapilot_functions::config::Settings;
 
     let stack = TestStack::start().await;
     let sdk = stack.stack().sdk_config();
-    aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name("hapilot/regions")
-        .secret_string(
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    for (name, value) in [
+        (
+            "hapilot/regions",
             serde_json::json!({
                 "us-east-1": {"health_url": "https://east.example.com/health", "set_identifier": "primary",
-                              "database": {"backend": "postgres", "dsn": "postgres://app:s3cret@east/app"}},
+                              "database": {"backend": "postgres"},
+                              "kubernetes": {"url": "https://k8s-east.example.com", "namespace": "ai-gateway"}},
                 "us-west-2": {"health_url": "https://west.example.com/health", "set_identifier": "secondary"}
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+            }),
+        ),
+        (
+            "hapilot/database",
+            serde_json::json!({"us-east-1": {"dsn": "postgres://app:s3cret@east/app"}}),
+        ),
+        (
+            "hapilot/kubernetes",
+            serde_json::json!({"us-east-1": "kube-token"}),
+        ),
+        (
+            "hapilot/database-wrong",
+            serde_json::json!({"eu-north-1": {"dsn": "postgres://x:y@z/w"}}),
+        ),
+    ] {
+        sm.create_secret()
+            .name(name)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
     let secrets = SecretsManager::from_sdk(sdk);
-    let spec = hapilot_functions::catalog::find("plan-failover").unwrap();
-    assert!(spec.reads_regions());
+    let load = |database: &'static str| {
+        Settings::from_lookup(move |k| match k {
+            "HAPILOT_REGIONS_SECRET" => Some("hapilot/regions".to_string()),
+            "HAPILOT_DATABASE_SECRET" => Some(database.to_string()),
+            "HAPILOT_KUBERNETES_SECRET" => Some("hapilot/kubernetes".to_string()),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let dsn = |s: &Settings| match &s.region("us-east-1").unwrap().database {
+        Some(DatabaseTarget::Postgres { dsn, .. }) => dsn.clone(),
+        other => panic!("{other:?}"),
+    };
+    let token = |s: &Settings| {
+        s.region("us-east-1")
+            .unwrap()
+            .kubernetes
+            .clone()
+            .unwrap()
+            .token
+    };
 
-    let mut settings = Settings::from_lookup(|k| match k {
-        "HAPILOT_REGIONS_SECRET" => Some("hapilot/regions".to_string()),
-        // The secret names the local world's loopback URLs.
-        "HAPILOT_ALLOW_PLAIN_HTTP" => Some("true".to_string()),
-        _ => None,
-    })
-    .unwrap();
+    // plan-failover needs the regions and no credential: it reads neither credentials secret.
+    let spec = find("plan-failover").unwrap();
+    let mut plan = load("hapilot/database");
     assert!(
-        settings.require(spec.requires).is_err(),
+        plan.require(spec.requires).is_err(),
         "no regions before the secret is read"
     );
-    settings.read_secrets(&secrets).await.unwrap();
+    plan.read_secrets(&secrets, spec.credentials).await.unwrap();
     assert_eq!(
-        settings.regions.keys().collect::<Vec<_>>(),
+        plan.regions.keys().collect::<Vec<_>>(),
         ["us-east-1", "us-west-2"]
     );
+    assert_eq!((dsn(&plan), token(&plan)), (String::new(), String::new()));
+
+    // read-replication gets the DSN only; scale-region the Kubernetes token only.
+    let spec = find("read-replication").unwrap();
+    let mut read = load("hapilot/database");
+    read.read_secrets(&secrets, spec.credentials).await.unwrap();
     assert_eq!(
-        settings.region("us-west-2").unwrap().set_identifier,
-        "secondary"
+        (dsn(&read).as_str(), token(&read).as_str()),
+        ("postgres://app:s3cret@east/app", "")
+    );
+    let spec = find("scale-region").unwrap();
+    let mut scale = load("hapilot/database");
+    scale
+        .read_secrets(&secrets, spec.credentials)
+        .await
+        .unwrap();
+    assert_eq!(
+        (dsn(&scale).as_str(), token(&scale).as_str()),
+        ("", "kube-token")
+    );
+
+    // A credentials secret naming a region the deployment does not have stops the function,
+    // naming the variable and the region, never the secret's text.
+    let spec = find("read-replication").unwrap();
+    let e = load("hapilot/database-wrong")
+        .read_secrets(&secrets, spec.credentials)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("HAPILOT_DATABASE_SECRET") && e.contains("eu-north-1") && !e.contains("x:y"),
+        "{e}"
     );
 
     // A secret that is not there stops the function at start, naming the variable and the call.
@@ -275,7 +339,7 @@ async fn the_regions_are_read_from_secrets_manager_at_start() {
     })
     .unwrap();
     let e = missing
-        .read_secrets(&secrets)
+        .read_secrets(&secrets, &[])
         .await
         .unwrap_err()
         .to_string();

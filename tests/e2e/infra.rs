@@ -402,3 +402,49 @@ fn only_request_approval_may_write_a_pending_approval() {
         "RequestApprovalFunctionRole.Arn"
     );
 }
+
+#[test]
+fn each_role_reads_exactly_the_secrets_its_function_uses() {
+    let resources = template();
+    for (id, r) in of_type(&resources, "AWS::Serverless::Function") {
+        let binary = scalar(&r["Metadata"]["BuildProperties"]["Binary"]);
+        let spec = hapilot_functions::catalog::find(&binary).unwrap();
+        let mut read: BTreeSet<String> = BTreeSet::new();
+        for policy in r["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let grants = statement["Action"].as_sequence().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x.as_str() == Some("secretsmanager:GetSecretValue"))
+                });
+                if !grants {
+                    continue;
+                }
+                for resource in statement["Resource"].as_sequence().into_iter().flatten() {
+                    let arn = scalar(resource);
+                    let name = arn
+                        .split("secret:${")
+                        .nth(1)
+                        .and_then(|rest| rest.split('}').next())
+                        .unwrap_or_else(|| panic!("{id}: unexpected secret resource {arn}"));
+                    read.insert(name.to_string());
+                }
+            }
+        }
+        let mut expected: BTreeSet<String> = spec
+            .credentials
+            .iter()
+            .map(|c| c.parameter().to_string())
+            .collect();
+        if spec.reads_regions() {
+            expected.insert("RegionsConfigSecret".into());
+        }
+        assert_eq!(
+            read, expected,
+            "{id}: secrets its role may read vs what it uses"
+        );
+    }
+}

@@ -91,7 +91,8 @@ pub struct RebuildOutcome {
 pub enum DatabaseTarget {
     /// Direct SQL; `dsn` is a libpq key=value string (password from a secret, never logged).
     Postgres {
-        /// Connection string.
+        /// Connection string (may be left out when `HAPILOT_DATABASE_SECRET` gives it).
+        #[serde(default)]
         dsn: String,
         /// The host agent that can rewind/rebuild this server (re-protection only); plain
         /// PostgreSQL has no API for it. See `hapilot::local::agent`.

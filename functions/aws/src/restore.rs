@@ -21,7 +21,9 @@ pub enum RestoreDatabaseTarget {
     Postgres {
         /// The host agent's base URL.
         agent_url: String,
-        /// libpq connection string of the restored server (readiness and the data check).
+        /// libpq connection string of the restored server (readiness and the data check);
+        /// may be left out when `HAPILOT_DATABASE_SECRET` gives it as `restore_dsn`.
+        #[serde(default)]
         dsn: String,
     },
     /// CloudNativePG restores a new `Cluster` from the barman object store.
@@ -34,7 +36,9 @@ pub enum RestoreDatabaseTarget {
         destination_path: String,
         /// barman-cloud `serverName`, e.g. `gateway-db`.
         server_name: String,
-        /// libpq connection string of the restored cluster's `-rw` service.
+        /// libpq connection string of the restored cluster's `-rw` service (or `restore_dsn`
+        /// in `HAPILOT_DATABASE_SECRET`).
+        #[serde(default)]
         dsn: String,
     },
 }

@@ -11,7 +11,9 @@ use crate::AdapterError;
 pub struct KubernetesTarget {
     /// API server URL, e.g. `https://ABC.gr7.us-west-2.eks.amazonaws.com`.
     pub url: String,
-    /// Bearer token (from a secret; never logged).
+    /// Bearer token (from a secret; never logged; may be left out when
+    /// `HAPILOT_KUBERNETES_SECRET` gives it).
+    #[serde(default)]
     pub token: String,
     /// Namespace of the gateway deployments (the HA document's `ai-gateway`).
     pub namespace: String,

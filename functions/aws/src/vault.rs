@@ -12,7 +12,9 @@ use crate::AdapterError;
 pub struct VaultTarget {
     /// Base URL, e.g. `https://vault.dr.internal:8200`.
     pub url: String,
-    /// A token with `sudo` on `sys/storage/raft/snapshot-force`.
+    /// A token with `sudo` on `sys/storage/raft/snapshot-force` (may be left out when
+    /// `HAPILOT_VAULT_SECRET` gives it).
+    #[serde(default)]
     pub token: String,
 }
 

@@ -17,6 +17,41 @@ pub struct FunctionSpec {
     pub iam_actions: &'static [&'static str],
     /// What it does, for `hapilot local up` and docs.
     pub summary: &'static str,
+    /// The credentials it reads at start, each from its own secret: its role may read exactly
+    /// those secrets (and the regions secret when it needs the regions).
+    pub credentials: &'static [Credential],
+}
+
+/// A kind of credential, kept in a secret of its own so that each function reads only what it
+/// uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Database DSNs (with their passwords): `HAPILOT_DATABASE_SECRET`.
+    Database,
+    /// Kubernetes API tokens: `HAPILOT_KUBERNETES_SECRET`.
+    Kubernetes,
+    /// Vault tokens: `HAPILOT_VAULT_SECRET`.
+    Vault,
+}
+
+impl Credential {
+    /// The variable naming its secret.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Credential::Database => "HAPILOT_DATABASE_SECRET",
+            Credential::Kubernetes => "HAPILOT_KUBERNETES_SECRET",
+            Credential::Vault => "HAPILOT_VAULT_SECRET",
+        }
+    }
+
+    /// The template parameter holding the secret's name.
+    pub fn parameter(self) -> &'static str {
+        match self {
+            Credential::Database => "DatabaseCredentialsSecret",
+            Credential::Kubernetes => "KubernetesCredentialsSecret",
+            Credential::Vault => "VaultCredentialsSecret",
+        }
+    }
 }
 
 impl FunctionSpec {
@@ -59,6 +94,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "states:ListExecutions",
             "states:StartExecution",
         ],
+        credentials: &[],
         summary: "turn a CloudWatch alarm state change into a failover run, or a reasoned refusal",
     },
     FunctionSpec {
@@ -66,6 +102,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "AuditBackupPolicyFunctionArn",
         requires: &[],
         iam_actions: &["s3:GetObject", "s3:ListBucket"],
+        credentials: &[],
         summary: "audit one backup policy: listing checks, then the newest backups verified by content",
     },
     FunctionSpec {
@@ -73,6 +110,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "CanaryGateFunctionArn",
         requires: &["HAPILOT_CANARY_PROVIDER", BUCKET],
         iam_actions: &["cloudwatch:GetMetricData", "s3:PutObject"],
+        credentials: &[],
         summary: "measure the primary's error rate over the bake window and judge the failback step",
     },
     FunctionSpec {
@@ -80,6 +118,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "CheckCatchupFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database],
         summary: "compare a primary's WAL position with what its replica replayed",
     },
     FunctionSpec {
@@ -87,6 +126,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "CheckDataFunctionArn",
         requires: &[REGIONS],
         iam_actions: &[],
+        credentials: &[Credential::Database],
         summary: "the drill's data check: newest row time of a table in one region",
     },
     FunctionSpec {
@@ -98,6 +138,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53-recovery-cluster:GetRoutingControlState",
             "route53:GetChange",
         ],
+        credentials: &[],
         summary: "look once at a traffic change: Route53 INSYNC, or the controls in the wanted states?",
     },
     FunctionSpec {
@@ -105,6 +146,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "CheckHealthFunctionArn",
         requires: &[],
         iam_actions: &[],
+        credentials: &[],
         summary: "probe an HTTP /health endpoint N times and judge it healthy or not",
     },
     FunctionSpec {
@@ -112,6 +154,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "CheckRestoreFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "one look at a DR restore: ready (out of recovery)? then the data check",
     },
     FunctionSpec {
@@ -119,6 +162,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "DescribeRunFunctionArn",
         requires: &[],
         iam_actions: &["states:DescribeExecution"],
+        credentials: &[],
         summary: "one look at a child run (the drill's failover or failback)",
     },
     FunctionSpec {
@@ -130,6 +174,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53:ChangeResourceRecordSets",
             "s3:PutObject",
         ],
+        credentials: &[Credential::Database],
         summary: "planned switchover's fence: the primary's weight 0, its database read-only",
     },
     FunctionSpec {
@@ -143,6 +188,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53-recovery-cluster:UpdateRoutingControlStates",
             "s3:PutObject",
         ],
+        credentials: &[Credential::Database],
         summary: "emergency fence: the failing primary's control off (data plane only), its database read-only where reachable",
     },
     FunctionSpec {
@@ -150,6 +196,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PlanBackupAuditFunctionArn",
         requires: &[],
         iam_actions: &[],
+        credentials: &[],
         summary: "check a backup audit request and split it into one item per policy",
     },
     FunctionSpec {
@@ -157,6 +204,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PlanDrillFunctionArn",
         requires: &[REGIONS],
         iam_actions: &[],
+        credentials: &[],
         summary: "check a DR drill request; build its children's inputs and targets",
     },
     FunctionSpec {
@@ -164,6 +212,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PlanFailbackFunctionArn",
         requires: &[REGIONS, "HAPILOT_GLOBAL_HEALTH_URL", BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[],
         summary: "validate a failback input against the deployment and fill in defaults",
     },
     FunctionSpec {
@@ -171,6 +220,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PlanFailoverFunctionArn",
         requires: &[REGIONS, "HAPILOT_GLOBAL_HEALTH_URL", BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[],
         summary: "validate a failover input against the deployment and fill in defaults",
     },
     FunctionSpec {
@@ -178,6 +228,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PlanRestoreFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        credentials: &[],
         summary: "choose the restore point (base backup + WAL + Vault snapshot) for a target time",
     },
     FunctionSpec {
@@ -185,6 +236,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PromoteDatabaseFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database],
         summary: "promote the standby region's database (idempotent)",
     },
     FunctionSpec {
@@ -192,6 +244,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PublishReplicationLagFunctionArn",
         requires: &[REGIONS],
         iam_actions: &[],
+        credentials: &[Credential::Database],
         summary: "every minute: each replica's lag as hapilot/Database ReplicationLagSeconds",
     },
     FunctionSpec {
@@ -199,6 +252,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ReadReplicationFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database],
         summary: "read the standby's replication lag and judge it against the tier's RPO",
     },
     FunctionSpec {
@@ -206,6 +260,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "RecordRunFunctionArn",
         requires: &[BUCKET, TOPIC],
         iam_actions: &["s3:PutObject", "sns:Publish"],
+        credentials: &[],
         summary: "write the run's report, metrics and notification",
     },
     FunctionSpec {
@@ -213,6 +268,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ReportBackupAuditFunctionArn",
         requires: &[BUCKET, TOPIC],
         iam_actions: &["s3:PutObject", "sns:Publish"],
+        credentials: &[],
         summary: "write the backup audit's report (JSON + Markdown), metrics and alert",
     },
     FunctionSpec {
@@ -220,6 +276,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ReportDrillFunctionArn",
         requires: &[BUCKET, TOPIC],
         iam_actions: &["s3:PutObject", "sns:Publish"],
+        credentials: &[],
         summary: "judge the DR drill against its targets; report, metrics, notification",
     },
     FunctionSpec {
@@ -227,6 +284,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ReprotectDatabaseFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database],
         summary: "turn the old primary into a replica of the new one (refuses split brain)",
     },
     FunctionSpec {
@@ -234,6 +292,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "RequestApprovalFunctionArn",
         requires: &[BUCKET, TOPIC],
         iam_actions: &["s3:PutObject", "sns:Publish"],
+        credentials: &[],
         summary: "park a run until a human approves or denies (task token)",
     },
     FunctionSpec {
@@ -241,6 +300,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "RestoreDatabaseFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:GetObject", "s3:PutObject"],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "start laying down PostgreSQL in the DR region from the restore point",
     },
     FunctionSpec {
@@ -248,6 +308,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "RestoreVaultFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:GetObject", "s3:PutObject"],
+        credentials: &[Credential::Vault],
         summary: "apply the restore point's raft snapshot to the DR region's Vault",
     },
     FunctionSpec {
@@ -255,6 +316,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ScaleRegionFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Kubernetes],
         summary: "scale the region taking over (Kubernetes scale subresource)",
     },
     FunctionSpec {
@@ -268,6 +330,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53-recovery-cluster:UpdateRoutingControlStates",
             "s3:PutObject",
         ],
+        credentials: &[],
         summary: "emergency move of the global name's traffic through the data plane (control metrics or routing controls; no Route53 API call)",
     },
     FunctionSpec {
@@ -283,6 +346,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53:ChangeResourceRecordSets",
             "s3:PutObject",
         ],
+        credentials: &[],
         summary: "planned move of the global name's weights (switchover, failback, compensation); turns the data-plane controls back on",
     },
     FunctionSpec {
@@ -295,6 +359,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53:ListResourceRecordSets",
             "s3:PutObject",
         ],
+        credentials: &[],
         summary: "read where the global name sends traffic before anything changes",
     },
     FunctionSpec {
@@ -305,6 +370,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
         ],
         iam_actions: &["states:StartExecution"],
+        credentials: &[],
         summary: "start a child run (the drill's failover or failback) through the API",
     },
     FunctionSpec {
@@ -312,6 +378,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "UnfencePrimaryFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database],
         summary: "let the primary take writes again when a graceful switchover is called off",
     },
     FunctionSpec {
@@ -319,6 +386,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "VerifyRestorePointFunctionArn",
         requires: &[BUCKET],
         iam_actions: &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        credentials: &[],
         summary: "verify by content exactly the backups a restore will use, before anything is touched",
     },
     FunctionSpec {
@@ -326,6 +394,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "WatchRegionFunctionArn",
         requires: &[REGIONS],
         iam_actions: &[],
+        credentials: &[],
         summary: "every minute: this region's own probes of the others, as hapilot/RegionHealth Healthy (the vantage point's vote)",
     },
 ];

@@ -56,6 +56,16 @@ pub struct Settings {
     /// the `HAPILOT_REGIONS` JSON, read at start by the functions that need the regions (what
     /// the template sets: DSNs and tokens stay out of the functions' configuration).
     pub regions_secret: Option<String>,
+    /// `HAPILOT_DATABASE_SECRET`: a secret whose `SecretString` is JSON `{"<region>": {"dsn",
+    /// "restore_dsn"?}}`: the database credentials, read only by the functions that use them.
+    #[serde(default)]
+    pub database_secret: Option<String>,
+    /// `HAPILOT_KUBERNETES_SECRET`: JSON `{"<region>": "<bearer token>"}`.
+    #[serde(default)]
+    pub kubernetes_secret: Option<String>,
+    /// `HAPILOT_VAULT_SECRET`: JSON `{"<region>": "<Vault token>"}`.
+    #[serde(default)]
+    pub vault_secret: Option<String>,
     /// `HAPILOT_TIER`: default tier (`Critical` unless set).
     pub tier: Option<Tier>,
     /// `HAPILOT_AUDIT_BUCKET`: bucket for journals and reports.
@@ -100,7 +110,7 @@ pub struct Settings {
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 22] = [
+pub const VARIABLES: [&str; 25] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -123,6 +133,9 @@ pub const VARIABLES: [&str; 22] = [
     "HAPILOT_METRICS",
     "HAPILOT_TRAFFIC_SWITCH",
     "HAPILOT_ALLOW_PLAIN_HTTP",
+    "HAPILOT_DATABASE_SECRET",
+    "HAPILOT_KUBERNETES_SECRET",
+    "HAPILOT_VAULT_SECRET",
 ];
 
 impl Settings {
@@ -163,6 +176,9 @@ impl Settings {
             s.regions = regions_json("HAPILOT_REGIONS", &v)?;
         }
         s.regions_secret = text("HAPILOT_REGIONS_SECRET");
+        s.database_secret = text("HAPILOT_DATABASE_SECRET");
+        s.kubernetes_secret = text("HAPILOT_KUBERNETES_SECRET");
+        s.vault_secret = text("HAPILOT_VAULT_SECRET");
         if s.regions_secret.is_some() && !s.regions.is_empty() {
             return Err(FunctionError::Setup(
                 "HAPILOT_REGIONS and HAPILOT_REGIONS_SECRET are both set: keep one".into(),
@@ -292,10 +308,108 @@ impl Settings {
         Ok(())
     }
 
-    /// Reads the regions from `HAPILOT_REGIONS_SECRET` when that is how they are given. Called
-    /// at start by the functions that need the regions (and only those, so only their roles
-    /// may read the secret).
-    pub async fn read_secrets(&mut self, secrets: &impl SecretReader) -> Result<(), FunctionError> {
+    /// Reads the regions from `HAPILOT_REGIONS_SECRET` when that is how they are given, then
+    /// the `credentials` the function uses, each from its own secret when one is configured.
+    /// Called at start by the functions that need the regions (and only those, so only their
+    /// roles may read the secrets, each role only its own).
+    pub async fn read_secrets(
+        &mut self,
+        secrets: &impl SecretReader,
+        credentials: &[crate::catalog::Credential],
+    ) -> Result<(), FunctionError> {
+        self.read_regions_secret(secrets).await?;
+        for credential in credentials {
+            let id = match credential {
+                crate::catalog::Credential::Database => &self.database_secret,
+                crate::catalog::Credential::Kubernetes => &self.kubernetes_secret,
+                crate::catalog::Credential::Vault => &self.vault_secret,
+            };
+            let Some(id) = id.clone() else {
+                continue;
+            };
+            let var = credential.variable();
+            let text = secrets
+                .secret_string(&id)
+                .await
+                .map_err(|e| FunctionError::Setup(format!("{var}: {e}")))?;
+            self.merge_credentials(*credential, &text)
+                .map_err(|e| FunctionError::Setup(format!("{var} {id} {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Puts a credentials secret's values into the regions they name.
+    fn merge_credentials(
+        &mut self,
+        credential: crate::catalog::Credential,
+        text: &str,
+    ) -> Result<(), String> {
+        use crate::catalog::Credential;
+        use hapilot_aws::database::DatabaseTarget;
+        use hapilot_aws::restore::RestoreDatabaseTarget;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct DatabaseCredentials {
+            #[serde(default)]
+            dsn: Option<String>,
+            #[serde(default)]
+            restore_dsn: Option<String>,
+        }
+        // Never echo the secret's text: a parse error says where, not what.
+        let invalid =
+            |e: serde_json::Error| format!("is not valid: line {} column {}", e.line(), e.column());
+        match credential {
+            Credential::Database => {
+                let map: BTreeMap<String, DatabaseCredentials> =
+                    serde_json::from_str(text).map_err(invalid)?;
+                for (r, c) in map {
+                    let region = self.regions.get_mut(&r).ok_or_else(|| {
+                        format!("names region {r}, which HAPILOT_REGIONS does not have")
+                    })?;
+                    if let (Some(dsn), Some(DatabaseTarget::Postgres { dsn: d, .. })) =
+                        (c.dsn, region.database.as_mut())
+                    {
+                        *d = dsn;
+                    }
+                    if let Some(dsn) = c.restore_dsn {
+                        match region.restore.as_mut() {
+                            Some(RestoreDatabaseTarget::Postgres { dsn: d, .. })
+                            | Some(RestoreDatabaseTarget::Cloudnativepg { dsn: d, .. }) => *d = dsn,
+                            None => {}
+                        }
+                    }
+                }
+            }
+            Credential::Kubernetes | Credential::Vault => {
+                let map: BTreeMap<String, String> = serde_json::from_str(text).map_err(invalid)?;
+                for (r, token) in map {
+                    let region = self.regions.get_mut(&r).ok_or_else(|| {
+                        format!("names region {r}, which HAPILOT_REGIONS does not have")
+                    })?;
+                    if credential == Credential::Vault {
+                        if let Some(v) = region.vault.as_mut() {
+                            v.token = token;
+                        }
+                        continue;
+                    }
+                    if let Some(k) = region.kubernetes.as_mut() {
+                        k.token = token.clone();
+                    }
+                    if let Some(RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. }) =
+                        region.restore.as_mut()
+                    {
+                        kubernetes.token = token;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_regions_secret(
+        &mut self,
+        secrets: &impl SecretReader,
+    ) -> Result<(), FunctionError> {
         let Some(id) = &self.regions_secret else {
             return Ok(());
         };
@@ -427,20 +541,26 @@ mod tests {
         let secret = |k: &str| (k == "HAPILOT_REGIONS_SECRET").then(|| "hapilot/regions".into());
         let mut settings = Settings::from_lookup(secret).unwrap();
         settings
-            .read_secrets(&OneSecret(
-                r#"{"us-east-1": {"health_url": "https://e/health", "set_identifier": "primary",
+            .read_secrets(
+                &OneSecret(
+                    r#"{"us-east-1": {"health_url": "https://e/health", "set_identifier": "primary",
                    "database": {"backend": "postgres", "dsn": "postgres://app:hunter2@db/app"}}}"#,
-            ))
+                ),
+                &[],
+            )
             .await
             .unwrap();
         assert!(settings.region("us-east-1").is_ok());
 
         let mut settings = Settings::from_lookup(secret).unwrap();
         let e = settings
-            .read_secrets(&OneSecret(
-                r#"{"us-east-1": {"health_url": "https://e/health", "set_identifier": 7,
+            .read_secrets(
+                &OneSecret(
+                    r#"{"us-east-1": {"health_url": "https://e/health", "set_identifier": 7,
                    "database": {"backend": "postgres", "dsn": "postgres://app:hunter2@db/app"}}}"#,
-            ))
+                ),
+                &[],
+            )
             .await
             .unwrap_err()
             .to_string();

@@ -67,7 +67,7 @@ where
     let sdk = hapilot_aws::sdk::from_env().await;
     if spec.reads_regions() {
         let secrets = hapilot_aws::secrets::SecretsManager::from_sdk(&sdk);
-        settings.read_secrets(&secrets).await?;
+        settings.read_secrets(&secrets, spec.credentials).await?;
     }
     settings.require(spec.requires)?;
     // Lives as long as the process, like a Lambda's init phase.
