@@ -268,10 +268,14 @@ impl LocalDeployment {
                 DatabaseTarget::Patroni {
                     url: primary.url(),
                     member: primary.name(),
+                    ca_file: None,
+                    auth: None,
                 },
                 DatabaseTarget::Patroni {
                     url: standby.url(),
                     member: standby.name(),
+                    ca_file: None,
+                    auth: None,
                 },
             ),
             // The functions reach the pair as they would RDS: URI DSNs, TLS verified fully
@@ -472,6 +476,7 @@ impl LocalDeployment {
             set_identifier: set.to_string(),
             database: Some(db),
             kubernetes: Some(KubernetesTarget {
+                ca_file: None,
                 url: kube.url(),
                 token: KUBE_TOKEN.to_string(),
                 namespace: NAMESPACE.to_string(),
@@ -502,6 +507,7 @@ impl LocalDeployment {
                 STANDBY_REGION.to_string(),
                 RegionConfig {
                     vault: Some(hapilot_aws::vault::VaultTarget {
+                        ca_file: None,
                         url: vault.url(),
                         token: VAULT_TOKEN.to_string(),
                     }),
@@ -1093,5 +1099,7 @@ fn prometheus_source(url: &str) -> TrafficSource {
         error_query:
             r#"sum(increase(http_requests_total{region="{region}",status=~"5.."}[{window}]))"#
                 .to_string(),
+        ca_file: None,
+        auth: None,
     }
 }

@@ -73,6 +73,53 @@ pub async fn body_bytes(req: Request<Incoming>) -> Bytes {
         .unwrap_or_default()
 }
 
+/// A TLS front for a plain loopback server: terminates TLS with `cert_pem` / `key_pem` and
+/// copies the bytes to `backend`, so any simulated system can be reached over HTTPS as in
+/// production (a private CA, a `ca_file` setting). Stops when the returned task is aborted.
+pub async fn tls_front(
+    backend: std::net::SocketAddr,
+    cert_pem: &std::path::Path,
+    key_pem: &std::path::Path,
+) -> std::io::Result<(std::net::SocketAddr, JoinHandle<()>)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
+        .map_err(|e| bad(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&e))?;
+    let key = PrivateKeyDer::from_pem_file(key_pem).map_err(|e| bad(&e))?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(&e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| bad(&e))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            connections.spawn(async move {
+                // A client that does not trust the certificate fails the handshake: nothing
+                // reaches the backend.
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+    });
+    Ok((addr, task))
+}
+
 /// Binds a free loopback port and serves `handler` with `state` shared by every request: the
 /// start of every simulated outside system.
 pub async fn serve_state<S, F, Fut>(

@@ -536,7 +536,7 @@ fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotE
 
 /// A CA and a server certificate for `localhost` / 127.0.0.1 under `<root>/tls` (openssl),
 /// so the pair serves TLS and clients can verify it fully, as against RDS or CloudNativePG.
-fn make_tls_files(root: &Path) -> Result<(), HapilotError> {
+pub fn make_tls_files(root: &Path) -> Result<(), HapilotError> {
     let dir = root.join("tls");
     std::fs::create_dir_all(&dir)
         .map_err(HapilotError::io(format!("creating {}", dir.display())))?;

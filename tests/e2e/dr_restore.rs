@@ -354,6 +354,7 @@ async fn the_cloudnativepg_backend_creates_a_recovery_cluster_and_follows_it() {
             .unwrap();
     let target = RestoreDatabaseTarget::Cloudnativepg {
         kubernetes: hapilot_aws::scaler::KubernetesTarget {
+            ca_file: None,
             url: kube.url(),
             token: "k8s-token".into(),
             namespace: "ai-gateway".into(),

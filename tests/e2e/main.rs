@@ -15,6 +15,7 @@ mod failback;
 mod failover;
 mod front_door;
 mod health_proof;
+mod https_targets;
 mod infra;
 mod postgres_tls;
 mod switchover;

@@ -105,6 +105,12 @@ pub enum DatabaseTarget {
         url: String,
         /// This member's Patroni name (the failover candidate).
         member: String,
+        /// PEM file of the CA that signed Patroni's REST API certificate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
+        /// Patroni's `restapi.authentication` (basic), when it is on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<crate::http_client::HttpAuth>,
     },
 }
 
@@ -127,10 +133,13 @@ impl AnyDatabase {
                     agent: agent_url.clone().map(|url| (http.clone(), url)),
                 })
             }
-            DatabaseTarget::Patroni { url, member } => AnyDatabase::Patroni(PatroniMember {
+            DatabaseTarget::Patroni {
+                url, member, auth, ..
+            } => AnyDatabase::Patroni(PatroniMember {
                 http,
                 url: url.trim_end_matches('/').to_string(),
                 member: member.clone(),
+                auth: auth.clone(),
             }),
         }
     }
@@ -437,6 +446,7 @@ pub struct PatroniMember {
     http: reqwest::Client,
     url: String,
     member: String,
+    auth: Option<crate::http_client::HttpAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,6 +465,15 @@ struct PatroniXlog {
 }
 
 impl PatroniMember {
+    /// A request to `path` with the member's authentication, when it has one.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.url));
+        match &self.auth {
+            Some(auth) => auth.apply(request),
+            None => request,
+        }
+    }
+
     fn error(&self, path: &str, detail: impl Into<String>) -> AdapterError {
         AdapterError::Http {
             system: "Patroni",
@@ -465,8 +484,7 @@ impl PatroniMember {
 
     /// `GET /patroni`: role and WAL positions of this member.
     async fn status(&self) -> Result<PatroniStatus, AdapterError> {
-        self.http
-            .get(format!("{}/patroni", self.url))
+        self.request(reqwest::Method::GET, "/patroni")
             .send()
             .await
             .map_err(|e| self.error("/patroni", e.to_string()))?
@@ -479,8 +497,7 @@ impl PatroniMember {
     /// the answer's text.
     async fn post(&self, path: &str, body: serde_json::Value) -> Result<String, AdapterError> {
         let r = self
-            .http
-            .post(format!("{}{path}", self.url))
+            .request(reqwest::Method::POST, path)
             .json(&body)
             .send()
             .await
@@ -518,8 +535,7 @@ impl PatroniMember {
 
     async fn is_primary(&self) -> Result<bool, AdapterError> {
         let r = self
-            .http
-            .get(format!("{}/primary", self.url))
+            .request(reqwest::Method::GET, "/primary")
             .send()
             .await
             .map_err(|e| self.error("/primary", e.to_string()))?;

@@ -9,6 +9,7 @@ pub mod backups;
 pub mod database;
 pub mod dns;
 pub mod error;
+pub mod http_client;
 pub mod journal;
 pub mod monitoring;
 pub mod notifier;

@@ -17,6 +17,9 @@ pub struct KubernetesTarget {
     pub token: String,
     /// Namespace of the gateway deployments (the HA document's `ai-gateway`).
     pub namespace: String,
+    /// PEM file of the CA that signed the API server's certificate (EKS: the cluster CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// A deployment's replica count before and after a scale.

@@ -39,6 +39,12 @@ pub enum TrafficSource {
         request_query: String,
         /// Query for 5xx errors in the window.
         error_query: String,
+        /// PEM file of the CA that signed Prometheus' certificate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
+        /// Bearer token or basic authentication (Prometheus behind a proxy, Grafana Cloud).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<crate::http_client::HttpAuth>,
     },
 }
 
@@ -154,12 +160,14 @@ impl TrafficProvider {
         };
         let url = reqwest::Url::parse_with_params(&endpoint, &[("query", query.as_str())])
             .map_err(|e| fail(e.to_string()))?;
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let mut request = self.http.get(url);
+        if let TrafficSource::Prometheus {
+            auth: Some(auth), ..
+        } = &self.source
+        {
+            request = auth.apply(request);
+        }
+        let response = request.send().await.map_err(|e| fail(e.to_string()))?;
         let status = response.status();
         let body: serde_json::Value = response
             .json()
@@ -213,6 +221,7 @@ impl TrafficMetrics for TrafficProvider {
                 url,
                 request_query,
                 error_query,
+                ..
             } => Ok(TrafficMeasurement {
                 requests: self
                     .prometheus(url, request_query, region, window_secs)

@@ -16,6 +16,9 @@ pub struct VaultTarget {
     /// `HAPILOT_VAULT_SECRET` gives it).
     #[serde(default)]
     pub token: String,
+    /// PEM file of the CA that signed Vault's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 impl std::fmt::Debug for VaultTarget {
@@ -71,7 +74,7 @@ impl Vault for HttpVault {
             .body(snapshot)
             .send()
             .await
-            .map_err(|e| self.error(path, e.without_url().to_string()))?;
+            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
         if r.status().is_success() {
             return Ok(());
         }
@@ -87,7 +90,7 @@ impl Vault for HttpVault {
             .get(format!("{}{path}", self.target.url.trim_end_matches('/')))
             .send()
             .await
-            .map_err(|e| self.error(path, e.without_url().to_string()))?;
+            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
         Ok(r.status().as_u16() == 200)
     }
 }

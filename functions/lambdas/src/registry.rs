@@ -140,7 +140,24 @@ impl Adapters {
                     "HAPILOT_REGIONS has no database for region {region}"
                 ))
             })?;
-        Ok(AnyDatabase::new(target, self.http.clone()))
+        let ca_file = match target {
+            hapilot_aws::database::DatabaseTarget::Patroni { ca_file, .. } => ca_file.as_deref(),
+            hapilot_aws::database::DatabaseTarget::Postgres { .. } => None,
+        };
+        Ok(AnyDatabase::new(target, self.http_for(ca_file)?))
+    }
+
+    /// The HTTP client for a system whose certificate `ca_file` signs (the shared client when
+    /// none is given).
+    pub fn http_for(&self, ca_file: Option<&str>) -> Result<reqwest::Client, FunctionError> {
+        match ca_file {
+            None => Ok(self.http.clone()),
+            Some(_) => hapilot_aws::http_client::client_trusting(
+                ca_file,
+                std::time::Duration::from_secs(30),
+            )
+            .map_err(|e| FunctionError::Setup(e.to_string())),
+        }
     }
 
     /// The backup bucket store of `region` (`None`: this deployment's own region).
@@ -159,7 +176,7 @@ impl Adapters {
             FunctionError::Setup(format!("HAPILOT_REGIONS has no vault for region {region}"))
         })?;
         Ok(hapilot_aws::vault::HttpVault::new(
-            self.http.clone(),
+            self.http_for(target.ca_file.as_deref())?,
             target,
         ))
     }
@@ -179,20 +196,27 @@ impl Adapters {
                     "HAPILOT_REGIONS has no restore target for region {region}"
                 ))
             })?;
+        let ca_file = match &target {
+            hapilot_aws::restore::RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. } => {
+                kubernetes.ca_file.as_deref()
+            }
+            hapilot_aws::restore::RestoreDatabaseTarget::Postgres { .. } => None,
+        };
         Ok((
-            hapilot_aws::restore::AnyRestoreAgent::new(self.http.clone(), &target),
+            hapilot_aws::restore::AnyRestoreAgent::new(self.http_for(ca_file)?, &target),
             target.dsn().to_string(),
         ))
     }
 
     /// The Kubernetes scaler of `region`, if it has a Kubernetes API configured.
     pub fn scaler(&self, region: &str) -> Result<Option<KubernetesScaler>, FunctionError> {
-        Ok(self
-            .settings
-            .region(region)?
-            .kubernetes
-            .clone()
-            .map(|k| KubernetesScaler::new(self.http.clone(), k)))
+        match self.settings.region(region)?.kubernetes.clone() {
+            Some(k) => Ok(Some(KubernetesScaler::new(
+                self.http_for(k.ca_file.as_deref())?,
+                k,
+            ))),
+            None => Ok(None),
+        }
     }
 }
 
@@ -232,7 +256,11 @@ functions! {
     });
     "canary-gate" => canary_gate(|a, event| match &a.settings.canary_provider {
         Some(source) => {
-            let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http.clone());
+            let ca_file = match source {
+                hapilot_aws::traffic::TrafficSource::Prometheus { ca_file, .. } => ca_file.as_deref(),
+                _ => None,
+            };
+            let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http_for(ca_file)?);
             canary_gate::canary_gate(&traffic, &a.journal, event).await
         }
         None => Err(FunctionError::Setup("HAPILOT_CANARY_PROVIDER is not set".into())),
