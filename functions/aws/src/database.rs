@@ -85,8 +85,9 @@ pub struct RebuildOutcome {
     pub detail: String,
 }
 
-/// How to reach one region's database, from configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How to reach one region's database, from configuration (`Debug` never shows the DSN,
+/// which holds the password).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case")]
 pub enum DatabaseTarget {
     /// Direct SQL; `dsn` is a libpq key=value string (password from a secret, never logged).
@@ -112,6 +113,30 @@ pub enum DatabaseTarget {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auth: Option<crate::http_client::HttpAuth>,
     },
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseTarget::Postgres { agent_url, .. } => f
+                .debug_struct("Postgres")
+                .field("dsn", &"<redacted>")
+                .field("agent_url", agent_url)
+                .finish(),
+            DatabaseTarget::Patroni {
+                url,
+                member,
+                ca_file,
+                auth,
+            } => f
+                .debug_struct("Patroni")
+                .field("url", url)
+                .field("member", member)
+                .field("ca_file", ca_file)
+                .field("auth", auth)
+                .finish(),
+        }
+    }
 }
 
 /// A database of either backend.
@@ -203,13 +228,21 @@ impl Database for AnyDatabase {
     }
 }
 
-/// [`Database`] over SQL with tokio-postgres.
-#[derive(Debug, Clone)]
+/// [`Database`] over SQL with tokio-postgres (`Debug` shows the target, never the DSN).
+#[derive(Clone)]
 pub struct PostgresDatabase {
     /// As given (libpq's forms); also what the host agent is told for re-protection.
     dsn: String,
     /// HTTP client and URL of the host agent, for re-protection.
     agent: Option<(reqwest::Client, String)>,
+}
+
+impl std::fmt::Debug for PostgresDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresDatabase")
+            .field("target", &self.target())
+            .finish()
+    }
 }
 
 impl PostgresDatabase {

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use crate::AdapterError;
 
-/// Where a region restores PostgreSQL, and how to reach the restored server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a region restores PostgreSQL, and how to reach the restored server (`Debug` never
+/// shows the DSN or the token).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case")]
 pub enum RestoreDatabaseTarget {
     /// A host agent lays down a plain PostgreSQL server.
@@ -41,6 +42,32 @@ pub enum RestoreDatabaseTarget {
         #[serde(default)]
         dsn: String,
     },
+}
+
+impl std::fmt::Debug for RestoreDatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreDatabaseTarget::Postgres { agent_url, .. } => f
+                .debug_struct("Postgres")
+                .field("agent_url", agent_url)
+                .field("dsn", &"<redacted>")
+                .finish(),
+            RestoreDatabaseTarget::Cloudnativepg {
+                kubernetes,
+                cluster,
+                destination_path,
+                server_name,
+                ..
+            } => f
+                .debug_struct("Cloudnativepg")
+                .field("kubernetes", kubernetes)
+                .field("cluster", cluster)
+                .field("destination_path", destination_path)
+                .field("server_name", server_name)
+                .field("dsn", &"<redacted>")
+                .finish(),
+        }
+    }
 }
 
 impl RestoreDatabaseTarget {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::AdapterError;
 
 /// How to reach one region's Kubernetes API, from configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KubernetesTarget {
     /// API server URL, e.g. `https://ABC.gr7.us-west-2.eks.amazonaws.com`.
     pub url: String,
@@ -20,6 +20,17 @@ pub struct KubernetesTarget {
     /// PEM file of the CA that signed the API server's certificate (EKS: the cluster CA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+}
+
+impl std::fmt::Debug for KubernetesTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesTarget")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("namespace", &self.namespace)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// A deployment's replica count before and after a scale.

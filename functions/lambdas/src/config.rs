@@ -664,4 +664,32 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn no_credential_shows_in_the_settings_debug_output() {
+        let regions = r#"{
+            "us-east-1": {"health_url": "https://a/health", "set_identifier": "primary",
+                          "database": {"backend": "postgres", "dsn": "postgres://app:pg-s3cret@db/app"},
+                          "kubernetes": {"url": "https://k", "token": "kube-s3cret", "namespace": "ai-gateway"},
+                          "vault": {"url": "https://v", "token": "vault-s3cret"},
+                          "restore": {"backend": "postgres", "agent_url": "https://agent", "dsn": "host=r password=restore-s3cret"}},
+            "us-west-2": {"health_url": "https://b/health", "set_identifier": "standby",
+                          "database": {"backend": "patroni", "url": "https://b:8008", "member": "pg-1",
+                                       "auth": {"kind": "basic", "username": "patroni", "password": "patroni-s3cret"}}}
+        }"#;
+        let provider = r#"{"kind": "prometheus", "url": "https://prom", "request_query": "q", "error_query": "e",
+                           "auth": {"kind": "bearer", "token": "prom-s3cret"}}"#;
+        let s = Settings::from_lookup(|k| match k {
+            "HAPILOT_REGIONS" => Some(regions.to_string()),
+            "HAPILOT_CANARY_PROVIDER" => Some(provider.to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("https://k") && shown.contains("pg-1"),
+            "{shown}"
+        );
+    }
 }
