@@ -878,24 +878,24 @@ async fn region_dark_failover(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
+    // Whatever happens (an error included), the watcher must hear that the run ended.
     let decide_and_follow = async {
-        let result = quorum_decision(data_plane, options, dark_since, say.clone()).await;
-        let result = match result {
-            Ok((decision, detection_secs, alarmed)) => {
-                let execution_arn = started_run(&decision)?;
-                let sfn = aws_sdk_sfn::Client::new(&stack.sdk_config_in(STANDBY_REGION));
-                let print = say.clone();
-                follow(
-                    &sfn,
-                    &execution_arn,
-                    Duration::from_secs(600),
-                    move |line| print(line),
-                )
-                .await
-                .map(|outcome| (outcome, execution_arn, decision, detection_secs, alarmed))
-            }
-            Err(e) => Err(e),
-        };
+        let result = async {
+            let (decision, detection_secs, alarmed) =
+                quorum_decision(data_plane, options, dark_since, say.clone()).await?;
+            let execution_arn = started_run(&decision)?;
+            let sfn = aws_sdk_sfn::Client::new(&stack.sdk_config_in(STANDBY_REGION));
+            let print = say.clone();
+            let outcome = follow(
+                &sfn,
+                &execution_arn,
+                Duration::from_secs(600),
+                move |line| print(line),
+            )
+            .await?;
+            Ok::<_, HapilotError>((outcome, execution_arn, decision, detection_secs, alarmed))
+        }
+        .await;
         run_ended.store(true, std::sync::atomic::Ordering::Relaxed);
         result
     };

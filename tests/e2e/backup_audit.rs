@@ -114,6 +114,32 @@ pub(crate) async fn put_all(
     }
 }
 
+/// A local stack set up for audits: the audit bucket, the topic, the functions configured.
+async fn audit_stack() -> TestStack {
+    let stack = TestStack::start().await;
+    stack
+        .s3()
+        .create_bucket()
+        .bucket("hapilot-audit")
+        .send()
+        .await
+        .unwrap();
+    let topic = aws_sdk_sns::Client::new(stack.stack().sdk_config())
+        .create_topic()
+        .name("hapilot")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let mut settings = hapilot_functions::config::Settings::with_defaults();
+    settings.audit_bucket = Some("hapilot-audit".into());
+    settings.topic_arn = Some(topic);
+    stack.stack().configure(settings).unwrap();
+    stack
+}
+
 /// One way to break the catalog.
 struct Case {
     name: &'static str,
@@ -274,27 +300,8 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
         .await
         .unwrap();
 
-    let stack = TestStack::start().await;
+    let stack = audit_stack().await;
     let s3 = stack.s3();
-    s3.create_bucket()
-        .bucket("hapilot-audit")
-        .send()
-        .await
-        .unwrap();
-    let sns = aws_sdk_sns::Client::new(stack.stack().sdk_config());
-    let topic = sns
-        .create_topic()
-        .name("hapilot")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_string();
-    let mut settings = hapilot_functions::config::Settings::with_defaults();
-    settings.audit_bucket = Some("hapilot-audit".into());
-    settings.topic_arn = Some(topic);
-    stack.stack().configure(settings).unwrap();
 
     let mut failures = Vec::new();
     for (n, case) in cases(&clean, now).into_iter().enumerate() {
@@ -527,27 +534,8 @@ async fn a_catalog_with_a_failover_in_its_history_raises_no_false_alarm() {
     let objects = tokio::task::spawn_blocking(build_failover_catalog)
         .await
         .unwrap();
-    let stack = TestStack::start().await;
+    let stack = audit_stack().await;
     let s3 = stack.s3();
-    s3.create_bucket()
-        .bucket("hapilot-audit")
-        .send()
-        .await
-        .unwrap();
-    let mut settings = hapilot_functions::config::Settings::with_defaults();
-    settings.audit_bucket = Some("hapilot-audit".into());
-    settings.topic_arn = Some(
-        aws_sdk_sns::Client::new(stack.stack().sdk_config())
-            .create_topic()
-            .name("hapilot")
-            .send()
-            .await
-            .unwrap()
-            .topic_arn()
-            .unwrap()
-            .to_string(),
-    );
-    stack.stack().configure(settings).unwrap();
     upload(&s3, "failed-over", &objects, &[]).await;
     upload(&s3, "failed-over-dr", &objects, &[]).await;
     let postgres_only: Vec<Value> = policies()

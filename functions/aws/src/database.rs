@@ -460,16 +460,19 @@ impl Database for PostgresDatabase {
             .timeout(Duration::from_secs(600))
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(crate::error::error_chain(&e)))?;
         let status = r.status();
-        let body: serde_json::Value = r.json().await.map_err(|e| fail(e.to_string()))?;
+        let body: serde_json::Value = r
+            .json()
+            .await
+            .map_err(|e| fail(crate::error::error_chain(&e)))?;
         if !status.is_success() {
             return Err(fail(format!(
                 "HTTP {status}: {}",
                 body["error"].as_str().unwrap_or("no detail")
             )));
         }
-        serde_json::from_value(body).map_err(|e| fail(e.to_string()))
+        serde_json::from_value(body).map_err(|e| fail(crate::error::error_chain(&e)))
     }
 }
 
@@ -520,10 +523,10 @@ impl PatroniMember {
         self.request(reqwest::Method::GET, "/patroni")
             .send()
             .await
-            .map_err(|e| self.error("/patroni", e.to_string()))?
+            .map_err(|e| self.error("/patroni", crate::error::error_chain(&e)))?
             .json()
             .await
-            .map_err(|e| self.error("/patroni", e.to_string()))
+            .map_err(|e| self.error("/patroni", crate::error::error_chain(&e)))
     }
 
     /// POSTs `body` to `path`; a non-2xx answer is an error carrying Patroni's text. Returns
@@ -534,7 +537,7 @@ impl PatroniMember {
             .json(&body)
             .send()
             .await
-            .map_err(|e| self.error(path, e.to_string()))?;
+            .map_err(|e| self.error(path, crate::error::error_chain(&e)))?;
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -571,7 +574,7 @@ impl PatroniMember {
             .request(reqwest::Method::GET, "/primary")
             .send()
             .await
-            .map_err(|e| self.error("/primary", e.to_string()))?;
+            .map_err(|e| self.error("/primary", crate::error::error_chain(&e)))?;
         Ok(r.status().is_success())
     }
 }

@@ -153,7 +153,7 @@ impl RestoreAgent for HttpRestoreAgent {
             .json(job)
             .send()
             .await
-            .map_err(|e| self.error(e.to_string()))?;
+            .map_err(|e| self.error(crate::error::error_chain(&e)))?;
         if r.status().is_success() {
             return Ok(());
         }
@@ -170,10 +170,10 @@ impl RestoreAgent for HttpRestoreAgent {
             .get(&self.url)
             .send()
             .await
-            .map_err(|e| self.error(e.to_string()))?
+            .map_err(|e| self.error(crate::error::error_chain(&e)))?
             .json()
             .await
-            .map_err(|e| self.error(e.to_string()))
+            .map_err(|e| self.error(crate::error::error_chain(&e)))
     }
 }
 
@@ -250,7 +250,7 @@ impl RestoreAgent for CloudNativePgRestore {
             .json(&self.cluster_resource(job))
             .send()
             .await
-            .map_err(|e| self.error(e.without_url().to_string()))?;
+            .map_err(|e| self.error(crate::error::error_chain(&e.without_url())))?;
         if r.status().is_success() {
             return Ok(());
         }
@@ -274,7 +274,7 @@ impl RestoreAgent for CloudNativePgRestore {
             .bearer_auth(&self.kubernetes.token)
             .send()
             .await
-            .map_err(|e| self.error(e.without_url().to_string()))?;
+            .map_err(|e| self.error(crate::error::error_chain(&e.without_url())))?;
         if r.status().as_u16() == 404 {
             return Ok(RestoreProgress {
                 state: "idle".into(),
@@ -284,7 +284,7 @@ impl RestoreAgent for CloudNativePgRestore {
         let cluster: Value = r
             .json()
             .await
-            .map_err(|e| self.error(e.without_url().to_string()))?;
+            .map_err(|e| self.error(crate::error::error_chain(&e.without_url())))?;
         let phase = cluster["status"]["phase"]
             .as_str()
             .unwrap_or("pending")

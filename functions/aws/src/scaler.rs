@@ -97,7 +97,7 @@ impl KubernetesScaler {
         let scale: serde_json::Value = response
             .json()
             .await
-            .map_err(|e| self.error(deployment, e.to_string()))?;
+            .map_err(|e| self.error(deployment, crate::error::error_chain(&e)))?;
         scale["spec"]["replicas"]
             .as_i64()
             .ok_or_else(|| self.error(deployment, "the Scale object has no spec.replicas"))
@@ -112,7 +112,7 @@ impl Scaler for KubernetesScaler {
             .bearer_auth(&self.target.token)
             .send()
             .await
-            .map_err(|e| self.error(deployment, e.to_string()))?;
+            .map_err(|e| self.error(deployment, crate::error::error_chain(&e)))?;
         let before = self.replicas(current, deployment).await?;
         let patched = self
             .http
@@ -122,7 +122,7 @@ impl Scaler for KubernetesScaler {
             .body(serde_json::json!({ "spec": { "replicas": replicas } }).to_string())
             .send()
             .await
-            .map_err(|e| self.error(deployment, e.to_string()))?;
+            .map_err(|e| self.error(deployment, crate::error::error_chain(&e)))?;
         let after = self.replicas(patched, deployment).await?;
         Ok(ScaleChange {
             deployment: deployment.to_string(),

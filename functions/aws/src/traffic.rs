@@ -159,7 +159,7 @@ impl TrafficProvider {
             detail,
         };
         let url = reqwest::Url::parse_with_params(&endpoint, &[("query", query.as_str())])
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(crate::error::error_chain(&e)))?;
         let mut request = self.http.get(url);
         if let TrafficSource::Prometheus {
             auth: Some(auth), ..
@@ -167,7 +167,10 @@ impl TrafficProvider {
         {
             request = auth.apply(request);
         }
-        let response = request.send().await.map_err(|e| fail(e.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fail(crate::error::error_chain(&e)))?;
         let status = response.status();
         let body: serde_json::Value = response
             .json()

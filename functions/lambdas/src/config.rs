@@ -358,14 +358,13 @@ impl Settings {
         // Never echo the secret's text: a parse error says where, not what.
         let invalid =
             |e: serde_json::Error| format!("is not valid: line {} column {}", e.line(), e.column());
+        let unknown = |r: &str| format!("names region {r}, which HAPILOT_REGIONS does not have");
         match credential {
             Credential::Database => {
                 let map: BTreeMap<String, DatabaseCredentials> =
                     serde_json::from_str(text).map_err(invalid)?;
                 for (r, c) in map {
-                    let region = self.regions.get_mut(&r).ok_or_else(|| {
-                        format!("names region {r}, which HAPILOT_REGIONS does not have")
-                    })?;
+                    let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
                     if let (Some(dsn), Some(DatabaseTarget::Postgres { dsn: d, .. })) =
                         (c.dsn, region.database.as_mut())
                     {
@@ -380,18 +379,10 @@ impl Settings {
                     }
                 }
             }
-            Credential::Kubernetes | Credential::Vault => {
+            Credential::Kubernetes => {
                 let map: BTreeMap<String, String> = serde_json::from_str(text).map_err(invalid)?;
                 for (r, token) in map {
-                    let region = self.regions.get_mut(&r).ok_or_else(|| {
-                        format!("names region {r}, which HAPILOT_REGIONS does not have")
-                    })?;
-                    if credential == Credential::Vault {
-                        if let Some(v) = region.vault.as_mut() {
-                            v.token = token;
-                        }
-                        continue;
-                    }
+                    let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
                     if let Some(k) = region.kubernetes.as_mut() {
                         k.token = token.clone();
                     }
@@ -399,6 +390,15 @@ impl Settings {
                         region.restore.as_mut()
                     {
                         kubernetes.token = token;
+                    }
+                }
+            }
+            Credential::Vault => {
+                let map: BTreeMap<String, String> = serde_json::from_str(text).map_err(invalid)?;
+                for (r, token) in map {
+                    let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
+                    if let Some(v) = region.vault.as_mut() {
+                        v.token = token;
                     }
                 }
             }

@@ -355,32 +355,31 @@ pub fn audit_catalog(
             .map(|t| now - t),
             _ => newest.map(|t| now - t),
         };
-        if policy.data_type == DataType::PostgresWal
-            && let Some((newest_base, start)) = newest_base(&base_times, base_backup_starts)
-        {
-            let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
-            let chain = super::wal::follow_chain(start, &archived, switches, segment_size);
-            if let Some(missing) = chain.first_missing {
-                findings.push(Finding {
-                    kind: "wal_gap".into(),
-                    key: Some(format!(
-                        "{}wals/{}/{missing}",
-                        layout.postgres,
-                        missing.directory()
-                    )),
-                    severity: Severity::Critical,
-                    check: "wal_chain".into(),
-                    data_type: DataType::PostgresWal,
-                    message: format!(
-                        "WAL chain from base backup {newest_base} breaks at {missing}: {} later segment(s) cannot be replayed",
-                        chain.stranded
-                    ),
-                    fix: "check archive_command / barman-cloud-wal-archive errors; take a new base backup to start a clean chain".into(),
-                });
-            }
-        }
         let mut restore_windows = Vec::new();
         if policy.data_type == DataType::PostgresWal {
+            let canonical =
+                |s: WalSegment| format!("{}wals/{}/{s}", layout.postgres, s.directory());
+            // The newest base backup's chain: what a restore to "now" replays.
+            let mut newest_gap = None;
+            if let Some((newest_base, start)) = newest_base(&base_times, base_backup_starts) {
+                let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
+                let chain = super::wal::follow_chain(start, &archived, switches, segment_size);
+                if let Some(missing) = chain.first_missing {
+                    newest_gap = Some(missing);
+                    findings.push(Finding {
+                        kind: "wal_gap".into(),
+                        key: Some(canonical(missing)),
+                        severity: Severity::Critical,
+                        check: "wal_chain".into(),
+                        data_type: DataType::PostgresWal,
+                        message: format!(
+                            "WAL chain from base backup {newest_base} breaks at {missing}: {} later segment(s) cannot be replayed",
+                            chain.stranded
+                        ),
+                        fix: "check archive_command / barman-cloud-wal-archive errors; take a new base backup to start a clean chain".into(),
+                    });
+                }
+            }
             let spans: Vec<super::windows::BaseBackupSpan> = base_times
                 .iter()
                 .filter_map(|(id, t)| {
@@ -393,12 +392,6 @@ pub fn audit_catalog(
                 })
                 .collect();
             let coverage = super::windows::restore_coverage(&spans, &wal, switches, segment_size);
-            let canonical =
-                |s: WalSegment| format!("{}wals/{}/{s}", layout.postgres, s.directory());
-            let newest_gap = newest_base(&base_times, base_backup_starts).and_then(|(_, start)| {
-                let archived: BTreeSet<WalSegment> = wal.keys().copied().collect();
-                super::wal::follow_chain(start, &archived, switches, segment_size).first_missing
-            });
             for (id, missing) in &coverage.unrestorable {
                 findings.push(Finding {
                     kind: "backup_unrestorable".into(),
