@@ -469,7 +469,7 @@ async fn drill_on(
         operation: "PostgreSQL",
         detail: e.to_string(),
     };
-    let primary_db = PostgresDatabase::new(&pair.primary.dsn());
+    let primary_db = PostgresDatabase::new(pair.primary.dsn());
     let writer_client = primary_db.connect().await.map_err(db_error)?;
     writer_client
         .batch_execute(
@@ -683,7 +683,7 @@ async fn drill_on(
     let configured_waits_secs = 2.0 * (samples - 1.0) * interval;
 
     // RPO, measured: which committed rows survived on the promoted database?
-    let promoted = PostgresDatabase::new(&pair.replica.dsn())
+    let promoted = PostgresDatabase::new(pair.replica.dsn())
         .connect()
         .await
         .map_err(db_error)?;
@@ -1162,7 +1162,7 @@ async fn failback_after(
     deployment.primary.traffic().set(400.0, 0.002);
     deployment.standby.traffic().set(400.0, 0.002);
     // Let the rebuilt replica replay something recent, so its lag is measured, not unknown.
-    let promoted = PostgresDatabase::new(&pair.replica.dsn())
+    let promoted = PostgresDatabase::new(pair.replica.dsn())
         .connect()
         .await
         .map_err(|e| HapilotError::Aws {

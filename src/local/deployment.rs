@@ -229,14 +229,21 @@ impl LocalDeployment {
         .await
         .map_err(io("starting a Kubernetes API"))?;
         let databases = match database {
-            DatabaseSetup::Patroni => Databases::Patroni {
-                primary: SimulatedPatroni::start("pg-east", true)
-                    .await
-                    .map_err(io("starting Patroni"))?,
-                standby: SimulatedPatroni::start("pg-west", false)
-                    .await
-                    .map_err(io("starting Patroni"))?,
-            },
+            DatabaseSetup::Patroni => {
+                let member = |name: &'static str, leader: bool| async move {
+                    let m = SimulatedPatroni::start(name, leader)
+                        .await
+                        .map_err(io("starting Patroni"))?;
+                    // As deployed: restapi.authentication on, so every promotion the tests
+                    // drive goes through the basic auth the functions are configured with.
+                    m.require_basic_auth(PATRONI_USER, PATRONI_PASSWORD);
+                    Ok::<_, HapilotError>(m)
+                };
+                Databases::Patroni {
+                    primary: member("pg-east", true).await?,
+                    standby: member("pg-west", false).await?,
+                }
+            }
             DatabaseSetup::Postgres => {
                 let pair = tokio::task::spawn_blocking(PostgresPair::start)
                     .await
@@ -269,24 +276,24 @@ impl LocalDeployment {
                     url: primary.url(),
                     member: primary.name(),
                     ca_file: None,
-                    auth: None,
+                    auth: Some(patroni_auth()),
                 },
                 DatabaseTarget::Patroni {
                     url: standby.url(),
                     member: standby.name(),
                     ca_file: None,
-                    auth: None,
+                    auth: Some(patroni_auth()),
                 },
             ),
             // The functions reach the pair as they would RDS: URI DSNs, TLS verified fully
             // against the pair's CA.
             Databases::Postgres { pair, agents, .. } => (
                 DatabaseTarget::Postgres {
-                    dsn: pair.primary.verified_dsn(&pair.ca_file()),
+                    dsn: pair.primary.verified_dsn(&pair.ca_file()).into(),
                     agent_url: Some(agents.0.url()),
                 },
                 DatabaseTarget::Postgres {
-                    dsn: pair.replica.verified_dsn(&pair.ca_file()),
+                    dsn: pair.replica.verified_dsn(&pair.ca_file()).into(),
                     agent_url: Some(agents.1.url()),
                 },
             ),
@@ -444,6 +451,7 @@ impl LocalDeployment {
         ]))
         .await
         .map_err(io("starting Prometheus"))?;
+        prometheus.require_authorization(&format!("Bearer {PROMETHEUS_TOKEN}"));
         let lb_metrics = LoadBalancerMetrics::start(
             sdk,
             BTreeMap::from([
@@ -478,7 +486,7 @@ impl LocalDeployment {
             kubernetes: Some(KubernetesTarget {
                 ca_file: None,
                 url: kube.url(),
-                token: KUBE_TOKEN.to_string(),
+                token: KUBE_TOKEN.into(),
                 namespace: NAMESPACE.to_string(),
             }),
             vault: None,
@@ -509,13 +517,13 @@ impl LocalDeployment {
                     vault: Some(hapilot_aws::vault::VaultTarget {
                         ca_file: None,
                         url: vault.url(),
-                        token: VAULT_TOKEN.to_string(),
+                        token: VAULT_TOKEN.into(),
                     }),
                     restore: match &databases {
                         Databases::Postgres { dr, .. } => {
                             Some(hapilot_aws::restore::RestoreDatabaseTarget::Postgres {
                                 agent_url: dr.1.url(),
-                                dsn: dr.0.server.dsn(),
+                                dsn: dr.0.server.dsn().into(),
                             })
                         }
                         Databases::Patroni { .. } => None,
@@ -1090,7 +1098,21 @@ fn load_balancer(region: &str) -> String {
     format!("app/gateway-{region}/0123456789abcdef")
 }
 
-/// The Prometheus provider with the HA document's style of queries.
+/// Patroni's `restapi.authentication` in the local world.
+const PATRONI_USER: &str = "patroni";
+const PATRONI_PASSWORD: &str = "local-patroni-password";
+/// The token of the proxy in front of the local Prometheus.
+const PROMETHEUS_TOKEN: &str = "local-prometheus-token";
+
+fn patroni_auth() -> hapilot_aws::http_client::HttpAuth {
+    hapilot_aws::http_client::HttpAuth::Basic {
+        username: PATRONI_USER.into(),
+        password: PATRONI_PASSWORD.into(),
+    }
+}
+
+/// The Prometheus provider with the HA document's style of queries, through the bearer-token
+/// proxy the local Prometheus sits behind.
 fn prometheus_source(url: &str) -> TrafficSource {
     TrafficSource::Prometheus {
         url: url.to_string(),
@@ -1100,6 +1122,8 @@ fn prometheus_source(url: &str) -> TrafficSource {
             r#"sum(increase(http_requests_total{region="{region}",status=~"5.."}[{window}]))"#
                 .to_string(),
         ca_file: None,
-        auth: None,
+        auth: Some(hapilot_aws::http_client::HttpAuth::Bearer {
+            token: PROMETHEUS_TOKEN.into(),
+        }),
     }
 }

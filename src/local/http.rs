@@ -62,6 +62,36 @@ pub fn answer(
     response
 }
 
+/// The `Authorization` header value of HTTP basic authentication (RFC 7617).
+pub fn basic_authorization(username: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{username}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// Whether `req` carries the `Authorization` a simulated system was told to require (any
+/// request does when it requires none).
+pub fn authorized<B>(req: &Request<B>, required: Option<&str>) -> bool {
+    required.is_none_or(|want| {
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            == Some(want)
+    })
+}
+
+/// 401 with the challenge a client sees from an authenticating server or proxy.
+pub fn unauthorized(realm: &str, body: &'static str) -> Answer {
+    let mut a = answer(hyper::StatusCode::UNAUTHORIZED, "text/plain", body);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+        a.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    a
+}
+
 /// The whole body of a request to a simulated system (empty when it cannot be read: the
 /// handler then answers as to an empty body).
 pub async fn body_bytes(req: Request<Incoming>) -> Bytes {

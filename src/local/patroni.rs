@@ -22,6 +22,8 @@ struct Member {
     failover_requests: u64,
     switchover_requests: u64,
     reinitialize_requests: u64,
+    /// `restapi.authentication`, as the `Authorization` value it requires on unsafe requests.
+    authorization: Option<String>,
 }
 
 /// A running simulated member; stops when dropped.
@@ -41,6 +43,7 @@ impl SimulatedPatroni {
             failover_requests: 0,
             switchover_requests: 0,
             reinitialize_requests: 0,
+            authorization: None,
         }));
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
             respond(&state, req).await
@@ -80,6 +83,13 @@ impl SimulatedPatroni {
         (m.switchover_requests, m.reinitialize_requests)
     }
 
+    /// Turns on `restapi.authentication`: as in Patroni, the unsafe requests (POST, PUT,
+    /// PATCH, DELETE) then need these basic credentials; reads stay open.
+    pub fn require_basic_auth(&self, username: &str, password: &str) {
+        self.state.lock().expect("member lock").authorization =
+            Some(super::http::basic_authorization(username, password));
+    }
+
     /// How many `POST /failover` it received.
     pub fn failover_requests(&self) -> u64 {
         self.state.lock().expect("member lock").failover_requests
@@ -93,6 +103,12 @@ impl Drop for SimulatedPatroni {
 }
 
 async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
+    if req.method() != Method::GET {
+        let required = state.lock().expect("member lock").authorization.clone();
+        if !super::http::authorized(&req, required.as_deref()) {
+            return super::http::unauthorized("Patroni", "not authenticated");
+        }
+    }
     match (req.method().clone(), req.uri().path()) {
         (Method::GET, "/patroni") => {
             let m = state.lock().expect("member lock");

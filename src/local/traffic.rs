@@ -80,6 +80,8 @@ impl TrafficModel {
 struct PrometheusState {
     regions: BTreeMap<String, Arc<TrafficModel>>,
     down: Mutex<bool>,
+    /// The `Authorization` value an authenticating proxy in front of it requires.
+    authorization: Mutex<Option<String>>,
 }
 
 /// A Prometheus HTTP API stand-in over the regions' traffic models; stops when dropped.
@@ -95,6 +97,7 @@ impl SimulatedPrometheus {
         let state = Arc::new(PrometheusState {
             regions,
             down: Mutex::new(false),
+            authorization: Mutex::new(None),
         });
         let (addr, task) = serve_state(
             state.clone(),
@@ -107,6 +110,12 @@ impl SimulatedPrometheus {
     /// Base URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Puts it behind an authenticating proxy: every request then needs `Authorization` to be
+    /// exactly `authorization` (`Bearer <token>`, or [`super::http::basic_authorization`]).
+    pub fn require_authorization(&self, authorization: &str) {
+        *self.state.authorization.lock().expect("auth lock") = Some(authorization.to_string());
     }
 
     /// Makes every query fail with 503 (a Prometheus outage).
@@ -155,6 +164,10 @@ fn parse_query(q: &str) -> Option<(String, bool, u64)> {
 }
 
 fn query(state: &PrometheusState, req: Request<Incoming>) -> Answer {
+    let required = state.authorization.lock().expect("auth lock").clone();
+    if !super::http::authorized(&req, required.as_deref()) {
+        return super::http::unauthorized("prometheus", "Unauthorized\n");
+    }
     if *state.down.lock().expect("down lock") {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,

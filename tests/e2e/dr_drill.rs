@@ -14,7 +14,7 @@ async fn prepare(world: &FailoverWorld) {
     let Databases::Postgres { pair, .. } = &world.deployment.databases else {
         unreachable!()
     };
-    let primary = PostgresDatabase::new(&pair.primary.dsn())
+    let primary = PostgresDatabase::new(pair.primary.dsn())
         .connect()
         .await
         .unwrap();

@@ -117,7 +117,7 @@ async fn make_history(world: &FailoverWorld) -> History {
     )
     .await;
 
-    let primary = PostgresDatabase::new(&pair.primary.dsn())
+    let primary = PostgresDatabase::new(pair.primary.dsn())
         .connect()
         .await
         .unwrap();
@@ -154,7 +154,7 @@ async fn make_history(world: &FailoverWorld) -> History {
 }
 
 async fn restored_ids(world: &FailoverWorld) -> BTreeSet<i64> {
-    let c = PostgresDatabase::new(&dr_dsn(world))
+    let c = PostgresDatabase::new(dr_dsn(world))
         .connect()
         .await
         .unwrap();

@@ -299,14 +299,17 @@ async fn the_regions_and_each_functions_own_credentials_are_read_from_secrets_ma
         plan.regions.keys().collect::<Vec<_>>(),
         ["us-east-1", "us-west-2"]
     );
-    assert_eq!((dsn(&plan), token(&plan)), (String::new(), String::new()));
+    assert_eq!(
+        (dsn(&plan), token(&plan)),
+        (Default::default(), Default::default())
+    );
 
     // read-replication gets the DSN only; scale-region the Kubernetes token only.
     let spec = find("read-replication").unwrap();
     let mut read = load("hapilot/database");
     read.read_secrets(&secrets, spec.credentials).await.unwrap();
     assert_eq!(
-        (dsn(&read).as_str(), token(&read).as_str()),
+        (dsn(&read).expose(), token(&read).expose()),
         ("postgres://app:s3cret@east/app", "")
     );
     let spec = find("scale-region").unwrap();
@@ -316,7 +319,7 @@ async fn the_regions_and_each_functions_own_credentials_are_read_from_secrets_ma
         .await
         .unwrap();
     assert_eq!(
-        (dsn(&scale).as_str(), token(&scale).as_str()),
+        (dsn(&scale).expose(), token(&scale).expose()),
         ("", "kube-token")
     );
 

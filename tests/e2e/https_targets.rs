@@ -65,3 +65,138 @@ async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without
     task.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Credentials secrets read from memory, as Secrets Manager would answer.
+struct Secrets(std::collections::BTreeMap<&'static str, String>);
+
+impl hapilot_aws::secrets::SecretReader for Secrets {
+    async fn secret_string(&self, id: &str) -> Result<String, hapilot_aws::AdapterError> {
+        Ok(self.0.get(id).cloned().unwrap_or_default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets() {
+    use hapilot::local::patroni::SimulatedPatroni;
+    use hapilot::local::traffic::{SimulatedPrometheus, TrafficModel};
+    use hapilot_aws::database::{Database, DatabaseTarget, PromotionOutcome};
+    use hapilot_aws::traffic::{TrafficMetrics, TrafficProvider, TrafficSource};
+    use hapilot_functions::catalog::{Credential, find};
+
+    let patroni = SimulatedPatroni::start("pg-west", false).await.unwrap();
+    patroni.require_basic_auth("patroni", "s3cret-patroni");
+    let model = std::sync::Arc::new(TrafficModel::default());
+    model.set(100.0, 0.0);
+    let prometheus =
+        SimulatedPrometheus::start([("us-east-1".to_string(), model)].into_iter().collect())
+            .await
+            .unwrap();
+    prometheus.require_authorization("Bearer s3cret-prometheus");
+
+    let settings = |with_secrets: bool| {
+        let mut s = Settings::with_defaults();
+        s.allow_plain_http = true;
+        s.regions.insert(
+            "us-west-2".into(),
+            RegionConfig {
+                health_url: "http://west.example.com/health".into(),
+                set_identifier: "secondary".into(),
+                // No credentials in the configuration: they come from the secrets.
+                database: Some(DatabaseTarget::Patroni {
+                    url: patroni.url(),
+                    member: patroni.name(),
+                    ca_file: None,
+                    auth: None,
+                }),
+                kubernetes: None,
+                vault: None,
+                restore: None,
+            },
+        );
+        s.canary_provider = Some(TrafficSource::Prometheus {
+            url: prometheus.url(),
+            request_query: r#"sum(increase(http_requests_total{region="{region}"}[{window}]))"#
+                .into(),
+            error_query:
+                r#"sum(increase(http_requests_total{region="{region}",status=~"5.."}[{window}]))"#
+                    .into(),
+            ca_file: None,
+            auth: None,
+        });
+        if with_secrets {
+            s.database_secret = Some("hapilot/database".into());
+            s.canary_secret = Some("hapilot/canary".into());
+        }
+        s
+    };
+    let secrets = Secrets(
+        [
+            (
+                "hapilot/database",
+                r#"{"us-west-2": {"patroni_auth": {"kind": "basic", "username": "patroni", "password": "s3cret-patroni"}}}"#.to_string(),
+            ),
+            (
+                "hapilot/canary",
+                r#"{"kind": "bearer", "token": "s3cret-prometheus"}"#.to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    // Each function reads only its own kinds: the canary gate's secret is the canary's.
+    assert_eq!(
+        find("canary-gate").unwrap().credentials,
+        &[Credential::Canary]
+    );
+    let measure = |s: Settings| {
+        let sdk = sdk.clone();
+        async move {
+            TrafficProvider::new(s.canary_provider.unwrap(), sdk, reqwest::Client::new())
+                .measure("us-east-1", 60)
+                .await
+        }
+    };
+
+    // Without the secrets: refused, and the error says which secret to set.
+    let bare = settings(false);
+    let e = Adapters::new(&sdk, bare.clone())
+        .unwrap()
+        .database("us-west-2")
+        .unwrap()
+        .promote(std::time::Duration::from_secs(5))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("401") && e.contains("patroni_auth"), "{e}");
+    assert!(!patroni.is_primary());
+    let e = measure(bare).await.unwrap_err().to_string();
+    assert!(
+        e.contains("401") && e.contains("HAPILOT_CANARY_SECRET"),
+        "{e}"
+    );
+
+    // With them: the same calls go through, and no error or Debug output shows them.
+    let mut given = settings(true);
+    given
+        .read_secrets(&secrets, &[Credential::Database, Credential::Canary])
+        .await
+        .unwrap();
+    let shown = format!("{given:?}");
+    assert!(
+        !shown.contains("s3cret-patroni") && !shown.contains("s3cret-prometheus"),
+        "{shown}"
+    );
+    assert!(measure(given.clone()).await.is_ok());
+    let outcome = Adapters::new(&sdk, given)
+        .unwrap()
+        .database("us-west-2")
+        .unwrap()
+        .promote(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(outcome, PromotionOutcome::Promoted);
+    assert!(patroni.is_primary());
+}

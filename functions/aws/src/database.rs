@@ -87,14 +87,14 @@ pub struct RebuildOutcome {
 
 /// How to reach one region's database, from configuration (`Debug` never shows the DSN,
 /// which holds the password).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case")]
 pub enum DatabaseTarget {
     /// Direct SQL; `dsn` is a libpq key=value string (password from a secret, never logged).
     Postgres {
         /// Connection string (may be left out when `HAPILOT_DATABASE_SECRET` gives it).
         #[serde(default)]
-        dsn: String,
+        dsn: crate::SecretText,
         /// The host agent that can rewind/rebuild this server (re-protection only); plain
         /// PostgreSQL has no API for it. See `hapilot::local::agent`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,30 +113,6 @@ pub enum DatabaseTarget {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auth: Option<crate::http_client::HttpAuth>,
     },
-}
-
-impl std::fmt::Debug for DatabaseTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DatabaseTarget::Postgres { agent_url, .. } => f
-                .debug_struct("Postgres")
-                .field("dsn", &"<redacted>")
-                .field("agent_url", agent_url)
-                .finish(),
-            DatabaseTarget::Patroni {
-                url,
-                member,
-                ca_file,
-                auth,
-            } => f
-                .debug_struct("Patroni")
-                .field("url", url)
-                .field("member", member)
-                .field("ca_file", ca_file)
-                .field("auth", auth)
-                .finish(),
-        }
-    }
 }
 
 /// A database of either backend.
@@ -232,7 +208,7 @@ impl Database for AnyDatabase {
 #[derive(Clone)]
 pub struct PostgresDatabase {
     /// As given (libpq's forms); also what the host agent is told for re-protection.
-    dsn: String,
+    dsn: crate::SecretText,
     /// HTTP client and URL of the host agent, for re-protection.
     agent: Option<(reqwest::Client, String)>,
 }
@@ -248,23 +224,23 @@ impl std::fmt::Debug for PostgresDatabase {
 impl PostgresDatabase {
     /// A database reached with `dsn` (URI or key=value; `sslmode`, `sslrootcert` honoured; a
     /// `connect_timeout` of 5 s unless it sets one). A bad DSN fails at the first connection.
-    pub fn new(dsn: &str) -> Self {
+    pub fn new(dsn: impl Into<crate::SecretText>) -> Self {
         Self {
-            dsn: dsn.to_string(),
+            dsn: dsn.into(),
             agent: None,
         }
     }
 
     /// host:port for messages (the DSN may hold a password).
     fn target(&self) -> String {
-        crate::postgres_dsn::PostgresDsn::parse(&self.dsn)
+        crate::postgres_dsn::PostgresDsn::parse(self.dsn.expose())
             .map(|d| d.target())
             .unwrap_or_else(|_| "?:?".into())
     }
 
     /// Opens a connection (its driver runs on a background task until the client drops).
     pub async fn connect(&self) -> Result<tokio_postgres::Client, AdapterError> {
-        let dsn = crate::postgres_dsn::PostgresDsn::parse(&self.dsn)?;
+        let dsn = crate::postgres_dsn::PostgresDsn::parse(self.dsn.expose())?;
         let client = match dsn.tls_config()? {
             None => {
                 let (client, connection) = dsn
@@ -456,7 +432,7 @@ impl Database for PostgresDatabase {
         };
         let r = http
             .post(&url)
-            .json(&serde_json::json!({ "source_dsn": dsn }))
+            .json(&serde_json::json!({ "source_dsn": dsn.expose() }))
             .timeout(Duration::from_secs(600))
             .send()
             .await
@@ -540,6 +516,16 @@ impl PatroniMember {
             .map_err(|e| self.error(path, crate::error::error_chain(&e)))?;
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(self.error(
+                path,
+                format!(
+                    "HTTP {status}: {}: Patroni's restapi.authentication refused the credentials \
+                     or got none (set patroni_auth for this region in HAPILOT_DATABASE_SECRET)",
+                    text.trim()
+                ),
+            ));
+        }
         if !status.is_success() {
             return Err(self.error(path, format!("HTTP {status}: {}", text.trim())));
         }

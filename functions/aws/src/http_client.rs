@@ -35,38 +35,31 @@ pub fn client_trusting(
 }
 
 /// How a request authenticates (the secret parts never appear in `Debug`).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HttpAuth {
     /// `Authorization: Bearer <token>`.
     Bearer {
         /// The token.
-        token: String,
+        token: crate::SecretText,
     },
     /// HTTP basic authentication (Prometheus behind a reverse proxy, Patroni's REST API).
     Basic {
         /// User name.
         username: String,
         /// Password.
-        password: String,
+        password: crate::SecretText,
     },
-}
-
-impl std::fmt::Debug for HttpAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HttpAuth::Bearer { .. } => f.write_str("Bearer(***)"),
-            HttpAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
-        }
-    }
 }
 
 impl HttpAuth {
     /// Adds the authentication to `request`.
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
-            HttpAuth::Bearer { token } => request.bearer_auth(token),
-            HttpAuth::Basic { username, password } => request.basic_auth(username, Some(password)),
+            HttpAuth::Bearer { token } => request.bearer_auth(token.expose()),
+            HttpAuth::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose()))
+            }
         }
     }
 }
@@ -90,7 +83,7 @@ mod tests {
             username: "grafana".into(),
             password: "hunter2".into(),
         };
-        assert_eq!(format!("{auth:?}"), "Basic(grafana, ***)");
+        assert!(!format!("{auth:?}").contains("hunter2"));
         let auth: HttpAuth = serde_json::from_str(r#"{"kind": "bearer", "token": "t0k"}"#).unwrap();
         assert!(!format!("{auth:?}").contains("t0k"));
     }

@@ -19,6 +19,7 @@ pub mod prober;
 pub mod restore;
 pub mod scaler;
 pub mod sdk;
+pub mod secret_text;
 pub mod secrets;
 pub mod traffic;
 pub mod traffic_switch;
@@ -26,3 +27,4 @@ pub mod vault;
 
 pub use error::{AdapterError, error_chain};
 pub use prober::{HttpProber, Prober};
+pub use secret_text::SecretText;

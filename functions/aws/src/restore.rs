@@ -15,7 +15,7 @@ use crate::AdapterError;
 
 /// Where a region restores PostgreSQL, and how to reach the restored server (`Debug` never
 /// shows the DSN or the token).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case")]
 pub enum RestoreDatabaseTarget {
     /// A host agent lays down a plain PostgreSQL server.
@@ -25,7 +25,7 @@ pub enum RestoreDatabaseTarget {
         /// libpq connection string of the restored server (readiness and the data check);
         /// may be left out when `HAPILOT_DATABASE_SECRET` gives it as `restore_dsn`.
         #[serde(default)]
-        dsn: String,
+        dsn: crate::SecretText,
     },
     /// CloudNativePG restores a new `Cluster` from the barman object store.
     Cloudnativepg {
@@ -40,34 +40,8 @@ pub enum RestoreDatabaseTarget {
         /// libpq connection string of the restored cluster's `-rw` service (or `restore_dsn`
         /// in `HAPILOT_DATABASE_SECRET`).
         #[serde(default)]
-        dsn: String,
+        dsn: crate::SecretText,
     },
-}
-
-impl std::fmt::Debug for RestoreDatabaseTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RestoreDatabaseTarget::Postgres { agent_url, .. } => f
-                .debug_struct("Postgres")
-                .field("agent_url", agent_url)
-                .field("dsn", &"<redacted>")
-                .finish(),
-            RestoreDatabaseTarget::Cloudnativepg {
-                kubernetes,
-                cluster,
-                destination_path,
-                server_name,
-                ..
-            } => f
-                .debug_struct("Cloudnativepg")
-                .field("kubernetes", kubernetes)
-                .field("cluster", cluster)
-                .field("destination_path", destination_path)
-                .field("server_name", server_name)
-                .field("dsn", &"<redacted>")
-                .finish(),
-        }
-    }
 }
 
 impl RestoreDatabaseTarget {
@@ -75,7 +49,7 @@ impl RestoreDatabaseTarget {
     pub fn dsn(&self) -> &str {
         match self {
             RestoreDatabaseTarget::Postgres { dsn, .. }
-            | RestoreDatabaseTarget::Cloudnativepg { dsn, .. } => dsn,
+            | RestoreDatabaseTarget::Cloudnativepg { dsn, .. } => dsn.expose(),
         }
     }
 }
@@ -246,7 +220,7 @@ impl RestoreAgent for CloudNativePgRestore {
         let r = self
             .http
             .post(self.url(None))
-            .bearer_auth(&self.kubernetes.token)
+            .bearer_auth(self.kubernetes.token.expose())
             .json(&self.cluster_resource(job))
             .send()
             .await
@@ -271,7 +245,7 @@ impl RestoreAgent for CloudNativePgRestore {
         let r = self
             .http
             .get(self.url(Some(&self.cluster)))
-            .bearer_auth(&self.kubernetes.token)
+            .bearer_auth(self.kubernetes.token.expose())
             .send()
             .await
             .map_err(|e| self.error(crate::error::error_chain(&e.without_url())))?;

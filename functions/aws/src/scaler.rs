@@ -7,30 +7,19 @@ use serde::{Deserialize, Serialize};
 use crate::AdapterError;
 
 /// How to reach one region's Kubernetes API, from configuration.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KubernetesTarget {
     /// API server URL, e.g. `https://ABC.gr7.us-west-2.eks.amazonaws.com`.
     pub url: String,
     /// Bearer token (from a secret; never logged; may be left out when
     /// `HAPILOT_KUBERNETES_SECRET` gives it).
     #[serde(default)]
-    pub token: String,
+    pub token: crate::SecretText,
     /// Namespace of the gateway deployments (the HA document's `ai-gateway`).
     pub namespace: String,
     /// PEM file of the CA that signed the API server's certificate (EKS: the cluster CA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
-}
-
-impl std::fmt::Debug for KubernetesTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubernetesTarget")
-            .field("url", &self.url)
-            .field("token", &"<redacted>")
-            .field("namespace", &self.namespace)
-            .field("ca_file", &self.ca_file)
-            .finish()
-    }
 }
 
 /// A deployment's replica count before and after a scale.
@@ -109,7 +98,7 @@ impl Scaler for KubernetesScaler {
         let current = self
             .http
             .get(self.url(deployment))
-            .bearer_auth(&self.target.token)
+            .bearer_auth(self.target.token.expose())
             .send()
             .await
             .map_err(|e| self.error(deployment, crate::error::error_chain(&e)))?;
@@ -117,7 +106,7 @@ impl Scaler for KubernetesScaler {
         let patched = self
             .http
             .patch(self.url(deployment))
-            .bearer_auth(&self.target.token)
+            .bearer_auth(self.target.token.expose())
             .header("content-type", "application/merge-patch+json")
             .body(serde_json::json!({ "spec": { "replicas": replicas } }).to_string())
             .send()

@@ -172,6 +172,12 @@ impl TrafficProvider {
             .await
             .map_err(|e| fail(crate::error::error_chain(&e)))?;
         let status = response.status();
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(fail(format!(
+                "HTTP {status}: the credentials were refused or missing (set the provider's auth \
+                 through HAPILOT_CANARY_SECRET)"
+            )));
+        }
         let body: serde_json::Value = response
             .json()
             .await

@@ -8,26 +8,17 @@ use serde::{Deserialize, Serialize};
 use crate::AdapterError;
 
 /// Where one region's Vault answers, and the token allowed to restore snapshots.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultTarget {
     /// Base URL, e.g. `https://vault.dr.internal:8200`.
     pub url: String,
     /// A token with `sudo` on `sys/storage/raft/snapshot-force` (may be left out when
     /// `HAPILOT_VAULT_SECRET` gives it).
     #[serde(default)]
-    pub token: String,
+    pub token: crate::SecretText,
     /// PEM file of the CA that signed Vault's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
-}
-
-impl std::fmt::Debug for VaultTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VaultTarget")
-            .field("url", &self.url)
-            .field("token", &"<redacted>")
-            .finish()
-    }
 }
 
 /// A Vault cluster.
@@ -70,7 +61,7 @@ impl Vault for HttpVault {
         let r = self
             .http
             .post(format!("{}{path}", self.target.url.trim_end_matches('/')))
-            .header("X-Vault-Token", &self.target.token)
+            .header("X-Vault-Token", self.target.token.expose())
             .body(snapshot)
             .send()
             .await

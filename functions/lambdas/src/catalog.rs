@@ -32,6 +32,8 @@ pub enum Credential {
     Kubernetes,
     /// Vault tokens: `HAPILOT_VAULT_SECRET`.
     Vault,
+    /// The canary provider's authentication (Prometheus behind a proxy): `HAPILOT_CANARY_SECRET`.
+    Canary,
 }
 
 impl Credential {
@@ -41,6 +43,7 @@ impl Credential {
             Credential::Database => "HAPILOT_DATABASE_SECRET",
             Credential::Kubernetes => "HAPILOT_KUBERNETES_SECRET",
             Credential::Vault => "HAPILOT_VAULT_SECRET",
+            Credential::Canary => "HAPILOT_CANARY_SECRET",
         }
     }
 
@@ -50,6 +53,7 @@ impl Credential {
             Credential::Database => "DatabaseCredentialsSecret",
             Credential::Kubernetes => "KubernetesCredentialsSecret",
             Credential::Vault => "VaultCredentialsSecret",
+            Credential::Canary => "CanaryCredentialsSecret",
         }
     }
 }
@@ -61,12 +65,13 @@ impl FunctionSpec {
         self.requires.contains(&REGIONS)
     }
 
-    /// Every IAM action its role grants: what its code calls, plus reading the regions secret,
+    /// Every IAM action its role grants: what its code calls, plus reading the regions secret
+    /// and its credentials' secrets,
     /// plus the topic key's data-key actions for a function that publishes (the topic is
     /// encrypted with a customer managed key, which SNS uses on the publisher's behalf).
     pub fn role_actions(&self) -> Vec<&'static str> {
         let mut actions = self.iam_actions.to_vec();
-        if self.reads_regions() {
+        if self.reads_regions() || !self.credentials.is_empty() {
             actions.push("secretsmanager:GetSecretValue");
         }
         if self.iam_actions.contains(&"sns:Publish") {
@@ -110,7 +115,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "CanaryGateFunctionArn",
         requires: &["HAPILOT_CANARY_PROVIDER", BUCKET],
         iam_actions: &["cloudwatch:GetMetricData", "s3:PutObject"],
-        credentials: &[],
+        credentials: &[Credential::Canary],
         summary: "measure the primary's error rate over the bake window and judge the failback step",
     },
     FunctionSpec {

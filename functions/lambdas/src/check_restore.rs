@@ -55,7 +55,7 @@ pub async fn check_restore<A: RestoreAgent>(
         "started" => {}
         _ => return Ok(not_yet(progress.detail)),
     }
-    let db = PostgresDatabase::new(&dsn);
+    let db = PostgresDatabase::new(dsn.as_str());
     let Ok(client) = db.connect().await else {
         return Ok(not_yet(
             "server started, not accepting connections yet".into(),

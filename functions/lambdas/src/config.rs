@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use hapilot_aws::SecretText;
 use hapilot_aws::database::DatabaseTarget;
 use hapilot_aws::scaler::KubernetesTarget;
 use hapilot_aws::secrets::SecretReader;
@@ -66,6 +67,10 @@ pub struct Settings {
     /// `HAPILOT_VAULT_SECRET`: JSON `{"<region>": "<Vault token>"}`.
     #[serde(default)]
     pub vault_secret: Option<String>,
+    /// `HAPILOT_CANARY_SECRET`: the Prometheus canary provider's authentication, JSON
+    /// `{"kind": "bearer", "token"}` or `{"kind": "basic", "username", "password"}`.
+    #[serde(default)]
+    pub canary_secret: Option<String>,
     /// `HAPILOT_TIER`: default tier (`Critical` unless set).
     pub tier: Option<Tier>,
     /// `HAPILOT_AUDIT_BUCKET`: bucket for journals and reports.
@@ -110,7 +115,7 @@ pub struct Settings {
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 25] = [
+pub const VARIABLES: [&str; 26] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -136,6 +141,7 @@ pub const VARIABLES: [&str; 25] = [
     "HAPILOT_DATABASE_SECRET",
     "HAPILOT_KUBERNETES_SECRET",
     "HAPILOT_VAULT_SECRET",
+    "HAPILOT_CANARY_SECRET",
 ];
 
 impl Settings {
@@ -179,6 +185,7 @@ impl Settings {
         s.database_secret = text("HAPILOT_DATABASE_SECRET");
         s.kubernetes_secret = text("HAPILOT_KUBERNETES_SECRET");
         s.vault_secret = text("HAPILOT_VAULT_SECRET");
+        s.canary_secret = text("HAPILOT_CANARY_SECRET");
         if s.regions_secret.is_some() && !s.regions.is_empty() {
             return Err(FunctionError::Setup(
                 "HAPILOT_REGIONS and HAPILOT_REGIONS_SECRET are both set: keep one".into(),
@@ -323,6 +330,7 @@ impl Settings {
                 crate::catalog::Credential::Database => &self.database_secret,
                 crate::catalog::Credential::Kubernetes => &self.kubernetes_secret,
                 crate::catalog::Credential::Vault => &self.vault_secret,
+                crate::catalog::Credential::Canary => &self.canary_secret,
             };
             let Some(id) = id.clone() else {
                 continue;
@@ -351,9 +359,12 @@ impl Settings {
         #[serde(deny_unknown_fields)]
         struct DatabaseCredentials {
             #[serde(default)]
-            dsn: Option<String>,
+            dsn: Option<SecretText>,
             #[serde(default)]
-            restore_dsn: Option<String>,
+            restore_dsn: Option<SecretText>,
+            /// Patroni's `restapi.authentication`.
+            #[serde(default)]
+            patroni_auth: Option<hapilot_aws::http_client::HttpAuth>,
         }
         // Never echo the secret's text: a parse error says where, not what.
         let invalid =
@@ -370,6 +381,11 @@ impl Settings {
                     {
                         *d = dsn;
                     }
+                    if let (Some(a), Some(DatabaseTarget::Patroni { auth, .. })) =
+                        (c.patroni_auth, region.database.as_mut())
+                    {
+                        *auth = Some(a);
+                    }
                     if let Some(dsn) = c.restore_dsn {
                         match region.restore.as_mut() {
                             Some(RestoreDatabaseTarget::Postgres { dsn: d, .. })
@@ -380,7 +396,8 @@ impl Settings {
                 }
             }
             Credential::Kubernetes => {
-                let map: BTreeMap<String, String> = serde_json::from_str(text).map_err(invalid)?;
+                let map: BTreeMap<String, SecretText> =
+                    serde_json::from_str(text).map_err(invalid)?;
                 for (r, token) in map {
                     let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
                     if let Some(k) = region.kubernetes.as_mut() {
@@ -394,11 +411,25 @@ impl Settings {
                 }
             }
             Credential::Vault => {
-                let map: BTreeMap<String, String> = serde_json::from_str(text).map_err(invalid)?;
+                let map: BTreeMap<String, SecretText> =
+                    serde_json::from_str(text).map_err(invalid)?;
                 for (r, token) in map {
                     let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
                     if let Some(v) = region.vault.as_mut() {
                         v.token = token;
+                    }
+                }
+            }
+            Credential::Canary => {
+                let given: hapilot_aws::http_client::HttpAuth =
+                    serde_json::from_str(text).map_err(invalid)?;
+                match self.canary_provider.as_mut() {
+                    Some(TrafficSource::Prometheus { auth, .. }) => *auth = Some(given),
+                    _ => {
+                        return Err(
+                            "authenticates the canary provider, but HAPILOT_CANARY_PROVIDER is not prometheus: unset one"
+                                .into(),
+                        );
                     }
                 }
             }
@@ -588,6 +619,39 @@ mod tests {
         });
         // `{}` leaves the regions empty, which is "not set": only a real conflict is refused.
         assert!(both.is_ok());
+    }
+
+    struct CanarySecret;
+
+    impl SecretReader for CanarySecret {
+        async fn secret_string(&self, _id: &str) -> Result<String, hapilot_aws::AdapterError> {
+            Ok(r#"{"kind": "bearer", "token": "hunter2"}"#.into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_canary_secret_without_a_prometheus_provider_is_refused_without_its_text() {
+        let mut settings = Settings::from_lookup(|k| match k {
+            "HAPILOT_CANARY_SECRET" => Some("hapilot/canary".into()),
+            "HAPILOT_CANARY_PROVIDER" => Some(
+                r#"{"kind": "cloudwatch", "namespace": "AWS/ApplicationELB", "request_metric": "RequestCount",
+                    "error_metric": "HTTPCode_Target_5XX_Count", "dimensions": {}}"#
+                    .into(),
+            ),
+            _ => None,
+        })
+        .unwrap();
+        let e = settings
+            .read_secrets(&CanarySecret, &[crate::catalog::Credential::Canary])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HAPILOT_CANARY_SECRET hapilot/canary")
+                && e.contains("is not prometheus")
+                && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -65,7 +65,7 @@ where
         catalog::find(function).ok_or_else(|| format!("{function} is not in the catalog"))?;
     let mut settings = config::Settings::from_env()?;
     let sdk = hapilot_aws::sdk::from_env().await;
-    if spec.reads_regions() {
+    if spec.reads_regions() || !spec.credentials.is_empty() {
         let secrets = hapilot_aws::secrets::SecretsManager::from_sdk(&sdk);
         settings.read_secrets(&secrets, spec.credentials).await?;
     }
