@@ -1,7 +1,8 @@
 //! The regional PostgreSQL databases: replication status, promotion, fencing.
 //!
-//! Two backends behind one trait: `postgres` speaks SQL to the server itself (`pg_promote`),
-//! `patroni` asks the Patroni REST API of the cluster to do it (`POST /failover`).
+//! Three backends behind one trait: `postgres` speaks SQL to the server itself (`pg_promote`),
+//! `patroni` asks the Patroni REST API of the cluster to do it (`POST /failover`),
+//! `cloudnativepg` changes the `Cluster` resources and lets the operator do it (see `cnpg`).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ pub enum FenceOutcome {
     Unreachable(String),
     /// The cluster manager demotes the old leader itself.
     LeftToClusterManager,
+    /// The operator stopped its writes (CloudNativePG: fenced instances, or demoted to a
+    /// replica cluster of the standby in a switchover); what it did.
+    Fenced(String),
 }
 
 /// One region's database.
@@ -45,16 +49,20 @@ pub trait Database: Send + Sync {
         deadline: Duration,
     ) -> impl Future<Output = Result<PromotionOutcome, AdapterError>> + Send;
     /// Stops it accepting writes where it can be reached; never fails for an unreachable server.
-    fn fence(&self) -> impl Future<Output = FenceOutcome> + Send;
+    /// `toward` is the standby in a planned switchover (CloudNativePG demotes the primary
+    /// cluster toward it); `None` in a failover.
+    fn fence(&self, toward: Option<&DatabaseTarget>) -> impl Future<Output = FenceOutcome> + Send;
     /// Undoes [`Database::fence`] (a graceful switchover that did not happen).
     fn unfence(&self) -> impl Future<Output = Result<(), AdapterError>> + Send;
     /// Where its WAL stands: the write position on a primary, the replay position on a replica.
     fn wal_position(&self) -> impl Future<Output = Result<WalPosition, AdapterError>> + Send;
-    /// Makes it the primary in a planned switchover from `leader` (Patroni: `POST /switchover`;
-    /// plain PostgreSQL: promotion, the caller having waited for the catch-up); idempotent.
+    /// Makes it the primary in a planned switchover from `old_primary` (Patroni:
+    /// `POST /switchover` naming the leader; plain PostgreSQL: promotion, the caller having
+    /// waited for the catch-up; CloudNativePG: promotion with the demoted cluster's token);
+    /// idempotent.
     fn switchover(
         &self,
-        leader: Option<&str>,
+        old_primary: Option<&DatabaseTarget>,
         deadline: Duration,
     ) -> impl Future<Output = Result<PromotionOutcome, AdapterError>> + Send;
     /// Re-protection: turns this (old primary) database into a streaming replica of
@@ -113,6 +121,20 @@ pub enum DatabaseTarget {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auth: Option<crate::http_client::HttpAuth>,
     },
+    /// A CloudNativePG `Cluster` (operator 1.24+ distributed topology, or the older
+    /// `replica.enabled` form), changed declaratively through the Kubernetes API; SQL through
+    /// its read-write service for positions, lag and checks.
+    Cloudnativepg {
+        /// This region's Kubernetes API (`namespace`: the Cluster's).
+        kubernetes: crate::scaler::KubernetesTarget,
+        /// The `Cluster`'s name (`metadata.name`, which other clusters' `spec.replica.primary`
+        /// names).
+        cluster: String,
+        /// libpq connection string of its `-rw` service (may be left out when
+        /// `HAPILOT_DATABASE_SECRET` gives it).
+        #[serde(default)]
+        dsn: crate::SecretText,
+    },
 }
 
 /// A database of either backend.
@@ -122,6 +144,8 @@ pub enum AnyDatabase {
     Postgres(PostgresDatabase),
     /// Patroni REST.
     Patroni(PatroniMember),
+    /// A CloudNativePG `Cluster` through the Kubernetes API.
+    Cloudnativepg(crate::cnpg::CnpgCluster),
 }
 
 impl AnyDatabase {
@@ -142,6 +166,16 @@ impl AnyDatabase {
                 member: member.clone(),
                 auth: auth.clone(),
             }),
+            DatabaseTarget::Cloudnativepg {
+                kubernetes,
+                cluster,
+                dsn,
+            } => AnyDatabase::Cloudnativepg(crate::cnpg::CnpgCluster::new(
+                http,
+                kubernetes.clone(),
+                cluster.clone(),
+                PostgresDatabase::new(dsn),
+            )),
         }
     }
 }
@@ -151,6 +185,7 @@ impl Database for AnyDatabase {
         match self {
             AnyDatabase::Postgres(d) => d.replication_status().await,
             AnyDatabase::Patroni(d) => d.replication_status().await,
+            AnyDatabase::Cloudnativepg(d) => d.replication_status().await,
         }
     }
 
@@ -158,13 +193,15 @@ impl Database for AnyDatabase {
         match self {
             AnyDatabase::Postgres(d) => d.promote(deadline).await,
             AnyDatabase::Patroni(d) => d.promote(deadline).await,
+            AnyDatabase::Cloudnativepg(d) => d.promote(deadline).await,
         }
     }
 
-    async fn fence(&self) -> FenceOutcome {
+    async fn fence(&self, toward: Option<&DatabaseTarget>) -> FenceOutcome {
         match self {
-            AnyDatabase::Postgres(d) => d.fence().await,
-            AnyDatabase::Patroni(d) => d.fence().await,
+            AnyDatabase::Postgres(d) => d.fence(toward).await,
+            AnyDatabase::Patroni(d) => d.fence(toward).await,
+            AnyDatabase::Cloudnativepg(d) => d.fence(toward).await,
         }
     }
 
@@ -172,6 +209,7 @@ impl Database for AnyDatabase {
         match self {
             AnyDatabase::Postgres(d) => d.unfence().await,
             AnyDatabase::Patroni(d) => d.unfence().await,
+            AnyDatabase::Cloudnativepg(d) => d.unfence().await,
         }
     }
 
@@ -179,17 +217,19 @@ impl Database for AnyDatabase {
         match self {
             AnyDatabase::Postgres(d) => d.wal_position().await,
             AnyDatabase::Patroni(d) => d.wal_position().await,
+            AnyDatabase::Cloudnativepg(d) => d.wal_position().await,
         }
     }
 
     async fn switchover(
         &self,
-        leader: Option<&str>,
+        old_primary: Option<&DatabaseTarget>,
         deadline: Duration,
     ) -> Result<PromotionOutcome, AdapterError> {
         match self {
-            AnyDatabase::Postgres(d) => d.switchover(leader, deadline).await,
-            AnyDatabase::Patroni(d) => d.switchover(leader, deadline).await,
+            AnyDatabase::Postgres(d) => d.switchover(old_primary, deadline).await,
+            AnyDatabase::Patroni(d) => d.switchover(old_primary, deadline).await,
+            AnyDatabase::Cloudnativepg(d) => d.switchover(old_primary, deadline).await,
         }
     }
 
@@ -200,6 +240,7 @@ impl Database for AnyDatabase {
         match self {
             AnyDatabase::Postgres(d) => d.rebuild_as_replica(new_primary).await,
             AnyDatabase::Patroni(d) => d.rebuild_as_replica(new_primary).await,
+            AnyDatabase::Cloudnativepg(d) => d.rebuild_as_replica(new_primary).await,
         }
     }
 }
@@ -353,7 +394,7 @@ impl Database for PostgresDatabase {
         }
     }
 
-    async fn fence(&self) -> FenceOutcome {
+    async fn fence(&self, _toward: Option<&DatabaseTarget>) -> FenceOutcome {
         let fence = async {
             let client = self.set_read_only(true).await?;
             // A transaction already running keeps its read-write mode and could commit after
@@ -403,7 +444,7 @@ impl Database for PostgresDatabase {
 
     async fn switchover(
         &self,
-        _leader: Option<&str>,
+        _old_primary: Option<&DatabaseTarget>,
         deadline: Duration,
     ) -> Result<PromotionOutcome, AdapterError> {
         self.promote(deadline).await
@@ -604,7 +645,7 @@ impl Database for PatroniMember {
         self.wait_until_primary(deadline, "failover").await
     }
 
-    async fn fence(&self) -> FenceOutcome {
+    async fn fence(&self, _toward: Option<&DatabaseTarget>) -> FenceOutcome {
         FenceOutcome::LeftToClusterManager
     }
 
@@ -631,9 +672,13 @@ impl Database for PatroniMember {
 
     async fn switchover(
         &self,
-        leader: Option<&str>,
+        old_primary: Option<&DatabaseTarget>,
         deadline: Duration,
     ) -> Result<PromotionOutcome, AdapterError> {
+        let leader = match old_primary {
+            Some(DatabaseTarget::Patroni { member, .. }) => Some(member.as_str()),
+            _ => None,
+        };
         if self.is_primary().await? {
             return Ok(PromotionOutcome::AlreadyPrimary);
         }

@@ -36,6 +36,15 @@ pub enum AdapterError {
     /// Something the adapter was asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The system refused the request for a reason the operator must act on, named for the
+    /// state machine (a CloudNativePG promotion token that does not fit the standby).
+    #[error("{detail}")]
+    Refused {
+        /// The error name the run sees.
+        name: hapilot_core::ErrorName,
+        /// What was refused and what to do.
+        detail: String,
+    },
 }
 
 impl AdapterError {

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod backups;
+pub mod cnpg;
 pub mod database;
 pub mod dns;
 pub mod error;

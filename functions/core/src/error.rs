@@ -19,6 +19,9 @@ pub enum ErrorName {
     DatabaseUnreachable,
     /// Promotion of the standby database failed or did not finish in time.
     PromotionFailed,
+    /// A CloudNativePG promotion token does not belong to the standby (another database
+    /// system, or a timeline the standby has left): nothing was changed.
+    PromotionTokenRefused,
     /// The Route53 weights could not be changed.
     TrafficShiftFailed,
     /// A Route53 change did not reach INSYNC before its deadline.
@@ -68,6 +71,7 @@ impl ErrorName {
             ErrorName::StandbyUnhealthy => "hapilot.StandbyUnhealthy",
             ErrorName::DatabaseUnreachable => "hapilot.DatabaseUnreachable",
             ErrorName::PromotionFailed => "hapilot.PromotionFailed",
+            ErrorName::PromotionTokenRefused => "hapilot.PromotionTokenRefused",
             ErrorName::TrafficShiftFailed => "hapilot.TrafficShiftFailed",
             ErrorName::DnsSyncTimeout => "hapilot.DnsSyncTimeout",
             ErrorName::ScaleFailed => "hapilot.ScaleFailed",
@@ -97,6 +101,7 @@ impl ErrorName {
         ErrorName::StandbyUnhealthy,
         ErrorName::DatabaseUnreachable,
         ErrorName::PromotionFailed,
+        ErrorName::PromotionTokenRefused,
         ErrorName::TrafficShiftFailed,
         ErrorName::DnsSyncTimeout,
         ErrorName::ScaleFailed,

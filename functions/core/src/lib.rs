@@ -9,6 +9,7 @@
 pub mod alarm;
 pub mod backup;
 pub mod canary;
+pub mod cnpg;
 pub mod drill;
 pub mod endpoint;
 pub mod error;

@@ -123,7 +123,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "CheckCatchupFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "compare a primary's WAL position with what its replica replayed",
     },
     FunctionSpec {
@@ -179,7 +179,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53:ChangeResourceRecordSets",
             "s3:PutObject",
         ],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "planned switchover's fence: the primary's weight 0, its database read-only",
     },
     FunctionSpec {
@@ -193,7 +193,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "route53-recovery-cluster:UpdateRoutingControlStates",
             "s3:PutObject",
         ],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "emergency fence: the failing primary's control off (data plane only), its database read-only where reachable",
     },
     FunctionSpec {
@@ -241,7 +241,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PromoteDatabaseFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "promote the standby region's database (idempotent)",
     },
     FunctionSpec {
@@ -249,7 +249,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "PublishReplicationLagFunctionArn",
         requires: &[REGIONS],
         iam_actions: &[],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "every minute: each replica's lag as hapilot/Database ReplicationLagSeconds",
     },
     FunctionSpec {
@@ -257,7 +257,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ReadReplicationFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "read the standby's replication lag and judge it against the tier's RPO",
     },
     FunctionSpec {
@@ -289,7 +289,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "ReprotectDatabaseFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "turn the old primary into a replica of the new one (refuses split brain)",
     },
     FunctionSpec {
@@ -383,7 +383,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "UnfencePrimaryFunctionArn",
         requires: &[REGIONS, BUCKET],
         iam_actions: &["s3:PutObject"],
-        credentials: &[Credential::Database],
+        credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "let the primary take writes again when a graceful switchover is called off",
     },
     FunctionSpec {

@@ -271,6 +271,9 @@ impl Settings {
                     ..
                 }) => out.push((at("database.agent_url"), url)),
                 Some(DatabaseTarget::Patroni { url, .. }) => out.push((at("database.url"), url)),
+                Some(DatabaseTarget::Cloudnativepg { kubernetes, .. }) => {
+                    out.push((at("database.kubernetes.url"), &kubernetes.url))
+                }
                 _ => {}
             }
             if let Some(k) = &r.kubernetes {
@@ -376,8 +379,13 @@ impl Settings {
                     serde_json::from_str(text).map_err(invalid)?;
                 for (r, c) in map {
                     let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
-                    if let (Some(dsn), Some(DatabaseTarget::Postgres { dsn: d, .. })) =
-                        (c.dsn, region.database.as_mut())
+                    if let (
+                        Some(dsn),
+                        Some(
+                            DatabaseTarget::Postgres { dsn: d, .. }
+                            | DatabaseTarget::Cloudnativepg { dsn: d, .. },
+                        ),
+                    ) = (c.dsn, region.database.as_mut())
                     {
                         *d = dsn;
                     }
@@ -402,6 +410,11 @@ impl Settings {
                     let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
                     if let Some(k) = region.kubernetes.as_mut() {
                         k.token = token.clone();
+                    }
+                    if let Some(DatabaseTarget::Cloudnativepg { kubernetes, .. }) =
+                        region.database.as_mut()
+                    {
+                        kubernetes.token = token.clone();
                     }
                     if let Some(RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. }) =
                         region.restore.as_mut()

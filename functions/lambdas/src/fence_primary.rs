@@ -20,6 +20,10 @@ struct Input {
     set_identifier: String,
     #[serde(default = "crate::shift_traffic::weights")]
     switch: String,
+    /// The standby of a planned switchover (CloudNativePG demotes toward it); absent in a
+    /// failover.
+    #[serde(default)]
+    toward_region: Option<String>,
     run: RunContext,
 }
 
@@ -35,8 +39,13 @@ pub async fn fence_primary<D: Database, S: TrafficSwitch>(
         region,
         set_identifier,
         switch: kind,
+        toward_region,
         run,
     } = parse_input(input)?;
+    let toward = match &toward_region {
+        Some(r) => settings.region(r)?.database.clone(),
+        None => None,
+    };
     let change_id = switch(&kind)?
         .apply(
             &[(set_identifier.clone(), 0)],
@@ -45,7 +54,7 @@ pub async fn fence_primary<D: Database, S: TrafficSwitch>(
         .await
         .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
     let database = match settings.region(&region)?.database {
-        Some(_) => Some(database(&region)?.fence().await),
+        Some(_) => Some(database(&region)?.fence(toward.as_ref()).await),
         None => None,
     };
     let out = json!({ "region": region, "switch": kind, "change_id": change_id, "weight": { set_identifier: 0 }, "database": database });

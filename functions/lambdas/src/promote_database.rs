@@ -2,7 +2,8 @@
 //! already-promoted database is success (`"outcome": "already_primary"`). In a graceful run
 //! (`"mode": "graceful"`, `"primary_region"`) it is a switchover from the old primary: Patroni
 //! gets `POST /switchover` naming the leader; plain PostgreSQL is promoted (the run has already
-//! waited for it to replay everything).
+//! waited for it to replay everything); CloudNativePG is promoted with the demoted cluster's
+//! token, refused as `hapilot.PromotionTokenRefused` when the token does not fit.
 
 use std::time::Duration;
 
@@ -51,13 +52,8 @@ pub async fn promote_database<D: Database>(
     let graceful = mode == Some(hapilot_core::failover::FailoverMode::Graceful);
     let outcome = match (&primary_region, graceful) {
         (Some(primary), true) => {
-            let leader = match &settings.region(primary)?.database {
-                Some(hapilot_aws::database::DatabaseTarget::Patroni { member, .. }) => {
-                    Some(member.clone())
-                }
-                _ => None,
-            };
-            db.switchover(leader.as_deref(), deadline).await
+            let old_primary = settings.region(primary)?.database.clone();
+            db.switchover(old_primary.as_ref(), deadline).await
         }
         _ => db.promote(deadline).await,
     }

@@ -142,6 +142,9 @@ impl Adapters {
             })?;
         let ca_file = match target {
             hapilot_aws::database::DatabaseTarget::Patroni { ca_file, .. } => ca_file.as_deref(),
+            hapilot_aws::database::DatabaseTarget::Cloudnativepg { kubernetes, .. } => {
+                kubernetes.ca_file.as_deref()
+            }
             hapilot_aws::database::DatabaseTarget::Postgres { .. } => None,
         };
         Ok(AnyDatabase::new(target, self.http_for(ca_file)?))
