@@ -62,6 +62,10 @@ pub enum DatabaseSetup {
     Patroni,
     /// A real PostgreSQL primary + streaming replica (the `postgres` backend).
     Postgres,
+    /// The same real pair as CloudNativePG replica clusters (`pg-east` primary, `pg-west` a
+    /// replica cluster of it; distributed topology) behind each region's Kubernetes API, run by
+    /// the operator stand-in (the `cloudnativepg` backend).
+    Cloudnativepg,
 }
 
 /// The databases of the deployment.
@@ -81,7 +85,33 @@ pub enum Databases {
         agents: (PostgresAgent, PostgresAgent),
         /// The DR restore's server (laid down by a restore) in the standby region, and its agent.
         dr: Box<(super::postgres::PostgresNode, PostgresAgent)>,
+        /// The CloudNativePG operator stand-in, when the pair is run as replica clusters.
+        operator: Option<super::cnpg::CnpgOperator>,
     },
+}
+
+/// The CloudNativePG `Cluster` names of (the primary region, the standby region).
+pub const CNPG_CLUSTERS: (&str, &str) = ("pg-east", "pg-west");
+
+/// A `Cluster` resource of the local distributed topology, as its operator reports it.
+fn cnpg_resource(name: &str, primary: &str) -> serde_json::Value {
+    let peer = if name == CNPG_CLUSTERS.0 {
+        CNPG_CLUSTERS.1
+    } else {
+        CNPG_CLUSTERS.0
+    };
+    serde_json::json!({
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "instances": 1,
+            "replica": {"self": name, "primary": primary, "source": peer},
+            "externalClusters": [{"name": peer}]
+        },
+        "status": {"phase": super::cnpg::HEALTHY, "currentPrimary": format!("{name}-1"),
+                   "readyInstances": 1}
+    })
 }
 
 /// The witness and DR region: its prober is the third vantage point.
@@ -244,7 +274,7 @@ impl LocalDeployment {
                     standby: member("pg-west", false).await?,
                 }
             }
-            DatabaseSetup::Postgres => {
+            DatabaseSetup::Postgres | DatabaseSetup::Cloudnativepg => {
                 let pair = tokio::task::spawn_blocking(PostgresPair::start)
                     .await
                     .map_err(|e| {
@@ -263,10 +293,34 @@ impl LocalDeployment {
                 let dr_agent = PostgresAgent::start(dr_node.clone())
                     .await
                     .map_err(io("starting a host agent"))?;
+                let operator = (database == DatabaseSetup::Cloudnativepg).then(|| {
+                    let (east, west) = pair.nodes();
+                    for (kube, name) in [
+                        (&primary_kube, CNPG_CLUSTERS.0),
+                        (&standby_kube, CNPG_CLUSTERS.1),
+                    ] {
+                        kube.put_cnpg_cluster(cnpg_resource(name, CNPG_CLUSTERS.0));
+                    }
+                    super::cnpg::CnpgOperator::start(vec![
+                        super::cnpg::ManagedCluster {
+                            name: CNPG_CLUSTERS.0.into(),
+                            node: east,
+                            resources: primary_kube.cnpg_resources(),
+                            role: super::cnpg::Applied::Primary,
+                        },
+                        super::cnpg::ManagedCluster {
+                            name: CNPG_CLUSTERS.1.into(),
+                            node: west,
+                            resources: standby_kube.cnpg_resources(),
+                            role: super::cnpg::Applied::Replica,
+                        },
+                    ])
+                });
                 Databases::Postgres {
                     pair,
                     agents,
                     dr: Box::new((dr_node, dr_agent)),
+                    operator,
                 }
             }
         };
@@ -287,6 +341,36 @@ impl LocalDeployment {
             ),
             // The functions reach the pair as they would RDS: URI DSNs, TLS verified fully
             // against the pair's CA.
+            Databases::Postgres {
+                pair,
+                operator: Some(_),
+                ..
+            } => {
+                let cluster = |kube: &SimulatedKubernetes, name: &str, dsn: String| {
+                    DatabaseTarget::Cloudnativepg {
+                        kubernetes: KubernetesTarget {
+                            url: kube.url(),
+                            token: KUBE_TOKEN.into(),
+                            namespace: NAMESPACE.into(),
+                            ca_file: None,
+                        },
+                        cluster: name.into(),
+                        dsn: dsn.into(),
+                    }
+                };
+                (
+                    cluster(
+                        &primary_kube,
+                        CNPG_CLUSTERS.0,
+                        pair.primary.verified_dsn(&pair.ca_file()),
+                    ),
+                    cluster(
+                        &standby_kube,
+                        CNPG_CLUSTERS.1,
+                        pair.replica.verified_dsn(&pair.ca_file()),
+                    ),
+                )
+            }
             Databases::Postgres { pair, agents, .. } => (
                 DatabaseTarget::Postgres {
                     dsn: pair.primary.verified_dsn(&pair.ca_file()).into(),

@@ -1,8 +1,11 @@
 //! A simulated Kubernetes API server: the `apps/v1` deployment scale subresource hapilot uses
 //! (`GET`/`PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`) and CloudNativePG
 //! `Cluster` resources (`POST .../clusters`, `GET .../clusters/{name}`; a new cluster turns
-//! "Cluster in healthy state" shortly after, as the operator would report), with bearer-token
-//! authentication, on loopback.
+//! "Cluster in healthy state" shortly after, as the operator would report; `PATCH` with a JSON
+//! merge patch, the promotion token checked for form as CloudNativePG's admission webhook
+//! does), with bearer-token authentication, on loopback. The operator's reactions to spec
+//! changes live in `local::cnpg`, which reads and writes the resources through
+//! [`CnpgResources`]. A region's API can be taken down ([`SimulatedKubernetes::set_down`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +22,7 @@ struct Cluster {
     namespace: String,
     deployments: BTreeMap<String, i64>,
     clusters: BTreeMap<String, Value>,
+    down: bool,
 }
 
 /// A running simulated API server; stops when dropped.
@@ -43,6 +47,7 @@ impl SimulatedKubernetes {
                 .map(|(n, r)| (n.to_string(), *r))
                 .collect(),
             clusters: BTreeMap::new(),
+            down: false,
         }));
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
             respond(state, req).await
@@ -76,6 +81,30 @@ impl SimulatedKubernetes {
             .cloned()
     }
 
+    /// Creates a CloudNativePG `Cluster` resource as it stands (a seeded world).
+    pub fn put_cnpg_cluster(&self, resource: Value) {
+        let name = resource["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .clusters
+            .insert(name, resource);
+    }
+
+    /// The handle the operator stand-in reads and writes the `Cluster` resources through.
+    pub fn cnpg_resources(&self) -> CnpgResources {
+        CnpgResources(self.state.clone())
+    }
+
+    /// Takes the API server down (`true`: every request answers 503, as an API server whose
+    /// region is dark would not answer at all) or back up.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().expect("cluster lock").down = down;
+    }
+
     /// Removes a deployment (to make a scale fail).
     pub fn delete(&self, deployment: &str) {
         self.state
@@ -89,6 +118,51 @@ impl SimulatedKubernetes {
 impl Drop for SimulatedKubernetes {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The CloudNativePG `Cluster` resources of one simulated API server, for the operator.
+#[derive(Clone)]
+pub struct CnpgResources(Arc<Mutex<Cluster>>);
+
+impl CnpgResources {
+    /// A resource now.
+    pub fn get(&self, name: &str) -> Option<Value> {
+        self.0
+            .lock()
+            .expect("cluster lock")
+            .clusters
+            .get(name)
+            .cloned()
+    }
+
+    /// Changes a resource's `status` in place (the operator's writes).
+    pub fn update_status(&self, name: &str, change: impl FnOnce(&mut Value)) {
+        if let Some(c) = self.0.lock().expect("cluster lock").clusters.get_mut(name) {
+            if !c["status"].is_object() {
+                c["status"] = json!({});
+            }
+            change(&mut c["status"]);
+        }
+    }
+}
+
+/// Applies an RFC 7386 JSON merge patch: objects merge, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let object = target.as_object_mut().expect("made an object above");
+    for (key, value) in fields {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge_patch(object.entry(key.clone()).or_insert(Value::Null), value);
+        }
     }
 }
 
@@ -108,6 +182,13 @@ fn scale(namespace: &str, name: &str, replicas: i64) -> Answer {
 }
 
 async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
+    if state.lock().expect("cluster lock").down {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "the API server is unreachable",
+        );
+    }
     let authorized = {
         let c = state.lock().expect("cluster lock");
         req.headers()
@@ -238,6 +319,40 @@ async fn cnpg(state: Arc<Mutex<Cluster>>, req: Request<Incoming>, path: &[String
                 "application/json",
                 resource.to_string(),
             )
+        }
+        (Method::PATCH, Some(name)) => {
+            let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+                return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
+            };
+            // CloudNativePG's admission webhook refuses a token it cannot decode.
+            if let Some(token) = patch["spec"]["replica"]["promotionToken"].as_str() {
+                if let Err(e) = hapilot_core::cnpg::PromotionToken::decode(token) {
+                    return status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid",
+                        format!(
+                            "Cluster.postgresql.cnpg.io \"{name}\" is invalid: spec.replica.promotionToken: Invalid value: {e}"
+                        ),
+                    );
+                }
+            }
+            let mut c = state.lock().expect("cluster lock");
+            match c.clusters.get_mut(&name) {
+                Some(resource) => {
+                    // Only metadata and spec are the client's: status is the operator's.
+                    let mut patch = patch;
+                    if let Some(p) = patch.as_object_mut() {
+                        p.remove("status");
+                    }
+                    merge_patch(resource, &patch);
+                    answer(StatusCode::OK, "application/json", resource.to_string())
+                }
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("clusters.postgresql.cnpg.io \"{name}\" not found"),
+                ),
+            }
         }
         (Method::GET, Some(name)) => {
             match state.lock().expect("cluster lock").clusters.get(&name) {

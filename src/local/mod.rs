@@ -8,6 +8,7 @@ pub mod agent;
 pub mod arc;
 pub mod arc_rules;
 pub mod barman;
+pub mod cnpg;
 pub mod data_plane;
 pub mod deploy;
 pub mod deployment;

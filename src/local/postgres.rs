@@ -633,3 +633,68 @@ impl Drop for PostgresPair {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
+
+/// What the CloudNativePG stand-in does to a server (`local::cnpg`): the operator's own
+/// instance manager acts on its instances the same ways.
+impl PostgresNode {
+    /// Starts it (already running is an error from pg_ctl: callers track the state).
+    pub fn start_server(&self) -> Result<(), HapilotError> {
+        self.server.start()
+    }
+
+    /// A clean shutdown (`-m fast`): the shutdown checkpoint is written and, on a primary,
+    /// sent to its standbys before it exits. Not running is fine.
+    pub fn stop_cleanly(&self) {
+        let s = &self.server;
+        let mut c = pg_command(&s.bin, "pg_ctl");
+        c.arg("-D")
+            .arg(&s.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = c.status();
+    }
+
+    /// `pg_controldata` of its data directory.
+    pub fn controldata(&self) -> Result<String, HapilotError> {
+        let s = &self.server;
+        let mut c = pg_command(&s.bin, "pg_controldata");
+        c.arg("-D").arg(&s.data).env("LC_ALL", "C");
+        let out = c
+            .stdin(Stdio::null())
+            .output()
+            .map_err(HapilotError::io("running pg_controldata"))?;
+        if !out.status.success() {
+            return Err(HapilotError::Io {
+                context: format!(
+                    "pg_controldata failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                source: std::io::Error::other("pg_controldata"),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Restarts a cleanly stopped server as a standby streaming from `source` (following
+    /// its timeline switches): what a demoted primary becomes.
+    pub fn start_as_standby_of(&self, source: &PostgresServer) -> Result<(), HapilotError> {
+        use std::io::Write;
+        let s = &self.server;
+        std::fs::write(s.data.join("standby.signal"), b"")
+            .map_err(HapilotError::io("writing standby.signal"))?;
+        let path = s.data.join("postgresql.auto.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(HapilotError::io(format!("opening {}", path.display())))?;
+        writeln!(
+            f,
+            "primary_conninfo = 'host=127.0.0.1 port={} user=postgres'\nrecovery_target_timeline = 'latest'",
+            source.port
+        )
+        .map_err(HapilotError::io(format!("writing {}", path.display())))?;
+        s.start()
+    }
+}

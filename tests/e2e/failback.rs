@@ -25,7 +25,7 @@ async fn after_failover() -> FailoverWorld {
     world
 }
 
-fn input(extra: Value) -> Value {
+pub(crate) fn input(extra: Value) -> Value {
     let mut input = json!({
         "primary_region": "us-east-1", "standby_region": "us-west-2",
         "steps": [25, 100], "bake_seconds": 1,
@@ -40,7 +40,7 @@ fn input(extra: Value) -> Value {
     input
 }
 
-fn weights(primary: i64) -> std::collections::BTreeMap<String, i64> {
+pub(crate) fn weights(primary: i64) -> std::collections::BTreeMap<String, i64> {
     [
         ("primary".to_string(), primary),
         ("secondary".to_string(), 100 - primary),

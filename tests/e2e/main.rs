@@ -8,6 +8,7 @@ mod backup_audit;
 mod backup_formats;
 mod blackout;
 mod cli;
+mod cloudnativepg;
 mod dr_drill;
 mod dr_restore;
 mod drill;

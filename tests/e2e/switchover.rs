@@ -13,18 +13,18 @@ use tokio_postgres::error::SqlState;
 
 use crate::support::{FailoverWorld, assert_failed, cli_ok};
 
-async fn connect(dsn: &str) -> tokio_postgres::Client {
+pub(crate) async fn connect(dsn: &str) -> tokio_postgres::Client {
     PostgresDatabase::new(dsn).connect().await.unwrap()
 }
 
-async fn in_recovery(c: &tokio_postgres::Client) -> bool {
+pub(crate) async fn in_recovery(c: &tokio_postgres::Client) -> bool {
     c.query_one("SELECT pg_is_in_recovery()", &[])
         .await
         .unwrap()
         .get(0)
 }
 
-async fn ids(c: &tokio_postgres::Client) -> BTreeSet<i64> {
+pub(crate) async fn ids(c: &tokio_postgres::Client) -> BTreeSet<i64> {
     c.query("SELECT id FROM writes", &[])
         .await
         .unwrap()
@@ -35,15 +35,15 @@ async fn ids(c: &tokio_postgres::Client) -> BTreeSet<i64> {
 
 /// What a continuous writer saw: committed ids, and the errors it got.
 #[derive(Default)]
-struct Seen {
-    committed: Vec<i64>,
-    read_only_errors: u64,
-    other_errors: Vec<String>,
+pub(crate) struct Seen {
+    pub(crate) committed: Vec<i64>,
+    pub(crate) read_only_errors: u64,
+    pub(crate) other_errors: Vec<String>,
 }
 
 /// Writes to `dsn` every few ms until `stop`, reconnecting after errors (a fenced session is
 /// terminated), as an application would.
-fn start_writer(
+pub(crate) fn start_writer(
     dsn: String,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> (Arc<Mutex<Seen>>, tokio::task::JoinHandle<()>) {

@@ -24,6 +24,20 @@ use crate::scaler::KubernetesTarget;
 /// CloudNativePG's fencing annotation: a JSON list of instance names, `["*"]` for all.
 pub const FENCED_INSTANCES: &str = "cnpg.io/fencedInstances";
 
+/// A standby's database system identifier and the newest timeline it knows: what a promotion
+/// token must match. The timeline is the highest of the WAL receiver's (only while it is
+/// connected: a demotion disconnects it), the last restartpoint's (which can lag a timeline
+/// behind) and the newest `.history` file in `pg_wal` (fetched when it followed a promotion;
+/// `pg_ls_waldir` needs `pg_monitor`).
+pub const STANDBY_CONTROL_SQL: &str =
+    "SELECT (SELECT system_identifier::text FROM pg_control_system()),
+        GREATEST(
+          COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), 0),
+          (SELECT timeline_id FROM pg_control_checkpoint()),
+          COALESCE((SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()
+                    WHERE name ~ '^[0-9A-F]{8}\\.history$'), 0)
+        )::int4";
+
 /// One region's CloudNativePG `Cluster`.
 #[derive(Debug, Clone)]
 pub struct CnpgCluster {
@@ -104,12 +118,7 @@ impl CnpgCluster {
     async fn standby_control(&self) -> Result<StandbyControl, AdapterError> {
         let client = self.sql.connect().await?;
         let row = client
-            .query_one(
-                "SELECT (SELECT system_identifier::text FROM pg_control_system()),
-                        COALESCE((SELECT received_tli FROM pg_stat_wal_receiver),
-                                 (SELECT timeline_id FROM pg_control_checkpoint()))::int4",
-                &[],
-            )
+            .query_one(STANDBY_CONTROL_SQL, &[])
             .await
             .map_err(|e| AdapterError::Database {
                 target: self.cluster.clone(),
@@ -159,7 +168,8 @@ impl CnpgCluster {
     async fn demote_toward(&self, standby: &str) -> Result<String, AdapterError> {
         let resource = self.resource().await?;
         if !self.demoted(&resource) {
-            self.patch(&follow_patch(&resource["spec"], standby)).await?;
+            self.patch(&follow_patch(&resource["spec"], standby))
+                .await?;
         }
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
@@ -187,7 +197,10 @@ impl CnpgCluster {
     }
 }
 
-fn cluster_of(target: &DatabaseTarget, what: &str) -> Result<(KubernetesTarget, String), AdapterError> {
+fn cluster_of(
+    target: &DatabaseTarget,
+    what: &str,
+) -> Result<(KubernetesTarget, String), AdapterError> {
     match target {
         DatabaseTarget::Cloudnativepg {
             kubernetes,
@@ -217,7 +230,8 @@ impl Database for CnpgCluster {
                 }
             }
         } else {
-            self.patch(&promote_patch(&self.cluster, spec, None)).await?;
+            self.patch(&promote_patch(&self.cluster, spec, None))
+                .await?;
         }
         self.wait_until_primary(deadline).await?;
         Ok(PromotionOutcome::Promoted)
@@ -238,7 +252,9 @@ impl Database for CnpgCluster {
                 None => {
                     let patch = json!({"metadata": {"annotations": {FENCED_INSTANCES: "[\"*\"]"}}});
                     self.patch(&patch).await?;
-                    Ok(format!("all instances fenced ({FENCED_INSTANCES}: [\"*\"])"))
+                    Ok(format!(
+                        "all instances fenced ({FENCED_INSTANCES}: [\"*\"])"
+                    ))
                 }
             }
         };
@@ -306,7 +322,12 @@ impl Database for CnpgCluster {
             ));
         };
         let (kubernetes, name) = cluster_of(old, "the old primary")?;
-        let old_cluster = CnpgCluster::new(self.http.clone(), kubernetes, name.clone(), self.sql.clone());
+        let old_cluster = CnpgCluster::new(
+            self.http.clone(),
+            kubernetes,
+            name.clone(),
+            self.sql.clone(),
+        );
         // In a failover's switchover the fence step demoted it already; a failback's switch
         // back starts here.
         let token = old_cluster.demote_toward(&self.cluster).await?;
@@ -320,8 +341,12 @@ impl Database for CnpgCluster {
                 ),
             });
         }
-        self.patch(&promote_patch(&self.cluster, &resource["spec"], Some(&token)))
-            .await?;
+        self.patch(&promote_patch(
+            &self.cluster,
+            &resource["spec"],
+            Some(&token),
+        ))
+        .await?;
         self.wait_until_primary(deadline).await?;
         Ok(PromotionOutcome::Promoted)
     }

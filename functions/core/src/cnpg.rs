@@ -54,6 +54,25 @@ impl PromotionToken {
         })
     }
 
+    /// The token of a cleanly shut down server, from its `pg_controldata` output (as the
+    /// operator builds it); `None` when a field is missing.
+    pub fn from_controldata(output: &str, operator_version: &str) -> Option<Self> {
+        let field = |key: &str| {
+            output.lines().find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                (k.trim() == key).then(|| v.trim().to_string())
+            })
+        };
+        Some(Self {
+            latest_checkpoint_timeline_id: field("Latest checkpoint's TimeLineID")?,
+            redo_wal_file: field("Latest checkpoint's REDO WAL file")?,
+            database_system_identifier: field("Database system identifier")?,
+            latest_checkpoint_redo_location: field("Latest checkpoint's REDO location")?,
+            time_of_latest_checkpoint: field("Time of latest checkpoint")?,
+            operator_version: operator_version.to_string(),
+        })
+    }
+
     /// The token text (base64 of the JSON object).
     pub fn encode(&self) -> String {
         let json = serde_json::to_vec(self).expect("a token always serializes");
@@ -301,6 +320,24 @@ mod tests {
                 Err(TokenRefusal::Malformed(_))
             ));
         }
+    }
+
+    #[test]
+    fn a_token_is_read_from_pg_controldata_output() {
+        let out = "pg_control version number:            1700\n\
+Database system identifier:           7443567890123456789\n\
+Database cluster state:               shut down\n\
+Latest checkpoint location:           0/3000028\n\
+Latest checkpoint's REDO location:    0/3000028\n\
+Latest checkpoint's REDO WAL file:    000000010000000000000003\n\
+Latest checkpoint's TimeLineID:       1\n\
+Time of latest checkpoint:            Tue 01 Dec 2026 01:00:00 AM UTC\n";
+        let t = PromotionToken::from_controldata(out, "stand-in").unwrap();
+        assert_eq!(t.database_system_identifier, "7443567890123456789");
+        assert_eq!(t.latest_checkpoint_timeline_id, "1");
+        assert_eq!(t.redo_wal_file, "000000010000000000000003");
+        assert_eq!(t.redo_lsn().unwrap(), 0x3000028);
+        assert!(PromotionToken::from_controldata("nothing: here", "x").is_none());
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl FunctionError {
     pub fn from_adapter(name: ErrorName) -> impl FnOnce(hapilot_aws::AdapterError) -> Self {
         move |e| match e {
             // The adapter's own name wins: it knows why it refused.
-            hapilot_aws::AdapterError::Refused { name, detail } => FunctionError::named(name, detail),
+            hapilot_aws::AdapterError::Refused { name, detail } => {
+                FunctionError::named(name, detail)
+            }
             e => FunctionError::named(name, e.to_string()),
         }
     }
