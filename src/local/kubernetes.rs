@@ -325,16 +325,16 @@ async fn cnpg(state: Arc<Mutex<Cluster>>, req: Request<Incoming>, path: &[String
                 return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
             };
             // CloudNativePG's admission webhook refuses a token it cannot decode.
-            if let Some(token) = patch["spec"]["replica"]["promotionToken"].as_str() {
-                if let Err(e) = hapilot_core::cnpg::PromotionToken::decode(token) {
-                    return status(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "Invalid",
-                        format!(
-                            "Cluster.postgresql.cnpg.io \"{name}\" is invalid: spec.replica.promotionToken: Invalid value: {e}"
-                        ),
-                    );
-                }
+            if let Some(token) = patch["spec"]["replica"]["promotionToken"].as_str()
+                && let Err(e) = hapilot_core::cnpg::PromotionToken::decode(token)
+            {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!(
+                        "Cluster.postgresql.cnpg.io \"{name}\" is invalid: spec.replica.promotionToken: Invalid value: {e}"
+                    ),
+                );
             }
             let mut c = state.lock().expect("cluster lock");
             match c.clusters.get_mut(&name) {
