@@ -144,12 +144,11 @@ impl CnpgCluster {
                         "phase {:?}, currentPrimary {current:?}",
                         status["phase"].as_str().unwrap_or_default()
                     );
-                    if !current.is_empty() {
-                        if let Ok(p) = self.sql.wal_position().await {
-                            if !p.in_recovery {
-                                return Ok(());
-                            }
-                        }
+                    if !current.is_empty()
+                        && let Ok(p) = self.sql.wal_position().await
+                        && !p.in_recovery
+                    {
+                        return Ok(());
                     }
                 }
                 Err(e) => last = e.to_string(),
@@ -224,10 +223,10 @@ impl Database for CnpgCluster {
         let resource = self.resource().await?;
         let spec = &resource["spec"];
         if desired_role(&self.cluster, spec) == DesiredRole::Primary {
-            if let Ok(p) = self.sql.wal_position().await {
-                if !p.in_recovery {
-                    return Ok(PromotionOutcome::AlreadyPrimary);
-                }
+            if let Ok(p) = self.sql.wal_position().await
+                && !p.in_recovery
+            {
+                return Ok(PromotionOutcome::AlreadyPrimary);
             }
         } else {
             self.patch(&promote_patch(&self.cluster, spec, None))
@@ -288,16 +287,15 @@ impl Database for CnpgCluster {
         let position = self.sql.wal_position().await?;
         // A cluster demoted in a switchover is, for the switchover, the fenced old primary: it
         // takes no writes and its WAL ended at the shutdown checkpoint it now replays from.
-        if position.in_recovery {
-            if let Ok(r) = self.resource().await {
-                if self.demoted(&r) {
-                    return Ok(WalPosition {
-                        in_recovery: false,
-                        read_only: true,
-                        lsn: position.lsn,
-                    });
-                }
-            }
+        if position.in_recovery
+            && let Ok(r) = self.resource().await
+            && self.demoted(&r)
+        {
+            return Ok(WalPosition {
+                in_recovery: false,
+                read_only: true,
+                lsn: position.lsn,
+            });
         }
         Ok(position)
     }
@@ -308,12 +306,11 @@ impl Database for CnpgCluster {
         deadline: Duration,
     ) -> Result<PromotionOutcome, AdapterError> {
         let resource = self.resource().await?;
-        if desired_role(&self.cluster, &resource["spec"]) == DesiredRole::Primary {
-            if let Ok(p) = self.sql.wal_position().await {
-                if !p.in_recovery {
-                    return Ok(PromotionOutcome::AlreadyPrimary);
-                }
-            }
+        if desired_role(&self.cluster, &resource["spec"]) == DesiredRole::Primary
+            && let Ok(p) = self.sql.wal_position().await
+            && !p.in_recovery
+        {
+            return Ok(PromotionOutcome::AlreadyPrimary);
         }
         let Some(old) = old_primary else {
             return Err(AdapterError::NotFound(
