@@ -46,6 +46,9 @@ pub struct DrillOptions {
     pub mode: FailoverMode,
     /// What dies in an ungraceful drill.
     pub outage: Outage,
+    /// The database backend: the real pair as plain PostgreSQL (`postgres`, host agents) or as
+    /// CloudNativePG replica clusters (`cloudnativepg`, the operator stand-in).
+    pub database: DatabaseSetup,
 }
 
 /// What dies in an ungraceful drill.
@@ -70,6 +73,7 @@ impl Default for DrillOptions {
             write_interval: Duration::from_millis(10),
             mode: FailoverMode::Ungraceful,
             outage: Outage::RegionDark,
+            database: DatabaseSetup::Postgres,
         }
     }
 }
@@ -86,6 +90,8 @@ impl DrillOptions {
 pub struct DrillReport {
     /// The tier judged against.
     pub tier: Tier,
+    /// The database backend the failover used (`postgres` or `cloudnativepg`).
+    pub database: String,
     /// The failover run's execution name.
     pub execution: String,
     /// How the run ended.
@@ -221,8 +227,8 @@ impl DrillReport {
             }
         ));
         out.push_str(&format!(
-            "run            {} ({})\n",
-            self.execution, self.run_status
+            "run            {} ({}), database backend {}\n",
+            self.execution, self.run_status, self.database
         ));
         out.push_str("timeline\n");
         if let Some(fence) = self.fence_secs {
@@ -348,7 +354,7 @@ impl DrillReport {
         match &self.failback {
             Some(f) => {
                 out.push_str(&format!(
-                    "re-protect     old primary rebuilt as a replica with {} in {:.2} s (reprotect state machine)\n\
+                    "re-protect     old primary made a replica by {} in {:.2} s (reprotect state machine)\n\
                      failback       {} ({}{}) in {:.2} s\n",
                     f.reprotect_method,
                     f.reprotect_secs,
@@ -402,12 +408,12 @@ pub async fn run_drill(
              weighted records behind CALCULATED health checks (endpoint AND control alarm in us-west-2), \
              probers in us-west-2 and the witness eu-west-1, quorum 2 of 3 ...",
         );
-        WorldOptions::regional(DatabaseSetup::Postgres, RecordRouting::Weighted)
+        WorldOptions::regional(options.database, RecordRouting::Weighted)
     } else {
         say(
             "creating the two-region deployment (PostgreSQL primary + streaming replica, Route53, alarm) ...",
         );
-        WorldOptions::classic(DatabaseSetup::Postgres)
+        WorldOptions::classic(options.database)
     };
     let deployment = LocalDeployment::create_with(&stack, world).await?;
     // AWS's own machinery (health checkers, alarm evaluation, schedules, EventBridge) runs
@@ -445,6 +451,7 @@ pub async fn run_drill(
                 "us-east-1 comes back (its APIs answer again) for the restore check, re-protection and failback",
             );
             stack.revive(PRIMARY_REGION);
+            deployment.primary_kube.set_down(false);
         }
         report.restore = Some(restore_check(&stack, say.clone()).await?);
         report.failback = Some(failback_after(&stack, &deployment, say).await?);
@@ -587,6 +594,8 @@ async fn drill_on(
                         let calls_before = CallCounts::now(stack);
                         let dark_since = chrono::Utc::now();
                         stack.black_out(PRIMARY_REGION);
+                        // Its Kubernetes API goes with it: a CloudNativePG fence is skipped.
+                        deployment.primary_kube.set_down(true);
                         deployment.primary.set_mode(GatewayMode::Failing);
                         tokio::task::block_in_place(|| pair.primary.kill())?;
                         stop_writer().await;
@@ -706,6 +715,11 @@ async fn drill_on(
     let rpo_secs = rpo_seconds(&committed, &kept);
 
     Ok(DrillReport {
+        database: match options.database {
+            DatabaseSetup::Cloudnativepg => "cloudnativepg",
+            DatabaseSetup::Postgres | DatabaseSetup::Patroni => "postgres",
+        }
+        .into(),
         tier: deployment.settings.tier.unwrap_or(Tier::Critical),
         execution: execution_arn
             .rsplit(':')
@@ -1156,7 +1170,7 @@ async fn failback_after(
         .output
         .as_ref()
         .and_then(|o| o["rebuild"]["method"].as_str())
-        .unwrap_or("already a replica")
+        .unwrap_or("nothing (already streaming: demoted in the switchover)")
         .to_string();
     deployment.primary.set_mode(GatewayMode::Healthy);
     deployment.primary.traffic().set(400.0, 0.002);

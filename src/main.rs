@@ -43,6 +43,11 @@ enum Command {
         /// the database die, the region's APIs keep answering (the gentler drill).
         #[arg(long, default_value = "region-dark", value_parser = ["region-dark", "gateway-down"])]
         outage: String,
+        /// The database backend over the same real PostgreSQL pair: `postgres` (SQL and host
+        /// agents) or `cloudnativepg` (replica clusters behind each region's Kubernetes API,
+        /// changed through `Cluster` specs; the operator stand-in acts on the servers).
+        #[arg(long, default_value = "postgres", value_parser = ["postgres", "cloudnativepg"])]
+        database: String,
     },
     /// Start a run of a state machine (name or ARN) and follow it to its end.
     Start {
@@ -275,8 +280,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     moto_start_timeout,
                 },
         } => local_up(port, region, moto_start_timeout).await,
-        Command::Drill { mode, outage } => {
+        Command::Drill {
+            mode,
+            outage,
+            database,
+        } => {
             let options = DrillOptions {
+                database: if database == "cloudnativepg" {
+                    hapilot::local::deployment::DatabaseSetup::Cloudnativepg
+                } else {
+                    hapilot::local::deployment::DatabaseSetup::Postgres
+                },
                 outage: if outage == "gateway-down" {
                     hapilot::drill::Outage::GatewayDown
                 } else {

@@ -119,7 +119,7 @@ async fn the_graceful_drill_loses_no_row_and_reprotects_with_pg_rewind() {
         "graceful (planned switchover)",
         "  -> CheckCatchup",
         "rows lost             0    target     0    PASSED",
-        "re-protect     old primary rebuilt as a replica with pg_rewind",
+        "re-protect     old primary made a replica by pg_rewind",
         "result         PASSED (tier Critical)",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
@@ -131,4 +131,35 @@ async fn the_graceful_drill_loses_no_row_and_reprotects_with_pg_rewind() {
     );
     assert!(report["fence_secs"].as_f64().unwrap() > 0.0, "{report:#}");
     assert_eq!(report["failback"]["reprotect_method"], "pg_rewind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drill_fails_over_cloudnativepg_replica_clusters_with_the_region_dark() {
+    let (stdout, report) = drill(&["--database", "cloudnativepg"]).await;
+    for line in [
+        "database backend cloudnativepg",
+        "emergency path calls to Route53's control plane: 0  PASSED",
+        "re-protect     old primary made a replica by cnpg_replica_cluster",
+        "result         PASSED (tier Critical)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    assert_eq!(report["database"], "cloudnativepg");
+    assert_eq!(report["failback"]["status"], "SUCCEEDED", "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graceful_cloudnativepg_drill_switches_over_with_the_token_and_loses_nothing() {
+    let (stdout, report) = drill(&["--database", "cloudnativepg", "--mode", "graceful"]).await;
+    for line in [
+        "database backend cloudnativepg",
+        "  -> CheckCatchup",
+        "rows lost             0    target     0    PASSED",
+        "re-protect     old primary made a replica by nothing (already streaming",
+        "result         PASSED (tier Critical)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    assert_eq!(report["rows_lost"], 0, "{report:#}");
+    assert_eq!(report["database"], "cloudnativepg");
 }

@@ -184,6 +184,24 @@ impl CnpgCluster {
         Err(self.error("no status.demotionToken within 60 s of the demotion"))
     }
 
+    /// Whether the demoted server still replays the timeline its demotion token names (the
+    /// standby it was demoted toward is not promoted yet).
+    async fn still_on_token_timeline(&self, resource: &Value) -> bool {
+        let Some(token) = resource["status"]["demotionToken"]
+            .as_str()
+            .and_then(|t| hapilot_core::cnpg::PromotionToken::decode(t).ok())
+        else {
+            return false;
+        };
+        let Ok(own) = self.standby_control().await else {
+            return false;
+        };
+        token
+            .latest_checkpoint_timeline_id
+            .parse::<u32>()
+            .is_ok_and(|tli| own.timeline <= tli)
+    }
+
     /// Whether the resource says this cluster was demoted in a switchover: a replica cluster
     /// by its spec that published a demotion token.
     fn demoted(&self, resource: &Value) -> bool {
@@ -285,11 +303,13 @@ impl Database for CnpgCluster {
 
     async fn wal_position(&self) -> Result<WalPosition, AdapterError> {
         let position = self.sql.wal_position().await?;
-        // A cluster demoted in a switchover is, for the switchover, the fenced old primary: it
-        // takes no writes and its WAL ended at the shutdown checkpoint it now replays from.
+        // A cluster demoted in a switchover is, until the standby is promoted, the fenced old
+        // primary: it takes no writes and its WAL ended at the shutdown checkpoint it now
+        // replays from. Once it follows the new primary's timeline it is a replica like any.
         if position.in_recovery
             && let Ok(r) = self.resource().await
             && self.demoted(&r)
+            && self.still_on_token_timeline(&r).await
         {
             return Ok(WalPosition {
                 in_recovery: false,
