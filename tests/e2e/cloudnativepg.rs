@@ -329,6 +329,49 @@ async fn a_wrong_or_stale_promotion_token_is_refused_and_nothing_changes() {
     let back = connect(&pair.primary.dsn()).await;
     assert!(!in_recovery(&back).await);
     assert_eq!(ids(&back).await.len(), 10);
+
+    // A failover's fence, with the old primary's API answering: the fencing annotation, and
+    // the operator stops its instance; unfencing starts it again.
+    match east.fence(None).await {
+        FenceOutcome::Fenced(detail) => {
+            assert!(detail.contains("cnpg.io/fencedInstances"), "{detail}")
+        }
+        other => panic!("not fenced: {other:?}"),
+    }
+    let fenced = cluster(&world, "us-east-1");
+    assert_eq!(
+        fenced["metadata"]["annotations"]["cnpg.io/fencedInstances"], "[\"*\"]",
+        "{fenced}"
+    );
+    let mut stopped = false;
+    for _ in 0..100 {
+        if hapilot_aws::database::PostgresDatabase::new(pair.primary.dsn())
+            .connect()
+            .await
+            .is_err()
+        {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stopped, "a fenced instance takes no connections");
+    east.unfence().await.unwrap();
+    let mut back = None;
+    for _ in 0..100 {
+        back = hapilot_aws::database::PostgresDatabase::new(pair.primary.dsn())
+            .connect()
+            .await
+            .ok();
+        if back.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ids(&back.expect("unfenced: it answers again")).await.len(),
+        10
+    );
 }
 
 /// pg-east's switchover from pg-west, which must fail: its error text.
