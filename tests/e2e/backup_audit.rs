@@ -192,6 +192,22 @@ fn cases(clean: &[Object], now: i64) -> Vec<Case> {
         expect: vec![("cross_region", "vault")],
     });
 
+    // Same size, other bytes: only the content (the single-part ETag, an MD5) can tell.
+    let mut altered_copy = clean.to_vec();
+    let snap = altered_copy
+        .iter_mut()
+        .find(|o| o.key == newest_snap)
+        .unwrap();
+    let at = snap.bytes.len() / 3;
+    snap.bytes[at] ^= 0x01;
+    out.push(Case {
+        name: "DR copy with the same size and other bytes",
+        primary: clean.to_vec(),
+        dr: altered_copy,
+        plain: vec![],
+        expect: vec![("cross_region", "vault")],
+    });
+
     let mut flipped = clean.to_vec();
     let tar = flipped
         .iter_mut()
@@ -407,7 +423,8 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
     // truncated RDB fails it (exit 2) with the finding in the printed report.
     for (bucket, code, verdict) in [
         ("backups-0", 0, "# Backup audit: PASSED"),
-        ("backups-5", 2, "# Backup audit: FAILED"),
+        // The truncated RDB's case (its index in `cases`).
+        ("backups-6", 2, "# Backup audit: FAILED"),
     ] {
         let mut cli = stack.cli();
         cli.args(["audit", "--input", "-", "--bucket", bucket])
@@ -616,5 +633,129 @@ async fn a_catalog_with_a_failover_in_its_history_raises_no_false_alarm() {
             .iter()
             .any(|v| v["key"].as_str().unwrap().contains(&switch_segment)),
         "the switch segment {switch_segment} was verified: {verified:#?}"
+    );
+}
+
+/// Uploads `bytes` to `bucket/key` as a two-part multipart upload (its ETag is then
+/// `<md5 of the part md5s>-2`, unlike a single PUT's of the same bytes).
+async fn put_in_two_parts(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: &[u8]) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let split = 5 * 1024 * 1024;
+    let mut parts = Vec::new();
+    for (n, chunk) in [&bytes[..split], &bytes[split..]].into_iter().enumerate() {
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n as i32 + 1)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n as i32 + 1)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dr_copy_uploaded_in_parts_is_compared_by_its_bytes() {
+    let stack = audit_stack().await;
+    let s3 = stack.s3();
+    let now = chrono::Utc::now().timestamp();
+    let meta = json!({"ID": "2-100-1", "Index": 1000, "Term": 2, "Version": 1});
+    // Over 5 MiB after gzip (so incompressible), so the copy can be uploaded in two parts.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let state: Vec<u8> = (0..6 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let snapshot = Object {
+        key: format!("vault/raft-snapshot-{}.snap", compact(now - 600)),
+        bytes: build_vault_snapshot(&meta, &state).unwrap(),
+    };
+    let policy = json!([{"data_type": "vault", "frequency_secs": 3600, "retention_secs": 14400,
+                         "cross_region": true, "grace_secs": 900}]);
+    let mut kinds_by_case = Vec::new();
+    for (name, flip) in [("parts-same", false), ("parts-other", true)] {
+        let (bucket, dr) = (format!("{name}"), format!("{name}-dr"));
+        upload(&s3, &bucket, std::slice::from_ref(&snapshot), &[]).await;
+        s3.create_bucket().bucket(&dr).send().await.unwrap();
+        let mut copy = snapshot.bytes.clone();
+        if flip {
+            let at = copy.len() - 1000;
+            copy[at] ^= 0x01;
+        }
+        put_in_two_parts(&s3, &dr, &snapshot.key, &copy).await;
+        let outcome = stack
+            .run(
+                "backup-audit",
+                json!({"bucket": bucket, "dr_bucket": dr, "dr_region": "us-west-2", "policies": policy}),
+            )
+            .await;
+        let stamp = report_stamp(&stack, &outcome).await;
+        let body = s3
+            .get_object()
+            .bucket("hapilot-audit")
+            .key(format!("reports/backup-audit/{stamp}.json"))
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let report: Value = serde_json::from_slice(&body).unwrap();
+        // One snapshot cannot cover the retention window: only the copy checks matter here.
+        let findings: Vec<Value> = report["policies"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "cross_region")
+            .cloned()
+            .collect();
+        kinds_by_case.push((name, findings));
+    }
+    let (_, same) = &kinds_by_case[0];
+    assert!(
+        same.is_empty(),
+        "identical bytes, other ETag shape: {same:?}"
+    );
+    let (_, other) = &kinds_by_case[1];
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert_eq!(other[0]["kind"], "dr_copy_checksum_mismatch", "{other:?}");
+    assert_eq!(other[0]["key"], snapshot.key.as_str());
+    assert!(
+        other[0]["message"].as_str().unwrap().contains("SHA-256"),
+        "{other:?}"
     );
 }

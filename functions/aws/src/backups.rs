@@ -15,18 +15,19 @@ use crate::AdapterError;
 const CONCURRENCY: usize = 16;
 
 /// What HeadObject says about protection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ObjectFacts {
     /// Server-side encryption (SSE-S3 or SSE-KMS) present.
     pub encrypted: bool,
     /// An Object Lock retention (governance or compliance) present.
     pub locked: bool,
+    /// The stored `ChecksumSHA256` (base64), when the object was uploaded with one.
+    pub sha256: Option<String>,
 }
 
 /// A bucket of backups.
 pub trait BackupStore: Clone + Send + Sync + 'static {
-    /// Every object under `prefix`, each with its size, LastModified (as `time`) and ETag (as
-    /// `checksum`); `encrypted`/`locked` are left false (see [`BackupStore::facts`]). Sub-prefixes
+    /// Every object under `prefix`, each with its size, LastModified (as `time`) and ETag; `encrypted`/`locked` are left false (see [`BackupStore::facts`]). Sub-prefixes
     /// one level down (WAL directories, base backup ids) are listed concurrently.
     fn list_tree(
         &self,
@@ -111,7 +112,8 @@ impl S3BackupStore {
                     key: key.to_string(),
                     size: o.size().unwrap_or(0).max(0) as u64,
                     time: o.last_modified().map_or(0, |t| t.secs()),
-                    checksum: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                    etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                    sha256: None,
                     encrypted: false,
                     locked: false,
                 });
@@ -190,10 +192,12 @@ impl BackupStore for S3BackupStore {
                     .head_object()
                     .bucket(bucket)
                     .key(key)
+                    .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
                     .send()
                     .await
                     .map_err(AdapterError::aws("HeadObject"))?;
                 Ok(ObjectFacts {
+                    sha256: head.checksum_sha256().map(str::to_string),
                     encrypted: head.server_side_encryption().is_some(),
                     locked: head.object_lock_mode().is_some()
                         && head.object_lock_retain_until_date().is_some(),

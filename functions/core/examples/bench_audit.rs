@@ -31,7 +31,8 @@ fn main() {
             key: format!("postgres/gateway-db/wals/{}/{seg}.gz", seg.directory()),
             size: 4_000_000,
             time: now - age,
-            checksum: None,
+            etag: None,
+            sha256: None,
             encrypted: true,
             locked: true,
         });
@@ -41,7 +42,8 @@ fn main() {
         key: "postgres/gateway-db/base/20270115T080000/backup.info".into(),
         size: 1_000,
         time: now - 3_600,
-        checksum: None,
+        etag: None,
+        sha256: None,
         encrypted: true,
         locked: true,
     });

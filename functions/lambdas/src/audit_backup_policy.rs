@@ -329,6 +329,17 @@ async fn audit_policy<S: BackupStore>(
         request.now,
     );
     findings.extend(catalog.findings);
+    if let Some(dr_bucket) = &request.target.dr_bucket {
+        findings.extend(
+            compare_copies_by_content(
+                (primary, bucket),
+                (dr, dr_bucket),
+                &catalog.unconfirmed_copies,
+                data_type,
+            )
+            .await,
+        );
+    }
     let status = catalog
         .status
         .into_iter()
@@ -366,6 +377,65 @@ async fn audit_policy<S: BackupStore>(
         findings,
         verified,
     })
+}
+
+/// How many same-size DR copies without comparable checksums are compared byte for byte
+/// (newest first): the newest are what a DR restore reads.
+const COPIES_HASHED: usize = 3;
+
+/// Compares the newest `unconfirmed` copies by content: their stored SHA-256s when both
+/// sides have one (HeadObject), else the SHA-256 of their bytes, streamed.
+async fn compare_copies_by_content<S: BackupStore>(
+    (primary, bucket): (&S, &str),
+    (dr, dr_bucket): (&S, &str),
+    unconfirmed: &[String],
+    data_type: DataType,
+) -> Vec<Finding> {
+    let mut differing: Vec<(String, String)> = Vec::new();
+    for key in unconfirmed.iter().take(COPIES_HASHED) {
+        let stored = |store: &S, bucket: &str| {
+            let (store, bucket, key) = (store.clone(), bucket.to_string(), key.clone());
+            async move {
+                store
+                    .facts(&bucket, vec![key])
+                    .await
+                    .ok()
+                    .and_then(|f| f.into_iter().next())
+                    .and_then(|f| f.sha256)
+            }
+        };
+        let why = match (stored(primary, bucket).await, stored(dr, dr_bucket).await) {
+            (Some(a), Some(b)) => (a != b).then(|| format!("SHA-256 {a}, the copy {b}")),
+            _ => {
+                let hash = |store: &S, bucket: &str| {
+                    let (store, bucket, key) = (store.clone(), bucket.to_string(), key.clone());
+                    async move {
+                        store
+                            .verify(&bucket, &key, hapilot_core::backup::catalog::sha256_of)
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()))
+                    }
+                };
+                match (hash(primary, bucket).await, hash(dr, dr_bucket).await) {
+                    (Ok(a), Ok(b)) => {
+                        (a != b).then(|| format!("bytes hash to SHA-256 {a}, the copy's to {b}"))
+                    }
+                    (Err(e), _) | (_, Err(e)) => Some(format!("could not be compared: {e}")),
+                }
+            }
+        };
+        if let Some(why) = why {
+            differing.push((key.clone(), why));
+        }
+    }
+    differing
+        .first()
+        .map(|(key, why)| {
+            hapilot_core::backup::catalog::copy_mismatch(data_type, key, why, differing.len())
+        })
+        .into_iter()
+        .collect()
 }
 
 /// Which backups to verify: newest first, then (scope `all`) the rest inside the window.

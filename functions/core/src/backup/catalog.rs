@@ -23,9 +23,13 @@ pub struct StoredObject {
     pub size: u64,
     /// Time the backup was taken (from its name or metadata), else its LastModified; epoch s.
     pub time: i64,
-    /// Content fingerprint comparable between the primary and the DR copy: the S3 ETag
-    /// (replication and same-shape uploads keep it), or a SHA-256 when one is stored.
-    pub checksum: Option<String>,
+    /// The S3 ETag: the MD5 of the bytes for a single-part upload; for a multipart upload
+    /// (`<hash>-<parts>`) it depends on the part sizes, so equal bytes can differ.
+    pub etag: Option<String>,
+    /// The object's stored SHA-256 (`ChecksumSHA256`, from HeadObject), when asked for and
+    /// present.
+    #[serde(default)]
+    pub sha256: Option<String>,
     /// Server-side encryption present (SSE-S3 or SSE-KMS).
     pub encrypted: bool,
     /// Object Lock retention present.
@@ -210,6 +214,25 @@ pub struct CatalogAudit {
     pub findings: Vec<Finding>,
     /// Status per data type.
     pub status: Vec<DataTypeStatus>,
+    /// Keys in the window whose DR copy has the same size but nothing comparable in the
+    /// listings (multipart ETags), newest first: the handler compares their bytes.
+    pub unconfirmed_copies: Vec<String>,
+}
+
+/// The finding for DR copies whose bytes differ from the primary's (`count` of them,
+/// `key` the first, `why` what differs).
+pub fn copy_mismatch(data_type: DataType, key: &str, why: &str, count: usize) -> Finding {
+    Finding {
+        kind: "dr_copy_checksum_mismatch".into(),
+        key: Some(key.to_string()),
+        severity: Severity::Critical,
+        check: "cross_region".into(),
+        data_type,
+        message: format!(
+            "{count} DR copy(ies) hold other bytes than the backup, e.g. {key}: {why}; a restore in the DR region would read those"
+        ),
+        fix: "re-copy these objects from the primary bucket and find what wrote to the DR bucket (replication runs one way; nothing else should)".into(),
+    }
 }
 
 /// What the WAL chain is followed with.
@@ -224,6 +247,60 @@ pub struct ChainContext<'a> {
     pub switches: &'a [TimelineSwitch],
     /// WAL segment size.
     pub segment_size: u64,
+}
+
+/// Whether a DR copy holds the primary object's bytes, by what the listings tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyMatch {
+    /// Same size and the same SHA-256 or single-part ETag.
+    Same,
+    /// Other bytes: what differs.
+    Differs(String),
+    /// Same size, nothing comparable (multipart ETags, no stored SHA-256): hash the bytes.
+    Unknown,
+}
+
+/// Compares a primary object with its DR copy: the stored SHA-256s when both have one, else
+/// the ETags when both are single-part uploads (the MD5 of the bytes), else unknown.
+pub fn compare_copy(primary: &StoredObject, copy: &StoredObject) -> CopyMatch {
+    if primary.size != copy.size {
+        return CopyMatch::Differs(format!("{} bytes, the copy {}", primary.size, copy.size));
+    }
+    if let (Some(a), Some(b)) = (&primary.sha256, &copy.sha256) {
+        return if a == b {
+            CopyMatch::Same
+        } else {
+            CopyMatch::Differs(format!("SHA-256 {a}, the copy {b}"))
+        };
+    }
+    fn single(etag: &Option<String>) -> Option<&str> {
+        etag.as_deref().filter(|e| !e.contains('-'))
+    }
+    match (single(&primary.etag), single(&copy.etag)) {
+        (Some(a), Some(b)) if a == b => CopyMatch::Same,
+        (Some(a), Some(b)) => CopyMatch::Differs(format!("MD5 (ETag) {a}, the copy {b}")),
+        _ => CopyMatch::Unknown,
+    }
+}
+
+/// The SHA-256 (hex) of everything `reader` yields: how two copies are compared when their
+/// listings cannot tell.
+pub fn sha256_of(mut reader: impl std::io::Read) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Audits the primary bucket's listing (and the DR bucket's, for copies) against `policies`;
@@ -248,6 +325,8 @@ pub fn audit_catalog(
     let mut base_times: BTreeMap<String, i64> = BTreeMap::new();
     let mut findings = Vec::new();
     let mut missing_copies: BTreeMap<DataType, Vec<&str>> = BTreeMap::new();
+    let mut differing_copies: BTreeMap<DataType, Vec<(&str, String)>> = BTreeMap::new();
+    let mut unconfirmed_copies: Vec<(i64, String)> = Vec::new();
     let mut unencrypted: BTreeMap<DataType, u64> = BTreeMap::new();
     let mut unlocked: BTreeMap<DataType, u64> = BTreeMap::new();
     for object in primary {
@@ -280,17 +359,22 @@ pub fn audit_catalog(
             && p.cross_region
             && now - object.time <= p.retention_secs
         {
-            let copied = dr_index.get(object.key.as_str()).is_some_and(|c| {
-                c.size == object.size
-                    && (c.checksum.is_none()
-                        || object.checksum.is_none()
-                        || c.checksum == object.checksum)
-            });
-            if !copied {
-                missing_copies
+            match dr_index
+                .get(object.key.as_str())
+                .map(|c| compare_copy(object, c))
+            {
+                None => missing_copies
                     .entry(data_type)
                     .or_default()
-                    .push(&object.key);
+                    .push(&object.key),
+                Some(CopyMatch::Differs(why)) => differing_copies
+                    .entry(data_type)
+                    .or_default()
+                    .push((&object.key, why)),
+                Some(CopyMatch::Unknown) => {
+                    unconfirmed_copies.push((object.time, object.key.clone()))
+                }
+                Some(CopyMatch::Same) => {}
             }
         }
     }
@@ -302,12 +386,20 @@ pub fn audit_catalog(
             check: "cross_region".into(),
             data_type: *data_type,
             message: format!(
-                "{} backup object(s) in the window have no identical copy in the DR bucket, e.g. {}",
+                "{} backup object(s) in the window have no copy in the DR bucket, e.g. {}",
                 keys.len(),
                 keys[0]
             ),
             fix: "check the bucket's replication rule (status, IAM role, destination) and re-copy what is missing".into(),
         });
+    }
+    for (data_type, copies) in &differing_copies {
+        findings.push(copy_mismatch(
+            *data_type,
+            copies[0].0,
+            &copies[0].1,
+            copies.len(),
+        ));
     }
     for (data_type, n) in &unencrypted {
         findings.push(Finding {
@@ -430,7 +522,12 @@ pub fn audit_catalog(
             restore_windows,
         });
     }
-    CatalogAudit { findings, status }
+    unconfirmed_copies.sort_by(|a, b| b.cmp(a));
+    CatalogAudit {
+        findings,
+        status,
+        unconfirmed_copies: unconfirmed_copies.into_iter().map(|(_, k)| k).collect(),
+    }
 }
 
 fn newest_base(
@@ -471,10 +568,35 @@ mod tests {
             key: key.into(),
             size: 100,
             time: NOW - age,
-            checksum: Some("ab".into()),
+            etag: Some("ab".into()),
+            sha256: None,
             encrypted: true,
             locked: true,
         }
+    }
+
+    #[test]
+    fn copies_are_compared_by_sha256_then_single_part_etags_else_unknown() {
+        let a = object("vault/20261201T000000Z.snap", 60);
+        let mut b = a.clone();
+        assert_eq!(compare_copy(&a, &b), CopyMatch::Same);
+        b.etag = Some("cd".into());
+        assert!(matches!(compare_copy(&a, &b), CopyMatch::Differs(_)));
+        // Multipart ETags say nothing about the bytes.
+        b.etag = Some("ef-2".into());
+        assert_eq!(compare_copy(&a, &b), CopyMatch::Unknown);
+        let (mut a2, mut b2) = (a.clone(), b.clone());
+        a2.sha256 = Some("s1".into());
+        b2.sha256 = Some("s1".into());
+        assert_eq!(compare_copy(&a2, &b2), CopyMatch::Same);
+        b2.sha256 = Some("s2".into());
+        assert!(matches!(compare_copy(&a2, &b2), CopyMatch::Differs(_)));
+        b.size = 99;
+        assert!(matches!(compare_copy(&a, &b), CopyMatch::Differs(_)));
+        assert_eq!(
+            sha256_of(&b"abc"[..]).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     fn healthy_catalog() -> (Vec<StoredObject>, BTreeMap<String, WalSegment>) {
