@@ -706,7 +706,7 @@ async fn a_dr_copy_uploaded_in_parts_is_compared_by_its_bytes() {
                          "cross_region": true, "grace_secs": 900}]);
     let mut kinds_by_case = Vec::new();
     for (name, flip) in [("parts-same", false), ("parts-other", true)] {
-        let (bucket, dr) = (format!("{name}"), format!("{name}-dr"));
+        let (bucket, dr) = (name.to_string(), format!("{name}-dr"));
         upload(&s3, &bucket, std::slice::from_ref(&snapshot), &[]).await;
         s3.create_bucket().bucket(&dr).send().await.unwrap();
         let mut copy = snapshot.bytes.clone();
