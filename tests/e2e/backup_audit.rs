@@ -759,3 +759,128 @@ async fn a_dr_copy_uploaded_in_parts_is_compared_by_its_bytes() {
         "{other:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_server_and_instance_under_a_prefix_is_audited_on_its_own() {
+    let rdb = crate::backup_formats::redis_rdb(300).await;
+    let now = chrono::Utc::now().timestamp();
+    let clean = tokio::task::spawn_blocking(move || build_catalog(rdb, now))
+        .await
+        .unwrap();
+    // Two barman-cloud servers under postgres/, two Redis instances under redis/: the second
+    // server misses a WAL segment, the second instance's newest RDB is truncated.
+    let info = clean
+        .iter()
+        .find(|o| o.key.ends_with("backup.info"))
+        .unwrap();
+    let begin = String::from_utf8_lossy(&info.bytes)
+        .lines()
+        .find_map(|l| l.strip_prefix("begin_wal=").map(str::to_string))
+        .unwrap();
+    let hole = hapilot_core::backup::wal::WalSegment::parse(&begin)
+        .unwrap()
+        .next(hapilot_core::backup::wal::DEFAULT_SEGMENT_SIZE)
+        .to_string();
+    let newest_rdb = newest_key(&clean, "redis/").to_string();
+    let mut objects = Vec::new();
+    for o in &clean {
+        if o.key.starts_with("postgres/gateway-db/") {
+            objects.push(o.clone());
+            if !o.key.ends_with(&format!("{hole}.gz")) {
+                objects.push(Object {
+                    key: o
+                        .key
+                        .replace("postgres/gateway-db/", "postgres/billing-db/"),
+                    bytes: o.bytes.clone(),
+                });
+            }
+        } else if let Some(name) = o.key.strip_prefix("redis/") {
+            objects.push(Object {
+                key: format!("redis/cache-a/dump-{name}"),
+                bytes: o.bytes.clone(),
+            });
+            let mut bytes = o.bytes.clone();
+            if o.key == newest_rdb {
+                bytes.truncate(bytes.len() - 100);
+            }
+            objects.push(Object {
+                key: format!("redis/cache-b/dump-{name}"),
+                bytes,
+            });
+        } else {
+            objects.push(o.clone());
+        }
+    }
+    let stack = audit_stack().await;
+    let s3 = stack.s3();
+    upload(&s3, "many", &objects, &[]).await;
+    upload(&s3, "many-dr", &objects, &[]).await;
+    let outcome = stack
+        .run(
+            "backup-audit",
+            json!({"bucket": "many", "dr_bucket": "many-dr", "dr_region": "us-west-2",
+                   "policies": policies(),
+                   "layout": {"postgres": "postgres/", "vault": "vault/", "redis": "redis/"}}),
+        )
+        .await;
+    let stamp = report_stamp(&stack, &outcome).await;
+    let body = s3
+        .get_object()
+        .bucket("hapilot-audit")
+        .key(format!("reports/backup-audit/{stamp}.json"))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    let audited: Vec<(String, String, usize)> = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["data_type"].as_str().unwrap().to_string(),
+                p["server"].as_str().unwrap_or("-").to_string(),
+                p["findings"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    let expect: Vec<(String, String, usize)> = [
+        ("postgres_full", "billing-db", 0),
+        ("postgres_full", "gateway-db", 0),
+        ("postgres_wal", "billing-db", 1),
+        ("postgres_wal", "gateway-db", 0),
+        ("vault", "-", 0),
+        ("redis", "cache-a", 0),
+        ("redis", "cache-b", 1),
+    ]
+    .iter()
+    .map(|(t, s, n)| (t.to_string(), s.to_string(), *n))
+    .collect();
+    assert_eq!(audited, expect, "{report:#}");
+    let findings: Vec<&Value> = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["findings"].as_array().unwrap())
+        .collect();
+    let gap = findings.iter().find(|f| f["kind"] == "wal_gap").unwrap();
+    assert_eq!(gap["server"], "billing-db", "{gap}");
+    assert!(
+        gap["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres/billing-db/wals/"),
+        "{gap}"
+    );
+    let rdb = findings
+        .iter()
+        .find(|f| f["kind"] == "rdb_corrupt")
+        .unwrap();
+    assert_eq!(rdb["server"], "cache-b", "{rdb}");
+    assert_failed(&outcome, "hapilot.CriticalBackupFindings");
+}

@@ -35,6 +35,14 @@ pub trait BackupStore: Clone + Send + Sync + 'static {
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<StoredObject>, AdapterError>> + Send;
 
+    /// One level under `prefix` (delimiter `/`): whether objects sit directly in it, and its
+    /// sub-folders (full prefixes, ending in `/`).
+    fn folders(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<(bool, Vec<String>), AdapterError>> + Send;
+
     /// Encryption and Object Lock of each key (HeadObject, concurrently), in the keys' order.
     fn facts(
         &self,
@@ -156,6 +164,15 @@ where
 }
 
 impl BackupStore for S3BackupStore {
+    async fn folders(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<(bool, Vec<String>), AdapterError> {
+        let (objects, folders) = self.list_level(bucket, prefix, true).await?;
+        Ok((!objects.is_empty(), folders))
+    }
+
     async fn list_tree(
         &self,
         bucket: &str,

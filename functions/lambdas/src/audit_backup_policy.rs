@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use hapilot_aws::backups::BackupStore;
 use hapilot_core::backup::audit::{
     PolicyAudit, PolicyAuditRequest, Verification, VerifyScope, integrity_finding, rpo_finding,
+    verification_finding,
 };
 use hapilot_core::backup::basebackup::verify_base_backup;
 use hapilot_core::backup::catalog::{
@@ -34,17 +35,106 @@ pub async fn audit_backup_policy<S: BackupStore>(
     input: Value,
 ) -> Result<Value, FunctionError> {
     let request: PolicyAuditRequest = parse_input(input)?;
-    let audit = match audit_policy(primary, dr, &request).await {
-        Ok(audit) => audit,
-        Err(problem) => unreadable(&request, problem),
+    let targets = match servers(primary, &request).await {
+        Ok(targets) => targets,
+        Err(problem) => vec![(None, request.clone(), Some(problem))],
     };
-    serde_json::to_value(audit).map_err(|e| FunctionError::Setup(e.to_string()))
+    let mut audits = Vec::new();
+    for (server, request, problem) in targets {
+        let result = match problem {
+            Some(problem) => Err(problem),
+            None => audit_policy(primary, dr, &request).await,
+        };
+        let mut audit = result.unwrap_or_else(|problem| unreadable(&request, problem));
+        let server = server.or_else(|| postgres_server_name(&request));
+        for f in &mut audit.findings {
+            f.server = server.clone();
+        }
+        audit.server = server;
+        audits.push(audit);
+    }
+    let out = match audits.len() {
+        1 => serde_json::to_value(&audits[0]),
+        _ => serde_json::to_value(&audits),
+    };
+    out.map_err(|e| FunctionError::Setup(e.to_string()))
+}
+
+/// The prefix a policy's data type lives under.
+fn data_prefix(request: &PolicyAuditRequest) -> &str {
+    let layout = &request.target.layout;
+    match request.policy.data_type {
+        DataType::PostgresFull | DataType::PostgresWal => &layout.postgres,
+        DataType::Vault => &layout.vault,
+        DataType::Redis => &layout.redis,
+    }
+}
+
+/// barman-cloud's server name: the last folder of a PostgreSQL prefix
+/// (`postgres/gateway-db/` -> `gateway-db`).
+fn postgres_server_name(request: &PolicyAuditRequest) -> Option<String> {
+    matches!(
+        request.policy.data_type,
+        DataType::PostgresFull | DataType::PostgresWal
+    )
+    .then(|| {
+        data_prefix(request)
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+    })
+    .flatten()
+    .filter(|name| !name.is_empty())
+    .map(str::to_string)
+}
+
+/// The servers or instances the policy's prefix holds (see
+/// [`hapilot_core::backup::audit::servers_in`]), each with the request narrowed to it.
+type Target = (Option<String>, PolicyAuditRequest, Option<String>);
+
+async fn servers<S: BackupStore>(
+    store: &S,
+    request: &PolicyAuditRequest,
+) -> Result<Vec<Target>, String> {
+    let prefix = data_prefix(request).to_string();
+    let bucket = &request.target.bucket;
+    let (direct, folders) = store
+        .folders(bucket, &prefix)
+        .await
+        .map_err(|e| format!("s3://{bucket}/{prefix}: {e}"))?;
+    let level = hapilot_core::backup::audit::PrefixLevel {
+        direct,
+        folders: folders
+            .iter()
+            .filter_map(|f| f.strip_prefix(&prefix))
+            .map(|f| f.trim_end_matches('/').to_string())
+            .collect(),
+    };
+    Ok(
+        hapilot_core::backup::audit::servers_in(request.policy.data_type, &level)
+            .into_iter()
+            .map(|server| {
+                let mut narrowed = request.clone();
+                if let Some(name) = &server {
+                    let layout = &mut narrowed.target.layout;
+                    let field = match request.policy.data_type {
+                        DataType::PostgresFull | DataType::PostgresWal => &mut layout.postgres,
+                        DataType::Vault => &mut layout.vault,
+                        DataType::Redis => &mut layout.redis,
+                    };
+                    *field = format!("{prefix}{name}/");
+                }
+                (server, narrowed, None)
+            })
+            .collect(),
+    )
 }
 
 fn unreadable(request: &PolicyAuditRequest, problem: String) -> PolicyAudit {
     let data_type = request.policy.data_type;
     PolicyAudit {
         data_type,
+        server: None,
         listed: 0,
         status: DataTypeStatus {
             data_type,
@@ -61,7 +151,9 @@ fn unreadable(request: &PolicyAuditRequest, problem: String) -> PolicyAudit {
             data_type,
             message: format!("the audit could not read the backups: {problem}"),
             fix: "check that the bucket exists and the audit's role may list and read it (s3:ListBucket, s3:GetObject)".into(),
-        }],
+server: None,
+member: None,
+}],
         verified: vec![],
     }
 }
@@ -146,7 +238,9 @@ async fn read_base_backups<S: BackupStore>(
                     not_done.join(", ")
                 ),
                 fix: "look at the backup job's log for these runs; delete them once understood (barman-cloud-backup-delete)".into(),
-            });
+server: None,
+member: None,
+});
         }
         if !broken.is_empty() {
             findings.push(Finding {
@@ -162,6 +256,8 @@ async fn read_base_backups<S: BackupStore>(
                 ),
                 fix: "these base backups cannot be used for a restore: take a new base backup"
                     .into(),
+                server: None,
+                member: None,
             });
         }
     }
@@ -217,7 +313,9 @@ async fn audit_policy<S: BackupStore>(
                 undated.len()
             ),
             fix: "name backups with their time (YYYYMMDDTHHMMSSZ, ISO 8601 or epoch seconds), as Vault's and redis' own tools can".into(),
-        });
+server: None,
+member: None,
+});
     }
     // With 1 MiB segments a log id holds 0x1000 of them, not 0x100: the size comes from the
     // server's own backup.info unless the request overrides it.
@@ -364,14 +462,17 @@ async fn audit_policy<S: BackupStore>(
                 data_type,
                 message: format!("{}: {}", v.key, v.detail),
                 fix: "store WAL gzip-compressed or uncompressed so the audit can read it".into(),
+                server: None,
+                member: None,
             });
         } else {
-            findings.push(integrity_finding(data_type, &v.key, &v.detail));
+            findings.push(verification_finding(data_type, v));
         }
     }
     findings.extend(rpo_finding(&status, request.rpo_target_secs));
     Ok(PolicyAudit {
         data_type,
+        server: None,
         listed,
         status,
         findings,
@@ -552,6 +653,7 @@ fn ok(key: &str, detail: String) -> Verification {
         ok: true,
         detail,
         newest: false,
+        member: None,
     }
 }
 
@@ -598,7 +700,18 @@ pub(crate) async fn verify_base<S: BackupStore>(
         .await;
     let summary = match result {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return failed(&data.key, e.to_string()),
+        Ok(Err(e)) => {
+            let member = match &e {
+                hapilot_core::backup::basebackup::BaseBackupProblem::File { path, .. } => {
+                    Some(path.clone())
+                }
+                _ => None,
+            };
+            return Verification {
+                member,
+                ..failed(&data.key, e.to_string())
+            };
+        }
         Err(e) => return failed(&data.key, format!("could not read it: {e}")),
     };
     if let Some(info) = info {

@@ -20,7 +20,15 @@ use crate::publish::{MetricBatch, Publication, publish};
 struct Input {
     now: i64,
     tier: Tier,
-    policies: Vec<PolicyAudit>,
+    policies: Vec<Audited>,
+}
+
+/// One Map item's result: a policy over one server, or over each server its prefix holds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audited {
+    One(Box<PolicyAudit>),
+    Many(Vec<PolicyAudit>),
 }
 
 /// Metrics namespace of the backup audit.
@@ -38,20 +46,34 @@ pub async fn report_backup_audit(
         tier,
         policies,
     } = parse_input(input)?;
+    let policies = policies
+        .into_iter()
+        .flat_map(|a| match a {
+            Audited::One(p) => vec![*p],
+            Audited::Many(ps) => ps,
+        })
+        .collect();
     let report = AuditReport::new(now, tier, policies);
     let stem = format!("reports/backup-audit/{}", epoch_text(now));
     let markdown = report.markdown();
-    let mut by_type: std::collections::BTreeMap<&str, Vec<MetricValue>> = Default::default();
-    for (data_type, name, value, unit) in report.metrics() {
-        by_type
-            .entry(data_type_key(data_type))
-            .or_default()
-            .push(MetricValue {
-                name: name.into(),
-                value,
-                unit: unit.into(),
-                high_resolution: false,
-            });
+    // Every value under DataType alone (the alarms' dimension: with many servers, the worst
+    // decides through the alarm's Maximum) and, for a named server, under DataType + Server.
+    let mut by_type: std::collections::BTreeMap<Vec<(String, String)>, Vec<MetricValue>> =
+        Default::default();
+    for (data_type, server, name, value, unit) in report.metrics_by_server() {
+        let value = MetricValue {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            high_resolution: false,
+        };
+        let by_data_type = vec![("DataType".to_string(), data_type_key(data_type).to_string())];
+        if let Some(server) = server {
+            let mut dims = by_data_type.clone();
+            dims.push(("Server".into(), server.into()));
+            by_type.entry(dims).or_default().push(value.clone());
+        }
+        by_type.entry(by_data_type).or_default().push(value);
     }
     let publication = Publication {
         json_key: format!("{stem}.json"),
@@ -59,9 +81,9 @@ pub async fn report_backup_audit(
         markdown: Some((format!("{stem}.md"), markdown.clone())),
         metrics: by_type
             .into_iter()
-            .map(|(data_type, values)| MetricBatch {
+            .map(|(dimensions, values)| MetricBatch {
                 namespace: NAMESPACE.into(),
-                dimensions: vec![("DataType".into(), data_type.into())],
+                dimensions,
                 values,
             })
             .collect(),

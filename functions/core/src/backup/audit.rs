@@ -220,6 +220,9 @@ pub struct Verification {
     pub detail: String,
     /// Whether this is the newest backup of its type (the one a restore would start from).
     pub newest: bool,
+    /// The file inside it that differs from its manifest, when that is what is wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 /// What auditing one policy found.
@@ -227,6 +230,10 @@ pub struct Verification {
 pub struct PolicyAudit {
     /// The data type audited.
     pub data_type: DataType,
+    /// The server (barman-cloud `serverName`) or instance folder audited, when the policy's
+    /// prefix holds more than one or names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// Objects listed (primary bucket, this data type's prefix).
     pub listed: u64,
     /// Listing-level status.
@@ -235,6 +242,54 @@ pub struct PolicyAudit {
     pub findings: Vec<Finding>,
     /// Content verifications done.
     pub verified: Vec<Verification>,
+}
+
+/// What a policy's prefix holds, one level down: objects directly in it (`direct`), and
+/// sub-folders by name (without the trailing `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixLevel {
+    /// Objects sit directly under the prefix.
+    pub direct: bool,
+    /// Sub-folder names.
+    pub folders: Vec<String>,
+}
+
+/// The servers (PostgreSQL: barman-cloud's `<destination>/<server>/base|wals`) or instances
+/// (Vault, Redis: one folder each) a policy's prefix holds: `None` for the prefix itself. A
+/// PostgreSQL prefix that holds `base/` or `wals/` is one server; otherwise each sub-folder
+/// is one. A Vault or Redis prefix with backups directly in it and no sub-folders is one
+/// instance; otherwise each sub-folder is one.
+pub fn servers_in(data_type: DataType, level: &PrefixLevel) -> Vec<Option<String>> {
+    let folders = || level.folders.iter().cloned().map(Some).collect::<Vec<_>>();
+    match data_type {
+        DataType::PostgresFull | DataType::PostgresWal => {
+            if level.folders.iter().any(|f| f == "base" || f == "wals") || level.folders.is_empty()
+            {
+                vec![None]
+            } else {
+                folders()
+            }
+        }
+        DataType::Vault | DataType::Redis => {
+            if level.folders.is_empty() {
+                vec![None]
+            } else {
+                folders()
+            }
+        }
+    }
+}
+
+/// A critical finding for a verification that failed: a base backup whose file differs from
+/// its manifest is `manifest_checksum_mismatch` naming that member; anything else as
+/// [`integrity_finding`].
+pub fn verification_finding(data_type: DataType, v: &Verification) -> Finding {
+    let mut f = integrity_finding(data_type, &v.key, &v.detail);
+    if let Some(member) = &v.member {
+        f.kind = "manifest_checksum_mismatch".into();
+        f.member = Some(member.clone());
+    }
+    f
 }
 
 /// A critical finding for content that would not restore.
@@ -253,7 +308,9 @@ pub fn integrity_finding(data_type: DataType, key: &str, problem: &str) -> Findi
         data_type,
         message: format!("{key} would not restore: {problem}"),
         fix: "do not rely on this backup: take a new one now, then find what damaged it (storage, upload, a partial write)".into(),
-    }
+server: None,
+member: None,
+}
 }
 
 /// A timeline other than the first that has archived segments but no `<tli>.history`: a
@@ -278,7 +335,9 @@ pub fn timeline_history_findings(
             fix: format!(
                 "copy {t:08X}.history from the promoted server's pg_wal into the archive (barman-cloud-wal-archive it)"
             ),
-        })
+server: None,
+member: None,
+})
         .collect()
 }
 
@@ -304,7 +363,9 @@ pub fn rpo_finding(status: &DataTypeStatus, rpo_target_secs: i64) -> Option<Find
         data_type: DataType::PostgresWal,
         message,
         fix: "check WAL archiving (archive_command / barman-cloud-wal-archive) and that the newest base backup verifies".into(),
-    })
+server: None,
+member: None,
+})
 }
 
 /// The audit's report.
@@ -331,16 +392,20 @@ pub struct AuditReport {
 impl AuditReport {
     /// Aggregates the policies' results.
     pub fn new(now: i64, tier: Tier, mut policies: Vec<PolicyAudit>) -> Self {
-        policies.sort_by_key(|p| p.data_type);
+        policies.sort_by(|a, b| (a.data_type, &a.server).cmp(&(b.data_type, &b.server)));
         // The WAL chain is only worth something from a base backup that restores: when the
         // newest one failed content verification, no RPO is achievable from it.
-        let newest_base_broken = policies.iter().any(|p| {
-            p.data_type == DataType::PostgresFull && p.verified.iter().any(|v| v.newest && !v.ok)
-        });
-        if newest_base_broken
-            && let Some(wal) = policies
-                .iter_mut()
-                .find(|p| p.data_type == DataType::PostgresWal)
+        let broken_servers: Vec<Option<String>> = policies
+            .iter()
+            .filter(|p| {
+                p.data_type == DataType::PostgresFull
+                    && p.verified.iter().any(|v| v.newest && !v.ok)
+            })
+            .map(|p| p.server.clone())
+            .collect();
+        for wal in policies
+            .iter_mut()
+            .filter(|p| p.data_type == DataType::PostgresWal && broken_servers.contains(&p.server))
         {
             wal.status.achievable_rpo_secs = None;
             wal.findings.retain(|f| f.check != "rpo");
@@ -385,20 +450,44 @@ impl AuditReport {
     /// The metrics to put (namespace `hapilot/Backups`, dimension `DataType`): backup age,
     /// achievable RPO, findings by severity.
     pub fn metrics(&self) -> Vec<(DataType, &'static str, f64, &'static str)> {
+        self.metrics_by_server()
+            .into_iter()
+            .map(|(t, _, name, value, unit)| (t, name, value, unit))
+            .collect()
+    }
+
+    /// [`AuditReport::metrics`] with the server each value is about (`None`: the policy's
+    /// prefix is one server), for a `Server` dimension beside `DataType`.
+    pub fn metrics_by_server(
+        &self,
+    ) -> Vec<(DataType, Option<&str>, &'static str, f64, &'static str)> {
         let mut rows = Vec::new();
         for p in &self.policies {
+            let server = p.server.as_deref();
             if let Some(age) = p.status.newest_age_secs {
-                rows.push((p.data_type, "BackupAgeSeconds", age as f64, "Seconds"));
+                rows.push((
+                    p.data_type,
+                    server,
+                    "BackupAgeSeconds",
+                    age as f64,
+                    "Seconds",
+                ));
             }
             if let Some(rpo) = p.status.achievable_rpo_secs {
-                rows.push((p.data_type, "AchievableRpoSeconds", rpo as f64, "Seconds"));
+                rows.push((
+                    p.data_type,
+                    server,
+                    "AchievableRpoSeconds",
+                    rpo as f64,
+                    "Seconds",
+                ));
             }
             for (severity, name) in [
                 (Severity::Critical, "CriticalFindings"),
                 (Severity::Warning, "WarningFindings"),
             ] {
                 let n = p.findings.iter().filter(|f| f.severity == severity).count();
-                rows.push((p.data_type, name, n as f64, "Count"));
+                rows.push((p.data_type, server, name, n as f64, "Count"));
             }
         }
         rows
@@ -421,7 +510,7 @@ impl AuditReport {
             let secs = |v: Option<i64>| v.map_or("-".to_string(), |s| format!("{s} s"));
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
-                data_type_name(p.data_type),
+                labelled(p.data_type, p.server.as_deref()),
                 p.status.backups,
                 secs(p.status.newest_age_secs),
                 secs(p.status.achievable_rpo_secs),
@@ -435,15 +524,21 @@ impl AuditReport {
         let windows: Vec<_> = self
             .policies
             .iter()
-            .flat_map(|p| &p.status.restore_windows)
+            .flat_map(|p| {
+                p.status
+                    .restore_windows
+                    .iter()
+                    .map(|w| (p.server.as_deref(), w))
+            })
             .collect();
         if !windows.is_empty() {
             md.push_str(
                 "\n## Point-in-time restore\n\nYou can restore PostgreSQL to any moment in:\n\n",
             );
-            for w in windows {
+            for (server, w) in windows {
                 md.push_str(&format!(
-                    "- {} .. {}\n",
+                    "- {}{} .. {}\n",
+                    server.map(|s| format!("{s}: ")).unwrap_or_default(),
                     epoch_text(w.from),
                     epoch_text(w.to)
                 ));
@@ -459,7 +554,7 @@ impl AuditReport {
                         Severity::Critical => "CRITICAL",
                         Severity::Warning => "warning",
                     },
-                    data_type_name(f.data_type),
+                    labelled(f.data_type, f.server.as_deref()),
                     f.check,
                     f.kind,
                     f.message,
@@ -480,6 +575,14 @@ impl AuditReport {
             }
         }
         md
+    }
+}
+
+/// A data type's name, with the server it is about when there is one.
+fn labelled(data_type: DataType, server: Option<&str>) -> String {
+    match server {
+        Some(s) => format!("{} ({s})", data_type_name(data_type)),
+        None => data_type_name(data_type).to_string(),
     }
 }
 
@@ -528,6 +631,26 @@ pub fn epoch_text(epoch: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_are_found_one_level_under_the_prefix() {
+        let level = |folders: &[&str]| PrefixLevel {
+            direct: false,
+            folders: folders.iter().map(|f| f.to_string()).collect(),
+        };
+        let pg = DataType::PostgresWal;
+        assert_eq!(servers_in(pg, &level(&["base", "wals"])), vec![None]);
+        assert_eq!(servers_in(pg, &level(&[])), vec![None]);
+        assert_eq!(
+            servers_in(pg, &level(&["gateway-db", "billing-db"])),
+            vec![Some("gateway-db".into()), Some("billing-db".into())]
+        );
+        assert_eq!(servers_in(DataType::Vault, &level(&[])), vec![None]);
+        assert_eq!(
+            servers_in(DataType::Redis, &level(&["cache-a", "cache-b"])),
+            vec![Some("cache-a".into()), Some("cache-b".into())]
+        );
+    }
     use crate::backup::catalog::parse_compact_time;
     use proptest::prelude::*;
 
@@ -603,6 +726,7 @@ mod tests {
     #[test]
     fn a_broken_newest_base_backup_voids_the_wal_rpo() {
         let full = PolicyAudit {
+            server: None,
             data_type: DataType::PostgresFull,
             listed: 2,
             status: status(DataType::PostgresFull, None),
@@ -616,9 +740,11 @@ mod tests {
                 ok: false,
                 detail: "crc".into(),
                 newest: true,
+                member: None,
             }],
         };
         let wal = PolicyAudit {
+            server: None,
             data_type: DataType::PostgresWal,
             listed: 9,
             status: status(DataType::PostgresWal, Some(60)),
@@ -635,6 +761,7 @@ mod tests {
     #[test]
     fn the_report_counts_and_renders() {
         let clean = PolicyAudit {
+            server: None,
             data_type: DataType::Vault,
             listed: 5,
             status: status(DataType::Vault, Some(60)),
@@ -644,9 +771,11 @@ mod tests {
                 ok: true,
                 detail: "SHA256SUMS match".into(),
                 newest: true,
+                member: None,
             }],
         };
         let broken = PolicyAudit {
+            server: None,
             data_type: DataType::Redis,
             findings: vec![integrity_finding(
                 DataType::Redis,

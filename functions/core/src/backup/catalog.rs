@@ -232,7 +232,9 @@ pub fn copy_mismatch(data_type: DataType, key: &str, why: &str, count: usize) ->
             "{count} DR copy(ies) hold other bytes than the backup, e.g. {key}: {why}; a restore in the DR region would read those"
         ),
         fix: "re-copy these objects from the primary bucket and find what wrote to the DR bucket (replication runs one way; nothing else should)".into(),
-    }
+server: None,
+member: None,
+}
 }
 
 /// What the WAL chain is followed with.
@@ -391,7 +393,9 @@ pub fn audit_catalog(
                 keys[0]
             ),
             fix: "check the bucket's replication rule (status, IAM role, destination) and re-copy what is missing".into(),
-        });
+server: None,
+member: None,
+});
     }
     for (data_type, copies) in &differing_copies {
         findings.push(copy_mismatch(
@@ -411,6 +415,8 @@ pub fn audit_catalog(
             message: format!("{n} backup object(s) are not encrypted at rest"),
             fix: "turn on default bucket encryption (SSE-S3 or SSE-KMS) and re-write these objects"
                 .into(),
+            server: None,
+            member: None,
         });
     }
     let mut status = Vec::new();
@@ -433,7 +439,9 @@ pub fn audit_catalog(
                 data_type: policy.data_type,
                 message: format!("none of the {n} backup object(s) has an Object Lock retention"),
                 fix: "enable S3 Object Lock (governance or compliance) on the backup bucket so backups cannot be deleted early".into(),
-            });
+server: None,
+member: None,
+});
         }
         let newest = list.iter().max().copied();
         let achievable = match policy.data_type {
@@ -469,7 +477,9 @@ pub fn audit_catalog(
                             chain.stranded
                         ),
                         fix: "check archive_command / barman-cloud-wal-archive errors; take a new base backup to start a clean chain".into(),
-                    });
+server: None,
+member: None,
+});
                 }
             }
             let spans: Vec<super::windows::BaseBackupSpan> = base_times
@@ -495,7 +505,9 @@ pub fn audit_catalog(
                         "base backup {id} cannot be restored: {missing}, inside its own begin..end WAL range, is missing"
                     ),
                     fix: "take a new base backup; find why the archive lost that segment".into(),
-                });
+server: None,
+member: None,
+});
             }
             // Gaps after older base backups (the newest one's is reported above): the
             // retention window promises point-in-time recovery across them.
@@ -510,7 +522,9 @@ pub fn audit_catalog(
                         "WAL gap at {missing}: no point-in-time restore between it and the next base backup"
                     ),
                     fix: "check archive_command / barman-cloud-wal-archive errors for that time; the retention window's promise is broken until newer base backups age it out".into(),
-                });
+server: None,
+member: None,
+});
             }
             restore_windows = coverage.windows;
         }

@@ -103,6 +103,14 @@ pub struct Finding {
     pub message: String,
     /// What to do.
     pub fix: String,
+    /// The server (barman-cloud `serverName`) or instance folder it is about, when the
+    /// catalog holds more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The file inside the object it is about (a base backup tar's member whose checksum does
+    /// not match its manifest), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 /// Freshness: the newest backup must be younger than frequency + grace. `backups` are the
@@ -118,6 +126,8 @@ pub fn check_freshness(policy: &BackupPolicy, backups: &[i64], now: i64) -> Opti
             data_type: policy.data_type,
             message: "no backup at all".into(),
             fix: "check that the backup job runs and writes to this bucket and prefix".into(),
+            server: None,
+            member: None,
         }),
         Some(newest) if now - newest > limit => Some(Finding {
             kind: "stale_backup".into(),
@@ -132,6 +142,8 @@ pub fn check_freshness(policy: &BackupPolicy, backups: &[i64], now: i64) -> Opti
             fix:
                 "the backup schedule has stopped or is failing: check the job's last runs and logs"
                     .into(),
+            server: None,
+            member: None,
         }),
         Some(_) => None,
     }
@@ -158,7 +170,9 @@ pub fn check_retention(policy: &BackupPolicy, backups: &[i64], now: i64) -> Vec<
                 policy.retention_secs
             ),
             fix: "backups are being deleted early, or the schedule started recently: check lifecycle rules".into(),
-        });
+server: None,
+member: None,
+});
     }
     let expired = backups
         .iter()
@@ -173,6 +187,8 @@ pub fn check_retention(policy: &BackupPolicy, backups: &[i64], now: i64) -> Vec<
             data_type: policy.data_type,
             message: format!("{expired} backup(s) older than retention + grace are still stored"),
             fix: "the bucket's lifecycle rule is missing or not matching this prefix".into(),
+            server: None,
+            member: None,
         });
     }
     findings
