@@ -252,6 +252,8 @@ async fn apply(
                 };
                 let parsed = match check_promotion_token(token, &standby) {
                     Ok(t) => t,
+                    // Not on the token's timeline yet: try again at the next reconciliation.
+                    Err(hapilot_core::cnpg::TokenRefusal::Ahead { .. }) => return Ok(()),
                     Err(refusal) => {
                         seen.refused_token = Some(token.clone());
                         cluster.resources.update_status(&name, |s| {

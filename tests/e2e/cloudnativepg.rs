@@ -24,9 +24,12 @@ async fn rows_arrive(
     let want = ids(primary).await;
     let mut got = BTreeSet::new();
     for _ in 0..150 {
-        got = ids(replica).await;
-        if got == want {
-            break;
+        // Until the replica has replayed the table's creation, the query fails: not yet.
+        if let Ok(rows) = replica.query("SELECT id FROM writes", &[]).await {
+            got = rows.iter().map(|r| r.get(0)).collect();
+            if got == want {
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -262,6 +265,22 @@ async fn a_wrong_or_stale_promotion_token_is_refused_and_nothing_changes() {
         west.switchover(Some(&east_target), deadline).await.unwrap(),
         PromotionOutcome::Promoted
     );
+
+    // pg-east follows pg-west onto timeline 2 (its WAL receiver reconnects after the switch).
+    let east_sql = connect(&pair.primary.dsn()).await;
+    let mut timeline = 0;
+    for _ in 0..200 {
+        timeline = east_sql
+            .query_one(hapilot_aws::cnpg::STANDBY_CONTROL_SQL, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(1);
+        if timeline == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(timeline, 2, "pg-east follows the new timeline");
 
     // Back west -> east, offered first a token from another database system, then the first
     // switchover's token (timeline 1, while pg-east now replays timeline 2).

@@ -304,8 +304,9 @@ async fn the_regions_and_each_functions_own_credentials_are_read_from_secrets_ma
         (Default::default(), Default::default())
     );
 
-    // read-replication gets the DSN only; scale-region the Kubernetes token only.
-    let spec = find("read-replication").unwrap();
+    // check-data gets the DSN only; scale-region the Kubernetes token only (the database
+    // steps read both: a cloudnativepg database is reached through Kubernetes).
+    let spec = find("check-data").unwrap();
     let mut read = load("hapilot/database");
     read.read_secrets(&secrets, spec.credentials).await.unwrap();
     assert_eq!(

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use hapilot_core::ErrorName;
 use hapilot_core::cnpg::{
-    DesiredRole, StandbyControl, check_promotion_token, desired_role, follow_patch, promote_patch,
+    DesiredRole, StandbyControl, TokenRefusal, check_promotion_token, desired_role, follow_patch,
+    promote_patch,
 };
 use hapilot_core::failover::ReplicationStatus;
 use serde_json::{Value, json};
@@ -348,8 +349,19 @@ impl Database for CnpgCluster {
         // In a failover's switchover the fence step demoted it already; a failback's switch
         // back starts here.
         let token = old_cluster.demote_toward(&self.cluster).await?;
-        let standby = self.standby_control().await?;
-        if let Err(refusal) = check_promotion_token(&token, &standby) {
+        // A standby that has not followed the demoted primary's last timeline switch yet
+        // (its WAL receiver reconnects after a demotion) gets until the deadline.
+        let started = Instant::now();
+        let checked = loop {
+            let standby = self.standby_control().await?;
+            match check_promotion_token(&token, &standby) {
+                Err(TokenRefusal::Ahead { .. }) if started.elapsed() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => break other,
+            }
+        };
+        if let Err(refusal) = checked {
             return Err(AdapterError::Refused {
                 name: ErrorName::PromotionTokenRefused,
                 detail: format!(

@@ -114,7 +114,16 @@ pub enum TokenRefusal {
         /// The standby's.
         standby: String,
     },
-    /// Its timeline is not the one the standby replays: a token from an earlier switchover.
+    /// Its timeline is one the standby has not reached yet (it has not followed the demoted
+    /// primary's last promotion): wait, or refuse when waiting is over.
+    Ahead {
+        /// The token's timeline.
+        token: u32,
+        /// The standby's.
+        standby: u32,
+    },
+    /// Its timeline is older than the one the standby replays: a token from an earlier
+    /// switchover.
     Stale {
         /// The token's timeline.
         token: u32,
@@ -131,6 +140,10 @@ impl std::fmt::Display for TokenRefusal {
                 f,
                 "wrong token: it is from database system {token}, the standby is {standby}"
             ),
+            TokenRefusal::Ahead { token, standby } => write!(
+                f,
+                "the standby replays timeline {standby} and has not reached the token's timeline {token}: it is behind the demoted primary"
+            ),
             TokenRefusal::Stale { token, standby } => write!(
                 f,
                 "stale token: it is from timeline {token}, the standby replays timeline {standby} \
@@ -141,8 +154,9 @@ impl std::fmt::Display for TokenRefusal {
 }
 
 /// Whether `token` may promote the standby described by `standby`: same database system, same
-/// timeline. (Whether the standby has replayed up to the token's REDO location is a matter of
-/// waiting, not of refusing.)
+/// timeline. A standby behind the token's timeline ([`TokenRefusal::Ahead`]) may still get
+/// there; whether it has replayed up to the token's REDO location is likewise a matter of
+/// waiting, not of refusing.
 pub fn check_promotion_token(
     token: &str,
     standby: &StandbyControl,
@@ -165,7 +179,13 @@ pub fn check_promotion_token(
                 parsed.latest_checkpoint_timeline_id
             ))
         })?;
-    if timeline != standby.timeline {
+    if timeline > standby.timeline {
+        return Err(TokenRefusal::Ahead {
+            token: timeline,
+            standby: standby.timeline,
+        });
+    }
+    if timeline < standby.timeline {
         return Err(TokenRefusal::Stale {
             token: timeline,
             standby: standby.timeline,
