@@ -140,6 +140,107 @@ async fn audit_stack() -> TestStack {
     stack
 }
 
+/// `statemachines/schemas/backup-audit.report.json`.
+fn report_schema() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/statemachines/schemas/backup-audit.report.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Whether `value` conforms to `schema` (the subset the report schema uses: `$ref` to
+/// `#/$defs`, `type`, `enum`, `properties`, `required`, `additionalProperties: false`,
+/// `items`); the error names the path.
+fn conforms(value: &Value, schema: &Value, path: &str) -> Result<(), String> {
+    conforms_in(value, schema, schema, path)
+}
+
+fn conforms_in(value: &Value, schema: &Value, root: &Value, path: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.strip_prefix("#/$defs/").unwrap();
+        return conforms_in(value, &root["$defs"][name], root, path);
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{path}: {value} is not one of {allowed:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let type_of = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if !types.is_empty() && !types.contains(&type_of) {
+        return Err(format!("{path}: a {type_of}, the schema says {types:?}"));
+    }
+    if let Value::Object(fields) = value {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            let r = r.as_str().unwrap();
+            if !fields.contains_key(r) {
+                return Err(format!("{path}: `{r}` is missing"));
+            }
+        }
+        for (k, v) in fields {
+            match schema["properties"].get(k) {
+                Some(sub) => conforms_in(v, sub, root, &format!("{path}.{k}"))?,
+                None if schema["additionalProperties"] == false => {
+                    return Err(format!("{path}: `{k}` is not in the schema"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            conforms_in(v, item_schema, root, &format!("{path}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_report_schema_check_catches_drift() {
+    let schema = report_schema();
+    let good = json!({"now": 1, "tier": "Critical", "rpo_target_secs": 300, "critical": 1,
+        "warnings": 0, "verdict": "FAILED", "summary": "s",
+        "policies": [{"data_type": "redis", "server": "cache-b", "listed": 1,
+            "status": {"data_type": "redis", "backups": 1, "newest_age_secs": 5, "achievable_rpo_secs": null},
+            "findings": [{"kind": "rdb_corrupt", "key": "redis/cache-b/x.rdb", "server": "cache-b",
+                "severity": "critical", "check": "integrity", "data_type": "redis", "message": "m", "fix": "f"}],
+            "verified": []}]});
+    conforms(&good, &schema, "report").unwrap();
+    let mut renamed = good.clone();
+    renamed["policies"][0]["findings"][0]["code"] = json!("x");
+    assert!(
+        conforms(&renamed, &schema, "report")
+            .unwrap_err()
+            .contains("`code`")
+    );
+    let mut unknown_kind = good.clone();
+    unknown_kind["policies"][0]["findings"][0]["kind"] = json!("something_new");
+    assert!(conforms(&unknown_kind, &schema, "report").is_err());
+    let mut missing = good;
+    missing["policies"][0]["findings"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("fix");
+    assert!(
+        conforms(&missing, &schema, "report")
+            .unwrap_err()
+            .contains("`fix`")
+    );
+}
+
 /// One way to break the catalog.
 struct Case {
     name: &'static str,
@@ -348,6 +449,9 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
             .unwrap()
             .into_bytes();
         let report: Value = serde_json::from_slice(&body).unwrap();
+        if let Err(e) = conforms(&report, &report_schema(), "report") {
+            failures.push(format!("{}: the report breaks its schema: {e}", case.name));
+        }
         let mut found: Vec<(String, String)> = report["policies"]
             .as_array()
             .unwrap()
@@ -461,6 +565,46 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
             );
         }
     }
+
+    // `--json` is the interface for automation: the schema's shape, the finding by kind and key.
+    let newest_rdb = newest_key(&clean, "redis/").to_string();
+    let out = stack
+        .cli()
+        .args(["audit", "--json", "--input", "-", "--bucket", "backups-6"])
+        .args(["--dr-bucket", "backups-6-dr", "--dr-region", "us-west-2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = out;
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stdin,
+        json!({"policies": policies()}).to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json prints JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    conforms(&report, &report_schema(), "report").unwrap();
+    let findings: Vec<&Value> = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["findings"].as_array().unwrap())
+        .collect();
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(findings[0]["kind"], "rdb_corrupt");
+    assert_eq!(findings[0]["key"], newest_rdb.as_str());
+    assert_eq!(findings[0]["severity"], "critical");
 }
 
 /// A real catalog with a failover in its history: a base backup on timeline 1, the replica
