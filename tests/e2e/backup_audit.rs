@@ -1028,3 +1028,83 @@ async fn every_server_and_instance_under_a_prefix_is_audited_on_its_own() {
     assert_eq!(rdb["server"], "cache-b", "{rdb}");
     assert_failed(&outcome, "hapilot.CriticalBackupFindings");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_without_a_time_in_its_name_is_dated_by_its_metadata() {
+    let rdb = crate::backup_formats::redis_rdb(100).await;
+    let stack = audit_stack().await;
+    let s3 = stack.s3();
+    s3.create_bucket().bucket("undated").send().await.unwrap();
+    let now = chrono::Utc::now();
+    let with_meta = (now - chrono::Duration::seconds(600)).to_rfc3339();
+    s3.put_object()
+        .bucket("undated")
+        .key("redis/cache.rdb")
+        .metadata("backup-time", &with_meta)
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from(rdb.clone()))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("undated")
+        .key("redis/nameless.rdb")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from(rdb))
+        .send()
+        .await
+        .unwrap();
+    let policy = json!([{"data_type": "redis", "frequency_secs": 60, "retention_secs": 3600,
+                         "cross_region": false, "grace_secs": 0}]);
+    let outcome = stack
+        .run(
+            "backup-audit",
+            json!({"bucket": "undated", "policies": policy}),
+        )
+        .await;
+    let stamp = report_stamp(&stack, &outcome).await;
+    let body = s3
+        .get_object()
+        .bucket("hapilot-audit")
+        .key(format!("reports/backup-audit/{stamp}.json"))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    let undated: Vec<&Value> = report["policies"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "time_from_last_modified")
+        .collect();
+    assert_eq!(undated.len(), 1, "{report:#}");
+    assert_eq!(undated[0]["key"], "redis/nameless.rdb", "{report:#}");
+    assert!(
+        undated[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 backup(s)"),
+        "only the one without metadata: {report:#}"
+    );
+    // The metadata's time is the one used: the oldest backup is 600 s old, not seconds (its
+    // LastModified), as the retention check (3600 s window) reports.
+    let retention = report["policies"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "retention_short")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let oldest: i64 = retention["message"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("oldest backup is ")
+        .and_then(|m| m.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((600..700).contains(&oldest), "{retention}");
+}

@@ -23,6 +23,8 @@ pub struct ObjectFacts {
     pub locked: bool,
     /// The stored `ChecksumSHA256` (base64), when the object was uploaded with one.
     pub sha256: Option<String>,
+    /// A time from its user metadata (`x-amz-meta-*time*`), when it carries one.
+    pub metadata_time: Option<i64>,
 }
 
 /// A bucket of backups.
@@ -214,6 +216,11 @@ impl BackupStore for S3BackupStore {
                     .await
                     .map_err(AdapterError::aws("HeadObject"))?;
                 Ok(ObjectFacts {
+                    metadata_time: head.metadata().and_then(|m| {
+                        hapilot_core::backup::catalog::time_in_metadata(
+                            m.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        )
+                    }),
                     sha256: head.checksum_sha256().map(str::to_string),
                     encrypted: head.server_side_encryption().is_some(),
                     locked: head.object_lock_mode().is_some()

@@ -301,22 +301,6 @@ async fn audit_policy<S: BackupStore>(
         }
         _ => true,
     });
-    if let Some(example) = undated.first() {
-        findings.push(Finding {
-            kind: "time_from_last_modified".into(),
-            key: Some(example.clone()),
-            severity: Severity::Warning,
-            check: "freshness".into(),
-            data_type,
-            message: format!(
-                "{} backup(s) carry no time in their name (e.g. {example}): their age comes from the object's LastModified, which a copy or re-upload changes",
-                undated.len()
-            ),
-            fix: "name backups with their time (YYYYMMDDTHHMMSSZ, ISO 8601 or epoch seconds), as Vault's and redis' own tools can".into(),
-server: None,
-member: None,
-});
-    }
     // With 1 MiB segments a log id holds 0x1000 of them, not 0x100: the size comes from the
     // server's own backup.info unless the request overrides it.
     let segment_size = request.segment_size(bases.infos.values());
@@ -396,6 +380,13 @@ member: None,
     for (i, f) in to_head.iter().zip(facts) {
         objects[*i].encrypted = f.encrypted;
         objects[*i].locked = f.locked;
+        // No time in the name: the object's own metadata, before LastModified.
+        if let Some(at) = f.metadata_time
+            && let Some(at_pos) = undated.iter().position(|k| *k == objects[*i].key)
+        {
+            objects[*i].time = at;
+            undated.swap_remove(at_pos);
+        }
         if let Some((_, Item::Wal(seg))) = classify(&objects[*i].key, layout) {
             dir_facts.insert(seg.directory(), f);
         }
@@ -407,6 +398,23 @@ member: None,
             o.encrypted = f.encrypted;
             o.locked = f.locked;
         }
+    }
+
+    if let Some(example) = undated.first() {
+        findings.push(Finding {
+            kind: "time_from_last_modified".into(),
+            key: Some(example.clone()),
+            severity: Severity::Warning,
+            check: "freshness".into(),
+            data_type,
+            message: format!(
+                "{} backup(s) carry no time in their name or metadata (e.g. {example}): their age comes from the object's LastModified, which a copy or re-upload changes",
+                undated.len()
+            ),
+            fix: "name backups with their time (YYYYMMDDTHHMMSSZ, ISO 8601 or epoch seconds), as Vault's and redis' own tools can, or upload them with x-amz-meta-backup-time".into(),
+server: None,
+member: None,
+});
     }
 
     let dr_objects = match (&request.target.dr_bucket, request.policy.cross_region) {

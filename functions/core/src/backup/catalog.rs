@@ -92,6 +92,20 @@ pub fn parse_compact_time(text: &str) -> Option<i64> {
 /// `-`/`_` between date and time), or epoch seconds (10 digits) or nanoseconds (19 digits).
 /// `raft-snapshot-20261130T220000Z.snap`, `dump-1796076600.rdb`, `vault_2026-11-30T22:00:00Z.snap`
 /// all work. `None` when the name holds none (the caller falls back to the object's metadata).
+/// A backup's time from its user metadata (`x-amz-meta-<key>`): the first key naming a time
+/// (`snapshot-time`, `backup_time`, `created-time`, ...) whose value holds one in any form
+/// [`time_in_name`] reads.
+pub fn time_in_metadata<'a>(metadata: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<i64> {
+    let mut pairs: Vec<(&str, &str)> = metadata
+        .into_iter()
+        .filter(|(k, _)| k.to_ascii_lowercase().contains("time"))
+        .collect();
+    // Deterministic whatever the map's order.
+    pairs.sort();
+    pairs.into_iter().find_map(|(_, v)| time_in_name(v.trim()))
+}
+
+/// A backup's time from a timestamp anywhere in its name (see the module docs for the forms).
 pub fn time_in_name(name: &str) -> Option<i64> {
     let name = name.rsplit('/').next().unwrap_or(name);
     let chars: Vec<char> = name.chars().collect();
@@ -587,6 +601,19 @@ mod tests {
             encrypted: true,
             locked: true,
         }
+    }
+
+    #[test]
+    fn a_time_is_read_from_metadata_keys_naming_one() {
+        let at = time_in_metadata([("backup-time", "2026-12-01T01:00:00Z"), ("owner", "ops")]);
+        assert_eq!(at, time_in_name("2026-12-01T01:00:00Z"));
+        assert!(at.is_some());
+        assert_eq!(
+            time_in_metadata([("SnapshotTime", "1796090000")]),
+            Some(1_796_090_000)
+        );
+        assert_eq!(time_in_metadata([("owner", "2026-12-01T01:00:00Z")]), None);
+        assert_eq!(time_in_metadata([("backup-time", "soon")]), None);
     }
 
     #[test]
