@@ -59,10 +59,18 @@ pub fn compact_time(epoch: i64) -> String {
 /// `backup.info` (written from the `.backup` history file PostgreSQL archived),
 /// `base.tar.gz`, `backup_manifest`. Blocking.
 pub fn take_base_backup(pair: &PostgresPair) -> Result<Vec<BackupObject>, HapilotError> {
+    take_base_backup_from(pair, pair.primary.port())
+}
+
+/// [`take_base_backup`] from the server on `port` (the replica, once it is promoted).
+pub fn take_base_backup_from(
+    pair: &PostgresPair,
+    port: u16,
+) -> Result<Vec<BackupObject>, HapilotError> {
     let dir = pair.scratch_dir(&format!("basebackup-{}", uuid::Uuid::new_v4().simple()))?;
     let out = pair
         .tool("pg_basebackup")
-        .args(["-h", "127.0.0.1", "-p", &pair.primary.port().to_string()])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-U", "postgres", "-Ft", "-z", "-X", "none", "-c", "fast"])
         .arg("--manifest-checksums=SHA256")
         .arg("-D")
@@ -112,7 +120,9 @@ pub fn take_base_backup(pair: &PostgresPair) -> Result<Vec<BackupObject>, Hapilo
     let id = compact_time(stop);
     let info = format!(
         "backup_id={id}\nbackup_name=None\nbegin_time={start_time}\nbegin_wal={begin_wal}\nend_time={stop_time}\n\
-         end_wal={end_wal}\nstatus=DONE\ntimeline={timeline}\nversion=170000\nmode=concurrent\n"
+         end_wal={end_wal}\nstatus=DONE\ntimeline={timeline}\nversion=170000\nmode=concurrent\n\
+         xlog_segment_size={}\n",
+        pair.segment_size()
     );
     let base = format!("{PREFIX}base/{id}/");
     let read = |name: &str| {
@@ -148,7 +158,7 @@ fn archive_names(archive: &Path) -> Result<Vec<String>, HapilotError> {
 /// Switches to a new WAL segment and waits until every completed one is archived; returns the
 /// archive's file names, sorted. Blocking.
 pub fn switch_and_archive(pair: &PostgresPair) -> Result<Vec<String>, HapilotError> {
-    use hapilot_core::backup::wal::{DEFAULT_SEGMENT_SIZE, WalSegment};
+    use hapilot_core::backup::wal::WalSegment;
     // pg_switch_wal returns the end of the segment it completed; pg_walfile_name of an end
     // position names that segment (a position at a boundary belongs to the previous one).
     let completed = psql(pair, "SELECT pg_walfile_name(pg_switch_wal())")?;
@@ -168,7 +178,7 @@ pub fn switch_and_archive(pair: &PostgresPair) -> Result<Vec<String>, HapilotErr
                 if !segments.contains(&s) {
                     return false;
                 }
-                s = s.next(DEFAULT_SEGMENT_SIZE);
+                s = s.next(pair.segment_size());
             }
             true
         });
@@ -193,7 +203,13 @@ pub fn wal_objects(
         let bytes = std::fs::read(pair.archive_dir().join(name))
             .map_err(HapilotError::io(format!("reading archived {name}")))?;
         let directory = &name[..16.min(name.len())];
-        if name.len() == 24 {
+        if name.ends_with(".history") {
+            // barman keeps history files at the top of wals/ (no hash directory).
+            objects.push(BackupObject {
+                key: format!("{PREFIX}wals/{name}"),
+                bytes,
+            });
+        } else if name.len() == 24 {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             std::io::Write::write_all(&mut gz, &bytes)
                 .map_err(HapilotError::io("compressing a segment"))?;

@@ -158,9 +158,21 @@ impl PostgresServer {
     }
 }
 
+/// How [`PostgresPair::start_with`] makes the pair.
+#[derive(Debug, Clone, Default)]
+pub struct PairOptions {
+    /// `initdb --wal-segsize` in MiB (default 16).
+    pub wal_segment_mib: Option<u32>,
+    /// `pg_resetwal -l`: the first WAL file the primary writes (e.g. just before a log-id
+    /// boundary, which would otherwise take 4 GiB of WAL to reach).
+    pub first_wal_file: Option<String>,
+}
+
 /// A primary and its streaming replica; both stopped and their files removed when dropped.
 #[derive(Debug)]
 pub struct PostgresPair {
+    /// WAL segment size in bytes.
+    segment_size: u64,
     root: PathBuf,
     /// The primary (region 1).
     pub primary: PostgresServer,
@@ -172,6 +184,11 @@ impl PostgresPair {
     /// Creates and starts the pair under a fresh temporary directory. Blocking (a few seconds):
     /// call it from `spawn_blocking` in async code.
     pub fn start() -> Result<Self, HapilotError> {
+        Self::start_with(PairOptions::default())
+    }
+
+    /// [`PostgresPair::start`] with a WAL segment size and a first WAL file of choice.
+    pub fn start_with(options: PairOptions) -> Result<Self, HapilotError> {
         let bin = server_bin_dir()?;
         let root =
             std::env::temp_dir().join(format!("hapilot-pg-{}", uuid::Uuid::new_v4().simple()));
@@ -190,6 +207,7 @@ impl PostgresPair {
             port: free_port().map_err(HapilotError::io("finding a free port"))?,
         };
         let mut pair = Self {
+            segment_size: u64::from(options.wal_segment_mib.unwrap_or(16)) * 1024 * 1024,
             root: root.clone(),
             replica: PostgresServer {
                 bin: bin.clone(),
@@ -207,7 +225,15 @@ impl PostgresPair {
             "UTF8",
             "--no-sync",
         ]);
+        if let Some(mib) = options.wal_segment_mib {
+            initdb.arg(format!("--wal-segsize={mib}"));
+        }
         run(initdb, "initdb")?;
+        if let Some(file) = &options.first_wal_file {
+            let mut reset = pg_command(&bin, "pg_resetwal");
+            reset.arg("-l").arg(file).arg("-D").arg(&pair.primary.data);
+            run(reset, "pg_resetwal -l")?;
+        }
         pair.scratch_dir("archive")?;
         make_tls_files(&root)?;
         append_conf(&pair.primary.data, pair.primary.port, &root)?;
@@ -310,6 +336,13 @@ pub struct Rebuilt {
     pub method: &'static str,
     /// Why the fallback was needed, or what the tool said.
     pub detail: String,
+}
+
+impl PostgresPair {
+    /// Its WAL segment size in bytes.
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
 }
 
 impl PostgresPair {

@@ -1108,3 +1108,245 @@ async fn a_backup_without_a_time_in_its_name_is_dated_by_its_metadata() {
         .unwrap();
     assert!((600..700).contains(&oldest), "{retention}");
 }
+
+/// The catalog the issue asks for, from real tools: PostgreSQL with 1 MiB segments whose WAL
+/// starts just before a log-id boundary and crosses it, a base backup on timeline 1, the
+/// replica promoted (timeline 2, its `.history`, timeline 1's `.partial`), a base backup on
+/// timeline 2; Vault snapshots and Redis RDB files under the tools' own names; the PostgreSQL
+/// server copied as a second server. Blocking.
+fn build_real_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
+    use hapilot::local::barman::{psql_on, take_base_backup_from};
+    use hapilot::local::postgres::PairOptions;
+    let pair = PostgresPair::start_with(PairOptions {
+        wal_segment_mib: Some(1),
+        first_wal_file: Some("000000010000000000000FFA".into()),
+    })
+    .expect("PostgreSQL");
+    psql(
+        &pair,
+        "CREATE TABLE spend AS SELECT g AS id, 'team-' || (g % 7) AS team FROM generate_series(1, 2000) g",
+    )
+    .unwrap();
+    let mut objects = take_base_backup(&pair).unwrap();
+    // Past the log-id boundary: 0FFA .. 0FFF, then 000000010000000100000000.
+    for i in 0..8 {
+        psql(
+            &pair,
+            &format!("INSERT INTO spend SELECT g, 'wave-{i}' FROM generate_series(1, 300) g"),
+        )
+        .unwrap();
+        psql(&pair, "SELECT pg_switch_wal()").unwrap();
+    }
+    switch_and_archive(&pair).unwrap();
+    psql(
+        &pair,
+        "INSERT INTO spend SELECT g, 'mid-segment' FROM generate_series(1, 300) g",
+    )
+    .unwrap();
+    let replica = pair.replica.port();
+    let want = psql(&pair, "SELECT count(*) FROM spend").unwrap();
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = psql_on(&pair, replica, "SELECT count(*) FROM spend").unwrap();
+        if seen == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        seen, want,
+        "the replica replayed everything before the failover"
+    );
+    pair.primary.kill().unwrap();
+    psql_on(&pair, replica, "SELECT pg_promote(true, 60)").unwrap();
+    for i in 0..3 {
+        psql_on(
+            &pair,
+            replica,
+            &format!("INSERT INTO spend SELECT g, 'after-{i}' FROM generate_series(1, 300) g"),
+        )
+        .unwrap();
+        psql_on(&pair, replica, "SELECT pg_switch_wal()").unwrap();
+    }
+    objects.extend(take_base_backup_from(&pair, replica).unwrap());
+    psql_on(&pair, replica, "SELECT pg_switch_wal()").unwrap();
+    let archived = || {
+        let mut names: Vec<String> = std::fs::read_dir(pair.archive_dir())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| !n.ends_with(".tmp"))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut names = archived();
+    for _ in 0..400 {
+        let tli2 = names
+            .iter()
+            .filter(|n| n.len() == 24 && n.starts_with("00000002"))
+            .count();
+        if names.iter().any(|n| n == "00000002.history")
+            && names.iter().any(|n| n.ends_with(".partial"))
+            && tli2 >= 4
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        names = archived();
+    }
+    assert!(
+        names.iter().any(|n| n == "000000010000000100000000"),
+        "the WAL crossed the log-id boundary: {names:?}"
+    );
+    objects.extend(wal_objects(&pair, &names).unwrap());
+    let second: Vec<Object> = objects
+        .iter()
+        .map(|o| Object {
+            key: o
+                .key
+                .replace("postgres/gateway-db/", "postgres/billing-db/"),
+            bytes: o.bytes.clone(),
+        })
+        .collect();
+    objects.extend(second);
+    for k in 0..4 {
+        let at = now - 600 - k * 3_600;
+        let meta = json!({"ID": format!("2-{}-{at}", 100 + k), "Index": 1000 - k, "Term": 2, "Version": 1});
+        let state = format!("raft state at {at}").repeat(50);
+        objects.push(Object {
+            key: format!("vault/raft-snapshot-{}.snap", compact(at)),
+            bytes: build_vault_snapshot(&meta, state.as_bytes()).unwrap(),
+        });
+        objects.push(Object {
+            key: format!("redis/dump-{at}.rdb"),
+            bytes: rdb.clone(),
+        });
+    }
+    objects
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_catalog_with_1_mib_segments_a_log_id_boundary_and_a_failover() {
+    let rdb = crate::backup_formats::redis_rdb(300).await;
+    let now = chrono::Utc::now().timestamp();
+    let clean = tokio::task::spawn_blocking(move || build_real_catalog(rdb, now))
+        .await
+        .unwrap();
+    let gw = |suffix: &str| format!("postgres/gateway-db/{suffix}");
+    let without = |pred: &dyn Fn(&str) -> bool| -> Vec<Object> {
+        clean.iter().filter(|o| !pred(&o.key)).cloned().collect()
+    };
+    let infos: Vec<&Object> = clean
+        .iter()
+        .filter(|o| o.key.starts_with(&gw("base/")) && o.key.ends_with("backup.info"))
+        .collect();
+    assert_eq!(infos.len(), 2, "a base backup on each timeline");
+    let newest_info = infos.iter().map(|o| o.key.clone()).max().unwrap();
+    // Two segments after the timeline-1 base backup's end: inside no backup's own range.
+    let oldest_info = infos.iter().min_by_key(|o| o.key.clone()).unwrap();
+    let end = String::from_utf8_lossy(&oldest_info.bytes)
+        .lines()
+        .find_map(|l| l.strip_prefix("end_wal=").map(str::to_string))
+        .unwrap();
+    let mib = 1024 * 1024;
+    let old_gap = hapilot_core::backup::wal::WalSegment::parse(&end)
+        .unwrap()
+        .next(mib)
+        .next(mib)
+        .to_string();
+    assert!(old_gap.starts_with("00000001"), "{old_gap}");
+    let mut failed_info = clean.clone();
+    let info = failed_info
+        .iter_mut()
+        .find(|o| o.key == newest_info)
+        .unwrap();
+    info.bytes = String::from_utf8_lossy(&info.bytes)
+        .replace("status=DONE", "status=FAILED")
+        .into_bytes();
+    let cases: Vec<(&str, Vec<Object>, Vec<&str>)> = vec![
+        ("clean", clean.clone(), vec![]),
+        (
+            "a gap right after the log-id boundary",
+            without(&|k| k == gw("wals/0000000100000001/000000010000000100000000.gz")),
+            vec!["wal_gap"],
+        ),
+        (
+            "a gap on the old timeline",
+            without(&|k| k == gw(&format!("wals/{}/{old_gap}.gz", &old_gap[..16]))),
+            vec!["wal_gap"],
+        ),
+        (
+            "a missing .history",
+            without(&|k| k == gw("wals/00000002.history")),
+            vec!["timeline_history_missing"],
+        ),
+        ("a FAILED backup.info", failed_info, vec!["backup_failed"]),
+    ];
+    let stack = audit_stack().await;
+    let s3 = stack.s3();
+    let mut failures = Vec::new();
+    let mut windows = String::new();
+    for (n, (name, objects, expect)) in cases.into_iter().enumerate() {
+        let (bucket, dr) = (format!("real-{n}"), format!("real-{n}-dr"));
+        upload(&s3, &bucket, &objects, &[]).await;
+        upload(&s3, &dr, &objects, &[]).await;
+        let outcome = stack
+            .run(
+                "backup-audit",
+                json!({"bucket": bucket, "dr_bucket": dr, "dr_region": "us-west-2",
+                       "policies": policies(), "verify": "all",
+                       "layout": {"postgres": "postgres/", "vault": "vault/", "redis": "redis/"}}),
+            )
+            .await;
+        let stamp = report_stamp(&stack, &outcome).await;
+        let report: Value = serde_json::from_slice(
+            &s3.get_object()
+                .bucket("hapilot-audit")
+                .key(format!("reports/backup-audit/{stamp}.json"))
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes(),
+        )
+        .unwrap();
+        conforms(&report, &report_schema(), "report").unwrap();
+        let mut found: Vec<String> = report["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["findings"].as_array().unwrap())
+            .filter(|f| f["server"] == "gateway-db" || f["server"].is_null())
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect();
+        found.sort();
+        found.dedup();
+        let billing: Vec<&Value> = report["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["server"] == "billing-db")
+            .flat_map(|p| p["findings"].as_array().unwrap())
+            .collect();
+        eprintln!("real catalog, {name}: {found:?}");
+        if found != expect || !billing.is_empty() {
+            failures.push(format!(
+                "{name}: expected {expect:?} on gateway-db and nothing on billing-db, found {found:?} and {billing:?}"
+            ));
+        }
+        if name == "clean" {
+            windows = stack
+                .text("hapilot-audit", &format!("reports/backup-audit/{stamp}.md"))
+                .await;
+        }
+    }
+    eprintln!("{windows}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        windows.contains("You can restore PostgreSQL to any moment in"),
+        "{windows}"
+    );
+}

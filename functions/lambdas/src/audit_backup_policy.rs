@@ -352,6 +352,30 @@ async fn audit_policy<S: BackupStore>(
             &timelines,
             &histories,
         ));
+        // A timeline without its .history is already a critical finding; its consequences
+        // (the chain "breaking" at its first segment, that segment's first page carrying the
+        // parent's timeline) would be the same defect reported three times. Assume it
+        // branched from the timeline before it at its first archived segment.
+        for t in timelines
+            .iter()
+            .filter(|t| **t > 1 && !histories.contains(t))
+        {
+            let first = objects
+                .iter()
+                .filter_map(|o| match classify(&o.key, layout) {
+                    Some((_, Item::Wal(seg))) if seg.timeline == *t => Some(seg),
+                    _ => None,
+                })
+                .min();
+            if let Some(first) = first {
+                switches.push(TimelineSwitch {
+                    parent: t - 1,
+                    timeline: *t,
+                    switch_lsn: (u64::from(first.log) << 32) + u64::from(first.seg) * segment_size,
+                });
+            }
+        }
+        switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
     }
 
     // Encryption and Object Lock: every backup object, except WAL, where the newest segment of
