@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_config::SdkConfig;
-use hapilot_core::backup::audit::{AuditPlan, AuditReport, PolicyAudit, data_type_key};
+use hapilot_core::backup::audit::{AuditPlan, AuditReport, AuditedPolicy, data_type_key};
 use hapilot_functions::FunctionError;
 use hapilot_functions::config::Settings;
 use hapilot_functions::registry::{Adapters, entry};
@@ -79,21 +79,24 @@ pub async fn run_audit(
             message: e.to_string(),
         })?;
         let value = result.map_err(failed("audit-backup-policy"))?;
-        let audit: PolicyAudit =
+        let audited: AuditedPolicy =
             serde_json::from_value(value).map_err(|e| HapilotError::Function {
                 function: "audit-backup-policy",
                 error_type: "hapilot.InvalidInput",
                 message: e.to_string(),
             })?;
-        progress(&format!(
-            "  {:<13} {:>7} objects, {} finding(s), {} verified, {:.2} s",
-            data_type_key(audit.data_type),
-            audit.listed,
-            audit.findings.len(),
-            audit.verified.len(),
-            took.as_secs_f64()
-        ));
-        policies.push(audit);
+        for audit in audited.into_vec() {
+            progress(&format!(
+                "  {:<13} {:<14} {:>7} objects, {} finding(s), {} verified, {:.2} s",
+                data_type_key(audit.data_type),
+                audit.server.as_deref().unwrap_or("-"),
+                audit.listed,
+                audit.findings.len(),
+                audit.verified.len(),
+                took.as_secs_f64()
+            ));
+            policies.push(audit);
+        }
     }
     let recorded = if record {
         let input = json!({"now": plan.now, "tier": plan.tier, "policies": policies});

@@ -7,7 +7,7 @@
 use hapilot_aws::journal::Journal;
 use hapilot_aws::monitoring::{MetricValue, Metrics};
 use hapilot_aws::notifier::Notifier;
-use hapilot_core::backup::audit::{AuditReport, PolicyAudit, data_type_key, epoch_text};
+use hapilot_core::backup::audit::{AuditReport, AuditedPolicy, data_type_key, epoch_text};
 use hapilot_core::tier::Tier;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,15 +20,7 @@ use crate::publish::{MetricBatch, Publication, publish};
 struct Input {
     now: i64,
     tier: Tier,
-    policies: Vec<Audited>,
-}
-
-/// One Map item's result: a policy over one server, or over each server its prefix holds.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audited {
-    One(Box<PolicyAudit>),
-    Many(Vec<PolicyAudit>),
+    policies: Vec<AuditedPolicy>,
 }
 
 /// Metrics namespace of the backup audit.
@@ -48,10 +40,7 @@ pub async fn report_backup_audit(
     } = parse_input(input)?;
     let policies = policies
         .into_iter()
-        .flat_map(|a| match a {
-            Audited::One(p) => vec![*p],
-            Audited::Many(ps) => ps,
-        })
+        .flat_map(AuditedPolicy::into_vec)
         .collect();
     let report = AuditReport::new(now, tier, policies);
     let stem = format!("reports/backup-audit/{}", epoch_text(now));

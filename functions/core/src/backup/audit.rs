@@ -244,6 +244,27 @@ pub struct PolicyAudit {
     pub verified: Vec<Verification>,
 }
 
+/// One policy's result as `audit-backup-policy` returns it: one audit, or one per server
+/// when its prefix holds several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AuditedPolicy {
+    /// One server (or instance).
+    One(Box<PolicyAudit>),
+    /// One audit per server or instance.
+    Many(Vec<PolicyAudit>),
+}
+
+impl AuditedPolicy {
+    /// The audits, one per server.
+    pub fn into_vec(self) -> Vec<PolicyAudit> {
+        match self {
+            AuditedPolicy::One(p) => vec![*p],
+            AuditedPolicy::Many(ps) => ps,
+        }
+    }
+}
+
 /// What a policy's prefix holds, one level down: objects directly in it (`direct`), and
 /// sub-folders by name (without the trailing `/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
