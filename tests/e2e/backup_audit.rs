@@ -1225,6 +1225,24 @@ fn build_real_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
     objects
 }
 
+/// A Vault snapshot with one byte of `state.bin` changed: its `SHA256SUMS` no longer match
+/// (the tar headers and the gzip stream stay valid).
+fn with_state_byte_flipped(snapshot: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(snapshot)
+        .read_to_end(&mut tar)
+        .unwrap();
+    let at = tar
+        .windows(b"raft state at".len())
+        .position(|w| w == b"raft state at")
+        .expect("state.bin's content");
+    tar[at] ^= 0x01;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_catalog_with_1_mib_segments_a_log_id_boundary_and_a_failover() {
     let rdb = crate::backup_formats::redis_rdb(300).await;
@@ -1263,33 +1281,88 @@ async fn a_real_catalog_with_1_mib_segments_a_log_id_boundary_and_a_failover() {
     info.bytes = String::from_utf8_lossy(&info.bytes)
         .replace("status=DONE", "status=FAILED")
         .into_bytes();
-    let cases: Vec<(&str, Vec<Object>, Vec<&str>)> = vec![
-        ("clean", clean.clone(), vec![]),
+    let older_tar = infos
+        .iter()
+        .map(|o| o.key.replace("backup.info", "base.tar.gz"))
+        .min()
+        .unwrap();
+    let mut flipped = clean.clone();
+    let tar = flipped.iter_mut().find(|o| o.key == older_tar).unwrap();
+    let at = tar.bytes.len() / 2;
+    tar.bytes[at] ^= 0x40;
+    let newest_rdb = newest_key(&clean, "redis/").to_string();
+    let mut truncated = clean.clone();
+    let rdb = truncated.iter_mut().find(|o| o.key == newest_rdb).unwrap();
+    rdb.bytes.truncate(rdb.bytes.len() - 100);
+    let newest_snap = newest_key(&clean, "vault/").to_string();
+    let mut bad_sums = clean.clone();
+    let snap = bad_sums.iter_mut().find(|o| o.key == newest_snap).unwrap();
+    snap.bytes = with_state_byte_flipped(&snap.bytes);
+    let mut other_bytes = clean.clone();
+    let copy = other_bytes
+        .iter_mut()
+        .find(|o| o.key == newest_snap)
+        .unwrap();
+    let at = copy.bytes.len() / 3;
+    copy.bytes[at] ^= 0x01;
+    let no_copy: Vec<Object> = clean
+        .iter()
+        .filter(|o| o.key != newest_snap)
+        .cloned()
+        .collect();
+    // (name, primary, DR copy when it differs, the kinds expected on gateway-db or no server)
+    type Case<'a> = (&'a str, Vec<Object>, Option<Vec<Object>>, Vec<&'a str>);
+    let plain = |name, primary, expect| (name, primary, None, expect);
+    let cases: Vec<Case> = vec![
+        plain("clean", clean.clone(), vec![]),
+        plain(
+            "a flipped byte in the older base backup",
+            flipped,
+            vec!["backup_unrestorable"],
+        ),
+        plain("a truncated RDB", truncated, vec!["rdb_corrupt"]),
+        plain(
+            "a snapshot whose SHA256SUMS do not match",
+            bad_sums,
+            vec!["vault_snapshot_corrupt"],
+        ),
         (
+            "a missing DR copy",
+            clean.clone(),
+            Some(no_copy),
+            vec!["dr_copy_missing"],
+        ),
+        (
+            "a DR copy with the same size and other bytes",
+            clean.clone(),
+            Some(other_bytes),
+            vec!["dr_copy_checksum_mismatch"],
+        ),
+        plain(
             "a gap right after the log-id boundary",
             without(&|k| k == gw("wals/0000000100000001/000000010000000100000000.gz")),
             vec!["wal_gap"],
         ),
-        (
+        plain(
             "a gap on the old timeline",
             without(&|k| k == gw(&format!("wals/{}/{old_gap}.gz", &old_gap[..16]))),
             vec!["wal_gap"],
         ),
-        (
+        plain(
             "a missing .history",
             without(&|k| k == gw("wals/00000002.history")),
             vec!["timeline_history_missing"],
         ),
-        ("a FAILED backup.info", failed_info, vec!["backup_failed"]),
+        plain("a FAILED backup.info", failed_info, vec!["backup_failed"]),
     ];
     let stack = audit_stack().await;
     let s3 = stack.s3();
     let mut failures = Vec::new();
     let mut windows = String::new();
-    for (n, (name, objects, expect)) in cases.into_iter().enumerate() {
+    for (n, (name, objects, copy, expect)) in cases.into_iter().enumerate() {
         let (bucket, dr) = (format!("real-{n}"), format!("real-{n}-dr"));
         upload(&s3, &bucket, &objects, &[]).await;
-        upload(&s3, &dr, &objects, &[]).await;
+        upload(&s3, &dr, copy.as_ref().unwrap_or(&objects), &[]).await;
         let outcome = stack
             .run(
                 "backup-audit",
