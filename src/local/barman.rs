@@ -144,7 +144,8 @@ pub fn take_base_backup_from(
     ])
 }
 
-fn archive_names(archive: &Path) -> Result<Vec<String>, HapilotError> {
+/// The archive's file names, sorted, without copies in progress.
+pub fn archive_names(archive: &Path) -> Result<Vec<String>, HapilotError> {
     let mut names: Vec<String> = std::fs::read_dir(archive)
         .map_err(HapilotError::io(format!("listing {}", archive.display())))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))

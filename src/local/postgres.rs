@@ -467,14 +467,8 @@ impl PostgresNode {
     /// it. Blocking (seconds).
     pub fn rebuild_from(&self, source_dsn: &str) -> Result<Rebuilt, HapilotError> {
         let s = &self.server;
-        let mut stop = pg_command(&s.bin, "pg_ctl");
-        stop.arg("-D")
-            .arg(&s.data)
-            .args(["-m", "fast", "-w", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
         // Not running is fine: a crashed primary is the usual case.
-        let _ = stop.status();
+        self.stop_cleanly();
         // pg_rewind reads the source's timeline from its control file, which a just-promoted
         // server updates only at its next checkpoint: without one, it sees "same timeline" and
         // rewinds nothing (PostgreSQL's documentation says to run CHECKPOINT first).

@@ -383,6 +383,25 @@ fn cases(clean: &[Object], now: i64) -> Vec<Case> {
     out
 }
 
+/// The JSON report a backup-audit run wrote, and its `<time>` stamp.
+async fn audit_report(stack: &TestStack, outcome: &hapilot::runs::RunOutcome) -> (Value, String) {
+    let stamp = report_stamp(stack, outcome).await;
+    let body = stack
+        .s3()
+        .get_object()
+        .bucket("hapilot-audit")
+        .key(format!("reports/backup-audit/{stamp}.json"))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    (serde_json::from_slice(&body).unwrap(), stamp)
+}
+
 /// The `<time>` of `reports/backup-audit/<time>.json` written by the run (from the report
 /// task's result in the execution history).
 async fn report_stamp(stack: &TestStack, outcome: &hapilot::runs::RunOutcome) -> String {
@@ -607,6 +626,27 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
     assert_eq!(findings[0]["severity"], "critical");
 }
 
+/// Waits until the promoted replica has archived `00000002.history`, timeline 1's `.partial`
+/// and at least `segments` completed timeline-2 segments; the archive's names then.
+fn timeline_2_archived(pair: &PostgresPair, segments: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    for _ in 0..400 {
+        names = hapilot::local::barman::archive_names(&pair.archive_dir()).unwrap();
+        let tli2 = names
+            .iter()
+            .filter(|n| n.len() == 24 && n.starts_with("00000002"))
+            .count();
+        if names.iter().any(|n| n == "00000002.history")
+            && names.iter().any(|n| n.ends_with(".partial"))
+            && tli2 >= segments
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    names
+}
+
 /// A real catalog with a failover in its history: a base backup on timeline 1, the replica
 /// promoted, WAL going on on timeline 2. Timeline 1's last segment is archived only as
 /// `.partial`; timeline 2's first segment starts with timeline 1's pages. Blocking.
@@ -658,30 +698,7 @@ fn build_failover_catalog() -> Vec<Object> {
     }
     // Wait for the new primary to archive the history file, the .partial and timeline 2's
     // completed segments.
-    let archived = || {
-        let mut names: Vec<String> = std::fs::read_dir(pair.archive_dir())
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .filter(|n| !n.ends_with(".tmp"))
-            .collect();
-        names.sort();
-        names
-    };
-    let mut names = archived();
-    for _ in 0..400 {
-        let tli2 = names
-            .iter()
-            .filter(|n| n.len() == 24 && n.starts_with("00000002"))
-            .count();
-        if names.iter().any(|n| n == "00000002.history")
-            && names.iter().any(|n| n.ends_with(".partial"))
-            && tli2 >= 3
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        names = archived();
-    }
+    let names = timeline_2_archived(&pair, 3);
     assert!(
         names.iter().any(|n| n == "00000002.history"),
         "the promoted replica archived its history: {names:?}"
@@ -865,20 +882,7 @@ async fn a_dr_copy_uploaded_in_parts_is_compared_by_its_bytes() {
                 json!({"bucket": bucket, "dr_bucket": dr, "dr_region": "us-west-2", "policies": policy}),
             )
             .await;
-        let stamp = report_stamp(&stack, &outcome).await;
-        let body = s3
-            .get_object()
-            .bucket("hapilot-audit")
-            .key(format!("reports/backup-audit/{stamp}.json"))
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        let report: Value = serde_json::from_slice(&body).unwrap();
+        let (report, _) = audit_report(&stack, &outcome).await;
         // One snapshot cannot cover the retention window: only the copy checks matter here.
         let findings: Vec<Value> = report["policies"][0]["findings"]
             .as_array()
@@ -967,20 +971,7 @@ async fn every_server_and_instance_under_a_prefix_is_audited_on_its_own() {
                    "layout": {"postgres": "postgres/", "vault": "vault/", "redis": "redis/"}}),
         )
         .await;
-    let stamp = report_stamp(&stack, &outcome).await;
-    let body = s3
-        .get_object()
-        .bucket("hapilot-audit")
-        .key(format!("reports/backup-audit/{stamp}.json"))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let report: Value = serde_json::from_slice(&body).unwrap();
+    let (report, _) = audit_report(&stack, &outcome).await;
     let audited: Vec<(String, String, usize)> = report["policies"]
         .as_array()
         .unwrap()
@@ -1062,20 +1053,7 @@ async fn a_backup_without_a_time_in_its_name_is_dated_by_its_metadata() {
             json!({"bucket": "undated", "policies": policy}),
         )
         .await;
-    let stamp = report_stamp(&stack, &outcome).await;
-    let body = s3
-        .get_object()
-        .bucket("hapilot-audit")
-        .key(format!("reports/backup-audit/{stamp}.json"))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let report: Value = serde_json::from_slice(&body).unwrap();
+    let (report, _) = audit_report(&stack, &outcome).await;
     let undated: Vec<&Value> = report["policies"][0]["findings"]
         .as_array()
         .unwrap()
@@ -1170,30 +1148,7 @@ fn build_real_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
     }
     objects.extend(take_base_backup_from(&pair, replica).unwrap());
     psql_on(&pair, replica, "SELECT pg_switch_wal()").unwrap();
-    let archived = || {
-        let mut names: Vec<String> = std::fs::read_dir(pair.archive_dir())
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .filter(|n| !n.ends_with(".tmp"))
-            .collect();
-        names.sort();
-        names
-    };
-    let mut names = archived();
-    for _ in 0..400 {
-        let tli2 = names
-            .iter()
-            .filter(|n| n.len() == 24 && n.starts_with("00000002"))
-            .count();
-        if names.iter().any(|n| n == "00000002.history")
-            && names.iter().any(|n| n.ends_with(".partial"))
-            && tli2 >= 4
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        names = archived();
-    }
+    let names = timeline_2_archived(&pair, 4);
     assert!(
         names.iter().any(|n| n == "000000010000000100000000"),
         "the WAL crossed the log-id boundary: {names:?}"
@@ -1371,21 +1326,7 @@ async fn a_real_catalog_with_1_mib_segments_a_log_id_boundary_and_a_failover() {
                        "layout": {"postgres": "postgres/", "vault": "vault/", "redis": "redis/"}}),
             )
             .await;
-        let stamp = report_stamp(&stack, &outcome).await;
-        let report: Value = serde_json::from_slice(
-            &s3.get_object()
-                .bucket("hapilot-audit")
-                .key(format!("reports/backup-audit/{stamp}.json"))
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes(),
-        )
-        .unwrap();
+        let (report, stamp) = audit_report(&stack, &outcome).await;
         conforms(&report, &report_schema(), "report").unwrap();
         let mut found: Vec<String> = report["policies"]
             .as_array()

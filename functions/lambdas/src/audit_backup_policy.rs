@@ -83,12 +83,7 @@ const SERVERS_AT_ONCE: usize = 4;
 
 /// The prefix a policy's data type lives under.
 fn data_prefix(request: &PolicyAuditRequest) -> &str {
-    let layout = &request.target.layout;
-    match request.policy.data_type {
-        DataType::PostgresFull | DataType::PostgresWal => &layout.postgres,
-        DataType::Vault => &layout.vault,
-        DataType::Redis => &layout.redis,
-    }
+    request.target.layout.prefix(request.policy.data_type)
 }
 
 /// barman-cloud's server name: the last folder of a PostgreSQL prefix
@@ -137,13 +132,8 @@ async fn servers<S: BackupStore>(
             .map(|server| {
                 let mut narrowed = request.clone();
                 if let Some(name) = &server {
-                    let layout = &mut narrowed.target.layout;
-                    let field = match request.policy.data_type {
-                        DataType::PostgresFull | DataType::PostgresWal => &mut layout.postgres,
-                        DataType::Vault => &mut layout.vault,
-                        DataType::Redis => &mut layout.redis,
-                    };
-                    *field = format!("{prefix}{name}/");
+                    *narrowed.target.layout.prefix_mut(request.policy.data_type) =
+                        format!("{prefix}{name}/");
                 }
                 (server, narrowed, None)
             })

@@ -47,6 +47,26 @@ pub struct Layout {
     pub redis: String,
 }
 
+impl Layout {
+    /// The prefix `data_type`'s backups live under (both PostgreSQL types share one).
+    pub fn prefix(&self, data_type: DataType) -> &str {
+        match data_type {
+            DataType::PostgresFull | DataType::PostgresWal => &self.postgres,
+            DataType::Vault => &self.vault,
+            DataType::Redis => &self.redis,
+        }
+    }
+
+    /// [`Layout::prefix`], to narrow it (to one server of a destination).
+    pub fn prefix_mut(&mut self, data_type: DataType) -> &mut String {
+        match data_type {
+            DataType::PostgresFull | DataType::PostgresWal => &mut self.postgres,
+            DataType::Vault => &mut self.vault,
+            DataType::Redis => &mut self.redis,
+        }
+    }
+}
+
 impl Default for Layout {
     fn default() -> Self {
         Self {
