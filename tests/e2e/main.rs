@@ -14,6 +14,7 @@ mod dr_restore;
 mod drill;
 mod failback;
 mod failover;
+mod first_error;
 mod front_door;
 mod health_proof;
 mod https_targets;

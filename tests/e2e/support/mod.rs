@@ -45,6 +45,20 @@ impl TestStack {
         .await
     }
 
+    /// A stack whose functions see `settings`, with `extra` handlers in place of (or beside)
+    /// the catalog's.
+    pub async fn with_settings_and_functions(
+        settings: Settings,
+        extra: Vec<(String, Handler)>,
+    ) -> Self {
+        Self::start_with(StackOptions {
+            settings,
+            extra_functions: extra,
+            ..StackOptions::default()
+        })
+        .await
+    }
+
     async fn start_with(mut options: StackOptions) -> Self {
         options
             .definitions
