@@ -91,6 +91,9 @@ pub enum HapilotError {
         /// What is wrong and how to fix it.
         detail: String,
     },
+    /// A file or argument hapilot was given does not say what it must; the text says what to fix.
+    #[error("{0}")]
+    Invalid(String),
     /// A hapilot function run in process (e.g. by `hapilot audit`) failed.
     #[error("{function}: {error_type}: {message}")]
     Function {

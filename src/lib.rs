@@ -8,6 +8,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod config;
+pub mod diagram;
 pub mod drill;
 pub mod error;
 pub mod local;

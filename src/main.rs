@@ -13,13 +13,20 @@ use hapilot::runs;
 
 /// hapilot: the regional HA autopilot's operator tool and local stack.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes:\n  0  done (a followed run SUCCEEDED)\n  1  the command failed, or the run it followed did not succeed; one line says why\n     (-v or HAPILOT_LOG=debug shows the SDK's detail)\n  2  a usage error, or `audit` found critical backup findings"
+)]
 struct Cli {
     /// Settings file (default: ./hapilot.toml when present): `[aws]` region, profile,
     /// endpoint_url and `[settings]`, the Lambdas' HAPILOT_* variables. Flags and environment
     /// variables override it.
     #[arg(long, global = true, env = "HAPILOT_CONFIG")]
     config: Option<PathBuf>,
+    /// Also print the AWS SDK's own warnings and retries (HAPILOT_LOG sets any filter).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -191,6 +198,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw a state machine as a Mermaid flowchart (from its `.asl.json`), or redraw the
+    /// README's diagrams.
+    Diagram {
+        /// The definition to draw, e.g. statemachines/failover.asl.json.
+        #[arg(required_unless_present = "readme")]
+        definition: Option<PathBuf>,
+        /// Redraw every `<!-- diagram: <machine> -->` block of this README from
+        /// statemachines/<machine>.asl.json beside it.
+        #[arg(long, conflicts_with = "definition")]
+        readme: Option<PathBuf>,
+        /// With --readme: change nothing, exit 1 when a diagram is stale.
+        #[arg(long, requires = "readme")]
+        check: bool,
+    },
     /// Follow a run (execution ARN) to its end, one line per state.
     Watch {
         /// Execution ARN.
@@ -224,18 +245,18 @@ async fn main() {
     use std::io::IsTerminal;
     // The SDK's own warnings (region and credential probing, retries) are kilobytes of context
     // an operator cannot act on; the error hapilot returns says what happened in one line.
-    // HAPILOT_LOG=debug brings them back. Colour only on a terminal, never into a file.
+    // -v or HAPILOT_LOG=debug brings them back. Colour only on a terminal, never into a file.
+    let cli = Cli::parse();
+    let quiet = "warn,aws_config=error,aws_runtime=error,aws_smithy_runtime=error,aws_smithy_runtime_api=error";
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HAPILOT_LOG").unwrap_or_else(|_| {
-                "warn,aws_config=error,aws_runtime=error,aws_smithy_runtime=error,aws_smithy_runtime_api=error"
-                    .into()
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("HAPILOT_LOG")
+                .unwrap_or_else(|_| if cli.verbose { "info" } else { quiet }.into()),
         )
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run(Cli::parse()).await {
+    if let Err(e) = run(cli).await {
         eprintln!("hapilot: error: {e:#}");
         std::process::exit(1);
     }
@@ -466,11 +487,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Diagram {
+            definition,
+            readme,
+            check,
+        } => draw(definition, readme, check),
         Command::Watch { execution, timeout } => {
             let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
             finish(&sfn, &execution, timeout).await
         }
     }
+}
+
+fn draw(definition: Option<PathBuf>, readme: Option<PathBuf>, check: bool) -> anyhow::Result<()> {
+    if let Some(path) = definition {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let definition: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        print!("{}", hapilot::diagram::mermaid(&definition)?);
+        return Ok(());
+    }
+    let Some(readme) = readme else {
+        bail!("give a definition to draw, or --readme README.md");
+    };
+    let text = std::fs::read_to_string(&readme)
+        .with_context(|| format!("reading {}", readme.display()))?;
+    let definitions = readme
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("statemachines");
+    let drawn = hapilot::diagram::redraw_readme(&text, &definitions)?;
+    if drawn == text {
+        say!("{}: every diagram is current", readme.display());
+    } else if check {
+        bail!(
+            "{}: a diagram is stale; run `hapilot diagram --readme {}`",
+            readme.display(),
+            readme.display()
+        );
+    } else {
+        std::fs::write(&readme, drawn).with_context(|| format!("writing {}", readme.display()))?;
+        say!("{}: diagrams redrawn", readme.display());
+    }
+    Ok(())
 }
 
 async fn local_up(
