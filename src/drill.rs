@@ -541,33 +541,11 @@ async fn drill_on(
         "backup job: base backup + archived WAL + a Vault snapshot into s3://hapilot-backups-dr (barman-cloud layout)",
     );
     let s3 = hapilot_aws::sdk::s3(stack.sdk_config());
-    let base = tokio::task::block_in_place(|| crate::local::barman::take_base_backup(pair))?;
-    crate::local::barman::upload(&s3, DR_BACKUP_BUCKET, &base).await?;
-    let snapshot = hapilot_core::backup::vault::build_vault_snapshot(
-        &json!({"Index": 7, "Term": 1}),
-        b"the gateway's secrets",
-    )
-    .map_err(HapilotError::io("building a Vault snapshot"))?;
-    let snapshot_key = format!(
-        "vault/{}.snap",
-        crate::local::barman::compact_time(chrono::Utc::now().timestamp())
-    );
-    crate::local::barman::upload(
-        &s3,
-        DR_BACKUP_BUCKET,
-        &[crate::local::barman::BackupObject {
-            key: snapshot_key,
-            bytes: snapshot,
-        }],
-    )
-    .await?;
-    tokio::time::sleep(options.warmup).await;
-    let archived = tokio::task::block_in_place(|| crate::local::barman::switch_and_archive(pair))?;
-    let wal = crate::local::barman::wal_objects(pair, &archived)?;
-    crate::local::barman::upload(&s3, DR_BACKUP_BUCKET, &wal).await?;
+    let backup =
+        crate::local::barman::back_up_once(&s3, pair, &[DR_BACKUP_BUCKET], options.warmup).await?;
     say(&format!(
         "backup job: {} WAL file(s) archived to the DR bucket before the failover",
-        wal.len()
+        backup.wal_files
     ));
 
     let mut failover_run: Option<FailoverRun> = None;

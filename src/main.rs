@@ -235,6 +235,31 @@ enum LocalCommand {
         /// Seconds moto may take to start.
         #[arg(long, default_value_t = 60)]
         moto_start_timeout: u64,
+        /// Only the stack (moto + the functions, unconfigured): no world.
+        #[arg(long)]
+        bare: bool,
+        /// The kill switch (HAPILOT_AUTOMATIC_FAILOVER): `false` keeps alarms from starting
+        /// failovers. Beats `automatic_failover` in hapilot.toml.
+        #[arg(long)]
+        automatic_failover: Option<bool>,
+        /// Anti ping-pong cool-down (HAPILOT_COOLDOWN_SECONDS). Beats hapilot.toml.
+        #[arg(long)]
+        cooldown_seconds: Option<u64>,
+        /// Default tier (HAPILOT_TIER: Standard, High, Critical). Beats hapilot.toml.
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// Make a region of the running local world go dark: its APIs refuse every call, its
+    /// gateway fails, its Kubernetes API is down, its PostgreSQL stops.
+    Kill {
+        /// us-east-1, us-west-2 or eu-west-1.
+        region: String,
+    },
+    /// Bring a dark region of the running local world back (its database comes back only
+    /// through `hapilot reprotect`).
+    Revive {
+        /// us-east-1, us-west-2 or eu-west-1.
+        region: String,
     },
     /// Only install the pinned moto into the project-local venv.
     Setup,
@@ -277,6 +302,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The local stack and the drill make their own world; every other command reads the file
     // first, so a bad one stops it before anything is asked of AWS.
     let config = match &cli.command {
+        Command::Local {
+            command: LocalCommand::Up { bare: false, .. },
+        } => hapilot::local::world::user_config(cli.config.as_deref())?,
         Command::Local { .. } | Command::Drill { .. } => CliConfig::default(),
         _ => CliConfig::load(cli.config.as_deref())?,
     };
@@ -299,8 +327,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     port,
                     region,
                     moto_start_timeout,
+                    bare: true,
+                    ..
                 },
         } => local_up(port, region, moto_start_timeout).await,
+        Command::Local {
+            command:
+                LocalCommand::Up {
+                    port,
+                    region,
+                    moto_start_timeout,
+                    bare: false,
+                    automatic_failover,
+                    cooldown_seconds,
+                    tier,
+                },
+        } => {
+            let flags = [
+                (
+                    "HAPILOT_AUTOMATIC_FAILOVER",
+                    automatic_failover.map(|b| b.to_string()),
+                ),
+                (
+                    "HAPILOT_COOLDOWN_SECONDS",
+                    cooldown_seconds.map(|n| n.to_string()),
+                ),
+                ("HAPILOT_TIER", tier),
+            ];
+            let tuning = move |var: &str| {
+                flags
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .and_then(|(_, v)| v.clone())
+                    .or_else(|| config.setting(var))
+            };
+            let options = StackOptions {
+                port,
+                region,
+                moto_start_timeout: Duration::from_secs(moto_start_timeout),
+                ..StackOptions::default()
+            };
+            local_world(options, tuning).await
+        }
+        Command::Local {
+            command: LocalCommand::Kill { region },
+        } => {
+            say!("{}", hapilot::local::world::control(&region, "kill").await?);
+            Ok(())
+        }
+        Command::Local {
+            command: LocalCommand::Revive { region },
+        } => {
+            say!(
+                "{}",
+                hapilot::local::world::control(&region, "revive").await?
+            );
+            Ok(())
+        }
         Command::Drill {
             mode,
             outage,
@@ -530,6 +613,42 @@ fn draw(definition: Option<PathBuf>, readme: Option<PathBuf>, check: bool) -> an
         std::fs::write(&readme, drawn).with_context(|| format!("writing {}", readme.display()))?;
         say!("{}: diagrams redrawn", readme.display());
     }
+    Ok(())
+}
+
+async fn local_world(
+    options: StackOptions,
+    tuning: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    // Refuse a bad setting before anything starts.
+    hapilot::local::world::apply_tuning(
+        &mut hapilot_functions::config::Settings::with_defaults(),
+        &tuning,
+    )?;
+    let world =
+        hapilot::local::world::LocalWorld::start(options, tuning, Duration::from_secs(1), say)
+            .await?;
+    say!("# hapilot local world: evaluate these lines to use it (AWS CLI, SDKs, hapilot)");
+    for line in world.env_lines() {
+        say!("{line}");
+    }
+    for line in hapilot::local::world::WHAT_TO_TRY.lines() {
+        say!("# {line}");
+    }
+    say!(
+        "# ready at {} (moto pid {}, log {}); Ctrl-C stops it",
+        world.stack().endpoint_url(),
+        world.stack().moto_pid().unwrap_or_default(),
+        world.stack().moto_log().display()
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    say!("# stopping the local world");
+    world.shutdown().await;
     Ok(())
 }
 

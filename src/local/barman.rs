@@ -248,3 +248,47 @@ pub async fn upload(
     }
     Ok(())
 }
+
+/// What one run of the backup job uploaded.
+#[derive(Debug, Clone)]
+pub struct BackupRun {
+    /// The Vault snapshot's key.
+    pub vault_snapshot: String,
+    /// How many WAL files were archived after the base backup.
+    pub wal_files: usize,
+}
+
+/// One run of the backup job (what barman-cloud does for CloudNativePG, plus Vault's snapshot
+/// agent): a base backup, a Vault raft snapshot, then, after `settle`, the WAL written since,
+/// each uploaded to every one of `buckets` (the primary's and its DR copy).
+pub async fn back_up_once(
+    s3: &aws_sdk_s3::Client,
+    pair: &PostgresPair,
+    buckets: &[&str],
+    settle: std::time::Duration,
+) -> Result<BackupRun, HapilotError> {
+    let base = tokio::task::block_in_place(|| take_base_backup(pair))?;
+    let snapshot = crate::local::vault::local_snapshot()?;
+    let vault_snapshot = format!(
+        "vault/{}.snap",
+        compact_time(chrono::Utc::now().timestamp())
+    );
+    let snapshot = [BackupObject {
+        key: vault_snapshot.clone(),
+        bytes: snapshot,
+    }];
+    for bucket in buckets {
+        upload(s3, bucket, &base).await?;
+        upload(s3, bucket, &snapshot).await?;
+    }
+    tokio::time::sleep(settle).await;
+    let archived = tokio::task::block_in_place(|| switch_and_archive(pair))?;
+    let wal = wal_objects(pair, &archived)?;
+    for bucket in buckets {
+        upload(s3, bucket, &wal).await?;
+    }
+    Ok(BackupRun {
+        vault_snapshot,
+        wal_files: wal.len(),
+    })
+}

@@ -19,10 +19,12 @@ pub mod kubernetes;
 pub mod moto;
 pub mod patroni;
 pub mod postgres;
+pub mod redis;
 pub mod route53_rules;
 pub mod stack;
 pub mod traffic;
 pub mod vault;
+pub mod world;
 
 pub use stack::{LocalStack, REGIONS, StackHandle, StackOptions};
 

@@ -110,3 +110,12 @@ impl Drop for SimulatedVault {
         self.task.abort();
     }
 }
+
+/// The local Vault's raft snapshot, as its snapshot agent would upload it.
+pub fn local_snapshot() -> Result<Vec<u8>, crate::HapilotError> {
+    hapilot_core::backup::vault::build_vault_snapshot(
+        &serde_json::json!({"Index": 7, "Term": 1}),
+        b"the gateway's secrets",
+    )
+    .map_err(crate::HapilotError::io("building a Vault snapshot"))
+}

@@ -1,76 +1,12 @@
 //! Backup formats verified against files made by the real tools.
 
-use std::time::Duration;
-
 use hapilot_core::backup::rdb::{RdbProblem, verify_rdb};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// One RESP command to a Redis server, answered with one reply line.
-async fn command(stream: &mut tokio::net::TcpStream, args: &[&str]) -> String {
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    stream.write_all(req.as_bytes()).await.unwrap();
-    // A reply may arrive in pieces: read up to its end of line.
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 256];
-    while !reply.ends_with(b"\r\n") {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "redis-server closed the connection");
-        reply.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&reply).trim().to_string()
-}
 
 /// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys.
 pub async fn redis_rdb(keys: usize) -> Vec<u8> {
-    let dir = std::env::temp_dir().join(format!("hapilot-redis-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = hapilot::local::free_port().unwrap().to_string();
-    let mut redis = tokio::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dbfilename",
-            "dump.rdb",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server (scripts/ensure-redis installs it)");
-    let mut stream = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await {
-            stream = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut stream = stream.expect("redis-server answers");
-    assert_eq!(
-        command(&mut stream, &["PING"]).await,
-        "+PONG",
-        "the server on {port} is our redis-server"
-    );
-    for i in 0..keys {
-        let key = format!("litellm:key:{i}");
-        let value = format!("{{\"spend\": {i}, \"team\": \"platform\"}}");
-        assert_eq!(command(&mut stream, &["SET", &key, &value]).await, "+OK");
-    }
-    assert_eq!(command(&mut stream, &["SAVE"]).await, "+OK");
-    let _ = redis.kill().await;
-    let rdb = std::fs::read(dir.join("dump.rdb")).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    rdb
+    hapilot::local::redis::redis_rdb(keys)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,521 @@
+//! The local world `hapilot local up` builds and keeps running for people to play with: the
+//! three-region deployment the drill builds (gateways, the real PostgreSQL pair with an
+//! application writing to it, records, health checks, alarms, buckets with a first backup,
+//! topics, Kubernetes, Vault), AWS's data plane running, and a control endpoint on loopback
+//! through which `hapilot local kill|revive <region>` and `hapilot status` reach it.
+//!
+//! The CLI finds the world through the settings file it writes (`.hapilot/local/hapilot.toml`,
+//! exported as `HAPILOT_CONFIG`) and `HAPILOT_LOCAL_CONTROL`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hapilot_aws::database::PostgresDatabase;
+use hapilot_functions::config::Settings;
+use serde_json::{Value, json};
+
+use super::deployment::{
+    AUDIT_BUCKET, BACKUP_BUCKET, DR_BACKUP_BUCKET, DatabaseSetup, Databases, LocalDeployment,
+    PRIMARY_REGION, RECORD_NAME, RecordRouting, STANDBY_REGION, WITNESS_REGION, WorldOptions,
+};
+use super::gateway::GatewayMode;
+use super::http::{answer, serve};
+use super::{LocalStack, StackOptions};
+use crate::HapilotError;
+
+/// The settings a person may tune on the local world (`[settings]` of hapilot.toml, flags):
+/// how hapilot behaves. Everything else names the world (regions, buckets, zone, topics) and
+/// comes from the world itself.
+pub const TUNABLE: [&str; 5] = [
+    "HAPILOT_AUTOMATIC_FAILOVER",
+    "HAPILOT_COOLDOWN_SECONDS",
+    "HAPILOT_TIER",
+    "HAPILOT_SCALE_TARGETS",
+    "HAPILOT_FAILOVER_INPUT_DEFAULTS",
+];
+
+/// The table the local application writes to (the DR restore's data check reads it).
+pub const APP_TABLE: &str = "spend_logs";
+
+/// Applies the tunable settings `get` holds onto `settings`; returns the variables applied.
+/// A value that does not parse is refused naming the variable, and nothing is applied.
+pub fn apply_tuning(
+    settings: &mut Settings,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, HapilotError> {
+    let given: BTreeMap<&str, String> = TUNABLE
+        .iter()
+        .filter_map(|var| get(var).map(|v| (*var, v)))
+        .collect();
+    let parsed = Settings::from_lookup(|k| given.get(k).cloned())
+        .map_err(|e| HapilotError::Invalid(e.to_string()))?;
+    for var in given.keys() {
+        match *var {
+            "HAPILOT_AUTOMATIC_FAILOVER" => settings.automatic_failover = parsed.automatic_failover,
+            "HAPILOT_COOLDOWN_SECONDS" => settings.cooldown_secs = parsed.cooldown_secs,
+            "HAPILOT_TIER" => settings.tier = parsed.tier,
+            "HAPILOT_SCALE_TARGETS" => settings.scale_targets = parsed.scale_targets.clone(),
+            _ => settings.failover_input_defaults = parsed.failover_input_defaults.clone(),
+        }
+    }
+    Ok(given.keys().map(|k| k.to_string()).collect())
+}
+
+/// What to try once the world is up, printed by `hapilot local up` (the README's "Play with the
+/// local world" runs the same commands in a test).
+pub const WHAT_TO_TRY: &str = "\
+what to try (after evaluating the lines above):
+  hapilot status                                  where the world stands (--json too)
+  hapilot local kill us-east-1                    the primary region goes dark: watch the alarm-driven failover
+  hapilot status                                  ... in progress, then finished
+  hapilot audit                                   the backup audit of the DR bucket
+  hapilot restore --region us-west-2 --data-check spend_logs.created_at
+  hapilot local revive us-east-1                  its APIs come back; its database stays down
+  hapilot reprotect --region us-east-1 --primary-region us-west-2
+  hapilot failback --primary-region us-east-1 --standby-region us-west-2   asks for approval first:
+  hapilot status                                  shows the pending approval and how to answer
+  hapilot approve <execution> --machine failback --yes
+  hapilot report <execution>                      a run's report (or its journal as a timeline)";
+
+/// The CLI configuration `hapilot local up` reads its tuning from: the user's hapilot.toml,
+/// never the settings file an earlier `local up` wrote for its own world.
+pub fn user_config(path: Option<&Path>) -> Result<crate::config::CliConfig, HapilotError> {
+    match path {
+        Some(p) if p.ends_with(Path::new(".hapilot/local/hapilot.toml")) => {
+            crate::config::CliConfig::load(None)
+        }
+        other => crate::config::CliConfig::load(other),
+    }
+}
+
+/// Asks the running local world (`HAPILOT_LOCAL_CONTROL`) to `kill` or `revive` a region;
+/// returns what it did.
+pub async fn control(region: &str, verb: &str) -> Result<String, HapilotError> {
+    let Some(url) = std::env::var("HAPILOT_LOCAL_CONTROL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return Err(HapilotError::Invalid(
+            "no local world: HAPILOT_LOCAL_CONTROL is not set. Start one with `hapilot local up` and evaluate the lines it prints".into(),
+        ));
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{url}/regions/{region}/{verb}"))
+        .send()
+        .await
+        .map_err(|e| {
+            HapilotError::Invalid(format!(
+                "the local world at {url} does not answer ({e}); is `hapilot local up` still running?"
+            ))
+        })?;
+    let ok = response.status().is_success();
+    let text = response.text().await.unwrap_or_default();
+    if ok {
+        Ok(text)
+    } else {
+        Err(HapilotError::Invalid(text))
+    }
+}
+
+struct Inner {
+    stack: LocalStack,
+    deployment: LocalDeployment,
+}
+
+/// A running local world. [`LocalWorld::shutdown`] (or dropping it) stops everything.
+pub struct LocalWorld {
+    inner: Arc<Inner>,
+    data_plane: Option<super::data_plane::DataPlane>,
+    writer: tokio::task::JoinHandle<()>,
+    stop_writer: Arc<AtomicBool>,
+    control: tokio::task::JoinHandle<()>,
+    control_url: String,
+    settings_file: PathBuf,
+}
+
+impl LocalWorld {
+    /// Starts the stack and builds the world; `tuning` is applied to every region's functions.
+    pub async fn start(
+        options: StackOptions,
+        tuning: impl Fn(&str) -> Option<String>,
+        tick: Duration,
+        say: impl Fn(&str) + Send + Sync + Clone + 'static,
+    ) -> Result<Self, HapilotError> {
+        let log_dir = options.log_dir.clone();
+        let stack = LocalStack::start(options, say.clone()).await?;
+        say(
+            "building the world: three regions, the PostgreSQL pair, records, health checks, alarms, buckets, topics, Kubernetes, Vault ...",
+        );
+        let mut deployment = LocalDeployment::create_with(
+            &stack,
+            WorldOptions::regional(DatabaseSetup::Postgres, RecordRouting::Weighted),
+        )
+        .await?;
+        let mut tuned = deployment.settings.clone();
+        let applied = apply_tuning(&mut tuned, &tuning)?;
+        deployment.reconfigure(&stack, |s| *s = tuned)?;
+        if !applied.is_empty() {
+            say(&format!("settings applied: {}", applied.join(", ")));
+        }
+        let data_plane = deployment.start_data_plane(&stack, tick);
+        let deadline = Instant::now() + tick * 30;
+        while !deployment.vantage_points_see_primary_up(&stack).await? {
+            if Instant::now() > deadline {
+                return Err(HapilotError::Invalid(
+                    "the local data plane never saw us-east-1 up".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let Databases::Postgres { pair, .. } = &deployment.databases else {
+            unreachable!("the local world runs the PostgreSQL backend")
+        };
+        let dsns = [pair.primary.dsn(), pair.replica.dsn()];
+        let first = PostgresDatabase::new(&dsns[0])
+            .connect()
+            .await
+            .map_err(|e| {
+                HapilotError::Invalid(format!("the local primary does not answer: {e}"))
+            })?;
+        first
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {APP_TABLE} (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+            ))
+            .await
+            .map_err(|e| HapilotError::Invalid(format!("creating {APP_TABLE}: {e}")))?;
+        drop(first);
+        let stop_writer = Arc::new(AtomicBool::new(false));
+        let writer = tokio::spawn(write_forever(dsns.to_vec(), stop_writer.clone()));
+        say(
+            "backup job: base backup, archived WAL and a Vault snapshot into s3://hapilot-backups-dr ...",
+        );
+        let s3 = hapilot_aws::sdk::s3(stack.sdk_config());
+        super::barman::back_up_once(
+            &s3,
+            pair,
+            &[BACKUP_BUCKET, DR_BACKUP_BUCKET],
+            Duration::from_millis(500),
+        )
+        .await?;
+        match super::redis::redis_rdb(200).await {
+            Ok(rdb) => {
+                let object = [super::barman::BackupObject {
+                    key: format!(
+                        "redis/{}.rdb",
+                        super::barman::compact_time(chrono::Utc::now().timestamp())
+                    ),
+                    bytes: rdb,
+                }];
+                for bucket in [BACKUP_BUCKET, DR_BACKUP_BUCKET] {
+                    super::barman::upload(&s3, bucket, &object).await?;
+                }
+            }
+            Err(e) => say(&format!(
+                "no Redis RDB backup ({e}): the backup audit will say Redis has none"
+            )),
+        }
+        let inner = Arc::new(Inner { stack, deployment });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(HapilotError::io("binding the local control endpoint"))?;
+        let control_url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(HapilotError::io("the control endpoint's address"))?
+        );
+        let control = serve(listener, {
+            let inner = inner.clone();
+            move |req| control_answer(inner.clone(), req)
+        });
+        let settings_file = log_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("local")
+            .join("hapilot.toml");
+        let world = Self {
+            inner,
+            data_plane: Some(data_plane),
+            writer,
+            stop_writer,
+            control,
+            control_url,
+            settings_file,
+        };
+        world.write_settings_file()?;
+        Ok(world)
+    }
+
+    /// The stack under the world.
+    pub fn stack(&self) -> &LocalStack {
+        &self.inner.stack
+    }
+
+    /// The world's deployment.
+    pub fn deployment(&self) -> &LocalDeployment {
+        &self.inner.deployment
+    }
+
+    /// The control endpoint (`HAPILOT_LOCAL_CONTROL`).
+    pub fn control_url(&self) -> &str {
+        &self.control_url
+    }
+
+    /// The CLI settings file describing this world (`HAPILOT_CONFIG`).
+    pub fn settings_file(&self) -> &Path {
+        &self.settings_file
+    }
+
+    /// The environment a shell needs to use the world: the stack's, the settings file and the
+    /// control endpoint. The failover runs in the standby's deployment, so the CLI talks to
+    /// us-west-2 by default: it keeps answering when us-east-1 goes dark.
+    pub fn env_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .inner
+            .stack
+            .env_lines()
+            .into_iter()
+            .map(|l| {
+                if let Some(var @ ("AWS_REGION" | "AWS_DEFAULT_REGION")) = l
+                    .strip_prefix("export ")
+                    .and_then(|l| l.split_once('=').map(|(k, _)| k))
+                {
+                    format!("export {var}={STANDBY_REGION}")
+                } else {
+                    l
+                }
+            })
+            .collect();
+        lines.push(format!(
+            "export HAPILOT_CONFIG={}",
+            self.settings_file.display()
+        ));
+        lines.push(format!("export HAPILOT_LOCAL_CONTROL={}", self.control_url));
+        lines
+    }
+
+    /// Writes the CLI settings file: where the world's AWS is, and the settings that name it
+    /// (no credential: the CLI never needs one).
+    fn write_settings_file(&self) -> Result<(), HapilotError> {
+        let s = &self.inner.deployment.settings;
+        let regions: BTreeMap<&String, Value> = s
+            .regions
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name,
+                    json!({"health_url": r.health_url, "set_identifier": r.set_identifier}),
+                )
+            })
+            .collect();
+        let quote = |v: &str| toml::Value::String(v.to_string()).to_string();
+        let mut text = format!(
+            "# Written by `hapilot local up`: the local world, for the CLI. Rewritten at each start.\n\
+             [aws]\nregion = {region}\nendpoint_url = {endpoint}\n\n[settings]\n",
+            region = quote(STANDBY_REGION),
+            endpoint = quote(&self.inner.stack.endpoint_url()),
+        );
+        let mut line = |key: &str, value: String| text.push_str(&format!("{key} = {value}\n"));
+        let or = |v: &Option<String>, default: &str| quote(v.as_deref().unwrap_or(default));
+        line("audit_bucket", or(&s.audit_bucket, AUDIT_BUCKET));
+        line("backup_bucket", or(&s.backup_bucket, BACKUP_BUCKET));
+        line(
+            "dr_backup_bucket",
+            or(&s.dr_backup_bucket, DR_BACKUP_BUCKET),
+        );
+        line("dr_region", or(&s.dr_region, STANDBY_REGION));
+        line("allow_plain_http", "true".into());
+        line("record_name", quote(RECORD_NAME));
+        line("hosted_zone_id", quote(&self.inner.deployment.zone_id));
+        line("automatic_failover", s.automatic_failover.to_string());
+        line("cooldown_seconds", s.cooldown_secs.to_string());
+        if let Some(tier) = s.tier {
+            line("tier", quote(tier.as_str()));
+        }
+        line("regions", quote(&json!(regions).to_string()));
+        line(
+            "failover_triggers",
+            quote(&serde_json::to_string(&s.triggers).unwrap_or_default()),
+        );
+        if let Some(dir) = self.settings_file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+        }
+        std::fs::write(&self.settings_file, text).map_err(HapilotError::io(format!(
+            "writing {}",
+            self.settings_file.display()
+        )))
+    }
+
+    /// Stops the writer, the data plane, the control endpoint and the stack.
+    pub async fn shutdown(mut self) {
+        self.stop_writer.store(true, Ordering::Relaxed);
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.writer).await;
+        self.control.abort();
+        drop(self.data_plane.take());
+        let _ = std::fs::remove_file(&self.settings_file);
+        if let Ok(inner) = Arc::try_unwrap(self.inner) {
+            drop(inner.deployment);
+            inner.stack.shutdown().await;
+        }
+    }
+}
+
+/// The application: commits a row every 200 ms to whichever server takes writes (the promoted
+/// one after a failover; a fenced or dead one refuses), so replication lag and RPO are real.
+async fn write_forever(dsns: Vec<String>, stop: Arc<AtomicBool>) {
+    let mut clients: Vec<Option<tokio_postgres::Client>> = dsns.iter().map(|_| None).collect();
+    while !stop.load(Ordering::Relaxed) {
+        for (dsn, client) in dsns.iter().zip(clients.iter_mut()) {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                *client = PostgresDatabase::new(dsn).connect().await.ok();
+            }
+            let Some(c) = client.as_ref() else { continue };
+            let sql = format!("INSERT INTO {APP_TABLE} DEFAULT VALUES");
+            if c.batch_execute(&sql).await.is_ok() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A region the world has.
+fn known_region(region: &str) -> bool {
+    [PRIMARY_REGION, STANDBY_REGION, WITNESS_REGION].contains(&region)
+}
+
+async fn control_answer(
+    inner: Arc<Inner>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> super::http::Answer {
+    use hyper::{Method, StatusCode};
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let text = |status, body: String| answer(status, "text/plain", body);
+    match (req.method(), parts.as_slice()) {
+        (&Method::GET, ["dns"]) => {
+            let mut answers = BTreeMap::new();
+            for region in [PRIMARY_REGION, STANDBY_REGION, WITNESS_REGION] {
+                let seen = inner.deployment.dns_answer(&inner.stack, region).await;
+                answers.insert(
+                    region,
+                    match seen {
+                        Ok(Some(set)) => json!(set),
+                        Ok(None) => Value::Null,
+                        Err(e) => json!(format!("unreadable: {e}")),
+                    },
+                );
+            }
+            answer(StatusCode::OK, "application/json", json!(answers).to_string())
+        }
+        (&Method::GET, ["regions"]) => {
+            let regions: BTreeMap<&str, bool> = [PRIMARY_REGION, STANDBY_REGION, WITNESS_REGION]
+                .into_iter()
+                .map(|r| (r, inner.stack.is_dark(r)))
+                .collect();
+            answer(StatusCode::OK, "application/json", json!({"dark": regions}).to_string())
+        }
+        (&Method::POST, ["regions", region, verb @ ("kill" | "revive")]) => {
+            if !known_region(region) {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no region {region:?} in the local world (it has {PRIMARY_REGION}, {STANDBY_REGION}, {WITNESS_REGION})"
+                    ),
+                );
+            }
+            let result = if *verb == "kill" {
+                kill(&inner, region)
+            } else {
+                revive(&inner, region)
+            };
+            match result {
+                Ok(said) => text(StatusCode::OK, said),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "the local control endpoint serves GET /dns, GET /regions, POST /regions/<region>/kill|revive".into(),
+        ),
+    }
+}
+
+/// The region goes dark: every API signed for it refused, its gateway failing, its Kubernetes
+/// API down, its PostgreSQL stopped `-m immediate`.
+fn kill(inner: &Inner, region: &str) -> Result<String, HapilotError> {
+    let deployment = &inner.deployment;
+    inner.stack.black_out(region);
+    let Databases::Postgres { pair, .. } = &deployment.databases else {
+        unreachable!("the local world runs the PostgreSQL backend")
+    };
+    let (gateway, kube, server) = match region {
+        PRIMARY_REGION => (&deployment.primary, &deployment.primary_kube, &pair.primary),
+        STANDBY_REGION => (&deployment.standby, &deployment.standby_kube, &pair.replica),
+        _ => return Ok(format!("{region} is dark: its APIs refuse every call")),
+    };
+    kube.set_down(true);
+    gateway.set_mode(GatewayMode::Failing);
+    tokio::task::block_in_place(|| server.kill())?;
+    Ok(format!(
+        "{region} is dark: its APIs refuse every call, its gateway fails, its PostgreSQL is stopped (immediate)"
+    ))
+}
+
+/// The region comes back: its APIs answer, its gateway is healthy, its Kubernetes API up. Its
+/// database stays as it was: a stopped old primary comes back only through re-protection.
+fn revive(inner: &Inner, region: &str) -> Result<String, HapilotError> {
+    let deployment = &inner.deployment;
+    inner.stack.revive(region);
+    let (gateway, kube) = match region {
+        PRIMARY_REGION => (&deployment.primary, &deployment.primary_kube),
+        STANDBY_REGION => (&deployment.standby, &deployment.standby_kube),
+        _ => return Ok(format!("{region} is back: its APIs answer")),
+    };
+    kube.set_down(false);
+    gateway.set_mode(GatewayMode::Healthy);
+    let other = if region == PRIMARY_REGION {
+        STANDBY_REGION
+    } else {
+        PRIMARY_REGION
+    };
+    Ok(format!(
+        "{region} is back: its APIs answer, its gateway is healthy. Its database stays down until \
+         `hapilot reprotect --region {region} --primary-region {other}` rebuilds it as a replica"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuning_applies_only_what_is_given_and_refuses_bad_values() {
+        let mut settings = Settings::with_defaults();
+        settings.audit_bucket = Some("kept".into());
+        let given = |k: &str| match k {
+            "HAPILOT_AUTOMATIC_FAILOVER" => Some("false".to_string()),
+            "HAPILOT_COOLDOWN_SECONDS" => Some("60".to_string()),
+            "HAPILOT_AUDIT_BUCKET" => Some("ignored".to_string()),
+            _ => None,
+        };
+        let applied = apply_tuning(&mut settings, given).unwrap();
+        assert_eq!(
+            applied,
+            ["HAPILOT_AUTOMATIC_FAILOVER", "HAPILOT_COOLDOWN_SECONDS"]
+        );
+        assert!(!settings.automatic_failover);
+        assert_eq!(settings.cooldown_secs, 60);
+        assert_eq!(settings.audit_bucket.as_deref(), Some("kept"));
+        let before = settings.clone();
+        let bad = apply_tuning(&mut settings, |k| {
+            (k == "HAPILOT_TIER").then(|| "Gold".to_string())
+        });
+        assert!(bad.unwrap_err().to_string().contains("HAPILOT_TIER"));
+        assert_eq!(settings, before, "nothing applied on bad input");
+    }
+}
