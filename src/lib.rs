@@ -12,6 +12,8 @@ pub mod diagram;
 pub mod drill;
 pub mod error;
 pub mod local;
+pub mod report;
 pub mod runs;
+pub mod status;
 
 pub use error::HapilotError;

@@ -69,6 +69,9 @@ enum Command {
         /// Give up following after this many seconds (the run goes on).
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
+        /// Start it and return at once (follow it later with `hapilot watch`).
+        #[arg(long)]
+        detach: bool,
     },
     /// Start a canary failback (traffic back to the recovered primary in gated steps) and follow it.
     Failback {
@@ -91,6 +94,9 @@ enum Command {
         /// Give up following after this many seconds (the run goes on).
         #[arg(long, default_value_t = 7200)]
         timeout: u64,
+        /// Start it and return at once (follow it later with `hapilot watch`).
+        #[arg(long)]
+        detach: bool,
     },
     /// After a failover, make the old primary's database a streaming replica of the new primary
     /// again (pg_rewind, else a fresh base backup; Patroni: reinitialize). Refuses split brain.
@@ -198,6 +204,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Where the deployment stands: which region serves (DNS data plane and records), each
+    /// vantage point's view, replication lag, the last runs, pending approvals, the kill switch
+    /// and the cool-down. Against AWS, or the local world (after `hapilot local up`).
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's report as Markdown, from the audit bucket; a run with no report yet is shown
+    /// as its journal, one line per step.
+    Report {
+        /// Execution name or ARN.
+        execution: String,
+        /// The audit bucket (or `audit_bucket` in the settings file).
+        #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
+        bucket: Option<String>,
+    },
     /// Draw a state machine as a Mermaid flowchart (from its `.asl.json`), or redraw the
     /// README's diagrams.
     Diagram {
@@ -214,8 +237,11 @@ enum Command {
     },
     /// Follow a run (execution ARN) to its end, one line per state.
     Watch {
-        /// Execution ARN.
+        /// Execution ARN, or its name with --machine.
         execution: String,
+        /// The state machine of a run given by name (name as deployed, or ARN).
+        #[arg(long, default_value = "failover")]
+        machine: String,
         /// Give up following after this many seconds (the run goes on).
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
@@ -421,7 +447,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             input,
             name,
             timeout,
+            detach,
         } => {
+            let timeout = if detach { 0 } else { timeout };
             // A missing or malformed input file is said before anything is asked of AWS.
             let input = read_input(input)?;
             let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
@@ -438,7 +466,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             machine,
             name,
             timeout,
+            detach,
         } => {
+            let timeout = if detach { 0 } else { timeout };
             let fields = [
                 ("primary_region", primary_region.into()),
                 ("standby_region", standby_region.into()),
@@ -570,13 +600,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Status { json } => {
+            let settings = config.settings()?;
+            let sdk = config.sdk().await;
+            if sdk.region().is_none() {
+                bail!(
+                    "no AWS region: set AWS_REGION (or region under [aws] in hapilot.toml), and the deployment's settings (hapilot.toml [settings])"
+                );
+            }
+            let control = std::env::var("HAPILOT_LOCAL_CONTROL")
+                .ok()
+                .filter(|u| !u.is_empty());
+            let status = hapilot::status::read_status(&sdk, &settings, control.as_deref()).await;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&status.to_json())?);
+            } else {
+                say!("{}", status.render());
+            }
+            Ok(())
+        }
+        Command::Report { execution, bucket } => {
+            let Some(bucket) = bucket.or_else(|| config.setting("HAPILOT_AUDIT_BUCKET")) else {
+                bail!(
+                    "which audit bucket holds the report? Use --bucket, HAPILOT_AUDIT_BUCKET or audit_bucket in hapilot.toml"
+                );
+            };
+            let sdk = config.sdk().await;
+            say!(
+                "{}",
+                hapilot::report::report(&sdk, &bucket, &execution).await?
+            );
+            Ok(())
+        }
         Command::Diagram {
             definition,
             readme,
             check,
         } => draw(definition, readme, check),
-        Command::Watch { execution, timeout } => {
+        Command::Watch {
+            execution,
+            machine,
+            timeout,
+        } => {
             let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
+            let execution = if execution.starts_with("arn:") {
+                execution
+            } else {
+                let machine = resolve_machine(&sfn, &machine).await?;
+                format!(
+                    "{}:{execution}",
+                    machine.replacen(":stateMachine:", ":execution:", 1)
+                )
+            };
             finish(&sfn, &execution, timeout).await
         }
     }
@@ -755,7 +830,13 @@ fn read_input(input: Option<PathBuf>) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).context("the input is not valid JSON")
 }
 
+/// Follows `execution` to its end and prints its output; `timeout` 0 means detached: return at
+/// once.
 async fn finish(sfn: &aws_sdk_sfn::Client, execution: &str, timeout: u64) -> anyhow::Result<()> {
+    if timeout == 0 {
+        say!("follow it with: hapilot watch {execution}");
+        return Ok(());
+    }
     let outcome = runs::follow(sfn, execution, Duration::from_secs(timeout), say).await?;
     if let Some(output) = &outcome.output {
         say!("{}", serde_json::to_string_pretty(output)?);

@@ -4,7 +4,7 @@
 //! topics, Kubernetes, Vault), AWS's data plane running, and a control endpoint on loopback
 //! through which `hapilot local kill|revive <region>` and `hapilot status` reach it.
 //!
-//! The CLI finds the world through the settings file it writes (`.hapilot/local/hapilot.toml`,
+//! The CLI finds the world through the settings file it writes (`.hapilot/local/hapilot-<port>.toml`,
 //! exported as `HAPILOT_CONFIG`) and `HAPILOT_LOCAL_CONTROL`.
 
 use std::collections::BTreeMap;
@@ -84,7 +84,7 @@ what to try (after evaluating the lines above):
 /// never the settings file an earlier `local up` wrote for its own world.
 pub fn user_config(path: Option<&Path>) -> Result<crate::config::CliConfig, HapilotError> {
     match path {
-        Some(p) if p.ends_with(Path::new(".hapilot/local/hapilot.toml")) => {
+        Some(p) if p.parent().is_some_and(|d| d.ends_with(".hapilot/local")) => {
             crate::config::CliConfig::load(None)
         }
         other => crate::config::CliConfig::load(other),
@@ -132,6 +132,7 @@ pub struct LocalWorld {
     writer: tokio::task::JoinHandle<()>,
     stop_writer: Arc<AtomicBool>,
     control: tokio::task::JoinHandle<()>,
+    lag_schedule: tokio::task::JoinHandle<()>,
     control_url: String,
     settings_file: PathBuf,
 }
@@ -160,6 +161,9 @@ impl LocalWorld {
         if !applied.is_empty() {
             say(&format!("settings applied: {}", applied.join(", ")));
         }
+        // The gateways' request and error rates the canary gate reads (0.2 % errors).
+        deployment.primary.traffic().set(400.0, 0.002);
+        deployment.standby.traffic().set(400.0, 0.002);
         let data_plane = deployment.start_data_plane(&stack, tick);
         let deadline = Instant::now() + tick * 30;
         while !deployment.vantage_points_see_primary_up(&stack).await? {
@@ -217,6 +221,18 @@ impl LocalWorld {
                 "no Redis RDB backup ({e}): the backup audit will say Redis has none"
             )),
         }
+        // Scheduler's every-minute publish-replication-lag in the standby (6 periods here).
+        let lag_schedule = tokio::spawn({
+            let handle = stack.handle();
+            async move {
+                loop {
+                    let _ = handle
+                        .deliver(STANDBY_REGION, "publish-replication-lag", json!({}))
+                        .await;
+                    tokio::time::sleep(tick * 6).await;
+                }
+            }
+        });
         let inner = Arc::new(Inner { stack, deployment });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -231,17 +247,26 @@ impl LocalWorld {
             let inner = inner.clone();
             move |req| control_answer(inner.clone(), req)
         });
+        // One file per world (named after its endpoint's port): two worlds never share one.
+        let port = inner
+            .stack
+            .endpoint_url()
+            .rsplit(':')
+            .next()
+            .unwrap_or("0")
+            .to_string();
         let settings_file = log_dir
             .parent()
             .unwrap_or(Path::new("."))
             .join("local")
-            .join("hapilot.toml");
+            .join(format!("hapilot-{port}.toml"));
         let world = Self {
             inner,
             data_plane: Some(data_plane),
             writer,
             stop_writer,
             control,
+            lag_schedule,
             control_url,
             settings_file,
         };
@@ -355,6 +380,7 @@ impl LocalWorld {
         self.stop_writer.store(true, Ordering::Relaxed);
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.writer).await;
         self.control.abort();
+        self.lag_schedule.abort();
         drop(self.data_plane.take());
         let _ = std::fs::remove_file(&self.settings_file);
         if let Ok(inner) = Arc::try_unwrap(self.inner) {

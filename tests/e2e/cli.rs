@@ -62,7 +62,7 @@ async fn failing_run(command: &mut Command) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_up_serves_until_sigterm_and_leaves_no_moto() {
-    let mut child = hapilot().args(["local", "up"]).spawn().unwrap();
+    let mut child = hapilot().args(["local", "up", "--bare"]).spawn().unwrap();
     let (endpoint, moto_pid) = wait_ready(&mut child).await;
     assert!(process_alive(moto_pid));
 
@@ -86,7 +86,7 @@ async fn local_up_serves_until_sigterm_and_leaves_no_moto() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_cli_takes_moto_with_it() {
-    let mut child = hapilot().args(["local", "up"]).spawn().unwrap();
+    let mut child = hapilot().args(["local", "up", "--bare"]).spawn().unwrap();
     let (_, moto_pid) = wait_ready(&mut child).await;
     child.kill().await.unwrap(); // SIGKILL: no handler runs, only the kernel's parent-death signal.
     assert!(
@@ -99,7 +99,7 @@ async fn a_killed_cli_takes_moto_with_it() {
 async fn a_taken_port_is_one_clear_line() {
     let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let line = failing_run(hapilot().args(["local", "up", "--port", &port])).await;
+    let line = failing_run(hapilot().args(["local", "up", "--bare", "--port", &port])).await;
     assert!(
         line.contains("already in use") && line.contains(&port),
         "{line}"
@@ -111,7 +111,7 @@ async fn missing_python_is_one_clear_line() {
     let dir = tempdir("no-python");
     let line = failing_run(
         hapilot()
-            .args(["local", "up"])
+            .args(["local", "up", "--bare"])
             .env("HAPILOT_VENV", dir.join("venv"))
             .env("HAPILOT_PYTHON", dir.join("no-such-python3")),
     )
@@ -142,7 +142,7 @@ async fn a_moto_that_never_answers_is_stopped_and_reported() {
     );
     let line = failing_run(
         hapilot()
-            .args(["local", "up", "--moto-start-timeout", "2"])
+            .args(["local", "up", "--bare", "--moto-start-timeout", "2"])
             .env("HAPILOT_VENV", dir.join("venv")),
     )
     .await;

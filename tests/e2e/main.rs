@@ -19,5 +19,6 @@ mod front_door;
 mod health_proof;
 mod https_targets;
 mod infra;
+mod local_world;
 mod postgres_tls;
 mod switchover;
