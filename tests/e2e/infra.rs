@@ -448,3 +448,95 @@ fn each_role_reads_exactly_the_secrets_its_function_uses() {
         );
     }
 }
+
+#[test]
+fn the_dashboard_shows_metrics_hapilot_publishes_and_names_only_what_the_template_has() {
+    let text = std::fs::read_to_string(project_root().join("infra/template.yaml")).unwrap();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let resources = template();
+    let dashboard = &resources["OperationsDashboard"];
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+    let body = scalar(&dashboard["Properties"]["DashboardBody"]);
+    // Every ${Name} is a parameter, a resource or a pseudo parameter.
+    let parameters = doc["Parameters"].as_mapping().unwrap();
+    let mut rest = body.as_str();
+    while let Some(at) = rest.find("${") {
+        let end = rest[at..].find('}').unwrap() + at;
+        let name = &rest[at + 2..end];
+        assert!(
+            name.starts_with("AWS::")
+                || resources.contains_key(name)
+                || parameters.contains_key(Value::String(name.to_string())),
+            "the dashboard names ${{{name}}}, which the template does not have"
+        );
+        rest = &rest[end..];
+    }
+    let substituted = body
+        .split("${")
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part.to_string()
+            } else {
+                format!("X{}", &part[part.find('}').unwrap() + 1..])
+            }
+        })
+        .collect::<String>();
+    let json: serde_json::Value = serde_json::from_str(&substituted)
+        .unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}\n{substituted}"));
+    let published = [
+        (hapilot_functions::watch_region::NAMESPACE, "Healthy"),
+        ("hapilot/Database", "ReplicationLagSeconds"),
+        ("hapilot", "FailoverDurationSeconds"),
+        ("hapilot", "FailbackDurationSeconds"),
+        ("hapilot", "DataAtRiskSeconds"),
+        (
+            hapilot_functions::report_backup_audit::NAMESPACE,
+            "AchievableRpoSeconds",
+        ),
+        ("AWS/States", "ExecutionsSucceeded"),
+        ("AWS/States", "ExecutionsFailed"),
+    ];
+    let widgets = json["widgets"].as_array().unwrap();
+    let mut shown = BTreeSet::new();
+    for metric in widgets
+        .iter()
+        .filter_map(|w| w["properties"]["metrics"].as_array())
+        .flatten()
+    {
+        let first = &metric[0];
+        if let Some(expression) = first["expression"].as_str() {
+            // SEARCH('{namespace,dims} MetricName="name"', ...)
+            let namespace = expression
+                .split('{')
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            let name = expression
+                .split("MetricName=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            shown.insert((namespace.to_string(), name.to_string()));
+        } else {
+            shown.insert((
+                first.as_str().unwrap().to_string(),
+                metric[1].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for (namespace, name) in &shown {
+        assert!(
+            published.contains(&(namespace.as_str(), name.as_str())),
+            "the dashboard shows {namespace} {name}, which nothing publishes"
+        );
+    }
+    assert_eq!(shown.len(), published.len(), "{shown:?}");
+}
