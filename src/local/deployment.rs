@@ -25,7 +25,8 @@ use super::gateway::{GlobalRouter, SimulatedGateway};
 use super::kubernetes::SimulatedKubernetes;
 use super::patroni::SimulatedPatroni;
 use super::postgres::PostgresPair;
-use super::traffic::{LB_NAMESPACE, LoadBalancerMetrics, SimulatedPrometheus};
+use super::prometheus::LocalPrometheus;
+use super::traffic::{LB_NAMESPACE, LoadBalancerMetrics};
 use super::vault::SimulatedVault;
 use crate::HapilotError;
 use hapilot_aws::traffic::TrafficSource;
@@ -203,7 +204,7 @@ pub struct LocalDeployment {
     /// The databases.
     pub databases: Databases,
     /// Prometheus over both regions' traffic (the default canary metrics provider).
-    pub prometheus: SimulatedPrometheus,
+    pub prometheus: LocalPrometheus,
     /// The load balancers' CloudWatch metrics (the other provider).
     pub lb_metrics: LoadBalancerMetrics,
     /// The hosted zone of the global name.
@@ -529,12 +530,8 @@ impl LocalDeployment {
         .await
         .map_err(io("starting the global router"))?;
 
-        let prometheus = SimulatedPrometheus::start(BTreeMap::from([
-            (PRIMARY_REGION.to_string(), primary.traffic()),
-            (STANDBY_REGION.to_string(), standby.traffic()),
-        ]))
-        .await
-        .map_err(io("starting Prometheus"))?;
+        let prometheus =
+            LocalPrometheus::start(&[primary.metrics_target(), standby.metrics_target()]).await?;
         prometheus.require_authorization(&format!("Bearer {PROMETHEUS_TOKEN}"));
         let lb_metrics = LoadBalancerMetrics::start(
             sdk,

@@ -87,6 +87,11 @@ impl SimulatedGateway {
         format!("http://{}/health", self.addr)
     }
 
+    /// `host:port` of its `/metrics` (a Prometheus scrape target).
+    pub fn metrics_target(&self) -> String {
+        self.addr.to_string()
+    }
+
     /// The region this gateway plays.
     pub fn region(&self) -> &str {
         &self.state.region

@@ -19,6 +19,7 @@ pub mod kubernetes;
 pub mod moto;
 pub mod patroni;
 pub mod postgres;
+pub mod prometheus;
 pub mod redis;
 pub mod route53_rules;
 pub mod stack;

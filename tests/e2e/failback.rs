@@ -143,7 +143,7 @@ async fn too_little_traffic_is_inconclusive_and_a_human_decides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_outage_is_never_a_pass() {
     let world = after_failover().await;
-    world.deployment.prometheus.set_down(true);
+    world.deployment.prometheus.stop();
     let arn = world
         .start_run("failback", "blind", input(json!({"steps": [100]})))
         .await;

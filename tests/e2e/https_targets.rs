@@ -77,20 +77,20 @@ impl hapilot_aws::secrets::SecretReader for Secrets {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets() {
+    use hapilot::local::gateway::SimulatedGateway;
     use hapilot::local::patroni::SimulatedPatroni;
-    use hapilot::local::traffic::{SimulatedPrometheus, TrafficModel};
+    use hapilot::local::prometheus::LocalPrometheus;
     use hapilot_aws::database::{Database, DatabaseTarget, PromotionOutcome};
     use hapilot_aws::traffic::{TrafficMetrics, TrafficProvider, TrafficSource};
     use hapilot_functions::catalog::{Credential, find};
 
     let patroni = SimulatedPatroni::start("pg-west", false).await.unwrap();
     patroni.require_basic_auth("patroni", "s3cret-patroni");
-    let model = std::sync::Arc::new(TrafficModel::default());
-    model.set(100.0, 0.0);
-    let prometheus =
-        SimulatedPrometheus::start([("us-east-1".to_string(), model)].into_iter().collect())
-            .await
-            .unwrap();
+    let gateway = SimulatedGateway::start("us-east-1").await.unwrap();
+    gateway.traffic().set(100.0, 0.0);
+    let prometheus = LocalPrometheus::start(&[gateway.metrics_target()])
+        .await
+        .unwrap();
     prometheus.require_authorization("Bearer s3cret-prometheus");
 
     let settings = |with_secrets: bool| {
