@@ -146,6 +146,32 @@ impl CliConfig {
         })
     }
 
+    /// [`CliConfig::sdk`], refused in one line saying what to set when it has no region or no
+    /// credentials (before any call, so the user never reads an SDK dump instead).
+    pub async fn aws(&self) -> Result<SdkConfig, HapilotError> {
+        let sdk = self.sdk().await;
+        let missing = |what: String| HapilotError::Config {
+            path: self.path.clone().unwrap_or_else(|| "environment".into()),
+            detail: what,
+        };
+        if sdk.region().is_none() {
+            return Err(missing(
+                "no AWS region: set AWS_REGION (or region under [aws] in hapilot.toml)".into(),
+            ));
+        }
+        let fix = "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+        match sdk.credentials_provider() {
+            None => return Err(missing(format!("no AWS credentials: {fix}"))),
+            Some(provider) => {
+                use aws_sdk_sts::config::ProvideCredentials;
+                if let Err(e) = provider.provide_credentials().await {
+                    return Err(missing(format!("no AWS credentials ({e}): {fix}")));
+                }
+            }
+        }
+        Ok(sdk)
+    }
+
     /// The AWS SDK configuration: the SDK's own chain (environment, profile), with the file's
     /// `[aws]` values where the environment says nothing.
     pub async fn sdk(&self) -> SdkConfig {

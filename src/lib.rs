@@ -14,6 +14,7 @@ pub mod error;
 pub mod local;
 pub mod report;
 pub mod runs;
+pub mod schema;
 pub mod status;
 
 pub use error::HapilotError;

@@ -452,7 +452,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let timeout = if detach { 0 } else { timeout };
             // A missing or malformed input file is said before anything is asked of AWS.
             let input = read_input(input)?;
-            let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
+            check_input(&machine, &input)?;
+            let sfn = aws_sdk_sfn::Client::new(&config.aws().await?);
             let arn = resolve_machine(&sfn, &machine).await?;
             let name = name.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
             let execution = runs::start(&sfn, &arn, &name, &input).await?;
@@ -557,28 +558,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     request[field] = serde_json::Value::String(v);
                 }
             }
+            check_input("backup-audit", &request)?;
             let settings = config.settings()?;
-            let sdk = config.sdk().await;
+            let sdk = config.aws().await?;
             // A missing region or credentials is a setup error (exit 1), never "critical
-            // backup findings" (exit 2): say what to set before reading any bucket.
-            if sdk.region().is_none() {
-                bail!(
-                    "no AWS region: set AWS_REGION (or region under [aws] in hapilot.toml) to the backup bucket's region"
-                );
-            }
-            match sdk.credentials_provider() {
-                None => bail!(
-                    "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                ),
-                Some(provider) => {
-                    use aws_sdk_sts::config::ProvideCredentials;
-                    if let Err(e) = provider.provide_credentials().await {
-                        bail!(
-                            "no AWS credentials ({e}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                        );
-                    }
-                }
-            }
+            // backup findings" (exit 2): said by `aws()` before any bucket is read.
             let run =
                 hapilot::audit::run_audit(&sdk, settings, request, record, |l| eprintln!("{l}"))
                     .await?;
@@ -602,12 +586,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { json } => {
             let settings = config.settings()?;
-            let sdk = config.sdk().await;
-            if sdk.region().is_none() {
-                bail!(
-                    "no AWS region: set AWS_REGION (or region under [aws] in hapilot.toml), and the deployment's settings (hapilot.toml [settings])"
-                );
-            }
+            let sdk = config.aws().await?;
             let control = std::env::var("HAPILOT_LOCAL_CONTROL")
                 .ok()
                 .filter(|u| !u.is_empty());
@@ -625,7 +604,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "which audit bucket holds the report? Use --bucket, HAPILOT_AUDIT_BUCKET or audit_bucket in hapilot.toml"
                 );
             };
-            let sdk = config.sdk().await;
+            let sdk = config.aws().await?;
             say!(
                 "{}",
                 hapilot::report::report(&sdk, &bucket, &execution).await?
@@ -642,7 +621,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             machine,
             timeout,
         } => {
-            let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
+            let sfn = aws_sdk_sfn::Client::new(&config.aws().await?);
             let execution = if execution.starts_with("arn:") {
                 execution
             } else {
@@ -786,7 +765,8 @@ async fn start_with(
     for (k, v) in fields {
         object.insert(k.into(), v);
     }
-    let sfn = aws_sdk_sfn::Client::new(&config.sdk().await);
+    check_input(machine, &input)?;
+    let sfn = aws_sdk_sfn::Client::new(&config.aws().await?);
     let arn = resolve_machine(&sfn, machine).await?;
     let name = name.unwrap_or_else(|| format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
     let execution = runs::start(&sfn, &arn, &name, &input).await?;
@@ -815,6 +795,28 @@ async fn resolve_machine(sfn: &aws_sdk_sfn::Client, machine: &str) -> anyhow::Re
         return Ok(only.clone());
     }
     bail!("no state machine named {machine:?} in this account and region")
+}
+
+/// Refuses an input that does not fit `machine`'s schema (one of hapilot's), before any AWS
+/// call, naming every field that is wrong.
+fn check_input(machine: &str, input: &serde_json::Value) -> anyhow::Result<()> {
+    let Some(schema) = hapilot::schema::schema_of(machine) else {
+        return Ok(());
+    };
+    let problems = hapilot::schema::problems(&schema, input);
+    if !problems.is_empty() {
+        let name = machine.rsplit(':').next().unwrap_or(machine);
+        let short = hapilot::schema::SCHEMAS
+            .iter()
+            .map(|(m, _)| *m)
+            .find(|m| name == *m || name.ends_with(&format!("-{m}")))
+            .unwrap_or(name);
+        bail!(
+            "the input does not fit statemachines/schemas/{short}.input.json: {}",
+            problems.join("; ")
+        );
+    }
+    Ok(())
 }
 
 fn read_input(input: Option<PathBuf>) -> anyhow::Result<serde_json::Value> {
@@ -876,7 +878,7 @@ async fn answer(
             "which audit bucket holds the approval? Use --bucket, HAPILOT_AUDIT_BUCKET or audit_bucket in hapilot.toml"
         );
     };
-    let sdk = config.sdk().await;
+    let sdk = config.aws().await?;
     let pending = hapilot::approvals::pending(&sdk, &bucket, machine, execution).await?;
     let verb = if approved { "approve" } else { "deny" };
     say!(

@@ -230,9 +230,20 @@ async fn a_bad_input_file_is_refused_before_any_aws_call() {
     let dir = std::env::temp_dir().join(format!("hapilot-bad-input-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bad.json"), "{not json").unwrap();
+    std::fs::write(
+        dir.join("typo.json"),
+        r#"{"primary_region": "us-east-1", "standby_regoin": "us-west-2", "mode": "sideways"}"#,
+    )
+    .unwrap();
     for (file, says) in [
         ("missing.json", "No such file"),
         ("bad.json", "the input is not valid JSON"),
+        (
+            "typo.json",
+            "the input does not fit statemachines/schemas/failover.input.json: \
+             the input: `standby_region` is required; mode: \"sideways\" is not one of",
+        ),
+        ("typo.json", "standby_regoin: unknown field"),
     ] {
         let out = hapilot()
             .current_dir(&dir)
@@ -251,6 +262,34 @@ async fn a_bad_input_file_is_refused_before_any_aws_call() {
         assert!(
             stderr.lines().count() <= 2,
             "one line, not an SDK dump: {stderr}"
+        );
+    }
+    // A valid input and no region: one line saying what to set, before any call.
+    std::fs::write(
+        dir.join("run.json"),
+        r#"{"primary_region": "us-east-1", "standby_region": "us-west-2"}"#,
+    )
+    .unwrap();
+    for args in [
+        &["start", "failover", "--input", "run.json"][..],
+        &["status"][..],
+        &["report", "some-run", "--bucket", "b"][..],
+        &["watch", "some-run"][..],
+    ] {
+        let line = failing_run(
+            hapilot()
+                .current_dir(&dir)
+                .args(args)
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env_remove("AWS_REGION")
+                .env_remove("AWS_DEFAULT_REGION")
+                .env_remove("AWS_ENDPOINT_URL")
+                .env_remove("HAPILOT_CONFIG"),
+        )
+        .await;
+        assert!(
+            line.contains("no AWS region: set AWS_REGION"),
+            "{args:?}: {line}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
