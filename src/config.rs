@@ -197,6 +197,17 @@ impl CliConfig {
     }
 }
 
+/// The CLI configuration `hapilot local up` reads its tuning from: the user's hapilot.toml,
+/// never the settings file an earlier `local up` wrote for its own world.
+pub fn user_config(path: Option<&Path>) -> Result<CliConfig, HapilotError> {
+    match path {
+        Some(p) if p.parent().is_some_and(|d| d.ends_with(".hapilot/local")) => {
+            CliConfig::load(None)
+        }
+        other => CliConfig::load(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,61 +2,13 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong running hapilot's operator commands and the local stack. Every message says
-/// what happened and what to do about it, in one line.
+/// What can go wrong running hapilot's operator commands. Every message says what happened and
+/// what to do about it, in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum HapilotError {
-    /// Python (needed for moto) is not there.
-    #[error(
-        "python3 not found ({0}): install Python 3 with venv and pip (Debian: apt-get install -y python3 python3-venv) or point HAPILOT_PYTHON at one"
-    )]
-    PythonMissing(String),
-    /// Creating the project-local venv failed.
-    #[error(
-        "could not create the venv at {path}: {detail}. Debian: apt-get install -y python3-venv"
-    )]
-    VenvFailed {
-        /// Where the venv was being created.
-        path: PathBuf,
-        /// What python said.
-        detail: String,
-    },
-    /// Installing moto into the venv failed.
-    #[error(
-        "could not install {package} into {venv}: {detail}. Check that PyPI is reachable, then run again"
-    )]
-    MotoInstallFailed {
-        /// The pinned requirement.
-        package: String,
-        /// The venv.
-        venv: PathBuf,
-        /// The end of pip's output.
-        detail: String,
-    },
-    /// moto did not start or did not answer.
-    #[error("moto server did not start: {detail} (log: {log})")]
-    MotoStartFailed {
-        /// What went wrong, with the end of moto's log.
-        detail: String,
-        /// moto's full log.
-        log: PathBuf,
-    },
-    /// A port the user asked for is in use.
-    #[error(
-        "port {port} on 127.0.0.1 is already in use: stop what holds it or choose another with --port"
-    )]
-    PortInUse {
-        /// The port.
-        port: u16,
-    },
-    /// A state machine definition could not be deployed.
-    #[error("state machine {file}: {detail}")]
-    StateMachine {
-        /// The definition file.
-        file: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
+    /// The local stack or its simulated world (`hapilot local up`, the drill) failed.
+    #[error(transparent)]
+    Local(#[from] hapilot_local::LocalError),
     /// An AWS API call failed.
     #[error("{operation} failed: {detail}")]
     Aws {

@@ -1,7 +1,9 @@
 //! hapilot: the operator CLI and the local stack.
 //!
-//! The library half holds everything the `hapilot` binary and the end-to-end tests share: the
-//! local stack (moto + our Lambda host), simulated regional gateways, and following runs.
+//! The library half holds everything the `hapilot` binary and the end-to-end tests share:
+//! starting and following runs, approvals, the audit, status and reports, the local drill. The
+//! local stack and its simulated world are the `hapilot-local` crate, re-exported as
+//! [`local`].
 
 #![warn(missing_docs)]
 
@@ -11,10 +13,11 @@ pub mod config;
 pub mod diagram;
 pub mod drill;
 pub mod error;
-pub mod local;
 pub mod report;
 pub mod runs;
 pub mod schema;
 pub mod status;
 
 pub use error::HapilotError;
+/// The local stack and the simulated world (the `hapilot-local` crate).
+pub use hapilot_local as local;

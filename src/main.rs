@@ -330,7 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = match &cli.command {
         Command::Local {
             command: LocalCommand::Up { bare: false, .. },
-        } => hapilot::local::world::user_config(cli.config.as_deref())?,
+        } => hapilot::config::user_config(cli.config.as_deref())?,
         Command::Local { .. } | Command::Drill { .. } => CliConfig::default(),
         _ => CliConfig::load(cli.config.as_deref())?,
     };

@@ -138,7 +138,10 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
         if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
             && (items.len() as u64) < min
         {
-            out.push(format!("{at}: has {} item(s), needs at least {min}", items.len()));
+            out.push(format!(
+                "{at}: has {} item(s), needs at least {min}",
+                items.len()
+            ));
         }
         if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
             && (items.len() as u64) > max
@@ -240,7 +243,13 @@ mod tests {
     #[test]
     fn the_failover_schema_says_what_is_wrong_with_paths() {
         let schema = schema_of("failover").unwrap();
-        assert!(problems(&schema, &json!({"primary_region": "us-east-1", "standby_region": "us-west-2"})).is_empty());
+        assert!(
+            problems(
+                &schema,
+                &json!({"primary_region": "us-east-1", "standby_region": "us-west-2"})
+            )
+            .is_empty()
+        );
         let wrong = problems(
             &schema,
             &json!({"primary_region": "us-east-1", "mode": "sideways", "probe_samples": 0, "tier": 3, "primry": 1}),
@@ -248,10 +257,19 @@ mod tests {
         let text = wrong.join("\n");
         assert!(text.contains("`standby_region` is required"), "{text}");
         assert!(text.contains("mode: \"sideways\" is not one of"), "{text}");
-        assert!(text.contains("probe_samples: 0 is below the minimum 1"), "{text}");
-        assert!(text.contains("tier: 3 is not one of \"Standard\", \"High\", \"Critical\""), "{text}");
+        assert!(
+            text.contains("probe_samples: 0 is below the minimum 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tier: 3 is not one of \"Standard\", \"High\", \"Critical\""),
+            "{text}"
+        );
         assert!(text.contains("primry: unknown field (known: "), "{text}");
-        assert_eq!(problems(&schema, &json!([])), ["the input: is array, must be object"]);
+        assert_eq!(
+            problems(&schema, &json!([])),
+            ["the input: is array, must be object"]
+        );
     }
 
     #[test]
@@ -262,7 +280,13 @@ mod tests {
             &json!({"primary_region": "a", "standby_region": "b", "steps": [50, 150], "gate": {"max_error_rate": 2}}),
         );
         let text = wrong.join("\n");
-        assert!(text.contains("steps[1]: 150 is above the maximum 100"), "{text}");
-        assert!(text.contains("gate.max_error_rate: 2 is above the maximum 1"), "{text}");
+        assert!(
+            text.contains("steps[1]: 150 is above the maximum 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gate.max_error_rate: 2 is above the maximum 1"),
+            "{text}"
+        );
     }
 }

@@ -112,10 +112,10 @@ impl Drop for SimulatedVault {
 }
 
 /// The local Vault's raft snapshot, as its snapshot agent would upload it.
-pub fn local_snapshot() -> Result<Vec<u8>, crate::HapilotError> {
+pub fn local_snapshot() -> Result<Vec<u8>, crate::LocalError> {
     hapilot_core::backup::vault::build_vault_snapshot(
         &serde_json::json!({"Index": 7, "Term": 1}),
         b"the gateway's secrets",
     )
-    .map_err(crate::HapilotError::io("building a Vault snapshot"))
+    .map_err(crate::LocalError::io("building a Vault snapshot"))
 }

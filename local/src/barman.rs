@@ -10,7 +10,7 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::postgres::PostgresPair;
-use crate::HapilotError;
+use crate::LocalError;
 
 /// Where barman-cloud puts the local cluster (`<prefix>/<server>/`).
 pub const PREFIX: &str = "postgres/gateway-db/";
@@ -24,26 +24,26 @@ pub struct BackupObject {
     pub bytes: Vec<u8>,
 }
 
-fn failed(what: &str, out: &std::process::Output) -> HapilotError {
-    HapilotError::Io {
+fn failed(what: &str, out: &std::process::Output) -> LocalError {
+    LocalError::Io {
         context: format!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim()),
         source: std::io::Error::other("command failed"),
     }
 }
 
 /// Runs one SQL statement on the primary with psql; returns its output. Blocking.
-pub fn psql(pair: &PostgresPair, sql: &str) -> Result<String, HapilotError> {
+pub fn psql(pair: &PostgresPair, sql: &str) -> Result<String, LocalError> {
     psql_on(pair, pair.primary.port(), sql)
 }
 
 /// Runs one SQL statement with psql on the pair's server listening on `port`. Blocking.
-pub fn psql_on(pair: &PostgresPair, port: u16, sql: &str) -> Result<String, HapilotError> {
+pub fn psql_on(pair: &PostgresPair, port: u16, sql: &str) -> Result<String, LocalError> {
     let out = pair
         .tool("psql")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
         .output()
-        .map_err(HapilotError::io("running psql"))?;
+        .map_err(LocalError::io("running psql"))?;
     if !out.status.success() {
         return Err(failed(sql, &out));
     }
@@ -58,7 +58,7 @@ pub fn compact_time(epoch: i64) -> String {
 /// Takes a base backup of the primary and returns it in the barman-cloud layout:
 /// `backup.info` (written from the `.backup` history file PostgreSQL archived),
 /// `base.tar.gz`, `backup_manifest`. Blocking.
-pub fn take_base_backup(pair: &PostgresPair) -> Result<Vec<BackupObject>, HapilotError> {
+pub fn take_base_backup(pair: &PostgresPair) -> Result<Vec<BackupObject>, LocalError> {
     take_base_backup_from(pair, pair.primary.port())
 }
 
@@ -66,7 +66,7 @@ pub fn take_base_backup(pair: &PostgresPair) -> Result<Vec<BackupObject>, Hapilo
 pub fn take_base_backup_from(
     pair: &PostgresPair,
     port: u16,
-) -> Result<Vec<BackupObject>, HapilotError> {
+) -> Result<Vec<BackupObject>, LocalError> {
     let dir = pair.scratch_dir(&format!("basebackup-{}", uuid::Uuid::new_v4().simple()))?;
     let out = pair
         .tool("pg_basebackup")
@@ -76,7 +76,7 @@ pub fn take_base_backup_from(
         .arg("-D")
         .arg(&dir)
         .output()
-        .map_err(HapilotError::io("running pg_basebackup"))?;
+        .map_err(LocalError::io("running pg_basebackup"))?;
     if !out.status.success() {
         return Err(failed("pg_basebackup", &out));
     }
@@ -86,19 +86,19 @@ pub fn take_base_backup_from(
         .iter()
         .rfind(|n| n.ends_with(".backup"))
         .ok_or_else(|| {
-            HapilotError::io("finding the .backup history file")(std::io::Error::other(
+            LocalError::io("finding the .backup history file")(std::io::Error::other(
                 "not archived",
             ))
         })?;
     let history = std::fs::read_to_string(pair.archive_dir().join(history_name))
-        .map_err(HapilotError::io("reading the .backup history file"))?;
+        .map_err(LocalError::io("reading the .backup history file"))?;
     let field = |label: &str| {
         history
             .lines()
             .find_map(|l| l.strip_prefix(label))
             .map(|v| v.trim().to_string())
             .ok_or_else(|| {
-                HapilotError::io(format!("{label} in {history_name}"))(std::io::Error::other(
+                LocalError::io(format!("{label} in {history_name}"))(std::io::Error::other(
                     "missing",
                 ))
             })
@@ -115,7 +115,7 @@ pub fn take_base_backup_from(
     let start_time = field("START TIME:")?.replace(" UTC", "+00:00");
     let timeline = field("START TIMELINE:")?;
     let stop = hapilot_core::backup::info::parse_pg_time(&stop_time).ok_or_else(|| {
-        HapilotError::io("reading STOP TIME")(std::io::Error::other(stop_time.clone()))
+        LocalError::io("reading STOP TIME")(std::io::Error::other(stop_time.clone()))
     })?;
     let id = compact_time(stop);
     let info = format!(
@@ -126,7 +126,7 @@ pub fn take_base_backup_from(
     );
     let base = format!("{PREFIX}base/{id}/");
     let read = |name: &str| {
-        std::fs::read(dir.join(name)).map_err(HapilotError::io(format!("reading {name}")))
+        std::fs::read(dir.join(name)).map_err(LocalError::io(format!("reading {name}")))
     };
     Ok(vec![
         BackupObject {
@@ -145,9 +145,9 @@ pub fn take_base_backup_from(
 }
 
 /// The archive's file names, sorted, without copies in progress.
-pub fn archive_names(archive: &Path) -> Result<Vec<String>, HapilotError> {
+pub fn archive_names(archive: &Path) -> Result<Vec<String>, LocalError> {
     let mut names: Vec<String> = std::fs::read_dir(archive)
-        .map_err(HapilotError::io(format!("listing {}", archive.display())))?
+        .map_err(LocalError::io(format!("listing {}", archive.display())))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         // A copy in progress is not archived yet.
         .filter(|n| !n.ends_with(".tmp"))
@@ -158,13 +158,13 @@ pub fn archive_names(archive: &Path) -> Result<Vec<String>, HapilotError> {
 
 /// Switches to a new WAL segment and waits until every completed one is archived; returns the
 /// archive's file names, sorted. Blocking.
-pub fn switch_and_archive(pair: &PostgresPair) -> Result<Vec<String>, HapilotError> {
+pub fn switch_and_archive(pair: &PostgresPair) -> Result<Vec<String>, LocalError> {
     use hapilot_core::backup::wal::WalSegment;
     // pg_switch_wal returns the end of the segment it completed; pg_walfile_name of an end
     // position names that segment (a position at a boundary belongs to the previous one).
     let completed = psql(pair, "SELECT pg_walfile_name(pg_switch_wal())")?;
     let last = WalSegment::parse(&completed).map_err(|e| {
-        HapilotError::io("reading pg_switch_wal's answer")(std::io::Error::other(e.to_string()))
+        LocalError::io("reading pg_switch_wal's answer")(std::io::Error::other(e.to_string()))
     })?;
     for _ in 0..600 {
         let names = archive_names(&pair.archive_dir())?;
@@ -188,21 +188,18 @@ pub fn switch_and_archive(pair: &PostgresPair) -> Result<Vec<String>, HapilotErr
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Err(HapilotError::io(format!(
+    Err(LocalError::io(format!(
         "waiting for {completed} to be archived"
     ))(std::io::Error::from(std::io::ErrorKind::TimedOut)))
 }
 
 /// Archived files as barman-cloud stores them: segments gzip'd under `wals/<tli+log>/`,
 /// history and backup label files as they are.
-pub fn wal_objects(
-    pair: &PostgresPair,
-    names: &[String],
-) -> Result<Vec<BackupObject>, HapilotError> {
+pub fn wal_objects(pair: &PostgresPair, names: &[String]) -> Result<Vec<BackupObject>, LocalError> {
     let mut objects = Vec::new();
     for name in names.iter().filter(|n| !n.ends_with(".tmp")) {
         let bytes = std::fs::read(pair.archive_dir().join(name))
-            .map_err(HapilotError::io(format!("reading archived {name}")))?;
+            .map_err(LocalError::io(format!("reading archived {name}")))?;
         let directory = &name[..16.min(name.len())];
         if name.ends_with(".history") {
             // barman keeps history files at the top of wals/ (no hash directory).
@@ -213,12 +210,12 @@ pub fn wal_objects(
         } else if name.len() == 24 {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             std::io::Write::write_all(&mut gz, &bytes)
-                .map_err(HapilotError::io("compressing a segment"))?;
+                .map_err(LocalError::io("compressing a segment"))?;
             objects.push(BackupObject {
                 key: format!("{PREFIX}wals/{directory}/{name}.gz"),
                 bytes: gz
                     .finish()
-                    .map_err(HapilotError::io("compressing a segment"))?,
+                    .map_err(LocalError::io("compressing a segment"))?,
             });
         } else {
             objects.push(BackupObject {
@@ -235,7 +232,7 @@ pub async fn upload(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     objects: &[BackupObject],
-) -> Result<(), HapilotError> {
+) -> Result<(), LocalError> {
     for o in objects {
         s3.put_object()
             .bucket(bucket)
@@ -244,7 +241,7 @@ pub async fn upload(
             .body(ByteStream::from(o.bytes.clone()))
             .send()
             .await
-            .map_err(HapilotError::aws("PutObject"))?;
+            .map_err(LocalError::aws("PutObject"))?;
     }
     Ok(())
 }
@@ -266,9 +263,9 @@ pub async fn back_up_once(
     pair: &PostgresPair,
     buckets: &[&str],
     settle: std::time::Duration,
-) -> Result<BackupRun, HapilotError> {
+) -> Result<BackupRun, LocalError> {
     let base = tokio::task::block_in_place(|| take_base_backup(pair))?;
-    let snapshot = crate::local::vault::local_snapshot()?;
+    let snapshot = crate::vault::local_snapshot()?;
     let vault_snapshot = format!(
         "vault/{}.snap",
         compact_time(chrono::Utc::now().timestamp())

@@ -16,7 +16,7 @@ use super::route53_rules::{
     AlarmRule, CheckKind, CheckSpec, EndpointTracker, Observed, RoutedRecord, Routing,
     check_healthy, evaluate_alarm, resolve,
 };
-use crate::HapilotError;
+use crate::LocalError;
 
 /// Tags the local world puts on `CLOUDWATCH_METRIC` checks, because moto drops their
 /// `AlarmIdentifier` and `InsufficientDataHealthStatus` (LOCAL-STACK.md).
@@ -46,12 +46,12 @@ pub struct Route53View {
 }
 
 /// Reads every health check (with the tags that stand in for what moto drops).
-pub async fn read_route53(route53: &aws_sdk_route53::Client) -> Result<Route53View, HapilotError> {
+pub async fn read_route53(route53: &aws_sdk_route53::Client) -> Result<Route53View, LocalError> {
     let listed = route53
         .list_health_checks()
         .send()
         .await
-        .map_err(HapilotError::aws("ListHealthChecks"))?;
+        .map_err(LocalError::aws("ListHealthChecks"))?;
     let mut view = Route53View::default();
     let metric_ids: Vec<String> = listed
         .health_checks()
@@ -74,7 +74,7 @@ pub async fn read_route53(route53: &aws_sdk_route53::Client) -> Result<Route53Vi
             .set_resource_ids(Some(metric_ids))
             .send()
             .await
-            .map_err(HapilotError::aws("ListTagsForResources"))?;
+            .map_err(LocalError::aws("ListTagsForResources"))?;
         for set in out.resource_tag_sets() {
             tags.insert(
                 set.resource_id().unwrap_or_default().to_string(),
@@ -163,13 +163,13 @@ pub async fn read_records(
     route53: &aws_sdk_route53::Client,
     zone: &str,
     name: &str,
-) -> Result<Vec<RoutedRecord>, HapilotError> {
+) -> Result<Vec<RoutedRecord>, LocalError> {
     let sets = route53
         .list_resource_record_sets()
         .hosted_zone_id(zone)
         .send()
         .await
-        .map_err(HapilotError::aws("ListResourceRecordSets"))?;
+        .map_err(LocalError::aws("ListResourceRecordSets"))?;
     let wanted = name.trim_end_matches('.');
     Ok(sets
         .resource_record_sets()
@@ -283,7 +283,7 @@ pub async fn answer(
     zone: &str,
     name: &str,
     client_region: &str,
-) -> Result<Option<String>, HapilotError> {
+) -> Result<Option<String>, LocalError> {
     let route53 = aws_sdk_route53::Client::new(&observer("us-east-1"));
     let records = read_records(&route53, zone, name).await?;
     let view = read_route53(&route53).await?;
@@ -369,7 +369,7 @@ async fn round(
     options: &DataPlaneOptions,
     http: &reqwest::Client,
     deliveries: &Mutex<Vec<Delivery>>,
-) -> Result<(), HapilotError> {
+) -> Result<(), LocalError> {
     // 1. Route53's health checkers (global: they work whatever region is dark).
     let route53 = aws_sdk_route53::Client::new(&stack.observer_config("us-east-1"));
     let view = read_route53(&route53).await?;
@@ -438,13 +438,13 @@ async fn evaluate_region(
     region: &str,
     options: &DataPlaneOptions,
     deliveries: &Mutex<Vec<Delivery>>,
-) -> Result<(), HapilotError> {
+) -> Result<(), LocalError> {
     let cw = aws_sdk_cloudwatch::Client::new(&stack.observer_config(region));
     let alarms = cw
         .describe_alarms()
         .send()
         .await
-        .map_err(HapilotError::aws("DescribeAlarms"))?;
+        .map_err(LocalError::aws("DescribeAlarms"))?;
     let now = std::time::SystemTime::now();
     let tick = options.tick.as_secs_f64().max(0.2);
     for alarm in alarms.metric_alarms() {
@@ -506,7 +506,7 @@ async fn evaluate_region(
             ))
             .send()
             .await
-            .map_err(HapilotError::aws("GetMetricData"))?;
+            .map_err(LocalError::aws("GetMetricData"))?;
         let mut points: Vec<(i64, f64)> = data
             .metric_data_results()
             .iter()
@@ -545,7 +545,7 @@ async fn evaluate_region(
             .state_reason(format!("local evaluation of {recent:?}"))
             .send()
             .await
-            .map_err(HapilotError::aws("SetAlarmState"))?;
+            .map_err(LocalError::aws("SetAlarmState"))?;
         let arn = alarm.alarm_arn().unwrap_or_default().to_string();
         if let Some(target) = options.deliveries.get(&arn) {
             let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

@@ -4,17 +4,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::HapilotError;
+use crate::LocalError;
 
-fn failed(what: impl Into<String>) -> HapilotError {
-    HapilotError::Invalid(format!("redis-server: {}", what.into()))
+fn failed(what: impl Into<String>) -> LocalError {
+    LocalError::Invalid(format!("redis-server: {}", what.into()))
 }
 
 /// One RESP command to a Redis server, answered with one reply line.
-async fn command(
-    stream: &mut tokio::net::TcpStream,
-    args: &[&str],
-) -> Result<String, HapilotError> {
+async fn command(stream: &mut tokio::net::TcpStream, args: &[&str]) -> Result<String, LocalError> {
     let mut req = format!("*{}\r\n", args.len());
     for a in args {
         req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -22,7 +19,7 @@ async fn command(
     stream
         .write_all(req.as_bytes())
         .await
-        .map_err(HapilotError::io("writing to redis-server"))?;
+        .map_err(LocalError::io("writing to redis-server"))?;
     // A reply may arrive in pieces: read up to its end of line.
     let mut reply = Vec::new();
     let mut buf = [0u8; 256];
@@ -30,7 +27,7 @@ async fn command(
         let n = stream
             .read(&mut buf)
             .await
-            .map_err(HapilotError::io("reading from redis-server"))?;
+            .map_err(LocalError::io("reading from redis-server"))?;
         if n == 0 {
             return Err(failed("closed the connection"));
         }
@@ -41,11 +38,11 @@ async fn command(
 
 /// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys. Needs
 /// `redis-server` on the PATH (`scripts/ensure-redis` installs it).
-pub async fn redis_rdb(keys: usize) -> Result<Vec<u8>, HapilotError> {
+pub async fn redis_rdb(keys: usize) -> Result<Vec<u8>, LocalError> {
     let dir = std::env::temp_dir().join(format!("hapilot-redis-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).map_err(HapilotError::io("creating Redis' directory"))?;
+    std::fs::create_dir_all(&dir).map_err(LocalError::io("creating Redis' directory"))?;
     let port = super::free_port()
-        .map_err(HapilotError::io("finding a port for redis-server"))?
+        .map_err(LocalError::io("finding a port for redis-server"))?
         .to_string();
     let mut redis = tokio::process::Command::new("redis-server")
         .args([
@@ -91,7 +88,7 @@ pub async fn redis_rdb(keys: usize) -> Result<Vec<u8>, HapilotError> {
         return Err(failed("SAVE refused"));
     }
     let _ = redis.kill().await;
-    let rdb = std::fs::read(dir.join("dump.rdb")).map_err(HapilotError::io("reading dump.rdb"))?;
+    let rdb = std::fs::read(dir.join("dump.rdb")).map_err(LocalError::io("reading dump.rdb"))?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(rdb)
 }

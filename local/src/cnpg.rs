@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::kubernetes::CnpgResources;
 use super::postgres::{PostgresNode, PostgresServer};
-use crate::HapilotError;
+use crate::LocalError;
 
 /// The version the stand-in writes into its tokens.
 pub const OPERATOR_VERSION: &str = "hapilot-local-cnpg";
@@ -186,11 +186,11 @@ impl Drop for CnpgOperator {
 }
 
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, HapilotError> + Send + 'static,
-) -> Result<T, HapilotError> {
+    work: impl FnOnce() -> Result<T, LocalError> + Send + 'static,
+) -> Result<T, LocalError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| HapilotError::io("the operator stand-in")(std::io::Error::other(e)))?
+        .map_err(|e| LocalError::io("the operator stand-in")(std::io::Error::other(e)))?
 }
 
 async fn sql(server: &PostgresServer) -> Option<tokio_postgres::Client> {
@@ -200,8 +200,8 @@ async fn sql(server: &PostgresServer) -> Option<tokio_postgres::Client> {
         .ok()
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> HapilotError {
-    HapilotError::Aws {
+fn failed(what: &str, e: impl std::fmt::Display) -> LocalError {
+    LocalError::Aws {
         operation: "CloudNativePG stand-in",
         detail: format!("{what}: {e}"),
     }
@@ -212,7 +212,7 @@ async fn apply(
     servers: &BTreeMap<String, PostgresServer>,
     step: Step,
     seen: &mut Observed,
-) -> Result<(), HapilotError> {
+) -> Result<(), LocalError> {
     let name = cluster.name.clone();
     let node = cluster.node.clone();
     match step {

@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::HapilotError;
+use crate::LocalError;
 
 use super::free_port;
 
 /// Finds the PostgreSQL server binaries (`initdb`, `pg_ctl`, `pg_basebackup`).
-pub fn server_bin_dir() -> Result<PathBuf, HapilotError> {
+pub fn server_bin_dir() -> Result<PathBuf, LocalError> {
     if let Some(dir) = std::env::var_os("HAPILOT_PG_BIN").map(PathBuf::from) {
         return Ok(dir);
     }
@@ -30,7 +30,7 @@ pub fn server_bin_dir() -> Result<PathBuf, HapilotError> {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    candidates.pop().ok_or_else(|| HapilotError::Io {
+    candidates.pop().ok_or_else(|| LocalError::Io {
         context:
             "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql; \
                   install them (Debian: apt-get install -y postgresql) or set HAPILOT_PG_BIN"
@@ -45,7 +45,7 @@ fn running_as_root() -> bool {
 }
 
 /// The `postgres` system user's uid (PostgreSQL will not run as root).
-fn postgres_uid() -> Result<u32, HapilotError> {
+fn postgres_uid() -> Result<u32, LocalError> {
     Command::new("id")
         .args(["-u", "postgres"])
         .output()
@@ -56,7 +56,7 @@ fn postgres_uid() -> Result<u32, HapilotError> {
                 .parse::<u32>()
                 .ok()
         })
-        .ok_or_else(|| HapilotError::Io {
+        .ok_or_else(|| LocalError::Io {
             context:
                 "PostgreSQL will not run as root and there is no `postgres` user to run it as \
                       (Debian: apt-get install -y postgresql creates it)"
@@ -77,15 +77,15 @@ fn pg_command(bin: &Path, program: &str) -> Command {
     }
 }
 
-fn run(mut command: Command, what: &str) -> Result<(), HapilotError> {
+fn run(mut command: Command, what: &str) -> Result<(), LocalError> {
     let out = command
         .stdin(Stdio::null())
         .output()
-        .map_err(HapilotError::io(format!("running {what}")))?;
+        .map_err(LocalError::io(format!("running {what}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(HapilotError::Io {
+        Err(LocalError::Io {
             context: format!(
                 "{what} failed ({}): {}",
                 out.status,
@@ -128,7 +128,7 @@ impl PostgresServer {
         self.port
     }
 
-    fn start(&self) -> Result<(), HapilotError> {
+    fn start(&self) -> Result<(), LocalError> {
         let mut c = pg_command(&self.bin, "pg_ctl");
         c.arg("-D")
             .arg(&self.data)
@@ -139,7 +139,7 @@ impl PostgresServer {
     }
 
     /// Stops it the way a crash or a lost region does: no shutdown checkpoint, clients cut off.
-    pub fn kill(&self) -> Result<(), HapilotError> {
+    pub fn kill(&self) -> Result<(), LocalError> {
         let mut c = pg_command(&self.bin, "pg_ctl");
         c.arg("-D")
             .arg(&self.data)
@@ -183,20 +183,20 @@ pub struct PostgresPair {
 impl PostgresPair {
     /// Creates and starts the pair under a fresh temporary directory. Blocking (a few seconds):
     /// call it from `spawn_blocking` in async code.
-    pub fn start() -> Result<Self, HapilotError> {
+    pub fn start() -> Result<Self, LocalError> {
         Self::start_with(PairOptions::default())
     }
 
     /// [`PostgresPair::start`] with a WAL segment size and a first WAL file of choice.
-    pub fn start_with(options: PairOptions) -> Result<Self, HapilotError> {
+    pub fn start_with(options: PairOptions) -> Result<Self, LocalError> {
         let bin = server_bin_dir()?;
         let root =
             std::env::temp_dir().join(format!("hapilot-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&root)
-            .map_err(HapilotError::io(format!("creating {}", root.display())))?;
+            .map_err(LocalError::io(format!("creating {}", root.display())))?;
         if running_as_root() {
             let uid = postgres_uid()?;
-            std::os::unix::fs::chown(&root, Some(uid), None).map_err(HapilotError::io(format!(
+            std::os::unix::fs::chown(&root, Some(uid), None).map_err(LocalError::io(format!(
                 "giving {} to postgres",
                 root.display()
             )))?;
@@ -204,7 +204,7 @@ impl PostgresPair {
         let primary = PostgresServer {
             bin: bin.clone(),
             data: root.join("primary"),
-            port: free_port().map_err(HapilotError::io("finding a free port"))?,
+            port: free_port().map_err(LocalError::io("finding a free port"))?,
         };
         let mut pair = Self {
             segment_size: u64::from(options.wal_segment_mib.unwrap_or(16)) * 1024 * 1024,
@@ -252,7 +252,7 @@ impl PostgresPair {
             .arg(&pair.replica.data)
             .args(["-R", "-X", "stream", "-c", "fast"]);
         run(basebackup, "pg_basebackup")?;
-        pair.replica.port = free_port().map_err(HapilotError::io("finding a free port"))?;
+        pair.replica.port = free_port().map_err(LocalError::io("finding a free port"))?;
         append_conf(&pair.replica.data, pair.replica.port, &root)?;
         pair.replica.start()?;
         Ok(pair)
@@ -267,13 +267,13 @@ impl PostgresPair {
 
     /// A fresh directory under the pair's root that the server user may write (for
     /// `pg_basebackup -D` and the like).
-    pub fn scratch_dir(&self, name: &str) -> Result<PathBuf, HapilotError> {
+    pub fn scratch_dir(&self, name: &str) -> Result<PathBuf, LocalError> {
         let dir = self.root.join(name);
         std::fs::create_dir_all(&dir)
-            .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+            .map_err(LocalError::io(format!("creating {}", dir.display())))?;
         if running_as_root() {
             let uid = postgres_uid()?;
-            std::os::unix::fs::chown(&dir, Some(uid), None).map_err(HapilotError::io(format!(
+            std::os::unix::fs::chown(&dir, Some(uid), None).map_err(LocalError::io(format!(
                 "giving {} to postgres",
                 dir.display()
             )))?;
@@ -296,8 +296,8 @@ impl PostgresPair {
     /// Re-protects after a failover: throws the old primary's data away and rebuilds it as a
     /// streaming replica of the promoted one (fresh `pg_basebackup -R`), then starts it. The old
     /// primary must be stopped. Blocking.
-    pub fn rebuild_primary_from_replica(&self) -> Result<(), HapilotError> {
-        std::fs::remove_dir_all(&self.primary.data).map_err(HapilotError::io(format!(
+    pub fn rebuild_primary_from_replica(&self) -> Result<(), LocalError> {
+        std::fs::remove_dir_all(&self.primary.data).map_err(LocalError::io(format!(
             "removing {}",
             self.primary.data.display()
         )))?;
@@ -358,12 +358,12 @@ impl PostgresPair {
 
 impl PostgresPair {
     /// A third server's place in the DR region: nothing there until a restore lays it down.
-    pub fn dr_node(&self) -> Result<PostgresNode, HapilotError> {
+    pub fn dr_node(&self) -> Result<PostgresNode, LocalError> {
         Ok(PostgresNode {
             server: PostgresServer {
                 bin: self.primary.bin.clone(),
                 data: self.root.join("dr"),
-                port: free_port().map_err(HapilotError::io("finding a free port"))?,
+                port: free_port().map_err(LocalError::io("finding a free port"))?,
             },
             root: self.root.clone(),
         })
@@ -377,11 +377,11 @@ impl PostgresNode {
     }
 
     /// A fresh directory for the agent's downloads, writable by the server's user.
-    pub fn work_dir(&self, name: &str) -> Result<PathBuf, HapilotError> {
+    pub fn work_dir(&self, name: &str) -> Result<PathBuf, LocalError> {
         let dir = self.root.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
-            .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+            .map_err(LocalError::io(format!("creating {}", dir.display())))?;
         give_to_postgres(&dir)?;
         Ok(dir)
     }
@@ -395,7 +395,7 @@ impl PostgresNode {
         base_tar: &Path,
         wal_dir: &Path,
         target_time: Option<&str>,
-    ) -> Result<(), HapilotError> {
+    ) -> Result<(), LocalError> {
         let s = &self.server;
         let mut stop = pg_command(&s.bin, "pg_ctl");
         stop.arg("-D")
@@ -406,10 +406,10 @@ impl PostgresNode {
         let _ = stop.status();
         let _ = std::fs::remove_dir_all(&s.data);
         std::fs::create_dir_all(&s.data)
-            .map_err(HapilotError::io(format!("creating {}", s.data.display())))?;
+            .map_err(LocalError::io(format!("creating {}", s.data.display())))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&s.data, std::fs::Permissions::from_mode(0o700))
-            .map_err(HapilotError::io("restricting the data directory"))?;
+            .map_err(LocalError::io("restricting the data directory"))?;
         give_to_postgres(&s.data)?;
         let mut untar = if running_as_root() {
             let mut c = Command::new("runuser");
@@ -423,11 +423,11 @@ impl PostgresNode {
         let pg_wal = s.data.join("pg_wal");
         if !pg_wal.exists() {
             std::fs::create_dir_all(&pg_wal)
-                .map_err(HapilotError::io(format!("creating {}", pg_wal.display())))?;
+                .map_err(LocalError::io(format!("creating {}", pg_wal.display())))?;
             give_to_postgres(&pg_wal)?;
         }
         let signal = s.data.join("recovery.signal");
-        std::fs::write(&signal, b"").map_err(HapilotError::io("writing recovery.signal"))?;
+        std::fs::write(&signal, b"").map_err(LocalError::io("writing recovery.signal"))?;
         give_to_postgres(&signal)?;
         append_conf(&s.data, s.port, &self.root)?;
         use std::io::Write;
@@ -435,7 +435,7 @@ impl PostgresNode {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&conf)
-            .map_err(HapilotError::io(format!("opening {}", conf.display())))?;
+            .map_err(LocalError::io(format!("opening {}", conf.display())))?;
         let mut recovery = format!(
             "\n# hapilot DR restore\narchive_mode = off\nrestore_command = 'cp {}/%f %p'\n\
              recovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\n",
@@ -445,15 +445,15 @@ impl PostgresNode {
             recovery.push_str(&format!("recovery_target_time = '{t}'\n"));
         }
         f.write_all(recovery.as_bytes())
-            .map_err(HapilotError::io(format!("writing {}", conf.display())))?;
+            .map_err(LocalError::io(format!("writing {}", conf.display())))?;
         s.start()
     }
 }
 
-fn give_to_postgres(path: &Path) -> Result<(), HapilotError> {
+fn give_to_postgres(path: &Path) -> Result<(), LocalError> {
     if running_as_root() {
         let uid = postgres_uid()?;
-        std::os::unix::fs::chown(path, Some(uid), None).map_err(HapilotError::io(format!(
+        std::os::unix::fs::chown(path, Some(uid), None).map_err(LocalError::io(format!(
             "giving {} to postgres",
             path.display()
         )))?;
@@ -465,7 +465,7 @@ impl PostgresNode {
     /// Turns this server into a streaming replica of `source_dsn`: stops it, `pg_rewind -R`
     /// from the source; when rewinding is impossible, a fresh `pg_basebackup -R`; then starts
     /// it. Blocking (seconds).
-    pub fn rebuild_from(&self, source_dsn: &str) -> Result<Rebuilt, HapilotError> {
+    pub fn rebuild_from(&self, source_dsn: &str) -> Result<Rebuilt, LocalError> {
         let s = &self.server;
         // Not running is fine: a crashed primary is the usual case.
         self.stop_cleanly();
@@ -489,7 +489,7 @@ impl PostgresNode {
         let rewound = rewind
             .stdin(Stdio::null())
             .output()
-            .map_err(HapilotError::io("running pg_rewind"))?;
+            .map_err(LocalError::io("running pg_rewind"))?;
         let said = |out: &std::process::Output| {
             let text = format!(
                 "{}{}",
@@ -512,7 +512,7 @@ impl PostgresNode {
             false => {
                 let rewind_error = said(&rewound);
                 std::fs::remove_dir_all(&s.data)
-                    .map_err(HapilotError::io(format!("removing {}", s.data.display())))?;
+                    .map_err(LocalError::io(format!("removing {}", s.data.display())))?;
                 let mut basebackup = pg_command(&s.bin, "pg_basebackup");
                 basebackup
                     .arg("-d")
@@ -534,13 +534,13 @@ impl PostgresNode {
     }
 }
 
-fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotError> {
+fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), LocalError> {
     use std::io::Write;
     let path = data.join("postgresql.conf");
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)
-        .map_err(HapilotError::io(format!("opening {}", path.display())))?;
+        .map_err(LocalError::io(format!("opening {}", path.display())))?;
     // Both servers archive into one directory, like a shared WAL bucket: the primary now, the
     // replica once promoted (archive_mode = on does not archive during recovery). Copy, then
     // rename: a reader never sees half a segment.
@@ -558,15 +558,14 @@ fn append_conf(data: &Path, port: u16, socket_dir: &Path) -> Result<(), HapilotE
         cert = tls.join("server.pem").display(),
         key = tls.join("server.key").display(),
     )
-    .map_err(HapilotError::io(format!("writing {}", path.display())))
+    .map_err(LocalError::io(format!("writing {}", path.display())))
 }
 
 /// A CA and a server certificate for `localhost` / 127.0.0.1 under `<root>/tls` (openssl),
 /// so the pair serves TLS and clients can verify it fully, as against RDS or CloudNativePG.
-pub fn make_tls_files(root: &Path) -> Result<(), HapilotError> {
+pub fn make_tls_files(root: &Path) -> Result<(), LocalError> {
     let dir = root.join("tls");
-    std::fs::create_dir_all(&dir)
-        .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
     let openssl = |args: &[&str]| {
         let mut c = Command::new("openssl");
         c.current_dir(&dir).args(args);
@@ -620,7 +619,7 @@ pub fn make_tls_files(root: &Path) -> Result<(), HapilotError> {
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
          keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
     )
-    .map_err(HapilotError::io("writing server.ext"))?;
+    .map_err(LocalError::io("writing server.ext"))?;
     openssl(&[
         "x509",
         "-req",
@@ -642,10 +641,10 @@ pub fn make_tls_files(root: &Path) -> Result<(), HapilotError> {
     let key = dir.join("server.key");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
-        .map_err(HapilotError::io(format!("chmod {}", key.display())))?;
+        .map_err(LocalError::io(format!("chmod {}", key.display())))?;
     if running_as_root() {
         let uid = postgres_uid()?;
-        std::os::unix::fs::chown(&key, Some(uid), None).map_err(HapilotError::io(format!(
+        std::os::unix::fs::chown(&key, Some(uid), None).map_err(LocalError::io(format!(
             "giving {} to postgres",
             key.display()
         )))?;
@@ -665,7 +664,7 @@ impl Drop for PostgresPair {
 /// instance manager acts on its instances the same ways.
 impl PostgresNode {
     /// Starts it (already running is an error from pg_ctl: callers track the state).
-    pub fn start_server(&self) -> Result<(), HapilotError> {
+    pub fn start_server(&self) -> Result<(), LocalError> {
         self.server.start()
     }
 
@@ -683,16 +682,16 @@ impl PostgresNode {
     }
 
     /// `pg_controldata` of its data directory.
-    pub fn controldata(&self) -> Result<String, HapilotError> {
+    pub fn controldata(&self) -> Result<String, LocalError> {
         let s = &self.server;
         let mut c = pg_command(&s.bin, "pg_controldata");
         c.arg("-D").arg(&s.data).env("LC_ALL", "C");
         let out = c
             .stdin(Stdio::null())
             .output()
-            .map_err(HapilotError::io("running pg_controldata"))?;
+            .map_err(LocalError::io("running pg_controldata"))?;
         if !out.status.success() {
-            return Err(HapilotError::Io {
+            return Err(LocalError::Io {
                 context: format!(
                     "pg_controldata failed ({}): {}",
                     out.status,
@@ -706,22 +705,22 @@ impl PostgresNode {
 
     /// Restarts a cleanly stopped server as a standby streaming from `source` (following
     /// its timeline switches): what a demoted primary becomes.
-    pub fn start_as_standby_of(&self, source: &PostgresServer) -> Result<(), HapilotError> {
+    pub fn start_as_standby_of(&self, source: &PostgresServer) -> Result<(), LocalError> {
         use std::io::Write;
         let s = &self.server;
         std::fs::write(s.data.join("standby.signal"), b"")
-            .map_err(HapilotError::io("writing standby.signal"))?;
+            .map_err(LocalError::io("writing standby.signal"))?;
         let path = s.data.join("postgresql.auto.conf");
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
-            .map_err(HapilotError::io(format!("opening {}", path.display())))?;
+            .map_err(LocalError::io(format!("opening {}", path.display())))?;
         writeln!(
             f,
             "primary_conninfo = 'host=127.0.0.1 port={} user=postgres'\nrecovery_target_timeline = 'latest'",
             source.port
         )
-        .map_err(HapilotError::io(format!("writing {}", path.display())))?;
+        .map_err(LocalError::io(format!("writing {}", path.display())))?;
         s.start()
     }
 }

@@ -1,8 +1,15 @@
-//! The local stack: everything hapilot's state machines need, on one machine, on loopback.
+//! hapilot-local: the local stack and the simulated world, everything hapilot's state machines
+//! need on one machine, on loopback, with no AWS account.
 //!
 //! moto (in server mode) plays AWS and executes our `statemachines/*.asl.json`; its executor
 //! calls every service at `http://localhost:$MOTO_PORT`, so our front door sits on that port,
 //! answers Lambda Invoke with the real Rust handlers, and forwards everything else to moto.
+//! Around it, the simulated outside world: regional gateways, Route53's data plane, a real
+//! PostgreSQL pair (with its host agents, Patroni or CloudNativePG stand-ins), Kubernetes,
+//! Vault, a real Prometheus and Redis, the backup job. The operator CLI (`hapilot`) uses it for
+//! `local up` and the drill; the end-to-end tests build every world from it.
+
+#![warn(missing_docs)]
 
 pub mod agent;
 pub mod arc;
@@ -12,6 +19,7 @@ pub mod cnpg;
 pub mod data_plane;
 pub mod deploy;
 pub mod deployment;
+pub mod error;
 pub mod front_door;
 pub mod gateway;
 pub mod http;
@@ -27,6 +35,7 @@ pub mod traffic;
 pub mod vault;
 pub mod world;
 
+pub use error::LocalError;
 pub use stack::{LocalStack, REGIONS, StackHandle, StackOptions};
 
 /// The region the local stack reports unless told otherwise.
@@ -34,7 +43,9 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// The repository root as built: where `statemachines/` and the project-local `.venv/` live.
 pub fn project_root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // This crate lives in `local/` of the repository.
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 /// Ports handed to child processes (moto, PostgreSQL, Redis) that must bind them themselves.

@@ -17,7 +17,7 @@ use super::deploy::{definitions_in, deploy, local_substitutions};
 use super::front_door::FrontDoor;
 use super::moto::{MotoInstall, MotoServer};
 use super::{DEFAULT_REGION, free_port, project_root};
-use crate::HapilotError;
+use crate::LocalError;
 
 /// The regions the local stack deploys: the HA document's primary, standby, and DR/witness.
 pub const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
@@ -85,14 +85,14 @@ impl LocalStack {
     pub async fn start(
         options: StackOptions,
         progress: impl Fn(&str) + Send + 'static,
-    ) -> Result<Self, HapilotError> {
+    ) -> Result<Self, LocalError> {
         // The port first: a taken port is reported at once, not after a minute of installing.
         let listener = match options.port {
             Some(port) => TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AddrInUse {
-                    HapilotError::PortInUse { port }
+                    LocalError::PortInUse { port }
                 } else {
-                    HapilotError::Io {
+                    LocalError::Io {
                         context: format!("binding 127.0.0.1:{port}"),
                         source: e,
                     }
@@ -100,20 +100,20 @@ impl LocalStack {
             })?,
             None => TcpListener::bind(("127.0.0.1", 0))
                 .await
-                .map_err(HapilotError::io("binding a free port"))?,
+                .map_err(LocalError::io("binding a free port"))?,
         };
         let install = MotoInstall::at(&options.venv);
         let python = options.python.clone();
         let install_for_task = install.clone();
         tokio::task::spawn_blocking(move || install_for_task.ensure(&python, progress))
             .await
-            .map_err(|e| HapilotError::io("installing moto")(std::io::Error::other(e)))??;
+            .map_err(|e| LocalError::io("installing moto")(std::io::Error::other(e)))??;
 
         let front_door_port = listener
             .local_addr()
-            .map_err(HapilotError::io("reading the bound port"))?
+            .map_err(LocalError::io("reading the bound port"))?
             .port();
-        let moto_port = free_port().map_err(HapilotError::io("finding a free port for moto"))?;
+        let moto_port = free_port().map_err(LocalError::io("finding a free port for moto"))?;
         let moto = MotoServer::start(
             &install.moto_server(),
             moto_port,
@@ -161,7 +161,7 @@ impl LocalStack {
 
     /// Gives every region's functions a new deployment configuration (in AWS: new environment
     /// variables), from the next invoke on.
-    pub fn configure(&self, settings: Settings) -> Result<(), HapilotError> {
+    pub fn configure(&self, settings: Settings) -> Result<(), LocalError> {
         for region in self.regions() {
             self.configure_region(&region, settings.clone())?;
         }
@@ -169,7 +169,7 @@ impl LocalStack {
     }
 
     /// Gives `region`'s functions a new configuration.
-    pub fn configure_region(&self, region: &str, settings: Settings) -> Result<(), HapilotError> {
+    pub fn configure_region(&self, region: &str, settings: Settings) -> Result<(), LocalError> {
         let registry =
             build_registry(&self.sdk_config_in(region), settings, &self.extra_functions)?;
         self.front_door.replace_registry(region, registry);
@@ -358,10 +358,9 @@ fn build_registry(
     sdk_config: &SdkConfig,
     settings: Settings,
     extra: &[(String, Handler)],
-) -> Result<FunctionRegistry, HapilotError> {
-    let adapters = Adapters::new(sdk_config, settings).map_err(|e| {
-        HapilotError::io("building the function adapters")(std::io::Error::other(e))
-    })?;
+) -> Result<FunctionRegistry, LocalError> {
+    let adapters = Adapters::new(sdk_config, settings)
+        .map_err(|e| LocalError::io("building the function adapters")(std::io::Error::other(e)))?;
     let mut registry = FunctionRegistry::new(adapters);
     for (name, handler) in extra {
         let handler = handler.clone();

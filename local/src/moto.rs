@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::HapilotError;
+use crate::LocalError;
 
 /// The pinned moto. 5.2.1 (on some machine images) answers the second StartExecution with a 500.
 pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
@@ -53,20 +53,18 @@ impl MotoInstall {
     /// Installs the pinned moto into the venv unless it is there, using `python` to create the
     /// venv. Safe to call from several processes at once: a file lock serialises installs.
     /// `progress` hears one line before a slow install starts.
-    pub fn ensure(&self, python: &str, progress: impl Fn(&str)) -> Result<(), HapilotError> {
+    pub fn ensure(&self, python: &str, progress: impl Fn(&str)) -> Result<(), LocalError> {
         if self.is_installed() {
             return Ok(());
         }
         let parent = self.venv.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)
-            .map_err(HapilotError::io(format!("creating {}", parent.display())))?;
+            .map_err(LocalError::io(format!("creating {}", parent.display())))?;
         let lock_path = self.venv.with_extension("lock");
-        let lock = File::create(&lock_path).map_err(HapilotError::io(format!(
-            "creating {}",
-            lock_path.display()
-        )))?;
+        let lock = File::create(&lock_path)
+            .map_err(LocalError::io(format!("creating {}", lock_path.display())))?;
         lock.lock()
-            .map_err(HapilotError::io(format!("locking {}", lock_path.display())))?;
+            .map_err(LocalError::io(format!("locking {}", lock_path.display())))?;
         // Another process may have finished the install while we waited for the lock.
         if self.is_installed() {
             return Ok(());
@@ -80,9 +78,9 @@ impl MotoInstall {
                 .args(["-m", "venv", "--clear"])
                 .arg(&self.venv)
                 .output()
-                .map_err(|e| HapilotError::PythonMissing(format!("{python}: {e}")))?;
+                .map_err(|e| LocalError::PythonMissing(format!("{python}: {e}")))?;
             if !out.status.success() {
-                return Err(HapilotError::VenvFailed {
+                return Err(LocalError::VenvFailed {
                     path: self.venv.clone(),
                     detail: tail(&String::from_utf8_lossy(&out.stderr), 3),
                 });
@@ -98,9 +96,9 @@ impl MotoInstall {
                 MOTO_REQUIREMENT,
             ])
             .output()
-            .map_err(HapilotError::io("running pip"))?;
+            .map_err(LocalError::io("running pip"))?;
         if !out.status.success() || !self.is_installed() {
-            return Err(HapilotError::MotoInstallFailed {
+            return Err(LocalError::MotoInstallFailed {
                 package: MOTO_REQUIREMENT.to_string(),
                 venv: self.venv.clone(),
                 detail: tail(&String::from_utf8_lossy(&out.stderr), 5),
@@ -128,15 +126,15 @@ impl MotoServer {
         front_door_port: u16,
         log_dir: &Path,
         deadline: Duration,
-    ) -> Result<Self, HapilotError> {
+    ) -> Result<Self, LocalError> {
         std::fs::create_dir_all(log_dir)
-            .map_err(HapilotError::io(format!("creating {}", log_dir.display())))?;
+            .map_err(LocalError::io(format!("creating {}", log_dir.display())))?;
         let log = log_dir.join(format!("moto-{port}.log"));
         let log_file =
-            File::create(&log).map_err(HapilotError::io(format!("creating {}", log.display())))?;
+            File::create(&log).map_err(LocalError::io(format!("creating {}", log.display())))?;
         let log_err = log_file
             .try_clone()
-            .map_err(HapilotError::io("cloning the log handle"))?;
+            .map_err(LocalError::io("cloning the log handle"))?;
         let mut command = tokio::process::Command::new(moto_server);
         command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -155,7 +153,7 @@ impl MotoServer {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|e| HapilotError::MotoStartFailed {
+        let child = command.spawn().map_err(|e| LocalError::MotoStartFailed {
             detail: format!("could not run {}: {e}", moto_server.display()),
             log: log.clone(),
         })?;
@@ -164,7 +162,7 @@ impl MotoServer {
         Ok(server)
     }
 
-    async fn wait_ready(&mut self, deadline: Duration) -> Result<(), HapilotError> {
+    async fn wait_ready(&mut self, deadline: Duration) -> Result<(), LocalError> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))
@@ -193,14 +191,14 @@ impl MotoServer {
         }
     }
 
-    fn failed(&self, detail: String) -> HapilotError {
+    fn failed(&self, detail: String) -> LocalError {
         let log_tail = read_tail(&self.log, 5);
         let detail = if log_tail.is_empty() {
             detail
         } else {
             format!("{detail}; moto said: {log_tail}")
         };
-        HapilotError::MotoStartFailed {
+        LocalError::MotoStartFailed {
             detail,
             log: self.log.clone(),
         }

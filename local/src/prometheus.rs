@@ -13,13 +13,13 @@ use bytes::Bytes;
 use hyper::StatusCode;
 
 use super::http::{Answer, answer, serve_state};
-use crate::HapilotError;
+use crate::LocalError;
 
 /// How often Prometheus scrapes the gateways: fine enough for a 2 s bake window.
 pub const SCRAPE_INTERVAL: &str = "250ms";
 
-fn failed(what: impl Into<String>) -> HapilotError {
-    HapilotError::Invalid(format!("prometheus: {}", what.into()))
+fn failed(what: impl Into<String>) -> LocalError {
+    LocalError::Invalid(format!("prometheus: {}", what.into()))
 }
 
 struct ProxyState {
@@ -40,13 +40,12 @@ pub struct LocalPrometheus {
 impl LocalPrometheus {
     /// Starts Prometheus scraping `targets` (`host:port` of each gateway, whose `/metrics` carry
     /// the `region` label) and waits until it is ready and has scraped each target twice.
-    pub async fn start(targets: &[String]) -> Result<Self, HapilotError> {
+    pub async fn start(targets: &[String]) -> Result<Self, LocalError> {
         let dir = std::env::temp_dir().join(format!(
             "hapilot-prometheus-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir)
-            .map_err(HapilotError::io("creating Prometheus' directory"))?;
+        std::fs::create_dir_all(&dir).map_err(LocalError::io("creating Prometheus' directory"))?;
         let quoted: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
             "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  scrape_timeout: {SCRAPE_INTERVAL}\n\
@@ -54,10 +53,10 @@ impl LocalPrometheus {
             quoted.join(", ")
         );
         let config_file = dir.join("prometheus.yml");
-        std::fs::write(&config_file, config).map_err(HapilotError::io("writing prometheus.yml"))?;
-        let port = super::free_port().map_err(HapilotError::io("finding a port for Prometheus"))?;
+        std::fs::write(&config_file, config).map_err(LocalError::io("writing prometheus.yml"))?;
+        let port = super::free_port().map_err(LocalError::io("finding a port for Prometheus"))?;
         let log = std::fs::File::create(dir.join("prometheus.log"))
-            .map_err(HapilotError::io("creating prometheus.log"))?;
+            .map_err(LocalError::io("creating prometheus.log"))?;
         let mut command = tokio::process::Command::new("prometheus");
         command
             .arg(format!("--config.file={}", config_file.display()))
@@ -99,7 +98,7 @@ impl LocalPrometheus {
             forward(&state, req).await
         })
         .await
-        .map_err(HapilotError::io("starting Prometheus' proxy"))?;
+        .map_err(LocalError::io("starting Prometheus' proxy"))?;
         Ok(Self {
             child: Mutex::new(Some(child)),
             dir,
@@ -143,7 +142,7 @@ async fn wait_scraped(
     backend: &str,
     targets: usize,
     dir: &std::path::Path,
-) -> Result<(), HapilotError> {
+) -> Result<(), LocalError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         // Two scrapes of every target: a rate or increase() needs two samples in its window.

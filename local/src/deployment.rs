@@ -28,7 +28,7 @@ use super::postgres::PostgresPair;
 use super::prometheus::LocalPrometheus;
 use super::traffic::{LB_NAMESPACE, LoadBalancerMetrics};
 use super::vault::SimulatedVault;
-use crate::HapilotError;
+use crate::LocalError;
 use hapilot_aws::traffic::TrafficSource;
 use hapilot_aws::traffic_switch::TrafficSwitchConfig;
 
@@ -227,7 +227,7 @@ pub struct LocalDeployment {
 
 impl LocalDeployment {
     /// Builds the deployment on `stack` and configures the stack's functions for it.
-    pub async fn create(stack: &LocalStack, database: DatabaseSetup) -> Result<Self, HapilotError> {
+    pub async fn create(stack: &LocalStack, database: DatabaseSetup) -> Result<Self, LocalError> {
         Self::create_with(stack, WorldOptions::classic(database)).await
     }
 
@@ -235,10 +235,10 @@ impl LocalDeployment {
     pub async fn create_with(
         stack: &LocalStack,
         options: WorldOptions,
-    ) -> Result<Self, HapilotError> {
+    ) -> Result<Self, LocalError> {
         let database = options.database;
         let sdk = stack.sdk_config();
-        let io = |what: &str| HapilotError::io(what.to_string());
+        let io = |what: &str| LocalError::io(what.to_string());
         let primary = SimulatedGateway::start(PRIMARY_REGION)
             .await
             .map_err(io("starting a gateway"))?;
@@ -268,7 +268,7 @@ impl LocalDeployment {
                     // As deployed: restapi.authentication on, so every promotion the tests
                     // drive goes through the basic auth the functions are configured with.
                     m.require_basic_auth(PATRONI_USER, PATRONI_PASSWORD);
-                    Ok::<_, HapilotError>(m)
+                    Ok::<_, LocalError>(m)
                 };
                 Databases::Patroni {
                     primary: member("pg-east", true).await?,
@@ -279,7 +279,7 @@ impl LocalDeployment {
                 let pair = tokio::task::spawn_blocking(PostgresPair::start)
                     .await
                     .map_err(|e| {
-                        HapilotError::io("starting PostgreSQL")(std::io::Error::other(e))
+                        LocalError::io("starting PostgreSQL")(std::io::Error::other(e))
                     })??;
                 let (old, new) = pair.nodes();
                 let agents = (
@@ -389,13 +389,13 @@ impl LocalDeployment {
             .bucket(AUDIT_BUCKET)
             .send()
             .await
-            .map_err(HapilotError::aws("CreateBucket"))?;
+            .map_err(LocalError::aws("CreateBucket"))?;
         let topic_arn = aws_sdk_sns::Client::new(sdk)
             .create_topic()
             .name("hapilot-notifications")
             .send()
             .await
-            .map_err(HapilotError::aws("CreateTopic"))?
+            .map_err(LocalError::aws("CreateTopic"))?
             .topic_arn()
             .unwrap_or_default()
             .to_string();
@@ -406,7 +406,7 @@ impl LocalDeployment {
             .caller_reference(uuid::Uuid::new_v4().to_string())
             .send()
             .await
-            .map_err(HapilotError::aws("CreateHostedZone"))?
+            .map_err(LocalError::aws("CreateHostedZone"))?
             .hosted_zone()
             .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
             .unwrap_or_default();
@@ -437,11 +437,11 @@ impl LocalDeployment {
                         .request_interval(10)
                         .failure_threshold(3)
                         .build()
-                        .map_err(HapilotError::aws("CreateHealthCheck"))?,
+                        .map_err(LocalError::aws("CreateHealthCheck"))?,
                 )
                 .send()
                 .await
-                .map_err(HapilotError::aws("CreateHealthCheck"))?
+                .map_err(LocalError::aws("CreateHealthCheck"))?
                 .health_check()
                 .map(|h| h.id().to_string())
                 .unwrap_or_default();
@@ -472,16 +472,16 @@ impl LocalDeployment {
                     ResourceRecord::builder()
                         .value(format!("gateway.{}.internal", gateway.region()))
                         .build()
-                        .map_err(HapilotError::aws("ChangeResourceRecordSets"))?,
+                        .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
                 )
                 .build()
-                .map_err(HapilotError::aws("ChangeResourceRecordSets"))?;
+                .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
             changes.push(
                 Change::builder()
                     .action(ChangeAction::Create)
                     .resource_record_set(record)
                     .build()
-                    .map_err(HapilotError::aws("ChangeResourceRecordSets"))?,
+                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
             );
         }
         route53
@@ -491,11 +491,11 @@ impl LocalDeployment {
                 ChangeBatch::builder()
                     .set_changes(Some(changes))
                     .build()
-                    .map_err(HapilotError::aws("ChangeResourceRecordSets"))?,
+                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
             )
             .send()
             .await
-            .map_err(HapilotError::aws("ChangeResourceRecordSets"))?;
+            .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
         aws_sdk_cloudwatch::Client::new(sdk)
             .put_metric_alarm()
             .alarm_name(PRIMARY_ALARM)
@@ -515,7 +515,7 @@ impl LocalDeployment {
             .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
             .send()
             .await
-            .map_err(HapilotError::aws("PutMetricAlarm"))?;
+            .map_err(LocalError::aws("PutMetricAlarm"))?;
 
         let global = GlobalRouter::start(
             stack.handle(),
@@ -555,7 +555,7 @@ impl LocalDeployment {
                 .bucket(bucket)
                 .send()
                 .await
-                .map_err(HapilotError::aws("CreateBucket"))?;
+                .map_err(LocalError::aws("CreateBucket"))?;
         }
         let region = |gateway: &SimulatedGateway,
                       set: &str,
@@ -685,7 +685,7 @@ impl LocalDeployment {
                         .name("hapilot-notifications")
                         .send()
                         .await
-                        .map_err(HapilotError::aws("CreateTopic"))?
+                        .map_err(LocalError::aws("CreateTopic"))?
                         .topic_arn()
                         .unwrap_or_default()
                         .to_string(),
@@ -719,7 +719,7 @@ impl LocalDeployment {
         &mut self,
         stack: &LocalStack,
         change: impl FnOnce(&mut Settings),
-    ) -> Result<(), HapilotError> {
+    ) -> Result<(), LocalError> {
         change(&mut self.settings);
         for (region, own) in self.region_settings.iter_mut() {
             let mut next = self.settings.clone();
@@ -738,9 +738,9 @@ impl LocalDeployment {
         stack: &LocalStack,
         region: &str,
         change: impl FnOnce(&mut Settings),
-    ) -> Result<(), HapilotError> {
+    ) -> Result<(), LocalError> {
         let own = self.region_settings.get_mut(region).ok_or_else(|| {
-            HapilotError::io("reconfiguring a region")(std::io::Error::other(format!(
+            LocalError::io("reconfiguring a region")(std::io::Error::other(format!(
                 "no region {region}"
             )))
         })?;
@@ -794,7 +794,7 @@ impl LocalDeployment {
         &self,
         stack: &LocalStack,
         region: &str,
-    ) -> Result<Option<String>, HapilotError> {
+    ) -> Result<Option<String>, LocalError> {
         let handle = stack.handle();
         let observer = move |r: &str| handle.observer_config(r);
         super::data_plane::answer(
@@ -808,13 +808,13 @@ impl LocalDeployment {
     }
 
     /// The current weights of the global name: SetIdentifier -> weight.
-    pub async fn weights(&self, stack: &LocalStack) -> Result<BTreeMap<String, i64>, HapilotError> {
+    pub async fn weights(&self, stack: &LocalStack) -> Result<BTreeMap<String, i64>, LocalError> {
         let sets = aws_sdk_route53::Client::new(stack.sdk_config())
             .list_resource_record_sets()
             .hosted_zone_id(&self.zone_id)
             .send()
             .await
-            .map_err(HapilotError::aws("ListResourceRecordSets"))?;
+            .map_err(LocalError::aws("ListResourceRecordSets"))?;
         Ok(sets
             .resource_record_sets()
             .iter()
@@ -827,7 +827,7 @@ impl LocalDeployment {
         &self,
         stack: &LocalStack,
         weights: &[(&str, i64)],
-    ) -> Result<(), HapilotError> {
+    ) -> Result<(), LocalError> {
         use hapilot_aws::dns::Dns;
         let weights: Vec<(String, i64)> =
             weights.iter().map(|(s, w)| (s.to_string(), *w)).collect();
@@ -835,14 +835,14 @@ impl LocalDeployment {
             .set_weights(&self.zone_id, RECORD_NAME, &weights, "local deployment")
             .await
             .map(|_| ())
-            .map_err(|e| HapilotError::Aws {
+            .map_err(|e| LocalError::Aws {
                 operation: "ChangeResourceRecordSets",
                 detail: e.to_string(),
             })
     }
 
     /// Reads canary traffic from the load balancers' CloudWatch metrics instead of Prometheus.
-    pub fn use_cloudwatch_traffic(&mut self, stack: &LocalStack) -> Result<(), HapilotError> {
+    pub fn use_cloudwatch_traffic(&mut self, stack: &LocalStack) -> Result<(), LocalError> {
         self.reconfigure(stack, |s| {
             s.canary_provider = Some(TrafficSource::Cloudwatch {
                 namespace: LB_NAMESPACE.to_string(),
@@ -866,14 +866,14 @@ impl LocalDeployment {
     pub async fn vantage_points_see_primary_up(
         &self,
         stack: &LocalStack,
-    ) -> Result<bool, HapilotError> {
+    ) -> Result<bool, LocalError> {
         for region in [STANDBY_REGION, WITNESS_REGION] {
             let alarms = aws_sdk_cloudwatch::Client::new(&stack.observer_config(region))
                 .describe_alarms()
                 .alarm_names(WATCH_ALARM)
                 .send()
                 .await
-                .map_err(HapilotError::aws("DescribeAlarms"))?;
+                .map_err(LocalError::aws("DescribeAlarms"))?;
             let ok = alarms
                 .metric_alarms()
                 .first()
@@ -892,7 +892,7 @@ impl LocalDeployment {
         stack: &LocalStack,
         state: &str,
         reason: &str,
-    ) -> Result<(), HapilotError> {
+    ) -> Result<(), LocalError> {
         aws_sdk_cloudwatch::Client::new(stack.sdk_config())
             .set_alarm_state()
             .alarm_name(PRIMARY_ALARM)
@@ -900,7 +900,7 @@ impl LocalDeployment {
             .state_reason(reason)
             .send()
             .await
-            .map_err(HapilotError::aws("SetAlarmState"))?;
+            .map_err(LocalError::aws("SetAlarmState"))?;
         Ok(())
     }
 }
@@ -933,7 +933,7 @@ async fn calculated_check(
     route53: &aws_sdk_route53::Client,
     set: &str,
     endpoint_check: &str,
-) -> Result<String, HapilotError> {
+) -> Result<String, LocalError> {
     let alarm = CONTROL_ALARMS
         .iter()
         .find(|(s, _)| *s == set)
@@ -962,7 +962,7 @@ async fn calculated_check(
         .treat_missing_data("ignore")
         .send()
         .await
-        .map_err(HapilotError::aws("PutMetricAlarm"))?;
+        .map_err(LocalError::aws("PutMetricAlarm"))?;
     let id = |out: aws_sdk_route53::operation::create_health_check::CreateHealthCheckOutput| {
         out.health_check()
             .map(|h| h.id().to_string())
@@ -981,17 +981,17 @@ async fn calculated_check(
                         ))
                         .name(alarm)
                         .build()
-                        .map_err(HapilotError::aws("CreateHealthCheck"))?,
+                        .map_err(LocalError::aws("CreateHealthCheck"))?,
                 )
                 .insufficient_data_health_status(
                     aws_sdk_route53::types::InsufficientDataHealthStatus::LastKnownStatus,
                 )
                 .build()
-                .map_err(HapilotError::aws("CreateHealthCheck"))?,
+                .map_err(LocalError::aws("CreateHealthCheck"))?,
         )
         .send()
         .await
-        .map_err(HapilotError::aws("CreateHealthCheck"))?);
+        .map_err(LocalError::aws("CreateHealthCheck"))?);
     // moto drops AlarmIdentifier and InsufficientDataHealthStatus: the local data plane reads
     // them from these tags instead.
     route53
@@ -1006,7 +1006,7 @@ async fn calculated_check(
         ))
         .send()
         .await
-        .map_err(HapilotError::aws("ChangeTagsForResource"))?;
+        .map_err(LocalError::aws("ChangeTagsForResource"))?;
     both_healthy(route53, endpoint_check, &control).await
 }
 
@@ -1015,7 +1015,7 @@ async fn both_healthy(
     route53: &aws_sdk_route53::Client,
     endpoint_check: &str,
     control: &str,
-) -> Result<String, HapilotError> {
+) -> Result<String, LocalError> {
     Ok(route53
         .create_health_check()
         .caller_reference(uuid::Uuid::new_v4().to_string())
@@ -1026,11 +1026,11 @@ async fn both_healthy(
                 .child_health_checks(control)
                 .health_threshold(2)
                 .build()
-                .map_err(HapilotError::aws("CreateHealthCheck"))?,
+                .map_err(LocalError::aws("CreateHealthCheck"))?,
         )
         .send()
         .await
-        .map_err(HapilotError::aws("CreateHealthCheck"))?
+        .map_err(LocalError::aws("CreateHealthCheck"))?
         .health_check()
         .map(|h| h.id().to_string())
         .unwrap_or_default())
@@ -1058,7 +1058,7 @@ pub fn arc_safety_rule() -> String {
 async fn start_arc_cluster(
     stack: &LocalStack,
     checkers: &std::sync::Arc<super::data_plane::HealthCheckers>,
-) -> Result<super::arc::ArcCluster, HapilotError> {
+) -> Result<super::arc::ArcCluster, LocalError> {
     use super::arc_rules::{AssertionRule, ClusterState, RoutingControl};
     let controls = [PRIMARY_SET, STANDBY_SET]
         .iter()
@@ -1095,7 +1095,7 @@ async fn start_arc_cluster(
         std::sync::Arc::new(move |states| heard.set_routing_controls(states)),
     )
     .await
-    .map_err(HapilotError::io("starting the ARC cluster stand-in"))
+    .map_err(LocalError::io("starting the ARC cluster stand-in"))
 }
 
 /// `set`'s record check with ARC: its endpoint check AND a `RECOVERY_CONTROL` check on its
@@ -1104,7 +1104,7 @@ async fn routing_control_check(
     route53: &aws_sdk_route53::Client,
     set: &str,
     endpoint_check: &str,
-) -> Result<String, HapilotError> {
+) -> Result<String, LocalError> {
     let arn = routing_control_arn(set);
     let control = route53
         .create_health_check()
@@ -1114,11 +1114,11 @@ async fn routing_control_check(
                 .r#type(HealthCheckType::RecoveryControl)
                 .routing_control_arn(&arn)
                 .build()
-                .map_err(HapilotError::aws("CreateHealthCheck"))?,
+                .map_err(LocalError::aws("CreateHealthCheck"))?,
         )
         .send()
         .await
-        .map_err(HapilotError::aws("CreateHealthCheck"))?
+        .map_err(LocalError::aws("CreateHealthCheck"))?
         .health_check()
         .map(|h| h.id().to_string())
         .unwrap_or_default();
@@ -1130,7 +1130,7 @@ async fn routing_control_check(
         .add_tags(tag(super::data_plane::TAG_ROUTING_CONTROL, &arn))
         .send()
         .await
-        .map_err(HapilotError::aws("ChangeTagsForResource"))?;
+        .map_err(LocalError::aws("ChangeTagsForResource"))?;
     both_healthy(route53, endpoint_check, &control).await
 }
 
@@ -1143,7 +1143,7 @@ fn tag(key: &str, value: &str) -> aws_sdk_route53::types::Tag {
 
 /// The prober alarm of `region`'s vantage point on the primary: 3 of 3 periods of 10 s with
 /// `Healthy` below 1 (Route53's cadence and threshold); no data is no vote.
-async fn watch_alarm(stack: &LocalStack, region: &str) -> Result<(), HapilotError> {
+async fn watch_alarm(stack: &LocalStack, region: &str) -> Result<(), LocalError> {
     aws_sdk_cloudwatch::Client::new(&stack.sdk_config_in(region))
         .put_metric_alarm()
         .alarm_name(WATCH_ALARM)
@@ -1170,7 +1170,7 @@ async fn watch_alarm(stack: &LocalStack, region: &str) -> Result<(), HapilotErro
         .treat_missing_data("missing")
         .send()
         .await
-        .map_err(HapilotError::aws("PutMetricAlarm"))?;
+        .map_err(LocalError::aws("PutMetricAlarm"))?;
     Ok(())
 }
 

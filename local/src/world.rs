@@ -24,7 +24,7 @@ use super::deployment::{
 use super::gateway::GatewayMode;
 use super::http::{answer, serve};
 use super::{LocalStack, StackOptions};
-use crate::HapilotError;
+use crate::LocalError;
 
 /// The settings a person may tune on the local world (`[settings]` of hapilot.toml, flags):
 /// how hapilot behaves. Everything else names the world (regions, buckets, zone, topics) and
@@ -45,13 +45,13 @@ pub const APP_TABLE: &str = "spend_logs";
 pub fn apply_tuning(
     settings: &mut Settings,
     get: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<String>, HapilotError> {
+) -> Result<Vec<String>, LocalError> {
     let given: BTreeMap<&str, String> = TUNABLE
         .iter()
         .filter_map(|var| get(var).map(|v| (*var, v)))
         .collect();
     let parsed = Settings::from_lookup(|k| given.get(k).cloned())
-        .map_err(|e| HapilotError::Invalid(e.to_string()))?;
+        .map_err(|e| LocalError::Invalid(e.to_string()))?;
     for var in given.keys() {
         match *var {
             "HAPILOT_AUTOMATIC_FAILOVER" => settings.automatic_failover = parsed.automatic_failover,
@@ -80,25 +80,14 @@ what to try (after evaluating the lines above):
   hapilot approve <execution> --machine failback --yes
   hapilot report <execution>                      a run's report (or its journal as a timeline)";
 
-/// The CLI configuration `hapilot local up` reads its tuning from: the user's hapilot.toml,
-/// never the settings file an earlier `local up` wrote for its own world.
-pub fn user_config(path: Option<&Path>) -> Result<crate::config::CliConfig, HapilotError> {
-    match path {
-        Some(p) if p.parent().is_some_and(|d| d.ends_with(".hapilot/local")) => {
-            crate::config::CliConfig::load(None)
-        }
-        other => crate::config::CliConfig::load(other),
-    }
-}
-
 /// Asks the running local world (`HAPILOT_LOCAL_CONTROL`) to `kill` or `revive` a region;
 /// returns what it did.
-pub async fn control(region: &str, verb: &str) -> Result<String, HapilotError> {
+pub async fn control(region: &str, verb: &str) -> Result<String, LocalError> {
     let Some(url) = std::env::var("HAPILOT_LOCAL_CONTROL")
         .ok()
         .filter(|u| !u.is_empty())
     else {
-        return Err(HapilotError::Invalid(
+        return Err(LocalError::Invalid(
             "no local world: HAPILOT_LOCAL_CONTROL is not set. Start one with `hapilot local up` and evaluate the lines it prints".into(),
         ));
     };
@@ -107,7 +96,7 @@ pub async fn control(region: &str, verb: &str) -> Result<String, HapilotError> {
         .send()
         .await
         .map_err(|e| {
-            HapilotError::Invalid(format!(
+            LocalError::Invalid(format!(
                 "the local world at {url} does not answer ({e}); is `hapilot local up` still running?"
             ))
         })?;
@@ -116,7 +105,7 @@ pub async fn control(region: &str, verb: &str) -> Result<String, HapilotError> {
     if ok {
         Ok(text)
     } else {
-        Err(HapilotError::Invalid(text))
+        Err(LocalError::Invalid(text))
     }
 }
 
@@ -144,7 +133,7 @@ impl LocalWorld {
         tuning: impl Fn(&str) -> Option<String>,
         tick: Duration,
         say: impl Fn(&str) + Send + Sync + Clone + 'static,
-    ) -> Result<Self, HapilotError> {
+    ) -> Result<Self, LocalError> {
         let log_dir = options.log_dir.clone();
         let stack = LocalStack::start(options, say.clone()).await?;
         say(
@@ -168,7 +157,7 @@ impl LocalWorld {
         let deadline = Instant::now() + tick * 30;
         while !deployment.vantage_points_see_primary_up(&stack).await? {
             if Instant::now() > deadline {
-                return Err(HapilotError::Invalid(
+                return Err(LocalError::Invalid(
                     "the local data plane never saw us-east-1 up".into(),
                 ));
             }
@@ -181,15 +170,13 @@ impl LocalWorld {
         let first = PostgresDatabase::new(&dsns[0])
             .connect()
             .await
-            .map_err(|e| {
-                HapilotError::Invalid(format!("the local primary does not answer: {e}"))
-            })?;
+            .map_err(|e| LocalError::Invalid(format!("the local primary does not answer: {e}")))?;
         first
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {APP_TABLE} (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
             ))
             .await
-            .map_err(|e| HapilotError::Invalid(format!("creating {APP_TABLE}: {e}")))?;
+            .map_err(|e| LocalError::Invalid(format!("creating {APP_TABLE}: {e}")))?;
         drop(first);
         let stop_writer = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(write_forever(dsns.to_vec(), stop_writer.clone()));
@@ -236,12 +223,12 @@ impl LocalWorld {
         let inner = Arc::new(Inner { stack, deployment });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
-            .map_err(HapilotError::io("binding the local control endpoint"))?;
+            .map_err(LocalError::io("binding the local control endpoint"))?;
         let control_url = format!(
             "http://{}",
             listener
                 .local_addr()
-                .map_err(HapilotError::io("the control endpoint's address"))?
+                .map_err(LocalError::io("the control endpoint's address"))?
         );
         let control = serve(listener, {
             let inner = inner.clone();
@@ -324,7 +311,7 @@ impl LocalWorld {
 
     /// Writes the CLI settings file: where the world's AWS is, and the settings that name it
     /// (no credential: the CLI never needs one).
-    fn write_settings_file(&self) -> Result<(), HapilotError> {
+    fn write_settings_file(&self) -> Result<(), LocalError> {
         let s = &self.inner.deployment.settings;
         let regions: BTreeMap<&String, Value> = s
             .regions
@@ -367,9 +354,9 @@ impl LocalWorld {
         );
         if let Some(dir) = self.settings_file.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(HapilotError::io(format!("creating {}", dir.display())))?;
+                .map_err(LocalError::io(format!("creating {}", dir.display())))?;
         }
-        std::fs::write(&self.settings_file, text).map_err(HapilotError::io(format!(
+        std::fs::write(&self.settings_file, text).map_err(LocalError::io(format!(
             "writing {}",
             self.settings_file.display()
         )))
@@ -473,7 +460,7 @@ async fn control_answer(
 
 /// The region goes dark: every API signed for it refused, its gateway failing, its Kubernetes
 /// API down, its PostgreSQL stopped `-m immediate`.
-fn kill(inner: &Inner, region: &str) -> Result<String, HapilotError> {
+fn kill(inner: &Inner, region: &str) -> Result<String, LocalError> {
     let deployment = &inner.deployment;
     inner.stack.black_out(region);
     let Databases::Postgres { pair, .. } = &deployment.databases else {
@@ -494,7 +481,7 @@ fn kill(inner: &Inner, region: &str) -> Result<String, HapilotError> {
 
 /// The region comes back: its APIs answer, its gateway is healthy, its Kubernetes API up. Its
 /// database stays as it was: a stopped old primary comes back only through re-protection.
-fn revive(inner: &Inner, region: &str) -> Result<String, HapilotError> {
+fn revive(inner: &Inner, region: &str) -> Result<String, LocalError> {
     let deployment = &inner.deployment;
     inner.stack.revive(region);
     let (gateway, kube) = match region {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use hapilot_aws::sdk::LOCAL_ACCOUNT_ID;
 use hapilot_functions::catalog::FUNCTIONS;
 
-use crate::HapilotError;
+use crate::LocalError;
 
 /// The role moto records for local state machines (it checks nothing).
 pub const LOCAL_STATES_ROLE: &str = "arn:aws:iam::123456789012:role/hapilot-local-states";
@@ -99,8 +99,8 @@ pub fn definitions_in(dir: &Path) -> Vec<PathBuf> {
 pub fn load_definition(
     file: &Path,
     substitutions: &BTreeMap<String, String>,
-) -> Result<String, HapilotError> {
-    let fail = |detail: String| HapilotError::StateMachine {
+) -> Result<String, LocalError> {
+    let fail = |detail: String| LocalError::StateMachine {
         file: file.to_path_buf(),
         detail,
     };
@@ -117,7 +117,7 @@ pub async fn deploy(
     sfn: &aws_sdk_sfn::Client,
     files: &[PathBuf],
     substitutions: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, HapilotError> {
+) -> Result<BTreeMap<String, String>, LocalError> {
     let mut deployed = BTreeMap::new();
     for file in files {
         let definition = load_definition(file, substitutions)?;
@@ -129,7 +129,7 @@ pub async fn deploy(
             .role_arn(LOCAL_STATES_ROLE)
             .send()
             .await
-            .map_err(|e| HapilotError::StateMachine {
+            .map_err(|e| LocalError::StateMachine {
                 file: file.clone(),
                 detail: format!(
                     "CreateStateMachine failed: {}",
