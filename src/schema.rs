@@ -29,7 +29,7 @@ pub const KEYWORDS: [&str; 17] = [
 ];
 
 /// The input schemas, by state machine.
-pub const SCHEMAS: [(&str, &str); 6] = [
+pub const SCHEMAS: [(&str, &str); 7] = [
     (
         "failover",
         include_str!("../statemachines/schemas/failover.input.json"),
@@ -53,6 +53,10 @@ pub const SCHEMAS: [(&str, &str); 6] = [
     (
         "backup-audit",
         include_str!("../statemachines/schemas/backup-audit.input.json"),
+    ),
+    (
+        "readiness",
+        include_str!("../statemachines/schemas/readiness.input.json"),
     ),
 ];
 

@@ -571,6 +571,7 @@ impl LocalDeployment {
                 namespace: NAMESPACE.to_string(),
             }),
             vault: None,
+            redis: None,
             restore: None,
         };
         let mut settings = Settings::with_defaults();

@@ -35,6 +35,7 @@ async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without
                     token: "vault-token".into(),
                     ca_file,
                 }),
+                redis: None,
                 restore: None,
             },
         );
@@ -110,6 +111,7 @@ async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets
                 }),
                 kubernetes: None,
                 vault: None,
+                redis: None,
                 restore: None,
             },
         );

@@ -497,6 +497,7 @@ fn the_dashboard_shows_metrics_hapilot_publishes_and_names_only_what_the_templat
             hapilot_functions::report_backup_audit::NAMESPACE,
             "AchievableRpoSeconds",
         ),
+        (hapilot_functions::evaluate_readiness::NAMESPACE, "Score"),
         ("AWS/States", "ExecutionsSucceeded"),
         ("AWS/States", "ExecutionsFailed"),
     ];

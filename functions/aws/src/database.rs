@@ -359,7 +359,8 @@ impl Database for PostgresDatabase {
                         CASE WHEN pg_is_in_recovery()
                              THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,
                         CASE WHEN pg_is_in_recovery()
-                             THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 END",
+                             THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 END,
+                        EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')",
                 &[],
             )
             .await
@@ -369,6 +370,7 @@ impl Database for PostgresDatabase {
             in_recovery: row.get(0),
             replay_lag_secs: row.get::<_, Option<f64>>(1).map(|s| s.max(0.0)),
             unreplayed_bytes: unreplayed.map(|b| b.max(0.0) as u64),
+            streaming: Some(row.get(3)),
         })
     }
 
@@ -506,6 +508,9 @@ pub struct PatroniMember {
 struct PatroniStatus {
     role: Option<String>,
     xlog: Option<PatroniXlog>,
+    /// A replica's `streaming` / `in archive recovery` (Patroni 3.0 and later).
+    #[serde(default)]
+    replication_state: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -633,6 +638,10 @@ impl Database for PatroniMember {
                 (Some(r), Some(p)) if in_recovery => Some(r.saturating_sub(p)),
                 _ => None,
             },
+            streaming: status
+                .replication_state
+                .as_deref()
+                .map(|s| s == "streaming"),
         })
     }
 

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod backups;
+pub mod cluster;
 pub mod cnpg;
 pub mod database;
 pub mod dns;
@@ -17,6 +18,7 @@ pub mod notifier;
 pub mod orchestrator;
 pub mod postgres_dsn;
 pub mod prober;
+pub mod redis;
 pub mod restore;
 pub mod scaler;
 pub mod sdk;

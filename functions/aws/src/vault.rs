@@ -1,5 +1,5 @@
-//! Vault's HTTP API: restoring a raft snapshot (`POST /v1/sys/storage/raft/snapshot-force`)
-//! and health. The token comes from configuration and is never logged or put in an error.
+//! Vault's HTTP API: restoring a raft snapshot (`POST /v1/sys/storage/raft/snapshot-force`),
+//! health, and the raft configuration readiness reads (`GET /v1/sys/storage/raft/configuration`). The token comes from configuration and is never logged or put in an error.
 
 use std::future::Future;
 
@@ -31,6 +31,10 @@ pub trait Vault: Send + Sync {
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
     /// Whether it answers healthy and unsealed (`GET /v1/sys/health`).
     fn healthy(&self) -> impl Future<Output = Result<bool, AdapterError>> + Send;
+    /// The raft servers (`GET /v1/sys/storage/raft/configuration`: `data.config.servers`).
+    fn raft_servers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<hapilot_core::readiness::RaftServer>, AdapterError>> + Send;
 }
 
 /// [`Vault`] over HTTP.
@@ -83,5 +87,36 @@ impl Vault for HttpVault {
             .await
             .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
         Ok(r.status().as_u16() == 200)
+    }
+
+    async fn raft_servers(&self) -> Result<Vec<hapilot_core::readiness::RaftServer>, AdapterError> {
+        let path = "/v1/sys/storage/raft/configuration";
+        let r = self
+            .http
+            .get(format!("{}{path}", self.target.url.trim_end_matches('/')))
+            .header("X-Vault-Token", self.target.token.expose())
+            .send()
+            .await
+            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
+        let status = r.status();
+        if !status.is_success() {
+            let body = r.text().await.unwrap_or_default();
+            return Err(self.error(path, format!("HTTP {status}: {}", body.trim())));
+        }
+        let body: serde_json::Value = r
+            .json()
+            .await
+            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
+        let servers = body["data"]["config"]["servers"]
+            .as_array()
+            .ok_or_else(|| self.error(path, "no data.config.servers in the answer"))?;
+        Ok(servers
+            .iter()
+            .map(|s| hapilot_core::readiness::RaftServer {
+                node_id: s["node_id"].as_str().unwrap_or("?").to_string(),
+                leader: s["leader"].as_bool().unwrap_or(false),
+                voter: s["voter"].as_bool().unwrap_or(false),
+            })
+            .collect())
     }
 }

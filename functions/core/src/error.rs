@@ -60,6 +60,8 @@ pub enum ErrorName {
     DatabaseRestoreFailed,
     /// The DR drill missed its RTO or RPO target, or its failover failed.
     DrillFailed,
+    /// A readiness check failed (its report says which and how to fix it).
+    NotReady,
 }
 
 impl ErrorName {
@@ -91,6 +93,7 @@ impl ErrorName {
             ErrorName::VaultRestoreFailed => "hapilot.VaultRestoreFailed",
             ErrorName::DatabaseRestoreFailed => "hapilot.DatabaseRestoreFailed",
             ErrorName::DrillFailed => "hapilot.DrillFailed",
+            ErrorName::NotReady => "hapilot.NotReady",
         }
     }
 
@@ -121,6 +124,7 @@ impl ErrorName {
         ErrorName::VaultRestoreFailed,
         ErrorName::DatabaseRestoreFailed,
         ErrorName::DrillFailed,
+        ErrorName::NotReady,
     ];
 }
 

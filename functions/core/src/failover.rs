@@ -327,6 +327,10 @@ pub struct ReplicationStatus {
     pub replay_lag_secs: Option<f64>,
     /// WAL received but not yet replayed, bytes, when known (replayed before promotion).
     pub unreplayed_bytes: Option<u64>,
+    /// Whether a WAL receiver is streaming from the primary now, when the backend says
+    /// (`pg_stat_wal_receiver`, Patroni's `replication_state`).
+    #[serde(default)]
+    pub streaming: Option<bool>,
 }
 
 /// The data-loss guard's verdict.
@@ -525,6 +529,7 @@ mod tests {
             in_recovery: true,
             replay_lag_secs: None,
             unreplayed_bytes: None,
+            streaming: None,
         };
         assert!(!assess_data_loss(&s, 300).within_rpo);
         let promoted = ReplicationStatus {
@@ -537,7 +542,7 @@ mod tests {
     proptest! {
         #[test]
         fn guard_is_exactly_the_rpo(lag in 0.0f64..10_000.0, rpo in 1u64..5_000) {
-            let s = ReplicationStatus { in_recovery: true, replay_lag_secs: Some(lag), unreplayed_bytes: None };
+            let s = ReplicationStatus { in_recovery: true, replay_lag_secs: Some(lag), unreplayed_bytes: None, streaming: Some(true) };
             prop_assert_eq!(assess_data_loss(&s, rpo).within_rpo, lag <= rpo as f64);
         }
 

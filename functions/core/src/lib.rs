@@ -16,6 +16,7 @@ pub mod error;
 pub mod failback;
 pub mod failover;
 pub mod health;
+pub mod readiness;
 pub mod restore;
 pub mod tier;
 

@@ -171,6 +171,23 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "one look at a child run (the drill's failover or failback)",
     },
     FunctionSpec {
+        name: "evaluate-readiness",
+        substitution: "EvaluateReadinessFunctionArn",
+        requires: &[REGIONS, BUCKET, TOPIC],
+        iam_actions: &[
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "sns:Publish",
+        ],
+        credentials: &[
+            Credential::Database,
+            Credential::Kubernetes,
+            Credential::Vault,
+        ],
+        summary: "the HA checklist and section 6.1 alerts, per region: report, score, notice",
+    },
+    FunctionSpec {
         name: "fence-by-weights",
         substitution: "FenceByWeightsFunctionArn",
         requires: &[ZONE, RECORD, REGIONS, BUCKET],

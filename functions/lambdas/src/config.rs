@@ -34,9 +34,12 @@ pub struct RegionConfig {
     /// This region's Kubernetes API.
     #[serde(default)]
     pub kubernetes: Option<KubernetesTarget>,
-    /// This region's Vault (DR restore of raft snapshots; the token is a secret).
+    /// This region's Vault (DR restore of raft snapshots, readiness; the token is a secret).
     #[serde(default)]
     pub vault: Option<hapilot_aws::vault::VaultTarget>,
+    /// This region's Redis (readiness reads `INFO replication`).
+    #[serde(default)]
+    pub redis: Option<hapilot_aws::redis::RedisTarget>,
     /// Where a DR restore lays down PostgreSQL in this region (host agent + DSN).
     #[serde(default)]
     pub restore: Option<hapilot_aws::restore::RestoreDatabaseTarget>,
@@ -88,6 +91,9 @@ pub struct Settings {
     /// `HAPILOT_SCALE_TARGETS`: JSON object, deployment -> replicas (default: the HA document's
     /// `{"litellm": 5, "agentgateway": 3}`).
     pub scale_targets: BTreeMap<String, i64>,
+    /// `HAPILOT_READINESS_WORKLOADS`: JSON array of the gateway Deployments readiness checks in
+    /// each region (default `["litellm", "agentgateway", "vllm"]`).
+    pub readiness_workloads: Vec<String>,
     /// `HAPILOT_CANARY_PROVIDER`: JSON [`TrafficSource`], where the canary gate reads traffic.
     pub canary_provider: Option<TrafficSource>,
     /// `HAPILOT_FAILOVER_INPUT_DEFAULTS`: JSON object merged under every alarm-started run's
@@ -115,7 +121,7 @@ pub struct Settings {
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 26] = [
+pub const VARIABLES: [&str; 27] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -129,6 +135,7 @@ pub const VARIABLES: [&str; 26] = [
     "HAPILOT_AUTOMATIC_FAILOVER",
     "HAPILOT_COOLDOWN_SECONDS",
     "HAPILOT_SCALE_TARGETS",
+    "HAPILOT_READINESS_WORKLOADS",
     "HAPILOT_CANARY_PROVIDER",
     "HAPILOT_FAILOVER_INPUT_DEFAULTS",
     "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
@@ -151,6 +158,9 @@ impl Settings {
             automatic_failover: true,
             cooldown_secs: 1_800,
             scale_targets: [("litellm".to_string(), 5), ("agentgateway".to_string(), 3)].into(),
+            readiness_workloads: ["litellm", "agentgateway", "vllm"]
+                .map(str::to_string)
+                .to_vec(),
             ..Settings::default()
         }
     }
@@ -218,6 +228,9 @@ impl Settings {
         }
         if let Some(v) = text("HAPILOT_SCALE_TARGETS") {
             s.scale_targets = json("HAPILOT_SCALE_TARGETS", &v)?;
+        }
+        if let Some(v) = text("HAPILOT_READINESS_WORKLOADS") {
+            s.readiness_workloads = json("HAPILOT_READINESS_WORKLOADS", &v)?;
         }
         if let Some(v) = text("HAPILOT_CANARY_PROVIDER") {
             s.canary_provider = Some(json("HAPILOT_CANARY_PROVIDER", &v)?);

@@ -19,6 +19,7 @@ pub mod check_restore;
 pub mod config;
 pub mod describe_run;
 pub mod error;
+pub mod evaluate_readiness;
 pub mod fence_primary;
 pub mod plan_backup_audit;
 pub mod plan_drill;

@@ -94,6 +94,7 @@ mod tests {
                     }),
                     kubernetes: None,
                     vault: None,
+                    redis: None,
                     restore: None,
                 },
             );

@@ -23,8 +23,8 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::{
     FunctionError, alarm_router, audit_backup_policy, canary_gate, check_catchup, check_data,
-    check_dns_sync, check_health, check_restore, describe_run, fence_primary, plan_backup_audit,
-    plan_drill, plan_failback, plan_failover, plan_restore, promote_database,
+    check_dns_sync, check_health, check_restore, describe_run, evaluate_readiness, fence_primary,
+    plan_backup_audit, plan_drill, plan_failback, plan_failover, plan_restore, promote_database,
     publish_replication_lag, read_replication, record_run, report_backup_audit, report_drill,
     reprotect_database, request_approval, restore_database, restore_vault, scale_region,
     shift_traffic, snapshot_weights, start_run, unfence_primary, verify_restore_point,
@@ -211,6 +211,50 @@ impl Adapters {
         ))
     }
 
+    /// The Kubernetes API of `region` for reading workloads, if it has one.
+    pub fn cluster(
+        &self,
+        region: &str,
+    ) -> Result<Option<hapilot_aws::cluster::KubernetesCluster>, FunctionError> {
+        match self.settings.region(region)?.kubernetes.clone() {
+            Some(k) => Ok(Some(hapilot_aws::cluster::KubernetesCluster::new(
+                self.http_for(k.ca_file.as_deref())?,
+                k,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// The outside systems readiness looks at, each by region (`None` where not configured).
+    pub fn readiness_sources(
+        &self,
+    ) -> crate::evaluate_readiness::RegionSources<
+        hapilot_aws::cluster::KubernetesCluster,
+        AnyDatabase,
+        hapilot_aws::vault::HttpVault,
+        hapilot_aws::redis::TcpRedis,
+    > {
+        let (a, b, c, d) = (self.clone(), self.clone(), self.clone(), self.clone());
+        crate::evaluate_readiness::RegionSources {
+            cluster: Box::new(move |r| a.cluster(r)),
+            database: Box::new(move |r| match b.settings.region(r)?.database {
+                Some(_) => b.database(r).map(Some),
+                None => Ok(None),
+            }),
+            vault: Box::new(move |r| match c.settings.region(r)?.vault {
+                Some(_) => c.vault(r).map(Some),
+                None => Ok(None),
+            }),
+            redis: Box::new(move |r| {
+                d.settings
+                    .regions
+                    .get(r)
+                    .and_then(|c| c.redis.clone())
+                    .map(hapilot_aws::redis::TcpRedis::new)
+            }),
+        }
+    }
+
     /// The Kubernetes scaler of `region`, if it has a Kubernetes API configured.
     pub fn scaler(&self, region: &str) -> Result<Option<KubernetesScaler>, FunctionError> {
         match self.settings.region(region)?.kubernetes.clone() {
@@ -301,6 +345,9 @@ functions! {
     });
     "publish-replication-lag" => publish_replication_lag(|a, event| {
         publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), &a.metrics, event).await
+    });
+    "evaluate-readiness" => evaluate_readiness(|a, event| {
+        evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), &a.journal, &a.metrics, &a.notifier, event).await
     });
     "read-replication" => read_replication(|a, event| {
         read_replication::read_replication(|r| a.database(r), &a.journal, event).await

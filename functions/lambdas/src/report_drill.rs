@@ -56,6 +56,8 @@ pub async fn report_drill(
     let stay = decision.is_object() && decision["approved"] != true;
     let report = json!({
         "execution": run.execution,
+        // When the drill was judged: readiness reads the newest passed drill's age from it.
+        "finished_at": crate::run::now_rfc3339(),
         "verdict": verdict.verdict,
         "reasons": verdict.reasons,
         "tier": plan.tier,
