@@ -215,6 +215,8 @@ pub struct LocalDeployment {
     pub settings: Settings,
     /// The standby (DR) region's Vault.
     pub vault: SimulatedVault,
+    /// The standby's Redis master and replica (None without redis-server).
+    pub redis: Option<super::redis::RedisPair>,
     /// Route53's health checkers' view, shared by the resolver and the data plane loop.
     pub checkers: std::sync::Arc<super::data_plane::HealthCheckers>,
     /// What was built.
@@ -245,20 +247,33 @@ impl LocalDeployment {
         let standby = SimulatedGateway::start(STANDBY_REGION)
             .await
             .map_err(io("starting a gateway"))?;
-        let primary_kube = SimulatedKubernetes::start(
+        // The gateway workloads as the HA document deploys them: spread over three zones, with
+        // PDBs and probes; the warm standby runs two of each (its failover scale is 5 and 3).
+        let primary_kube = SimulatedKubernetes::start_in(
             KUBE_TOKEN,
             NAMESPACE,
-            &[("litellm", 3), ("agentgateway", 3)],
+            &[("litellm", 3), ("agentgateway", 3), ("vllm", 2)],
+            PRIMARY_REGION,
         )
         .await
         .map_err(io("starting a Kubernetes API"))?;
-        let standby_kube = SimulatedKubernetes::start(
+        let standby_kube = SimulatedKubernetes::start_in(
             KUBE_TOKEN,
             NAMESPACE,
-            &[("litellm", 1), ("agentgateway", 1)],
+            &[("litellm", 2), ("agentgateway", 2), ("vllm", 2)],
+            STANDBY_REGION,
         )
         .await
         .map_err(io("starting a Kubernetes API"))?;
+        // The standby's Redis with its replica, when redis-server is installed (readiness reads
+        // it; scripts/ensure-redis installs it).
+        let redis = match super::redis::RedisPair::start().await {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                tracing::warn!(error = %e, "no Redis in the local world");
+                None
+            }
+        };
         let databases = match database {
             DatabaseSetup::Patroni => {
                 let member = |name: &'static str, leader: bool| async move {
@@ -610,6 +625,10 @@ impl LocalDeployment {
                         }
                         Databases::Patroni { .. } => None,
                     },
+                    redis: redis.as_ref().map(|pair| hapilot_aws::redis::RedisTarget {
+                        address: pair.master.address(),
+                        password: Default::default(),
+                    }),
                     ..region(&standby, STANDBY_SET, standby_db, &standby_kube)
                 },
             ),
@@ -708,6 +727,7 @@ impl LocalDeployment {
             topic_arn,
             settings,
             vault,
+            redis,
             checkers,
             options,
             region_settings,

@@ -1,5 +1,10 @@
 //! A simulated Kubernetes API server: the `apps/v1` deployment scale subresource hapilot uses
-//! (`GET`/`PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`) and CloudNativePG
+//! (`GET`/`PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`); what readiness
+//! reads: the Deployments themselves (pod templates as the HA document's sections 2.1 and 2.3
+//! write them), their running pods (`GET /api/v1/namespaces/{ns}/pods?labelSelector=app=...`),
+//! the nodes with their zones (`GET /api/v1/nodes`) and the PodDisruptionBudgets (`GET
+//! /apis/policy/v1/namespaces/{ns}/poddisruptionbudgets`), each changeable to inject a defect;
+//! and CloudNativePG
 //! `Cluster` resources (`POST .../clusters`, `GET .../clusters/{name}`; a new cluster turns
 //! "Cluster in healthy state" shortly after, as the operator would report; `PATCH` with a JSON
 //! merge patch, the promotion token checked for form as CloudNativePG's admission webhook
@@ -21,8 +26,117 @@ struct Cluster {
     token: String,
     namespace: String,
     deployments: BTreeMap<String, i64>,
+    /// Each deployment's pod spec (`spec.template.spec`).
+    templates: BTreeMap<String, Value>,
+    /// Available replicas where fewer than `deployments` says (pods not ready).
+    unavailable: BTreeMap<String, i64>,
+    /// Nodes and their zones, in the order pods are placed on them.
+    nodes: Vec<(String, String)>,
+    /// PodDisruptionBudgets by name.
+    budgets: BTreeMap<String, Value>,
+    /// What the cluster started with (what [`SimulatedKubernetes::reset_workloads`] restores).
+    initial: (Vec<(String, i64)>, String),
     clusters: BTreeMap<String, Value>,
     down: bool,
+}
+
+/// The zone label of nodes.
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// A pod spec as the HA document writes it: anti-affinity and spread on the zone (2.1) and the
+/// three probes with 2.3's timings.
+pub fn document_pod_spec(app: &str) -> Value {
+    let probe = |path: &str, delay: i64, period: i64, threshold: i64| {
+        json!({"httpGet": {"path": path, "port": 4000}, "initialDelaySeconds": delay,
+               "periodSeconds": period, "failureThreshold": threshold})
+    };
+    json!({
+        "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": ZONE_LABEL}]}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": ZONE_LABEL,
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": app}}}],
+        "containers": [{
+            "name": app,
+            "image": format!("ghcr.io/example/{app}:1.0.0"),
+            "livenessProbe": probe("/health/liveliness", 30, 10, 3),
+            "readinessProbe": probe("/health/readiness", 10, 5, 2),
+            "startupProbe": probe("/health", 10, 5, 30),
+        }]
+    })
+}
+
+impl Cluster {
+    /// The workloads as started: the document's pod specs, every replica available, three
+    /// nodes in three zones, a PodDisruptionBudget per deployment.
+    fn reset_workloads(&mut self) {
+        let (deployments, zone_prefix) = self.initial.clone();
+        self.deployments = deployments.iter().cloned().collect();
+        self.templates = deployments
+            .iter()
+            .map(|(n, _)| (n.clone(), document_pod_spec(n)))
+            .collect();
+        self.unavailable.clear();
+        self.nodes = ["a", "b", "c"]
+            .iter()
+            .map(|z| (format!("node-{z}"), format!("{zone_prefix}{z}")))
+            .collect();
+        self.budgets = deployments
+            .iter()
+            .map(|(n, _)| {
+                (
+                    format!("{n}-pdb"),
+                    json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                           "metadata": {"name": format!("{n}-pdb"), "namespace": self.namespace},
+                           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": n}}}}),
+                )
+            })
+            .collect();
+    }
+
+    fn deployment(&self, name: &str) -> Value {
+        let replicas = self.deployments[name];
+        let available = self
+            .unavailable
+            .get(name)
+            .copied()
+            .unwrap_or(replicas)
+            .min(replicas);
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": {"app": name}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                             "spec": self.templates.get(name).cloned().unwrap_or_else(|| document_pod_spec(name))}
+            },
+            "status": {"replicas": replicas, "availableReplicas": available, "readyReplicas": available}
+        })
+    }
+
+    /// The running pods of `app`, placed round-robin on the nodes.
+    fn pods(&self, app: &str) -> Vec<Value> {
+        let Some(replicas) = self.deployments.get(app) else {
+            return Vec::new();
+        };
+        let available = self
+            .unavailable
+            .get(app)
+            .copied()
+            .unwrap_or(*replicas)
+            .min(*replicas);
+        (0..*replicas)
+            .map(|i| {
+                let node = &self.nodes[i as usize % self.nodes.len().max(1)].0;
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("{app}-{i}"), "namespace": self.namespace, "labels": {"app": app}},
+                    "spec": {"nodeName": node},
+                    "status": {"phase": if i < available { "Running" } else { "Pending" }}
+                })
+            })
+            .collect()
+    }
 }
 
 /// A running simulated API server; stops when dropped.
@@ -33,11 +147,24 @@ pub struct SimulatedKubernetes {
 }
 
 impl SimulatedKubernetes {
-    /// Starts a cluster with `deployments` (name -> replicas) in `namespace`, accepting `token`.
+    /// Starts a cluster with `deployments` (name -> replicas) in `namespace`, accepting `token`:
+    /// three nodes in the zones `<zone_prefix>a|b|c`, every deployment with the document's pod
+    /// spec and a PodDisruptionBudget `<name>-pdb`.
     pub async fn start(
         token: &str,
         namespace: &str,
         deployments: &[(&str, i64)],
+    ) -> std::io::Result<Self> {
+        Self::start_in(token, namespace, deployments, "local-1").await
+    }
+
+    /// [`SimulatedKubernetes::start`] with the nodes' zones named after `zone_prefix`
+    /// (`us-west-2` gives `us-west-2a`, `us-west-2b`, `us-west-2c`).
+    pub async fn start_in(
+        token: &str,
+        namespace: &str,
+        deployments: &[(&str, i64)],
+        zone_prefix: &str,
     ) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(Cluster {
             token: token.to_string(),
@@ -46,9 +173,21 @@ impl SimulatedKubernetes {
                 .iter()
                 .map(|(n, r)| (n.to_string(), *r))
                 .collect(),
+            templates: BTreeMap::new(),
+            unavailable: BTreeMap::new(),
+            nodes: Vec::new(),
+            budgets: BTreeMap::new(),
+            initial: (
+                deployments
+                    .iter()
+                    .map(|(n, r)| (n.to_string(), *r))
+                    .collect(),
+                zone_prefix.to_string(),
+            ),
             clusters: BTreeMap::new(),
             down: false,
         }));
+        state.lock().expect("cluster lock").reset_workloads();
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
             respond(state, req).await
         })
@@ -103,6 +242,58 @@ impl SimulatedKubernetes {
     /// region is dark would not answer at all) or back up.
     pub fn set_down(&self, down: bool) {
         self.state.lock().expect("cluster lock").down = down;
+    }
+
+    /// Puts the workloads back as they started (undoes every injected defect and scale).
+    pub fn reset_workloads(&self) {
+        self.state.lock().expect("cluster lock").reset_workloads();
+    }
+
+    /// Sets a deployment's `spec.replicas` (as a scale would).
+    pub fn set_replicas(&self, deployment: &str, replicas: i64) {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .deployments
+            .insert(deployment.to_string(), replicas);
+    }
+
+    /// Changes a deployment's pod spec in place (a missing probe, no anti-affinity).
+    pub fn edit_pod_spec(&self, deployment: &str, change: impl FnOnce(&mut Value)) {
+        if let Some(spec) = self
+            .state
+            .lock()
+            .expect("cluster lock")
+            .templates
+            .get_mut(deployment)
+        {
+            change(spec);
+        }
+    }
+
+    /// Makes only `available` of a deployment's replicas available (the rest stay Pending).
+    pub fn set_available(&self, deployment: &str, available: i64) {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .unavailable
+            .insert(deployment.to_string(), available);
+    }
+
+    /// Moves every node into `zone` (all pods in one zone).
+    pub fn put_all_nodes_in(&self, zone: &str) {
+        for node in self.state.lock().expect("cluster lock").nodes.iter_mut() {
+            node.1 = zone.to_string();
+        }
+    }
+
+    /// Deletes a PodDisruptionBudget.
+    pub fn delete_disruption_budget(&self, name: &str) {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .budgets
+            .remove(name);
     }
 
     /// Removes a deployment (to make a scale fail).
@@ -207,6 +398,11 @@ async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
     if path.get(2).map(String::as_str) == Some("postgresql.cnpg.io") {
         return cnpg(state, req, &path).await;
     }
+    if req.method() == Method::GET
+        && let Some(found) = read_only(&state.lock().expect("cluster lock"), &req, &path)
+    {
+        return found;
+    }
     // ["", "apis", "apps", "v1", "namespaces", ns, "deployments", name, "scale"]
     let (ns, name) = match path.as_slice() {
         [_, a, b, c, d, ns, e, name, f]
@@ -258,6 +454,91 @@ async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
             "MethodNotAllowed",
             "method not allowed".into(),
         ),
+    }
+}
+
+/// What readiness reads: a Deployment, pods by `app=` selector, nodes, PodDisruptionBudgets.
+/// `None` for any other path.
+fn read_only(c: &Cluster, req: &Request<Incoming>, path: &[String]) -> Option<Answer> {
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    let list = |kind: &str, items: Vec<Value>| {
+        answer(
+            StatusCode::OK,
+            "application/json",
+            json!({"apiVersion": "v1", "kind": kind, "items": items}).to_string(),
+        )
+    };
+    let not_found = |what: String| status(StatusCode::NOT_FOUND, "NotFound", what);
+    match segments.as_slice() {
+        [
+            "",
+            "apis",
+            "apps",
+            "v1",
+            "namespaces",
+            ns,
+            "deployments",
+            name,
+        ] => Some(if *ns == c.namespace && c.deployments.contains_key(*name) {
+            answer(
+                StatusCode::OK,
+                "application/json",
+                c.deployment(name).to_string(),
+            )
+        } else {
+            not_found(format!("deployments.apps \"{name}\" not found"))
+        }),
+        ["", "api", "v1", "namespaces", ns, "pods"] => {
+            let selector = req
+                .uri()
+                .query()
+                .and_then(|q| {
+                    q.split('&')
+                        .find_map(|kv| kv.strip_prefix("labelSelector="))
+                })
+                .map(|v| {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
+                .unwrap_or_default();
+            let app = selector.strip_prefix("app=").unwrap_or("");
+            Some(list(
+                "PodList",
+                if *ns == c.namespace {
+                    c.pods(app)
+                } else {
+                    Vec::new()
+                },
+            ))
+        }
+        ["", "api", "v1", "nodes"] => Some(list(
+            "NodeList",
+            c.nodes
+                .iter()
+                .map(|(name, zone)| {
+                    json!({"apiVersion": "v1", "kind": "Node",
+                           "metadata": {"name": name, "labels": {ZONE_LABEL: zone}}})
+                })
+                .collect(),
+        )),
+        [
+            "",
+            "apis",
+            "policy",
+            "v1",
+            "namespaces",
+            ns,
+            "poddisruptionbudgets",
+        ] => Some(list(
+            "PodDisruptionBudgetList",
+            if *ns == c.namespace {
+                c.budgets.values().cloned().collect()
+            } else {
+                Vec::new()
+            },
+        )),
+        _ => None,
     }
 }
 

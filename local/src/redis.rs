@@ -1,6 +1,8 @@
-//! A real redis-server for the local world and the tests: an RDB file made by Redis itself.
+//! A real redis-server for the local world and the tests: an RDB file made by Redis itself, and
+//! a master with a streaming replica (what readiness checks with `INFO replication`).
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -10,7 +12,8 @@ fn failed(what: impl Into<String>) -> LocalError {
     LocalError::Invalid(format!("redis-server: {}", what.into()))
 }
 
-/// One RESP command to a Redis server, answered with one reply line.
+/// One RESP command to a Redis server, answered with its first reply line (a bulk reply's
+/// length line is followed by its text).
 async fn command(stream: &mut tokio::net::TcpStream, args: &[&str]) -> Result<String, LocalError> {
     let mut req = format!("*{}\r\n", args.len());
     for a in args {
@@ -20,10 +23,9 @@ async fn command(stream: &mut tokio::net::TcpStream, args: &[&str]) -> Result<St
         .write_all(req.as_bytes())
         .await
         .map_err(LocalError::io("writing to redis-server"))?;
-    // A reply may arrive in pieces: read up to its end of line.
     let mut reply = Vec::new();
-    let mut buf = [0u8; 256];
-    while !reply.ends_with(b"\r\n") {
+    let mut buf = [0u8; 4096];
+    loop {
         let n = stream
             .read(&mut buf)
             .await
@@ -32,63 +34,186 @@ async fn command(stream: &mut tokio::net::TcpStream, args: &[&str]) -> Result<St
             return Err(failed("closed the connection"));
         }
         reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply).to_string();
+        let Some(end) = text.find("\r\n") else {
+            continue;
+        };
+        if let Some(len) = text
+            .strip_prefix('$')
+            .and_then(|t| t[..end - 1].parse::<usize>().ok())
+        {
+            if reply.len() >= end + 2 + len {
+                return Ok(String::from_utf8_lossy(&reply[end + 2..end + 2 + len]).into());
+            }
+            continue;
+        }
+        return Ok(text[..end].trim().to_string());
     }
-    Ok(String::from_utf8_lossy(&reply).trim().to_string())
 }
 
-/// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys. Needs
-/// `redis-server` on the PATH (`scripts/ensure-redis` installs it).
-pub async fn redis_rdb(keys: usize) -> Result<Vec<u8>, LocalError> {
-    let dir = std::env::temp_dir().join(format!("hapilot-redis-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).map_err(LocalError::io("creating Redis' directory"))?;
-    let port = super::free_port()
-        .map_err(LocalError::io("finding a port for redis-server"))?
-        .to_string();
-    let mut redis = tokio::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dbfilename",
-            "dump.rdb",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| failed(format!("{e} (scripts/ensure-redis installs it)")))?;
-    let mut stream = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await {
-            stream = Some(s);
-            break;
+/// A redis-server child on a free loopback port; killed (and its directory removed) on drop,
+/// and by the kernel if hapilot dies.
+pub struct RedisServer {
+    child: tokio::process::Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts one with `extra` arguments and waits until it answers PING. Needs `redis-server`
+    /// on the PATH (`scripts/ensure-redis` installs it).
+    pub async fn start(extra: &[&str]) -> Result<Self, LocalError> {
+        let dir =
+            std::env::temp_dir().join(format!("hapilot-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).map_err(LocalError::io("creating Redis' directory"))?;
+        let port = super::free_port().map_err(LocalError::io("finding a port for redis-server"))?;
+        let mut command_line = tokio::process::Command::new("redis-server");
+        command_line
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dbfilename",
+                "dump.rdb",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; the kernel kills Redis when the thread that
+        // started it dies, so none outlives a killed hapilot.
+        unsafe {
+            command_line.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let child = command_line
+            .spawn()
+            .map_err(|e| failed(format!("{e} (scripts/ensure-redis installs it)")))?;
+        let server = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(answer) = server.command(&["PING"]).await
+                && answer == "+PONG"
+            {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!("does not answer PING on {port}")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
-    let mut stream = stream.ok_or_else(|| failed(format!("does not answer on {port}")))?;
-    if command(&mut stream, &["PING"]).await? != "+PONG" {
-        return Err(failed(format!(
-            "the server on {port} is not our redis-server"
-        )));
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
+
+    /// One command on a fresh connection; its reply (a bulk reply's text).
+    pub async fn command(&self, args: &[&str]) -> Result<String, LocalError> {
+        let mut stream = tokio::net::TcpStream::connect(self.address())
+            .await
+            .map_err(LocalError::io("connecting to redis-server"))?;
+        command(&mut stream, args).await
+    }
+
+    /// Its `dump.rdb` after `SAVE`.
+    pub async fn save(&self) -> Result<Vec<u8>, LocalError> {
+        if self.command(&["SAVE"]).await? != "+OK" {
+            return Err(failed("SAVE refused"));
+        }
+        std::fs::read(self.dir.join("dump.rdb")).map_err(LocalError::io("reading dump.rdb"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys.
+pub async fn redis_rdb(keys: usize) -> Result<Vec<u8>, LocalError> {
+    let redis = RedisServer::start(&[]).await?;
     for i in 0..keys {
         let key = format!("litellm:key:{i}");
         let value = format!("{{\"spend\": {i}, \"team\": \"platform\"}}");
-        if command(&mut stream, &["SET", &key, &value]).await? != "+OK" {
+        if redis.command(&["SET", &key, &value]).await? != "+OK" {
             return Err(failed("SET refused"));
         }
     }
-    if command(&mut stream, &["SAVE"]).await? != "+OK" {
-        return Err(failed("SAVE refused"));
+    redis.save().await
+}
+
+/// A Redis master with a replica streaming from it (the checklist's "Redis HA").
+pub struct RedisPair {
+    /// The master.
+    pub master: RedisServer,
+    /// The replica, until [`RedisPair::stop_replica`].
+    pub replica: Option<RedisServer>,
+}
+
+impl RedisPair {
+    /// Starts both and waits until the master counts its replica as connected.
+    pub async fn start() -> Result<Self, LocalError> {
+        let master = RedisServer::start(&[]).await?;
+        let port = master.port.to_string();
+        let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = master.command(&["INFO", "replication"]).await?;
+            if info.contains("connected_slaves:1") {
+                return Ok(Self {
+                    master,
+                    replica: Some(replica),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!("the replica never connected: {info}")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
-    let _ = redis.kill().await;
-    let rdb = std::fs::read(dir.join("dump.rdb")).map_err(LocalError::io("reading dump.rdb"))?;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(rdb)
+
+    /// Stops the replica (Redis without HA); returns once the master no longer counts it.
+    pub async fn stop_replica(&mut self) -> Result<(), LocalError> {
+        drop(self.replica.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = self.master.command(&["INFO", "replication"]).await?;
+            if info.contains("connected_slaves:0") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!("the master still counts a replica: {info}")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a replica again (after [`RedisPair::stop_replica`]) and waits until it is
+    /// connected.
+    pub async fn restart_replica(&mut self) -> Result<(), LocalError> {
+        let port = self.master.port.to_string();
+        self.replica = Some(RedisServer::start(&["--replicaof", "127.0.0.1", &port]).await?);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = self.master.command(&["INFO", "replication"]).await?;
+            if info.contains("connected_slaves:1") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!("the replica never connected: {info}")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

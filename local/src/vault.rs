@@ -2,8 +2,9 @@
 //!
 //! `POST /v1/sys/storage/raft/snapshot-force` (token in `X-Vault-Token`; the body must be a
 //! valid raft snapshot - checked with the same verifier as the backup audit; the one applied is
-//! kept), `GET /v1/sys/health` (200 when unsealed). `refuse(true)` makes it answer 503 to
-//! restores, as a sealed or broken cluster would.
+//! kept), `GET /v1/sys/health` (200 when unsealed), `GET /v1/sys/storage/raft/configuration`
+//! (the raft servers, three voters by default; readiness reads it). `refuse(true)` makes it
+//! answer 503 to restores, as a sealed or broken cluster would.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ struct State {
     token: String,
     refuse: bool,
     restored: Vec<u64>,
+    voters: usize,
 }
 
 /// A running simulated Vault; stops when dropped.
@@ -32,6 +34,7 @@ impl SimulatedVault {
     pub async fn start(token: &str) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(State {
             token: token.to_string(),
+            voters: 3,
             ..State::default()
         }));
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
@@ -42,6 +45,33 @@ impl SimulatedVault {
                     "application/json",
                     json!({"initialized": true, "sealed": false, "standby": false}).to_string(),
                 ),
+                (Method::GET, "/v1/sys/storage/raft/configuration") => {
+                    let token = req
+                        .headers()
+                        .get("x-vault-token")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let s = state.lock().expect("vault state");
+                    if token != s.token {
+                        return answer(
+                            StatusCode::FORBIDDEN,
+                            "application/json",
+                            json!({"errors": ["permission denied"]}).to_string(),
+                        );
+                    }
+                    let servers: Vec<_> = (0..s.voters)
+                        .map(|i| {
+                            json!({"node_id": format!("vault-{i}"),
+                                   "address": format!("vault-{i}.vault-internal:8201"),
+                                   "leader": i == 0, "protocol_version": "3", "voter": true})
+                        })
+                        .collect();
+                    answer(
+                        StatusCode::OK,
+                        "application/json",
+                        json!({"data": {"config": {"index": 42, "servers": servers}}}).to_string(),
+                    )
+                }
                 (Method::POST, "/v1/sys/storage/raft/snapshot-force") => {
                     let token = req
                         .headers()
@@ -97,6 +127,12 @@ impl SimulatedVault {
     /// Makes restores fail (503), or work again.
     pub fn refuse(&self, refuse: bool) {
         self.state.lock().expect("vault state").refuse = refuse;
+    }
+
+    /// How many raft voters its configuration lists (3 by default; 1 is a single point of
+    /// failure).
+    pub fn set_voters(&self, voters: usize) {
+        self.state.lock().expect("vault state").voters = voters;
     }
 
     /// Raft indexes of the snapshots applied, in order.

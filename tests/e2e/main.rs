@@ -21,4 +21,5 @@ mod https_targets;
 mod infra;
 mod local_world;
 mod postgres_tls;
+mod readiness;
 mod switchover;

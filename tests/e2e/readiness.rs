@@ -1,0 +1,255 @@
+//! Readiness end to end: the `readiness` state machine over a healthy two-region world passes
+//! every check; each defect the issue lists, injected alone into the standby, fails exactly its
+//! check (with its fix), and is undone before the next.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use hapilot::local::deployment::DatabaseSetup;
+use hapilot_aws::database::PostgresDatabase;
+use hapilot_aws::journal::{Journal, S3Journal};
+use serde_json::{Value, json};
+
+use crate::support::FailoverWorld;
+
+const DAY: i64 = 86_400;
+
+fn journal(world: &FailoverWorld) -> S3Journal {
+    S3Journal::from_sdk(world.stack.stack().sdk_config(), "hapilot-audit")
+}
+
+/// hapilot's records of practice: a passed drill `drill_age` ago, a passed audit 10 minutes
+/// ago, a DR restore test 5 days ago.
+async fn seed_practice(world: &FailoverWorld, drill_age: i64) {
+    let now = chrono::Utc::now().timestamp();
+    let at = |age: i64| {
+        chrono::DateTime::from_timestamp(now - age, 0)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let j = journal(world);
+    j.put(
+        "reports/dr-drill/drill-1.json",
+        &json!({"execution": "drill-1", "verdict": "PASSED", "finished_at": at(drill_age)}),
+    )
+    .await
+    .unwrap();
+    let audit_at = now - 600;
+    j.put(
+        &format!(
+            "reports/backup-audit/{}.json",
+            hapilot_core::backup::audit::epoch_text(audit_at)
+        ),
+        &json!({"now": audit_at, "verdict": "PASSED"}),
+    )
+    .await
+    .unwrap();
+    j.put(
+        "reports/dr-restore/restore-1.json",
+        &json!({"outcome": "restored", "finished_at": at(5 * DAY)}),
+    )
+    .await
+    .unwrap();
+}
+
+/// Runs the readiness state machine; returns (status, the report it wrote).
+async fn evaluate(world: &FailoverWorld) -> (String, Value) {
+    let name = format!("readiness-{}", uuid::Uuid::new_v4().simple());
+    let arn = world.start_run("readiness", &name, json!({})).await;
+    let outcome = world.follow(&arn).await;
+    let report = journal(world)
+        .get(hapilot_functions::evaluate_readiness::LATEST_KEY)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no readiness report\n{}", outcome.history_text()));
+    (outcome.status.clone(), report)
+}
+
+/// The ids of the checks that failed.
+fn failed(report: &Value) -> BTreeSet<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["check"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Re-evaluates until `expected` are exactly the failed checks (a change like a stopped WAL
+/// receiver takes a moment to show); returns the report.
+async fn expect_failed(world: &FailoverWorld, expected: &[&str], what: &str) -> Value {
+    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, report) = evaluate(world).await;
+        if failed(&report) == expected {
+            let want = if expected.is_empty() {
+                "SUCCEEDED"
+            } else {
+                "FAILED"
+            };
+            assert_eq!(status, want, "{what}: {report:#}");
+            for c in report["checks"].as_array().unwrap() {
+                if c["status"] == "fail" {
+                    assert!(
+                        !c["fix"].as_str().unwrap_or("").is_empty(),
+                        "{what}: a failed check says how to fix it: {c}"
+                    );
+                }
+            }
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: failed checks {:?}, expected {expected:?}\n{report:#}",
+            failed(&report)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
+    let mut world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    assert!(
+        world.deployment.redis.is_some(),
+        "redis-server is needed (scripts/ensure-redis)"
+    );
+    seed_practice(&world, 10 * DAY).await;
+    // A committed transaction the replica replays: its lag becomes measurable.
+    PostgresDatabase::new(world.postgres().primary.dsn())
+        .connect()
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE readiness_writes (id int); INSERT INTO readiness_writes VALUES (1)",
+        )
+        .await
+        .unwrap();
+
+    let healthy = expect_failed(&world, &[], "a healthy world").await;
+    assert_eq!(healthy["verdict"], "ready");
+    assert_eq!(healthy["score"], 100.0, "{healthy:#}");
+    let checks: BTreeSet<&str> = healthy["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for id in [
+        "kubernetes.replicas",
+        "kubernetes.zones",
+        "kubernetes.zone_spread",
+        "kubernetes.pdb",
+        "kubernetes.probe.liveness",
+        "kubernetes.probe.readiness",
+        "kubernetes.probe.startup",
+        "database.replication",
+        "redis.replication",
+        "vault.raft",
+        "practice.drill",
+        "practice.backup_audit",
+        "practice.restore",
+    ] {
+        assert!(checks.contains(id), "{id} was not evaluated: {checks:?}");
+    }
+
+    let kube = &world.deployment.standby_kube;
+    // All pods in one zone.
+    kube.put_all_nodes_in("us-west-2a");
+    let report = expect_failed(&world, &["kubernetes.zones"], "all pods in one zone").await;
+    assert!(
+        report["newly_failed"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("us-west-2/kubernetes.zones/litellm")),
+        "{report:#}"
+    );
+    kube.reset_workloads();
+    // A missing PDB.
+    kube.delete_disruption_budget("litellm-pdb");
+    expect_failed(&world, &["kubernetes.pdb"], "a missing PDB").await;
+    kube.reset_workloads();
+    // A missing readiness probe.
+    kube.edit_pod_spec("agentgateway", |spec| {
+        spec["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("readinessProbe");
+    });
+    expect_failed(
+        &world,
+        &["kubernetes.probe.readiness"],
+        "a missing readiness probe",
+    )
+    .await;
+    kube.reset_workloads();
+    // Replicas below 50 % (2 of 5 available, still in two zones).
+    kube.set_replicas("litellm", 5);
+    kube.set_available("litellm", 2);
+    expect_failed(&world, &["kubernetes.replicas"], "replicas below 50 %").await;
+    kube.reset_workloads();
+
+    // A replica not streaming: its WAL receiver pointed at nothing.
+    let replica = PostgresDatabase::new(world.postgres().replica.dsn())
+        .connect()
+        .await
+        .unwrap();
+    let conninfo: String = replica
+        .query_one("SHOW primary_conninfo", &[])
+        .await
+        .unwrap()
+        .get(0);
+    replica
+        .batch_execute(
+            "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'",
+        )
+        .await
+        .unwrap();
+    replica.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    expect_failed(&world, &["database.replication"], "a replica not streaming").await;
+    replica
+        .batch_execute(&format!(
+            "ALTER SYSTEM SET primary_conninfo = '{}'",
+            conninfo.replace('\'', "''")
+        ))
+        .await
+        .unwrap();
+    replica.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    expect_failed(&world, &[], "streaming again").await;
+
+    // Redis without a replica.
+    let redis = world.deployment.redis.as_mut().unwrap();
+    redis.stop_replica().await.unwrap();
+    expect_failed(&world, &["redis.replication"], "Redis without a replica").await;
+    world
+        .deployment
+        .redis
+        .as_mut()
+        .unwrap()
+        .restart_replica()
+        .await
+        .unwrap();
+
+    // Vault with one voter.
+    world.deployment.vault.set_voters(1);
+    expect_failed(&world, &["vault.raft"], "Vault with one voter").await;
+    world.deployment.vault.set_voters(3);
+
+    // No drill for 91 days.
+    seed_practice(&world, 91 * DAY).await;
+    let report = expect_failed(&world, &["practice.drill"], "no drill for 91 days").await;
+    let drill = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "practice.drill")
+        .unwrap();
+    assert!(
+        drill["seen"].as_str().unwrap().contains("91 days ago"),
+        "{drill}"
+    );
+    seed_practice(&world, 10 * DAY).await;
+    expect_failed(&world, &[], "everything undone").await;
+}
