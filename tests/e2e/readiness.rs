@@ -207,7 +207,10 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         )
         .await
         .unwrap();
-    replica.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    replica
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     expect_failed(&world, &["database.replication"], "a replica not streaming").await;
     replica
         .batch_execute(&format!(
@@ -216,7 +219,10 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         ))
         .await
         .unwrap();
-    replica.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    replica
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     expect_failed(&world, &[], "streaming again").await;
 
     // Redis without a replica.

@@ -667,7 +667,8 @@ mod tests {
 
     #[test]
     fn each_workload_defect_fails_exactly_its_check() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut WorkloadView)>)> = vec![
+        type Defect = Box<dyn Fn(&mut WorkloadView)>;
+        let cases: Vec<(&str, Defect)> = vec![
             (
                 "kubernetes.replicas",
                 Box::new(|w| {

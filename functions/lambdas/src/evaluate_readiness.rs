@@ -48,14 +48,17 @@ struct Input {
     run: Option<RunContext>,
 }
 
+/// Finds one kind of outside system by region: `Ok(None)` where it is not configured.
+pub type FindInRegion<T> = Box<dyn Fn(&str) -> Result<Option<T>, FunctionError> + Send + Sync>;
+
 /// The outside systems of each region, found by region name (`None`: not configured there).
 pub struct RegionSources<C, D, V, R> {
     /// The region's Kubernetes API.
-    pub cluster: Box<dyn Fn(&str) -> Result<Option<C>, FunctionError> + Send + Sync>,
+    pub cluster: FindInRegion<C>,
     /// The region's database.
-    pub database: Box<dyn Fn(&str) -> Result<Option<D>, FunctionError> + Send + Sync>,
+    pub database: FindInRegion<D>,
     /// The region's Vault.
-    pub vault: Box<dyn Fn(&str) -> Result<Option<V>, FunctionError> + Send + Sync>,
+    pub vault: FindInRegion<V>,
     /// The region's Redis.
     pub redis: Box<dyn Fn(&str) -> Option<R> + Send + Sync>,
 }
