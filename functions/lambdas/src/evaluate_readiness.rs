@@ -60,7 +60,7 @@ pub struct RegionSources<C, D, V, R> {
     /// The region's Vault.
     pub vault: FindInRegion<V>,
     /// The region's Redis.
-    pub redis: Box<dyn Fn(&str) -> Option<R> + Send + Sync>,
+    pub redis: FindInRegion<R>,
 }
 
 fn epoch_of(rfc3339: &Value) -> Option<i64> {
@@ -173,7 +173,7 @@ where
                 )),
             }
         }
-        if let Some(redis) = (sources.redis)(region) {
+        if let Some(redis) = (sources.redis)(region)? {
             checks.push(match redis.replication().await {
                 Ok(view) => redis_check(region, &view),
                 Err(e) => unreadable("redis.replication", region, "redis", &e.to_string()),

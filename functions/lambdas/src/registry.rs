@@ -246,11 +246,11 @@ impl Adapters {
                 None => Ok(None),
             }),
             redis: Box::new(move |r| {
-                d.settings
-                    .regions
-                    .get(r)
-                    .and_then(|c| c.redis.clone())
-                    .map(hapilot_aws::redis::TcpRedis::new)
+                Ok(d.settings
+                    .region(r)?
+                    .redis
+                    .clone()
+                    .map(hapilot_aws::redis::TcpRedis::new))
             }),
         }
     }
