@@ -16,7 +16,7 @@ use hapilot::runs;
 #[command(
     version,
     about,
-    after_help = "Exit codes:\n  0  done (a followed run SUCCEEDED)\n  1  the command failed, or the run it followed did not succeed; one line says why\n     (-v or HAPILOT_LOG=debug shows the SDK's detail)\n  2  a usage error, or `audit` found critical backup findings"
+    after_help = "Exit codes:\n  0  done (a followed run SUCCEEDED)\n  1  the command failed, or the run it followed did not succeed; one line says why\n     (-v or HAPILOT_LOG=debug shows the SDK's detail)\n  2  a usage error, `audit` found critical backup findings, or `readiness` found a failed check"
 )]
 struct Cli {
     /// Settings file (default: ./hapilot.toml when present): `[aws]` region, profile,
@@ -220,6 +220,22 @@ enum Command {
         /// The audit bucket (or `audit_bucket` in the settings file).
         #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
         bucket: Option<String>,
+    },
+    /// Evaluate readiness now (the readiness state machine: the HA checklist and section 6.1
+    /// alerts in every region) and print its report; exits 2 when a check fails.
+    Readiness {
+        /// The readiness state machine (name as deployed, or ARN).
+        #[arg(long, default_value = "readiness")]
+        machine: String,
+        /// The audit bucket holding the report (or `audit_bucket` in the settings file).
+        #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
+        bucket: Option<String>,
+        /// Print the report as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// Give up following after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
     },
     /// Draw a state machine as a Mermaid flowchart (from its `.asl.json`), or redraw the
     /// README's diagrams.
@@ -616,6 +632,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             readme,
             check,
         } => draw(definition, readme, check),
+        Command::Readiness {
+            machine,
+            bucket,
+            json,
+            timeout,
+        } => {
+            let Some(bucket) = bucket.or_else(|| config.setting("HAPILOT_AUDIT_BUCKET")) else {
+                bail!(
+                    "which audit bucket holds the readiness report? Use --bucket, HAPILOT_AUDIT_BUCKET or audit_bucket in hapilot.toml"
+                );
+            };
+            check_input(&machine, &serde_json::json!({}))?;
+            let sdk = config.aws().await?;
+            let sfn = aws_sdk_sfn::Client::new(&sdk);
+            let arn = resolve_machine(&sfn, &machine).await?;
+            let name = format!("readiness-{}", uuid::Uuid::new_v4().simple());
+            let execution = runs::start(&sfn, &arn, &name, &serde_json::json!({})).await?;
+            eprintln!("started {execution}");
+            let outcome = runs::follow(&sfn, &execution, Duration::from_secs(timeout), |l| {
+                eprintln!("{l}")
+            })
+            .await?;
+            let report = hapilot::status::latest_readiness(&sdk, &bucket)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the run ended {} without a readiness report in s3://{bucket}: {} {}",
+                        outcome.status,
+                        outcome.error.as_deref().unwrap_or(""),
+                        outcome.cause.as_deref().unwrap_or("")
+                    )
+                })?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                say!("{}", report.markdown());
+            }
+            if report.verdict != "ready" {
+                eprintln!("hapilot: {}", report.summary);
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::Watch {
             execution,
             machine,

@@ -125,8 +125,42 @@ pub struct Status {
     pub cooldown_secs: u64,
     /// Seconds until an alarm may start another failover (0: none left).
     pub cooldown_left_secs: Option<i64>,
+    /// The newest readiness report's score and what fails (None: never evaluated).
+    pub readiness: Option<ReadinessSummary>,
     /// What could not be read, and why.
     pub unreadable: Vec<String>,
+}
+
+/// The newest readiness evaluation, in short.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadinessSummary {
+    /// Over every check.
+    pub score: f64,
+    /// `ready` or `not_ready`.
+    pub verdict: String,
+    /// When (RFC 3339).
+    pub evaluated_at: String,
+    /// `region/check/subject` of each failed check.
+    pub failed: Vec<String>,
+}
+
+/// The newest readiness report in the audit bucket, if any.
+pub async fn latest_readiness(
+    sdk: &SdkConfig,
+    bucket: &str,
+) -> Result<Option<hapilot_core::readiness::ReadinessReport>, crate::HapilotError> {
+    use hapilot_aws::journal::Journal;
+    let journal = hapilot_aws::journal::S3Journal::from_sdk(sdk, bucket);
+    let found = journal
+        .get(hapilot_functions::evaluate_readiness::LATEST_KEY)
+        .await
+        .map_err(|e| crate::HapilotError::Aws {
+            operation: "GetObject",
+            detail: e.to_string(),
+        })?;
+    found.map(serde_json::from_value).transpose().map_err(|e| {
+        crate::HapilotError::Invalid(format!("the readiness report does not parse: {e}"))
+    })
 }
 
 /// The region an ARN names (`arn:aws:<service>:<region>:...`).
@@ -402,8 +436,26 @@ pub async fn read_status(sdk: &SdkConfig, settings: &Settings, data_plane: Optio
             }
         }
     }
+    let readiness = match settings.audit_bucket.as_deref() {
+        Some(bucket) => match latest_readiness(sdk, bucket).await {
+            Ok(report) => report.map(|r| ReadinessSummary {
+                score: r.score,
+                verdict: r.verdict.clone(),
+                evaluated_at: chrono::DateTime::from_timestamp(r.evaluated_at, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                failed: r.failed_keys(),
+            }),
+            Err(e) => {
+                unreadable.push(format!("readiness: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     Status {
         checked_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        readiness,
         record_name: settings.record_name.clone(),
         regions,
         vantage,
@@ -567,6 +619,24 @@ impl Status {
                 None => format!("unknown (cool-down {} s)", self.cooldown_secs),
             }
         ));
+        out.push_str(&match &self.readiness {
+            Some(r) => format!(
+                "readiness           score {} ({}) at {}{}\n",
+                r.score,
+                if r.verdict == "ready" {
+                    "ready"
+                } else {
+                    "NOT READY"
+                },
+                r.evaluated_at,
+                if r.failed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; failing: {}", r.failed.join(", "))
+                }
+            ),
+            None => "readiness           never evaluated (hapilot readiness)\n".to_string(),
+        });
         if !self.unreadable.is_empty() {
             out.push_str("unreadable\n");
             for u in &self.unreadable {

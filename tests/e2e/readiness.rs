@@ -258,4 +258,43 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
     );
     seed_practice(&world, 10 * DAY).await;
     expect_failed(&world, &[], "everything undone").await;
+
+    // The command: a run and its report; then `hapilot status` shows the score.
+    let out = world
+        .cli()
+        .args(["readiness", "--bucket", "hapilot-audit"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("# Readiness: READY"), "{text}");
+    assert!(
+        text.contains("| pass | us-west-2 | vault.raft | vault |"),
+        "{text}"
+    );
+    world.deployment.vault.set_voters(1);
+    let out = world
+        .cli()
+        .args(["readiness", "--bucket", "hapilot-audit"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a failed check exits 2");
+    let status = world
+        .cli()
+        .arg("status")
+        .env("HAPILOT_AUDIT_BUCKET", "hapilot-audit")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("(NOT READY)") && text.contains("failing: us-west-2/vault.raft/vault"),
+        "{text}"
+    );
 }
