@@ -650,6 +650,14 @@ impl LocalDeployment {
         .cloned()
         .unwrap_or_default();
         settings.canary_provider = Some(prometheus_source(&prometheus.url()));
+        // The emergency path's roles, as the template grants them: readiness simulates them.
+        for function in hapilot_functions::catalog::EMERGENCY_PATH {
+            let actions = hapilot_functions::catalog::find(function)
+                .map(|f| f.role_actions())
+                .unwrap_or_default();
+            let arn = put_role(stack, function, &actions).await?;
+            settings.emergency_roles.insert(function.to_string(), arn);
+        }
         if let Some(arc) = &arc {
             settings.traffic_switch = TrafficSwitchConfig::ArcRoutingControl {
                 endpoints: arc
@@ -1215,6 +1223,54 @@ fn patroni_auth() -> hapilot_aws::http_client::HttpAuth {
 
 /// The Prometheus provider with the HA document's style of queries, through the bearer-token
 /// proxy the local Prometheus sits behind.
+/// The role of a function (`hapilot-<function>`), created if missing, whose one inline policy
+/// allows exactly `actions` on every resource; returns its ARN. Called again, it replaces the
+/// policy (a test takes a permission away).
+pub async fn put_role(
+    stack: &LocalStack,
+    function: &str,
+    actions: &[&str],
+) -> Result<String, LocalError> {
+    let iam = aws_sdk_iam::Client::new(stack.sdk_config());
+    let name = format!("hapilot-{function}");
+    let arn = match iam.get_role().role_name(&name).send().await {
+        Ok(found) => found.role().map(|r| r.arn().to_string()),
+        Err(_) => None,
+    };
+    let arn = match arn {
+        Some(arn) => arn,
+        None => iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(
+                serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(LocalError::aws("CreateRole"))?
+            .role()
+            .map(|r| r.arn().to_string())
+            .unwrap_or_default(),
+    };
+    if actions.is_empty() {
+        return Ok(arn);
+    }
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name("calls")
+        .policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": actions, "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .map_err(LocalError::aws("PutRolePolicy"))?;
+    Ok(arn)
+}
+
 fn prometheus_source(url: &str) -> TrafficSource {
     TrafficSource::Prometheus {
         url: url.to_string(),

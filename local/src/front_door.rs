@@ -223,6 +223,26 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             .unwrap_or_else(|| shared.region.clone());
         return serve_invoke(shared, &region, &raw, req).await;
     }
+    // IAM's policy simulator, which moto lacks: answered here from the roles' policies in moto.
+    if req.method() == Method::POST && scope.as_ref().is_some_and(|(_, service)| service == "iam") {
+        let (parts, body) = req.into_parts();
+        let body = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return bad_gateway(&format!("could not read the request body: {e}")),
+        };
+        let form = super::iam::form(&body);
+        if form.first("Action") == Some("SimulatePrincipalPolicy") {
+            let (status, xml) = super::iam::simulate_principal_policy(shared.upstream, &form).await;
+            let mut response = Response::new(Full::new(Bytes::from(xml)));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/xml"),
+            );
+            return response;
+        }
+        return forward_bytes(shared, parts, body).await;
+    }
     forward(shared, req).await
 }
 
@@ -440,16 +460,24 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 async fn forward(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return bad_gateway(&format!("could not read the request body: {e}")),
+    };
+    forward_bytes(shared, parts, body).await
+}
+
+async fn forward_bytes(
+    shared: &Shared,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     let path = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
     let uri = format!("http://{}{}", shared.upstream, path);
-    let body = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return bad_gateway(&format!("could not read the request body: {e}")),
-    };
     let mut builder = Request::builder().method(parts.method).uri(uri);
     for (name, value) in parts.headers.iter().filter(|(n, _)| !is_hop_by_hop(n)) {
         builder = builder.header(name, value);

@@ -23,6 +23,7 @@ pub mod error;
 pub mod front_door;
 pub mod gateway;
 pub mod http;
+pub mod iam;
 pub mod kubernetes;
 pub mod moto;
 pub mod patroni;

@@ -541,3 +541,44 @@ fn the_dashboard_shows_metrics_hapilot_publishes_and_names_only_what_the_templat
     }
     assert_eq!(shown.len(), published.len(), "{shown:?}");
 }
+
+#[test]
+fn readiness_simulates_exactly_the_emergency_paths_roles() {
+    let resources = template();
+    let functions = of_type(&resources, "AWS::Serverless::Function");
+    let logical_of: BTreeMap<String, String> = functions
+        .iter()
+        .map(|(id, r)| {
+            (
+                scalar(&r["Metadata"]["BuildProperties"]["Binary"]),
+                id.to_string(),
+            )
+        })
+        .collect();
+    // The emergency path is what has reserved concurrency.
+    let reserved: BTreeSet<String> = functions
+        .iter()
+        .filter(|(_, r)| !r["Properties"]["ReservedConcurrentExecutions"].is_null())
+        .map(|(_, r)| scalar(&r["Metadata"]["BuildProperties"]["Binary"]))
+        .collect();
+    let listed: BTreeSet<String> = hapilot_functions::catalog::EMERGENCY_PATH
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(reserved, listed, "EMERGENCY_PATH vs reserved concurrency");
+    let readiness = &resources["EvaluateReadinessFunction"]["Properties"];
+    let roles = scalar(&readiness["Environment"]["Variables"]["HAPILOT_EMERGENCY_ROLES"]);
+    let parsed: BTreeMap<String, String> = serde_json::from_str(&roles).unwrap();
+    assert_eq!(
+        parsed.keys().cloned().collect::<BTreeSet<_>>(),
+        listed,
+        "HAPILOT_EMERGENCY_ROLES names the emergency path"
+    );
+    for (function, role) in &parsed {
+        assert_eq!(
+            role,
+            &format!("${{{}Role.Arn}}", logical_of[function]),
+            "{function}'s role"
+        );
+    }
+}

@@ -151,6 +151,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         "practice.drill",
         "practice.backup_audit",
         "practice.restore",
+        "permissions.emergency_path",
     ] {
         assert!(checks.contains(id), "{id} was not evaluated: {checks:?}");
     }
@@ -242,6 +243,47 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
     world.deployment.vault.set_voters(1);
     expect_failed(&world, &["vault.raft"], "Vault with one voter").await;
     world.deployment.vault.set_voters(3);
+
+    // A standby role missing one permission the failover needs there: promote-database's
+    // journal write.
+    let spec = hapilot_functions::catalog::find("promote-database").unwrap();
+    let all = spec.role_actions();
+    let fewer: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|a| *a != "s3:PutObject")
+        .collect();
+    assert_ne!(
+        all.len(),
+        fewer.len(),
+        "promote-database writes its journal"
+    );
+    hapilot::local::deployment::put_role(world.stack.stack(), "promote-database", &fewer)
+        .await
+        .unwrap();
+    let report = expect_failed(
+        &world,
+        &["permissions.emergency_path"],
+        "a role missing a permission",
+    )
+    .await;
+    let denied = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "fail")
+        .unwrap();
+    assert_eq!(denied["subject"], "promote-database", "{denied}");
+    assert!(
+        denied["seen"]
+            .as_str()
+            .unwrap()
+            .contains("may not: s3:PutObject"),
+        "{denied}"
+    );
+    hapilot::local::deployment::put_role(world.stack.stack(), "promote-database", &all)
+        .await
+        .unwrap();
 
     // No drill for 91 days.
     seed_practice(&world, 91 * DAY).await;

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod monitoring;
 pub mod notifier;
 pub mod orchestrator;
+pub mod permissions;
 pub mod postgres_dsn;
 pub mod prober;
 pub mod redis;

@@ -347,6 +347,32 @@ pub fn vault_check(region: &str, servers: &[RaftServer]) -> ReadinessCheck {
     )
 }
 
+/// The emergency path's permissions: `function`'s role may make every call the failover makes
+/// (`denied`: the actions IAM's simulator refused, out of `checked`).
+pub fn permissions_check(
+    region: &str,
+    function: &str,
+    denied: &[String],
+    checked: usize,
+) -> ReadinessCheck {
+    check(
+        "permissions.emergency_path",
+        region,
+        function,
+        if denied.is_empty() {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
+        if denied.is_empty() {
+            format!("its role may make all {checked} calls the failover makes")
+        } else {
+            format!("its role may not: {}", denied.join(", "))
+        },
+        "grant the denied actions to the function's role (infra/template.yaml; a boundary or SCP may also deny them)",
+    )
+}
+
 /// What hapilot's own records say about practice (epoch seconds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PracticeView {

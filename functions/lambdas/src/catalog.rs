@@ -87,6 +87,22 @@ const BUCKET: &str = "HAPILOT_AUDIT_BUCKET";
 const TOPIC: &str = "HAPILOT_TOPIC_ARN";
 const REGIONS: &str = "HAPILOT_REGIONS";
 
+/// The emergency path: the functions a failover runs in the standby when the primary region
+/// is dark (each with reserved concurrency in the template); readiness checks their roles.
+pub const EMERGENCY_PATH: [&str; 11] = [
+    "alarm-router",
+    "check-dns-sync",
+    "check-health",
+    "fence-primary",
+    "plan-failover",
+    "promote-database",
+    "read-replication",
+    "record-run",
+    "request-approval",
+    "shift-traffic",
+    "snapshot-weights",
+];
+
 /// Every function hapilot deploys.
 pub const FUNCTIONS: &[FunctionSpec] = &[
     FunctionSpec {
@@ -175,6 +191,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "EvaluateReadinessFunctionArn",
         requires: &[REGIONS, BUCKET, TOPIC],
         iam_actions: &[
+            "iam:SimulatePrincipalPolicy",
             "s3:GetObject",
             "s3:ListBucket",
             "s3:PutObject",

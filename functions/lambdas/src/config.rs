@@ -91,6 +91,9 @@ pub struct Settings {
     /// `HAPILOT_SCALE_TARGETS`: JSON object, deployment -> replicas (default: the HA document's
     /// `{"litellm": 5, "agentgateway": 3}`).
     pub scale_targets: BTreeMap<String, i64>,
+    /// `HAPILOT_EMERGENCY_ROLES`: JSON object, emergency-path function -> its role's ARN
+    /// (readiness simulates each role's calls with IAM's policy simulator).
+    pub emergency_roles: BTreeMap<String, String>,
     /// `HAPILOT_READINESS_WORKLOADS`: JSON array of the gateway Deployments readiness checks in
     /// each region (default `["litellm", "agentgateway", "vllm"]`).
     pub readiness_workloads: Vec<String>,
@@ -121,7 +124,7 @@ pub struct Settings {
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 27] = [
+pub const VARIABLES: [&str; 28] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -136,6 +139,7 @@ pub const VARIABLES: [&str; 27] = [
     "HAPILOT_COOLDOWN_SECONDS",
     "HAPILOT_SCALE_TARGETS",
     "HAPILOT_READINESS_WORKLOADS",
+    "HAPILOT_EMERGENCY_ROLES",
     "HAPILOT_CANARY_PROVIDER",
     "HAPILOT_FAILOVER_INPUT_DEFAULTS",
     "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
@@ -231,6 +235,9 @@ impl Settings {
         }
         if let Some(v) = text("HAPILOT_READINESS_WORKLOADS") {
             s.readiness_workloads = json("HAPILOT_READINESS_WORKLOADS", &v)?;
+        }
+        if let Some(v) = text("HAPILOT_EMERGENCY_ROLES") {
+            s.emergency_roles = json("HAPILOT_EMERGENCY_ROLES", &v)?;
         }
         if let Some(v) = text("HAPILOT_CANARY_PROVIDER") {
             s.canary_provider = Some(json("HAPILOT_CANARY_PROVIDER", &v)?);

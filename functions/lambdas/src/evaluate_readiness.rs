@@ -10,12 +10,13 @@ use hapilot_aws::database::Database;
 use hapilot_aws::journal::Journal;
 use hapilot_aws::monitoring::{MetricValue, Metrics};
 use hapilot_aws::notifier::Notifier;
+use hapilot_aws::permissions::PermissionSimulator;
 use hapilot_aws::redis::RedisReader;
 use hapilot_aws::vault::Vault;
 use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::readiness::{
-    CheckStatus, PracticeView, ReadinessCheck, ReadinessReport, ReplicationView, practice_checks,
-    redis_check, replication_check, unreadable, vault_check, workload_checks,
+    CheckStatus, PracticeView, ReadinessCheck, ReadinessReport, ReplicationView, permissions_check,
+    practice_checks, redis_check, replication_check, unreadable, vault_check, workload_checks,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -113,11 +114,13 @@ async fn practice(journal: &impl Journal, now: i64) -> Result<PracticeView, Func
     Ok(view)
 }
 
-/// Evaluates readiness and publishes the report.
+/// Evaluates readiness and publishes the report. `own_region` is where this deployment (and
+/// its emergency-path roles) runs.
 #[allow(clippy::too_many_arguments)]
 pub async fn evaluate_readiness<C, D, V, R>(
     settings: &Settings,
     sources: &RegionSources<C, D, V, R>,
+    (simulator, own_region): (&impl PermissionSimulator, &str),
     journal: &impl Journal,
     metrics: &impl Metrics,
     notifier: &impl Notifier,
@@ -185,6 +188,31 @@ where
                 Err(e) => unreadable("vault.raft", region, "vault", &e.to_string()),
             });
         }
+    }
+    for (function, role) in &settings.emergency_roles {
+        let Some(spec) = crate::catalog::find(function) else {
+            checks.push(unreadable(
+                "permissions.emergency_path",
+                own_region,
+                function,
+                "HAPILOT_EMERGENCY_ROLES names no hapilot function by that name",
+            ));
+            continue;
+        };
+        let actions = spec.role_actions();
+        if actions.is_empty() {
+            checks.push(permissions_check(own_region, function, &[], 0));
+            continue;
+        }
+        checks.push(match simulator.denied(role, &actions).await {
+            Ok(denied) => permissions_check(own_region, function, &denied, actions.len()),
+            Err(e) => unreadable(
+                "permissions.emergency_path",
+                own_region,
+                function,
+                &e.to_string(),
+            ),
+        });
     }
     checks.extend(practice_checks(&practice(journal, now).await?));
     let previous: Vec<String> = match journal.get(LATEST_KEY).await {

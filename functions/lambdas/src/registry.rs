@@ -347,7 +347,9 @@ functions! {
         publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), &a.metrics, event).await
     });
     "evaluate-readiness" => evaluate_readiness(|a, event| {
-        evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), &a.journal, &a.metrics, &a.notifier, event).await
+        let simulator = hapilot_aws::permissions::IamSimulator::from_sdk(&a.sdk);
+        let region = a.sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), (&simulator, &region), &a.journal, &a.metrics, &a.notifier, event).await
     });
     "read-replication" => read_replication(|a, event| {
         read_replication::read_replication(|r| a.database(r), &a.journal, event).await

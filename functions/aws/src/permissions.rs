@@ -1,0 +1,56 @@
+//! IAM's policy simulator, for readiness: can the emergency path's roles make every call the
+//! failover makes (`iam:SimulatePrincipalPolicy`, evaluated by IAM itself, so permission
+//! boundaries and managed policies count as they will at 3 a.m.).
+
+use std::future::Future;
+
+use crate::AdapterError;
+
+/// Asks whether a principal may perform actions.
+pub trait PermissionSimulator: Send + Sync {
+    /// The actions of `actions` that `role_arn` may not perform (any resource).
+    fn denied(
+        &self,
+        role_arn: &str,
+        actions: &[&str],
+    ) -> impl Future<Output = Result<Vec<String>, AdapterError>> + Send;
+}
+
+/// [`PermissionSimulator`] on IAM's `SimulatePrincipalPolicy`.
+#[derive(Debug, Clone)]
+pub struct IamSimulator {
+    client: aws_sdk_iam::Client,
+}
+
+impl IamSimulator {
+    /// A simulator using `config`.
+    pub fn from_sdk(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_iam::Client::new(config),
+        }
+    }
+}
+
+impl PermissionSimulator for IamSimulator {
+    async fn denied(&self, role_arn: &str, actions: &[&str]) -> Result<Vec<String>, AdapterError> {
+        let mut denied = Vec::new();
+        let mut pages = self
+            .client
+            .simulate_principal_policy()
+            .policy_source_arn(role_arn)
+            .set_action_names(Some(actions.iter().map(|a| a.to_string()).collect()))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(result) = pages.next().await {
+            let result = result.map_err(|e| AdapterError::Aws {
+                operation: "SimulatePrincipalPolicy",
+                detail: crate::error::error_chain(&e),
+            })?;
+            if result.eval_decision().as_str() != "allowed" {
+                denied.push(result.eval_action_name().to_string());
+            }
+        }
+        Ok(denied)
+    }
+}
