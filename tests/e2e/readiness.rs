@@ -152,6 +152,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         "practice.backup_audit",
         "practice.restore",
         "permissions.emergency_path",
+        "parity.images",
     ] {
         assert!(checks.contains(id), "{id} was not evaluated: {checks:?}");
     }
@@ -190,6 +191,13 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
     kube.set_replicas("litellm", 5);
     kube.set_available("litellm", 2);
     expect_failed(&world, &["kubernetes.replicas"], "replicas below 50 %").await;
+    kube.reset_workloads();
+
+    // The standby on another version than the primary.
+    kube.edit_pod_spec("vllm", |spec| {
+        spec["containers"][0]["image"] = json!("ghcr.io/example/vllm:1.1.0");
+    });
+    expect_failed(&world, &["parity.images"], "image drift").await;
     kube.reset_workloads();
 
     // A replica not streaming: its WAL receiver pointed at nothing.

@@ -187,6 +187,12 @@ impl ClusterReader for KubernetesCluster {
             spread_by_zone: spreads_by_zone(pod_spec),
             disruption_budgets,
             probes: probes(pod_spec),
+            images: pod_spec["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["image"].as_str().map(str::to_string))
+                .collect(),
         })
     }
 }

@@ -113,6 +113,40 @@ pub struct WorkloadView {
     pub disruption_budgets: Vec<String>,
     /// Per container probe kinds present, worst container decides: (kind, probe).
     pub probes: Vec<(String, Option<Probe>)>,
+    /// The containers' images (`image:tag` or digest), in container order.
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+/// Parity: the standby runs the same images as the primary, so a failover does not also
+/// deploy a different version.
+pub fn parity_check(
+    standby_region: &str,
+    workload: &str,
+    primary: &[String],
+    standby: &[String],
+) -> ReadinessCheck {
+    let same = primary == standby;
+    check(
+        "parity.images",
+        standby_region,
+        workload,
+        if same {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
+        if same {
+            format!("same images as the primary: {}", standby.join(", "))
+        } else {
+            format!(
+                "standby runs {}, the primary {}",
+                standby.join(", "),
+                primary.join(", ")
+            )
+        },
+        "deploy the primary's images to the standby (one release, both regions)",
+    )
 }
 
 /// The document's section 2 and 6.1 checks of one workload: InsufficientReplicas, SingleAZ,
@@ -672,6 +706,7 @@ mod tests {
                 ("readiness".into(), probe(5, 2)),
                 ("startup".into(), probe(5, 30)),
             ],
+            images: vec![format!("ghcr.io/example/{name}:1.0.0")],
         }
     }
 
@@ -811,6 +846,23 @@ mod tests {
         assert_eq!(
             vault_check("r", &[voter("a", true)]).status,
             CheckStatus::Fail
+        );
+    }
+
+    #[test]
+    fn parity_compares_images() {
+        let a = vec!["litellm:1.0".to_string()];
+        let b = vec!["litellm:1.1".to_string()];
+        assert_eq!(
+            parity_check("w", "litellm", &a, &a).status,
+            CheckStatus::Pass
+        );
+        let drift = parity_check("w", "litellm", &a, &b);
+        assert_eq!(drift.status, CheckStatus::Fail);
+        assert!(
+            drift
+                .seen
+                .contains("standby runs litellm:1.1, the primary litellm:1.0")
         );
     }
 

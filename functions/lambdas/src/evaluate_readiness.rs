@@ -15,8 +15,9 @@ use hapilot_aws::redis::RedisReader;
 use hapilot_aws::vault::Vault;
 use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::readiness::{
-    CheckStatus, PracticeView, ReadinessCheck, ReadinessReport, ReplicationView, permissions_check,
-    practice_checks, redis_check, replication_check, unreadable, vault_check, workload_checks,
+    CheckStatus, PracticeView, ReadinessCheck, ReadinessReport, ReplicationView, parity_check,
+    permissions_check, practice_checks, redis_check, replication_check, unreadable, vault_check,
+    workload_checks,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -141,11 +142,16 @@ where
         .unwrap_or(hapilot_core::tier::Tier::Critical)
         .rpo_secs();
     let mut checks: Vec<ReadinessCheck> = Vec::new();
+    // Each region's images per workload, for parity between primary and standby.
+    let mut images: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
     for region in settings.regions.keys() {
         if let Some(cluster) = (sources.cluster)(region)? {
             for name in &settings.readiness_workloads {
                 match cluster.workload(name).await {
-                    Ok(view) => checks.extend(workload_checks(region, &view)),
+                    Ok(view) => {
+                        images.insert((region.clone(), name.clone()), view.images.clone());
+                        checks.extend(workload_checks(region, &view));
+                    }
                     Err(e) => checks.push(unreadable(
                         "kubernetes.workload",
                         region,
@@ -187,6 +193,21 @@ where
                 Ok(servers) => vault_check(region, &servers),
                 Err(e) => unreadable("vault.raft", region, "vault", &e.to_string()),
             });
+        }
+    }
+    for trigger in &settings.triggers {
+        for name in &settings.readiness_workloads {
+            let of = |r: &str| images.get(&(r.to_string(), name.clone()));
+            if let (Some(primary), Some(standby)) =
+                (of(&trigger.primary_region), of(&trigger.standby_region))
+            {
+                checks.push(parity_check(
+                    &trigger.standby_region,
+                    name,
+                    primary,
+                    standby,
+                ));
+            }
         }
     }
     for (function, role) in &settings.emergency_roles {
