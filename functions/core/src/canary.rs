@@ -272,15 +272,6 @@ pub fn judge_canary(
     }
 }
 
-/// Weights that give `to` a `percent` share and every other set the rest (with two regions:
-/// the standby gets `100 - percent`).
-pub fn weights_for_split(set_identifiers: &[String], to: &str, percent: i64) -> Vec<(String, i64)> {
-    set_identifiers
-        .iter()
-        .map(|s| (s.clone(), if s == to { percent } else { 100 - percent }))
-        .collect()
-}
-
 /// Checks a list of canary steps: 1 to 100, strictly increasing, ending at 100.
 pub fn validate_steps(steps: &[i64]) -> Result<(), CoreError> {
     if steps.is_empty() || steps.len() > 20 {
@@ -388,14 +379,6 @@ mod tests {
             let out = judge_canary(m(requests, errors), None, &p, GateCounters::default());
             let expect = requests >= p.min_requests && errors / requests <= p.max_error_rate;
             prop_assert_eq!(out.decision == GateDecision::Proceed, expect);
-        }
-
-        #[test]
-        fn split_weights_sum_to_100(percent in 1i64..=100) {
-            let sets = vec!["primary".to_string(), "secondary".to_string()];
-            let w = weights_for_split(&sets, "primary", percent);
-            prop_assert_eq!(w[0].1 + w[1].1, 100);
-            prop_assert_eq!(w[0].1, percent);
         }
     }
 }

@@ -383,14 +383,6 @@ pub fn assess_data_loss(status: &ReplicationStatus, rpo_secs: u64) -> DataLossAs
     }
 }
 
-/// Weights that send all traffic to `active` (100) and none to every other set (0).
-pub fn weights_for_active(set_identifiers: &[String], active: &str) -> Vec<(String, i64)> {
-    set_identifiers
-        .iter()
-        .map(|s| (s.clone(), if s == active { 100 } else { 0 }))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,15 +536,6 @@ mod tests {
         fn guard_is_exactly_the_rpo(lag in 0.0f64..10_000.0, rpo in 1u64..5_000) {
             let s = ReplicationStatus { in_recovery: true, replay_lag_secs: Some(lag), unreplayed_bytes: None, streaming: Some(true) };
             prop_assert_eq!(assess_data_loss(&s, rpo).within_rpo, lag <= rpo as f64);
-        }
-
-        #[test]
-        fn exactly_one_set_gets_traffic(n in 1usize..6, pick in 0usize..6) {
-            let sets: Vec<String> = (0..n).map(|i| format!("set-{i}")).collect();
-            let active = format!("set-{}", pick % n);
-            let w = weights_for_active(&sets, &active);
-            prop_assert_eq!(w.iter().filter(|(_, w)| *w == 100).count(), 1);
-            prop_assert_eq!(w.iter().map(|(_, w)| w).sum::<i64>(), 100);
         }
     }
 }

@@ -19,5 +19,6 @@ pub mod health;
 pub mod readiness;
 pub mod restore;
 pub mod tier;
+pub mod weights;
 
 pub use error::{CoreError, ErrorName};

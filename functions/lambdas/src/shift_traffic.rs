@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 
 use hapilot_aws::journal::Journal;
 use hapilot_aws::traffic_switch::TrafficSwitch;
-use hapilot_core::canary::weights_for_split;
-use hapilot_core::failover::weights_for_active;
+use hapilot_core::weights::{TrafficMove, target_weights};
 use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -71,30 +70,10 @@ pub async fn shift_traffic<S: TrafficSwitch>(
         .states()
         .await
         .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
-    let weights: BTreeMap<String, i64> = match (weights, activate, split) {
-        (Some(w), None, None) => w,
-        (None, None, Some(Split { to, percent })) => {
-            if !before.contains_key(&to) || !(0..=100).contains(&percent) {
-                return Err(CoreError::invalid(
-                    "split",
-                    format!("{to:?} must be a set of {name} and percent 0 to 100"),
-                )
-                .into());
-            }
-            let sets: Vec<String> = before.keys().cloned().collect();
-            weights_for_split(&sets, &to, percent).into_iter().collect()
-        }
-        (None, Some(active), None) => {
-            if !before.contains_key(&active) {
-                return Err(CoreError::invalid(
-                    "activate",
-                    format!("{active:?} is not a set of {name}"),
-                )
-                .into());
-            }
-            let sets: Vec<String> = before.keys().cloned().collect();
-            weights_for_active(&sets, &active).into_iter().collect()
-        }
+    let wanted = match (weights, activate, split) {
+        (Some(w), None, None) => TrafficMove::Weights(w),
+        (None, Some(active), None) => TrafficMove::Activate(active),
+        (None, None, Some(Split { to, percent })) => TrafficMove::Split { to, percent },
         _ => {
             return Err(CoreError::invalid(
                 "weights",
@@ -103,13 +82,9 @@ pub async fn shift_traffic<S: TrafficSwitch>(
             .into());
         }
     };
-    if weights.is_empty() || weights.values().any(|w| !(0..=255).contains(w)) {
-        return Err(CoreError::invalid(
-            "weights",
-            "must name at least one set, each weight 0 to 255",
-        )
-        .into());
-    }
+    let sets: Vec<String> = before.keys().cloned().collect();
+    let weights = target_weights(&sets, &wanted)
+        .map_err(|e| FunctionError::from(CoreError::invalid("switch", format!("{name}: {e}"))))?;
     let wanted: Vec<(String, i64)> = weights.clone().into_iter().collect();
     let comment = format!("hapilot {}: {reason}", run.execution);
     let change_id = moving
