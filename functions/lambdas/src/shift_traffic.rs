@@ -64,7 +64,6 @@ pub async fn shift_traffic<S: TrafficSwitch>(
         switch: kind,
         run,
     } = parse_input(input)?;
-    let name = format!("the {kind} traffic switch");
     let moving = switch(&kind)?;
     let before: BTreeMap<String, i64> = moving
         .states()
@@ -83,8 +82,7 @@ pub async fn shift_traffic<S: TrafficSwitch>(
         }
     };
     let sets: Vec<String> = before.keys().cloned().collect();
-    let weights = target_weights(&sets, &wanted)
-        .map_err(|e| FunctionError::from(CoreError::invalid("switch", format!("{name}: {e}"))))?;
+    let weights = target_weights(&sets, &wanted)?;
     let wanted: Vec<(String, i64)> = weights.clone().into_iter().collect();
     let comment = format!("hapilot {}: {reason}", run.execution);
     let change_id = moving
