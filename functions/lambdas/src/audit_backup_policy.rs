@@ -13,10 +13,8 @@ use hapilot_core::backup::audit::{
     PolicyAudit, PolicyAuditRequest, Verification, VerifyScope, integrity_finding, rpo_finding,
     verification_finding,
 };
-use hapilot_core::backup::basebackup::verify_base_backup;
 use hapilot_core::backup::catalog::{
-    ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, is_base_data_tar,
-    time_in_name,
+    ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, time_in_name,
 };
 use hapilot_core::backup::info::BackupInfo;
 use hapilot_core::backup::policy::{DataType, Finding, Severity};
@@ -26,6 +24,7 @@ use hapilot_core::backup::wal::{self, TimelineSwitch, WalFile, WalSegment, verif
 use serde_json::Value;
 
 use crate::FunctionError;
+use crate::backup_catalog::{failed, list_all, ok, verify_base};
 use crate::error::parse_input;
 
 /// Audits one policy: `primary` reads the backup bucket, `dr` the DR copy's (in its region).
@@ -181,23 +180,6 @@ fn prefixes(request: &PolicyAuditRequest) -> Vec<String> {
         DataType::Vault => vec![layout.vault.clone()],
         DataType::Redis => vec![layout.redis.clone()],
     }
-}
-
-pub(crate) async fn list_all<S: BackupStore>(
-    store: &S,
-    bucket: &str,
-    prefixes: &[String],
-) -> Result<Vec<StoredObject>, String> {
-    let mut objects = Vec::new();
-    for prefix in prefixes {
-        objects.extend(
-            store
-                .list_tree(bucket, prefix)
-                .await
-                .map_err(|e| format!("s3://{bucket}/{prefix}: {e}"))?,
-        );
-    }
-    Ok(objects)
 }
 
 /// A base backup's metadata, by id.
@@ -688,99 +670,4 @@ async fn verify_contents<S: BackupStore>(
         results.push(v);
     }
     results
-}
-
-fn ok(key: &str, detail: String) -> Verification {
-    Verification {
-        key: key.to_string(),
-        ok: true,
-        detail,
-        newest: false,
-        member: None,
-    }
-}
-
-fn failed(key: &str, detail: String) -> Verification {
-    Verification {
-        ok: false,
-        ..ok(key, detail)
-    }
-}
-
-/// A base backup: its main data tar (`data.tar[.gz]` from barman-cloud, `base.tar[.gz]` from
-/// `pg_basebackup -Ft`) against its manifest (a member, or a `backup_manifest` object beside it),
-/// and its `backup_label` against `backup.info`.
-pub(crate) async fn verify_base<S: BackupStore>(
-    store: &S,
-    bucket: &str,
-    info_key: &str,
-    id: &str,
-    info: Option<&BackupInfo>,
-) -> Verification {
-    let dir = info_key.trim_end_matches("backup.info");
-    let listing = match store.list_tree(bucket, dir).await {
-        Ok(l) => l,
-        Err(e) => return failed(info_key, format!("could not list {dir}: {e}")),
-    };
-    let data = listing.iter().find(|o| is_base_data_tar(&o.key));
-    let Some(data) = data else {
-        return failed(
-            info_key,
-            format!("base backup {id} has no data tar (data.tar[.gz] or base.tar[.gz])"),
-        );
-    };
-    let manifest = match store
-        .read_small(bucket, &format!("{dir}backup_manifest"))
-        .await
-    {
-        Ok(m) => m.map(|b| String::from_utf8_lossy(&b).into_owned()),
-        Err(e) => return failed(info_key, format!("could not read its backup_manifest: {e}")),
-    };
-    let result = store
-        .verify(bucket, &data.key, move |r| {
-            verify_base_backup(r, manifest.as_deref())
-        })
-        .await;
-    let summary = match result {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let member = match &e {
-                hapilot_core::backup::basebackup::BaseBackupProblem::File { path, .. } => {
-                    Some(path.clone())
-                }
-                _ => None,
-            };
-            return Verification {
-                member,
-                ..failed(&data.key, e.to_string())
-            };
-        }
-        Err(e) => return failed(&data.key, format!("could not read it: {e}")),
-    };
-    if let Some(info) = info {
-        let label_wal = summary.start_wal.clone().unwrap_or_default();
-        if label_wal != info.begin_wal.to_string() || summary.start_timeline != Some(info.timeline)
-        {
-            return failed(
-                &data.key,
-                format!(
-                    "backup_label (start WAL {label_wal}, timeline {:?}) disagrees with backup.info (begin_wal {}, timeline {})",
-                    summary.start_timeline, info.begin_wal, info.timeline
-                ),
-            );
-        }
-    }
-    ok(
-        &data.key,
-        format!(
-            "{} files, {} bytes; tar and compression sound, pg_control CRC ok, backup_label matches backup.info{}",
-            summary.files,
-            summary.bytes,
-            if summary.manifest_verified {
-                ", every file matches backup_manifest (SHA-256)"
-            } else {
-                " (no backup_manifest: file checksums not available)"
-            }
-        ),
-    )
 }

@@ -9,6 +9,7 @@
 
 pub mod alarm_router;
 pub mod audit_backup_policy;
+pub mod backup_catalog;
 pub mod canary_gate;
 pub mod catalog;
 pub mod check_catchup;

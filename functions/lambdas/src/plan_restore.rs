@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::FunctionError;
-use crate::audit_backup_policy::list_all;
+use crate::backup_catalog::list_all;
 use crate::config::Settings;
 use crate::error::parse_input;
 use crate::run::{RunContext, record};

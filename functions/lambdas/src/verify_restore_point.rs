@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::FunctionError;
-use crate::audit_backup_policy::verify_base;
+use crate::backup_catalog::verify_base;
 use crate::error::parse_input;
 use crate::run::{RunContext, record};
 
