@@ -178,15 +178,22 @@ pub async fn start(
     name: &str,
     input: &Value,
 ) -> Result<String, HapilotError> {
-    let started = sfn
-        .start_execution()
-        .state_machine_arn(state_machine_arn)
-        .name(name)
-        .input(input.to_string())
-        .send()
+    use hapilot_aws::orchestrator::{Orchestrator, StartOutcome, StepFunctions};
+    // The adapter the alarm router and the DR drill start runs with: one StartExecution.
+    match StepFunctions::new(sfn.clone())
+        .start(state_machine_arn, name, input)
         .await
-        .map_err(|e| HapilotError::aws("StartExecution")(e))?;
-    Ok(started.execution_arn().to_string())
+    {
+        Ok(StartOutcome::Started(arn)) => Ok(arn),
+        Ok(StartOutcome::AlreadyExists) => Err(HapilotError::Aws {
+            operation: "StartExecution",
+            detail: format!(
+                "{state_machine_arn} already has a run named {name:?}: follow it with `hapilot watch`, or choose another --name"
+            ),
+        }),
+        // Already "StartExecution failed: <code>: <message>", one line.
+        Err(e) => Err(HapilotError::Invalid(e.to_string())),
+    }
 }
 
 /// Every history event of a run so far.
