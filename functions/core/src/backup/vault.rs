@@ -139,7 +139,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Builds a snapshot in the documented layout (for tests and the local drill's backups).
+/// Builds a snapshot in the documented layout: a fixture for tests and the local world's
+/// backups, compiled only with the `fixtures` feature (never into a Lambda).
+#[cfg(any(test, feature = "fixtures"))]
 pub fn build_vault_snapshot(meta: &serde_json::Value, state: &[u8]) -> std::io::Result<Vec<u8>> {
     let meta = serde_json::to_vec(meta)?;
     let sums = format!(
