@@ -8,13 +8,17 @@
 //!   a DR restore in the background (download the base backup and the WAL, lay down the data
 //!   directory with `recovery.signal` and `restore_command`, start it);
 //!   `GET /restore` -> `{"state": "idle"|"running"|"started"|"failed", "detail"}`.
+//!
+//! The bodies are the typed protocol of `hapilot_aws::restore` (the client's own types):
+//! [`RebuildRequest`], [`RestoreJob`], [`RestoreProgress`], [`AgentError`].
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use hapilot_aws::database::RebuildOutcome;
+use hapilot_aws::restore::{AgentError, FetchFile, RebuildRequest, RestoreJob, RestoreProgress};
 use hyper::{Method, StatusCode};
-use serde_json::{Value, json};
 
 use super::http::{Answer, answer, body_bytes, serve_state};
 use super::postgres::PostgresNode;
@@ -32,8 +36,21 @@ pub struct PostgresAgent {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn json_answer(code: StatusCode, body: Value) -> Answer {
-    answer(code, "application/json", body.to_string())
+fn json_answer(code: StatusCode, body: impl serde::Serialize) -> Answer {
+    answer(
+        code,
+        "application/json",
+        serde_json::to_string(&body).unwrap_or_default(),
+    )
+}
+
+fn refused(code: StatusCode, error: impl Into<String>) -> Answer {
+    json_answer(
+        code,
+        AgentError {
+            error: error.into(),
+        },
+    )
 }
 
 impl PostgresAgent {
@@ -47,15 +64,28 @@ impl PostgresAgent {
         let (addr, task) = serve_state(agent, |agent, req| async move {
             let route = (req.method().clone(), req.uri().path().to_string());
             let body = body_bytes(req).await;
-            let body: Value = serde_json::from_slice(&body).unwrap_or_default();
             match (route.0, route.1.as_str()) {
-                (Method::POST, "/rebuild") => rebuild(&agent, body).await,
-                (Method::POST, "/restore") => restore(agent, body),
+                (Method::POST, "/rebuild") => match serde_json::from_slice(&body) {
+                    Ok(request) => rebuild(&agent, request).await,
+                    Err(e) => refused(
+                        StatusCode::BAD_REQUEST,
+                        format!("body must be {{\"source_dsn\": \"...\"}}: {e}"),
+                    ),
+                },
+                (Method::POST, "/restore") => match serde_json::from_slice(&body) {
+                    Ok(job) => restore(agent, job),
+                    Err(e) => refused(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "body must be {{\"base\": {{\"name\", \"url\"}}, \"wal\": [...], \"target_time\"?}}: {e}"
+                        ),
+                    ),
+                },
                 (Method::GET, "/restore") => {
                     let (state, detail) = agent.progress.lock().expect("progress").clone();
-                    json_answer(StatusCode::OK, json!({"state": state, "detail": detail}))
+                    json_answer(StatusCode::OK, RestoreProgress { state, detail })
                 }
-                _ => json_answer(StatusCode::NOT_FOUND, json!({"error": "not found"})),
+                _ => refused(StatusCode::NOT_FOUND, "not found"),
             }
         })
         .await?;
@@ -68,73 +98,44 @@ impl PostgresAgent {
     }
 }
 
-async fn rebuild(agent: &Agent, body: Value) -> Answer {
-    let Some(source) = body["source_dsn"].as_str().map(str::to_string) else {
-        return json_answer(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "body must be {\"source_dsn\": \"...\"}"}),
-        );
-    };
+async fn rebuild(agent: &Agent, request: RebuildRequest) -> Answer {
+    let source = request.source_dsn.expose().to_string();
     let node = agent.node.clone().lock_owned().await;
     match tokio::task::spawn_blocking(move || node.rebuild_from(&source)).await {
         Ok(Ok(r)) => json_answer(
             StatusCode::OK,
-            json!({"method": r.method, "detail": r.detail}),
+            RebuildOutcome {
+                method: r.method.to_string(),
+                detail: r.detail,
+            },
         ),
-        Ok(Err(e)) => json_answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-        Err(e) => json_answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
+        Ok(Err(e)) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-fn restore(agent: Arc<Agent>, body: Value) -> Answer {
-    let files = |v: &Value| -> Option<Vec<(String, String)>> {
-        v.as_array()?
-            .iter()
-            .map(|f| {
-                Some((
-                    f["name"].as_str()?.to_string(),
-                    f["url"].as_str()?.to_string(),
-                ))
-            })
-            .collect()
-    };
-    let (Some(base), Some(wal)) = (
-        files(&json!([body["base"].clone()])).and_then(|mut b| b.pop()),
-        files(&body["wal"]),
-    ) else {
-        return json_answer(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "body must be {\"base\": {\"name\", \"url\"}, \"wal\": [...], \"target_time\"?}"}),
-        );
-    };
+fn restore(agent: Arc<Agent>, job: RestoreJob) -> Answer {
+    let RestoreJob {
+        base,
+        wal,
+        target_time,
+        ..
+    } = job;
     // Names become paths: only plain file names.
-    if std::iter::once(&base.0)
-        .chain(wal.iter().map(|w| &w.0))
+    if std::iter::once(&base.name)
+        .chain(wal.iter().map(|w| &w.name))
         .any(|n| n.is_empty() || n.contains('/') || n.starts_with('.'))
     {
-        return json_answer(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "file names must be plain names"}),
-        );
+        return refused(StatusCode::BAD_REQUEST, "file names must be plain names");
     }
-    let target_time = body["target_time"].as_str().map(str::to_string);
     {
         let mut p = agent.progress.lock().expect("progress");
         if p.0 == "running" {
-            return json_answer(
-                StatusCode::CONFLICT,
-                json!({"error": "a restore is already running"}),
-            );
+            return refused(StatusCode::CONFLICT, "a restore is already running");
         }
         *p = (
             "running".into(),
-            format!("fetching {} and {} WAL file(s)", base.0, wal.len()),
+            format!("fetching {} and {} WAL file(s)", base.name, wal.len()),
         );
     }
     tokio::spawn(async move {
@@ -144,21 +145,27 @@ fn restore(agent: Arc<Agent>, body: Value) -> Answer {
             Err(e) => ("failed".into(), e),
         };
     });
-    json_answer(StatusCode::ACCEPTED, json!({"state": "running"}))
+    json_answer(
+        StatusCode::ACCEPTED,
+        RestoreProgress {
+            state: "running".into(),
+            detail: "fetching".into(),
+        },
+    )
 }
 
 async fn run_restore(
     agent: &Agent,
-    base: (String, String),
-    wal: Vec<(String, String)>,
+    base: FetchFile,
+    wal: Vec<FetchFile>,
     target_time: Option<String>,
 ) -> Result<String, String> {
     let node = agent.node.clone().lock_owned().await;
     let downloads = node.work_dir("dr-download").map_err(|e| e.to_string())?;
     let wal_dir = node.work_dir("dr-wal").map_err(|e| e.to_string())?;
-    let base_path = downloads.join(&base.0);
-    fetch(&agent.http, &base.1, &base_path, false).await?;
-    for (name, url) in &wal {
+    let base_path = downloads.join(&base.name);
+    fetch(&agent.http, &base.url, &base_path, false).await?;
+    for FetchFile { name, url } in &wal {
         // Segments are stored compressed; restore_command copies them as PostgreSQL wants them.
         let (plain, gz) = match name.strip_suffix(".gz") {
             Some(stem) => (stem.to_string(), true),
@@ -176,7 +183,7 @@ async fn run_restore(
     .map_err(|e| e.to_string())??;
     Ok(format!(
         "data directory laid down from {} + {wal_count} WAL file(s); server started in {:.1} s",
-        base.0,
+        base.name,
         started.elapsed().as_secs_f64()
     ))
 }

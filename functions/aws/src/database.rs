@@ -473,25 +473,30 @@ impl Database for PostgresDatabase {
             url: url.clone(),
             detail,
         };
+        let request = crate::restore::RebuildRequest {
+            source_dsn: dsn.clone(),
+        };
         let r = http
             .post(&url)
-            .json(&serde_json::json!({ "source_dsn": dsn.expose() }))
+            .json(&request)
             .timeout(Duration::from_secs(600))
             .send()
             .await
             .map_err(|e| fail(crate::error::error_chain(&e)))?;
         let status = r.status();
-        let body: serde_json::Value = r
-            .json()
-            .await
-            .map_err(|e| fail(crate::error::error_chain(&e)))?;
         if !status.is_success() {
+            let refused = r
+                .json::<crate::restore::AgentError>()
+                .await
+                .map(|e| e.error);
             return Err(fail(format!(
                 "HTTP {status}: {}",
-                body["error"].as_str().unwrap_or("no detail")
+                refused.unwrap_or_else(|_| "no detail".into())
             )));
         }
-        serde_json::from_value(body).map_err(|e| fail(crate::error::error_chain(&e)))
+        r.json::<RebuildOutcome>()
+            .await
+            .map_err(|e| fail(crate::error::error_chain(&e)))
     }
 }
 

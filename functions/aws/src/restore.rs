@@ -77,6 +77,24 @@ pub struct RestoreJob {
     pub backup_id: Option<String>,
 }
 
+/// The host agent's protocol (`POST /rebuild`, `POST|GET /restore`), shared by the client here
+/// and the agent in the local stack: [`RebuildRequest`] -> [`crate::database::RebuildOutcome`],
+/// [`RestoreJob`] -> `202` [`RestoreProgress`], `GET` -> [`RestoreProgress`]; any refusal is an
+/// [`AgentError`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRequest {
+    /// libpq DSN of the new primary, to rewind from or copy (never printed).
+    pub source_dsn: crate::SecretText,
+}
+
+/// The agent's answer when it refuses or fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentError {
+    /// What went wrong.
+    pub error: String,
+}
+
 /// A restore's progress as the agent reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreProgress {
@@ -132,10 +150,10 @@ impl RestoreAgent for HttpRestoreAgent {
             return Ok(());
         }
         let status = r.status();
-        let body: Value = r.json().await.unwrap_or_default();
+        let refused = r.json::<AgentError>().await.map(|e| e.error);
         Err(self.error(format!(
             "HTTP {status}: {}",
-            body["error"].as_str().unwrap_or("no detail")
+            refused.unwrap_or_else(|_| "no detail".into())
         )))
     }
 
