@@ -748,11 +748,20 @@ async fn local_world(
     for line in hapilot::local::world::WHAT_TO_TRY.lines() {
         say!("# {line}");
     }
+    ready_until_signal(world.stack()).await?;
+    say!("# stopping the local world");
+    world.shutdown().await;
+    Ok(())
+}
+
+/// Says the stack is ready (the line tests and scripts wait for), then waits for Ctrl-C or
+/// SIGTERM.
+async fn ready_until_signal(stack: &LocalStack) -> anyhow::Result<()> {
     say!(
         "# ready at {} (moto pid {}, log {}); Ctrl-C stops it",
-        world.stack().endpoint_url(),
-        world.stack().moto_pid().unwrap_or_default(),
-        world.stack().moto_log().display()
+        stack.endpoint_url(),
+        stack.moto_pid().unwrap_or_default(),
+        stack.moto_log().display()
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -760,8 +769,6 @@ async fn local_world(
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    say!("# stopping the local world");
-    world.shutdown().await;
     Ok(())
 }
 
@@ -787,18 +794,7 @@ async fn local_up(
     for f in hapilot_functions::catalog::FUNCTIONS {
         say!("# function {}: {}", f.name, f.summary);
     }
-    say!(
-        "# ready at {} (moto pid {}, log {}); Ctrl-C stops it",
-        stack.endpoint_url(),
-        stack.moto_pid().unwrap_or_default(),
-        stack.moto_log().display()
-    );
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    ready_until_signal(&stack).await?;
     say!("# stopping the local stack");
     stack.shutdown().await;
     Ok(())

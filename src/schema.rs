@@ -8,9 +8,11 @@
 use serde_json::Value;
 
 /// The keywords [`problems`] understands (annotations included).
-pub const KEYWORDS: [&str; 17] = [
+pub const KEYWORDS: [&str; 19] = [
     "$schema",
     "$id",
+    "$defs",
+    "$ref",
     "title",
     "description",
     "default",
@@ -74,7 +76,7 @@ pub fn schema_of(machine: &str) -> Option<Value> {
 /// empty when it conforms.
 pub fn problems(schema: &Value, value: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    check(schema, value, "", &mut out);
+    check(schema, schema, value, "", &mut out);
     out
 }
 
@@ -98,8 +100,15 @@ fn is_type(value: &Value, wanted: &str) -> bool {
         || (wanted == "integer" && value.as_f64().is_some_and(|f| f.fract() == 0.0))
 }
 
-fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+/// `root` is the whole schema, where `{"$ref": "#/$defs/<name>"}` finds its definitions.
+fn check(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
     let at = if path.is_empty() { "the input" } else { path };
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+    {
+        return check(root, &root["$defs"][name], value, path, out);
+    }
     if let Some(wanted) = schema.get("type") {
         let types: Vec<&str> = match wanted {
             Value::String(t) => vec![t.as_str()],
@@ -154,7 +163,7 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
         }
         if let Some(item_schema) = schema.get("items") {
             for (i, item) in items.iter().enumerate() {
-                check(item_schema, item, &format!("{path}[{i}]"), out);
+                check(root, item_schema, item, &format!("{path}[{i}]"), out);
             }
         }
     }
@@ -178,18 +187,18 @@ fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
                 format!("{path}.{key}")
             };
             match properties.and_then(|p| p.get(key)) {
-                Some(field_schema) => check(field_schema, field, &field_path, out),
+                Some(field_schema) => check(root, field_schema, field, &field_path, out),
                 None => match schema.get("additionalProperties") {
                     Some(Value::Bool(false)) => {
                         let known: Vec<&str> = properties
                             .map(|p| p.keys().map(String::as_str).collect())
                             .unwrap_or_default();
                         out.push(format!(
-                            "{field_path}: unknown field (known: {})",
+                            "{field_path}: unknown field (known: {}; `{key}` is not one of them)",
                             known.join(", ")
                         ));
                     }
-                    Some(extra @ Value::Object(_)) => check(extra, field, &field_path, out),
+                    Some(extra @ Value::Object(_)) => check(root, extra, field, &field_path, out),
                     _ => {}
                 },
             }
@@ -215,6 +224,11 @@ pub fn unknown_keywords(schema: &Value) -> Vec<String> {
                     }
                 }
                 "items" | "additionalProperties" => walk(value, out),
+                "$defs" => {
+                    for definition in value.as_object().into_iter().flat_map(|d| d.values()) {
+                        walk(definition, out);
+                    }
+                }
                 _ => {}
             }
         }

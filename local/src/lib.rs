@@ -49,6 +49,20 @@ pub fn project_root() -> std::path::PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// Asks the kernel to kill the child `command` starts (SIGKILL) when the thread that started it
+/// dies: no moto, Prometheus or Redis outlives a crashed or killed hapilot.
+pub fn dies_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: prctl is async-signal-safe and touches nothing but the calling (child) process.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Ports handed to child processes (moto, PostgreSQL, Redis) that must bind them themselves.
 ///
 /// Below the kernel's ephemeral range (32768-60999 on Linux) on purpose: a port taken from

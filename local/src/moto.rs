@@ -143,16 +143,7 @@ impl MotoServer {
             .stdout(log_file)
             .stderr(log_err)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill moto when the
-        // thread that started it dies, so no moto outlives a crashed or killed hapilot.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::dies_with_parent(&mut command);
         let child = command.spawn().map_err(|e| LocalError::MotoStartFailed {
             detail: format!("could not run {}: {e}", moto_server.display()),
             log: log.clone(),

@@ -69,16 +69,7 @@ impl LocalPrometheus {
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; the kernel kills Prometheus when the thread that
-        // started it dies, so none outlives a killed hapilot.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::dies_with_parent(&mut command);
         let child = command
             .spawn()
             .map_err(|e| failed(format!("{e} (scripts/ensure-prometheus installs it)")))?;

@@ -83,16 +83,7 @@ impl RedisServer {
             .args(extra)
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; the kernel kills Redis when the thread that
-        // started it dies, so none outlives a killed hapilot.
-        unsafe {
-            command_line.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::dies_with_parent(&mut command_line);
         let child = command_line
             .spawn()
             .map_err(|e| failed(format!("{e} (scripts/ensure-redis installs it)")))?;
@@ -165,53 +156,41 @@ impl RedisPair {
     /// Starts both and waits until the master counts its replica as connected.
     pub async fn start() -> Result<Self, LocalError> {
         let master = RedisServer::start(&[]).await?;
-        let port = master.port.to_string();
-        let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]).await?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let info = master.command(&["INFO", "replication"]).await?;
-            if info.contains("connected_slaves:1") {
-                return Ok(Self {
-                    master,
-                    replica: Some(replica),
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!("the replica never connected: {info}")));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut pair = Self {
+            master,
+            replica: None,
+        };
+        pair.restart_replica().await?;
+        Ok(pair)
     }
 
     /// Stops the replica (Redis without HA); returns once the master no longer counts it.
     pub async fn stop_replica(&mut self) -> Result<(), LocalError> {
         drop(self.replica.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let info = self.master.command(&["INFO", "replication"]).await?;
-            if info.contains("connected_slaves:0") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!("the master still counts a replica: {info}")));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_connected_replicas(0).await
     }
 
-    /// Starts a replica again (after [`RedisPair::stop_replica`]) and waits until it is
+    /// Starts a replica (again, after [`RedisPair::stop_replica`]) and waits until it is
     /// connected.
     pub async fn restart_replica(&mut self) -> Result<(), LocalError> {
         let port = self.master.port.to_string();
         self.replica = Some(RedisServer::start(&["--replicaof", "127.0.0.1", &port]).await?);
+        self.wait_connected_replicas(1).await
+    }
+
+    /// Waits (20 s at most) until the master's `INFO replication` counts `n` replicas.
+    async fn wait_connected_replicas(&self, n: usize) -> Result<(), LocalError> {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let wanted = format!("connected_slaves:{n}");
         loop {
             let info = self.master.command(&["INFO", "replication"]).await?;
-            if info.contains("connected_slaves:1") {
+            if info.contains(&wanted) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(failed(format!("the replica never connected: {info}")));
+                return Err(failed(format!(
+                    "the master never counted {n} replica(s): {info}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -149,63 +149,15 @@ fn report_schema() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Whether `value` conforms to `schema` (the subset the report schema uses: `$ref` to
-/// `#/$defs`, `type`, `enum`, `properties`, `required`, `additionalProperties: false`,
-/// `items`); the error names the path.
+/// Whether `value` conforms to `schema`, checked by the CLI's schema checker (`$ref` to
+/// `#/$defs` included); the error names each path.
 fn conforms(value: &Value, schema: &Value, path: &str) -> Result<(), String> {
-    conforms_in(value, schema, schema, path)
-}
-
-fn conforms_in(value: &Value, schema: &Value, root: &Value, path: &str) -> Result<(), String> {
-    if let Some(r) = schema["$ref"].as_str() {
-        let name = r.strip_prefix("#/$defs/").unwrap();
-        return conforms_in(value, &root["$defs"][name], root, path);
+    let problems = hapilot::schema::problems(schema, value);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{path}: {}", problems.join("; ")))
     }
-    if let Some(allowed) = schema["enum"].as_array()
-        && !allowed.contains(value)
-    {
-        return Err(format!("{path}: {value} is not one of {allowed:?}"));
-    }
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    let type_of = match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    if !types.is_empty() && !types.contains(&type_of) {
-        return Err(format!("{path}: a {type_of}, the schema says {types:?}"));
-    }
-    if let Value::Object(fields) = value {
-        for r in schema["required"].as_array().into_iter().flatten() {
-            let r = r.as_str().unwrap();
-            if !fields.contains_key(r) {
-                return Err(format!("{path}: `{r}` is missing"));
-            }
-        }
-        for (k, v) in fields {
-            match schema["properties"].get(k) {
-                Some(sub) => conforms_in(v, sub, root, &format!("{path}.{k}"))?,
-                None if schema["additionalProperties"] == false => {
-                    return Err(format!("{path}: `{k}` is not in the schema"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
-        for (i, v) in items.iter().enumerate() {
-            conforms_in(v, item_schema, root, &format!("{path}[{i}]"))?;
-        }
-    }
-    Ok(())
 }
 
 #[test]

@@ -52,6 +52,22 @@ async fn seed_practice(world: &FailoverWorld, drill_age: i64) {
     .unwrap();
 }
 
+/// Points the replica's WAL receiver at `conninfo` (`ALTER SYSTEM` cannot share a transaction
+/// with the reload).
+async fn set_primary_conninfo(replica: &tokio_postgres::Client, conninfo: &str) {
+    replica
+        .batch_execute(&format!(
+            "ALTER SYSTEM SET primary_conninfo = '{}'",
+            conninfo.replace('\'', "''")
+        ))
+        .await
+        .unwrap();
+    replica
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+}
+
 /// Runs the readiness state machine; returns (status, the report it wrote).
 async fn evaluate(world: &FailoverWorld) -> (String, Value) {
     let name = format!("readiness-{}", uuid::Uuid::new_v4().simple());
@@ -210,28 +226,9 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         .await
         .unwrap()
         .get(0);
-    replica
-        .batch_execute(
-            "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'",
-        )
-        .await
-        .unwrap();
-    replica
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    set_primary_conninfo(&replica, "host=127.0.0.1 port=1 connect_timeout=1").await;
     expect_failed(&world, &["database.replication"], "a replica not streaming").await;
-    replica
-        .batch_execute(&format!(
-            "ALTER SYSTEM SET primary_conninfo = '{}'",
-            conninfo.replace('\'', "''")
-        ))
-        .await
-        .unwrap();
-    replica
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    set_primary_conninfo(&replica, &conninfo).await;
     expect_failed(&world, &[], "streaming again").await;
 
     // Redis without a replica.
