@@ -8,6 +8,17 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod capacity;
+pub mod platform;
+pub mod traffic;
+
+pub use capacity::{NodeCapacity, Resources, ScaleNeed, capacity_check};
+pub use platform::{
+    PatroniMemberView, SentinelMaster, SentinelView, VaultReplicationView, patroni_check,
+    sentinel_check, vault_replication_check,
+};
+pub use traffic::{ExpectedWiring, HealthCheckView, RecordView, health_status_check, record_check};
+
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +127,9 @@ pub struct WorkloadView {
     /// The containers' images (`image:tag` or digest), in container order.
     #[serde(default)]
     pub images: Vec<String>,
+    /// One pod's requests (sum over the template's containers), for the capacity check.
+    #[serde(default)]
+    pub pod_requests: Resources,
 }
 
 /// Parity: the standby runs the same images as the primary, so a failover does not also
@@ -512,6 +526,30 @@ pub fn practice_checks(view: &PracticeView) -> Vec<ReadinessCheck> {
     out
 }
 
+/// The DR drill's schedule (EventBridge Scheduler): `state` is its `State` (`ENABLED`,
+/// `DISABLED`), None when no schedule by that name exists.
+pub fn drill_schedule_check(name: &str, state: Option<&str>) -> ReadinessCheck {
+    let (status, seen) = match state {
+        Some("ENABLED") => (CheckStatus::Pass, format!("schedule {name} is enabled")),
+        Some(other) => (
+            CheckStatus::Warn,
+            format!("schedule {name} exists but is {other}: no quarterly drill runs"),
+        ),
+        None => (
+            CheckStatus::Fail,
+            format!("no schedule named {name}: nothing runs the quarterly drill"),
+        ),
+    };
+    check(
+        "practice.drill_schedule",
+        "global",
+        name,
+        status,
+        seen,
+        "enable the DR drill schedule (infra/template.yaml DrDrillSchedule State: ENABLED) once the drill has been rehearsed by hand",
+    )
+}
+
 /// Score of a set of checks: 100 x (passes + half the warnings) / checks.
 pub fn score(checks: &[&ReadinessCheck]) -> f64 {
     if checks.is_empty() {
@@ -707,6 +745,7 @@ mod tests {
                 ("startup".into(), probe(5, 30)),
             ],
             images: vec![format!("ghcr.io/example/{name}:1.0.0")],
+            pod_requests: Resources::default(),
         }
     }
 
@@ -919,5 +958,15 @@ mod tests {
             report.summary
         );
         assert!(report.markdown().contains("| **FAIL** | us-east-1 | redis.replication | redis | could not be read: connection refused |"));
+    }
+
+    #[test]
+    fn the_drill_schedule_must_exist_and_run() {
+        let s = |state| drill_schedule_check("hapilot-dr-drill", state);
+        assert_eq!(s(Some("ENABLED")).status, CheckStatus::Pass);
+        let disabled = s(Some("DISABLED"));
+        assert_eq!(disabled.status, CheckStatus::Warn);
+        assert!(disabled.fix.contains("State: ENABLED"));
+        assert_eq!(s(None).status, CheckStatus::Fail);
     }
 }
