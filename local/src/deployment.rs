@@ -285,10 +285,9 @@ impl LocalDeployment {
                     m.require_basic_auth(PATRONI_USER, PATRONI_PASSWORD);
                     Ok::<_, LocalError>(m)
                 };
-                Databases::Patroni {
-                    primary: member("pg-east", true).await?,
-                    standby: member("pg-west", false).await?,
-                }
+                let (primary, standby) = (member("pg-east", true).await?, member("pg-west", false).await?);
+                primary.join(&standby);
+                Databases::Patroni { primary, standby }
             }
             DatabaseSetup::Postgres | DatabaseSetup::Cloudnativepg => {
                 let pair = tokio::task::spawn_blocking(PostgresPair::start)
@@ -615,6 +614,7 @@ impl LocalDeployment {
                         ca_file: None,
                         url: vault.url(),
                         token: VAULT_TOKEN.into(),
+                        performance_replication: true,
                     }),
                     restore: match &databases {
                         Databases::Postgres { dr, .. } => {
@@ -628,6 +628,11 @@ impl LocalDeployment {
                     redis: redis.as_ref().map(|pair| hapilot_aws::redis::RedisTarget {
                         address: pair.master.address(),
                         password: Default::default(),
+                        sentinel: Some(hapilot_aws::redis::SentinelTarget {
+                            addresses: pair.sentinel_addresses(),
+                            master_name: super::redis::SENTINEL_MASTER.to_string(),
+                            password: Default::default(),
+                        }),
                     }),
                     ..region(&standby, STANDBY_SET, standby_db, &standby_kube)
                 },
@@ -650,6 +655,8 @@ impl LocalDeployment {
         .cloned()
         .unwrap_or_default();
         settings.canary_provider = Some(prometheus_source(&prometheus.url()));
+        // The quarterly DR drill's schedule, enabled (readiness checks it exists and runs).
+        settings.drill_schedule = Some(put_drill_schedule(stack, "ENABLED").await?);
         // The emergency path's roles, as the template grants them: readiness simulates them.
         for function in hapilot_functions::catalog::EMERGENCY_PATH {
             let actions = hapilot_functions::catalog::find(function)
@@ -1221,8 +1228,57 @@ fn patroni_auth() -> hapilot_aws::http_client::HttpAuth {
     }
 }
 
-/// The Prometheus provider with the HA document's style of queries, through the bearer-token
-/// proxy the local Prometheus sits behind.
+/// The DR drill schedule's name in the local world.
+pub const DRILL_SCHEDULE: &str = "hapilot-dr-drill";
+
+/// Creates the DR drill's EventBridge Scheduler schedule in the stack's region, or sets its
+/// `State` (`ENABLED`, `DISABLED`) when it exists, as the template's `DrDrillSchedule`;
+/// returns its name.
+pub async fn put_drill_schedule(stack: &LocalStack, state: &str) -> Result<String, LocalError> {
+    use aws_sdk_scheduler::types::{
+        FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
+    };
+    let scheduler = aws_sdk_scheduler::Client::new(stack.sdk_config());
+    let window = FlexibleTimeWindow::builder()
+        .mode(FlexibleTimeWindowMode::Off)
+        .build()
+        .map_err(LocalError::aws("CreateSchedule"))?;
+    let target = Target::builder()
+        .arn(stack.arn_of("dr-drill"))
+        .role_arn(format!(
+            "arn:aws:iam::{}:role/hapilot-dr-drill-schedule",
+            hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+        ))
+        .input(r#"{"primary_region": "us-east-1", "standby_region": "us-west-2"}"#)
+        .build()
+        .map_err(LocalError::aws("CreateSchedule"))?;
+    let expression = "cron(0 10 ? 1,4,7,10 TUE#2 *)";
+    if scheduler.get_schedule().name(DRILL_SCHEDULE).send().await.is_ok() {
+        scheduler
+            .update_schedule()
+            .name(DRILL_SCHEDULE)
+            .schedule_expression(expression)
+            .flexible_time_window(window)
+            .target(target)
+            .state(ScheduleState::from(state))
+            .send()
+            .await
+            .map_err(LocalError::aws("UpdateSchedule"))?;
+    } else {
+        scheduler
+            .create_schedule()
+            .name(DRILL_SCHEDULE)
+            .schedule_expression(expression)
+            .flexible_time_window(window)
+            .target(target)
+            .state(ScheduleState::from(state))
+            .send()
+            .await
+            .map_err(LocalError::aws("CreateSchedule"))?;
+    }
+    Ok(DRILL_SCHEDULE.to_string())
+}
+
 /// The role of a function (`hapilot-<function>`), created if missing, whose one inline policy
 /// allows exactly `actions` on every resource; returns its ARN. Called again, it replaces the
 /// policy (a test takes a permission away).
@@ -1271,6 +1327,8 @@ pub async fn put_role(
     Ok(arn)
 }
 
+/// The Prometheus provider with the HA document's style of queries, through the bearer-token
+/// proxy the local Prometheus sits behind.
 fn prometheus_source(url: &str) -> TrafficSource {
     TrafficSource::Prometheus {
         url: url.to_string(),

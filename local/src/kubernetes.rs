@@ -2,7 +2,8 @@
 //! (`GET`/`PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`); what readiness
 //! reads: the Deployments themselves (pod templates as the HA document's sections 2.1 and 2.3
 //! write them), their running pods (`GET /api/v1/namespaces/{ns}/pods?labelSelector=app=...`),
-//! the nodes with their zones (`GET /api/v1/nodes`) and the PodDisruptionBudgets (`GET
+//! every namespace's pods (`GET /api/v1/pods`, with the containers' resource requests), the
+//! nodes with their zones and allocatable (`GET /api/v1/nodes`) and the PodDisruptionBudgets (`GET
 //! /apis/policy/v1/namespaces/{ns}/poddisruptionbudgets`), each changeable to inject a defect;
 //! and CloudNativePG
 //! `Cluster` resources (`POST .../clusters`, `GET .../clusters/{name}`; a new cluster turns
@@ -32,6 +33,8 @@ struct Cluster {
     unavailable: BTreeMap<String, i64>,
     /// Nodes and their zones, in the order pods are placed on them.
     nodes: Vec<(String, String)>,
+    /// Every node's `status.allocatable` (cpu, memory quantities).
+    allocatable: (String, String),
     /// PodDisruptionBudgets by name.
     budgets: BTreeMap<String, Value>,
     /// What the cluster started with (what [`SimulatedKubernetes::reset_workloads`] restores).
@@ -42,6 +45,11 @@ struct Cluster {
 
 /// The zone label of nodes.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// Each gateway container's requests.
+pub const POD_CPU: &str = "500m";
+/// See [`POD_CPU`].
+pub const POD_MEMORY: &str = "1Gi";
 
 /// A pod spec as the HA document writes it: anti-affinity and spread on the zone (2.1) and the
 /// three probes with 2.3's timings.
@@ -61,6 +69,7 @@ pub fn document_pod_spec(app: &str) -> Value {
             "livenessProbe": probe("/health/liveliness", 30, 10, 3),
             "readinessProbe": probe("/health/readiness", 10, 5, 2),
             "startupProbe": probe("/health", 10, 5, 30),
+            "resources": {"requests": {"cpu": POD_CPU, "memory": POD_MEMORY}},
         }]
     })
 }
@@ -80,6 +89,7 @@ impl Cluster {
             .iter()
             .map(|z| (format!("node-{z}"), format!("{zone_prefix}{z}")))
             .collect();
+        self.allocatable = ("4".into(), "16Gi".into());
         self.budgets = deployments
             .iter()
             .map(|(n, _)| {
@@ -131,7 +141,7 @@ impl Cluster {
                 json!({
                     "apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": format!("{app}-{i}"), "namespace": self.namespace, "labels": {"app": app}},
-                    "spec": {"nodeName": node},
+                    "spec": {"nodeName": node, "containers": self.templates.get(app).map(|t| t["containers"].clone()).unwrap_or_default()},
                     "status": {"phase": if i < available { "Running" } else { "Pending" }}
                 })
             })
@@ -176,6 +186,7 @@ impl SimulatedKubernetes {
             templates: BTreeMap::new(),
             unavailable: BTreeMap::new(),
             nodes: Vec::new(),
+            allocatable: Default::default(),
             budgets: BTreeMap::new(),
             initial: (
                 deployments
@@ -285,6 +296,11 @@ impl SimulatedKubernetes {
         for node in self.state.lock().expect("cluster lock").nodes.iter_mut() {
             node.1 = zone.to_string();
         }
+    }
+
+    /// Sets every node's allocatable (`4` CPU and `16Gi` as started).
+    pub fn set_node_allocatable(&self, cpu: &str, memory: &str) {
+        self.state.lock().expect("cluster lock").allocatable = (cpu.into(), memory.into());
     }
 
     /// Deletes a PodDisruptionBudget.
@@ -512,13 +528,18 @@ fn read_only(c: &Cluster, req: &Request<Incoming>, path: &[String]) -> Option<An
                 },
             ))
         }
+        ["", "api", "v1", "pods"] => Some(list(
+            "PodList",
+            c.deployments.keys().flat_map(|app| c.pods(app)).collect(),
+        )),
         ["", "api", "v1", "nodes"] => Some(list(
             "NodeList",
             c.nodes
                 .iter()
                 .map(|(name, zone)| {
                     json!({"apiVersion": "v1", "kind": "Node",
-                           "metadata": {"name": name, "labels": {ZONE_LABEL: zone}}})
+                           "metadata": {"name": name, "labels": {ZONE_LABEL: zone}},
+                           "status": {"allocatable": {"cpu": c.allocatable.0, "memory": c.allocatable.1, "pods": "110"}}})
                 })
                 .collect(),
         )),

@@ -1,7 +1,8 @@
 //! A simulated Patroni member: the part of Patroni's REST API hapilot uses, on loopback.
 //!
-//! `GET /patroni` (role, xlog positions, `replayed_timestamp`), `GET /primary` (200 only on the
-//! leader), `POST /failover {"candidate": ...}` and `POST /switchover {"leader", "candidate"}`
+//! `GET /patroni` (role, xlog positions, `replayed_timestamp`), `GET /cluster` (every member
+//! [`SimulatedPatroni::join`]ed with its role, state, lag and tags), `GET /primary` (200 only on
+//! the leader), `POST /failover {"candidate": ...}` and `POST /switchover {"leader", "candidate"}`
 //! (the candidate becomes leader shortly after, as with a real cluster, so callers must poll
 //! `GET /primary`), `POST /reinitialize` (a replica again).
 
@@ -24,6 +25,26 @@ struct Member {
     reinitialize_requests: u64,
     /// `restapi.authentication`, as the `Authorization` value it requires on unsafe requests.
     authorization: Option<String>,
+    /// `tags.nofailover`.
+    nofailover: bool,
+    /// The other members of its cluster.
+    peers: Vec<Arc<Mutex<Member>>>,
+}
+
+impl Member {
+    /// This member as `GET /cluster` lists it.
+    fn listed(&self) -> Value {
+        json!({
+            "name": self.name,
+            "role": if self.primary { "leader" } else { "replica" },
+            "state": if self.primary { "running" } else { "streaming" },
+            "host": "127.0.0.1",
+            "port": 5432,
+            "timeline": 1,
+            "lag": if self.primary { json!(null) } else { json!(648) },
+            "tags": {"nofailover": self.nofailover}
+        })
+    }
 }
 
 /// A running simulated member; stops when dropped.
@@ -44,6 +65,8 @@ impl SimulatedPatroni {
             switchover_requests: 0,
             reinitialize_requests: 0,
             authorization: None,
+            nofailover: false,
+            peers: Vec::new(),
         }));
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
             respond(&state, req).await
@@ -90,6 +113,27 @@ impl SimulatedPatroni {
             Some(super::http::basic_authorization(username, password));
     }
 
+    /// Makes `other` a member of this one's cluster (and this one of `other`'s), as one Patroni
+    /// cluster spanning both regions is.
+    pub fn join(&self, other: &SimulatedPatroni) {
+        self.state
+            .lock()
+            .expect("member lock")
+            .peers
+            .push(other.state.clone());
+        other
+            .state
+            .lock()
+            .expect("member lock")
+            .peers
+            .push(self.state.clone());
+    }
+
+    /// Tags it `nofailover` (Patroni then refuses to promote it).
+    pub fn set_nofailover(&self, nofailover: bool) {
+        self.state.lock().expect("member lock").nofailover = nofailover;
+    }
+
     /// How many `POST /failover` it received.
     pub fn failover_requests(&self) -> u64 {
         self.state.lock().expect("member lock").failover_requests
@@ -129,6 +173,18 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
                 })
             };
             answer(StatusCode::OK, "application/json", body.to_string())
+        }
+        (Method::GET, "/cluster") => {
+            let m = state.lock().expect("member lock");
+            let mut members = vec![m.listed()];
+            let peers = m.peers.clone();
+            drop(m);
+            members.extend(peers.iter().map(|p| p.lock().expect("member lock").listed()));
+            answer(
+                StatusCode::OK,
+                "application/json",
+                json!({"members": members, "scope": "gateway"}).to_string(),
+            )
         }
         (Method::GET, "/primary" | "/master" | "/leader") => {
             let primary = state.lock().expect("member lock").primary;

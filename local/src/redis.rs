@@ -63,11 +63,47 @@ impl RedisServer {
     /// Starts one with `extra` arguments and waits until it answers PING. Needs `redis-server`
     /// on the PATH (`scripts/ensure-redis` installs it).
     pub async fn start(extra: &[&str]) -> Result<Self, LocalError> {
+        Self::spawn(None, extra, None).await
+    }
+
+    /// Starts a Sentinel watching the master at `master` as `name` (quorum 2): a
+    /// `redis-server <config> --sentinel` with its own writable config file, as Sentinel needs.
+    pub async fn start_sentinel(
+        name: &str,
+        master: &str,
+        port: Option<u16>,
+    ) -> Result<Self, LocalError> {
+        let (host, master_port) = master.rsplit_once(':').unwrap_or((master, "6379"));
+        Self::spawn(
+            Some(format!(
+                "sentinel monitor {name} {host} {master_port} 2\nsentinel down-after-milliseconds {name} 5000\n"
+            )),
+            &["--sentinel"],
+            port,
+        )
+        .await
+    }
+
+    async fn spawn(
+        config: Option<String>,
+        extra: &[&str],
+        port: Option<u16>,
+    ) -> Result<Self, LocalError> {
         let dir =
             std::env::temp_dir().join(format!("hapilot-redis-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(LocalError::io("creating Redis' directory"))?;
-        let port = super::free_port().map_err(LocalError::io("finding a port for redis-server"))?;
+        let port = match port {
+            Some(p) => p,
+            None => {
+                super::free_port().map_err(LocalError::io("finding a port for redis-server"))?
+            }
+        };
         let mut command_line = tokio::process::Command::new("redis-server");
+        if let Some(config) = config {
+            let file = dir.join("sentinel.conf");
+            std::fs::write(&file, config).map_err(LocalError::io("writing sentinel.conf"))?;
+            command_line.arg(file);
+        }
         command_line
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -144,24 +180,67 @@ pub async fn redis_rdb(keys: usize) -> Result<Vec<u8>, LocalError> {
     redis.save().await
 }
 
-/// A Redis master with a replica streaming from it (the checklist's "Redis HA").
+/// The master's name the local Sentinels monitor.
+pub const SENTINEL_MASTER: &str = "gateway";
+
+/// A Redis master with a replica streaming from it, watched by three Sentinels (the
+/// checklist's "Redis HA").
 pub struct RedisPair {
     /// The master.
     pub master: RedisServer,
     /// The replica, until [`RedisPair::stop_replica`].
     pub replica: Option<RedisServer>,
+    /// Three Sentinels (quorum 2) monitoring the master as [`SENTINEL_MASTER`]; a stopped one
+    /// is None.
+    pub sentinels: Vec<Option<RedisServer>>,
+    sentinel_addresses: Vec<String>,
 }
 
 impl RedisPair {
-    /// Starts both and waits until the master counts its replica as connected.
+    /// Starts the master, its replica and three Sentinels; waits until the master counts its
+    /// replica as connected.
     pub async fn start() -> Result<Self, LocalError> {
         let master = RedisServer::start(&[]).await?;
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            sentinels.push(Some(
+                RedisServer::start_sentinel(SENTINEL_MASTER, &master.address(), None).await?,
+            ));
+        }
+        let sentinel_addresses = sentinels.iter().flatten().map(RedisServer::address).collect();
         let mut pair = Self {
             master,
             replica: None,
+            sentinels,
+            sentinel_addresses,
         };
         pair.restart_replica().await?;
         Ok(pair)
+    }
+
+    /// `host:port` of the three Sentinels (stopped ones included: a Sentinel that went away
+    /// is still configured).
+    pub fn sentinel_addresses(&self) -> Vec<String> {
+        self.sentinel_addresses.clone()
+    }
+
+    /// Stops the first `n` Sentinels (below the quorum of 2 when `n` >= 2).
+    pub fn stop_sentinels(&mut self, n: usize) {
+        for s in self.sentinels.iter_mut().take(n) {
+            drop(s.take());
+        }
+    }
+
+    /// Starts the stopped Sentinels again, each on its old port.
+    pub async fn restart_sentinels(&mut self) -> Result<(), LocalError> {
+        let master = self.master.address();
+        for (slot, address) in self.sentinels.iter_mut().zip(&self.sentinel_addresses) {
+            if slot.is_none() {
+                let port = address.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+                *slot = Some(RedisServer::start_sentinel(SENTINEL_MASTER, &master, port).await?);
+            }
+        }
+        Ok(())
     }
 
     /// Stops the replica (Redis without HA); returns once the master no longer counts it.

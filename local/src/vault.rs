@@ -3,8 +3,11 @@
 //! `POST /v1/sys/storage/raft/snapshot-force` (token in `X-Vault-Token`; the body must be a
 //! valid raft snapshot - checked with the same verifier as the backup audit; the one applied is
 //! kept), `GET /v1/sys/health` (200 when unsealed), `GET /v1/sys/storage/raft/configuration`
-//! (the raft servers, three voters by default; readiness reads it). `refuse(true)` makes it
-//! answer 503 to restores, as a sealed or broken cluster would.
+//! (the raft servers, three voters by default; readiness reads it), and Vault Enterprise's
+//! unauthenticated `GET /v1/sys/replication/performance/status` of a performance secondary
+//! (`stream-wals` with its primary connected; [`SimulatedVault::set_replication_state`]
+//! changes it). `refuse(true)` makes it answer 503 to restores, as a sealed or broken cluster
+//! would.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,8 @@ struct State {
     refuse: bool,
     restored: Vec<u64>,
     voters: usize,
+    /// Performance replication's `state` (`stream-wals` by default).
+    replication_state: String,
 }
 
 /// A running simulated Vault; stops when dropped.
@@ -35,6 +40,7 @@ impl SimulatedVault {
         let state = Arc::new(Mutex::new(State {
             token: token.to_string(),
             voters: 3,
+            replication_state: "stream-wals".into(),
             ..State::default()
         }));
         let (addr, task) = serve_state(state.clone(), |state, req| async move {
@@ -45,6 +51,24 @@ impl SimulatedVault {
                     "application/json",
                     json!({"initialized": true, "sealed": false, "standby": false}).to_string(),
                 ),
+                (Method::GET, "/v1/sys/replication/performance/status") => {
+                    let state = state.lock().expect("vault state").replication_state.clone();
+                    let connection = if state == "idle" { "disconnected" } else { "connected" };
+                    answer(
+                        StatusCode::OK,
+                        "application/json",
+                        json!({"data": {
+                            "cluster_id": "d4095d41-3aee-8791-c421-9bc7f88f7c3e",
+                            "known_primary_cluster_addrs": ["https://vault.us-east-1.internal:8201"],
+                            "mode": "secondary",
+                            "state": state,
+                            "primaries": [{"api_address": "https://vault.us-east-1.internal:8200",
+                                           "cluster_address": "https://vault.us-east-1.internal:8201",
+                                           "connection_status": connection}]
+                        }})
+                        .to_string(),
+                    )
+                }
                 (Method::GET, "/v1/sys/storage/raft/configuration") => {
                     let token = req
                         .headers()
@@ -133,6 +157,12 @@ impl SimulatedVault {
     /// failure).
     pub fn set_voters(&self, voters: usize) {
         self.state.lock().expect("vault state").voters = voters;
+    }
+
+    /// Performance replication's state as `/v1/sys/replication/performance/status` reports it
+    /// (`stream-wals`; `idle` is a secondary that lost its primary).
+    pub fn set_replication_state(&self, state: &str) {
+        self.state.lock().expect("vault state").replication_state = state.to_string();
     }
 
     /// Raft indexes of the snapshots applied, in order.

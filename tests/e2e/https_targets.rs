@@ -34,6 +34,7 @@ async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without
                     url: url.clone(),
                     token: "vault-token".into(),
                     ca_file,
+                    performance_replication: false,
                 }),
                 redis: None,
                 restore: None,

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use hapilot_core::readiness::{Probe, WorkloadView};
+use hapilot_core::readiness::capacity::{cpu_millis, memory_bytes};
+use hapilot_core::readiness::{NodeCapacity, Probe, Resources, WorkloadView};
 use serde_json::Value;
 
 use crate::AdapterError;
@@ -22,6 +23,9 @@ pub trait ClusterReader: Send + Sync {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<WorkloadView, AdapterError>> + Send;
+
+    /// Every schedulable node's allocatable and what the pods bound to it request.
+    fn capacity(&self) -> impl Future<Output = Result<Vec<NodeCapacity>, AdapterError>> + Send;
 }
 
 /// [`ClusterReader`] on the Kubernetes API.
@@ -122,7 +126,71 @@ pub fn probes(pod_spec: &Value) -> Vec<(String, Option<Probe>)> {
     out
 }
 
+/// One pod spec's requests: the sum over its containers (a missing request counts as 0, as
+/// the scheduler counts it). An unparseable quantity is an error naming it.
+pub fn pod_requests(pod_spec: &Value) -> Result<Resources, String> {
+    let mut sum = Resources::default();
+    for c in pod_spec["containers"].as_array().into_iter().flatten() {
+        let requests = &c["resources"]["requests"];
+        if let Some(cpu) = requests["cpu"].as_str() {
+            sum.cpu_millis += cpu_millis(cpu).ok_or_else(|| format!("cpu request {cpu:?}"))?;
+        }
+        if let Some(memory) = requests["memory"].as_str() {
+            sum.memory_bytes +=
+                memory_bytes(memory).ok_or_else(|| format!("memory request {memory:?}"))?;
+        }
+    }
+    Ok(sum)
+}
+
+/// A node's `status.allocatable`.
+fn allocatable(node: &Value) -> Result<Resources, String> {
+    let field = |key: &str| node["status"]["allocatable"][key].as_str().unwrap_or("0");
+    Ok(Resources {
+        cpu_millis: cpu_millis(field("cpu")).ok_or_else(|| format!("allocatable cpu {:?}", field("cpu")))?,
+        memory_bytes: memory_bytes(field("memory"))
+            .ok_or_else(|| format!("allocatable memory {:?}", field("memory")))?,
+    })
+}
+
 impl ClusterReader for KubernetesCluster {
+    async fn capacity(&self) -> Result<Vec<NodeCapacity>, AdapterError> {
+        let invalid = |path: &str, detail: String| AdapterError::Http {
+            system: "Kubernetes",
+            url: format!("{}{path}", self.target.url.trim_end_matches('/')),
+            detail: format!("unparseable {detail}"),
+        };
+        let nodes = self.get("/api/v1/nodes").await?;
+        let mut out: Vec<NodeCapacity> = Vec::new();
+        for n in nodes["items"].as_array().into_iter().flatten() {
+            if n["spec"]["unschedulable"].as_bool() == Some(true) {
+                continue;
+            }
+            out.push(NodeCapacity {
+                name: n["metadata"]["name"].as_str().unwrap_or("?").to_string(),
+                allocatable: allocatable(n).map_err(|e| invalid("/api/v1/nodes", e))?,
+                requested: Resources::default(),
+            });
+        }
+        // Every namespace's pods: other teams' pods take the same nodes.
+        let pods = self.get("/api/v1/pods").await?;
+        for p in pods["items"].as_array().into_iter().flatten() {
+            if matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+                continue;
+            }
+            let Some(node) = out
+                .iter_mut()
+                .find(|n| Some(n.name.as_str()) == p["spec"]["nodeName"].as_str())
+            else {
+                continue;
+            };
+            let requests = pod_requests(&p["spec"]).map_err(|e| invalid("/api/v1/pods", e))?;
+            node.requested.cpu_millis += requests.cpu_millis;
+            node.requested.memory_bytes += requests.memory_bytes;
+        }
+        Ok(out)
+    }
+
     async fn workload(&self, name: &str) -> Result<WorkloadView, AdapterError> {
         let ns = &self.target.namespace;
         let deployment = self
@@ -193,6 +261,11 @@ impl ClusterReader for KubernetesCluster {
                 .flatten()
                 .filter_map(|c| c["image"].as_str().map(str::to_string))
                 .collect(),
+            pod_requests: pod_requests(pod_spec).map_err(|e| AdapterError::Http {
+                system: "Kubernetes",
+                url: format!("{}/apis/apps/v1/namespaces/{ns}/deployments/{name}", self.target.url),
+                detail: format!("unparseable {e}"),
+            })?,
         })
     }
 }
@@ -220,6 +293,25 @@ mod tests {
         let spread =
             json!({"topologySpreadConstraints": [{"topologyKey": ZONE_LABEL, "maxSkew": 1}]});
         assert!(spreads_by_zone(&spread));
+    }
+
+    #[test]
+    fn requests_and_allocatable_in_kubernetes_quantities() {
+        let spec = json!({"containers": [
+            {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+            {"resources": {"requests": {"cpu": "0.25"}}},
+            {"name": "no-requests"}]});
+        assert_eq!(
+            pod_requests(&spec).unwrap(),
+            Resources { cpu_millis: 750, memory_bytes: 1 << 30 }
+        );
+        let bad = json!({"containers": [{"resources": {"requests": {"cpu": "lots"}}}]});
+        assert!(pod_requests(&bad).unwrap_err().contains("lots"));
+        let node = json!({"status": {"allocatable": {"cpu": "3920m", "memory": "15720140Ki"}}});
+        assert_eq!(
+            allocatable(&node).unwrap(),
+            Resources { cpu_millis: 3920, memory_bytes: 15_720_140 * 1024 }
+        );
     }
 
     #[test]

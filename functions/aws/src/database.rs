@@ -71,6 +71,22 @@ pub trait Database: Send + Sync {
         &self,
         new_primary: &DatabaseTarget,
     ) -> impl Future<Output = Result<RebuildOutcome, AdapterError>> + Send;
+    /// Where a cluster manager keeps a member list (Patroni's `GET /cluster`): the member a
+    /// failover promotes here and every member; None for backends without one.
+    fn cluster_members(
+        &self,
+    ) -> impl Future<Output = Result<Option<ClusterMembers>, AdapterError>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// A cluster manager's member list and the member the failover would promote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterMembers {
+    /// The configured failover candidate (`member` of the Patroni target).
+    pub candidate: String,
+    /// Every member, as the manager lists it.
+    pub members: Vec<hapilot_core::readiness::PatroniMemberView>,
 }
 
 /// A database's WAL position.
@@ -241,6 +257,13 @@ impl Database for AnyDatabase {
             AnyDatabase::Postgres(d) => d.rebuild_as_replica(new_primary).await,
             AnyDatabase::Patroni(d) => d.rebuild_as_replica(new_primary).await,
             AnyDatabase::Cloudnativepg(d) => d.rebuild_as_replica(new_primary).await,
+        }
+    }
+
+    async fn cluster_members(&self) -> Result<Option<ClusterMembers>, AdapterError> {
+        match self {
+            AnyDatabase::Patroni(d) => d.cluster_members().await,
+            AnyDatabase::Postgres(_) | AnyDatabase::Cloudnativepg(_) => Ok(None),
         }
     }
 }
@@ -722,5 +745,35 @@ impl Database for PatroniMember {
             method: "patroni_reinitialize".into(),
             detail: body.trim().to_string(),
         })
+    }
+
+    async fn cluster_members(&self) -> Result<Option<ClusterMembers>, AdapterError> {
+        let path = "/cluster";
+        let body: serde_json::Value = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| self.error(path, crate::error::error_chain(&e)))?
+            .json()
+            .await
+            .map_err(|e| self.error(path, crate::error::error_chain(&e)))?;
+        let members = body["members"]
+            .as_array()
+            .ok_or_else(|| self.error(path, "no members in the answer"))?;
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        Ok(Some(ClusterMembers {
+            candidate: self.member.clone(),
+            members: members
+                .iter()
+                .map(|m| hapilot_core::readiness::PatroniMemberView {
+                    name: text(&m["name"]),
+                    role: text(&m["role"]),
+                    state: text(&m["state"]),
+                    // A number of bytes, or "unknown" when Patroni cannot tell.
+                    lag_bytes: m["lag"].as_u64(),
+                    nofailover: m["tags"]["nofailover"].as_bool().unwrap_or(false),
+                })
+                .collect(),
+        }))
     }
 }

@@ -1,10 +1,11 @@
 //! A region's Redis, for readiness: `INFO replication` over RESP (optionally after `AUTH`), as
-//! `redis-cli info replication` shows it.
+//! `redis-cli info replication` shows it, and, where Sentinel watches it, each Sentinel's
+//! `SENTINEL MASTER <name>`.
 
 use std::future::Future;
 use std::time::Duration;
 
-use hapilot_core::readiness::RedisView;
+use hapilot_core::readiness::{RedisView, SentinelMaster, SentinelView};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,12 +20,31 @@ pub struct RedisTarget {
     /// `requirepass` / ACL password, if any (never printed).
     #[serde(default)]
     pub password: crate::SecretText,
+    /// The Sentinels that watch it, when Sentinel runs the failover of Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelTarget>,
+}
+
+/// The Sentinels of one Redis master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelTarget {
+    /// `host:port` of each Sentinel (26379 by default).
+    pub addresses: Vec<String>,
+    /// The master's name in `sentinel monitor <name> ...`.
+    pub master_name: String,
+    /// The Sentinels' own `requirepass`, if any (never printed).
+    #[serde(default)]
+    pub password: crate::SecretText,
 }
 
 /// Reads Redis' replication state.
 pub trait RedisReader: Send + Sync {
     /// `INFO replication`, parsed.
     fn replication(&self) -> impl Future<Output = Result<RedisView, AdapterError>> + Send;
+    /// Each configured Sentinel's view of the master: (master name, views); None where no
+    /// Sentinel is configured. A Sentinel that does not answer is a view with its error.
+    fn sentinels(&self) -> impl Future<Output = Option<(String, Vec<SentinelView>)>> + Send;
 }
 
 /// [`RedisReader`] over TCP.
@@ -74,66 +94,163 @@ pub fn parse_replication(info: &str) -> Option<RedisView> {
     })
 }
 
-/// Reads one RESP reply (simple string, error or bulk string) from `stream`.
-async fn reply(stream: &mut tokio::net::TcpStream) -> std::io::Result<Result<String, String>> {
+/// A RESP reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`, a bulk string, or an integer as text.
+    Text(String),
+    /// `-ERR ...`.
+    Error(String),
+    /// `*N` of replies.
+    Array(Vec<Reply>),
+    /// `$-1` / `*-1`.
+    Nil,
+}
+
+/// Parses one reply from the front of `buf`: the reply and the bytes it took, or None when
+/// `buf` does not hold all of it yet.
+pub fn parse_reply(buf: &[u8]) -> Option<(Reply, usize)> {
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let head = String::from_utf8_lossy(&buf[1..end]).to_string();
+    let rest = end + 2;
+    match buf.first()? {
+        b'+' | b':' => Some((Reply::Text(head), rest)),
+        b'-' => Some((Reply::Error(head), rest)),
+        b'$' => {
+            let len: i64 = head.parse().ok()?;
+            if len < 0 {
+                return Some((Reply::Nil, rest));
+            }
+            let len = len as usize;
+            (buf.len() >= rest + len + 2).then(|| {
+                (
+                    Reply::Text(String::from_utf8_lossy(&buf[rest..rest + len]).into()),
+                    rest + len + 2,
+                )
+            })
+        }
+        b'*' => {
+            let count: i64 = head.parse().ok()?;
+            if count < 0 {
+                return Some((Reply::Nil, rest));
+            }
+            let mut items = Vec::new();
+            let mut at = rest;
+            for _ in 0..count {
+                let (item, used) = parse_reply(&buf[at..])?;
+                items.push(item);
+                at += used;
+            }
+            Some((Reply::Array(items), at))
+        }
+        other => Some((Reply::Error(format!("unexpected reply type {:?}", *other as char)), buf.len())),
+    }
+}
+
+/// Sends `args` and reads the whole reply.
+async fn call(stream: &mut tokio::net::TcpStream, args: &[&str]) -> std::io::Result<Reply> {
+    stream.write_all(&command(args)).await?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
+        if let Some((reply, _)) = parse_reply(&buf) {
+            return Ok(reply);
+        }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(Err("connection closed".into()));
+            return Ok(Reply::Error("connection closed".into()));
         }
         buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        let Some(end) = text.find("\r\n") else {
-            continue;
-        };
-        let head = &text[..end];
-        match head.as_bytes().first() {
-            Some(b'+') => return Ok(Ok(head[1..].to_string())),
-            Some(b'-') => return Ok(Err(head[1..].to_string())),
-            Some(b'$') => {
-                let len: usize = head[1..].parse().unwrap_or(0);
-                if buf.len() >= end + 2 + len {
-                    return Ok(Ok(
-                        String::from_utf8_lossy(&buf[end + 2..end + 2 + len]).into()
-                    ));
-                }
-            }
-            _ => return Ok(Err(format!("unexpected reply {head:?}"))),
-        }
     }
+}
+
+/// `SENTINEL MASTER`'s flat field/value array, parsed.
+pub fn parse_sentinel_master(reply: &Reply) -> Option<SentinelMaster> {
+    let Reply::Array(items) = reply else {
+        return None;
+    };
+    let fields: Vec<&str> = items
+        .iter()
+        .map(|i| match i {
+            Reply::Text(t) => t.as_str(),
+            _ => "",
+        })
+        .collect();
+    let field = |key: &str| {
+        fields
+            .chunks(2)
+            .find(|kv| kv[0] == key)
+            .and_then(|kv| kv.get(1).copied())
+    };
+    let number = |key: &str| field(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Some(SentinelMaster {
+        address: format!("{}:{}", field("ip")?, field("port")?),
+        flags: field("flags")?.to_string(),
+        replicas: number("num-slaves"),
+        other_sentinels: number("num-other-sentinels"),
+        quorum: number("quorum"),
+    })
+}
+
+/// Connects to `address`, authenticates when `password` is set, and runs `args`.
+async fn ask(address: &str, password: &str, args: &[&str]) -> Result<Reply, String> {
+    let work = async {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !password.is_empty()
+            && let Reply::Error(e) = call(&mut stream, &["AUTH", password])
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            return Err(format!("AUTH refused: {e}"));
+        }
+        match call(&mut stream, args).await.map_err(|e| e.to_string())? {
+            Reply::Error(e) => Err(format!("{} refused: {e}", args[0])),
+            reply => Ok(reply),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .map_err(|_| "no answer within 5 s".to_string())?
 }
 
 impl RedisReader for TcpRedis {
     async fn replication(&self) -> Result<RedisView, AdapterError> {
-        let work = async {
-            let mut stream = tokio::net::TcpStream::connect(&self.target.address)
-                .await
-                .map_err(|e| self.error(e.to_string()))?;
-            if !self.target.password.expose().is_empty() {
-                stream
-                    .write_all(&command(&["AUTH", self.target.password.expose()]))
-                    .await
-                    .map_err(|e| self.error(e.to_string()))?;
-                reply(&mut stream)
-                    .await
-                    .map_err(|e| self.error(e.to_string()))?
-                    .map_err(|e| self.error(format!("AUTH refused: {e}")))?;
-            }
-            stream
-                .write_all(&command(&["INFO", "replication"]))
-                .await
-                .map_err(|e| self.error(e.to_string()))?;
-            let info = reply(&mut stream)
-                .await
-                .map_err(|e| self.error(e.to_string()))?
-                .map_err(|e| self.error(format!("INFO refused: {e}")))?;
-            parse_replication(&info).ok_or_else(|| self.error("INFO replication has no role"))
-        };
-        tokio::time::timeout(Duration::from_secs(5), work)
+        let reply = ask(
+            &self.target.address,
+            self.target.password.expose(),
+            &["INFO", "replication"],
+        )
+        .await
+        .map_err(|e| self.error(e))?;
+        match reply {
+            Reply::Text(info) => parse_replication(&info)
+                .ok_or_else(|| self.error("INFO replication has no role")),
+            other => Err(self.error(format!("INFO answered {other:?}"))),
+        }
+    }
+
+    async fn sentinels(&self) -> Option<(String, Vec<SentinelView>)> {
+        let sentinel = self.target.sentinel.as_ref()?;
+        let mut views = Vec::new();
+        for address in &sentinel.addresses {
+            let answer = ask(
+                address,
+                sentinel.password.expose(),
+                &["SENTINEL", "MASTER", &sentinel.master_name],
+            )
             .await
-            .map_err(|_| self.error("no answer within 5 s"))?
+            .and_then(|reply| {
+                parse_sentinel_master(&reply)
+                    .ok_or_else(|| format!("SENTINEL MASTER answered {reply:?}"))
+            });
+            views.push(SentinelView {
+                sentinel: address.clone(),
+                answer,
+            });
+        }
+        Some((sentinel.master_name.clone(), views))
     }
 }
 
@@ -159,5 +276,22 @@ mod tests {
             Some(false)
         );
         assert_eq!(parse_replication("nothing"), None);
+    }
+
+    #[test]
+    fn sentinel_master_is_parsed_from_its_flat_array() {
+        let mut wire = String::from("*8\r\n");
+        for t in ["name", "gateway", "ip", "127.0.0.1", "port", "6379", "flags", "master"] {
+            wire.push_str(&format!("${}\r\n{t}\r\n", t.len()));
+        }
+        let (reply, used) = parse_reply(wire.as_bytes()).unwrap();
+        assert_eq!(used, wire.len());
+        let master = parse_sentinel_master(&reply).unwrap();
+        assert_eq!(master.address, "127.0.0.1:6379");
+        assert_eq!(master.flags, "master");
+        assert_eq!(master.replicas, 0);
+        assert_eq!(parse_reply(&wire.as_bytes()[..wire.len() - 3]), None, "incomplete");
+        assert_eq!(parse_reply(b"-NOGOODLEADER\r\n").unwrap().0, Reply::Error("NOGOODLEADER".into()));
+        assert_eq!(parse_reply(b"$-1\r\n").unwrap().0, Reply::Nil);
     }
 }

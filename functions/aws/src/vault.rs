@@ -19,6 +19,10 @@ pub struct VaultTarget {
     /// PEM file of the CA that signed Vault's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// Vault Enterprise performance replication is configured between the regions: readiness
+    /// reads `/v1/sys/replication/performance/status`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub performance_replication: bool,
 }
 
 /// A Vault cluster.
@@ -35,6 +39,13 @@ pub trait Vault: Send + Sync {
     fn raft_servers(
         &self,
     ) -> impl Future<Output = Result<Vec<hapilot_core::readiness::RaftServer>, AdapterError>> + Send;
+    /// Enterprise performance replication (`GET /v1/sys/replication/performance/status`,
+    /// unauthenticated); None when the target does not use it.
+    fn performance_replication(
+        &self,
+    ) -> impl Future<
+        Output = Result<Option<hapilot_core::readiness::VaultReplicationView>, AdapterError>,
+    > + Send;
 }
 
 /// [`Vault`] over HTTP.
@@ -91,6 +102,52 @@ impl Vault for HttpVault {
 
     async fn raft_servers(&self) -> Result<Vec<hapilot_core::readiness::RaftServer>, AdapterError> {
         let path = "/v1/sys/storage/raft/configuration";
+        let body = self.read(path).await?;
+        let servers = body["data"]["config"]["servers"]
+            .as_array()
+            .ok_or_else(|| self.error(path, "no data.config.servers in the answer"))?;
+        Ok(servers
+            .iter()
+            .map(|s| hapilot_core::readiness::RaftServer {
+                node_id: s["node_id"].as_str().unwrap_or("?").to_string(),
+                leader: s["leader"].as_bool().unwrap_or(false),
+                voter: s["voter"].as_bool().unwrap_or(false),
+            })
+            .collect())
+    }
+
+    async fn performance_replication(
+        &self,
+    ) -> Result<Option<hapilot_core::readiness::VaultReplicationView>, AdapterError> {
+        if !self.target.performance_replication {
+            return Ok(None);
+        }
+        let path = "/v1/sys/replication/performance/status";
+        let body = self.read(path).await?;
+        let data = &body["data"];
+        let mode = data["mode"]
+            .as_str()
+            .ok_or_else(|| self.error(path, "no data.mode in the answer"))?;
+        // A primary lists its secondaries, a secondary its primaries.
+        let peers = data["secondaries"]
+            .as_array()
+            .or(data["primaries"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(hapilot_core::readiness::VaultReplicationView {
+            mode: mode.to_string(),
+            state: data["state"].as_str().unwrap_or_default().to_string(),
+            connections: peers
+                .iter()
+                .map(|p| p["connection_status"].as_str().unwrap_or("unknown").to_string())
+                .collect(),
+        }))
+    }
+}
+
+impl HttpVault {
+    /// GETs `path` with the token; a non-2xx answer is an error with Vault's text.
+    async fn read(&self, path: &str) -> Result<serde_json::Value, AdapterError> {
         let r = self
             .http
             .get(format!("{}{path}", self.target.url.trim_end_matches('/')))
@@ -103,20 +160,8 @@ impl Vault for HttpVault {
             let body = r.text().await.unwrap_or_default();
             return Err(self.error(path, format!("HTTP {status}: {}", body.trim())));
         }
-        let body: serde_json::Value = r
-            .json()
+        r.json()
             .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
-        let servers = body["data"]["config"]["servers"]
-            .as_array()
-            .ok_or_else(|| self.error(path, "no data.config.servers in the answer"))?;
-        Ok(servers
-            .iter()
-            .map(|s| hapilot_core::readiness::RaftServer {
-                node_id: s["node_id"].as_str().unwrap_or("?").to_string(),
-                leader: s["leader"].as_bool().unwrap_or(false),
-                voter: s["voter"].as_bool().unwrap_or(false),
-            })
-            .collect())
+            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))
     }
 }

@@ -526,9 +526,21 @@ pub fn practice_checks(view: &PracticeView) -> Vec<ReadinessCheck> {
     out
 }
 
-/// The DR drill's schedule (EventBridge Scheduler): `state` is its `State` (`ENABLED`,
-/// `DISABLED`), None when no schedule by that name exists.
-pub fn drill_schedule_check(name: &str, state: Option<&str>) -> ReadinessCheck {
+/// The DR drill's schedule (EventBridge Scheduler): `name` as configured (None: not
+/// configured), `state` its `State` (`ENABLED`, `DISABLED`), None when no schedule by that
+/// name exists.
+pub fn drill_schedule_check(name: Option<&str>, state: Option<&str>) -> ReadinessCheck {
+    let Some(name) = name else {
+        return check(
+            "practice.drill_schedule",
+            "global",
+            "dr-drill schedule",
+            CheckStatus::Fail,
+            "HAPILOT_DRILL_SCHEDULE names no schedule: nothing is known to run the quarterly drill"
+                .into(),
+            "set HAPILOT_DRILL_SCHEDULE to the DR drill's schedule (the template sets it)",
+        );
+    };
     let (status, seen) = match state {
         Some("ENABLED") => (CheckStatus::Pass, format!("schedule {name} is enabled")),
         Some(other) => (
@@ -962,11 +974,12 @@ mod tests {
 
     #[test]
     fn the_drill_schedule_must_exist_and_run() {
-        let s = |state| drill_schedule_check("hapilot-dr-drill", state);
+        let s = |state| drill_schedule_check(Some("hapilot-dr-drill"), state);
         assert_eq!(s(Some("ENABLED")).status, CheckStatus::Pass);
         let disabled = s(Some("DISABLED"));
         assert_eq!(disabled.status, CheckStatus::Warn);
         assert!(disabled.fix.contains("State: ENABLED"));
         assert_eq!(s(None).status, CheckStatus::Fail);
+        assert!(drill_schedule_check(None, None).fix.contains("HAPILOT_DRILL_SCHEDULE"));
     }
 }

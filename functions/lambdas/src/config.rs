@@ -97,6 +97,10 @@ pub struct Settings {
     /// `HAPILOT_READINESS_WORKLOADS`: JSON array of the gateway Deployments readiness checks in
     /// each region (default `["litellm", "agentgateway", "vllm"]`).
     pub readiness_workloads: Vec<String>,
+    /// `HAPILOT_DRILL_SCHEDULE`: the EventBridge Scheduler schedule that runs the DR drill
+    /// (readiness checks that it exists and is enabled).
+    #[serde(default)]
+    pub drill_schedule: Option<String>,
     /// `HAPILOT_CANARY_PROVIDER`: JSON [`TrafficSource`], where the canary gate reads traffic.
     pub canary_provider: Option<TrafficSource>,
     /// `HAPILOT_FAILOVER_INPUT_DEFAULTS`: JSON object merged under every alarm-started run's
@@ -124,7 +128,7 @@ pub struct Settings {
 
 /// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
 /// without the prefix).
-pub const VARIABLES: [&str; 28] = [
+pub const VARIABLES: [&str; 29] = [
     "HAPILOT_HOSTED_ZONE_ID",
     "HAPILOT_RECORD_NAME",
     "HAPILOT_GLOBAL_HEALTH_URL",
@@ -139,6 +143,7 @@ pub const VARIABLES: [&str; 28] = [
     "HAPILOT_COOLDOWN_SECONDS",
     "HAPILOT_SCALE_TARGETS",
     "HAPILOT_READINESS_WORKLOADS",
+    "HAPILOT_DRILL_SCHEDULE",
     "HAPILOT_EMERGENCY_ROLES",
     "HAPILOT_CANARY_PROVIDER",
     "HAPILOT_FAILOVER_INPUT_DEFAULTS",
@@ -192,6 +197,7 @@ impl Settings {
         s.backup_bucket = text("HAPILOT_BACKUP_BUCKET");
         s.dr_backup_bucket = text("HAPILOT_DR_BACKUP_BUCKET");
         s.dr_region = text("HAPILOT_DR_REGION");
+        s.drill_schedule = text("HAPILOT_DRILL_SCHEDULE");
         if let Some(v) = text("HAPILOT_REGIONS") {
             s.regions = regions_json("HAPILOT_REGIONS", &v)?;
         }

@@ -1,9 +1,11 @@
 //! Task `evaluate-readiness`: the `readiness` state machine's one step. Looks inside every
-//! configured region (the gateway workloads through Kubernetes, the standby database's
-//! replication, Redis, Vault's raft) and at hapilot's own records (drills, audits, restores),
-//! asks core for the verdicts, writes `reports/readiness/<time>.{json,md}` and
-//! `reports/readiness/latest.json`, puts `hapilot/Readiness` metrics per region and notifies
-//! when a check newly fails. Input: `{"request": {"now"?: epoch seconds}, "run"}`.
+//! configured region (the gateway workloads and the standby's capacity through Kubernetes, the
+//! standby database's replication and Patroni members, Redis and its Sentinels, Vault's raft
+//! and performance replication), at the global name's records and health checks, and at
+//! hapilot's own records (drills, audits, restores, the drill schedule); asks core for the
+//! verdicts, writes `reports/readiness/<time>.{json,md}` and `reports/readiness/latest.json`,
+//! puts `hapilot/Readiness` metrics per region and notifies when a check newly fails. Input:
+//! `{"request": {"now"?: epoch seconds}, "run"}`.
 
 use hapilot_aws::cluster::ClusterReader;
 use hapilot_aws::database::Database;
@@ -12,13 +14,20 @@ use hapilot_aws::monitoring::{MetricValue, Metrics};
 use hapilot_aws::notifier::Notifier;
 use hapilot_aws::permissions::PermissionSimulator;
 use hapilot_aws::redis::RedisReader;
+use hapilot_aws::route53_health::TrafficReader;
+use hapilot_aws::schedules::ScheduleReader;
+use hapilot_aws::traffic_switch::TrafficSwitchConfig;
 use hapilot_aws::vault::Vault;
 use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::readiness::{
-    CheckStatus, PracticeView, ReadinessCheck, ReadinessReport, ReplicationView, parity_check,
-    permissions_check, practice_checks, redis_check, replication_check, unreadable, vault_check,
+    CheckStatus, ExpectedWiring, PracticeView, ReadinessCheck, ReadinessReport, ReplicationView,
+    ScaleNeed, WorkloadView, capacity_check, drill_schedule_check, health_status_check,
+    parity_check, patroni_check, permissions_check, practice_checks, record_check, redis_check,
+    replication_check, sentinel_check, unreadable, vault_check, vault_replication_check,
     workload_checks,
 };
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -71,6 +80,18 @@ fn epoch_of(rfc3339: &Value) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
+/// What readiness reads once for the whole deployment.
+pub struct GlobalSources<'a, P, T, S> {
+    /// IAM's policy simulator, for the emergency path's roles.
+    pub simulator: &'a P,
+    /// Where this deployment (and its emergency-path roles) runs.
+    pub own_region: &'a str,
+    /// The global name's records and Route53's health-check status.
+    pub traffic: &'a T,
+    /// EventBridge Scheduler (the DR drill's schedule).
+    pub schedules: &'a S,
+}
+
 /// hapilot's own records of practice, from the audit bucket's reports.
 async fn practice(journal: &impl Journal, now: i64) -> Result<PracticeView, FunctionError> {
     let read = |e| FunctionError::from_adapter(hapilot_core::ErrorName::SetupFailed)(e);
@@ -115,16 +136,12 @@ async fn practice(journal: &impl Journal, now: i64) -> Result<PracticeView, Func
     Ok(view)
 }
 
-/// Evaluates readiness and publishes the report. `own_region` is where this deployment (and
-/// its emergency-path roles) runs.
-#[allow(clippy::too_many_arguments)]
-pub async fn evaluate_readiness<C, D, V, R>(
+/// Evaluates readiness and publishes the report.
+pub async fn evaluate_readiness<C, D, V, R, P, T, S>(
     settings: &Settings,
     sources: &RegionSources<C, D, V, R>,
-    (simulator, own_region): (&impl PermissionSimulator, &str),
-    journal: &impl Journal,
-    metrics: &impl Metrics,
-    notifier: &impl Notifier,
+    global: GlobalSources<'_, P, T, S>,
+    (journal, metrics, notifier): (&impl Journal, &impl Metrics, &impl Notifier),
     input: Value,
 ) -> Result<Value, FunctionError>
 where
@@ -132,84 +149,239 @@ where
     D: Database,
     V: Vault,
     R: RedisReader,
+    P: PermissionSimulator,
+    T: TrafficReader,
+    S: ScheduleReader,
 {
     let Input { request, .. } = parse_input(input)?;
     let now = request
         .and_then(|r| r.now)
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let mut checks: Vec<ReadinessCheck> = Vec::new();
+    let mut workloads: BTreeMap<(String, String), WorkloadView> = BTreeMap::new();
+    for region in settings.regions.keys() {
+        if let Some(cluster) = (sources.cluster)(region)? {
+            checks.extend(cluster_checks(settings, region, &cluster, &mut workloads).await);
+        }
+        if let Some(database) = (sources.database)(region)? {
+            checks.extend(database_checks(settings, region, &database).await);
+        }
+        if let Some(redis) = (sources.redis)(region)? {
+            checks.extend(redis_checks(region, &redis).await);
+        }
+        if let Some(vault) = (sources.vault)(region)? {
+            checks.extend(vault_checks(region, &vault).await);
+        }
+    }
+    checks.extend(parity_checks(settings, &workloads));
+    checks.extend(traffic_checks(settings, global.traffic).await);
+    checks.extend(permission_checks(settings, global.simulator, global.own_region).await);
+    checks.extend(practice_checks(&practice(journal, now).await?));
+    let schedule = settings.drill_schedule.as_deref();
+    checks.push(match schedule {
+        Some(name) => match global.schedules.schedule_state(name).await {
+            Ok(state) => drill_schedule_check(Some(name), state.as_deref()),
+            Err(e) => unreadable("practice.drill_schedule", "global", name, &e.to_string()),
+        },
+        None => drill_schedule_check(None, None),
+    });
+    let previous: Vec<String> = match journal.get(LATEST_KEY).await {
+        Ok(Some(report)) => serde_json::from_value::<ReadinessReport>(report)
+            .map(|r| r.failed_keys())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    publish_report(
+        journal,
+        metrics,
+        notifier,
+        &ReadinessReport::new(now, checks, &previous),
+    )
+    .await
+}
+
+/// One region's workloads and, in a standby, whether the failover's scale fits.
+async fn cluster_checks(
+    settings: &Settings,
+    region: &str,
+    cluster: &impl ClusterReader,
+    workloads: &mut BTreeMap<(String, String), WorkloadView>,
+) -> Vec<ReadinessCheck> {
+    let mut checks = Vec::new();
+    for name in &settings.readiness_workloads {
+        match cluster.workload(name).await {
+            Ok(view) => {
+                checks.extend(workload_checks(region, &view));
+                workloads.insert((region.to_string(), name.clone()), view);
+            }
+            Err(e) => checks.push(unreadable(
+                "kubernetes.workload",
+                region,
+                name,
+                &e.to_string(),
+            )),
+        }
+    }
+    if !is_standby(settings, region) {
+        return checks;
+    }
+    let mut needs = Vec::new();
+    for (name, target) in &settings.scale_targets {
+        let view = match workloads.get(&(region.to_string(), name.clone())) {
+            Some(view) => view.clone(),
+            None => match cluster.workload(name).await {
+                Ok(view) => view,
+                Err(e) => {
+                    checks.push(unreadable("kubernetes.capacity", region, name, &e.to_string()));
+                    continue;
+                }
+            },
+        };
+        needs.push(ScaleNeed {
+            workload: name.clone(),
+            current: view.spec_replicas,
+            target: *target,
+            per_pod: view.pod_requests,
+        });
+    }
+    checks.push(match cluster.capacity().await {
+        Ok(nodes) => capacity_check(region, &nodes, &needs),
+        Err(e) => unreadable("kubernetes.capacity", region, "nodes", &e.to_string()),
+    });
+    checks
+}
+
+/// A standby database's replication and, under Patroni, its member list.
+async fn database_checks(
+    settings: &Settings,
+    region: &str,
+    database: &impl Database,
+) -> Vec<ReadinessCheck> {
     let rpo = settings
         .tier
         .unwrap_or(hapilot_core::tier::Tier::Critical)
         .rpo_secs();
-    let mut checks: Vec<ReadinessCheck> = Vec::new();
-    // Each region's images per workload, for parity between primary and standby.
-    let mut images: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
-    for region in settings.regions.keys() {
-        if let Some(cluster) = (sources.cluster)(region)? {
-            for name in &settings.readiness_workloads {
-                match cluster.workload(name).await {
-                    Ok(view) => {
-                        images.insert((region.clone(), name.clone()), view.images.clone());
-                        checks.extend(workload_checks(region, &view));
-                    }
-                    Err(e) => checks.push(unreadable(
-                        "kubernetes.workload",
-                        region,
-                        name,
-                        &e.to_string(),
-                    )),
-                }
-            }
-        }
-        if let Some(database) = (sources.database)(region)? {
-            match database.replication_status().await {
-                // The primary region's database is judged by its replica's check.
-                Ok(status) if !status.in_recovery && !is_standby(settings, region) => {}
-                Ok(status) => checks.push(replication_check(
-                    region,
-                    &ReplicationView {
-                        in_recovery: status.in_recovery,
-                        streaming: status.streaming.unwrap_or(status.replay_lag_secs.is_some()),
-                        lag_secs: status.replay_lag_secs,
-                    },
-                    rpo,
-                )),
-                Err(e) => checks.push(unreadable(
-                    "database.replication",
-                    region,
-                    "database",
-                    &e.to_string(),
-                )),
-            }
-        }
-        if let Some(redis) = (sources.redis)(region)? {
-            checks.push(match redis.replication().await {
-                Ok(view) => redis_check(region, &view),
-                Err(e) => unreadable("redis.replication", region, "redis", &e.to_string()),
-            });
-        }
-        if let Some(vault) = (sources.vault)(region)? {
-            checks.push(match vault.raft_servers().await {
-                Ok(servers) => vault_check(region, &servers),
-                Err(e) => unreadable("vault.raft", region, "vault", &e.to_string()),
-            });
+    let standby = is_standby(settings, region);
+    let mut checks = Vec::new();
+    match database.replication_status().await {
+        // The primary region's database is judged by its replica's check.
+        Ok(status) if !status.in_recovery && !standby => {}
+        Ok(status) => checks.push(replication_check(
+            region,
+            &ReplicationView {
+                in_recovery: status.in_recovery,
+                streaming: status.streaming.unwrap_or(status.replay_lag_secs.is_some()),
+                lag_secs: status.replay_lag_secs,
+            },
+            rpo,
+        )),
+        Err(e) => checks.push(unreadable(
+            "database.replication",
+            region,
+            "database",
+            &e.to_string(),
+        )),
+    }
+    if standby {
+        match database.cluster_members().await {
+            Ok(Some(m)) => checks.push(patroni_check(region, &m.candidate, &m.members)),
+            Ok(None) => {}
+            Err(e) => checks.push(unreadable("database.patroni", region, "patroni", &e.to_string())),
         }
     }
+    checks
+}
+
+/// Redis' replication and its Sentinels' view.
+async fn redis_checks(region: &str, redis: &impl RedisReader) -> Vec<ReadinessCheck> {
+    let mut checks = vec![match redis.replication().await {
+        Ok(view) => redis_check(region, &view),
+        Err(e) => unreadable("redis.replication", region, "redis", &e.to_string()),
+    }];
+    if let Some((master, views)) = redis.sentinels().await {
+        checks.push(sentinel_check(region, &master, &views));
+    }
+    checks
+}
+
+/// Vault's raft quorum and, where configured, its performance replication.
+async fn vault_checks(region: &str, vault: &impl Vault) -> Vec<ReadinessCheck> {
+    let mut checks = vec![match vault.raft_servers().await {
+        Ok(servers) => vault_check(region, &servers),
+        Err(e) => unreadable("vault.raft", region, "vault", &e.to_string()),
+    }];
+    match vault.performance_replication().await {
+        Ok(Some(view)) => checks.push(vault_replication_check(region, &view)),
+        Ok(None) => {}
+        Err(e) => checks.push(unreadable("vault.replication", region, "vault", &e.to_string())),
+    }
+    checks
+}
+
+/// The standby runs the primary's images, per trigger and workload.
+fn parity_checks(
+    settings: &Settings,
+    workloads: &BTreeMap<(String, String), WorkloadView>,
+) -> Vec<ReadinessCheck> {
+    let mut checks = Vec::new();
     for trigger in &settings.triggers {
         for name in &settings.readiness_workloads {
-            let of = |r: &str| images.get(&(r.to_string(), name.clone()));
+            let of = |r: &str| workloads.get(&(r.to_string(), name.clone()));
             if let (Some(primary), Some(standby)) =
                 (of(&trigger.primary_region), of(&trigger.standby_region))
             {
                 checks.push(parity_check(
                     &trigger.standby_region,
                     name,
-                    primary,
-                    standby,
+                    &primary.images,
+                    &standby.images,
                 ));
             }
         }
     }
+    checks
+}
+
+/// Each region's record of the global name, its health check's wiring and health now.
+async fn traffic_checks(settings: &Settings, traffic: &impl TrafficReader) -> Vec<ReadinessCheck> {
+    let (Some(zone), Some(name)) = (&settings.hosted_zone_id, &settings.record_name) else {
+        return Vec::new();
+    };
+    let records = match traffic.records(zone, name).await {
+        Ok(records) => records,
+        Err(e) => return vec![unreadable("traffic.record", "global", name, &e.to_string())],
+    };
+    let mut checks = Vec::new();
+    for (region, config) in &settings.regions {
+        let set = &config.set_identifier;
+        let expected = match &settings.traffic_switch {
+            TrafficSwitchConfig::Weights {} => ExpectedWiring::Weights,
+            TrafficSwitchConfig::HealthCheck { .. } => ExpectedWiring::HealthCheck,
+            TrafficSwitchConfig::ArcRoutingControl { controls, .. } => {
+                ExpectedWiring::RoutingControl {
+                    control_arn: controls.get(set).cloned().unwrap_or_default(),
+                }
+            }
+        };
+        let record = records.get(set);
+        checks.push(record_check(region, set, &expected, record));
+        if let Some(id) = record.and_then(|r| r.health_check.as_ref().and(r.health_check_id.as_ref())) {
+            checks.push(match traffic.health_status(id).await {
+                Ok(latest) => health_status_check(region, set, id, latest),
+                Err(e) => unreadable("traffic.health", region, set, &e.to_string()),
+            });
+        }
+    }
+    checks
+}
+
+/// The emergency path's roles, each simulated against the calls its code makes.
+async fn permission_checks(
+    settings: &Settings,
+    simulator: &impl PermissionSimulator,
+    own_region: &str,
+) -> Vec<ReadinessCheck> {
+    let mut checks = Vec::new();
     for (function, role) in &settings.emergency_roles {
         let Some(spec) = crate::catalog::find(function) else {
             checks.push(unreadable(
@@ -235,16 +407,19 @@ where
             ),
         });
     }
-    checks.extend(practice_checks(&practice(journal, now).await?));
-    let previous: Vec<String> = match journal.get(LATEST_KEY).await {
-        Ok(Some(report)) => serde_json::from_value::<ReadinessReport>(report)
-            .map(|r| r.failed_keys())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let report = ReadinessReport::new(now, checks, &previous);
-    let value = serde_json::to_value(&report).map_err(|e| FunctionError::Setup(e.to_string()))?;
-    let stem = format!("reports/readiness/{}", epoch_text(now));
+    checks
+}
+
+/// Writes the report (JSON, Markdown, latest), its metrics and, when a check newly failed,
+/// the notice; answers the state machine.
+async fn publish_report(
+    journal: &impl Journal,
+    metrics: &impl Metrics,
+    notifier: &impl Notifier,
+    report: &ReadinessReport,
+) -> Result<Value, FunctionError> {
+    let value = serde_json::to_value(report).map_err(|e| FunctionError::Setup(e.to_string()))?;
+    let stem = format!("reports/readiness/{}", epoch_text(report.evaluated_at));
     let count = |region: &str, check: &str| {
         report
             .checks

@@ -349,7 +349,10 @@ functions! {
     "evaluate-readiness" => evaluate_readiness(|a, event| {
         let simulator = hapilot_aws::permissions::IamSimulator::from_sdk(&a.sdk);
         let region = a.sdk.region().map(|r| r.to_string()).unwrap_or_default();
-        evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), (&simulator, &region), &a.journal, &a.metrics, &a.notifier, event).await
+        let traffic = hapilot_aws::route53_health::Route53Health::from_sdk(&a.sdk);
+        let schedules = hapilot_aws::schedules::Scheduler::from_sdk(&a.sdk);
+        let global = evaluate_readiness::GlobalSources { simulator: &simulator, own_region: &region, traffic: &traffic, schedules: &schedules };
+        evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), global, (&a.journal, &a.metrics, &a.notifier), event).await
     });
     "read-replication" => read_replication(|a, event| {
         read_replication::read_replication(|r| a.database(r), &a.journal, event).await
