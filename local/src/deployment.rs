@@ -285,7 +285,10 @@ impl LocalDeployment {
                     m.require_basic_auth(PATRONI_USER, PATRONI_PASSWORD);
                     Ok::<_, LocalError>(m)
                 };
-                let (primary, standby) = (member("pg-east", true).await?, member("pg-west", false).await?);
+                let (primary, standby) = (
+                    member("pg-east", true).await?,
+                    member("pg-west", false).await?,
+                );
                 primary.join(&standby);
                 Databases::Patroni { primary, standby }
             }
@@ -1253,7 +1256,13 @@ pub async fn put_drill_schedule(stack: &LocalStack, state: &str) -> Result<Strin
         .build()
         .map_err(LocalError::aws("CreateSchedule"))?;
     let expression = "cron(0 10 ? 1,4,7,10 TUE#2 *)";
-    if scheduler.get_schedule().name(DRILL_SCHEDULE).send().await.is_ok() {
+    if scheduler
+        .get_schedule()
+        .name(DRILL_SCHEDULE)
+        .send()
+        .await
+        .is_ok()
+    {
         scheduler
             .update_schedule()
             .name(DRILL_SCHEDULE)

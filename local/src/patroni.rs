@@ -179,7 +179,11 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
             let mut members = vec![m.listed()];
             let peers = m.peers.clone();
             drop(m);
-            members.extend(peers.iter().map(|p| p.lock().expect("member lock").listed()));
+            members.extend(
+                peers
+                    .iter()
+                    .map(|p| p.lock().expect("member lock").listed()),
+            );
             answer(
                 StatusCode::OK,
                 "application/json",

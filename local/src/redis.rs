@@ -207,7 +207,11 @@ impl RedisPair {
                 RedisServer::start_sentinel(SENTINEL_MASTER, &master.address(), None).await?,
             ));
         }
-        let sentinel_addresses = sentinels.iter().flatten().map(RedisServer::address).collect();
+        let sentinel_addresses = sentinels
+            .iter()
+            .flatten()
+            .map(RedisServer::address)
+            .collect();
         let mut pair = Self {
             master,
             replica: None,

@@ -1,6 +1,9 @@
-//! Readiness end to end: the `readiness` state machine over a healthy two-region world passes
-//! every check; each defect the issue lists, injected alone into the standby, fails exactly its
-//! check (with its fix), and is undone before the next.
+//! Readiness end to end: the `readiness` state machine over a healthy two-region world (AWS's
+//! data plane running, so Route53 publishes its health checks' status) passes every check;
+//! each defect the issue lists, and one per check it asks for beyond them (capacity, Sentinel,
+//! Vault replication, traffic health, the drill schedule), injected alone into the standby,
+//! fails exactly its check (with its fix), and is undone before the next. Patroni's member
+//! list is read from simulated members through the adapter.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -92,11 +95,22 @@ fn failed(report: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// The check `id` of a report.
+fn find<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == id)
+        .unwrap_or_else(|| panic!("no {id} check: {report:#}"))
+}
+
 /// Re-evaluates until `expected` are exactly the failed checks (a change like a stopped WAL
 /// receiver takes a moment to show); returns the report.
 async fn expect_failed(world: &FailoverWorld, expected: &[&str], what: &str) -> Value {
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Route53's status metric is read in 10 s buckets: a recovered check shows in the next.
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (status, report) = evaluate(world).await;
         if failed(&report) == expected {
@@ -133,6 +147,9 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         "redis-server is needed (scripts/ensure-redis)"
     );
     seed_practice(&world, 10 * DAY).await;
+    let _data_plane = world
+        .deployment
+        .start_data_plane(world.stack.stack(), Duration::from_millis(300));
     // A committed transaction the replica replays: its lag becomes measurable.
     PostgresDatabase::new(world.postgres().primary.dsn())
         .connect()
@@ -169,6 +186,12 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         "practice.restore",
         "permissions.emergency_path",
         "parity.images",
+        "kubernetes.capacity",
+        "redis.sentinel",
+        "vault.replication",
+        "traffic.record",
+        "traffic.health",
+        "practice.drill_schedule",
     ] {
         assert!(checks.contains(id), "{id} was not evaluated: {checks:?}");
     }
@@ -216,6 +239,41 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
     expect_failed(&world, &["parity.images"], "image drift").await;
     kube.reset_workloads();
 
+    // The standby's nodes too small for the failover's replica counts.
+    kube.set_node_allocatable("1", "2Gi");
+    let report = expect_failed(
+        &world,
+        &["kubernetes.capacity"],
+        "nodes too small for the failover's scale",
+    )
+    .await;
+    let capacity = find(&report, "kubernetes.capacity");
+    assert!(
+        capacity["seen"]
+            .as_str()
+            .unwrap()
+            .contains("2 litellm pod(s) would not schedule: 1.0 CPU / 2.0 GiB free on 3 node(s)"),
+        "{capacity}"
+    );
+    kube.reset_workloads();
+
+    // The standby's gateway failing its Route53 health check.
+    world
+        .deployment
+        .standby
+        .set_mode(hapilot::local::gateway::GatewayMode::Failing);
+    expect_failed(
+        &world,
+        &["traffic.health"],
+        "the standby's health check failing",
+    )
+    .await;
+    world
+        .deployment
+        .standby
+        .set_mode(hapilot::local::gateway::GatewayMode::Healthy);
+    expect_failed(&world, &[], "the standby's health check healthy again").await;
+
     // A replica not streaming: its WAL receiver pointed at nothing.
     let replica = PostgresDatabase::new(world.postgres().replica.dsn())
         .connect()
@@ -244,10 +302,44 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         .await
         .unwrap();
 
+    // Two of the three Sentinels gone: below the quorum of 2.
+    world.deployment.redis.as_mut().unwrap().stop_sentinels(2);
+    let report = expect_failed(&world, &["redis.sentinel"], "Sentinels below quorum").await;
+    let sentinel = find(&report, "redis.sentinel");
+    assert!(
+        sentinel["seen"].as_str().unwrap().contains("quorum is 2"),
+        "{sentinel}"
+    );
+    world
+        .deployment
+        .redis
+        .as_mut()
+        .unwrap()
+        .restart_sentinels()
+        .await
+        .unwrap();
+
     // Vault with one voter.
     world.deployment.vault.set_voters(1);
     expect_failed(&world, &["vault.raft"], "Vault with one voter").await;
     world.deployment.vault.set_voters(3);
+    // Vault's performance replication idle.
+    world.deployment.vault.set_replication_state("idle");
+    expect_failed(&world, &["vault.replication"], "Vault replication idle").await;
+    world.deployment.vault.set_replication_state("stream-wals");
+
+    // The DR drill's schedule disabled: a warning (the template ships it disabled until the
+    // team has rehearsed), which lowers the score without failing.
+    hapilot::local::deployment::put_drill_schedule(world.stack.stack(), "DISABLED")
+        .await
+        .unwrap();
+    let report = expect_failed(&world, &[], "the drill schedule disabled").await;
+    let schedule = find(&report, "practice.drill_schedule");
+    assert_eq!(schedule["status"], "warn", "{schedule}");
+    assert!(report["score"].as_f64().unwrap() < 100.0, "{report:#}");
+    hapilot::local::deployment::put_drill_schedule(world.stack.stack(), "ENABLED")
+        .await
+        .unwrap();
 
     // A standby role missing one permission the failover needs there: promote-database's
     // journal write.
@@ -344,4 +436,39 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         text.contains("(NOT READY)") && text.contains("failing: us-west-2/vault.raft/vault"),
         "{text}"
     );
+}
+
+/// Patroni's member list, read through the adapter from two simulated members of one cluster:
+/// the failover's candidate is a streaming replica; tagged `nofailover`, it is not.
+#[tokio::test]
+async fn patronis_candidate_is_read_from_the_member_list() {
+    use hapilot_aws::database::{AnyDatabase, Database, DatabaseTarget};
+    use hapilot_core::readiness::{CheckStatus, patroni_check};
+    let east = hapilot::local::patroni::SimulatedPatroni::start("pg-east", true)
+        .await
+        .unwrap();
+    let west = hapilot::local::patroni::SimulatedPatroni::start("pg-west", false)
+        .await
+        .unwrap();
+    east.join(&west);
+    let database = AnyDatabase::new(
+        &DatabaseTarget::Patroni {
+            url: west.url(),
+            member: "pg-west".into(),
+            ca_file: None,
+            auth: None,
+        },
+        reqwest::Client::new(),
+    );
+    let judge = || async {
+        let m = database.cluster_members().await.unwrap().unwrap();
+        patroni_check("us-west-2", &m.candidate, &m.members)
+    };
+    let ok = judge().await;
+    assert_eq!(ok.status, CheckStatus::Pass, "{}", ok.seen);
+    assert!(ok.seen.contains("leader pg-east"), "{}", ok.seen);
+    west.set_nofailover(true);
+    let refused = judge().await;
+    assert_eq!(refused.status, CheckStatus::Fail);
+    assert!(refused.seen.contains("nofailover"), "{}", refused.seen);
 }

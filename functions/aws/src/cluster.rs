@@ -147,7 +147,8 @@ pub fn pod_requests(pod_spec: &Value) -> Result<Resources, String> {
 fn allocatable(node: &Value) -> Result<Resources, String> {
     let field = |key: &str| node["status"]["allocatable"][key].as_str().unwrap_or("0");
     Ok(Resources {
-        cpu_millis: cpu_millis(field("cpu")).ok_or_else(|| format!("allocatable cpu {:?}", field("cpu")))?,
+        cpu_millis: cpu_millis(field("cpu"))
+            .ok_or_else(|| format!("allocatable cpu {:?}", field("cpu")))?,
         memory_bytes: memory_bytes(field("memory"))
             .ok_or_else(|| format!("allocatable memory {:?}", field("memory")))?,
     })
@@ -263,7 +264,10 @@ impl ClusterReader for KubernetesCluster {
                 .collect(),
             pod_requests: pod_requests(pod_spec).map_err(|e| AdapterError::Http {
                 system: "Kubernetes",
-                url: format!("{}/apis/apps/v1/namespaces/{ns}/deployments/{name}", self.target.url),
+                url: format!(
+                    "{}/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+                    self.target.url
+                ),
                 detail: format!("unparseable {e}"),
             })?,
         })
@@ -303,14 +307,20 @@ mod tests {
             {"name": "no-requests"}]});
         assert_eq!(
             pod_requests(&spec).unwrap(),
-            Resources { cpu_millis: 750, memory_bytes: 1 << 30 }
+            Resources {
+                cpu_millis: 750,
+                memory_bytes: 1 << 30
+            }
         );
         let bad = json!({"containers": [{"resources": {"requests": {"cpu": "lots"}}}]});
         assert!(pod_requests(&bad).unwrap_err().contains("lots"));
         let node = json!({"status": {"allocatable": {"cpu": "3920m", "memory": "15720140Ki"}}});
         assert_eq!(
             allocatable(&node).unwrap(),
-            Resources { cpu_millis: 3920, memory_bytes: 15_720_140 * 1024 }
+            Resources {
+                cpu_millis: 3920,
+                memory_bytes: 15_720_140 * 1024
+            }
         );
     }
 

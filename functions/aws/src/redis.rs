@@ -143,7 +143,10 @@ pub fn parse_reply(buf: &[u8]) -> Option<(Reply, usize)> {
             }
             Some((Reply::Array(items), at))
         }
-        other => Some((Reply::Error(format!("unexpected reply type {:?}", *other as char)), buf.len())),
+        other => Some((
+            Reply::Error(format!("unexpected reply type {:?}", *other as char)),
+            buf.len(),
+        )),
     }
 }
 
@@ -225,8 +228,9 @@ impl RedisReader for TcpRedis {
         .await
         .map_err(|e| self.error(e))?;
         match reply {
-            Reply::Text(info) => parse_replication(&info)
-                .ok_or_else(|| self.error("INFO replication has no role")),
+            Reply::Text(info) => {
+                parse_replication(&info).ok_or_else(|| self.error("INFO replication has no role"))
+            }
             other => Err(self.error(format!("INFO answered {other:?}"))),
         }
     }
@@ -281,7 +285,16 @@ mod tests {
     #[test]
     fn sentinel_master_is_parsed_from_its_flat_array() {
         let mut wire = String::from("*8\r\n");
-        for t in ["name", "gateway", "ip", "127.0.0.1", "port", "6379", "flags", "master"] {
+        for t in [
+            "name",
+            "gateway",
+            "ip",
+            "127.0.0.1",
+            "port",
+            "6379",
+            "flags",
+            "master",
+        ] {
             wire.push_str(&format!("${}\r\n{t}\r\n", t.len()));
         }
         let (reply, used) = parse_reply(wire.as_bytes()).unwrap();
@@ -290,8 +303,15 @@ mod tests {
         assert_eq!(master.address, "127.0.0.1:6379");
         assert_eq!(master.flags, "master");
         assert_eq!(master.replicas, 0);
-        assert_eq!(parse_reply(&wire.as_bytes()[..wire.len() - 3]), None, "incomplete");
-        assert_eq!(parse_reply(b"-NOGOODLEADER\r\n").unwrap().0, Reply::Error("NOGOODLEADER".into()));
+        assert_eq!(
+            parse_reply(&wire.as_bytes()[..wire.len() - 3]),
+            None,
+            "incomplete"
+        );
+        assert_eq!(
+            parse_reply(b"-NOGOODLEADER\r\n").unwrap().0,
+            Reply::Error("NOGOODLEADER".into())
+        );
         assert_eq!(parse_reply(b"$-1\r\n").unwrap().0, Reply::Nil);
     }
 }

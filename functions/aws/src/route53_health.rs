@@ -52,7 +52,13 @@ impl Route53Health {
     }
 
     async fn health_check(&self, id: &str) -> Result<Option<HealthCheckView>, AdapterError> {
-        match self.route53.get_health_check().health_check_id(id).send().await {
+        match self
+            .route53
+            .get_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.health_check().map(|hc| {
                 let config = hc.health_check_config();
                 HealthCheckView {
@@ -122,7 +128,11 @@ impl TrafficReader for Route53Health {
                     },
                 );
             }
-            match (page.is_truncated() && !past, page.next_record_name(), page.next_record_type()) {
+            match (
+                page.is_truncated() && !past,
+                page.next_record_name(),
+                page.next_record_type(),
+            ) {
                 (true, Some(n), Some(t)) => {
                     request = self
                         .route53
@@ -130,7 +140,9 @@ impl TrafficReader for Route53Health {
                         .hosted_zone_id(zone)
                         .start_record_name(n)
                         .start_record_type(t.clone())
-                        .set_start_record_identifier(page.next_record_identifier().map(str::to_string));
+                        .set_start_record_identifier(
+                            page.next_record_identifier().map(str::to_string),
+                        );
                 }
                 _ => return Ok(out),
             }

@@ -139,7 +139,12 @@ impl Vault for HttpVault {
             state: data["state"].as_str().unwrap_or_default().to_string(),
             connections: peers
                 .iter()
-                .map(|p| p["connection_status"].as_str().unwrap_or("unknown").to_string())
+                .map(|p| {
+                    p["connection_status"]
+                        .as_str()
+                        .unwrap_or("unknown")
+                        .to_string()
+                })
                 .collect(),
         }))
     }

@@ -980,6 +980,10 @@ mod tests {
         assert_eq!(disabled.status, CheckStatus::Warn);
         assert!(disabled.fix.contains("State: ENABLED"));
         assert_eq!(s(None).status, CheckStatus::Fail);
-        assert!(drill_schedule_check(None, None).fix.contains("HAPILOT_DRILL_SCHEDULE"));
+        assert!(
+            drill_schedule_check(None, None)
+                .fix
+                .contains("HAPILOT_DRILL_SCHEDULE")
+        );
     }
 }

@@ -232,7 +232,12 @@ async fn cluster_checks(
             None => match cluster.workload(name).await {
                 Ok(view) => view,
                 Err(e) => {
-                    checks.push(unreadable("kubernetes.capacity", region, name, &e.to_string()));
+                    checks.push(unreadable(
+                        "kubernetes.capacity",
+                        region,
+                        name,
+                        &e.to_string(),
+                    ));
                     continue;
                 }
             },
@@ -286,7 +291,12 @@ async fn database_checks(
         match database.cluster_members().await {
             Ok(Some(m)) => checks.push(patroni_check(region, &m.candidate, &m.members)),
             Ok(None) => {}
-            Err(e) => checks.push(unreadable("database.patroni", region, "patroni", &e.to_string())),
+            Err(e) => checks.push(unreadable(
+                "database.patroni",
+                region,
+                "patroni",
+                &e.to_string(),
+            )),
         }
     }
     checks
@@ -313,7 +323,12 @@ async fn vault_checks(region: &str, vault: &impl Vault) -> Vec<ReadinessCheck> {
     match vault.performance_replication().await {
         Ok(Some(view)) => checks.push(vault_replication_check(region, &view)),
         Ok(None) => {}
-        Err(e) => checks.push(unreadable("vault.replication", region, "vault", &e.to_string())),
+        Err(e) => checks.push(unreadable(
+            "vault.replication",
+            region,
+            "vault",
+            &e.to_string(),
+        )),
     }
     checks
 }
@@ -365,7 +380,9 @@ async fn traffic_checks(settings: &Settings, traffic: &impl TrafficReader) -> Ve
         };
         let record = records.get(set);
         checks.push(record_check(region, set, &expected, record));
-        if let Some(id) = record.and_then(|r| r.health_check.as_ref().and(r.health_check_id.as_ref())) {
+        if let Some(id) =
+            record.and_then(|r| r.health_check.as_ref().and(r.health_check_id.as_ref()))
+        {
             checks.push(match traffic.health_status(id).await {
                 Ok(latest) => health_status_check(region, set, id, latest),
                 Err(e) => unreadable("traffic.health", region, set, &e.to_string()),

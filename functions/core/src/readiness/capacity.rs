@@ -148,8 +148,13 @@ pub fn unplaced_pods(nodes: &[NodeCapacity], needs: &[ScaleNeed]) -> Vec<(String
 
 /// The checklist's "the standby can schedule the failover replica counts".
 pub fn capacity_check(region: &str, nodes: &[NodeCapacity], needs: &[ScaleNeed]) -> ReadinessCheck {
+    // An over-committed node has nothing free; it does not take from the others.
     let free = nodes.iter().fold(Resources::default(), |sum, n| {
-        sum.plus(n.allocatable.minus(n.requested))
+        let left = n.allocatable.minus(n.requested);
+        sum.plus(Resources {
+            cpu_millis: left.cpu_millis.max(0),
+            memory_bytes: left.memory_bytes.max(0),
+        })
     });
     let growing: Vec<String> = needs
         .iter()
