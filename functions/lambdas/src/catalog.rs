@@ -191,10 +191,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "EvaluateReadinessFunctionArn",
         requires: &[REGIONS, BUCKET, TOPIC],
         iam_actions: &[
+            "cloudwatch:GetMetricStatistics",
             "iam:SimulatePrincipalPolicy",
+            "route53:GetHealthCheck",
+            "route53:ListResourceRecordSets",
             "s3:GetObject",
             "s3:ListBucket",
             "s3:PutObject",
+            "scheduler:GetSchedule",
             "sns:Publish",
         ],
         credentials: &[
