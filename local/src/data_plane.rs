@@ -373,23 +373,27 @@ async fn round(
     // 1. Route53's health checkers (global: they work whatever region is dark).
     let route53 = aws_sdk_route53::Client::new(&stack.observer_config("us-east-1"));
     let view = read_route53(&route53).await?;
-    let mut statuses = Vec::new();
     for (id, url) in &view.endpoints {
         let ok = matches!(http.get(url).send().await, Ok(r) if r.status().is_success());
         let threshold = match view.checks.get(id).map(|c| &c.kind) {
             Some(CheckKind::Endpoint { failure_threshold }) => *failure_threshold,
             _ => 3,
         };
-        let healthy = {
-            let mut trackers = checkers.trackers.lock().expect("trackers");
-            let tracker = trackers.entry(id.clone()).or_default();
-            tracker.observe(ok, threshold);
-            tracker.healthy
-        };
-        statuses.push((id.clone(), healthy));
+        let mut trackers = checkers.trackers.lock().expect("trackers");
+        trackers
+            .entry(id.clone())
+            .or_default()
+            .observe(ok, threshold);
     }
-    // Route53 publishes HealthCheckStatus in us-east-1 only: nothing while it is dark.
-    if !stack.is_dark("us-east-1") && !statuses.is_empty() {
+    // Route53 publishes HealthCheckStatus of every check (endpoint, metric, calculated,
+    // recovery control) in us-east-1 only: nothing while it is dark.
+    if !stack.is_dark("us-east-1") && !view.checks.is_empty() {
+        let observed = checkers.observe(&view, |r| stack.observer_config(r)).await;
+        let statuses: Vec<(String, bool)> = view
+            .checks
+            .keys()
+            .map(|id| (id.clone(), check_healthy(id, &view.checks, &observed)))
+            .collect();
         let cw = aws_sdk_cloudwatch::Client::new(&stack.observer_config("us-east-1"));
         for (id, healthy) in &statuses {
             let _ = cw

@@ -1234,56 +1234,58 @@ fn patroni_auth() -> hapilot_aws::http_client::HttpAuth {
 /// The DR drill schedule's name in the local world.
 pub const DRILL_SCHEDULE: &str = "hapilot-dr-drill";
 
-/// Creates the DR drill's EventBridge Scheduler schedule in the stack's region, or sets its
-/// `State` (`ENABLED`, `DISABLED`) when it exists, as the template's `DrDrillSchedule`;
-/// returns its name.
+/// Creates the DR drill's EventBridge Scheduler schedule in the primary and the standby
+/// region (each region's stack has one, as the template's `DrDrillSchedule`), or sets its
+/// `State` (`ENABLED`, `DISABLED`) where it exists; returns its name.
 pub async fn put_drill_schedule(stack: &LocalStack, state: &str) -> Result<String, LocalError> {
     use aws_sdk_scheduler::types::{
         FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
     };
-    let scheduler = aws_sdk_scheduler::Client::new(stack.sdk_config());
-    let window = FlexibleTimeWindow::builder()
-        .mode(FlexibleTimeWindowMode::Off)
-        .build()
-        .map_err(LocalError::aws("CreateSchedule"))?;
-    let target = Target::builder()
-        .arn(stack.arn_of("dr-drill"))
-        .role_arn(format!(
-            "arn:aws:iam::{}:role/hapilot-dr-drill-schedule",
-            hapilot_aws::sdk::LOCAL_ACCOUNT_ID
-        ))
-        .input(r#"{"primary_region": "us-east-1", "standby_region": "us-west-2"}"#)
-        .build()
-        .map_err(LocalError::aws("CreateSchedule"))?;
     let expression = "cron(0 10 ? 1,4,7,10 TUE#2 *)";
-    if scheduler
-        .get_schedule()
-        .name(DRILL_SCHEDULE)
-        .send()
-        .await
-        .is_ok()
-    {
-        scheduler
-            .update_schedule()
-            .name(DRILL_SCHEDULE)
-            .schedule_expression(expression)
-            .flexible_time_window(window)
-            .target(target)
-            .state(ScheduleState::from(state))
-            .send()
-            .await
-            .map_err(LocalError::aws("UpdateSchedule"))?;
-    } else {
-        scheduler
-            .create_schedule()
-            .name(DRILL_SCHEDULE)
-            .schedule_expression(expression)
-            .flexible_time_window(window)
-            .target(target)
-            .state(ScheduleState::from(state))
-            .send()
-            .await
+    for region in [PRIMARY_REGION, STANDBY_REGION] {
+        let scheduler = aws_sdk_scheduler::Client::new(&stack.sdk_config_in(region));
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()
             .map_err(LocalError::aws("CreateSchedule"))?;
+        let target = Target::builder()
+            .arn(stack.arn_in(region, "dr-drill"))
+            .role_arn(format!(
+                "arn:aws:iam::{}:role/hapilot-dr-drill-schedule",
+                hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+            ))
+            .input(r#"{"primary_region": "us-east-1", "standby_region": "us-west-2"}"#)
+            .build()
+            .map_err(LocalError::aws("CreateSchedule"))?;
+        if scheduler
+            .get_schedule()
+            .name(DRILL_SCHEDULE)
+            .send()
+            .await
+            .is_ok()
+        {
+            scheduler
+                .update_schedule()
+                .name(DRILL_SCHEDULE)
+                .schedule_expression(expression)
+                .flexible_time_window(window)
+                .target(target)
+                .state(ScheduleState::from(state))
+                .send()
+                .await
+                .map_err(LocalError::aws("UpdateSchedule"))?;
+        } else {
+            scheduler
+                .create_schedule()
+                .name(DRILL_SCHEDULE)
+                .schedule_expression(expression)
+                .flexible_time_window(window)
+                .target(target)
+                .state(ScheduleState::from(state))
+                .send()
+                .await
+                .map_err(LocalError::aws("CreateSchedule"))?;
+        }
     }
     Ok(DRILL_SCHEDULE.to_string())
 }
