@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use hapilot_functions::config::{Settings, VARIABLES};
+use hapilot_functions::config::{Settings, VARIABLES, variable};
 use serde::Deserialize;
 
 use crate::HapilotError;
@@ -93,11 +93,11 @@ impl CliConfig {
         })?;
         let mut settings = std::collections::BTreeMap::new();
         for (key, value) in file.settings {
-            let variable = format!("HAPILOT_{}", key.to_ascii_uppercase());
-            if !VARIABLES.contains(&variable.as_str()) {
+            let name = format!("HAPILOT_{}", key.to_ascii_uppercase());
+            if variable(&name).is_none() {
                 let known: Vec<String> = VARIABLES
                     .iter()
-                    .map(|v| v.trim_start_matches("HAPILOT_").to_ascii_lowercase())
+                    .map(|v| v.name.trim_start_matches("HAPILOT_").to_ascii_lowercase())
                     .collect();
                 return Err(bad(format!(
                     "[settings] has no key {key:?}; known keys: {}",
@@ -117,7 +117,7 @@ impl CliConfig {
                     )));
                 }
             };
-            settings.insert(variable, text);
+            settings.insert(name, text);
         }
         let config = Self {
             path: Some(path.to_path_buf()),

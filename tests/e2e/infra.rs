@@ -582,3 +582,47 @@ fn readiness_simulates_exactly_the_emergency_paths_roles() {
         );
     }
 }
+
+/// Every variable the template sets is one of `config::VARIABLES` (a misspelt name would be
+/// ignored by a function), and every variable a function requires is set for it, globally or
+/// on the function.
+#[test]
+fn the_template_sets_only_known_variables_and_every_required_one() {
+    let text = std::fs::read_to_string(project_root().join("infra/template.yaml")).unwrap();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let names = |v: &Value| -> BTreeSet<String> {
+        v.as_mapping()
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let global = names(&doc["Globals"]["Function"]["Environment"]["Variables"]);
+    let resources = template();
+    for (name, function) in of_type(&resources, "AWS::Serverless::Function") {
+        let own = names(&function["Properties"]["Environment"]["Variables"]);
+        for var in global.iter().chain(&own) {
+            assert!(
+                hapilot_functions::config::variable(var).is_some(),
+                "{name} sets {var}, which is no hapilot variable"
+            );
+        }
+        let binary = scalar(&function["Metadata"]["BuildProperties"]["Binary"]);
+        if let Some(spec) = FUNCTIONS.iter().find(|f| f.name == binary) {
+            for var in spec.requires {
+                // The regions come from their secret in a deployment.
+                let var = if *var == "HAPILOT_REGIONS" {
+                    "HAPILOT_REGIONS_SECRET"
+                } else {
+                    var
+                };
+                assert!(
+                    global.contains(var) || own.contains(var),
+                    "{name} ({binary}) requires {var}, which the template does not set for it"
+                );
+            }
+        }
+    }
+}

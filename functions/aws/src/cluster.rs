@@ -274,6 +274,30 @@ impl ClusterReader for KubernetesCluster {
     }
 }
 
+/// In-memory [`ClusterReader`]: workloads by name and the nodes.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryCluster {
+    /// Deployment name -> what the API says.
+    pub workloads: BTreeMap<String, WorkloadView>,
+    /// The nodes.
+    pub nodes: Vec<NodeCapacity>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl ClusterReader for MemoryCluster {
+    async fn workload(&self, name: &str) -> Result<WorkloadView, AdapterError> {
+        self.workloads
+            .get(name)
+            .cloned()
+            .ok_or_else(|| AdapterError::NotFound(format!("deployments.apps \"{name}\" not found")))
+    }
+
+    async fn capacity(&self) -> Result<Vec<NodeCapacity>, AdapterError> {
+        Ok(self.nodes.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

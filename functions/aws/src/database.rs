@@ -777,3 +777,92 @@ impl Database for PatroniMember {
         }))
     }
 }
+
+/// In-memory [`Database`] for handler unit tests: a replica or a primary that promotes,
+/// fences and rebuilds in memory, with an optional cluster-manager member list.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone)]
+pub struct MemoryDatabase {
+    state: std::sync::Arc<std::sync::Mutex<ReplicationStatus>>,
+    read_only: std::sync::Arc<std::sync::Mutex<bool>>,
+    /// What `cluster_members` answers.
+    pub members: Option<ClusterMembers>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryDatabase {
+    /// A database reporting `status`.
+    pub fn new(status: ReplicationStatus) -> Self {
+        Self {
+            state: std::sync::Arc::new(std::sync::Mutex::new(status)),
+            read_only: Default::default(),
+            members: None,
+        }
+    }
+
+    /// Whether it is fenced (read-only).
+    pub fn is_read_only(&self) -> bool {
+        *self.read_only.lock().expect("read only")
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Database for MemoryDatabase {
+    async fn replication_status(&self) -> Result<ReplicationStatus, AdapterError> {
+        Ok(self.state.lock().expect("state").clone())
+    }
+
+    async fn promote(&self, _deadline: Duration) -> Result<PromotionOutcome, AdapterError> {
+        let mut state = self.state.lock().expect("state");
+        if !state.in_recovery {
+            return Ok(PromotionOutcome::AlreadyPrimary);
+        }
+        state.in_recovery = false;
+        state.replay_lag_secs = None;
+        state.streaming = None;
+        Ok(PromotionOutcome::Promoted)
+    }
+
+    async fn fence(&self, _toward: Option<&DatabaseTarget>) -> FenceOutcome {
+        *self.read_only.lock().expect("read only") = true;
+        FenceOutcome::ReadOnly
+    }
+
+    async fn unfence(&self) -> Result<(), AdapterError> {
+        *self.read_only.lock().expect("read only") = false;
+        Ok(())
+    }
+
+    async fn wal_position(&self) -> Result<WalPosition, AdapterError> {
+        Ok(WalPosition {
+            in_recovery: self.state.lock().expect("state").in_recovery,
+            read_only: self.is_read_only(),
+            lsn: 0,
+        })
+    }
+
+    async fn switchover(
+        &self,
+        _old_primary: Option<&DatabaseTarget>,
+        deadline: Duration,
+    ) -> Result<PromotionOutcome, AdapterError> {
+        self.promote(deadline).await
+    }
+
+    async fn rebuild_as_replica(
+        &self,
+        _new_primary: &DatabaseTarget,
+    ) -> Result<RebuildOutcome, AdapterError> {
+        let mut state = self.state.lock().expect("state");
+        state.in_recovery = true;
+        state.streaming = Some(true);
+        Ok(RebuildOutcome {
+            method: "pg_basebackup".into(),
+            detail: "rebuilt in memory".into(),
+        })
+    }
+
+    async fn cluster_members(&self) -> Result<Option<ClusterMembers>, AdapterError> {
+        Ok(self.members.clone())
+    }
+}

@@ -135,3 +135,62 @@ impl Journal for S3Journal {
         Ok(keys)
     }
 }
+
+/// In-memory [`Journal`] for handler unit tests: every entry and document kept by key.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryJournal {
+    entries:
+        std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>>,
+    texts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryJournal {
+    /// The document written under `key`.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.texts.lock().expect("texts").get(key).cloned()
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Journal for MemoryJournal {
+    async fn put(&self, key: &str, entry: &serde_json::Value) -> Result<(), AdapterError> {
+        self.entries
+            .lock()
+            .expect("entries")
+            .insert(key.to_string(), entry.clone());
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<serde_json::Value>, AdapterError> {
+        Ok(self.entries.lock().expect("entries").get(key).cloned())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
+        let entries = self.entries.lock().expect("entries");
+        let texts = self.texts.lock().expect("texts");
+        let mut keys: Vec<String> = entries
+            .keys()
+            .chain(texts.keys())
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    async fn put_text(
+        &self,
+        key: &str,
+        body: &str,
+        _content_type: &str,
+    ) -> Result<(), AdapterError> {
+        self.texts
+            .lock()
+            .expect("texts")
+            .insert(key.to_string(), body.to_string());
+        Ok(())
+    }
+}

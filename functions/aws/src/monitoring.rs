@@ -271,6 +271,74 @@ impl Metrics for MetricSink {
     }
 }
 
+/// One value put: (namespace, dimensions, value).
+#[cfg(any(test, feature = "fakes"))]
+pub type PutValue = (String, Vec<(String, String)>, MetricValue);
+
+/// In-memory [`Metrics`] and [`AlarmReader`] for handler unit tests: the alarms' states as
+/// set, and every value put with its namespace and dimensions.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryMonitoring {
+    /// (region or "", alarm name) -> state.
+    pub alarms: std::collections::BTreeMap<(String, String), String>,
+    put: std::sync::Arc<std::sync::Mutex<Vec<PutValue>>>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryMonitoring {
+    /// Every value put: (namespace, dimensions, value).
+    pub fn values(&self) -> Vec<PutValue> {
+        self.put.lock().expect("put").clone()
+    }
+
+    /// The value of metric `name` last put, if any.
+    pub fn last(&self, name: &str) -> Option<f64> {
+        self.values()
+            .into_iter()
+            .rev()
+            .find(|(_, _, v)| v.name == name)
+            .map(|(_, _, v)| v.value)
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Metrics for MemoryMonitoring {
+    async fn put(
+        &self,
+        namespace: &str,
+        dimensions: &[(String, String)],
+        values: &[MetricValue],
+    ) -> Result<(), AdapterError> {
+        let mut put = self.put.lock().expect("put");
+        for v in values {
+            put.push((namespace.to_string(), dimensions.to_vec(), v.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl AlarmReader for MemoryMonitoring {
+    async fn alarm_state(&self, alarm_name: &str) -> Result<Option<String>, AdapterError> {
+        Ok(self
+            .alarms
+            .get(&(String::new(), alarm_name.to_string()))
+            .cloned())
+    }
+
+    async fn alarm_state_in(
+        &self,
+        region: &str,
+        alarm_name: &str,
+    ) -> Result<Option<String>, AdapterError> {
+        Ok(self
+            .alarms
+            .get(&(region.to_string(), alarm_name.to_string()))
+            .cloned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,3 +50,29 @@ impl Notifier for SnsNotifier {
         Ok(())
     }
 }
+
+/// In-memory [`Notifier`] for handler unit tests: every (subject, message) sent.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryNotifier {
+    sent: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryNotifier {
+    /// What was sent, in order.
+    pub fn sent(&self) -> Vec<(String, String)> {
+        self.sent.lock().expect("sent").clone()
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Notifier for MemoryNotifier {
+    async fn notify(&self, subject: &str, message: &str) -> Result<(), AdapterError> {
+        self.sent
+            .lock()
+            .expect("sent")
+            .push((subject.to_string(), message.to_string()));
+        Ok(())
+    }
+}

@@ -54,3 +54,23 @@ impl PermissionSimulator for IamSimulator {
         Ok(denied)
     }
 }
+
+/// In-memory [`PermissionSimulator`]: each role's allowed actions; everything else is denied.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryPermissions {
+    /// Role ARN -> the actions it may perform.
+    pub allowed: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl PermissionSimulator for MemoryPermissions {
+    async fn denied(&self, role_arn: &str, actions: &[&str]) -> Result<Vec<String>, AdapterError> {
+        let allowed = self.allowed.get(role_arn).cloned().unwrap_or_default();
+        Ok(actions
+            .iter()
+            .filter(|a| !allowed.iter().any(|x| x == *a))
+            .map(|a| a.to_string())
+            .collect())
+    }
+}

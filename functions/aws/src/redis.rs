@@ -258,6 +258,27 @@ impl RedisReader for TcpRedis {
     }
 }
 
+/// In-memory [`RedisReader`]: a fixed `INFO replication` and Sentinel views.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone)]
+pub struct MemoryRedis {
+    /// `INFO replication`.
+    pub replication: RedisView,
+    /// The Sentinels' views, when Sentinel is configured.
+    pub sentinels: Option<(String, Vec<SentinelView>)>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl RedisReader for MemoryRedis {
+    async fn replication(&self) -> Result<RedisView, AdapterError> {
+        Ok(self.replication.clone())
+    }
+
+    async fn sentinels(&self) -> Option<(String, Vec<SentinelView>)> {
+        self.sentinels.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

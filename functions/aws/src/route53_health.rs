@@ -177,3 +177,28 @@ impl TrafficReader for Route53Health {
             .map(|(_, v)| v))
     }
 }
+
+/// In-memory [`TrafficReader`]: the records by SetIdentifier and each health check's status.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTraffic {
+    /// SetIdentifier -> record.
+    pub records: BTreeMap<String, RecordView>,
+    /// Health check id -> newest `HealthCheckStatus`.
+    pub statuses: BTreeMap<String, f64>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl TrafficReader for MemoryTraffic {
+    async fn records(
+        &self,
+        _zone: &str,
+        _name: &str,
+    ) -> Result<BTreeMap<String, RecordView>, AdapterError> {
+        Ok(self.records.clone())
+    }
+
+    async fn health_status(&self, health_check_id: &str) -> Result<Option<f64>, AdapterError> {
+        Ok(self.statuses.get(health_check_id).copied())
+    }
+}

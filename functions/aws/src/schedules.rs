@@ -48,3 +48,18 @@ impl ScheduleReader for Scheduler {
         }
     }
 }
+
+/// In-memory [`ScheduleReader`]: schedule name -> `State`.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemorySchedules {
+    /// Name -> `ENABLED` / `DISABLED`.
+    pub schedules: std::collections::BTreeMap<String, String>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl ScheduleReader for MemorySchedules {
+    async fn schedule_state(&self, name: &str) -> Result<Option<String>, AdapterError> {
+        Ok(self.schedules.get(name).cloned())
+    }
+}

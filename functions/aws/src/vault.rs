@@ -170,3 +170,44 @@ impl HttpVault {
             .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))
     }
 }
+
+/// In-memory [`Vault`]: raft servers, replication status, and the snapshots restored.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryVault {
+    /// The raft configuration.
+    pub servers: Vec<hapilot_core::readiness::RaftServer>,
+    /// Performance replication, when configured.
+    pub replication: Option<hapilot_core::readiness::VaultReplicationView>,
+    restored: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryVault {
+    /// The sizes of the snapshots restored, in order.
+    pub fn restored(&self) -> Vec<usize> {
+        self.restored.lock().expect("restored").clone()
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Vault for MemoryVault {
+    async fn restore_snapshot(&self, snapshot: Vec<u8>) -> Result<(), AdapterError> {
+        self.restored.lock().expect("restored").push(snapshot.len());
+        Ok(())
+    }
+
+    async fn healthy(&self) -> Result<bool, AdapterError> {
+        Ok(self.servers.iter().any(|s| s.leader))
+    }
+
+    async fn raft_servers(&self) -> Result<Vec<hapilot_core::readiness::RaftServer>, AdapterError> {
+        Ok(self.servers.clone())
+    }
+
+    async fn performance_replication(
+        &self,
+    ) -> Result<Option<hapilot_core::readiness::VaultReplicationView>, AdapterError> {
+        Ok(self.replication.clone())
+    }
+}

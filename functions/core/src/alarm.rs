@@ -409,6 +409,41 @@ pub fn execution_name(alarm_name: &str, changed_at: i64) -> String {
     format!("failover-{safe}-{changed_at}")
 }
 
+/// The failover run's input for an alarm-started run: the deployment's defaults under the
+/// trigger's regions and tier, `ungraceful` (an alarm means the primary is failing: nothing to
+/// wait for), the votes, whether a human must approve, the incident, and `delivery`: one id per
+/// delivery, so a second delivery of the same incident gives the same run name with another
+/// input, which Step Functions refuses (the same input would be answered with the running
+/// execution's ARN, indistinguishable from a start).
+pub fn failover_input(
+    defaults: &serde_json::Map<String, serde_json::Value>,
+    transition: &AlarmTransition,
+    trigger: &FailoverTrigger,
+    (votes, needs_approval): (&[Vote], bool),
+    delivery: &str,
+) -> serde_json::Value {
+    use serde_json::json;
+    let mut input = defaults.clone();
+    for (key, value) in [
+        ("primary_region", json!(trigger.primary_region)),
+        ("standby_region", json!(trigger.standby_region)),
+        ("tier", json!(trigger.tier)),
+        ("mode", json!("ungraceful")),
+        ("votes", json!(votes)),
+        ("needs_approval", json!(needs_approval)),
+        ("delivery", json!(delivery)),
+        (
+            "incident",
+            json!({ "alarm": transition.alarm_name, "alarm_arn": transition.alarm_arn,
+                    "changed_at": transition.changed_at,
+                    "reason": transition.reason, "delivered_as": transition.delivered_as }),
+        ),
+    ] {
+        input.insert(key.to_string(), value);
+    }
+    serde_json::Value::Object(input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,5 +738,35 @@ mod tests {
             prop_assert_eq!(n.clone(), execution_name(&name, at));
             prop_assert_ne!(n, execution_name(&name, at + 1));
         }
+    }
+
+    #[test]
+    fn an_alarm_started_run_is_ungraceful_and_carries_its_incident_over_the_defaults() {
+        let defaults = serde_json::json!({"probe_samples": 2, "mode": "graceful"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let trigger = &triggers()[0];
+        let votes = [Vote::from_state("arn:vantage", Some("ALARM"))];
+        let input = failover_input(
+            &defaults,
+            &transition("ALARM"),
+            trigger,
+            (&votes, true),
+            "d-1",
+        );
+        assert_eq!(input["probe_samples"], 2, "defaults stay");
+        assert_eq!(
+            input["mode"], "ungraceful",
+            "an alarm overrides a default mode"
+        );
+        assert_eq!(input["primary_region"], trigger.primary_region.as_str());
+        assert_eq!(input["needs_approval"], true);
+        assert_eq!(input["delivery"], "d-1");
+        assert_eq!(
+            input["incident"]["alarm"],
+            transition("ALARM").alarm_name.as_str()
+        );
+        assert_eq!(input["votes"][0]["vantage"], "arn:vantage");
     }
 }

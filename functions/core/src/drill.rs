@@ -198,6 +198,88 @@ pub fn judge_drill(m: &DrillMeasurement, plan: &DrillPlan) -> DrillVerdict {
     }
 }
 
+/// A child run of the drill as `describe-run` reports it (the failover, the fail-back).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChildRun {
+    /// Its ARN.
+    #[serde(default)]
+    pub execution_arn: Option<String>,
+    /// RUNNING, SUCCEEDED, FAILED, ...
+    #[serde(default)]
+    pub status: Option<String>,
+    /// How long it ran.
+    #[serde(default)]
+    pub duration_secs: Option<f64>,
+}
+
+/// What the operator chose after the drill's failover: None while undecided.
+pub fn failback_decision(decision: &serde_json::Value) -> Option<&'static str> {
+    if decision.is_null() {
+        None
+    } else if decision.is_object() && decision["approved"] != true {
+        Some("stay")
+    } else {
+        Some("fail_back")
+    }
+}
+
+/// The drill's measurement from its failover child and the data checks before and after.
+pub fn drill_measurement(
+    failover: &ChildRun,
+    primary_newest: Option<f64>,
+    standby_newest: Option<f64>,
+) -> DrillMeasurement {
+    DrillMeasurement {
+        failover_status: failover.status.clone().unwrap_or_else(|| "UNKNOWN".into()),
+        rto_secs: failover.duration_secs,
+        primary_newest,
+        standby_newest,
+    }
+}
+
+/// The drill's report for people: targets, measures, reasons and the fail-back.
+pub fn drill_markdown(
+    execution: &str,
+    plan: &DrillPlan,
+    verdict: &DrillVerdict,
+    failover: &ChildRun,
+    failback: Option<&ChildRun>,
+    decision: Option<&str>,
+) -> String {
+    let secs = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.1} s"));
+    let mut md = format!(
+        "# DR drill {}: {}\n\n{} -> {}, tier {} (RTO target {:.0} s, RPO target {:.0} s)\n\n| measure | value | target |\n| --- | ---: | ---: |\n| RTO (failover start -> verified) | {} | {:.0} s |\n| RPO (newest row written - newest row kept) | {} | {:.0} s |\n\nFailover run: `{}` ({}).\n",
+        execution,
+        verdict.verdict,
+        plan.primary_region,
+        plan.standby_region,
+        plan.tier.as_str(),
+        plan.rto_target_secs,
+        plan.rpo_target_secs,
+        secs(verdict.rto_secs),
+        plan.rto_target_secs,
+        secs(verdict.rpo_secs),
+        plan.rpo_target_secs,
+        failover.execution_arn.as_deref().unwrap_or("-"),
+        failover.status.as_deref().unwrap_or("UNKNOWN"),
+    );
+    for reason in &verdict.reasons {
+        md.push_str(&format!("\n- {reason}"));
+    }
+    match (decision, failback) {
+        (None, _) => md.push_str("\n\nFail-back: not decided yet.\n"),
+        (Some(_), None) => {
+            md.push_str("\n\nFail-back: the operator chose to stay in the standby region.\n")
+        }
+        (Some(_), Some(fb)) => md.push_str(&format!(
+            "\n\nFail-back: canary failback `{}` {}.\n",
+            fb.execution_arn.as_deref().unwrap_or("-"),
+            fb.status.as_deref().unwrap_or("-")
+        )),
+    }
+    md
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +334,40 @@ mod tests {
             ..ok
         };
         assert_eq!(judge_drill(&failed, &plan).reasons.len(), 2);
+    }
+
+    #[test]
+    fn the_failback_decision_and_the_report_text() {
+        use serde_json::json;
+        assert_eq!(failback_decision(&json!(null)), None);
+        assert_eq!(failback_decision(&json!({"approved": false})), Some("stay"));
+        assert_eq!(
+            failback_decision(&json!({"approved": true})),
+            Some("fail_back")
+        );
+        let plan = plan_drill(
+            serde_json::from_value(
+                json!({"primary_region": "us-east-1", "standby_region": "us-west-2",
+                "data_check": {"table": "spend_logs", "column": "created_at"}}),
+            )
+            .unwrap(),
+            Tier::Critical,
+        )
+        .unwrap();
+        let failover = ChildRun {
+            execution_arn: Some("arn:f".into()),
+            status: Some("SUCCEEDED".into()),
+            duration_secs: Some(30.0),
+        };
+        let verdict = judge_drill(&drill_measurement(&failover, Some(10.0), Some(10.0)), &plan);
+        let md = drill_markdown("d-1", &plan, &verdict, &failover, None, None);
+        assert!(md.starts_with("# DR drill d-1: PASSED"), "{md}");
+        assert!(
+            md.contains("| RTO (failover start -> verified) | 30.0 s | 900 s |"),
+            "{md}"
+        );
+        assert!(md.ends_with("Fail-back: not decided yet.\n"));
+        let stayed = drill_markdown("d-1", &plan, &verdict, &failover, None, Some("stay"));
+        assert!(stayed.contains("chose to stay"));
     }
 }

@@ -18,7 +18,9 @@ pub mod failover;
 pub mod health;
 pub mod readiness;
 pub mod restore;
+pub mod run_report;
 pub mod tier;
+pub mod time;
 pub mod weights;
 
 pub use error::{CoreError, ErrorName};

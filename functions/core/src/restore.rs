@@ -259,6 +259,174 @@ pub fn resolve_restore_point(
     })
 }
 
+/// How often a restore polls PostgreSQL for the end of recovery, seconds.
+pub const READINESS_POLL_SECS: u64 = 2;
+
+/// The recovery wait of a request: (poll seconds, polls), from `readiness_timeout_seconds`
+/// (default 900 s, the Critical RTO; 10 s to a day).
+pub fn readiness_polls(timeout_secs: Option<u64>) -> Result<(u64, u64), CoreError> {
+    let timeout = timeout_secs.unwrap_or(900);
+    if !(10..=86_400).contains(&timeout) {
+        return Err(CoreError::invalid(
+            "readiness_timeout_seconds",
+            "must be 10 to 86400",
+        ));
+    }
+    Ok((READINESS_POLL_SECS, timeout.div_ceil(READINESS_POLL_SECS)))
+}
+
+/// A base backup's `backup.info` as a restore candidate, and the WAL segment size it records;
+/// None when it is unusable (unreadable, not DONE, no end time): such a backup is never
+/// restored.
+pub fn base_backup_candidate(
+    id: &str,
+    info_key: &str,
+    info_text: &str,
+) -> Option<(CatalogBaseBackup, Option<u64>)> {
+    let info = crate::backup::info::BackupInfo::parse(info_text).ok()?;
+    if !info.is_done() {
+        return None;
+    }
+    let end_time = info.end_epoch().ok()?;
+    Some((
+        CatalogBaseBackup {
+            id: id.to_string(),
+            prefix: info_key.trim_end_matches("backup.info").to_string(),
+            begin_wal: info.begin_wal,
+            end_wal: info.end_wal,
+            end_time,
+        },
+        info.xlog_segment_size,
+    ))
+}
+
+/// The WAL segment size to restore with: the request's, else what the newest usable
+/// `backup.info` records, else PostgreSQL's default 16 MiB.
+pub fn segment_size(requested: Option<u64>, recorded: &[(i64, u64)]) -> u64 {
+    requested
+        .or_else(|| recorded.iter().max_by_key(|(t, _)| *t).map(|(_, s)| *s))
+        .unwrap_or(crate::backup::wal::DEFAULT_SEGMENT_SIZE)
+}
+
+/// The dr-restore run's plan: everything the later steps need, decided before anything is
+/// touched (what `plan-restore` answers and journals).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePlan {
+    /// The region restored into.
+    pub region: String,
+    /// Its SetIdentifier (for the offered DNS switch).
+    pub set_identifier: String,
+    /// The bucket restored from.
+    pub bucket: String,
+    /// The target as asked.
+    pub target: String,
+    /// The target moment, None for `latest`.
+    pub target_epoch: Option<i64>,
+    /// What the data check's RPO is measured against: the target, or now for `latest`.
+    pub rpo_reference_epoch: i64,
+    /// PostgreSQL's `recovery_target_time`, in UTC (None for `latest`).
+    pub recovery_target_time: Option<String>,
+    /// The chosen backups.
+    pub restore_point: RestorePoint,
+    /// The base backup's data tar.
+    pub base_data_key: String,
+    /// Its `backup.info`.
+    pub base_info_key: String,
+    /// Every `.history` file of the catalog.
+    pub history_keys: Vec<String>,
+    /// Restore PostgreSQL.
+    pub postgres: bool,
+    /// Restore Vault (asked, and a snapshot exists at or before the target).
+    pub vault: bool,
+    /// The Vault snapshot's key.
+    pub vault_snapshot: Option<String>,
+    /// The data check.
+    pub data_check: Option<DataCheck>,
+    /// Offer the DNS switch.
+    pub offer_dns_switch: bool,
+    /// WAL segment size.
+    pub wal_segment_size: u64,
+    /// The recovery wait.
+    pub readiness: ReadinessPolls,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// How the restore waits for recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessPolls {
+    /// Seconds between polls.
+    pub poll_seconds: u64,
+    /// Polls at most.
+    pub max_polls: u64,
+}
+
+/// Where the chosen backups are, as the store lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanInputs {
+    /// The region's SetIdentifier.
+    pub set_identifier: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The base backup's data tar.
+    pub base_data_key: String,
+    /// Every `.history` file.
+    pub history_keys: Vec<String>,
+    /// WAL segment size.
+    pub wal_segment_size: u64,
+    /// (poll seconds, polls).
+    pub polls: (u64, u64),
+    /// Now (epoch seconds): the RPO reference of `latest`.
+    pub now: i64,
+}
+
+impl RestorePlan {
+    /// The plan of `request` with the chosen `point`.
+    pub fn new(request: &RestoreRequest, point: RestorePoint, inputs: PlanInputs) -> Self {
+        use crate::time::{epoch_text, pg_utc_timestamp};
+        let target_epoch = match point.target {
+            RestoreTarget::Time(t) => Some(t),
+            RestoreTarget::Latest => None,
+        };
+        let summary = format!(
+            "base backup {} (ended {}) + {} WAL segment(s) reaching {}{}",
+            point.base_backup.id,
+            epoch_text(point.base_backup.end_time),
+            point.wal.len(),
+            epoch_text(point.reachable_until),
+            point
+                .vault_snapshot
+                .as_ref()
+                .map(|(k, _)| format!("; Vault snapshot {k}"))
+                .unwrap_or_default()
+        );
+        RestorePlan {
+            region: request.region.clone(),
+            set_identifier: inputs.set_identifier,
+            bucket: inputs.bucket,
+            target: request.target.clone(),
+            target_epoch,
+            rpo_reference_epoch: target_epoch.unwrap_or(inputs.now),
+            recovery_target_time: target_epoch.map(pg_utc_timestamp),
+            base_data_key: inputs.base_data_key,
+            base_info_key: format!("{}backup.info", point.base_backup.prefix),
+            history_keys: inputs.history_keys,
+            postgres: request.postgres,
+            vault: request.vault && point.vault_snapshot.is_some(),
+            vault_snapshot: point.vault_snapshot.as_ref().map(|(k, _)| k.clone()),
+            data_check: request.data_check.clone(),
+            offer_dns_switch: request.offer_dns_switch,
+            wal_segment_size: inputs.wal_segment_size,
+            readiness: ReadinessPolls {
+                poll_seconds: inputs.polls.0,
+                max_polls: inputs.polls.1,
+            },
+            summary,
+            restore_point: point,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +534,31 @@ mod tests {
             column: "created_at".into(),
         };
         assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn the_recovery_wait_is_bounded_and_rounded_up() {
+        assert_eq!(readiness_polls(None).unwrap(), (2, 450));
+        assert_eq!(readiness_polls(Some(11)).unwrap(), (2, 6));
+        assert!(readiness_polls(Some(9)).is_err());
+        assert!(readiness_polls(Some(86_401)).is_err());
+    }
+
+    #[test]
+    fn only_done_base_backups_are_candidates_and_the_newest_records_the_segment_size() {
+        let info = |status: &str| {
+            format!(
+                "backup_label=None\nbegin_time=2026-11-30 10:00:00.000000+00:00\nbegin_wal=000000010000000000000002\nend_time=2026-11-30 10:05:00.000000+00:00\nend_wal=000000010000000000000003\nstatus={status}\ntimeline=1\nxlog_segment_size=67108864\n"
+            )
+        };
+        let (base, size) =
+            base_backup_candidate("b1", "gateway-db/base/b1/backup.info", &info("DONE")).unwrap();
+        assert_eq!(base.prefix, "gateway-db/base/b1/");
+        assert_eq!(size, Some(64 << 20));
+        assert!(base_backup_candidate("b2", "x/backup.info", &info("FAILED")).is_none());
+        assert!(base_backup_candidate("b3", "x/backup.info", "not an info file").is_none());
+        assert_eq!(segment_size(None, &[(1, 1 << 24), (2, 1 << 26)]), 1 << 26);
+        assert_eq!(segment_size(Some(1 << 20), &[(2, 1 << 26)]), 1 << 20);
+        assert_eq!(segment_size(None, &[]), 16 << 20);
     }
 }

@@ -14,7 +14,7 @@ use hapilot_aws::orchestrator::{Orchestrator, StartOutcome};
 use hapilot_core::ErrorName;
 use hapilot_core::alarm::{
     AlarmRef, AlarmTransition, FailoverTrigger, IgnoreReason, RouterDecision, RouterFacts,
-    TRAFFIC_MOVING_STATES, Vote, decide, find_trigger,
+    TRAFFIC_MOVING_STATES, Vote, decide, failover_input, find_trigger,
 };
 use serde_json::{Value, json};
 
@@ -67,27 +67,16 @@ pub async fn alarm_router(
                 &settings.failover_state_machine_arn,
                 "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
             )?;
-            let mut input = settings.failover_input_defaults.clone();
-            input.insert("primary_region".into(), json!(trigger.primary_region));
-            input.insert("standby_region".into(), json!(trigger.standby_region));
-            input.insert("tier".into(), json!(trigger.tier));
-            // An alarm means the primary is failing: there is nothing to wait for.
-            input.insert("mode".into(), json!("ungraceful"));
-            input.insert("votes".into(), json!(votes));
-            input.insert("needs_approval".into(), json!(needs_approval));
-            // One id per delivery: a second delivery of the same incident gives the same name
-            // with another input, which Step Functions refuses (the same input would be
-            // answered with the running execution's ARN, indistinguishable from a start).
-            input.insert("delivery".into(), json!(uuid::Uuid::new_v4().to_string()));
-            input.insert(
-                "incident".into(),
-                json!({ "alarm": transition.alarm_name, "alarm_arn": transition.alarm_arn,
-                        "changed_at": transition.changed_at,
-                        "reason": transition.reason, "delivered_as": transition.delivered_as }),
+            let input = failover_input(
+                &settings.failover_input_defaults,
+                &transition,
+                trigger,
+                (votes, *needs_approval),
+                &uuid::Uuid::new_v4().to_string(),
             );
             record["votes"] = json!(votes);
             match runs
-                .start(machine, execution_name, &Value::Object(input))
+                .start(machine, execution_name, &input)
                 .await
                 .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?
             {

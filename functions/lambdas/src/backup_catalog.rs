@@ -5,8 +5,11 @@
 use hapilot_aws::backups::BackupStore;
 use hapilot_core::backup::audit::Verification;
 use hapilot_core::backup::basebackup::verify_base_backup;
+use hapilot_core::backup::catalog::{Item, Layout, classify, time_in_name};
 use hapilot_core::backup::catalog::{StoredObject, is_base_data_tar};
 use hapilot_core::backup::info::BackupInfo;
+use hapilot_core::backup::wal::{self, WalFile};
+use hapilot_core::restore::{CatalogWal, RestoreCatalog, base_backup_candidate};
 
 /// Every object under each of `prefixes` in `bucket`.
 pub(crate) async fn list_all<S: BackupStore>(
@@ -24,6 +27,80 @@ pub(crate) async fn list_all<S: BackupStore>(
         );
     }
     Ok(objects)
+}
+
+/// What a restore is chosen from, read from `bucket`: the catalog (usable base backups, WAL
+/// with archive times, timeline switches, Vault snapshots), the WAL segment size each usable
+/// `backup.info` records (with its end time), and every object listed.
+pub(crate) struct RestoreListing {
+    /// The catalog.
+    pub catalog: RestoreCatalog,
+    /// (end time, segment size) of each usable base backup that records one.
+    pub recorded_sizes: Vec<(i64, u64)>,
+    /// Every object under the layout's prefixes.
+    pub objects: Vec<StoredObject>,
+}
+
+/// Reads the restore catalog of `bucket` laid out as `layout`.
+pub(crate) async fn read_restore_catalog<S: BackupStore>(
+    store: &S,
+    bucket: &str,
+    layout: &Layout,
+) -> Result<RestoreListing, String> {
+    let objects = list_all(
+        store,
+        bucket,
+        &[
+            format!("{}base/", layout.postgres),
+            format!("{}wals/", layout.postgres),
+            layout.vault.clone(),
+        ],
+    )
+    .await?;
+    let read = |key: String| async move {
+        store
+            .read_small(bucket, &key)
+            .await
+            .map(|b| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned())
+            .map_err(|e| e.to_string())
+    };
+    let mut listing = RestoreListing {
+        catalog: RestoreCatalog::default(),
+        recorded_sizes: Vec::new(),
+        objects: Vec::new(),
+    };
+    for o in &objects {
+        match classify(&o.key, layout) {
+            Some((_, Item::BaseBackup(id))) => {
+                if let Some((base, size)) =
+                    base_backup_candidate(&id, &o.key, &read(o.key.clone()).await?)
+                {
+                    if let Some(size) = size {
+                        listing.recorded_sizes.push((base.end_time, size));
+                    }
+                    listing.catalog.base_backups.push(base);
+                }
+            }
+            Some((_, Item::Wal(segment))) => listing.catalog.wal.push(CatalogWal {
+                segment,
+                key: o.key.clone(),
+                archived: o.time,
+            }),
+            Some((_, Item::Snapshot)) => listing
+                .catalog
+                .snapshots
+                .push((o.key.clone(), time_in_name(&o.key).unwrap_or(o.time))),
+            _ => {
+                if let Some(WalFile::History(tli)) = wal::classify(&o.key)
+                    && let Ok(s) = wal::parse_history(tli, &read(o.key.clone()).await?)
+                {
+                    listing.catalog.switches.extend(s);
+                }
+            }
+        }
+    }
+    listing.objects = objects;
+    Ok(listing)
 }
 
 /// A verification that passed.

@@ -126,39 +126,288 @@ pub struct Settings {
     pub allow_plain_http: bool,
 }
 
-/// Every variable [`Settings::from_lookup`] reads (what `hapilot.toml` may set, lower case and
-/// without the prefix).
-pub const VARIABLES: [&str; 29] = [
-    "HAPILOT_HOSTED_ZONE_ID",
-    "HAPILOT_RECORD_NAME",
-    "HAPILOT_GLOBAL_HEALTH_URL",
-    "HAPILOT_REGIONS",
-    "HAPILOT_REGIONS_SECRET",
-    "HAPILOT_TIER",
-    "HAPILOT_AUDIT_BUCKET",
-    "HAPILOT_TOPIC_ARN",
-    "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
-    "HAPILOT_FAILOVER_TRIGGERS",
-    "HAPILOT_AUTOMATIC_FAILOVER",
-    "HAPILOT_COOLDOWN_SECONDS",
-    "HAPILOT_SCALE_TARGETS",
-    "HAPILOT_READINESS_WORKLOADS",
-    "HAPILOT_DRILL_SCHEDULE",
-    "HAPILOT_EMERGENCY_ROLES",
-    "HAPILOT_CANARY_PROVIDER",
-    "HAPILOT_FAILOVER_INPUT_DEFAULTS",
-    "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
-    "HAPILOT_BACKUP_BUCKET",
-    "HAPILOT_DR_BACKUP_BUCKET",
-    "HAPILOT_DR_REGION",
-    "HAPILOT_METRICS",
-    "HAPILOT_TRAFFIC_SWITCH",
-    "HAPILOT_ALLOW_PLAIN_HTTP",
-    "HAPILOT_DATABASE_SECRET",
-    "HAPILOT_KUBERNETES_SECRET",
-    "HAPILOT_VAULT_SECRET",
-    "HAPILOT_CANARY_SECRET",
+/// One configuration variable: its name, what it means (the README's table is made from
+/// these), its default, how it is parsed into [`Settings`] and whether it is set. The one place
+/// a variable is declared: parsing, `require`, `hapilot.toml`'s `[settings]` keys, the README
+/// and the template's consistency test all read this table.
+pub struct Variable {
+    /// `HAPILOT_...`.
+    pub name: &'static str,
+    /// The README's text.
+    pub doc: &'static str,
+    /// The default, as the README says it (empty: none).
+    pub default: &'static str,
+    parse: fn(&mut Settings, &str) -> Result<(), FunctionError>,
+    is_set: fn(&Settings) -> bool,
+}
+
+fn json<T: serde::de::DeserializeOwned>(var: &str, text: &str) -> Result<T, FunctionError> {
+    serde_json::from_str(text).map_err(|e| FunctionError::Setup(format!("{var} is not valid: {e}")))
+}
+
+fn flag(var: &str, text: &str) -> Result<bool, FunctionError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
+        other => Err(FunctionError::Setup(format!(
+            "{var} is not valid: {other:?} (use true or false)"
+        ))),
+    }
+}
+
+/// A variable that is plain text into an `Option<String>` field.
+macro_rules! text_variable {
+    ($name:literal, $field:ident, $doc:literal) => {
+        Variable {
+            name: $name,
+            doc: $doc,
+            default: "",
+            parse: |s, v| {
+                s.$field = Some(v.to_string());
+                Ok(())
+            },
+            is_set: |s| s.$field.is_some(),
+        }
+    };
+}
+
+/// Every variable, in the README's order.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "HAPILOT_REGIONS",
+        doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?}, \"redis\"?: {\"address\": \"host:port\", \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`, `restore`: DR restore into that region). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=/opt/rds-ca.pem`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`), `sslrootcert` is a PEM bundle (default: the system's roots), and a `connect_timeout` of 5 s applies unless the DSN sets one",
+        default: "",
+        parse: |s, v| {
+            s.regions = regions_json("HAPILOT_REGIONS", v)?;
+            Ok(())
+        },
+        is_set: |s| !s.regions.is_empty(),
+    },
+    text_variable!(
+        "HAPILOT_REGIONS_SECRET",
+        regions_secret,
+        "instead of `HAPILOT_REGIONS`: a Secrets Manager secret (name or ARN) holding that JSON, read at start by the functions that need the regions (the template's way: DSNs and tokens stay out of the functions' configuration). Setting both is refused"
+    ),
+    text_variable!(
+        "HAPILOT_BACKUP_BUCKET",
+        backup_bucket,
+        "the backups (the audit)"
+    ),
+    text_variable!(
+        "HAPILOT_DR_BACKUP_BUCKET",
+        dr_backup_bucket,
+        "their DR region's copy (the audit, DR restore)"
+    ),
+    text_variable!("HAPILOT_DR_REGION", dr_region, "the DR copy's region"),
+    text_variable!(
+        "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
+        failback_state_machine_arn,
+        "the DR drill's fail-back child"
+    ),
+    text_variable!(
+        "HAPILOT_HOSTED_ZONE_ID",
+        hosted_zone_id,
+        "the global name's zone (weighted records, one SetIdentifier per region)"
+    ),
+    text_variable!("HAPILOT_RECORD_NAME", record_name, "the global name"),
+    text_variable!(
+        "HAPILOT_GLOBAL_HEALTH_URL",
+        global_health_url,
+        "`/health` through the global name (the final verification)"
+    ),
+    text_variable!(
+        "HAPILOT_AUDIT_BUCKET",
+        audit_bucket,
+        "journal and reports bucket"
+    ),
+    text_variable!("HAPILOT_TOPIC_ARN", topic_arn, "notification topic"),
+    text_variable!(
+        "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
+        failover_state_machine_arn,
+        "for the alarm router: what to start"
+    ),
+    Variable {
+        name: "HAPILOT_FAILOVER_TRIGGERS",
+        doc: "for the alarm router: `[{\"alarm_name\", \"primary_region\", \"standby_region\", \"tier\", \"vantage_alarms\"?, \"quorum\"?}]`",
+        default: "",
+        parse: |s, v| {
+            s.triggers = json("HAPILOT_FAILOVER_TRIGGERS", v)?;
+            Ok(())
+        },
+        is_set: |s| !s.triggers.is_empty(),
+    },
+    Variable {
+        name: "HAPILOT_AUTOMATIC_FAILOVER",
+        doc: "the kill switch: `false` and no alarm starts a failover",
+        default: "true",
+        parse: |s, v| {
+            s.automatic_failover = flag("HAPILOT_AUTOMATIC_FAILOVER", v)?;
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    Variable {
+        name: "HAPILOT_COOLDOWN_SECONDS",
+        doc: "anti ping-pong: no alarm-started failover within this long of the last traffic move",
+        default: "1800",
+        parse: |s, v| {
+            s.cooldown_secs = v.trim().parse().map_err(|e| {
+                FunctionError::Setup(format!("HAPILOT_COOLDOWN_SECONDS is not valid: {e}"))
+            })?;
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    Variable {
+        name: "HAPILOT_TIER",
+        doc: "default tier (`Standard`, `High`, `Critical`)",
+        default: "Critical",
+        parse: |s, v| {
+            s.tier =
+                Some(v.parse().map_err(|e| {
+                    FunctionError::Setup(format!("HAPILOT_TIER is not valid: {e}"))
+                })?);
+            Ok(())
+        },
+        is_set: |s| s.tier.is_some(),
+    },
+    Variable {
+        name: "HAPILOT_SCALE_TARGETS",
+        doc: "JSON deployment -> replicas the failover scales the standby to (readiness checks they fit)",
+        default: "{\"litellm\": 5, \"agentgateway\": 3}",
+        parse: |s, v| {
+            s.scale_targets = json("HAPILOT_SCALE_TARGETS", v)?;
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    Variable {
+        name: "HAPILOT_READINESS_WORKLOADS",
+        doc: "JSON array of the gateway Deployments readiness checks in each region",
+        default: "[\"litellm\", \"agentgateway\", \"vllm\"]",
+        parse: |s, v| {
+            s.readiness_workloads = json("HAPILOT_READINESS_WORKLOADS", v)?;
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    text_variable!(
+        "HAPILOT_DRILL_SCHEDULE",
+        drill_schedule,
+        "the EventBridge Scheduler schedule that runs the DR drill (the template's `DrDrillSchedule`); readiness checks that it exists and is enabled"
+    ),
+    Variable {
+        name: "HAPILOT_EMERGENCY_ROLES",
+        doc: "JSON emergency-path function -> its role's ARN; readiness simulates each role's calls (the template fills it)",
+        default: "",
+        parse: |s, v| {
+            s.emergency_roles = json("HAPILOT_EMERGENCY_ROLES", v)?;
+            Ok(())
+        },
+        is_set: |s| !s.emergency_roles.is_empty(),
+    },
+    Variable {
+        name: "HAPILOT_CANARY_PROVIDER",
+        doc: "JSON: `{\"kind\": \"cloudwatch\", \"namespace\", \"request_metric\", \"error_metric\", \"dimensions\": {region: {name: value}}}` or `{\"kind\": \"prometheus\", \"url\", \"request_query\", \"error_query\"}`",
+        default: "",
+        parse: |s, v| {
+            s.canary_provider = Some(json("HAPILOT_CANARY_PROVIDER", v)?);
+            Ok(())
+        },
+        is_set: |s| s.canary_provider.is_some(),
+    },
+    Variable {
+        name: "HAPILOT_FAILOVER_INPUT_DEFAULTS",
+        doc: "JSON merged under alarm-started runs' input (probe counts, timeouts)",
+        default: "{}",
+        parse: |s, v| {
+            s.failover_input_defaults = json("HAPILOT_FAILOVER_INPUT_DEFAULTS", v)?;
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    Variable {
+        name: "HAPILOT_TRAFFIC_SWITCH",
+        doc: "JSON: how ungraceful failovers move traffic: `{\"kind\": \"weights\"}`, `{\"kind\": \"health_check\", ...}` or `{\"kind\": \"arc_routing_control\", ...}` (see \"With the primary region dark\")",
+        default: "{\"kind\": \"weights\"}",
+        parse: |s, v| {
+            s.traffic_switch = json("HAPILOT_TRAFFIC_SWITCH", v)?;
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    Variable {
+        name: "HAPILOT_ALLOW_PLAIN_HTTP",
+        doc: "`true` to accept `http://` URLs (the local stack sets it); otherwise every URL a function is given must be `https://`, and a URL holding a user name or password is refused at start, the error naming the setting and never the URL",
+        default: "false",
+        parse: |s, v| {
+            s.allow_plain_http = flag("HAPILOT_ALLOW_PLAIN_HTTP", v)?;
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    Variable {
+        name: "HAPILOT_METRICS",
+        doc: "`api` (`PutMetricData`; the local stack and the CLI) or `emf` (embedded metric format lines on stdout, which CloudWatch Logs turns into the same metrics; the template sets it, so no function needs `cloudwatch:PutMetricData`)",
+        default: "api",
+        parse: |s, v| {
+            s.embedded_metrics = match v.trim().to_ascii_lowercase().as_str() {
+                "emf" => true,
+                "api" => false,
+                other => {
+                    return Err(FunctionError::Setup(format!(
+                        "HAPILOT_METRICS is not valid: {other:?} (use emf or api)"
+                    )));
+                }
+            };
+            Ok(())
+        },
+        is_set: |_| true,
+    },
+    text_variable!(
+        "HAPILOT_DATABASE_SECRET",
+        database_secret,
+        "Secrets Manager secret `{\"<region>\": {\"dsn\"?, \"restore_dsn\"?, \"patroni_auth\"?}}`: the database credentials, read only by the functions that use them"
+    ),
+    text_variable!(
+        "HAPILOT_KUBERNETES_SECRET",
+        kubernetes_secret,
+        "Secrets Manager secret `{\"<region>\": \"<bearer token>\"}`"
+    ),
+    text_variable!(
+        "HAPILOT_VAULT_SECRET",
+        vault_secret,
+        "Secrets Manager secret `{\"<region>\": \"<Vault token>\"}`"
+    ),
+    text_variable!(
+        "HAPILOT_CANARY_SECRET",
+        canary_secret,
+        "Secrets Manager secret: the Prometheus canary provider's `{\"kind\": \"bearer\", \"token\"}` or `{\"kind\": \"basic\", \"username\", \"password\"}`"
+    ),
 ];
+
+/// The variable named `name`.
+pub fn variable(name: &str) -> Option<&'static Variable> {
+    VARIABLES.iter().find(|v| v.name == name)
+}
+
+/// The README's table of variables, made from [`VARIABLES`].
+pub fn variables_markdown() -> String {
+    let mut out = String::from("| variable | meaning | default |\n| --- | --- | --- |\n");
+    for v in VARIABLES {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            v.name,
+            v.doc,
+            if v.default.is_empty() {
+                "-".to_string()
+            } else {
+                format!("`{}`", v.default)
+            }
+        ));
+    }
+    out
+}
 
 impl Settings {
     /// Defaults for everything optional.
@@ -181,103 +430,41 @@ impl Settings {
 
     /// Like [`Settings::from_env`], from any key -> value lookup.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, FunctionError> {
-        fn json<T: serde::de::DeserializeOwned>(var: &str, text: &str) -> Result<T, FunctionError> {
-            serde_json::from_str(text)
-                .map_err(|e| FunctionError::Setup(format!("{var} is not valid: {e}")))
-        }
         let mut s = Settings::with_defaults();
-        let text = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        s.hosted_zone_id = text("HAPILOT_HOSTED_ZONE_ID");
-        s.record_name = text("HAPILOT_RECORD_NAME");
-        s.global_health_url = text("HAPILOT_GLOBAL_HEALTH_URL");
-        s.audit_bucket = text("HAPILOT_AUDIT_BUCKET");
-        s.topic_arn = text("HAPILOT_TOPIC_ARN");
-        s.failover_state_machine_arn = text("HAPILOT_FAILOVER_STATE_MACHINE_ARN");
-        s.failback_state_machine_arn = text("HAPILOT_FAILBACK_STATE_MACHINE_ARN");
-        s.backup_bucket = text("HAPILOT_BACKUP_BUCKET");
-        s.dr_backup_bucket = text("HAPILOT_DR_BACKUP_BUCKET");
-        s.dr_region = text("HAPILOT_DR_REGION");
-        s.drill_schedule = text("HAPILOT_DRILL_SCHEDULE");
-        if let Some(v) = text("HAPILOT_REGIONS") {
-            s.regions = regions_json("HAPILOT_REGIONS", &v)?;
+        for v in VARIABLES {
+            if let Some(text) = get(v.name).filter(|t| !t.trim().is_empty()) {
+                (v.parse)(&mut s, &text)?;
+            }
         }
-        s.regions_secret = text("HAPILOT_REGIONS_SECRET");
-        s.database_secret = text("HAPILOT_DATABASE_SECRET");
-        s.kubernetes_secret = text("HAPILOT_KUBERNETES_SECRET");
-        s.vault_secret = text("HAPILOT_VAULT_SECRET");
-        s.canary_secret = text("HAPILOT_CANARY_SECRET");
         if s.regions_secret.is_some() && !s.regions.is_empty() {
             return Err(FunctionError::Setup(
                 "HAPILOT_REGIONS and HAPILOT_REGIONS_SECRET are both set: keep one".into(),
             ));
         }
-        if let Some(v) = text("HAPILOT_TIER") {
-            s.tier =
-                Some(v.parse().map_err(|e| {
-                    FunctionError::Setup(format!("HAPILOT_TIER is not valid: {e}"))
-                })?);
-        }
-        if let Some(v) = text("HAPILOT_FAILOVER_TRIGGERS") {
-            s.triggers = json("HAPILOT_FAILOVER_TRIGGERS", &v)?;
-        }
-        if let Some(v) = text("HAPILOT_AUTOMATIC_FAILOVER") {
-            s.automatic_failover = match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "on" | "1" => true,
-                "false" | "off" | "0" => false,
-                other => {
-                    return Err(FunctionError::Setup(format!(
-                        "HAPILOT_AUTOMATIC_FAILOVER is not valid: {other:?} (use true or false)"
-                    )));
-                }
-            };
-        }
-        if let Some(v) = text("HAPILOT_COOLDOWN_SECONDS") {
-            s.cooldown_secs = v.trim().parse().map_err(|e| {
-                FunctionError::Setup(format!("HAPILOT_COOLDOWN_SECONDS is not valid: {e}"))
-            })?;
-        }
-        if let Some(v) = text("HAPILOT_SCALE_TARGETS") {
-            s.scale_targets = json("HAPILOT_SCALE_TARGETS", &v)?;
-        }
-        if let Some(v) = text("HAPILOT_READINESS_WORKLOADS") {
-            s.readiness_workloads = json("HAPILOT_READINESS_WORKLOADS", &v)?;
-        }
-        if let Some(v) = text("HAPILOT_EMERGENCY_ROLES") {
-            s.emergency_roles = json("HAPILOT_EMERGENCY_ROLES", &v)?;
-        }
-        if let Some(v) = text("HAPILOT_CANARY_PROVIDER") {
-            s.canary_provider = Some(json("HAPILOT_CANARY_PROVIDER", &v)?);
-        }
-        if let Some(v) = text("HAPILOT_FAILOVER_INPUT_DEFAULTS") {
-            s.failover_input_defaults = json("HAPILOT_FAILOVER_INPUT_DEFAULTS", &v)?;
-        }
-        if let Some(v) = text("HAPILOT_TRAFFIC_SWITCH") {
-            s.traffic_switch = json("HAPILOT_TRAFFIC_SWITCH", &v)?;
-        }
-        if let Some(v) = text("HAPILOT_ALLOW_PLAIN_HTTP") {
-            s.allow_plain_http = match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "on" | "1" => true,
-                "false" | "off" | "0" => false,
-                other => {
-                    return Err(FunctionError::Setup(format!(
-                        "HAPILOT_ALLOW_PLAIN_HTTP is not valid: {other:?} (use true or false)"
-                    )));
-                }
-            };
-        }
-        if let Some(v) = text("HAPILOT_METRICS") {
-            s.embedded_metrics = match v.trim().to_ascii_lowercase().as_str() {
-                "emf" => true,
-                "api" => false,
-                other => {
-                    return Err(FunctionError::Setup(format!(
-                        "HAPILOT_METRICS is not valid: {other:?} (use emf or api)"
-                    )));
-                }
-            };
-        }
         s.check_urls()?;
         Ok(s)
+    }
+
+    /// The region a DR restore goes into, refused when it lacks what the restore asks for
+    /// (a restore target for PostgreSQL, a Vault for Vault).
+    pub fn restore_region(
+        &self,
+        region: &str,
+        postgres: bool,
+        vault: bool,
+    ) -> Result<&RegionConfig, FunctionError> {
+        let config = self.region(region)?;
+        if postgres && config.restore.is_none() {
+            return Err(FunctionError::Setup(format!(
+                "HAPILOT_REGIONS has no restore target for {region} (restore.agent_url, restore.dsn)"
+            )));
+        }
+        if vault && config.vault.is_none() {
+            return Err(FunctionError::Setup(format!(
+                "HAPILOT_REGIONS has no vault for {region} (vault.url, vault.token)"
+            )));
+        }
+        Ok(config)
     }
 
     /// Every URL the settings name, by the setting that names it.
@@ -495,20 +682,10 @@ impl Settings {
     /// Fails naming the first variable in `vars` that is not set.
     pub fn require(&self, vars: &[&str]) -> Result<(), FunctionError> {
         for var in vars {
-            let set = match *var {
-                "HAPILOT_HOSTED_ZONE_ID" => self.hosted_zone_id.is_some(),
-                "HAPILOT_RECORD_NAME" => self.record_name.is_some(),
-                "HAPILOT_GLOBAL_HEALTH_URL" => self.global_health_url.is_some(),
-                "HAPILOT_REGIONS" => !self.regions.is_empty(),
-                "HAPILOT_AUDIT_BUCKET" => self.audit_bucket.is_some(),
-                "HAPILOT_TOPIC_ARN" => self.topic_arn.is_some(),
-                "HAPILOT_FAILOVER_STATE_MACHINE_ARN" => self.failover_state_machine_arn.is_some(),
-                "HAPILOT_FAILBACK_STATE_MACHINE_ARN" => self.failback_state_machine_arn.is_some(),
-                "HAPILOT_FAILOVER_TRIGGERS" => !self.triggers.is_empty(),
-                "HAPILOT_CANARY_PROVIDER" => self.canary_provider.is_some(),
-                _ => true,
-            };
-            if !set {
+            let v = variable(var).ok_or_else(|| {
+                FunctionError::Setup(format!("{var} is no hapilot variable (a catalog bug)"))
+            })?;
+            if !(v.is_set)(self) {
                 return Err(FunctionError::Setup(format!("{var} is not set")));
             }
         }
@@ -570,6 +747,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readmes_table_of_variables_is_made_from_the_table() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        let table = variables_markdown();
+        assert!(
+            readme.contains(&table),
+            "README.md's table of variables differs from config::VARIABLES; it should read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn require_refuses_a_name_that_is_no_variable() {
+        let s = Settings::with_defaults();
+        assert!(s.require(&["HAPILOT_AUTOMATIC_FAILOVER"]).is_ok());
+        let e = s.require(&["HAPILOT_NO_SUCH"]).unwrap_err().to_string();
+        assert!(e.contains("HAPILOT_NO_SUCH is no hapilot variable"), "{e}");
+        assert!(s.require(&["HAPILOT_TOPIC_ARN"]).is_err(), "unset");
+    }
+
+    #[test]
     fn variables_lists_exactly_what_is_read() {
         let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
         Settings::from_lookup(|k| {
@@ -578,7 +776,7 @@ mod tests {
         })
         .unwrap();
         let listed: std::collections::BTreeSet<String> =
-            VARIABLES.iter().map(|v| v.to_string()).collect();
+            VARIABLES.iter().map(|v| v.name.to_string()).collect();
         assert_eq!(asked.into_inner().unwrap(), listed);
     }
 

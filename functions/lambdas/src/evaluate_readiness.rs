@@ -503,3 +503,286 @@ async fn publish_report(
 fn is_standby(settings: &Settings, region: &str) -> bool {
     settings.triggers.iter().any(|t| t.standby_region == region)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_aws::cluster::MemoryCluster;
+    use hapilot_aws::database::MemoryDatabase;
+    use hapilot_aws::journal::MemoryJournal;
+    use hapilot_aws::monitoring::MemoryMonitoring;
+    use hapilot_aws::notifier::MemoryNotifier;
+    use hapilot_aws::permissions::MemoryPermissions;
+    use hapilot_aws::redis::MemoryRedis;
+    use hapilot_aws::route53_health::MemoryTraffic;
+    use hapilot_aws::schedules::MemorySchedules;
+    use hapilot_aws::vault::MemoryVault;
+    use hapilot_core::alarm::FailoverTrigger;
+    use hapilot_core::failover::ReplicationStatus;
+    use hapilot_core::readiness::{
+        HealthCheckView, NodeCapacity, Probe, RaftServer, RecordView, RedisView, Resources,
+    };
+
+    const NOW: i64 = 1_796_100_000;
+
+    fn settings() -> Settings {
+        let region = |set: &str| crate::config::RegionConfig {
+            health_url: format!("https://{set}.example.com/health"),
+            set_identifier: set.into(),
+            database: None,
+            kubernetes: None,
+            vault: None,
+            redis: None,
+            restore: None,
+        };
+        let mut s = Settings::with_defaults();
+        s.regions = [
+            ("us-east-1".to_string(), region("primary")),
+            ("us-west-2".to_string(), region("secondary")),
+        ]
+        .into();
+        s.triggers = vec![FailoverTrigger {
+            alarm_name: "primary-down".into(),
+            primary_region: "us-east-1".into(),
+            standby_region: "us-west-2".into(),
+            tier: hapilot_core::tier::Tier::Critical,
+            vantage_alarms: Vec::new(),
+            quorum: None,
+        }];
+        s.hosted_zone_id = Some("Z1".into());
+        s.record_name = Some("gateway.example.com".into());
+        s.drill_schedule = Some("dr-drill".into());
+        s.emergency_roles = [(
+            "promote-database".to_string(),
+            "arn:role/promote".to_string(),
+        )]
+        .into();
+        s
+    }
+
+    fn workload(name: &str, replicas: i64) -> WorkloadView {
+        let probe = |period, threshold| {
+            Some(Probe {
+                initial_delay_secs: 10,
+                period_secs: period,
+                failure_threshold: threshold,
+            })
+        };
+        WorkloadView {
+            name: name.into(),
+            spec_replicas: replicas,
+            available_replicas: replicas,
+            pod_zones: vec![Some("a".into()), Some("b".into())],
+            spread_by_zone: true,
+            disruption_budgets: vec![format!("{name}-pdb")],
+            probes: vec![
+                ("liveness".into(), probe(10, 3)),
+                ("readiness".into(), probe(5, 2)),
+                ("startup".into(), probe(5, 30)),
+            ],
+            images: vec![format!("example/{name}:1")],
+            pod_requests: Resources {
+                cpu_millis: 500,
+                memory_bytes: 1 << 30,
+            },
+        }
+    }
+
+    fn cluster() -> MemoryCluster {
+        MemoryCluster {
+            workloads: ["litellm", "agentgateway", "vllm"]
+                .iter()
+                .map(|n| (n.to_string(), workload(n, 2)))
+                .collect(),
+            nodes: (0..3)
+                .map(|i| NodeCapacity {
+                    name: format!("node-{i}"),
+                    allocatable: Resources {
+                        cpu_millis: 4000,
+                        memory_bytes: 16 << 30,
+                    },
+                    requested: Resources {
+                        cpu_millis: 1000,
+                        memory_bytes: 2 << 30,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn vault(voters: usize) -> MemoryVault {
+        let mut vault = MemoryVault::default();
+        vault.servers = (0..voters)
+            .map(|i| RaftServer {
+                node_id: format!("vault-{i}"),
+                leader: i == 0,
+                voter: true,
+            })
+            .collect();
+        vault
+    }
+
+    fn sources(
+        vault: MemoryVault,
+    ) -> RegionSources<MemoryCluster, MemoryDatabase, MemoryVault, MemoryRedis> {
+        let database = MemoryDatabase::new(ReplicationStatus {
+            in_recovery: true,
+            replay_lag_secs: Some(0.5),
+            unreplayed_bytes: Some(0),
+            streaming: Some(true),
+        });
+        let redis = MemoryRedis {
+            replication: RedisView {
+                role: "master".into(),
+                connected_replicas: 1,
+                master_link_up: None,
+            },
+            sentinels: None,
+        };
+        RegionSources {
+            cluster: Box::new(|_| Ok(Some(cluster()))),
+            database: Box::new(move |r| Ok((r == "us-west-2").then(|| database.clone()))),
+            vault: Box::new(move |r| Ok((r == "us-west-2").then(|| vault.clone()))),
+            redis: Box::new(move |r| Ok((r == "us-west-2").then(|| redis.clone()))),
+        }
+    }
+
+    fn traffic() -> MemoryTraffic {
+        let record = |id: &str| RecordView {
+            weight: Some(0),
+            health_check_id: Some(id.into()),
+            health_check: Some(HealthCheckView {
+                kind: "HTTPS".into(),
+                children: Vec::new(),
+                routing_control_arn: None,
+            }),
+        };
+        MemoryTraffic {
+            records: [
+                ("primary".to_string(), record("hc-east")),
+                ("secondary".to_string(), record("hc-west")),
+            ]
+            .into(),
+            statuses: [("hc-east".to_string(), 1.0), ("hc-west".to_string(), 1.0)].into(),
+        }
+    }
+
+    async fn practiced() -> MemoryJournal {
+        let journal = MemoryJournal::default();
+        let at = |age: i64| {
+            chrono::DateTime::from_timestamp(NOW - age, 0)
+                .unwrap()
+                .to_rfc3339()
+        };
+        journal
+            .put(
+                "reports/dr-drill/d.json",
+                &json!({"verdict": "PASSED", "finished_at": at(86_400)}),
+            )
+            .await
+            .unwrap();
+        journal
+            .put(
+                &format!("reports/backup-audit/{}.json", epoch_text(NOW - 600)),
+                &json!({"now": NOW - 600, "verdict": "PASSED"}),
+            )
+            .await
+            .unwrap();
+        journal
+            .put(
+                "reports/dr-restore/r.json",
+                &json!({"outcome": "restored", "finished_at": at(86_400)}),
+            )
+            .await
+            .unwrap();
+        journal
+    }
+
+    /// The readiness rules run over in-memory fakes: a healthy deployment is ready; a Vault
+    /// with one voter fails exactly its check, notifies once and counts in the metrics.
+    #[tokio::test]
+    async fn a_healthy_deployment_is_ready_and_one_defect_fails_exactly_its_check() {
+        let settings = settings();
+        let journal = practiced().await;
+        let monitoring = MemoryMonitoring::default();
+        let notifier = MemoryNotifier::default();
+        let actions = crate::catalog::find("promote-database")
+            .unwrap()
+            .role_actions();
+        let permissions = MemoryPermissions {
+            allowed: [(
+                "arn:role/promote".to_string(),
+                actions.iter().map(|a| a.to_string()).collect(),
+            )]
+            .into(),
+        };
+        let schedules = MemorySchedules {
+            schedules: [("dr-drill".to_string(), "ENABLED".to_string())].into(),
+        };
+        let traffic = traffic();
+        let global = || GlobalSources {
+            simulator: &permissions,
+            own_region: "us-west-2",
+            traffic: &traffic,
+            schedules: &schedules,
+        };
+        let input = json!({"request": {"now": NOW}});
+        let ok = evaluate_readiness(
+            &settings,
+            &sources(vault(3)),
+            global(),
+            (&journal, &monitoring, &notifier),
+            input.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok["verdict"], "ready", "{ok:#}");
+        assert_eq!(ok["score"], 100.0, "{ok:#}");
+        assert!(notifier.sent().is_empty());
+        let report: ReadinessReport =
+            serde_json::from_value(journal.get(LATEST_KEY).await.unwrap().unwrap()).unwrap();
+        let ids: std::collections::BTreeSet<&str> =
+            report.checks.iter().map(|c| c.check.as_str()).collect();
+        for id in [
+            "kubernetes.capacity",
+            "database.replication",
+            "redis.replication",
+            "vault.raft",
+            "traffic.record",
+            "traffic.health",
+            "parity.images",
+            "permissions.emergency_path",
+            "practice.drill_schedule",
+        ] {
+            assert!(ids.contains(id), "{id} missing: {ids:?}");
+        }
+
+        let failed = evaluate_readiness(
+            &settings,
+            &sources(vault(1)),
+            global(),
+            (&journal, &monitoring, &notifier),
+            input,
+        )
+        .await
+        .unwrap();
+        assert_eq!(failed["verdict"], "not_ready");
+        assert_eq!(
+            failed["newly_failed"],
+            json!(["us-west-2/vault.raft/vault"])
+        );
+        assert_eq!(
+            notifier.sent().len(),
+            1,
+            "one notice for the newly failed check"
+        );
+        assert_eq!(monitoring.last("FailedChecks"), Some(1.0));
+        let markdown = journal
+            .text(&format!("reports/readiness/{}.md", epoch_text(NOW)))
+            .unwrap();
+        assert!(
+            markdown.contains("| **FAIL** | us-west-2 | vault.raft | vault |"),
+            "{markdown}"
+        );
+    }
+}

@@ -7,7 +7,9 @@
 use hapilot_aws::journal::Journal;
 use hapilot_aws::monitoring::{MetricValue, Metrics};
 use hapilot_aws::notifier::Notifier;
-use hapilot_core::drill::{DrillMeasurement, DrillPlan, judge_drill};
+use hapilot_core::drill::{
+    ChildRun, DrillPlan, drill_markdown, drill_measurement, failback_decision, judge_drill,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,14 +48,16 @@ pub async fn report_drill(
         decision,
         run,
     } = parse_input(input)?;
-    let measured = DrillMeasurement {
-        failover_status: failover["status"].as_str().unwrap_or("UNKNOWN").to_string(),
-        rto_secs: failover["duration_secs"].as_f64(),
-        primary_newest: before["newest_epoch"].as_f64(),
-        standby_newest: after["newest_epoch"].as_f64(),
-    };
+    let child = |v: &Value| serde_json::from_value::<ChildRun>(v.clone()).unwrap_or_default();
+    let failover_run = child(&failover);
+    let failback_run = (!failback.is_null()).then(|| child(&failback));
+    let measured = drill_measurement(
+        &failover_run,
+        before["newest_epoch"].as_f64(),
+        after["newest_epoch"].as_f64(),
+    );
     let verdict = judge_drill(&measured, &plan);
-    let stay = decision.is_object() && decision["approved"] != true;
+    let decided = failback_decision(&decision);
     let report = json!({
         "execution": run.execution,
         // When the drill was judged: readiness reads the newest passed drill's age from it.
@@ -71,47 +75,21 @@ pub async fn report_drill(
         "data_before": before,
         "data_after": after,
         "failback": failback,
-        "failback_decision": if decision.is_null() { Value::Null } else if stay { json!("stay") } else { json!("fail_back") },
+        "failback_decision": decided,
     });
     let stem = format!("reports/dr-drill/{}", run.execution);
-    let secs = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.1} s"));
-    let mut md = format!(
-        "# DR drill {}: {}\n\n{} -> {}, tier {} (RTO target {:.0} s, RPO target {:.0} s)\n\n| measure | value | target |\n| --- | ---: | ---: |\n| RTO (failover start -> verified) | {} | {:.0} s |\n| RPO (newest row written - newest row kept) | {} | {:.0} s |\n\nFailover run: `{}` ({}).\n",
-        run.execution,
-        verdict.verdict,
-        plan.primary_region,
-        plan.standby_region,
-        plan.tier.as_str(),
-        plan.rto_target_secs,
-        plan.rpo_target_secs,
-        secs(verdict.rto_secs),
-        plan.rto_target_secs,
-        secs(verdict.rpo_secs),
-        plan.rpo_target_secs,
-        failover["execution_arn"].as_str().unwrap_or("-"),
-        measured.failover_status,
+    let md = drill_markdown(
+        &run.execution,
+        &plan,
+        &verdict,
+        &failover_run,
+        failback_run.as_ref(),
+        decided,
     );
-    for reason in &verdict.reasons {
-        md.push_str(&format!("\n- {reason}"));
-    }
-    match (&decision, &failback) {
-        (Value::Null, _) => md.push_str("\n\nFail-back: not decided yet.\n"),
-        (_, Value::Null) => {
-            md.push_str("\n\nFail-back: the operator chose to stay in the standby region.\n")
-        }
-        (_, fb) => md.push_str(&format!(
-            "\n\nFail-back: canary failback `{}` {}.\n",
-            fb["execution_arn"].as_str().unwrap_or("-"),
-            fb["status"].as_str().unwrap_or("-")
-        )),
-    }
+    let passed = verdict.verdict == "PASSED";
     let mut values = vec![MetricValue::count(
         "DrillPassed",
-        if verdict.verdict == "PASSED" {
-            1.0
-        } else {
-            0.0
-        },
+        if passed { 1.0 } else { 0.0 },
     )];
     for (name, v) in [
         ("DrillRtoSeconds", verdict.rto_secs),
@@ -136,7 +114,7 @@ pub async fn report_drill(
     publish(journal, metrics, notifier, &publication).await?;
     Ok(json!({
         "verdict": verdict.verdict,
-        "passed": verdict.verdict == "PASSED",
+        "passed": passed,
         "rto_secs": verdict.rto_secs,
         "rpo_secs": verdict.rpo_secs,
         "reasons": verdict.reasons.join("; "),

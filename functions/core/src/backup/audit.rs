@@ -9,6 +9,7 @@ use super::policy::{BackupPolicy, DataType, Finding, Severity, default_policies}
 use super::wal::DEFAULT_SEGMENT_SIZE;
 use crate::CoreError;
 use crate::tier::Tier;
+pub use crate::time::epoch_text;
 
 /// Which backups get their content verified (listing checks run on all of them anyway).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -625,28 +626,6 @@ pub fn data_type_key(data_type: DataType) -> &'static str {
         DataType::Vault => "vault",
         DataType::Redis => "redis",
     }
-}
-
-/// Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ` (also the report's object name stem).
-pub fn epoch_text(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]

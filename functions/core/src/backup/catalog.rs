@@ -7,6 +7,7 @@
 //! `<pg>/<server>/base/<backup_id>/...`, `<pg>/<server>/wals/<tli+log>/<segment>[.gz]`,
 //! `vault/<YYYYMMDDTHHMMSSZ>.snap`, `redis/<YYYYMMDDTHHMMSSZ>.rdb`.
 
+pub use crate::time::parse_compact_time;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -75,35 +76,6 @@ impl Default for Layout {
             redis: "redis/".into(),
         }
     }
-}
-
-/// Parses a `YYYYMMDDTHHMMSS[Z]` timestamp (barman backup ids, snapshot names) to epoch seconds.
-pub fn parse_compact_time(text: &str) -> Option<i64> {
-    let t = text.strip_suffix('Z').unwrap_or(text);
-    if t.len() != 15 || t.as_bytes()[8] != b'T' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, s) = (
-        num(0..4)?,
-        num(4..6)?,
-        num(6..8)?,
-        num(9..11)?,
-        num(11..13)?,
-        num(13..15)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3_600 + mi * 60 + s)
 }
 
 /// The time a backup tool wrote into a file name, epoch seconds: the first timestamp found

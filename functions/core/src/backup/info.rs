@@ -1,6 +1,7 @@
 //! barman's `backup.info`: the metadata barman-cloud writes next to each base backup
 //! (`<prefix>/<server>/base/<backup_id>/backup.info`), one `key=value` per line.
 
+pub use crate::time::parse_pg_time;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -89,49 +90,6 @@ impl BackupInfo {
         parse_pg_time(&self.end_time)
             .ok_or_else(|| CoreError::invalid("backup.info end_time", "is not a timestamp"))
     }
-}
-
-/// Parses `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]` (PostgreSQL's and barman's timestamp text;
-/// also accepts RFC 3339's `T` and `Z`) to epoch seconds, fractions dropped.
-pub fn parse_pg_time(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let (date, rest) = (t.get(..10)?, t.get(11..)?);
-    if !matches!(t.as_bytes().get(10), Some(b' ' | b'T')) {
-        return None;
-    }
-    let clock = rest.get(..8)?;
-    let mut tail = &rest[8..];
-    if let Some(frac) = tail.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        tail = &frac[digits..];
-    }
-    let offset = match tail {
-        "" | "Z" => 0,
-        _ => {
-            let sign = match tail.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits: String = tail[1..].chars().filter(|c| *c != ':').collect();
-            let (h, m) = match digits.len() {
-                2 => (digits.parse::<i64>().ok()?, 0),
-                4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse().ok()?),
-                _ => return None,
-            };
-            sign * (h * 3_600 + m * 60)
-        }
-    };
-    let compact = format!(
-        "{}{}{}T{}{}{}",
-        date.get(0..4)?,
-        date.get(5..7)?,
-        date.get(8..10)?,
-        clock.get(0..2)?,
-        clock.get(3..5)?,
-        clock.get(6..8)?
-    );
-    Some(super::catalog::parse_compact_time(&compact)? - offset)
 }
 
 #[cfg(test)]
