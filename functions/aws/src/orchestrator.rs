@@ -196,3 +196,101 @@ impl Orchestrator for StepFunctions {
         }
     }
 }
+
+/// In-memory [`Orchestrator`] for handler unit tests: runs kept by state machine and name.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryOrchestrator {
+    /// (state machine ARN, name, input, status) of every run, in start order.
+    runs: std::sync::Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value, String)>>>,
+    /// What `last_traffic_move_ended_at` answers.
+    pub last_move_ended_at: Option<i64>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryOrchestrator {
+    /// Every run started: (state machine ARN, name, input).
+    pub fn started(&self) -> Vec<(String, String, serde_json::Value)> {
+        self.runs
+            .lock()
+            .expect("runs")
+            .iter()
+            .map(|(m, n, i, _)| (m.clone(), n.clone(), i.clone()))
+            .collect()
+    }
+
+    /// Ends run `name` with `status`.
+    pub fn finish(&self, name: &str, status: &str) {
+        for run in self.runs.lock().expect("runs").iter_mut() {
+            if run.1 == name {
+                run.3 = status.to_string();
+            }
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Orchestrator for MemoryOrchestrator {
+    async fn running(&self, state_machine_arn: &str) -> Result<Option<String>, AdapterError> {
+        Ok(self
+            .runs
+            .lock()
+            .expect("runs")
+            .iter()
+            .find(|(m, _, _, s)| m == state_machine_arn && s == "RUNNING")
+            .map(|(_, n, _, _)| n.clone()))
+    }
+
+    async fn last_traffic_move_ended_at(
+        &self,
+        _state_machine_arn: &str,
+        _moving_states: &[&str],
+    ) -> Result<Option<i64>, AdapterError> {
+        Ok(self.last_move_ended_at)
+    }
+
+    async fn last_stopped_at(&self, _state_machine_arn: &str) -> Result<Option<i64>, AdapterError> {
+        Ok(self.last_move_ended_at)
+    }
+
+    async fn start(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<StartOutcome, AdapterError> {
+        let mut runs = self.runs.lock().expect("runs");
+        if runs
+            .iter()
+            .any(|(m, n, _, _)| m == state_machine_arn && n == name)
+        {
+            return Ok(StartOutcome::AlreadyExists);
+        }
+        runs.push((
+            state_machine_arn.to_string(),
+            name.to_string(),
+            input.clone(),
+            "RUNNING".to_string(),
+        ));
+        Ok(StartOutcome::Started(format!(
+            "{}:{name}",
+            state_machine_arn.replace(":stateMachine:", ":execution:")
+        )))
+    }
+
+    async fn describe(&self, execution_arn: &str) -> Result<RunStatus, AdapterError> {
+        let runs = self.runs.lock().expect("runs");
+        let (_, _, _, status) = runs
+            .iter()
+            .find(|(_, n, _, _)| execution_arn.ends_with(&format!(":{n}")))
+            .ok_or_else(|| AdapterError::NotFound(format!("no execution {execution_arn}")))?;
+        Ok(RunStatus {
+            status: status.clone(),
+            started: 0.0,
+            stopped: (status != "RUNNING").then_some(0.0),
+            output: None,
+            error: None,
+            cause: None,
+        })
+    }
+}

@@ -97,3 +97,25 @@ fn classify(e: &reqwest::Error) -> ProbeFailure {
         ProbeFailure::Other(detail)
     }
 }
+
+/// In-memory [`Prober`]: a fixed observation per URL (no answer for an unknown one).
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryProber {
+    /// URL -> what a probe sees.
+    pub answers: std::collections::BTreeMap<String, ProbeObservation>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Prober for MemoryProber {
+    async fn probe(&self, url: &str, _timeout: Duration) -> ProbeObservation {
+        self.answers.get(url).cloned().unwrap_or(ProbeObservation {
+            status: None,
+            body: String::new(),
+            latency_ms: 0,
+            failure: Some(hapilot_core::health::ProbeFailure::Connect(
+                "connection refused".into(),
+            )),
+        })
+    }
+}

@@ -120,3 +120,49 @@ impl Scaler for KubernetesScaler {
         })
     }
 }
+
+/// In-memory [`Scaler`]: replica counts by deployment.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryScaler {
+    replicas: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryScaler {
+    /// A cluster with these deployments.
+    pub fn with(deployments: &[(&str, i64)]) -> Self {
+        let scaler = Self::default();
+        scaler
+            .replicas
+            .lock()
+            .expect("replicas")
+            .extend(deployments.iter().map(|(n, r)| (n.to_string(), *r)));
+        scaler
+    }
+
+    /// The replicas of `deployment` now.
+    pub fn replicas(&self, deployment: &str) -> Option<i64> {
+        self.replicas
+            .lock()
+            .expect("replicas")
+            .get(deployment)
+            .copied()
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Scaler for MemoryScaler {
+    async fn scale(&self, deployment: &str, replicas: i64) -> Result<ScaleChange, AdapterError> {
+        let mut all = self.replicas.lock().expect("replicas");
+        let before = *all.get(deployment).ok_or_else(|| {
+            AdapterError::NotFound(format!("deployments.apps \"{deployment}\" not found"))
+        })?;
+        all.insert(deployment.to_string(), replicas);
+        Ok(ScaleChange {
+            deployment: deployment.to_string(),
+            before,
+            after: replicas,
+        })
+    }
+}

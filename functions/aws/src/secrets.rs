@@ -43,3 +43,21 @@ impl SecretReader for SecretsManager {
             .ok_or_else(|| AdapterError::NotFound(format!("secret {id} has no SecretString")))
     }
 }
+
+/// In-memory [`SecretReader`]: secret id -> `SecretString`.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemorySecrets {
+    /// Id -> text.
+    pub secrets: std::collections::BTreeMap<String, String>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl SecretReader for MemorySecrets {
+    async fn secret_string(&self, id: &str) -> Result<String, AdapterError> {
+        self.secrets
+            .get(id)
+            .cloned()
+            .ok_or_else(|| AdapterError::NotFound(format!("no secret {id}")))
+    }
+}

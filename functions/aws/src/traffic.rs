@@ -242,3 +242,25 @@ impl TrafficMetrics for TrafficProvider {
         }
     }
 }
+
+/// In-memory [`TrafficMetrics`]: a fixed measurement per region.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTrafficMetrics {
+    /// Region -> requests and errors in any window.
+    pub regions: std::collections::BTreeMap<String, TrafficMeasurement>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl TrafficMetrics for MemoryTrafficMetrics {
+    async fn measure(
+        &self,
+        region: &str,
+        _window_secs: u64,
+    ) -> Result<TrafficMeasurement, AdapterError> {
+        self.regions
+            .get(region)
+            .cloned()
+            .ok_or_else(|| AdapterError::NotFound(format!("no traffic metrics for {region}")))
+    }
+}

@@ -314,4 +314,77 @@ mod tests {
             assert!(e.to_string().contains("Nothing was started"));
         }
     }
+
+    fn settings() -> Settings {
+        let mut s = Settings::with_defaults();
+        s.failover_state_machine_arn =
+            Some("arn:aws:states:us-west-2:123456789012:stateMachine:failover".into());
+        s.triggers = vec![FailoverTrigger {
+            alarm_name: "primary-health".into(),
+            primary_region: "us-east-1".into(),
+            standby_region: "us-west-2".into(),
+            tier: hapilot_core::tier::Tier::Critical,
+            vantage_alarms: vec![
+                "arn:aws:cloudwatch:us-west-2:123456789012:alarm:watch".into(),
+                "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:watch".into(),
+            ],
+            quorum: Some(2),
+        }];
+        s
+    }
+
+    fn alarm(state: &str) -> Value {
+        json!({
+            "version": "0", "id": "1", "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-11-25T09:00:00Z",
+            "region": "us-west-2", "resources": ["arn:aws:cloudwatch:us-west-2:123456789012:alarm:watch"],
+            "detail": {
+                "alarmName": "watch",
+                "state": {"value": state, "reason": "down", "timestamp": "2026-11-25T09:00:00.000+0000"},
+                "previousState": {"value": "OK", "reason": "up", "timestamp": "2026-11-25T08:00:00.000+0000"},
+                "configuration": {}
+            }
+        })
+    }
+
+    /// The router's rules over in-memory fakes: a quorum of vantage points starts exactly one
+    /// ungraceful run with its incident; a second delivery starts nothing; one vantage point
+    /// alone changes nothing.
+    #[tokio::test]
+    async fn a_quorum_starts_one_run_and_a_lone_vote_starts_none() {
+        use hapilot_aws::monitoring::MemoryMonitoring;
+        use hapilot_aws::orchestrator::MemoryOrchestrator;
+        let settings = settings();
+        let mut alarms = MemoryMonitoring::default();
+        alarms
+            .alarms
+            .insert(("us-west-2".into(), "watch".into()), "ALARM".into());
+        alarms
+            .alarms
+            .insert(("eu-west-1".into(), "watch".into()), "OK".into());
+        let runs = MemoryOrchestrator::default();
+        let lone = alarm_router(&settings, &alarms, &runs, alarm("ALARM"))
+            .await
+            .unwrap();
+        assert_eq!(lone["decision"], "ignore", "{lone:#}");
+        assert!(runs.started().is_empty());
+
+        alarms
+            .alarms
+            .insert(("eu-west-1".into(), "watch".into()), "ALARM".into());
+        let started = alarm_router(&settings, &alarms, &runs, alarm("ALARM"))
+            .await
+            .unwrap();
+        assert_eq!(started["decision"], "start", "{started:#}");
+        let (_, _, input) = &runs.started()[0];
+        assert_eq!(input["mode"], "ungraceful");
+        assert_eq!(input["standby_region"], "us-west-2");
+        assert_eq!(input["incident"]["alarm"], "watch");
+
+        let again = alarm_router(&settings, &alarms, &runs, alarm("ALARM"))
+            .await
+            .unwrap();
+        assert_eq!(again["decision"], "ignore", "{again:#}");
+        assert_eq!(runs.started().len(), 1, "one failover at a time");
+    }
 }

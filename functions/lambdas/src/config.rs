@@ -171,8 +171,19 @@ macro_rules! text_variable {
     };
 }
 
-/// Every variable, in the README's order.
+/// Every variable, in the order `hapilot.toml`'s errors and the README list them.
 pub const VARIABLES: &[Variable] = &[
+    text_variable!(
+        "HAPILOT_HOSTED_ZONE_ID",
+        hosted_zone_id,
+        "the global name's zone (weighted records, one SetIdentifier per region)"
+    ),
+    text_variable!("HAPILOT_RECORD_NAME", record_name, "the global name"),
+    text_variable!(
+        "HAPILOT_GLOBAL_HEALTH_URL",
+        global_health_url,
+        "`/health` through the global name (the final verification)"
+    ),
     Variable {
         name: "HAPILOT_REGIONS",
         doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?}, \"redis\"?: {\"address\": \"host:port\", \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`, `restore`: DR restore into that region). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=/opt/rds-ca.pem`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`), `sslrootcert` is a PEM bundle (default: the system's roots), and a `connect_timeout` of 5 s applies unless the DSN sets one",
@@ -188,33 +199,19 @@ pub const VARIABLES: &[Variable] = &[
         regions_secret,
         "instead of `HAPILOT_REGIONS`: a Secrets Manager secret (name or ARN) holding that JSON, read at start by the functions that need the regions (the template's way: DSNs and tokens stay out of the functions' configuration). Setting both is refused"
     ),
-    text_variable!(
-        "HAPILOT_BACKUP_BUCKET",
-        backup_bucket,
-        "the backups (the audit)"
-    ),
-    text_variable!(
-        "HAPILOT_DR_BACKUP_BUCKET",
-        dr_backup_bucket,
-        "their DR region's copy (the audit, DR restore)"
-    ),
-    text_variable!("HAPILOT_DR_REGION", dr_region, "the DR copy's region"),
-    text_variable!(
-        "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
-        failback_state_machine_arn,
-        "the DR drill's fail-back child"
-    ),
-    text_variable!(
-        "HAPILOT_HOSTED_ZONE_ID",
-        hosted_zone_id,
-        "the global name's zone (weighted records, one SetIdentifier per region)"
-    ),
-    text_variable!("HAPILOT_RECORD_NAME", record_name, "the global name"),
-    text_variable!(
-        "HAPILOT_GLOBAL_HEALTH_URL",
-        global_health_url,
-        "`/health` through the global name (the final verification)"
-    ),
+    Variable {
+        name: "HAPILOT_TIER",
+        doc: "default tier (`Standard`, `High`, `Critical`)",
+        default: "Critical",
+        parse: |s, v| {
+            s.tier =
+                Some(v.parse().map_err(|e| {
+                    FunctionError::Setup(format!("HAPILOT_TIER is not valid: {e}"))
+                })?);
+            Ok(())
+        },
+        is_set: |s| s.tier.is_some(),
+    },
     text_variable!(
         "HAPILOT_AUDIT_BUCKET",
         audit_bucket,
@@ -257,19 +254,6 @@ pub const VARIABLES: &[Variable] = &[
             Ok(())
         },
         is_set: |_| true,
-    },
-    Variable {
-        name: "HAPILOT_TIER",
-        doc: "default tier (`Standard`, `High`, `Critical`)",
-        default: "Critical",
-        parse: |s, v| {
-            s.tier =
-                Some(v.parse().map_err(|e| {
-                    FunctionError::Setup(format!("HAPILOT_TIER is not valid: {e}"))
-                })?);
-            Ok(())
-        },
-        is_set: |s| s.tier.is_some(),
     },
     Variable {
         name: "HAPILOT_SCALE_TARGETS",
@@ -326,6 +310,40 @@ pub const VARIABLES: &[Variable] = &[
         },
         is_set: |_| true,
     },
+    text_variable!(
+        "HAPILOT_FAILBACK_STATE_MACHINE_ARN",
+        failback_state_machine_arn,
+        "the DR drill's fail-back child"
+    ),
+    text_variable!(
+        "HAPILOT_BACKUP_BUCKET",
+        backup_bucket,
+        "the backups (the audit)"
+    ),
+    text_variable!(
+        "HAPILOT_DR_BACKUP_BUCKET",
+        dr_backup_bucket,
+        "their DR region's copy (the audit, DR restore)"
+    ),
+    text_variable!("HAPILOT_DR_REGION", dr_region, "the DR copy's region"),
+    Variable {
+        name: "HAPILOT_METRICS",
+        doc: "`api` (`PutMetricData`; the local stack and the CLI) or `emf` (embedded metric format lines on stdout, which CloudWatch Logs turns into the same metrics; the template sets it, so no function needs `cloudwatch:PutMetricData`)",
+        default: "api",
+        parse: |s, v| {
+            s.embedded_metrics = match v.trim().to_ascii_lowercase().as_str() {
+                "emf" => true,
+                "api" => false,
+                other => {
+                    return Err(FunctionError::Setup(format!(
+                        "HAPILOT_METRICS is not valid: {other:?} (use emf or api)"
+                    )));
+                }
+            };
+            Ok(())
+        },
+        is_set: |_| true,
+    },
     Variable {
         name: "HAPILOT_TRAFFIC_SWITCH",
         doc: "JSON: how ungraceful failovers move traffic: `{\"kind\": \"weights\"}`, `{\"kind\": \"health_check\", ...}` or `{\"kind\": \"arc_routing_control\", ...}` (see \"With the primary region dark\")",
@@ -342,24 +360,6 @@ pub const VARIABLES: &[Variable] = &[
         default: "false",
         parse: |s, v| {
             s.allow_plain_http = flag("HAPILOT_ALLOW_PLAIN_HTTP", v)?;
-            Ok(())
-        },
-        is_set: |_| true,
-    },
-    Variable {
-        name: "HAPILOT_METRICS",
-        doc: "`api` (`PutMetricData`; the local stack and the CLI) or `emf` (embedded metric format lines on stdout, which CloudWatch Logs turns into the same metrics; the template sets it, so no function needs `cloudwatch:PutMetricData`)",
-        default: "api",
-        parse: |s, v| {
-            s.embedded_metrics = match v.trim().to_ascii_lowercase().as_str() {
-                "emf" => true,
-                "api" => false,
-                other => {
-                    return Err(FunctionError::Setup(format!(
-                        "HAPILOT_METRICS is not valid: {other:?} (use emf or api)"
-                    )));
-                }
-            };
             Ok(())
         },
         is_set: |_| true,
