@@ -197,12 +197,16 @@ impl Orchestrator for StepFunctions {
     }
 }
 
+/// A run the fake keeps: (state machine ARN, name, input, status).
+#[cfg(any(test, feature = "fakes"))]
+type KeptRun = (String, String, serde_json::Value, String);
+
 /// In-memory [`Orchestrator`] for handler unit tests: runs kept by state machine and name.
 #[cfg(any(test, feature = "fakes"))]
 #[derive(Debug, Clone, Default)]
 pub struct MemoryOrchestrator {
     /// (state machine ARN, name, input, status) of every run, in start order.
-    runs: std::sync::Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value, String)>>>,
+    runs: std::sync::Arc<std::sync::Mutex<Vec<KeptRun>>>,
     /// What `last_traffic_move_ended_at` answers.
     pub last_move_ended_at: Option<i64>,
 }
