@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(20_000);
     let stack = LocalStack::start(StackOptions::default(), |l| eprintln!("{l}")).await?;
-    let s3 = hapilot_aws::sdk::s3(stack.sdk_config());
+    let s3 = hapilot_adapters::sdk::s3(stack.sdk_config());
     for bucket in ["bench-backups", "bench-backups-dr"] {
         s3.create_bucket().bucket(bucket).send().await?;
     }

@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (servers, segments) = (arg(1, 10)?, arg(2, 300)?);
     let stack = LocalStack::start(StackOptions::default(), |l| eprintln!("{l}")).await?;
-    let s3 = hapilot_aws::sdk::s3(stack.sdk_config());
+    let s3 = hapilot_adapters::sdk::s3(stack.sdk_config());
     let (bucket, dr) = ("bench-many", "bench-many-dr");
     for b in [bucket, dr] {
         s3.create_bucket().bucket(b).send().await?;

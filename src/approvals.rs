@@ -7,7 +7,7 @@
 //! lost), and is journalled next to the request. `by` is the caller's identity as AWS knows it
 //! (STS GetCallerIdentity), never what the environment claims.
 
-use hapilot_aws::journal::{Journal, S3Journal};
+use hapilot_adapters::journal::{Journal, S3Journal};
 use serde_json::{Value, json};
 
 use crate::HapilotError;
@@ -30,7 +30,7 @@ pub async fn caller_identity(sdk: &aws_config::SdkConfig) -> Result<String, Hapi
             operation: "GetCallerIdentity",
             detail: format!(
                 "cannot tell who is answering, and an answer needs an identity: {}",
-                hapilot_aws::error_chain(&e)
+                hapilot_adapters::error_chain(&e)
             ),
         })?;
     me.arn()

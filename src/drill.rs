@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hapilot_aws::database::PostgresDatabase;
+use hapilot_adapters::database::PostgresDatabase;
 use hapilot_core::failover::FailoverMode;
 use hapilot_core::tier::Tier;
 use serde::Serialize;
@@ -472,7 +472,7 @@ async fn drill_on(
     let Databases::Postgres { pair, .. } = &deployment.databases else {
         unreachable!("the drill creates a PostgreSQL deployment")
     };
-    let db_error = |e: hapilot_aws::AdapterError| HapilotError::Aws {
+    let db_error = |e: hapilot_adapters::AdapterError| HapilotError::Aws {
         operation: "PostgreSQL",
         detail: e.to_string(),
     };
@@ -540,7 +540,7 @@ async fn drill_on(
     say(
         "backup job: base backup + archived WAL + a Vault snapshot into s3://hapilot-backups-dr (barman-cloud layout)",
     );
-    let s3 = hapilot_aws::sdk::s3(stack.sdk_config());
+    let s3 = hapilot_adapters::sdk::s3(stack.sdk_config());
     let backup =
         crate::local::barman::back_up_once(&s3, pair, &[DR_BACKUP_BUCKET], options.warmup).await?;
     say(&format!(
@@ -775,12 +775,12 @@ async fn gateway_down_failover(
     killed: Instant,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<FailoverRun, HapilotError> {
-    let prober = hapilot_aws::HttpProber::new()
+    let prober = hapilot_adapters::HttpProber::new()
         .map_err(|e| HapilotError::io("prober")(std::io::Error::other(e)))?;
     let mut failures = 0;
     while failures < options.failure_threshold {
         tokio::time::sleep(options.check_interval).await;
-        let seen = hapilot_aws::Prober::probe(
+        let seen = hapilot_adapters::Prober::probe(
             &prober,
             &deployment.primary.health_url(),
             Duration::from_secs(2),
@@ -1181,8 +1181,8 @@ async fn failback_after(
     let execution = crate::runs::start(&sfn, &stack.arn_of("failback"), &name, &input).await?;
     // The failback waits for a human before its first step; the drill plays the operator.
     {
-        use hapilot_aws::journal::Journal;
-        let journal = hapilot_aws::journal::S3Journal::from_sdk(
+        use hapilot_adapters::journal::Journal;
+        let journal = hapilot_adapters::journal::S3Journal::from_sdk(
             stack.sdk_config(),
             crate::local::deployment::AUDIT_BUCKET,
         );

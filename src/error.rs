@@ -70,7 +70,7 @@ impl HapilotError {
     pub fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> Self {
         move |e| HapilotError::Aws {
             operation,
-            detail: hapilot_aws::error_chain(&e),
+            detail: hapilot_adapters::error_chain(&e),
         }
     }
 }

@@ -61,7 +61,7 @@ pub async fn report(
     execution: &str,
 ) -> Result<String, HapilotError> {
     let name = execution_name(execution);
-    let s3 = hapilot_aws::sdk::s3(sdk);
+    let s3 = hapilot_adapters::sdk::s3(sdk);
     let reports = keys_under(&s3, bucket, "reports/").await?;
     if let Some(key) = reports.iter().find(|k| k.ends_with(&format!("/{name}.md"))) {
         return text_of(&s3, bucket, key).await;

@@ -178,7 +178,7 @@ pub async fn start(
     name: &str,
     input: &Value,
 ) -> Result<String, HapilotError> {
-    use hapilot_aws::orchestrator::{Orchestrator, StartOutcome, StepFunctions};
+    use hapilot_adapters::orchestrator::{Orchestrator, StartOutcome, StepFunctions};
     // The adapter the alarm router and the DR drill start runs with: one StartExecution.
     match StepFunctions::new(sfn.clone())
         .start(state_machine_arn, name, input)

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
-use hapilot_aws::orchestrator::{Orchestrator, StepFunctions};
+use hapilot_adapters::orchestrator::{Orchestrator, StepFunctions};
 use hapilot_core::alarm::TRAFFIC_MOVING_STATES;
 use hapilot_functions::config::Settings;
 use serde::Serialize;
@@ -149,8 +149,8 @@ pub async fn latest_readiness(
     sdk: &SdkConfig,
     bucket: &str,
 ) -> Result<Option<hapilot_core::readiness::ReadinessReport>, crate::HapilotError> {
-    use hapilot_aws::journal::Journal;
-    let journal = hapilot_aws::journal::S3Journal::from_sdk(sdk, bucket);
+    use hapilot_adapters::journal::Journal;
+    let journal = hapilot_adapters::journal::S3Journal::from_sdk(sdk, bucket);
     let found = journal
         .get(hapilot_functions::evaluate_readiness::LATEST_KEY)
         .await
@@ -174,7 +174,7 @@ fn said<E: std::error::Error + 'static>(
     operation: &'static str,
     e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> String {
-    hapilot_aws::error::sdk_error(operation)(e).to_string()
+    hapilot_adapters::error::sdk_error(operation)(e).to_string()
 }
 
 fn in_region(sdk: &SdkConfig, region: &str) -> SdkConfig {
@@ -355,7 +355,7 @@ pub async fn read_status(sdk: &SdkConfig, settings: &Settings, data_plane: Optio
     let journal = settings
         .audit_bucket
         .as_deref()
-        .map(|b| hapilot_aws::journal::S3Journal::from_sdk(sdk, b));
+        .map(|b| hapilot_adapters::journal::S3Journal::from_sdk(sdk, b));
     let mut deployment_regions: Vec<String> = settings.regions.keys().cloned().collect();
     if let Some(dr) = &settings.dr_region
         && !deployment_regions.contains(dr)
@@ -471,11 +471,11 @@ pub async fn read_status(sdk: &SdkConfig, settings: &Settings, data_plane: Optio
 
 /// The approval a running execution waits for, if it asked and nobody answered yet.
 async fn waiting_approval(
-    journal: &hapilot_aws::journal::S3Journal,
+    journal: &hapilot_adapters::journal::S3Journal,
     machine: &str,
     execution: &str,
 ) -> Option<PendingApproval> {
-    use hapilot_aws::journal::Journal;
+    use hapilot_adapters::journal::Journal;
     let prefix = format!("runs/{machine}/{execution}");
     let asked = journal
         .get(&format!("{prefix}/approval.json"))

@@ -9,15 +9,17 @@
 //!   directory with `recovery.signal` and `restore_command`, start it);
 //!   `GET /restore` -> `{"state": "idle"|"running"|"started"|"failed", "detail"}`.
 //!
-//! The bodies are the typed protocol of `hapilot_aws::restore` (the client's own types):
+//! The bodies are the typed protocol of `hapilot_adapters::restore` (the client's own types):
 //! [`RebuildRequest`], [`RestoreJob`], [`RestoreProgress`], [`AgentError`].
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use hapilot_aws::database::RebuildOutcome;
-use hapilot_aws::restore::{AgentError, FetchFile, RebuildRequest, RestoreJob, RestoreProgress};
+use hapilot_adapters::database::RebuildOutcome;
+use hapilot_adapters::restore::{
+    AgentError, FetchFile, RebuildRequest, RestoreJob, RestoreProgress,
+};
 use hyper::{Method, StatusCode};
 
 use super::http::{Answer, answer, body_bytes, serve_state};

@@ -113,7 +113,7 @@ pub fn next_step(name: &str, resource: &Value, observed: &Observed) -> Step {
 
 /// Whether the fencing annotation covers the cluster's instance(s).
 fn fenced(name: &str, resource: &Value) -> bool {
-    resource["metadata"]["annotations"][hapilot_aws::cnpg::FENCED_INSTANCES]
+    resource["metadata"]["annotations"][hapilot_adapters::cnpg::FENCED_INSTANCES]
         .as_str()
         .and_then(|list| serde_json::from_str::<Vec<String>>(list).ok())
         .is_some_and(|list| {
@@ -194,7 +194,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn sql(server: &PostgresServer) -> Option<tokio_postgres::Client> {
-    hapilot_aws::database::PostgresDatabase::new(server.dsn())
+    hapilot_adapters::database::PostgresDatabase::new(server.dsn())
         .connect()
         .await
         .ok()
@@ -243,7 +243,7 @@ async fn apply(
                 .ok_or_else(|| failed("promote", "the instance does not answer"))?;
             if let Some(token) = &token {
                 let row = client
-                    .query_one(hapilot_aws::cnpg::STANDBY_CONTROL_SQL, &[])
+                    .query_one(hapilot_adapters::cnpg::STANDBY_CONTROL_SQL, &[])
                     .await
                     .map_err(|e| failed("reading the control data", e))?;
                 let standby = StandbyControl {

@@ -585,7 +585,7 @@ pub fn state_change_event(
         "id": uuid::Uuid::new_v4().to_string(),
         "detail-type": "CloudWatch Alarm State Change",
         "source": "aws.cloudwatch",
-        "account": hapilot_aws::sdk::LOCAL_ACCOUNT_ID,
+        "account": hapilot_adapters::sdk::LOCAL_ACCOUNT_ID,
         "time": at,
         "region": region,
         "resources": [arn],

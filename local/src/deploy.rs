@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hapilot_aws::sdk::LOCAL_ACCOUNT_ID;
+use hapilot_adapters::sdk::LOCAL_ACCOUNT_ID;
 use hapilot_functions::catalog::FUNCTIONS;
 
 use crate::LocalError;
@@ -133,7 +133,7 @@ pub async fn deploy(
                 file: file.clone(),
                 detail: format!(
                     "CreateStateMachine failed: {}",
-                    hapilot_aws::error_chain(&e)
+                    hapilot_adapters::error_chain(&e)
                 ),
             })?;
         deployed.insert(name, created.state_machine_arn().to_string());

@@ -13,8 +13,8 @@ use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
     ResourceRecordSet, RrType,
 };
-use hapilot_aws::database::DatabaseTarget;
-use hapilot_aws::scaler::KubernetesTarget;
+use hapilot_adapters::database::DatabaseTarget;
+use hapilot_adapters::scaler::KubernetesTarget;
 use hapilot_core::alarm::FailoverTrigger;
 use hapilot_core::tier::Tier;
 use hapilot_functions::config::{RegionConfig, Settings};
@@ -29,8 +29,8 @@ use super::prometheus::LocalPrometheus;
 use super::traffic::{LB_NAMESPACE, LoadBalancerMetrics};
 use super::vault::SimulatedVault;
 use crate::LocalError;
-use hapilot_aws::traffic::TrafficSource;
-use hapilot_aws::traffic_switch::TrafficSwitchConfig;
+use hapilot_adapters::traffic::TrafficSource;
+use hapilot_adapters::traffic_switch::TrafficSwitchConfig;
 
 /// The failing region in the local deployment.
 pub const PRIMARY_REGION: &str = "us-east-1";
@@ -185,7 +185,7 @@ impl WorldOptions {
 pub fn alarm_arn(region: &str, name: &str) -> String {
     format!(
         "arn:aws:cloudwatch:{region}:{}:alarm:{name}",
-        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+        hapilot_adapters::sdk::LOCAL_ACCOUNT_ID
     )
 }
 
@@ -401,7 +401,7 @@ impl LocalDeployment {
             ),
         };
 
-        hapilot_aws::sdk::s3(sdk)
+        hapilot_adapters::sdk::s3(sdk)
             .create_bucket()
             .bucket(AUDIT_BUCKET)
             .send()
@@ -567,7 +567,7 @@ impl LocalDeployment {
             .await
             .map_err(io("starting Vault"))?;
         for bucket in [BACKUP_BUCKET, DR_BACKUP_BUCKET] {
-            hapilot_aws::sdk::s3(sdk)
+            hapilot_adapters::sdk::s3(sdk)
                 .create_bucket()
                 .bucket(bucket)
                 .send()
@@ -613,7 +613,7 @@ impl LocalDeployment {
             (
                 STANDBY_REGION.to_string(),
                 RegionConfig {
-                    vault: Some(hapilot_aws::vault::VaultTarget {
+                    vault: Some(hapilot_adapters::vault::VaultTarget {
                         ca_file: None,
                         url: vault.url(),
                         token: VAULT_TOKEN.into(),
@@ -621,22 +621,24 @@ impl LocalDeployment {
                     }),
                     restore: match &databases {
                         Databases::Postgres { dr, .. } => {
-                            Some(hapilot_aws::restore::RestoreDatabaseTarget::Postgres {
+                            Some(hapilot_adapters::restore::RestoreDatabaseTarget::Postgres {
                                 agent_url: dr.1.url(),
                                 dsn: dr.0.server.dsn().into(),
                             })
                         }
                         Databases::Patroni { .. } => None,
                     },
-                    redis: redis.as_ref().map(|pair| hapilot_aws::redis::RedisTarget {
-                        address: pair.master.address(),
-                        password: Default::default(),
-                        sentinel: Some(hapilot_aws::redis::SentinelTarget {
-                            addresses: pair.sentinel_addresses(),
-                            master_name: super::redis::SENTINEL_MASTER.to_string(),
+                    redis: redis
+                        .as_ref()
+                        .map(|pair| hapilot_adapters::redis::RedisTarget {
+                            address: pair.master.address(),
                             password: Default::default(),
+                            sentinel: Some(hapilot_adapters::redis::SentinelTarget {
+                                addresses: pair.sentinel_addresses(),
+                                master_name: super::redis::SENTINEL_MASTER.to_string(),
+                                password: Default::default(),
+                            }),
                         }),
-                    }),
                     ..region(&standby, STANDBY_SET, standby_db, &standby_kube)
                 },
             ),
@@ -673,7 +675,12 @@ impl LocalDeployment {
                 endpoints: arc
                     .endpoints()
                     .into_iter()
-                    .map(|(region, url)| hapilot_aws::traffic_switch::ArcEndpoint { region, url })
+                    .map(
+                        |(region, url)| hapilot_adapters::traffic_switch::ArcEndpoint {
+                            region,
+                            url,
+                        },
+                    )
                     .collect(),
                 controls: [PRIMARY_SET, STANDBY_SET]
                     .iter()
@@ -867,10 +874,10 @@ impl LocalDeployment {
         stack: &LocalStack,
         weights: &[(&str, i64)],
     ) -> Result<(), LocalError> {
-        use hapilot_aws::dns::Dns;
+        use hapilot_adapters::dns::Dns;
         let weights: Vec<(String, i64)> =
             weights.iter().map(|(s, w)| (s.to_string(), *w)).collect();
-        hapilot_aws::dns::Route53Dns::from_sdk(stack.sdk_config())
+        hapilot_adapters::dns::Route53Dns::from_sdk(stack.sdk_config())
             .set_weights(&self.zone_id, RECORD_NAME, &weights, "local deployment")
             .await
             .map(|_| ())
@@ -1079,7 +1086,7 @@ async fn both_healthy(
 pub fn routing_control_arn(set: &str) -> String {
     format!(
         "arn:aws:route53-recovery-control::{}:controlpanel/hapilot/routingcontrol/{set}",
-        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+        hapilot_adapters::sdk::LOCAL_ACCOUNT_ID
     )
 }
 
@@ -1087,7 +1094,7 @@ pub fn routing_control_arn(set: &str) -> String {
 pub fn arc_safety_rule() -> String {
     format!(
         "arn:aws:route53-recovery-control::{}:controlpanel/hapilot/safetyrule/one-region-on",
-        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+        hapilot_adapters::sdk::LOCAL_ACCOUNT_ID
     )
 }
 
@@ -1108,7 +1115,7 @@ async fn start_arc_cluster(
                     name: format!("hapilot-{set}"),
                     control_panel_arn: format!(
                         "arn:aws:route53-recovery-control::{}:controlpanel/hapilot",
-                        hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+                        hapilot_adapters::sdk::LOCAL_ACCOUNT_ID
                     ),
                     on: true,
                 },
@@ -1224,8 +1231,8 @@ const PATRONI_PASSWORD: &str = "local-patroni-password";
 /// The token of the proxy in front of the local Prometheus.
 const PROMETHEUS_TOKEN: &str = "local-prometheus-token";
 
-fn patroni_auth() -> hapilot_aws::http_client::HttpAuth {
-    hapilot_aws::http_client::HttpAuth::Basic {
+fn patroni_auth() -> hapilot_adapters::http_client::HttpAuth {
+    hapilot_adapters::http_client::HttpAuth::Basic {
         username: PATRONI_USER.into(),
         password: PATRONI_PASSWORD.into(),
     }
@@ -1252,7 +1259,7 @@ pub async fn put_drill_schedule(stack: &LocalStack, state: &str) -> Result<Strin
             .arn(stack.arn_in(region, "dr-drill"))
             .role_arn(format!(
                 "arn:aws:iam::{}:role/hapilot-dr-drill-schedule",
-                hapilot_aws::sdk::LOCAL_ACCOUNT_ID
+                hapilot_adapters::sdk::LOCAL_ACCOUNT_ID
             ))
             .input(r#"{"primary_region": "us-east-1", "standby_region": "us-west-2"}"#)
             .build()
@@ -1349,7 +1356,7 @@ fn prometheus_source(url: &str) -> TrafficSource {
             r#"sum(increase(http_requests_total{region="{region}",status=~"5.."}[{window}]))"#
                 .to_string(),
         ca_file: None,
-        auth: Some(hapilot_aws::http_client::HttpAuth::Bearer {
+        auth: Some(hapilot_adapters::http_client::HttpAuth::Bearer {
             token: PROMETHEUS_TOKEN.into(),
         }),
     }

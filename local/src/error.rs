@@ -90,7 +90,7 @@ impl LocalError {
     pub fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> Self {
         move |e| LocalError::Aws {
             operation,
-            detail: hapilot_aws::error_chain(&e),
+            detail: hapilot_adapters::error_chain(&e),
         }
     }
 }

@@ -29,7 +29,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use hapilot_aws::sdk::LOCAL_ACCOUNT_ID;
+use hapilot_adapters::sdk::LOCAL_ACCOUNT_ID;
 use hapilot_functions::registry::FunctionRegistry;
 
 use super::http::serve;

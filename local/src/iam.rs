@@ -151,7 +151,7 @@ fn document(text: &str) -> Option<Value> {
 
 /// Every identity policy of the role `name` (inline and attached), read from moto.
 async fn role_policies(iam: &aws_sdk_iam::Client, name: &str) -> Result<Vec<Value>, String> {
-    let error = |e: &dyn std::error::Error| hapilot_aws::error_chain(e);
+    let error = |e: &dyn std::error::Error| hapilot_adapters::error_chain(e);
     let mut out = Vec::new();
     let inline = iam
         .list_role_policies()

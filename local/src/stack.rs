@@ -124,10 +124,10 @@ impl LocalStack {
         .await?;
 
         let endpoint = format!("http://127.0.0.1:{front_door_port}");
-        let sdk_config = hapilot_aws::sdk::local(&endpoint, &options.region);
+        let sdk_config = hapilot_adapters::sdk::local(&endpoint, &options.region);
         let mut registries = BTreeMap::new();
         for region in regions_with(&options.region) {
-            let config = hapilot_aws::sdk::local(&endpoint, &region);
+            let config = hapilot_adapters::sdk::local(&endpoint, &region);
             registries.insert(
                 region.clone(),
                 build_registry(&config, options.settings.clone(), &options.extra_functions)?,
@@ -141,7 +141,7 @@ impl LocalStack {
         );
         let mut state_machines = BTreeMap::new();
         for region in regions_with(&options.region) {
-            let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::local(&endpoint, &region));
+            let sfn = aws_sdk_sfn::Client::new(&hapilot_adapters::sdk::local(&endpoint, &region));
             let deployed =
                 deploy(&sfn, &options.definitions, &local_substitutions(&region)).await?;
             if region == options.region {
@@ -203,7 +203,7 @@ impl LocalStack {
     /// SDK configuration for `region` through the front door (what a client in or of that
     /// region uses; refused while the region is dark).
     pub fn sdk_config_in(&self, region: &str) -> SdkConfig {
-        hapilot_aws::sdk::local(&self.endpoint_url(), region)
+        hapilot_adapters::sdk::local(&self.endpoint_url(), region)
     }
 
     /// SDK configuration for `region` straight to moto, past the front door: AWS's own
@@ -317,7 +317,7 @@ pub struct StackHandle {
 impl StackHandle {
     /// See [`LocalStack::observer_config`].
     pub fn observer_config(&self, region: &str) -> SdkConfig {
-        hapilot_aws::sdk::local(&format!("http://127.0.0.1:{}", self.moto_port), region)
+        hapilot_adapters::sdk::local(&format!("http://127.0.0.1:{}", self.moto_port), region)
     }
 
     /// Whether `region` is dark.

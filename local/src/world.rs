@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hapilot_aws::database::PostgresDatabase;
+use hapilot_adapters::database::PostgresDatabase;
 use hapilot_functions::config::Settings;
 use serde_json::{Value, json};
 
@@ -183,7 +183,7 @@ impl LocalWorld {
         say(
             "backup job: base backup, archived WAL and a Vault snapshot into s3://hapilot-backups-dr ...",
         );
-        let s3 = hapilot_aws::sdk::s3(stack.sdk_config());
+        let s3 = hapilot_adapters::sdk::s3(stack.sdk_config());
         super::barman::back_up_once(
             &s3,
             pair,

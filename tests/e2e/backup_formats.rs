@@ -62,7 +62,7 @@ async fn base_backups_agree_with_pg_verifybackup_good_and_corrupted() {
         .await
         .unwrap()
         .expect("PostgreSQL (scripts/ensure-postgres installs it)");
-    let db = hapilot_aws::database::PostgresDatabase::new(pair.primary.dsn())
+    let db = hapilot_adapters::database::PostgresDatabase::new(pair.primary.dsn())
         .connect()
         .await
         .unwrap();

@@ -66,7 +66,7 @@ async fn local_up_serves_until_sigterm_and_leaves_no_moto() {
     let (endpoint, moto_pid) = wait_ready(&mut child).await;
     assert!(process_alive(moto_pid));
 
-    let sfn = aws_sdk_sfn::Client::new(&hapilot_aws::sdk::local(&endpoint, "us-east-1"));
+    let sfn = aws_sdk_sfn::Client::new(&hapilot_adapters::sdk::local(&endpoint, "us-east-1"));
     sfn.list_state_machines()
         .send()
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hapilot::local::deployment::DatabaseSetup;
 use hapilot::local::gateway::GatewayMode;
-use hapilot_aws::database::{Database, DatabaseTarget, FenceOutcome, PromotionOutcome};
+use hapilot_adapters::database::{Database, DatabaseTarget, FenceOutcome, PromotionOutcome};
 use hapilot_functions::registry::Adapters;
 use serde_json::json;
 
@@ -271,7 +271,7 @@ async fn a_wrong_or_stale_promotion_token_is_refused_and_nothing_changes() {
     let mut timeline = 0;
     for _ in 0..200 {
         timeline = east_sql
-            .query_one(hapilot_aws::cnpg::STANDBY_CONTROL_SQL, &[])
+            .query_one(hapilot_adapters::cnpg::STANDBY_CONTROL_SQL, &[])
             .await
             .unwrap()
             .get::<_, i32>(1);
@@ -364,7 +364,7 @@ async fn a_wrong_or_stale_promotion_token_is_refused_and_nothing_changes() {
     );
     let mut stopped = false;
     for _ in 0..100 {
-        if hapilot_aws::database::PostgresDatabase::new(pair.primary.dsn())
+        if hapilot_adapters::database::PostgresDatabase::new(pair.primary.dsn())
             .connect()
             .await
             .is_err()
@@ -378,7 +378,7 @@ async fn a_wrong_or_stale_promotion_token_is_refused_and_nothing_changes() {
     east.unfence().await.unwrap();
     let mut back = None;
     for _ in 0..100 {
-        back = hapilot_aws::database::PostgresDatabase::new(pair.primary.dsn())
+        back = hapilot_adapters::database::PostgresDatabase::new(pair.primary.dsn())
             .connect()
             .await
             .ok();
@@ -395,7 +395,7 @@ async fn a_wrong_or_stale_promotion_token_is_refused_and_nothing_changes() {
 
 /// pg-east's switchover from pg-west, which must fail: its error text.
 async fn west_side_switchover(
-    east: &hapilot_aws::database::AnyDatabase,
+    east: &hapilot_adapters::database::AnyDatabase,
     west_target: &DatabaseTarget,
     deadline: Duration,
     says: &str,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hapilot::local::deployment::{DatabaseSetup, Databases};
 use hapilot::local::gateway::GatewayMode;
-use hapilot_aws::database::PostgresDatabase;
+use hapilot_adapters::database::PostgresDatabase;
 use serde_json::{Value, json};
 
 use crate::support::{FailoverWorld, assert_failed, cli_ok};

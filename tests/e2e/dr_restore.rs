@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hapilot::local::deployment::{DR_BACKUP_BUCKET, DatabaseSetup, Databases};
 use hapilot::local::postgres::PostgresPair;
-use hapilot_aws::database::PostgresDatabase;
+use hapilot_adapters::database::PostgresDatabase;
 use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
@@ -345,7 +345,7 @@ async fn refuses_what_cannot_be_restored_before_touching_anything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cloudnativepg_backend_creates_a_recovery_cluster_and_follows_it() {
-    use hapilot_aws::restore::{
+    use hapilot_adapters::restore::{
         AnyRestoreAgent, FetchFile, RestoreAgent, RestoreDatabaseTarget, RestoreJob,
     };
     let kube =
@@ -353,7 +353,7 @@ async fn the_cloudnativepg_backend_creates_a_recovery_cluster_and_follows_it() {
             .await
             .unwrap();
     let target = RestoreDatabaseTarget::Cloudnativepg {
-        kubernetes: hapilot_aws::scaler::KubernetesTarget {
+        kubernetes: hapilot_adapters::scaler::KubernetesTarget {
             ca_file: None,
             url: kube.url(),
             token: "k8s-token".into(),

@@ -495,12 +495,12 @@ async fn the_postgres_backend_fences_and_promotes_a_real_replica() {
     let Databases::Postgres { pair, .. } = &world.deployment.databases else {
         unreachable!()
     };
-    let primary = hapilot_aws::database::PostgresDatabase::new(pair.primary.dsn())
+    let primary = hapilot_adapters::database::PostgresDatabase::new(pair.primary.dsn())
         .connect()
         .await
         .unwrap();
     primary.batch_execute("CREATE TABLE t (id bigserial primary key, at timestamptz default clock_timestamp()); INSERT INTO t DEFAULT VALUES;").await.unwrap();
-    let replica = hapilot_aws::database::PostgresDatabase::new(pair.replica.dsn())
+    let replica = hapilot_adapters::database::PostgresDatabase::new(pair.replica.dsn())
         .connect()
         .await
         .unwrap();
@@ -519,7 +519,7 @@ async fn the_postgres_backend_fences_and_promotes_a_real_replica() {
     assert!(outcome.succeeded(), "{}", outcome.history_text());
     assert!(!in_recovery(&replica).await, "the replica must be promoted");
     // New sessions on the old primary get read-only transactions: writes are refused.
-    let primary = hapilot_aws::database::PostgresDatabase::new(pair.primary.dsn())
+    let primary = hapilot_adapters::database::PostgresDatabase::new(pair.primary.dsn())
         .connect()
         .await
         .unwrap();

@@ -226,8 +226,8 @@ async fn every_other_api_reaches_moto_through_the_front_door() {
 /// and of exactly the credentials that function uses, each from its own secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_regions_and_each_functions_own_credentials_are_read_from_secrets_manager_at_start() {
-    use hapilot_aws::database::DatabaseTarget;
-    use hapilot_aws::secrets::SecretsManager;
+    use hapilot_adapters::database::DatabaseTarget;
+    use hapilot_adapters::secrets::SecretsManager;
     use hapilot_functions::catalog::find;
     use hapilot_functions::config::Settings;
 

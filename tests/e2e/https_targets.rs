@@ -4,7 +4,7 @@
 
 use hapilot::local::http::tls_front;
 use hapilot::local::vault::SimulatedVault;
-use hapilot_aws::vault::{Vault, VaultTarget};
+use hapilot_adapters::vault::{Vault, VaultTarget};
 use hapilot_functions::config::{RegionConfig, Settings};
 use hapilot_functions::registry::Adapters;
 
@@ -71,8 +71,8 @@ async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without
 /// Credentials secrets read from memory, as Secrets Manager would answer.
 struct Secrets(std::collections::BTreeMap<&'static str, String>);
 
-impl hapilot_aws::secrets::SecretReader for Secrets {
-    async fn secret_string(&self, id: &str) -> Result<String, hapilot_aws::AdapterError> {
+impl hapilot_adapters::secrets::SecretReader for Secrets {
+    async fn secret_string(&self, id: &str) -> Result<String, hapilot_adapters::AdapterError> {
         Ok(self.0.get(id).cloned().unwrap_or_default())
     }
 }
@@ -82,8 +82,8 @@ async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets
     use hapilot::local::gateway::SimulatedGateway;
     use hapilot::local::patroni::SimulatedPatroni;
     use hapilot::local::prometheus::LocalPrometheus;
-    use hapilot_aws::database::{Database, DatabaseTarget, PromotionOutcome};
-    use hapilot_aws::traffic::{TrafficMetrics, TrafficProvider, TrafficSource};
+    use hapilot_adapters::database::{Database, DatabaseTarget, PromotionOutcome};
+    use hapilot_adapters::traffic::{TrafficMetrics, TrafficProvider, TrafficSource};
     use hapilot_functions::catalog::{Credential, find};
 
     let patroni = SimulatedPatroni::start("pg-west", false).await.unwrap();

@@ -237,10 +237,11 @@ fn the_standby_stack_acts_on_a_quorum_and_moves_traffic_through_the_data_plane()
     let switch = substituted(standby_branch(
         &doc["Globals"]["Function"]["Environment"]["Variables"]["HAPILOT_TRAFFIC_SWITCH"],
     ));
-    let switch: hapilot_aws::traffic_switch::TrafficSwitchConfig =
+    let switch: hapilot_adapters::traffic_switch::TrafficSwitchConfig =
         serde_json::from_str(&switch).unwrap();
-    let hapilot_aws::traffic_switch::TrafficSwitchConfig::HealthCheck { region, alarms, .. } =
-        switch
+    let hapilot_adapters::traffic_switch::TrafficSwitchConfig::HealthCheck {
+        region, alarms, ..
+    } = switch
     else {
         panic!("the standby's emergency switch is health_check: {switch:?}")
     };

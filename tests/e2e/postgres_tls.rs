@@ -2,7 +2,7 @@
 //! against a real server serving TLS with its own CA.
 
 use hapilot::local::postgres::PostgresPair;
-use hapilot_aws::database::PostgresDatabase;
+use hapilot_adapters::database::PostgresDatabase;
 
 async fn ssl_in_use(dsn: &str) -> Result<bool, String> {
     let client = PostgresDatabase::new(dsn)

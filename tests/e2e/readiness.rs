@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use hapilot::local::deployment::DatabaseSetup;
-use hapilot_aws::database::PostgresDatabase;
-use hapilot_aws::journal::{Journal, S3Journal};
+use hapilot_adapters::database::PostgresDatabase;
+use hapilot_adapters::journal::{Journal, S3Journal};
 use serde_json::{Value, json};
 
 use crate::support::FailoverWorld;
@@ -442,7 +442,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
 /// the failover's candidate is a streaming replica; tagged `nofailover`, it is not.
 #[tokio::test]
 async fn patronis_candidate_is_read_from_the_member_list() {
-    use hapilot_aws::database::{AnyDatabase, Database, DatabaseTarget};
+    use hapilot_adapters::database::{AnyDatabase, Database, DatabaseTarget};
     use hapilot_core::readiness::{CheckStatus, patroni_check};
     let east = hapilot::local::patroni::SimulatedPatroni::start("pg-east", true)
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hapilot::local::deployment::{DatabaseSetup, Databases};
 use hapilot::local::gateway::GatewayMode;
-use hapilot_aws::database::PostgresDatabase;
+use hapilot_adapters::database::PostgresDatabase;
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 

@@ -2,7 +2,7 @@
 //!
 //! Everything here is a pure decision over plain data: no I/O, no AWS SDK, no clock. Handlers
 //! (`hapilot-functions`) parse their input into these types, ask for a decision, and hand the
-//! effects to adapters (`hapilot-aws`). That keeps every rule testable exhaustively.
+//! effects to adapters (`hapilot-adapters`). That keeps every rule testable exhaustively.
 
 #![warn(missing_docs)]
 

@@ -9,8 +9,8 @@
 use aws_lambda_events::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
-use hapilot_aws::monitoring::AlarmReader;
-use hapilot_aws::orchestrator::{Orchestrator, StartOutcome};
+use hapilot_adapters::monitoring::AlarmReader;
+use hapilot_adapters::orchestrator::{Orchestrator, StartOutcome};
 use hapilot_core::ErrorName;
 use hapilot_core::alarm::{
     AlarmRef, AlarmTransition, FailoverTrigger, IgnoreReason, RouterDecision, RouterFacts,
@@ -352,8 +352,8 @@ mod tests {
     /// alone changes nothing.
     #[tokio::test]
     async fn a_quorum_starts_one_run_and_a_lone_vote_starts_none() {
-        use hapilot_aws::monitoring::MemoryMonitoring;
-        use hapilot_aws::orchestrator::MemoryOrchestrator;
+        use hapilot_adapters::monitoring::MemoryMonitoring;
+        use hapilot_adapters::orchestrator::MemoryOrchestrator;
         let settings = settings();
         let mut alarms = MemoryMonitoring::default();
         alarms

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use hapilot_aws::backups::BackupStore;
+use hapilot_adapters::backups::BackupStore;
 use hapilot_core::backup::audit::{
     PolicyAudit, PolicyAuditRequest, Verification, VerifyScope, integrity_finding, rpo_finding,
     verification_finding,

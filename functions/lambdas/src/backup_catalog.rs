@@ -2,7 +2,7 @@
 //! content, for every handler that reads backups (the audit, the restore planner, the
 //! restore-point verifier). No handler reads a catalog its own way.
 
-use hapilot_aws::backups::BackupStore;
+use hapilot_adapters::backups::BackupStore;
 use hapilot_core::backup::audit::Verification;
 use hapilot_core::backup::basebackup::verify_base_backup;
 use hapilot_core::backup::catalog::{Item, Layout, classify, time_in_name};

@@ -3,8 +3,8 @@
 //! "policy", "counters"?, "step", "run"}`; output: the [`hapilot_core::canary::GateOutcome`]
 //! plus the raw measurements, so the journal shows why.
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::traffic::TrafficMetrics;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::traffic::TrafficMetrics;
 use hapilot_core::canary::{CanaryPolicy, GateCounters, judge_canary};
 use serde::Deserialize;
 use serde_json::{Value, json};

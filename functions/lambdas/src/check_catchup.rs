@@ -4,8 +4,8 @@
 //! `max_lag_bytes`. The state machine loops (Wait + Choice), this task never sleeps.
 //! Input: `{"primary_region", "standby_region", "polls"?, "max_lag_bytes"? (0), "run"}`.
 
-use hapilot_aws::database::{Database, WalPosition};
-use hapilot_aws::journal::Journal;
+use hapilot_adapters::database::{Database, WalPosition};
+use hapilot_adapters::journal::Journal;
 use hapilot_core::ErrorName;
 use hapilot_core::failover::{CatchupStatus, format_lsn};
 use serde::Deserialize;

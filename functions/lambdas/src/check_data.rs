@@ -3,7 +3,7 @@
 //! only rows written up to that moment count (what the new primary kept of the old one's).
 //! Input: `{"region", "data_check": {"table", "column"}, "not_after"?}`.
 
-use hapilot_aws::database::DatabaseTarget;
+use hapilot_adapters::database::DatabaseTarget;
 use hapilot_core::ErrorName;
 use hapilot_core::restore::DataCheck;
 use serde::Deserialize;
@@ -35,7 +35,7 @@ pub async fn check_data(settings: &Settings, input: Value) -> Result<Value, Func
             "the data check needs SQL access: {region}'s database is not the postgres backend"
         )));
     };
-    let client = hapilot_aws::database::PostgresDatabase::new(dsn)
+    let client = hapilot_adapters::database::PostgresDatabase::new(dsn)
         .connect()
         .await
         .map_err(FunctionError::from_adapter(ErrorName::DatabaseUnreachable))?;

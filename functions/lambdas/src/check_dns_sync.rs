@@ -3,7 +3,7 @@
 //! over it with a Wait state (no sleeping Lambda) and gives up after the plan's `dns_max_polls`.
 //! Input: `{"change_id", "polls", "switch"?}`; output: `{"change_id", "in_sync", "polls": polls + 1}`.
 
-use hapilot_aws::traffic_switch::TrafficSwitch;
+use hapilot_adapters::traffic_switch::TrafficSwitch;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use hapilot_aws::Prober;
+use hapilot_adapters::Prober;
 use hapilot_core::ErrorName;
 use hapilot_core::health::{HealthCheckRequest, judge, judge_sample};
 use serde_json::Value;

@@ -4,8 +4,8 @@
 //! machine loops (Wait + Choice) until ready or the deadline.
 //! Input: `{"region", "polls", "data_check"?, "target_epoch"?, "run"}`.
 
-use hapilot_aws::database::PostgresDatabase;
-use hapilot_aws::restore::RestoreAgent;
+use hapilot_adapters::database::PostgresDatabase;
+use hapilot_adapters::restore::RestoreAgent;
 use hapilot_core::ErrorName;
 use hapilot_core::restore::DataCheck;
 use serde::Deserialize;
@@ -30,7 +30,7 @@ struct Input {
 /// Looks once.
 pub async fn check_restore<A: RestoreAgent>(
     agent: impl FnOnce(&str) -> Result<(A, String), FunctionError>,
-    journal: &impl hapilot_aws::journal::Journal,
+    journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input {

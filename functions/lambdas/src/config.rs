@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use hapilot_aws::SecretText;
-use hapilot_aws::database::DatabaseTarget;
-use hapilot_aws::scaler::KubernetesTarget;
-use hapilot_aws::secrets::SecretReader;
-use hapilot_aws::traffic::TrafficSource;
-use hapilot_aws::traffic_switch::TrafficSwitchConfig;
+use hapilot_adapters::SecretText;
+use hapilot_adapters::database::DatabaseTarget;
+use hapilot_adapters::scaler::KubernetesTarget;
+use hapilot_adapters::secrets::SecretReader;
+use hapilot_adapters::traffic::TrafficSource;
+use hapilot_adapters::traffic_switch::TrafficSwitchConfig;
 use hapilot_core::alarm::FailoverTrigger;
 use hapilot_core::failover::RegionSite;
 use hapilot_core::tier::Tier;
@@ -36,13 +36,13 @@ pub struct RegionConfig {
     pub kubernetes: Option<KubernetesTarget>,
     /// This region's Vault (DR restore of raft snapshots, readiness; the token is a secret).
     #[serde(default)]
-    pub vault: Option<hapilot_aws::vault::VaultTarget>,
+    pub vault: Option<hapilot_adapters::vault::VaultTarget>,
     /// This region's Redis (readiness reads `INFO replication`).
     #[serde(default)]
-    pub redis: Option<hapilot_aws::redis::RedisTarget>,
+    pub redis: Option<hapilot_adapters::redis::RedisTarget>,
     /// Where a DR restore lays down PostgreSQL in this region (host agent + DSN).
     #[serde(default)]
-    pub restore: Option<hapilot_aws::restore::RestoreDatabaseTarget>,
+    pub restore: Option<hapilot_adapters::restore::RestoreDatabaseTarget>,
 }
 
 /// Everything a hapilot function may need to know about its deployment.
@@ -469,8 +469,8 @@ impl Settings {
 
     /// Every URL the settings name, by the setting that names it.
     pub fn urls(&self) -> Vec<(String, &str)> {
-        use hapilot_aws::database::DatabaseTarget;
-        use hapilot_aws::restore::RestoreDatabaseTarget;
+        use hapilot_adapters::database::DatabaseTarget;
+        use hapilot_adapters::restore::RestoreDatabaseTarget;
         let mut out: Vec<(String, &str)> = Vec::new();
         if let Some(url) = &self.global_health_url {
             out.push(("HAPILOT_GLOBAL_HEALTH_URL".into(), url));
@@ -505,7 +505,7 @@ impl Settings {
                 None => {}
             }
         }
-        if let Some(hapilot_aws::traffic::TrafficSource::Prometheus { url, .. }) =
+        if let Some(hapilot_adapters::traffic::TrafficSource::Prometheus { url, .. }) =
             &self.canary_provider
         {
             out.push(("HAPILOT_CANARY_PROVIDER url".into(), url));
@@ -569,8 +569,8 @@ impl Settings {
         text: &str,
     ) -> Result<(), String> {
         use crate::catalog::Credential;
-        use hapilot_aws::database::DatabaseTarget;
-        use hapilot_aws::restore::RestoreDatabaseTarget;
+        use hapilot_adapters::database::DatabaseTarget;
+        use hapilot_adapters::restore::RestoreDatabaseTarget;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct DatabaseCredentials {
@@ -580,7 +580,7 @@ impl Settings {
             restore_dsn: Option<SecretText>,
             /// Patroni's `restapi.authentication`.
             #[serde(default)]
-            patroni_auth: Option<hapilot_aws::http_client::HttpAuth>,
+            patroni_auth: Option<hapilot_adapters::http_client::HttpAuth>,
         }
         // Never echo the secret's text: a parse error says where, not what.
         let invalid =
@@ -647,7 +647,7 @@ impl Settings {
                 }
             }
             Credential::Canary => {
-                let given: hapilot_aws::http_client::HttpAuth =
+                let given: hapilot_adapters::http_client::HttpAuth =
                     serde_json::from_str(text).map_err(invalid)?;
                 match self.canary_provider.as_mut() {
                     Some(TrafficSource::Prometheus { auth, .. }) => *auth = Some(given),
@@ -798,7 +798,7 @@ mod tests {
     struct OneSecret(&'static str);
 
     impl SecretReader for OneSecret {
-        async fn secret_string(&self, id: &str) -> Result<String, hapilot_aws::AdapterError> {
+        async fn secret_string(&self, id: &str) -> Result<String, hapilot_adapters::AdapterError> {
             assert_eq!(id, "hapilot/regions");
             Ok(self.0.to_string())
         }
@@ -861,7 +861,7 @@ mod tests {
     struct CanarySecret;
 
     impl SecretReader for CanarySecret {
-        async fn secret_string(&self, _id: &str) -> Result<String, hapilot_aws::AdapterError> {
+        async fn secret_string(&self, _id: &str) -> Result<String, hapilot_adapters::AdapterError> {
             Ok(r#"{"kind": "bearer", "token": "hunter2"}"#.into())
         }
     }

@@ -1,7 +1,7 @@
 //! Task `describe-run`: one look at a child run (DescribeExecution), for the parent's Wait +
 //! Choice loop. Input: `{"execution_arn", "polls"?}`.
 
-use hapilot_aws::orchestrator::Orchestrator;
+use hapilot_adapters::orchestrator::Orchestrator;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::Value;

@@ -35,10 +35,10 @@ impl FunctionError {
     }
 
     /// Maps an adapter failure to the step's error name, keeping the adapter's message.
-    pub fn from_adapter(name: ErrorName) -> impl FnOnce(hapilot_aws::AdapterError) -> Self {
+    pub fn from_adapter(name: ErrorName) -> impl FnOnce(hapilot_adapters::AdapterError) -> Self {
         move |e| match e {
             // The adapter's own name wins: it knows why it refused.
-            hapilot_aws::AdapterError::Refused { name, detail } => {
+            hapilot_adapters::AdapterError::Refused { name, detail } => {
                 FunctionError::named(name, detail)
             }
             e => FunctionError::named(name, e.to_string()),

@@ -7,17 +7,17 @@
 //! puts `hapilot/Readiness` metrics per region and notifies when a check newly fails. Input:
 //! `{"request": {"now"?: epoch seconds}, "run"}`.
 
-use hapilot_aws::cluster::ClusterReader;
-use hapilot_aws::database::Database;
-use hapilot_aws::journal::Journal;
-use hapilot_aws::monitoring::{MetricValue, Metrics};
-use hapilot_aws::notifier::Notifier;
-use hapilot_aws::permissions::PermissionSimulator;
-use hapilot_aws::redis::RedisReader;
-use hapilot_aws::route53_health::TrafficReader;
-use hapilot_aws::schedules::ScheduleReader;
-use hapilot_aws::traffic_switch::TrafficSwitchConfig;
-use hapilot_aws::vault::Vault;
+use hapilot_adapters::cluster::ClusterReader;
+use hapilot_adapters::database::Database;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::monitoring::{MetricValue, Metrics};
+use hapilot_adapters::notifier::Notifier;
+use hapilot_adapters::permissions::PermissionSimulator;
+use hapilot_adapters::redis::RedisReader;
+use hapilot_adapters::route53_health::TrafficReader;
+use hapilot_adapters::schedules::ScheduleReader;
+use hapilot_adapters::traffic_switch::TrafficSwitchConfig;
+use hapilot_adapters::vault::Vault;
 use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::readiness::{
     CheckStatus, ExpectedWiring, PracticeView, ReadinessCheck, ReadinessReport, ReplicationView,
@@ -507,16 +507,16 @@ fn is_standby(settings: &Settings, region: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hapilot_aws::cluster::MemoryCluster;
-    use hapilot_aws::database::MemoryDatabase;
-    use hapilot_aws::journal::MemoryJournal;
-    use hapilot_aws::monitoring::MemoryMonitoring;
-    use hapilot_aws::notifier::MemoryNotifier;
-    use hapilot_aws::permissions::MemoryPermissions;
-    use hapilot_aws::redis::MemoryRedis;
-    use hapilot_aws::route53_health::MemoryTraffic;
-    use hapilot_aws::schedules::MemorySchedules;
-    use hapilot_aws::vault::MemoryVault;
+    use hapilot_adapters::cluster::MemoryCluster;
+    use hapilot_adapters::database::MemoryDatabase;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::monitoring::MemoryMonitoring;
+    use hapilot_adapters::notifier::MemoryNotifier;
+    use hapilot_adapters::permissions::MemoryPermissions;
+    use hapilot_adapters::redis::MemoryRedis;
+    use hapilot_adapters::route53_health::MemoryTraffic;
+    use hapilot_adapters::schedules::MemorySchedules;
+    use hapilot_adapters::vault::MemoryVault;
     use hapilot_core::alarm::FailoverTrigger;
     use hapilot_core::failover::ReplicationStatus;
     use hapilot_core::readiness::{

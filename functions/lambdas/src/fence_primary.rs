@@ -2,9 +2,9 @@
 //! standby is promoted: its share of traffic to 0 through the run's traffic switch (its weight,
 //! or its control metric / routing control off), and its database read-only where reachable.
 
-use hapilot_aws::database::Database;
-use hapilot_aws::journal::Journal;
-use hapilot_aws::traffic_switch::TrafficSwitch;
+use hapilot_adapters::database::Database;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::traffic_switch::TrafficSwitch;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};

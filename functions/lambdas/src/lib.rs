@@ -1,7 +1,7 @@
 //! hapilot-functions: the Lambda handlers that the state machines' tasks invoke.
 //!
 //! Each module is one task: it parses and validates its JSON input, asks `hapilot-core` for the
-//! decision, calls `hapilot-aws` adapters for effects, and returns JSON for the next state.
+//! decision, calls `hapilot-adapters` adapters for effects, and returns JSON for the next state.
 //! `src/bin/<function>.rs` runs one function under `lambda_runtime` ([`lambda_main`]); the local
 //! stack's Lambda host calls the very same [`registry::invoke`].
 
@@ -66,9 +66,9 @@ where
     let spec =
         catalog::find(function).ok_or_else(|| format!("{function} is not in the catalog"))?;
     let mut settings = config::Settings::from_env()?;
-    let sdk = hapilot_aws::sdk::from_env().await;
+    let sdk = hapilot_adapters::sdk::from_env().await;
     if spec.reads_regions() || !spec.credentials.is_empty() {
-        let secrets = hapilot_aws::secrets::SecretsManager::from_sdk(&sdk);
+        let secrets = hapilot_adapters::secrets::SecretsManager::from_sdk(&sdk);
         settings.read_secrets(&secrets, spec.credentials).await?;
     }
     settings.require(spec.requires)?;

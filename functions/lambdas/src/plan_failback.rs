@@ -1,8 +1,8 @@
 //! Task `plan-failback`: validate a failback input against the deployment and fill in defaults,
 //! before anything is touched. Output: the [`hapilot_core::failback::FailbackPlan`].
 
-use hapilot_aws::database::DatabaseTarget;
-use hapilot_aws::journal::Journal;
+use hapilot_adapters::database::DatabaseTarget;
+use hapilot_adapters::journal::Journal;
 use hapilot_core::CoreError;
 use hapilot_core::failback::{FailbackRequest, plan_failback as make_plan};
 use serde::Deserialize;
@@ -59,13 +59,13 @@ mod tests {
     struct Unreachable;
 
     impl Journal for Unreachable {
-        async fn put(&self, _: &str, _: &Value) -> Result<(), hapilot_aws::AdapterError> {
+        async fn put(&self, _: &str, _: &Value) -> Result<(), hapilot_adapters::AdapterError> {
             unreachable!("nothing may be journalled for refused input")
         }
-        async fn get(&self, _: &str) -> Result<Option<Value>, hapilot_aws::AdapterError> {
+        async fn get(&self, _: &str) -> Result<Option<Value>, hapilot_adapters::AdapterError> {
             unreachable!()
         }
-        async fn list(&self, _: &str) -> Result<Vec<String>, hapilot_aws::AdapterError> {
+        async fn list(&self, _: &str) -> Result<Vec<String>, hapilot_adapters::AdapterError> {
             unreachable!()
         }
         async fn put_text(
@@ -73,7 +73,7 @@ mod tests {
             _: &str,
             _: &str,
             _: &str,
-        ) -> Result<(), hapilot_aws::AdapterError> {
+        ) -> Result<(), hapilot_adapters::AdapterError> {
             unreachable!()
         }
     }

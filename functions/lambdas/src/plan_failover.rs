@@ -2,7 +2,7 @@
 //! before anything is touched. Input: `{"request": <failover input>, "run": ...}`; output: the
 //! [`hapilot_core::failover::FailoverPlan`].
 
-use hapilot_aws::journal::Journal;
+use hapilot_adapters::journal::Journal;
 use hapilot_core::failover::{FailoverRequest, plan_failover as make_plan};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! `hapilot.RestoreTargetUnreachable` naming the closest reachable point. Nothing is touched.
 //! Input: `{"request": <statemachines/schemas/dr-restore.input.json>, "run"}`.
 
-use hapilot_aws::backups::BackupStore;
+use hapilot_adapters::backups::BackupStore;
 use hapilot_core::ErrorName;
 use hapilot_core::backup::catalog::is_base_data_tar;
 use hapilot_core::backup::wal::{self, WalFile};
@@ -32,7 +32,7 @@ struct Input {
 pub async fn plan_restore<S: BackupStore>(
     store: &S,
     settings: &Settings,
-    journal: &impl hapilot_aws::journal::Journal,
+    journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input { request, run } = parse_input(input)?;

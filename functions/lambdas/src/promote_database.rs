@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use hapilot_aws::database::Database;
-use hapilot_aws::journal::Journal;
+use hapilot_adapters::database::Database;
+use hapilot_adapters::journal::Journal;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -2,9 +2,9 @@
 //! machines, Markdown for people), its metrics and the message to the on-call. Any failure is
 //! `hapilot.RecordFailed`: what the run did stands, its record did not get written.
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::monitoring::{MetricValue, Metrics};
-use hapilot_aws::notifier::Notifier;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::monitoring::{MetricValue, Metrics};
+use hapilot_adapters::notifier::Notifier;
 use hapilot_core::ErrorName;
 use serde_json::Value;
 

@@ -5,8 +5,8 @@
 //! replayed transaction. A database that cannot be read is logged in the output and skipped:
 //! missing data makes the alarm fire (it treats missing data as breaching).
 
-use hapilot_aws::database::Database;
-use hapilot_aws::monitoring::{MetricValue, Metrics};
+use hapilot_adapters::database::Database;
+use hapilot_adapters::monitoring::{MetricValue, Metrics};
 use hapilot_core::ErrorName;
 use hapilot_core::failover::{CatchupStatus, replication_lag_secs};
 use serde_json::{Value, json};

@@ -2,8 +2,8 @@
 //! and judges it against the tier's RPO. Output: `{"region", "status", "assessment"}`; the state
 //! machine asks a human when `assessment.within_rpo` is false.
 
-use hapilot_aws::database::Database;
-use hapilot_aws::journal::Journal;
+use hapilot_adapters::database::Database;
+use hapilot_adapters::journal::Journal;
 use hapilot_core::ErrorName;
 use hapilot_core::failover::assess_data_loss;
 use serde::Deserialize;

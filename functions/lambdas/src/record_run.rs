@@ -3,9 +3,9 @@
 //! the outcome and (on success) the HA document's post-failover actions.
 //! Input: `{"outcome", "state": <the run's state>, "started_at": $$.Execution.StartTime, "run"}`.
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::monitoring::{MetricValue, Metrics};
-use hapilot_aws::notifier::Notifier;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::monitoring::{MetricValue, Metrics};
+use hapilot_adapters::notifier::Notifier;
 use hapilot_core::run_report::{RunReport, RunState};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -95,9 +95,9 @@ pub async fn record_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hapilot_aws::journal::MemoryJournal;
-    use hapilot_aws::monitoring::MemoryMonitoring;
-    use hapilot_aws::notifier::MemoryNotifier;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::monitoring::MemoryMonitoring;
+    use hapilot_adapters::notifier::MemoryNotifier;
 
     /// A failover's end over in-memory fakes: the report at its key, the run's metrics named
     /// after the machine, the notice with the post-failover actions, and the journal entry.

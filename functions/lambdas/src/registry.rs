@@ -8,16 +8,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use hapilot_aws::HttpProber;
-use hapilot_aws::backups::S3BackupStore;
-use hapilot_aws::database::AnyDatabase;
-use hapilot_aws::journal::S3Journal;
-use hapilot_aws::monitoring::{CloudWatch, EmbeddedMetrics, MetricSink};
-use hapilot_aws::notifier::SnsNotifier;
-use hapilot_aws::orchestrator::StepFunctions;
-use hapilot_aws::scaler::KubernetesScaler;
-use hapilot_aws::traffic::TrafficProvider;
-use hapilot_aws::traffic_switch::{AnyTrafficSwitch, TrafficSwitchConfig};
+use hapilot_adapters::HttpProber;
+use hapilot_adapters::backups::S3BackupStore;
+use hapilot_adapters::database::AnyDatabase;
+use hapilot_adapters::journal::S3Journal;
+use hapilot_adapters::monitoring::{CloudWatch, EmbeddedMetrics, MetricSink};
+use hapilot_adapters::notifier::SnsNotifier;
+use hapilot_adapters::orchestrator::StepFunctions;
+use hapilot_adapters::scaler::KubernetesScaler;
+use hapilot_adapters::traffic::TrafficProvider;
+use hapilot_adapters::traffic_switch::{AnyTrafficSwitch, TrafficSwitchConfig};
 use serde_json::Value;
 
 use crate::config::Settings;
@@ -141,11 +141,13 @@ impl Adapters {
                 ))
             })?;
         let ca_file = match target {
-            hapilot_aws::database::DatabaseTarget::Patroni { ca_file, .. } => ca_file.as_deref(),
-            hapilot_aws::database::DatabaseTarget::Cloudnativepg { kubernetes, .. } => {
+            hapilot_adapters::database::DatabaseTarget::Patroni { ca_file, .. } => {
+                ca_file.as_deref()
+            }
+            hapilot_adapters::database::DatabaseTarget::Cloudnativepg { kubernetes, .. } => {
                 kubernetes.ca_file.as_deref()
             }
-            hapilot_aws::database::DatabaseTarget::Postgres { .. } => None,
+            hapilot_adapters::database::DatabaseTarget::Postgres { .. } => None,
         };
         Ok(AnyDatabase::new(target, self.http_for(ca_file)?))
     }
@@ -155,7 +157,7 @@ impl Adapters {
     pub fn http_for(&self, ca_file: Option<&str>) -> Result<reqwest::Client, FunctionError> {
         match ca_file {
             None => Ok(self.http.clone()),
-            Some(_) => hapilot_aws::http_client::client_trusting(
+            Some(_) => hapilot_adapters::http_client::client_trusting(
                 ca_file,
                 std::time::Duration::from_secs(30),
             )
@@ -174,11 +176,11 @@ impl Adapters {
     }
 
     /// The Vault of `region`.
-    pub fn vault(&self, region: &str) -> Result<hapilot_aws::vault::HttpVault, FunctionError> {
+    pub fn vault(&self, region: &str) -> Result<hapilot_adapters::vault::HttpVault, FunctionError> {
         let target = self.settings.region(region)?.vault.clone().ok_or_else(|| {
             FunctionError::Setup(format!("HAPILOT_REGIONS has no vault for region {region}"))
         })?;
-        Ok(hapilot_aws::vault::HttpVault::new(
+        Ok(hapilot_adapters::vault::HttpVault::new(
             self.http_for(target.ca_file.as_deref())?,
             target,
         ))
@@ -188,7 +190,7 @@ impl Adapters {
     pub fn restore_agent(
         &self,
         region: &str,
-    ) -> Result<(hapilot_aws::restore::AnyRestoreAgent, String), FunctionError> {
+    ) -> Result<(hapilot_adapters::restore::AnyRestoreAgent, String), FunctionError> {
         let target = self
             .settings
             .region(region)?
@@ -200,13 +202,13 @@ impl Adapters {
                 ))
             })?;
         let ca_file = match &target {
-            hapilot_aws::restore::RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. } => {
-                kubernetes.ca_file.as_deref()
-            }
-            hapilot_aws::restore::RestoreDatabaseTarget::Postgres { .. } => None,
+            hapilot_adapters::restore::RestoreDatabaseTarget::Cloudnativepg {
+                kubernetes, ..
+            } => kubernetes.ca_file.as_deref(),
+            hapilot_adapters::restore::RestoreDatabaseTarget::Postgres { .. } => None,
         };
         Ok((
-            hapilot_aws::restore::AnyRestoreAgent::new(self.http_for(ca_file)?, &target),
+            hapilot_adapters::restore::AnyRestoreAgent::new(self.http_for(ca_file)?, &target),
             target.dsn().to_string(),
         ))
     }
@@ -215,9 +217,9 @@ impl Adapters {
     pub fn cluster(
         &self,
         region: &str,
-    ) -> Result<Option<hapilot_aws::cluster::KubernetesCluster>, FunctionError> {
+    ) -> Result<Option<hapilot_adapters::cluster::KubernetesCluster>, FunctionError> {
         match self.settings.region(region)?.kubernetes.clone() {
-            Some(k) => Ok(Some(hapilot_aws::cluster::KubernetesCluster::new(
+            Some(k) => Ok(Some(hapilot_adapters::cluster::KubernetesCluster::new(
                 self.http_for(k.ca_file.as_deref())?,
                 k,
             ))),
@@ -229,10 +231,10 @@ impl Adapters {
     pub fn readiness_sources(
         &self,
     ) -> crate::evaluate_readiness::RegionSources<
-        hapilot_aws::cluster::KubernetesCluster,
+        hapilot_adapters::cluster::KubernetesCluster,
         AnyDatabase,
-        hapilot_aws::vault::HttpVault,
-        hapilot_aws::redis::TcpRedis,
+        hapilot_adapters::vault::HttpVault,
+        hapilot_adapters::redis::TcpRedis,
     > {
         let (a, b, c, d) = (self.clone(), self.clone(), self.clone(), self.clone());
         crate::evaluate_readiness::RegionSources {
@@ -250,7 +252,7 @@ impl Adapters {
                     .region(r)?
                     .redis
                     .clone()
-                    .map(hapilot_aws::redis::TcpRedis::new))
+                    .map(hapilot_adapters::redis::TcpRedis::new))
             }),
         }
     }
@@ -304,7 +306,7 @@ functions! {
     "canary-gate" => canary_gate(|a, event| match &a.settings.canary_provider {
         Some(source) => {
             let ca_file = match source {
-                hapilot_aws::traffic::TrafficSource::Prometheus { ca_file, .. } => ca_file.as_deref(),
+                hapilot_adapters::traffic::TrafficSource::Prometheus { ca_file, .. } => ca_file.as_deref(),
                 _ => None,
             };
             let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http_for(ca_file)?);
@@ -315,7 +317,7 @@ functions! {
     "check-catchup" => check_catchup(|a, event| {
         let patroni = |r: &str| {
             a.settings.regions.get(r).is_some_and(|c| {
-                matches!(c.database, Some(hapilot_aws::database::DatabaseTarget::Patroni { .. }))
+                matches!(c.database, Some(hapilot_adapters::database::DatabaseTarget::Patroni { .. }))
             })
         };
         check_catchup::check_catchup(|r| a.database(r), patroni, &a.journal, event).await
@@ -347,10 +349,10 @@ functions! {
         publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), &a.metrics, event).await
     });
     "evaluate-readiness" => evaluate_readiness(|a, event| {
-        let simulator = hapilot_aws::permissions::IamSimulator::from_sdk(&a.sdk);
+        let simulator = hapilot_adapters::permissions::IamSimulator::from_sdk(&a.sdk);
         let region = a.sdk.region().map(|r| r.to_string()).unwrap_or_default();
-        let traffic = hapilot_aws::route53_health::Route53Health::from_sdk(&a.sdk);
-        let schedules = hapilot_aws::schedules::Scheduler::from_sdk(&a.sdk);
+        let traffic = hapilot_adapters::route53_health::Route53Health::from_sdk(&a.sdk);
+        let schedules = hapilot_adapters::schedules::Scheduler::from_sdk(&a.sdk);
         let global = evaluate_readiness::GlobalSources { simulator: &simulator, own_region: &region, traffic: &traffic, schedules: &schedules };
         evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), global, (&a.journal, &a.metrics, &a.notifier), event).await
     });
@@ -455,7 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn registry_serves_exactly_the_catalog() {
-        let sdk = hapilot_aws::sdk::local("http://127.0.0.1:9", "us-east-1");
+        let sdk = hapilot_adapters::sdk::local("http://127.0.0.1:9", "us-east-1");
         let registry =
             FunctionRegistry::new(Adapters::new(&sdk, Settings::with_defaults()).unwrap());
         let names: Vec<_> = registry.names().collect();

@@ -4,9 +4,9 @@
 //! machine fails the run after this step when `critical > 0`, so the report always exists.
 //! Input: `{"now", "tier", "policies": [<audit-backup-policy results>]}`.
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::monitoring::{MetricValue, Metrics};
-use hapilot_aws::notifier::Notifier;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::monitoring::{MetricValue, Metrics};
+use hapilot_adapters::notifier::Notifier;
 use hapilot_core::backup::audit::{AuditReport, AuditedPolicy, data_type_key, epoch_text};
 use hapilot_core::tier::Tier;
 use serde::Deserialize;

@@ -4,9 +4,9 @@
 //! and again after the fail-back decision, rewriting the same report.
 //! Input: `{"plan", "failover": <describe-run>, "before", "after"?, "failback"?, "decision"?, "run"}`.
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::monitoring::{MetricValue, Metrics};
-use hapilot_aws::notifier::Notifier;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::monitoring::{MetricValue, Metrics};
+use hapilot_adapters::notifier::Notifier;
 use hapilot_core::drill::{
     ChildRun, DrillPlan, drill_markdown, drill_measurement, failback_decision, judge_drill,
 };

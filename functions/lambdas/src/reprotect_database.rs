@@ -8,8 +8,8 @@
 //! Input: `{"region": <old primary>, "primary_region": <new primary>, "max_lag_bytes"?,
 //! "timeout_seconds"?, "run"}`; the output carries the plan of the wait that follows.
 
-use hapilot_aws::database::Database;
-use hapilot_aws::journal::Journal;
+use hapilot_adapters::database::Database;
+use hapilot_adapters::journal::Journal;
 use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
 use serde_json::{Value, json};

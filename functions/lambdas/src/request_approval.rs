@@ -3,8 +3,8 @@
 //! notifies the on-call with what is at stake and how to answer:
 //! `hapilot approve <execution>` / `hapilot deny <execution> --comment "..."`.
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::notifier::Notifier;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::notifier::Notifier;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};

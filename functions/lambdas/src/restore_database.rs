@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use hapilot_aws::backups::BackupStore;
-use hapilot_aws::restore::{FetchFile, RestoreAgent, RestoreJob};
+use hapilot_adapters::backups::BackupStore;
+use hapilot_adapters::restore::{FetchFile, RestoreAgent, RestoreJob};
 use hapilot_core::ErrorName;
 use hapilot_core::restore::RestorePoint;
 use serde::Deserialize;
@@ -40,11 +40,11 @@ const URL_LIFETIME: Duration = Duration::from_secs(3_600);
 pub async fn restore_database<S: BackupStore, A: RestoreAgent>(
     store: &S,
     agent: impl FnOnce(&str) -> Result<A, FunctionError>,
-    journal: &impl hapilot_aws::journal::Journal,
+    journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input { plan, run } = parse_input(input)?;
-    let failed = |e: hapilot_aws::AdapterError| {
+    let failed = |e: hapilot_adapters::AdapterError| {
         FunctionError::named(ErrorName::DatabaseRestoreFailed, e.to_string())
     };
     let keys: Vec<&str> = std::iter::once(plan.base_data_key.as_str())

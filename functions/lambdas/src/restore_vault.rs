@@ -3,8 +3,8 @@
 //! then verify it answers healthy (`GET /v1/sys/health`).
 //! Input: `{"plan": <plan-restore output>, "run"}`.
 
-use hapilot_aws::backups::BackupStore;
-use hapilot_aws::vault::Vault;
+use hapilot_adapters::backups::BackupStore;
+use hapilot_adapters::vault::Vault;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ struct Input {
 pub async fn restore_vault<S: BackupStore, V: Vault>(
     store: &S,
     vault: impl FnOnce(&str) -> Result<V, FunctionError>,
-    journal: &impl hapilot_aws::journal::Journal,
+    journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input { plan, run } = parse_input(input)?;

@@ -5,7 +5,7 @@
 //! `{"machine": "failover", "execution.$": "$$.Execution.Name", "state.$": "$$.State.Name",
 //! "entered.$": "$$.State.EnteredTime"}`, and appends one entry to the journal.
 
-use hapilot_aws::journal::{Journal, step_key};
+use hapilot_adapters::journal::{Journal, step_key};
 use hapilot_core::ErrorName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

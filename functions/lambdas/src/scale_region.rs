@@ -2,8 +2,8 @@
 //! litellm 5 replicas, agentgateway 3; `HAPILOT_SCALE_TARGETS`). A region without a Kubernetes
 //! API in the configuration is skipped and says so.
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::scaler::Scaler;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::scaler::Scaler;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::traffic_switch::TrafficSwitch;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::traffic_switch::TrafficSwitch;
 use hapilot_core::weights::{TrafficMove, target_weights};
 use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;

@@ -3,8 +3,8 @@
 //! "arc_routing_control", "run"}` (default `weights`); output: `{"switch", "weights": {set:
 //! weight}}` (on/off switches report 100 for on, 0 for off).
 
-use hapilot_aws::journal::Journal;
-use hapilot_aws::traffic_switch::TrafficSwitch;
+use hapilot_adapters::journal::Journal;
+use hapilot_adapters::traffic_switch::TrafficSwitch;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! that exists already is the one returned.
 //! Input: `{"machine": "failover"|"failback", "name", "input"}`.
 
-use hapilot_aws::orchestrator::{Orchestrator, StartOutcome};
+use hapilot_adapters::orchestrator::{Orchestrator, StartOutcome};
 use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -3,8 +3,8 @@
 //! Route53 weights are put back by the run's compensation step.
 //! Input: `{"region", "run"}`.
 
-use hapilot_aws::database::Database;
-use hapilot_aws::journal::Journal;
+use hapilot_adapters::database::Database;
+use hapilot_adapters::journal::Journal;
 use hapilot_core::ErrorName;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! backup audit's verifiers. Any failure is `hapilot.RestorePointCorrupt`.
 //! Input: `{"plan": <plan-restore output>, "run"}`.
 
-use hapilot_aws::backups::BackupStore;
+use hapilot_adapters::backups::BackupStore;
 use hapilot_core::ErrorName;
 use hapilot_core::backup::info::BackupInfo;
 use hapilot_core::backup::vault::verify_vault_snapshot;
@@ -38,7 +38,7 @@ struct Input {
 /// Verifies the restore point's objects.
 pub async fn verify_restore_point<S: BackupStore>(
     store: &S,
-    journal: &impl hapilot_aws::journal::Journal,
+    journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input { plan, run } = parse_input(input)?;

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use hapilot_aws::Prober;
-use hapilot_aws::monitoring::{MetricValue, Metrics};
+use hapilot_adapters::Prober;
+use hapilot_adapters::monitoring::{MetricValue, Metrics};
 use hapilot_core::ErrorName;
 use hapilot_core::health::{HealthCheckRequest, judge_sample};
 use serde::Deserialize;

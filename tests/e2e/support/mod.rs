@@ -115,7 +115,7 @@ impl TestStack {
 
     /// An S3 client pointed at this stack (path-style).
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        hapilot_aws::sdk::s3(self.stack.sdk_config())
+        hapilot_adapters::sdk::s3(self.stack.sdk_config())
     }
 
     /// A Route53 client pointed at this stack.
@@ -296,11 +296,14 @@ impl FailoverWorld {
 
     /// A journal or report object from the audit bucket, if it exists.
     pub async fn object(&self, key: &str) -> Option<Value> {
-        use hapilot_aws::journal::Journal;
-        hapilot_aws::journal::S3Journal::from_sdk(self.stack.stack().sdk_config(), "hapilot-audit")
-            .get(key)
-            .await
-            .unwrap()
+        use hapilot_adapters::journal::Journal;
+        hapilot_adapters::journal::S3Journal::from_sdk(
+            self.stack.stack().sdk_config(),
+            "hapilot-audit",
+        )
+        .get(key)
+        .await
+        .unwrap()
     }
 
     /// The `hapilot` CLI, pointed at this stack like an operator's shell after `local up`.
@@ -310,11 +313,14 @@ impl FailoverWorld {
 
     /// Every journal key of a failover run.
     pub async fn journal_keys(&self, execution: &str) -> Vec<String> {
-        use hapilot_aws::journal::Journal;
-        hapilot_aws::journal::S3Journal::from_sdk(self.stack.stack().sdk_config(), "hapilot-audit")
-            .list(&format!("runs/failover/{execution}/"))
-            .await
-            .unwrap()
+        use hapilot_adapters::journal::Journal;
+        hapilot_adapters::journal::S3Journal::from_sdk(
+            self.stack.stack().sdk_config(),
+            "hapilot-audit",
+        )
+        .list(&format!("runs/failover/{execution}/"))
+        .await
+        .unwrap()
     }
 
     /// Waits until failover run `execution` asks for approval; returns the pending request.

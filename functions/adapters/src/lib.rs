@@ -1,4 +1,6 @@
-//! hapilot-aws: adapters to the outside world, one file per system, each behind a small trait
+//! hapilot-adapters: adapters to the outside world (AWS, PostgreSQL and Patroni, Kubernetes,
+//! Vault, Redis, Prometheus, HTTP probes, the host agent), one file per system, each behind a
+//! small trait with an in-memory fake beside it (feature `fakes`),
 //! so handlers can be tested against real servers and swapped per deployment.
 //!
 //! Adapters report facts and perform effects; they never decide (that is `hapilot-core`).
