@@ -1,7 +1,7 @@
 //! hapilot: the operator CLI and the local stack.
 //!
 //! The library half holds everything the `hapilot` binary and the end-to-end tests share:
-//! starting and following runs, approvals, the audit, status and reports, the local drill. The
+//! starting and following runs, approvals, the audit, status and reports, the local rehearsal. The
 //! local stack and its simulated world are the `hapilot-local` crate, re-exported as
 //! [`local`].
 
@@ -11,8 +11,8 @@ pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod diagram;
-pub mod drill;
 pub mod error;
+pub mod rehearsal;
 pub mod report;
 pub mod runs;
 pub mod schema;

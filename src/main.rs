@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use hapilot::config::CliConfig;
-use hapilot::drill::DrillOptions;
 use hapilot::local::moto::MotoInstall;
 use hapilot::local::{LocalStack, StackOptions};
+use hapilot::rehearsal::RehearsalOptions;
 use hapilot::runs;
 
 /// hapilot: the regional HA autopilot's operator tool and local stack.
@@ -38,8 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: LocalCommand,
     },
-    /// The main job: a full local drill on a fresh local stack, with a report.
-    Drill {
+    /// The main job (`./scripts/drill`): the local rehearsal of a failover on a fresh local
+    /// stack, with a report ("drill" stays an alias; the DR drill is the `dr-drill` state
+    /// machine).
+    #[command(alias = "drill")]
+    Rehearsal {
         /// `ungraceful`: the primary region dies and the alarm fails over (RPO measured);
         /// `graceful`: a planned switchover that must lose no committed row.
         #[arg(long, default_value = "ungraceful", value_parser = ["graceful", "ungraceful"])]
@@ -347,7 +350,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Local {
             command: LocalCommand::Up { bare: false, .. },
         } => hapilot::config::user_config(cli.config.as_deref())?,
-        Command::Local { .. } | Command::Drill { .. } => CliConfig::default(),
+        Command::Local { .. } | Command::Rehearsal { .. } => CliConfig::default(),
         _ => CliConfig::load(cli.config.as_deref())?,
     };
     match cli.command {
@@ -426,30 +429,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Drill {
+        Command::Rehearsal {
             mode,
             outage,
             database,
         } => {
-            let options = DrillOptions {
+            let options = RehearsalOptions {
                 database: if database == "cloudnativepg" {
                     hapilot::local::deployment::DatabaseSetup::Cloudnativepg
                 } else {
                     hapilot::local::deployment::DatabaseSetup::Postgres
                 },
                 outage: if outage == "gateway-down" {
-                    hapilot::drill::Outage::GatewayDown
+                    hapilot::rehearsal::Outage::GatewayDown
                 } else {
-                    hapilot::drill::Outage::RegionDark
+                    hapilot::rehearsal::Outage::RegionDark
                 },
                 mode: if mode == "graceful" {
                     hapilot_core::failover::FailoverMode::Graceful
                 } else {
                     hapilot_core::failover::FailoverMode::Ungraceful
                 },
-                ..DrillOptions::default()
+                ..RehearsalOptions::default()
             };
-            let report = hapilot::drill::run_drill(StackOptions::default(), options, say).await?;
+            let report =
+                hapilot::rehearsal::run_rehearsal(StackOptions::default(), options, say).await?;
             say(&report.render());
             let path = save_report(&report)?;
             say!("report saved to {}", path.display());
@@ -909,7 +913,7 @@ async fn finish(sfn: &aws_sdk_sfn::Client, execution: &str, timeout: u64) -> any
     Ok(())
 }
 
-fn save_report(report: &hapilot::drill::DrillReport) -> anyhow::Result<PathBuf> {
+fn save_report(report: &hapilot::rehearsal::RehearsalReport) -> anyhow::Result<PathBuf> {
     let dir = hapilot::local::project_root()
         .join(".hapilot")
         .join("reports");

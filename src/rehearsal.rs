@@ -1,5 +1,6 @@
-//! The local drill, the README's main job: the HA document's failover, executed for real on the
-//! local stack and measured.
+//! The local rehearsal (`./scripts/drill`, `hapilot rehearsal`), the README's main job: the HA
+//! document's failover, executed for real on the local stack and measured ("drill" is the DR
+//! drill state machine's word).
 //!
 //! Two simulated regions with a real PostgreSQL streaming pair, Route53 records, health checks
 //! and an alarm in moto, a writer committing rows to the primary continuously. Then the primary
@@ -32,7 +33,7 @@ use crate::runs::follow;
 
 /// How the drill runs.
 #[derive(Debug, Clone)]
-pub struct DrillOptions {
+pub struct RehearsalOptions {
     /// Seconds the writer commits before the primary region is killed.
     pub warmup: Duration,
     /// The simulated Route53 health check's interval.
@@ -64,7 +65,7 @@ pub enum Outage {
     GatewayDown,
 }
 
-impl Default for DrillOptions {
+impl Default for RehearsalOptions {
     fn default() -> Self {
         Self {
             warmup: Duration::from_secs(2),
@@ -78,7 +79,7 @@ impl Default for DrillOptions {
     }
 }
 
-impl DrillOptions {
+impl RehearsalOptions {
     /// Whether this drill darkens a whole region (the quorum world, data plane running).
     pub fn region_dark(&self) -> bool {
         self.mode == FailoverMode::Ungraceful && self.outage == Outage::RegionDark
@@ -87,7 +88,7 @@ impl DrillOptions {
 
 /// The drill's report.
 #[derive(Debug, Clone, Serialize)]
-pub struct DrillReport {
+pub struct RehearsalReport {
     /// The tier judged against.
     pub tier: Tier,
     /// The database backend the failover used (`postgres` or `cloudnativepg`).
@@ -183,7 +184,7 @@ pub struct FailbackSummary {
     pub dns_after: Value,
 }
 
-impl DrillReport {
+impl RehearsalReport {
     /// Whether the failover succeeded within the tier's RTO and RPO, and the failback succeeded.
     pub fn passed(&self) -> bool {
         self.run_status == "SUCCEEDED"
@@ -394,11 +395,11 @@ fn vantage_label(arn: &str) -> String {
 pub type Ack = (i64, f64);
 
 /// Runs the drill on a fresh local stack; `say` hears every progress line.
-pub async fn run_drill(
+pub async fn run_rehearsal(
     stack_options: StackOptions,
-    options: DrillOptions,
+    options: RehearsalOptions,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
-) -> Result<DrillReport, HapilotError> {
+) -> Result<RehearsalReport, HapilotError> {
     say("starting the local stack (moto + Lambda host) ...");
     let stack = LocalStack::start(stack_options, say.clone()).await?;
     say(&format!("local stack up at {}", stack.endpoint_url()));
@@ -466,9 +467,9 @@ async fn drill_on(
     stack: &LocalStack,
     deployment: &LocalDeployment,
     data_plane: Option<&crate::local::data_plane::DataPlane>,
-    options: &DrillOptions,
+    options: &RehearsalOptions,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
-) -> Result<DrillReport, HapilotError> {
+) -> Result<RehearsalReport, HapilotError> {
     let Databases::Postgres { pair, .. } = &deployment.databases else {
         unreachable!("the drill creates a PostgreSQL deployment")
     };
@@ -692,7 +693,7 @@ async fn drill_on(
         .collect();
     let rpo_secs = rpo_seconds(&committed, &kept);
 
-    Ok(DrillReport {
+    Ok(RehearsalReport {
         database: match options.database {
             DatabaseSetup::Cloudnativepg => "cloudnativepg",
             DatabaseSetup::Postgres | DatabaseSetup::Patroni => "postgres",
@@ -736,7 +737,7 @@ async fn drill_on(
 async fn dns_view(
     stack: &LocalStack,
     deployment: &LocalDeployment,
-    options: &DrillOptions,
+    options: &RehearsalOptions,
 ) -> Result<Value, HapilotError> {
     if !options.region_dark() {
         return Ok(json!(deployment.weights(stack).await?));
@@ -771,7 +772,7 @@ struct FailoverRun {
 async fn gateway_down_failover(
     stack: &LocalStack,
     deployment: &LocalDeployment,
-    options: &DrillOptions,
+    options: &RehearsalOptions,
     killed: Instant,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<FailoverRun, HapilotError> {
@@ -847,7 +848,7 @@ async fn region_dark_failover(
     stack: &LocalStack,
     deployment: &LocalDeployment,
     data_plane: &crate::local::data_plane::DataPlane,
-    options: &DrillOptions,
+    options: &RehearsalOptions,
     (killed, dark_since): (Instant, chrono::DateTime<chrono::Utc>),
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<FailoverRun, HapilotError> {
@@ -910,7 +911,7 @@ async fn region_dark_failover(
 /// that settled it, and when that was seen.
 async fn quorum_decision(
     data_plane: &crate::local::data_plane::DataPlane,
-    options: &DrillOptions,
+    options: &RehearsalOptions,
     dark_since: chrono::DateTime<chrono::Utc>,
     say: impl Fn(&str),
 ) -> Result<(Value, f64, Instant), HapilotError> {

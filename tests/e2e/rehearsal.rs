@@ -1,14 +1,15 @@
-//! The README's main job, run as a user runs it: `hapilot drill`.
+//! The README's main job, run as a user runs it: `hapilot rehearsal` (what `./scripts/drill`
+//! runs), the local rehearsal of a failover.
 
 use std::time::Duration;
 
-/// Runs `hapilot drill <args>` as a user does, asserts it succeeded, and returns its output and
+/// Runs `hapilot rehearsal <args>` as a user does, asserts it succeeded, and returns its output and
 /// the report it saved.
 async fn drill(args: &[&str]) -> (String, serde_json::Value) {
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
-            .arg("drill")
+            .arg("rehearsal")
             .args(args)
             .stdin(std::process::Stdio::null())
             .output(),
