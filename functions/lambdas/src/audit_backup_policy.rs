@@ -10,16 +10,21 @@ use std::collections::BTreeMap;
 
 use hapilot_adapters::backups::BackupStore;
 use hapilot_core::backup::audit::{
-    PolicyAudit, PolicyAuditRequest, Verification, VerifyScope, integrity_finding, rpo_finding,
+    PolicyAudit, PolicyAuditRequest, Verification, integrity_finding, rpo_finding,
     verification_finding,
 };
 use hapilot_core::backup::catalog::{
     ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, time_in_name,
 };
 use hapilot_core::backup::info::BackupInfo;
-use hapilot_core::backup::policy::{DataType, Finding, Severity};
+use hapilot_core::backup::policy::{DataType, Finding};
 use hapilot_core::backup::rdb::verify_rdb;
 use hapilot_core::backup::vault::verify_vault_snapshot;
+use hapilot_core::backup::verdicts::{
+    InfoVerdict, access_denied, backup_infos_unreadable, base_backups_not_done,
+    chosen_for_verification, judge_backup_info, listing_prefixes, not_verified,
+    postgres_server_name, times_from_last_modified, wal_position,
+};
 use hapilot_core::backup::wal::{self, TimelineSwitch, WalFile, WalSegment, verify_wal_segment};
 use serde_json::Value;
 
@@ -54,7 +59,9 @@ pub async fn audit_backup_policy<S: BackupStore>(
                     None => audit_policy(&primary, &dr, &request).await,
                 };
                 let mut audit = result.unwrap_or_else(|problem| unreadable(&request, problem));
-                let server = server.or_else(|| postgres_server_name(&request));
+                let server = server.or_else(|| {
+                    postgres_server_name(request.policy.data_type, data_prefix(&request))
+                });
                 for f in &mut audit.findings {
                     f.server = server.clone();
                 }
@@ -83,24 +90,6 @@ const SERVERS_AT_ONCE: usize = 4;
 /// The prefix a policy's data type lives under.
 fn data_prefix(request: &PolicyAuditRequest) -> &str {
     request.target.layout.prefix(request.policy.data_type)
-}
-
-/// barman-cloud's server name: the last folder of a PostgreSQL prefix
-/// (`postgres/gateway-db/` -> `gateway-db`).
-fn postgres_server_name(request: &PolicyAuditRequest) -> Option<String> {
-    matches!(
-        request.policy.data_type,
-        DataType::PostgresFull | DataType::PostgresWal
-    )
-    .then(|| {
-        data_prefix(request)
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-    })
-    .flatten()
-    .filter(|name| !name.is_empty())
-    .map(str::to_string)
 }
 
 /// The servers or instances the policy's prefix holds (see
@@ -153,32 +142,8 @@ fn unreadable(request: &PolicyAuditRequest, problem: String) -> PolicyAudit {
             achievable_rpo_secs: None,
             restore_windows: Vec::new(),
         },
-        findings: vec![Finding {
-            kind: "access_denied".into(),
-            key: None,
-            severity: Severity::Critical,
-            check: "access".into(),
-            data_type,
-            message: format!("the audit could not read the backups: {problem}"),
-            fix: "check that the bucket exists and the audit's role may list and read it (s3:ListBucket, s3:GetObject)".into(),
-server: None,
-member: None,
-}],
+        findings: vec![access_denied(data_type, &problem)],
         verified: vec![],
-    }
-}
-
-/// The prefixes a policy's audit lists: WAL needs the base backups too (the chain starts there).
-fn prefixes(request: &PolicyAuditRequest) -> Vec<String> {
-    let layout = &request.target.layout;
-    match request.policy.data_type {
-        DataType::PostgresFull => vec![format!("{}base/", layout.postgres)],
-        DataType::PostgresWal => vec![
-            format!("{}base/", layout.postgres),
-            format!("{}wals/", layout.postgres),
-        ],
-        DataType::Vault => vec![layout.vault.clone()],
-        DataType::Redis => vec![layout.redis.clone()],
     }
 }
 
@@ -206,54 +171,23 @@ async fn read_base_backups<S: BackupStore>(
             .await
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
-        match BackupInfo::parse(&String::from_utf8_lossy(&bytes)) {
-            Ok(info) if info.is_done() && info.end_epoch().is_ok() => {
-                infos.insert(id, info);
+        match judge_backup_info(&String::from_utf8_lossy(&bytes)) {
+            InfoVerdict::Usable(info) => {
+                infos.insert(id, *info);
             }
-            Ok(info) if !info.is_done() => not_done.push(format!("{id} ({})", info.status)),
-            Ok(_) => broken.push(format!("{id}: end_time unreadable")),
-            Err(e) => broken.push(format!("{id}: {e}")),
+            InfoVerdict::NotDone(status) => not_done.push(format!("{id} ({status})")),
+            InfoVerdict::Broken(why) => broken.push(format!("{id}: {why}")),
         }
     }
-    let mut findings = Vec::new();
     // Reported once, by the base backups' own policy.
-    if request.policy.data_type == DataType::PostgresFull {
-        if !not_done.is_empty() {
-            findings.push(Finding {
-                kind: "backup_failed".into(),
-                key: None,
-                severity: Severity::Warning,
-                check: "status".into(),
-                data_type: DataType::PostgresFull,
-                message: format!(
-                    "{} base backup(s) not DONE and not usable: {}",
-                    not_done.len(),
-                    not_done.join(", ")
-                ),
-                fix: "look at the backup job's log for these runs; delete them once understood (barman-cloud-backup-delete)".into(),
-server: None,
-member: None,
-});
-        }
-        if !broken.is_empty() {
-            findings.push(Finding {
-                kind: "backup_unrestorable".into(),
-                key: None,
-                severity: Severity::Critical,
-                check: "integrity".into(),
-                data_type: DataType::PostgresFull,
-                message: format!(
-                    "{} backup.info file(s) unreadable: {}",
-                    broken.len(),
-                    broken.join("; ")
-                ),
-                fix: "these base backups cannot be used for a restore: take a new base backup"
-                    .into(),
-                server: None,
-                member: None,
-            });
-        }
-    }
+    let findings = if request.policy.data_type == DataType::PostgresFull {
+        base_backups_not_done(&not_done)
+            .into_iter()
+            .chain(backup_infos_unreadable(&broken))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(BaseBackups { infos, findings })
 }
 
@@ -265,7 +199,7 @@ async fn audit_policy<S: BackupStore>(
     let data_type = request.policy.data_type;
     let layout = &request.target.layout;
     let bucket = request.target.bucket.as_str();
-    let prefixes = prefixes(request);
+    let prefixes = listing_prefixes(request.policy.data_type, &request.target.layout);
     let mut objects = list_all(primary, bucket, &prefixes).await?;
     let listed = objects
         .iter()
@@ -417,22 +351,7 @@ async fn audit_policy<S: BackupStore>(
         }
     }
 
-    if let Some(example) = undated.first() {
-        findings.push(Finding {
-            kind: "time_from_last_modified".into(),
-            key: Some(example.clone()),
-            severity: Severity::Warning,
-            check: "freshness".into(),
-            data_type,
-            message: format!(
-                "{} backup(s) carry no time in their name or metadata (e.g. {example}): their age comes from the object's LastModified, which a copy or re-upload changes",
-                undated.len()
-            ),
-            fix: "name backups with their time (YYYYMMDDTHHMMSSZ, ISO 8601 or epoch seconds), as Vault's and redis' own tools can, or upload them with x-amz-meta-backup-time".into(),
-server: None,
-member: None,
-});
-    }
+    findings.extend(times_from_last_modified(data_type, &undated));
 
     let dr_objects = match (&request.target.dr_bucket, request.policy.cross_region) {
         (Some(dr_bucket), true) => list_all(dr, dr_bucket, &prefixes).await?,
@@ -479,17 +398,7 @@ member: None,
     .await;
     for v in verified.iter().filter(|v| !v.ok) {
         if v.detail.starts_with("not verified") {
-            findings.push(Finding {
-                kind: "not_verified".into(),
-                key: Some(v.key.clone()),
-                severity: Severity::Warning,
-                check: "integrity".into(),
-                data_type,
-                message: format!("{}: {}", v.key, v.detail),
-                fix: "store WAL gzip-compressed or uncompressed so the audit can read it".into(),
-                server: None,
-                member: None,
-            });
+            findings.push(not_verified(data_type, &v.key, &v.detail));
         } else {
             findings.push(verification_finding(data_type, v));
         }
@@ -564,23 +473,6 @@ async fn compare_copies_by_content<S: BackupStore>(
         .collect()
 }
 
-/// Which backups to verify: newest first, then (scope `all`) the rest inside the window.
-fn chosen<'a>(
-    request: &PolicyAuditRequest,
-    mut candidates: Vec<(i64, &'a StoredObject)>,
-) -> Vec<&'a StoredObject> {
-    candidates.sort_by_key(|(t, o)| std::cmp::Reverse((*t, o.key.as_str())));
-    match request.verify {
-        VerifyScope::None => Vec::new(),
-        VerifyScope::Newest => candidates.into_iter().take(1).map(|(_, o)| o).collect(),
-        VerifyScope::All => candidates
-            .into_iter()
-            .filter(|(t, _)| request.now - t <= request.policy.retention_secs)
-            .map(|(_, o)| o)
-            .collect(),
-    }
-}
-
 async fn verify_contents<S: BackupStore>(
     store: &S,
     request: &PolicyAuditRequest,
@@ -591,20 +483,19 @@ async fn verify_contents<S: BackupStore>(
     let data_type = request.policy.data_type;
     let layout = &request.target.layout;
     let bucket = &request.target.bucket;
-    let candidates: Vec<(i64, &StoredObject)> = objects
+    let candidates: Vec<(i64, String, &StoredObject)> = objects
         .iter()
         .filter_map(|o| match classify(&o.key, layout)? {
-            (t, Item::Wal(seg)) if t == data_type => Some((
-                // Newest by position, not upload time: segments are archived in order.
-                i64::from(seg.timeline) << 48 | i64::from(seg.log) << 16 | i64::from(seg.seg),
-                o,
-            )),
-            (t, _) if t == data_type => Some((o.time, o)),
+            (t, Item::Wal(seg)) if t == data_type => Some((wal_position(&seg), o.key.clone(), o)),
+            (t, _) if t == data_type => Some((o.time, o.key.clone(), o)),
             _ => None,
         })
         .collect();
     let mut results = Vec::new();
-    for (n, object) in chosen(request, candidates).into_iter().enumerate() {
+    for (n, object) in chosen_for_verification(request, candidates)
+        .into_iter()
+        .enumerate()
+    {
         let newest = n == 0;
         let mut v = match classify(&object.key, layout) {
             Some((_, Item::BaseBackup(id))) => {

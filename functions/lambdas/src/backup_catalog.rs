@@ -8,6 +8,7 @@ use hapilot_core::backup::basebackup::verify_base_backup;
 use hapilot_core::backup::catalog::{Item, Layout, classify, time_in_name};
 use hapilot_core::backup::catalog::{StoredObject, is_base_data_tar};
 use hapilot_core::backup::info::BackupInfo;
+use hapilot_core::backup::verdicts::label_matches_info;
 use hapilot_core::backup::wal::{self, WalFile};
 use hapilot_core::restore::{CatalogWal, RestoreCatalog, base_backup_candidate};
 
@@ -172,18 +173,11 @@ pub(crate) async fn verify_base<S: BackupStore>(
         }
         Err(e) => return failed(&data.key, format!("could not read it: {e}")),
     };
-    if let Some(info) = info {
-        let label_wal = summary.start_wal.clone().unwrap_or_default();
-        if label_wal != info.begin_wal.to_string() || summary.start_timeline != Some(info.timeline)
-        {
-            return failed(
-                &data.key,
-                format!(
-                    "backup_label (start WAL {label_wal}, timeline {:?}) disagrees with backup.info (begin_wal {}, timeline {})",
-                    summary.start_timeline, info.begin_wal, info.timeline
-                ),
-            );
-        }
+    if let Some(info) = info
+        && let Err(disagreement) =
+            label_matches_info(summary.start_wal.as_deref(), summary.start_timeline, info)
+    {
+        return failed(&data.key, disagreement);
     }
     ok(
         &data.key,

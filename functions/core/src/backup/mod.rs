@@ -12,5 +12,6 @@ pub mod info;
 pub mod policy;
 pub mod rdb;
 pub mod vault;
+pub mod verdicts;
 pub mod wal;
 pub mod windows;
