@@ -58,15 +58,11 @@ pub async fn alarm_router(
     let mut record = json!({ "transition": transition });
     match &decision {
         RouterDecision::Start {
-            execution_name,
             trigger,
             votes,
             needs_approval,
+            ..
         } => {
-            let machine = settings.get(
-                &settings.failover_state_machine_arn,
-                "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
-            )?;
             let input = failover_input(
                 &settings.failover_input_defaults,
                 &transition,
@@ -75,26 +71,7 @@ pub async fn alarm_router(
                 &uuid::Uuid::new_v4().to_string(),
             );
             record["votes"] = json!(votes);
-            match runs
-                .start(machine, execution_name, &input)
-                .await
-                .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?
-            {
-                StartOutcome::Started(arn) => {
-                    record["decision"] = json!("start");
-                    record["execution_name"] = json!(execution_name);
-                    record["execution_arn"] = json!(arn);
-                    record["trigger"] = json!(trigger);
-                    record["needs_approval"] = json!(needs_approval);
-                }
-                StartOutcome::AlreadyExists => {
-                    record["decision"] = json!("ignore");
-                    record["reason"] = json!(IgnoreReason::DuplicateDelivery);
-                    record["detail"] = json!(format!(
-                        "failover {execution_name} was already started for this incident"
-                    ));
-                }
-            }
+            start_failover(settings, runs, &decision, &input, &mut record).await?;
         }
         RouterDecision::Ignore { reason, detail } => {
             record["decision"] = json!("ignore");
@@ -107,6 +84,51 @@ pub async fn alarm_router(
     }
     tracing::info!(decision = %record, "alarm router decision");
     Ok(record)
+}
+
+/// Starts the run a `Start` decision asks for and records what happened: started, or a
+/// duplicate delivery of an incident already started (nothing new).
+async fn start_failover(
+    settings: &Settings,
+    runs: &impl Orchestrator,
+    decision: &RouterDecision,
+    input: &Value,
+    record: &mut Value,
+) -> Result<(), FunctionError> {
+    let RouterDecision::Start {
+        execution_name,
+        trigger,
+        needs_approval,
+        ..
+    } = decision
+    else {
+        return Ok(());
+    };
+    let machine = settings.get(
+        &settings.failover_state_machine_arn,
+        "HAPILOT_FAILOVER_STATE_MACHINE_ARN",
+    )?;
+    match runs
+        .start(machine, execution_name, input)
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?
+    {
+        StartOutcome::Started(arn) => {
+            record["decision"] = json!("start");
+            record["execution_name"] = json!(execution_name);
+            record["execution_arn"] = json!(arn);
+            record["trigger"] = json!(trigger);
+            record["needs_approval"] = json!(needs_approval);
+        }
+        StartOutcome::AlreadyExists => {
+            record["decision"] = json!("ignore");
+            record["reason"] = json!(IgnoreReason::DuplicateDelivery);
+            record["detail"] = json!(format!(
+                "failover {execution_name} was already started for this incident"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Re-reads every vantage point, each in the region its ARN names. A vantage point that cannot

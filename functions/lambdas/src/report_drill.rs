@@ -87,16 +87,6 @@ pub async fn report_drill(
         decided,
     );
     let passed = verdict.verdict == "PASSED";
-    let mut values = vec![MetricValue::count(
-        "DrillPassed",
-        if passed { 1.0 } else { 0.0 },
-    )];
-    for (name, v) in [
-        ("DrillRtoSeconds", verdict.rto_secs),
-        ("DrillRpoSeconds", verdict.rpo_secs),
-    ] {
-        values.extend(v.map(|v| MetricValue::seconds(name, v)));
-    }
     let publication = Publication {
         json_key: format!("{stem}.json"),
         report,
@@ -108,7 +98,7 @@ pub async fn report_drill(
         metrics: vec![MetricBatch {
             namespace: "hapilot".into(),
             dimensions: vec![("StateMachine".into(), "dr-drill".into())],
-            values,
+            values: drill_metrics(&verdict),
         }],
     };
     publish(journal, metrics, notifier, &publication).await?;
@@ -120,4 +110,20 @@ pub async fn report_drill(
         "reasons": verdict.reasons.join("; "),
         "report_key": format!("{stem}.json"),
     }))
+}
+
+/// The drill's metrics: passed (1/0), and RTO and RPO where measured.
+fn drill_metrics(verdict: &hapilot_core::drill::DrillVerdict) -> Vec<MetricValue> {
+    let passed = verdict.verdict == "PASSED";
+    let mut values = vec![MetricValue::count(
+        "DrillPassed",
+        if passed { 1.0 } else { 0.0 },
+    )];
+    for (name, v) in [
+        ("DrillRtoSeconds", verdict.rto_secs),
+        ("DrillRpoSeconds", verdict.rpo_secs),
+    ] {
+        values.extend(v.map(|v| MetricValue::seconds(name, v)));
+    }
+    values
 }
