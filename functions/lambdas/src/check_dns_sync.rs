@@ -16,7 +16,7 @@ struct Input {
     change_id: String,
     #[serde(default)]
     polls: u64,
-    #[serde(default = "crate::shift_traffic::weights")]
+    #[serde(default = "crate::run::default_switch")]
     switch: String,
 }
 

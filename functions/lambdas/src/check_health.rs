@@ -38,3 +38,50 @@ pub async fn check_health(prober: &impl Prober, input: Value) -> Result<Value, F
     }
     serde_json::to_value(report).map_err(|e| FunctionError::Setup(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::prober::MemoryProber;
+    use hapilot_core::health::ProbeObservation;
+    use serde_json::json;
+
+    /// The runbook's health check over a fake prober: a healthy body passes; an endpoint that
+    /// does not answer fails by name only when the run requires it healthy.
+    #[tokio::test]
+    async fn healthy_passes_and_an_unanswered_required_check_fails_by_name() {
+        let mut prober = MemoryProber::default();
+        prober.answers.insert(
+            "https://east.example.com/health".into(),
+            ProbeObservation {
+                status: Some(200),
+                body: r#"{"status": "healthy"}"#.into(),
+                latency_ms: 3,
+                failure: None,
+            },
+        );
+        let ok = check_health(
+            &prober,
+            json!({"url": "https://east.example.com/health", "interval_ms": 0}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok["healthy"], true, "{ok:#}");
+        let quiet = json!({"url": "https://west.example.com/health", "interval_ms": 0});
+        let report = check_health(&prober, quiet.clone()).await.unwrap();
+        assert_eq!(report["healthy"], false);
+        let mut required = quiet;
+        required["require_healthy"] = json!(true);
+        let e = check_health(&prober, required).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FunctionError::Named {
+                    name: ErrorName::EndpointUnhealthy,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}

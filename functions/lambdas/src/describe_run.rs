@@ -34,3 +34,34 @@ pub async fn describe_run(runs: &impl Orchestrator, input: Value) -> Result<Valu
     out["duration_secs"] = status.stopped.map(|s| s - status.started).into();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::orchestrator::{MemoryOrchestrator, StartOutcome};
+    use serde_json::json;
+
+    /// A child run followed over a fake orchestrator: running, then ended, the poll counted.
+    #[tokio::test]
+    async fn a_child_run_is_followed_until_it_ends() {
+        let runs = MemoryOrchestrator::default();
+        let machine = "arn:aws:states:us-west-2:123456789012:stateMachine:failover";
+        let StartOutcome::Started(arn) = runs.start(machine, "child", &json!({})).await.unwrap()
+        else {
+            panic!("started");
+        };
+        let first = describe_run(&runs, json!({"execution_arn": arn, "polls": 0}))
+            .await
+            .unwrap();
+        assert_eq!(
+            (first["running"].clone(), first["polls"].clone()),
+            (json!(true), json!(1))
+        );
+        runs.finish("child", "SUCCEEDED");
+        let done = describe_run(&runs, json!({"execution_arn": arn, "polls": 1}))
+            .await
+            .unwrap();
+        assert_eq!(done["running"], false);
+        assert_eq!(done["status"], "SUCCEEDED");
+    }
+}

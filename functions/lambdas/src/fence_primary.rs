@@ -18,7 +18,7 @@ use crate::run::{RunContext, record};
 struct Input {
     region: String,
     set_identifier: String,
-    #[serde(default = "crate::shift_traffic::weights")]
+    #[serde(default = "crate::run::default_switch")]
     switch: String,
     /// The standby of a planned switchover (CloudNativePG demotes toward it); absent in a
     /// failover.

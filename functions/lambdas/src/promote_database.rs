@@ -62,3 +62,39 @@ pub async fn promote_database<D: Database>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> Value {
+        json!({"machine": "failover", "execution": "f-1", "state": "S", "entered": "2026-12-01T09:00:00Z"})
+    }
+    use hapilot_adapters::database::{MemoryDatabase, PromotionOutcome};
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_core::failover::ReplicationStatus;
+
+    /// Promotion over a fake replica is idempotent: promoted, then already primary.
+    #[tokio::test]
+    async fn a_replica_is_promoted_once() {
+        let replica = MemoryDatabase::new(ReplicationStatus {
+            in_recovery: true,
+            replay_lag_secs: Some(0.2),
+            unreplayed_bytes: Some(0),
+            streaming: Some(true),
+        });
+        let (settings, journal) = (
+            crate::config::Settings::with_defaults(),
+            MemoryJournal::default(),
+        );
+        let input = json!({"region": "us-west-2", "run": run()});
+        let first = promote_database(|_| Ok(replica.clone()), &settings, &journal, input.clone())
+            .await
+            .unwrap();
+        assert_eq!(first["outcome"], json!(PromotionOutcome::Promoted));
+        let again = promote_database(|_| Ok(replica.clone()), &settings, &journal, input)
+            .await
+            .unwrap();
+        assert_eq!(again["outcome"], json!(PromotionOutcome::AlreadyPrimary));
+    }
+}

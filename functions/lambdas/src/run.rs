@@ -37,6 +37,12 @@ impl RunContext {
     }
 }
 
+/// The traffic switch a task input names by default: Route53 weights (shared by every task
+/// that takes a `switch`, so no handler reaches into another for it).
+pub fn default_switch() -> String {
+    "weights".into()
+}
+
 /// Now, RFC 3339 with milliseconds.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

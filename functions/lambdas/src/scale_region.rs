@@ -45,3 +45,59 @@ pub async fn scale_region<S: Scaler>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> Value {
+        json!({"machine": "failover", "execution": "f-1", "state": "S", "entered": "2026-12-01T09:00:00Z"})
+    }
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::scaler::MemoryScaler;
+
+    /// The failover's replica counts over a fake cluster; a region without a Kubernetes API
+    /// is skipped with its reason, and both are journaled.
+    #[tokio::test]
+    async fn the_standby_is_scaled_to_the_failover_counts() {
+        let settings = Settings::with_defaults();
+        let journal = MemoryJournal::default();
+        let cluster = MemoryScaler::with(&[("litellm", 2), ("agentgateway", 1)]);
+        let input = json!({"region": "us-west-2", "run": run()});
+        let out = scale_region(
+            |_| Ok(Some(cluster.clone())),
+            &settings,
+            &journal,
+            input.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cluster.replicas("litellm"), Some(5));
+        assert_eq!(cluster.replicas("agentgateway"), Some(3));
+        assert_eq!(out["changes"].as_array().unwrap().len(), 2);
+        let skipped = scale_region(|_| Ok(None::<MemoryScaler>), &settings, &journal, input)
+            .await
+            .unwrap();
+        assert!(
+            skipped["skipped"]
+                .as_str()
+                .unwrap()
+                .contains("no Kubernetes API")
+        );
+        assert_eq!(
+            journal.list("runs/failover/f-1/").await.unwrap().len(),
+            1,
+            "one step, one entry"
+        );
+        let missing = MemoryScaler::with(&[("litellm", 2)]);
+        let e = scale_region(
+            |_| Ok(Some(missing)),
+            &settings,
+            &journal,
+            json!({"region": "us-west-2", "run": run()}),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("agentgateway"), "{e}");
+    }
+}

@@ -39,14 +39,9 @@ struct Input {
     activate: Option<String>,
     #[serde(default)]
     reason: String,
-    #[serde(default = "weights")]
+    #[serde(default = "crate::run::default_switch")]
     switch: String,
     run: RunContext,
-}
-
-/// The default switch of a task input: Route53 weights.
-pub fn weights() -> String {
-    "weights".into()
 }
 
 /// Sets the weights.

@@ -15,7 +15,7 @@ use crate::run::{RunContext, record};
 
 #[derive(Deserialize)]
 struct Input {
-    #[serde(default = "crate::shift_traffic::weights")]
+    #[serde(default = "crate::run::default_switch")]
     switch: String,
     run: RunContext,
 }
@@ -40,4 +40,35 @@ pub async fn snapshot_weights<S: TrafficSwitch>(
     let out = json!({ "switch": kind, "weights": weights });
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> Value {
+        json!({"machine": "failover", "execution": "f-1", "state": "S", "entered": "2026-12-01T09:00:00Z"})
+    }
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::traffic_switch::MemoryTrafficSwitch;
+
+    /// The weights before any move are journaled; a switch with nothing to switch is refused.
+    #[tokio::test]
+    async fn the_weights_before_are_kept_and_an_empty_switch_is_refused() {
+        let journal = MemoryJournal::default();
+        let switch = MemoryTrafficSwitch::with(&[("primary", 100), ("secondary", 0)]);
+        let out = snapshot_weights(|_| Ok(switch), &journal, json!({"run": run()}))
+            .await
+            .unwrap();
+        assert_eq!(out["switch"], "weights");
+        assert_eq!(out["weights"], json!({"primary": 100, "secondary": 0}));
+        let e = snapshot_weights(
+            |_| Ok(MemoryTrafficSwitch::default()),
+            &journal,
+            json!({"run": run()}),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("nothing to fail over"), "{e}");
+    }
 }
