@@ -732,33 +732,46 @@ impl ReadinessReport {
     }
 }
 
+/// A workload as the HA document deploys it (sections 2.1 to 2.3): every replica available,
+/// its pods spread over zones `a`, `b`, `c` in turn, a PodDisruptionBudget, the three probes
+/// with section 2.3's timings, one image, 500m CPU and 1 GiB per pod. For tests.
+#[cfg(any(test, feature = "fixtures"))]
+pub fn document_workload(name: &str, replicas: i64) -> WorkloadView {
+    let probe = |period, threshold| {
+        Some(Probe {
+            initial_delay_secs: 10,
+            period_secs: period,
+            failure_threshold: threshold,
+        })
+    };
+    WorkloadView {
+        name: name.into(),
+        spec_replicas: replicas,
+        available_replicas: replicas,
+        pod_zones: (0..replicas)
+            .map(|i| Some(["a", "b", "c"][i as usize % 3].to_string()))
+            .collect(),
+        spread_by_zone: true,
+        disruption_budgets: vec![format!("{name}-pdb")],
+        probes: vec![
+            ("liveness".into(), probe(10, 3)),
+            ("readiness".into(), probe(5, 2)),
+            ("startup".into(), probe(5, 30)),
+        ],
+        images: vec![format!("ghcr.io/example/{name}:1.0.0")],
+        pod_requests: Resources {
+            cpu_millis: 500,
+            memory_bytes: 1 << 30,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn healthy(name: &str) -> WorkloadView {
-        let probe = |period, threshold| {
-            Some(Probe {
-                initial_delay_secs: 10,
-                period_secs: period,
-                failure_threshold: threshold,
-            })
-        };
-        WorkloadView {
-            name: name.into(),
-            spec_replicas: 3,
-            available_replicas: 3,
-            pod_zones: vec![Some("a".into()), Some("b".into()), Some("c".into())],
-            spread_by_zone: true,
-            disruption_budgets: vec![format!("{name}-pdb")],
-            probes: vec![
-                ("liveness".into(), probe(10, 3)),
-                ("readiness".into(), probe(5, 2)),
-                ("startup".into(), probe(5, 30)),
-            ],
-            images: vec![format!("ghcr.io/example/{name}:1.0.0")],
-            pod_requests: Resources::default(),
-        }
+        document_workload(name, 3)
     }
 
     fn failing(checks: &[ReadinessCheck]) -> Vec<&str> {

@@ -520,7 +520,8 @@ mod tests {
     use hapilot_core::alarm::FailoverTrigger;
     use hapilot_core::failover::ReplicationStatus;
     use hapilot_core::readiness::{
-        HealthCheckView, NodeCapacity, Probe, RaftServer, RecordView, RedisView, Resources,
+        HealthCheckView, NodeCapacity, RaftServer, RecordView, RedisView, Resources,
+        document_workload,
     };
 
     const NOW: i64 = 1_796_100_000;
@@ -560,39 +561,11 @@ mod tests {
         s
     }
 
-    fn workload(name: &str, replicas: i64) -> WorkloadView {
-        let probe = |period, threshold| {
-            Some(Probe {
-                initial_delay_secs: 10,
-                period_secs: period,
-                failure_threshold: threshold,
-            })
-        };
-        WorkloadView {
-            name: name.into(),
-            spec_replicas: replicas,
-            available_replicas: replicas,
-            pod_zones: vec![Some("a".into()), Some("b".into())],
-            spread_by_zone: true,
-            disruption_budgets: vec![format!("{name}-pdb")],
-            probes: vec![
-                ("liveness".into(), probe(10, 3)),
-                ("readiness".into(), probe(5, 2)),
-                ("startup".into(), probe(5, 30)),
-            ],
-            images: vec![format!("example/{name}:1")],
-            pod_requests: Resources {
-                cpu_millis: 500,
-                memory_bytes: 1 << 30,
-            },
-        }
-    }
-
     fn cluster() -> MemoryCluster {
         MemoryCluster {
             workloads: ["litellm", "agentgateway", "vllm"]
                 .iter()
-                .map(|n| (n.to_string(), workload(n, 2)))
+                .map(|n| (n.to_string(), document_workload(n, 2)))
                 .collect(),
             nodes: (0..3)
                 .map(|i| NodeCapacity {
