@@ -1242,13 +1242,12 @@ fn patroni_auth() -> hapilot_adapters::http_client::HttpAuth {
 pub const DRILL_SCHEDULE: &str = "hapilot-dr-drill";
 
 /// Creates the DR drill's EventBridge Scheduler schedule in the primary and the standby
-/// region (each region's stack has one, as the template's `DrDrillSchedule`), or sets its
-/// `State` (`ENABLED`, `DISABLED`) where it exists; returns its name.
+/// region (each region's stack has one, as the template's `DrDrillSchedule`) with `State`
+/// `ENABLED` or `DISABLED`, replacing one that exists; returns its name.
 pub async fn put_drill_schedule(stack: &LocalStack, state: &str) -> Result<String, LocalError> {
     use aws_sdk_scheduler::types::{
         FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
     };
-    let expression = "cron(0 10 ? 1,4,7,10 TUE#2 *)";
     for region in [PRIMARY_REGION, STANDBY_REGION] {
         let scheduler = aws_sdk_scheduler::Client::new(&stack.sdk_config_in(region));
         let window = FlexibleTimeWindow::builder()
@@ -1264,35 +1263,22 @@ pub async fn put_drill_schedule(stack: &LocalStack, state: &str) -> Result<Strin
             .input(r#"{"primary_region": "us-east-1", "standby_region": "us-west-2"}"#)
             .build()
             .map_err(LocalError::aws("CreateSchedule"))?;
-        if scheduler
-            .get_schedule()
+        // Replaced whole: UpdateSchedule takes the same fields as CreateSchedule anyway.
+        let _ = scheduler
+            .delete_schedule()
             .name(DRILL_SCHEDULE)
             .send()
+            .await;
+        scheduler
+            .create_schedule()
+            .name(DRILL_SCHEDULE)
+            .schedule_expression("cron(0 10 ? 1,4,7,10 TUE#2 *)")
+            .flexible_time_window(window)
+            .target(target)
+            .state(ScheduleState::from(state))
+            .send()
             .await
-            .is_ok()
-        {
-            scheduler
-                .update_schedule()
-                .name(DRILL_SCHEDULE)
-                .schedule_expression(expression)
-                .flexible_time_window(window)
-                .target(target)
-                .state(ScheduleState::from(state))
-                .send()
-                .await
-                .map_err(LocalError::aws("UpdateSchedule"))?;
-        } else {
-            scheduler
-                .create_schedule()
-                .name(DRILL_SCHEDULE)
-                .schedule_expression(expression)
-                .flexible_time_window(window)
-                .target(target)
-                .state(ScheduleState::from(state))
-                .send()
-                .await
-                .map_err(LocalError::aws("CreateSchedule"))?;
-        }
+            .map_err(LocalError::aws("CreateSchedule"))?;
     }
     Ok(DRILL_SCHEDULE.to_string())
 }
