@@ -68,40 +68,51 @@ impl Route53Dns {
         zone: &str,
         name: &str,
     ) -> Result<Vec<ResourceRecordSet>, AdapterError> {
-        let wanted = normalize(name);
-        let mut out = Vec::new();
-        let mut start: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = None;
-        loop {
-            let mut req = self.client.list_resource_record_sets().hosted_zone_id(zone);
-            if let Some((n, t, id)) = start.take() {
-                req = req
-                    .start_record_name(n)
-                    .start_record_type(t)
-                    .set_start_record_identifier(id);
+        let mut out = named_record_sets(&self.client, zone, name).await?;
+        out.retain(|r| r.weight().is_some());
+        Ok(out)
+    }
+}
+
+/// Every record set of `name` in `zone` (all pages), for the weights and for readiness.
+pub(crate) async fn named_record_sets(
+    client: &aws_sdk_route53::Client,
+    zone: &str,
+    name: &str,
+) -> Result<Vec<ResourceRecordSet>, AdapterError> {
+    let wanted = normalize(name);
+    let mut out = Vec::new();
+    let mut start: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = None;
+    loop {
+        let mut req = client.list_resource_record_sets().hosted_zone_id(zone);
+        if let Some((n, t, id)) = start.take() {
+            req = req
+                .start_record_name(n)
+                .start_record_type(t)
+                .set_start_record_identifier(id);
+        }
+        let page = req
+            .send()
+            .await
+            .map_err(AdapterError::aws("ListResourceRecordSets"))?;
+        out.extend(
+            page.resource_record_sets()
+                .iter()
+                .filter(|r| normalize(r.name()) == wanted)
+                .cloned(),
+        );
+        if !page.is_truncated() {
+            return Ok(out);
+        }
+        match (page.next_record_name(), page.next_record_type()) {
+            (Some(n), Some(t)) => {
+                start = Some((
+                    n.to_string(),
+                    t.clone(),
+                    page.next_record_identifier().map(str::to_string),
+                ))
             }
-            let page = req
-                .send()
-                .await
-                .map_err(AdapterError::aws("ListResourceRecordSets"))?;
-            out.extend(
-                page.resource_record_sets()
-                    .iter()
-                    .filter(|r| normalize(r.name()) == wanted && r.weight().is_some())
-                    .cloned(),
-            );
-            if !page.is_truncated() {
-                return Ok(out);
-            }
-            match (page.next_record_name(), page.next_record_type()) {
-                (Some(n), Some(t)) => {
-                    start = Some((
-                        n.to_string(),
-                        t.clone(),
-                        page.next_record_identifier().map(str::to_string),
-                    ))
-                }
-                _ => return Ok(out),
-            }
+            _ => return Ok(out),
         }
     }
 }

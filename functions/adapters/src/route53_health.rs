@@ -84,69 +84,31 @@ impl Route53Health {
     }
 }
 
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
 impl TrafficReader for Route53Health {
     async fn records(
         &self,
         zone: &str,
         name: &str,
     ) -> Result<BTreeMap<String, RecordView>, AdapterError> {
-        let wanted = normalize(name);
         let mut out = BTreeMap::new();
-        let mut request = self
-            .route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone)
-            .start_record_name(name);
-        loop {
-            let page = request
-                .send()
-                .await
-                .map_err(AdapterError::aws("ListResourceRecordSets"))?;
-            let mut past = false;
-            for r in page.resource_record_sets() {
-                if normalize(r.name()) != wanted {
-                    past = true;
-                    continue;
-                }
-                let Some(set) = r.set_identifier() else {
-                    continue;
-                };
-                let health_check = match r.health_check_id() {
-                    Some(id) => self.health_check(id).await?,
-                    None => None,
-                };
-                out.insert(
-                    set.to_string(),
-                    RecordView {
-                        weight: r.weight(),
-                        health_check_id: r.health_check_id().map(str::to_string),
-                        health_check,
-                    },
-                );
-            }
-            match (
-                page.is_truncated() && !past,
-                page.next_record_name(),
-                page.next_record_type(),
-            ) {
-                (true, Some(n), Some(t)) => {
-                    request = self
-                        .route53
-                        .list_resource_record_sets()
-                        .hosted_zone_id(zone)
-                        .start_record_name(n)
-                        .start_record_type(t.clone())
-                        .set_start_record_identifier(
-                            page.next_record_identifier().map(str::to_string),
-                        );
-                }
-                _ => return Ok(out),
-            }
+        for r in crate::dns::named_record_sets(&self.route53, zone, name).await? {
+            let Some(set) = r.set_identifier() else {
+                continue;
+            };
+            let health_check = match r.health_check_id() {
+                Some(id) => self.health_check(id).await?,
+                None => None,
+            };
+            out.insert(
+                set.to_string(),
+                RecordView {
+                    weight: r.weight(),
+                    health_check_id: r.health_check_id().map(str::to_string),
+                    health_check,
+                },
+            );
         }
+        Ok(out)
     }
 
     async fn health_status(&self, health_check_id: &str) -> Result<Option<f64>, AdapterError> {
