@@ -360,8 +360,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = StackOptions::default();
             MotoInstall::at(&options.venv).ensure(&options.python, say)?;
             say!(
-                "moto {} is installed in {}",
+                "moto {} and aws-sam-translator {} are installed in {}",
                 hapilot::local::moto::MOTO_VERSION,
+                hapilot::local::moto::SAM_TRANSLATOR_VERSION,
                 options.venv.display()
             );
             Ok(())

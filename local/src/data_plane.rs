@@ -31,6 +31,8 @@ pub const TAG_ROUTING_CONTROL: &str = "hapilot:routing-control-arn";
 /// What the health checkers have seen so far, shared with the resolver.
 #[derive(Debug, Default)]
 pub struct HealthCheckers {
+    /// `scheme://host:port` a check names -> where that endpoint listens on loopback.
+    endpoint_hosts: Mutex<BTreeMap<String, String>>,
     trackers: Mutex<BTreeMap<String, EndpointTracker>>,
     last_known: Mutex<BTreeMap<String, bool>>,
     routing_controls: Mutex<BTreeMap<String, bool>>,
@@ -97,12 +99,19 @@ pub async fn read_route53(route53: &aws_sdk_route53::Client) -> Result<Route53Vi
                 } else {
                     "http"
                 };
+                // Route53 probes the IP address when one is given, else the domain name; port
+                // 80 (HTTP) or 443 (HTTPS) unless set.
+                let host = config
+                    .ip_address()
+                    .or(config.fully_qualified_domain_name())
+                    .unwrap_or("127.0.0.1");
+                let port = config
+                    .port()
+                    .unwrap_or(if scheme == "https" { 443 } else { 80 });
                 view.endpoints.insert(
                     id.clone(),
                     format!(
-                        "{scheme}://{}:{}{}",
-                        config.ip_address().unwrap_or("127.0.0.1"),
-                        config.port().unwrap_or(80),
+                        "{scheme}://{host}:{port}{}",
                         config.resource_path().unwrap_or("/")
                     ),
                 );
@@ -228,6 +237,34 @@ async fn alarm_states(
 }
 
 impl HealthCheckers {
+    /// Where the endpoints the checks name listen locally: `https://gateway.us-east-1.internal`
+    /// (the `FullyQualifiedDomainName` and port of a template's check) -> the simulated
+    /// gateway's `http://127.0.0.1:<port>`, as DNS would resolve an NLB's name.
+    pub fn set_endpoint_hosts(&self, hosts: BTreeMap<String, String>) {
+        *self.endpoint_hosts.lock().expect("endpoint hosts") = hosts
+            .into_iter()
+            .flat_map(|(host, local)| {
+                [
+                    (format!("https://{host}:443"), local.clone()),
+                    (format!("http://{host}:80"), local),
+                ]
+            })
+            .collect();
+    }
+
+    /// The URL a checker actually probes for a check's `url`.
+    pub fn local_url(&self, url: &str) -> String {
+        let hosts = self.endpoint_hosts.lock().expect("endpoint hosts");
+        for (origin, local) in hosts.iter() {
+            if let Some(path) = url.strip_prefix(origin.as_str())
+                && (path.is_empty() || path.starts_with('/'))
+            {
+                return format!("{local}{path}");
+            }
+        }
+        url.to_string()
+    }
+
     /// What Route53 knows of the ARC cluster's routing controls (ARN -> `On`); the local
     /// cluster tells it after every change.
     pub fn set_routing_controls(&self, states: &BTreeMap<String, bool>) {
@@ -374,7 +411,8 @@ async fn round(
     let route53 = aws_sdk_route53::Client::new(&stack.observer_config("us-east-1"));
     let view = read_route53(&route53).await?;
     for (id, url) in &view.endpoints {
-        let ok = matches!(http.get(url).send().await, Ok(r) if r.status().is_success());
+        let url = checkers.local_url(url);
+        let ok = matches!(http.get(&url).send().await, Ok(r) if r.status().is_success());
         let threshold = match view.checks.get(id).map(|c| &c.kind) {
             Some(CheckKind::Endpoint { failure_threshold }) => *failure_threshold,
             _ => 3,

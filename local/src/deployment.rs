@@ -122,7 +122,7 @@ pub const WATCH_ALARM: &str = "hapilot-watch-us-east-1";
 /// The control alarms (in the standby region) of the `health_check` traffic switch.
 pub const CONTROL_ALARMS: [(&str, &str); 2] = [
     (PRIMARY_SET, "hapilot-control-primary"),
-    (STANDBY_SET, "hapilot-control-secondary"),
+    (STANDBY_SET, "hapilot-control-standby"),
 ];
 
 /// How the global name's records are routed.
@@ -145,7 +145,9 @@ pub enum SwitchSetup {
     ArcRoutingControl,
 }
 
-/// What to build beyond the databases.
+/// What to build beyond the databases. Every world is the templates deployed
+/// (`infra/parameters/local.json`); options other than [`WorldOptions::regional`]'s add what an
+/// operator would change on top, by name ([`WorldOptions::operator_changes`]).
 #[derive(Debug, Clone, Copy)]
 pub struct WorldOptions {
     /// The databases.
@@ -156,30 +158,106 @@ pub struct WorldOptions {
     pub switch: SwitchSetup,
     /// Detection from the standby with a witness quorum (vantage alarms, probers, data plane).
     pub quorum: bool,
+    /// How fast AWS's clock runs.
+    pub pace: crate::pace::Pace,
 }
 
 impl WorldOptions {
-    /// Today's world: weighted records, weights, one alarm (what most tests use).
+    /// The templates with two operator changes most tests use: every region's alarm router
+    /// acts on the one alarm on the primary's Route53 check (`HAPILOT_FAILOVER_TRIGGERS`), and
+    /// the emergency path moves weights (`HAPILOT_TRAFFIC_SWITCH`).
     pub fn classic(database: DatabaseSetup) -> Self {
         Self {
             database,
             routing: RecordRouting::Weighted,
             switch: SwitchSetup::Weights,
             quorum: false,
+            pace: crate::pace::Pace::compressed(),
         }
     }
 
-    /// The world as the template deploys it: detection from the standby with a witness
-    /// quorum, DNS moved through the data plane.
+    /// The world exactly as the templates deploy it: detection from the standby with a
+    /// witness quorum, DNS moved through the data plane.
     pub fn regional(database: DatabaseSetup, routing: RecordRouting) -> Self {
         Self {
             database,
             routing,
             switch: SwitchSetup::HealthCheck,
             quorum: true,
+            pace: crate::pace::Pace::compressed(),
+        }
+    }
+
+    /// What these options change in a region's configuration after the templates are
+    /// deployed, as an operator would with `UpdateFunctionConfiguration`: nothing for
+    /// [`WorldOptions::regional`].
+    pub fn operator_changes(&self, settings: &mut Settings, arc: Option<&super::arc::ArcCluster>) {
+        if !self.quorum {
+            settings.triggers = vec![FailoverTrigger {
+                alarm_name: PRIMARY_ALARM.to_string(),
+                primary_region: PRIMARY_REGION.to_string(),
+                standby_region: STANDBY_REGION.to_string(),
+                tier: Tier::Critical,
+                vantage_alarms: Vec::new(),
+                quorum: None,
+            }];
+        }
+        match (self.switch, arc) {
+            (SwitchSetup::Weights, _) => settings.traffic_switch = TrafficSwitchConfig::Weights {},
+            (SwitchSetup::ArcRoutingControl, Some(arc)) => {
+                settings.traffic_switch = TrafficSwitchConfig::ArcRoutingControl {
+                    endpoints: arc
+                        .endpoints()
+                        .into_iter()
+                        .map(
+                            |(region, url)| hapilot_adapters::traffic_switch::ArcEndpoint {
+                                region,
+                                url,
+                            },
+                        )
+                        .collect(),
+                    controls: [PRIMARY_SET, STANDBY_SET]
+                        .iter()
+                        .map(|set| (set.to_string(), routing_control_arn(set)))
+                        .collect(),
+                }
+            }
+            _ => {}
         }
     }
 }
+
+/// The name of `region`'s gateway endpoint (its NLB's DNS name), what the template's health
+/// checks probe and the records point at.
+pub fn endpoint_host(region: &str) -> String {
+    format!("gateway.{region}.internal")
+}
+
+/// `scheme://host:port` of a URL.
+fn origin(url: &str) -> String {
+    match url.find("://") {
+        Some(at) => {
+            let rest = &url[at + 3..];
+            let end = rest.find('/').unwrap_or(rest.len());
+            format!("{}{}", &url[..at + 3], &rest[..end])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The TTL of the global name's records: an alias to a load balancer answers with 60 s.
+pub const RECORD_TTL_SECONDS: i64 = 60;
+
+/// The secrets `infra/parameters/local.json` names.
+pub const SECRET_REGIONS: &str = "hapilot/regions";
+/// See [`SECRET_REGIONS`].
+pub const SECRET_DATABASE: &str = "hapilot/database";
+/// See [`SECRET_REGIONS`].
+pub const SECRET_KUBERNETES: &str = "hapilot/kubernetes";
+/// See [`SECRET_REGIONS`].
+pub const SECRET_VAULT: &str = "hapilot/vault";
+/// See [`SECRET_REGIONS`].
+pub const SECRET_CANARY: &str = "hapilot/canary";
 
 /// The ARN of alarm `name` in `region` on the local stack.
 pub fn alarm_arn(region: &str, name: &str) -> String {
@@ -225,6 +303,8 @@ pub struct LocalDeployment {
     pub region_settings: BTreeMap<String, Settings>,
     /// The stand-in ARC cluster, when the world's switch is ARC routing controls.
     pub arc: Option<super::arc::ArcCluster>,
+    /// What the templates deployed, by region.
+    pub templates: super::template::world::TemplateDeployment,
 }
 
 impl LocalDeployment {
@@ -233,10 +313,21 @@ impl LocalDeployment {
         Self::create_with(stack, WorldOptions::classic(database)).await
     }
 
-    /// Builds the deployment `options` describe.
+    /// Builds the deployment `options` describe, the templates deployed from the repository's
+    /// `infra/parameters/local.json`.
     pub async fn create_with(
         stack: &LocalStack,
         options: WorldOptions,
+    ) -> Result<Self, LocalError> {
+        Self::create_from(stack, options, &super::template::local_parameters_file()).await
+    }
+
+    /// Builds the deployment `options` describe, deploying the stacks of the parameters file
+    /// at `parameters` (its templates relative to the file's `infra/` directory).
+    pub async fn create_from(
+        stack: &LocalStack,
+        options: WorldOptions,
+        parameters: &std::path::Path,
     ) -> Result<Self, LocalError> {
         let database = options.database;
         let sdk = stack.sdk_config();
@@ -401,21 +492,6 @@ impl LocalDeployment {
             ),
         };
 
-        hapilot_adapters::sdk::s3(sdk)
-            .create_bucket()
-            .bucket(AUDIT_BUCKET)
-            .send()
-            .await
-            .map_err(LocalError::aws("CreateBucket"))?;
-        let topic_arn = aws_sdk_sns::Client::new(sdk)
-            .create_topic()
-            .name("hapilot-notifications")
-            .send()
-            .await
-            .map_err(LocalError::aws("CreateTopic"))?
-            .topic_arn()
-            .unwrap_or_default()
-            .to_string();
         let route53 = aws_sdk_route53::Client::new(sdk);
         let zone_id = route53
             .create_hosted_zone()
@@ -428,112 +504,16 @@ impl LocalDeployment {
             .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
             .unwrap_or_default();
         let checkers = std::sync::Arc::new(super::data_plane::HealthCheckers::default());
+        // The template's health checks probe https://<endpoint host>:443/health; each name
+        // resolves, as an NLB's DNS name would, to its simulated gateway on loopback.
+        checkers.set_endpoint_hosts(BTreeMap::from([
+            (endpoint_host(PRIMARY_REGION), origin(&primary.health_url())),
+            (endpoint_host(STANDBY_REGION), origin(&standby.health_url())),
+        ]));
         let arc = match options.switch {
             SwitchSetup::ArcRoutingControl => Some(start_arc_cluster(stack, &checkers).await?),
             _ => None,
         };
-        let mut changes = Vec::new();
-        let mut primary_check = String::new();
-        for (set, gateway, weight) in [(PRIMARY_SET, &primary, 100), (STANDBY_SET, &standby, 0)] {
-            let port: u16 = gateway
-                .health_url()
-                .split(':')
-                .nth(2)
-                .and_then(|p| p.split('/').next()?.parse().ok())
-                .unwrap_or(80);
-            // The HA document's check: /health every 10 s, 3 failures to unhealthy.
-            let check = route53
-                .create_health_check()
-                .caller_reference(uuid::Uuid::new_v4().to_string())
-                .health_check_config(
-                    HealthCheckConfig::builder()
-                        .r#type(HealthCheckType::Http)
-                        .ip_address("127.0.0.1")
-                        .port(port as i32)
-                        .resource_path("/health")
-                        .request_interval(10)
-                        .failure_threshold(3)
-                        .build()
-                        .map_err(LocalError::aws("CreateHealthCheck"))?,
-                )
-                .send()
-                .await
-                .map_err(LocalError::aws("CreateHealthCheck"))?
-                .health_check()
-                .map(|h| h.id().to_string())
-                .unwrap_or_default();
-            if set == PRIMARY_SET {
-                primary_check = check.clone();
-            }
-            let record_check = match options.switch {
-                SwitchSetup::Weights => check,
-                SwitchSetup::HealthCheck => calculated_check(stack, &route53, set, &check).await?,
-                SwitchSetup::ArcRoutingControl => {
-                    routing_control_check(&route53, set, &check).await?
-                }
-            };
-            let record = ResourceRecordSet::builder()
-                .name(RECORD_NAME)
-                .r#type(RrType::Cname)
-                .set_identifier(set)
-                .ttl(60)
-                .health_check_id(record_check);
-            let record = match options.routing {
-                RecordRouting::Weighted => record.weight(weight),
-                RecordRouting::Latency => record.region(
-                    aws_sdk_route53::types::ResourceRecordSetRegion::from(gateway.region()),
-                ),
-            };
-            let record = record
-                .resource_records(
-                    ResourceRecord::builder()
-                        .value(format!("gateway.{}.internal", gateway.region()))
-                        .build()
-                        .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-                )
-                .build()
-                .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
-            changes.push(
-                Change::builder()
-                    .action(ChangeAction::Create)
-                    .resource_record_set(record)
-                    .build()
-                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-            );
-        }
-        route53
-            .change_resource_record_sets()
-            .hosted_zone_id(&zone_id)
-            .change_batch(
-                ChangeBatch::builder()
-                    .set_changes(Some(changes))
-                    .build()
-                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-            )
-            .send()
-            .await
-            .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
-        aws_sdk_cloudwatch::Client::new(sdk)
-            .put_metric_alarm()
-            .alarm_name(PRIMARY_ALARM)
-            .alarm_description("Route53 health check of the primary region's gateway")
-            .namespace("AWS/Route53")
-            .metric_name("HealthCheckStatus")
-            .dimensions(
-                aws_sdk_cloudwatch::types::Dimension::builder()
-                    .name("HealthCheckId")
-                    .value(&primary_check)
-                    .build(),
-            )
-            .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
-            .period(10)
-            .evaluation_periods(3)
-            .threshold(1.0)
-            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-            .send()
-            .await
-            .map_err(LocalError::aws("PutMetricAlarm"))?;
-
         let global = GlobalRouter::start(
             stack.handle(),
             checkers.clone(),
@@ -591,21 +571,7 @@ impl LocalDeployment {
             redis: None,
             restore: None,
         };
-        let mut settings = Settings::with_defaults();
-        // Everything local listens on loopback over plain HTTP.
-        settings.allow_plain_http = true;
-        settings.hosted_zone_id = Some(zone_id.clone());
-        settings.record_name = Some(RECORD_NAME.to_string());
-        settings.global_health_url = Some(global.health_url());
-        settings.audit_bucket = Some(AUDIT_BUCKET.to_string());
-        settings.topic_arn = Some(topic_arn.clone());
-        settings.failover_state_machine_arn = Some(stack.arn_of("failover"));
-        settings.failback_state_machine_arn = Some(stack.arn_of("failback"));
-        settings.tier = Some(Tier::Critical);
-        settings.backup_bucket = Some(BACKUP_BUCKET.to_string());
-        settings.dr_backup_bucket = Some(DR_BACKUP_BUCKET.to_string());
-        settings.dr_region = Some(STANDBY_REGION.to_string());
-        settings.regions = BTreeMap::from([
+        let regions = BTreeMap::from([
             (
                 PRIMARY_REGION.to_string(),
                 region(&primary, PRIMARY_SET, primary_db, &primary_kube),
@@ -643,102 +609,138 @@ impl LocalDeployment {
                 },
             ),
         ]);
-        settings.triggers = vec![FailoverTrigger {
-            alarm_name: PRIMARY_ALARM.to_string(),
-            primary_region: PRIMARY_REGION.to_string(),
-            standby_region: STANDBY_REGION.to_string(),
-            tier: Tier::Critical,
-            vantage_alarms: Vec::new(),
-            quorum: None,
-        }];
-        // Fast probes: the simulated gateways answer in microseconds.
-        settings.failover_input_defaults = serde_json::json!({
-            "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
-            "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-        settings.canary_provider = Some(prometheus_source(&prometheus.url()));
-        // The quarterly DR drill's schedule, enabled (readiness checks it exists and runs).
-        settings.drill_schedule = Some(put_drill_schedule(stack, "ENABLED").await?);
-        // The emergency path's roles, as the template grants them: readiness simulates them.
-        for function in hapilot_functions::catalog::EMERGENCY_PATH {
-            let actions = hapilot_functions::catalog::find(function)
-                .map(|f| f.role_actions())
-                .unwrap_or_default();
-            let arn = put_role(stack, function, &actions).await?;
-            settings.emergency_roles.insert(function.to_string(), arn);
-        }
-        if let Some(arc) = &arc {
-            settings.traffic_switch = TrafficSwitchConfig::ArcRoutingControl {
-                endpoints: arc
-                    .endpoints()
-                    .into_iter()
-                    .map(
-                        |(region, url)| hapilot_adapters::traffic_switch::ArcEndpoint {
-                            region,
-                            url,
-                        },
-                    )
-                    .collect(),
-                controls: [PRIMARY_SET, STANDBY_SET]
-                    .iter()
-                    .map(|set| (set.to_string(), routing_control_arn(set)))
-                    .collect(),
-            };
-        }
-        if options.switch == SwitchSetup::HealthCheck {
-            settings.traffic_switch = TrafficSwitchConfig::HealthCheck {
-                region: STANDBY_REGION.to_string(),
-                namespace: "hapilot/Traffic".into(),
-                metric: "RegionEnabled".into(),
-                alarms: CONTROL_ALARMS
-                    .iter()
-                    .map(|(set, alarm)| (set.to_string(), alarm.to_string()))
-                    .collect(),
-            };
-        }
-        if options.quorum {
-            for region in [STANDBY_REGION, WITNESS_REGION] {
-                watch_alarm(stack, region).await?;
+        // The secrets the templates name, as the operator creates them before deploying (in
+        // every region: each region's functions read their own region's copy).
+        let regions_json = serde_json::to_string(&regions)
+            .map_err(|e| LocalError::Invalid(format!("the regions' configuration: {e}")))?;
+        let canary_auth = serde_json::json!({"kind": "bearer", "token": PROMETHEUS_TOKEN});
+        for r in stack.regions() {
+            for (name, text) in [
+                (SECRET_REGIONS, regions_json.as_str()),
+                (SECRET_DATABASE, "{}"),
+                (SECRET_KUBERNETES, "{}"),
+                (SECRET_VAULT, "{}"),
+                (SECRET_CANARY, &canary_auth.to_string()),
+            ] {
+                super::template::world::put_secret(stack, &r, name, text).await?;
             }
-            settings.triggers = vec![FailoverTrigger {
-                alarm_name: WATCH_ALARM.to_string(),
-                primary_region: PRIMARY_REGION.to_string(),
-                standby_region: STANDBY_REGION.to_string(),
-                tier: Tier::Critical,
-                vantage_alarms: vec![
-                    alarm_arn(STANDBY_REGION, WATCH_ALARM),
-                    alarm_arn(WITNESS_REGION, WATCH_ALARM),
-                    alarm_arn(PRIMARY_REGION, PRIMARY_ALARM),
-                ],
-                quorum: Some(2),
-            }];
         }
-        // Each region's functions with that region's settings: its own state machines and
-        // topic, as the template deploys them.
+        let mut canary = prometheus_source(&prometheus.url());
+        if let TrafficSource::Prometheus { auth, .. } = &mut canary {
+            // The token comes from the canary secret, as deployed.
+            *auth = None;
+        }
+        let world_values = BTreeMap::from([
+            ("hosted_zone_id".to_string(), zone_id.clone()),
+            ("global_health_url".to_string(), global.health_url()),
+            (
+                "canary_provider".to_string(),
+                serde_json::to_string(&canary)
+                    .map_err(|e| LocalError::Invalid(format!("the canary provider: {e}")))?,
+            ),
+            (
+                "failover_input_defaults".to_string(),
+                options.pace.failover_input_defaults().to_string(),
+            ),
+        ]);
+        let templates =
+            super::template::world::deploy_templates(stack, parameters, &world_values).await?;
+
+        // The records of the global name, each carrying the check the switch needs (the
+        // template's outputs are what the operator attaches them to).
+        let mut changes = Vec::new();
+        for (set, gateway, weight) in [(PRIMARY_SET, &primary, 100), (STANDBY_SET, &standby, 0)] {
+            let endpoint_check = templates
+                .stack(PRIMARY_REGION)?
+                .reference(if set == PRIMARY_SET {
+                    "PrimaryHealthCheck"
+                } else {
+                    "StandbyHealthCheck"
+                })
+                .ok_or_else(|| {
+                    LocalError::Invalid(format!(
+                        "the {PRIMARY_REGION} stack has no endpoint health check for {set}"
+                    ))
+                })?;
+            let record_check = match options.switch {
+                SwitchSetup::Weights => endpoint_check,
+                SwitchSetup::HealthCheck => {
+                    let output = if set == PRIMARY_SET {
+                        "PrimaryRecordHealthCheckId"
+                    } else {
+                        "StandbyRecordHealthCheckId"
+                    };
+                    templates
+                        .stack(STANDBY_REGION)?
+                        .outputs
+                        .get(output)
+                        .cloned()
+                        .ok_or_else(|| {
+                            LocalError::Invalid(format!(
+                                "the {STANDBY_REGION} stack has no output {output}"
+                            ))
+                        })?
+                }
+                SwitchSetup::ArcRoutingControl => {
+                    routing_control_check(&route53, set, &endpoint_check).await?
+                }
+            };
+            let record = ResourceRecordSet::builder()
+                .name(RECORD_NAME)
+                .r#type(RrType::Cname)
+                .set_identifier(set)
+                .ttl(RECORD_TTL_SECONDS)
+                .health_check_id(record_check);
+            let record = match options.routing {
+                RecordRouting::Weighted => record.weight(weight),
+                RecordRouting::Latency => record.region(
+                    aws_sdk_route53::types::ResourceRecordSetRegion::from(gateway.region()),
+                ),
+            };
+            let record = record
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(endpoint_host(gateway.region()))
+                        .build()
+                        .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
+                )
+                .build()
+                .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
+            changes.push(
+                Change::builder()
+                    .action(ChangeAction::Create)
+                    .resource_record_set(record)
+                    .build()
+                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
+            );
+        }
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .change_batch(
+                ChangeBatch::builder()
+                    .set_changes(Some(changes))
+                    .build()
+                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
+            )
+            .send()
+            .await
+            .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
+
+        // Each region's functions, configured from what its template set.
         let mut region_settings = BTreeMap::new();
-        for region in stack.regions() {
-            let mut own = settings.clone();
-            own.failover_state_machine_arn = Some(stack.arn_in(&region, "failover"));
-            own.failback_state_machine_arn = Some(stack.arn_in(&region, "failback"));
-            if region != PRIMARY_REGION {
-                own.topic_arn = Some(
-                    aws_sdk_sns::Client::new(&stack.sdk_config_in(&region))
-                        .create_topic()
-                        .name("hapilot-notifications")
-                        .send()
-                        .await
-                        .map_err(LocalError::aws("CreateTopic"))?
-                        .topic_arn()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-            stack.configure_region(&region, own.clone())?;
-            region_settings.insert(region, own);
+        for (r, deployed) in &templates.stacks {
+            stack.adopt(deployed).await?;
+            let mut own = super::template::world::region_settings(stack, deployed).await?;
+            options.operator_changes(&mut own, arc.as_ref());
+            stack.configure_region(r, own.clone())?;
+            region_settings.insert(r.clone(), own);
         }
+        let settings = region_settings
+            .get(PRIMARY_REGION)
+            .cloned()
+            .ok_or_else(|| LocalError::Invalid(format!("no stack in {PRIMARY_REGION}")))?;
+        let topic_arn = settings.topic_arn.clone().unwrap_or_default();
         Ok(Self {
             prometheus,
             lb_metrics,
@@ -757,22 +759,20 @@ impl LocalDeployment {
             options,
             region_settings,
             arc,
+            templates,
         })
     }
 
-    /// Applies changed settings to the stack's functions (kill switch, cool-down, ...).
+    /// Applies a change to every region's functions (kill switch, cool-down, ...), as an
+    /// operator would to each region's stack; what differs between regions stays.
     pub fn reconfigure(
         &mut self,
         stack: &LocalStack,
-        change: impl FnOnce(&mut Settings),
+        change: impl Fn(&mut Settings),
     ) -> Result<(), LocalError> {
         change(&mut self.settings);
         for (region, own) in self.region_settings.iter_mut() {
-            let mut next = self.settings.clone();
-            next.failover_state_machine_arn = own.failover_state_machine_arn.clone();
-            next.failback_state_machine_arn = own.failback_state_machine_arn.clone();
-            next.topic_arn = own.topic_arn.clone();
-            *own = next;
+            change(own);
             stack.configure_region(region, own.clone())?;
         }
         Ok(())
@@ -972,90 +972,6 @@ pub fn alarm_event(alarm: &str, state: &str, at: &str) -> serde_json::Value {
     })
 }
 
-/// The control alarm of one SetIdentifier (in the standby region), a `CLOUDWATCH_METRIC` check
-/// on it and the `CALCULATED` check = endpoint AND control that the record carries.
-async fn calculated_check(
-    stack: &LocalStack,
-    route53: &aws_sdk_route53::Client,
-    set: &str,
-    endpoint_check: &str,
-) -> Result<String, LocalError> {
-    let alarm = CONTROL_ALARMS
-        .iter()
-        .find(|(s, _)| *s == set)
-        .map(|(_, a)| *a)
-        .unwrap_or_default();
-    aws_sdk_cloudwatch::Client::new(&stack.sdk_config_in(STANDBY_REGION))
-        .put_metric_alarm()
-        .alarm_name(alarm)
-        .alarm_description(format!(
-            "traffic control of {set}: ALARM (metric 0) takes it out of the global name"
-        ))
-        .namespace("hapilot/Traffic")
-        .metric_name("RegionEnabled")
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("SetIdentifier")
-                .value(set)
-                .build(),
-        )
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
-        .period(10)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-        // No data keeps the last decision: the metric is only written when it changes.
-        .treat_missing_data("ignore")
-        .send()
-        .await
-        .map_err(LocalError::aws("PutMetricAlarm"))?;
-    let id = |out: aws_sdk_route53::operation::create_health_check::CreateHealthCheckOutput| {
-        out.health_check()
-            .map(|h| h.id().to_string())
-            .unwrap_or_default()
-    };
-    let control = id(route53
-        .create_health_check()
-        .caller_reference(uuid::Uuid::new_v4().to_string())
-        .health_check_config(
-            HealthCheckConfig::builder()
-                .r#type(HealthCheckType::CloudwatchMetric)
-                .alarm_identifier(
-                    aws_sdk_route53::types::AlarmIdentifier::builder()
-                        .region(aws_sdk_route53::types::CloudWatchRegion::from(
-                            STANDBY_REGION,
-                        ))
-                        .name(alarm)
-                        .build()
-                        .map_err(LocalError::aws("CreateHealthCheck"))?,
-                )
-                .insufficient_data_health_status(
-                    aws_sdk_route53::types::InsufficientDataHealthStatus::LastKnownStatus,
-                )
-                .build()
-                .map_err(LocalError::aws("CreateHealthCheck"))?,
-        )
-        .send()
-        .await
-        .map_err(LocalError::aws("CreateHealthCheck"))?);
-    // moto drops AlarmIdentifier and InsufficientDataHealthStatus: the local data plane reads
-    // them from these tags instead.
-    route53
-        .change_tags_for_resource()
-        .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
-        .resource_id(&control)
-        .add_tags(tag(super::data_plane::TAG_ALARM_REGION, STANDBY_REGION))
-        .add_tags(tag(super::data_plane::TAG_ALARM_NAME, alarm))
-        .add_tags(tag(
-            super::data_plane::TAG_INSUFFICIENT_DATA,
-            "LastKnownStatus",
-        ))
-        .send()
-        .await
-        .map_err(LocalError::aws("ChangeTagsForResource"))?;
-    both_healthy(route53, endpoint_check, &control).await
-}
-
 /// A `CALCULATED` check healthy when both children are.
 async fn both_healthy(
     route53: &aws_sdk_route53::Client,
@@ -1185,39 +1101,6 @@ fn tag(key: &str, value: &str) -> aws_sdk_route53::types::Tag {
         .key(key)
         .value(value)
         .build()
-}
-
-/// The prober alarm of `region`'s vantage point on the primary: 3 of 3 periods of 10 s with
-/// `Healthy` below 1 (Route53's cadence and threshold); no data is no vote.
-async fn watch_alarm(stack: &LocalStack, region: &str) -> Result<(), LocalError> {
-    aws_sdk_cloudwatch::Client::new(&stack.sdk_config_in(region))
-        .put_metric_alarm()
-        .alarm_name(WATCH_ALARM)
-        .alarm_description(format!("{PRIMARY_REGION} as {region}'s prober sees it"))
-        .namespace("hapilot/RegionHealth")
-        .metric_name("Healthy")
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("Region")
-                .value(PRIMARY_REGION)
-                .build(),
-        )
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("Vantage")
-                .value(region)
-                .build(),
-        )
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
-        .period(10)
-        .evaluation_periods(3)
-        .threshold(1.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-        .treat_missing_data("missing")
-        .send()
-        .await
-        .map_err(LocalError::aws("PutMetricAlarm"))?;
-    Ok(())
 }
 
 /// The load balancer dimension value of a region's (simulated) ALB.

@@ -12,6 +12,11 @@ use crate::LocalError;
 pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
 /// The version [`MOTO_REQUIREMENT`] installs.
 pub const MOTO_VERSION: &str = "5.2.5";
+/// AWS's SAM transform, the version aws-sam-cli 1.170.0 (`infra/requirements-sam.txt`) pins:
+/// the local world deploys the templates through the same translation `sam deploy` applies.
+pub const SAM_TRANSLATOR_REQUIREMENT: &str = "aws-sam-translator==1.115.0";
+/// The version [`SAM_TRANSLATOR_REQUIREMENT`] installs.
+pub const SAM_TRANSLATOR_VERSION: &str = "1.115.0";
 
 /// moto's switch that makes its Step Functions backend execute definitions for real. Must be
 /// sent before any CreateStateMachine.
@@ -38,15 +43,24 @@ impl MotoInstall {
         self.venv.join("bin").join("python")
     }
 
-    /// Whether the pinned moto is installed.
+    /// The venv's Python (runs the SAM translation).
+    pub fn python_path(&self) -> PathBuf {
+        self.python()
+    }
+
+    /// Whether the pinned moto and SAM translator are installed.
     pub fn is_installed(&self) -> bool {
+        let expected = format!("{MOTO_VERSION} {SAM_TRANSLATOR_VERSION}");
         self.moto_server().exists()
             && Command::new(self.python())
-                .args(["-c", "import moto; print(moto.__version__)"])
+                .args([
+                    "-c",
+                    "import moto, samtranslator; print(moto.__version__, samtranslator.__version__)",
+                ])
                 .stderr(Stdio::null())
                 .output()
                 .is_ok_and(|o| {
-                    o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == MOTO_VERSION
+                    o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == expected
                 })
     }
 
@@ -70,7 +84,7 @@ impl MotoInstall {
             return Ok(());
         }
         progress(&format!(
-            "installing {MOTO_REQUIREMENT} into {} (once; about a minute)",
+            "installing {MOTO_REQUIREMENT} and {SAM_TRANSLATOR_REQUIREMENT} into {} (once; about a minute)",
             self.venv.display()
         ));
         if !self.python().exists() {
@@ -94,12 +108,13 @@ impl MotoInstall {
                 "--disable-pip-version-check",
                 "--quiet",
                 MOTO_REQUIREMENT,
+                SAM_TRANSLATOR_REQUIREMENT,
             ])
             .output()
             .map_err(LocalError::io("running pip"))?;
         if !out.status.success() || !self.is_installed() {
             return Err(LocalError::MotoInstallFailed {
-                package: MOTO_REQUIREMENT.to_string(),
+                package: format!("{MOTO_REQUIREMENT} {SAM_TRANSLATOR_REQUIREMENT}"),
                 venv: self.venv.clone(),
                 detail: tail(&String::from_utf8_lossy(&out.stderr), 5),
             });

@@ -72,11 +72,16 @@ impl Default for StackOptions {
 pub struct LocalStack {
     front_door: FrontDoor,
     extra_functions: Vec<(String, Handler)>,
+    venv: PathBuf,
+    /// Region -> (deployed function name -> the handler it runs), from deployed templates.
+    aliases: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Region -> (short name -> ARN) of state machines a deployed template replaced.
+    adopted: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     moto: MotoServer,
     moto_port: u16,
     region: String,
     sdk_config: SdkConfig,
-    state_machines: BTreeMap<String, String>,
+    state_machines: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl LocalStack {
@@ -151,11 +156,14 @@ impl LocalStack {
         Ok(Self {
             front_door,
             extra_functions: options.extra_functions,
+            venv: options.venv,
+            aliases: Default::default(),
+            adopted: Default::default(),
             moto,
             moto_port,
             region: options.region,
             sdk_config,
-            state_machines,
+            state_machines: std::sync::Mutex::new(state_machines),
         })
     }
 
@@ -170,10 +178,82 @@ impl LocalStack {
 
     /// Gives `region`'s functions a new configuration.
     pub fn configure_region(&self, region: &str, settings: Settings) -> Result<(), LocalError> {
-        let registry =
+        let mut registry =
             build_registry(&self.sdk_config_in(region), settings, &self.extra_functions)?;
+        let aliases = self
+            .aliases
+            .lock()
+            .expect("aliases")
+            .get(region)
+            .cloned()
+            .unwrap_or_default();
+        for (name, binary) in aliases {
+            if let Some(handler) = registry.get(&binary) {
+                registry.insert(&name, move |event| handler(event));
+            }
+        }
         self.front_door.replace_registry(region, registry);
         Ok(())
+    }
+
+    /// The Python of the stack's venv (moto's, with AWS's SAM translator).
+    pub fn python(&self) -> PathBuf {
+        super::moto::MotoInstall::at(&self.venv).python_path()
+    }
+
+    /// Takes over what a template deployed in `region`: its functions are served under their
+    /// deployed names (each runs the handler its template names), and its state machines
+    /// replace the stack's own copies of the same definitions, which are deleted so that a
+    /// name resolves to the template's machine only. Call [`LocalStack::configure_region`]
+    /// afterwards.
+    pub async fn adopt(
+        &self,
+        deployed: &super::template::stack::DeployedStack,
+    ) -> Result<(), LocalError> {
+        let region = deployed.region.clone();
+        self.aliases.lock().expect("aliases").insert(
+            region.clone(),
+            deployed
+                .functions
+                .values()
+                .map(|f| (f.name.clone(), f.binary.clone()))
+                .collect(),
+        );
+        let prefix = format!("{}-", deployed.name);
+        let mut adopted = BTreeMap::new();
+        for (name, arn) in &deployed.state_machines {
+            let short = name.strip_prefix(&prefix).unwrap_or(name).to_string();
+            adopted.insert(short, arn.clone());
+        }
+        let sfn = aws_sdk_sfn::Client::new(&self.observer_config(&region));
+        for short in adopted.keys() {
+            let own = super::deploy::local_state_machine_arn(&region, short);
+            // Only the stack's own copy; a template whose machine has no stack prefix keeps it.
+            if !deployed.state_machines.values().any(|a| *a == own) {
+                let _ = sfn
+                    .delete_state_machine()
+                    .state_machine_arn(own)
+                    .send()
+                    .await;
+            }
+        }
+        if region == self.region {
+            for (short, arn) in &adopted {
+                self.front_door_machines_insert(short, arn);
+            }
+        }
+        self.adopted
+            .lock()
+            .expect("adopted")
+            .insert(region, adopted);
+        Ok(())
+    }
+
+    fn front_door_machines_insert(&self, short: &str, arn: &str) {
+        self.state_machines
+            .lock()
+            .expect("machines")
+            .insert(short.to_string(), arn.to_string());
     }
 
     /// A clonable handle for background work.
@@ -190,14 +270,20 @@ impl LocalStack {
         regions_with(&self.region)
     }
 
-    /// The ARN a state machine deployed under `name` has (or will have) on this stack.
+    /// The ARN a state machine deployed under `name` has (or will have) on this stack: the
+    /// deployed template's, once one is adopted.
     pub fn arn_of(&self, name: &str) -> String {
-        super::deploy::local_state_machine_arn(&self.region, name)
+        self.arn_in(&self.region, name)
     }
 
     /// The ARN of state machine `name` in `region`.
     pub fn arn_in(&self, region: &str, name: &str) -> String {
-        super::deploy::local_state_machine_arn(region, name)
+        self.adopted
+            .lock()
+            .expect("adopted")
+            .get(region)
+            .and_then(|m| m.get(name).cloned())
+            .unwrap_or_else(|| super::deploy::local_state_machine_arn(region, name))
     }
 
     /// SDK configuration for `region` through the front door (what a client in or of that
@@ -265,14 +351,18 @@ impl LocalStack {
         &self.sdk_config
     }
 
-    /// Deployed state machines: name -> ARN.
-    pub fn state_machines(&self) -> &BTreeMap<String, String> {
-        &self.state_machines
+    /// Deployed state machines of the stack's region: name -> ARN.
+    pub fn state_machines(&self) -> BTreeMap<String, String> {
+        self.state_machines.lock().expect("machines").clone()
     }
 
     /// The ARN of the deployed state machine `name`.
-    pub fn state_machine_arn(&self, name: &str) -> Option<&str> {
-        self.state_machines.get(name).map(String::as_str)
+    pub fn state_machine_arn(&self, name: &str) -> Option<String> {
+        self.state_machines
+            .lock()
+            .expect("machines")
+            .get(name)
+            .cloned()
     }
 
     /// moto's process id.
@@ -359,8 +449,14 @@ fn build_registry(
     settings: Settings,
     extra: &[(String, Handler)],
 ) -> Result<FunctionRegistry, LocalError> {
-    let adapters = Adapters::new(sdk_config, settings)
+    let mut adapters = Adapters::new(sdk_config, settings)
         .map_err(|e| LocalError::io("building the function adapters")(std::io::Error::other(e)))?;
+    // The template's functions write their metrics as embedded-metric-format log lines
+    // (HAPILOT_METRICS=emf), which CloudWatch Logs turns into metrics of the function's region.
+    // The local host plays that step by putting the same values there directly.
+    adapters.metrics = hapilot_adapters::monitoring::MetricSink::Api(
+        hapilot_adapters::monitoring::CloudWatch::from_sdk(sdk_config),
+    );
     let mut registry = FunctionRegistry::new(adapters);
     for (name, handler) in extra {
         let handler = handler.clone();

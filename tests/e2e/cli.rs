@@ -131,7 +131,11 @@ async fn a_moto_that_never_answers_is_stopped_and_reported() {
     let pid_file = dir.join("moto.pid");
     script(
         &bin.join("python"),
-        &format!("echo {}", hapilot::local::moto::MOTO_VERSION),
+        &format!(
+            "echo {} {}",
+            hapilot::local::moto::MOTO_VERSION,
+            hapilot::local::moto::SAM_TRANSLATOR_VERSION
+        ),
     );
     script(
         &bin.join("moto_server"),

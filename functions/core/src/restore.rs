@@ -88,6 +88,36 @@ impl DataCheck {
         }
         Ok(())
     }
+
+    /// The SQL that reads the newest row time and the row count: `$1` (float8 epoch seconds,
+    /// or NULL for every row) bounds the rows counted when `bounded`. The identifiers are
+    /// validated first, then quoted, so mixed-case names (LiteLLM's `"LiteLLM_SpendLogs"` and
+    /// `"startTime"`) mean exactly what they say: unquoted, PostgreSQL would fold them to lower
+    /// case and find no such relation.
+    pub fn newest_row_sql(&self, bounded: bool) -> Result<String, CoreError> {
+        self.validate()?;
+        let table = self
+            .table
+            .split('.')
+            .map(quote_identifier)
+            .collect::<Vec<_>>()
+            .join(".");
+        let column = quote_identifier(&self.column);
+        let filter = if bounded {
+            format!(" WHERE $1::float8 IS NULL OR {column} <= to_timestamp($1::float8 + 0.000001)")
+        } else {
+            String::new()
+        };
+        Ok(format!(
+            "SELECT extract(epoch FROM max({column}))::float8, count(*) FROM {table}{filter}"
+        ))
+    }
+}
+
+/// A PostgreSQL quoted identifier. Only called on names [`DataCheck::validate`] accepted (letters,
+/// digits, `_`), so there is no quote to double; doubling anyway keeps it right if that changes.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Where to recover to.
@@ -534,6 +564,34 @@ mod tests {
             column: "created_at".into(),
         };
         assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn the_newest_row_query_quotes_mixed_case_identifiers() {
+        let litellm = DataCheck {
+            table: "LiteLLM_SpendLogs".into(),
+            column: "startTime".into(),
+        };
+        assert_eq!(
+            litellm.newest_row_sql(false).unwrap(),
+            r#"SELECT extract(epoch FROM max("startTime"))::float8, count(*) FROM "LiteLLM_SpendLogs""#
+        );
+        let qualified = DataCheck {
+            table: "public.spend_logs".into(),
+            column: "created_at".into(),
+        };
+        assert_eq!(
+            qualified.newest_row_sql(true).unwrap(),
+            r#"SELECT extract(epoch FROM max("created_at"))::float8, count(*) FROM "public"."spend_logs" WHERE $1::float8 IS NULL OR "created_at" <= to_timestamp($1::float8 + 0.000001)"#
+        );
+        let injected = DataCheck {
+            table: "x\" ; DROP TABLE y; --".into(),
+            column: "c".into(),
+        };
+        assert!(
+            injected.newest_row_sql(false).is_err(),
+            "refused before any SQL is built"
+        );
     }
 
     #[test]

@@ -39,11 +39,7 @@ pub async fn check_data(settings: &Settings, input: Value) -> Result<Value, Func
         .connect()
         .await
         .map_err(FunctionError::from_adapter(ErrorName::DatabaseUnreachable))?;
-    let sql = format!(
-        "SELECT extract(epoch FROM max({c}))::float8, count(*) FROM {t} WHERE $1::float8 IS NULL OR {c} <= to_timestamp($1::float8 + 0.000001)",
-        c = data_check.column,
-        t = data_check.table
-    );
+    let sql = data_check.newest_row_sql(true)?;
     let row = client
         .query_one(sql.as_str(), &[&not_after])
         .await

@@ -71,11 +71,7 @@ pub async fn check_restore<A: RestoreAgent>(
     }
     let mut out = json!({"ready": true, "polls": polls + 1, "detail": progress.detail});
     if let Some(check) = data_check {
-        check.validate()?;
-        let sql = format!(
-            "SELECT extract(epoch FROM max({}))::float8, count(*) FROM {}",
-            check.column, check.table
-        );
+        let sql = check.newest_row_sql(false)?;
         let row = client.query_one(sql.as_str(), &[]).await.map_err(|e| {
             FunctionError::named(
                 ErrorName::DatabaseRestoreFailed,

@@ -138,7 +138,7 @@ impl TestStack {
         });
         let sfn = self.sfn();
         let name = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let execution = start(&sfn, arn, &name, &input)
+        let execution = start(&sfn, &arn, &name, &input)
             .await
             .expect("StartExecution");
         follow(&sfn, &execution, RUN_TIMEOUT, |_| {})
