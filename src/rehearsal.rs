@@ -454,7 +454,7 @@ pub async fn run_rehearsal(
             stack.revive(PRIMARY_REGION);
             deployment.primary_kube.set_down(false);
         }
-        report.restore = Some(restore_check(&stack, say.clone()).await?);
+        report.restore = Some(restore_check(&stack, &deployment, say.clone()).await?);
         report.failback = Some(failback_after(&stack, &deployment, say).await?);
     }
     drop(data_plane);
@@ -479,10 +479,11 @@ async fn drill_on(
     };
     let primary_db = PostgresDatabase::new(pair.primary.dsn());
     let writer_client = primary_db.connect().await.map_err(db_error)?;
+    // The application's table, as LiteLLM creates it, under the names the deployed template's
+    // DR drill reads (DrillDataTable / DrillDataColumn).
+    let (table, column) = drill_data_check(deployment)?;
     writer_client
-        .batch_execute(
-            "CREATE TABLE drill_writes (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-        )
+        .batch_execute(&crate::local::litellm::create_spend_logs(&table, &column))
         .await
         .map_err(|e| HapilotError::Aws {
             operation: "PostgreSQL",
@@ -496,23 +497,21 @@ async fn drill_on(
         let (acks, refused, stop) = (acks.clone(), refused.clone(), stop.clone());
         let interval = options.write_interval;
         let dsn = pair.primary.dsn();
+        let insert = crate::local::litellm::insert_spend_log(&table, &column);
         // An application's writer: reconnects after errors; a fenced primary refuses writes
         // (read-only), a dead one refuses connections.
         tokio::spawn(async move {
             let mut client: Option<tokio_postgres::Client> = None;
+            let mut request: i64 = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if client.as_ref().is_none_or(|c| c.is_closed()) {
                     client = PostgresDatabase::new(&dsn).connect().await.ok();
                 }
                 if let Some(c) = &client {
-                    let row = c
-                        .query_one(
-                            "INSERT INTO drill_writes DEFAULT VALUES RETURNING id, extract(epoch FROM created_at)::float8",
-                            &[],
-                        )
-                        .await;
+                    request += 1;
+                    let row = c.query_one(insert.as_str(), &[&request.to_string()]).await;
                     match row {
-                        Ok(row) => acks.lock().expect("acks").push((row.get(0), row.get(1))),
+                        Ok(row) => acks.lock().expect("acks").push((request, row.get(0))),
                         Err(e)
                             if e.code()
                                 == Some(
@@ -677,14 +676,15 @@ async fn drill_on(
         .map_err(db_error)?;
     let max_acked = committed.last().map(|a| a.0).unwrap_or(0);
     let kept: Vec<i64> = promoted
-        .query("SELECT id FROM drill_writes WHERE id <= $1", &[&max_acked])
+        .query(crate::local::litellm::request_ids(&table).as_str(), &[])
         .await
         .map_err(|e| HapilotError::Aws {
             operation: "PostgreSQL",
             detail: e.to_string(),
         })?
         .iter()
-        .map(|r| r.get(0))
+        .filter_map(|r| r.get::<_, String>(0).parse::<i64>().ok())
+        .filter(|id| *id <= max_acked)
         .collect();
     let kept: std::collections::HashSet<i64> = kept.into_iter().collect();
     let lost: Vec<&Ack> = committed
@@ -1076,8 +1076,10 @@ async fn start_and_follow(
 /// dr-restore state machine) and check what they hold.
 async fn restore_check(
     stack: &LocalStack,
+    deployment: &LocalDeployment,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<RestoreSummary, HapilotError> {
+    let (table, column) = drill_data_check(deployment)?;
     say(
         "DR restore check: restoring the latest backups (Vault + PostgreSQL) into the DR region ...",
     );
@@ -1085,7 +1087,7 @@ async fn restore_check(
     let input = json!({
         "region": crate::local::deployment::STANDBY_REGION,
         "target": "latest",
-        "data_check": {"table": "drill_writes", "column": "created_at"},
+        "data_check": {"table": table, "column": column},
         "readiness_timeout_seconds": 120
     });
     let started = Instant::now();
@@ -1241,6 +1243,28 @@ async fn failback_after(
         steps,
         dns_after: json!(deployment.weights(stack).await?),
     })
+}
+
+/// The DR drill's data check as the deployed template sets it (`DrillDataTable`,
+/// `DrillDataColumn` of the standby's stack, defaults unless the parameters file says
+/// otherwise): (table, column).
+pub fn drill_data_check(deployment: &LocalDeployment) -> Result<(String, String), HapilotError> {
+    let stack = deployment
+        .templates
+        .stack(crate::local::deployment::STANDBY_REGION)?;
+    let get = |name: &str| {
+        stack
+            .parameters
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                HapilotError::Local(hapilot_local::LocalError::Invalid(format!(
+                    "the standby's stack has no {name}"
+                )))
+            })
+    };
+    Ok((get("DrillDataTable")?, get("DrillDataColumn")?))
 }
 
 #[cfg(test)]

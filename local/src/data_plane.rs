@@ -12,9 +12,9 @@ use aws_config::SdkConfig;
 use aws_sdk_route53::types::{HealthCheckType, ResourceRecordSet, TagResourceType};
 use serde_json::{Value, json};
 
+use super::alarm_rules::{AlarmRule, evaluate, periods as into_periods};
 use super::route53_rules::{
-    AlarmRule, CheckKind, CheckSpec, EndpointTracker, Observed, RoutedRecord, Routing,
-    check_healthy, evaluate_alarm, resolve,
+    CheckKind, CheckSpec, EndpointTracker, Observed, RoutedRecord, Routing, check_healthy, resolve,
 };
 use crate::LocalError;
 
@@ -361,6 +361,7 @@ pub struct Delivery {
 pub struct DataPlane {
     task: tokio::task::JoinHandle<()>,
     deliveries: Arc<Mutex<Vec<Delivery>>>,
+    rounds: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for DataPlane {
@@ -378,6 +379,8 @@ impl DataPlane {
     ) -> Self {
         let deliveries: Arc<Mutex<Vec<Delivery>>> = Arc::default();
         let out = deliveries.clone();
+        let rounds: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let done = rounds.clone();
         let task = tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .no_proxy()
@@ -388,10 +391,30 @@ impl DataPlane {
                 if let Err(e) = round(&stack, &checkers, &options, &http, &out).await {
                     tracing::warn!(error = %e, "local data plane round failed");
                 }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(options.tick).await;
             }
         });
-        Self { task, deliveries }
+        Self {
+            task,
+            deliveries,
+            rounds,
+        }
+    }
+
+    /// Rounds finished so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `more` rounds have finished after now: by then Route53 has probed every
+    /// check and published its status, and every alarm was evaluated, whatever the machine's
+    /// load (a round's length is not a constant).
+    pub async fn settle(&self, more: u64) {
+        let target = self.rounds() + more;
+        while self.rounds() < target {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Every alarm state change delivered so far.
@@ -516,9 +539,10 @@ async fn evaluate_region(
                 .unwrap_or(periods),
             treat_missing_data: alarm.treat_missing_data().unwrap_or("missing").to_string(),
         };
-        // Each local tick stands for one of the alarm's periods: the last `periods` datapoints
-        // within that many ticks (plus one of slack) are the periods looked at.
-        let window = Duration::from_secs_f64(tick * (periods as f64 + 1.0));
+        // The alarm's own period at the world's pace: one tick stands for Route53's 10 s.
+        let period = tick * f64::from(alarm.period().unwrap_or(10).max(1)) / 10.0;
+        let range = rule.evaluation_range();
+        let window = Duration::from_secs_f64(period * range as f64);
         let stat = alarm
             .statistic()
             .map(|s| s.as_str().to_string())
@@ -535,7 +559,7 @@ async fn evaluate_region(
                             .build(),
                     )
                     .period(1)
-                    .stat(stat)
+                    .stat(stat.clone())
                     .build(),
             )
             .build();
@@ -549,35 +573,28 @@ async fn evaluate_region(
             .send()
             .await
             .map_err(LocalError::aws("GetMetricData"))?;
-        let mut points: Vec<(i64, f64)> = data
+        let now_secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        // Datapoints as (age, value); moto keeps whole seconds, so a datapoint is dated the
+        // middle of its second.
+        let points: Vec<(f64, f64)> = data
             .metric_data_results()
             .iter()
             .flat_map(|r| {
                 r.timestamps()
                     .iter()
-                    .map(|t| t.secs())
+                    .map(|t| (now_secs - (t.secs() as f64 + 0.5)).max(0.0))
                     .zip(r.values().iter().copied())
             })
             .collect();
-        points.sort_by_key(|(t, _)| *t);
-        let recent: Vec<Option<f64>> = {
-            let mut v: Vec<Option<f64>> = points
-                .iter()
-                .rev()
-                .take(periods)
-                .map(|(_, v)| Some(*v))
-                .collect();
-            v.reverse();
-            while v.len() < periods {
-                v.insert(0, None);
-            }
-            v
-        };
+        let recent = into_periods(&points, period, range, &stat);
         let current = alarm
             .state_value()
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| "INSUFFICIENT_DATA".into());
-        let next = evaluate_alarm(&rule, &recent, &current);
+        let next = evaluate(&rule, &recent, &current);
         if next == current {
             continue;
         }

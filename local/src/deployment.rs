@@ -1121,97 +1121,78 @@ fn patroni_auth() -> hapilot_adapters::http_client::HttpAuth {
     }
 }
 
-/// The DR drill schedule's name in the local world.
+/// The DR drill schedule's name in the local world (the template's `DrDrillSchedule`,
+/// `<stack>-dr-drill`).
 pub const DRILL_SCHEDULE: &str = "hapilot-dr-drill";
 
-/// Creates the DR drill's EventBridge Scheduler schedule in the primary and the standby
-/// region (each region's stack has one, as the template's `DrDrillSchedule`) with `State`
-/// `ENABLED` or `DISABLED`, replacing one that exists; returns its name.
+/// Sets the DR drill schedule's `State` (`ENABLED` / `DISABLED`) in the primary's and the
+/// standby's stack, as an operator does once the drill was rehearsed: the template's schedule
+/// keeps its expression, target and input (UpdateSchedule replaces the whole schedule, so
+/// they are read first and given back). Returns its name.
 pub async fn put_drill_schedule(stack: &LocalStack, state: &str) -> Result<String, LocalError> {
-    use aws_sdk_scheduler::types::{
-        FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
-    };
+    use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState};
     for region in [PRIMARY_REGION, STANDBY_REGION] {
         let scheduler = aws_sdk_scheduler::Client::new(&stack.sdk_config_in(region));
+        let found = scheduler
+            .get_schedule()
+            .name(DRILL_SCHEDULE)
+            .send()
+            .await
+            .map_err(LocalError::aws("GetSchedule"))?;
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
             .build()
-            .map_err(LocalError::aws("CreateSchedule"))?;
-        let target = Target::builder()
-            .arn(stack.arn_in(region, "dr-drill"))
-            .role_arn(format!(
-                "arn:aws:iam::{}:role/hapilot-dr-drill-schedule",
-                hapilot_adapters::sdk::LOCAL_ACCOUNT_ID
-            ))
-            .input(r#"{"primary_region": "us-east-1", "standby_region": "us-west-2"}"#)
-            .build()
-            .map_err(LocalError::aws("CreateSchedule"))?;
-        // Replaced whole: UpdateSchedule takes the same fields as CreateSchedule anyway.
-        let _ = scheduler
-            .delete_schedule()
-            .name(DRILL_SCHEDULE)
-            .send()
-            .await;
+            .map_err(LocalError::aws("UpdateSchedule"))?;
         scheduler
-            .create_schedule()
+            .update_schedule()
             .name(DRILL_SCHEDULE)
-            .schedule_expression("cron(0 10 ? 1,4,7,10 TUE#2 *)")
+            .set_schedule_expression(found.schedule_expression().map(str::to_string))
+            .set_schedule_expression_timezone(
+                found.schedule_expression_timezone().map(str::to_string),
+            )
             .flexible_time_window(window)
-            .target(target)
+            .set_target(found.target().cloned())
             .state(ScheduleState::from(state))
             .send()
             .await
-            .map_err(LocalError::aws("CreateSchedule"))?;
+            .map_err(LocalError::aws("UpdateSchedule"))?;
     }
     Ok(DRILL_SCHEDULE.to_string())
 }
 
-/// The role of a function (`hapilot-<function>`), created if missing, whose one inline policy
-/// allows exactly `actions` on every resource; returns its ARN. Called again, it replaces the
-/// policy (a test takes a permission away).
-pub async fn put_role(
+/// The inline policy [`deny_role_actions`] puts on a role.
+const DENIAL_POLICY: &str = "hapilot-local-denial";
+
+/// Takes `actions` away from the deployed role `role_arn` with an explicit `Deny` (what a
+/// permission boundary or an SCP does to a template's role); with no actions, gives them back.
+pub async fn deny_role_actions(
     stack: &LocalStack,
-    function: &str,
+    role_arn: &str,
     actions: &[&str],
-) -> Result<String, LocalError> {
+) -> Result<(), LocalError> {
     let iam = aws_sdk_iam::Client::new(stack.sdk_config());
-    let name = format!("hapilot-{function}");
-    let arn = match iam.get_role().role_name(&name).send().await {
-        Ok(found) => found.role().map(|r| r.arn().to_string()),
-        Err(_) => None,
-    };
-    let arn = match arn {
-        Some(arn) => arn,
-        None => iam
-            .create_role()
-            .role_name(&name)
-            .assume_role_policy_document(
-                serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-                .to_string(),
-            )
-            .send()
-            .await
-            .map_err(LocalError::aws("CreateRole"))?
-            .role()
-            .map(|r| r.arn().to_string())
-            .unwrap_or_default(),
-    };
+    let name = role_arn.rsplit('/').next().unwrap_or(role_arn);
     if actions.is_empty() {
-        return Ok(arn);
+        let _ = iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(DENIAL_POLICY)
+            .send()
+            .await;
+        return Ok(());
     }
     iam.put_role_policy()
-        .role_name(&name)
-        .policy_name("calls")
+        .role_name(name)
+        .policy_name(DENIAL_POLICY)
         .policy_document(
-            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
                 "Action": actions, "Resource": "*"}]})
             .to_string(),
         )
         .send()
         .await
         .map_err(LocalError::aws("PutRolePolicy"))?;
-    Ok(arn)
+    Ok(())
 }
 
 /// The Prometheus provider with the HA document's style of queries, through the bearer-token

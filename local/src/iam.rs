@@ -11,8 +11,12 @@
 //!
 //! Actions match case-insensitively with `*` and `?`, resources case-sensitively. `NotAction` and
 //! `NotResource` match what they do not list. A simulated resource of `*` (the default) matches
-//! every statement resource. A statement with a `Condition` never matches: the simulation has no
-//! context values, as IAM reports them missing.
+//! every statement resource. A statement's `Condition` holds when every operator holds for every
+//! key against the request's `ContextEntries` (keys case-insensitive): `StringEquals`,
+//! `StringNotEquals`, `StringEqualsIgnoreCase`, `StringLike`, `StringNotLike`, `ArnEquals`,
+//! `ArnLike`, `ArnNotEquals`, `ArnNotLike`, `Bool`, each with `...IfExists`. A key the context
+//! lacks fails the condition (IAM lists it under `MissingContextValues`), except under
+//! `...IfExists`; an operator this simulator does not know fails it too, never allows.
 
 use std::net::SocketAddr;
 
@@ -98,8 +102,62 @@ fn strings(value: &Value) -> Vec<&str> {
     }
 }
 
-fn statement_matches(statement: &Value, action: &str, resource: &str) -> bool {
-    if statement.get("Condition").is_some() {
+/// The request context: key (lower case) -> its values.
+pub type Context = std::collections::BTreeMap<String, Vec<String>>;
+
+/// Whether a statement's `Condition` block holds for `context`.
+pub fn conditions_hold(conditions: &Value, context: &Context) -> bool {
+    let Some(operators) = conditions.as_object() else {
+        return false;
+    };
+    operators.iter().all(|(operator, keys)| {
+        let (operator, if_exists) = match operator.strip_suffix("IfExists") {
+            Some(base) => (base, true),
+            None => (operator.as_str(), false),
+        };
+        let Some(keys) = keys.as_object() else {
+            return false;
+        };
+        keys.iter().all(|(key, wanted)| {
+            let wanted = strings(wanted);
+            let Some(actual) = context.get(&key.to_ascii_lowercase()) else {
+                return if_exists;
+            };
+            let any = |f: &dyn Fn(&str, &str) -> bool| {
+                actual.iter().any(|a| wanted.iter().any(|w| f(w, a)))
+            };
+            match operator {
+                "StringEquals" | "ArnEquals" => any(&|w, a| w == a),
+                "StringEqualsIgnoreCase" => any(&|w, a| w.eq_ignore_ascii_case(a)),
+                "StringNotEquals" | "ArnNotEquals" => !any(&|w, a| w == a),
+                "StringLike" | "ArnLike" => any(&|w, a| glob(w, a)),
+                "StringNotLike" | "ArnNotLike" => !any(&|w, a| glob(w, a)),
+                "Bool" => any(&|w, a| w.eq_ignore_ascii_case(a)),
+                _ => false,
+            }
+        })
+    })
+}
+
+/// The `ContextEntries` of a request.
+pub fn context_entries(form: &Form) -> Context {
+    let mut out = Context::new();
+    for n in 1.. {
+        let Some(name) = form.first(&format!("ContextEntries.member.{n}.ContextKeyName")) else {
+            break;
+        };
+        out.insert(
+            name.to_ascii_lowercase(),
+            form.members(&format!("ContextEntries.member.{n}.ContextKeyValues")),
+        );
+    }
+    out
+}
+
+fn statement_matches(statement: &Value, action: &str, resource: &str, context: &Context) -> bool {
+    if let Some(conditions) = statement.get("Condition")
+        && !conditions_hold(conditions, context)
+    {
         return false;
     }
     let action_hit = |list: &Value| {
@@ -122,8 +180,9 @@ fn statement_matches(statement: &Value, action: &str, resource: &str) -> bool {
     actions && resources
 }
 
-/// IAM's decision for `action` on `resource` under `policies` (policy documents).
-pub fn decide(policies: &[Value], action: &str, resource: &str) -> &'static str {
+/// IAM's decision for `action` on `resource` under `policies` (policy documents), with the
+/// request's `context`.
+pub fn decide(policies: &[Value], action: &str, resource: &str, context: &Context) -> &'static str {
     let statements: Vec<&Value> = policies
         .iter()
         .flat_map(|p| match &p["Statement"] {
@@ -131,7 +190,7 @@ pub fn decide(policies: &[Value], action: &str, resource: &str) -> &'static str 
             single @ Value::Object(_) => vec![single],
             _ => Vec::new(),
         })
-        .filter(|s| statement_matches(s, action, resource))
+        .filter(|s| statement_matches(s, action, resource, context))
         .collect();
     if statements.iter().any(|s| s["Effect"] == "Deny") {
         "explicitDeny"
@@ -241,6 +300,7 @@ pub async fn simulate_principal_policy(moto: SocketAddr, form: &Form) -> (Status
         );
     };
     let actions = form.members("ActionNames");
+    let context = context_entries(form);
     let mut resources = form.members("ResourceArns");
     if resources.is_empty() {
         resources.push("*".into());
@@ -278,7 +338,7 @@ pub async fn simulate_principal_policy(moto: SocketAddr, form: &Form) -> (Status
                 "<member><EvalActionName>{}</EvalActionName><EvalResourceName>{}</EvalResourceName><EvalDecision>{}</EvalDecision><MatchedStatements/><MissingContextValues/></member>",
                 xml_escape(action),
                 xml_escape(resource),
-                decide(&policies, action, resource)
+                decide(&policies, action, resource, &context)
             ));
         }
     }
@@ -302,19 +362,40 @@ mod tests {
         let deny =
             json!({"Statement": {"Effect": "Deny", "Action": "sns:Publish", "Resource": "*"}});
         assert_eq!(
-            decide(std::slice::from_ref(&allow), "s3:PutObject", "*"),
+            decide(
+                std::slice::from_ref(&allow),
+                "s3:PutObject",
+                "*",
+                &Context::new()
+            ),
             "allowed"
         );
         assert_eq!(
-            decide(std::slice::from_ref(&allow), "SNS:publish", "*"),
+            decide(
+                std::slice::from_ref(&allow),
+                "SNS:publish",
+                "*",
+                &Context::new()
+            ),
             "allowed"
         );
         assert_eq!(
-            decide(std::slice::from_ref(&allow), "s3:GetObject", "*"),
+            decide(
+                std::slice::from_ref(&allow),
+                "s3:GetObject",
+                "*",
+                &Context::new()
+            ),
             "implicitDeny"
         );
-        assert_eq!(decide(&[allow, deny], "sns:Publish", "*"), "explicitDeny");
-        assert_eq!(decide(&[], "s3:PutObject", "*"), "implicitDeny");
+        assert_eq!(
+            decide(&[allow, deny], "sns:Publish", "*", &Context::new()),
+            "explicitDeny"
+        );
+        assert_eq!(
+            decide(&[], "s3:PutObject", "*", &Context::new()),
+            "implicitDeny"
+        );
     }
 
     #[test]
@@ -324,7 +405,8 @@ mod tests {
             decide(
                 std::slice::from_ref(&bucket),
                 "s3:PutObject",
-                "arn:aws:s3:::audit/runs/x"
+                "arn:aws:s3:::audit/runs/x",
+                &Context::new()
             ),
             "allowed"
         );
@@ -332,25 +414,101 @@ mod tests {
             decide(
                 std::slice::from_ref(&bucket),
                 "s3:PutObject",
-                "arn:aws:s3:::other/x"
+                "arn:aws:s3:::other/x",
+                &Context::new()
             ),
             "implicitDeny"
         );
         assert_eq!(
-            decide(&[bucket], "s3:PutObject", "*"),
+            decide(&[bucket], "s3:PutObject", "*", &Context::new()),
             "allowed",
             "* simulates every resource"
         );
         let not_action =
             json!({"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]});
         assert_eq!(
-            decide(std::slice::from_ref(&not_action), "s3:GetObject", "*"),
+            decide(
+                std::slice::from_ref(&not_action),
+                "s3:GetObject",
+                "*",
+                &Context::new()
+            ),
             "allowed"
         );
-        assert_eq!(decide(&[not_action], "iam:PassRole", "*"), "implicitDeny");
+        assert_eq!(
+            decide(&[not_action], "iam:PassRole", "*", &Context::new()),
+            "implicitDeny"
+        );
         let conditional = json!({"Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*",
             "Condition": {"StringLike": {"s3:prefix": ["reports/*"]}}}]});
-        assert_eq!(decide(&[conditional], "s3:ListBucket", "*"), "implicitDeny");
+        assert_eq!(
+            decide(
+                std::slice::from_ref(&conditional),
+                "s3:ListBucket",
+                "*",
+                &Context::new()
+            ),
+            "implicitDeny",
+            "a key the simulation lacks fails the condition"
+        );
+        let reports = Context::from([("s3:prefix".to_string(), vec!["reports/2026".to_string()])]);
+        assert_eq!(
+            decide(
+                std::slice::from_ref(&conditional),
+                "s3:ListBucket",
+                "*",
+                &reports
+            ),
+            "allowed"
+        );
+        let runs = Context::from([("s3:prefix".to_string(), vec!["runs/x".to_string()])]);
+        assert_eq!(
+            decide(&[conditional], "s3:ListBucket", "*", &runs),
+            "implicitDeny"
+        );
+    }
+
+    #[test]
+    fn the_templates_namespace_condition_and_its_operators() {
+        // infra/template.yaml: shift-traffic may PutMetricData only into hapilot/Traffic.
+        let policy = json!({"Statement": [{"Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+            "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": "hapilot/Traffic"}}}]});
+        let ns =
+            |v: &str| Context::from([("cloudwatch:namespace".to_string(), vec![v.to_string()])]);
+        let decide_in = |c: &Context| {
+            decide(
+                std::slice::from_ref(&policy),
+                "cloudwatch:PutMetricData",
+                "*",
+                c,
+            )
+        };
+        assert_eq!(decide_in(&ns("hapilot/Traffic")), "allowed");
+        assert_eq!(decide_in(&ns("hapilot/Other")), "implicitDeny");
+        assert_eq!(decide_in(&Context::new()), "implicitDeny");
+        let cond = |c: Value, ctx: &Context| conditions_hold(&c, ctx);
+        let tls = Context::from([("aws:securetransport".to_string(), vec!["false".to_string()])]);
+        assert!(cond(
+            json!({"Bool": {"aws:SecureTransport": "false"}}),
+            &tls
+        ));
+        assert!(!cond(
+            json!({"StringNotEquals": {"aws:SecureTransport": "false"}}),
+            &tls
+        ));
+        assert!(cond(
+            json!({"StringEqualsIfExists": {"aws:PrincipalArn": "x"}}),
+            &tls
+        ));
+        assert!(
+            !cond(
+                json!({"NumericLessThan": {"aws:SecureTransport": "1"}}),
+                &tls
+            ),
+            "unknown operators never allow"
+        );
+        let form = form(b"ContextEntries.member.1.ContextKeyName=cloudwatch%3Anamespace&ContextEntries.member.1.ContextKeyValues.member.1=hapilot%2FTraffic&ContextEntries.member.1.ContextKeyType=string");
+        assert_eq!(context_entries(&form), ns("hapilot/Traffic"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod alarm_rules;
 pub mod arc;
 pub mod arc_rules;
 pub mod barman;
@@ -25,6 +26,7 @@ pub mod gateway;
 pub mod http;
 pub mod iam;
 pub mod kubernetes;
+pub mod litellm;
 pub mod moto;
 pub mod pace;
 pub mod patroni;

@@ -1,5 +1,6 @@
 //! The rules the local stack plays for AWS where moto plays none: Route53's health-check
-//! evaluation and DNS routing (its data plane), and CloudWatch's alarm evaluation. Pure
+//! evaluation and DNS routing (its data plane); CloudWatch's alarm evaluation is
+//! [`super::alarm_rules`]. Pure
 //! functions over what was observed; the loop that observes is [`super::data_plane`].
 //!
 //! Each rule follows AWS's documentation:
@@ -17,10 +18,6 @@
 //! - Latency routing answers the healthy record of the lowest latency from the client's region;
 //!   when none is healthy, as if all were.
 //! - Failover routing answers PRIMARY when healthy, else SECONDARY when healthy, else PRIMARY.
-//! - An alarm goes to `ALARM` when at least `DatapointsToAlarm` of the last `EvaluationPeriods`
-//!   periods breach; missing periods count as `TreatMissingData` says (`missing`: left out;
-//!   `ignore`: left out, and no data at all keeps the current state; `breaching`,
-//!   `notBreaching`); no data at all under `missing` is `INSUFFICIENT_DATA`.
 
 use std::collections::BTreeMap;
 
@@ -281,59 +278,6 @@ pub fn resolve<'a>(
     }
 }
 
-/// An alarm as CloudWatch evaluates it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlarmRule {
-    /// The threshold.
-    pub threshold: f64,
-    /// `LessThanThreshold`, `GreaterThanOrEqualToThreshold`, ...
-    pub comparison: String,
-    /// Periods looked at.
-    pub evaluation_periods: usize,
-    /// Breaching periods needed (default: all of them).
-    pub datapoints_to_alarm: usize,
-    /// `missing` (default), `ignore`, `breaching`, `notBreaching`.
-    pub treat_missing_data: String,
-}
-
-impl AlarmRule {
-    fn breaches(&self, value: f64) -> bool {
-        match self.comparison.as_str() {
-            "LessThanThreshold" => value < self.threshold,
-            "LessThanOrEqualToThreshold" => value <= self.threshold,
-            "GreaterThanThreshold" => value > self.threshold,
-            _ => value >= self.threshold,
-        }
-    }
-}
-
-/// The state the alarm takes after looking at `periods` (oldest first, one value per period,
-/// `None` where the period had no data).
-pub fn evaluate_alarm(rule: &AlarmRule, periods: &[Option<f64>], current: &str) -> String {
-    let judged: Vec<bool> = periods
-        .iter()
-        .filter_map(|p| match (p, rule.treat_missing_data.as_str()) {
-            (Some(v), _) => Some(rule.breaches(*v)),
-            (None, "breaching") => Some(true),
-            (None, "notBreaching") => Some(false),
-            (None, _) => None,
-        })
-        .collect();
-    if judged.is_empty() {
-        return if rule.treat_missing_data == "ignore" {
-            current.to_string()
-        } else {
-            "INSUFFICIENT_DATA".to_string()
-        };
-    }
-    let breaching = judged.iter().filter(|b| **b).count();
-    if breaching >= rule.datapoints_to_alarm.max(1) {
-        "ALARM".into()
-    } else {
-        "OK".into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,45 +513,5 @@ mod tests {
         assert_eq!(answer(true, false), "p");
         assert_eq!(answer(false, true), "s");
         assert_eq!(answer(false, false), "p");
-    }
-
-    #[test]
-    fn alarms_evaluate_m_of_n_with_each_missing_data_treatment() {
-        let rule = |treat: &str| AlarmRule {
-            threshold: 1.0,
-            comparison: "LessThanThreshold".into(),
-            evaluation_periods: 3,
-            datapoints_to_alarm: 3,
-            treat_missing_data: treat.into(),
-        };
-        assert_eq!(
-            evaluate_alarm(&rule("missing"), &[Some(0.0); 3], "OK"),
-            "ALARM"
-        );
-        assert_eq!(
-            evaluate_alarm(&rule("missing"), &[Some(0.0), Some(1.0), Some(0.0)], "OK"),
-            "OK"
-        );
-        assert_eq!(
-            evaluate_alarm(&rule("missing"), &[None; 3], "OK"),
-            "INSUFFICIENT_DATA"
-        );
-        assert_eq!(
-            evaluate_alarm(&rule("ignore"), &[None; 3], "ALARM"),
-            "ALARM"
-        );
-        assert_eq!(
-            evaluate_alarm(&rule("breaching"), &[None; 3], "OK"),
-            "ALARM"
-        );
-        assert_eq!(
-            evaluate_alarm(&rule("notBreaching"), &[None; 3], "ALARM"),
-            "OK"
-        );
-        assert_eq!(
-            evaluate_alarm(&rule("missing"), &[None, Some(0.0), Some(0.0)], "OK"),
-            "OK",
-            "two breaching periods are not three"
-        );
     }
 }

@@ -315,7 +315,13 @@ impl LocalWorld {
     /// Writes the CLI settings file: where the world's AWS is, and the settings that name it
     /// (no credential: the CLI never needs one).
     fn write_settings_file(&self) -> Result<(), LocalError> {
-        let s = &self.inner.deployment.settings;
+        // The CLI works from the standby, as an on-call engineer does with the primary dark:
+        // the standby stack's settings (its audit bucket, its quorum of vantage alarms).
+        let deployment = &self.inner.deployment;
+        let s = deployment
+            .region_settings
+            .get(STANDBY_REGION)
+            .unwrap_or(&deployment.settings);
         let regions: BTreeMap<&String, Value> = s
             .regions
             .iter()

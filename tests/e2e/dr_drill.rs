@@ -18,23 +18,43 @@ async fn prepare(world: &FailoverWorld) {
         .connect()
         .await
         .unwrap();
+    // LiteLLM's own table, under the names the deployed template's drill reads.
+    let (table, column) = data_check(world);
     primary
-        .batch_execute(
-            "CREATE TABLE spend_logs (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp());
-             INSERT INTO spend_logs SELECT FROM generate_series(1, 100);",
-        )
+        .batch_execute(&hapilot::local::litellm::create_spend_logs(&table, &column))
         .await
         .unwrap();
+    let insert = hapilot::local::litellm::insert_spend_log(&table, &column);
+    for request in 1..=100 {
+        primary
+            .query_one(insert.as_str(), &[&format!("req-{request}")])
+            .await
+            .unwrap();
+    }
     // Traffic for the failback's canary gate.
     world.deployment.primary.traffic().set(400.0, 0.002);
     world.deployment.standby.traffic().set(400.0, 0.002);
 }
 
+/// The DR drill's data check as the deployed template sets it (its defaults: LiteLLM's
+/// `"LiteLLM_SpendLogs"."startTime"`).
+fn data_check(world: &FailoverWorld) -> (String, String) {
+    let stack = world.deployment.templates.stack("us-west-2").unwrap();
+    let get = |name: &str| stack.parameters[name].as_str().unwrap().to_string();
+    (get("DrillDataTable"), get("DrillDataColumn"))
+}
+
 fn drill_input(world: &FailoverWorld, extra: Value) -> Value {
+    let (table, column) = data_check(world);
+    assert_eq!(
+        (table.as_str(), column.as_str()),
+        ("LiteLLM_SpendLogs", "startTime"),
+        "the template's defaults"
+    );
     let mut input = json!({
         "primary_region": "us-east-1",
         "standby_region": "us-west-2",
-        "data_check": {"table": "spend_logs", "column": "created_at"},
+        "data_check": {"table": table, "column": column},
         "failover": Value::Object(world.deployment.settings.failover_input_defaults.clone()),
         "failback": {
             "steps": [50, 100], "bake_seconds": 1,

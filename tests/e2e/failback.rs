@@ -304,7 +304,7 @@ async fn hapilot_failback_starts_and_follows_a_run() {
     )
     .await;
     for line in [
-        "started arn:aws:states:us-east-1:123456789012:execution:failback:from-cli",
+        "started arn:aws:states:us-east-1:123456789012:execution:hapilot-failback:from-cli",
         "  -> CanaryGate",
         "run SUCCEEDED",
     ] {

@@ -274,65 +274,67 @@ fn the_standby_stack_acts_on_a_quorum_and_moves_traffic_through_the_data_plane()
 
 /// The `Key=Value` parameters of the first `sam deploy` command in `infra/README.md` that uses
 /// `template` (continuation lines joined).
-fn readme_deploy_parameters(template: &str) -> BTreeSet<String> {
-    let readme = std::fs::read_to_string(project_root().join("infra/README.md")).unwrap();
-    let mut commands = Vec::new();
-    let mut current: Option<String> = None;
-    for line in readme.lines() {
-        let line = line.trim();
-        match &mut current {
-            Some(c) => c.push_str(line.trim_end_matches('\\')),
-            None if line.starts_with("sam deploy") => {
-                current = Some(line.trim_end_matches('\\').to_string())
-            }
-            None => continue,
-        }
-        if !line.ends_with('\\') {
-            commands.extend(current.take());
-        }
-    }
-    let command = commands
+/// The parameters each `infra/samconfig.toml` environment passes: (environment, template,
+/// parameter names).
+fn samconfig_deploys() -> Vec<(String, String, BTreeSet<String>)> {
+    let text = std::fs::read_to_string(project_root().join("infra/samconfig.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    config
         .iter()
-        .find(|c| {
-            let uses_witness = c.contains("--template witness.yaml");
-            (template == "witness.yaml") == uses_witness
+        .filter(|(_, v)| v.is_table())
+        .map(|(env, sections)| {
+            let template = sections["build"]["parameters"]["template_file"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let names = sections["deploy"]["parameters"]["parameter_overrides"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .filter_map(|word| word.split_once('=').map(|(key, _)| key.to_string()))
+                .collect();
+            (env.clone(), template, names)
         })
-        .unwrap_or_else(|| panic!("no sam deploy command for {template} in infra/README.md"));
-    command
-        .split_whitespace()
-        .filter_map(|word| word.split_once('=').map(|(key, _)| key.to_string()))
-        .filter(|key| key.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
         .collect()
 }
 
+/// Every stack the documented deploy (`infra/samconfig.toml`) and the local world
+/// (`infra/parameters/local.json`) create gets every parameter its template requires, and none
+/// the template does not declare.
 #[test]
-fn the_readme_deploy_commands_pass_every_required_parameter() {
-    for template in ["template.yaml", "witness.yaml"] {
-        let text = std::fs::read_to_string(project_root().join("infra").join(template)).unwrap();
+fn every_deploy_passes_every_required_parameter() {
+    let mut deploys = samconfig_deploys();
+    let local = hapilot::local::template::Deployment::load(
+        &hapilot::local::template::local_parameters_file(),
+    )
+    .unwrap();
+    for stack in local.stacks {
+        deploys.push((
+            format!("local.json {}", stack.region),
+            stack.template,
+            stack.parameters.keys().cloned().collect(),
+        ));
+    }
+    assert_eq!(deploys.len(), 6);
+    for (env, template, passed) in deploys {
+        let text = std::fs::read_to_string(project_root().join("infra").join(&template)).unwrap();
         let doc: Value = serde_norway::from_str(&text).unwrap();
-        let required: BTreeSet<String> = doc["Parameters"]
-            .as_mapping()
-            .unwrap()
+        let declared = doc["Parameters"].as_mapping().unwrap();
+        let required: BTreeSet<String> = declared
             .iter()
             .filter(|(_, p)| p.get("Default").is_none())
             .map(|(k, _)| k.as_str().unwrap().to_string())
             .collect();
-        let passed = readme_deploy_parameters(template);
         let missing: Vec<&String> = required.difference(&passed).collect();
-        assert!(
-            missing.is_empty(),
-            "infra/README.md's sam deploy for {template} misses {missing:?}"
-        );
-        let known: BTreeSet<String> = doc["Parameters"]
-            .as_mapping()
-            .unwrap()
+        assert!(missing.is_empty(), "{env} ({template}) misses {missing:?}");
+        let known: BTreeSet<String> = declared
             .keys()
             .map(|k| k.as_str().unwrap().to_string())
             .collect();
         let unknown: Vec<&String> = passed.difference(&known).collect();
         assert!(
             unknown.is_empty(),
-            "{template} has no parameters {unknown:?}"
+            "{template} has no parameters {unknown:?} ({env})"
         );
     }
 }
@@ -626,4 +628,33 @@ fn the_template_sets_only_known_variables_and_every_required_one() {
             }
         }
     }
+}
+
+/// Each stack of `infra/samconfig.toml` builds into a directory of its own and deploys the
+/// template that build wrote, and the templates it builds exist: the documented deploy can
+/// neither ship the source folder nor let one stack's build overwrite another's.
+#[test]
+fn every_samconfig_environment_deploys_its_own_build() {
+    let text = std::fs::read_to_string(project_root().join("infra/samconfig.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let mut build_dirs = BTreeSet::new();
+    let mut regions = BTreeSet::new();
+    for env in ["primary", "standby", "witness"] {
+        let build = &config[env]["build"]["parameters"];
+        let deploy = &config[env]["deploy"]["parameters"];
+        let source = build["template_file"].as_str().unwrap();
+        assert!(
+            project_root().join("infra").join(source).exists(),
+            "{env} builds {source}, which does not exist"
+        );
+        let dir = build["build_dir"].as_str().unwrap();
+        assert!(build_dirs.insert(dir.to_string()), "{env} shares {dir}");
+        assert_eq!(
+            deploy["template_file"].as_str().unwrap(),
+            format!("{dir}/template.yaml"),
+            "{env} must deploy what its build wrote"
+        );
+        regions.insert(deploy["region"].as_str().unwrap().to_string());
+    }
+    assert_eq!(regions.len(), 3, "three stacks, three regions: {regions:?}");
 }

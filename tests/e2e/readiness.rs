@@ -147,9 +147,16 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         "redis-server is needed (scripts/ensure-redis)"
     );
     seed_practice(&world, 10 * DAY).await;
-    let _data_plane = world
+    let data_plane = world
         .deployment
         .start_data_plane(world.stack.stack(), Duration::from_millis(300));
+    // The template deploys the drill schedule DISABLED; a ready world has it on, as the
+    // operator turns it on once the drill was rehearsed.
+    hapilot::local::deployment::put_drill_schedule(world.stack.stack(), "ENABLED")
+        .await
+        .unwrap();
+    // Route53 has probed every check and published its HealthCheckStatus.
+    data_plane.settle(2).await;
     // A committed transaction the replica replays: its lag becomes measurable.
     PostgresDatabase::new(world.postgres().primary.dsn())
         .connect()
@@ -342,20 +349,13 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         .unwrap();
 
     // A standby role missing one permission the failover needs there: promote-database's
-    // journal write.
-    let spec = hapilot_functions::catalog::find("promote-database").unwrap();
-    let all = spec.role_actions();
-    let fewer: Vec<&str> = all
-        .iter()
-        .copied()
-        .filter(|a| *a != "s3:PutObject")
-        .collect();
-    assert_ne!(
-        all.len(),
-        fewer.len(),
-        "promote-database writes its journal"
+    // journal write, denied on the template's own role.
+    let role = world.deployment.settings.emergency_roles["promote-database"].clone();
+    assert!(
+        role.contains(":role/hapilot-PromoteDatabaseFunctionRole"),
+        "{role}"
     );
-    hapilot::local::deployment::put_role(world.stack.stack(), "promote-database", &fewer)
+    hapilot::local::deployment::deny_role_actions(world.stack.stack(), &role, &["s3:PutObject"])
         .await
         .unwrap();
     let report = expect_failed(
@@ -378,7 +378,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
             .contains("may not: s3:PutObject"),
         "{denied}"
     );
-    hapilot::local::deployment::put_role(world.stack.stack(), "promote-database", &all)
+    hapilot::local::deployment::deny_role_actions(world.stack.stack(), &role, &[])
         .await
         .unwrap();
 

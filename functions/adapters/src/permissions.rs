@@ -8,11 +8,14 @@ use crate::AdapterError;
 
 /// Asks whether a principal may perform actions.
 pub trait PermissionSimulator: Send + Sync {
-    /// The actions of `actions` that `role_arn` may not perform (any resource).
+    /// The actions of `actions` that `role_arn` may not perform (any resource), with the
+    /// request context the calls carry (`(key, value)`, e.g. `cloudwatch:namespace`): IAM
+    /// judges a statement with a `Condition` on a key the simulation lacks as not matching.
     fn denied(
         &self,
         role_arn: &str,
         actions: &[&str],
+        context: &[(String, String)],
     ) -> impl Future<Output = Result<Vec<String>, AdapterError>> + Send;
 }
 
@@ -32,13 +35,29 @@ impl IamSimulator {
 }
 
 impl PermissionSimulator for IamSimulator {
-    async fn denied(&self, role_arn: &str, actions: &[&str]) -> Result<Vec<String>, AdapterError> {
+    async fn denied(
+        &self,
+        role_arn: &str,
+        actions: &[&str],
+        context: &[(String, String)],
+    ) -> Result<Vec<String>, AdapterError> {
         let mut denied = Vec::new();
+        let entries = context
+            .iter()
+            .map(|(key, value)| {
+                aws_sdk_iam::types::ContextEntry::builder()
+                    .context_key_name(key)
+                    .context_key_values(value)
+                    .context_key_type(aws_sdk_iam::types::ContextKeyTypeEnum::String)
+                    .build()
+            })
+            .collect();
         let mut pages = self
             .client
             .simulate_principal_policy()
             .policy_source_arn(role_arn)
             .set_action_names(Some(actions.iter().map(|a| a.to_string()).collect()))
+            .set_context_entries(Some(entries))
             .into_paginator()
             .items()
             .send();
@@ -65,7 +84,12 @@ pub struct MemoryPermissions {
 
 #[cfg(any(test, feature = "fakes"))]
 impl PermissionSimulator for MemoryPermissions {
-    async fn denied(&self, role_arn: &str, actions: &[&str]) -> Result<Vec<String>, AdapterError> {
+    async fn denied(
+        &self,
+        role_arn: &str,
+        actions: &[&str],
+        _context: &[(String, String)],
+    ) -> Result<Vec<String>, AdapterError> {
         let allowed = self.allowed.get(role_arn).cloned().unwrap_or_default();
         Ok(actions
             .iter()

@@ -39,6 +39,17 @@ pub async fn check_data(settings: &Settings, input: Value) -> Result<Value, Func
         .connect()
         .await
         .map_err(FunctionError::from_adapter(ErrorName::DatabaseUnreachable))?;
+    // `not_after` is an instant: a `timestamp without time zone` column (Prisma's, LiteLLM's)
+    // holds UTC and is compared as UTC whatever the server's default time zone.
+    client
+        .batch_execute("SET TIME ZONE 'UTC'")
+        .await
+        .map_err(|e| {
+            FunctionError::named(
+                ErrorName::DatabaseUnreachable,
+                format!("data check on {region}: {e}"),
+            )
+        })?;
     let sql = data_check.newest_row_sql(true)?;
     let row = client
         .query_one(sql.as_str(), &[&not_after])

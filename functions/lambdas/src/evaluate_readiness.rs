@@ -399,6 +399,18 @@ async fn permission_checks(
     own_region: &str,
 ) -> Vec<ReadinessCheck> {
     let mut checks = Vec::new();
+    // What the calls carry that the template's conditions test: the data-plane switch writes
+    // its control metric in one namespace, and the roles may write there only.
+    let context = vec![(
+        "cloudwatch:namespace".to_string(),
+        match &settings.traffic_switch {
+            hapilot_adapters::traffic_switch::TrafficSwitchConfig::HealthCheck {
+                namespace,
+                ..
+            } => namespace.clone(),
+            _ => "hapilot/Traffic".to_string(),
+        },
+    )];
     for (function, role) in &settings.emergency_roles {
         let Some(spec) = crate::catalog::find(function) else {
             checks.push(unreadable(
@@ -414,7 +426,7 @@ async fn permission_checks(
             checks.push(permissions_check(own_region, function, &[], 0));
             continue;
         }
-        checks.push(match simulator.denied(role, &actions).await {
+        checks.push(match simulator.denied(role, &actions, &context).await {
             Ok(denied) => permissions_check(own_region, function, &denied, actions.len()),
             Err(e) => unreadable(
                 "permissions.emergency_path",
