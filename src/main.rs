@@ -58,6 +58,15 @@ enum Command {
         /// changed through `Cluster` specs; the operator stand-in acts on the servers).
         #[arg(long, default_value = "postgres", value_parser = ["postgres", "cloudnativepg"])]
         database: String,
+        /// `compressed` (default): every AWS timing a tenth as long (Route53's 10 s checks take
+        /// 1 s, DNS answers are kept 6 s); `aws`: AWS's own cadences (minutes; the RTO a user
+        /// would see), the failover in full, the later parts shortened.
+        #[arg(long, default_value = "compressed", value_parser = ["compressed", "aws"])]
+        pace: String,
+        /// The stacks to deploy and their parameters (templates relative to the file's infra/
+        /// directory); default infra/parameters/local.json.
+        #[arg(long)]
+        parameters: Option<PathBuf>,
     },
     /// Start a run of a state machine (name or ARN) and follow it to its end.
     Start {
@@ -434,8 +443,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             mode,
             outage,
             database,
+            pace,
+            parameters,
         } => {
+            let pace = if pace == "aws" {
+                hapilot::local::pace::Pace::AWS
+            } else {
+                hapilot::local::pace::Pace::compressed()
+            };
             let options = RehearsalOptions {
+                pace,
+                check_interval: pace.health_check_interval(),
+                parameters: parameters
+                    .unwrap_or_else(hapilot::local::template::local_parameters_file),
                 database: if database == "cloudnativepg" {
                     hapilot::local::deployment::DatabaseSetup::Cloudnativepg
                 } else {

@@ -50,6 +50,10 @@ pub struct RehearsalOptions {
     /// The database backend: the real pair as plain PostgreSQL (`postgres`, host agents) or as
     /// CloudNativePG replica clusters (`cloudnativepg`, the operator stand-in).
     pub database: DatabaseSetup,
+    /// How fast AWS's clock runs (`check_interval` is its health-check interval).
+    pub pace: crate::local::pace::Pace,
+    /// The parameters file whose stacks are deployed.
+    pub parameters: std::path::PathBuf,
 }
 
 /// What dies in an ungraceful drill.
@@ -75,6 +79,8 @@ impl Default for RehearsalOptions {
             mode: FailoverMode::Ungraceful,
             outage: Outage::RegionDark,
             database: DatabaseSetup::Postgres,
+            pace: crate::local::pace::Pace::compressed(),
+            parameters: crate::local::template::local_parameters_file(),
         }
     }
 }
@@ -89,6 +95,8 @@ impl RehearsalOptions {
 /// The drill's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct RehearsalReport {
+    /// Local seconds per AWS second (1 at AWS's pace).
+    pub pace_scale: f64,
     /// The tier judged against.
     pub tier: Tier,
     /// The database backend the failover used (`postgres` or `cloudnativepg`).
@@ -157,6 +165,8 @@ pub struct RestoreSummary {
     pub duration_secs: f64,
     /// Rows of the writer's table in the restored database.
     pub rows: Option<i64>,
+    /// The table and column checked (the template's `DrillDataTable`.`DrillDataColumn`).
+    pub data_check: String,
     /// Seconds between the newest restored row and the restore's start (its RPO).
     pub rpo_secs: Option<f64>,
     /// What was restored.
@@ -230,6 +240,21 @@ impl RehearsalReport {
         out.push_str(&format!(
             "run            {} ({}), database backend {}\n",
             self.execution, self.run_status, self.database
+        ));
+        out.push_str(&format!(
+            "pace           {}\n",
+            if (self.pace_scale - 1.0).abs() < f64::EPSILON {
+                "AWS's own (checks every 10 s, alarm periods as the template sets them, DNS kept for the records' 60 s TTL); \
+                 shortened: the DR restore's waits, re-protection and the canary bakes (1 s per step)"
+                    .to_string()
+            } else {
+                format!(
+                    "compressed: every AWS timing x {} (a 10 s check period takes {:.1} s, the 60 s TTL {:.1} s)",
+                    self.pace_scale,
+                    10.0 * self.pace_scale,
+                    60.0 * self.pace_scale
+                )
+            }
         ));
         out.push_str("timeline\n");
         if let Some(fence) = self.fence_secs {
@@ -339,7 +364,7 @@ impl RehearsalReport {
         }
         if let Some(r) = &self.restore {
             out.push_str(&format!(
-                "DR restore     {} ({}{}) in {:.2} s: {} rows, RPO {} (latest backups: {})\n",
+                "DR restore     {} ({}{}) in {:.2} s: {} rows of {}, RPO {} (latest backups: {})\n",
                 r.execution,
                 r.status,
                 r.error
@@ -348,6 +373,7 @@ impl RehearsalReport {
                     .unwrap_or_default(),
                 r.duration_secs,
                 r.rows.map_or("-".into(), |n| n.to_string()),
+                r.data_check,
                 r.rpo_secs.map_or("-".into(), |s| format!("{s:.2} s")),
                 r.summary
             ));
@@ -416,7 +442,15 @@ pub async fn run_rehearsal(
         );
         WorldOptions::classic(options.database)
     };
-    let deployment = LocalDeployment::create_with(&stack, world).await?;
+    let world = WorldOptions {
+        pace: options.pace,
+        ..world
+    };
+    say(&format!(
+        "deploying the stacks of {} (templates through the SAM transform) ...",
+        options.parameters.display()
+    ));
+    let deployment = LocalDeployment::create_from(&stack, world, &options.parameters).await?;
     // AWS's own machinery (health checkers, alarm evaluation, schedules, EventBridge) runs
     // from now on in the region-dark world; every vantage point sees the primary up first.
     let data_plane = if options.region_dark() {
@@ -694,6 +728,7 @@ async fn drill_on(
     let rpo_secs = rpo_seconds(&committed, &kept);
 
     Ok(RehearsalReport {
+        pace_scale: options.pace.scale(),
         database: match options.database {
             DatabaseSetup::Cloudnativepg => "cloudnativepg",
             DatabaseSetup::Postgres | DatabaseSetup::Patroni => "postgres",
@@ -1100,6 +1135,7 @@ async fn restore_check(
         error: outcome.error.clone(),
         duration_secs: started.elapsed().as_secs_f64(),
         rows: check["rows"].as_i64(),
+        data_check: format!("{table}.{column}"),
         rpo_secs: check["rpo_secs"].as_f64(),
         summary: output["plan"]["summary"]
             .as_str()
@@ -1164,9 +1200,20 @@ async fn failback_after(
             operation: "PostgreSQL",
             detail: e.to_string(),
         })?;
-    let _ = promoted
-        .batch_execute("INSERT INTO drill_writes DEFAULT VALUES")
-        .await;
+    let (table, column) = drill_data_check(deployment)?;
+    promoted
+        .query_one(
+            crate::local::litellm::insert_spend_log(&table, &column).as_str(),
+            &[&format!(
+                "before-failback-{}",
+                uuid::Uuid::new_v4().simple()
+            )],
+        )
+        .await
+        .map_err(|e| HapilotError::Aws {
+            operation: "PostgreSQL",
+            detail: format!("writing before the failback: {e}"),
+        })?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let input = json!({
         "primary_region": crate::local::deployment::PRIMARY_REGION,

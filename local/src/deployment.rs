@@ -523,6 +523,7 @@ impl LocalDeployment {
                 (PRIMARY_SET.to_string(), primary.health_url()),
                 (STANDBY_SET.to_string(), standby.health_url()),
             ]),
+            options.pace.local(RECORD_TTL_SECONDS as f64),
         )
         .await
         .map_err(io("starting the global router"))?;

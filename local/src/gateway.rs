@@ -196,6 +196,11 @@ struct Routes {
     record_name: String,
     targets: std::collections::BTreeMap<String, String>,
     http: reqwest::Client,
+    /// How long a resolver keeps an answer (the records' TTL at the world's pace).
+    ttl: Duration,
+    /// Each client region's resolver: the answer it holds and until when.
+    resolvers:
+        std::sync::Mutex<std::collections::BTreeMap<String, (Option<String>, std::time::Instant)>>,
 }
 
 /// The region of a client that asks `/health` without saying where it is.
@@ -203,13 +208,15 @@ pub const DEFAULT_CLIENT_REGION: &str = "us-east-1";
 
 impl GlobalRouter {
     /// Routes `record_name` in `zone_id`; `targets` maps each SetIdentifier to its region's
-    /// health URL.
+    /// health URL. Each client region's resolver keeps an answer for `ttl` (the records' TTL
+    /// at the world's pace; zero asks Route53 every time), as resolvers do.
     pub async fn start(
         stack: super::stack::StackHandle,
         checkers: Arc<super::data_plane::HealthCheckers>,
         zone_id: &str,
         record_name: &str,
         targets: std::collections::BTreeMap<String, String>,
+        ttl: Duration,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -224,6 +231,8 @@ impl GlobalRouter {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .map_err(std::io::Error::other)?,
+            ttl,
+            resolvers: Default::default(),
         });
         let task = serve(listener, move |req| {
             let routes = routes.clone();
@@ -269,24 +278,44 @@ async fn route(routes: &Routes, req: Request<Incoming>) -> Answer {
     if what != "health" && what != "answer" {
         return answer(StatusCode::NOT_FOUND, "text/plain", "not found\n");
     }
-    let stack = routes.stack.clone();
-    let observer = move |region: &str| stack.observer_config(region);
-    let set = match super::data_plane::answer(
-        &observer,
-        &routes.checkers,
-        &routes.zone_id,
-        &routes.record_name,
-        &client,
-    )
-    .await
-    {
-        Ok(set) => set,
-        Err(e) => {
-            return answer(
-                StatusCode::BAD_GATEWAY,
-                "text/plain",
-                format!("route53 data plane: {e}\n"),
-            );
+    let cached = routes
+        .resolvers
+        .lock()
+        .expect("resolvers")
+        .get(&client)
+        .filter(|(_, until)| std::time::Instant::now() < *until)
+        .map(|(set, _)| set.clone());
+    let set = match cached {
+        Some(set) => set,
+        None => {
+            let stack = routes.stack.clone();
+            let observer = move |region: &str| stack.observer_config(region);
+            match super::data_plane::answer(
+                &observer,
+                &routes.checkers,
+                &routes.zone_id,
+                &routes.record_name,
+                &client,
+            )
+            .await
+            {
+                Ok(set) => {
+                    if !routes.ttl.is_zero() {
+                        routes.resolvers.lock().expect("resolvers").insert(
+                            client.clone(),
+                            (set.clone(), std::time::Instant::now() + routes.ttl),
+                        );
+                    }
+                    set
+                }
+                Err(e) => {
+                    return answer(
+                        StatusCode::BAD_GATEWAY,
+                        "text/plain",
+                        format!("route53 data plane: {e}\n"),
+                    );
+                }
+            }
         }
     };
     if what == "answer" {

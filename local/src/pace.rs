@@ -64,9 +64,14 @@ impl Pace {
         if self.is_aws() {
             return String::new();
         }
+        // The window resolvers need to drop the old answer, at this pace (the product's 90 s).
+        let verify_window = (hapilot_core::failover::DEFAULT_VERIFY_WINDOW_SECS as f64 * self.scale)
+            .ceil()
+            .max(1.0) as u64;
         serde_json::json!({
             "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
-            "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60
+            "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60,
+            "verify_window_seconds": verify_window
         })
         .to_string()
     }
@@ -90,6 +95,9 @@ mod tests {
         assert!((p.aws_seconds(Duration::from_secs(6)) - 60.0).abs() < 1e-9);
         assert_eq!(Pace::AWS.health_check_interval(), Duration::from_secs(10));
         assert!(Pace::AWS.failover_input_defaults().is_empty());
+        let defaults: serde_json::Value =
+            serde_json::from_str(&p.failover_input_defaults()).unwrap();
+        assert_eq!(defaults["verify_window_seconds"], 9, "90 s at a tenth");
         assert!(Pace::scaled(0.0).is_none() && Pace::scaled(2.0).is_none());
     }
 }

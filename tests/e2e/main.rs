@@ -19,6 +19,7 @@ mod health_proof;
 mod https_targets;
 mod infra;
 mod local_world;
+mod pace;
 mod postgres_tls;
 mod readiness;
 mod rehearsal;

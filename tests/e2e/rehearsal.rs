@@ -51,6 +51,8 @@ async fn the_drill_blacks_out_us_east_1_and_fails_over_without_it() {
         "step 100 %  gate pass",
         "DR restore     drill-restore-",
         "(SUCCEEDED) in ",
+        "rows of LiteLLM_SpendLogs.startTime",
+        "pace           compressed: every AWS timing x 0.1",
         "failback asks for approval before its first step: approving",
         "  DNS after    {\"primary\":100,\"secondary\":0}",
         "result         PASSED (tier Critical)",
@@ -96,9 +98,47 @@ async fn the_drill_blacks_out_us_east_1_and_fails_over_without_it() {
     );
 }
 
+/// A copy of `infra/` (templates and parameters file) beside the repository's state machines,
+/// with `change` applied to `template.yaml`'s text.
+fn infra_copy(change: impl Fn(&str) -> String) -> std::path::PathBuf {
+    let root = hapilot::local::project_root();
+    let dir = std::env::temp_dir().join(format!(
+        "hapilot-infra-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(dir.join("infra/parameters")).unwrap();
+    let template = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
+    std::fs::write(dir.join("infra/template.yaml"), change(&template)).unwrap();
+    for file in ["infra/witness.yaml", "infra/parameters/local.json"] {
+        std::fs::copy(root.join(file), dir.join(file)).unwrap();
+    }
+    std::os::unix::fs::symlink(root.join("statemachines"), dir.join("statemachines")).unwrap();
+    dir.join("infra/parameters/local.json")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gentle_drill_fails_over_a_dead_gateway_by_weights() {
-    let (stdout, report) = drill(&["--outage", "gateway-down"]).await;
+    // A template whose drill defaults name another table: the rehearsal deploys the template,
+    // so its application writes and its restore check reads that table.
+    let parameters = infra_copy(|text| {
+        let changed = text
+            .replace("Default: LiteLLM_SpendLogs", "Default: Gateway_Requests")
+            .replace("Default: startTime", "Default: requestTime");
+        assert_ne!(changed, text, "the template's drill defaults moved");
+        changed
+    });
+    let (stdout, report) = drill(&[
+        "--outage",
+        "gateway-down",
+        "--parameters",
+        parameters.to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        stdout.contains("rows of Gateway_Requests.requestTime"),
+        "the restore check reads the template's table: {stdout}"
+    );
     for line in [
         "killing the primary region: gateway down",
         "primary killed -> alarm",

@@ -10,6 +10,11 @@ use crate::tier::Tier;
 pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 900;
 /// How long a DNS change may take to reach `INSYNC`.
 pub const DEFAULT_DNS_SYNC_TIMEOUT_SECS: u64 = 120;
+/// How long the check through the global name may keep failing after the switch before the run
+/// gives up on it: resolvers keep the old answer for the records' TTL (60 s, an alias to a load
+/// balancer), and Route53 needs up to one failure-threshold round of its checkers (3 x 10 s)
+/// to see a region as it is. A window shorter than that fails failovers that worked.
+pub const DEFAULT_VERIFY_WINDOW_SECS: u64 = 90;
 /// How long a graceful switchover waits for the standby to replay everything.
 pub const DEFAULT_CATCHUP_TIMEOUT_SECS: u64 = 60;
 
@@ -69,6 +74,10 @@ pub struct FailoverRequest {
     /// How long a DNS change may take to reach `INSYNC`.
     #[serde(default)]
     pub dns_sync_timeout_seconds: Option<u64>,
+    /// How long the check through the global name may fail after the switch (resolvers still
+    /// holding the old answer) before the run fails forward, seconds (default 90).
+    #[serde(default)]
+    pub verify_window_seconds: Option<u64>,
     /// What started the run (the alarm router's decision record), kept for the journal.
     #[serde(default)]
     pub incident: Option<serde_json::Value>,
@@ -129,6 +138,15 @@ pub struct FailoverPlan {
     pub dns_poll_seconds: u64,
     /// Looks at a DNS change's status before giving up (covers the deadline).
     pub dns_max_polls: u64,
+    /// How long the global check may fail after the switch, seconds.
+    #[serde(default = "default_verify_window")]
+    pub verify_window_seconds: u64,
+    /// Seconds between two global checks while resolvers catch up.
+    #[serde(default = "default_verify_poll")]
+    pub verify_poll_seconds: u64,
+    /// Global checks after the first before failing forward (covers the window).
+    #[serde(default = "default_verify_polls")]
+    pub verify_max_polls: u64,
     /// The incident record, if the run was started by an alarm.
     pub incident: Option<serde_json::Value>,
     /// Graceful or ungraceful.
@@ -153,6 +171,24 @@ pub struct FailoverPlan {
 
 fn weights_switch() -> String {
     "weights".into()
+}
+
+fn default_verify_window() -> u64 {
+    DEFAULT_VERIFY_WINDOW_SECS
+}
+
+fn default_verify_poll() -> u64 {
+    verify_poll_seconds(DEFAULT_VERIFY_WINDOW_SECS)
+}
+
+fn default_verify_polls() -> u64 {
+    DEFAULT_VERIFY_WINDOW_SECS.div_ceil(default_verify_poll())
+}
+
+/// Seconds between two global checks for a window: every second for short (compressed)
+/// windows, every 5 s otherwise.
+fn verify_poll_seconds(window: u64) -> u64 {
+    if window < 20 { 1 } else { 5 }
 }
 
 impl FailoverPlan {
@@ -245,6 +281,16 @@ pub fn plan_failover(
             "must be 1 to 900",
         ));
     }
+    let verify_window_seconds = request
+        .verify_window_seconds
+        .unwrap_or(DEFAULT_VERIFY_WINDOW_SECS);
+    if !(1..=900).contains(&verify_window_seconds) {
+        return Err(CoreError::invalid(
+            "verify_window_seconds",
+            "must be 1 to 900",
+        ));
+    }
+    let verify_poll = verify_poll_seconds(verify_window_seconds);
     let catchup_timeout_seconds = request
         .catchup_timeout_seconds
         .unwrap_or(DEFAULT_CATCHUP_TIMEOUT_SECS);
@@ -270,6 +316,9 @@ pub fn plan_failover(
         dns_sync_timeout_seconds,
         dns_poll_seconds,
         dns_max_polls: dns_sync_timeout_seconds.div_ceil(dns_poll_seconds),
+        verify_window_seconds,
+        verify_poll_seconds: verify_poll,
+        verify_max_polls: verify_window_seconds.div_ceil(verify_poll),
         incident: request.incident.clone(),
         mode: request.mode.unwrap_or_default(),
         catchup_timeout_seconds,
