@@ -139,7 +139,7 @@ enum Command {
         /// `latest` or an RFC 3339 timestamp, e.g. 2026-11-25T09:30:00Z.
         #[arg(long, default_value = "latest")]
         target: String,
-        /// The data check's table and column, e.g. `spend_logs.created_at` (the RPO).
+        /// The data check's table and column, e.g. `LiteLLM_SpendLogs.startTime` (the RPO; names are case-sensitive).
         #[arg(long)]
         data_check: Option<String>,
         /// Further input fields as JSON (statemachines/schemas/dr-restore.input.json).
@@ -529,7 +529,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => serde_json::Value::Null,
                 Some(check) => {
                     let Some((table, column)) = check.rsplit_once('.') else {
-                        bail!("--data-check must be table.column, e.g. spend_logs.created_at");
+                        bail!(
+                            "--data-check must be table.column, e.g. LiteLLM_SpendLogs.startTime"
+                        );
                     };
                     serde_json::json!({"table": table, "column": column})
                 }

@@ -148,6 +148,9 @@ pub struct RehearsalReport {
     /// Seconds from the primary's death to the global name answering the standby to a client
     /// in the primary's region (region-dark drills).
     pub global_name_secs: Option<f64>,
+    /// Seconds from the primary's death to the first user request the standby served through
+    /// the global name, as users resolve it (their resolvers keep answers for the TTL).
+    pub users_served_secs: Option<f64>,
     /// What the emergency path asked of the dark region and of Route53's control plane.
     pub emergency_calls: Option<EmergencyCalls>,
 }
@@ -269,6 +272,12 @@ impl RehearsalReport {
                     "  us-east-1 dark -> quorum alarm {:>8.2} s  (detection: probers and Route53 check every period, 3 of 3 periods to ALARM; one period = {:.1} s here, 10 s in AWS)\n",
                     self.detection_secs, self.check_interval_secs
                 ));
+                if let Some(secs) = self.users_served_secs {
+                    out.push_str(&format!(
+                        "  us-east-1 dark -> users served by us-west-2 {secs:>8.2} s  (through their resolvers, which keep an answer for the records' TTL, {:.0} s here)\n",
+                        60.0 * self.pace_scale
+                    ));
+                }
                 if let Some(secs) = self.global_name_secs {
                     out.push_str(&format!(
                         "  us-east-1 dark -> global name answers us-west-2 {secs:>8.2} s  (a client in us-east-1; {:.1} periods)\n",
@@ -582,11 +591,16 @@ async fn drill_on(
         backup.wal_files
     ));
 
+    // Users: a client in us-east-1 asks the global name every quarter second through its
+    // resolver, which keeps an answer for the records' TTL; the first healthy answer from the
+    // standby after the outage is when users are served again.
+    let users = UserTraffic::start(deployment.global.health_url());
     let mut failover_run: Option<FailoverRun> = None;
     let (outcome, execution_arn, decision, detection_secs, orchestration_secs, rto_secs) =
         match options.mode {
             FailoverMode::Ungraceful => {
                 let killed = Instant::now();
+                users.mark_outage(killed);
                 let run = match options.outage {
                     Outage::GatewayDown => {
                         say(
@@ -762,8 +776,72 @@ async fn drill_on(
         writes_refused: refused.load(std::sync::atomic::Ordering::Relaxed),
         outage: (options.mode == FailoverMode::Ungraceful).then_some(options.outage),
         global_name_secs: failover_run.as_ref().and_then(|r| r.global_name_secs),
+        users_served_secs: users.served_after_outage(),
         emergency_calls: failover_run.and_then(|r| r.emergency_calls),
     })
+}
+
+/// Requests of users through the global name, as they resolve it.
+struct UserTraffic {
+    task: tokio::task::JoinHandle<()>,
+    outage: Arc<Mutex<Option<Instant>>>,
+    served: Arc<Mutex<Option<Instant>>>,
+}
+
+impl UserTraffic {
+    fn start(url: String) -> Self {
+        let outage: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let served: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let (since, first) = (outage.clone(), served.clone());
+        let task = tokio::spawn(async move {
+            let Ok(http) = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(2))
+                .build()
+            else {
+                return;
+            };
+            loop {
+                let answered_by_standby = match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|b| b["region"] == crate::local::deployment::STANDBY_REGION),
+                    _ => false,
+                };
+                let outage_started = since.lock().expect("outage").is_some();
+                if outage_started && answered_by_standby {
+                    first
+                        .lock()
+                        .expect("served")
+                        .get_or_insert_with(Instant::now);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+        Self {
+            task,
+            outage,
+            served,
+        }
+    }
+
+    fn mark_outage(&self, at: Instant) {
+        *self.outage.lock().expect("outage") = Some(at);
+    }
+
+    /// Seconds from the outage to the first request the standby served, if one was.
+    fn served_after_outage(&self) -> Option<f64> {
+        let outage = (*self.outage.lock().expect("outage"))?;
+        let served = (*self.served.lock().expect("served"))?;
+        Some(served.duration_since(outage).as_secs_f64())
+    }
+}
+
+impl Drop for UserTraffic {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Where the global name sends traffic: the weights, or (region-dark drills, where the

@@ -37,9 +37,6 @@ pub const TUNABLE: [&str; 5] = [
     "HAPILOT_FAILOVER_INPUT_DEFAULTS",
 ];
 
-/// The table the local application writes to (the DR restore's data check reads it).
-pub const APP_TABLE: &str = "spend_logs";
-
 /// Applies the tunable settings `get` holds onto `settings`; returns the variables applied.
 /// A value that does not parse is refused naming the variable, and nothing is applied.
 pub fn apply_tuning(
@@ -72,7 +69,7 @@ what to try (after evaluating the lines above):
   hapilot local kill us-east-1                    the primary region goes dark: watch the alarm-driven failover
   hapilot status                                  ... in progress, then finished
   hapilot audit                                   the backup audit of the DR bucket
-  hapilot restore --region us-west-2 --data-check spend_logs.created_at
+  hapilot restore --region us-west-2 --data-check LiteLLM_SpendLogs.startTime
   hapilot local revive us-east-1                  its APIs come back; its database stays down
   hapilot reprotect --region us-east-1 --primary-region us-west-2
   hapilot failback --primary-region us-east-1 --standby-region us-west-2   asks for approval first:
@@ -174,15 +171,28 @@ impl LocalWorld {
             .connect()
             .await
             .map_err(|e| LocalError::Invalid(format!("the local primary does not answer: {e}")))?;
+        // LiteLLM's spend log table, under the names the deployed template's DR drill reads.
+        let standby_stack = deployment.templates.stack(STANDBY_REGION)?;
+        let parameter = |name: &str| {
+            standby_stack
+                .parameters
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| LocalError::Invalid(format!("the standby's stack has no {name}")))
+        };
+        let (table, column) = (parameter("DrillDataTable")?, parameter("DrillDataColumn")?);
         first
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {APP_TABLE} (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-            ))
+            .batch_execute(&super::litellm::create_spend_logs(&table, &column))
             .await
-            .map_err(|e| LocalError::Invalid(format!("creating {APP_TABLE}: {e}")))?;
+            .map_err(|e| LocalError::Invalid(format!("creating {table}: {e}")))?;
         drop(first);
         let stop_writer = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(write_forever(dsns.to_vec(), stop_writer.clone()));
+        let writer = tokio::spawn(write_forever(
+            dsns.to_vec(),
+            super::litellm::insert_spend_log(&table, &column),
+            stop_writer.clone(),
+        ));
         say(
             "backup job: base backup, archived WAL and a Vault snapshot into s3://hapilot-backups-dr ...",
         );
@@ -388,16 +398,18 @@ impl LocalWorld {
 
 /// The application: commits a row every 200 ms to whichever server takes writes (the promoted
 /// one after a failover; a fenced or dead one refuses), so replication lag and RPO are real.
-async fn write_forever(dsns: Vec<String>, stop: Arc<AtomicBool>) {
+async fn write_forever(dsns: Vec<String>, insert: String, stop: Arc<AtomicBool>) {
     let mut clients: Vec<Option<tokio_postgres::Client>> = dsns.iter().map(|_| None).collect();
+    let mut request: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
+        request += 1;
+        let id = format!("local-{request}");
         for (dsn, client) in dsns.iter().zip(clients.iter_mut()) {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
                 *client = PostgresDatabase::new(dsn).connect().await.ok();
             }
             let Some(c) = client.as_ref() else { continue };
-            let sql = format!("INSERT INTO {APP_TABLE} DEFAULT VALUES");
-            if c.batch_execute(&sql).await.is_ok() {
+            if c.query_one(insert.as_str(), &[&id]).await.is_ok() {
                 break;
             }
         }
