@@ -459,7 +459,25 @@ pub async fn run_rehearsal(
         "deploying the stacks of {} (templates through the SAM transform) ...",
         options.parameters.display()
     ));
+    let deploying = Instant::now();
     let deployment = LocalDeployment::create_from(&stack, world, &options.parameters).await?;
+    say(&format!(
+        "deployed {} (and the world around them) in {:.1} s",
+        deployment
+            .templates
+            .stacks
+            .values()
+            .map(|s| format!(
+                "{} in {} ({} resources, {} recorded only)",
+                s.name,
+                s.region,
+                s.types.len(),
+                s.recorded.len()
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+        deploying.elapsed().as_secs_f64()
+    ));
     // AWS's own machinery (health checkers, alarm evaluation, schedules, EventBridge) runs
     // from now on in the region-dark world; every vantage point sees the primary up first.
     let data_plane = if options.region_dark() {

@@ -82,3 +82,80 @@ fn the_failovers_verify_window_outlasts_what_resolvers_cache() {
         "{scaled}"
     );
 }
+
+/// A forced failover whose global check meets the dead primary's answer in the users'
+/// resolver: the answer was cached just before the run, the weights move at once, and the
+/// resolver keeps the old answer for the TTL (18 s at this pace). `window`: the run's
+/// `verify_window_seconds`, or the pace's default.
+async fn failover_through_a_warm_resolver(window: Option<u64>) -> hapilot::runs::RunOutcome {
+    use hapilot::local::deployment::{LocalDeployment, WorldOptions};
+    use hapilot::local::gateway::GatewayMode;
+    let pace = Pace::scaled(0.3).unwrap();
+    let stack = crate::support::TestStack::start().await;
+    let deployment = LocalDeployment::create_with(
+        stack.stack(),
+        WorldOptions {
+            pace,
+            ..WorldOptions::classic(DatabaseSetup::Patroni)
+        },
+    )
+    .await
+    .unwrap();
+    // The primary's gateway fails; Route53's checkers are not running, so only the run's
+    // weights move the name.
+    deployment.primary.set_mode(GatewayMode::Failing);
+    let url = deployment.global.health_url();
+    let cached_at = Instant::now();
+    let status = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(
+        status.is_server_error(),
+        "the resolver now holds the failing primary: {status}"
+    );
+    let mut input = serde_json::json!({
+        "primary_region": "us-east-1", "standby_region": "us-west-2", "force": true,
+        "mode": "ungraceful"
+    });
+    let defaults: Value = serde_json::from_str(&pace.failover_input_defaults()).unwrap();
+    input
+        .as_object_mut()
+        .unwrap()
+        .extend(defaults.as_object().unwrap().clone());
+    if let Some(w) = window {
+        input["verify_window_seconds"] = w.into();
+    }
+    let outcome = stack.run("failover", input).await;
+    // The stale answer was still held when the run checked (else nothing is proven).
+    let ttl = pace.local(RECORD_TTL_SECONDS as f64);
+    assert!(
+        crate::support::entered(&outcome, "CountGlobalCheck"),
+        "the global check never met the cached answer (run took {:?} of the {ttl:?} TTL)\n{}",
+        cached_at.elapsed(),
+        outcome.history_text()
+    );
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_window_shorter_than_the_ttl_fails_a_failover_that_worked() {
+    let outcome = failover_through_a_warm_resolver(Some(2)).await;
+    assert!(!outcome.succeeded(), "{}", outcome.history_text());
+    assert!(
+        crate::support::entered(&outcome, "FailForward"),
+        "{}",
+        outcome.history_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_verify_window_waits_out_the_cached_answer() {
+    let outcome = failover_through_a_warm_resolver(None).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+}
