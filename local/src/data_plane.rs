@@ -381,6 +381,8 @@ impl DataPlane {
         let out = deliveries.clone();
         let rounds: Arc<std::sync::atomic::AtomicU64> = Arc::default();
         let done = rounds.clone();
+        // Alarm ARN -> the last instant (epoch seconds) CloudWatch evaluated it at.
+        let evaluated: Mutex<BTreeMap<String, f64>> = Mutex::default();
         let task = tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .no_proxy()
@@ -388,7 +390,7 @@ impl DataPlane {
                 .build()
                 .expect("a plain HTTP client builds");
             loop {
-                if let Err(e) = round(&stack, &checkers, &options, &http, &out).await {
+                if let Err(e) = round(&stack, &checkers, &options, &http, &out, &evaluated).await {
                     tracing::warn!(error = %e, "local data plane round failed");
                 }
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -429,6 +431,7 @@ async fn round(
     options: &DataPlaneOptions,
     http: &reqwest::Client,
     deliveries: &Mutex<Vec<Delivery>>,
+    evaluated: &Mutex<BTreeMap<String, f64>>,
 ) -> Result<(), LocalError> {
     // 1. Route53's health checkers (global: they work whatever region is dark).
     let route53 = aws_sdk_route53::Client::new(&stack.observer_config("us-east-1"));
@@ -493,16 +496,21 @@ async fn round(
         if stack.is_dark(&region) {
             continue;
         }
-        evaluate_region(stack, &region, options, deliveries).await?;
+        evaluate_region(stack, &region, options, deliveries, evaluated).await?;
     }
     Ok(())
 }
+
+/// Evaluations an alarm that fell behind catches up at most (beyond that, older instants no
+/// longer matter: the evaluation range has moved past them).
+const MAX_CATCH_UP: usize = 30;
 
 async fn evaluate_region(
     stack: &super::stack::StackHandle,
     region: &str,
     options: &DataPlaneOptions,
     deliveries: &Mutex<Vec<Delivery>>,
+    evaluated: &Mutex<BTreeMap<String, f64>>,
 ) -> Result<(), LocalError> {
     let cw = aws_sdk_cloudwatch::Client::new(&stack.observer_config(region));
     let alarms = cw
@@ -542,7 +550,40 @@ async fn evaluate_region(
         // The alarm's own period at the world's pace: one tick stands for Route53's 10 s.
         let period = tick * f64::from(alarm.period().unwrap_or(10).max(1)) / 10.0;
         let range = rule.evaluation_range();
-        let window = Duration::from_secs_f64(period * range as f64);
+        let arn = alarm.alarm_arn().unwrap_or_default().to_string();
+        let now_secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        // CloudWatch evaluates an alarm once a period, whatever the load. When this loop fell
+        // behind (a busy machine), the evaluations it missed are made now, each at its own
+        // instant, so no datapoint is skipped and no transition lost.
+        let last = evaluated.lock().expect("evaluated").get(&arn).copied();
+        let instants: Vec<f64> = match last {
+            None => vec![now_secs],
+            Some(last) => {
+                let due = ((now_secs - last) / period).floor() as usize;
+                if due == 0 {
+                    continue;
+                }
+                if due > MAX_CATCH_UP {
+                    // So far behind that only the most recent evaluations can still matter.
+                    (0..MAX_CATCH_UP)
+                        .rev()
+                        .map(|k| now_secs - k as f64 * period)
+                        .collect()
+                } else {
+                    (1..=due).map(|k| last + k as f64 * period).collect()
+                }
+            }
+        };
+        if let Some(newest) = instants.last() {
+            evaluated
+                .lock()
+                .expect("evaluated")
+                .insert(arn.clone(), *newest);
+        }
+        let window = Duration::from_secs_f64(period * (range + instants.len()) as f64);
         let stat = alarm
             .statistic()
             .map(|s| s.as_str().to_string())
@@ -573,11 +614,7 @@ async fn evaluate_region(
             .send()
             .await
             .map_err(LocalError::aws("GetMetricData"))?;
-        let now_secs = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_default();
-        // Datapoints as (age, value); moto keeps whole seconds, so a datapoint is dated the
+        // Datapoints as (time, value); moto keeps whole seconds, so a datapoint is dated the
         // middle of its second.
         let points: Vec<(f64, f64)> = data
             .metric_data_results()
@@ -585,45 +622,70 @@ async fn evaluate_region(
             .flat_map(|r| {
                 r.timestamps()
                     .iter()
-                    .map(|t| (now_secs - (t.secs() as f64 + 0.5)).max(0.0))
+                    .map(|t| t.secs() as f64 + 0.5)
                     .zip(r.values().iter().copied())
             })
             .collect();
-        let recent = into_periods(&points, period, range, &stat);
-        let current = alarm
+        let mut current = alarm
             .state_value()
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| "INSUFFICIENT_DATA".into());
-        let next = evaluate(&rule, &recent, &current);
-        if next == current {
-            continue;
-        }
-        cw.set_alarm_state()
-            .alarm_name(name)
-            .state_value(aws_sdk_cloudwatch::types::StateValue::from(next.as_str()))
-            .state_reason(format!("local evaluation of {recent:?}"))
-            .send()
-            .await
-            .map_err(LocalError::aws("SetAlarmState"))?;
-        let arn = alarm.alarm_arn().unwrap_or_default().to_string();
-        if let Some(target) = options.deliveries.get(&arn) {
-            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let event = state_change_event(&arn, name, region, &current, &next, &at);
-            let decision = match stack.deliver(target, "alarm-router", event).await {
-                Some(Ok(v)) => Ok(v),
-                Some(Err(e)) => Err(format!("{}: {e}", e.error_type())),
-                None => Err(format!("region {target} is dark")),
-            };
-            tracing::info!(alarm = %arn, state = %next, ?decision, "alarm state change delivered");
-            deliveries.lock().expect("deliveries").push(Delivery {
-                alarm_arn: arn,
-                state: next,
-                at,
-                decision,
-            });
+        for at in instants {
+            let aged: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|(t, _)| *t <= at + 0.5)
+                .map(|(t, v)| ((at - t).max(0.0), *v))
+                .collect();
+            let recent = into_periods(&aged, period, range, &stat);
+            let next = evaluate(&rule, &recent, &current);
+            if next != current {
+                cw.set_alarm_state()
+                    .alarm_name(name)
+                    .state_value(aws_sdk_cloudwatch::types::StateValue::from(next.as_str()))
+                    .state_reason(format!("local evaluation of {recent:?}"))
+                    .send()
+                    .await
+                    .map_err(LocalError::aws("SetAlarmState"))?;
+                deliver_change(
+                    stack,
+                    options,
+                    deliveries,
+                    (&arn, name, region),
+                    (&current, &next),
+                )
+                .await;
+                current = next;
+            }
         }
     }
     Ok(())
+}
+
+/// EventBridge's delivery of one alarm state change to the region whose alarm router hears it.
+async fn deliver_change(
+    stack: &super::stack::StackHandle,
+    options: &DataPlaneOptions,
+    deliveries: &Mutex<Vec<Delivery>>,
+    (arn, name, region): (&str, &str, &str),
+    (current, next): (&str, &str),
+) {
+    let Some(target) = options.deliveries.get(arn) else {
+        return;
+    };
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let event = state_change_event(arn, name, region, current, next, &at);
+    let decision = match stack.deliver(target, "alarm-router", event).await {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(format!("{}: {e}", e.error_type())),
+        None => Err(format!("region {target} is dark")),
+    };
+    tracing::info!(alarm = %arn, state = %next, ?decision, "alarm state change delivered");
+    deliveries.lock().expect("deliveries").push(Delivery {
+        alarm_arn: arn.to_string(),
+        state: next.to_string(),
+        at,
+        decision,
+    });
 }
 
 /// The EventBridge "CloudWatch Alarm State Change" event for an alarm.
