@@ -542,7 +542,7 @@ async fn drill_on(
     let writer_client = primary_db.connect().await.map_err(db_error)?;
     // The application's table, as LiteLLM creates it, under the names the deployed template's
     // DR drill reads (DrillDataTable / DrillDataColumn).
-    let (table, column) = drill_data_check(deployment)?;
+    let (table, column) = deployment.drill_data_check()?;
     writer_client
         .batch_execute(&crate::local::litellm::create_spend_logs(&table, &column))
         .await
@@ -1210,7 +1210,7 @@ async fn restore_check(
     deployment: &LocalDeployment,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<RestoreSummary, HapilotError> {
-    let (table, column) = drill_data_check(deployment)?;
+    let (table, column) = deployment.drill_data_check()?;
     say(
         "DR restore check: restoring the latest backups (Vault + PostgreSQL) into the DR region ...",
     );
@@ -1296,7 +1296,7 @@ async fn failback_after(
             operation: "PostgreSQL",
             detail: e.to_string(),
         })?;
-    let (table, column) = drill_data_check(deployment)?;
+    let (table, column) = deployment.drill_data_check()?;
     promoted
         .query_one(
             crate::local::litellm::insert_spend_log(&table, &column).as_str(),
@@ -1386,28 +1386,6 @@ async fn failback_after(
         steps,
         dns_after: json!(deployment.weights(stack).await?),
     })
-}
-
-/// The DR drill's data check as the deployed template sets it (`DrillDataTable`,
-/// `DrillDataColumn` of the standby's stack, defaults unless the parameters file says
-/// otherwise): (table, column).
-pub fn drill_data_check(deployment: &LocalDeployment) -> Result<(String, String), HapilotError> {
-    let stack = deployment
-        .templates
-        .stack(crate::local::deployment::STANDBY_REGION)?;
-    let get = |name: &str| {
-        stack
-            .parameters
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                HapilotError::Local(hapilot_local::LocalError::Invalid(format!(
-                    "the standby's stack has no {name}"
-                )))
-            })
-    };
-    Ok((get("DrillDataTable")?, get("DrillDataColumn")?))
 }
 
 #[cfg(test)]

@@ -764,6 +764,22 @@ impl LocalDeployment {
         })
     }
 
+    /// The DR drill's data check as the deployed standby stack sets it (`DrillDataTable`,
+    /// `DrillDataColumn`: LiteLLM's `LiteLLM_SpendLogs`.`startTime` unless the parameters file
+    /// says otherwise): (table, column).
+    pub fn drill_data_check(&self) -> Result<(String, String), LocalError> {
+        let stack = self.templates.stack(STANDBY_REGION)?;
+        let parameter = |name: &str| {
+            stack
+                .parameters
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| LocalError::Invalid(format!("the standby's stack has no {name}")))
+        };
+        Ok((parameter("DrillDataTable")?, parameter("DrillDataColumn")?))
+    }
+
     /// Applies a change to every region's functions (kill switch, cool-down, ...), as an
     /// operator would to each region's stack; what differs between regions stays.
     pub fn reconfigure(

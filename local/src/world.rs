@@ -172,16 +172,7 @@ impl LocalWorld {
             .await
             .map_err(|e| LocalError::Invalid(format!("the local primary does not answer: {e}")))?;
         // LiteLLM's spend log table, under the names the deployed template's DR drill reads.
-        let standby_stack = deployment.templates.stack(STANDBY_REGION)?;
-        let parameter = |name: &str| {
-            standby_stack
-                .parameters
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| LocalError::Invalid(format!("the standby's stack has no {name}")))
-        };
-        let (table, column) = (parameter("DrillDataTable")?, parameter("DrillDataColumn")?);
+        let (table, column) = deployment.drill_data_check()?;
         first
             .batch_execute(&super::litellm::create_spend_logs(&table, &column))
             .await

@@ -36,12 +36,9 @@ async fn prepare(world: &FailoverWorld) {
     world.deployment.standby.traffic().set(400.0, 0.002);
 }
 
-/// The DR drill's data check as the deployed template sets it (its defaults: LiteLLM's
-/// `"LiteLLM_SpendLogs"."startTime"`).
+/// The DR drill's data check as the deployed template sets it.
 fn data_check(world: &FailoverWorld) -> (String, String) {
-    let stack = world.deployment.templates.stack("us-west-2").unwrap();
-    let get = |name: &str| stack.parameters[name].as_str().unwrap().to_string();
-    (get("DrillDataTable"), get("DrillDataColumn"))
+    world.deployment.drill_data_check().unwrap()
 }
 
 fn drill_input(world: &FailoverWorld, extra: Value) -> Value {

@@ -41,25 +41,21 @@ pub async fn check_data(settings: &Settings, input: Value) -> Result<Value, Func
         .map_err(FunctionError::from_adapter(ErrorName::DatabaseUnreachable))?;
     // `not_after` is an instant: a `timestamp without time zone` column (Prisma's, LiteLLM's)
     // holds UTC and is compared as UTC whatever the server's default time zone.
+    let failed = |e: &dyn std::fmt::Display| {
+        FunctionError::named(
+            ErrorName::DatabaseUnreachable,
+            format!("data check on {region}: {e}"),
+        )
+    };
     client
         .batch_execute("SET TIME ZONE 'UTC'")
         .await
-        .map_err(|e| {
-            FunctionError::named(
-                ErrorName::DatabaseUnreachable,
-                format!("data check on {region}: {e}"),
-            )
-        })?;
+        .map_err(|e| failed(&e))?;
     let sql = data_check.newest_row_sql(true)?;
     let row = client
         .query_one(sql.as_str(), &[&not_after])
         .await
-        .map_err(|e| {
-            FunctionError::named(
-                ErrorName::DatabaseUnreachable,
-                format!("data check on {region}: {e}"),
-            )
-        })?;
+        .map_err(|e| failed(&e))?;
     Ok(json!({
         "region": region,
         "newest_epoch": row.get::<_, Option<f64>>(0),

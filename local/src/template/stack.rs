@@ -316,6 +316,16 @@ struct Created {
     attributes: Vec<(String, Value)>,
 }
 
+impl Created {
+    /// A resource with a `Ref` value and no attributes.
+    fn plain(reference: Value) -> Self {
+        Self {
+            reference,
+            attributes: Vec::new(),
+        }
+    }
+}
+
 fn text(props: &Value, key: &str) -> Option<String> {
     props.get(key).and_then(|v| match v {
         Value::String(s) => Some(s.clone()),
@@ -323,6 +333,23 @@ fn text(props: &Value, key: &str) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     })
+}
+
+/// A resolved string map (`Environment.Variables`, `DefinitionSubstitutions`), values as text.
+fn text_map(map: Option<&Value>) -> BTreeMap<String, String> {
+    map.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn number(props: &Value, key: &str) -> Option<f64> {
@@ -438,10 +465,7 @@ async fn create(
                     .await
                     .map_err(|e| aws("PutBucketPolicy")(chain(&e)))?;
             }
-            Ok(Created {
-                reference: json!(bucket),
-                attributes: Vec::new(),
-            })
+            Ok(Created::plain(json!(bucket)))
         }
         "AWS::SNS::Topic" => {
             let name = text(props, "TopicName")
@@ -478,10 +502,7 @@ async fn create(
                 .subscription_arn()
                 .unwrap_or_default()
                 .to_string();
-            Ok(Created {
-                reference: json!(arn),
-                attributes: Vec::new(),
-            })
+            Ok(Created::plain(json!(arn)))
         }
         "AWS::SQS::Queue" => {
             let name = text(props, "QueueName")
@@ -521,10 +542,7 @@ async fn create(
                     .await
                     .map_err(|e| aws("SetQueueAttributes")(chain(&e)))?;
             }
-            Ok(Created {
-                reference: json!(logical),
-                attributes: Vec::new(),
-            })
+            Ok(Created::plain(json!(logical)))
         }
         "AWS::IAM::Role" => {
             let name = text(props, "RoleName")
@@ -590,23 +608,7 @@ async fn create(
                     ))
                 })?
                 .to_string();
-            let environment = props
-                .pointer("/Environment/Variables")
-                .and_then(Value::as_object)
-                .map(|vars| {
-                    vars.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                match v {
-                                    Value::String(s) => s.clone(),
-                                    other => other.to_string(),
-                                },
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let environment = text_map(props.pointer("/Environment/Variables"));
             let arn = format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{name}");
             out.functions.insert(
                 name.clone(),
@@ -644,22 +646,7 @@ async fn create(
                     )));
                 }
             };
-            let substitutions: BTreeMap<String, String> = props["DefinitionSubstitutions"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                match v {
-                                    Value::String(s) => s.clone(),
-                                    other => other.to_string(),
-                                },
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let substitutions = text_map(props.get("DefinitionSubstitutions"));
             let definition =
                 crate::deploy::resolve(&definition, &substitutions).map_err(|missing| {
                     LocalError::StateMachine {
@@ -720,10 +707,7 @@ async fn create(
                 .send()
                 .await
                 .map_err(|e| aws("PutDashboard")(chain(&e)))?;
-            Ok(Created {
-                reference: json!(name),
-                attributes: Vec::new(),
-            })
+            Ok(Created::plain(json!(name)))
         }
         "AWS::Route53::HealthCheck" => {
             let id = create_health_check(&c.route53, props)
@@ -834,10 +818,7 @@ async fn create(
         }
         "AWS::Lambda::Permission" | "AWS::Lambda::EventInvokeConfig" => {
             out.recorded.push((logical.to_string(), kind.to_string()));
-            Ok(Created {
-                reference: json!(logical),
-                attributes: Vec::new(),
-            })
+            Ok(Created::plain(json!(logical)))
         }
         other => Err(LocalError::Invalid(format!(
             "{}: {logical} is a {other}, which the local stack cannot deploy yet",
