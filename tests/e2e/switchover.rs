@@ -214,6 +214,33 @@ async fn after_an_ungraceful_failover_reprotect_rewinds_the_old_primary_into_a_r
         .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY); INSERT INTO writes SELECT FROM generate_series(1, 100);")
         .await
         .unwrap();
+    // The replica has replayed those writes (its lag is measured, within the RPO) before the
+    // region dies: on a busy machine the kill can otherwise come first, the lag is unknown
+    // and the run rightly asks for approval instead.
+    let replica = connect(&pair.replica.dsn()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let replayed = replica
+            .query_one("SELECT to_regclass('writes') IS NOT NULL AND pg_last_xact_replay_timestamp() IS NOT NULL", &[])
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+            && replica
+                .query_one("SELECT count(*) FROM writes", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 100;
+        if replayed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never replayed the writes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(replica);
     // The primary region dies.
     world.deployment.primary.set_mode(GatewayMode::Failing);
     tokio::task::block_in_place(|| pair.primary.kill()).unwrap();
