@@ -5,13 +5,7 @@
 //! `DrillDataColumn`) reads this table in the rehearsal, so a check that does not quote what
 //! LiteLLM quoted fails here as it would against the real database.
 
-/// A quoted PostgreSQL identifier (`schema.table` quoted per part).
-pub fn quoted(name: &str) -> String {
-    name.split('.')
-        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
-}
+pub use hapilot_core::restore::quoted_name as quoted;
 
 /// The table's DDL, named `table` with its time column named `column` (LiteLLM's own names are
 /// `LiteLLM_SpendLogs` and `startTime`).

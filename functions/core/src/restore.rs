@@ -96,13 +96,8 @@ impl DataCheck {
     /// case and find no such relation.
     pub fn newest_row_sql(&self, bounded: bool) -> Result<String, CoreError> {
         self.validate()?;
-        let table = self
-            .table
-            .split('.')
-            .map(quote_identifier)
-            .collect::<Vec<_>>()
-            .join(".");
-        let column = quote_identifier(&self.column);
+        let table = quoted_name(&self.table);
+        let column = quoted_name(&self.column);
         let filter = if bounded {
             format!(" WHERE $1::float8 IS NULL OR {column} <= to_timestamp($1::float8 + 0.000001)")
         } else {
@@ -114,10 +109,13 @@ impl DataCheck {
     }
 }
 
-/// A PostgreSQL quoted identifier. Only called on names [`DataCheck::validate`] accepted (letters,
-/// digits, `_`), so there is no quote to double; doubling anyway keeps it right if that changes.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// A PostgreSQL name quoted part by part (`schema.table` -> `"schema"."table"`), so mixed case
+/// means what it says. A quote inside a part is doubled, as PostgreSQL requires.
+pub fn quoted_name(name: &str) -> String {
+    name.split('.')
+        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Where to recover to.
