@@ -12,6 +12,9 @@
 //! blacked out: every request signed for it is refused with a 503 (as a dead regional endpoint
 //! answers), Route53's control plane with us-east-1 (it is signed for us-east-1), and each
 //! refusal is counted by region and service.
+//!
+//! Route53 record changes are checked against Route53's own rules first
+//! ([`super::route53_records`]): moto stores changes Route53 refuses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -243,7 +246,132 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
         }
         return forward_bytes(shared, parts, body).await;
     }
+    if req.method() == Method::POST
+        && let Some(zone) = super::route53_records::change_batch_zone(req.uri().path())
+    {
+        let zone = zone.to_string();
+        let (parts, body) = req.into_parts();
+        let body = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return bad_gateway(&format!("could not read the request body: {e}")),
+        };
+        return match record_change_refusal(shared, &parts, &zone, &body).await {
+            Ok(None) => forward_bytes(shared, parts, body).await,
+            Ok(Some(refusal)) => {
+                tracing::info!(code = refusal.code, message = %refusal.message, "Route53 refuses a change batch");
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let mut response =
+                    Response::new(Full::new(Bytes::from(refusal.to_xml(&request_id))));
+                *response.status_mut() =
+                    StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+                if let Ok(id) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-amzn-requestid", id);
+                }
+                response
+            }
+            Err(e) => bad_gateway(&e),
+        };
+    }
     forward(shared, req).await
+}
+
+/// Route53's refusal of a `ChangeResourceRecordSets` body, if it refuses it: the batch is
+/// checked against the zone's records and health checks as moto holds them
+/// ([`super::route53_records`]).
+async fn record_change_refusal(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    zone: &str,
+    body: &Bytes,
+) -> Result<Option<super::route53_records::Refusal>, String> {
+    use super::route53_records as rules;
+    let changes = match rules::parse_change_batch(&String::from_utf8_lossy(body)) {
+        Ok(c) => c,
+        Err(refusal) => return Ok(Some(refusal)),
+    };
+    let mut current = Vec::new();
+    let mut query = String::new();
+    loop {
+        let (status, page) = upstream_get(
+            shared,
+            parts,
+            &format!("/2013-04-01/hostedzone/{zone}/rrset{query}"),
+        )
+        .await?;
+        if !status.is_success() {
+            // No such zone and the like: moto answers with Route53's error.
+            return Ok(None);
+        }
+        let (records, next) = rules::parse_record_page(&String::from_utf8_lossy(&page))
+            .map_err(|e| format!("moto's record listing of {zone} is unreadable: {e}"))?;
+        current.extend(records);
+        let Some((name, record_type, identifier)) = next else {
+            break;
+        };
+        let encode = |t: &str| {
+            percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        query = format!("?name={}&type={}", encode(&name), encode(&record_type));
+        if let Some(id) = identifier {
+            query.push_str(&format!("&identifier={}", encode(&id)));
+        }
+    }
+    let zone_name = current
+        .iter()
+        .find(|r| r.record_type == "SOA")
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| zone.to_string());
+    let mut health_checks = BTreeSet::new();
+    for id in changes
+        .iter()
+        .filter_map(|c| c.record.health_check_id.clone())
+        .collect::<BTreeSet<_>>()
+    {
+        let (status, _) =
+            upstream_get(shared, parts, &format!("/2013-04-01/healthcheck/{id}")).await?;
+        if status.is_success() {
+            health_checks.insert(id);
+        }
+    }
+    Ok(rules::check_change_batch(&zone_name, &current, &changes, &health_checks).err())
+}
+
+/// A `GET` of `path` from moto, signed as the request in `parts` was (moto reads the scope).
+async fn upstream_get(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    path: &str,
+) -> Result<(StatusCode, Bytes), String> {
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri(format!("http://{}{path}", shared.upstream));
+    for name in [
+        hyper::header::AUTHORIZATION,
+        HeaderName::from_static("x-amz-date"),
+    ] {
+        if let Some(value) = parts.headers.get(&name) {
+            builder = builder.header(name, value);
+        }
+    }
+    let request = builder
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("could not ask moto for {path}: {e}"))?;
+    let answer = shared
+        .client
+        .request(request)
+        .await
+        .map_err(|e| format!("moto at {} did not answer {path}: {e}", shared.upstream))?;
+    let status = answer.status();
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("moto's answer to {path} broke off: {e}"))?
+        .to_bytes();
+    Ok((status, body))
 }
 
 /// The function name inside a path segment that may be a name, `name:qualifier`, a full ARN or

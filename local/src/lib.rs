@@ -33,6 +33,7 @@ pub mod patroni;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
+pub mod route53_records;
 pub mod route53_rules;
 pub mod stack;
 pub mod template;

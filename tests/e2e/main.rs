@@ -9,6 +9,7 @@ mod backup_formats;
 mod blackout;
 mod cli;
 mod cloudnativepg;
+mod conformance_route53;
 mod dr_drill;
 mod dr_restore;
 mod failback;
