@@ -321,3 +321,80 @@ async fn two_unreadable_vantage_points_ask_a_human_and_change_nothing() {
         Some("ALARM")
     );
 }
+
+/// Starts `machine` in the standby region with `input`; follows it to its end.
+async fn run_in_standby(
+    world: &RegionalWorld,
+    machine: &str,
+    input: Value,
+) -> hapilot::runs::RunOutcome {
+    let sfn = aws_sdk_sfn::Client::new(&world.stack.stack().sdk_config_in(STANDBY_REGION));
+    let arn = world.stack.stack().arn_in(STANDBY_REGION, machine);
+    let execution = hapilot::runs::start(&sfn, &arn, &format!("{machine}-planned"), &input)
+        .await
+        .expect("StartExecution");
+    world.follow_in_standby(&execution).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_moves_on_the_ha_documents_latency_records() {
+    let world = RegionalWorld::start(RecordRouting::Latency).await;
+    let records = |w: &RegionalWorld| {
+        let r53 = aws_sdk_route53::Client::new(w.stack.stack().sdk_config());
+        let zone = w.deployment.zone_id.clone();
+        async move {
+            r53.list_resource_record_sets()
+                .hosted_zone_id(zone)
+                .send()
+                .await
+                .unwrap()
+                .resource_record_sets()
+                .to_vec()
+        }
+    };
+    let zone_before = records(&world).await;
+
+    // A canary failback moves weights, which latency records cannot carry (Route53 refuses a
+    // weight on them): refused at planning, before anything is read or changed.
+    let failback = run_in_standby(
+        &world,
+        "failback",
+        serde_json::json!({
+            "primary_region": "us-east-1", "standby_region": STANDBY_REGION,
+            "steps": [25, 100], "bake_seconds": 1
+        }),
+    )
+    .await;
+    assert!(!failback.succeeded());
+    assert!(
+        !entered(&failback, "SnapshotWeights"),
+        "{}",
+        failback.history_text()
+    );
+    let cause = failback.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("latency records (primary, secondary)") && cause.contains("weighted layer"),
+        "{}",
+        failback.history_text()
+    );
+
+    // A graceful switchover moves the whole share at once through the deployment's on/off
+    // switch (the control alarms behind the records' checks), which works on any records.
+    let mut input = Value::Object(world.deployment.settings.failover_input_defaults.clone());
+    input["primary_region"] = "us-east-1".into();
+    input["standby_region"] = STANDBY_REGION.into();
+    input["mode"] = "graceful".into();
+    let switchover = run_in_standby(&world, "failover", input).await;
+    assert!(switchover.succeeded(), "{}", switchover.history_text());
+    assert!(
+        entered(&switchover, "UseDataPlaneFunctions"),
+        "{}",
+        switchover.history_text()
+    );
+    assert_eq!(
+        world.answer("us-east-1").await.as_deref(),
+        Some(STANDBY_SET)
+    );
+    // Neither run wrote a record: they are the latency records they were.
+    assert_eq!(records(&world).await, zone_before);
+}

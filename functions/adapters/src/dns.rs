@@ -5,6 +5,8 @@ use std::future::Future;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet};
 use serde::{Deserialize, Serialize};
 
+use hapilot_core::weights::{GlobalRecord, RecordRouting};
+
 use crate::AdapterError;
 
 /// One weighted record of the global name, as an operator reads it.
@@ -22,7 +24,8 @@ pub struct WeightedRecord {
 
 /// Reads and sets the weights of the global name's weighted records.
 pub trait Dns: Send + Sync {
-    /// Every weighted record of `name` in `zone`.
+    /// Every weighted record of `name` in `zone` (records of another routing policy are not
+    /// weighted records, whatever their set identifiers).
     fn weighted_records(
         &self,
         zone: &str,
@@ -38,6 +41,13 @@ pub trait Dns: Send + Sync {
         weights: &[(String, i64)],
         comment: &str,
     ) -> impl Future<Output = Result<String, AdapterError>> + Send;
+
+    /// Every record of `name` in `zone` with its routing policy.
+    fn record_routing(
+        &self,
+        zone: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<GlobalRecord>, AdapterError>> + Send;
 
     /// Whether the change has reached every Route53 name server.
     fn change_in_sync(
@@ -185,6 +195,33 @@ impl Dns for Route53Dns {
             .change_info()
             .map(|c| c.id().to_string())
             .unwrap_or_default())
+    }
+
+    async fn record_routing(
+        &self,
+        zone: &str,
+        name: &str,
+    ) -> Result<Vec<GlobalRecord>, AdapterError> {
+        Ok(named_record_sets(&self.client, zone, name)
+            .await?
+            .iter()
+            .map(|r| GlobalRecord {
+                set_identifier: r.set_identifier().unwrap_or_default().to_string(),
+                routing: if r.weight().is_some() {
+                    RecordRouting::Weighted
+                } else if r.region().is_some() {
+                    RecordRouting::Latency
+                } else if r.failover().is_some() {
+                    RecordRouting::Failover
+                } else if r.geo_location().is_some() {
+                    RecordRouting::Geolocation
+                } else if r.multi_value_answer().is_some() {
+                    RecordRouting::MultiValue
+                } else {
+                    RecordRouting::Simple
+                },
+            })
+            .collect())
     }
 
     async fn change_in_sync(&self, change_id: &str) -> Result<bool, AdapterError> {

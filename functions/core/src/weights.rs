@@ -75,6 +75,109 @@ fn split(sets: &[String], to: &str, percent: i64) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// How one record of the global name routes: its Route53 routing policy, by the field it
+/// carries (`Weight`, `Region`, `Failover`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordRouting {
+    /// `Weight`: the only records whose share Route53 lets a change move.
+    Weighted,
+    /// `Region`: the HA document's records (section 3.1).
+    Latency,
+    /// `Failover`: PRIMARY / SECONDARY.
+    Failover,
+    /// `GeoLocation`.
+    Geolocation,
+    /// `MultiValueAnswer`.
+    MultiValue,
+    /// No routing policy.
+    Simple,
+}
+
+impl RecordRouting {
+    /// As an operator names it.
+    pub fn wording(self) -> &'static str {
+        match self {
+            RecordRouting::Weighted => "weighted",
+            RecordRouting::Latency => "latency",
+            RecordRouting::Failover => "failover",
+            RecordRouting::Geolocation => "geolocation",
+            RecordRouting::MultiValue => "multivalue answer",
+            RecordRouting::Simple => "simple",
+        }
+    }
+}
+
+/// One record of the global name, as Route53 lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalRecord {
+    /// `SetIdentifier` (empty for a simple record).
+    pub set_identifier: String,
+    /// Its routing policy.
+    pub routing: RecordRouting,
+}
+
+/// Why weights cannot move `records`, or `None` when they are all weighted.
+fn not_weighted(name: &str, records: &[GlobalRecord]) -> Option<String> {
+    if records.is_empty() {
+        return Some(format!(
+            "the global name {name} has no records in its zone (HAPILOT_HOSTED_ZONE_ID / HAPILOT_RECORD_NAME)"
+        ));
+    }
+    let others: Vec<&GlobalRecord> = records
+        .iter()
+        .filter(|r| r.routing != RecordRouting::Weighted)
+        .collect();
+    let first = others.first()?;
+    let sets: Vec<&str> = others.iter().map(|r| r.set_identifier.as_str()).collect();
+    Some(format!(
+        "the global name {name} has {} records ({}), and Route53 refuses a weight on a {} record",
+        first.routing.wording(),
+        sets.join(", "),
+        first.routing.wording()
+    ))
+}
+
+/// The switch a planned move (a graceful switchover) uses: Route53 weights when every record
+/// of the global name is weighted; otherwise the deployment's on/off switch
+/// (`health_check`, `arc_routing_control`), which moves the whole share at once, whatever
+/// the records' policy; refused, before anything changes, when there is neither.
+pub fn planned_move_switch(
+    name: &str,
+    records: &[GlobalRecord],
+    deployment_switch: &str,
+) -> Result<String, CoreError> {
+    match not_weighted(name, records) {
+        None => Ok("weights".into()),
+        Some(_) if deployment_switch != "weights" && !records.is_empty() => {
+            Ok(deployment_switch.to_string())
+        }
+        Some(why) => Err(CoreError::invalid(
+            "mode",
+            format!(
+                "{why}: a switchover cannot move its traffic. Make the records weighted (or add a weighted layer of alias records above them), or deploy an on/off switch (HAPILOT_TRAFFIC_SWITCH health_check or arc_routing_control)"
+            ),
+        )),
+    }
+}
+
+/// Whether a canary failback can move `records` step by step: only weights send a share of
+/// the traffic, so every record must be weighted. Refused, before anything changes, naming
+/// what the records would need.
+pub fn check_canary_records(name: &str, records: &[GlobalRecord]) -> Result<(), CoreError> {
+    match not_weighted(name, records) {
+        None => Ok(()),
+        Some(why) => Err(CoreError::invalid(
+            "steps",
+            format!(
+                "{why}: a canary failback sends a share of the traffic by weights, which these records cannot carry. \
+                 Put a weighted layer above them (weighted alias records of {name}, one per region, each aliasing that region's own record) to fail back in steps; \
+                 with the HA document's latency records as they are, turn the primary region back on through the deployment's health_check or arc_routing_control switch and latency routing returns its clients at once"
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +233,47 @@ mod tests {
             let wanted = BTreeMap::from([("set-0".to_string(), a), ("set-1".to_string(), b)]);
             prop_assert_eq!(target_weights(&sets(2), &TrafficMove::Weights(wanted.clone())).unwrap(), wanted);
         }
+    }
+
+    fn records(routing: RecordRouting) -> Vec<GlobalRecord> {
+        ["primary", "secondary"]
+            .iter()
+            .map(|s| GlobalRecord {
+                set_identifier: s.to_string(),
+                routing,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn planned_moves_use_weights_only_on_weighted_records() {
+        let weighted = records(RecordRouting::Weighted);
+        assert_eq!(
+            planned_move_switch("g", &weighted, "health_check").unwrap(),
+            "weights"
+        );
+        assert_eq!(
+            planned_move_switch("g", &weighted, "weights").unwrap(),
+            "weights"
+        );
+        assert!(check_canary_records("g", &weighted).is_ok());
+        let latency = records(RecordRouting::Latency);
+        assert_eq!(
+            planned_move_switch("g", &latency, "health_check").unwrap(),
+            "health_check"
+        );
+        let e = planned_move_switch("g", &latency, "weights").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("latency records (primary, secondary)"),
+            "{e}"
+        );
+        let e = check_canary_records("g", &latency).unwrap_err();
+        assert!(e.to_string().contains("weighted layer"), "{e}");
+        let mut mixed = weighted.clone();
+        mixed[1].routing = RecordRouting::Failover;
+        assert!(check_canary_records("g", &mixed).is_err());
+        assert!(planned_move_switch("g", &[], "health_check").is_err());
+        assert!(check_canary_records("g", &[]).is_err());
     }
 }

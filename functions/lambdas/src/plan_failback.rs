@@ -2,9 +2,11 @@
 //! before anything is touched. Output: the [`hapilot_core::failback::FailbackPlan`].
 
 use hapilot_adapters::database::DatabaseTarget;
+use hapilot_adapters::dns::Dns;
 use hapilot_adapters::journal::Journal;
-use hapilot_core::CoreError;
 use hapilot_core::failback::{FailbackRequest, plan_failback as make_plan};
+use hapilot_core::weights::check_canary_records;
+use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,9 +21,11 @@ struct Input {
     run: RunContext,
 }
 
-/// Plans one failback run.
+/// Plans one failback run: its canary moves weights, so the global name's records must be
+/// weighted records (read here, before anything changes).
 pub async fn plan_failback(
     settings: &Settings,
+    dns: &impl Dns,
     journal: &impl Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
@@ -45,6 +49,13 @@ pub async fn plan_failback(
         )
         .into());
     }
+    let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
+    let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
+    let records = dns
+        .record_routing(zone, name)
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::PrecheckFailed))?;
+    check_canary_records(name, &records)?;
     let plan = serde_json::to_value(&plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
     record(journal, &run, json!({ "request": request, "plan": plan })).await?;
     Ok(plan)
@@ -57,6 +68,37 @@ mod tests {
 
     /// The guard refuses before anything is written, so no journal is ever reached.
     struct Unreachable;
+
+    impl Dns for Unreachable {
+        async fn weighted_records(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<hapilot_adapters::dns::WeightedRecord>, hapilot_adapters::AdapterError>
+        {
+            unreachable!()
+        }
+        async fn set_weights(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[(String, i64)],
+            _: &str,
+        ) -> Result<String, hapilot_adapters::AdapterError> {
+            unreachable!("a refused plan changes nothing")
+        }
+        async fn record_routing(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<hapilot_core::weights::GlobalRecord>, hapilot_adapters::AdapterError>
+        {
+            unreachable!("the database guard comes first")
+        }
+        async fn change_in_sync(&self, _: &str) -> Result<bool, hapilot_adapters::AdapterError> {
+            unreachable!()
+        }
+    }
 
     impl Journal for Unreachable {
         async fn put(&self, _: &str, _: &Value) -> Result<(), hapilot_adapters::AdapterError> {
@@ -103,7 +145,7 @@ mod tests {
             "request": {"primary_region": "us-east-1", "standby_region": "us-west-2", "switch_database_first": true},
             "run": {"machine": "failback", "execution": "x", "state": "PlanFailback", "entered": "2026-11-25T00:00:00Z"}
         });
-        let e = plan_failback(&settings, &Unreachable, input)
+        let e = plan_failback(&settings, &Unreachable, &Unreachable, input)
             .await
             .unwrap_err();
         assert_eq!(e.error_type(), "hapilot.InvalidInput");

@@ -2,8 +2,11 @@
 //! before anything is touched. Input: `{"request": <failover input>, "run": ...}`; output: the
 //! [`hapilot_core::failover::FailoverPlan`].
 
+use hapilot_adapters::dns::Dns;
 use hapilot_adapters::journal::Journal;
-use hapilot_core::failover::{FailoverRequest, plan_failover as make_plan};
+use hapilot_core::ErrorName;
+use hapilot_core::failover::{FailoverMode, FailoverRequest, plan_failover as make_plan};
+use hapilot_core::weights::planned_move_switch;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,9 +21,12 @@ struct Input {
     run: RunContext,
 }
 
-/// Plans one failover run.
+/// Plans one failover run. A graceful switchover reads the global name's records (both regions
+/// are up, Route53's control plane is reachable) to pick how it moves traffic; the emergency
+/// path never calls Route53's control plane.
 pub async fn plan_failover(
     settings: &Settings,
+    dns: &impl Dns,
     journal: &impl Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
@@ -34,6 +40,19 @@ pub async fn plan_failover(
         settings.tier.unwrap_or(hapilot_core::tier::Tier::Critical),
     )?
     .with_traffic_switch(settings.traffic_switch.kind());
+    let plan = if plan.mode == FailoverMode::Graceful {
+        let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
+        let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
+        let records = dns
+            .record_routing(zone, name)
+            .await
+            .map_err(FunctionError::from_adapter(ErrorName::PrecheckFailed))?;
+        let mut plan = plan;
+        plan.traffic_switch = planned_move_switch(name, &records, settings.traffic_switch.kind())?;
+        plan
+    } else {
+        plan
+    };
     let plan = serde_json::to_value(&plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
     record(journal, &run, json!({ "request": request, "plan": plan })).await?;
     Ok(plan)

@@ -128,6 +128,11 @@ impl Adapters {
             .map_err(|e| FunctionError::Setup(e.to_string()))
     }
 
+    /// Route53's records of the global name (read-only where the role allows only reads).
+    pub fn dns(&self) -> hapilot_adapters::dns::Route53Dns {
+        hapilot_adapters::dns::Route53Dns::from_sdk(&self.sdk)
+    }
+
     /// The database of `region`.
     pub fn database(&self, region: &str) -> Result<AnyDatabase, FunctionError> {
         let target = self
@@ -340,8 +345,8 @@ functions! {
         plan_restore::plan_restore(&a.dr_backups(), &a.settings, &a.journal, event).await
     });
     "plan-drill" => plan_drill(|a, event| plan_drill::plan_drill(&a.settings, event).await);
-    "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.journal, event).await);
-    "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.journal, event).await);
+    "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.dns(), &a.journal, event).await);
+    "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.dns(), &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {
         promote_database::promote_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });
