@@ -1203,6 +1203,48 @@ async fn start_and_follow(
     .await
 }
 
+/// Plays the on-call operator for run `name` of `machine`: when it asks for approval, says
+/// what it asked and approves. Stops when the returned task is aborted.
+fn play_the_operator(
+    stack: &LocalStack,
+    machine: &'static str,
+    name: &str,
+    say: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> tokio::task::JoinHandle<()> {
+    use hapilot_adapters::journal::Journal;
+    let config = stack.sdk_config().clone();
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let journal = hapilot_adapters::journal::S3Journal::from_sdk(
+            &config,
+            crate::local::deployment::AUDIT_BUCKET,
+        );
+        let key = format!("runs/{machine}/{name}/approval.json");
+        loop {
+            if let Ok(Some(pending)) = journal.get(&key).await {
+                say(&format!(
+                    "{machine} asks for approval: {} -- approving (the drill plays the operator)",
+                    pending["reason"].as_str().unwrap_or_default()
+                ));
+                if let Err(e) = crate::approvals::answer(
+                    &config,
+                    crate::local::deployment::AUDIT_BUCKET,
+                    machine,
+                    &name,
+                    true,
+                    "local drill: approved by the drill",
+                )
+                .await
+                {
+                    say(&format!("answering the approval failed: {e}"));
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
 /// After the failover: restore the latest backups into the DR region's third server (the
 /// dr-restore state machine) and check what they hold.
 async fn restore_check(
@@ -1261,7 +1303,11 @@ async fn failback_after(
         "primary_region": crate::local::deployment::STANDBY_REGION,
         "timeout_seconds": 120
     });
-    let reprotected = start_and_follow(stack, "reprotect", &name, &input, 300, say.clone()).await?;
+    // A rebuild that deletes data (CloudNativePG) asks first; the drill plays the operator.
+    let operator = play_the_operator(stack, "reprotect", &name, say.clone());
+    let reprotected = start_and_follow(stack, "reprotect", &name, &input, 300, say.clone()).await;
+    operator.abort();
+    let reprotected = reprotected?;
     let reprotect_secs = started.elapsed().as_secs_f64();
     if !reprotected.succeeded() {
         return Ok(FailbackSummary {
@@ -1326,42 +1372,14 @@ async fn failback_after(
     ));
     let execution = crate::runs::start(&sfn, &stack.arn_of("failback"), &name, &input).await?;
     // The failback waits for a human before its first step; the drill plays the operator.
-    {
-        use hapilot_adapters::journal::Journal;
-        let journal = hapilot_adapters::journal::S3Journal::from_sdk(
-            stack.sdk_config(),
-            crate::local::deployment::AUDIT_BUCKET,
-        );
-        let key = format!("runs/failback/{name}/approval.json");
-        let mut asked = false;
-        for _ in 0..600 {
-            if journal.get(&key).await.ok().flatten().is_some() {
-                asked = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if asked {
-            say(
-                "failback asks for approval before its first step: approving (the drill plays the operator)",
-            );
-            crate::approvals::answer(
-                stack.sdk_config(),
-                crate::local::deployment::AUDIT_BUCKET,
-                "failback",
-                &name,
-                true,
-                "local drill: approved by the drill",
-            )
-            .await?;
-        }
-    }
+    let operator = play_the_operator(stack, "failback", &name, say.clone());
     let started = Instant::now();
     let print = say.clone();
     let outcome = follow(&sfn, &execution, Duration::from_secs(600), move |line| {
         print(line)
     })
     .await?;
+    operator.abort();
     let steps = outcome
         .output
         .as_ref()

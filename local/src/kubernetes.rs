@@ -40,6 +40,8 @@ struct Cluster {
     /// What the cluster started with (what [`SimulatedKubernetes::reset_workloads`] restores).
     initial: (Vec<(String, i64)>, String),
     clusters: BTreeMap<String, Value>,
+    /// `Cluster` names an operator (the stand-in) reconciles: nothing else marks them ready.
+    managed: std::collections::BTreeSet<String>,
     down: bool,
 }
 
@@ -196,6 +198,7 @@ impl SimulatedKubernetes {
                 zone_prefix.to_string(),
             ),
             clusters: BTreeMap::new(),
+            managed: Default::default(),
             down: false,
         }));
         state.lock().expect("cluster lock").reset_workloads();
@@ -232,7 +235,10 @@ impl SimulatedKubernetes {
     }
 
     /// Creates a CloudNativePG `Cluster` resource as it stands (a seeded world).
-    pub fn put_cnpg_cluster(&self, resource: Value) {
+    pub fn put_cnpg_cluster(&self, mut resource: Value) {
+        if resource["metadata"]["uid"].is_null() {
+            resource["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+        }
         let name = resource["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -341,6 +347,16 @@ impl CnpgResources {
             .clusters
             .get(name)
             .cloned()
+    }
+
+    /// Marks `name` as reconciled by an operator: a `Cluster` created under that name is ready
+    /// when the operator says so, not by itself.
+    pub fn manage(&self, name: &str) {
+        self.0
+            .lock()
+            .expect("cluster lock")
+            .managed
+            .insert(name.to_string());
     }
 
     /// Changes a resource's `status` in place (the operator's writes).
@@ -606,7 +622,17 @@ async fn cnpg(state: Arc<Mutex<Cluster>>, req: Request<Incoming>, path: &[String
                     );
                 }
                 resource["status"] = json!({"phase": "Setting up primary", "readyInstances": 0});
+                // Every object the API server creates gets a fresh uid: a re-created Cluster
+                // is a new object, whatever its name.
+                resource["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
                 c.clusters.insert(name.clone(), resource.clone());
+                if c.managed.contains(&name) {
+                    return answer(
+                        StatusCode::CREATED,
+                        "application/json",
+                        resource.to_string(),
+                    );
+                }
             }
             let later = state.clone();
             let ready = name.clone();
@@ -649,6 +675,24 @@ async fn cnpg(state: Arc<Mutex<Cluster>>, req: Request<Incoming>, path: &[String
                     merge_patch(resource, &patch);
                     answer(StatusCode::OK, "application/json", resource.to_string())
                 }
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("clusters.postgresql.cnpg.io \"{name}\" not found"),
+                ),
+            }
+        }
+        (Method::DELETE, Some(name)) => {
+            // Its instances and PVCs go with it (they are owned by the Cluster): the operator
+            // stand-in sees the object gone.
+            match state.lock().expect("cluster lock").clusters.remove(&name) {
+                Some(_) => answer(
+                    StatusCode::OK,
+                    "application/json",
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+                           "details": {"name": name, "group": "postgresql.cnpg.io", "kind": "clusters"}})
+                    .to_string(),
+                ),
                 None => status(
                     StatusCode::NOT_FOUND,
                     "NotFound",

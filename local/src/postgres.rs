@@ -511,16 +511,8 @@ impl PostgresNode {
             },
             false => {
                 let rewind_error = said(&rewound);
-                std::fs::remove_dir_all(&s.data)
-                    .map_err(LocalError::io(format!("removing {}", s.data.display())))?;
-                let mut basebackup = pg_command(&s.bin, "pg_basebackup");
-                basebackup
-                    .arg("-d")
-                    .arg(source_dsn)
-                    .arg("-D")
-                    .arg(&s.data)
-                    .args(["-R", "-X", "stream", "-c", "fast"]);
-                run(basebackup, "pg_basebackup")?;
+                self.wipe()?;
+                self.base_backup_from(source_dsn)?;
                 Rebuilt {
                     method: "pg_basebackup",
                     detail: format!("pg_rewind was not possible: {rewind_error}"),
@@ -531,6 +523,44 @@ impl PostgresNode {
         append_conf(&s.data, s.port, &self.root)?;
         s.start()?;
         Ok(rebuilt)
+    }
+}
+
+impl PostgresNode {
+    /// Stops the server and deletes its data directory: what deleting a CloudNativePG
+    /// `Cluster` does to its instances and their PVCs. Blocking.
+    pub fn wipe(&self) -> Result<(), LocalError> {
+        let s = &self.server;
+        self.stop_cleanly();
+        match std::fs::remove_dir_all(&s.data) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LocalError::io(format!("removing {}", s.data.display()))(e)),
+        }
+    }
+
+    /// Fills the (wiped) data directory with `pg_basebackup -R` from `source_dsn`.
+    fn base_backup_from(&self, source_dsn: &str) -> Result<(), LocalError> {
+        let s = &self.server;
+        let mut basebackup = pg_command(&s.bin, "pg_basebackup");
+        basebackup
+            .arg("-d")
+            .arg(source_dsn)
+            .arg("-D")
+            .arg(&s.data)
+            .args(["-R", "-X", "stream", "-c", "fast"]);
+        run(basebackup, "pg_basebackup")
+    }
+
+    /// Creates this server anew as a streaming replica of `source_dsn` (a fresh base
+    /// backup, this server's own configuration, started): a replica cluster bootstrapped with
+    /// `bootstrap.pg_basebackup`. The data directory must be gone ([`PostgresNode::wipe`]).
+    /// Blocking (seconds).
+    pub fn bootstrap_from(&self, source_dsn: &str) -> Result<(), LocalError> {
+        let s = &self.server;
+        self.base_backup_from(source_dsn)?;
+        append_conf(&s.data, s.port, &self.root)?;
+        s.start()
     }
 }
 

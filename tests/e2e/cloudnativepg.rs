@@ -13,7 +13,7 @@ use hapilot_functions::registry::Adapters;
 use serde_json::json;
 
 use crate::failback::{input, weights};
-use crate::support::{FailoverWorld, entered};
+use crate::support::{FailoverWorld, cli_ok, entered};
 use crate::switchover::{connect, ids, in_recovery, start_writer};
 
 /// Waits until `replica` holds exactly the rows of `primary`.
@@ -67,7 +67,8 @@ fn target(world: &FailoverWorld, region: &str) -> DatabaseTarget {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn region_lost_the_replica_cluster_is_promoted_and_reprotect_makes_the_old_one_stream() {
+async fn region_lost_the_replica_cluster_is_promoted_and_reprotect_rebuilds_the_old_one_after_approval()
+ {
     let world = FailoverWorld::start(DatabaseSetup::Cloudnativepg).await;
     let pair = world.postgres();
     let primary = connect(&pair.primary.dsn()).await;
@@ -108,29 +109,108 @@ async fn region_lost_the_replica_cluster_is_promoted_and_reprotect_makes_the_old
         .unwrap();
     assert_eq!(report["fence"]["outcome"], "unreachable", "{report}");
 
-    // us-east-1 is back: re-protection points its Cluster at pg-west; the operator rewinds it.
+    // Written on the new primary after the failover: the rebuilt replica must have them.
+    promoted
+        .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 25)")
+        .await
+        .unwrap();
+
+    // us-east-1 is back. CloudNativePG does not rejoin a former primary by itself: told to
+    // follow pg-west (spec.replica.primary alone), it stays down, waiting for a rebuild.
     world.deployment.primary_kube.set_down(false);
-    let outcome = world
+    let mut told = cluster(&world, "us-east-1");
+    told["spec"]["replica"]["primary"] = json!("pg-west");
+    world.deployment.primary_kube.put_cnpg_cluster(told);
+    let mut east = cluster(&world, "us-east-1");
+    for _ in 0..100 {
+        if east["status"]["phase"] == hapilot::local::cnpg::WAITING {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        east = cluster(&world, "us-east-1");
+    }
+    assert_eq!(
+        east["status"]["phase"],
+        hapilot::local::cnpg::WAITING,
+        "{east}"
+    );
+    assert_eq!(east["status"]["readyInstances"], 0, "{east}");
+    assert!(
+        tokio_postgres::connect(&pair.primary.dsn(), tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "the former primary does not come back by itself"
+    );
+
+    // The failback's pre-check says which case it is in.
+    world.deployment.primary.set_mode(GatewayMode::Healthy);
+    let failback = world
         .stack
-        .run(
+        .run("failback", input(json!({"steps": [100]})))
+        .await;
+    assert!(!failback.succeeded());
+    assert!(
+        failback
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.contains("Run reprotect")),
+        "{}",
+        failback.history_text()
+    );
+
+    // Re-protection asks first: the rebuild deletes pg-east and its PVCs.
+    let name = "cnpg-rebuild";
+    let arn = world
+        .start_run(
             "reprotect",
+            name,
             json!({"region": "us-east-1", "primary_region": "us-west-2"}),
         )
         .await;
+    let pending = world.wait_for_approval_of("reprotect", name).await;
+    let details = &pending["details"];
+    assert!(
+        details["deletes"]
+            .as_str()
+            .is_some_and(|d| d.contains("PersistentVolumeClaims")),
+        "{pending}"
+    );
+    assert_eq!(details["timeline"], 1, "{pending}");
+    assert_eq!(details["new_primary_timeline"], 2, "{pending}");
+    assert!(cluster(&world, "us-east-1")["metadata"]["uid"] == east["metadata"]["uid"]);
+    cli_ok(
+        world
+            .cli()
+            .args([
+                "approve",
+                name,
+                "--machine",
+                "reprotect",
+                "--bucket",
+                "hapilot-audit",
+            ])
+            .args(["--comment", "rebuild from the test", "--yes"]),
+    )
+    .await;
+    let outcome = world.follow(&arn).await;
     assert!(outcome.succeeded(), "{}", outcome.history_text());
     let east = cluster(&world, "us-east-1");
     assert_eq!(east["spec"]["replica"]["primary"], "pg-west", "{east}");
-    assert_eq!(east["status"]["rejoinedWith"], "pg_rewind", "{east}");
+    assert_eq!(
+        east["spec"]["bootstrap"]["pg_basebackup"]["source"], "pg-west",
+        "{east}"
+    );
+    assert_eq!(east["status"]["bootstrappedFrom"], "pg-west", "{east}");
     promoted
-        .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 25)")
+        .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 5)")
         .await
         .unwrap();
     let old = connect(&pair.primary.dsn()).await;
     assert!(
         in_recovery(&old).await,
-        "the old primary is a replica cluster now"
+        "the rebuilt cluster is a replica cluster of pg-west"
     );
-    assert_eq!(rows_arrive(&promoted, &old).await.len(), 125);
+    assert_eq!(rows_arrive(&promoted, &old).await.len(), 130);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -180,7 +180,8 @@ async fn the_drill_fails_over_cloudnativepg_replica_clusters_with_the_region_dar
     for line in [
         "database backend cloudnativepg",
         "emergency path calls to Route53's control plane: 0  PASSED",
-        "re-protect     old primary made a replica by cnpg_replica_cluster",
+        "reprotect asks for approval: Re-protect us-east-1: its database must be rebuilt from us-west-2.",
+        "re-protect     old primary made a replica by cnpg_rebuild",
         "result         PASSED (tier Critical)",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");

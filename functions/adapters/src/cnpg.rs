@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hapilot_core::ErrorName;
 use hapilot_core::cnpg::{
     DesiredRole, StandbyControl, TokenRefusal, check_promotion_token, desired_role, follow_patch,
-    promote_patch,
+    is_rebuild_from, promote_patch, rebuild_resource,
 };
 use hapilot_core::failover::ReplicationStatus;
 use serde_json::{Value, json};
@@ -235,7 +235,26 @@ impl Database for CnpgCluster {
     async fn replication_status(&self) -> Result<ReplicationStatus, AdapterError> {
         // The designated primary of a replica cluster is a standby like any other:
         // pg_stat_wal_receiver and the replay position say how far behind it is.
-        self.sql.replication_status().await
+        match self.sql.replication_status().await {
+            Ok(status) => Ok(status),
+            Err(e) => {
+                // Which case it is matters to the one who reads the error: a former primary
+                // waiting for its rebuild never catches up by itself.
+                if let Ok(r) = self.resource().await
+                    && let Some(reason) = r["status"]["phaseReason"].as_str()
+                {
+                    return Err(AdapterError::Database {
+                        target: self.cluster.clone(),
+                        detail: format!(
+                            "{}: phase {:?}: {reason}. Run reprotect for its region: it asks for approval, then rebuilds it ({e})",
+                            self.cluster,
+                            r["status"]["phase"].as_str().unwrap_or_default()
+                        ),
+                    });
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn promote(&self, deadline: Duration) -> Result<PromotionOutcome, AdapterError> {
@@ -380,23 +399,117 @@ impl Database for CnpgCluster {
         Ok(PromotionOutcome::Promoted)
     }
 
+    async fn rebuild_approval(
+        &self,
+        new_primary: &DatabaseTarget,
+    ) -> Result<Option<Value>, AdapterError> {
+        let (_, primary) = cluster_of(new_primary, "the new primary")?;
+        let resource = self.resource().await?;
+        if self.demoted(&resource) || is_rebuild_from(&resource, &primary) {
+            return Ok(None);
+        }
+        let new_timeline = match new_primary {
+            DatabaseTarget::Cloudnativepg { dsn, .. } => {
+                PostgresDatabase::new(dsn).timeline().await.ok()
+            }
+            _ => None,
+        };
+        let spec = &resource["spec"];
+        let status = &resource["status"];
+        let size = spec["storage"]["size"].as_str().unwrap_or("unknown size");
+        let instances = spec["instances"].as_i64().unwrap_or(1);
+        Ok(Some(json!({
+            "cluster": self.cluster,
+            "rebuild_from": primary,
+            "deletes": format!(
+                "Cluster {} with its {instances} instance(s) and their PersistentVolumeClaims ({size} each): every write it took that {primary} does not have is lost",
+                self.cluster
+            ),
+            "storage_size": size,
+            "instances": instances,
+            "timeline": status["timelineID"],
+            "new_primary_timeline": new_timeline,
+            "divergence": format!(
+                "{} was last on timeline {}; {primary} was promoted without a promotion token and is on timeline {}",
+                self.cluster,
+                status["timelineID"].as_i64().map_or("unknown".to_string(), |t| t.to_string()),
+                new_timeline.map_or("unknown".to_string(), |t| t.to_string()),
+            ),
+            "phase": status["phase"],
+            "phase_reason": status["phaseReason"],
+        })))
+    }
+
     async fn rebuild_as_replica(
         &self,
         new_primary: &DatabaseTarget,
     ) -> Result<RebuildOutcome, AdapterError> {
         let (_, primary) = cluster_of(new_primary, "the new primary")?;
         let resource = self.resource().await?;
-        let mut patch = follow_patch(&resource["spec"], &primary);
-        // A fence left by the failover would keep the instances down: the rejoin needs them.
-        if resource["metadata"]["annotations"][FENCED_INSTANCES].is_string() {
-            patch["metadata"] = json!({"annotations": {FENCED_INSTANCES: null}});
+        if is_rebuild_from(&resource, &primary) {
+            return Ok(RebuildOutcome {
+                method: "cnpg_rebuild".into(),
+                detail: format!(
+                    "{}: already re-created as a replica cluster bootstrapped from {primary}",
+                    self.cluster
+                ),
+            });
         }
-        self.patch(&patch).await?;
+        if self.demoted(&resource) {
+            // Demoted with a token in a switchover: it follows by itself once the fence is off.
+            let mut patch = follow_patch(&resource["spec"], &primary);
+            if resource["metadata"]["annotations"][FENCED_INSTANCES].is_string() {
+                patch["metadata"] = json!({"annotations": {FENCED_INSTANCES: null}});
+            }
+            self.patch(&patch).await?;
+            return Ok(RebuildOutcome {
+                method: "cnpg_replica_cluster".into(),
+                detail: format!(
+                    "{}: spec.replica.primary = {primary}; demoted with a token, it streams from {primary}",
+                    self.cluster
+                ),
+            });
+        }
+        // A former primary that lost its role: CloudNativePG rebuilds it by re-creating it.
+        let fresh = format!(
+            "{}-{}",
+            self.cluster,
+            chrono::Utc::now().format("%Y%m%d%H%M%S")
+        );
+        let rebuilt =
+            rebuild_resource(&resource, &primary, &fresh).map_err(|e| AdapterError::Refused {
+                name: ErrorName::ReprotectFailed,
+                detail: e.to_string(),
+            })?;
+        self.answer(self.http.delete(self.url())).await?;
+        let started = Instant::now();
+        loop {
+            match self.resource().await {
+                Err(AdapterError::Http { detail, .. }) if detail.starts_with("HTTP 404") => break,
+                _ if started.elapsed() > Duration::from_secs(120) => {
+                    return Err(self.error("still there 120 s after its deletion"));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let collection = self.url().rsplit_once('/').map(|(c, _)| c.to_string());
+        self.answer(
+            self.http
+                .post(collection.unwrap_or_default())
+                .header("Content-Type", "application/json")
+                .body(rebuilt.to_string()),
+        )
+        .await?;
         Ok(RebuildOutcome {
-            method: "cnpg_replica_cluster".into(),
+            method: "cnpg_rebuild".into(),
             detail: format!(
-                "{}: spec.replica.primary = {primary}; the operator rejoins it (pg_rewind) and it streams from {primary}",
-                self.cluster
+                "{}: deleted with its PVCs and created again as a replica cluster of {primary}, bootstrapped with pg_basebackup{}",
+                self.cluster,
+                if rebuilt["spec"]["backup"]["barmanObjectStore"].is_object() {
+                    format!("; WAL archive serverName {fresh}")
+                } else {
+                    String::new()
+                }
             ),
         })
     }

@@ -71,6 +71,16 @@ pub trait Database: Send + Sync {
         &self,
         new_primary: &DatabaseTarget,
     ) -> impl Future<Output = Result<RebuildOutcome, AdapterError>> + Send;
+    /// What [`Database::rebuild_as_replica`] would destroy when the rebuild deletes data a
+    /// human must agree to lose first (CloudNativePG: the former primary's `Cluster` and its
+    /// PVCs, re-created from `new_primary`), or `None` when it only rejoins.
+    fn rebuild_approval(
+        &self,
+        new_primary: &DatabaseTarget,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, AdapterError>> + Send {
+        let _ = new_primary;
+        async { Ok(None) }
+    }
     /// Where a cluster manager keeps a member list (Patroni's `GET /cluster`): the member a
     /// failover promotes here and every member; None for backends without one.
     fn cluster_members(
@@ -260,6 +270,16 @@ impl Database for AnyDatabase {
         }
     }
 
+    async fn rebuild_approval(
+        &self,
+        new_primary: &DatabaseTarget,
+    ) -> Result<Option<serde_json::Value>, AdapterError> {
+        match self {
+            AnyDatabase::Cloudnativepg(d) => d.rebuild_approval(new_primary).await,
+            AnyDatabase::Postgres(_) | AnyDatabase::Patroni(_) => Ok(None),
+        }
+    }
+
     async fn cluster_members(&self) -> Result<Option<ClusterMembers>, AdapterError> {
         match self {
             AnyDatabase::Patroni(d) => d.cluster_members().await,
@@ -362,6 +382,24 @@ impl PostgresDatabase {
             .await
             .map_err(|e| self.error(e))?;
         Ok(client)
+    }
+
+    /// The timeline the server is on: a primary's current WAL file's, a standby's last
+    /// checkpoint's.
+    pub async fn timeline(&self) -> Result<i64, AdapterError> {
+        let client = self.connect().await?;
+        let row = client
+            .query_one(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::int8 \
+                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END",
+                &[],
+            )
+            .await
+            .map_err(|e| AdapterError::Database {
+                target: "timeline".into(),
+                detail: crate::error::error_chain(&e),
+            })?;
+        Ok(row.get(0))
     }
 
     async fn in_recovery(&self, client: &tokio_postgres::Client) -> Result<bool, AdapterError> {

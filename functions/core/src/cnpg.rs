@@ -260,6 +260,84 @@ pub fn follow_patch(spec: &serde_json::Value, new_primary: &str) -> serde_json::
     }
 }
 
+/// The `Cluster` that rebuilds `resource` (a former primary that lost its role) as a replica
+/// cluster of `new_primary`: the same name, namespace, labels and spec, bootstrapped with
+/// `pg_basebackup` from `new_primary` and following it; no fence; a fresh `serverName` for
+/// its WAL archive when it has one (CloudNativePG refuses to archive a new cluster into a
+/// server name that already holds another's WAL). Refused when `new_primary` is not one of
+/// its `spec.externalClusters` (the new cluster could not reach it).
+pub fn rebuild_resource(
+    resource: &serde_json::Value,
+    new_primary: &str,
+    fresh_server_name: &str,
+) -> Result<serde_json::Value, CoreError> {
+    let name = resource["metadata"]["name"].as_str().unwrap_or_default();
+    let mut spec = resource["spec"].clone();
+    let known = spec["externalClusters"]
+        .as_array()
+        .is_some_and(|list| list.iter().any(|c| c["name"] == new_primary));
+    if !known {
+        return Err(CoreError::invalid(
+            "primary_region",
+            format!(
+                "Cluster {name} has no spec.externalClusters entry named {new_primary}: a rebuilt replica cluster could not reach it; add it, then run reprotect again"
+            ),
+        ));
+    }
+    let Some(fields) = spec.as_object_mut() else {
+        return Err(CoreError::invalid(
+            "spec",
+            format!("Cluster {name} has no spec"),
+        ));
+    };
+    fields.insert(
+        "bootstrap".into(),
+        serde_json::json!({"pg_basebackup": {"source": new_primary}}),
+    );
+    let replica = fields
+        .entry("replica")
+        .or_insert_with(|| serde_json::json!({}));
+    if replica["primary"].is_string() {
+        replica["primary"] = new_primary.into();
+    } else {
+        replica["enabled"] = true.into();
+    }
+    replica["source"] = new_primary.into();
+    if let Some(replica) = replica.as_object_mut() {
+        replica.remove("promotionToken");
+    }
+    if spec["backup"]["barmanObjectStore"].is_object() {
+        spec["backup"]["barmanObjectStore"]["serverName"] = fresh_server_name.into();
+    }
+    let mut metadata = serde_json::json!({"name": name});
+    for field in ["namespace", "labels"] {
+        if !resource["metadata"][field].is_null() {
+            metadata[field] = resource["metadata"][field].clone();
+        }
+    }
+    if let Some(annotations) = resource["metadata"]["annotations"].as_object() {
+        let kept: serde_json::Map<String, serde_json::Value> = annotations
+            .iter()
+            .filter(|(k, _)| k.as_str() != "cnpg.io/fencedInstances")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        metadata["annotations"] = kept.into();
+    }
+    Ok(serde_json::json!({
+        "apiVersion": resource["apiVersion"].as_str().unwrap_or("postgresql.cnpg.io/v1"),
+        "kind": "Cluster",
+        "metadata": metadata,
+        "spec": spec,
+    }))
+}
+
+/// Whether `resource` is already the rebuild of a former primary from `new_primary` (a
+/// re-run of reprotect must not delete it again).
+pub fn is_rebuild_from(resource: &serde_json::Value, new_primary: &str) -> bool {
+    resource["spec"]["bootstrap"]["pg_basebackup"]["source"] == new_primary
+        && resource["status"]["phaseReason"].is_null()
+}
+
 /// `X/Y` (hex) as a byte position.
 pub fn parse_lsn(text: &str) -> Option<u64> {
     let (hi, lo) = text.trim().split_once('/')?;
@@ -390,5 +468,47 @@ Time of latest checkpoint:            Tue 01 Dec 2026 01:00:00 AM UTC\n";
         assert_eq!(desired_role("x", &json!({})), DesiredRole::Primary);
         assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
         assert_eq!(parse_lsn("nope"), None);
+    }
+
+    #[test]
+    fn a_rebuilt_former_primary_follows_the_new_one_from_a_base_backup() {
+        let old = json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+            "metadata": {"name": "pg-east", "namespace": "ai-gateway", "uid": "u-1",
+                         "resourceVersion": "7", "labels": {"team": "gw"},
+                         "annotations": {"cnpg.io/fencedInstances": "[\"*\"]", "keep": "me"}},
+            "spec": {"instances": 3, "storage": {"size": "500Gi"},
+                     "bootstrap": {"initdb": {"database": "litellm"}},
+                     "replica": {"self": "pg-east", "primary": "pg-east", "source": "pg-west"},
+                     "externalClusters": [{"name": "pg-west"}],
+                     "backup": {"barmanObjectStore": {"destinationPath": "s3://b/", "serverName": "pg-east"}}},
+            "status": {"phase": "Waiting for the instances to become active"}
+        });
+        let new = rebuild_resource(&old, "pg-west", "pg-east-20261206").unwrap();
+        assert_eq!(
+            new["spec"]["bootstrap"],
+            json!({"pg_basebackup": {"source": "pg-west"}})
+        );
+        assert_eq!(new["spec"]["replica"]["primary"], "pg-west");
+        assert_eq!(new["spec"]["replica"]["source"], "pg-west");
+        assert_eq!(new["spec"]["storage"]["size"], "500Gi");
+        assert_eq!(
+            new["spec"]["backup"]["barmanObjectStore"]["serverName"],
+            "pg-east-20261206"
+        );
+        assert_eq!(
+            new["metadata"],
+            json!({"name": "pg-east", "namespace": "ai-gateway",
+            "labels": {"team": "gw"}, "annotations": {"keep": "me"}})
+        );
+        assert!(new["status"].is_null());
+        let mut unknown = old.clone();
+        unknown["spec"]["externalClusters"] = json!([]);
+        assert!(rebuild_resource(&unknown, "pg-west", "x").is_err());
+        let mut rebuilding = new.clone();
+        assert!(is_rebuild_from(&rebuilding, "pg-west"));
+        rebuilding["status"]["phaseReason"] = json!("cannot follow");
+        assert!(!is_rebuild_from(&rebuilding, "pg-west"));
+        assert!(!is_rebuild_from(&old, "pg-west"));
     }
 }

@@ -5,8 +5,14 @@
 //! Never overwrites a database that still accepts writes: that is split brain, reported as
 //! `hapilot.SplitBrain` for a human to resolve. Idempotent: a database that already is a
 //! replica is left alone.
-//! Input: `{"region": <old primary>, "primary_region": <new primary>, "max_lag_bytes"?,
-//! "timeout_seconds"?, "run"}`; the output carries the plan of the wait that follows.
+//!
+//! A rebuild that deletes data (CloudNativePG re-creates a former primary that lost its role
+//! from the new primary) is not done without a human: the first call answers
+//! `outcome: needs_approval` with what would be deleted, and the state machine asks; the call
+//! after an approval (`"approval": {"approved": true, ...}`) rebuilds.
+//! Input: `{"request": {"region": <old primary>, "primary_region": <new primary>,
+//! "max_lag_bytes"?, "timeout_seconds"?, "approval_timeout_seconds"?}, "approval"?, "run"}`;
+//! the output carries the plan of the wait that follows.
 
 use hapilot_adapters::database::Database;
 use hapilot_adapters::journal::Journal;
@@ -28,11 +34,21 @@ struct Request {
     max_lag_bytes: Option<u64>,
     #[serde(default)]
     timeout_seconds: Option<u64>,
+    /// How long a rebuild's approval waits.
+    #[serde(default)]
+    approval_timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Approval {
+    approved: bool,
 }
 
 #[derive(Deserialize)]
 struct Input {
     request: Request,
+    #[serde(default)]
+    approval: Option<Approval>,
     run: RunContext,
 }
 
@@ -40,6 +56,7 @@ struct Input {
 const DEFAULT_MAX_LAG_BYTES: u64 = 16 * 1024 * 1024;
 const DEFAULT_TIMEOUT_SECS: u64 = 600;
 const POLL_SECS: u64 = 2;
+const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 900;
 
 /// Re-protects `region`'s database from `primary_region`'s.
 pub async fn reprotect_database<D: Database>(
@@ -48,13 +65,22 @@ pub async fn reprotect_database<D: Database>(
     journal: &impl Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
-    let Input { request, run } = parse_input(input)?;
+    let Input {
+        request,
+        approval,
+        run,
+    } = parse_input(input)?;
     let Request {
         region,
         primary_region,
         max_lag_bytes,
         timeout_seconds,
+        approval_timeout_seconds,
     } = request;
+    let approval_timeout = approval_timeout_seconds.unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS);
+    if !(60..=86_400).contains(&approval_timeout) {
+        return Err(CoreError::invalid("approval_timeout_seconds", "must be 60 to 86400").into());
+    }
     if region == primary_region {
         return Err(CoreError::invalid("primary_region", "must differ from region").into());
     }
@@ -101,8 +127,32 @@ pub async fn reprotect_database<D: Database>(
         Ok(p) if p.in_recovery => {
             json!({ "outcome": "already_replica", "method": null, "detail": "already a replica: nothing to do" })
         }
-        // Fenced (read-only) or down: safe to rebuild.
+        // Fenced (read-only) or down: safe to rebuild, once a human agreed when the rebuild
+        // deletes data.
         _ => {
+            let risk = old
+                .rebuild_approval(&new_primary_target)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            if let Some(details) = risk
+                && !approval.as_ref().is_some_and(|a| a.approved)
+            {
+                let out = json!({
+                    "region": region,
+                    "primary_region": primary_region,
+                    "outcome": "needs_approval",
+                    "approval_timeout_seconds": approval_timeout,
+                    "approval_request": {
+                        "reason": format!(
+                            "Re-protect {region}: its database must be rebuilt from {primary_region}. {} Approve to delete and rebuild it; deny to leave it as it is.",
+                            details["deletes"].as_str().unwrap_or_default()
+                        ),
+                        "details": details,
+                    },
+                });
+                record(journal, &run, json!({ "after": out })).await?;
+                return Ok(out);
+            }
             let rebuilt = old
                 .rebuild_as_replica(&new_primary_target)
                 .await
