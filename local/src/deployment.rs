@@ -440,12 +440,16 @@ impl LocalDeployment {
                     member: primary.name(),
                     ca_file: None,
                     auth: Some(patroni_auth()),
+                    // The simulated members have no SQL behind them.
+                    dsn: None,
                 },
                 DatabaseTarget::Patroni {
                     url: standby.url(),
                     member: standby.name(),
                     ca_file: None,
                     auth: Some(patroni_auth()),
+                    // The simulated members have no SQL behind them.
+                    dsn: None,
                 },
             ),
             // The functions reach the pair as they would RDS: URI DSNs, TLS verified fully

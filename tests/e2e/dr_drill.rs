@@ -183,3 +183,37 @@ async fn a_slow_standby_fails_the_drill_and_a_denied_failback_stays_put() {
         "denied: traffic stays in the standby"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cloudnativepg_drill_reports_its_rpo_from_the_data_check() {
+    // The HA document's drill (5.3) on its own topology (3.2): the data check reads each
+    // region's Cluster through its read-write service.
+    let world = FailoverWorld::start(DatabaseSetup::Cloudnativepg).await;
+    prepare(&world).await;
+    let name = "drill-cnpg";
+    let arn = world
+        .start_run("dr-drill", name, drill_input(&world, json!({})))
+        .await;
+    let pending = world.wait_for_approval_of("dr-drill", name).await;
+    assert!(
+        pending["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("DR drill PASSED"),
+        "{pending}"
+    );
+    let report = world
+        .object(&format!("reports/dr-drill/{name}.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["verdict"], "PASSED", "{report:#}");
+    assert_eq!(
+        report["rpo_secs"], 0.0,
+        "the token switchover keeps every row: {report:#}"
+    );
+    assert_eq!(report["data_before"]["rows"], 100, "{report:#}");
+    assert_eq!(report["data_after"]["rows"], 100, "{report:#}");
+    answer(&world, name, false).await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+}

@@ -109,6 +109,7 @@ async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets
                     member: patroni.name(),
                     ca_file: None,
                     auth: None,
+                    dsn: None,
                 }),
                 kubernetes: None,
                 vault: None,

@@ -457,6 +457,7 @@ async fn patronis_candidate_is_read_from_the_member_list() {
             member: "pg-west".into(),
             ca_file: None,
             auth: None,
+            dsn: None,
         },
         reqwest::Client::new(),
     );

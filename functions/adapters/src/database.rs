@@ -146,6 +146,11 @@ pub enum DatabaseTarget {
         /// Patroni's `restapi.authentication` (basic), when it is on.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auth: Option<crate::http_client::HttpAuth>,
+        /// libpq connection string of this region's leader (its primary service or a proxy's
+        /// write port), when SQL checks (the DR drill's data check) should read it; may come
+        /// from `HAPILOT_DATABASE_SECRET`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dsn: Option<crate::SecretText>,
     },
     /// A CloudNativePG `Cluster` (operator 1.24+ distributed topology, or the older
     /// `replica.enabled` form), changed declaratively through the Kubernetes API; SQL through
@@ -161,6 +166,29 @@ pub enum DatabaseTarget {
         #[serde(default)]
         dsn: crate::SecretText,
     },
+}
+
+impl DatabaseTarget {
+    /// The connection string SQL checks read through: the postgres backend's, a CloudNativePG
+    /// cluster's `-rw` service, a Patroni leader's when configured.
+    pub fn sql_dsn(&self) -> Option<&crate::SecretText> {
+        match self {
+            DatabaseTarget::Postgres { dsn, .. } | DatabaseTarget::Cloudnativepg { dsn, .. } => {
+                Some(dsn)
+            }
+            DatabaseTarget::Patroni { dsn, .. } => dsn.as_ref(),
+        }
+        .filter(|d| !d.expose().trim().is_empty())
+    }
+
+    /// The backend's name, as `HAPILOT_REGIONS` spells it.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DatabaseTarget::Postgres { .. } => "postgres",
+            DatabaseTarget::Patroni { .. } => "patroni",
+            DatabaseTarget::Cloudnativepg { .. } => "cloudnativepg",
+        }
+    }
 }
 
 /// A database of either backend.

@@ -598,14 +598,19 @@ impl Settings {
                             DatabaseTarget::Postgres { dsn: d, .. }
                             | DatabaseTarget::Cloudnativepg { dsn: d, .. },
                         ),
-                    ) = (c.dsn, region.database.as_mut())
+                    ) = (c.dsn.clone(), region.database.as_mut())
                     {
                         *d = dsn;
                     }
-                    if let (Some(a), Some(DatabaseTarget::Patroni { auth, .. })) =
-                        (c.patroni_auth, region.database.as_mut())
+                    if let Some(DatabaseTarget::Patroni { auth, dsn, .. }) =
+                        region.database.as_mut()
                     {
-                        *auth = Some(a);
+                        if let Some(a) = c.patroni_auth {
+                            *auth = Some(a);
+                        }
+                        if let Some(d) = c.dsn {
+                            *dsn = Some(d);
+                        }
                     }
                     if let Some(dsn) = c.restore_dsn {
                         match region.restore.as_mut() {
