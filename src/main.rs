@@ -473,8 +473,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 ..RehearsalOptions::default()
             };
-            let report =
-                hapilot::rehearsal::run_rehearsal(StackOptions::default(), options, say).await?;
+            // Ctrl-C or SIGTERM drops the rehearsal, and with it every service it started.
+            let report = until_signal(hapilot::rehearsal::run_rehearsal(
+                StackOptions::default(),
+                options,
+                say,
+            ))
+            .await??;
             say(&report.render());
             let path = save_report(&report)?;
             say!("report saved to {}", path.display());
@@ -779,6 +784,18 @@ async fn local_world(
     say!("# stopping the local world");
     world.shutdown().await;
     Ok(())
+}
+
+/// Runs `work` until it ends or Ctrl-C / SIGTERM comes; on a signal `work` is dropped (its
+/// worlds stop every process they started) and the run ends with an error saying so.
+async fn until_signal<T>(work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        out = work => Ok(out),
+        _ = tokio::signal::ctrl_c() => bail!("interrupted (Ctrl-C): every service the run started was stopped"),
+        _ = terminate.recv() => bail!("terminated (SIGTERM): every service the run started was stopped"),
+    }
 }
 
 /// Says the stack is ready (the line tests and scripts wait for), then waits for Ctrl-C or

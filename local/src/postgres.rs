@@ -686,6 +686,16 @@ impl Drop for PostgresPair {
     fn drop(&mut self) {
         self.replica.stop_quietly();
         self.primary.stop_quietly();
+        // The DR region's server (a restore's target) lives under the same root: stop it
+        // before its data directory goes, or it runs on with nothing under it.
+        if self.root.join("dr").join("postmaster.pid").exists() {
+            PostgresServer {
+                bin: self.primary.bin.clone(),
+                data: self.root.join("dr"),
+                port: 0,
+            }
+            .stop_quietly();
+        }
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

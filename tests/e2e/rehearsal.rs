@@ -3,20 +3,30 @@
 
 use std::time::Duration;
 
-/// Runs `hapilot rehearsal <args>` as a user does, asserts it succeeded, and returns its output and
-/// the report it saved.
+use crate::support::{PROCESS_TAG, tagged_processes_left};
+
+/// Runs `hapilot rehearsal <args>` as a user does, asserts it succeeded and left no process
+/// behind, and returns its output and the report it saved.
 async fn drill(args: &[&str]) -> (String, serde_json::Value) {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
             .arg("rehearsal")
             .args(args)
+            .env(PROCESS_TAG, &tag)
             .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
             .output(),
     )
     .await
     .expect("the drill ends")
     .unwrap();
+    let left = tagged_processes_left(&tag, Duration::from_secs(10)).await;
+    assert!(
+        left.is_empty(),
+        "the drill left processes running: {left:#?}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -53,7 +63,8 @@ async fn the_drill_blacks_out_us_east_1_and_fails_over_without_it() {
         "(SUCCEEDED) in ",
         "rows of LiteLLM_SpendLogs.startTime",
         "pace           compressed: every AWS timing x 0.1",
-        "failback asks for approval before its first step: approving",
+        "failback asks for approval: ",
+        "-- approving (the drill plays the operator)",
         "  DNS after    {\"primary\":100,\"secondary\":0}",
         "result         PASSED (tier Critical)",
     ] {
@@ -204,4 +215,49 @@ async fn the_graceful_cloudnativepg_drill_switches_over_with_the_token_and_loses
     }
     assert_eq!(report["rows_lost"], 0, "{report:#}");
     assert_eq!(report["database"], "cloudnativepg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_every_process_the_cloudnativepg_drill_started() {
+    use tokio::io::AsyncBufReadExt;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+        .args(["rehearsal", "--database", "cloudnativepg"])
+        .env(PROCESS_TAG, &tag)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // In the middle of the outage: every service is up, the failover is under way.
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let seen = tokio::time::timeout(Duration::from_secs(240), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("goes dark") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(seen, "the drill never reached its outage");
+    let running = crate::support::tagged_processes(&tag);
+    for program in ["postgres", "moto"] {
+        assert!(
+            running.iter().any(|(_, cmdline)| cmdline.contains(program)),
+            "the tag reaches the drill's {program} processes: {running:#?}"
+        );
+    }
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the drill stops on Ctrl-C")
+        .unwrap();
+    assert!(!status.success());
+    let left = tagged_processes_left(&tag, Duration::from_secs(10)).await;
+    assert!(left.is_empty(), "Ctrl-C left processes running: {left:#?}");
 }

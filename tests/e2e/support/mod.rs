@@ -199,6 +199,44 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// The environment variable a test puts on a command so that every process it starts, and
+/// theirs, can be found afterwards (children inherit it).
+pub const PROCESS_TAG: &str = "HAPILOT_TEST_PROCESS_TAG";
+
+/// Live processes (pid, command line) whose environment carries `PROCESS_TAG=tag`.
+pub fn tagged_processes(tag: &str) -> Vec<(u32, String)> {
+    let wanted = format!("{PROCESS_TAG}={tag}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| process_alive(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_bytes()))
+        })
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            (pid, cmdline)
+        })
+        .collect()
+}
+
+/// Waits until no process carries `tag` (a stop is not instant); returns those left.
+pub async fn tagged_processes_left(tag: &str, within: Duration) -> Vec<(u32, String)> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = tagged_processes(tag);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits up to `within` for `pid` to be gone.
 pub async fn wait_gone(pid: u32, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
