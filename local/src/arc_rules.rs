@@ -257,6 +257,10 @@ fn update(state: &mut ClusterState, entries: &Value, overrides: &Value) -> Reply
 }
 
 #[cfg(test)]
+/// The conformance cases of the ARC stand-in. Sources: Route 53 ARC API reference
+/// (Recovery Cluster: `GetRoutingControlState`, `UpdateRoutingControlState`,
+/// `UpdateRoutingControlStates`, `ListRoutingControls`, their errors) and the developer guide's
+/// "Safety rules" (assertion rules, `SafetyRulesToOverride`).
 mod tests {
     use super::*;
 
@@ -291,6 +295,7 @@ mod tests {
         )
     }
 
+    /// API reference, `GetRoutingControlState`: the state and the control's name.
     #[test]
     fn get_answers_state_and_name() {
         let mut state = cluster();
@@ -306,6 +311,7 @@ mod tests {
         );
     }
 
+    /// API reference, `UpdateRoutingControlStates`: one batch, checked on the state after it.
     #[test]
     fn a_batch_flips_both_controls_at_once_even_through_a_state_the_rule_forbids() {
         let mut state = cluster();
@@ -323,6 +329,7 @@ mod tests {
         assert!(!state.controls[PRIMARY].on && state.controls[STANDBY].on);
     }
 
+    /// Developer guide, "Safety rules": `ConflictException` naming the rule; an override.
     #[test]
     fn a_safety_rule_blocks_all_off_by_name_and_an_override_lets_it_through() {
         let mut state = cluster();
@@ -349,6 +356,8 @@ mod tests {
         assert!(!state.controls[PRIMARY].on && !state.controls[STANDBY].on);
     }
 
+    /// API reference, errors: `ValidationException`, `ResourceNotFoundException`, unknown
+    /// operations; a refused request changes nothing.
     #[test]
     fn bad_requests_are_refused_by_name_and_change_nothing() {
         let mut state = cluster();
@@ -408,6 +417,7 @@ mod tests {
         assert_eq!(state, cluster(), "nothing changed");
     }
 
+    /// API reference, `ListRoutingControls`: every control of a control panel.
     #[test]
     fn list_answers_every_control_of_a_panel() {
         let mut state = cluster();

@@ -153,7 +153,8 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
             return super::http::unauthorized("Patroni", "not authenticated");
         }
     }
-    match (req.method().clone(), req.uri().path()) {
+    let path = req.uri().path().to_string();
+    match (req.method().clone(), path.as_str()) {
         (Method::GET, "/patroni") => {
             let m = state.lock().expect("member lock");
             let body = if m.primary {
@@ -206,58 +207,131 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
         (Method::POST, "/reinitialize") => {
             let mut m = state.lock().expect("member lock");
             m.reinitialize_requests += 1;
-            m.primary = false;
+            // Patroni's Ha.reinitialize: the leader is never wiped.
+            if m.primary {
+                return answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "I am the leader, can not reinitialize",
+                );
+            }
             answer(StatusCode::OK, "text/plain", "reinitialize started")
         }
         (Method::POST, path @ ("/failover" | "/switchover")) => {
-            let switchover = path == "/switchover";
             let body = body_bytes(req).await;
             let parsed = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-            let candidate = parsed["candidate"].as_str().map(str::to_string);
-            let mut m = state.lock().expect("member lock");
-            if switchover {
-                m.switchover_requests += 1;
-                // Patroni refuses a switchover that does not name the leader.
-                if parsed["leader"].as_str().is_none_or(str::is_empty) {
-                    return answer(
-                        StatusCode::BAD_REQUEST,
-                        "text/plain",
-                        "Switchover could be performed only from a specific leader",
-                    );
+            {
+                let mut m = state.lock().expect("member lock");
+                if path == "/switchover" {
+                    m.switchover_requests += 1;
+                } else {
+                    m.failover_requests += 1;
                 }
-            } else {
-                m.failover_requests += 1;
             }
-            match candidate {
-                Some(c) if c == m.name => {
-                    let name = m.name.clone();
-                    drop(m);
-                    // A real cluster takes a moment; callers poll GET /primary.
-                    let later = state.clone();
+            let members = cluster_members(state);
+            let listed: Vec<(String, bool, bool)> = members
+                .iter()
+                .map(|member| {
+                    let m = member.lock().expect("member lock");
+                    (m.name.clone(), m.primary, m.nofailover)
+                })
+                .collect();
+            match failover_decision(path == "/switchover", &parsed, &listed) {
+                Err((code, message)) => answer(code, "text/plain", message),
+                Ok((candidate, message)) => {
+                    // The leader key moves; the candidate is promoted shortly after (callers
+                    // poll GET /primary), and a member that sees another leader demotes.
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(300)).await;
-                        later.lock().expect("member lock").primary = true;
+                        for member in members {
+                            let mut m = member.lock().expect("member lock");
+                            m.primary = m.name == candidate;
+                        }
                     });
-                    answer(
-                        StatusCode::OK,
-                        "text/plain",
-                        format!("Successfully failed over to \"{name}\""),
-                    )
+                    answer(StatusCode::OK, "text/plain", message)
                 }
-                Some(c) => answer(
-                    StatusCode::PRECONDITION_FAILED,
-                    "text/plain",
-                    format!(
-                        "candidate name does not match with sync_standby or member name \"{c}\" does not exist"
-                    ),
-                ),
-                None => answer(
-                    StatusCode::BAD_REQUEST,
-                    "text/plain",
-                    "Failover could be performed only to a specific candidate",
-                ),
             }
         }
         _ => answer(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// This member and its peers.
+fn cluster_members(state: &Arc<Mutex<Member>>) -> Vec<Arc<Mutex<Member>>> {
+    let peers = state.lock().expect("member lock").peers.clone();
+    let mut all = vec![state.clone()];
+    all.extend(peers);
+    all
+}
+
+/// Patroni's answer to `POST /failover` or `POST /switchover` (`patroni/api.py`,
+/// `do_POST_failover` and `is_failover_possible`) over the cluster's members (name, leader,
+/// `nofailover`): the candidate to promote and the success message, or the refusal's status and
+/// message.
+pub fn failover_decision(
+    switchover: bool,
+    request: &Value,
+    members: &[(String, bool, bool)],
+) -> Result<(String, String), (StatusCode, String)> {
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let leader = text(&request["leader"]);
+    let candidate = text(&request["candidate"]).or_else(|| text(&request["member"]));
+    let refused = |message: &str| Err((StatusCode::BAD_REQUEST, message.to_string()));
+    if !switchover && candidate.is_none() {
+        return refused("Failover could be performed only to a specific candidate");
+    }
+    if switchover && leader.is_none() {
+        return refused("Switchover could be performed only from a specific leader");
+    }
+    // A failover naming the leader is performed as a switchover.
+    let action = if switchover || leader.is_some() {
+        "switchover"
+    } else {
+        "failover"
+    };
+    if leader.is_some() && leader == candidate {
+        return refused("Switchover target and source are the same");
+    }
+    let not_possible = |message: String| Err((StatusCode::PRECONDITION_FAILED, message));
+    let current = members.iter().find(|(_, primary, _)| *primary);
+    if let Some(leader) = &leader
+        && current.is_none_or(|(name, _, _)| name != leader)
+    {
+        return not_possible("leader name does not match".into());
+    }
+    let eligible: Vec<&(String, bool, bool)> = match &candidate {
+        Some(c) => {
+            let named: Vec<_> = members.iter().filter(|(name, _, _)| name == c).collect();
+            if named.is_empty() {
+                return not_possible("candidate does not exists".into());
+            }
+            named
+        }
+        None => {
+            let others: Vec<_> = members.iter().filter(|(_, primary, _)| !primary).collect();
+            if others.is_empty() {
+                return not_possible(format!(
+                    "{action} is not possible: cluster does not have members except leader"
+                ));
+            }
+            others
+        }
+    };
+    // `failover_limitation`: a member tagged nofailover is no good candidate.
+    match eligible.iter().find(|(_, _, nofailover)| !nofailover) {
+        Some((name, _, _)) => Ok((
+            name.clone(),
+            format!(
+                "Successfully {} over to \"{name}\"",
+                if action == "switchover" {
+                    "switched"
+                } else {
+                    "failed"
+                }
+            ),
+        )),
+        None => not_possible(format!(
+            "{action} is not possible: no good candidates have been found"
+        )),
     }
 }

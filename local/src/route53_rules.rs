@@ -279,6 +279,11 @@ pub fn resolve<'a>(
 }
 
 #[cfg(test)]
+/// The conformance cases of Route53's data plane. Sources: Route 53 Developer Guide, "How
+/// Amazon Route 53 determines whether a health check is healthy" (thresholds, calculated,
+/// CloudWatch-alarm and ARC checks, inverted, disabled) and "Choosing a routing policy"
+/// (weighted, latency and failover answers when records are unhealthy). The record rules of
+/// the control plane are `super::route53_records` and `tests/e2e/conformance_route53.rs`.
 mod tests {
     use super::*;
 

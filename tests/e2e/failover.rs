@@ -54,8 +54,8 @@ async fn alarm_driven_failover_moves_traffic_promotes_scales_and_reports() {
     let (old, new) = patroni(&world);
     assert!(new.is_primary() && new.failover_requests() == 1);
     assert!(
-        old.is_primary(),
-        "the simulated old leader is not touched by a Patroni fence"
+        !old.is_primary(),
+        "Patroni moved the leader key: the old leader (reachable here) stepped down"
     );
     assert_eq!(world.deployment.standby_kube.replicas("litellm"), Some(5));
     assert_eq!(

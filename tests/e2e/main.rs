@@ -9,6 +9,8 @@ mod backup_formats;
 mod blackout;
 mod cli;
 mod cloudnativepg;
+mod conformance_cnpg;
+mod conformance_patroni;
 mod conformance_route53;
 mod dr_drill;
 mod dr_restore;
