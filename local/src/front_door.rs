@@ -55,6 +55,9 @@ struct Shared {
     dark: RwLock<BTreeSet<String>>,
     refused: Mutex<BTreeMap<(String, String), u64>>,
     served: Mutex<BTreeMap<(String, String), u64>>,
+    /// S3 conditional writes (`If-None-Match`, `If-Match`) are atomic in S3; moto checks, then
+    /// writes, on concurrent threads. They pass here one at a time.
+    conditional_writes: tokio::sync::Mutex<()>,
 }
 
 /// The region and service a request is signed for (its SigV4 credential scope).
@@ -89,6 +92,7 @@ impl FrontDoor {
             dark: RwLock::default(),
             refused: Mutex::default(),
             served: Mutex::default(),
+            conditional_writes: tokio::sync::Mutex::new(()),
         });
         let served = shared.clone();
         let task = serve(listener, move |req| {
@@ -274,6 +278,13 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             }
             Err(e) => bad_gateway(&e),
         };
+    }
+    if matches!(*req.method(), Method::PUT | Method::DELETE)
+        && (req.headers().contains_key(hyper::header::IF_NONE_MATCH)
+            || req.headers().contains_key(hyper::header::IF_MATCH))
+    {
+        let _one_at_a_time = shared.conditional_writes.lock().await;
+        return forward(shared, req).await;
     }
     forward(shared, req).await
 }

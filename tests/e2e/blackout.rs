@@ -398,3 +398,82 @@ async fn planned_moves_on_the_ha_documents_latency_records() {
     // Neither run wrote a record: they are the latency records they were.
     assert_eq!(records(&world).await, zone_before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_automatic_failover_off_a_dark_primary_pages_once_with_the_command_and_starts_nothing()
+{
+    let mut world = RegionalWorld::start(RecordRouting::Weighted).await;
+    let mut topic = None;
+    world
+        .deployment
+        .reconfigure_region(world.stack.stack(), STANDBY_REGION, |s| {
+            s.automatic_failover = false;
+            topic = s.topic_arn.clone();
+        })
+        .unwrap();
+    let queue = crate::support::subscribe_queue(
+        world.stack.stack(),
+        Some(STANDBY_REGION),
+        &topic.expect("a topic"),
+    )
+    .await;
+    world.stack.stack().black_out("us-east-1");
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    // Every vantage alarm's change reaches the router; each says why nothing starts.
+    world
+        .wait_for(|w| async move {
+            w.data_plane
+                .deliveries()
+                .into_iter()
+                .filter_map(|d| d.decision.ok())
+                .filter(|d| d["reason"] == "automatic_failover_off")
+                .count()
+                >= 2
+        })
+        .await;
+    let decisions: Vec<Value> = world
+        .data_plane
+        .deliveries()
+        .into_iter()
+        .filter_map(|d| d.decision.ok())
+        .filter(|d| d["reason"] == "automatic_failover_off")
+        .collect();
+    assert!(
+        decisions.iter().all(|d| d["decision"] == "ignore"),
+        "{decisions:#?}"
+    );
+    let mut pages = Vec::new();
+    for _ in 0..50 {
+        pages.extend(
+            crate::support::notifications(world.stack.stack(), Some(STANDBY_REGION), &queue).await,
+        );
+        if !pages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            pages.extend(
+                crate::support::notifications(world.stack.stack(), Some(STANDBY_REGION), &queue)
+                    .await,
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pages: Vec<&(String, String)> = pages
+        .iter()
+        .filter(|(subject, _)| subject.contains("automatic failover is off"))
+        .collect();
+    assert_eq!(pages.len(), 1, "one page for the incident: {pages:#?}");
+    assert!(
+        pages[0].1.contains("hapilot start failover --input - <<<")
+            && pages[0].1.contains("\"mode\": \"ungraceful\""),
+        "{}",
+        pages[0].1
+    );
+    let sfn = aws_sdk_sfn::Client::new(&world.stack.stack().sdk_config_in(STANDBY_REGION));
+    let runs = sfn
+        .list_executions()
+        .state_machine_arn(world.stack.stack().arn_in(STANDBY_REGION, "failover"))
+        .send()
+        .await
+        .unwrap();
+    assert!(runs.executions().is_empty(), "no run was started");
+}

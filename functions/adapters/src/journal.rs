@@ -33,6 +33,30 @@ pub trait Journal: Send + Sync {
         body: &str,
         content_type: &str,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    /// Writes `entry` under `key` only if nothing is there: `true` when this call created it,
+    /// `false` when it existed (S3: `If-None-Match: *`, atomic). The default, for fakes, reads
+    /// then writes.
+    fn put_new(
+        &self,
+        key: &str,
+        entry: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool, AdapterError>> + Send {
+        async move {
+            if self.get(key).await?.is_some() {
+                return Ok(false);
+            }
+            self.put(key, entry).await?;
+            Ok(true)
+        }
+    }
+    /// Removes `key` (nothing there is fine). The default, for fakes, refuses.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        async move {
+            Err(AdapterError::NotFound(format!(
+                "this journal cannot delete {key}"
+            )))
+        }
+    }
 }
 
 /// The journal key of one step.
@@ -88,6 +112,37 @@ impl Journal for S3Journal {
             .send()
             .await
             .map_err(AdapterError::aws("PutObject"))?;
+        Ok(())
+    }
+
+    async fn put_new(&self, key: &str, entry: &serde_json::Value) -> Result<bool, AdapterError> {
+        let body = serde_json::to_string_pretty(entry).unwrap_or_default();
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .if_none_match("*")
+            .body(ByteStream::from(body.into_bytes()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+            Err(e) => Err(AdapterError::aws("PutObject")(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), AdapterError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(AdapterError::aws("DeleteObject"))?;
         Ok(())
     }
 
@@ -165,6 +220,21 @@ impl Journal for MemoryJournal {
 
     async fn get(&self, key: &str) -> Result<Option<serde_json::Value>, AdapterError> {
         Ok(self.entries.lock().expect("entries").get(key).cloned())
+    }
+
+    async fn put_new(&self, key: &str, entry: &serde_json::Value) -> Result<bool, AdapterError> {
+        let mut entries = self.entries.lock().expect("entries");
+        if entries.contains_key(key) {
+            return Ok(false);
+        }
+        entries.insert(key.to_string(), entry.clone());
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), AdapterError> {
+        self.entries.lock().expect("entries").remove(key);
+        self.texts.lock().expect("texts").remove(key);
+        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {

@@ -391,6 +391,64 @@ pub fn decide(
     }
 }
 
+/// A notification to the on-call when hapilot will not act on an outage its quorum confirms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// One incident, one page: the key of the incident (primary -> standby).
+    pub incident: String,
+    /// The notification's subject.
+    pub subject: String,
+    /// What was seen, and the exact command to start the failover by hand.
+    pub message: String,
+    /// That command.
+    pub command: String,
+}
+
+/// What the on-call must hear about a decision: a [`Page`] when the router will not act
+/// (automatic failover off) although the vantage points confirm the primary down; `None`
+/// otherwise (a run starts, or the outage is not confirmed).
+pub fn page_when_not_acting(
+    decision: &RouterDecision,
+    trigger: &FailoverTrigger,
+    votes: &[Vote],
+) -> Option<Page> {
+    let RouterDecision::Ignore { reason, .. } = decision else {
+        return None;
+    };
+    if *reason != IgnoreReason::AutomaticFailoverOff
+        || quorum_verdict(votes, trigger.votes_needed()) != QuorumVerdict::Down
+    {
+        return None;
+    }
+    let (primary, standby) = (&trigger.primary_region, &trigger.standby_region);
+    let command = format!(
+        "hapilot start failover --input - <<< '{{\"primary_region\": \"{primary}\", \"standby_region\": \"{standby}\", \"mode\": \"ungraceful\"}}'"
+    );
+    let tally = votes
+        .iter()
+        .map(|v| format!("{}: {:?} ({})", v.vantage, v.vote, v.detail).to_lowercase())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(Page {
+        incident: format!("{primary}-to-{standby}"),
+        subject: format!("hapilot: {primary} is down and automatic failover is off"),
+        message: format!(
+            "The vantage points confirm {primary} down ({} of {} needed): {tally}.\n\n\
+             hapilot will not fail over by itself: automatic failover is switched off \
+             (HAPILOT_AUTOMATIC_FAILOVER). To fail over to {standby}, run:\n\n  {command}\n\n\
+             This is the only page for this incident until {primary} is seen up again.",
+            trigger.votes_needed(),
+            votes.len().max(1)
+        ),
+        command,
+    })
+}
+
+/// Whether the vantage points see the primary up again (an incident's page is then closed).
+pub fn outage_over(trigger: &FailoverTrigger, votes: &[Vote]) -> bool {
+    !votes.is_empty() && quorum_verdict(votes, trigger.votes_needed()) == QuorumVerdict::Up
+}
+
 /// The execution name for an incident: the same alarm transition always gives the same name,
 /// so a duplicate delivery cannot start a second run (Step Functions refuses the name).
 /// Names are at most 80 characters of `[A-Za-z0-9_-]`.

@@ -5,16 +5,24 @@
 //!
 //! Returns (and logs) the decision record: `{"decision": "start", "execution_name",
 //! "execution_arn", ...}` or `{"decision": "ignore", "reason", "detail", ...}`.
+//!
+//! When it will not act on an outage its vantage points confirm (automatic failover off), it
+//! pages the on-call once per incident with the votes and the command that starts the failover
+//! by hand (`"page"` in the record); the incident's marker (`pages/<primary>-to-<standby>.json`
+//! in the audit bucket, written only if absent) is removed when the quorum sees the primary up.
 
 use aws_lambda_events::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
+use hapilot_adapters::journal::Journal;
 use hapilot_adapters::monitoring::AlarmReader;
+use hapilot_adapters::notifier::Notifier;
 use hapilot_adapters::orchestrator::{Orchestrator, StartOutcome};
 use hapilot_core::ErrorName;
 use hapilot_core::alarm::{
     AlarmRef, AlarmTransition, FailoverTrigger, IgnoreReason, RouterDecision, RouterFacts,
-    TRAFFIC_MOVING_STATES, Vote, decide, failover_input, find_trigger,
+    TRAFFIC_MOVING_STATES, Vote, decide, failover_input, find_trigger, outage_over,
+    page_when_not_acting,
 };
 use serde_json::{Value, json};
 
@@ -26,13 +34,16 @@ pub async fn alarm_router(
     settings: &Settings,
     alarms: &impl AlarmReader,
     runs: &impl Orchestrator,
+    pages: (&impl Journal, &impl Notifier),
     event: Value,
 ) -> Result<Value, FunctionError> {
     let transition = parse_event(&event)?;
     let mut votes_read = Vec::new();
+    let mut matched = None;
     let decision = match find_trigger(&transition, &settings.triggers) {
         Err(ignored) => ignored,
         Ok(trigger) => {
+            matched = Some(trigger);
             votes_read = read_votes(alarms, trigger, &transition).await;
             let machine = settings.get(
                 &settings.failover_state_machine_arn,
@@ -80,10 +91,58 @@ pub async fn alarm_router(
             if !votes_read.is_empty() {
                 record["votes"] = json!(votes_read);
             }
+            if let Some(trigger) = matched {
+                page_once(trigger, &decision, &votes_read, pages, &mut record).await?;
+            }
         }
     }
     tracing::info!(decision = %record, "alarm router decision");
     Ok(record)
+}
+
+/// Pages the on-call once per incident when the router will not act on a confirmed outage, and
+/// closes the incident when the primary is seen up again.
+async fn page_once(
+    trigger: &FailoverTrigger,
+    decision: &RouterDecision,
+    votes: &[Vote],
+    (journal, notifier): (&impl Journal, &impl Notifier),
+    record: &mut Value,
+) -> Result<(), FunctionError> {
+    let incident_key = |incident: &str| format!("pages/{incident}.json");
+    let Some(page) = page_when_not_acting(decision, trigger, votes) else {
+        if outage_over(trigger, votes) {
+            let key = incident_key(&format!(
+                "{}-to-{}",
+                trigger.primary_region, trigger.standby_region
+            ));
+            // Nothing to close is the usual case; a failure only means one page less later.
+            if let Err(e) = journal.delete(&key).await {
+                tracing::warn!(key, error = %e, "could not close the incident's page marker");
+            }
+        }
+        return Ok(());
+    };
+    let first = journal
+        .put_new(
+            &incident_key(&page.incident),
+            &json!({"page": page, "paged_at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
+    if first {
+        notifier
+            .notify(&page.subject, &page.message)
+            .await
+            .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
+    }
+    record["page"] = json!({
+        "incident": page.incident,
+        "sent": first,
+        "command": page.command,
+        "detail": if first { "paged the on-call" } else { "already paged for this incident" },
+    });
+    Ok(())
 }
 
 /// Starts the run a `Start` decision asks for and records what happened: started, or a
@@ -274,6 +333,8 @@ pub fn parse_event(event: &Value) -> Result<AlarmTransition, FunctionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::notifier::MemoryNotifier;
 
     #[test]
     fn all_three_shapes_give_the_same_transition() {
@@ -376,6 +437,7 @@ mod tests {
     async fn a_quorum_starts_one_run_and_a_lone_vote_starts_none() {
         use hapilot_adapters::monitoring::MemoryMonitoring;
         use hapilot_adapters::orchestrator::MemoryOrchestrator;
+        let (journal, notifier) = (MemoryJournal::default(), MemoryNotifier::default());
         let settings = settings();
         let mut alarms = MemoryMonitoring::default();
         alarms
@@ -385,28 +447,114 @@ mod tests {
             .alarms
             .insert(("eu-west-1".into(), "watch".into()), "OK".into());
         let runs = MemoryOrchestrator::default();
-        let lone = alarm_router(&settings, &alarms, &runs, alarm("ALARM"))
-            .await
-            .unwrap();
+        let lone = alarm_router(
+            &settings,
+            &alarms,
+            &runs,
+            (&journal, &notifier),
+            alarm("ALARM"),
+        )
+        .await
+        .unwrap();
         assert_eq!(lone["decision"], "ignore", "{lone:#}");
         assert!(runs.started().is_empty());
 
         alarms
             .alarms
             .insert(("eu-west-1".into(), "watch".into()), "ALARM".into());
-        let started = alarm_router(&settings, &alarms, &runs, alarm("ALARM"))
-            .await
-            .unwrap();
+        let started = alarm_router(
+            &settings,
+            &alarms,
+            &runs,
+            (&journal, &notifier),
+            alarm("ALARM"),
+        )
+        .await
+        .unwrap();
         assert_eq!(started["decision"], "start", "{started:#}");
         let (_, _, input) = &runs.started()[0];
         assert_eq!(input["mode"], "ungraceful");
         assert_eq!(input["standby_region"], "us-west-2");
         assert_eq!(input["incident"]["alarm"], "watch");
 
-        let again = alarm_router(&settings, &alarms, &runs, alarm("ALARM"))
-            .await
-            .unwrap();
+        let again = alarm_router(
+            &settings,
+            &alarms,
+            &runs,
+            (&journal, &notifier),
+            alarm("ALARM"),
+        )
+        .await
+        .unwrap();
         assert_eq!(again["decision"], "ignore", "{again:#}");
         assert_eq!(runs.started().len(), 1, "one failover at a time");
+    }
+
+    /// Automatic failover off: a confirmed outage pages once per incident with the command, and
+    /// starts nothing; the primary seen up again closes the incident, so the next outage pages.
+    #[tokio::test]
+    async fn with_automatic_failover_off_a_confirmed_outage_pages_once() {
+        use hapilot_adapters::monitoring::MemoryMonitoring;
+        use hapilot_adapters::orchestrator::MemoryOrchestrator;
+        let (journal, notifier) = (MemoryJournal::default(), MemoryNotifier::default());
+        let mut settings = settings();
+        settings.automatic_failover = false;
+        let mut alarms = MemoryMonitoring::default();
+        for region in ["us-west-2", "eu-west-1"] {
+            alarms
+                .alarms
+                .insert((region.into(), "watch".into()), "ALARM".into());
+        }
+        let runs = MemoryOrchestrator::default();
+        let route = |alarms| {
+            let (settings, runs, journal, notifier) = (&settings, &runs, &journal, &notifier);
+            async move {
+                alarm_router(settings, alarms, runs, (journal, notifier), alarm("ALARM"))
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = route(&alarms).await;
+        assert_eq!(
+            (first["decision"].as_str(), first["reason"].as_str()),
+            (Some("ignore"), Some("automatic_failover_off")),
+            "{first:#}"
+        );
+        assert_eq!(first["page"]["sent"], true, "{first:#}");
+        let again = route(&alarms).await;
+        assert_eq!(again["page"]["sent"], false, "{again:#}");
+        let sent = notifier.sent();
+        assert_eq!(sent.len(), 1, "one page per incident: {sent:?}");
+        assert!(sent[0].1.contains("hapilot start failover --input - <<< '{\"primary_region\": \"us-east-1\", \"standby_region\": \"us-west-2\", \"mode\": \"ungraceful\"}'"), "{}", sent[0].1);
+        assert!(runs.started().is_empty(), "nothing started");
+
+        // The primary is up again: the incident closes; a new outage pages again.
+        let mut up = MemoryMonitoring::default();
+        for region in ["us-west-2", "eu-west-1"] {
+            up.alarms
+                .insert((region.into(), "watch".into()), "OK".into());
+        }
+        let recovered = route(&up).await;
+        assert!(recovered["page"].is_null(), "{recovered:#}");
+        assert_eq!(route(&alarms).await["page"]["sent"], true);
+        assert_eq!(notifier.sent().len(), 2);
+
+        // One vantage point alone confirms nothing: no page.
+        let mut lone = MemoryMonitoring::default();
+        lone.alarms
+            .insert(("us-west-2".into(), "watch".into()), "ALARM".into());
+        lone.alarms
+            .insert(("eu-west-1".into(), "watch".into()), "OK".into());
+        let journal2 = MemoryJournal::default();
+        let quiet = alarm_router(
+            &settings,
+            &lone,
+            &runs,
+            (&journal2, &notifier),
+            alarm("ALARM"),
+        )
+        .await
+        .unwrap();
+        assert!(quiet["page"].is_null(), "{quiet:#}");
     }
 }

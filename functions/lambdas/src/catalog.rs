@@ -108,9 +108,12 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     FunctionSpec {
         name: "alarm-router",
         substitution: "AlarmRouterFunctionArn",
-        requires: &["HAPILOT_FAILOVER_STATE_MACHINE_ARN"],
+        requires: &["HAPILOT_FAILOVER_STATE_MACHINE_ARN", BUCKET, TOPIC],
         iam_actions: &[
             "cloudwatch:DescribeAlarms",
+            "s3:DeleteObject",
+            "s3:PutObject",
+            "sns:Publish",
             "states:GetExecutionHistory",
             "states:ListExecutions",
             "states:StartExecution",

@@ -302,7 +302,7 @@ macro_rules! functions {
 
 functions! {
     "alarm-router" => alarm_router(|a, event| {
-        alarm_router::alarm_router(&a.settings, &a.cloudwatch, &a.runs, event).await
+        alarm_router::alarm_router(&a.settings, &a.cloudwatch, &a.runs, (&a.journal, &a.notifier), event).await
     });
     "audit-backup-policy" => audit_backup_policy(|a, event| {
         let dr_region = event["target"]["dr_region"].as_str().map(str::to_string);

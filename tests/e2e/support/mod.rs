@@ -237,6 +237,85 @@ pub async fn tagged_processes_left(tag: &str, within: Duration) -> Vec<(u32, Str
     }
 }
 
+/// The stack's SDK configuration for `region` (`None`: its own region).
+fn config_in(stack: &LocalStack, region: Option<&str>) -> aws_config::SdkConfig {
+    region.map_or_else(|| stack.sdk_config().clone(), |r| stack.sdk_config_in(r))
+}
+
+/// Subscribes a fresh SQS queue in `region` to `topic_arn` (a topic of that region); returns
+/// its URL.
+pub async fn subscribe_queue(stack: &LocalStack, region: Option<&str>, topic_arn: &str) -> String {
+    let config = config_in(stack, region);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let name = format!("notifications-{}", uuid::Uuid::new_v4().simple());
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .unwrap()
+        .clone();
+    aws_sdk_sns::Client::new(&config)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+/// Every notification delivered to `queue` (in `region`) so far: (subject, message).
+pub async fn notifications(
+    stack: &LocalStack,
+    region: Option<&str>,
+    queue: &str,
+) -> Vec<(String, String)> {
+    let sqs = aws_sdk_sqs::Client::new(&config_in(stack, region));
+    let mut out = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            return out;
+        }
+        for m in got.messages() {
+            let envelope: Value =
+                serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+            out.push((
+                envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                envelope["Message"].as_str().unwrap_or_default().to_string(),
+            ));
+            sqs.delete_message()
+                .queue_url(queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// Waits up to `within` for `pid` to be gone.
 pub async fn wait_gone(pid: u32, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
@@ -390,70 +469,12 @@ impl FailoverWorld {
 impl FailoverWorld {
     /// Subscribes a fresh SQS queue to the notification topic; returns its URL.
     pub async fn subscribe_queue(&self) -> String {
-        let sqs = aws_sdk_sqs::Client::new(self.stack.stack().sdk_config());
-        let name = format!("notifications-{}", uuid::Uuid::new_v4().simple());
-        let url = sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        let arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .unwrap()
-            .clone();
-        aws_sdk_sns::Client::new(self.stack.stack().sdk_config())
-            .subscribe()
-            .topic_arn(&self.deployment.topic_arn)
-            .protocol("sqs")
-            .endpoint(arn)
-            .send()
-            .await
-            .unwrap();
-        url
+        subscribe_queue(self.stack.stack(), None, &self.deployment.topic_arn).await
     }
 
     /// Every notification delivered to `queue` so far: (subject, message).
     pub async fn notifications(&self, queue: &str) -> Vec<(String, String)> {
-        let sqs = aws_sdk_sqs::Client::new(self.stack.stack().sdk_config());
-        let mut out = Vec::new();
-        loop {
-            let got = sqs
-                .receive_message()
-                .queue_url(queue)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            if got.messages().is_empty() {
-                return out;
-            }
-            for m in got.messages() {
-                let envelope: Value =
-                    serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
-                out.push((
-                    envelope["Subject"].as_str().unwrap_or_default().to_string(),
-                    envelope["Message"].as_str().unwrap_or_default().to_string(),
-                ));
-                sqs.delete_message()
-                    .queue_url(queue)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        notifications(self.stack.stack(), None, queue).await
     }
 }
 
