@@ -26,4 +26,5 @@ mod pace;
 mod postgres_tls;
 mod readiness;
 mod rehearsal;
+mod run_lock;
 mod switchover;

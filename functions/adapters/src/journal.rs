@@ -49,6 +49,33 @@ pub trait Journal: Send + Sync {
             Ok(true)
         }
     }
+    /// The entry at `key` with its version tag (S3: the ETag), if any. The default, for fakes,
+    /// tags an entry with its own text.
+    fn get_tagged(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(serde_json::Value, String)>, AdapterError>> + Send
+    {
+        async move { Ok(self.get(key).await?.map(|v| (v.clone(), v.to_string()))) }
+    }
+    /// Replaces the entry at `key` only if it is still the version `tag` names: `true` when
+    /// replaced (S3: `If-Match`, atomic). The default, for fakes, reads then writes.
+    fn replace_if(
+        &self,
+        key: &str,
+        tag: &str,
+        entry: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool, AdapterError>> + Send {
+        async move {
+            match self.get_tagged(key).await? {
+                Some((_, now)) if now == tag => {
+                    self.put(key, entry).await?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
     /// Removes `key` (nothing there is fine). The default, for fakes, refuses.
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), AdapterError>> + Send {
         async move {
@@ -131,6 +158,64 @@ impl Journal for S3Journal {
         match put {
             Ok(_) => Ok(true),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+            Err(e) => Err(AdapterError::aws("PutObject")(e)),
+        }
+    }
+
+    async fn get_tagged(
+        &self,
+        key: &str,
+    ) -> Result<Option<(serde_json::Value, String)>, AdapterError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let tag = out.e_tag().unwrap_or_default().to_string();
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AdapterError::aws("GetObject")(e))?
+                    .into_bytes();
+                Ok(serde_json::from_slice(&bytes).ok().map(|v| (v, tag)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(AdapterError::aws("GetObject")(e)),
+        }
+    }
+
+    async fn replace_if(
+        &self,
+        key: &str,
+        tag: &str,
+        entry: &serde_json::Value,
+    ) -> Result<bool, AdapterError> {
+        let body = serde_json::to_string_pretty(entry).unwrap_or_default();
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .if_match(tag)
+            .body(ByteStream::from(body.into_bytes()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            // Changed (412) or gone (404) since it was read: not replaced.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 412)) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(AdapterError::aws("PutObject")(e)),
         }
     }

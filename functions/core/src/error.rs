@@ -62,6 +62,8 @@ pub enum ErrorName {
     DrillFailed,
     /// A readiness check failed (its report says which and how to fix it).
     NotReady,
+    /// Another run that changes the platform holds the run lock: nothing was changed.
+    RunInProgress,
 }
 
 impl ErrorName {
@@ -94,6 +96,7 @@ impl ErrorName {
             ErrorName::DatabaseRestoreFailed => "hapilot.DatabaseRestoreFailed",
             ErrorName::DrillFailed => "hapilot.DrillFailed",
             ErrorName::NotReady => "hapilot.NotReady",
+            ErrorName::RunInProgress => "hapilot.RunInProgress",
         }
     }
 
@@ -125,6 +128,7 @@ impl ErrorName {
         ErrorName::DatabaseRestoreFailed,
         ErrorName::DrillFailed,
         ErrorName::NotReady,
+        ErrorName::RunInProgress,
     ];
 }
 

@@ -18,6 +18,7 @@ pub mod failover;
 pub mod health;
 pub mod readiness;
 pub mod restore;
+pub mod run_lock;
 pub mod run_report;
 pub mod tier;
 pub mod time;

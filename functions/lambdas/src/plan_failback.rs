@@ -1,9 +1,11 @@
 //! Task `plan-failback`: validate a failback input against the deployment and fill in defaults,
-//! before anything is touched. Output: the [`hapilot_core::failback::FailbackPlan`].
+//! before anything is touched, then take the platform's run lock (`hapilot.RunInProgress` when
+//! another run holds it). Output: the [`hapilot_core::failback::FailbackPlan`].
 
 use hapilot_adapters::database::DatabaseTarget;
 use hapilot_adapters::dns::Dns;
 use hapilot_adapters::journal::Journal;
+use hapilot_adapters::orchestrator::Orchestrator;
 use hapilot_core::failback::{FailbackRequest, plan_failback as make_plan};
 use hapilot_core::weights::check_canary_records;
 use hapilot_core::{CoreError, ErrorName};
@@ -13,7 +15,7 @@ use serde_json::{Value, json};
 use crate::FunctionError;
 use crate::config::Settings;
 use crate::error::parse_input;
-use crate::run::{RunContext, record};
+use crate::run::{RunContext, record, take_run_lock};
 
 #[derive(Deserialize)]
 struct Input {
@@ -26,6 +28,7 @@ struct Input {
 pub async fn plan_failback(
     settings: &Settings,
     dns: &impl Dns,
+    runs: &impl Orchestrator,
     journal: &impl Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
@@ -56,8 +59,15 @@ pub async fn plan_failback(
         .await
         .map_err(FunctionError::from_adapter(ErrorName::PrecheckFailed))?;
     check_canary_records(name, &records)?;
+    // The plan is valid: take the platform's run lock before anything changes.
+    let lock = take_run_lock(journal, runs, &run).await?;
     let plan = serde_json::to_value(&plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
-    record(journal, &run, json!({ "request": request, "plan": plan })).await?;
+    record(
+        journal,
+        &run,
+        json!({ "request": request, "plan": plan, "run_lock": lock }),
+    )
+    .await?;
     Ok(plan)
 }
 
@@ -145,7 +155,8 @@ mod tests {
             "request": {"primary_region": "us-east-1", "standby_region": "us-west-2", "switch_database_first": true},
             "run": {"machine": "failback", "execution": "x", "state": "PlanFailback", "entered": "2026-11-25T00:00:00Z"}
         });
-        let e = plan_failback(&settings, &Unreachable, &Unreachable, input)
+        let runs = hapilot_adapters::orchestrator::MemoryOrchestrator::default();
+        let e = plan_failback(&settings, &Unreachable, &runs, &Unreachable, input)
             .await
             .unwrap_err();
         assert_eq!(e.error_type(), "hapilot.InvalidInput");

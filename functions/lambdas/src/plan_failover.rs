@@ -1,9 +1,11 @@
 //! Task `plan-failover`: validate the run's input against the deployment and fill in defaults,
-//! before anything is touched. Input: `{"request": <failover input>, "run": ...}`; output: the
-//! [`hapilot_core::failover::FailoverPlan`].
+//! before anything is touched, then take the platform's run lock (`hapilot.RunInProgress` when
+//! another run holds it). Input: `{"request": <failover input>, "run": ...}` (the run with
+//! `execution_arn`); output: the [`hapilot_core::failover::FailoverPlan`].
 
 use hapilot_adapters::dns::Dns;
 use hapilot_adapters::journal::Journal;
+use hapilot_adapters::orchestrator::Orchestrator;
 use hapilot_core::ErrorName;
 use hapilot_core::failover::{FailoverMode, FailoverRequest, plan_failover as make_plan};
 use hapilot_core::weights::planned_move_switch;
@@ -13,7 +15,7 @@ use serde_json::{Value, json};
 use crate::FunctionError;
 use crate::config::Settings;
 use crate::error::parse_input;
-use crate::run::{RunContext, record};
+use crate::run::{RunContext, record, take_run_lock};
 
 #[derive(Deserialize)]
 struct Input {
@@ -27,6 +29,7 @@ struct Input {
 pub async fn plan_failover(
     settings: &Settings,
     dns: &impl Dns,
+    runs: &impl Orchestrator,
     journal: &impl Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
@@ -53,7 +56,14 @@ pub async fn plan_failover(
     } else {
         plan
     };
+    // The plan is valid: take the platform's run lock before anything changes.
+    let lock = take_run_lock(journal, runs, &run).await?;
     let plan = serde_json::to_value(&plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
-    record(journal, &run, json!({ "request": request, "plan": plan })).await?;
+    record(
+        journal,
+        &run,
+        json!({ "request": request, "plan": plan, "run_lock": lock }),
+    )
+    .await?;
     Ok(plan)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::FunctionError;
 use crate::error::parse_input;
 use crate::publish::{MetricBatch, Publication, publish};
-use crate::run::{RunContext, now_rfc3339, record};
+use crate::run::{RunContext, now_rfc3339, record, release_run_lock};
 
 #[derive(Deserialize)]
 struct Input {
@@ -87,6 +87,8 @@ pub async fn record_run(
             report.notice(&state),
         )),
     };
+    // Every ending path records the run: the run lock goes back here, whatever the outcome.
+    release_run_lock(journal, &run).await;
     publish(journal, metrics, notifier, &publication).await?;
     record(journal, &run, json!({ "after": publication.report })).await?;
     Ok(publication.report)

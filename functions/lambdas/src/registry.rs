@@ -345,8 +345,8 @@ functions! {
         plan_restore::plan_restore(&a.dr_backups(), &a.settings, &a.journal, event).await
     });
     "plan-drill" => plan_drill(|a, event| plan_drill::plan_drill(&a.settings, event).await);
-    "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.dns(), &a.journal, event).await);
-    "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.dns(), &a.journal, event).await);
+    "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.dns(), &a.runs, &a.journal, event).await);
+    "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.dns(), &a.runs, &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {
         promote_database::promote_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });

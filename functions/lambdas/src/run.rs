@@ -23,6 +23,9 @@ pub struct RunContext {
     pub state: String,
     /// When the state was entered (RFC 3339).
     pub entered: String,
+    /// The execution's ARN (`$$.Execution.Id`), given where the run takes its lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
 }
 
 impl RunContext {
@@ -68,4 +71,93 @@ pub async fn record(
         .put(&run.key(), &object)
         .await
         .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))
+}
+
+/// Takes the platform's run lock for `run` ([`hapilot_core::run_lock`]): one run that changes
+/// the platform at a time. A lock whose holder has ended is taken over; a running holder's
+/// (or one that cannot be asked about) ends this run as `hapilot.RunInProgress`, changing
+/// nothing. Returns the holder record it wrote (or already had).
+pub async fn take_run_lock(
+    journal: &impl Journal,
+    runs: &impl hapilot_adapters::orchestrator::Orchestrator,
+    run: &RunContext,
+) -> Result<Value, FunctionError> {
+    use hapilot_core::run_lock::{HolderState, LOCK_KEY, LockHolder, LockStep, lock_step};
+    let execution_arn = run.execution_arn.clone().ok_or_else(|| {
+        FunctionError::Setup(
+            "the run lock needs the execution ARN: pass \"execution_arn.$\": \"$$.Execution.Id\" in the state's run".into(),
+        )
+    })?;
+    let me = LockHolder {
+        machine: run.machine.clone(),
+        execution: run.execution.clone(),
+        execution_arn,
+        taken_at: now_rfc3339(),
+    };
+    let mine = serde_json::to_value(&me).map_err(|e| FunctionError::Setup(e.to_string()))?;
+    let failed = || FunctionError::from_adapter(ErrorName::RecordFailed);
+    // Two rounds at most: a lost race to create or to take over reads the winner.
+    for _ in 0..2 {
+        let current = journal.get_tagged(LOCK_KEY).await.map_err(failed())?;
+        let holder: Option<(LockHolder, String)> =
+            current.and_then(|(v, tag)| serde_json::from_value(v).ok().map(|h| (h, tag)));
+        let state = match &holder {
+            Some((h, _)) if !h.same_run(&me) => Some(match runs.describe(&h.execution_arn).await {
+                Ok(status) if status.status == "RUNNING" => HolderState::Running,
+                Ok(_) => HolderState::Ended,
+                Err(e) => {
+                    tracing::warn!(holder = %h.execution_arn, error = %e, "could not read the lock holder's status");
+                    HolderState::Unknown
+                }
+            }),
+            _ => None,
+        };
+        match lock_step(&me, holder.as_ref().map(|(h, _)| h), state) {
+            LockStep::AlreadyHeld => return Ok(mine),
+            LockStep::Refuse(why) => {
+                return Err(FunctionError::named(ErrorName::RunInProgress, why));
+            }
+            LockStep::Take => {
+                if journal.put_new(LOCK_KEY, &mine).await.map_err(failed())? {
+                    return Ok(mine);
+                }
+            }
+            LockStep::TakeOver => {
+                let tag = holder.map(|(_, t)| t).unwrap_or_default();
+                if journal
+                    .replace_if(LOCK_KEY, &tag, &mine)
+                    .await
+                    .map_err(failed())?
+                {
+                    tracing::info!(run = %me.execution, "took over a stale run lock");
+                    return Ok(mine);
+                }
+            }
+        }
+    }
+    Err(FunctionError::named(
+        ErrorName::RunInProgress,
+        "another run took the platform's run lock at the same moment: nothing was changed; look at the runs in progress and start again if none is".to_string(),
+    ))
+}
+
+/// Gives the platform's run lock back if `run` holds it (every ending path records the run;
+/// a run that never took it, or lost it, leaves it alone). A failure is logged, never fatal:
+/// a lock left behind is taken over once its holder has ended.
+pub async fn release_run_lock(journal: &impl Journal, run: &RunContext) {
+    use hapilot_core::run_lock::{LOCK_KEY, LockHolder, held_by};
+    let holder: Option<LockHolder> = match journal.get(LOCK_KEY).await {
+        Ok(v) => v.and_then(|v| serde_json::from_value(v).ok()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the run lock to give it back");
+            return;
+        }
+    };
+    // Only this run's own lock: while it runs, nobody else may take it over, so reading then
+    // deleting cannot remove another run's lock.
+    if held_by(holder.as_ref(), &run.machine, &run.execution)
+        && let Err(e) = journal.delete(LOCK_KEY).await
+    {
+        tracing::warn!(error = %e, "could not give the run lock back");
+    }
 }
