@@ -35,7 +35,7 @@ fn harness_functions() -> Vec<(String, Handler)> {
 }
 
 /// Two regions whose primary answers `primary_health` and whose other endpoints refuse.
-fn settings(primary_health: &str) -> Settings {
+fn settings(primary_health: &str, zone: &str) -> Settings {
     let closed = "http://127.0.0.1:9/health";
     let regions = json!({
         "us-east-1": {"health_url": primary_health, "set_identifier": "primary",
@@ -49,7 +49,7 @@ fn settings(primary_health: &str) -> Settings {
         ("HAPILOT_REGIONS", regions.to_string()),
         ("HAPILOT_AUDIT_BUCKET", AUDIT_BUCKET.to_string()),
         ("HAPILOT_GLOBAL_HEALTH_URL", closed.to_string()),
-        ("HAPILOT_HOSTED_ZONE_ID", "Z1".to_string()),
+        ("HAPILOT_HOSTED_ZONE_ID", zone.to_string()),
         ("HAPILOT_RECORD_NAME", "gateway.example.com".to_string()),
         ("HAPILOT_ALLOW_PLAIN_HTTP", "true".to_string()),
     ];
@@ -63,7 +63,8 @@ fn settings(primary_health: &str) -> Settings {
 
 async fn stack(primary_health: &str) -> TestStack {
     let stack =
-        TestStack::with_settings_and_functions(settings(primary_health), harness_functions()).await;
+        TestStack::with_settings_and_functions(settings(primary_health, "Z1"), harness_functions())
+            .await;
     stack
         .s3()
         .create_bucket()
@@ -71,6 +72,57 @@ async fn stack(primary_health: &str) -> TestStack {
         .send()
         .await
         .expect("CreateBucket");
+    // The global name's weighted records: a graceful plan reads them to pick its switch.
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let r53 = stack.route53();
+    let zone = r53
+        .create_hosted_zone()
+        .name("example.com")
+        .caller_reference(uuid::Uuid::new_v4().to_string())
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .to_string();
+    let mut batch = ChangeBatch::builder();
+    for (set, weight) in [("primary", 100), ("secondary", 0)] {
+        batch = batch.changes(
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(
+                    ResourceRecordSet::builder()
+                        .name("gateway.example.com")
+                        .r#type(RrType::Cname)
+                        .set_identifier(set)
+                        .weight(weight)
+                        .ttl(60)
+                        .resource_records(
+                            ResourceRecord::builder()
+                                .value(format!("{set}.example.net"))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(batch.build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    stack
+        .stack()
+        .configure_region("us-east-1", settings(primary_health, &zone))
+        .unwrap();
     stack
 }
 
