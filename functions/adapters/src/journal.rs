@@ -232,26 +232,7 @@ impl Journal for S3Journal {
     }
 
     async fn get(&self, key: &str) -> Result<Option<serde_json::Value>, AdapterError> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let bytes = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| AdapterError::aws("GetObject")(e))?
-                    .into_bytes();
-                Ok(serde_json::from_slice(&bytes).ok())
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(AdapterError::aws("GetObject")(e)),
-        }
+        Ok(self.get_tagged(key).await?.map(|(entry, _)| entry))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {

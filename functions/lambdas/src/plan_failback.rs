@@ -6,16 +6,16 @@ use hapilot_adapters::database::DatabaseTarget;
 use hapilot_adapters::dns::Dns;
 use hapilot_adapters::journal::Journal;
 use hapilot_adapters::orchestrator::Orchestrator;
+use hapilot_core::CoreError;
 use hapilot_core::failback::{FailbackRequest, plan_failback as make_plan};
 use hapilot_core::weights::check_canary_records;
-use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::FunctionError;
 use crate::config::Settings;
 use crate::error::parse_input;
-use crate::run::{RunContext, record, take_run_lock};
+use crate::run::{RunContext, global_records, record, take_run_lock};
 
 #[derive(Deserialize)]
 struct Input {
@@ -52,12 +52,7 @@ pub async fn plan_failback(
         )
         .into());
     }
-    let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
-    let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
-    let records = dns
-        .record_routing(zone, name)
-        .await
-        .map_err(FunctionError::from_adapter(ErrorName::PrecheckFailed))?;
+    let (name, records) = global_records(settings, dns).await?;
     check_canary_records(name, &records)?;
     // The plan is valid: take the platform's run lock before anything changes.
     let lock = take_run_lock(journal, runs, &run).await?;

@@ -6,7 +6,6 @@
 use hapilot_adapters::dns::Dns;
 use hapilot_adapters::journal::Journal;
 use hapilot_adapters::orchestrator::Orchestrator;
-use hapilot_core::ErrorName;
 use hapilot_core::failover::{FailoverMode, FailoverRequest, plan_failover as make_plan};
 use hapilot_core::weights::planned_move_switch;
 use serde::Deserialize;
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 use crate::FunctionError;
 use crate::config::Settings;
 use crate::error::parse_input;
-use crate::run::{RunContext, record, take_run_lock};
+use crate::run::{RunContext, global_records, record, take_run_lock};
 
 #[derive(Deserialize)]
 struct Input {
@@ -44,12 +43,7 @@ pub async fn plan_failover(
     )?
     .with_traffic_switch(settings.traffic_switch.kind());
     let plan = if plan.mode == FailoverMode::Graceful {
-        let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
-        let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
-        let records = dns
-            .record_routing(zone, name)
-            .await
-            .map_err(FunctionError::from_adapter(ErrorName::PrecheckFailed))?;
+        let (name, records) = global_records(settings, dns).await?;
         let mut plan = plan;
         plan.traffic_switch = planned_move_switch(name, &records, settings.traffic_switch.kind())?;
         plan

@@ -161,3 +161,18 @@ pub async fn release_run_lock(journal: &impl Journal, run: &RunContext) {
         tracing::warn!(error = %e, "could not give the run lock back");
     }
 }
+
+/// The global name's records with their routing policies (`HAPILOT_HOSTED_ZONE_ID`,
+/// `HAPILOT_RECORD_NAME`), read when a planned move is planned; also returns the name.
+pub async fn global_records<'a>(
+    settings: &'a crate::config::Settings,
+    dns: &impl hapilot_adapters::dns::Dns,
+) -> Result<(&'a str, Vec<hapilot_core::weights::GlobalRecord>), FunctionError> {
+    let zone = settings.get(&settings.hosted_zone_id, "HAPILOT_HOSTED_ZONE_ID")?;
+    let name = settings.get(&settings.record_name, "HAPILOT_RECORD_NAME")?;
+    let records = dns
+        .record_routing(zone, name)
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::PrecheckFailed))?;
+    Ok((name, records))
+}
