@@ -261,7 +261,8 @@ async fn role_policies(iam: &aws_sdk_iam::Client, name: &str) -> Result<Vec<Valu
     Ok(out)
 }
 
-fn xml_escape(text: &str) -> String {
+/// Text escaped for an XML element or attribute (the AWS query-protocol answers played here).
+pub(crate) fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -16,8 +16,8 @@ use crate::failback::{input, weights};
 use crate::support::{FailoverWorld, cli_ok, entered};
 use crate::switchover::{connect, ids, in_recovery, start_writer};
 
-/// Waits until `replica` holds exactly the rows of `primary`.
-async fn rows_arrive(
+/// Waits until `replica` holds exactly the rows of `primary` (asserts it does in 15 s).
+pub(crate) async fn rows_arrive(
     primary: &tokio_postgres::Client,
     replica: &tokio_postgres::Client,
 ) -> BTreeSet<i64> {

@@ -79,17 +79,7 @@ async fn records(r53: &Client, zone: &str) -> Vec<ResourceRecordSet> {
 
 /// The HA document's section 3.1 shape: two latency records, the primary's with a check.
 async fn latency_zone(r53: &Client) -> (String, String) {
-    let zone = r53
-        .create_hosted_zone()
-        .name("example.com")
-        .caller_reference(uuid::Uuid::new_v4().to_string())
-        .send()
-        .await
-        .unwrap()
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .to_string();
+    let zone = crate::support::create_zone(r53, "example.com").await;
     let check = r53
         .create_health_check()
         .caller_reference(uuid::Uuid::new_v4().to_string())

@@ -77,17 +77,7 @@ async fn stack(primary_health: &str) -> TestStack {
         Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
     };
     let r53 = stack.route53();
-    let zone = r53
-        .create_hosted_zone()
-        .name("example.com")
-        .caller_reference(uuid::Uuid::new_v4().to_string())
-        .send()
-        .await
-        .unwrap()
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .to_string();
+    let zone = crate::support::create_zone(&r53, "example.com").await;
     let mut batch = ChangeBatch::builder();
     for (set, weight) in [("primary", 100), ("secondary", 0)] {
         batch = batch.changes(

@@ -134,14 +134,7 @@ async fn every_other_api_reaches_moto_through_the_front_door() {
     );
 
     let r53 = stack.route53();
-    let zone = r53
-        .create_hosted_zone()
-        .name("example.com")
-        .caller_reference(uuid::Uuid::new_v4().to_string())
-        .send()
-        .await
-        .unwrap();
-    let zone_id = zone.hosted_zone().unwrap().id().to_string();
+    let zone_id = crate::support::create_zone(&r53, "example.com").await;
     let record = ResourceRecordSet::builder()
         .name("gateway.example.com")
         .r#type(RrType::Cname)

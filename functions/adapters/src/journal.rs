@@ -117,6 +117,49 @@ impl S3Journal {
     }
 }
 
+impl S3Journal {
+    /// A `PutObject` of `entry` as JSON under `key`, with its checksum; the caller adds the
+    /// condition.
+    fn json_put(
+        &self,
+        key: &str,
+        entry: &serde_json::Value,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        let body = serde_json::to_string_pretty(entry).unwrap_or_default();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(body.into_bytes()))
+    }
+}
+
+/// A conditional write's answer: written, or not because its condition did not hold (one of
+/// `not_met`, the statuses S3 answers for it).
+fn written_unless_refused<T>(
+    put: Result<
+        T,
+        aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::put_object::PutObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    >,
+    not_met: &[u16],
+) -> Result<bool, AdapterError> {
+    match put {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.raw_response()
+                .is_some_and(|r| not_met.contains(&r.status().as_u16())) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(AdapterError::aws("PutObject")(e)),
+    }
+}
+
 impl Journal for S3Journal {
     async fn put(&self, key: &str, entry: &serde_json::Value) -> Result<(), AdapterError> {
         let body = serde_json::to_string_pretty(entry).unwrap_or_default();
@@ -143,23 +186,10 @@ impl Journal for S3Journal {
     }
 
     async fn put_new(&self, key: &str, entry: &serde_json::Value) -> Result<bool, AdapterError> {
-        let body = serde_json::to_string_pretty(entry).unwrap_or_default();
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .if_none_match("*")
-            .body(ByteStream::from(body.into_bytes()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
-            Err(e) => Err(AdapterError::aws("PutObject")(e)),
-        }
+        written_unless_refused(
+            self.json_put(key, entry).if_none_match("*").send().await,
+            &[412],
+        )
     }
 
     async fn get_tagged(
@@ -195,29 +225,11 @@ impl Journal for S3Journal {
         tag: &str,
         entry: &serde_json::Value,
     ) -> Result<bool, AdapterError> {
-        let body = serde_json::to_string_pretty(entry).unwrap_or_default();
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .if_match(tag)
-            .body(ByteStream::from(body.into_bytes()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            // Changed (412) or gone (404) since it was read: not replaced.
-            Err(e)
-                if e.raw_response()
-                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 412)) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(AdapterError::aws("PutObject")(e)),
-        }
+        // Changed (412) or gone (404) since it was read: not replaced.
+        written_unless_refused(
+            self.json_put(key, entry).if_match(tag).send().await,
+            &[404, 412],
+        )
     }
 
     async fn delete(&self, key: &str) -> Result<(), AdapterError> {

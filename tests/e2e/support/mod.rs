@@ -237,6 +237,20 @@ pub async fn tagged_processes_left(tag: &str, within: Duration) -> Vec<(u32, Str
     }
 }
 
+/// Creates hosted zone `name`; returns its id.
+pub async fn create_zone(r53: &aws_sdk_route53::Client, name: &str) -> String {
+    r53.create_hosted_zone()
+        .name(name)
+        .caller_reference(uuid::Uuid::new_v4().to_string())
+        .send()
+        .await
+        .expect("CreateHostedZone")
+        .hosted_zone()
+        .expect("a hosted zone")
+        .id()
+        .to_string()
+}
+
 /// The stack's SDK configuration for `region` (`None`: its own region).
 fn config_in(stack: &LocalStack, region: Option<&str>) -> aws_config::SdkConfig {
     region.map_or_else(|| stack.sdk_config().clone(), |r| stack.sdk_config_in(r))
