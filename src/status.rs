@@ -170,11 +170,11 @@ fn arn_region(arn: &str) -> Option<&str> {
 
 /// An SDK error in one line, with the HTTP status when there was an answer (a dark region's
 /// endpoint answers 503 with nothing the SDK can parse).
-fn said<E: std::error::Error + 'static>(
+fn said<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
     operation: &'static str,
     e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> String {
-    hapilot_adapters::error::sdk_error(operation)(e).to_string()
+    hapilot_adapters::AdapterError::aws(operation)(e).to_string()
 }
 
 fn in_region(sdk: &SdkConfig, region: &str) -> SdkConfig {

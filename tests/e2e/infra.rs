@@ -658,3 +658,139 @@ fn every_samconfig_environment_deploys_its_own_build() {
     }
     assert_eq!(regions.len(), 3, "three stacks, three regions: {regions:?}");
 }
+
+/// The function a Task state runs (`traffic` for the failover's switch-dependent states, which
+/// run one of the traffic functions, all of them idempotent).
+fn task_function(state: &serde_json::Value) -> String {
+    let named = state["Resource"]
+        .as_str()
+        .filter(|r| r.starts_with("${"))
+        .or_else(|| state["Parameters"]["FunctionName"].as_str());
+    match named {
+        Some(sub) => {
+            let sub = sub.trim_start_matches("${").trim_end_matches('}');
+            FUNCTIONS
+                .iter()
+                .find(|f| f.substitution == sub)
+                .unwrap_or_else(|| panic!("no function for ${{{sub}}}"))
+                .name
+                .to_string()
+        }
+        None => {
+            assert!(
+                state["Parameters"].get("FunctionName.$").is_some(),
+                "{state}"
+            );
+            "traffic".into()
+        }
+    }
+}
+
+/// The longest a state's retries can wait in all: each retrier's delays, capped by
+/// `MaxDelaySeconds` (full jitter waits at most that).
+fn worst_retry_wait(state: &serde_json::Value) -> f64 {
+    state["Retry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
+            let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
+            let cap = r["MaxDelaySeconds"].as_f64().unwrap_or(f64::INFINITY);
+            (0..r["MaxAttempts"].as_i64().unwrap_or(3))
+                .map(|i| (interval * rate.powi(i as i32)).min(cap))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// The most retry waiting on any path of a machine (loops taken once; Catch paths left out:
+/// they end the run).
+fn longest_retry_path(
+    states: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+    seen: &mut Vec<String>,
+) -> f64 {
+    if seen.iter().any(|s| s == at) {
+        return 0.0;
+    }
+    let state = &states[at];
+    seen.push(at.to_string());
+    let mut next: Vec<&str> = state["Next"].as_str().into_iter().collect();
+    next.extend(state["Default"].as_str());
+    next.extend(
+        state["Choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["Next"].as_str()),
+    );
+    let rest = next
+        .into_iter()
+        .map(|n| longest_retry_path(states, n, seen))
+        .fold(0.0, f64::max);
+    seen.pop();
+    worst_retry_wait(state) + rest
+}
+
+#[test]
+fn blips_are_retried_with_jitter_only_where_running_twice_is_safe_and_within_the_rto() {
+    use hapilot_functions::catalog::NOT_RETRIED_ON_BLIPS;
+    for file in definitions_in(&project_root().join("statemachines")) {
+        let name = file.file_name().unwrap().to_str().unwrap().to_string();
+        let asl: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let mut pending = vec![asl["States"].clone()];
+        while let Some(states) = pending.pop() {
+            for (state, body) in states.as_object().unwrap() {
+                for branch in body["Branches"].as_array().into_iter().flatten() {
+                    pending.push(branch["States"].clone());
+                }
+                for inner in ["Iterator", "ItemProcessor"] {
+                    if body.get(inner).is_some() {
+                        pending.push(body[inner]["States"].clone());
+                    }
+                }
+                if body["Type"] != "Task" || body.get("Retry").is_none() {
+                    continue;
+                }
+                let function = task_function(body);
+                let retriers = body["Retry"].as_array().unwrap();
+                let blips = retriers.iter().any(|r| {
+                    r["ErrorEquals"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|e| e == "hapilot.Transient")
+                });
+                assert_eq!(
+                    blips,
+                    !NOT_RETRIED_ON_BLIPS.contains(&function.as_str()),
+                    "{name}: {state} ({function}) retries hapilot.Transient only when running it twice is safe"
+                );
+                for r in retriers {
+                    assert_eq!(r["JitterStrategy"], "FULL", "{name}: {state}: {r}");
+                    assert!(
+                        r["MaxDelaySeconds"].as_i64().is_some(),
+                        "{name}: {state}: {r}"
+                    );
+                }
+            }
+        }
+    }
+    // The failover's worst case: every step on its longest path exhausting its retries waits
+    // at most a third of the Critical tier's RTO (the rest is for detection and the work).
+    let failover: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project_root().join("statemachines/failover.asl.json")).unwrap(),
+    )
+    .unwrap();
+    let states = failover["States"].as_object().unwrap();
+    let worst = longest_retry_path(
+        states,
+        failover["StartAt"].as_str().unwrap(),
+        &mut Vec::new(),
+    );
+    let budget = hapilot_core::tier::Tier::Critical.rto_secs() as f64 / 3.0;
+    eprintln!("failover: at most {worst} s of retry waits on one path (budget {budget} s)");
+    assert!(worst <= budget, "{worst} s > {budget} s");
+}

@@ -54,16 +54,20 @@ impl KubernetesCluster {
             .bearer_auth(self.target.token.expose())
             .send()
             .await
-            .map_err(|e| error(crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                error(crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(error(format!("HTTP {status}: {}", body.trim())));
+            return Err(error(format!("HTTP {status}: {}", body.trim()))
+                .transient_if(crate::error::status_is_transient(status.as_u16())));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| error(crate::error::error_chain(&e)))
+        response.json().await.map_err(|e| {
+            error(crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })
     }
 }
 

@@ -87,14 +87,19 @@ impl CnpgCluster {
             .timeout(Duration::from_secs(10))
             .send()
             .await
-            .map_err(|e| self.error(crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                self.error(crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            return Err(self.error(format!(
-                "HTTP {status}: {}",
-                body["message"].as_str().unwrap_or("no message")
-            )));
+            return Err(self
+                .error(format!(
+                    "HTTP {status}: {}",
+                    body["message"].as_str().unwrap_or("no message")
+                ))
+                .transient_if(crate::error::status_is_transient(status.as_u16())));
         }
         Ok(body)
     }

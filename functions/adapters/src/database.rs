@@ -353,6 +353,30 @@ impl PostgresDatabase {
     /// Opens a connection (its driver runs on a background task until the client drops).
     pub async fn connect(&self) -> Result<tokio_postgres::Client, AdapterError> {
         let dsn = crate::postgres_dsn::PostgresDsn::parse(self.dsn.expose())?;
+        // `connect_timeout` bounds the socket's connect only; a server that accepts and then
+        // says nothing (a hung backend, a half-dead proxy) would hold the step until the Lambda
+        // times out. The whole handshake gets the same bound again.
+        let bound = dsn
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(5))
+            * 2;
+        tokio::time::timeout(bound, self.connect_with(dsn))
+            .await
+            .map_err(|_| {
+                AdapterError::Transient(format!(
+                    "database {}: the connection was not ready within {} s (the server accepted it and did not finish the handshake)",
+                    self.target(),
+                    bound.as_secs()
+                ))
+            })?
+    }
+
+    async fn connect_with(
+        &self,
+        dsn: crate::postgres_dsn::PostgresDsn,
+    ) -> Result<tokio_postgres::Client, AdapterError> {
         let client = match dsn.tls_config()? {
             None => {
                 let (client, connection) = dsn
@@ -389,6 +413,7 @@ impl PostgresDatabase {
             target: self.target(),
             detail,
         }
+        .transient_if(postgres_failure_is_transient(&e))
     }
 
     /// Makes new transactions read-only (the fence) or not, for every session, through the
@@ -571,7 +596,10 @@ impl Database for PostgresDatabase {
             .timeout(Duration::from_secs(600))
             .send()
             .await
-            .map_err(|e| fail(crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                fail(crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let status = r.status();
         if !status.is_success() {
             let refused = r
@@ -583,10 +611,51 @@ impl Database for PostgresDatabase {
                 refused.unwrap_or_else(|_| "no detail".into())
             )));
         }
-        r.json::<RebuildOutcome>()
-            .await
-            .map_err(|e| fail(crate::error::error_chain(&e)))
+        r.json::<RebuildOutcome>().await.map_err(|e| {
+            fail(crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })
     }
+}
+
+/// Whether a PostgreSQL failure may pass when tried again: the connection could not be made or
+/// broke (refused, reset, timed out, closed), or the server said so itself (SQLSTATE class 08
+/// connection exceptions, `57P01`-`57P03` shutting down / cannot connect now, `53300` too many
+/// connections, `40001` / `40P01` serialization failure and deadlock; PostgreSQL's appendix A).
+/// A refused password, a TLS certificate that does not verify or bad SQL fail the same way again.
+pub fn postgres_failure_is_transient(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08")
+            || matches!(
+                code,
+                "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+            );
+    }
+    if e.is_closed() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | TimedOut
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | NotConnected
+                    | AddrNotAvailable
+                    | HostUnreachable
+                    | NetworkUnreachable
+            );
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// [`Database`] through one Patroni member's REST API.
@@ -639,10 +708,16 @@ impl PatroniMember {
         self.request(reqwest::Method::GET, "/patroni")
             .send()
             .await
-            .map_err(|e| self.error("/patroni", crate::error::error_chain(&e)))?
+            .map_err(|e| {
+                self.error("/patroni", crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?
             .json()
             .await
-            .map_err(|e| self.error("/patroni", crate::error::error_chain(&e)))
+            .map_err(|e| {
+                self.error("/patroni", crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })
     }
 
     /// POSTs `body` to `path`; a non-2xx answer is an error carrying Patroni's text. Returns
@@ -653,7 +728,10 @@ impl PatroniMember {
             .json(&body)
             .send()
             .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                self.error(path, crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
         if matches!(status.as_u16(), 401 | 403) {
@@ -667,7 +745,9 @@ impl PatroniMember {
             ));
         }
         if !status.is_success() {
-            return Err(self.error(path, format!("HTTP {status}: {}", text.trim())));
+            return Err(self
+                .error(path, format!("HTTP {status}: {}", text.trim()))
+                .transient_if(crate::error::status_is_transient(status.as_u16())));
         }
         Ok(text)
     }
@@ -700,7 +780,10 @@ impl PatroniMember {
             .request(reqwest::Method::GET, "/primary")
             .send()
             .await
-            .map_err(|e| self.error("/primary", crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                self.error("/primary", crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         Ok(r.status().is_success())
     }
 }
@@ -819,10 +902,16 @@ impl Database for PatroniMember {
             .request(reqwest::Method::GET, path)
             .send()
             .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e)))?
+            .map_err(|e| {
+                self.error(path, crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?
             .json()
             .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                self.error(path, crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let members = body["members"]
             .as_array()
             .ok_or_else(|| self.error(path, "no members in the answer"))?;

@@ -126,7 +126,7 @@ async fn read_alarm_state(
         .alarm_names(alarm_name)
         .send()
         .await
-        .map_err(crate::error::sdk_error("DescribeAlarms"))?;
+        .map_err(AdapterError::aws("DescribeAlarms"))?;
     Ok(out
         .metric_alarms()
         .iter()

@@ -145,7 +145,10 @@ impl RestoreAgent for HttpRestoreAgent {
             .json(job)
             .send()
             .await
-            .map_err(|e| self.error(crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                self.error(crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         if r.status().is_success() {
             return Ok(());
         }
@@ -162,10 +165,16 @@ impl RestoreAgent for HttpRestoreAgent {
             .get(&self.url)
             .send()
             .await
-            .map_err(|e| self.error(crate::error::error_chain(&e)))?
+            .map_err(|e| {
+                self.error(crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?
             .json()
             .await
-            .map_err(|e| self.error(crate::error::error_chain(&e)))
+            .map_err(|e| {
+                self.error(crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })
     }
 }
 
@@ -242,7 +251,11 @@ impl RestoreAgent for CloudNativePgRestore {
             .json(&self.cluster_resource(job))
             .send()
             .await
-            .map_err(|e| self.error(crate::error::error_chain(&e.without_url())))?;
+            .map_err(|e| {
+                let transient = crate::error::send_failure_is_transient(&e);
+                self.error(crate::error::error_chain(&e.without_url()))
+                    .transient_if(transient)
+            })?;
         if r.status().is_success() {
             return Ok(());
         }
@@ -266,17 +279,22 @@ impl RestoreAgent for CloudNativePgRestore {
             .bearer_auth(self.kubernetes.token.expose())
             .send()
             .await
-            .map_err(|e| self.error(crate::error::error_chain(&e.without_url())))?;
+            .map_err(|e| {
+                let transient = crate::error::send_failure_is_transient(&e);
+                self.error(crate::error::error_chain(&e.without_url()))
+                    .transient_if(transient)
+            })?;
         if r.status().as_u16() == 404 {
             return Ok(RestoreProgress {
                 state: "idle".into(),
                 detail: "no recovery cluster yet".into(),
             });
         }
-        let cluster: Value = r
-            .json()
-            .await
-            .map_err(|e| self.error(crate::error::error_chain(&e.without_url())))?;
+        let cluster: Value = r.json().await.map_err(|e| {
+            let transient = crate::error::send_failure_is_transient(&e);
+            self.error(crate::error::error_chain(&e.without_url()))
+                .transient_if(transient)
+        })?;
         let phase = cluster["status"]["phase"]
             .as_str()
             .unwrap_or("pending")

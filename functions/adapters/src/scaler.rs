@@ -81,12 +81,14 @@ impl KubernetesScaler {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(self.error(deployment, format!("HTTP {status}: {}", body.trim())));
+            return Err(self
+                .error(deployment, format!("HTTP {status}: {}", body.trim()))
+                .transient_if(crate::error::status_is_transient(status.as_u16())));
         }
-        let scale: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| self.error(deployment, crate::error::error_chain(&e)))?;
+        let scale: serde_json::Value = response.json().await.map_err(|e| {
+            self.error(deployment, crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })?;
         scale["spec"]["replicas"]
             .as_i64()
             .ok_or_else(|| self.error(deployment, "the Scale object has no spec.replicas"))
@@ -101,7 +103,10 @@ impl Scaler for KubernetesScaler {
             .bearer_auth(self.target.token.expose())
             .send()
             .await
-            .map_err(|e| self.error(deployment, crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                self.error(deployment, crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let before = self.replicas(current, deployment).await?;
         let patched = self
             .http
@@ -111,7 +116,10 @@ impl Scaler for KubernetesScaler {
             .body(serde_json::json!({ "spec": { "replicas": replicas } }).to_string())
             .send()
             .await
-            .map_err(|e| self.error(deployment, crate::error::error_chain(&e)))?;
+            .map_err(|e| {
+                self.error(deployment, crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let after = self.replicas(patched, deployment).await?;
         Ok(ScaleChange {
             deployment: deployment.to_string(),

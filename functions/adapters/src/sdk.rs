@@ -34,6 +34,19 @@ pub fn local(endpoint_url: &str, region: &str) -> SdkConfig {
         .build()
 }
 
+/// The functions' configuration: every AWS call is tried once. A transient failure then reaches
+/// the state machine as `hapilot.Transient`, whose `Retry` (full jitter, capped delays, an
+/// attempt budget that fits the tier's RTO) is the one retry layer, and each retry is in the
+/// run's history. With the SDK's own three attempts under it, the attempts would multiply
+/// (3 x 4 calls for one blip) and stay invisible.
+pub fn one_attempt(config: &SdkConfig) -> SdkConfig {
+    config
+        .clone()
+        .into_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build()
+}
+
 /// An S3 client; path-style addressing whenever an endpoint is overridden, because bucket
 /// subdomains of `127.0.0.1` do not resolve.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {

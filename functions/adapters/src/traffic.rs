@@ -167,10 +167,10 @@ impl TrafficProvider {
         {
             request = auth.apply(request);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| fail(crate::error::error_chain(&e)))?;
+        let response = request.send().await.map_err(|e| {
+            fail(crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })?;
         let status = response.status();
         if matches!(status.as_u16(), 401 | 403) {
             return Err(fail(format!(

@@ -80,13 +80,19 @@ impl Vault for HttpVault {
             .body(snapshot)
             .send()
             .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
+            .map_err(|e| {
+                let transient = crate::error::send_failure_is_transient(&e);
+                self.error(path, crate::error::error_chain(&e.without_url()))
+                    .transient_if(transient)
+            })?;
         if r.status().is_success() {
             return Ok(());
         }
         let status = r.status();
         let body = r.text().await.unwrap_or_default();
-        Err(self.error(path, format!("HTTP {status}: {}", body.trim())))
+        Err(self
+            .error(path, format!("HTTP {status}: {}", body.trim()))
+            .transient_if(crate::error::status_is_transient(status.as_u16())))
     }
 
     async fn healthy(&self) -> Result<bool, AdapterError> {
@@ -96,7 +102,11 @@ impl Vault for HttpVault {
             .get(format!("{}{path}", self.target.url.trim_end_matches('/')))
             .send()
             .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
+            .map_err(|e| {
+                let transient = crate::error::send_failure_is_transient(&e);
+                self.error(path, crate::error::error_chain(&e.without_url()))
+                    .transient_if(transient)
+            })?;
         Ok(r.status().as_u16() == 200)
     }
 
@@ -159,15 +169,23 @@ impl HttpVault {
             .header("X-Vault-Token", self.target.token.expose())
             .send()
             .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))?;
+            .map_err(|e| {
+                let transient = crate::error::send_failure_is_transient(&e);
+                self.error(path, crate::error::error_chain(&e.without_url()))
+                    .transient_if(transient)
+            })?;
         let status = r.status();
         if !status.is_success() {
             let body = r.text().await.unwrap_or_default();
-            return Err(self.error(path, format!("HTTP {status}: {}", body.trim())));
+            return Err(self
+                .error(path, format!("HTTP {status}: {}", body.trim()))
+                .transient_if(crate::error::status_is_transient(status.as_u16())));
         }
-        r.json()
-            .await
-            .map_err(|e| self.error(path, crate::error::error_chain(&e.without_url())))
+        r.json().await.map_err(|e| {
+            let transient = crate::error::send_failure_is_transient(&e);
+            self.error(path, crate::error::error_chain(&e.without_url()))
+                .transient_if(transient)
+        })
     }
 }
 

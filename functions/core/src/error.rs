@@ -64,6 +64,9 @@ pub enum ErrorName {
     NotReady,
     /// Another run that changes the platform holds the run lock: nothing was changed.
     RunInProgress,
+    /// An outside system failed in a way that trying again may cure (timeout, refused or reset
+    /// connection, throttle, 5xx). Idempotent steps retry it with jitter; others fail.
+    Transient,
 }
 
 impl ErrorName {
@@ -97,6 +100,7 @@ impl ErrorName {
             ErrorName::DrillFailed => "hapilot.DrillFailed",
             ErrorName::NotReady => "hapilot.NotReady",
             ErrorName::RunInProgress => "hapilot.RunInProgress",
+            ErrorName::Transient => "hapilot.Transient",
         }
     }
 
@@ -129,6 +133,7 @@ impl ErrorName {
         ErrorName::DrillFailed,
         ErrorName::NotReady,
         ErrorName::RunInProgress,
+        ErrorName::Transient,
     ];
 }
 

@@ -103,6 +103,20 @@ pub const EMERGENCY_PATH: [&str; 11] = [
     "snapshot-weights",
 ];
 
+/// Functions a state must not run twice: a second run could do again what the first already
+/// did (a second approval message, a second restore or rebuild over the first, a second child
+/// run). Their states retry only Lambda's own errors. Every other function leaves the platform
+/// as one run would when run twice with the same input (scale to N, set weights, promote an
+/// already promoted primary, write the same journal key), so its states also retry
+/// `hapilot.Transient`, with full jitter and capped delays (an infra test reads every ASL).
+pub const NOT_RETRIED_ON_BLIPS: &[&str] = &[
+    "reprotect-database",
+    "request-approval",
+    "restore-database",
+    "restore-vault",
+    "start-run",
+];
+
 /// Every function hapilot deploys.
 pub const FUNCTIONS: &[FunctionSpec] = &[
     FunctionSpec {

@@ -114,6 +114,6 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert_eq!(e.error_type(), "hapilot.DatabaseUnreachable", "{e}");
+        assert_eq!(e.error_type(), "hapilot.Transient", "{e}");
     }
 }

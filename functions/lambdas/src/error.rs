@@ -41,6 +41,10 @@ impl FunctionError {
             hapilot_adapters::AdapterError::Refused { name, detail } => {
                 FunctionError::named(name, detail)
             }
+            // A blip is a blip whatever the step: the state machine retries it by this name.
+            e @ hapilot_adapters::AdapterError::Transient(_) => {
+                FunctionError::named(ErrorName::Transient, e.to_string())
+            }
             e => FunctionError::named(name, e.to_string()),
         }
     }

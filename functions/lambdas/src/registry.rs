@@ -62,6 +62,7 @@ pub struct Adapters {
 impl Adapters {
     /// Builds every adapter from AWS configuration and the deployment's settings.
     pub fn new(sdk: &SdkConfig, settings: Settings) -> Result<Self, FunctionError> {
+        let sdk = &hapilot_adapters::sdk::one_attempt(sdk);
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
