@@ -315,6 +315,33 @@ enum LocalCommand {
         /// us-east-1, us-west-2 or eu-west-1.
         region: String,
     },
+    /// Inject faults into the running local world, as AWS Fault Injection Service would: the
+    /// next calls of a region's service fail with a 503, a throttle or a timeout, or are slowed.
+    /// Without --kind: lists the armed faults and the calls they hit.
+    Fault {
+        /// The region whose calls fail.
+        #[arg(long, requires = "kind")]
+        region: Option<String>,
+        /// s3, states, lambda, monitoring, sns, route53 (AWS, by SigV4 name), kubernetes (also
+        /// CloudNativePG's API) or patroni.
+        #[arg(long, requires = "kind")]
+        service: Option<String>,
+        /// unavailable, throttle, timeout or latency.
+        #[arg(long, requires_all = ["region", "service"], value_parser = ["unavailable", "throttle", "timeout", "latency"])]
+        kind: Option<String>,
+        /// How many calls.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// The added delay of `latency`, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        millis: u64,
+        /// Only calls whose method, path or X-Amz-Target contain this text.
+        #[arg(long)]
+        matching: Option<String>,
+        /// Disarm every fault.
+        #[arg(long, conflicts_with = "kind")]
+        clear: bool,
+    },
     /// Only install the pinned moto into the project-local venv.
     Setup,
 }
@@ -428,6 +455,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: LocalCommand::Kill { region },
         } => {
             say!("{}", hapilot::local::world::control(&region, "kill").await?);
+            Ok(())
+        }
+        Command::Local {
+            command:
+                LocalCommand::Fault {
+                    region,
+                    service,
+                    kind,
+                    count,
+                    millis,
+                    matching,
+                    clear,
+                },
+        } => {
+            use hapilot::local::faults::{FaultKind, FaultSpec};
+            let spec = match (region, service, kind.as_deref()) {
+                (Some(region), Some(service), Some(kind)) => Some(FaultSpec {
+                    region,
+                    service,
+                    kind: match kind {
+                        "unavailable" => FaultKind::Unavailable,
+                        "throttle" => FaultKind::Throttle,
+                        "timeout" => FaultKind::Timeout,
+                        _ => FaultKind::Latency { millis },
+                    },
+                    count,
+                    matching,
+                }),
+                _ => None,
+            };
+            say!(
+                "{}",
+                hapilot::local::world::fault(spec.as_ref(), clear).await?
+            );
             Ok(())
         }
         Command::Local {

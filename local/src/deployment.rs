@@ -356,6 +356,9 @@ impl LocalDeployment {
         )
         .await
         .map_err(io("starting a Kubernetes API"))?;
+        let faults = stack.faults();
+        primary_kube.attach_faults(faults.clone(), PRIMARY_REGION);
+        standby_kube.attach_faults(faults.clone(), STANDBY_REGION);
         // The standby's Redis with its replica, when redis-server is installed (readiness reads
         // it; scripts/ensure-redis installs it).
         let redis = match super::redis::RedisPair::start().await {
@@ -381,6 +384,8 @@ impl LocalDeployment {
                     member("pg-west", false).await?,
                 );
                 primary.join(&standby);
+                primary.attach_faults(faults.clone(), PRIMARY_REGION);
+                standby.attach_faults(faults.clone(), STANDBY_REGION);
                 Databases::Patroni { primary, standby }
             }
             DatabaseSetup::Postgres | DatabaseSetup::Cloudnativepg => {

@@ -58,6 +58,8 @@ struct Shared {
     /// S3 conditional writes (`If-None-Match`, `If-Match`) are atomic in S3; moto checks, then
     /// writes, on concurrent threads. They pass here one at a time.
     conditional_writes: tokio::sync::Mutex<()>,
+    /// Faults armed for the AWS calls it serves.
+    faults: super::faults::Faults,
 }
 
 /// The region and service a request is signed for (its SigV4 credential scope).
@@ -93,6 +95,7 @@ impl FrontDoor {
             refused: Mutex::default(),
             served: Mutex::default(),
             conditional_writes: tokio::sync::Mutex::new(()),
+            faults: super::faults::Faults::default(),
         });
         let served = shared.clone();
         let task = serve(listener, move |req| {
@@ -135,6 +138,11 @@ impl FrontDoor {
     /// Requests served: (region, service) -> count (`lambda` for invokes).
     pub fn served_calls(&self) -> BTreeMap<(String, String), u64> {
         self.shared.served.lock().expect("served lock").clone()
+    }
+
+    /// The faults armed in this stack (the simulated systems share them).
+    pub fn faults(&self) -> super::faults::Faults {
+        self.shared.faults.clone()
     }
 
     /// A handle that outlives borrows (for the data plane's loop).
@@ -215,6 +223,22 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             .expect("served lock")
             .entry(key)
             .or_default() += 1;
+    }
+    if let Some((region, service)) = &scope {
+        let json = req.headers().contains_key("x-amz-target")
+            || req
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.contains("amz-json"));
+        let protocol = super::faults::Protocol::of_aws(service, json);
+        if let Some(refused) = shared
+            .faults
+            .apply(region, service, &super::faults::call_of(&req), protocol)
+            .await
+        {
+            return refused;
+        }
     }
     if req.method() == Method::POST
         && let Some(raw) = req

@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 use super::http::{Answer, answer, body_bytes, serve_state};
 
 struct Cluster {
+    /// Faults armed for this API server and the region it serves.
+    faults: Option<(super::faults::Faults, String)>,
     token: String,
     namespace: String,
     deployments: BTreeMap<String, i64>,
@@ -179,6 +181,7 @@ impl SimulatedKubernetes {
         zone_prefix: &str,
     ) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(Cluster {
+            faults: None,
             token: token.to_string(),
             namespace: namespace.to_string(),
             deployments: deployments
@@ -207,6 +210,12 @@ impl SimulatedKubernetes {
         })
         .await?;
         Ok(Self { addr, state, task })
+    }
+
+    /// Lets `faults` armed for `region`'s `kubernetes` service hit this API server (its
+    /// CloudNativePG resources too).
+    pub fn attach_faults(&self, faults: super::faults::Faults, region: &str) {
+        self.state.lock().expect("cluster lock").faults = Some((faults, region.to_string()));
     }
 
     /// The API server URL.
@@ -405,6 +414,19 @@ fn scale(namespace: &str, name: &str, replicas: i64) -> Answer {
 }
 
 async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
+    let faults = state.lock().expect("cluster lock").faults.clone();
+    if let Some((faults, region)) = faults
+        && let Some(refused) = faults
+            .apply(
+                &region,
+                "kubernetes",
+                &super::faults::call_of(&req),
+                super::faults::Protocol::Kubernetes,
+            )
+            .await
+    {
+        return refused;
+    }
     if state.lock().expect("cluster lock").down {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,

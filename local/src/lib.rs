@@ -21,6 +21,7 @@ pub mod data_plane;
 pub mod deploy;
 pub mod deployment;
 pub mod error;
+pub mod faults;
 pub mod front_door;
 pub mod gateway;
 pub mod http;

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use super::http::{Answer, answer, body_bytes, serve_state};
 
 struct Member {
+    /// Faults armed for this member's REST API and the region it runs in.
+    faults: Option<(super::faults::Faults, String)>,
     name: String,
     primary: bool,
     replay_lag: Duration,
@@ -58,6 +60,7 @@ impl SimulatedPatroni {
     /// Starts member `name`, leader or replica.
     pub async fn start(name: &str, primary: bool) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(Member {
+            faults: None,
             name: name.to_string(),
             primary,
             replay_lag: Duration::from_millis(500),
@@ -73,6 +76,11 @@ impl SimulatedPatroni {
         })
         .await?;
         Ok(Self { addr, state, task })
+    }
+
+    /// Lets `faults` armed for `region`'s `patroni` service hit this member.
+    pub fn attach_faults(&self, faults: super::faults::Faults, region: &str) {
+        self.state.lock().expect("member lock").faults = Some((faults, region.to_string()));
     }
 
     /// Base URL of its REST API.
@@ -147,6 +155,19 @@ impl Drop for SimulatedPatroni {
 }
 
 async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
+    let faults = state.lock().expect("member lock").faults.clone();
+    if let Some((faults, region)) = faults
+        && let Some(refused) = faults
+            .apply(
+                &region,
+                "patroni",
+                &super::faults::call_of(&req),
+                super::faults::Protocol::Plain,
+            )
+            .await
+    {
+        return refused;
+    }
     if req.method() != Method::GET {
         let required = state.lock().expect("member lock").authorization.clone();
         if !super::http::authorized(&req, required.as_deref()) {

@@ -346,6 +346,12 @@ impl LocalStack {
         &self.region
     }
 
+    /// The faults armed in this stack: AWS calls through the front door, and the simulated
+    /// Kubernetes APIs and Patroni members of a deployment built on it.
+    pub fn faults(&self) -> super::faults::Faults {
+        self.front_door.faults()
+    }
+
     /// SDK configuration pointing at this stack.
     pub fn sdk_config(&self) -> &SdkConfig {
         &self.sdk_config

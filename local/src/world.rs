@@ -80,6 +80,37 @@ what to try (after evaluating the lines above):
 /// Asks the running local world (`HAPILOT_LOCAL_CONTROL`) to `kill` or `revive` a region;
 /// returns what it did.
 pub async fn control(region: &str, verb: &str) -> Result<String, LocalError> {
+    control_request(
+        reqwest::Method::POST,
+        &format!("/regions/{region}/{verb}"),
+        None,
+    )
+    .await
+}
+
+/// Arms a fault in the running local world (`None`: lists the armed faults and the calls they
+/// hit; `clear`: disarms every fault).
+pub async fn fault(
+    spec: Option<&super::faults::FaultSpec>,
+    clear: bool,
+) -> Result<String, LocalError> {
+    match (spec, clear) {
+        (_, true) => control_request(reqwest::Method::DELETE, "/faults", None).await,
+        (Some(spec), false) => {
+            let body =
+                serde_json::to_string(spec).map_err(|e| LocalError::Invalid(e.to_string()))?;
+            control_request(reqwest::Method::POST, "/faults", Some(body)).await
+        }
+        (None, false) => control_request(reqwest::Method::GET, "/faults", None).await,
+    }
+}
+
+/// One request to the running local world's control endpoint; its answer's text.
+async fn control_request(
+    method: reqwest::Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<String, LocalError> {
     let Some(url) = std::env::var("HAPILOT_LOCAL_CONTROL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -88,15 +119,17 @@ pub async fn control(region: &str, verb: &str) -> Result<String, LocalError> {
             "no local world: HAPILOT_LOCAL_CONTROL is not set. Start one with `hapilot local up` and evaluate the lines it prints".into(),
         ));
     };
-    let response = reqwest::Client::new()
-        .post(format!("{url}/regions/{region}/{verb}"))
-        .send()
-        .await
-        .map_err(|e| {
-            LocalError::Invalid(format!(
-                "the local world at {url} does not answer ({e}); is `hapilot local up` still running?"
-            ))
-        })?;
+    let mut request = reqwest::Client::new().request(method, format!("{url}{path}"));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    let response = request.send().await.map_err(|e| {
+        LocalError::Invalid(format!(
+            "the local world at {url} does not answer ({e}); is `hapilot local up` still running?"
+        ))
+    })?;
     let ok = response.status().is_success();
     let text = response.text().await.unwrap_or_default();
     if ok {
@@ -463,9 +496,48 @@ async fn control_answer(
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }
+        (&Method::GET, ["faults"]) => {
+            let faults = inner.stack.faults();
+            answer(
+                StatusCode::OK,
+                "application/json",
+                json!({"armed": faults.armed(), "injected": faults.injected()}).to_string(),
+            )
+        }
+        (&Method::DELETE, ["faults"]) => {
+            inner.stack.faults().clear();
+            text(StatusCode::OK, "every fault disarmed".into())
+        }
+        (&Method::POST, ["faults"]) => {
+            let body = super::http::body_bytes(req).await;
+            let spec: super::faults::FaultSpec = match serde_json::from_slice(&body) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("not a fault ({e}); send {{\"region\", \"service\", \"kind\": unavailable|throttle|timeout|latency, \"millis\", \"count\", \"matching\"}}"),
+                    );
+                }
+            };
+            let said = format!(
+                "armed: the next {} call(s) of {} in {}{} get {:?}",
+                spec.count,
+                spec.service,
+                spec.region,
+                spec.matching
+                    .as_deref()
+                    .map(|m| format!(" matching {m:?}"))
+                    .unwrap_or_default(),
+                spec.kind
+            );
+            match inner.stack.faults().inject(spec) {
+                Ok(()) => text(StatusCode::OK, said),
+                Err(e) => text(StatusCode::BAD_REQUEST, e),
+            }
+        }
         _ => text(
             StatusCode::NOT_FOUND,
-            "the local control endpoint serves GET /dns, GET /regions, POST /regions/<region>/kill|revive".into(),
+            "the local control endpoint serves GET /dns, GET /regions, POST /regions/<region>/kill|revive, GET|POST|DELETE /faults".into(),
         ),
     }
 }

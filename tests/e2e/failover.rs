@@ -367,6 +367,15 @@ async fn a_failure_after_the_promotion_keeps_traffic_on_the_new_primary() {
     let outcome = world.follow(&arn).await;
     assert_failed(&outcome, "hapilot.ScaleFailed");
     assert!(entered(&outcome, "ShiftTraffic") && entered(&outcome, "FailForward"));
+    // A deployment that does not exist is a 404: permanent, so tried once, not retried.
+    let attempts = outcome
+        .events
+        .iter()
+        .skip_while(|e| e.state.as_deref() != Some("ScaleStandby"))
+        .take_while(|e| e.state.as_deref() != Some("FailForward"))
+        .filter(|e| e.kind == "LambdaFunctionScheduled" || e.kind == "TaskScheduled")
+        .count();
+    assert_eq!(attempts, 1, "{}", outcome.history_text());
     assert!(
         !entered(&outcome, "RestoreWeights"),
         "traffic must never go back to the fenced primary once the standby is promoted"

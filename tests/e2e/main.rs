@@ -7,6 +7,7 @@ mod support;
 mod backup_audit;
 mod backup_formats;
 mod blackout;
+mod blips;
 mod cli;
 mod cloudnativepg;
 mod conformance_cnpg;

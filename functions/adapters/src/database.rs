@@ -688,7 +688,12 @@ struct PatroniXlog {
 impl PatroniMember {
     /// A request to `path` with the member's authentication, when it has one.
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.url));
+        // Patroni answers at once (a failover is acted on after the answer): a member that has
+        // not answered in 10 s is hung, and the step's retry does better than waiting on.
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .timeout(Duration::from_secs(10));
         match &self.auth {
             Some(auth) => auth.apply(request),
             None => request,

@@ -46,6 +46,11 @@ pub trait Orchestrator: Send + Sync {
         &self,
         execution_arn: &str,
     ) -> impl Future<Output = Result<RunStatus, AdapterError>> + Send;
+    /// One run's history so far, oldest first (GetExecutionHistory).
+    fn history(
+        &self,
+        execution_arn: &str,
+    ) -> impl Future<Output = Result<Vec<hapilot_core::run_report::HistoryStep>, AdapterError>> + Send;
 }
 
 /// What DescribeExecution says of a run.
@@ -170,6 +175,43 @@ impl Orchestrator for StepFunctions {
         Ok(None)
     }
 
+    async fn history(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Vec<hapilot_core::run_report::HistoryStep>, AdapterError> {
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(event) = pages.next().await {
+            let e = event.map_err(AdapterError::aws("GetExecutionHistory"))?;
+            let (error, cause) = if let Some(d) = e.lambda_function_failed_event_details() {
+                (d.error(), d.cause())
+            } else if let Some(d) = e.task_failed_event_details() {
+                (d.error(), d.cause())
+            } else if let Some(d) = e.lambda_function_timed_out_event_details() {
+                (d.error(), d.cause())
+            } else if let Some(d) = e.task_timed_out_event_details() {
+                (d.error(), d.cause())
+            } else {
+                (None, None)
+            };
+            out.push(hapilot_core::run_report::HistoryStep {
+                kind: e.r#type().as_str().to_string(),
+                state: e
+                    .state_entered_event_details()
+                    .map(|d| d.name().to_string()),
+                error: error.map(str::to_string),
+                cause: cause.map(str::to_string),
+            });
+        }
+        Ok(out)
+    }
+
     async fn start(
         &self,
         state_machine_arn: &str,
@@ -209,6 +251,8 @@ pub struct MemoryOrchestrator {
     runs: std::sync::Arc<std::sync::Mutex<Vec<KeptRun>>>,
     /// What `last_traffic_move_ended_at` answers.
     pub last_move_ended_at: Option<i64>,
+    /// What `history` answers (for every run).
+    pub history: Vec<hapilot_core::run_report::HistoryStep>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -280,6 +324,13 @@ impl Orchestrator for MemoryOrchestrator {
             "{}:{name}",
             state_machine_arn.replace(":stateMachine:", ":execution:")
         )))
+    }
+
+    async fn history(
+        &self,
+        _execution_arn: &str,
+    ) -> Result<Vec<hapilot_core::run_report::HistoryStep>, AdapterError> {
+        Ok(self.history.clone())
     }
 
     async fn describe(&self, execution_arn: &str) -> Result<RunStatus, AdapterError> {

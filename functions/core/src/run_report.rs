@@ -265,6 +265,80 @@ pub struct RunReport {
     pub streaming: Value,
     /// A DR restore's part.
     pub restore: Option<RestoreReport>,
+    /// Steps tried again after a failure (a blip the run went through), in order.
+    #[serde(default)]
+    pub retries: Vec<StepRetry>,
+}
+
+/// One event of a run's history, as much as the list of retries needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryStep {
+    /// The event type, e.g. `TaskStateEntered`, `LambdaFunctionFailed`.
+    pub kind: String,
+    /// The state's name, for state entered events.
+    pub state: Option<String>,
+    /// The error name, for failure events.
+    pub error: Option<String>,
+    /// The error's cause, for failure events.
+    pub cause: Option<String>,
+}
+
+/// A step tried again after a failed attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRetry {
+    /// The state.
+    pub state: String,
+    /// Which attempt failed (1 for the first).
+    pub attempt: u32,
+    /// Its error name, e.g. `hapilot.Transient`.
+    pub error: String,
+    /// What the step said (first 300 characters).
+    pub cause: String,
+}
+
+/// The retries in a run's history: every failed attempt of a state that was followed by
+/// another attempt of the same state (a `Retry` firing). A failure that ended the state (its
+/// `Catch` or the run's end) is not a retry.
+pub fn retries_in(events: &[HistoryStep]) -> Vec<StepRetry> {
+    const FAILED: [&str; 6] = [
+        "LambdaFunctionFailed",
+        "LambdaFunctionTimedOut",
+        "LambdaFunctionStartFailed",
+        "LambdaFunctionScheduleFailed",
+        "TaskFailed",
+        "TaskTimedOut",
+    ];
+    const SCHEDULED: [&str; 2] = ["LambdaFunctionScheduled", "TaskScheduled"];
+    let mut out = Vec::new();
+    let mut state: Option<&str> = None;
+    let mut attempt = 0u32;
+    let mut failed: Option<&HistoryStep> = None;
+    for e in events {
+        if e.kind.ends_with("StateEntered") {
+            state = e.state.as_deref();
+            attempt = 0;
+            failed = None;
+        } else if SCHEDULED.contains(&e.kind.as_str()) {
+            attempt += 1;
+            if let (Some(state), Some(f)) = (state, failed.take()) {
+                out.push(StepRetry {
+                    state: state.to_string(),
+                    attempt: attempt - 1,
+                    error: f.error.clone().unwrap_or_default(),
+                    cause: f
+                        .cause
+                        .as_deref()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect(),
+                });
+            }
+        } else if FAILED.contains(&e.kind.as_str()) {
+            failed = Some(e);
+        }
+    }
+    out
 }
 
 /// The HA document's "POST-FAILOVER ACTIONS" (section 4.2).
@@ -334,6 +408,7 @@ impl RunReport {
                 readiness: state.readiness.clone(),
                 dns_switch: state.approval.clone(),
             }),
+            retries: Vec::new(),
         }
     }
 
@@ -400,6 +475,52 @@ impl RunReport {
 
 #[cfg(test)]
 mod tests {
+    fn event(kind: &str, state: Option<&str>, error: Option<&str>) -> HistoryStep {
+        HistoryStep {
+            kind: kind.into(),
+            state: state.map(str::to_string),
+            error: error.map(str::to_string),
+            cause: error.map(|e| format!("{e}: said")),
+        }
+    }
+
+    /// A failed attempt followed by another of the same state is a retry; the failure that
+    /// ends a state (caught) is not, and a state entered again starts counting anew.
+    #[test]
+    fn retries_are_failed_attempts_followed_by_another() {
+        let history = [
+            event("TaskStateEntered", Some("ScaleStandby"), None),
+            event("LambdaFunctionScheduled", None, None),
+            event("LambdaFunctionFailed", None, Some("hapilot.Transient")),
+            event("LambdaFunctionScheduled", None, None),
+            event("LambdaFunctionFailed", None, Some("hapilot.Transient")),
+            event("LambdaFunctionScheduled", None, None),
+            event("LambdaFunctionSucceeded", None, None),
+            event("TaskStateExited", Some("ScaleStandby"), None),
+            event("TaskStateEntered", Some("VerifyGlobal"), None),
+            event("LambdaFunctionScheduled", None, None),
+            event(
+                "LambdaFunctionFailed",
+                None,
+                Some("hapilot.EndpointUnhealthy"),
+            ),
+            event("TaskStateEntered", Some("RecordCompensated"), None),
+            event("LambdaFunctionScheduled", None, None),
+        ];
+        let retries = retries_in(&history);
+        assert_eq!(
+            retries
+                .iter()
+                .map(|r| (r.state.as_str(), r.attempt, r.error.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("ScaleStandby", 1, "hapilot.Transient"),
+                ("ScaleStandby", 2, "hapilot.Transient")
+            ]
+        );
+        assert_eq!(retries[0].cause, "hapilot.Transient: said");
+    }
+
     use super::*;
     use serde_json::json;
 

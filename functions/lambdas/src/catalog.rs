@@ -334,6 +334,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "s3:GetObject",
             "s3:PutObject",
             "sns:Publish",
+            "states:GetExecutionHistory",
         ],
         credentials: &[],
         summary: "write the run's report, metrics and notification; give the run lock back",

@@ -29,6 +29,7 @@ pub async fn record_run(
     journal: &impl Journal,
     metrics: &impl Metrics,
     notifier: &impl Notifier,
+    runs: &impl hapilot_adapters::orchestrator::Orchestrator,
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input {
@@ -45,11 +46,21 @@ pub async fn record_run(
     // Each part of the state is read leniently (core's rule); only a state that is not an
     // object at all reads as empty.
     let state: RunState = serde_json::from_value(state).unwrap_or_default();
-    let report = RunReport::new(
+    let mut report = RunReport::new(
         (&run.machine, &run.execution, &outcome),
         &state,
         (&started_at, &now_rfc3339(), duration_secs),
     );
+    // The blips the run went through, from its own history; a history that cannot be read
+    // leaves the list empty rather than the run unrecorded.
+    if let Some(arn) = &run.execution_arn {
+        match runs.history(arn).await {
+            Ok(history) => report.retries = hapilot_core::run_report::retries_in(&history),
+            Err(e) => {
+                tracing::warn!(error = %e, "the run's history is unreadable: its report lists no retries")
+            }
+        }
+    }
     let what = report.metric_prefix();
     let mut values = vec![
         MetricValue::seconds(format!("{what}DurationSeconds"), duration_secs),
@@ -120,13 +131,31 @@ mod tests {
                 "shift": {"after": {"secondary": 100}}
             },
             "run": {"machine": "failover", "execution": "f-1", "state": "RecordRun",
-                    "entered": "2026-12-01T09:01:00Z"}
+                    "entered": "2026-12-01T09:01:00Z",
+                    "execution_arn": "arn:aws:states:us-west-2:123456789012:execution:failover:f-1"}
         });
-        let report = record_run(&journal, &monitoring, &notifier, input)
+        // The run went through one blip at ScaleStandby.
+        let step = |kind: &str, state: Option<&str>, error: Option<&str>| {
+            hapilot_core::run_report::HistoryStep {
+                kind: kind.into(),
+                state: state.map(str::to_string),
+                error: error.map(str::to_string),
+                cause: Some("Kubernetes at ...: HTTP 503".into()),
+            }
+        };
+        let mut runs = hapilot_adapters::orchestrator::MemoryOrchestrator::default();
+        runs.history = vec![
+            step("TaskStateEntered", Some("ScaleStandby"), None),
+            step("LambdaFunctionScheduled", None, None),
+            step("LambdaFunctionFailed", None, Some("hapilot.Transient")),
+            step("LambdaFunctionScheduled", None, None),
+        ];
+        let report = record_run(&journal, &monitoring, &notifier, &runs, input)
             .await
             .unwrap();
         assert_eq!(report["standby_region"], "us-west-2");
         assert_eq!(report["weights_after"], json!({"secondary": 100}));
+        assert_eq!(report["retries"][0]["state"], "ScaleStandby", "{report}");
         assert_eq!(
             journal.get("reports/failover/f-1.json").await.unwrap(),
             Some(report.clone())
@@ -154,7 +183,8 @@ mod tests {
             MemoryMonitoring::default(),
             MemoryNotifier::default(),
         );
-        let report = record_run(&journal, &monitoring, &notifier, input)
+        let runs = hapilot_adapters::orchestrator::MemoryOrchestrator::default();
+        let report = record_run(&journal, &monitoring, &notifier, &runs, input)
             .await
             .unwrap();
         assert_eq!(report["outcome"], "failed");

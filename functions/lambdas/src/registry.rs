@@ -366,7 +366,7 @@ functions! {
         read_replication::read_replication(|r| a.database(r), &a.journal, event).await
     });
     "record-run" => record_run(|a, event| {
-        record_run::record_run(&a.journal, &a.metrics, &a.notifier, event).await
+        record_run::record_run(&a.journal, &a.metrics, &a.notifier, &a.runs, event).await
     });
     "report-backup-audit" => report_backup_audit(|a, event| {
         report_backup_audit::report_backup_audit(&a.journal, &a.metrics, &a.notifier, event).await
