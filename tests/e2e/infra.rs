@@ -10,7 +10,12 @@ use hapilot_functions::catalog::FUNCTIONS;
 use serde_norway::Value;
 
 fn template() -> BTreeMap<String, Value> {
-    let text = std::fs::read_to_string(project_root().join("infra/template.yaml")).unwrap();
+    resources_of("template.yaml")
+}
+
+/// The resources of `infra/<file>`.
+fn resources_of(file: &str) -> BTreeMap<String, Value> {
+    let text = std::fs::read_to_string(project_root().join("infra").join(file)).unwrap();
     let doc: Value = serde_norway::from_str(&text).unwrap();
     let resources = doc["Resources"].as_mapping().unwrap();
     resources
@@ -341,9 +346,18 @@ fn every_deploy_passes_every_required_parameter() {
 
 #[test]
 fn every_alarm_pages_through_a_topic_whose_key_lets_cloudwatch_publish() {
-    let resources = template();
-    let alarms = of_type(&resources, "AWS::CloudWatch::Alarm");
-    assert!(alarms.len() > 10);
+    for file in ["template.yaml", "witness.yaml"] {
+        let resources = resources_of(file);
+        let alarms = of_type(&resources, "AWS::CloudWatch::Alarm");
+        assert!(alarms.len() >= 3, "{file}");
+        alarms_page_through_keys_cloudwatch_may_use(&resources, alarms);
+    }
+}
+
+fn alarms_page_through_keys_cloudwatch_may_use(
+    resources: &BTreeMap<String, Value>,
+    alarms: Vec<(&String, &Value)>,
+) {
     for (id, alarm) in alarms {
         let properties = &alarm["Properties"];
         for list in ["AlarmActions", "OKActions"] {
@@ -793,4 +807,105 @@ fn blips_are_retried_with_jitter_only_where_running_twice_is_safe_and_within_the
     let budget = hapilot_core::tier::Tier::Critical.rto_secs() as f64 / 3.0;
     eprintln!("failover: at most {worst} s of retry waits on one path (budget {budget} s)");
     assert!(worst <= budget, "{worst} s > {budget} s");
+}
+
+#[test]
+fn the_record_outlives_the_stack_and_no_one_rewrites_it() {
+    let resources = template();
+    let bucket = &resources["AuditBucket"];
+    for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(
+            bucket[policy].as_str(),
+            Some("Retain"),
+            "AuditBucket {policy}"
+        );
+    }
+    let properties = &bucket["Properties"];
+    assert_eq!(properties["ObjectLockEnabled"].as_bool(), Some(true));
+    let retention = &properties["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+    assert_eq!(scalar(&retention["Days"]), "JournalLockDays");
+    assert_eq!(scalar(&retention["Mode"]), "JournalLockMode");
+    // A locked version cannot expire early; the lifecycle must not pretend it can.
+    let expiry = properties["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find_map(|r| r.get("NoncurrentVersionExpiration"))
+        .unwrap();
+    assert_eq!(scalar(&expiry["NoncurrentDays"]), "JournalLockDays");
+    for file in ["template.yaml", "witness.yaml"] {
+        let resources = resources_of(file);
+        let groups = of_type(&resources, "AWS::Logs::LogGroup");
+        assert!(!groups.is_empty());
+        for (id, group) in groups {
+            assert_eq!(
+                group["DeletionPolicy"].as_str(),
+                Some("Retain"),
+                "{file}: {id}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_cross_region_forward_keeps_what_it_could_not_deliver_and_the_witness_is_watched() {
+    for file in ["template.yaml", "witness.yaml"] {
+        let resources = resources_of(file);
+        let alarms = of_type(&resources, "AWS::CloudWatch::Alarm");
+        let mut forwards = 0;
+        for (id, rule) in of_type(&resources, "AWS::Events::Rule") {
+            for target in rule["Properties"]["Targets"].as_sequence().unwrap() {
+                if !scalar(&target["Arn"]).contains(":event-bus/") {
+                    continue;
+                }
+                forwards += 1;
+                let queue = scalar(&target["DeadLetterConfig"]["Arn"]);
+                let queue = queue.trim_end_matches(".Arn");
+                assert_eq!(
+                    resources[queue]["Type"].as_str(),
+                    Some("AWS::SQS::Queue"),
+                    "{file}: {id} has no dead-letter queue"
+                );
+                let watched = alarms.iter().any(|(_, a)| {
+                    let p = &a["Properties"];
+                    p["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible")
+                        && scalar(&p["Dimensions"][0]["Value"]) == format!("{queue}.QueueName")
+                        && p["AlarmActions"]
+                            .as_sequence()
+                            .is_some_and(|a| !a.is_empty())
+                });
+                assert!(
+                    watched,
+                    "{file}: nothing pages when {queue} holds a message"
+                );
+            }
+        }
+        assert!(forwards >= 1, "{file} forwards across regions");
+    }
+    // The witness's own failures page: its prober's errors, and its silence (missing data is
+    // the finding, so it breaches).
+    let witness = resources_of("witness.yaml");
+    let alarms = of_type(&witness, "AWS::CloudWatch::Alarm");
+    let pages = |a: &Value| {
+        a["Properties"]["AlarmActions"]
+            .as_sequence()
+            .is_some_and(|a| !a.is_empty())
+    };
+    assert!(alarms.iter().any(|(_, a)| {
+        pages(a)
+            && a["Properties"]["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|m| {
+                    m["MetricStat"]["Metric"]["MetricName"].as_str() == Some("Errors")
+                        && scalar(&m["MetricStat"]["Metric"]["Dimensions"][0]["Value"])
+                            == "WatchRegionFunction"
+                })
+    }));
+    assert!(alarms.iter().any(|(_, a)| {
+        pages(a)
+            && a["Properties"]["Namespace"].as_str() == Some("hapilot/RegionHealth")
+            && a["Properties"]["TreatMissingData"].as_str() == Some("breaching")
+    }));
 }

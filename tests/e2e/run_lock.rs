@@ -122,4 +122,37 @@ async fn one_run_changes_the_platform_at_a_time_whoever_starts_it() {
         world.object(LOCK_KEY).await.is_none(),
         "given back at the end"
     );
+
+    // The audit bucket is deployed from the template with Object Lock: giving the lock back
+    // left a delete marker, and every version it had is still there, under retention.
+    let s3 = hapilot_adapters::sdk::s3(world.stack.stack().sdk_config());
+    let lock = s3
+        .get_object_lock_configuration()
+        .bucket("hapilot-audit")
+        .send()
+        .await
+        .unwrap();
+    let rule = lock.object_lock_configuration().unwrap();
+    assert_eq!(
+        rule.object_lock_enabled().map(|e| e.as_str()),
+        Some("Enabled")
+    );
+    let versions = s3
+        .list_object_versions()
+        .bucket("hapilot-audit")
+        .prefix(LOCK_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(versions.versions().len() >= 3, "{versions:?}");
+    assert!(!versions.delete_markers().is_empty(), "{versions:?}");
+    let oldest = versions.versions().last().unwrap();
+    let refused = s3
+        .delete_object()
+        .bucket("hapilot-audit")
+        .key(LOCK_KEY)
+        .version_id(oldest.version_id().unwrap())
+        .send()
+        .await;
+    assert!(refused.is_err(), "a locked version cannot be deleted");
 }

@@ -408,10 +408,51 @@ async fn create(
                         .build(),
                 );
             }
+            // Object Lock can only be turned on when the bucket is created (S3 turns versioning
+            // on with it).
+            let locked = props["ObjectLockEnabled"] == json!(true)
+                || props["ObjectLockEnabled"] == json!("true");
+            if locked {
+                create = create.object_lock_enabled_for_bucket(true);
+            }
             create
                 .send()
                 .await
                 .map_err(|e| aws("CreateBucket")(chain(&e)))?;
+            let retention = &props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+            if locked && !retention.is_null() {
+                use aws_sdk_s3::types::{
+                    DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled,
+                    ObjectLockRetentionMode, ObjectLockRule,
+                };
+                let days = retention["Days"]
+                    .as_i64()
+                    .or_else(|| retention["Days"].as_str().and_then(|d| d.parse().ok()));
+                c.s3.put_object_lock_configuration()
+                    .bucket(&bucket)
+                    .object_lock_configuration(
+                        ObjectLockConfiguration::builder()
+                            .object_lock_enabled(ObjectLockEnabled::Enabled)
+                            .rule(
+                                ObjectLockRule::builder()
+                                    .default_retention(
+                                        DefaultRetention::builder()
+                                            .mode(ObjectLockRetentionMode::from(
+                                                text(retention, "Mode")
+                                                    .unwrap_or_default()
+                                                    .as_str(),
+                                            ))
+                                            .set_days(days.map(|d| d as i32))
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| aws("PutObjectLockConfiguration")(chain(&e)))?;
+            }
             if text(&props["VersioningConfiguration"], "Status").as_deref() == Some("Enabled") {
                 c.s3.put_bucket_versioning()
                     .bucket(&bucket)
