@@ -156,3 +156,139 @@ async fn one_run_changes_the_platform_at_a_time_whoever_starts_it() {
         .await;
     assert!(refused.is_err(), "a locked version cannot be deleted");
 }
+
+/// The measured case: the witness's and Route53's alarms of one outage reach the standby's
+/// router at the same moment. Each may start a run (the router's `ListExecutions` is eventually
+/// consistent), but only one gets past its plan: the other is refused by the run lock, naming
+/// the first, before it changes anything. The test plays CloudWatch and EventBridge itself (no
+/// data plane), so the alarms stay where it puts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_vantage_alarms_of_one_outage_delivered_at_once_make_one_run() {
+    use hapilot::local::data_plane::state_change_event;
+    use hapilot::local::deployment::{
+        LocalDeployment, PRIMARY_ALARM, RecordRouting, STANDBY_REGION, WATCH_ALARM, WorldOptions,
+    };
+    let stack = crate::support::TestStack::start().await;
+    let deployment = LocalDeployment::create_with(
+        stack.stack(),
+        WorldOptions::regional(DatabaseSetup::Patroni, RecordRouting::Weighted),
+    )
+    .await
+    .unwrap();
+    deployment.primary.set_mode(GatewayMode::Failing);
+    let vantage = [
+        ("us-west-2", WATCH_ALARM),
+        ("eu-west-1", WATCH_ALARM),
+        ("us-east-1", PRIMARY_ALARM),
+    ];
+    for (region, name) in vantage {
+        aws_sdk_cloudwatch::Client::new(&stack.stack().observer_config(region))
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("the test plays the outage")
+            .send()
+            .await
+            .unwrap();
+    }
+    let event = |(region, name): (&str, &str)| {
+        state_change_event(
+            &format!("arn:aws:cloudwatch:{region}:123456789012:alarm:{name}"),
+            name,
+            region,
+            "OK",
+            "ALARM",
+            &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+    };
+    let (witness, route53) = tokio::join!(
+        stack
+            .stack()
+            .deliver(STANDBY_REGION, "alarm-router", event(vantage[1])),
+        stack
+            .stack()
+            .deliver(STANDBY_REGION, "alarm-router", event(vantage[2])),
+    );
+    let decisions = [witness.unwrap().unwrap(), route53.unwrap().unwrap()];
+    eprintln!(
+        "decisions at once: {:?}",
+        decisions
+            .iter()
+            .map(|d| d["decision"].clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        decisions.iter().any(|d| d["decision"] == "start"),
+        "{decisions:#?}"
+    );
+
+    // Every run started ends refused by the lock, except one.
+    let sfn = aws_sdk_sfn::Client::new(&stack.stack().sdk_config_in(STANDBY_REGION));
+    let machine = stack.stack().arn_in(STANDBY_REGION, "failover");
+    let started: Vec<String> = decisions
+        .iter()
+        .filter_map(|d| d["execution_arn"].as_str().map(str::to_string))
+        .collect();
+    let mut refused = Vec::new();
+    let mut going = Vec::new();
+    for arn in &started {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let history = sfn
+                .get_execution_history()
+                .execution_arn(arn)
+                .send()
+                .await
+                .unwrap();
+            let past_plan = history.events().iter().any(|e| {
+                e.state_entered_event_details()
+                    .is_some_and(|d| d.name() != "PlanFailover")
+            });
+            let run = sfn
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+                .unwrap();
+            if run.status().as_str() == "FAILED" && !past_plan {
+                assert_eq!(run.error(), Some("hapilot.RunInProgress"), "{run:?}");
+                refused.push(run.cause().unwrap_or_default().to_string());
+                break;
+            }
+            if past_plan {
+                going.push(arn.clone());
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{run:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(
+        going.len(),
+        1,
+        "one run changes the platform: {going:?} {refused:?}"
+    );
+    let first = going[0].rsplit(':').next().unwrap();
+    assert!(refused.iter().all(|c| c.contains(first)), "{refused:?}");
+    let all = sfn
+        .list_executions()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.executions().len(), started.len());
+
+    // A vantage alarm's change while that run holds the lock: the router names it.
+    let again = stack
+        .stack()
+        .deliver(STANDBY_REGION, "alarm-router", event(vantage[0]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again["decision"], "ignore", "{again:#}");
+    assert!(
+        again["detail"].as_str().unwrap_or_default().contains(first),
+        "{again:#}"
+    );
+    let _ = sfn.stop_execution().execution_arn(&going[0]).send().await;
+}

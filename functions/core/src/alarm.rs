@@ -214,6 +214,9 @@ pub struct RouterFacts {
     pub votes: Vec<Vote>,
     /// Name of a failover execution that is RUNNING, if any.
     pub running_failover: Option<String>,
+    /// The run that holds the platform's run lock, when it is RUNNING (a failback, a drill, a
+    /// failover started by hand): no second run may change the platform meanwhile.
+    pub lock_holder: Option<crate::run_lock::LockHolder>,
     /// When the most recent failover run that moved traffic ended (epoch seconds), if any: runs
     /// that changed nothing (a false alarm, a refusal before the fence) start no cool-down.
     pub last_run_ended_at: Option<i64>,
@@ -237,6 +240,8 @@ pub enum IgnoreReason {
     AlarmNoLongerFiring,
     /// A failover run is already in progress.
     FailoverRunning,
+    /// Another run that changes the platform holds the run lock.
+    RunInProgress,
     /// The last run ended too recently.
     CoolingDown,
     /// A run for this very incident exists already (a duplicate delivery).
@@ -371,6 +376,15 @@ pub fn decide(
             format!("failover {running} is already running"),
         );
     }
+    if let Some(holder) = &facts.lock_holder {
+        return RouterDecision::ignore(
+            IgnoreReason::RunInProgress,
+            format!(
+                "run {} ({}) holds the platform's run lock since {}; a failover started now would be refused",
+                holder.execution, holder.machine, holder.taken_at
+            ),
+        );
+    }
     if let Some(ended) = facts.last_run_ended_at {
         let since = facts.now - ended;
         if since < facts.cooldown_secs as i64 {
@@ -412,12 +426,20 @@ pub fn page_when_not_acting(
     trigger: &FailoverTrigger,
     votes: &[Vote],
 ) -> Option<Page> {
-    let RouterDecision::Ignore { reason, .. } = decision else {
+    let RouterDecision::Ignore { reason, detail } = decision else {
         return None;
     };
-    if *reason != IgnoreReason::AutomaticFailoverOff
-        || quorum_verdict(votes, trigger.votes_needed()) != QuorumVerdict::Down
-    {
+    let why_not = match reason {
+        IgnoreReason::AutomaticFailoverOff => {
+            "automatic failover is switched off (HAPILOT_AUTOMATIC_FAILOVER)".to_string()
+        }
+        // A failover in progress is acting on it; any other run holding the lock is not.
+        IgnoreReason::RunInProgress => format!(
+            "{detail}. Once it has ended (or after stopping it), the command below starts the failover"
+        ),
+        _ => return None,
+    };
+    if quorum_verdict(votes, trigger.votes_needed()) != QuorumVerdict::Down {
         return None;
     }
     let (primary, standby) = (&trigger.primary_region, &trigger.standby_region);
@@ -431,11 +453,17 @@ pub fn page_when_not_acting(
         .join("; ");
     Some(Page {
         incident: format!("{primary}-to-{standby}"),
-        subject: format!("hapilot: {primary} is down and automatic failover is off"),
+        subject: format!(
+            "hapilot: {primary} is down and hapilot will not fail over by itself ({})",
+            if *reason == IgnoreReason::AutomaticFailoverOff {
+                "automatic failover is off"
+            } else {
+                "another run holds the run lock"
+            }
+        ),
         message: format!(
             "The vantage points confirm {primary} down ({} of {} needed): {tally}.\n\n\
-             hapilot will not fail over by itself: automatic failover is switched off \
-             (HAPILOT_AUTOMATIC_FAILOVER). To fail over to {standby}, run:\n\n  {command}\n\n\
+             hapilot will not fail over by itself: {why_not}. To fail over to {standby}, run:\n\n  {command}\n\n\
              This is the only page for this incident until {primary} is seen up again.",
             trigger.votes_needed(),
             votes.len().max(1)
@@ -535,10 +563,55 @@ mod tests {
             automatic_failover: true,
             votes: vec![Vote::from_state("primary-health", Some("ALARM"))],
             running_failover: None,
+            lock_holder: None,
             last_run_ended_at: None,
             now: 1_700_000_100,
             cooldown_secs: 1_800,
         }
+    }
+
+    fn failback_holds_the_lock() -> Option<crate::run_lock::LockHolder> {
+        Some(crate::run_lock::LockHolder {
+            machine: "failback".into(),
+            execution: "failback-cli-7".into(),
+            execution_arn: "arn:aws:states:us-west-2:1:execution:hapilot-failback:failback-cli-7"
+                .into(),
+            taken_at: "2026-12-06T03:00:00Z".into(),
+        })
+    }
+
+    /// A confirmed outage while another run holds the lock: nothing starts, the decision names
+    /// the holder, and the on-call is paged with the command; a failover in progress is acting,
+    /// so it pages no one, and an unconfirmed outage pages no one either.
+    #[test]
+    fn a_confirmed_outage_during_another_run_pages_with_the_holder_and_the_command() {
+        let t = transition("ALARM");
+        let trigger = &triggers()[0];
+        let held = RouterFacts {
+            lock_holder: failback_holds_the_lock(),
+            ..facts()
+        };
+        let decision = decide(&t, trigger, &held);
+        let RouterDecision::Ignore { reason, detail } = &decision else {
+            panic!("{decision:?}")
+        };
+        assert_eq!(*reason, IgnoreReason::RunInProgress);
+        assert!(detail.contains("failback-cli-7"), "{detail}");
+        let page = page_when_not_acting(&decision, trigger, &held.votes).unwrap();
+        assert!(page.message.contains("failback-cli-7"), "{}", page.message);
+        assert!(page.message.contains(&page.command));
+        assert!(page.subject.contains("run lock"), "{}", page.subject);
+        let running = decide(
+            &t,
+            trigger,
+            &RouterFacts {
+                running_failover: Some("failover-x".into()),
+                ..held.clone()
+            },
+        );
+        assert_eq!(page_when_not_acting(&running, trigger, &held.votes), None);
+        let up = vec![Vote::from_state("primary-health", Some("OK"))];
+        assert_eq!(page_when_not_acting(&decision, trigger, &up), None);
     }
 
     fn reason(d: RouterDecision) -> IgnoreReason {

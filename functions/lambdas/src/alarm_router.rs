@@ -56,6 +56,7 @@ pub async fn alarm_router(
                     .running(machine)
                     .await
                     .map_err(FunctionError::from_adapter(ErrorName::SetupFailed))?,
+                lock_holder: running_lock_holder(pages.0, runs).await,
                 last_run_ended_at: runs
                     .last_traffic_move_ended_at(machine, &TRAFFIC_MOVING_STATES)
                     .await
@@ -98,6 +99,31 @@ pub async fn alarm_router(
     }
     tracing::info!(decision = %record, "alarm router decision");
     Ok(record)
+}
+
+/// The run holding the platform's run lock, when it still runs. This read only sharpens the
+/// decision record and the page: the lock itself (taken by the run's first state) is what keeps
+/// a second run from changing the platform, so a lock that cannot be read here is passed over.
+async fn running_lock_holder(
+    journal: &impl Journal,
+    runs: &impl Orchestrator,
+) -> Option<hapilot_core::run_lock::LockHolder> {
+    let read = match journal.get(hapilot_core::run_lock::LOCK_KEY).await {
+        Ok(read) => read?,
+        Err(e) => {
+            tracing::warn!(error = %e, "the run lock could not be read");
+            return None;
+        }
+    };
+    let holder: hapilot_core::run_lock::LockHolder = serde_json::from_value(read).ok()?;
+    match runs.describe(&holder.execution_arn).await {
+        Ok(status) if status.status == "RUNNING" => Some(holder),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(holder = %holder.execution_arn, error = %e, "the lock holder's status could not be read");
+            None
+        }
+    }
 }
 
 /// Pages the on-call once per incident when the router will not act on a confirmed outage, and
@@ -488,6 +514,66 @@ mod tests {
         .unwrap();
         assert_eq!(again["decision"], "ignore", "{again:#}");
         assert_eq!(runs.started().len(), 1, "one failover at a time");
+    }
+
+    /// A confirmed outage while a failback holds the run lock: nothing starts, the record names
+    /// the failback, and the on-call is paged once with the command; a lock whose holder has
+    /// ended is no obstacle.
+    #[tokio::test]
+    async fn a_confirmed_outage_during_a_failback_pages_naming_it() {
+        use hapilot_adapters::monitoring::MemoryMonitoring;
+        use hapilot_adapters::orchestrator::MemoryOrchestrator;
+        let (journal, notifier) = (MemoryJournal::default(), MemoryNotifier::default());
+        let settings = settings();
+        let mut alarms = MemoryMonitoring::default();
+        for region in ["us-west-2", "eu-west-1"] {
+            alarms
+                .alarms
+                .insert((region.into(), "watch".into()), "ALARM".into());
+        }
+        let runs = MemoryOrchestrator::default();
+        let failback = "arn:aws:states:us-west-2:123456789012:stateMachine:failback";
+        let StartOutcome::Started(arn) =
+            runs.start(failback, "canary-7", &json!({})).await.unwrap()
+        else {
+            panic!("started")
+        };
+        journal
+            .put(
+                hapilot_core::run_lock::LOCK_KEY,
+                &json!({"machine": "failback", "execution": "canary-7", "execution_arn": arn,
+                        "taken_at": "2026-12-06T03:00:00Z"}),
+            )
+            .await
+            .unwrap();
+        let route = || {
+            alarm_router(
+                &settings,
+                &alarms,
+                &runs,
+                (&journal, &notifier),
+                alarm("ALARM"),
+            )
+        };
+        let held = route().await.unwrap();
+        assert_eq!(
+            (held["decision"].as_str(), held["reason"].as_str()),
+            (Some("ignore"), Some("run_in_progress")),
+            "{held:#}"
+        );
+        assert!(
+            held["detail"].as_str().unwrap().contains("canary-7"),
+            "{held:#}"
+        );
+        assert_eq!(held["page"]["sent"], true, "{held:#}");
+        assert_eq!(route().await.unwrap()["page"]["sent"], false);
+        let sent = notifier.sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].1.contains("canary-7") && sent[0].1.contains("hapilot start failover"));
+        // The failback ended without giving the lock back: the next alarm starts the failover.
+        runs.finish("canary-7", "FAILED");
+        let started = route().await.unwrap();
+        assert_eq!(started["decision"], "start", "{started:#}");
     }
 
     /// Automatic failover off: a confirmed outage pages once per incident with the command, and

@@ -126,8 +126,10 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         iam_actions: &[
             "cloudwatch:DescribeAlarms",
             "s3:DeleteObject",
+            "s3:GetObject",
             "s3:PutObject",
             "sns:Publish",
+            "states:DescribeExecution",
             "states:GetExecutionHistory",
             "states:ListExecutions",
             "states:StartExecution",
