@@ -231,6 +231,7 @@ pub async fn follow(
     let started = Instant::now();
     let mut progress = Progress::default();
     let mut seen = 0usize;
+    let mut pause = FIRST_POLL;
     loop {
         let described = sfn
             .describe_execution()
@@ -244,6 +245,7 @@ pub async fn follow(
                 on_line(&line);
             }
         }
+        pause = next_poll(pause, events.len() > seen);
         seen = events.len();
         let status = described.status().clone();
         if status != ExecutionStatus::Running && status != ExecutionStatus::PendingRedrive {
@@ -270,7 +272,23 @@ pub async fn follow(
                 waited_s: timeout.as_secs(),
             });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// The follower's first pause between looks.
+const FIRST_POLL: Duration = Duration::from_millis(100);
+/// Its longest: a run waiting for a human or a bake can wait minutes, and every look is two
+/// Step Functions calls from an account whose API quota the runs themselves share.
+const LONGEST_POLL: Duration = Duration::from_secs(1);
+
+/// The pause before the next look: back to the first when the run moved, half as long again
+/// (up to [`LONGEST_POLL`]) when it did not.
+pub fn next_poll(pause: Duration, run_moved: bool) -> Duration {
+    if run_moved {
+        FIRST_POLL
+    } else {
+        pause.mul_f64(1.5).min(LONGEST_POLL)
     }
 }
 
@@ -287,6 +305,19 @@ mod tests {
             error: None,
             cause: None,
         }
+    }
+
+    #[test]
+    fn a_quiet_run_is_looked_at_less_and_less_often_and_a_moving_one_at_once() {
+        let mut pause = FIRST_POLL;
+        let mut pauses = Vec::new();
+        for _ in 0..12 {
+            pause = next_poll(pause, false);
+            pauses.push(pause);
+        }
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(*pauses.last().unwrap(), LONGEST_POLL);
+        assert_eq!(next_poll(LONGEST_POLL, true), FIRST_POLL);
     }
 
     #[test]

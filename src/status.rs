@@ -102,6 +102,19 @@ pub struct PendingApproval {
     pub answer: String,
 }
 
+/// An incident the alarm router paged about and did not act on.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenPage {
+    /// The incident (`<primary>-to-<standby>`).
+    pub incident: String,
+    /// What the page said, in one line.
+    pub subject: String,
+    /// When.
+    pub paged_at: String,
+    /// The command that starts the failover by hand.
+    pub command: String,
+}
+
 /// Where the deployment stands.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -119,6 +132,11 @@ pub struct Status {
     pub runs: Vec<LastRun>,
     /// Runs waiting for a human.
     pub approvals: Vec<PendingApproval>,
+    /// Outages hapilot paged about without acting (automatic failover off, another run holding
+    /// the lock), open until the vantage points see the primary up again.
+    pub pages: Vec<OpenPage>,
+    /// The run that holds the platform's run lock, if one does.
+    pub run_lock: Option<hapilot_core::run_lock::LockHolder>,
     /// The kill switch: alarms start failovers only when true.
     pub automatic_failover: bool,
     /// The configured cool-down.
@@ -453,6 +471,10 @@ pub async fn read_status(sdk: &SdkConfig, settings: &Settings, data_plane: Optio
         },
         None => None,
     };
+    let (pages, run_lock) = match &journal {
+        Some(journal) => open_pages_and_lock(journal, &mut unreadable).await,
+        None => (Vec::new(), None),
+    };
     Status {
         checked_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         readiness,
@@ -462,11 +484,47 @@ pub async fn read_status(sdk: &SdkConfig, settings: &Settings, data_plane: Optio
         replication,
         runs,
         approvals,
+        pages,
+        run_lock,
         automatic_failover: settings.automatic_failover,
         cooldown_secs: settings.cooldown_secs,
         cooldown_left_secs: cooldown_left,
         unreadable,
     }
+}
+
+/// The pages the alarm router sent without acting, and the run lock's holder.
+async fn open_pages_and_lock(
+    journal: &hapilot_adapters::journal::S3Journal,
+    unreadable: &mut Vec<String>,
+) -> (Vec<OpenPage>, Option<hapilot_core::run_lock::LockHolder>) {
+    use hapilot_adapters::journal::Journal;
+    let mut pages = Vec::new();
+    match journal.list("pages/").await {
+        Ok(keys) => {
+            for key in keys {
+                let Ok(Some(marker)) = journal.get(&key).await else {
+                    continue;
+                };
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                pages.push(OpenPage {
+                    incident: text(&marker["page"]["incident"]),
+                    subject: text(&marker["page"]["subject"]),
+                    paged_at: text(&marker["paged_at"]),
+                    command: text(&marker["page"]["command"]),
+                });
+            }
+        }
+        Err(e) => unreadable.push(format!("pages: {e}")),
+    }
+    let lock = match journal.get(hapilot_core::run_lock::LOCK_KEY).await {
+        Ok(lock) => lock.and_then(|l| serde_json::from_value(l).ok()),
+        Err(e) => {
+            unreadable.push(format!("run lock: {e}"));
+            None
+        }
+    };
+    (pages, lock)
 }
 
 /// The approval a running execution waits for, if it asked and nobody answered yet.
@@ -603,6 +661,26 @@ impl Status {
                 a.answer
             ));
         }
+        out.push_str("paged, not acted on\n");
+        if self.pages.is_empty() {
+            out.push_str("  none\n");
+        }
+        for p in &self.pages {
+            out.push_str(&format!(
+                "  {} since {}: {}\n    to act: {}\n",
+                p.incident, p.paged_at, p.subject, p.command
+            ));
+        }
+        out.push_str(&format!(
+            "run lock            {}\n",
+            match &self.run_lock {
+                Some(h) => format!(
+                    "held by {} ({}) since {}",
+                    h.execution, h.machine, h.taken_at
+                ),
+                None => "free".into(),
+            }
+        ));
         out.push_str(&format!(
             "automatic failover  {}\ncool-down           {}\n",
             if self.automatic_failover {

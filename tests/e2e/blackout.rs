@@ -476,4 +476,18 @@ async fn with_automatic_failover_off_a_dark_primary_pages_once_with_the_command_
         .await
         .unwrap();
     assert!(runs.executions().is_empty(), "no run was started");
+
+    // `hapilot status` in the standby shows the open page and the command.
+    let status = hapilot::status::read_status(
+        &world.stack.stack().sdk_config_in(STANDBY_REGION),
+        &world.deployment.region_settings[STANDBY_REGION],
+        None,
+    )
+    .await;
+    assert_eq!(status.pages.len(), 1, "{:#?}", status.pages);
+    let shown = status.render();
+    assert!(
+        shown.contains("paged, not acted on") && shown.contains(&status.pages[0].command),
+        "{shown}"
+    );
 }
