@@ -110,7 +110,143 @@ pub fn describe(pending: &Value) -> String {
     out
 }
 
-/// Sends the answer to the approval `execution` of `machine` waits for.
+/// Sends the answer through the deployment's approval function URL (`url`), signed with the
+/// caller's own credentials: the function establishes who answers from the signature (and
+/// checks it against the approvers), reads the task token itself and journals the answer.
+pub async fn answer_through_url(
+    sdk: &aws_config::SdkConfig,
+    url: &str,
+    (machine, execution): (&str, &str),
+    approved: bool,
+    comment: &str,
+) -> Result<Value, HapilotError> {
+    let body = json!({
+        "machine": machine,
+        "execution": execution,
+        "approved": approved,
+        "comment": comment,
+        "operator": operator(),
+    })
+    .to_string();
+    let region = url_region(url)
+        .or_else(|| sdk.region().map(|r| r.to_string()))
+        .ok_or_else(|| {
+            HapilotError::Invalid(format!("cannot tell the region of {url}: set AWS_REGION"))
+        })?;
+    let headers = sign_for_lambda(sdk, url, &region, &body).await?;
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.map_err(|e| HapilotError::Aws {
+        operation: "InvokeFunctionUrl",
+        detail: format!("{url} did not answer: {e}"),
+    })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let said: Value = serde_json::from_str(&text).unwrap_or(json!({ "error": text }));
+    if status.is_success() {
+        return Ok(said);
+    }
+    let why = said["error"]
+        .as_str()
+        .or_else(|| said["Message"].as_str())
+        .unwrap_or("no detail")
+        .to_string();
+    Err(HapilotError::Aws {
+        operation: "InvokeFunctionUrl",
+        detail: format!(
+            "the approval function refused the answer (HTTP {status}): {why}{}",
+            if status.as_u16() == 403 && why == "Forbidden" {
+                ". Your identity needs lambda:InvokeFunctionUrl on it (the stack's OperatorPolicy)"
+            } else {
+                ""
+            }
+        ),
+    })
+}
+
+/// The region a function URL names: `https://<id>.lambda-url.<region>.on.aws/`, or the local
+/// stack's `.../lambda-url/<region>/<function>/`.
+fn url_region(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let host = rest.split('/').next()?;
+    if let Some(r) = host
+        .split(".lambda-url.")
+        .nth(1)
+        .and_then(|r| r.split('.').next())
+    {
+        return Some(r.to_string());
+    }
+    rest.split("/lambda-url/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .map(str::to_string)
+}
+
+/// SigV4 headers for a `POST` of `body` to `url` as service `lambda` in `region`, signed with
+/// the SDK configuration's credentials (a profile, SSO, the environment).
+async fn sign_for_lambda(
+    sdk: &aws_config::SdkConfig,
+    url: &str,
+    region: &str,
+    body: &str,
+) -> Result<Vec<(String, String)>, HapilotError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let no_credentials = |detail: String| HapilotError::Aws {
+        operation: "InvokeFunctionUrl",
+        detail: format!("cannot sign the answer: {detail}"),
+    };
+    let provider = sdk
+        .credentials_provider()
+        .ok_or_else(|| no_credentials("no AWS credentials are configured".into()))?;
+    let credentials = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| no_credentials(hapilot_adapters::error_chain(&e)))?;
+    let identity = credentials.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("lambda")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| no_credentials(e.to_string()))?
+        .into();
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("host", host.as_str()),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.into_iter(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .map_err(|e| no_credentials(e.to_string()))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| no_credentials(e.to_string()))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// Sends the answer to the approval `execution` of `machine` waits for, directly (a deployment
+/// without an approval URL: the caller needs `states:SendTaskSuccess`, and `by` is what STS says
+/// of the caller's credentials).
 pub async fn answer(
     sdk: &aws_config::SdkConfig,
     bucket: &str,
@@ -157,6 +293,20 @@ pub async fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_region_is_read_from_a_function_url() {
+        assert_eq!(
+            url_region("https://abcdefg.lambda-url.us-west-2.on.aws/").as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(
+            url_region("http://127.0.0.1:4566/lambda-url/eu-west-1/hapilot-answer-approval/")
+                .as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(url_region("http://example.com/x"), None);
+    }
 
     #[test]
     fn the_description_says_what_is_decided_without_the_token() {

@@ -1059,8 +1059,21 @@ async fn answer(
             bail!("not answered: {verb} was not confirmed; the run still waits");
         }
     }
-    let decision =
-        hapilot::approvals::answer(&sdk, &bucket, machine, execution, approved, comment).await?;
+    let decision = match config.setting("HAPILOT_APPROVAL_URL") {
+        Some(url) => {
+            hapilot::approvals::answer_through_url(
+                &sdk,
+                &url,
+                (machine, execution),
+                approved,
+                comment,
+            )
+            .await?
+        }
+        None => {
+            hapilot::approvals::answer(&sdk, &bucket, machine, execution, approved, comment).await?
+        }
+    };
     say!(
         "{} {machine} run {execution}: {decision}",
         if approved { "approved" } else { "denied" }

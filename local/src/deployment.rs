@@ -305,6 +305,62 @@ pub struct LocalDeployment {
     pub arc: Option<super::arc::ArcCluster>,
     /// What the templates deployed, by region.
     pub templates: super::template::world::TemplateDeployment,
+    /// The on-call operator's IAM login (user `oncall`, the stacks' `OperatorPolicy` attached,
+    /// listed in their `Approvers`).
+    pub operator: OperatorLogin,
+}
+
+/// An IAM user's access key, as an operator's shell holds it.
+#[derive(Debug, Clone)]
+pub struct OperatorLogin {
+    /// The user's ARN.
+    pub arn: String,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+}
+
+/// The IAM user the local world's operator signs in as.
+pub const OPERATOR_USER: &str = "oncall";
+
+/// Creates the operator's IAM user with the `OperatorPolicy` of every deployed stack that has
+/// one, and an access key.
+async fn create_operator(
+    stack: &LocalStack,
+    templates: &super::template::world::TemplateDeployment,
+) -> Result<OperatorLogin, LocalError> {
+    let iam = aws_sdk_iam::Client::new(&stack.observer_config(PRIMARY_REGION));
+    let user = iam
+        .create_user()
+        .user_name(OPERATOR_USER)
+        .send()
+        .await
+        .map_err(LocalError::aws("CreateUser"))?;
+    for deployed in templates.stacks.values() {
+        if let Some(policy) = deployed.refs.get("OperatorPolicy").and_then(|v| v.as_str()) {
+            iam.attach_user_policy()
+                .user_name(OPERATOR_USER)
+                .policy_arn(policy)
+                .send()
+                .await
+                .map_err(LocalError::aws("AttachUserPolicy"))?;
+        }
+    }
+    let key = iam
+        .create_access_key()
+        .user_name(OPERATOR_USER)
+        .send()
+        .await
+        .map_err(LocalError::aws("CreateAccessKey"))?;
+    let key = key
+        .access_key()
+        .ok_or_else(|| LocalError::Invalid("CreateAccessKey answered without a key".into()))?;
+    Ok(OperatorLogin {
+        arn: user.user().map(|u| u.arn().to_string()).unwrap_or_default(),
+        access_key_id: key.access_key_id().to_string(),
+        secret_access_key: key.secret_access_key().to_string(),
+    })
 }
 
 impl LocalDeployment {
@@ -751,7 +807,9 @@ impl LocalDeployment {
             .cloned()
             .ok_or_else(|| LocalError::Invalid(format!("no stack in {PRIMARY_REGION}")))?;
         let topic_arn = settings.topic_arn.clone().unwrap_or_default();
+        let operator = create_operator(stack, &templates).await?;
         Ok(Self {
+            operator,
             prometheus,
             lb_metrics,
             primary,
@@ -771,6 +829,35 @@ impl LocalDeployment {
             arc,
             templates,
         })
+    }
+
+    /// `region`'s approval function URL (its stack's `ApprovalUrl` output).
+    pub fn approval_url(&self, region: &str) -> Option<String> {
+        self.templates
+            .stacks
+            .get(region)?
+            .outputs
+            .get("ApprovalUrl")
+            .cloned()
+    }
+
+    /// What an operator's shell sets to answer approvals in `region` as [`OPERATOR_USER`]:
+    /// its credentials and the approval URL.
+    pub fn operator_env(&self, region: &str) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "AWS_ACCESS_KEY_ID".to_string(),
+                self.operator.access_key_id.clone(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                self.operator.secret_access_key.clone(),
+            ),
+        ];
+        if let Some(url) = self.approval_url(region) {
+            env.push(("HAPILOT_APPROVAL_URL".to_string(), url));
+        }
+        env
     }
 
     /// The DR drill's data check as the deployed standby stack sets it (`DrillDataTable`,

@@ -38,6 +38,9 @@ use hapilot_functions::registry::FunctionRegistry;
 use super::http::serve;
 
 const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
+/// Where function URLs are served: `<prefix><region>/<function name>/<path>` (in AWS the
+/// region and the function are in the host name, `<url-id>.lambda-url.<region>.on.aws`).
+pub const FUNCTION_URL_PREFIX: &str = "/lambda-url/";
 const INVOKE_SUFFIX: &str = "/invocations";
 
 /// A running front door; stops serving (and drops every open connection) when dropped.
@@ -240,6 +243,10 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             return refused;
         }
     }
+    if let Some(rest) = req.uri().path().strip_prefix(FUNCTION_URL_PREFIX) {
+        let rest = rest.to_string();
+        return serve_function_url(shared, &rest, req).await;
+    }
     if req.method() == Method::POST
         && let Some(raw) = req
             .uri()
@@ -311,6 +318,176 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
         return forward(shared, req).await;
     }
     forward(shared, req).await
+}
+
+/// A function URL with `AWS_IAM` auth, as Lambda serves it: the request must be SigV4-signed
+/// for `lambda` in the URL's region by a principal whose policies allow
+/// `lambda:InvokeFunctionUrl` on the function (else `403 {"Message":"Forbidden"}`, all Lambda
+/// says); the function gets the payload format 2.0 event with the signer in
+/// `requestContext.authorizer.iam`, and its `{statusCode, headers, body}` is the answer (an error
+/// is `502 Internal Server Error`). Locally the signer is known by the access key of an IAM user
+/// in moto; the signature itself is not checked (moto does not check any).
+async fn serve_function_url(
+    shared: &Shared,
+    rest: &str,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let forbidden = || answer_json(StatusCode::FORBIDDEN, json!({"Message": "Forbidden"}));
+    let mut parts = rest.splitn(3, '/');
+    let (Some(region), Some(function)) = (parts.next(), parts.next()) else {
+        return answer_json(
+            StatusCode::NOT_FOUND,
+            json!({"Message": "no such function URL"}),
+        );
+    };
+    let path = format!("/{}", parts.next().unwrap_or_default());
+    let (region, function) = (region.to_string(), function.to_string());
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let scope = credential_scope(&authorization);
+    let access_key = authorization
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    if scope != Some((region.clone(), "lambda".to_string())) || access_key.is_empty() {
+        tracing::info!(%function, ?scope, "function URL call without a lambda signature for its region");
+        return forbidden();
+    }
+    let arn = format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{function}");
+    let context = [(
+        "lambda:functionurlauthtype".to_string(),
+        vec!["AWS_IAM".to_string()],
+    )]
+    .into();
+    let caller = match super::iam::authorize_access_key(
+        shared.upstream,
+        &access_key,
+        "lambda:InvokeFunctionUrl",
+        &arn,
+        &context,
+    )
+    .await
+    {
+        Ok((caller, "allowed")) => caller,
+        Ok((caller, decision)) => {
+            tracing::info!(%caller, %function, decision, "function URL call not allowed");
+            return forbidden();
+        }
+        Err(e) => {
+            tracing::info!(%function, error = %e, "function URL call by an unknown signer");
+            return forbidden();
+        }
+    };
+    let Some(handler) = shared
+        .registries
+        .read()
+        .expect("registry lock")
+        .get(&region)
+        .and_then(|r| r.get(&function))
+    else {
+        return answer_json(
+            StatusCode::NOT_FOUND,
+            json!({"Message": format!("no function {function} in {region}")}),
+        );
+    };
+    let method = req.method().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), json!(v.to_str().ok()?))))
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let (body, base64) = match std::str::from_utf8(&body) {
+        Ok(text) => (text.to_string(), false),
+        Err(_) => {
+            use base64::Engine;
+            (
+                base64::engine::general_purpose::STANDARD.encode(&body),
+                true,
+            )
+        }
+    };
+    let now = chrono::Utc::now();
+    let event = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT_ID,
+            "apiId": function,
+            "authorizer": {"iam": {
+                "accessKey": access_key,
+                "accountId": LOCAL_ACCOUNT_ID,
+                "callerId": caller.rsplit('/').next().unwrap_or_default(),
+                "userArn": caller,
+                "userId": caller.rsplit('/').next().unwrap_or_default(),
+            }},
+            "domainName": format!("{function}.lambda-url.{region}.on.aws"),
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent").cloned().unwrap_or_default()},
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+        },
+        "body": body,
+        "isBase64Encoded": base64,
+    });
+    match tokio::spawn(handler(event)).await {
+        Ok(Ok(result)) if result.get("statusCode").is_some() => {
+            let status = result["statusCode"]
+                .as_u64()
+                .and_then(|s| StatusCode::from_u16(s as u16).ok())
+                .unwrap_or(StatusCode::OK);
+            let body = result["body"].as_str().unwrap_or_default().to_string();
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            for (k, v) in result["headers"].as_object().into_iter().flatten() {
+                if let (Ok(k), Some(Ok(v))) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    v.as_str().map(HeaderValue::from_str),
+                ) {
+                    response.headers_mut().insert(k, v);
+                }
+            }
+            response
+        }
+        // A result without a status code is the body of a 200, as Lambda reads it.
+        Ok(Ok(result)) => answer_json(StatusCode::OK, result),
+        Ok(Err(e)) => {
+            tracing::warn!(%function, error = %e, "function URL handler failed");
+            answer_json(
+                StatusCode::BAD_GATEWAY,
+                json!({"Message": "Internal Server Error"}),
+            )
+        }
+        Err(_) => answer_json(
+            StatusCode::BAD_GATEWAY,
+            json!({"Message": "Internal Server Error"}),
+        ),
+    }
+}
+
+fn answer_json(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Route53's refusal of a `ChangeResourceRecordSets` body, if it refuses it: the batch is

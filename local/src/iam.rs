@@ -208,6 +208,115 @@ fn document(text: &str) -> Option<Value> {
     })
 }
 
+/// An IAM client straight to moto (the front door's own reads; never refused as dark).
+fn moto_iam(moto: SocketAddr) -> aws_sdk_iam::Client {
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://{moto}"))
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "hapilot-local",
+            "hapilot-local",
+            None,
+            None,
+            "local",
+        ))
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+/// Who signed with `access_key` and whether their policies let them `action` `resource`, as
+/// IAM authentication and authorization would say it: `Ok((arn, decision))` for a key of an IAM
+/// user moto knows (its inline and attached policies decide), `Err` for a key nobody owns (AWS
+/// refuses the signature). Only users' long-term keys are known locally.
+pub async fn authorize_access_key(
+    moto: SocketAddr,
+    access_key: &str,
+    action: &str,
+    resource: &str,
+    context: &Context,
+) -> Result<(String, &'static str), String> {
+    let iam = moto_iam(moto);
+    let error = |e: &dyn std::error::Error| hapilot_adapters::error_chain(e);
+    let used = iam
+        .get_access_key_last_used()
+        .access_key_id(access_key)
+        .send()
+        .await
+        .map_err(|e| format!("access key {access_key} is not known: {}", error(&e)))?;
+    let user = used
+        .user_name()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| format!("access key {access_key} belongs to no user"))?
+        .to_string();
+    let got = iam
+        .get_user()
+        .user_name(&user)
+        .send()
+        .await
+        .map_err(|e| error(&e))?;
+    let arn = got
+        .user()
+        .map(|u| u.arn().to_string())
+        .unwrap_or_else(|| format!("arn:aws:iam::123456789012:user/{user}"));
+    let mut policies = Vec::new();
+    let inline = iam
+        .list_user_policies()
+        .user_name(&user)
+        .send()
+        .await
+        .map_err(|e| error(&e))?;
+    for policy in inline.policy_names() {
+        let got = iam
+            .get_user_policy()
+            .user_name(&user)
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| error(&e))?;
+        policies.extend(document(got.policy_document()));
+    }
+    let attached = iam
+        .list_attached_user_policies()
+        .user_name(&user)
+        .send()
+        .await
+        .map_err(|e| error(&e))?;
+    for policy in attached.attached_policies() {
+        if let Some(arn) = policy.policy_arn() {
+            policies.extend(managed_policy(&iam, arn).await?);
+        }
+    }
+    Ok((arn, decide(&policies, action, resource, context)))
+}
+
+/// A managed policy's default version, as documents.
+async fn managed_policy(iam: &aws_sdk_iam::Client, arn: &str) -> Result<Vec<Value>, String> {
+    let error = |e: &dyn std::error::Error| hapilot_adapters::error_chain(e);
+    let got = iam
+        .get_policy()
+        .policy_arn(arn)
+        .send()
+        .await
+        .map_err(|e| error(&e))?;
+    let Some(version) = got.policy().and_then(|p| p.default_version_id()) else {
+        return Ok(Vec::new());
+    };
+    let got = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(version)
+        .send()
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(got
+        .policy_version()
+        .and_then(|v| v.document())
+        .and_then(document)
+        .into_iter()
+        .collect())
+}
+
 /// Every identity policy of the role `name` (inline and attached), read from moto.
 async fn role_policies(iam: &aws_sdk_iam::Client, name: &str) -> Result<Vec<Value>, String> {
     let error = |e: &dyn std::error::Error| hapilot_adapters::error_chain(e);
@@ -235,27 +344,8 @@ async fn role_policies(iam: &aws_sdk_iam::Client, name: &str) -> Result<Vec<Valu
         .await
         .map_err(|e| error(&e))?;
     for policy in attached.attached_policies() {
-        let Some(arn) = policy.policy_arn() else {
-            continue;
-        };
-        let got = iam
-            .get_policy()
-            .policy_arn(arn)
-            .send()
-            .await
-            .map_err(|e| error(&e))?;
-        let Some(version) = got.policy().and_then(|p| p.default_version_id()) else {
-            continue;
-        };
-        let got = iam
-            .get_policy_version()
-            .policy_arn(arn)
-            .version_id(version)
-            .send()
-            .await
-            .map_err(|e| error(&e))?;
-        if let Some(text) = got.policy_version().and_then(|v| v.document()) {
-            out.extend(document(text));
+        if let Some(arn) = policy.policy_arn() {
+            out.extend(managed_policy(iam, arn).await?);
         }
     }
     Ok(out)
@@ -306,19 +396,7 @@ pub async fn simulate_principal_policy(moto: SocketAddr, form: &Form) -> (Status
     if resources.is_empty() {
         resources.push("*".into());
     }
-    let config = aws_sdk_iam::Config::builder()
-        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
-        .region(aws_sdk_iam::config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://{moto}"))
-        .credentials_provider(aws_sdk_iam::config::Credentials::new(
-            "hapilot-local",
-            "hapilot-local",
-            None,
-            None,
-            "local",
-        ))
-        .build();
-    let iam = aws_sdk_iam::Client::from_conf(config);
+    let iam = moto_iam(moto);
     let policies = match role_policies(&iam, role).await {
         Ok(p) => p,
         Err(e) if e.contains("NoSuchEntity") || e.contains("cannot be found") => {

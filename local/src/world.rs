@@ -327,6 +327,11 @@ impl LocalWorld {
             .stack
             .env_lines()
             .into_iter()
+            .filter(|l| {
+                // The operator's own login below replaces the stack's placeholder keys.
+                !l.starts_with("export AWS_ACCESS_KEY_ID=")
+                    && !l.starts_with("export AWS_SECRET_ACCESS_KEY=")
+            })
             .map(|l| {
                 if let Some(var @ ("AWS_REGION" | "AWS_DEFAULT_REGION")) = l
                     .strip_prefix("export ")
@@ -338,6 +343,11 @@ impl LocalWorld {
                 }
             })
             .collect();
+        // Signed in as the on-call operator: approvals go through the standby's approval
+        // function URL, which knows the answerer from the signature.
+        for (var, value) in self.inner.deployment.operator_env(STANDBY_REGION) {
+            lines.push(format!("export {var}={value}"));
+        }
         lines.push(format!(
             "export HAPILOT_CONFIG={}",
             self.settings_file.display()
@@ -510,7 +520,7 @@ async fn control_answer(
         }
         (&Method::POST, ["faults"]) => {
             let body = super::http::body_bytes(req).await;
-            let spec: super::faults::FaultSpec = match serde_json::from_slice(&body) {
+            let spec = match super::faults::FaultSpec::from_json(&body) {
                 Ok(spec) => spec,
                 Err(e) => {
                     return text(

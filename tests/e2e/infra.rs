@@ -909,3 +909,63 @@ fn every_cross_region_forward_keeps_what_it_could_not_deliver_and_the_witness_is
             && a["Properties"]["TreatMissingData"].as_str() == Some("breaching")
     }));
 }
+
+#[test]
+fn only_the_approval_function_answers_runs_and_operators_go_through_its_iam_url() {
+    let resources = template();
+    let grants = |policy: &Value, action: &str| {
+        policy["Statement"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["Effect"].as_str() == Some("Allow"))
+            .any(|s| {
+                let actions: Vec<String> = match &s["Action"] {
+                    Value::Sequence(list) => list.iter().map(scalar).collect(),
+                    one => vec![scalar(one)],
+                };
+                actions.iter().any(|a| {
+                    a == action
+                        || a == "*"
+                        || (a.ends_with('*') && action.starts_with(a.trim_end_matches('*')))
+                })
+            })
+    };
+    // Every function's inline policies: only answer-approval may send a task's answer.
+    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
+        let answers = function["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|p| grants(p, "states:SendTaskSuccess"));
+        assert_eq!(answers, id == "AnswerApprovalFunction", "{id}");
+    }
+    let url = &resources["AnswerApprovalFunction"]["Properties"]["FunctionUrlConfig"];
+    assert_eq!(url["AuthType"].as_str(), Some("AWS_IAM"));
+    let env = &resources["AnswerApprovalFunction"]["Properties"]["Environment"]["Variables"];
+    assert!(env.get("HAPILOT_APPROVERS").is_some());
+    // The shipped operator policy: the URL (AWS_IAM only), never the answer itself.
+    let operator = &resources["OperatorPolicy"]["Properties"]["PolicyDocument"];
+    assert!(grants(operator, "lambda:InvokeFunctionUrl"));
+    for forbidden in [
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    ] {
+        assert!(
+            !grants(operator, forbidden),
+            "the operator policy grants {forbidden}"
+        );
+    }
+    let statement = operator["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| scalar(&s["Action"]) == "lambda:InvokeFunctionUrl")
+        .unwrap();
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["lambda:FunctionUrlAuthType"].as_str(),
+        Some("AWS_IAM")
+    );
+}

@@ -239,6 +239,27 @@ async fn local_up_builds_a_world_where_the_readme_console_runs_as_written() {
     let approvals = end["approvals"].as_array().unwrap();
     assert!(approvals.is_empty(), "{end:#}");
 
+    // Faults on demand through the control endpoint: armed, listed, hit, cleared.
+    let (code, text) = world
+        .run("hapilot local fault --region us-west-2 --service s3 --kind throttle --count 2 --matching no-such-key")
+        .await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("armed: the next 2 call(s) of s3 in us-west-2"),
+        "{text}"
+    );
+    let (_, text) = world.run("hapilot local fault").await;
+    let listed: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(listed["armed"][0]["count"], 2, "{listed:#}");
+    let (code, text) = world
+        .run("hapilot local fault --region us-west-2 --service s3 --kind explode")
+        .await;
+    assert_ne!(code, 0, "an unknown kind is refused: {text}");
+    let (code, text) = world.run("hapilot local fault --clear").await;
+    assert_eq!(code, 0, "{text}");
+    let (_, text) = world.run("hapilot local fault").await;
+    assert!(text.contains("\"armed\":[]"), "{text}");
+
     let World { mut child, dir, .. } = world;
     let pid = child.id().unwrap() as i32;
     // SAFETY: a plain signal to the child we started.

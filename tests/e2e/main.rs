@@ -4,6 +4,7 @@
 
 mod support;
 
+mod approvals;
 mod backup_audit;
 mod backup_formats;
 mod blackout;

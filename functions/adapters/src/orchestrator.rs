@@ -46,6 +46,14 @@ pub trait Orchestrator: Send + Sync {
         &self,
         execution_arn: &str,
     ) -> impl Future<Output = Result<RunStatus, AdapterError>> + Send;
+    /// Answers a task that waits for a token (SendTaskSuccess) with `output`. A token whose
+    /// task no longer waits (answered already, timed out, its run ended) is
+    /// [`AdapterError::NotFound`].
+    fn answer_task(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
     /// One run's history so far, oldest first (GetExecutionHistory).
     fn history(
         &self,
@@ -175,6 +183,34 @@ impl Orchestrator for StepFunctions {
         Ok(None)
     }
 
+    async fn answer_task(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), AdapterError> {
+        match self
+            .client
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                }) =>
+            {
+                Err(AdapterError::NotFound(format!(
+                    "the run no longer waits for this answer (answered already, timed out, or ended): {}",
+                    crate::error::error_chain(&e)
+                )))
+            }
+            Err(e) => Err(AdapterError::aws("SendTaskSuccess")(e)),
+        }
+    }
+
     async fn history(
         &self,
         execution_arn: &str,
@@ -253,6 +289,8 @@ pub struct MemoryOrchestrator {
     pub last_move_ended_at: Option<i64>,
     /// What `history` answers (for every run).
     pub history: Vec<hapilot_core::run_report::HistoryStep>,
+    /// Every task answered: (token, output).
+    pub answers: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -324,6 +362,21 @@ impl Orchestrator for MemoryOrchestrator {
             "{}:{name}",
             state_machine_arn.replace(":stateMachine:", ":execution:")
         )))
+    }
+
+    async fn answer_task(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), AdapterError> {
+        let mut answers = self.answers.lock().expect("answers");
+        if answers.iter().any(|(t, _)| t == token) {
+            return Err(AdapterError::NotFound(format!(
+                "the run no longer waits for this answer (token {token} answered already)"
+            )));
+        }
+        answers.push((token.to_string(), output.clone()));
+        Ok(())
     }
 
     async fn history(

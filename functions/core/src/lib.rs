@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod alarm;
+pub mod approval;
 pub mod backup;
 pub mod canary;
 pub mod cnpg;

@@ -138,6 +138,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "turn a CloudWatch alarm state change into a failover run, or a reasoned refusal",
     },
     FunctionSpec {
+        name: "answer-approval",
+        substitution: "AnswerApprovalFunctionArn",
+        requires: &[BUCKET],
+        iam_actions: &["s3:GetObject", "s3:PutObject", "states:SendTaskSuccess"],
+        credentials: &[],
+        summary: "answer a waiting run as the approver AWS authenticated (function URL, AWS_IAM)",
+    },
+    FunctionSpec {
         name: "audit-backup-policy",
         substitution: "AuditBackupPolicyFunctionArn",
         requires: &[],

@@ -88,6 +88,12 @@ pub struct Settings {
     pub automatic_failover: bool,
     /// `HAPILOT_COOLDOWN_SECONDS`: minimum time between failover runs (default 1800).
     pub cooldown_secs: u64,
+    /// `HAPILOT_APPROVERS`: who may answer a run that waits for a human (ARNs, comma separated).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// `HAPILOT_APPROVAL_URL`: answer-approval's function URL (the stack output `ApprovalUrl`).
+    #[serde(default)]
+    pub approval_url: Option<String>,
     /// `HAPILOT_SCALE_TARGETS`: JSON object, deployment -> replicas (default: the HA document's
     /// `{"litellm": 5, "agentgateway": 3}`).
     pub scale_targets: BTreeMap<String, i64>,
@@ -280,6 +286,26 @@ pub const VARIABLES: &[Variable] = &[
         drill_schedule,
         "the EventBridge Scheduler schedule that runs the DR drill (the template's `DrDrillSchedule`); readiness checks that it exists and is enabled"
     ),
+    Variable {
+        name: "HAPILOT_APPROVERS",
+        doc: "who may answer an approval through answer-approval's function URL: IAM user or role ARNs (a role covers its sessions; a trailing `*` matches a prefix), comma separated",
+        default: "",
+        parse: |s, v| {
+            s.approvers = hapilot_core::approval::parse_approvers(v);
+            Ok(())
+        },
+        is_set: |s| !s.approvers.is_empty(),
+    },
+    Variable {
+        name: "HAPILOT_APPROVAL_URL",
+        doc: "answer-approval's function URL (the stack output ApprovalUrl): `hapilot approve/deny` sign their answer for it, so the approver is who AWS authenticated",
+        default: "",
+        parse: |s, v| {
+            s.approval_url = Some(v.trim().to_string());
+            Ok(())
+        },
+        is_set: |s| s.approval_url.is_some(),
+    },
     Variable {
         name: "HAPILOT_EMERGENCY_ROLES",
         doc: "JSON emergency-path function -> its role's ARN; readiness simulates each role's calls (the template fills it)",

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod alarm_router;
+pub mod answer_approval;
 pub mod audit_backup_policy;
 pub mod backup_catalog;
 pub mod canary_gate;

@@ -22,13 +22,13 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::{
-    FunctionError, alarm_router, audit_backup_policy, canary_gate, check_catchup, check_data,
-    check_dns_sync, check_health, check_restore, describe_run, evaluate_readiness, fence_primary,
-    plan_backup_audit, plan_drill, plan_failback, plan_failover, plan_restore, promote_database,
-    publish_replication_lag, read_replication, record_run, report_backup_audit, report_drill,
-    reprotect_database, request_approval, restore_database, restore_vault, scale_region,
-    shift_traffic, snapshot_weights, start_run, unfence_primary, verify_restore_point,
-    watch_region,
+    FunctionError, alarm_router, answer_approval, audit_backup_policy, canary_gate, check_catchup,
+    check_data, check_dns_sync, check_health, check_restore, describe_run, evaluate_readiness,
+    fence_primary, plan_backup_audit, plan_drill, plan_failback, plan_failover, plan_restore,
+    promote_database, publish_replication_lag, read_replication, record_run, report_backup_audit,
+    report_drill, reprotect_database, request_approval, restore_database, restore_vault,
+    scale_region, shift_traffic, snapshot_weights, start_run, unfence_primary,
+    verify_restore_point, watch_region,
 };
 
 /// The future a handler returns.
@@ -304,6 +304,9 @@ macro_rules! functions {
 functions! {
     "alarm-router" => alarm_router(|a, event| {
         alarm_router::alarm_router(&a.settings, &a.cloudwatch, &a.runs, (&a.journal, &a.notifier), event).await
+    });
+    "answer-approval" => answer_approval(|a, event| {
+        answer_approval::answer_approval(&a.settings, &a.journal, &a.runs, event).await
     });
     "audit-backup-policy" => audit_backup_policy(|a, event| {
         let dr_region = event["target"]["dr_region"].as_str().map(str::to_string);

@@ -118,9 +118,10 @@ impl DeployedStack {
 }
 
 /// Deploys `template` as stack `name` in `region` with the given (already checked) parameter
-/// values, through `sdk` (signed for `region`; Route53 and IAM are global).
+/// values, through `sdk` (signed for `region`; Route53 and IAM are global); function URLs are
+/// served by the front door at `front_door`.
 pub async fn deploy(
-    sdk: &SdkConfig,
+    (sdk, front_door): (&SdkConfig, &str),
     template: &Template,
     name: &str,
     region: &str,
@@ -163,7 +164,8 @@ pub async fn deploy(
         ..Default::default()
     };
     let mut attributes: BTreeMap<(String, String), Value> = BTreeMap::new();
-    let clients = Clients::new(sdk);
+    let mut clients = Clients::new(sdk);
+    clients.endpoint = front_door.to_string();
     for logical in order {
         let resource = &resources[&logical];
         if let Some(c) = resource.get("Condition").and_then(Value::as_str)
@@ -286,6 +288,8 @@ pub fn creation_order(
 }
 
 struct Clients {
+    /// The front door's URL (function URLs are served under it).
+    endpoint: String,
     s3: aws_sdk_s3::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
@@ -299,6 +303,7 @@ struct Clients {
 impl Clients {
     fn new(sdk: &SdkConfig) -> Self {
         Self {
+            endpoint: sdk.endpoint_url().unwrap_or_default().to_string(),
             s3: hapilot_adapters::sdk::s3(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
@@ -856,6 +861,49 @@ async fn create(
                     ("KeyId".into(), json!(id)),
                 ],
             })
+        }
+        // A function URL is served by the front door under its region and function name; it
+        // authenticates callers as AWS_IAM does (see `front_door`).
+        "AWS::Lambda::Url" => {
+            let target = text(props, "TargetFunctionArn").unwrap_or_default();
+            let function = target.rsplit(':').next().unwrap_or_default().to_string();
+            let auth = text(props, "AuthType").unwrap_or_default();
+            if auth != "AWS_IAM" {
+                return Err(LocalError::Invalid(format!(
+                    "{}: {logical} has AuthType {auth:?}; the local front door serves AWS_IAM function URLs only",
+                    template.path.display()
+                )));
+            }
+            let url = format!(
+                "{}/{}{region}/{function}/",
+                c.endpoint.trim_end_matches('/'),
+                crate::front_door::FUNCTION_URL_PREFIX.trim_start_matches('/')
+            );
+            Ok(Created {
+                reference: json!(target),
+                attributes: vec![
+                    ("FunctionUrl".into(), json!(url)),
+                    ("FunctionArn".into(), json!(target)),
+                ],
+            })
+        }
+        "AWS::IAM::ManagedPolicy" => {
+            let name = text(props, "ManagedPolicyName")
+                .unwrap_or_else(|| generated_name(stack, logical, 128, false));
+            let created = c
+                .iam
+                .create_policy()
+                .policy_name(&name)
+                .policy_document(props["PolicyDocument"].to_string())
+                .send()
+                .await
+                .map_err(|e| aws("CreatePolicy")(chain(&e)))?;
+            let arn = created
+                .policy()
+                .and_then(|p| p.arn())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("arn:aws:iam::{ACCOUNT}:policy/{name}"));
+            Ok(Created::plain(json!(arn)))
         }
         "AWS::Lambda::Permission" | "AWS::Lambda::EventInvokeConfig" => {
             out.recorded.push((logical.to_string(), kind.to_string()));

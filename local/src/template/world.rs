@@ -62,7 +62,7 @@ pub async fn deploy_templates(
     let mut out = TemplateDeployment::default();
     for (spec, template, values) in planned {
         let deployed = deploy(
-            &stack.observer_config(&spec.region),
+            (&stack.observer_config(&spec.region), &stack.endpoint_url()),
             &template,
             &spec.name,
             &spec.region,

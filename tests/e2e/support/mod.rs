@@ -439,7 +439,12 @@ impl FailoverWorld {
 
     /// The `hapilot` CLI, pointed at this stack like an operator's shell after `local up`.
     pub fn cli(&self) -> tokio::process::Command {
-        self.stack.cli()
+        let mut cli = self.stack.cli();
+        // Signed in as the on-call operator, with the approval URL of the region the runs are in.
+        for (var, value) in self.deployment.operator_env(self.stack.stack().region()) {
+            cli.env(var, value);
+        }
+        cli
     }
 
     /// Every journal key of a failover run.

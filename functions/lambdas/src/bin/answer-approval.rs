@@ -1,0 +1,8 @@
+//! Lambda `answer-approval`: see [`hapilot_functions::catalog::FUNCTIONS`] and the handler module.
+
+use hapilot_functions::registry::entry;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hapilot_functions::lambda_main("answer-approval", entry::answer_approval).await
+}
