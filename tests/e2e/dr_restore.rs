@@ -341,6 +341,46 @@ async fn refuses_what_cannot_be_restored_before_touching_anything() {
         !format!("{:?}", outcome.cause).contains(hapilot::local::deployment::VAULT_TOKEN),
         "the token never appears in errors"
     );
+
+    // Another run holds the platform's run lock (a failover waiting for a human): the restore
+    // is refused before anything is verified or touched, naming that run.
+    world.deployment.vault.refuse(false);
+    world
+        .deployment
+        .primary
+        .set_mode(hapilot::local::gateway::GatewayMode::Failing);
+    let holder = world
+        .start_failover(
+            "holds-the-lock",
+            world.console_input(serde_json::json!({"needs_approval": true})),
+        )
+        .await;
+    world.wait_for_approval("holds-the-lock").await;
+    let outcome = world.stack.run("dr-restore", request("latest")).await;
+    assert_failed(&outcome, "hapilot.RunInProgress");
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("holds-the-lock"),
+        "{:?}",
+        outcome.cause
+    );
+    assert!(!entered(&outcome, "VerifyRestorePoint"));
+    assert!(world.deployment.vault.restored().is_empty());
+    assert!(!dr_data_exists(&world), "no data directory laid down");
+    hapilot::approvals::answer(
+        world.stack.stack().sdk_config(),
+        "hapilot-audit",
+        "failover",
+        "holds-the-lock",
+        false,
+        "the test is done with it",
+    )
+    .await
+    .unwrap();
+    assert!(!world.follow(&holder).await.succeeded());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

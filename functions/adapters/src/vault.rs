@@ -92,7 +92,7 @@ impl Vault for HttpVault {
         let body = r.text().await.unwrap_or_default();
         Err(self
             .error(path, format!("HTTP {status}: {}", body.trim()))
-            .transient_if(crate::error::status_is_transient(status.as_u16())))
+            .transient_if(vault_blip(status.as_u16(), &body)))
     }
 
     async fn healthy(&self) -> Result<bool, AdapterError> {
@@ -179,7 +179,7 @@ impl HttpVault {
             let body = r.text().await.unwrap_or_default();
             return Err(self
                 .error(path, format!("HTTP {status}: {}", body.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16())));
+                .transient_if(vault_blip(status.as_u16(), &body)));
         }
         r.json().await.map_err(|e| {
             let transient = crate::error::send_failure_is_transient(&e);
@@ -228,4 +228,10 @@ impl Vault for MemoryVault {
     ) -> Result<Option<hapilot_core::readiness::VaultReplicationView>, AdapterError> {
         Ok(self.replication.clone())
     }
+}
+
+/// Whether Vault's answer is worth another try: throttled or failing on its side, but not
+/// sealed (Vault answers 503 while sealed, which lasts until someone unseals it).
+fn vault_blip(status: u16, body: &str) -> bool {
+    crate::error::status_is_transient(status) && !body.contains("sealed")
 }

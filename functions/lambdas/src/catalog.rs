@@ -307,7 +307,12 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         name: "plan-restore",
         substitution: "PlanRestoreFunctionArn",
         requires: &[REGIONS, BUCKET],
-        iam_actions: &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        iam_actions: &[
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "states:DescribeExecution",
+        ],
         credentials: &[],
         summary: "choose the restore point (base backup + WAL + Vault snapshot) for a target time",
     },

@@ -20,7 +20,7 @@ use crate::FunctionError;
 use crate::backup_catalog::read_restore_catalog;
 use crate::config::Settings;
 use crate::error::parse_input;
-use crate::run::{RunContext, record};
+use crate::run::{RunContext, record, take_run_lock};
 
 #[derive(Deserialize)]
 struct Input {
@@ -32,7 +32,10 @@ struct Input {
 pub async fn plan_restore<S: BackupStore>(
     store: &S,
     settings: &Settings,
-    journal: &impl hapilot_adapters::journal::Journal,
+    (journal, runs): (
+        &impl hapilot_adapters::journal::Journal,
+        &impl hapilot_adapters::orchestrator::Orchestrator,
+    ),
     input: Value,
 ) -> Result<Value, FunctionError> {
     let Input { request, run } = parse_input(input)?;
@@ -93,7 +96,10 @@ pub async fn plan_restore<S: BackupStore>(
     };
     let plan = serde_json::to_value(RestorePlan::new(&request, point, inputs))
         .map_err(|e| FunctionError::Setup(e.to_string()))?;
-    record(journal, &run, json!({ "after": plan })).await?;
+    // The plan is valid: a restore ends by offering to move traffic, so it is one run that
+    // changes the platform, and takes the run lock before anything is touched.
+    let lock = take_run_lock(journal, runs, &run).await?;
+    record(journal, &run, json!({ "after": plan, "run_lock": lock })).await?;
     Ok(plan)
 }
 

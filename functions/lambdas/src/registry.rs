@@ -346,7 +346,7 @@ functions! {
     });
     "plan-backup-audit" => plan_backup_audit(|a, event| plan_backup_audit::plan_backup_audit(&a.settings, event).await);
     "plan-restore" => plan_restore(|a, event| {
-        plan_restore::plan_restore(&a.dr_backups(), &a.settings, &a.journal, event).await
+        plan_restore::plan_restore(&a.dr_backups(), &a.settings, (&a.journal, &a.runs), event).await
     });
     "plan-drill" => plan_drill(|a, event| plan_drill::plan_drill(&a.settings, event).await);
     "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.dns(), &a.runs, &a.journal, event).await);
