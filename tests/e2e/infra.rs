@@ -969,3 +969,127 @@ fn only_the_approval_function_answers_runs_and_operators_go_through_its_iam_url(
         Some("AWS_IAM")
     );
 }
+
+/// Every (machine, state) each function runs in, from the ASLs: a state's `Resource` or
+/// `FunctionName`, and for a state that picks its function at run time (`FunctionName.$`), every
+/// function a `Pass` state of the machine offers under that name.
+fn states_by_function() -> BTreeMap<String, BTreeSet<(String, String)>> {
+    fn each_state(states: &serde_json::Value, f: &mut dyn FnMut(&str, &serde_json::Value)) {
+        for (name, body) in states.as_object().unwrap() {
+            f(name, body);
+            for branch in body["Branches"].as_array().into_iter().flatten() {
+                each_state(&branch["States"], f);
+            }
+            for inner in ["Iterator", "ItemProcessor"] {
+                if body.get(inner).is_some() {
+                    each_state(&body[inner]["States"], f);
+                }
+            }
+        }
+    }
+    let named = |sub: &str| {
+        let sub = sub.trim_start_matches("${").trim_end_matches('}');
+        FUNCTIONS
+            .iter()
+            .find(|f| f.substitution == sub)
+            .map(|f| f.name.to_string())
+    };
+    let mut out: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for file in definitions_in(&project_root().join("statemachines")) {
+        let machine = file
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".asl.json")
+            .to_string();
+        let asl: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let mut offered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        each_state(&asl["States"], &mut |_, body| {
+            if body["Type"] == "Pass" {
+                for (key, value) in body["Result"].as_object().into_iter().flatten() {
+                    if let Some(function) = value.as_str().and_then(named) {
+                        offered.entry(key.clone()).or_default().insert(function);
+                    }
+                }
+            }
+        });
+        each_state(&asl["States"], &mut |state, body| {
+            if body["Type"] != "Task" {
+                return;
+            }
+            let functions: BTreeSet<String> = match body["Resource"]
+                .as_str()
+                .filter(|r| r.starts_with("${"))
+                .or_else(|| body["Parameters"]["FunctionName"].as_str())
+            {
+                Some(sub) => named(sub).into_iter().collect(),
+                None => body["Parameters"]["FunctionName.$"]
+                    .as_str()
+                    .and_then(|path| offered.get(path.rsplit('.').next().unwrap()))
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            for function in functions {
+                out.entry(function)
+                    .or_default()
+                    .insert((machine.clone(), state.to_string()));
+            }
+        });
+    }
+    out
+}
+
+#[test]
+fn each_function_writes_only_its_own_journal_keys() {
+    let resources = template();
+    let states = states_by_function();
+    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
+        let binary = scalar(&function["Metadata"]["BuildProperties"]["Binary"]);
+        let mut writes: BTreeSet<String> = BTreeSet::new();
+        for policy in function["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let actions: Vec<String> = match &statement["Action"] {
+                    Value::Sequence(list) => list.iter().map(scalar).collect(),
+                    one => vec![scalar(one)],
+                };
+                if !actions.iter().any(|a| a == "s3:PutObject" || a == "s3:*") {
+                    continue;
+                }
+                for resource in statement["Resource"].as_sequence().into_iter().flatten() {
+                    let resource = scalar(resource);
+                    if let Some(key) = resource.strip_prefix("${AuditBucket.Arn}/runs/") {
+                        writes.insert(key.to_string());
+                    }
+                }
+            }
+        }
+        if writes.is_empty() {
+            continue;
+        }
+        let mut expected: BTreeSet<String> = states
+            .get(&binary)
+            .into_iter()
+            .flatten()
+            .map(|(machine, state)| format!("{machine}/*-{state}.json"))
+            .collect();
+        match binary.as_str() {
+            "request-approval" => {
+                expected.insert("*/approval.json".into());
+            }
+            "answer-approval" => {
+                expected = ["*/approval-answer.json".to_string()].into();
+            }
+            _ => {}
+        }
+        assert_eq!(
+            writes, expected,
+            "{id} ({binary}) may write exactly its own states' journal keys"
+        );
+    }
+}

@@ -562,6 +562,40 @@ pub fn drill_schedule_check(name: Option<&str>, state: Option<&str>) -> Readines
     )
 }
 
+/// Whether a vantage point votes: its alarm (`arn`, re-read in its own region) has data in its
+/// last evaluation periods. CloudWatch says `INSUFFICIENT_DATA` when it has not (a stopped
+/// prober, a disabled schedule, a secret it cannot read): the quorum is then a vote short, and
+/// nobody would know until the outage. `state` is the alarm's state (`None`: no such alarm).
+pub fn vantage_data_check(arn: &str, state: Option<&str>) -> ReadinessCheck {
+    let mut parts = arn.splitn(7, ':');
+    let region = parts.nth(3).filter(|r| !r.is_empty()).unwrap_or("global");
+    let name = arn.rsplit(':').next().unwrap_or(arn);
+    let (status, seen) = match state {
+        Some(s @ ("OK" | "ALARM")) => (
+            CheckStatus::Pass,
+            format!("state {s}: it has data in its evaluation periods"),
+        ),
+        Some(other) => (
+            CheckStatus::Fail,
+            format!(
+                "state {other}: no data in its evaluation periods, so this vantage point does not vote and the quorum is a vote short"
+            ),
+        ),
+        None => (
+            CheckStatus::Fail,
+            "no such alarm: the quorum counts a vote that does not exist".to_string(),
+        ),
+    };
+    check(
+        "detection.vantage_data",
+        region,
+        name,
+        status,
+        seen,
+        "look at that region's prober (its schedule, the function's errors and logs, the regions secret it reads) or deploy the stack that creates the alarm",
+    )
+}
+
 /// Score of a set of checks: 100 x (passes + half the warnings) / checks.
 pub fn score(checks: &[&ReadinessCheck]) -> f64 {
     if checks.is_empty() {
@@ -769,6 +803,24 @@ pub fn document_workload(name: &str, replicas: i64) -> WorkloadView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vantage_point_without_data_does_not_vote_and_fails() {
+        let arn = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:hapilot-watch-us-east-1";
+        for (state, status) in [
+            (Some("OK"), CheckStatus::Pass),
+            (Some("ALARM"), CheckStatus::Pass),
+            (Some("INSUFFICIENT_DATA"), CheckStatus::Fail),
+            (None, CheckStatus::Fail),
+        ] {
+            let c = vantage_data_check(arn, state);
+            assert_eq!(c.status, status, "{state:?}: {c:?}");
+            assert_eq!(
+                (c.region.as_str(), c.subject.as_str()),
+                ("eu-west-1", "hapilot-watch-us-east-1")
+            );
+        }
+    }
 
     fn healthy(name: &str) -> WorkloadView {
         document_workload(name, 3)

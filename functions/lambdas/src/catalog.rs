@@ -218,6 +218,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         substitution: "EvaluateReadinessFunctionArn",
         requires: &[REGIONS, BUCKET, TOPIC],
         iam_actions: &[
+            "cloudwatch:DescribeAlarms",
             "cloudwatch:GetMetricStatistics",
             "iam:SimulatePrincipalPolicy",
             "route53:GetHealthCheck",

@@ -81,7 +81,9 @@ fn epoch_of(rfc3339: &Value) -> Option<i64> {
 }
 
 /// What readiness reads once for the whole deployment.
-pub struct GlobalSources<'a, P, T, S> {
+pub struct GlobalSources<'a, P, T, S, A> {
+    /// The vantage points' alarms, each read in its own region.
+    pub alarms: &'a A,
     /// IAM's policy simulator, for the emergency path's roles.
     pub simulator: &'a P,
     /// Where this deployment (and its emergency-path roles) runs.
@@ -137,10 +139,10 @@ async fn practice(journal: &impl Journal, now: i64) -> Result<PracticeView, Func
 }
 
 /// Evaluates readiness and publishes the report.
-pub async fn evaluate_readiness<C, D, V, R, P, T, S>(
+pub async fn evaluate_readiness<C, D, V, R, P, T, S, A>(
     settings: &Settings,
     sources: &RegionSources<C, D, V, R>,
-    global: GlobalSources<'_, P, T, S>,
+    global: GlobalSources<'_, P, T, S, A>,
     (journal, metrics, notifier): (&impl Journal, &impl Metrics, &impl Notifier),
     input: Value,
 ) -> Result<Value, FunctionError>
@@ -152,6 +154,7 @@ where
     P: PermissionSimulator,
     T: TrafficReader,
     S: ScheduleReader,
+    A: hapilot_adapters::monitoring::AlarmReader,
 {
     let Input { request, .. } = parse_input(input)?;
     let now = request
@@ -175,6 +178,7 @@ where
     }
     checks.extend(parity_checks(settings, &workloads));
     checks.extend(traffic_checks(settings, global.traffic).await);
+    checks.extend(vantage_checks(settings, global.alarms).await);
     checks.extend(permission_checks(settings, global.simulator, global.own_region).await);
     checks.extend(practice_checks(&practice(journal, now).await?));
     let schedule = settings.drill_schedule.as_deref();
@@ -392,6 +396,36 @@ async fn traffic_checks(settings: &Settings, traffic: &impl TrafficReader) -> Ve
     checks
 }
 
+/// Each vantage point of a quorum trigger has data, read in its own region.
+async fn vantage_checks(
+    settings: &Settings,
+    alarms: &impl hapilot_adapters::monitoring::AlarmReader,
+) -> Vec<ReadinessCheck> {
+    let vantages: std::collections::BTreeSet<&String> = settings
+        .triggers
+        .iter()
+        .flat_map(|t| &t.vantage_alarms)
+        .collect();
+    let mut checks = Vec::new();
+    for arn in vantages {
+        let Some(alarm) = hapilot_core::alarm::AlarmRef::parse(arn) else {
+            continue;
+        };
+        checks.push(
+            match alarms.alarm_state_in(&alarm.region, &alarm.name).await {
+                Ok(state) => hapilot_core::readiness::vantage_data_check(arn, state.as_deref()),
+                Err(e) => unreadable(
+                    "detection.vantage_data",
+                    &alarm.region,
+                    &alarm.name,
+                    &e.to_string(),
+                ),
+            },
+        );
+    }
+    checks
+}
+
 /// The emergency path's roles, each simulated against the calls its code makes.
 async fn permission_checks(
     settings: &Settings,
@@ -559,8 +593,11 @@ mod tests {
             primary_region: "us-east-1".into(),
             standby_region: "us-west-2".into(),
             tier: hapilot_core::tier::Tier::Critical,
-            vantage_alarms: Vec::new(),
-            quorum: None,
+            vantage_alarms: vec![
+                "arn:aws:cloudwatch:us-west-2:111122223333:alarm:watch".into(),
+                "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:watch".into(),
+            ],
+            quorum: Some(2),
         }];
         s.hosted_zone_id = Some("Z1".into());
         s.record_name = Some("gateway.example.com".into());
@@ -705,7 +742,14 @@ mod tests {
             schedules: [("dr-drill".to_string(), "ENABLED".to_string())].into(),
         };
         let traffic = traffic();
+        let mut alarms = MemoryMonitoring::default();
+        for region in ["us-west-2", "eu-west-1"] {
+            alarms
+                .alarms
+                .insert((region.into(), "watch".into()), "OK".into());
+        }
         let global = || GlobalSources {
+            alarms: &alarms,
             simulator: &permissions,
             own_region: "us-west-2",
             traffic: &traffic,
@@ -738,6 +782,7 @@ mod tests {
             "parity.images",
             "permissions.emergency_path",
             "practice.drill_schedule",
+            "detection.vantage_data",
         ] {
             assert!(ids.contains(id), "{id} missing: {ids:?}");
         }
@@ -761,6 +806,7 @@ mod tests {
             1,
             "one notice for the newly failed check"
         );
+
         assert_eq!(monitoring.last("FailedChecks"), Some(1.0));
         let markdown = journal
             .text(&format!("reports/readiness/{}.md", epoch_text(NOW)))
@@ -768,6 +814,30 @@ mod tests {
         assert!(
             markdown.contains("| **FAIL** | us-west-2 | vault.raft | vault |"),
             "{markdown}"
+        );
+
+        // The witness's prober stopped: its alarm has no data, the quorum is a vote short.
+        let mut silent_witness = alarms.clone();
+        silent_witness.alarms.insert(
+            ("eu-west-1".into(), "watch".into()),
+            "INSUFFICIENT_DATA".into(),
+        );
+        let silent = evaluate_readiness(
+            &settings,
+            &sources(vault(3)),
+            GlobalSources {
+                alarms: &silent_witness,
+                ..global()
+            },
+            (&journal, &monitoring, &notifier),
+            json!({"request": {"now": NOW}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            silent["newly_failed"],
+            json!(["eu-west-1/detection.vantage_data/watch"]),
+            "{silent:#}"
         );
     }
 }

@@ -362,7 +362,7 @@ functions! {
         let region = a.sdk.region().map(|r| r.to_string()).unwrap_or_default();
         let traffic = hapilot_adapters::route53_health::Route53Health::from_sdk(&a.sdk);
         let schedules = hapilot_adapters::schedules::Scheduler::from_sdk(&a.sdk);
-        let global = evaluate_readiness::GlobalSources { simulator: &simulator, own_region: &region, traffic: &traffic, schedules: &schedules };
+        let global = evaluate_readiness::GlobalSources { alarms: &a.cloudwatch, simulator: &simulator, own_region: &region, traffic: &traffic, schedules: &schedules };
         evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), global, (&a.journal, &a.metrics, &a.notifier), event).await
     });
     "read-replication" => read_replication(|a, event| {
