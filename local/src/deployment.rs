@@ -88,7 +88,28 @@ pub enum Databases {
         dr: Box<(super::postgres::PostgresNode, PostgresAgent)>,
         /// The CloudNativePG operator stand-in, when the pair is run as replica clusters.
         operator: Option<super::cnpg::CnpgOperator>,
+        /// The fronts the functions reach each server through (faults act on their
+        /// connections, service `postgres`); stopped with the deployment.
+        fronts: Fronts,
     },
+}
+
+/// Loopback fronts that stop when dropped.
+#[derive(Default)]
+pub struct Fronts(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl Fronts {
+    fn keep(&self, task: tokio::task::JoinHandle<()>) {
+        self.0.lock().expect("fronts lock").push(task);
+    }
+}
+
+impl Drop for Fronts {
+    fn drop(&mut self) {
+        for task in self.0.lock().expect("fronts lock").iter() {
+            task.abort();
+        }
+    }
 }
 
 /// The CloudNativePG `Cluster` names of (the primary region, the standby region).
@@ -491,6 +512,7 @@ impl LocalDeployment {
                     agents,
                     dr: Box::new((dr_node, dr_agent)),
                     operator,
+                    fronts: Fronts::default(),
                 }
             }
         };
@@ -545,16 +567,38 @@ impl LocalDeployment {
                     ),
                 )
             }
-            Databases::Postgres { pair, agents, .. } => (
-                DatabaseTarget::Postgres {
-                    dsn: pair.primary.verified_dsn(&pair.ca_file()).into(),
-                    agent_url: Some(agents.0.url()),
-                },
-                DatabaseTarget::Postgres {
-                    dsn: pair.replica.verified_dsn(&pair.ca_file()).into(),
-                    agent_url: Some(agents.1.url()),
-                },
-            ),
+            Databases::Postgres {
+                pair,
+                agents,
+                fronts,
+                ..
+            } => {
+                // The functions reach each server through a front where faults act on their
+                // connections (`hapilot local fault --service postgres`).
+                let front = async |node: &super::postgres::PostgresServer, region: &str| {
+                    let backend = std::net::SocketAddr::from(([127, 0, 0, 1], node.port()));
+                    let (addr, task) =
+                        super::faults::tcp_front(faults.clone(), region, "postgres", backend)
+                            .await
+                            .map_err(io("starting a PostgreSQL front"))?;
+                    fronts.keep(task);
+                    Ok::<_, LocalError>(node.verified_dsn_at(addr.port(), &pair.ca_file()))
+                };
+                let (primary_dsn, standby_dsn) = (
+                    front(&pair.primary, PRIMARY_REGION).await?,
+                    front(&pair.replica, STANDBY_REGION).await?,
+                );
+                (
+                    DatabaseTarget::Postgres {
+                        dsn: primary_dsn.into(),
+                        agent_url: Some(agents.0.url()),
+                    },
+                    DatabaseTarget::Postgres {
+                        dsn: standby_dsn.into(),
+                        agent_url: Some(agents.1.url()),
+                    },
+                )
+            }
         };
 
         let route53 = aws_sdk_route53::Client::new(sdk);

@@ -118,6 +118,14 @@ impl Faults {
         if fault.region.is_empty() || fault.service.is_empty() {
             return Err("a fault needs a region and a service".into());
         }
+        if fault.kind == FaultKind::Throttle
+            && CONNECTION_SERVICES.contains(&fault.service.as_str())
+        {
+            return Err(format!(
+                "{} has no throttle a front can say (its refusal comes after TLS); use unavailable, timeout or latency",
+                fault.service
+            ));
+        }
         self.armed.lock().expect("faults lock").push(fault);
         Ok(())
     }
@@ -194,6 +202,51 @@ impl Faults {
         }
     }
 }
+
+/// A loopback TCP front for a server that speaks its own protocol (PostgreSQL): every new
+/// connection is a call of `region`'s `service` (`connect`), and a fault armed for it acts on
+/// the connection: `unavailable` closes it at once (the client sees the connection end before
+/// the server said anything, as when a server restarts), `timeout` accepts it and says nothing
+/// (the client's own timeout ends it), `latency` delays the forward. A throttle is refused when
+/// armed (the control endpoint says so): a PostgreSQL server refuses with `53300` only after
+/// TLS, which a front that does not terminate TLS cannot speak. Stops when the task is aborted.
+pub async fn tcp_front(
+    faults: Faults,
+    region: &str,
+    service: &str,
+    backend: std::net::SocketAddr,
+) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let (region, service) = (region.to_string(), service.to_string());
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut client, _)) = listener.accept().await {
+            let fault = faults.take(&region, &service, "connect");
+            connections.spawn(async move {
+                match fault {
+                    Some(FaultKind::Unavailable | FaultKind::Throttle) => return,
+                    Some(FaultKind::Timeout) => {
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                        return;
+                    }
+                    Some(FaultKind::Latency { millis }) => {
+                        tokio::time::sleep(Duration::from_millis(millis)).await;
+                    }
+                    None => {}
+                }
+                if let Ok(mut server) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Services whose calls are connections, not requests: a throttle cannot be said there.
+pub const CONNECTION_SERVICES: &[&str] = &["postgres"];
 
 /// How a service says its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -116,9 +116,13 @@ impl PostgresServer {
     /// A URI DSN that verifies the server fully (`sslmode=verify-full` against the pair's CA,
     /// `localhost` named, 127.0.0.1 dialled): what a production DSN to RDS looks like.
     pub fn verified_dsn(&self, ca: &Path) -> String {
+        self.verified_dsn_at(self.port, ca)
+    }
+
+    /// [`PostgresNode::verified_dsn`] dialling `port` (a front before the server).
+    pub fn verified_dsn_at(&self, port: u16, ca: &Path) -> String {
         format!(
-            "postgresql://postgres@localhost:{}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}",
-            self.port,
+            "postgresql://postgres@localhost:{port}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}",
             ca.display()
         )
     }

@@ -85,3 +85,60 @@ async fn a_failover_goes_through_a_503_a_throttle_and_a_timeout() {
     assert!(scale["cause"].as_str().unwrap().contains("503"), "{scale}");
     assert_eq!(world.deployment.standby_kube.replicas("litellm"), Some(5));
 }
+
+/// The standby's PostgreSQL refuses one connection and leaves the next unanswered (a restart,
+/// a stuck proxy): the steps that read it try again and the failover completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failover_goes_through_a_reset_and_a_hung_postgresql_connection() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    // A fresh write, so the standby's measured lag is recent (an idle pair's grows).
+    let primary = hapilot_adapters::database::PostgresDatabase::new(world.postgres().primary.dsn())
+        .connect()
+        .await
+        .unwrap();
+    primary
+        .batch_execute("CREATE TABLE blips (id int); INSERT INTO blips VALUES (1);")
+        .await
+        .unwrap();
+    let faults = world.stack.stack().faults();
+    for kind in [FaultKind::Unavailable, FaultKind::Timeout] {
+        faults
+            .inject(FaultSpec {
+                region: "us-west-2".into(),
+                service: "postgres".into(),
+                kind,
+                count: 1,
+                matching: None,
+            })
+            .unwrap();
+    }
+    let refused = faults.inject(FaultSpec {
+        region: "us-west-2".into(),
+        service: "postgres".into(),
+        kind: FaultKind::Throttle,
+        count: 1,
+        matching: None,
+    });
+    assert!(
+        refused
+            .unwrap_err()
+            .contains("unavailable, timeout or latency")
+    );
+    let name = "through-postgres-blips";
+    let arn = world
+        .start_failover(name, world.console_input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(faults.injected().len(), 2, "{:?}", faults.injected());
+    let report = world
+        .object(&format!("reports/failover/{name}.json"))
+        .await
+        .unwrap();
+    let retries = report["retries"].as_array().unwrap();
+    assert!(
+        retries.len() >= 2 && retries.iter().all(|r| r["error"] == "hapilot.Transient"),
+        "{retries:#?}"
+    );
+}
