@@ -31,17 +31,7 @@ impl From<&HistoryEvent> for RunEvent {
             .state_entered_event_details()
             .map(|d| d.name().to_string())
             .or_else(|| e.state_exited_event_details().map(|d| d.name().to_string()));
-        let (error, cause) = if let Some(d) = e.execution_failed_event_details() {
-            (d.error(), d.cause())
-        } else if let Some(d) = e.task_failed_event_details() {
-            (d.error(), d.cause())
-        } else if let Some(d) = e.lambda_function_failed_event_details() {
-            (d.error(), d.cause())
-        } else if let Some(d) = e.task_timed_out_event_details() {
-            (d.error(), d.cause())
-        } else {
-            (None, None)
-        };
+        let (error, cause) = hapilot_adapters::orchestrator::event_failure(e);
         RunEvent {
             id: e.id(),
             kind: e.r#type().as_str().to_string(),

@@ -81,11 +81,7 @@ async fn the_answerer_is_who_signed_and_only_an_approver_may_answer() {
     // Allowed to call the URL, but not an approver: refused by the function, naming the caller.
     let intruder = user(&world, "intruder", Some(&operator_policy)).await;
     let out = approve_as(&world, &intruder, run).await;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = crate::support::said(&out);
     assert!(!out.status.success(), "{said}");
     assert!(
         said.contains("403") && said.contains(&intruder.0) && said.contains("approvers"),
@@ -94,11 +90,7 @@ async fn the_answerer_is_who_signed_and_only_an_approver_may_answer() {
     // Not allowed to call the URL at all: refused by IAM before the function runs.
     let outsider = user(&world, "outsider", None).await;
     let out = approve_as(&world, &outsider, run).await;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = crate::support::said(&out);
     assert!(
         !out.status.success() && said.contains("Forbidden"),
         "{said}"

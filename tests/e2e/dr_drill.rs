@@ -105,6 +105,26 @@ async fn a_drill_within_targets_passes_and_fails_back_when_approved() {
     assert!(report["rto_secs"].as_f64().unwrap() > 0.0);
     assert_eq!(world.weights().await["secondary"], 100);
 
+    // The drill holds the platform's run lock from its plan to its verdict (its failover ran
+    // under it): a run started by anyone else meanwhile is refused, naming the drill.
+    let lock = world
+        .object(hapilot_core::run_lock::LOCK_KEY)
+        .await
+        .expect("the drill holds the lock while it waits");
+    assert_eq!(
+        (lock["machine"].as_str(), lock["execution"].as_str()),
+        (Some("dr-drill"), Some(name))
+    );
+    let intruder = world
+        .start_failover(
+            "during-the-drill",
+            world.console_input(json!({"mode": "graceful"})),
+        )
+        .await;
+    let refused = world.follow(&intruder).await;
+    crate::support::assert_failed(&refused, "hapilot.RunInProgress");
+    assert!(refused.cause.as_deref().unwrap_or_default().contains(name));
+
     // The operator re-protects the old primary, then approves the fail-back.
     cli_ok(world.cli().args([
         "reprotect",
@@ -123,6 +143,13 @@ async fn a_drill_within_targets_passes_and_fails_back_when_approved() {
         .unwrap();
     assert_eq!(report["failback_decision"], "fail_back");
     assert_eq!(report["failback"]["status"], "SUCCEEDED", "{report:#}");
+    assert!(
+        world
+            .object(hapilot_core::run_lock::LOCK_KEY)
+            .await
+            .is_none(),
+        "the drill's verdict gave the lock back"
+    );
     assert_eq!(
         world.weights().await["primary"],
         100,

@@ -53,11 +53,7 @@ async fn one_run_changes_the_platform_at_a_time_whoever_starts_it() {
         stdin.write_all(input.as_bytes()).await.unwrap();
     }
     let out = child.wait_with_output().await.unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = crate::support::said(&out);
     assert!(!out.status.success(), "{said}");
     assert!(
         said.contains("hapilot.RunInProgress") && said.contains(first),

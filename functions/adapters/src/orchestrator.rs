@@ -61,6 +61,24 @@ pub trait Orchestrator: Send + Sync {
     ) -> impl Future<Output = Result<Vec<hapilot_core::run_report::HistoryStep>, AdapterError>> + Send;
 }
 
+/// The error name and cause a history event carries, if it is a failure (of the execution, a
+/// task, a Lambda function, or a timeout of either).
+pub fn event_failure(e: &aws_sdk_sfn::types::HistoryEvent) -> (Option<&str>, Option<&str>) {
+    if let Some(d) = e.execution_failed_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.task_failed_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.lambda_function_failed_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.lambda_function_timed_out_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.task_timed_out_event_details() {
+        (d.error(), d.cause())
+    } else {
+        (None, None)
+    }
+}
+
 /// What DescribeExecution says of a run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunStatus {
@@ -225,17 +243,7 @@ impl Orchestrator for StepFunctions {
         let mut out = Vec::new();
         while let Some(event) = pages.next().await {
             let e = event.map_err(AdapterError::aws("GetExecutionHistory"))?;
-            let (error, cause) = if let Some(d) = e.lambda_function_failed_event_details() {
-                (d.error(), d.cause())
-            } else if let Some(d) = e.task_failed_event_details() {
-                (d.error(), d.cause())
-            } else if let Some(d) = e.lambda_function_timed_out_event_details() {
-                (d.error(), d.cause())
-            } else if let Some(d) = e.task_timed_out_event_details() {
-                (d.error(), d.cause())
-            } else {
-                (None, None)
-            };
+            let (error, cause) = event_failure(&e);
             out.push(hapilot_core::run_report::HistoryStep {
                 kind: e.r#type().as_str().to_string(),
                 state: e

@@ -28,6 +28,14 @@ impl LockHolder {
     pub fn same_run(&self, other: &LockHolder) -> bool {
         self.machine == other.machine && self.execution == other.execution
     }
+    /// Whether `child` is one this run started and holds the lock for: a DR drill names its
+    /// failover `<drill>-failover` and its failback `<drill>-failback` (the drill holds the lock
+    /// from its plan to its verdict, so nothing runs between its children).
+    pub fn is_parent_of(&self, child: &LockHolder) -> bool {
+        self.machine == "dr-drill"
+            && ["failover", "failback"].contains(&child.machine.as_str())
+            && child.execution == format!("{}-{}", self.execution, child.machine)
+    }
 }
 
 /// What Step Functions says of the holder.
@@ -49,6 +57,9 @@ pub enum LockStep {
     Take,
     /// This run holds it already.
     AlreadyHeld,
+    /// The run that started this one (a DR drill) holds it and still runs: go on under it,
+    /// without taking it (the parent gives it back).
+    HeldByParent,
     /// Its holder ended without giving it back: replace it (only if unchanged).
     TakeOver,
     /// Another run holds it: end, changing nothing, with this message.
@@ -67,6 +78,9 @@ pub fn lock_step(
     };
     if holder.same_run(me) {
         return LockStep::AlreadyHeld;
+    }
+    if holder.is_parent_of(me) && holder_state == Some(HolderState::Running) {
+        return LockStep::HeldByParent;
     }
     match holder_state {
         Some(HolderState::Ended) => LockStep::TakeOver,
@@ -106,6 +120,32 @@ mod tests {
             ),
             taken_at: "2026-12-06T03:00:00Z".into(),
         }
+    }
+
+    #[test]
+    fn a_drills_children_run_under_its_lock_and_no_one_else_does() {
+        let drill = run("dr-drill", "quarterly-7");
+        let child = run("failover", "quarterly-7-failover");
+        assert_eq!(
+            lock_step(&child, Some(&drill), Some(HolderState::Running)),
+            LockStep::HeldByParent
+        );
+        assert!(!run("failback", "quarterly-7-failback").is_parent_of(&child));
+        assert!(drill.is_parent_of(&run("failback", "quarterly-7-failback")));
+        // Another run, or a child of another drill, is refused; an ended drill's lock is stale.
+        for other in [
+            run("failover", "cli-1"),
+            run("failover", "quarterly-8-failover"),
+        ] {
+            assert!(matches!(
+                lock_step(&other, Some(&drill), Some(HolderState::Running)),
+                LockStep::Refuse(_)
+            ));
+        }
+        assert_eq!(
+            lock_step(&child, Some(&drill), Some(HolderState::Ended)),
+            LockStep::TakeOver
+        );
     }
 
     #[test]

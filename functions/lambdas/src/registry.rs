@@ -348,7 +348,7 @@ functions! {
     "plan-restore" => plan_restore(|a, event| {
         plan_restore::plan_restore(&a.dr_backups(), &a.settings, (&a.journal, &a.runs), event).await
     });
-    "plan-drill" => plan_drill(|a, event| plan_drill::plan_drill(&a.settings, event).await);
+    "plan-drill" => plan_drill(|a, event| plan_drill::plan_drill(&a.settings, (&a.journal, &a.runs), event).await);
     "plan-failback" => plan_failback(|a, event| plan_failback::plan_failback(&a.settings, &a.dns(), &a.runs, &a.journal, event).await);
     "plan-failover" => plan_failover(|a, event| plan_failover::plan_failover(&a.settings, &a.dns(), &a.runs, &a.journal, event).await);
     "promote-database" => promote_database(|a, event| {

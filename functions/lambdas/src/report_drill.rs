@@ -50,6 +50,11 @@ pub async fn report_drill(
     } = parse_input(input)?;
     let child = |v: &Value| serde_json::from_value::<ChildRun>(v.clone()).unwrap_or_default();
     let failover_run = child(&failover);
+    // The drill ends after this report unless its failover succeeded and a failback decision
+    // follows: then it gives the platform's run lock back (its children ran under it).
+    if run.state != "JudgeDrill" || failover_run.status.as_deref() != Some("SUCCEEDED") {
+        crate::run::release_run_lock(journal, &run).await;
+    }
     let failback_run = (!failback.is_null()).then(|| child(&failback));
     let measured = drill_measurement(
         &failover_run,

@@ -114,6 +114,12 @@ pub async fn take_run_lock(
         };
         match lock_step(&me, holder.as_ref().map(|(h, _)| h), state) {
             LockStep::AlreadyHeld => return Ok(mine),
+            LockStep::HeldByParent => {
+                let parent = holder.map(|(h, _)| h);
+                return serde_json::to_value(&parent)
+                    .map(|p| json!({ "held_by_parent": p }))
+                    .map_err(|e| FunctionError::Setup(e.to_string()));
+            }
             LockStep::Refuse(why) => {
                 return Err(FunctionError::named(ErrorName::RunInProgress, why));
             }

@@ -342,6 +342,15 @@ pub async fn wait_gone(pid: u32, within: Duration) -> bool {
     !process_alive(pid)
 }
 
+/// What a finished command said, stdout then stderr.
+pub fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs a `hapilot` command to its end, asserts it succeeded (printing both streams if not),
 /// and returns its stdout.
 pub async fn cli_ok(mut command: impl std::borrow::BorrowMut<tokio::process::Command>) -> String {
