@@ -248,6 +248,22 @@ pub async fn tcp_front(
 /// Services whose calls are connections, not requests: a throttle cannot be said there.
 pub const CONNECTION_SERVICES: &[&str] = &["postgres"];
 
+/// The faults attached to a simulated system, with the region it plays (`None`: none).
+pub type Attached = Option<(Faults, String)>;
+
+/// A simulated HTTP system's fault hook: applies the fault armed for this request, if any.
+pub async fn apply_attached<B>(
+    attached: Attached,
+    service: &str,
+    req: &hyper::Request<B>,
+    protocol: Protocol,
+) -> Option<Answer> {
+    let (faults, region) = attached?;
+    faults
+        .apply(&region, service, &call_of(req), protocol)
+        .await
+}
+
 /// How a service says its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

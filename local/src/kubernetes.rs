@@ -25,7 +25,7 @@ use super::http::{Answer, answer, body_bytes, serve_state};
 
 struct Cluster {
     /// Faults armed for this API server and the region it serves.
-    faults: Option<(super::faults::Faults, String)>,
+    faults: super::faults::Attached,
     token: String,
     namespace: String,
     deployments: BTreeMap<String, i64>,
@@ -415,15 +415,13 @@ fn scale(namespace: &str, name: &str, replicas: i64) -> Answer {
 
 async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
     let faults = state.lock().expect("cluster lock").faults.clone();
-    if let Some((faults, region)) = faults
-        && let Some(refused) = faults
-            .apply(
-                &region,
-                "kubernetes",
-                &super::faults::call_of(&req),
-                super::faults::Protocol::Kubernetes,
-            )
-            .await
+    if let Some(refused) = super::faults::apply_attached(
+        faults,
+        "kubernetes",
+        &req,
+        super::faults::Protocol::Kubernetes,
+    )
+    .await
     {
         return refused;
     }

@@ -18,7 +18,7 @@ use super::http::{Answer, answer, body_bytes, serve_state};
 
 struct Member {
     /// Faults armed for this member's REST API and the region it runs in.
-    faults: Option<(super::faults::Faults, String)>,
+    faults: super::faults::Attached,
     name: String,
     primary: bool,
     replay_lag: Duration,
@@ -156,15 +156,8 @@ impl Drop for SimulatedPatroni {
 
 async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
     let faults = state.lock().expect("member lock").faults.clone();
-    if let Some((faults, region)) = faults
-        && let Some(refused) = faults
-            .apply(
-                &region,
-                "patroni",
-                &super::faults::call_of(&req),
-                super::faults::Protocol::Plain,
-            )
-            .await
+    if let Some(refused) =
+        super::faults::apply_attached(faults, "patroni", &req, super::faults::Protocol::Plain).await
     {
         return refused;
     }
