@@ -517,8 +517,8 @@ async fn open_pages_and_lock(
         }
         Err(e) => unreadable.push(format!("pages: {e}")),
     }
-    let lock = match journal.get(hapilot_core::run_lock::LOCK_KEY).await {
-        Ok(lock) => lock.and_then(|l| serde_json::from_value(l).ok()),
+    let lock = match hapilot_functions::run::lock_holder(journal).await {
+        Ok(lock) => lock,
         Err(e) => {
             unreadable.push(format!("run lock: {e}"));
             None

@@ -108,14 +108,13 @@ async fn running_lock_holder(
     journal: &impl Journal,
     runs: &impl Orchestrator,
 ) -> Option<hapilot_core::run_lock::LockHolder> {
-    let read = match journal.get(hapilot_core::run_lock::LOCK_KEY).await {
-        Ok(read) => read?,
+    let holder = match crate::run::lock_holder(journal).await {
+        Ok(holder) => holder?,
         Err(e) => {
             tracing::warn!(error = %e, "the run lock could not be read");
             return None;
         }
     };
-    let holder: hapilot_core::run_lock::LockHolder = serde_json::from_value(read).ok()?;
     match runs.describe(&holder.execution_arn).await {
         Ok(status) if status.status == "RUNNING" => Some(holder),
         Ok(_) => None,

@@ -147,13 +147,24 @@ pub async fn take_run_lock(
     ))
 }
 
+/// The run holding the platform's run lock, if one does (a lock that does not parse reads as
+/// none: the writers below only ever write a whole holder).
+pub async fn lock_holder(
+    journal: &impl Journal,
+) -> Result<Option<hapilot_core::run_lock::LockHolder>, hapilot_adapters::AdapterError> {
+    Ok(journal
+        .get(hapilot_core::run_lock::LOCK_KEY)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok()))
+}
+
 /// Gives the platform's run lock back if `run` holds it (every ending path records the run;
 /// a run that never took it, or lost it, leaves it alone). A failure is logged, never fatal:
 /// a lock left behind is taken over once its holder has ended.
 pub async fn release_run_lock(journal: &impl Journal, run: &RunContext) {
-    use hapilot_core::run_lock::{LOCK_KEY, LockHolder, held_by};
-    let holder: Option<LockHolder> = match journal.get(LOCK_KEY).await {
-        Ok(v) => v.and_then(|v| serde_json::from_value(v).ok()),
+    use hapilot_core::run_lock::{LOCK_KEY, held_by};
+    let holder = match lock_holder(journal).await {
+        Ok(holder) => holder,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the run lock to give it back");
             return;
