@@ -6,6 +6,7 @@
 //! region = "eu-west-1"        # AWS_REGION
 //! profile = "platform-ops"    # AWS_PROFILE
 //! # endpoint_url = "http://127.0.0.1:4566"   # AWS_ENDPOINT_URL: the local stack
+//! regions = ["us-east-1", "us-west-2", "eu-west-1"]  # tried in order when one is dark
 //!
 //! [settings]                  # the Lambdas' HAPILOT_* variables, lower case, without the prefix
 //! audit_bucket = "hapilot-audit-123456789012-eu-west-1"
@@ -41,6 +42,11 @@ pub struct AwsConnection {
     pub profile: Option<String>,
     /// `AWS_ENDPOINT_URL` (the local stack's front door).
     pub endpoint_url: Option<String>,
+    /// The deployment's regions in the order the CLI tries them when the configured one does
+    /// not answer (e.g. `["us-east-1", "us-west-2", "eu-west-1"]`); the settings' `regions`
+    /// table comes after.
+    #[serde(default)]
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +68,8 @@ pub struct CliConfig {
     /// `[settings]` as the Lambdas' variables: `HAPILOT_AUDIT_BUCKET` -> text (tables and arrays
     /// as JSON, which is what those variables hold).
     settings: std::collections::BTreeMap<String, String>,
+    /// `--region` and `--profile`: stronger than the environment and the file.
+    flags: AwsConnection,
 }
 
 impl CliConfig {
@@ -123,6 +131,7 @@ impl CliConfig {
             path: Some(path.to_path_buf()),
             aws: file.aws,
             settings,
+            flags: AwsConnection::default(),
         };
         // Malformed values (a tier that does not exist, regions that do not parse) stop here,
         // before any command talks to AWS.
@@ -146,8 +155,33 @@ impl CliConfig {
         })
     }
 
+    /// The same configuration with `--region` and `--profile` applied: a flag beats the
+    /// environment and the file, as in the AWS CLI.
+    pub fn with_flags(mut self, region: Option<String>, profile: Option<String>) -> Self {
+        self.flags.region = region.filter(|r| !r.trim().is_empty());
+        self.flags.profile = profile.filter(|p| !p.trim().is_empty());
+        self
+    }
+
+    /// The profile the SDK will use: `--profile`, `AWS_PROFILE`, the file's, else `default`.
+    pub fn profile(&self) -> String {
+        self.flags
+            .profile
+            .clone()
+            .or_else(|| std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()))
+            .or_else(|| self.aws.profile.clone())
+            .unwrap_or_else(|| "default".to_string())
+    }
+
+    /// Whether `--region` chose the region (then no other region is tried for it).
+    pub fn region_is_pinned(&self) -> bool {
+        self.flags.region.is_some()
+    }
+
     /// [`CliConfig::sdk`], refused in one line saying what to set when it has no region or no
-    /// credentials (before any call, so the user never reads an SDK dump instead).
+    /// credentials (before any call, so the user never reads an SDK dump instead). A profile
+    /// that yields no credentials is named with its kind and what to run (`aws sso login`, the
+    /// credential process ...).
     pub async fn aws(&self) -> Result<SdkConfig, HapilotError> {
         let sdk = self.sdk().await;
         let missing = |what: String| HapilotError::Config {
@@ -156,24 +190,86 @@ impl CliConfig {
         };
         if sdk.region().is_none() {
             return Err(missing(
-                "no AWS region: set AWS_REGION (or region under [aws] in hapilot.toml)".into(),
+                "no AWS region: use --region, set AWS_REGION, or region under [aws] in hapilot.toml".into(),
             ));
         }
-        let fix = "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+        let fix = "use --profile, set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+        let explained = |e: String| {
+            let profile = self.profile();
+            let keys_in_env = std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty());
+            match crate::login::kind_of(&profile) {
+                Some(kind) if !keys_in_env => {
+                    format!(
+                        "no AWS credentials from profile {profile} ({e}): {}",
+                        kind.remedy(&profile)
+                    )
+                }
+                None if self.flags.profile.is_some()
+                    || std::env::var_os("AWS_PROFILE").is_some() =>
+                {
+                    format!(
+                        "no AWS credentials: profile {profile} is in neither ~/.aws/config nor ~/.aws/credentials (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
+                    )
+                }
+                _ => format!("no AWS credentials ({e}): {fix}"),
+            }
+        };
         match sdk.credentials_provider() {
-            None => return Err(missing(format!("no AWS credentials: {fix}"))),
+            None => return Err(missing(explained("none configured".into()))),
             Some(provider) => {
                 use aws_sdk_sts::config::ProvideCredentials;
                 if let Err(e) = provider.provide_credentials().await {
-                    return Err(missing(format!("no AWS credentials ({e}): {fix}")));
+                    let detail = hapilot_adapters::error_chain(&e);
+                    return Err(missing(explained(detail)));
                 }
             }
         }
         Ok(sdk)
     }
 
+    /// [`CliConfig::aws`] in the region that answers. With the configured region dark (its
+    /// Step Functions endpoint unreachable or answering 5xx), the other regions of the
+    /// deployment (`regions` in the settings, in order) are tried, and the first that answers
+    /// is used, said on stderr: during a regional outage the runs, approvals and reports live
+    /// in the standby's stack. `--region` pins the region and nothing else is tried.
+    pub async fn aws_answering(&self) -> Result<SdkConfig, HapilotError> {
+        let sdk = self.aws().await?;
+        if self.region_is_pinned() {
+            return Ok(sdk);
+        }
+        let configured = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        let Err(first) = answers(&sdk).await else {
+            return Ok(sdk);
+        };
+        let mut others: Vec<String> = self.aws.regions.clone();
+        others.extend(
+            self.settings()
+                .map(|s| s.regions.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+        let mut tried = vec![configured.clone()];
+        for region in others {
+            if tried.contains(&region) {
+                continue;
+            }
+            tried.push(region.clone());
+            let candidate = sdk
+                .clone()
+                .into_builder()
+                .region(Region::new(region.clone()))
+                .build();
+            if answers(&candidate).await.is_ok() {
+                eprintln!(
+                    "hapilot: {configured} does not answer ({first}); using {region}, the next region of the deployment (--region to choose)"
+                );
+                return Ok(candidate);
+            }
+        }
+        Ok(sdk)
+    }
+
     /// The AWS SDK configuration: the SDK's own chain (environment, profile), with the file's
-    /// `[aws]` values where the environment says nothing.
+    /// `[aws]` values where the environment says nothing, and the flags over both.
     pub async fn sdk(&self) -> SdkConfig {
         let unset = |var: &str| std::env::var_os(var).is_none_or(|v| v.is_empty());
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -185,6 +281,12 @@ impl CliConfig {
         if let Some(profile) = self.aws.profile.as_ref().filter(|_| unset("AWS_PROFILE")) {
             loader = loader.profile_name(profile);
         }
+        if let Some(profile) = &self.flags.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &self.flags.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
         if let Some(url) = self
             .aws
             .endpoint_url
@@ -194,6 +296,39 @@ impl CliConfig {
             loader = loader.endpoint_url(url);
         }
         loader.load().await
+    }
+}
+
+/// Whether a region's Step Functions endpoint answers at all (one attempt, a few seconds): any
+/// answer but a 5xx counts, an access refusal too (that region is up; the refusal is said by
+/// the command itself).
+async fn answers(sdk: &SdkConfig) -> Result<(), String> {
+    let probe = sdk
+        .clone()
+        .into_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(std::time::Duration::from_secs(6))
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .build(),
+        )
+        .build();
+    match aws_sdk_sfn::Client::new(&probe)
+        .list_state_machines()
+        .max_results(1)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            match status {
+                Some(s) if s < 500 => Ok(()),
+                Some(s) => Err(format!("HTTP {s}")),
+                None => Err(hapilot_adapters::error_chain(&e)),
+            }
+        }
     }
 }
 

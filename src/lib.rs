@@ -12,6 +12,7 @@ pub mod audit;
 pub mod config;
 pub mod diagram;
 pub mod error;
+pub mod login;
 pub mod rehearsal;
 pub mod report;
 pub mod runs;

@@ -24,9 +24,21 @@ struct Cli {
     /// variables override it.
     #[arg(long, global = true, env = "HAPILOT_CONFIG")]
     config: Option<PathBuf>,
-    /// Also print the AWS SDK's own warnings and retries (HAPILOT_LOG sets any filter).
+    /// Also print every state a run enters and leaves, and the AWS SDK's own warnings and
+    /// retries (HAPILOT_LOG sets any filter).
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// The AWS profile (as `aws --profile`: keys, IAM Identity Center `sso_session`,
+    /// `credential_process`, `aws login`, assumed roles); beats AWS_PROFILE and the file.
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// The AWS region to talk to; beats AWS_REGION and the file. Without it, a dark configured
+    /// region is passed over for the next region of the deployment that answers.
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Print the command's result as one JSON document on stdout (progress goes to stderr).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -212,18 +224,11 @@ enum Command {
         /// Also write the report to the audit bucket, put metrics and notify (as the state machine).
         #[arg(long)]
         record: bool,
-        /// Print the report as JSON instead of Markdown.
-        #[arg(long)]
-        json: bool,
     },
     /// Where the deployment stands: which region serves (DNS data plane and records), each
     /// vantage point's view, replication lag, the last runs, pending approvals, the kill switch
     /// and the cool-down. Against AWS, or the local world (after `hapilot local up`).
-    Status {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// A run's report as Markdown, from the audit bucket; a run with no report yet is shown
     /// as its journal, one line per step.
     Report {
@@ -242,9 +247,6 @@ enum Command {
         /// The audit bucket holding the report (or `audit_bucket` in the settings file).
         #[arg(long, env = "HAPILOT_AUDIT_BUCKET")]
         bucket: Option<String>,
-        /// Print the report as JSON instead of Markdown.
-        #[arg(long)]
-        json: bool,
         /// Give up following after this many seconds (the run goes on).
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -262,6 +264,15 @@ enum Command {
         /// With --readme: change nothing, exit 1 when a diagram is stale.
         #[arg(long, requires = "readme")]
         check: bool,
+    },
+    /// Who the CLI acts as, where: the profile and its kind, the account and identity AWS
+    /// sees (STS GetCallerIdentity), the region. The first thing to check on call.
+    Whoami,
+    /// Print a completion script for a shell, e.g. `hapilot completions bash >
+    /// ~/.local/share/bash-completion/completions/hapilot`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Follow a run (execution ARN) to its end, one line per state.
     Watch {
@@ -380,16 +391,26 @@ macro_rules! say {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Cli {
+        config: config_path,
+        verbose,
+        profile,
+        region,
+        json,
+        command,
+    } = cli;
     // The local stack and the drill make their own world; every other command reads the file
     // first, so a bad one stops it before anything is asked of AWS.
-    let config = match &cli.command {
+    let config = match &command {
         Command::Local {
             command: LocalCommand::Up { bare: false, .. },
-        } => hapilot::config::user_config(cli.config.as_deref())?,
+        } => hapilot::config::user_config(config_path.as_deref())?,
         Command::Local { .. } | Command::Rehearsal { .. } => CliConfig::default(),
-        _ => CliConfig::load(cli.config.as_deref())?,
-    };
-    match cli.command {
+        _ => CliConfig::load(config_path.as_deref())?,
+    }
+    .with_flags(region, profile);
+    let out = Output { json, verbose };
+    match command {
         Command::Local {
             command: LocalCommand::Setup,
         } => {
@@ -535,13 +556,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..RehearsalOptions::default()
             };
             // Ctrl-C or SIGTERM drops the rehearsal, and with it every service it started.
+            // One line per phase; the states of each run only with -v.
             let report = until_signal(hapilot::rehearsal::run_rehearsal(
                 StackOptions::default(),
                 options,
-                say,
+                move |line: &str| out.progress(line),
             ))
             .await??;
-            say(&report.render());
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                say(&report.render());
+            }
             let path = save_report(&report)?;
             say!("report saved to {}", path.display());
             if !report.passed() {
@@ -560,12 +586,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // A missing or malformed input file is said before anything is asked of AWS.
             let input = read_input(input)?;
             check_input(&machine, &input)?;
-            let sfn = aws_sdk_sfn::Client::new(&config.aws().await?);
+            let sfn = aws_sdk_sfn::Client::new(&config.aws_answering().await?);
             let arn = resolve_machine(&sfn, &machine).await?;
             let name = name.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
             let execution = runs::start(&sfn, &arn, &name, &input).await?;
-            say!("started {execution}");
-            finish(&sfn, &execution, timeout).await
+            out.started(&execution);
+            finish(&sfn, &execution, timeout, out).await
         }
         Command::Failback {
             primary_region,
@@ -581,7 +607,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("primary_region", primary_region.into()),
                 ("standby_region", standby_region.into()),
             ];
-            start_with(&config, &machine, with, fields, name, "failback", timeout).await
+            start_with(
+                &config, &machine, with, fields, name, "failback", timeout, out,
+            )
+            .await
         }
         Command::Restore {
             region,
@@ -606,7 +635,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !check.is_null() {
                 fields.push(("data_check", check));
             }
-            start_with(&config, &machine, with, fields, None, "restore", timeout).await
+            start_with(
+                &config, &machine, with, fields, None, "restore", timeout, out,
+            )
+            .await
         }
         Command::Reprotect {
             region,
@@ -619,7 +651,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("region", region.into()),
                 ("primary_region", primary_region.into()),
             ];
-            start_with(&config, &machine, with, fields, None, "reprotect", timeout).await
+            start_with(
+                &config,
+                &machine,
+                with,
+                fields,
+                None,
+                "reprotect",
+                timeout,
+                out,
+            )
+            .await
         }
         Command::Approve {
             execution,
@@ -627,7 +669,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bucket,
             comment,
             yes,
-        } => answer(&config, &execution, &machine, bucket, (true, yes), &comment).await,
+        } => {
+            answer(
+                &config,
+                &execution,
+                &machine,
+                bucket,
+                (true, yes),
+                &comment,
+                out,
+            )
+            .await
+        }
         Command::Deny {
             execution,
             machine,
@@ -642,6 +695,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bucket,
                 (false, yes),
                 &comment,
+                out,
             )
             .await
         }
@@ -653,7 +707,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             verify,
             tier,
             record,
-            json,
         } => {
             let mut request = read_input(input)?;
             for (field, value) in [
@@ -693,9 +746,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { json } => {
+        Command::Status => {
             let settings = config.settings()?;
-            let sdk = config.aws().await?;
+            let sdk = config.aws_answering().await?;
             let control = std::env::var("HAPILOT_LOCAL_CONTROL")
                 .ok()
                 .filter(|u| !u.is_empty());
@@ -713,11 +766,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "which audit bucket holds the report? Use --bucket, HAPILOT_AUDIT_BUCKET or audit_bucket in hapilot.toml"
                 );
             };
-            let sdk = config.aws().await?;
-            say!(
-                "{}",
-                hapilot::report::report(&sdk, &bucket, &execution).await?
-            );
+            let sdk = config.aws_answering().await?;
+            if json {
+                let report = hapilot::report::report_json(&sdk, &bucket, &execution).await?;
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                say!(
+                    "{}",
+                    hapilot::report::report(&sdk, &bucket, &execution).await?
+                );
+            }
             Ok(())
         }
         Command::Diagram {
@@ -728,7 +786,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Readiness {
             machine,
             bucket,
-            json,
             timeout,
         } => {
             let Some(bucket) = bucket.or_else(|| config.setting("HAPILOT_AUDIT_BUCKET")) else {
@@ -737,15 +794,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             };
             check_input(&machine, &serde_json::json!({}))?;
-            let sdk = config.aws().await?;
+            let sdk = config.aws_answering().await?;
             let sfn = aws_sdk_sfn::Client::new(&sdk);
             let arn = resolve_machine(&sfn, &machine).await?;
             let name = format!("readiness-{}", uuid::Uuid::new_v4().simple());
             let execution = runs::start(&sfn, &arn, &name, &serde_json::json!({})).await?;
             eprintln!("started {execution}");
-            let outcome = runs::follow(&sfn, &execution, Duration::from_secs(timeout), |l| {
-                eprintln!("{l}")
-            })
+            let outcome = runs::follow_with(
+                &sfn,
+                &execution,
+                Duration::from_secs(timeout),
+                runs::Polling::OPERATOR,
+                |l| out.state(l),
+            )
             .await?;
             let report = hapilot::status::latest_readiness(&sdk, &bucket)
                 .await?
@@ -773,7 +834,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             machine,
             timeout,
         } => {
-            let sfn = aws_sdk_sfn::Client::new(&config.aws().await?);
+            let sfn = aws_sdk_sfn::Client::new(&config.aws_answering().await?);
             let execution = if execution.starts_with("arn:") {
                 execution
             } else {
@@ -783,8 +844,83 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     machine.replacen(":stateMachine:", ":execution:", 1)
                 )
             };
-            finish(&sfn, &execution, timeout).await
+            finish(&sfn, &execution, timeout, out).await
         }
+        Command::Whoami => {
+            let sdk = config.aws().await?;
+            let profile = config.profile();
+            let kind = hapilot::login::kind_of(&profile);
+            let identity = hapilot::approvals::caller_identity(&sdk).await?;
+            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+            let kind_text = kind.as_ref().map(|k| format!("{k:?}"));
+            if json {
+                say!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "arn": identity,
+                        "account": identity.split(':').nth(4),
+                        "region": region,
+                        "profile": profile,
+                        "profile_kind": kind_text,
+                        "endpoint_url": sdk.endpoint_url(),
+                    }))?
+                );
+            } else {
+                say!("identity  {identity}");
+                say!("region    {region}");
+                say!(
+                    "profile   {profile} ({})",
+                    kind_text
+                        .as_deref()
+                        .unwrap_or("not in the shared files: environment keys or a role")
+                );
+                if let Some(url) = sdk.endpoint_url() {
+                    say!("endpoint  {url}");
+                }
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "hapilot", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// How a command prints: `--json` puts its result on stdout as one JSON document and its
+/// progress on stderr; `-v` adds every state a run enters and leaves to the phases.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    json: bool,
+    verbose: bool,
+}
+
+impl Output {
+    /// A progress line: stdout for people, stderr under `--json`.
+    fn line(&self, line: &str) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            say(line);
+        }
+    }
+
+    /// A phase of the drill (always) or a state of one of its runs (only with `-v`).
+    fn progress(&self, line: &str) {
+        if self.verbose || !runs::is_state_line(line) {
+            self.line(line);
+        }
+    }
+
+    /// A state of a followed run: `start` and `watch` follow one run, its states are the phases.
+    fn state(&self, line: &str) {
+        self.line(line);
+    }
+
+    fn started(&self, execution: &str) {
+        self.line(&format!("started {execution}"));
     }
 }
 
@@ -914,6 +1050,7 @@ async fn start_with(
     name: Option<String>,
     prefix: &str,
     timeout: u64,
+    out: Output,
 ) -> anyhow::Result<()> {
     let mut input = match with {
         Some(text) => serde_json::from_str(&text).context("--with is not a JSON object")?,
@@ -926,12 +1063,12 @@ async fn start_with(
         object.insert(k.into(), v);
     }
     check_input(machine, &input)?;
-    let sfn = aws_sdk_sfn::Client::new(&config.aws().await?);
+    let sfn = aws_sdk_sfn::Client::new(&config.aws_answering().await?);
     let arn = resolve_machine(&sfn, machine).await?;
     let name = name.unwrap_or_else(|| format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
     let execution = runs::start(&sfn, &arn, &name, &input).await?;
-    say!("started {execution}");
-    finish(&sfn, &execution, timeout).await
+    out.started(&execution);
+    finish(&sfn, &execution, timeout, out).await
 }
 
 async fn resolve_machine(sfn: &aws_sdk_sfn::Client, machine: &str) -> anyhow::Result<String> {
@@ -993,14 +1130,36 @@ fn read_input(input: Option<PathBuf>) -> anyhow::Result<serde_json::Value> {
 }
 
 /// Follows `execution` to its end and prints its output; `timeout` 0 means detached: return at
-/// once.
-async fn finish(sfn: &aws_sdk_sfn::Client, execution: &str, timeout: u64) -> anyhow::Result<()> {
+/// once. Under `--json` the result is one document: `{"execution_arn", "status", "output",
+/// "error", "cause", "duration_s"}`.
+async fn finish(
+    sfn: &aws_sdk_sfn::Client,
+    execution: &str,
+    timeout: u64,
+    out: Output,
+) -> anyhow::Result<()> {
     if timeout == 0 {
-        say!("follow it with: hapilot watch {execution}");
+        if out.json {
+            say!(
+                "{}",
+                serde_json::json!({"execution_arn": execution, "status": "RUNNING"})
+            );
+        } else {
+            say!("follow it with: hapilot watch {execution}");
+        }
         return Ok(());
     }
-    let outcome = runs::follow(sfn, execution, Duration::from_secs(timeout), say).await?;
-    if let Some(output) = &outcome.output {
+    let outcome = runs::follow_with(
+        sfn,
+        execution,
+        Duration::from_secs(timeout),
+        runs::Polling::OPERATOR,
+        |l| out.state(l),
+    )
+    .await?;
+    if out.json {
+        say!("{}", serde_json::to_string_pretty(&outcome.summary())?);
+    } else if let Some(output) = &outcome.output {
         say!("{}", serde_json::to_string_pretty(output)?);
     }
     if !outcome.succeeded() {
@@ -1032,19 +1191,20 @@ async fn answer(
     bucket: Option<String>,
     (approved, confirmed): (bool, bool),
     comment: &str,
+    out: Output,
 ) -> anyhow::Result<()> {
     let Some(bucket) = bucket.or_else(|| config.setting("HAPILOT_AUDIT_BUCKET")) else {
         bail!(
             "which audit bucket holds the approval? Use --bucket, HAPILOT_AUDIT_BUCKET or audit_bucket in hapilot.toml"
         );
     };
-    let sdk = config.aws().await?;
+    let sdk = config.aws_answering().await?;
     let pending = hapilot::approvals::pending(&sdk, &bucket, machine, execution).await?;
     let verb = if approved { "approve" } else { "deny" };
-    say!(
+    out.line(&format!(
         "you are about to {verb}:\n{}",
         hapilot::approvals::describe(&pending)
-    );
+    ));
     if !confirmed {
         use std::io::IsTerminal;
         if !std::io::stdin().is_terminal() {
@@ -1074,9 +1234,13 @@ async fn answer(
             hapilot::approvals::answer(&sdk, &bucket, machine, execution, approved, comment).await?
         }
     };
-    say!(
-        "{} {machine} run {execution}: {decision}",
-        if approved { "approved" } else { "denied" }
-    );
+    if out.json {
+        say!("{}", serde_json::to_string_pretty(&decision)?);
+    } else {
+        say!(
+            "{} {machine} run {execution}: {decision}",
+            if approved { "approved" } else { "denied" }
+        );
+    }
     Ok(())
 }

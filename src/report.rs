@@ -96,6 +96,40 @@ pub async fn report(
     Ok(timeline(name, &entries))
 }
 
+/// The report of `execution` (name or ARN) as JSON (`hapilot report --json`): the run's JSON
+/// report as recorded, else `{"execution", "report": null, "journal": [{"key", "entry"}]}`.
+pub async fn report_json(
+    sdk: &aws_config::SdkConfig,
+    bucket: &str,
+    execution: &str,
+) -> Result<Value, HapilotError> {
+    let name = execution_name(execution);
+    let s3 = hapilot_adapters::sdk::s3(sdk);
+    let reports = keys_under(&s3, bucket, "reports/").await?;
+    if let Some(key) = reports
+        .iter()
+        .find(|k| k.ends_with(&format!("/{name}.json")))
+    {
+        let text = text_of(&s3, bucket, key).await?;
+        return serde_json::from_str(&text)
+            .map_err(|e| HapilotError::Invalid(format!("s3://{bucket}/{key} is not JSON: {e}")));
+    }
+    let mut journal = Vec::new();
+    for key in keys_under(&s3, bucket, "runs/").await? {
+        if key.contains(&format!("/{name}/")) {
+            let text = text_of(&s3, bucket, &key).await?;
+            let entry: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            journal.push(serde_json::json!({"key": key, "entry": entry}));
+        }
+    }
+    if journal.is_empty() {
+        return Err(HapilotError::Invalid(format!(
+            "no report and no journal for {name} in s3://{bucket}: is it the run's audit bucket (--bucket, HAPILOT_AUDIT_BUCKET, audit_bucket in hapilot.toml)?"
+        )));
+    }
+    Ok(serde_json::json!({"execution": name, "report": null, "journal": journal}))
+}
+
 /// A JSON run report as Markdown: its scalar fields as a table, then each structured field.
 pub fn markdown_of(report: &Value, key: &str) -> String {
     let mut out = format!(

@@ -68,6 +68,18 @@ impl RunOutcome {
         self.status == "SUCCEEDED"
     }
 
+    /// What `--json` prints of a followed run.
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "execution_arn": self.execution_arn,
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+            "duration_s": self.duration_s,
+        })
+    }
+
     /// The history as readable lines (for test failures and `watch`).
     pub fn history_text(&self) -> String {
         let mut progress = Progress::default();
@@ -124,6 +136,22 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A heartbeat: the states the run is in now, and how long it has said nothing.
+    pub fn heartbeat(&self, quiet_for: Duration) -> String {
+        let mut states: Vec<(&String, &f64)> = self.entered.iter().collect();
+        states.sort_by(|a, b| a.1.total_cmp(b.1));
+        let names: Vec<&str> = states.iter().map(|(s, _)| s.as_str()).collect();
+        format!(
+            "     ... still in {} ({} s without a change)",
+            if names.is_empty() {
+                "the run".to_string()
+            } else {
+                names.join(", ")
+            },
+            quiet_for.as_secs()
+        )
+    }
+
     /// The line for `event`, if it deserves one.
     pub fn line(&mut self, event: &RunEvent) -> Option<String> {
         let kind = event.kind.as_str();
@@ -210,18 +238,113 @@ pub async fn history(
     }
 }
 
+/// How often a follower looks at a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    /// The pause after the run moved.
+    pub first: Duration,
+    /// The longest pause, while it does not move.
+    pub longest: Duration,
+    /// After this long without a line, a heartbeat line says what the run waits in.
+    pub heartbeat: Duration,
+}
+
+impl Polling {
+    /// An operator's CLI: every 1-2 s (each look is one or two Step Functions calls from an
+    /// account whose API quota the runs themselves share), a heartbeat every 30 s.
+    pub const OPERATOR: Polling = Polling {
+        first: Duration::from_secs(1),
+        longest: Duration::from_secs(2),
+        heartbeat: Duration::from_secs(30),
+    };
+    /// The drill and the tests on the local stack: quick looks, the local world moves fast.
+    pub const QUICK: Polling = Polling {
+        first: Duration::from_millis(100),
+        longest: Duration::from_secs(1),
+        heartbeat: Duration::from_secs(30),
+    };
+
+    /// The pause before the next look: back to the first when the run moved, half as long
+    /// again (up to the longest) when it did not.
+    pub fn next(&self, pause: Duration, run_moved: bool) -> Duration {
+        if run_moved {
+            self.first
+        } else {
+            pause.mul_f64(1.5).clamp(self.first, self.longest)
+        }
+    }
+}
+
+/// Whether a progress line is a state entered or left (`-v` detail) rather than a run's end or
+/// failure.
+pub fn is_state_line(line: &str) -> bool {
+    line.starts_with("  -> ") || line.starts_with("  <- ")
+}
+
+/// The history events after `after_id`, oldest first, read newest first so that a long run's
+/// history is not read again at every look (GetExecutionHistory with `reverseOrder`). A server
+/// that answers oldest first anyway (moto ignores `reverseOrder`) is read to its end, filtered.
+pub async fn history_after(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    after_id: i64,
+) -> Result<Vec<RunEvent>, HapilotError> {
+    let mut new = Vec::new();
+    let mut token = None;
+    loop {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .reverse_order(true)
+            .max_results(100)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| HapilotError::aws("GetExecutionHistory")(e))?;
+        let events = page.events();
+        let newest_first = events.windows(2).all(|w| w[0].id() > w[1].id());
+        let mut reached_seen = false;
+        for event in events {
+            if event.id() <= after_id {
+                reached_seen = true;
+            } else {
+                new.push(RunEvent::from(event));
+            }
+        }
+        token = page.next_token().map(str::to_string);
+        if (reached_seen && newest_first) || token.is_none() {
+            new.sort_by_key(|e| e.id);
+            new.dedup_by_key(|e| e.id);
+            return Ok(new);
+        }
+    }
+}
+
 /// Follows a run until it ends (or `timeout` passes), calling `on_line` with a progress line
-/// for every state as it is entered and left.
+/// for every state as it is entered and left ([`Polling::QUICK`]).
 pub async fn follow(
     sfn: &aws_sdk_sfn::Client,
     execution_arn: &str,
     timeout: Duration,
+    on_line: impl FnMut(&str),
+) -> Result<RunOutcome, HapilotError> {
+    follow_with(sfn, execution_arn, timeout, Polling::QUICK, on_line).await
+}
+
+/// [`follow`] at the pace `polling` sets, with a heartbeat line ("still in <state>") when a
+/// run has said nothing for a while (an approval or a bake can wait for minutes).
+pub async fn follow_with(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    timeout: Duration,
+    polling: Polling,
     mut on_line: impl FnMut(&str),
 ) -> Result<RunOutcome, HapilotError> {
     let started = Instant::now();
     let mut progress = Progress::default();
-    let mut seen = 0usize;
-    let mut pause = FIRST_POLL;
+    let mut events: Vec<RunEvent> = Vec::new();
+    let mut pause = polling.first;
+    let mut last_said = Instant::now();
     loop {
         let described = sfn
             .describe_execution()
@@ -229,14 +352,16 @@ pub async fn follow(
             .send()
             .await
             .map_err(|e| HapilotError::aws("DescribeExecution")(e))?;
-        let events = history(sfn, execution_arn).await?;
-        for event in events.iter().skip(seen) {
+        let after = events.last().map_or(0, |e| e.id);
+        let new = history_after(sfn, execution_arn, after).await?;
+        for event in &new {
             if let Some(line) = progress.line(event) {
                 on_line(&line);
+                last_said = Instant::now();
             }
         }
-        pause = next_poll(pause, events.len() > seen);
-        seen = events.len();
+        pause = polling.next(pause, !new.is_empty());
+        events.extend(new);
         let status = described.status().clone();
         if status != ExecutionStatus::Running && status != ExecutionStatus::PendingRedrive {
             let duration_s = match (events.first(), events.last()) {
@@ -262,24 +387,17 @@ pub async fn follow(
                 waited_s: timeout.as_secs(),
             });
         }
+        if last_said.elapsed() >= polling.heartbeat {
+            on_line(&progress.heartbeat(last_said.elapsed()));
+            last_said = Instant::now();
+        }
         tokio::time::sleep(pause).await;
     }
 }
 
-/// The follower's first pause between looks.
-const FIRST_POLL: Duration = Duration::from_millis(100);
-/// Its longest: a run waiting for a human or a bake can wait minutes, and every look is two
-/// Step Functions calls from an account whose API quota the runs themselves share.
-const LONGEST_POLL: Duration = Duration::from_secs(1);
-
-/// The pause before the next look: back to the first when the run moved, half as long again
-/// (up to [`LONGEST_POLL`]) when it did not.
+/// The pause before the next look of a quick follower (see [`Polling::next`]).
 pub fn next_poll(pause: Duration, run_moved: bool) -> Duration {
-    if run_moved {
-        FIRST_POLL
-    } else {
-        pause.mul_f64(1.5).min(LONGEST_POLL)
-    }
+    Polling::QUICK.next(pause, run_moved)
 }
 
 #[cfg(test)]
@@ -299,15 +417,22 @@ mod tests {
 
     #[test]
     fn a_quiet_run_is_looked_at_less_and_less_often_and_a_moving_one_at_once() {
-        let mut pause = FIRST_POLL;
+        let mut pause = Polling::QUICK.first;
         let mut pauses = Vec::new();
         for _ in 0..12 {
             pause = next_poll(pause, false);
             pauses.push(pause);
         }
         assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
-        assert_eq!(*pauses.last().unwrap(), LONGEST_POLL);
-        assert_eq!(next_poll(LONGEST_POLL, true), FIRST_POLL);
+        assert_eq!(*pauses.last().unwrap(), Polling::QUICK.longest);
+        assert_eq!(
+            next_poll(Polling::QUICK.longest, true),
+            Polling::QUICK.first
+        );
+        let operator = Polling::OPERATOR;
+        let slowest = (0..12).fold(operator.first, |p, _| operator.next(p, false));
+        assert_eq!(slowest, Duration::from_secs(2));
+        assert!(operator.next(operator.first, false) >= Duration::from_secs(1));
     }
 
     #[test]
@@ -327,5 +452,30 @@ mod tests {
         let mut failed = event(4, "ExecutionFailed", 2.0, None);
         failed.error = Some("hapilot.X".into());
         assert_eq!(p.line(&failed).unwrap(), "  run FAILED: hapilot.X ");
+    }
+}
+
+#[cfg(test)]
+mod heartbeat_tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_names_the_state_the_run_waits_in() {
+        let mut p = Progress::default();
+        p.line(&RunEvent {
+            id: 2,
+            kind: "TaskStateEntered".into(),
+            at: 1.0,
+            state: Some("AwaitApproval".into()),
+            error: None,
+            cause: None,
+        });
+        assert_eq!(
+            p.heartbeat(Duration::from_secs(31)),
+            "     ... still in AwaitApproval (31 s without a change)"
+        );
+        assert!(is_state_line("  -> AwaitApproval"));
+        assert!(!is_state_line(&p.heartbeat(Duration::ZERO)));
+        assert!(!is_state_line("  run FAILED: x"));
     }
 }

@@ -36,6 +36,7 @@ pub mod prometheus;
 pub mod redis;
 pub mod route53_records;
 pub mod route53_rules;
+pub mod sso_portal;
 pub mod stack;
 pub mod template;
 pub mod traffic;
@@ -57,7 +58,12 @@ pub fn project_root() -> std::path::PathBuf {
 
 /// Asks the kernel to kill the child `command` starts (SIGKILL) when the thread that started it
 /// dies: no moto, Prometheus or Redis outlives a crashed or killed hapilot.
+///
+/// Linux only (`PR_SET_PDEATHSIG`). Elsewhere (macOS) nothing is asked of the kernel: the
+/// services are still stopped when hapilot ends normally, on Ctrl-C and on SIGTERM (every
+/// handle kills its process when dropped); only a hapilot killed with SIGKILL leaves them.
 pub fn dies_with_parent(command: &mut tokio::process::Command) {
+    #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe and touches nothing but the calling (child) process.
     unsafe {
         command.pre_exec(|| {
@@ -67,6 +73,8 @@ pub fn dies_with_parent(command: &mut tokio::process::Command) {
             Ok(())
         });
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// Ports handed to child processes (moto, PostgreSQL, Redis) that must bind them themselves.

@@ -177,11 +177,69 @@ fn route53_calls(calls: &std::collections::BTreeMap<(String, String), u64>) -> u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dark_primary_region_fails_over_from_the_standby_through_the_data_plane() {
-    dark_primary_fails_over(WorldOptions::regional(
+    let world = dark_primary_fails_over(WorldOptions::regional(
         DatabaseSetup::Patroni,
         RecordRouting::Weighted,
     ))
     .await;
+
+    // The on-call's CLI, configured for us-east-1 as it was before the outage.
+    let execution = world.decision().await["execution_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = std::env::temp_dir().join(format!("hapilot-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = dir.join("hapilot.toml");
+    std::fs::write(
+        &settings,
+        "[aws]\nregion = \"us-east-1\"\nregions = [\"us-east-1\", \"us-west-2\", \"eu-west-1\"]\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let mut cli = world.stack.cli();
+        cli.arg("--config")
+            .arg(&settings)
+            .args(args)
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION");
+        cli
+    };
+    // Pinned to the dark region: refused, in one line.
+    let pinned = cli(&["--region", "us-east-1", "watch", &execution, "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !pinned.status.success(),
+        "{}",
+        crate::support::said(&pinned)
+    );
+    // --region us-west-2 reaches the standby, where the run is.
+    let chosen = crate::support::cli_ok(cli(&[
+        "--region",
+        "us-west-2",
+        "watch",
+        &execution,
+        "--json",
+    ]))
+    .await;
+    let outcome: Value = serde_json::from_str(&chosen).expect(&chosen);
+    assert_eq!(outcome["status"], "SUCCEEDED", "{outcome:#}");
+    // Without --region, the dark us-east-1 is passed over for the next region that answers.
+    let by_itself = cli(&["watch", &execution, "--json"])
+        .output()
+        .await
+        .unwrap();
+    let said = crate::support::said(&by_itself);
+    assert!(by_itself.status.success(), "{said}");
+    assert!(
+        said.contains("us-east-1 does not answer (HTTP 503); using us-west-2"),
+        "{said}"
+    );
+    let outcome: Value = serde_json::from_slice(&by_itself.stdout).expect(&said);
+    assert_eq!(outcome["execution_arn"], execution.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,7 @@ mod health_proof;
 mod https_targets;
 mod infra;
 mod local_world;
+mod logins;
 mod pace;
 mod postgres_tls;
 mod readiness;

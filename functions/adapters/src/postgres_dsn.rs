@@ -13,8 +13,15 @@
 //!
 //! tokio-postgres knows only the first three and no `sslrootcert`, so both are taken out of the
 //! DSN here before it parses the rest.
+//!
+//! `sslrootcert` is a PEM file (libpq), `system` (libpq 16: the system's roots), or, hapilot's
+//! extension for Lambda functions that have no file to point at, the PEM text itself (it
+//! starts with `-----BEGIN`; in a secret's JSON, the key=value form quotes it:
+//! `sslrootcert='-----BEGIN CERTIFICATE-----\n...'`, the URI form percent-encodes it).
+//! Unlike libpq, whose default `prefer` checks nothing, a DSN that names a CA and no
+//! `sslmode` is `verify-full`: a deployment that gave a CA wants it used.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,8 +75,39 @@ pub struct PostgresDsn {
     pub config: tokio_postgres::Config,
     /// The TLS mode.
     pub tls: TlsMode,
-    /// `sslrootcert`: the PEM file of trusted roots (`None`: the system's).
-    pub root_cert: Option<PathBuf>,
+    /// `sslrootcert`: the trusted roots (`None`: the system's).
+    pub root_cert: Option<RootCert>,
+}
+
+/// Where the trusted roots of a DSN come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCert {
+    /// A PEM file.
+    File(PathBuf),
+    /// PEM text given in the DSN itself.
+    Pem(String),
+    /// `system`: the system's roots.
+    System,
+}
+
+impl RootCert {
+    fn parse(value: &str) -> Self {
+        if value.trim_start().starts_with("-----BEGIN") {
+            RootCert::Pem(value.to_string())
+        } else if value == "system" {
+            RootCert::System
+        } else {
+            RootCert::File(PathBuf::from(value))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            RootCert::File(path) => path.display().to_string(),
+            RootCert::Pem(_) => "(PEM text)".into(),
+            RootCert::System => "system".into(),
+        }
+    }
 }
 
 impl PostgresDsn {
@@ -85,9 +123,11 @@ impl PostgresDsn {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        let tls = match ssl_mode {
-            Some(mode) => TlsMode::parse(&mode)?,
-            None => TlsMode::Prefer,
+        let root_cert = root_cert.as_deref().map(RootCert::parse);
+        let tls = match (ssl_mode, &root_cert) {
+            (Some(mode), _) => TlsMode::parse(&mode)?,
+            (None, Some(_)) => TlsMode::VerifyFull,
+            (None, None) => TlsMode::Prefer,
         };
         config.ssl_mode(match tls {
             TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -97,7 +137,7 @@ impl PostgresDsn {
         Ok(Self {
             config,
             tls,
-            root_cert: root_cert.map(PathBuf::from),
+            root_cert,
         })
     }
 
@@ -154,14 +194,14 @@ impl PostgresDsn {
     fn roots(&self) -> Result<rustls::RootCertStore, AdapterError> {
         let mut roots = rustls::RootCertStore::empty();
         match &self.root_cert {
-            Some(path) => {
-                for cert in read_pem(path).map_err(|e| self.tls_error(e))? {
+            Some(root @ (RootCert::File(_) | RootCert::Pem(_))) => {
+                for cert in read_pem(root).map_err(|e| self.tls_error(e))? {
                     roots
                         .add(cert)
-                        .map_err(|e| self.tls_error(format!("{}: {e}", path.display())))?;
+                        .map_err(|e| self.tls_error(format!("{}: {e}", root.describe())))?;
                 }
             }
-            None => {
+            Some(RootCert::System) | None => {
                 let native = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(native.certs);
             }
@@ -183,16 +223,18 @@ impl PostgresDsn {
     }
 }
 
-fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?
-        .collect();
-    let certs = certs.map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+fn read_pem(root: &RootCert) -> Result<Vec<CertificateDer<'static>>, String> {
+    let name = root.describe();
+    let certs: Result<Vec<_>, _> = match root {
+        RootCert::File(path) => CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("sslrootcert {name}: {e}"))?
+            .collect(),
+        RootCert::Pem(text) => CertificateDer::pem_slice_iter(text.as_bytes()).collect(),
+        RootCert::System => Ok(Vec::new()),
+    };
+    let certs = certs.map_err(|e| format!("sslrootcert {name}: {e}"))?;
     if certs.is_empty() {
-        return Err(format!(
-            "sslrootcert {} holds no certificate",
-            path.display()
-        ));
+        return Err(format!("sslrootcert {name} holds no certificate"));
     }
     Ok(certs)
 }
@@ -411,7 +453,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(uri.tls, TlsMode::VerifyFull);
-        assert_eq!(uri.root_cert.as_deref(), Some(Path::new("/etc/rds.pem")));
+        assert_eq!(uri.root_cert, Some(RootCert::File("/etc/rds.pem".into())));
         assert_eq!(
             uri.config.get_connect_timeout(),
             Some(&Duration::from_secs(9))
@@ -421,7 +463,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kv.tls, TlsMode::VerifyCa);
-        assert_eq!(kv.root_cert.as_deref(), Some(Path::new("/etc/my ca.pem")));
+        assert_eq!(kv.root_cert, Some(RootCert::File("/etc/my ca.pem".into())));
         assert_eq!(kv.target(), "db:5433");
         assert_eq!(kv.config.get_password(), Some(&b"it's"[..]));
     }
@@ -462,5 +504,28 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_ca_given_as_pem_text_or_system_makes_verify_full_the_default() {
+        let pem = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+        let kv = PostgresDsn::parse(&format!("host=db user=app sslrootcert='{pem}'")).unwrap();
+        assert_eq!(
+            kv.tls,
+            TlsMode::VerifyFull,
+            "a CA and no sslmode: verify-full"
+        );
+        assert_eq!(kv.root_cert, Some(RootCert::Pem(pem.to_string())));
+        let e = kv.tls_config().unwrap_err().to_string();
+        assert!(e.contains("sslrootcert (PEM text)"), "{e}");
+        assert!(!e.contains("not base64"), "the PEM is not echoed: {e}");
+        let uri = PostgresDsn::parse("postgresql://app@db/app?sslrootcert=system").unwrap();
+        assert_eq!(
+            (uri.tls, uri.root_cert),
+            (TlsMode::VerifyFull, Some(RootCert::System))
+        );
+        // An explicit sslmode still wins.
+        let chosen = PostgresDsn::parse("host=db sslmode=require sslrootcert=system").unwrap();
+        assert_eq!(chosen.tls, TlsMode::Require);
     }
 }

@@ -387,7 +387,11 @@ functions! {
         restore_vault::restore_vault(&a.dr_backups(), |r| a.vault(r), &a.journal, event).await
     });
     "request-approval" => request_approval(|a, event| {
-        request_approval::request_approval(&a.journal, &a.notifier, event).await
+        let at = request_approval::AnswerAt {
+            region: a.sdk.region().map(|r| r.to_string()),
+            bucket: a.settings.audit_bucket.clone(),
+        };
+        request_approval::request_approval(&a.journal, &a.notifier, &at, event).await
     });
     "scale-region" => scale_region(|a, event| {
         scale_region::scale_region(|r| a.scaler(r), &a.settings, &a.journal, event).await
