@@ -608,7 +608,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("standby_region", standby_region.into()),
             ];
             start_with(
-                &config, &machine, with, fields, name, "failback", timeout, out,
+                &config,
+                &machine,
+                with,
+                fields,
+                (name, "failback"),
+                timeout,
+                out,
             )
             .await
         }
@@ -636,7 +642,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 fields.push(("data_check", check));
             }
             start_with(
-                &config, &machine, with, fields, None, "restore", timeout, out,
+                &config,
+                &machine,
+                with,
+                fields,
+                (None, "restore"),
+                timeout,
+                out,
             )
             .await
         }
@@ -656,8 +668,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &machine,
                 with,
                 fields,
-                None,
-                "reprotect",
+                (None, "reprotect"),
                 timeout,
                 out,
             )
@@ -805,7 +816,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &execution,
                 Duration::from_secs(timeout),
                 runs::Polling::OPERATOR,
-                |l| out.state(l),
+                // The report is the result: the run's progress goes to stderr.
+                |l| eprintln!("{l}"),
             )
             .await?;
             let report = hapilot::status::latest_readiness(&sdk, &bucket)
@@ -1047,8 +1059,7 @@ async fn start_with(
     machine: &str,
     with: Option<String>,
     fields: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
-    name: Option<String>,
-    prefix: &str,
+    (name, prefix): (Option<String>, &str),
     timeout: u64,
     out: Output,
 ) -> anyhow::Result<()> {

@@ -707,7 +707,13 @@ impl LocalDeployment {
                     redis: redis
                         .as_ref()
                         .map(|pair| hapilot_adapters::redis::RedisTarget {
-                            address: pair.master.address(),
+                            // Over TLS, verified against the master's own CA, as ElastiCache
+                            // with in-transit encryption is reached.
+                            address: pair
+                                .master
+                                .tls_url()
+                                .unwrap_or_else(|| pair.master.address()),
+                            ca_pem: pair.master.ca_pem(),
                             password: Default::default(),
                             sentinel: Some(hapilot_adapters::redis::SentinelTarget {
                                 addresses: pair.sentinel_addresses(),

@@ -57,6 +57,8 @@ pub struct RedisServer {
     child: tokio::process::Child,
     port: u16,
     dir: PathBuf,
+    /// The TLS port, when it serves TLS too (`tls-port`, a certificate for `localhost`).
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -64,6 +66,60 @@ impl RedisServer {
     /// on the PATH (`scripts/ensure-redis` installs it).
     pub async fn start(extra: &[&str]) -> Result<Self, LocalError> {
         Self::spawn(None, extra, None).await
+    }
+
+    /// Starts one that also serves TLS on a second port (`tls-port`, as ElastiCache with
+    /// in-transit encryption), with a certificate for `localhost` signed by its own CA
+    /// ([`RedisServer::ca_pem`]); replicas and Sentinels keep the plain port.
+    pub async fn start_with_tls() -> Result<Self, LocalError> {
+        let tls_dir = std::env::temp_dir().join(format!(
+            "hapilot-redis-tls-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        super::postgres::make_tls_files(&tls_dir)?;
+        let tls_port =
+            super::free_port().map_err(LocalError::io("finding a TLS port for redis-server"))?;
+        let file = |name: &str| tls_dir.join("tls").join(name).display().to_string();
+        let args = [
+            "--tls-port".to_string(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_string(),
+            file("server.pem"),
+            "--tls-key-file".to_string(),
+            file("server.key"),
+            "--tls-ca-cert-file".to_string(),
+            file("ca.pem"),
+            "--tls-auth-clients".to_string(),
+            "no".to_string(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Self::spawn(None, &args, None).await;
+        let mut server = match started {
+            Ok(server) => server,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tls_dir);
+                return Err(e);
+            }
+        };
+        // The server read its files at start; its own directory holds the CA from now on.
+        let ca = std::fs::read(tls_dir.join("tls").join("ca.pem"))
+            .map_err(LocalError::io("reading Redis' CA"))?;
+        std::fs::write(server.dir.join("ca.pem"), ca)
+            .map_err(LocalError::io("keeping Redis' CA"))?;
+        let _ = std::fs::remove_dir_all(&tls_dir);
+        server.tls_port = Some(tls_port);
+        Ok(server)
+    }
+
+    /// `rediss://localhost:<tls port>`, when it serves TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("rediss://localhost:{p}"))
+    }
+
+    /// The PEM text of the CA that signed its TLS certificate, when it serves TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.tls_port
+            .and_then(|_| std::fs::read_to_string(self.dir.join("ca.pem")).ok())
     }
 
     /// Starts a Sentinel watching the master at `master` as `name` (quorum 2): a
@@ -123,7 +179,12 @@ impl RedisServer {
         let child = command_line
             .spawn()
             .map_err(|e| failed(format!("{e} (scripts/ensure-redis installs it)")))?;
-        let server = Self { child, port, dir };
+        let server = Self {
+            child,
+            port,
+            dir,
+            tls_port: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(answer) = server.command(&["PING"]).await
@@ -200,7 +261,7 @@ impl RedisPair {
     /// Starts the master, its replica and three Sentinels; waits until the master counts its
     /// replica as connected.
     pub async fn start() -> Result<Self, LocalError> {
-        let master = RedisServer::start(&[]).await?;
+        let master = RedisServer::start_with_tls().await?;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
             sentinels.push(Some(

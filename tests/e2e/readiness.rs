@@ -146,6 +146,17 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         world.deployment.redis.is_some(),
         "redis-server is needed (scripts/ensure-redis)"
     );
+    assert!(
+        world
+            .deployment
+            .redis
+            .as_ref()
+            .unwrap()
+            .master
+            .tls_url()
+            .is_some(),
+        "the world's Redis is read over TLS"
+    );
     seed_practice(&world, 10 * DAY).await;
     let data_plane = world
         .deployment
@@ -478,4 +489,38 @@ async fn patronis_candidate_is_read_from_the_member_list() {
     let refused = judge().await;
     assert_eq!(refused.status, CheckStatus::Fail);
     assert!(refused.seen.contains("nofailover"), "{}", refused.seen);
+}
+
+/// Redis over TLS as ElastiCache with in-transit encryption serves it: a real redis-server's
+/// `tls-port`, verified against the CA given as PEM text, refused under another CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_is_read_through_its_own_ca_and_refused_under_another() {
+    use hapilot::local::redis::RedisServer;
+    use hapilot_adapters::redis::{RedisReader, RedisTarget, TcpRedis};
+    let (served, other) = (
+        RedisServer::start_with_tls().await.unwrap(),
+        RedisServer::start_with_tls().await.unwrap(),
+    );
+    let url = served.tls_url().unwrap();
+    assert!(url.starts_with("rediss://localhost:"), "{url}");
+    let target = |ca_pem: Option<String>| RedisTarget {
+        address: url.clone(),
+        ca_pem,
+        password: Default::default(),
+        sentinel: None,
+    };
+    let view = TcpRedis::new(target(served.ca_pem()))
+        .replication()
+        .await
+        .unwrap();
+    assert_eq!(view.role, "master");
+    let refused = TcpRedis::new(target(other.ca_pem()))
+        .replication()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("TLS") && refused.contains(&url),
+        "{refused}"
+    );
 }

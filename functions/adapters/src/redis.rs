@@ -1,6 +1,10 @@
 //! A region's Redis, for readiness: `INFO replication` over RESP (optionally after `AUTH`), as
 //! `redis-cli info replication` shows it, and, where Sentinel watches it, each Sentinel's
 //! `SENTINEL MASTER <name>`.
+//!
+//! `rediss://host:port` is Redis over TLS (ElastiCache in-transit encryption, `tls-port` of
+//! redis-server): the certificate must chain to `ca_pem` (PEM text, for a deployed function
+//! that has no file) or the system's roots, and name `host`; AUTH then travels encrypted.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,8 +19,12 @@ use crate::AdapterError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisTarget {
-    /// `host:port` of the master (or the Sentinel-announced address).
+    /// `host:port` of the master (or the Sentinel-announced address); `rediss://host:port`
+    /// for TLS.
     pub address: String,
+    /// The CA that signed a TLS Redis' certificate, as PEM text (default: the system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
     /// `requirepass` / ACL password, if any (never printed).
     #[serde(default)]
     pub password: crate::SecretText,
@@ -60,12 +68,69 @@ impl TcpRedis {
     }
 
     fn error(&self, detail: impl Into<String>) -> AdapterError {
+        let url = if self.target.address.contains("://") {
+            self.target.address.clone()
+        } else {
+            format!("redis://{}", self.target.address)
+        };
         AdapterError::Http {
             system: "Redis",
-            url: format!("redis://{}", self.target.address),
+            url,
             detail: detail.into(),
         }
     }
+}
+
+/// Where and how to reach one Redis: (`host:port`, TLS with these roots or plain).
+fn endpoint(address: &str, ca_pem: Option<&str>) -> Result<(String, Option<Tls>), String> {
+    if let Some(rest) = address.strip_prefix("rediss://") {
+        let host_port = rest.trim_end_matches('/').to_string();
+        let host = host_port
+            .rsplit_once(':')
+            .map_or(host_port.as_str(), |(h, _)| h)
+            .trim_matches(['[', ']'])
+            .to_string();
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_pem {
+            Some(pem) => {
+                use rustls::pki_types::pem::PemObject;
+                for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    let cert = cert.map_err(|e| format!("ca_pem: {e}"))?;
+                    roots.add(cert).map_err(|e| format!("ca_pem: {e}"))?;
+                }
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            }
+        }
+        if roots.is_empty() {
+            return Err("ca_pem holds no certificate".into());
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| format!("{host}: {e}"))?;
+        return Ok((
+            host_port,
+            Some(Tls {
+                connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+                name,
+            }),
+        ));
+    }
+    let plain = address.strip_prefix("redis://").unwrap_or(address);
+    Ok((plain.trim_end_matches('/').to_string(), None))
+}
+
+/// A TLS client for one server name.
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
 }
 
 fn command(args: &[&str]) -> Vec<u8> {
@@ -151,7 +216,10 @@ pub fn parse_reply(buf: &[u8]) -> Option<(Reply, usize)> {
 }
 
 /// Sends `args` and reads the whole reply.
-async fn call(stream: &mut tokio::net::TcpStream, args: &[&str]) -> std::io::Result<Reply> {
+async fn call<S>(stream: &mut S, args: &[&str]) -> std::io::Result<Reply>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     stream.write_all(&command(args)).await?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -195,22 +263,31 @@ pub fn parse_sentinel_master(reply: &Reply) -> Option<SentinelMaster> {
     })
 }
 
-/// Connects to `address`, authenticates when `password` is set, and runs `args`.
-async fn ask(address: &str, password: &str, args: &[&str]) -> Result<Reply, String> {
+/// Connects to `address` (TLS for `rediss://`), authenticates when `password` is set, and runs
+/// `args`.
+async fn ask(
+    address: &str,
+    ca_pem: Option<&str>,
+    password: &str,
+    args: &[&str],
+) -> Result<Reply, String> {
+    let (host_port, tls) = endpoint(address, ca_pem)?;
     let work = async {
-        let mut stream = tokio::net::TcpStream::connect(address)
+        let stream = tokio::net::TcpStream::connect(&host_port)
             .await
             .map_err(|e| e.to_string())?;
-        if !password.is_empty()
-            && let Reply::Error(e) = call(&mut stream, &["AUTH", password])
-                .await
-                .map_err(|e| e.to_string())?
-        {
-            return Err(format!("AUTH refused: {e}"));
-        }
-        match call(&mut stream, args).await.map_err(|e| e.to_string())? {
-            Reply::Error(e) => Err(format!("{} refused: {e}", args[0])),
-            reply => Ok(reply),
+        match tls {
+            Some(Tls { connector, name }) => {
+                let mut stream = connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                authenticated_call(&mut stream, password, args).await
+            }
+            None => {
+                let mut stream = stream;
+                authenticated_call(&mut stream, password, args).await
+            }
         }
     };
     tokio::time::timeout(Duration::from_secs(5), work)
@@ -218,10 +295,32 @@ async fn ask(address: &str, password: &str, args: &[&str]) -> Result<Reply, Stri
         .map_err(|_| "no answer within 5 s".to_string())?
 }
 
+async fn authenticated_call<S>(
+    stream: &mut S,
+    password: &str,
+    args: &[&str],
+) -> Result<Reply, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if !password.is_empty()
+        && let Reply::Error(e) = call(stream, &["AUTH", password])
+            .await
+            .map_err(|e| e.to_string())?
+    {
+        return Err(format!("AUTH refused: {e}"));
+    }
+    match call(stream, args).await.map_err(|e| e.to_string())? {
+        Reply::Error(e) => Err(format!("{} refused: {e}", args[0])),
+        reply => Ok(reply),
+    }
+}
+
 impl RedisReader for TcpRedis {
     async fn replication(&self) -> Result<RedisView, AdapterError> {
         let reply = ask(
             &self.target.address,
+            self.target.ca_pem.as_deref(),
             self.target.password.expose(),
             &["INFO", "replication"],
         )
@@ -241,6 +340,7 @@ impl RedisReader for TcpRedis {
         for address in &sentinel.addresses {
             let answer = ask(
                 address,
+                None,
                 sentinel.password.expose(),
                 &["SENTINEL", "MASTER", &sentinel.master_name],
             )
