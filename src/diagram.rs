@@ -1,7 +1,7 @@
 //! Pictures of the state machines: a Mermaid flowchart drawn from an `.asl.json` definition, and
-//! the README's copies of them kept in step with the definitions.
+//! the copies in docs/state-machines.md of them kept in step with the definitions.
 //!
-//! The README holds one fenced `mermaid` block per machine between
+//! docs/state-machines.md holds one fenced `mermaid` block per machine between
 //! `<!-- diagram: <machine> -->` and `<!-- /diagram -->`; `hapilot diagrams --write` rewrites
 //! them, `hapilot diagrams --check` (and a test) fails when one is stale.
 
@@ -194,14 +194,14 @@ pub fn redraw_readme(readme: &str, definitions: &Path) -> Result<String, Hapilot
         let after_marker = &rest[at + BEGIN.len()..];
         let Some(close) = after_marker.find("-->") else {
             return Err(HapilotError::Invalid(
-                "README: an unclosed `<!-- diagram:` marker".into(),
+                "the document: an unclosed `<!-- diagram:` marker".into(),
             ));
         };
         let machine = after_marker[..close].trim().to_string();
         let body_start = at + BEGIN.len() + close + 3;
         let Some(end) = rest[body_start..].find(END) else {
             return Err(HapilotError::Invalid(format!(
-                "README: the diagram of {machine} has no `{END}`"
+                "the document: the diagram of {machine} has no `{END}`"
             )));
         };
         let path = definitions.join(format!("{machine}.asl.json"));
@@ -272,9 +272,9 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_diagrams_are_current() {
+    fn the_documented_diagrams_are_current() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let readme = std::fs::read_to_string(root.join("docs/state-machines.md")).unwrap();
         let drawn = redraw_readme(&readme, &root.join("statemachines")).unwrap();
         for machine in [
             "failover",
@@ -286,12 +286,12 @@ mod tests {
         ] {
             assert!(
                 readme.contains(&format!("{BEGIN}{machine} -->")),
-                "the README has no diagram of {machine}"
+                "docs/state-machines.md has no diagram of {machine}"
             );
         }
         assert!(
             drawn == readme,
-            "a README diagram is stale: run `cargo run -- diagram --readme README.md`"
+            "a diagram in docs/state-machines.md is stale: run `cargo run -- diagram --readme docs/state-machines.md`"
         );
     }
 

@@ -252,13 +252,13 @@ enum Command {
         timeout: u64,
     },
     /// Draw a state machine as a Mermaid flowchart (from its `.asl.json`), or redraw the
-    /// README's diagrams.
+    /// diagrams of docs/state-machines.md.
     Diagram {
         /// The definition to draw, e.g. statemachines/failover.asl.json.
         #[arg(required_unless_present = "readme")]
         definition: Option<PathBuf>,
-        /// Redraw every `<!-- diagram: <machine> -->` block of this README from
-        /// statemachines/<machine>.asl.json beside it.
+        /// Redraw every `<!-- diagram: <machine> -->` block of this document (e.g.
+        /// docs/state-machines.md) from statemachines/<machine>.asl.json of its repository.
         #[arg(long, conflicts_with = "definition")]
         readme: Option<PathBuf>,
         /// With --readme: change nothing, exit 1 when a diagram is stale.
@@ -946,14 +946,19 @@ fn draw(definition: Option<PathBuf>, readme: Option<PathBuf>, check: bool) -> an
         return Ok(());
     }
     let Some(readme) = readme else {
-        bail!("give a definition to draw, or --readme README.md");
+        bail!("give a definition to draw, or --readme docs/state-machines.md");
     };
     let text = std::fs::read_to_string(&readme)
         .with_context(|| format!("reading {}", readme.display()))?;
+    // The statemachines/ folder of the repository the document is in (README.md or docs/...).
     let definitions = readme
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join("statemachines");
+        .canonicalize()
+        .with_context(|| format!("reading {}", readme.display()))?
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join("statemachines"))
+        .find(|dir| dir.is_dir())
+        .ok_or_else(|| anyhow::anyhow!("no statemachines/ folder above {}", readme.display()))?;
     let drawn = hapilot::diagram::redraw_readme(&text, &definitions)?;
     if drawn == text {
         say!("{}: every diagram is current", readme.display());

@@ -58,6 +58,17 @@ async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without
         .unwrap_err()
         .to_string();
     assert!(e.to_lowercase().contains("certificate"), "{e}");
+    // The same CA as PEM text (how a deployed function gets it: inside the regions' secret).
+    let pem = std::fs::read_to_string(tls.join("ca.pem")).unwrap();
+    assert!(
+        adapters(Some(pem))
+            .vault("us-west-2")
+            .unwrap()
+            .healthy()
+            .await
+            .unwrap(),
+        "verified against the CA given as PEM text"
+    );
     // A ca_file that is not there stops the adapter with its name.
     let e = adapters(Some("/nonexistent/ca.pem".into()))
         .vault("us-west-2")

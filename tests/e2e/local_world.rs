@@ -1,4 +1,4 @@
-//! `hapilot local up` builds a world people can play with: the README's "Play with the local
+//! `hapilot local up` builds a world people can play with: docs/local-world.md's "Play with the local
 //! world" block runs as written against it, line by line, through the real CLI, and
 //! `hapilot status` shows a failover in progress, a finished one and a pending approval.
 
@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// The console lines of the README's local-world block.
+/// The console lines of docs/local-world.md's local-world block.
 fn readme_console() -> Vec<String> {
-    let readme = std::fs::read_to_string(hapilot::local::project_root().join("README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(hapilot::local::project_root().join("docs/local-world.md"))
+            .unwrap();
     let block = readme
         .split("<!-- console: local-world -->")
         .nth(1)
-        .expect("the README has its local-world console block");
+        .expect("docs/local-world.md has its local-world console block");
     let body = block
         .split("```sh\n")
         .nth(1)

@@ -9,15 +9,23 @@ use serde::{Deserialize, Serialize};
 use crate::AdapterError;
 
 /// A client that trusts the system's roots and, when given, the CAs in `ca_file` (PEM: a
-/// private CA, the EKS cluster CA, the RDS bundle).
+/// private CA, the EKS cluster CA, the RDS bundle). `ca_file` is a file's path, or the PEM
+/// text itself (it starts with `-----BEGIN`): a deployed Lambda has no file to point at, so the
+/// CA travels in the regions' secret.
 pub fn client_trusting(
     ca_file: Option<&str>,
     timeout: Duration,
 ) -> Result<reqwest::Client, AdapterError> {
     let mut builder = reqwest::Client::builder().timeout(timeout);
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| AdapterError::HttpClient(format!("ca_file {path}: {e}")))?;
+    if let Some(given) = ca_file {
+        let is_text = given.trim_start().starts_with("-----BEGIN");
+        let path = if is_text { "(PEM text)" } else { given };
+        let pem = if is_text {
+            given.as_bytes().to_vec()
+        } else {
+            std::fs::read(path)
+                .map_err(|e| AdapterError::HttpClient(format!("ca_file {path}: {e}")))?
+        };
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| AdapterError::HttpClient(format!("ca_file {path}: {e}")))?;
         if certs.is_empty() {

@@ -2,16 +2,29 @@
 
 use std::future::Future;
 
+use hapilot_core::paging::{URGENCY_ATTRIBUTE, Urgency};
+
 use crate::AdapterError;
 
 /// Sends a notification.
 pub trait Notifier: Send + Sync {
-    /// Publishes `message` with `subject` (SNS limits subjects to 100 characters).
+    /// Publishes `message` with `subject` (SNS limits subjects to 100 characters) at
+    /// `urgency`: "act now" pages, "for your information" goes to mail and chat only.
+    fn send(
+        &self,
+        subject: &str,
+        message: &str,
+        urgency: Urgency,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// [`Notifier::send`] for what a human must act on.
     fn notify(
         &self,
         subject: &str,
         message: &str,
-    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        self.send(subject, message, Urgency::ActNow)
+    }
 }
 
 /// [`Notifier`] on an SNS topic.
@@ -37,13 +50,27 @@ impl SnsNotifier {
 }
 
 impl Notifier for SnsNotifier {
-    async fn notify(&self, subject: &str, message: &str) -> Result<(), AdapterError> {
+    async fn send(
+        &self,
+        subject: &str,
+        message: &str,
+        urgency: Urgency,
+    ) -> Result<(), AdapterError> {
         let subject: String = subject.chars().take(100).collect();
+        let attribute = aws_sdk_sns::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(urgency.attribute())
+            .build()
+            .map_err(|e| AdapterError::Aws {
+                operation: "Publish",
+                detail: format!("the urgency attribute: {e}"),
+            })?;
         self.client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject)
             .message(message)
+            .message_attributes(URGENCY_ATTRIBUTE, attribute)
             .send()
             .await
             .map_err(AdapterError::aws("Publish"))?;
@@ -56,6 +83,7 @@ impl Notifier for SnsNotifier {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryNotifier {
     sent: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    urgencies: std::sync::Arc<std::sync::Mutex<Vec<Urgency>>>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -64,11 +92,22 @@ impl MemoryNotifier {
     pub fn sent(&self) -> Vec<(String, String)> {
         self.sent.lock().expect("sent").clone()
     }
+
+    /// The urgency of each notification sent, in order.
+    pub fn urgencies(&self) -> Vec<Urgency> {
+        self.urgencies.lock().expect("urgencies").clone()
+    }
 }
 
 #[cfg(any(test, feature = "fakes"))]
 impl Notifier for MemoryNotifier {
-    async fn notify(&self, subject: &str, message: &str) -> Result<(), AdapterError> {
+    async fn send(
+        &self,
+        subject: &str,
+        message: &str,
+        urgency: Urgency,
+    ) -> Result<(), AdapterError> {
+        self.urgencies.lock().expect("urgencies").push(urgency);
         self.sent
             .lock()
             .expect("sent")

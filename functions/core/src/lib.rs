@@ -17,6 +17,7 @@ pub mod error;
 pub mod failback;
 pub mod failover;
 pub mod health;
+pub mod paging;
 pub mod readiness;
 pub mod restore;
 pub mod run_lock;

@@ -192,7 +192,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     Variable {
         name: "HAPILOT_REGIONS",
-        doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?}, \"redis\"?: {\"address\": \"host:port\", \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`, `restore`: DR restore into that region). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=/opt/rds-ca.pem`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`), `sslrootcert` is a PEM bundle (default: the system's roots), and a `connect_timeout` of 5 s applies unless the DSN sets one",
+        doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?}, \"redis\"?: {\"address\": \"host:port\" or \"rediss://host:port\" (TLS), \"ca_pem\"?, \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`, `restore`: DR restore into that region). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=system`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default without a CA), `require`, `verify-ca`, `verify-full` (default when `sslrootcert` is given)), `sslrootcert` is a PEM file, `system`, or the PEM text itself (quoted, in the database secret: a Lambda has no file to point at), and a `connect_timeout` of 5 s applies unless the DSN sets one",
         default: "",
         parse: |s, v| {
             s.regions = regions_json("HAPILOT_REGIONS", v)?;
@@ -778,14 +778,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_readmes_table_of_variables_is_made_from_the_table() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-                .unwrap();
+    fn the_documented_table_of_variables_is_made_from_the_table() {
+        let readme = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/configuration.md"
+        ))
+        .unwrap();
         let table = variables_markdown();
         assert!(
             readme.contains(&table),
-            "README.md's table of variables differs from config::VARIABLES; it should read:\n{table}"
+            "docs/configuration.md's table of variables differs from config::VARIABLES; it should read:\n{table}"
         );
     }
 

@@ -527,6 +527,8 @@ async fn publish_report(
                 ),
             )
         }),
+        // Sent only for what a human must fix.
+        urgency: hapilot_core::paging::Urgency::ActNow,
     };
     publish(journal, metrics, notifier, &publication).await?;
     journal

@@ -6,6 +6,7 @@ use hapilot_adapters::journal::Journal;
 use hapilot_adapters::monitoring::{MetricValue, Metrics};
 use hapilot_adapters::notifier::Notifier;
 use hapilot_core::ErrorName;
+use hapilot_core::paging::Urgency;
 use serde_json::Value;
 
 use crate::FunctionError;
@@ -34,6 +35,8 @@ pub struct Publication {
     pub metrics: Vec<MetricBatch>,
     /// Subject and body of the notification, when one is due.
     pub notification: Option<(String, String)>,
+    /// Whether the notification pages or only informs.
+    pub urgency: Urgency,
 }
 
 /// Writes the report (JSON, then Markdown), puts the metrics, then notifies: the report comes
@@ -62,7 +65,10 @@ pub async fn publish(
             .map_err(failed())?;
     }
     if let Some((subject, body)) = &publication.notification {
-        notifier.notify(subject, body).await.map_err(failed())?;
+        notifier
+            .send(subject, body, publication.urgency)
+            .await
+            .map_err(failed())?;
     }
     Ok(())
 }

@@ -97,6 +97,7 @@ pub async fn record_run(
             format!("hapilot {}: {outcome}", run.machine),
             report.notice(&state),
         )),
+        urgency: hapilot_core::paging::Urgency::of_run_end(&run.machine, report.succeeded()),
     };
     // Every ending path records the run: the run lock goes back here, whatever the outcome.
     release_run_lock(journal, &run).await;
@@ -162,6 +163,11 @@ mod tests {
         );
         assert_eq!(monitoring.last("FailoverSucceeded"), Some(1.0));
         assert_eq!(monitoring.last("DataAtRiskSeconds"), Some(2.5));
+        assert_eq!(
+            notifier.urgencies(),
+            [hapilot_core::paging::Urgency::ActNow],
+            "a failover pages"
+        );
         let (subject, message) = &notifier.sent()[0];
         assert_eq!(subject, "hapilot failover: succeeded");
         assert!(message.contains("POST-FAILOVER ACTIONS"), "{message}");

@@ -82,6 +82,8 @@ pub async fn report_backup_audit(
                 markdown,
             )
         }),
+        // Sent only for what a human must fix.
+        urgency: hapilot_core::paging::Urgency::ActNow,
     };
     publish(journal, metrics, notifier, &publication).await?;
     Ok(json!({

@@ -99,6 +99,7 @@ pub async fn report_drill(
             format!("hapilot DR drill {}: {}", run.execution, verdict.verdict),
             md.clone(),
         )),
+        urgency: hapilot_core::paging::Urgency::of_run_end("dr-drill", passed),
         markdown: Some((format!("{stem}.md"), md)),
         metrics: vec![MetricBatch {
             namespace: "hapilot".into(),
