@@ -62,7 +62,10 @@ impl KubernetesCluster {
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             return Err(error(format!("HTTP {status}: {}", body.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16())));
+                .transient_if(crate::error::status_is_transient(status.as_u16()))
+                .credentials_refused_if(crate::error::status_refuses_credentials(
+                    status.as_u16(),
+                )));
         }
         response.json().await.map_err(|e| {
             error(crate::error::error_chain(&e))

@@ -414,6 +414,7 @@ impl PostgresDatabase {
             detail,
         }
         .transient_if(postgres_failure_is_transient(&e))
+        .credentials_refused_if(postgres_refused_credentials(&e))
     }
 
     /// Makes new transactions read-only (the fence) or not, for every session, through the
@@ -618,6 +619,15 @@ impl Database for PostgresDatabase {
     }
 }
 
+/// Whether PostgreSQL refused the login itself: SQLSTATE 28P01 (invalid_password) or 28000
+/// (invalid_authorization_specification, e.g. no pg_hba entry for a rotated user).
+pub fn postgres_refused_credentials(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        *code == tokio_postgres::error::SqlState::INVALID_PASSWORD
+            || *code == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    })
+}
+
 /// Whether a PostgreSQL failure may pass when tried again: the connection could not be made or
 /// broke (refused, reset, timed out, closed), or the server said so itself (SQLSTATE class 08
 /// connection exceptions, `57P01`-`57P03` shutting down / cannot connect now, `53300` too many
@@ -747,12 +757,16 @@ impl PatroniMember {
                      or got none (set patroni_auth for this region in HAPILOT_DATABASE_SECRET)",
                     text.trim()
                 ),
-            ));
+            )
+            .credentials_refused_if(true));
         }
         if !status.is_success() {
             return Err(self
                 .error(path, format!("HTTP {status}: {}", text.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16())));
+                .transient_if(crate::error::status_is_transient(status.as_u16()))
+                .credentials_refused_if(crate::error::status_refuses_credentials(
+                    status.as_u16(),
+                )));
         }
         Ok(text)
     }

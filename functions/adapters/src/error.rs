@@ -51,6 +51,11 @@ pub enum AdapterError {
     /// the system said it.
     #[error("{0} (transient: trying again may succeed)")]
     Transient(String),
+    /// The system refused hapilot's credentials (a password, token or key that no longer
+    /// works: typically a rotated secret). The function reads its secrets again and, where
+    /// running twice is safe, tries once more.
+    #[error("{0} (credentials refused: a rotated secret is read again)")]
+    CredentialsRefused(String),
 }
 
 impl AdapterError {
@@ -77,6 +82,14 @@ impl AdapterError {
         match self {
             AdapterError::Transient(_) => self,
             e if transient => AdapterError::Transient(e.to_string()),
+            e => e,
+        }
+    }
+
+    /// This error as [`AdapterError::CredentialsRefused`] when `refused` (its text kept).
+    pub fn credentials_refused_if(self, refused: bool) -> Self {
+        match self {
+            e if refused => AdapterError::CredentialsRefused(e.to_string()),
             e => e,
         }
     }
@@ -118,6 +131,13 @@ pub const RETRYABLE_AWS_CODES: &[&str] = &[
 /// or a gateway's (500, 502, 503, 504).
 pub fn status_is_transient(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// Whether an HTTP API's status says the credentials were refused: 401 (Kubernetes, Patroni,
+/// Prometheus). Vault answers 403 "permission denied" for a token it does not know, so its
+/// adapter also counts 403.
+pub fn status_refuses_credentials(status: u16) -> bool {
+    status == 401
 }
 
 /// Whether a request that got no usable answer may succeed when sent again: it timed out, the

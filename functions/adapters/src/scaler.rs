@@ -83,7 +83,10 @@ impl KubernetesScaler {
             let body = response.text().await.unwrap_or_default();
             return Err(self
                 .error(deployment, format!("HTTP {status}: {}", body.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16())));
+                .transient_if(crate::error::status_is_transient(status.as_u16()))
+                .credentials_refused_if(crate::error::status_refuses_credentials(
+                    status.as_u16(),
+                )));
         }
         let scale: serde_json::Value = response.json().await.map_err(|e| {
             self.error(deployment, crate::error::error_chain(&e))

@@ -92,7 +92,8 @@ impl Vault for HttpVault {
         let body = r.text().await.unwrap_or_default();
         Err(self
             .error(path, format!("HTTP {status}: {}", body.trim()))
-            .transient_if(vault_blip(status.as_u16(), &body)))
+            .transient_if(vault_blip(status.as_u16(), &body))
+            .credentials_refused_if(matches!(status.as_u16(), 401 | 403)))
     }
 
     async fn healthy(&self) -> Result<bool, AdapterError> {
@@ -179,7 +180,8 @@ impl HttpVault {
             let body = r.text().await.unwrap_or_default();
             return Err(self
                 .error(path, format!("HTTP {status}: {}", body.trim()))
-                .transient_if(vault_blip(status.as_u16(), &body)));
+                .transient_if(vault_blip(status.as_u16(), &body))
+                .credentials_refused_if(matches!(status.as_u16(), 401 | 403)));
         }
         r.json().await.map_err(|e| {
             let transient = crate::error::send_failure_is_transient(&e);

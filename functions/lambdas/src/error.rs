@@ -23,6 +23,15 @@ pub enum FunctionError {
     /// The handler could not get going (configuration, client setup).
     #[error("{0}")]
     Setup(String),
+    /// A system refused the credentials the function read from its secrets (rotated since it
+    /// read them): the step's error name, and the function reads its secrets again.
+    #[error("{message}")]
+    CredentialsRefused {
+        /// The step's error name.
+        name: ErrorName,
+        /// What was refused.
+        message: String,
+    },
 }
 
 impl FunctionError {
@@ -45,6 +54,12 @@ impl FunctionError {
             e @ hapilot_adapters::AdapterError::Transient(_) => {
                 FunctionError::named(ErrorName::Transient, e.to_string())
             }
+            e @ hapilot_adapters::AdapterError::CredentialsRefused(_) => {
+                FunctionError::CredentialsRefused {
+                    name,
+                    message: e.to_string(),
+                }
+            }
             e => FunctionError::named(name, e.to_string()),
         }
     }
@@ -56,7 +71,14 @@ impl FunctionError {
             FunctionError::Unreadable(_) => ErrorName::InvalidInput.as_str(),
             FunctionError::Named { name, .. } => name.as_str(),
             FunctionError::Setup(_) => ErrorName::SetupFailed.as_str(),
+            FunctionError::CredentialsRefused { name, .. } => name.as_str(),
         }
+    }
+
+    /// Whether a system refused the function's credentials (see
+    /// [`FunctionError::CredentialsRefused`]).
+    pub fn is_credentials_refused(&self) -> bool {
+        matches!(self, FunctionError::CredentialsRefused { .. })
     }
 }
 
