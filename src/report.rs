@@ -54,6 +54,47 @@ async fn text_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Str
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The run's JSON report (`reports/<machine>/<name>.json`) with its key, when there is one.
+async fn json_report(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    reports: &[String],
+    name: &str,
+) -> Result<Option<(String, Value)>, HapilotError> {
+    let Some(key) = reports
+        .iter()
+        .find(|k| k.ends_with(&format!("/{name}.json")))
+    else {
+        return Ok(None);
+    };
+    let text = text_of(s3, bucket, key).await?;
+    let report = serde_json::from_str(&text)
+        .map_err(|e| HapilotError::Invalid(format!("s3://{bucket}/{key} is not JSON: {e}")))?;
+    Ok(Some((key.clone(), report)))
+}
+
+/// The run's journal entries (key, entry), refused when there are none: then the bucket is
+/// not the run's.
+async fn journal_of(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    name: &str,
+) -> Result<Vec<(String, Value)>, HapilotError> {
+    let mut entries = Vec::new();
+    for key in keys_under(s3, bucket, "runs/").await? {
+        if key.contains(&format!("/{name}/")) {
+            let text = text_of(s3, bucket, &key).await?;
+            entries.push((key, serde_json::from_str(&text).unwrap_or(Value::Null)));
+        }
+    }
+    if entries.is_empty() {
+        return Err(HapilotError::Invalid(format!(
+            "no report and no journal for {name} in s3://{bucket}: is it the run's audit bucket (--bucket, HAPILOT_AUDIT_BUCKET, audit_bucket in hapilot.toml)?"
+        )));
+    }
+    Ok(entries)
+}
+
 /// The report of `execution` (name or ARN) as Markdown, else its journal as a timeline.
 pub async fn report(
     sdk: &aws_config::SdkConfig,
@@ -66,34 +107,10 @@ pub async fn report(
     if let Some(key) = reports.iter().find(|k| k.ends_with(&format!("/{name}.md"))) {
         return text_of(&s3, bucket, key).await;
     }
-    if let Some(key) = reports
-        .iter()
-        .find(|k| k.ends_with(&format!("/{name}.json")))
-    {
-        let text = text_of(&s3, bucket, key).await?;
-        let report: Value = serde_json::from_str(&text)
-            .map_err(|e| HapilotError::Invalid(format!("s3://{bucket}/{key} is not JSON: {e}")))?;
-        return Ok(markdown_of(&report, key));
+    if let Some((key, report)) = json_report(&s3, bucket, &reports, name).await? {
+        return Ok(markdown_of(&report, &key));
     }
-    let journal: Vec<String> = keys_under(&s3, bucket, "runs/")
-        .await?
-        .into_iter()
-        .filter(|k| k.contains(&format!("/{name}/")))
-        .collect();
-    if journal.is_empty() {
-        return Err(HapilotError::Invalid(format!(
-            "no report and no journal for {name} in s3://{bucket}: is it the run's audit bucket (--bucket, HAPILOT_AUDIT_BUCKET, audit_bucket in hapilot.toml)?"
-        )));
-    }
-    let mut entries = Vec::new();
-    for key in &journal {
-        let text = text_of(&s3, bucket, key).await?;
-        entries.push((
-            key.clone(),
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        ));
-    }
-    Ok(timeline(name, &entries))
+    Ok(timeline(name, &journal_of(&s3, bucket, name).await?))
 }
 
 /// The report of `execution` (name or ARN) as JSON (`hapilot report --json`): the run's JSON
@@ -106,27 +123,14 @@ pub async fn report_json(
     let name = execution_name(execution);
     let s3 = hapilot_adapters::sdk::s3(sdk);
     let reports = keys_under(&s3, bucket, "reports/").await?;
-    if let Some(key) = reports
-        .iter()
-        .find(|k| k.ends_with(&format!("/{name}.json")))
-    {
-        let text = text_of(&s3, bucket, key).await?;
-        return serde_json::from_str(&text)
-            .map_err(|e| HapilotError::Invalid(format!("s3://{bucket}/{key} is not JSON: {e}")));
+    if let Some((_, report)) = json_report(&s3, bucket, &reports, name).await? {
+        return Ok(report);
     }
-    let mut journal = Vec::new();
-    for key in keys_under(&s3, bucket, "runs/").await? {
-        if key.contains(&format!("/{name}/")) {
-            let text = text_of(&s3, bucket, &key).await?;
-            let entry: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            journal.push(serde_json::json!({"key": key, "entry": entry}));
-        }
-    }
-    if journal.is_empty() {
-        return Err(HapilotError::Invalid(format!(
-            "no report and no journal for {name} in s3://{bucket}: is it the run's audit bucket (--bucket, HAPILOT_AUDIT_BUCKET, audit_bucket in hapilot.toml)?"
-        )));
-    }
+    let journal: Vec<Value> = journal_of(&s3, bucket, name)
+        .await?
+        .into_iter()
+        .map(|(key, entry)| serde_json::json!({"key": key, "entry": entry}))
+        .collect();
     Ok(serde_json::json!({"execution": name, "report": null, "journal": journal}))
 }
 

@@ -5,7 +5,7 @@
 
 use hapilot::local::deployment::DatabaseSetup;
 use hapilot::local::gateway::GatewayMode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{FailoverWorld, cli_ok};
 
@@ -125,12 +125,38 @@ async fn the_answerer_is_who_signed_and_only_an_approver_may_answer() {
                 "--bucket",
                 "hapilot-audit",
             ])
-            .args(["--comment", "go", "--yes"]),
+            .args(["--comment", "go", "--yes", "--json"]),
     )
     .await;
-    assert!(said.contains("approved"), "{said}");
+    let decision: Value = serde_json::from_str(&said).expect(&said);
+    assert_eq!(decision["approved"], true, "{decision:#}");
     let outcome = world.follow(&arn).await;
     assert!(outcome.succeeded(), "{}", outcome.history_text());
+
+    // Every command that prints a result prints one JSON document under --json.
+    let json_of = |args: Vec<&'static str>| {
+        let mut cli = world.cli();
+        cli.args(args).env("HAPILOT_AUDIT_BUCKET", "hapilot-audit");
+        async move {
+            let out = cli.output().await.unwrap();
+            let said = crate::support::said(&out);
+            serde_json::from_slice::<Value>(&out.stdout)
+                .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {said}"))
+        }
+    };
+    let watched = json_of(vec!["watch", run, "--json"]).await;
+    assert_eq!(watched["status"], "SUCCEEDED", "{watched:#}");
+    let report = json_of(vec!["report", run, "--json"]).await;
+    assert_eq!(report["execution"], run, "{report:#}");
+    let status = json_of(vec!["status", "--json"]).await;
+    assert!(status.is_object(), "{status:#}");
+    let me = json_of(vec!["whoami", "--json"]).await;
+    assert_eq!(me["arn"], world.deployment.operator.arn.as_str(), "{me:#}");
+    let started = json_of(vec!["start", "readiness", "--json", "--timeout", "300"]).await;
+    assert!(
+        started["execution_arn"].as_str().is_some() && started["status"].is_string(),
+        "{started:#}"
+    );
     let answer = world
         .object(&format!("runs/failover/{run}/approval-answer.json"))
         .await

@@ -216,7 +216,10 @@ async fn an_audit_without_region_or_credentials_is_a_setup_error_not_a_finding()
     let out = run(None).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no AWS region: set AWS_REGION"), "{stderr}");
+    assert!(
+        stderr.contains("no AWS region: use --region, set AWS_REGION"),
+        "{stderr}"
+    );
     let out = run(Some("us-east-1")).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -292,7 +295,7 @@ async fn a_bad_input_file_is_refused_before_any_aws_call() {
         )
         .await;
         assert!(
-            line.contains("no AWS region: set AWS_REGION"),
+            line.contains("no AWS region: use --region, set AWS_REGION"),
             "{args:?}: {line}"
         );
     }

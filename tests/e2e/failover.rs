@@ -220,7 +220,10 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
     let pending = world.wait_for_approval("lagging-deny").await;
     let ask = world.wait_for_notification(&queue, "approval needed").await;
     assert!(
-        ask.1.contains("hapilot approve lagging-deny") && ask.1.contains("over the 300 s RPO"),
+        ask.1.contains(&format!(
+            "hapilot approve lagging-deny --machine failover --region {} --bucket hapilot-audit",
+            world.stack.stack().region()
+        )) && ask.1.contains("over the 300 s RPO"),
         "{}",
         ask.1
     );
