@@ -136,7 +136,7 @@ async fn the_answerer_is_who_signed_and_only_an_approver_may_answer() {
     // Every command that prints a result prints one JSON document under --json.
     let json_of = |args: Vec<&'static str>| {
         let mut cli = world.cli();
-        cli.args(args).env("HAPILOT_AUDIT_BUCKET", "hapilot-audit");
+        cli.args(&args).env("HAPILOT_AUDIT_BUCKET", "hapilot-audit");
         async move {
             let out = cli.output().await.unwrap();
             let said = crate::support::said(&out);
