@@ -1096,37 +1096,39 @@ fn each_function_writes_only_its_own_journal_keys() {
 
 #[test]
 fn pagers_get_only_what_needs_a_human_and_chat_gets_everything() {
-    let resources = template();
     let pager_policy: Value = serde_norway::from_str(hapilot_core::paging::PAGER_FILTER_POLICY)
         .expect("the policy is JSON, and so YAML");
-    let subscriptions = of_type(&resources, "AWS::SNS::Subscription");
-    let mut pagers = 0;
-    for (name, subscription) in &subscriptions {
-        let properties = &subscription["Properties"];
-        match scalar(&properties["Protocol"]).as_str() {
-            "https" => {
-                pagers += 1;
-                assert_eq!(
-                    properties["FilterPolicy"], pager_policy,
-                    "{name} must filter with hapilot_core::paging::PAGER_FILTER_POLICY"
-                );
-                assert_eq!(
-                    scalar(&properties["FilterPolicyScope"]),
-                    "MessageAttributes"
-                );
-                assert!(
-                    subscription.get("Condition").is_some(),
-                    "{name} is optional"
-                );
+    for file in ["template.yaml", "witness.yaml"] {
+        let resources = resources_of(file);
+        let mut pagers = 0;
+        for (name, subscription) in of_type(&resources, "AWS::SNS::Subscription") {
+            let properties = &subscription["Properties"];
+            match scalar(&properties["Protocol"]).as_str() {
+                "https" => {
+                    pagers += 1;
+                    assert_eq!(
+                        properties["FilterPolicy"], pager_policy,
+                        "{file} {name} must filter with hapilot_core::paging::PAGER_FILTER_POLICY"
+                    );
+                    assert_eq!(
+                        scalar(&properties["FilterPolicyScope"]),
+                        "MessageAttributes"
+                    );
+                    assert!(
+                        subscription.get("Condition").is_some(),
+                        "{file} {name} is optional"
+                    );
+                }
+                "email" => assert!(
+                    properties.get("FilterPolicy").is_none(),
+                    "{file} {name}: e-mail gets everything"
+                ),
+                other => panic!("{file} {name}: unexpected protocol {other}"),
             }
-            "email" => assert!(
-                properties.get("FilterPolicy").is_none(),
-                "{name}: e-mail gets everything"
-            ),
-            other => panic!("{name}: unexpected protocol {other}"),
         }
+        assert_eq!(pagers, 2, "{file}: PagerDuty and Opsgenie");
     }
-    assert_eq!(pagers, 2, "PagerDuty and Opsgenie");
+    let resources = template();
     let slack = of_type(&resources, "AWS::Chatbot::SlackChannelConfiguration");
     assert_eq!(slack.len(), 1);
     assert_eq!(
