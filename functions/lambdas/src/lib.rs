@@ -65,34 +65,58 @@ pub async fn lambda_main<F, Fut>(
 ) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(&'static registry::Adapters, serde_json::Value) -> Fut + Copy + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<serde_json::Value, FunctionError>> + Send,
+    Fut: std::future::Future<Output = Result<serde_json::Value, FunctionError>> + Send + 'static,
 {
     lambda_runtime::tracing::init_default_subscriber();
-    let spec =
+    let spec: &'static catalog::FunctionSpec =
         catalog::find(function).ok_or_else(|| format!("{function} is not in the catalog"))?;
     let sdk: &'static aws_config::SdkConfig =
         Box::leak(Box::new(hapilot_adapters::sdk::from_env().await));
-    let build = move || async move {
-        let mut settings = config::Settings::from_env()?;
-        if spec.reads_regions() || !spec.credentials.is_empty() {
-            let secrets = hapilot_adapters::secrets::SecretsManager::from_sdk(sdk);
-            settings.read_secrets(&secrets, spec.credentials).await?;
-        }
-        settings.require(spec.requires)?;
-        // Lives as long as the process, like a Lambda's init phase (a rotation adds one).
-        let adapters: &'static registry::Adapters =
-            Box::leak(Box::new(registry::Adapters::new(sdk, settings)?));
-        Ok::<_, FunctionError>(adapters)
-    };
+    // Boxed futures keep the types the compiler must lay out small: nested generic futures of
+    // every handler overflow its query depth in some (clean, non-incremental) builds.
+    let build = move || -> BoxedAdapters { Box::pin(build_adapters(spec, sdk)) };
     let current: &'static tokio::sync::RwLock<&'static registry::Adapters> =
         Box::leak(Box::new(tokio::sync::RwLock::new(build().await?)));
     let may_run_twice = !catalog::NOT_RETRIED_ON_BLIPS.contains(&function);
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            with_fresh_credentials(current, build, may_run_twice, handler, event.payload).await
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| -> BoxedInvocation {
+            Box::pin(with_fresh_credentials(
+                current,
+                build,
+                may_run_twice,
+                move |a, payload| -> BoxedInvocation { Box::pin(handler(a, payload)) },
+                event.payload,
+            ))
         },
     ))
     .await
+}
+
+/// A handler's answer, type-erased.
+type BoxedInvocation = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<serde_json::Value, FunctionError>> + Send>,
+>;
+
+/// Fresh adapters, type-erased.
+type BoxedAdapters = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<&'static registry::Adapters, FunctionError>> + Send,
+    >,
+>;
+
+/// Reads the configuration and `spec`'s secrets, and builds the adapters; they live as long as
+/// the process, like a Lambda's init phase (a rotation adds one set).
+async fn build_adapters(
+    spec: &'static catalog::FunctionSpec,
+    sdk: &'static aws_config::SdkConfig,
+) -> Result<&'static registry::Adapters, FunctionError> {
+    let mut settings = config::Settings::from_env()?;
+    if spec.reads_regions() || !spec.credentials.is_empty() {
+        let secrets = hapilot_adapters::secrets::SecretsManager::from_sdk(sdk);
+        settings.read_secrets(&secrets, spec.credentials).await?;
+    }
+    settings.require(spec.requires)?;
+    Ok(Box::leak(Box::new(registry::Adapters::new(sdk, settings)?)))
 }
 
 /// Runs `handler` with the current adapters; when a system refuses their credentials, builds
