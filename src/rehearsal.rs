@@ -153,6 +153,10 @@ pub struct RehearsalReport {
     pub users_served_secs: Option<f64>,
     /// What the emergency path asked of the dark region and of Route53's control plane.
     pub emergency_calls: Option<EmergencyCalls>,
+    /// The failover's wait for the standby's capacity before the traffic moved (its last look:
+    /// `ready`, `polls`, `waited_secs`, `summary`).
+    #[serde(default)]
+    pub capacity: Value,
 }
 
 /// How the restore-to-DR check went (the dr-restore state machine, latest backups).
@@ -350,6 +354,13 @@ impl RehearsalReport {
                 verdict(calls.route53_control_plane == 0)
             ));
         }
+        if let Some(summary) = self.capacity["summary"].as_str() {
+            out.push_str(&format!(
+                "capacity       {summary}, {:.2} s after the scale-up began waiting ({} look(s)) before traffic moved\n",
+                self.capacity["waited_secs"].as_f64().unwrap_or(0.0),
+                self.capacity["polls"].as_u64().unwrap_or(0)
+            ));
+        }
         out.push_str(&format!(
             "RTO            {:>8.2} s  target {:>5} s  {}\n",
             self.rto_secs,
@@ -461,6 +472,11 @@ pub async fn run_rehearsal(
     ));
     let deploying = Instant::now();
     let deployment = LocalDeployment::create_from(&stack, world, &options.parameters).await?;
+    // New pods pass their startup and readiness probes in a while, not at once (20 s in AWS
+    // for a warm image, at this pace): the failover must wait for them before moving traffic.
+    deployment
+        .standby_kube
+        .set_ready_delay(Duration::from_secs_f64(20.0 * options.pace.scale()));
     say(&format!(
         "deployed {} (and the world around them) in {:.1} s",
         deployment
@@ -796,6 +812,11 @@ async fn drill_on(
         global_name_secs: failover_run.as_ref().and_then(|r| r.global_name_secs),
         users_served_secs: users.served_after_outage(),
         emergency_calls: failover_run.and_then(|r| r.emergency_calls),
+        capacity: outcome
+            .output
+            .as_ref()
+            .map(|o| o["capacity"].clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -33,6 +33,12 @@ struct Cluster {
     templates: BTreeMap<String, Value>,
     /// Available replicas where fewer than `deployments` says (pods not ready).
     unavailable: BTreeMap<String, i64>,
+    /// How long a pod a scale-up starts takes to become ready (its startup and readiness
+    /// probes; the HA document's litellm allows 150 s).
+    ready_delay: std::time::Duration,
+    /// Deployments scaled up whose new pods are not ready yet: until when, and how many were
+    /// ready before.
+    starting: BTreeMap<String, (std::time::Instant, i64)>,
     /// Nodes and their zones, in the order pods are placed on them.
     nodes: Vec<(String, String)>,
     /// Every node's `status.allocatable` (cpu, memory quantities).
@@ -89,6 +95,7 @@ impl Cluster {
             .map(|(n, _)| (n.clone(), document_pod_spec(n)))
             .collect();
         self.unavailable.clear();
+        self.starting.clear();
         self.nodes = ["a", "b", "c"]
             .iter()
             .map(|z| (format!("node-{z}"), format!("{zone_prefix}{z}")))
@@ -107,14 +114,25 @@ impl Cluster {
             .collect();
     }
 
-    fn deployment(&self, name: &str) -> Value {
-        let replicas = self.deployments[name];
-        let available = self
-            .unavailable
+    /// Ready replicas now: pods a scale-up started count only once `ready_delay` has passed
+    /// (Kubernetes counts a pod in `readyReplicas` once its readiness probe passes), and never
+    /// more than an injected cap.
+    fn available(&self, name: &str) -> i64 {
+        let replicas = self.deployments.get(name).copied().unwrap_or(0);
+        let started = match self.starting.get(name) {
+            Some((until, before)) if std::time::Instant::now() < *until => (*before).min(replicas),
+            _ => replicas,
+        };
+        self.unavailable
             .get(name)
             .copied()
-            .unwrap_or(replicas)
-            .min(replicas);
+            .unwrap_or(started)
+            .min(started)
+    }
+
+    fn deployment(&self, name: &str) -> Value {
+        let replicas = self.deployments[name];
+        let available = self.available(name);
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": self.namespace, "labels": {"app": name}},
@@ -133,12 +151,7 @@ impl Cluster {
         let Some(replicas) = self.deployments.get(app) else {
             return Vec::new();
         };
-        let available = self
-            .unavailable
-            .get(app)
-            .copied()
-            .unwrap_or(*replicas)
-            .min(*replicas);
+        let available = self.available(app);
         (0..*replicas)
             .map(|i| {
                 let node = &self.nodes[i as usize % self.nodes.len().max(1)].0;
@@ -190,6 +203,8 @@ impl SimulatedKubernetes {
                 .collect(),
             templates: BTreeMap::new(),
             unavailable: BTreeMap::new(),
+            ready_delay: std::time::Duration::ZERO,
+            starting: BTreeMap::new(),
             nodes: Vec::new(),
             allocatable: Default::default(),
             budgets: BTreeMap::new(),
@@ -295,6 +310,11 @@ impl SimulatedKubernetes {
         {
             change(spec);
         }
+    }
+
+    /// How long the pods a scale-up starts take to become ready from now on (default: at once).
+    pub fn set_ready_delay(&self, delay: std::time::Duration) {
+        self.state.lock().expect("cluster lock").ready_delay = delay;
     }
 
     /// Makes only `available` of a deployment's replicas available (the rest stay Pending).
@@ -492,6 +512,12 @@ async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
             .and_then(|v| v["spec"]["replicas"].as_i64())
         {
             Some(r) if r >= 0 => {
+                let before = c.deployments.get(&name).copied().unwrap_or(0);
+                if r > before && !c.ready_delay.is_zero() {
+                    let ready = c.available(&name);
+                    let until = std::time::Instant::now() + c.ready_delay;
+                    c.starting.insert(name.clone(), (until, ready));
+                }
                 c.deployments.insert(name.clone(), r);
                 scale(&ns, &name, r)
             }

@@ -68,10 +68,14 @@ impl Pace {
         let verify_window = (hapilot_core::failover::DEFAULT_VERIFY_WINDOW_SECS as f64 * self.scale)
             .ceil()
             .max(1.0) as u64;
+        // The wait for the standby's pods, at this pace (the product's 300 s for Critical).
+        let capacity_wait = (hapilot_core::capacity::default_wait_secs(900) as f64 * self.scale)
+            .ceil()
+            .max(1.0) as u64;
         serde_json::json!({
             "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
             "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 60,
-            "verify_window_seconds": verify_window
+            "verify_window_seconds": verify_window, "capacity_wait_seconds": capacity_wait
         })
         .to_string()
     }

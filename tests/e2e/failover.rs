@@ -13,6 +13,11 @@ fn unchanged() -> std::collections::BTreeMap<String, i64> {
     [("primary".to_string(), 100), ("secondary".to_string(), 0)].into()
 }
 
+/// The dead primary fenced off by its weight, and the standby not given the traffic yet.
+fn fenced() -> std::collections::BTreeMap<String, i64> {
+    [("primary".to_string(), 0), ("secondary".to_string(), 0)].into()
+}
+
 fn failed_over() -> std::collections::BTreeMap<String, i64> {
     [("primary".to_string(), 0), ("secondary".to_string(), 100)].into()
 }
@@ -360,30 +365,33 @@ async fn an_unanswered_approval_times_out_safely() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failure_after_the_promotion_keeps_traffic_on_the_new_primary() {
+async fn a_standby_that_cannot_be_scaled_is_promoted_but_its_traffic_waits_for_a_human() {
     let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
     world.deployment.primary.set_mode(GatewayMode::Failing);
     world.deployment.standby_kube.delete("litellm");
     let arn = world
-        .start_failover("scale-breaks", world.console_input(json!({})))
+        .start_failover(
+            "scale-breaks",
+            world.console_input(json!({"approval_timeout_seconds": 2})),
+        )
         .await;
     let outcome = world.follow(&arn).await;
-    assert_failed(&outcome, "hapilot.ScaleFailed");
-    assert!(entered(&outcome, "ShiftTraffic") && entered(&outcome, "FailForward"));
+    assert_failed(&outcome, "hapilot.CapacityNotReady");
+    assert!(entered(&outcome, "PromoteStandby") && entered(&outcome, "RequestCapacityApproval"));
     // A deployment that does not exist is a 404: permanent, so tried once, not retried.
     let attempts = outcome
         .events
         .iter()
         .skip_while(|e| e.state.as_deref() != Some("ScaleStandby"))
-        .take_while(|e| e.state.as_deref() != Some("FailForward"))
+        .take_while(|e| e.state.as_deref() != Some("GracefulOrGuarded"))
         .filter(|e| e.kind == "LambdaFunctionScheduled" || e.kind == "TaskScheduled")
         .count();
     assert_eq!(attempts, 1, "{}", outcome.history_text());
     assert!(
-        !entered(&outcome, "RestoreWeights"),
-        "traffic must never go back to the fenced primary once the standby is promoted"
+        !entered(&outcome, "RestoreWeights") && !entered(&outcome, "ShiftTraffic"),
+        "no traffic to a standby without capacity, and never back to the fenced primary"
     );
-    assert_eq!(world.weights().await, failed_over());
+    assert_eq!(world.weights().await, fenced());
     let report = world
         .object("reports/failover/scale-breaks.json")
         .await
@@ -393,6 +401,119 @@ async fn a_failure_after_the_promotion_keeps_traffic_on_the_new_primary() {
         report["promotion"], "promoted",
         "the report must say the database was promoted"
     );
+}
+
+/// Capacity before traffic: the standby's new pods take a while to pass their readiness
+/// probes; the traffic moves only once they have, and the report shows the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    world
+        .deployment
+        .standby_kube
+        .set_ready_delay(Duration::from_secs(3));
+    let arn = world
+        .start_failover(
+            "capacity-first",
+            world.console_input(json!({"capacity_wait_seconds": 60})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let order: Vec<&str> = outcome
+        .events
+        .iter()
+        .filter(|e| e.kind.ends_with("StateEntered"))
+        .filter_map(|e| e.state.as_deref())
+        .filter(|s| {
+            [
+                "ScaleStandby",
+                "PromoteStandby",
+                "CheckCapacity",
+                "ShiftTraffic",
+            ]
+            .contains(s)
+        })
+        .collect();
+    let looks = order.iter().filter(|s| **s == "CheckCapacity").count();
+    assert!(looks >= 2, "the first look found pods starting: {order:?}");
+    assert_eq!(
+        order[0], "ScaleStandby",
+        "scaled before anything else: {order:?}"
+    );
+    assert_eq!(order[1], "PromoteStandby", "{order:?}");
+    assert_eq!(
+        order.last(),
+        Some(&"ShiftTraffic"),
+        "traffic last: {order:?}"
+    );
+    assert_eq!(world.weights().await, failed_over());
+    let report = world
+        .object("reports/failover/capacity-first.json")
+        .await
+        .unwrap();
+    assert_eq!(
+        report["capacity"]["ready"], true,
+        "{:#}",
+        report["capacity"]
+    );
+    assert!(
+        report["capacity"]["waited_secs"].as_f64().unwrap() > 0.5
+            && report["capacity"]["polls"].as_u64().unwrap() >= 2,
+        "{:#}",
+        report["capacity"]
+    );
+    let litellm = report["scale"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["deployment"] == "litellm")
+        .unwrap();
+    assert_eq!(litellm["after"], 5, "{:#}", report["scale"]);
+}
+
+/// Never ready within the wait: a human decides with the numbers; denied, the traffic stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_that_never_becomes_ready_asks_a_human_with_the_numbers() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    world.deployment.standby_kube.set_available("litellm", 1);
+    let arn = world
+        .start_failover(
+            "short-standby",
+            world.console_input(json!({"capacity_wait_seconds": 2})),
+        )
+        .await;
+    let pending = world.wait_for_approval("short-standby").await;
+    let reason = pending["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("not ready to carry all traffic")
+            && reason.contains("litellm 1 of 5 ready"),
+        "{reason}"
+    );
+    assert_eq!(pending["state"], "RequestCapacityApproval");
+    assert_eq!(
+        world.weights().await,
+        fenced(),
+        "no traffic to the standby while asking"
+    );
+    cli_ok(world.cli().args([
+        "deny",
+        "short-standby",
+        "--machine",
+        "failover",
+        "--bucket",
+        "hapilot-audit",
+        "--comment",
+        "not with one pod",
+        "--yes",
+    ]))
+    .await;
+    let outcome = world.follow(&arn).await;
+    assert_failed(&outcome, "hapilot.CapacityNotReady");
+    assert!(!entered(&outcome, "ShiftTraffic"));
+    assert_eq!(world.weights().await, fenced());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,13 @@ pub trait Scaler: Send + Sync {
         deployment: &str,
         replicas: i64,
     ) -> impl Future<Output = Result<ScaleChange, AdapterError>> + Send;
+
+    /// `deployment`'s ready replicas now (`status.readyReplicas`; none reported is 0): pods
+    /// started by a scale-up count only once their readiness probe passes.
+    fn ready_replicas(
+        &self,
+        deployment: &str,
+    ) -> impl Future<Output = Result<i64, AdapterError>> + Send;
 }
 
 /// [`Scaler`] on the Kubernetes API (`PATCH .../deployments/{name}/scale`, merge patch).
@@ -99,6 +106,40 @@ impl KubernetesScaler {
 }
 
 impl Scaler for KubernetesScaler {
+    async fn ready_replicas(&self, deployment: &str) -> Result<i64, AdapterError> {
+        let url = format!(
+            "{}/apis/apps/v1/namespaces/{}/deployments/{deployment}",
+            self.target.url.trim_end_matches('/'),
+            self.target.namespace
+        );
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.target.token.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                self.error(deployment, crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(self
+                .error(deployment, format!("HTTP {status}: {}", body.trim()))
+                .transient_if(crate::error::status_is_transient(status.as_u16()))
+                .credentials_refused_if(crate::error::status_refuses_credentials(
+                    status.as_u16(),
+                )));
+        }
+        let object: serde_json::Value = response.json().await.map_err(|e| {
+            self.error(deployment, crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })?;
+        // The API server leaves readyReplicas out while it is 0.
+        Ok(object["status"]["readyReplicas"].as_i64().unwrap_or(0))
+    }
+
     async fn scale(&self, deployment: &str, replicas: i64) -> Result<ScaleChange, AdapterError> {
         let current = self
             .http
@@ -137,6 +178,8 @@ impl Scaler for KubernetesScaler {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryScaler {
     replicas: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>,
+    /// At most this many ready replicas per deployment (none: all are ready).
+    ready_cap: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -152,6 +195,14 @@ impl MemoryScaler {
         scaler
     }
 
+    /// Lets at most `ready` of `deployment`'s replicas be ready (pods still starting).
+    pub fn cap_ready(&self, deployment: &str, ready: i64) {
+        self.ready_cap
+            .lock()
+            .expect("ready cap")
+            .insert(deployment.to_string(), ready);
+    }
+
     /// The replicas of `deployment` now.
     pub fn replicas(&self, deployment: &str) -> Option<i64> {
         self.replicas
@@ -164,6 +215,19 @@ impl MemoryScaler {
 
 #[cfg(any(test, feature = "fakes"))]
 impl Scaler for MemoryScaler {
+    async fn ready_replicas(&self, deployment: &str) -> Result<i64, AdapterError> {
+        let replicas = self.replicas(deployment).ok_or_else(|| {
+            AdapterError::NotFound(format!("deployments.apps \"{deployment}\" not found"))
+        })?;
+        let cap = self
+            .ready_cap
+            .lock()
+            .expect("ready cap")
+            .get(deployment)
+            .copied();
+        Ok(cap.map_or(replicas, |c| c.min(replicas)))
+    }
+
     async fn scale(&self, deployment: &str, replicas: i64) -> Result<ScaleChange, AdapterError> {
         let mut all = self.replicas.lock().expect("replicas");
         let before = *all.get(deployment).ok_or_else(|| {

@@ -28,6 +28,9 @@ pub enum ErrorName {
     DnsSyncTimeout,
     /// Scaling the standby region failed.
     ScaleFailed,
+    /// The standby's deployments were not ready within the plan's capacity wait, and no human
+    /// approved moving traffic to it anyway: traffic was not moved.
+    CapacityNotReady,
     /// A human denied the approval the run asked for.
     ApprovalDenied,
     /// Nobody answered the approval in time.
@@ -82,6 +85,7 @@ impl ErrorName {
             ErrorName::TrafficShiftFailed => "hapilot.TrafficShiftFailed",
             ErrorName::DnsSyncTimeout => "hapilot.DnsSyncTimeout",
             ErrorName::ScaleFailed => "hapilot.ScaleFailed",
+            ErrorName::CapacityNotReady => "hapilot.CapacityNotReady",
             ErrorName::ApprovalDenied => "hapilot.ApprovalDenied",
             ErrorName::ApprovalTimedOut => "hapilot.ApprovalTimedOut",
             ErrorName::UnrecognisedEvent => "hapilot.UnrecognisedEvent",
@@ -115,6 +119,7 @@ impl ErrorName {
         ErrorName::TrafficShiftFailed,
         ErrorName::DnsSyncTimeout,
         ErrorName::ScaleFailed,
+        ErrorName::CapacityNotReady,
         ErrorName::ApprovalDenied,
         ErrorName::ApprovalTimedOut,
         ErrorName::UnrecognisedEvent,

@@ -106,6 +106,7 @@ pub fn plan_failback(
             approval_timeout_seconds: request.approval_timeout_seconds,
             dns_sync_timeout_seconds: request.dns_sync_timeout_seconds,
             verify_window_seconds: None,
+            capacity_wait_seconds: None,
             incident: None,
             mode: Some(crate::failover::FailoverMode::Graceful),
             catchup_timeout_seconds: None,

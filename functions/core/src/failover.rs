@@ -78,6 +78,11 @@ pub struct FailoverRequest {
     /// holding the old answer) before the run fails forward, seconds (default 90).
     #[serde(default)]
     pub verify_window_seconds: Option<u64>,
+    /// How long the promoted standby's deployments may take to become ready before a human is
+    /// asked whether to move traffic anyway, seconds (default: a third of the tier's RTO, at
+    /// most 300; [`crate::capacity::default_wait_secs`]).
+    #[serde(default)]
+    pub capacity_wait_seconds: Option<u64>,
     /// What started the run (the alarm router's decision record), kept for the journal.
     #[serde(default)]
     pub incident: Option<serde_json::Value>,
@@ -147,6 +152,15 @@ pub struct FailoverPlan {
     /// Global checks after the first before failing forward (covers the window).
     #[serde(default = "default_verify_polls")]
     pub verify_max_polls: u64,
+    /// How long the standby's capacity may take to be ready before a human decides, seconds.
+    #[serde(default = "default_capacity_wait")]
+    pub capacity_wait_seconds: u64,
+    /// Seconds between two looks at the standby's ready replicas.
+    #[serde(default = "default_capacity_poll")]
+    pub capacity_poll_seconds: u64,
+    /// Looks at the standby's ready replicas before asking (covers the wait).
+    #[serde(default = "default_capacity_polls")]
+    pub capacity_max_polls: u64,
     /// The incident record, if the run was started by an alarm.
     pub incident: Option<serde_json::Value>,
     /// Graceful or ungraceful.
@@ -171,6 +185,18 @@ pub struct FailoverPlan {
 
 fn weights_switch() -> String {
     "weights".into()
+}
+
+fn default_capacity_wait() -> u64 {
+    crate::capacity::default_wait_secs(Tier::Critical.rto_secs())
+}
+
+fn default_capacity_poll() -> u64 {
+    crate::capacity::poll_secs(default_capacity_wait())
+}
+
+fn default_capacity_polls() -> u64 {
+    default_capacity_wait().div_ceil(default_capacity_poll())
 }
 
 fn default_verify_window() -> u64 {
@@ -303,6 +329,16 @@ pub fn plan_failover(
     let catchup_poll_seconds = if catchup_timeout_seconds < 30 { 1 } else { 2 };
     let tier = request.tier.unwrap_or(default_tier);
     let dns_poll_seconds = if dns_sync_timeout_seconds < 20 { 1 } else { 5 };
+    let capacity_wait_seconds = request
+        .capacity_wait_seconds
+        .unwrap_or_else(|| crate::capacity::default_wait_secs(tier.rto_secs()));
+    if !(1..=3_600).contains(&capacity_wait_seconds) {
+        return Err(CoreError::invalid(
+            "capacity_wait_seconds",
+            "must be 1 to 3600",
+        ));
+    }
+    let capacity_poll_seconds = crate::capacity::poll_secs(capacity_wait_seconds);
     Ok(FailoverPlan {
         primary,
         standby,
@@ -319,6 +355,9 @@ pub fn plan_failover(
         verify_window_seconds,
         verify_poll_seconds: verify_poll,
         verify_max_polls: verify_window_seconds.div_ceil(verify_poll),
+        capacity_wait_seconds,
+        capacity_poll_seconds,
+        capacity_max_polls: capacity_wait_seconds.div_ceil(capacity_poll_seconds),
         incident: request.incident.clone(),
         mode: request.mode.unwrap_or_default(),
         catchup_timeout_seconds,
@@ -462,6 +501,24 @@ mod tests {
         assert_eq!((plan.rpo_secs, plan.rto_secs), (300, 900));
         assert_eq!(plan.approval_timeout_seconds, 900);
         assert!(!plan.force);
+        // Capacity before traffic: a third of the RTO, looked at every 5 s.
+        assert_eq!(
+            (
+                plan.capacity_wait_seconds,
+                plan.capacity_poll_seconds,
+                plan.capacity_max_polls
+            ),
+            (300, 5, 60)
+        );
+        let mut quick = minimal();
+        quick.capacity_wait_seconds = Some(3);
+        let plan = plan_failover(&quick, &sites(), "u", Tier::Critical).unwrap();
+        assert_eq!(
+            (plan.capacity_poll_seconds, plan.capacity_max_polls),
+            (1, 3)
+        );
+        quick.capacity_wait_seconds = Some(0);
+        assert!(plan_failover(&quick, &sites(), "u", Tier::Critical).is_err());
     }
 
     #[test]

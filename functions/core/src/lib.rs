@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod approval;
 pub mod backup;
 pub mod canary;
+pub mod capacity;
 pub mod cnpg;
 pub mod drill;
 pub mod endpoint;

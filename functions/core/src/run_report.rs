@@ -155,6 +155,13 @@ pub struct RunState {
     /// A switchover's catch-up.
     #[serde(default)]
     pub catchup: Value,
+    /// A failover's scale-up of the standby (before the fence and the promotion).
+    #[serde(default)]
+    pub scale: Value,
+    /// A failover's last look at the standby's ready replicas before the traffic moved
+    /// (`ready`, `polls`, `waited_secs`, what was `short`).
+    #[serde(default)]
+    pub capacity: Value,
     /// An undone fence.
     #[serde(default)]
     pub unfence: Value,
@@ -257,6 +264,12 @@ pub struct RunReport {
     pub mode: Value,
     /// A switchover's catch-up.
     pub catchup: Value,
+    /// A failover's scale-up of the standby.
+    #[serde(default)]
+    pub scale: Value,
+    /// A failover's wait for the standby's capacity before the traffic moved.
+    #[serde(default)]
+    pub capacity: Value,
     /// An undone fence.
     pub unfence: Value,
     /// A reprotect's rebuild.
@@ -396,6 +409,8 @@ impl RunReport {
             incident: plan.incident.clone(),
             mode: plan.mode.clone(),
             catchup: state.catchup.clone(),
+            scale: state.scale.clone(),
+            capacity: state.capacity.clone(),
             unfence: state.unfence.clone(),
             rebuild: state.rebuild.clone(),
             streaming: state.streaming.clone(),
