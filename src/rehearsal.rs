@@ -356,7 +356,7 @@ impl RehearsalReport {
         }
         if let Some(summary) = self.capacity["summary"].as_str() {
             out.push_str(&format!(
-                "capacity       {summary}, {:.2} s after the scale-up began waiting ({} look(s)) before traffic moved\n",
+                "capacity       {summary} after waiting {:.2} s for the pods ({} look(s)); then the traffic moved\n",
                 self.capacity["waited_secs"].as_f64().unwrap_or(0.0),
                 self.capacity["polls"].as_u64().unwrap_or(0)
             ));

@@ -78,9 +78,10 @@ pub fn default_wait_secs(rto_secs: u64) -> u64 {
     (rto_secs / 3).clamp(1, 300)
 }
 
-/// Seconds between two looks for a wait of `wait_secs`.
+/// Seconds between two looks for a wait of `wait_secs`: about thirty looks over the wait,
+/// between one a second and one every five seconds.
 pub fn poll_secs(wait_secs: u64) -> u64 {
-    if wait_secs < 30 { 1 } else { 5 }
+    (wait_secs / 30).clamp(1, 5)
 }
 
 #[cfg(test)]
@@ -118,6 +119,8 @@ mod tests {
         assert_eq!(default_wait_secs(3_600), 300);
         assert_eq!(default_wait_secs(60), 20);
         assert_eq!(poll_secs(20), 1);
+        assert_eq!(poll_secs(30), 1);
+        assert_eq!(poll_secs(60), 2);
         assert_eq!(poll_secs(300), 5);
     }
 
