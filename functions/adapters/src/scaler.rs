@@ -80,11 +80,20 @@ impl KubernetesScaler {
         }
     }
 
-    async fn replicas(
+    /// Sends `request` and reads the JSON object it answers, each failure classified.
+    async fn object(
         &self,
-        response: reqwest::Response,
+        request: reqwest::RequestBuilder,
         deployment: &str,
-    ) -> Result<i64, AdapterError> {
+    ) -> Result<serde_json::Value, AdapterError> {
+        let response = request
+            .bearer_auth(self.target.token.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                self.error(deployment, crate::error::error_chain(&e))
+                    .transient_if(crate::error::send_failure_is_transient(&e))
+            })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -95,10 +104,14 @@ impl KubernetesScaler {
                     status.as_u16(),
                 )));
         }
-        let scale: serde_json::Value = response.json().await.map_err(|e| {
+        response.json().await.map_err(|e| {
             self.error(deployment, crate::error::error_chain(&e))
                 .transient_if(crate::error::send_failure_is_transient(&e))
-        })?;
+        })
+    }
+
+    /// `spec.replicas` of a Scale object.
+    fn replicas(&self, scale: &serde_json::Value, deployment: &str) -> Result<i64, AdapterError> {
         scale["spec"]["replicas"]
             .as_i64()
             .ok_or_else(|| self.error(deployment, "the Scale object has no spec.replicas"))
@@ -112,59 +125,26 @@ impl Scaler for KubernetesScaler {
             self.target.url.trim_end_matches('/'),
             self.target.namespace
         );
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(self.target.token.expose())
-            .send()
-            .await
-            .map_err(|e| {
-                self.error(deployment, crate::error::error_chain(&e))
-                    .transient_if(crate::error::send_failure_is_transient(&e))
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(self
-                .error(deployment, format!("HTTP {status}: {}", body.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16()))
-                .credentials_refused_if(crate::error::status_refuses_credentials(
-                    status.as_u16(),
-                )));
-        }
-        let object: serde_json::Value = response.json().await.map_err(|e| {
-            self.error(deployment, crate::error::error_chain(&e))
-                .transient_if(crate::error::send_failure_is_transient(&e))
-        })?;
+        let object = self.object(self.http.get(url), deployment).await?;
         // The API server leaves readyReplicas out while it is 0.
         Ok(object["status"]["readyReplicas"].as_i64().unwrap_or(0))
     }
 
     async fn scale(&self, deployment: &str, replicas: i64) -> Result<ScaleChange, AdapterError> {
         let current = self
-            .http
-            .get(self.url(deployment))
-            .bearer_auth(self.target.token.expose())
-            .send()
-            .await
-            .map_err(|e| {
-                self.error(deployment, crate::error::error_chain(&e))
-                    .transient_if(crate::error::send_failure_is_transient(&e))
-            })?;
-        let before = self.replicas(current, deployment).await?;
+            .object(self.http.get(self.url(deployment)), deployment)
+            .await?;
+        let before = self.replicas(&current, deployment)?;
         let patched = self
-            .http
-            .patch(self.url(deployment))
-            .bearer_auth(self.target.token.expose())
-            .header("content-type", "application/merge-patch+json")
-            .body(serde_json::json!({ "spec": { "replicas": replicas } }).to_string())
-            .send()
-            .await
-            .map_err(|e| {
-                self.error(deployment, crate::error::error_chain(&e))
-                    .transient_if(crate::error::send_failure_is_transient(&e))
-            })?;
-        let after = self.replicas(patched, deployment).await?;
+            .object(
+                self.http
+                    .patch(self.url(deployment))
+                    .header("content-type", "application/merge-patch+json")
+                    .body(serde_json::json!({ "spec": { "replicas": replicas } }).to_string()),
+                deployment,
+            )
+            .await?;
+        let after = self.replicas(&patched, deployment)?;
         Ok(ScaleChange {
             deployment: deployment.to_string(),
             before,
