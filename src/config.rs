@@ -303,10 +303,8 @@ impl CliConfig {
 /// answer but a 5xx counts, an access refusal too (that region is up; the refusal is said by
 /// the command itself).
 async fn answers(sdk: &SdkConfig) -> Result<(), String> {
-    let probe = sdk
-        .clone()
+    let probe = hapilot_adapters::sdk::one_attempt(sdk)
         .into_builder()
-        .retry_config(aws_config::retry::RetryConfig::disabled())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .operation_timeout(std::time::Duration::from_secs(6))

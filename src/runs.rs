@@ -214,30 +214,6 @@ pub async fn start(
     }
 }
 
-/// Every history event of a run so far.
-pub async fn history(
-    sfn: &aws_sdk_sfn::Client,
-    execution_arn: &str,
-) -> Result<Vec<RunEvent>, HapilotError> {
-    let mut events = Vec::new();
-    let mut token = None;
-    loop {
-        let page = sfn
-            .get_execution_history()
-            .execution_arn(execution_arn)
-            .max_results(1000)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| HapilotError::aws("GetExecutionHistory")(e))?;
-        events.extend(page.events().iter().map(RunEvent::from));
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(events);
-        }
-    }
-}
-
 /// How often a follower looks at a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Polling {

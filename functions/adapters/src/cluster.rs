@@ -61,11 +61,9 @@ impl KubernetesCluster {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(error(format!("HTTP {status}: {}", body.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16()))
-                .credentials_refused_if(crate::error::status_refuses_credentials(
-                    status.as_u16(),
-                )));
+            return Err(
+                error(format!("HTTP {status}: {}", body.trim())).for_status(status.as_u16())
+            );
         }
         response.json().await.map_err(|e| {
             error(crate::error::error_chain(&e))

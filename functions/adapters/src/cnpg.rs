@@ -99,10 +99,7 @@ impl CnpgCluster {
                     "HTTP {status}: {}",
                     body["message"].as_str().unwrap_or("no message")
                 ))
-                .transient_if(crate::error::status_is_transient(status.as_u16()))
-                .credentials_refused_if(crate::error::status_refuses_credentials(
-                    status.as_u16(),
-                )));
+                .for_status(status.as_u16()));
         }
         Ok(body)
     }

@@ -763,10 +763,7 @@ impl PatroniMember {
         if !status.is_success() {
             return Err(self
                 .error(path, format!("HTTP {status}: {}", text.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16()))
-                .credentials_refused_if(crate::error::status_refuses_credentials(
-                    status.as_u16(),
-                )));
+                .for_status(status.as_u16()));
         }
         Ok(text)
     }

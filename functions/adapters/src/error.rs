@@ -94,6 +94,13 @@ impl AdapterError {
         }
     }
 
+    /// This error classified by the HTTP status an API answered: transient (429, 5xx) or
+    /// credentials refused (401), else as it is.
+    pub fn for_status(self, status: u16) -> Self {
+        self.transient_if(status_is_transient(status))
+            .credentials_refused_if(status_refuses_credentials(status))
+    }
+
     /// Whether trying again may cure it.
     pub fn is_transient(&self) -> bool {
         matches!(self, AdapterError::Transient(_))

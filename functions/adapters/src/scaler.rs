@@ -99,10 +99,7 @@ impl KubernetesScaler {
             let body = response.text().await.unwrap_or_default();
             return Err(self
                 .error(deployment, format!("HTTP {status}: {}", body.trim()))
-                .transient_if(crate::error::status_is_transient(status.as_u16()))
-                .credentials_refused_if(crate::error::status_refuses_credentials(
-                    status.as_u16(),
-                )));
+                .for_status(status.as_u16()));
         }
         response.json().await.map_err(|e| {
             self.error(deployment, crate::error::error_chain(&e))
