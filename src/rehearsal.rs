@@ -361,6 +361,24 @@ impl RehearsalReport {
                 self.capacity["polls"].as_u64().unwrap_or(0)
             ));
         }
+        if let Some(cache) = self.capacity["cache"].as_object() {
+            out.push_str(&format!(
+                "redis          {}\n",
+                cache
+                    .get("summary")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            ));
+            for finding in cache
+                .get("findings")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                out.push_str(&format!("               {finding}\n"));
+            }
+        }
         out.push_str(&format!(
             "RTO            {:>8.2} s  target {:>5} s  {}\n",
             self.rto_secs,

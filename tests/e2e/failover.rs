@@ -404,11 +404,14 @@ async fn a_standby_that_cannot_be_scaled_is_promoted_but_its_traffic_waits_for_a
 }
 
 /// Capacity before traffic: the standby's new pods take a while to pass their readiness
-/// probes; the traffic moves only once they have, and the report shows the wait.
+/// probes; the traffic moves only once they have, and the report shows the wait. Its Redis'
+/// Sentinels have lost their quorum: reported before the traffic moves, not blocking (the
+/// master itself is writable).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
-    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
     world.deployment.primary.set_mode(GatewayMode::Failing);
+    world.deployment.redis.as_mut().unwrap().stop_sentinels(2);
     world
         .deployment
         .standby_kube
@@ -463,6 +466,14 @@ async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
             && report["capacity"]["polls"].as_u64().unwrap() >= 2,
         "{:#}",
         report["capacity"]
+    );
+    let cache = &report["capacity"]["cache"];
+    assert_eq!(cache["usable"], true, "{cache:#}");
+    assert_eq!(cache["sentinel_quorum"], false, "{cache:#}");
+    let findings = cache["findings"].to_string();
+    assert!(
+        findings.contains("quorum is 2") && findings.contains("fresh rate-limit counters"),
+        "{findings}"
     );
     let litellm = report["scale"]["changes"]
         .as_array()

@@ -72,6 +72,77 @@ pub fn judge(observed: &[DeploymentCapacity]) -> CapacityCheck {
     }
 }
 
+/// What a look at the standby's Redis found: whether the gateway can use it once the traffic
+/// moves, what Sentinel says, and what the gateway loses in the move.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheCheck {
+    /// The configured address answers as a writable master (the gateway's rate-limit counters
+    /// and cache writes need one). A replica or no answer is not usable.
+    pub usable: bool,
+    /// Sentinel can agree on a failover of this Redis (None where no Sentinel is configured).
+    pub sentinel_quorum: Option<bool>,
+    /// What the run reports before the traffic moves (quorum lost, region-local data).
+    pub findings: Vec<String>,
+    /// One line for the journal, the report and an approval request.
+    pub summary: String,
+}
+
+/// Judges the standby's Redis before the traffic moves. `replication` is `INFO replication`
+/// (or why it could not be read); `sentinel` the readiness verdict of its Sentinels. A master
+/// is region-local (no replica of the failed region's Redis), so the gateway starts there with
+/// an empty cache and fresh rate-limit counters: said, not blocking. A Sentinel without quorum
+/// is reported and does not block either (waiting does not bring Sentinels back during an
+/// outage; it means Redis itself cannot fail over next). A Redis that is not a writable master
+/// blocks: the gateway's writes would fail.
+pub fn judge_cache(
+    replication: Result<&crate::readiness::RedisView, &str>,
+    sentinel: Option<&crate::readiness::ReadinessCheck>,
+) -> CacheCheck {
+    use crate::readiness::CheckStatus;
+    let mut findings = Vec::new();
+    let usable = match replication {
+        Ok(view) if view.role == "master" => {
+            findings.push(
+                "Redis is region-local (a master, not a replica of the failed region's): the gateway starts with an empty cache and fresh rate-limit counters"
+                    .to_string(),
+            );
+            true
+        }
+        Ok(view) => {
+            findings.push(format!(
+                "Redis answers as a {} (read-only): fail it over first (ElastiCache Global Datastore: FailoverGlobalReplicationGroup; Sentinel: SENTINEL FAILOVER)",
+                view.role
+            ));
+            false
+        }
+        Err(e) => {
+            findings.push(format!("Redis does not answer: {e}"));
+            false
+        }
+    };
+    let sentinel_quorum = sentinel.map(|check| {
+        let ok = check.status != CheckStatus::Fail;
+        if !ok {
+            findings.push(format!(
+                "Sentinel: {} (Redis cannot fail over by itself in this region)",
+                check.seen
+            ));
+        }
+        ok
+    });
+    let summary = match (usable, sentinel_quorum) {
+        (true, Some(false)) => "Redis usable, but its Sentinels have no quorum".to_string(),
+        (true, _) => "Redis usable (region-local master)".to_string(),
+        (false, _) => format!("Redis not usable: {}", findings[0]),
+    };
+    CacheCheck {
+        usable,
+        sentinel_quorum,
+        findings,
+        summary,
+    }
+}
+
 /// The longest a failover waits for the standby's capacity by default: a third of the tier's
 /// RTO (the rest is detection, promotion and DNS), at most 5 minutes.
 pub fn default_wait_secs(rto_secs: u64) -> u64 {
@@ -122,6 +193,52 @@ mod tests {
         assert_eq!(poll_secs(30), 1);
         assert_eq!(poll_secs(60), 2);
         assert_eq!(poll_secs(300), 5);
+    }
+
+    fn view(role: &str) -> crate::readiness::RedisView {
+        crate::readiness::RedisView {
+            role: role.into(),
+            connected_replicas: 1,
+            master_link_up: None,
+        }
+    }
+
+    /// A writable master is usable whatever Sentinel says; the loss of region-local data and a
+    /// lost quorum are findings; a replica or silence blocks.
+    #[test]
+    fn the_cache_is_usable_only_as_a_writable_master() {
+        use crate::readiness::{SentinelMaster, SentinelView, sentinel_check};
+        let up = |s: &str| SentinelView {
+            sentinel: s.into(),
+            answer: Ok(SentinelMaster {
+                address: "10.0.0.1:6379".into(),
+                flags: "master".into(),
+                replicas: 1,
+                other_sentinels: 2,
+                quorum: 2,
+            }),
+        };
+        let down = |s: &str| SentinelView {
+            sentinel: s.into(),
+            answer: Err("connection refused".into()),
+        };
+        let healthy = sentinel_check("us-west-2", "gw", &[up("a"), up("b"), up("c")]);
+        let no_quorum = sentinel_check("us-west-2", "gw", &[up("a"), down("b"), down("c")]);
+        let ok = judge_cache(Ok(&view("master")), Some(&healthy));
+        assert!(ok.usable && ok.sentinel_quorum == Some(true), "{ok:?}");
+        assert!(ok.findings[0].contains("empty cache"));
+        let lost = judge_cache(Ok(&view("master")), Some(&no_quorum));
+        assert!(lost.usable && lost.sentinel_quorum == Some(false));
+        assert!(
+            lost.findings.iter().any(|f| f.contains("quorum is 2")),
+            "{lost:?}"
+        );
+        assert!(lost.summary.contains("no quorum"));
+        let replica = judge_cache(Ok(&view("slave")), None);
+        assert!(!replica.usable && replica.sentinel_quorum.is_none());
+        assert!(replica.summary.contains("read-only"), "{}", replica.summary);
+        let silent = judge_cache(Err("connection refused"), None);
+        assert!(!silent.usable && silent.summary.contains("does not answer"));
     }
 
     proptest::proptest! {

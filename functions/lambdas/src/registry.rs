@@ -253,14 +253,21 @@ impl Adapters {
                 Some(_) => c.vault(r).map(Some),
                 None => Ok(None),
             }),
-            redis: Box::new(move |r| {
-                Ok(d.settings
-                    .region(r)?
-                    .redis
-                    .clone()
-                    .map(hapilot_adapters::redis::TcpRedis::new))
-            }),
+            redis: Box::new(move |r| d.redis(r)),
         }
+    }
+
+    /// The Redis of `region`, if it has one configured.
+    pub fn redis(
+        &self,
+        region: &str,
+    ) -> Result<Option<hapilot_adapters::redis::TcpRedis>, FunctionError> {
+        Ok(self
+            .settings
+            .region(region)?
+            .redis
+            .clone()
+            .map(hapilot_adapters::redis::TcpRedis::new))
     }
 
     /// The Kubernetes scaler of `region`, if it has a Kubernetes API configured.
@@ -394,7 +401,7 @@ functions! {
         request_approval::request_approval(&a.journal, &a.notifier, &at, event).await
     });
     "scale-region" => scale_region(|a, event| {
-        scale_region::scale_region(|r| a.scaler(r), &a.settings, &a.journal, event).await
+        scale_region::scale_region(|r| a.scaler(r), |r| a.redis(r), &a.settings, &a.journal, event).await
     });
     "shift-traffic" => shift_traffic(|a, event| {
         shift_traffic::shift_traffic(|k| a.emergency_traffic_switch(k), &a.settings, &a.journal, event).await
