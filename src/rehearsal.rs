@@ -548,6 +548,9 @@ pub async fn run_rehearsal(
             );
             stack.revive(PRIMARY_REGION);
             deployment.primary_kube.set_down(false);
+            // Its Vault comes back still the performance primary it was: re-protection
+            // demotes it and re-joins it as the new primary's secondary.
+            deployment.primary_vault.set_down(false);
         }
         report.restore = Some(restore_check(&stack, &deployment, say.clone()).await?);
         report.failback = Some(failback_after(&stack, &deployment, say).await?);
@@ -672,8 +675,10 @@ async fn drill_on(
                         let calls_before = CallCounts::now(stack);
                         let dark_since = chrono::Utc::now();
                         stack.black_out(PRIMARY_REGION);
-                        // Its Kubernetes API goes with it: a CloudNativePG fence is skipped.
+                        // Its Kubernetes API and Vault go with it: a CloudNativePG fence is
+                        // skipped, its Vault cannot be demoted.
                         deployment.primary_kube.set_down(true);
+                        deployment.primary_vault.set_down(true);
                         deployment.primary.set_mode(GatewayMode::Failing);
                         tokio::task::block_in_place(|| pair.primary.kill())?;
                         stop_writer().await;

@@ -312,8 +312,10 @@ pub struct LocalDeployment {
     pub topic_arn: String,
     /// The functions' configuration (also handed to the stack).
     pub settings: Settings,
-    /// The standby (DR) region's Vault.
+    /// The standby (DR) region's Vault: a performance secondary of the primary's.
     pub vault: SimulatedVault,
+    /// The primary region's Vault: the performance primary.
+    pub primary_vault: SimulatedVault,
     /// The standby's Redis master and replica (None without redis-server).
     pub redis: Option<super::redis::RedisPair>,
     /// Route53's health checkers' view, shared by the resolver and the data plane loop.
@@ -653,7 +655,12 @@ impl LocalDeployment {
                 ),
             ]),
         );
-        let vault = SimulatedVault::start(VAULT_TOKEN)
+        // Vault Enterprise with performance replication, as the HA document runs it: the
+        // primary region's cluster is the primary, the standby's its secondary.
+        let primary_vault = SimulatedVault::start_primary(VAULT_TOKEN)
+            .await
+            .map_err(io("starting Vault"))?;
+        let vault = SimulatedVault::start_secondary_of(&primary_vault, STANDBY_REGION, VAULT_TOKEN)
             .await
             .map_err(io("starting Vault"))?;
         for bucket in [BACKUP_BUCKET, DR_BACKUP_BUCKET] {
@@ -681,20 +688,25 @@ impl LocalDeployment {
             redis: None,
             restore: None,
         };
+        let vault_target = |vault: &SimulatedVault| hapilot_adapters::vault::VaultTarget {
+            ca_file: None,
+            url: vault.url(),
+            token: VAULT_TOKEN.into(),
+            performance_replication: true,
+            known_secret: Some(super::vault::GATEWAY_SECRET.to_string()),
+        };
         let regions = BTreeMap::from([
             (
                 PRIMARY_REGION.to_string(),
-                region(&primary, PRIMARY_SET, primary_db, &primary_kube),
+                RegionConfig {
+                    vault: Some(vault_target(&primary_vault)),
+                    ..region(&primary, PRIMARY_SET, primary_db, &primary_kube)
+                },
             ),
             (
                 STANDBY_REGION.to_string(),
                 RegionConfig {
-                    vault: Some(hapilot_adapters::vault::VaultTarget {
-                        ca_file: None,
-                        url: vault.url(),
-                        token: VAULT_TOKEN.into(),
-                        performance_replication: true,
-                    }),
+                    vault: Some(vault_target(&vault)),
                     restore: match &databases {
                         Databases::Postgres { dr, .. } => {
                             Some(hapilot_adapters::restore::RestoreDatabaseTarget::Postgres {
@@ -872,6 +884,7 @@ impl LocalDeployment {
             topic_arn,
             settings,
             vault,
+            primary_vault,
             redis,
             checkers,
             options,

@@ -41,6 +41,7 @@ pub mod stack;
 pub mod template;
 pub mod traffic;
 pub mod vault;
+pub mod vault_rules;
 pub mod world;
 
 pub use error::LocalError;

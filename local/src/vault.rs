@@ -1,31 +1,47 @@
-//! A simulated Vault server: the part of Vault's HTTP API a DR restore uses.
+//! A simulated Vault server: the part of Vault's HTTP API hapilot uses.
 //!
 //! `POST /v1/sys/storage/raft/snapshot-force` (token in `X-Vault-Token`; the body must be a
 //! valid raft snapshot - checked with the same verifier as the backup audit; the one applied is
 //! kept), `GET /v1/sys/health` (200 when unsealed), `GET /v1/sys/storage/raft/configuration`
-//! (the raft servers, three voters by default; readiness reads it), and Vault Enterprise's
-//! unauthenticated `GET /v1/sys/replication/performance/status` of a performance secondary
-//! (`stream-wals` with its primary connected; [`SimulatedVault::set_replication_state`]
-//! changes it). `refuse(true)` makes it answer 503 to restores, as a sealed or broken cluster
-//! would.
+//! (the raft servers, three voters by default; readiness reads it), KV version 2 reads
+//! (`GET /v1/secret/data/<path>`: the gateway's secrets, replicated to every cluster of the
+//! set), and Vault Enterprise's performance replication (`/v1/sys/replication/performance/...`:
+//! status, demote, secondary-token, revoke-secondary, promote, update-primary), whose rules and refusals live in
+//! [`super::vault_rules`]. `refuse(true)` makes it answer 503 to restores, as a sealed or broken
+//! cluster would; `set_down(true)` makes it answer 503 to everything, as a region gone dark.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use hyper::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
+
+use super::vault_rules::{ActivationTokens, Mode, Refusal, Replication};
 
 use super::http::{answer, body_bytes, serve_state};
 
-#[derive(Default)]
 struct State {
     token: String,
     refuse: bool,
+    down: bool,
     restored: Vec<u64>,
     voters: usize,
-    /// Performance replication's `state` (`stream-wals` by default).
-    replication_state: String,
+    /// Performance replication (see [`super::vault_rules`]).
+    replication: Replication,
+    /// A secondary's streaming state when a test overrides it (`idle`: it lost its primary).
+    replication_state: Option<String>,
+    /// The replication set's activation tokens, shared by its clusters.
+    tokens: Arc<Mutex<ActivationTokens>>,
+    /// KV version 2 secrets by path (`secret/data/<path>`).
+    secrets: BTreeMap<String, Value>,
 }
+
+/// The secret every cluster of the local world holds: the gateway's LiteLLM master key, at
+/// `secret/data/gateway/litellm` (the KV version 2 path the deployment's `known_secret` names).
+pub const GATEWAY_SECRET: &str = "secret/data/gateway/litellm";
 
 /// A running simulated Vault; stops when dropped.
 pub struct SimulatedVault {
@@ -35,16 +51,91 @@ pub struct SimulatedVault {
 }
 
 impl SimulatedVault {
-    /// Starts one that accepts `token`.
+    /// Starts one that accepts `token`: a performance secondary of a primary outside the
+    /// local world (the DR restore's and readiness' Vault).
     pub async fn start(token: &str) -> std::io::Result<Self> {
-        let state = Arc::new(Mutex::new(State {
+        let vault = Self::start_in(
+            token,
+            Mode::Secondary,
+            Arc::new(Mutex::new(ActivationTokens::default())),
+        )
+        .await?;
+        vault.state.lock().expect("vault state").replication.primary =
+            Some("https://vault.us-east-1.internal:8200".into());
+        Ok(vault)
+    }
+
+    /// Starts a performance primary that accepts `token`, the first of a replication set.
+    pub async fn start_primary(token: &str) -> std::io::Result<Self> {
+        Self::start_in(
+            token,
+            Mode::Primary,
+            Arc::new(Mutex::new(ActivationTokens::default())),
+        )
+        .await
+    }
+
+    /// Starts a performance secondary of `primary`, activated as `id` with a token `primary`
+    /// issues (as an operator enables one).
+    pub async fn start_secondary_of(
+        primary: &Self,
+        id: &str,
+        token: &str,
+    ) -> std::io::Result<Self> {
+        let tokens = primary.state.lock().expect("vault state").tokens.clone();
+        let vault = Self::start_in(token, Mode::Secondary, tokens.clone()).await?;
+        let activation = {
+            let mut p = primary.state.lock().expect("vault state");
+            let mut t = tokens.lock().expect("vault tokens");
+            super::vault_rules::secondary_token(
+                &mut p.replication,
+                &mut t,
+                id,
+                Duration::from_secs(1800),
+            )
+        }
+        .map_err(|r| std::io::Error::other(r.message))?;
+        {
+            let mut s = vault.state.lock().expect("vault state");
+            let mut t = tokens.lock().expect("vault tokens");
+            super::vault_rules::update_primary(&mut s.replication, &mut t, &activation)
+                .map_err(|r| std::io::Error::other(r.message))?;
+        }
+        Ok(vault)
+    }
+
+    async fn start_in(
+        token: &str,
+        mode: Mode,
+        tokens: Arc<Mutex<ActivationTokens>>,
+    ) -> std::io::Result<Self> {
+        let listener_state = Arc::new(Mutex::new(State {
             token: token.to_string(),
+            refuse: false,
+            down: false,
+            restored: Vec::new(),
             voters: 3,
-            replication_state: "stream-wals".into(),
-            ..State::default()
+            replication: Replication::new("", "", mode),
+            replication_state: None,
+            tokens,
+            secrets: BTreeMap::from([(
+                GATEWAY_SECRET.to_string(),
+                json!({"master_key": "sk-local-gateway"}),
+            )]),
         }));
-        let (addr, task) = serve_state(state.clone(), |state, req| async move {
+        let state = listener_state.clone();
+        let (addr, task) = serve_state(listener_state, |state, req| async move {
             let path = req.uri().path().to_string();
+            let token = req
+                .headers()
+                .get("x-vault-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if state.lock().expect("vault state").down {
+                return vault_error(StatusCode::SERVICE_UNAVAILABLE, "Vault is unavailable");
+            }
+            let authorized = token == state.lock().expect("vault state").token;
             match (req.method().clone(), path.as_str()) {
                 (Method::GET, "/v1/sys/health") => answer(
                     StatusCode::OK,
@@ -52,37 +143,85 @@ impl SimulatedVault {
                     json!({"initialized": true, "sealed": false, "standby": false}).to_string(),
                 ),
                 (Method::GET, "/v1/sys/replication/performance/status") => {
-                    let state = state.lock().expect("vault state").replication_state.clone();
-                    let connection = if state == "idle" { "disconnected" } else { "connected" };
+                    let s = state.lock().expect("vault state");
+                    let tokens = s.tokens.lock().expect("vault tokens");
                     answer(
                         StatusCode::OK,
                         "application/json",
-                        json!({"data": {
-                            "cluster_id": "d4095d41-3aee-8791-c421-9bc7f88f7c3e",
-                            "known_primary_cluster_addrs": ["https://vault.us-east-1.internal:8201"],
-                            "mode": "secondary",
-                            "state": state,
-                            "primaries": [{"api_address": "https://vault.us-east-1.internal:8200",
-                                           "cluster_address": "https://vault.us-east-1.internal:8201",
-                                           "connection_status": connection}]
-                        }})
-                        .to_string(),
+                        s.replication
+                            .status(s.replication_state.as_deref(), &tokens)
+                            .to_string(),
                     )
                 }
-                (Method::GET, "/v1/sys/storage/raft/configuration") => {
-                    let token = req
-                        .headers()
-                        .get("x-vault-token")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    let s = state.lock().expect("vault state");
-                    if token != s.token {
-                        return answer(
-                            StatusCode::FORBIDDEN,
-                            "application/json",
-                            json!({"errors": ["permission denied"]}).to_string(),
-                        );
+                (Method::POST, p) if p.starts_with("/v1/sys/replication/performance/") => {
+                    if !authorized {
+                        return vault_error(StatusCode::FORBIDDEN, "permission denied");
                     }
+                    let body: Value =
+                        serde_json::from_slice(&body_bytes(req).await).unwrap_or(json!({}));
+                    let mut s = state.lock().expect("vault state");
+                    let tokens = s.tokens.clone();
+                    let mut tokens = tokens.lock().expect("vault tokens");
+                    let outcome = match p.trim_start_matches("/v1/sys/replication/performance/") {
+                        "primary/demote" => {
+                            super::vault_rules::demote(&mut s.replication).map(|()| Value::Null)
+                        }
+                        "secondary/promote" => {
+                            super::vault_rules::promote(&mut s.replication).map(|()| Value::Null)
+                        }
+                        "primary/secondary-token" => super::vault_rules::secondary_token(
+                            &mut s.replication,
+                            &mut tokens,
+                            body["id"].as_str().unwrap_or_default(),
+                            ttl(body["ttl"].as_str().unwrap_or("30m")),
+                        )
+                        .map(|t| json!({"data": null, "wrap_info": {"token": t, "ttl": 1800}})),
+                        "primary/revoke-secondary" => super::vault_rules::revoke_secondary(
+                            &mut s.replication,
+                            &mut tokens,
+                            body["id"].as_str().unwrap_or_default(),
+                        )
+                        .map(|()| Value::Null),
+                        "secondary/update-primary" => super::vault_rules::update_primary(
+                            &mut s.replication,
+                            &mut tokens,
+                            body["token"].as_str().unwrap_or_default(),
+                        )
+                        .map(|_| Value::Null),
+                        _ => return vault_error(StatusCode::NOT_FOUND, "unsupported path"),
+                    };
+                    match outcome {
+                        Ok(Value::Null) => answer(StatusCode::NO_CONTENT, "application/json", ""),
+                        Ok(body) => answer(StatusCode::OK, "application/json", body.to_string()),
+                        Err(Refusal { status, message }) => vault_error(
+                            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                            &message,
+                        ),
+                    }
+                }
+                (Method::GET, p) if p.starts_with("/v1/secret/data/") => {
+                    if !authorized {
+                        return vault_error(StatusCode::FORBIDDEN, "permission denied");
+                    }
+                    let s = state.lock().expect("vault state");
+                    match s.secrets.get(p.trim_start_matches("/v1/")) {
+                        Some(data) => answer(
+                            StatusCode::OK,
+                            "application/json",
+                            json!({"data": {"data": data, "metadata": {"version": 1}}}).to_string(),
+                        ),
+                        None => answer(
+                            StatusCode::NOT_FOUND,
+                            "application/json",
+                            json!({"errors": []}).to_string(),
+                        ),
+                    }
+                }
+                (Method::GET, "/v1/sys/storage/raft/configuration") => {
+                    if !authorized {
+                        return vault_error(StatusCode::FORBIDDEN, "permission denied");
+                    }
+                    let s = state.lock().expect("vault state");
                     let servers: Vec<_> = (0..s.voters)
                         .map(|i| {
                             json!({"node_id": format!("vault-{i}"),
@@ -97,21 +236,11 @@ impl SimulatedVault {
                     )
                 }
                 (Method::POST, "/v1/sys/storage/raft/snapshot-force") => {
-                    let token = req
-                        .headers()
-                        .get("x-vault-token")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
+                    if !authorized {
+                        return vault_error(StatusCode::FORBIDDEN, "permission denied");
+                    }
                     let body = body_bytes(req).await;
                     let mut s = state.lock().expect("vault state");
-                    if token != s.token {
-                        return answer(
-                            StatusCode::FORBIDDEN,
-                            "application/json",
-                            json!({"errors": ["permission denied"]}).to_string(),
-                        );
-                    }
                     if s.refuse {
                         return answer(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -140,6 +269,11 @@ impl SimulatedVault {
             }
         })
         .await?;
+        {
+            let mut s = state.lock().expect("vault state");
+            s.replication.api_addr = format!("http://{addr}");
+            s.replication.cluster_id = format!("vault-{}", addr.port());
+        }
         Ok(Self { addr, state, task })
     }
 
@@ -162,7 +296,32 @@ impl SimulatedVault {
     /// Performance replication's state as `/v1/sys/replication/performance/status` reports it
     /// (`stream-wals`; `idle` is a secondary that lost its primary).
     pub fn set_replication_state(&self, state: &str) {
-        self.state.lock().expect("vault state").replication_state = state.to_string();
+        self.state.lock().expect("vault state").replication_state = Some(state.to_string());
+    }
+
+    /// Takes it down (`true`: every request answers 503, as a cluster in a region gone dark),
+    /// or brings it back as it was.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().expect("vault state").down = down;
+    }
+
+    /// Its performance replication mode now: `primary`, `secondary` or `disabled`.
+    pub fn mode(&self) -> &'static str {
+        match self.state.lock().expect("vault state").replication.mode {
+            Mode::Primary => "primary",
+            Mode::Secondary => "secondary",
+            Mode::Disabled => "disabled",
+        }
+    }
+
+    /// A secondary's primary (its API address), if it follows one.
+    pub fn primary(&self) -> Option<String> {
+        self.state
+            .lock()
+            .expect("vault state")
+            .replication
+            .primary
+            .clone()
     }
 
     /// Raft indexes of the snapshots applied, in order.
@@ -174,6 +333,26 @@ impl SimulatedVault {
 impl Drop for SimulatedVault {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Vault's error answer: `{"errors": [message]}`.
+fn vault_error(status: StatusCode, message: &str) -> super::http::Answer {
+    answer(
+        status,
+        "application/json",
+        json!({"errors": [message]}).to_string(),
+    )
+}
+
+/// A TTL as Vault writes it (`30m`, `1h`, `90s`); 30 minutes when unreadable.
+fn ttl(text: &str) -> Duration {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().unwrap_or(30);
+    match unit {
+        "s" => Duration::from_secs(n),
+        "h" => Duration::from_secs(n * 3600),
+        _ => Duration::from_secs(n * 60),
     }
 }
 

@@ -553,19 +553,30 @@ async fn control_answer(
 }
 
 /// The region goes dark: every API signed for it refused, its gateway failing, its Kubernetes
-/// API down, its PostgreSQL stopped `-m immediate`.
+/// API and Vault down, its PostgreSQL stopped `-m immediate`.
 fn kill(inner: &Inner, region: &str) -> Result<String, LocalError> {
     let deployment = &inner.deployment;
     inner.stack.black_out(region);
     let Databases::Postgres { pair, .. } = &deployment.databases else {
         unreachable!("the local world runs the PostgreSQL backend")
     };
-    let (gateway, kube, server) = match region {
-        PRIMARY_REGION => (&deployment.primary, &deployment.primary_kube, &pair.primary),
-        STANDBY_REGION => (&deployment.standby, &deployment.standby_kube, &pair.replica),
+    let (gateway, kube, server, vault) = match region {
+        PRIMARY_REGION => (
+            &deployment.primary,
+            &deployment.primary_kube,
+            &pair.primary,
+            &deployment.primary_vault,
+        ),
+        STANDBY_REGION => (
+            &deployment.standby,
+            &deployment.standby_kube,
+            &pair.replica,
+            &deployment.vault,
+        ),
         _ => return Ok(format!("{region} is dark: its APIs refuse every call")),
     };
     kube.set_down(true);
+    vault.set_down(true);
     gateway.set_mode(GatewayMode::Failing);
     tokio::task::block_in_place(|| server.kill())?;
     Ok(format!(
@@ -573,17 +584,27 @@ fn kill(inner: &Inner, region: &str) -> Result<String, LocalError> {
     ))
 }
 
-/// The region comes back: its APIs answer, its gateway is healthy, its Kubernetes API up. Its
+/// The region comes back: its APIs answer, its gateway is healthy, its Kubernetes API and
+/// Vault up (a Vault that was the primary comes back still a primary: re-protection demotes it). Its
 /// database stays as it was: a stopped old primary comes back only through re-protection.
 fn revive(inner: &Inner, region: &str) -> Result<String, LocalError> {
     let deployment = &inner.deployment;
     inner.stack.revive(region);
-    let (gateway, kube) = match region {
-        PRIMARY_REGION => (&deployment.primary, &deployment.primary_kube),
-        STANDBY_REGION => (&deployment.standby, &deployment.standby_kube),
+    let (gateway, kube, vault) = match region {
+        PRIMARY_REGION => (
+            &deployment.primary,
+            &deployment.primary_kube,
+            &deployment.primary_vault,
+        ),
+        STANDBY_REGION => (
+            &deployment.standby,
+            &deployment.standby_kube,
+            &deployment.vault,
+        ),
         _ => return Ok(format!("{region} is back: its APIs answer")),
     };
     kube.set_down(false);
+    vault.set_down(false);
     gateway.set_mode(GatewayMode::Healthy);
     let other = if region == PRIMARY_REGION {
         STANDBY_REGION

@@ -35,6 +35,7 @@ async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without
                     token: "vault-token".into(),
                     ca_file,
                     performance_replication: false,
+                    known_secret: None,
                 }),
                 redis: None,
                 restore: None,

@@ -31,6 +31,9 @@ pub enum ErrorName {
     /// The standby's deployments were not ready within the plan's capacity wait, and no human
     /// approved moving traffic to it anyway: traffic was not moved.
     CapacityNotReady,
+    /// The Vault of the region taking over could not be made the performance primary, or does
+    /// not serve the known secret after its promotion (the run records what was done).
+    VaultNotPromoted,
     /// A human denied the approval the run asked for.
     ApprovalDenied,
     /// Nobody answered the approval in time.
@@ -86,6 +89,7 @@ impl ErrorName {
             ErrorName::DnsSyncTimeout => "hapilot.DnsSyncTimeout",
             ErrorName::ScaleFailed => "hapilot.ScaleFailed",
             ErrorName::CapacityNotReady => "hapilot.CapacityNotReady",
+            ErrorName::VaultNotPromoted => "hapilot.VaultNotPromoted",
             ErrorName::ApprovalDenied => "hapilot.ApprovalDenied",
             ErrorName::ApprovalTimedOut => "hapilot.ApprovalTimedOut",
             ErrorName::UnrecognisedEvent => "hapilot.UnrecognisedEvent",
@@ -120,6 +124,7 @@ impl ErrorName {
         ErrorName::DnsSyncTimeout,
         ErrorName::ScaleFailed,
         ErrorName::CapacityNotReady,
+        ErrorName::VaultNotPromoted,
         ErrorName::ApprovalDenied,
         ErrorName::ApprovalTimedOut,
         ErrorName::UnrecognisedEvent,

@@ -25,6 +25,7 @@ pub mod run_lock;
 pub mod run_report;
 pub mod tier;
 pub mod time;
+pub mod vault;
 pub mod weights;
 
 pub use error::{CoreError, ErrorName};

@@ -162,6 +162,13 @@ pub struct RunState {
     /// (`ready`, `polls`, `waited_secs`, what was `short`).
     #[serde(default)]
     pub capacity: Value,
+    /// Vault made the performance primary where the database went (failover, failback) or the
+    /// old cluster re-joined (reprotect): the calls decided and made, the verification.
+    #[serde(default)]
+    pub vault_promotion: Value,
+    /// Why the Vault step failed (the run went on).
+    #[serde(default)]
+    pub vault_error: Value,
     /// An undone fence.
     #[serde(default)]
     pub unfence: Value,
@@ -270,6 +277,12 @@ pub struct RunReport {
     /// A failover's wait for the standby's capacity before the traffic moved.
     #[serde(default)]
     pub capacity: Value,
+    /// Vault's promotion or re-join, with what was called and verified.
+    #[serde(default)]
+    pub vault: Value,
+    /// Why the Vault step failed, if it did (the run went on without it).
+    #[serde(default)]
+    pub vault_error: Value,
     /// An undone fence.
     pub unfence: Value,
     /// A reprotect's rebuild.
@@ -411,6 +424,8 @@ impl RunReport {
             catchup: state.catchup.clone(),
             scale: state.scale.clone(),
             capacity: state.capacity.clone(),
+            vault: state.vault_promotion.clone(),
+            vault_error: state.vault_error.clone(),
             unfence: state.unfence.clone(),
             rebuild: state.rebuild.clone(),
             streaming: state.streaming.clone(),

@@ -401,6 +401,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "start laying down PostgreSQL in the DR region from the restore point",
     },
     FunctionSpec {
+        name: "promote-vault",
+        substitution: "PromoteVaultFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Vault],
+        summary: "make the region taking over the Vault performance primary, the old one its secondary",
+    },
+    FunctionSpec {
         name: "restore-vault",
         substitution: "RestoreVaultFunctionArn",
         requires: &[REGIONS, BUCKET],

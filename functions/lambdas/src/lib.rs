@@ -29,6 +29,7 @@ pub mod plan_failback;
 pub mod plan_failover;
 pub mod plan_restore;
 pub mod promote_database;
+pub mod promote_vault;
 pub mod publish;
 pub mod publish_replication_lag;
 pub mod read_replication;

@@ -25,9 +25,9 @@ use crate::{
     FunctionError, alarm_router, answer_approval, audit_backup_policy, canary_gate, check_catchup,
     check_data, check_dns_sync, check_health, check_restore, describe_run, evaluate_readiness,
     fence_primary, plan_backup_audit, plan_drill, plan_failback, plan_failover, plan_restore,
-    promote_database, publish_replication_lag, read_replication, record_run, report_backup_audit,
-    report_drill, reprotect_database, request_approval, restore_database, restore_vault,
-    scale_region, shift_traffic, snapshot_weights, start_run, unfence_primary,
+    promote_database, promote_vault, publish_replication_lag, read_replication, record_run,
+    report_backup_audit, report_drill, reprotect_database, request_approval, restore_database,
+    restore_vault, scale_region, shift_traffic, snapshot_weights, start_run, unfence_primary,
     verify_restore_point, watch_region,
 };
 
@@ -192,6 +192,17 @@ impl Adapters {
         ))
     }
 
+    /// The Vault of `region`, if it has one configured.
+    pub fn vault_if_any(
+        &self,
+        region: &str,
+    ) -> Result<Option<hapilot_adapters::vault::HttpVault>, FunctionError> {
+        match self.settings.region(region)?.vault {
+            Some(_) => self.vault(region).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The restore agent of `region` and the DSN of the server it restores.
     pub fn restore_agent(
         &self,
@@ -249,10 +260,7 @@ impl Adapters {
                 Some(_) => b.database(r).map(Some),
                 None => Ok(None),
             }),
-            vault: Box::new(move |r| match c.settings.region(r)?.vault {
-                Some(_) => c.vault(r).map(Some),
-                None => Ok(None),
-            }),
+            vault: Box::new(move |r| c.vault_if_any(r)),
             redis: Box::new(move |r| d.redis(r)),
         }
     }
@@ -389,6 +397,9 @@ functions! {
     });
     "restore-database" => restore_database(|a, event| {
         restore_database::restore_database(&a.dr_backups(), |r| a.restore_agent(r).map(|(agent, _)| agent), &a.journal, event).await
+    });
+    "promote-vault" => promote_vault(|a, event| {
+        promote_vault::promote_vault(|r| a.vault_if_any(r), &a.settings, &a.journal, event).await
     });
     "restore-vault" => restore_vault(|a, event| {
         restore_vault::restore_vault(&a.dr_backups(), |r| a.vault(r), &a.journal, event).await

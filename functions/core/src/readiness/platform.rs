@@ -213,6 +213,12 @@ pub struct VaultReplicationView {
     /// Each connected peer's `connection_status` (`secondaries` of a primary, `primaries` of a
     /// secondary).
     pub connections: Vec<String>,
+    /// A primary's `known_secondaries`: the ids it issued activation tokens for.
+    #[serde(default)]
+    pub known_secondaries: Vec<String>,
+    /// A secondary's primary (`primaries[0].api_address`), if it follows one.
+    #[serde(default)]
+    pub primary: Option<String>,
 }
 
 /// Vault performance replication: the standby's cluster is a secondary streaming from the
@@ -345,6 +351,8 @@ mod tests {
     #[test]
     fn vault_replication_must_stream() {
         let view = |mode: &str, state: &str, connected: bool| VaultReplicationView {
+            known_secondaries: Vec::new(),
+            primary: None,
             mode: mode.into(),
             state: state.into(),
             connections: vec![
