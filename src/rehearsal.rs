@@ -157,6 +157,9 @@ pub struct RehearsalReport {
     /// `ready`, `polls`, `waited_secs`, `summary`).
     #[serde(default)]
     pub capacity: Value,
+    /// The failover's Vault step (`vault_promotion`: the calls decided and made, the check).
+    #[serde(default)]
+    pub vault: Value,
 }
 
 /// How the restore-to-DR check went (the dr-restore state machine, latest backups).
@@ -195,6 +198,8 @@ pub struct FailbackSummary {
     pub reprotect_secs: f64,
     /// How it was re-protected (`pg_rewind`, `pg_basebackup`).
     pub reprotect_method: String,
+    /// Re-protection's Vault step (the old cluster re-joined as a secondary).
+    pub reprotect_vault: Value,
     /// Per step: primary share, gate verdict, measured error rate.
     pub steps: Vec<(i64, String, Option<f64>)>,
     /// Weights at the end.
@@ -361,6 +366,9 @@ impl RehearsalReport {
                 self.capacity["polls"].as_u64().unwrap_or(0)
             ));
         }
+        if let Some(line) = vault_line(&self.vault) {
+            out.push_str(&format!("vault          {line}\n"));
+        }
         if let Some(cache) = self.capacity["cache"].as_object() {
             out.push_str(&format!(
                 "redis          {}\n",
@@ -428,6 +436,9 @@ impl RehearsalReport {
                     f.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
                     f.duration_secs
                 ));
+                if let Some(line) = vault_line(&f.reprotect_vault) {
+                    out.push_str(&format!("  vault        {line}\n"));
+                }
                 for (percent, verdict, rate) in &f.steps {
                     out.push_str(&format!(
                         "  step {percent:>3} %  gate {verdict:<12} error rate {}\n",
@@ -840,7 +851,44 @@ async fn drill_on(
             .as_ref()
             .map(|o| o["capacity"].clone())
             .unwrap_or_default(),
+        vault: outcome
+            .output
+            .as_ref()
+            .map(|o| o["vault_promotion"].clone())
+            .unwrap_or_default(),
     })
+}
+
+/// One line for a run's Vault step: what was decided, the calls made, what was verified.
+fn vault_line(vault: &Value) -> Option<String> {
+    if let Some(skipped) = vault["skipped"].as_str() {
+        return Some(format!("skipped: {skipped}"));
+    }
+    let summary = vault["summary"].as_str()?;
+    let calls: Vec<&str> = vault["done"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let secret = match vault["after"]["known_secret"]["keys"].as_u64() {
+        Some(keys) => format!(
+            "; {} serves {} ({keys} key(s))",
+            vault["after"]["mode"].as_str().unwrap_or("?"),
+            vault["after"]["known_secret"]["path"]
+                .as_str()
+                .unwrap_or("?")
+        ),
+        None => String::new(),
+    };
+    Some(format!(
+        "{summary} [calls: {}]{secret}",
+        if calls.is_empty() {
+            "none".to_string()
+        } else {
+            calls.join(", ")
+        }
+    ))
 }
 
 /// Requests of users through the global name, as they resolve it.
@@ -1365,6 +1413,7 @@ async fn failback_after(
             duration_secs: 0.0,
             reprotect_secs,
             reprotect_method: "-".into(),
+            reprotect_vault: Value::Null,
             steps: Vec::new(),
             dns_after: json!(deployment.weights(stack).await?),
         });
@@ -1375,6 +1424,11 @@ async fn failback_after(
         .and_then(|o| o["rebuild"]["method"].as_str())
         .unwrap_or("nothing (already streaming: demoted in the switchover)")
         .to_string();
+    let reprotect_vault = reprotected
+        .output
+        .as_ref()
+        .map(|o| o["vault_promotion"].clone())
+        .unwrap_or_default();
     deployment.primary.set_mode(GatewayMode::Healthy);
     deployment.primary.traffic().set(400.0, 0.002);
     deployment.standby.traffic().set(400.0, 0.002);
@@ -1445,6 +1499,7 @@ async fn failback_after(
         duration_secs: started.elapsed().as_secs_f64(),
         reprotect_secs,
         reprotect_method,
+        reprotect_vault,
         steps,
         dns_after: json!(deployment.weights(stack).await?),
     })

@@ -336,6 +336,26 @@ impl Drop for SimulatedVault {
     }
 }
 
+/// Makes `new` the performance primary and `old` its secondary (registered as `old_id`),
+/// as an operator would after a failover: a test's starting point for a failback.
+pub fn fail_over(old: &SimulatedVault, new: &SimulatedVault, old_id: &str) {
+    let tokens = old.state.lock().expect("vault state").tokens.clone();
+    let mut tokens = tokens.lock().expect("vault tokens");
+    let mut o = old.state.lock().expect("vault state");
+    let mut n = new.state.lock().expect("vault state");
+    super::vault_rules::demote(&mut o.replication).expect("the old cluster is the primary");
+    super::vault_rules::promote(&mut n.replication).expect("the new cluster is a secondary");
+    let token = super::vault_rules::secondary_token(
+        &mut n.replication,
+        &mut tokens,
+        old_id,
+        Duration::from_secs(60),
+    )
+    .expect("a token from the new primary");
+    super::vault_rules::update_primary(&mut o.replication, &mut tokens, &token)
+        .expect("the old cluster follows the new one");
+}
+
 /// Vault's error answer: `{"errors": [message]}`.
 fn vault_error(status: StatusCode, message: &str) -> super::http::Answer {
     answer(

@@ -20,6 +20,11 @@ async fn after_failover() -> FailoverWorld {
     };
     primary.set_primary(false);
     standby.set_primary(true);
+    hapilot::local::vault::fail_over(
+        &world.deployment.primary_vault,
+        &world.deployment.vault,
+        "us-east-1",
+    );
     world.deployment.primary.traffic().set(200.0, 0.0);
     world.deployment.standby.traffic().set(200.0, 0.0);
     world
@@ -337,4 +342,23 @@ async fn the_database_can_switch_back_first_with_patroni() {
         "the primary region's member leads again"
     );
     assert_eq!(world.weights().await, weights(100));
+    // Vault followed the database back: the recovered region's cluster is the primary again,
+    // the standby's its secondary.
+    assert!(entered(&outcome, "SwitchVault"));
+    assert_eq!(world.deployment.primary_vault.mode(), "primary");
+    assert_eq!(world.deployment.vault.mode(), "secondary");
+    assert_eq!(
+        world.deployment.vault.primary(),
+        Some(world.deployment.primary_vault.url())
+    );
+    let report = world
+        .object("reports/failback/db-first.json")
+        .await
+        .unwrap();
+    assert_eq!(
+        report["vault"]["done"],
+        json!(["demote_old", "promote_new", "rejoin_old"]),
+        "{:#}",
+        report["vault"]
+    );
 }

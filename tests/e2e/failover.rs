@@ -83,6 +83,22 @@ async fn alarm_driven_failover_moves_traffic_promotes_scales_and_reports() {
     );
     assert_eq!(report["incident"]["alarm"], PRIMARY_ALARM);
     assert!(report["data_at_risk_secs"].as_f64().unwrap() < 300.0);
+    // Vault went with the database: the old primary's cluster answered (only its gateway
+    // failed), so it was demoted first, then re-joined the promoted one as its secondary; the
+    // promoted cluster serves the gateway's secret.
+    assert_eq!(
+        report["vault"]["done"],
+        json!(["demote_old", "promote_new", "rejoin_old"]),
+        "{:#}",
+        report["vault"]
+    );
+    assert_eq!(report["vault"]["after"]["known_secret"]["keys"], 1);
+    assert_eq!(world.deployment.vault.mode(), "primary");
+    assert_eq!(world.deployment.primary_vault.mode(), "secondary");
+    assert_eq!(
+        world.deployment.primary_vault.primary(),
+        Some(world.deployment.vault.url())
+    );
     let keys = world.journal_keys(&execution).await;
     for state in [
         "PlanFailover",
@@ -90,6 +106,7 @@ async fn alarm_driven_failover_moves_traffic_promotes_scales_and_reports() {
         "ReadReplication",
         "FencePrimary",
         "PromoteStandby",
+        "PromoteVault",
         "ShiftTraffic",
         "ScaleStandby",
         "RecordSuccess",

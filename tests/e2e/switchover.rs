@@ -241,21 +241,34 @@ async fn after_an_ungraceful_failover_reprotect_rewinds_the_old_primary_into_a_r
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(replica);
-    // The primary region dies.
+    // The primary region dies, its Vault with it.
     world.deployment.primary.set_mode(GatewayMode::Failing);
+    world.deployment.primary_vault.set_down(true);
     tokio::task::block_in_place(|| pair.primary.kill()).unwrap();
     let arn = world
         .start_failover("lost", world.console_input(json!({})))
         .await;
     let outcome = world.follow(&arn).await;
     assert!(outcome.succeeded(), "{}", outcome.history_text());
+    // The standby's Vault is promoted; the dark one's re-join waits for re-protection.
+    let report = world.object("reports/failover/lost.json").await.unwrap();
+    assert_eq!(
+        report["vault"]["done"],
+        json!(["promote_new"]),
+        "{report:#}"
+    );
+    assert_eq!(report["vault"]["plan"]["rejoin_pending"], true);
+    assert_eq!(world.deployment.vault.mode(), "primary");
     let promoted = connect(&pair.replica.dsn()).await;
     promoted
         .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 50)")
         .await
         .unwrap();
 
-    // The old primary's region is back: re-protect it, through the CLI.
+    // The old primary's region is back, its Vault still the primary it was (two primaries
+    // until re-protection demotes it): re-protect it, through the CLI.
+    world.deployment.primary_vault.set_down(false);
+    assert_eq!(world.deployment.primary_vault.mode(), "primary");
     let stdout = cli_ok(world.cli().args([
         "reprotect",
         "--region",
@@ -272,6 +285,16 @@ async fn after_an_ungraceful_failover_reprotect_rewinds_the_old_primary_into_a_r
 
     let old = connect(&pair.primary.dsn()).await;
     assert!(in_recovery(&old).await, "the old primary is a replica now");
+    assert_eq!(
+        world.deployment.primary_vault.mode(),
+        "secondary",
+        "its Vault was demoted"
+    );
+    assert_eq!(
+        world.deployment.primary_vault.primary(),
+        Some(world.deployment.vault.url()),
+        "and follows the promoted one"
+    );
     promoted
         .batch_execute("INSERT INTO writes SELECT FROM generate_series(1, 25)")
         .await

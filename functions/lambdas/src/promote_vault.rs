@@ -19,6 +19,9 @@ use crate::config::Settings;
 use crate::error::parse_input;
 use crate::run::{RunContext, record};
 
+/// How long the old region's Vault has to answer before it counts as dark.
+const OLD_CLUSTER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Deserialize)]
 struct Input {
     region: String,
@@ -48,10 +51,15 @@ pub async fn promote_vault<V: Vault>(
     };
     let new_view = new.replication_status().await.map_err(refused)?;
     let old = vaults(&old_region)?;
+    // The old region may be dark: a connection that hangs must not hold the failover up.
     let (old_view, old_error) = match &old {
-        Some(old) => match old.replication_status().await {
-            Ok(view) => (Some(view), None),
-            Err(e) => (None, Some(e.to_string())),
+        Some(old) => match tokio::time::timeout(OLD_CLUSTER_WAIT, old.replication_status()).await {
+            Ok(Ok(view)) => (Some(view), None),
+            Ok(Err(e)) => (None, Some(e.to_string())),
+            Err(_) => (
+                None,
+                Some(format!("no answer within {} s", OLD_CLUSTER_WAIT.as_secs())),
+            ),
         },
         None => (
             None,
