@@ -365,20 +365,82 @@ async fn reprotect_refuses_an_old_primary_that_still_accepts_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_on_patroni_is_a_switchover_naming_the_leader() {
     let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    // The standby's new pods take a while: a planned switchover waits for them while the
+    // primary still serves, and fences only once they are ready.
+    world
+        .deployment
+        .standby_kube
+        .set_ready_delay(Duration::from_secs(3));
     let arn = world
         .start_failover(
             "patroni-graceful",
-            world.console_input(json!({"mode": "graceful"})),
+            world.console_input(json!({"mode": "graceful", "capacity_wait_seconds": 60})),
         )
         .await;
     let outcome = world.follow(&arn).await;
     assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let order: Vec<&str> = outcome
+        .events
+        .iter()
+        .filter(|e| e.kind.ends_with("StateEntered"))
+        .filter_map(|e| e.state.as_deref())
+        .filter(|s| s.starts_with("CheckCapacity") || *s == "FenceForSwitchover")
+        .collect();
+    let fence = order
+        .iter()
+        .position(|s| *s == "FenceForSwitchover")
+        .unwrap();
+    assert!(
+        order[..fence]
+            .iter()
+            .filter(|s| **s == "CheckCapacityBeforeFence")
+            .count()
+            >= 2,
+        "the first look found pods starting, before any fence: {order:?}"
+    );
+    assert!(
+        !order[fence..].contains(&"CheckCapacityBeforeFence"),
+        "{order:?}"
+    );
     let Databases::Patroni { standby, .. } = &world.deployment.databases else {
         unreachable!()
     };
     assert!(standby.is_primary());
     assert_eq!(standby.switchover_and_reinitialize_requests(), (1, 0));
     assert_eq!(standby.failover_requests(), 0);
+}
+
+/// A planned switchover to a standby that never gets its capacity does not start: nothing is
+/// fenced, promoted or moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_switchover_to_a_short_standby_fences_nothing() {
+    let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    world.deployment.standby_kube.set_available("litellm", 1);
+    let before = world.weights().await;
+    let arn = world
+        .start_failover(
+            "graceful-short",
+            world.console_input(json!({"mode": "graceful", "capacity_wait_seconds": 2})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_failed(&outcome, "hapilot.CapacityNotReady");
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("nothing fenced: standby capacity short: litellm 1 of 5 ready"),
+        "{}",
+        outcome.history_text()
+    );
+    assert!(!crate::support::entered(&outcome, "FenceForSwitchover"));
+    assert_eq!(world.weights().await, before, "traffic unchanged");
+    let Databases::Patroni { primary, standby } = &world.deployment.databases else {
+        unreachable!()
+    };
+    assert!(primary.is_primary() && !standby.is_primary());
+    assert_eq!(standby.switchover_and_reinitialize_requests(), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
