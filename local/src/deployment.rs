@@ -954,6 +954,42 @@ impl LocalDeployment {
         Ok(())
     }
 
+    /// Adds `region` to the deployment's regions (the regions' secret in every region, as an
+    /// operator would with `PutSecretValue`), and has every function read it again: another
+    /// secondary a failover may choose.
+    pub async fn add_region(
+        &mut self,
+        stack: &LocalStack,
+        region: &str,
+        config: RegionConfig,
+    ) -> Result<(), LocalError> {
+        let client = aws_sdk_secretsmanager::Client::new(&stack.observer_config(STANDBY_REGION));
+        let text = client
+            .get_secret_value()
+            .secret_id(SECRET_REGIONS)
+            .send()
+            .await
+            .map_err(LocalError::aws("GetSecretValue"))?
+            .secret_string()
+            .unwrap_or("{}")
+            .to_string();
+        let mut regions: BTreeMap<String, RegionConfig> = serde_json::from_str(&text)
+            .map_err(|e| LocalError::Invalid(format!("the regions' secret: {e}")))?;
+        regions.insert(region.to_string(), config.clone());
+        let text = serde_json::to_string(&regions)
+            .map_err(|e| LocalError::Invalid(format!("the regions' configuration: {e}")))?;
+        for r in stack.regions() {
+            super::template::world::put_secret(stack, &r, SECRET_REGIONS, &text).await?;
+        }
+        // A function reads its secrets at start: start them again (with the regions given
+        // directly where a region's configuration holds them already read).
+        self.reconfigure(stack, |s| {
+            if !s.regions.is_empty() {
+                s.regions.insert(region.to_string(), config.clone());
+            }
+        })
+    }
+
     /// Changes one region's settings only (e.g. what its prober sees).
     pub fn reconfigure_region(
         &mut self,

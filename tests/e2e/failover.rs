@@ -501,6 +501,101 @@ async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
     assert_eq!(litellm["after"], 5, "{:#}", report["scale"]);
 }
 
+/// Two candidate secondaries (eu-west-1 beside us-west-2). Both degraded: a human decides with
+/// every candidate's numbers, and a denial changes nothing. Both healthy: the one with less
+/// data at risk is chosen (us-west-2, 0.5 s behind, over eu-west-1, 60 s behind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_that_loses_least_is_chosen_and_degraded_ones_need_a_human() {
+    use hapilot::local::gateway::SimulatedGateway;
+    use hapilot::local::patroni::SimulatedPatroni;
+    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let eu_gateway = SimulatedGateway::start("eu-west-1").await.unwrap();
+    let eu_member = SimulatedPatroni::start("pg-eu", false).await.unwrap();
+    eu_member.set_replay_lag(Duration::from_secs(60));
+    world
+        .deployment
+        .add_region(
+            world.stack.stack(),
+            "eu-west-1",
+            hapilot_functions::config::RegionConfig {
+                health_url: eu_gateway.health_url(),
+                set_identifier: "tertiary".into(),
+                database: Some(hapilot_adapters::database::DatabaseTarget::Patroni {
+                    url: eu_member.url(),
+                    member: "pg-eu".into(),
+                    ca_file: None,
+                    auth: None,
+                    dsn: None,
+                }),
+                kubernetes: None,
+                vault: None,
+                redis: None,
+                restore: None,
+            },
+        )
+        .await
+        .unwrap();
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    world.deployment.standby.set_mode(GatewayMode::Failing);
+    eu_gateway.set_mode(GatewayMode::Failing);
+    let candidates = json!({"standby_candidates": ["eu-west-1"]});
+    let arn = world
+        .start_failover("no-good-standby", world.console_input(candidates.clone()))
+        .await;
+    let pending = world.wait_for_approval("no-good-standby").await;
+    let reason = pending["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no standby can be chosen without a human")
+            && reason.contains("us-west-2 not healthy")
+            && reason.contains("eu-west-1 not healthy"),
+        "{reason}"
+    );
+    assert_eq!(pending["state"], "RequestStandbyApproval");
+    cli_ok(world.cli().args([
+        "deny",
+        "no-good-standby",
+        "--machine",
+        "failover",
+        "--bucket",
+        "hapilot-audit",
+        "--comment",
+        "neither",
+        "--yes",
+    ]))
+    .await;
+    let outcome = world.follow(&arn).await;
+    assert_failed(&outcome, "hapilot.ApprovalDenied");
+    assert_eq!(world.weights().await, unchanged(), "nothing changed");
+    let (_, standby) = patroni(&world);
+    assert!(!standby.is_primary() && !eu_member.is_primary());
+
+    world.deployment.standby.set_mode(GatewayMode::Healthy);
+    eu_gateway.set_mode(GatewayMode::Healthy);
+    let arn = world
+        .start_failover("least-at-risk", world.console_input(candidates))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, failed_over());
+    let report = world
+        .object("reports/failover/least-at-risk.json")
+        .await
+        .unwrap();
+    let choice = &report["choice"];
+    assert_eq!(choice["chosen"]["region"], "us-west-2", "{choice:#}");
+    let scores = choice["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2, "{choice:#}");
+    assert_eq!(scores[1]["region"], "eu-west-1");
+    assert!(
+        scores[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("60.0 s of writes at risk"),
+        "{choice:#}"
+    );
+    assert!(!eu_member.is_primary(), "the other candidate is untouched");
+}
+
 /// Never ready within the wait: a human decides with the numbers; denied, the traffic stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_that_never_becomes_ready_asks_a_human_with_the_numbers() {

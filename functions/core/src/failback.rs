@@ -113,6 +113,7 @@ pub fn plan_failback(
             votes: None,
             needs_approval: false,
             delivery: None,
+            standby_candidates: None,
         },
         sites,
         global_health_url,

@@ -103,6 +103,11 @@ pub struct FailoverRequest {
     /// incident carry different ids, so Step Functions refuses all but the first.
     #[serde(default)]
     pub delivery: Option<String>,
+    /// Other secondaries the run may take instead of `standby_region`, in the operator's order
+    /// after it: the run measures each and takes the one that loses the least data
+    /// ([`crate::standby::choose_standby`]).
+    #[serde(default)]
+    pub standby_candidates: Option<Vec<String>>,
 }
 
 /// Probe settings used by every health check of the run.
@@ -181,6 +186,10 @@ pub struct FailoverPlan {
     /// regions up), `health_check` or `arc_routing_control` (data plane; the emergency path).
     #[serde(default = "weights_switch")]
     pub traffic_switch: String,
+    /// The secondaries the run chooses its standby from, in the operator's order (the
+    /// requested standby first); one means the standby is pinned.
+    #[serde(default)]
+    pub candidates: Vec<RegionSite>,
 }
 
 fn weights_switch() -> String {
@@ -260,6 +269,19 @@ pub fn plan_failover(
             "standby_region",
             "must differ from primary_region",
         ));
+    }
+    let mut candidates = vec![standby.clone()];
+    for region in request.standby_candidates.iter().flatten() {
+        let candidate = site("standby_candidates", region)?;
+        if candidate.region == primary.region {
+            return Err(CoreError::invalid(
+                "standby_candidates",
+                "must not name primary_region",
+            ));
+        }
+        if !candidates.contains(&candidate) {
+            candidates.push(candidate);
+        }
     }
     let probe = ProbeSettings {
         samples: request
@@ -366,6 +388,7 @@ pub fn plan_failover(
         votes: request.votes.clone().unwrap_or_default(),
         needs_approval: request.needs_approval,
         traffic_switch: weights_switch(),
+        candidates,
     })
 }
 
@@ -492,6 +515,33 @@ mod tests {
             serde_json::json!({"primary_region": "us-east-1", "standby_region": "us-west-2"}),
         )
         .unwrap()
+    }
+
+    /// Candidates: the requested standby first, then the others in the operator's order, each
+    /// a configured region other than the primary.
+    #[test]
+    fn standby_candidates_are_validated_and_ordered() {
+        let sites = {
+            let mut s = sites();
+            s.push(RegionSite {
+                region: "eu-west-1".into(),
+                health_url: "http://eu/health".into(),
+                set_identifier: "tertiary".into(),
+            });
+            s
+        };
+        let plan = plan_failover(&minimal(), &sites, "u", Tier::Critical).unwrap();
+        assert_eq!(plan.candidates.len(), 1, "pinned by default");
+        let mut request = minimal();
+        request.standby_candidates = Some(vec!["eu-west-1".into(), "us-west-2".into()]);
+        let plan = plan_failover(&request, &sites, "u", Tier::Critical).unwrap();
+        let regions: Vec<&str> = plan.candidates.iter().map(|c| c.region.as_str()).collect();
+        assert_eq!(regions, ["us-west-2", "eu-west-1"]);
+        request.standby_candidates = Some(vec!["us-east-1".into()]);
+        assert!(plan_failover(&request, &sites, "u", Tier::Critical).is_err());
+        request.standby_candidates = Some(vec!["ap-south-1".into()]);
+        let e = plan_failover(&request, &sites, "u", Tier::Critical).unwrap_err();
+        assert!(e.to_string().contains("standby_candidates"), "{e}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod readiness;
 pub mod restore;
 pub mod run_lock;
 pub mod run_report;
+pub mod standby;
 pub mod tier;
 pub mod time;
 pub mod vault;

@@ -162,6 +162,9 @@ pub struct RunState {
     /// (`ready`, `polls`, `waited_secs`, what was `short`).
     #[serde(default)]
     pub capacity: Value,
+    /// A failover's choice of standby among its candidates (every candidate's numbers).
+    #[serde(default)]
+    pub choice: Value,
     /// Vault made the performance primary where the database went (failover, failback) or the
     /// old cluster re-joined (reprotect): the calls decided and made, the verification.
     #[serde(default)]
@@ -277,6 +280,9 @@ pub struct RunReport {
     /// A failover's wait for the standby's capacity before the traffic moved.
     #[serde(default)]
     pub capacity: Value,
+    /// The choice of standby among the candidates, with every candidate's numbers.
+    #[serde(default)]
+    pub choice: Value,
     /// Vault's promotion or re-join, with what was called and verified.
     #[serde(default)]
     pub vault: Value,
@@ -424,6 +430,7 @@ impl RunReport {
             catchup: state.catchup.clone(),
             scale: state.scale.clone(),
             capacity: state.capacity.clone(),
+            choice: state.choice.clone(),
             vault: state.vault_promotion.clone(),
             vault_error: state.vault_error.clone(),
             unfence: state.unfence.clone(),

@@ -206,6 +206,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "one look at a DR restore: ready (out of recovery)? then the data check",
     },
     FunctionSpec {
+        name: "choose-standby",
+        substitution: "ChooseStandbyFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database, Credential::Kubernetes],
+        summary: "measure the failover's candidate secondaries and choose the one that loses the least",
+    },
+    FunctionSpec {
         name: "describe-run",
         substitution: "DescribeRunFunctionArn",
         requires: &[],

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use hapilot_adapters::Prober;
 use hapilot_core::ErrorName;
-use hapilot_core::health::{HealthCheckRequest, judge, judge_sample};
+use hapilot_core::health::{
+    HealthCheckPlan, HealthCheckRequest, HealthReport, judge, judge_sample,
+};
 use serde_json::Value;
 
 use crate::FunctionError;
@@ -19,16 +21,7 @@ use crate::error::parse_input;
 pub async fn check_health(prober: &impl Prober, input: Value) -> Result<Value, FunctionError> {
     let request: HealthCheckRequest = parse_input(input)?;
     let plan = request.plan()?;
-    let timeout = Duration::from_millis(plan.timeout_ms);
-    let mut samples = Vec::with_capacity(plan.samples as usize);
-    for i in 0..plan.samples {
-        if i > 0 && plan.interval_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(plan.interval_ms)).await;
-        }
-        let observation = prober.probe(&plan.url, timeout).await;
-        samples.push(judge_sample(&observation, &plan));
-    }
-    let report = judge(&plan, samples);
+    let report = probe_endpoint(prober, &plan).await;
     tracing::info!(url = %report.url, verdict = ?report.verdict, summary = %report.summary, "health check");
     if plan.require_healthy && !report.healthy {
         return Err(FunctionError::Named {
@@ -37,6 +30,20 @@ pub async fn check_health(prober: &impl Prober, input: Value) -> Result<Value, F
         });
     }
     serde_json::to_value(report).map_err(|e| FunctionError::Setup(e.to_string()))
+}
+
+/// Probes `plan.url` `plan.samples` times and judges the samples.
+pub async fn probe_endpoint(prober: &impl Prober, plan: &HealthCheckPlan) -> HealthReport {
+    let timeout = Duration::from_millis(plan.timeout_ms);
+    let mut samples = Vec::with_capacity(plan.samples as usize);
+    for i in 0..plan.samples {
+        if i > 0 && plan.interval_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(plan.interval_ms)).await;
+        }
+        let observation = prober.probe(&plan.url, timeout).await;
+        samples.push(judge_sample(&observation, plan));
+    }
+    judge(plan, samples)
 }
 
 #[cfg(test)]

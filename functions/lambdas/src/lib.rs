@@ -18,6 +18,7 @@ pub mod check_data;
 pub mod check_dns_sync;
 pub mod check_health;
 pub mod check_restore;
+pub mod choose_standby;
 pub mod config;
 pub mod describe_run;
 pub mod error;

@@ -23,12 +23,12 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::{
     FunctionError, alarm_router, answer_approval, audit_backup_policy, canary_gate, check_catchup,
-    check_data, check_dns_sync, check_health, check_restore, describe_run, evaluate_readiness,
-    fence_primary, plan_backup_audit, plan_drill, plan_failback, plan_failover, plan_restore,
-    promote_database, promote_vault, publish_replication_lag, read_replication, record_run,
-    report_backup_audit, report_drill, reprotect_database, request_approval, restore_database,
-    restore_vault, scale_region, shift_traffic, snapshot_weights, start_run, unfence_primary,
-    verify_restore_point, watch_region,
+    check_data, check_dns_sync, check_health, check_restore, choose_standby, describe_run,
+    evaluate_readiness, fence_primary, plan_backup_audit, plan_drill, plan_failback, plan_failover,
+    plan_restore, promote_database, promote_vault, publish_replication_lag, read_replication,
+    record_run, report_backup_audit, report_drill, reprotect_database, request_approval,
+    restore_database, restore_vault, scale_region, shift_traffic, snapshot_weights, start_run,
+    unfence_primary, verify_restore_point, watch_region,
 };
 
 /// The future a handler returns.
@@ -352,6 +352,9 @@ functions! {
     "check-data" => check_data(|a, event| check_data::check_data(&a.settings, event).await);
     "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(|k| a.planned_traffic_switch(k), event).await);
     "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
+    "choose-standby" => choose_standby(|a, event| {
+        choose_standby::choose_standby(&a.prober, |r| a.database(r), |r| a.scaler(r), &a.settings, &a.journal, event).await
+    });
     "describe-run" => describe_run(|a, event| describe_run::describe_run(&a.runs, event).await);
     "fence-by-weights" => fence_by_weights(|a, event| {
         fence_primary::fence_primary(|k| a.planned_traffic_switch(k), |r| a.database(r), &a.settings, &a.journal, event).await
