@@ -160,6 +160,9 @@ pub struct RehearsalReport {
     /// The failover's Vault step (`vault_promotion`: the calls decided and made, the check).
     #[serde(default)]
     pub vault: Value,
+    /// The failover's choice of standby (every candidate's numbers when there were several).
+    #[serde(default)]
+    pub choice: Value,
 }
 
 /// How the restore-to-DR check went (the dr-restore state machine, latest backups).
@@ -358,6 +361,16 @@ impl RehearsalReport {
                 calls.route53_control_plane,
                 verdict(calls.route53_control_plane == 0)
             ));
+        }
+        if let Some(summary) = self.choice["summary"].as_str() {
+            out.push_str(&format!("standby        {summary}\n"));
+            for score in self.choice["scores"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "  candidate    {:<10} {}\n",
+                    score["region"].as_str().unwrap_or("?"),
+                    score["reason"].as_str().unwrap_or("")
+                ));
+            }
         }
         if let Some(summary) = self.capacity["summary"].as_str() {
             out.push_str(&format!(
@@ -855,6 +868,11 @@ async fn drill_on(
             .output
             .as_ref()
             .map(|o| o["vault_promotion"].clone())
+            .unwrap_or_default(),
+        choice: outcome
+            .output
+            .as_ref()
+            .map(|o| o["choice"].clone())
             .unwrap_or_default(),
     })
 }

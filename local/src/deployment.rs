@@ -221,6 +221,7 @@ impl WorldOptions {
                 tier: Tier::Critical,
                 vantage_alarms: Vec::new(),
                 quorum: None,
+                standby_candidates: Vec::new(),
             }];
         }
         match (self.switch, arc) {
@@ -954,15 +955,58 @@ impl LocalDeployment {
         Ok(())
     }
 
-    /// Adds `region` to the deployment's regions (the regions' secret in every region, as an
-    /// operator would with `PutSecretValue`), and has every function read it again: another
-    /// secondary a failover may choose.
+    /// Adds `region` to the deployment: its record of the global name (`config.set_identifier`,
+    /// weight 0, answering with its gateway), and its configuration in the regions' secret in
+    /// every region (as an operator would with `PutSecretValue`), then has every function read
+    /// it again: another secondary a failover may choose. Weighted records moved by weights
+    /// only: the templates' data-plane switches name two records.
     pub async fn add_region(
         &mut self,
         stack: &LocalStack,
         region: &str,
         config: RegionConfig,
     ) -> Result<(), LocalError> {
+        if self.options.routing != RecordRouting::Weighted
+            || self.options.switch != SwitchSetup::Weights
+        {
+            return Err(LocalError::Invalid(
+                "a third region needs weighted records moved by weights: the templates' health-check and ARC switches name two records".into(),
+            ));
+        }
+        let record = ResourceRecordSet::builder()
+            .name(RECORD_NAME)
+            .r#type(RrType::Cname)
+            .set_identifier(&config.set_identifier)
+            .ttl(RECORD_TTL_SECONDS)
+            .weight(0)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value(endpoint_host(region))
+                    .build()
+                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
+            )
+            .build()
+            .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
+        aws_sdk_route53::Client::new(stack.sdk_config())
+            .change_resource_record_sets()
+            .hosted_zone_id(&self.zone_id)
+            .change_batch(
+                ChangeBatch::builder()
+                    .changes(
+                        Change::builder()
+                            .action(ChangeAction::Create)
+                            .resource_record_set(record)
+                            .build()
+                            .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
+                    )
+                    .build()
+                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
+            )
+            .send()
+            .await
+            .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
+        self.global
+            .add_target(&config.set_identifier, &config.health_url);
         let client = aws_sdk_secretsmanager::Client::new(&stack.observer_config(STANDBY_REGION));
         let text = client
             .get_secret_value()

@@ -186,6 +186,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
 /// most users are); `/from/<region>/health` a client in `<region>`.
 pub struct GlobalRouter {
     addr: SocketAddr,
+    routes: Arc<Routes>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -194,7 +195,7 @@ struct Routes {
     checkers: Arc<super::data_plane::HealthCheckers>,
     zone_id: String,
     record_name: String,
-    targets: std::collections::BTreeMap<String, String>,
+    targets: std::sync::RwLock<std::collections::BTreeMap<String, String>>,
     http: reqwest::Client,
     /// How long a resolver keeps an answer (the records' TTL at the world's pace).
     ttl: Duration,
@@ -225,7 +226,7 @@ impl GlobalRouter {
             checkers,
             zone_id: zone_id.to_string(),
             record_name: record_name.trim_end_matches('.').to_string(),
-            targets,
+            targets: std::sync::RwLock::new(targets),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(10))
@@ -234,11 +235,21 @@ impl GlobalRouter {
             ttl,
             resolvers: Default::default(),
         });
+        let serving = routes.clone();
         let task = serve(listener, move |req| {
-            let routes = routes.clone();
+            let routes = serving.clone();
             async move { route(&routes, req).await }
         });
-        Ok(Self { addr, task })
+        Ok(Self { addr, routes, task })
+    }
+
+    /// Sends what the record `set` answers to `health_url` (a region added to the world).
+    pub fn add_target(&self, set: &str, health_url: &str) {
+        self.routes
+            .targets
+            .write()
+            .expect("targets")
+            .insert(set.to_string(), health_url.to_string());
     }
 
     /// `http://127.0.0.1:<port>/health`: the global health URL.
@@ -325,14 +336,17 @@ async fn route(routes: &Routes, req: Request<Incoming>) -> Answer {
             json!({ "client_region": client, "set_identifier": set }).to_string(),
         );
     }
-    let Some(url) = set.as_deref().and_then(|s| routes.targets.get(s)) else {
+    let url = set
+        .as_deref()
+        .and_then(|s| routes.targets.read().expect("targets").get(s).cloned());
+    let Some(url) = url else {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "the global name has no record to answer with\n",
         );
     };
-    match routes.http.get(url).send().await {
+    match routes.http.get(&url).send().await {
         Ok(r) => {
             let code = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let body = r.bytes().await.unwrap_or_default();

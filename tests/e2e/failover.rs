@@ -501,27 +501,35 @@ async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
     assert_eq!(litellm["after"], 5, "{:#}", report["scale"]);
 }
 
-/// Two candidate secondaries (eu-west-1 beside us-west-2). Both degraded: a human decides with
-/// every candidate's numbers, and a denial changes nothing. Both healthy: the one with less
-/// data at risk is chosen (us-west-2, 0.5 s behind, over eu-west-1, 60 s behind).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_standby_that_loses_least_is_chosen_and_degraded_ones_need_a_human() {
-    use hapilot::local::gateway::SimulatedGateway;
-    use hapilot::local::patroni::SimulatedPatroni;
-    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
-    let eu_gateway = SimulatedGateway::start("eu-west-1").await.unwrap();
-    let eu_member = SimulatedPatroni::start("pg-eu", false).await.unwrap();
-    eu_member.set_replay_lag(Duration::from_secs(60));
+/// eu-west-1 as a second secondary, as the HA document's section 3 has it: its gateway, a
+/// Patroni member of the same cluster (a replica), its weighted record of the global name.
+async fn with_eu_candidate(
+    world: &mut FailoverWorld,
+) -> (
+    hapilot::local::gateway::SimulatedGateway,
+    hapilot::local::patroni::SimulatedPatroni,
+) {
+    let gateway = hapilot::local::gateway::SimulatedGateway::start("eu-west-1")
+        .await
+        .unwrap();
+    let member = hapilot::local::patroni::SimulatedPatroni::start("pg-eu", false)
+        .await
+        .unwrap();
+    {
+        let (east, west) = patroni(world);
+        member.join(east);
+        member.join(west);
+    }
     world
         .deployment
         .add_region(
             world.stack.stack(),
             "eu-west-1",
             hapilot_functions::config::RegionConfig {
-                health_url: eu_gateway.health_url(),
+                health_url: gateway.health_url(),
                 set_identifier: "tertiary".into(),
                 database: Some(hapilot_adapters::database::DatabaseTarget::Patroni {
-                    url: eu_member.url(),
+                    url: member.url(),
                     member: "pg-eu".into(),
                     ca_file: None,
                     auth: None,
@@ -535,6 +543,71 @@ async fn the_standby_that_loses_least_is_chosen_and_degraded_ones_need_a_human()
         )
         .await
         .unwrap();
+    (gateway, member)
+}
+
+fn weights3(
+    primary: i64,
+    secondary: i64,
+    tertiary: i64,
+) -> std::collections::BTreeMap<String, i64> {
+    [
+        ("primary".to_string(), primary),
+        ("secondary".to_string(), secondary),
+        ("tertiary".to_string(), tertiary),
+    ]
+    .into()
+}
+
+/// us-east-1 dark, both secondaries healthy: the one with less data at risk (eu-west-1, 0.5 s
+/// behind, over us-west-2, 60 s behind) is chosen, takes the traffic and the database; the
+/// other follows the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secondary_that_loses_least_takes_over_and_the_other_follows_it() {
+    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let (_eu_gateway, eu_member) = with_eu_candidate(&mut world).await;
+    let (_, west) = patroni(&world);
+    west.set_replay_lag(Duration::from_secs(60));
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    let arn = world
+        .start_failover(
+            "least-at-risk",
+            world.console_input(json!({"standby_candidates": ["eu-west-1"]})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, weights3(0, 0, 100));
+    assert!(eu_member.is_primary(), "eu-west-1's member leads");
+    let (east, west) = patroni(&world);
+    assert!(
+        !west.is_primary() && !east.is_primary(),
+        "the other secondary follows the new leader"
+    );
+    let report = world
+        .object("reports/failover/least-at-risk.json")
+        .await
+        .unwrap();
+    let choice = &report["choice"];
+    assert_eq!(choice["chosen"]["region"], "eu-west-1", "{choice:#}");
+    let scores = choice["scores"].as_array().unwrap();
+    assert_eq!(scores[1]["region"], "us-west-2", "{choice:#}");
+    assert!(
+        scores[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("60.0 s of writes at risk"),
+        "{choice:#}"
+    );
+    assert_eq!(report["standby_region"], "eu-west-1", "{report:#}");
+}
+
+/// Both secondaries degraded: a human decides with every candidate's numbers, and a denial
+/// changes nothing. Then us-west-2 alone degraded: eu-west-1 is chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_secondary_is_passed_over_and_all_degraded_ask_a_human() {
+    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
+    let (eu_gateway, eu_member) = with_eu_candidate(&mut world).await;
     world.deployment.primary.set_mode(GatewayMode::Failing);
     world.deployment.standby.set_mode(GatewayMode::Failing);
     eu_gateway.set_mode(GatewayMode::Failing);
@@ -565,35 +638,35 @@ async fn the_standby_that_loses_least_is_chosen_and_degraded_ones_need_a_human()
     .await;
     let outcome = world.follow(&arn).await;
     assert_failed(&outcome, "hapilot.ApprovalDenied");
-    assert_eq!(world.weights().await, unchanged(), "nothing changed");
+    assert_eq!(
+        world.weights().await,
+        weights3(100, 0, 0),
+        "nothing changed"
+    );
     let (_, standby) = patroni(&world);
     assert!(!standby.is_primary() && !eu_member.is_primary());
 
-    world.deployment.standby.set_mode(GatewayMode::Healthy);
     eu_gateway.set_mode(GatewayMode::Healthy);
     let arn = world
-        .start_failover("least-at-risk", world.console_input(candidates))
+        .start_failover("west-degraded", world.console_input(candidates))
         .await;
     let outcome = world.follow(&arn).await;
     assert!(outcome.succeeded(), "{}", outcome.history_text());
-    assert_eq!(world.weights().await, failed_over());
+    assert_eq!(world.weights().await, weights3(0, 0, 100));
+    assert!(eu_member.is_primary());
     let report = world
-        .object("reports/failover/least-at-risk.json")
+        .object("reports/failover/west-degraded.json")
         .await
         .unwrap();
-    let choice = &report["choice"];
-    assert_eq!(choice["chosen"]["region"], "us-west-2", "{choice:#}");
-    let scores = choice["scores"].as_array().unwrap();
-    assert_eq!(scores.len(), 2, "{choice:#}");
-    assert_eq!(scores[1]["region"], "eu-west-1");
+    assert_eq!(report["choice"]["chosen"]["region"], "eu-west-1");
     assert!(
-        scores[1]["reason"]
+        report["choice"]["scores"][1]["reason"]
             .as_str()
             .unwrap()
-            .contains("60.0 s of writes at risk"),
-        "{choice:#}"
+            .starts_with("not healthy"),
+        "{:#}",
+        report["choice"]
     );
-    assert!(!eu_member.is_primary(), "the other candidate is untouched");
 }
 
 /// Never ready within the wait: a human decides with the numbers; denied, the traffic stays.

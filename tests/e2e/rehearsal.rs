@@ -65,6 +65,7 @@ async fn the_drill_blacks_out_us_east_1_and_fails_over_without_it() {
         "-- approving (the drill plays the operator)",
         "  DNS after    {\"primary\":100,\"secondary\":0}",
         "result         PASSED (tier Critical)",
+        "standby        standby us-west-2 pinned: the run has no other candidate",
         // Vault went with the database, the dark cluster re-joined once back.
         "vault          Vault: promote the new primary; the old primary's Vault does not answer",
         "[calls: promote_new]; primary serves secret/data/gateway/litellm (1 key(s))",

@@ -49,6 +49,10 @@ pub struct FailoverTrigger {
     /// Votes needed either way (default: 2 of the vantage points, or 1 when there is only one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<usize>,
+    /// Other secondaries the failover may take instead of `standby_region` (the run measures
+    /// each and takes the one that loses the least: [`crate::standby`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby_candidates: Vec<String>,
 }
 
 impl FailoverTrigger {
@@ -527,6 +531,12 @@ pub fn failover_input(
     ] {
         input.insert(key.to_string(), value);
     }
+    if !trigger.standby_candidates.is_empty() {
+        input.insert(
+            "standby_candidates".to_string(),
+            json!(trigger.standby_candidates),
+        );
+    }
     serde_json::Value::Object(input)
 }
 
@@ -555,6 +565,7 @@ mod tests {
             tier: Tier::Critical,
             vantage_alarms: Vec::new(),
             quorum: None,
+            standby_candidates: Vec::new(),
         }]
     }
 
@@ -899,5 +910,22 @@ mod tests {
             transition("ALARM").alarm_name.as_str()
         );
         assert_eq!(input["votes"][0]["vantage"], "arn:vantage");
+        assert!(
+            input.get("standby_candidates").is_none(),
+            "no candidates configured: the standby is pinned"
+        );
+        let mut choosing = trigger.clone();
+        choosing.standby_candidates = vec!["eu-west-1".into()];
+        let input = failover_input(
+            &defaults,
+            &transition("ALARM"),
+            &choosing,
+            (&votes, false),
+            "d-2",
+        );
+        assert_eq!(
+            input["standby_candidates"],
+            serde_json::json!(["eu-west-1"])
+        );
     }
 }

@@ -437,6 +437,7 @@ mod tests {
                 "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:watch".into(),
             ],
             quorum: Some(2),
+            standby_candidates: Vec::new(),
         }];
         s
     }

@@ -600,6 +600,7 @@ mod tests {
                 "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:watch".into(),
             ],
             quorum: Some(2),
+            standby_candidates: Vec::new(),
         }];
         s.hosted_zone_id = Some("Z1".into());
         s.record_name = Some("gateway.example.com".into());
