@@ -83,24 +83,8 @@ impl SimulatedVault {
         token: &str,
     ) -> std::io::Result<Self> {
         let tokens = primary.state.lock().expect("vault state").tokens.clone();
-        let vault = Self::start_in(token, Mode::Secondary, tokens.clone()).await?;
-        let activation = {
-            let mut p = primary.state.lock().expect("vault state");
-            let mut t = tokens.lock().expect("vault tokens");
-            super::vault_rules::secondary_token(
-                &mut p.replication,
-                &mut t,
-                id,
-                Duration::from_secs(1800),
-            )
-        }
-        .map_err(|r| std::io::Error::other(r.message))?;
-        {
-            let mut s = vault.state.lock().expect("vault state");
-            let mut t = tokens.lock().expect("vault tokens");
-            super::vault_rules::update_primary(&mut s.replication, &mut t, &activation)
-                .map_err(|r| std::io::Error::other(r.message))?;
-        }
+        let vault = Self::start_in(token, Mode::Secondary, tokens).await?;
+        follow(&vault, primary, id).map_err(|r| std::io::Error::other(r.message))?;
         Ok(vault)
     }
 
@@ -339,21 +323,31 @@ impl Drop for SimulatedVault {
 /// Makes `new` the performance primary and `old` its secondary (registered as `old_id`),
 /// as an operator would after a failover: a test's starting point for a failback.
 pub fn fail_over(old: &SimulatedVault, new: &SimulatedVault, old_id: &str) {
-    let tokens = old.state.lock().expect("vault state").tokens.clone();
+    super::vault_rules::demote(&mut old.state.lock().expect("vault state").replication)
+        .expect("the old cluster is the primary");
+    super::vault_rules::promote(&mut new.state.lock().expect("vault state").replication)
+        .expect("the new cluster is a secondary");
+    follow(old, new, old_id).expect("the old cluster follows the new one");
+}
+
+/// `secondary` follows `primary` as `id`: a token from `primary`, used on `secondary`. Locks
+/// a cluster's state before the set's tokens, as the request handler does.
+fn follow(secondary: &SimulatedVault, primary: &SimulatedVault, id: &str) -> Result<(), Refusal> {
+    let token = {
+        let mut p = primary.state.lock().expect("vault state");
+        let tokens = p.tokens.clone();
+        let mut tokens = tokens.lock().expect("vault tokens");
+        super::vault_rules::secondary_token(
+            &mut p.replication,
+            &mut tokens,
+            id,
+            Duration::from_secs(1800),
+        )?
+    };
+    let mut s = secondary.state.lock().expect("vault state");
+    let tokens = s.tokens.clone();
     let mut tokens = tokens.lock().expect("vault tokens");
-    let mut o = old.state.lock().expect("vault state");
-    let mut n = new.state.lock().expect("vault state");
-    super::vault_rules::demote(&mut o.replication).expect("the old cluster is the primary");
-    super::vault_rules::promote(&mut n.replication).expect("the new cluster is a secondary");
-    let token = super::vault_rules::secondary_token(
-        &mut n.replication,
-        &mut tokens,
-        old_id,
-        Duration::from_secs(60),
-    )
-    .expect("a token from the new primary");
-    super::vault_rules::update_primary(&mut o.replication, &mut tokens, &token)
-        .expect("the old cluster follows the new one");
+    super::vault_rules::update_primary(&mut s.replication, &mut tokens, &token).map(drop)
 }
 
 /// Vault's error answer: `{"errors": [message]}`.

@@ -168,27 +168,26 @@ pub struct ActivationTokens {
 
 /// `POST .../primary/demote`.
 pub fn demote(cluster: &mut Replication) -> Result<(), Refusal> {
-    if cluster.mode != Mode::Primary {
-        return Err(Refusal::bad(format!(
-            "cluster is not a performance primary (mode {})",
-            cluster.mode.as_str()
-        )));
-    }
-    cluster.mode = Mode::Secondary;
-    cluster.primary = None;
-    cluster.secondaries.clear();
-    Ok(())
+    switch_mode(cluster, Mode::Primary, Mode::Secondary)
 }
 
 /// `POST .../secondary/promote`.
 pub fn promote(cluster: &mut Replication) -> Result<(), Refusal> {
-    if cluster.mode != Mode::Secondary {
+    switch_mode(cluster, Mode::Secondary, Mode::Primary)
+}
+
+/// A cluster in `from` becomes `to`, following no primary and knowing no secondary (a
+/// demoted primary connects to nothing; a promoted one issues new tokens); refused in any
+/// other mode.
+fn switch_mode(cluster: &mut Replication, from: Mode, to: Mode) -> Result<(), Refusal> {
+    if cluster.mode != from {
         return Err(Refusal::bad(format!(
-            "cluster is not a performance secondary (mode {})",
+            "cluster is not a performance {} (mode {})",
+            from.as_str(),
             cluster.mode.as_str()
         )));
     }
-    cluster.mode = Mode::Primary;
+    cluster.mode = to;
     cluster.primary = None;
     cluster.secondaries.clear();
     Ok(())
