@@ -52,15 +52,17 @@ pub async fn choose_standby<D: Database, S: Scaler>(
         record(journal, &run, json!({ "measurements": out })).await?;
         return Ok(out);
     }
-    let mut views = Vec::with_capacity(plan.candidates.len());
-    for (preference, site) in plan.candidates.iter().enumerate() {
-        views.push(
+    // All at once: a dark candidate's probes time out beside the others, not after them.
+    let views = futures_util::future::join_all(plan.candidates.iter().enumerate().map(
+        |(preference, site)| {
             measure(
                 prober, &database, &scaler, settings, &plan, site, preference,
             )
-            .await?,
-        );
-    }
+        },
+    ))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     let choice = choose(&views, plan.rpo_secs);
     let site_of = |region: &str| plan.candidates.iter().find(|c| c.region == region).cloned();
     let best = choice
