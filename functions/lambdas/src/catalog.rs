@@ -334,6 +334,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "promote the standby region's database (idempotent)",
     },
     FunctionSpec {
+        name: "promote-vault",
+        substitution: "PromoteVaultFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Vault],
+        summary: "make the region taking over the Vault performance primary, the old one its secondary",
+    },
+    FunctionSpec {
         name: "publish-replication-lag",
         substitution: "PublishReplicationLagFunctionArn",
         requires: &[REGIONS],
@@ -407,14 +415,6 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         iam_actions: &["s3:GetObject", "s3:PutObject"],
         credentials: &[Credential::Database, Credential::Kubernetes],
         summary: "start laying down PostgreSQL in the DR region from the restore point",
-    },
-    FunctionSpec {
-        name: "promote-vault",
-        substitution: "PromoteVaultFunctionArn",
-        requires: &[REGIONS, BUCKET],
-        iam_actions: &["s3:PutObject"],
-        credentials: &[Credential::Vault],
-        summary: "make the region taking over the Vault performance primary, the old one its secondary",
     },
     FunctionSpec {
         name: "restore-vault",
