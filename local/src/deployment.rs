@@ -40,6 +40,10 @@ pub const STANDBY_REGION: &str = "us-west-2";
 pub const PRIMARY_SET: &str = "primary";
 /// SetIdentifier of the standby's weighted record.
 pub const STANDBY_SET: &str = "secondary";
+/// The Patroni member of the second secondary.
+pub const THIRD_MEMBER: &str = "pg-eu";
+/// SetIdentifier of the second secondary's record (eu-west-1, with [`WorldOptions::third_region`]).
+pub const THIRD_SET: &str = "tertiary";
 /// The global name.
 pub const RECORD_NAME: &str = "gateway.example.com";
 /// The audit bucket.
@@ -181,6 +185,10 @@ pub struct WorldOptions {
     pub quorum: bool,
     /// How fast AWS's clock runs.
     pub pace: crate::pace::Pace,
+    /// eu-west-1 is also a secondary a failover may choose, as in the HA document's section
+    /// 3: its gateway, its record of the global name (with the template's third record check),
+    /// a Patroni member of the cluster (the Patroni setup only).
+    pub third_region: bool,
 }
 
 impl WorldOptions {
@@ -194,6 +202,7 @@ impl WorldOptions {
             switch: SwitchSetup::Weights,
             quorum: false,
             pace: crate::pace::Pace::compressed(),
+            third_region: false,
         }
     }
 
@@ -206,6 +215,7 @@ impl WorldOptions {
             switch: SwitchSetup::HealthCheck,
             quorum: true,
             pace: crate::pace::Pace::compressed(),
+            third_region: false,
         }
     }
 
@@ -247,6 +257,65 @@ impl WorldOptions {
             _ => {}
         }
     }
+}
+
+/// eu-west-1 as a second secondary: its gateway and its Patroni member.
+pub struct ThirdRegion {
+    /// Its gateway.
+    pub gateway: SimulatedGateway,
+    /// Its Patroni member (a replica of the cluster's leader).
+    pub member: SimulatedPatroni,
+}
+
+/// The second secondary's record of the global name (weight 0, or eu-west-1's latency
+/// record), carrying the template's third record check where the emergency path moves traffic
+/// through health checks; no check where weights move it.
+fn third_record(
+    templates: &super::template::world::TemplateDeployment,
+    switch: SwitchSetup,
+    routing: RecordRouting,
+) -> Result<Change, LocalError> {
+    let record = ResourceRecordSet::builder()
+        .name(RECORD_NAME)
+        .r#type(RrType::Cname)
+        .set_identifier(THIRD_SET)
+        .ttl(RECORD_TTL_SECONDS);
+    let record = match switch {
+        SwitchSetup::HealthCheck => {
+            let id = templates
+                .stack(STANDBY_REGION)?
+                .outputs
+                .get("ThirdRecordHealthCheckId")
+                .cloned()
+                .ok_or_else(|| {
+                    LocalError::Invalid(format!(
+                        "the {STANDBY_REGION} stack has no output ThirdRecordHealthCheckId (ThirdSetIdentifier not passed?)"
+                    ))
+                })?;
+            record.health_check_id(id)
+        }
+        _ => record,
+    };
+    let record = match routing {
+        RecordRouting::Weighted => record.weight(0),
+        RecordRouting::Latency => record.region(
+            aws_sdk_route53::types::ResourceRecordSetRegion::from(WITNESS_REGION),
+        ),
+    };
+    let record = record
+        .resource_records(
+            ResourceRecord::builder()
+                .value(endpoint_host(WITNESS_REGION))
+                .build()
+                .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
+        )
+        .build()
+        .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
+    Change::builder()
+        .action(ChangeAction::Create)
+        .resource_record_set(record)
+        .build()
+        .map_err(LocalError::aws("ChangeResourceRecordSets"))
 }
 
 /// The name of `region`'s gateway endpoint (its NLB's DNS name), what the template's health
@@ -317,6 +386,8 @@ pub struct LocalDeployment {
     pub vault: SimulatedVault,
     /// The primary region's Vault: the performance primary.
     pub primary_vault: SimulatedVault,
+    /// eu-west-1 as a second secondary, with [`WorldOptions::third_region`].
+    pub third: Option<ThirdRegion>,
     /// The standby's Redis master and replica (None without redis-server).
     pub redis: Option<super::redis::RedisPair>,
     /// Route53's health checkers' view, shared by the resolver and the data plane loop.
@@ -418,6 +489,25 @@ impl LocalDeployment {
         let standby = SimulatedGateway::start(STANDBY_REGION)
             .await
             .map_err(io("starting a gateway"))?;
+        if options.third_region && database != DatabaseSetup::Patroni {
+            return Err(LocalError::Invalid(
+                "a third region runs on the Patroni setup only (its database is a Patroni member)"
+                    .into(),
+            ));
+        }
+        if options.third_region && options.switch == SwitchSetup::ArcRoutingControl {
+            return Err(LocalError::Invalid(
+                "a third region needs the weights or health-check switch (the ARC cluster has two controls)".into(),
+            ));
+        }
+        let third = match options.third_region {
+            true => Some(
+                SimulatedGateway::start(WITNESS_REGION)
+                    .await
+                    .map_err(io("starting a gateway"))?,
+            ),
+            false => None,
+        };
         // The gateway workloads as the HA document deploys them: spread over three zones, with
         // PDBs and probes; the warm standby runs two of each (its failover scale is 5 and 3).
         let primary_kube = SimulatedKubernetes::start_in(
@@ -448,6 +538,7 @@ impl LocalDeployment {
                 None
             }
         };
+        let mut third_member = None;
         let databases = match database {
             DatabaseSetup::Patroni => {
                 let member = |name: &'static str, leader: bool| async move {
@@ -466,6 +557,13 @@ impl LocalDeployment {
                 primary.join(&standby);
                 primary.attach_faults(faults.clone(), PRIMARY_REGION);
                 standby.attach_faults(faults.clone(), STANDBY_REGION);
+                if third.is_some() {
+                    let eu = member(THIRD_MEMBER, false).await?;
+                    eu.join(&primary);
+                    eu.join(&standby);
+                    eu.attach_faults(faults.clone(), WITNESS_REGION);
+                    third_member = Some(eu);
+                }
                 Databases::Patroni { primary, standby }
             }
             DatabaseSetup::Postgres | DatabaseSetup::Cloudnativepg => {
@@ -618,10 +716,19 @@ impl LocalDeployment {
         let checkers = std::sync::Arc::new(super::data_plane::HealthCheckers::default());
         // The template's health checks probe https://<endpoint host>:443/health; each name
         // resolves, as an NLB's DNS name would, to its simulated gateway on loopback.
-        checkers.set_endpoint_hosts(BTreeMap::from([
+        let mut hosts = BTreeMap::from([
             (endpoint_host(PRIMARY_REGION), origin(&primary.health_url())),
             (endpoint_host(STANDBY_REGION), origin(&standby.health_url())),
-        ]));
+        ]);
+        let mut targets = BTreeMap::from([
+            (PRIMARY_SET.to_string(), primary.health_url()),
+            (STANDBY_SET.to_string(), standby.health_url()),
+        ]);
+        if let Some(eu) = &third {
+            hosts.insert(endpoint_host(WITNESS_REGION), origin(&eu.health_url()));
+            targets.insert(THIRD_SET.to_string(), eu.health_url());
+        }
+        checkers.set_endpoint_hosts(hosts);
         let arc = match options.switch {
             SwitchSetup::ArcRoutingControl => Some(start_arc_cluster(stack, &checkers).await?),
             _ => None,
@@ -631,10 +738,7 @@ impl LocalDeployment {
             checkers.clone(),
             &zone_id,
             RECORD_NAME,
-            BTreeMap::from([
-                (PRIMARY_SET.to_string(), primary.health_url()),
-                (STANDBY_SET.to_string(), standby.health_url()),
-            ]),
+            targets,
             options.pace.local(RECORD_TTL_SECONDS as f64),
         )
         .await
@@ -738,6 +842,29 @@ impl LocalDeployment {
                 },
             ),
         ]);
+        // The second secondary: a gateway and a Patroni member, no Kubernetes API, Vault or
+        // Redis of its own in the local world.
+        let mut regions = regions;
+        if let (Some(eu), Some(member)) = (&third, &third_member) {
+            regions.insert(
+                WITNESS_REGION.to_string(),
+                RegionConfig {
+                    health_url: eu.health_url(),
+                    set_identifier: THIRD_SET.to_string(),
+                    database: Some(DatabaseTarget::Patroni {
+                        url: member.url(),
+                        member: member.name(),
+                        ca_file: None,
+                        auth: Some(patroni_auth()),
+                        dsn: None,
+                    }),
+                    kubernetes: None,
+                    vault: None,
+                    redis: None,
+                    restore: None,
+                },
+            );
+        }
         // The secrets the templates name, as the operator creates them before deploying (in
         // every region: each region's functions read their own region's copy).
         let regions_json = serde_json::to_string(&regions)
@@ -770,6 +897,22 @@ impl LocalDeployment {
             (
                 "failover_input_defaults".to_string(),
                 options.pace.failover_input_defaults().to_string(),
+            ),
+            (
+                "third_set_identifier".to_string(),
+                if third.is_some() {
+                    THIRD_SET.to_string()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "third_endpoint_host".to_string(),
+                if third.is_some() {
+                    endpoint_host(WITNESS_REGION)
+                } else {
+                    String::new()
+                },
             ),
         ]);
         let templates =
@@ -843,6 +986,9 @@ impl LocalDeployment {
                     .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
             );
         }
+        if third.is_some() {
+            changes.push(third_record(&templates, options.switch, options.routing)?);
+        }
         route53
             .change_resource_record_sets()
             .hosted_zone_id(&zone_id)
@@ -872,6 +1018,9 @@ impl LocalDeployment {
         let topic_arn = settings.topic_arn.clone().unwrap_or_default();
         let operator = create_operator(stack, &templates).await?;
         Ok(Self {
+            third: third
+                .zip(third_member)
+                .map(|(gateway, member)| ThirdRegion { gateway, member }),
             operator,
             prometheus,
             lb_metrics,
@@ -953,85 +1102,6 @@ impl LocalDeployment {
             stack.configure_region(region, own.clone())?;
         }
         Ok(())
-    }
-
-    /// Adds `region` to the deployment: its record of the global name (`config.set_identifier`,
-    /// weight 0, answering with its gateway), and its configuration in the regions' secret in
-    /// every region (as an operator would with `PutSecretValue`), then has every function read
-    /// it again: another secondary a failover may choose. Weighted records moved by weights
-    /// only: the templates' data-plane switches name two records.
-    pub async fn add_region(
-        &mut self,
-        stack: &LocalStack,
-        region: &str,
-        config: RegionConfig,
-    ) -> Result<(), LocalError> {
-        if self.options.routing != RecordRouting::Weighted
-            || self.options.switch != SwitchSetup::Weights
-        {
-            return Err(LocalError::Invalid(
-                "a third region needs weighted records moved by weights: the templates' health-check and ARC switches name two records".into(),
-            ));
-        }
-        let record = ResourceRecordSet::builder()
-            .name(RECORD_NAME)
-            .r#type(RrType::Cname)
-            .set_identifier(&config.set_identifier)
-            .ttl(RECORD_TTL_SECONDS)
-            .weight(0)
-            .resource_records(
-                ResourceRecord::builder()
-                    .value(endpoint_host(region))
-                    .build()
-                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-            )
-            .build()
-            .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
-        aws_sdk_route53::Client::new(stack.sdk_config())
-            .change_resource_record_sets()
-            .hosted_zone_id(&self.zone_id)
-            .change_batch(
-                ChangeBatch::builder()
-                    .changes(
-                        Change::builder()
-                            .action(ChangeAction::Create)
-                            .resource_record_set(record)
-                            .build()
-                            .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-                    )
-                    .build()
-                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-            )
-            .send()
-            .await
-            .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
-        self.global
-            .add_target(&config.set_identifier, &config.health_url);
-        let client = aws_sdk_secretsmanager::Client::new(&stack.observer_config(STANDBY_REGION));
-        let text = client
-            .get_secret_value()
-            .secret_id(SECRET_REGIONS)
-            .send()
-            .await
-            .map_err(LocalError::aws("GetSecretValue"))?
-            .secret_string()
-            .unwrap_or("{}")
-            .to_string();
-        let mut regions: BTreeMap<String, RegionConfig> = serde_json::from_str(&text)
-            .map_err(|e| LocalError::Invalid(format!("the regions' secret: {e}")))?;
-        regions.insert(region.to_string(), config.clone());
-        let text = serde_json::to_string(&regions)
-            .map_err(|e| LocalError::Invalid(format!("the regions' configuration: {e}")))?;
-        for r in stack.regions() {
-            super::template::world::put_secret(stack, &r, SECRET_REGIONS, &text).await?;
-        }
-        // A function reads its secrets at start: start them again (with the regions given
-        // directly where a region's configuration holds them already read).
-        self.reconfigure(stack, |s| {
-            if !s.regions.is_empty() {
-                s.regions.insert(region.to_string(), config.clone());
-            }
-        })
     }
 
     /// Changes one region's settings only (e.g. what its prober sees).

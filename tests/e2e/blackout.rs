@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use hapilot::local::deployment::{
-    DatabaseSetup, LocalDeployment, PRIMARY_SET, RecordRouting, STANDBY_REGION, STANDBY_SET,
-    SwitchSetup, WorldOptions, routing_control_arn,
+    DatabaseSetup, Databases, LocalDeployment, PRIMARY_SET, RecordRouting, STANDBY_REGION,
+    STANDBY_SET, SwitchSetup, THIRD_SET, WITNESS_REGION, WorldOptions, routing_control_arn,
 };
 use hapilot::local::gateway::GatewayMode;
 use hapilot::runs::follow;
@@ -165,6 +165,71 @@ async fn dark_primary_fails_over(options: WorldOptions) -> RegionalWorld {
         "no Route53 control-plane call may have been made after the blackout: {served:?}"
     );
     world
+}
+
+/// us-east-1 dark with eu-west-1 a second secondary (the HA document's section 3): us-west-2
+/// is 60 s behind, eu-west-1 0.5 s. The alarm-driven run chooses eu-west-1, promotes its
+/// member (us-west-2's follows the new leader) and moves the global name there through the
+/// data plane (the template's third record check), calling nothing in us-east-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dark_primary_fails_over_to_the_secondary_that_loses_least() {
+    let mut world = RegionalWorld::start_with(WorldOptions {
+        third_region: true,
+        ..WorldOptions::regional(DatabaseSetup::Patroni, RecordRouting::Weighted)
+    })
+    .await;
+    world
+        .deployment
+        .reconfigure_region(world.stack.stack(), STANDBY_REGION, |s| {
+            for trigger in &mut s.triggers {
+                trigger.standby_candidates = vec![WITNESS_REGION.into()];
+            }
+        })
+        .unwrap();
+    let Databases::Patroni { primary, standby } = &world.deployment.databases else {
+        unreachable!()
+    };
+    standby.set_replay_lag(Duration::from_secs(60));
+    assert_eq!(
+        world.answer("eu-west-1").await.as_deref(),
+        Some(PRIMARY_SET)
+    );
+
+    world.stack.stack().black_out("us-east-1");
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    let decision = world.decision().await;
+    assert_eq!(decision["decision"], "start", "{decision:#}");
+    let outcome = world
+        .follow_in_standby(decision["execution_arn"].as_str().unwrap())
+        .await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let output = outcome.output.clone().unwrap();
+    assert_eq!(
+        output["choice"]["chosen"]["region"], WITNESS_REGION,
+        "{:#}",
+        output["choice"]
+    );
+    assert_eq!(output["plan"]["standby"]["region"], WITNESS_REGION);
+    let third = world.deployment.third.as_ref().unwrap();
+    assert!(third.member.is_primary(), "eu-west-1's member leads");
+    assert!(
+        !standby.is_primary() && !primary.is_primary(),
+        "us-west-2's member follows the new leader"
+    );
+    for client in ["us-east-1", "eu-west-1", "us-west-2"] {
+        assert_eq!(
+            world.answer(client).await.as_deref(),
+            Some(THIRD_SET),
+            "{client}"
+        );
+    }
+    let refused = world.stack.stack().refused_calls();
+    for ((region, service), count) in &refused {
+        assert!(
+            region == "us-east-1" && service == "monitoring",
+            "unexpected refused call {region}/{service} x{count}: {refused:?}"
+        );
+    }
 }
 
 fn route53_calls(calls: &std::collections::BTreeMap<(String, String), u64>) -> u64 {

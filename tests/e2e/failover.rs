@@ -501,49 +501,20 @@ async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
     assert_eq!(litellm["after"], 5, "{:#}", report["scale"]);
 }
 
-/// eu-west-1 as a second secondary, as the HA document's section 3 has it: its gateway, a
-/// Patroni member of the same cluster (a replica), its weighted record of the global name.
-async fn with_eu_candidate(
-    world: &mut FailoverWorld,
-) -> (
-    hapilot::local::gateway::SimulatedGateway,
-    hapilot::local::patroni::SimulatedPatroni,
-) {
-    let gateway = hapilot::local::gateway::SimulatedGateway::start("eu-west-1")
-        .await
-        .unwrap();
-    let member = hapilot::local::patroni::SimulatedPatroni::start("pg-eu", false)
-        .await
-        .unwrap();
-    {
-        let (east, west) = patroni(world);
-        member.join(east);
-        member.join(west);
-    }
-    world
-        .deployment
-        .add_region(
-            world.stack.stack(),
-            "eu-west-1",
-            hapilot_functions::config::RegionConfig {
-                health_url: gateway.health_url(),
-                set_identifier: "tertiary".into(),
-                database: Some(hapilot_adapters::database::DatabaseTarget::Patroni {
-                    url: member.url(),
-                    member: "pg-eu".into(),
-                    ca_file: None,
-                    auth: None,
-                    dsn: None,
-                }),
-                kubernetes: None,
-                vault: None,
-                redis: None,
-                restore: None,
-            },
-        )
-        .await
-        .unwrap();
-    (gateway, member)
+/// A world where eu-west-1 is a second secondary, as the HA document's section 3 has it: its
+/// gateway, a Patroni member of the same cluster (a replica), its weighted record.
+async fn with_eu_candidate() -> FailoverWorld {
+    let stack = crate::support::TestStack::start().await;
+    let deployment = hapilot::local::deployment::LocalDeployment::create_with(
+        stack.stack(),
+        hapilot::local::deployment::WorldOptions {
+            third_region: true,
+            ..hapilot::local::deployment::WorldOptions::classic(DatabaseSetup::Patroni)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the local deployment was not created: {e}"));
+    FailoverWorld { stack, deployment }
 }
 
 fn weights3(
@@ -564,8 +535,8 @@ fn weights3(
 /// other follows the new leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secondary_that_loses_least_takes_over_and_the_other_follows_it() {
-    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
-    let (_eu_gateway, eu_member) = with_eu_candidate(&mut world).await;
+    let world = with_eu_candidate().await;
+    let eu_member = &world.deployment.third.as_ref().unwrap().member;
     let (_, west) = patroni(&world);
     west.set_replay_lag(Duration::from_secs(60));
     world.deployment.primary.set_mode(GatewayMode::Failing);
@@ -606,8 +577,9 @@ async fn the_secondary_that_loses_least_takes_over_and_the_other_follows_it() {
 /// changes nothing. Then us-west-2 alone degraded: eu-west-1 is chosen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_secondary_is_passed_over_and_all_degraded_ask_a_human() {
-    let mut world = FailoverWorld::start(DatabaseSetup::Patroni).await;
-    let (eu_gateway, eu_member) = with_eu_candidate(&mut world).await;
+    let world = with_eu_candidate().await;
+    let third = world.deployment.third.as_ref().unwrap();
+    let (eu_gateway, eu_member) = (&third.gateway, &third.member);
     world.deployment.primary.set_mode(GatewayMode::Failing);
     world.deployment.standby.set_mode(GatewayMode::Failing);
     eu_gateway.set_mode(GatewayMode::Failing);
