@@ -185,6 +185,7 @@ fn substituted(v: &Value) -> String {
         ("${AlarmNamePrefix}", "hapilot"),
         ("${PrimarySetIdentifier}", "primary"),
         ("${StandbySetIdentifier}", "secondary"),
+        ("${ThirdSetIdentifier}", "tertiary"),
         ("${Tier}", "Critical"),
     ] {
         s = s.replace(name, value);
@@ -238,23 +239,38 @@ fn the_standby_stack_acts_on_a_quorum_and_moves_traffic_through_the_data_plane()
         "hapilot-primary-health"
     );
 
-    // The switch: control alarms in this region, behind each record's CALCULATED check.
-    let switch = substituted(standby_branch(
+    // The switch: control alarms in this region, behind each record's CALCULATED check; with
+    // a second secondary (ThirdSetIdentifier), a third.
+    let Value::Tagged(third) = standby_branch(
         &doc["Globals"]["Function"]["Environment"]["Variables"]["HAPILOT_TRAFFIC_SWITCH"],
-    ));
-    let switch: hapilot_adapters::traffic_switch::TrafficSwitchConfig =
-        serde_json::from_str(&switch).unwrap();
-    let hapilot_adapters::traffic_switch::TrafficSwitchConfig::HealthCheck {
-        region, alarms, ..
-    } = switch
-    else {
-        panic!("the standby's emergency switch is health_check: {switch:?}")
+    ) else {
+        panic!("the standby's switch depends on HasThirdRegion")
     };
-    assert_eq!(region, "us-west-2");
+    assert_eq!(scalar(&third.value[0]), "HasThirdRegion");
+    let switch_of = |v: &Value| -> BTreeMap<String, String> {
+        let switch: hapilot_adapters::traffic_switch::TrafficSwitchConfig =
+            serde_json::from_str(&substituted(v)).unwrap();
+        let hapilot_adapters::traffic_switch::TrafficSwitchConfig::HealthCheck {
+            region,
+            alarms,
+            ..
+        } = switch
+        else {
+            panic!("the standby's emergency switch is health_check: {switch:?}")
+        };
+        assert_eq!(region, "us-west-2");
+        alarms
+    };
+    let three = switch_of(&third.value[1]);
+    let alarms = switch_of(&third.value[2]);
+    assert_eq!(alarms.len(), 2, "{alarms:?}");
+    assert_eq!(three.len(), 3, "{three:?}");
     for (set, alarm, check) in [
         ("primary", "ControlPrimaryAlarm", "PrimaryRecordCheck"),
         ("secondary", "ControlStandbyAlarm", "StandbyRecordCheck"),
+        ("tertiary", "ControlThirdAlarm", "ThirdRecordCheck"),
     ] {
+        let alarms = &three;
         assert_eq!(
             alarms[set],
             substituted(&resources[alarm]["Properties"]["AlarmName"])
