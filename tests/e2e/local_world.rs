@@ -111,8 +111,10 @@ async fn local_up_builds_a_world_where_the_readme_console_runs_as_written() {
         "[settings]\nfailover_input_defaults = { probe_samples = 4, probe_interval_ms = 1000 }\ncooldown_seconds = 120\n",
     )
     .unwrap();
+    let processes = crate::support::TaggedProcesses::new();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
         .args(["local", "up"])
+        .env(crate::support::PROCESS_TAG, &processes.tag)
         .current_dir(&dir)
         .env_remove("HAPILOT_CONFIG")
         .env_remove("AWS_ENDPOINT_URL")

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use crate::support::{PROCESS_TAG, tagged_processes_left};
+use crate::support::{PROCESS_TAG, TaggedProcesses, tagged_processes_left};
 
 /// Runs `hapilot rehearsal <args>` as a user does, asserts it succeeded and left no process
 /// behind, and returns its output and the report it saved.
 async fn drill(args: &[&str]) -> (String, serde_json::Value) {
-    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let processes = TaggedProcesses::new();
+    let tag = processes.tag.clone();
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
@@ -231,7 +232,8 @@ async fn the_graceful_cloudnativepg_drill_switches_over_with_the_token_and_loses
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_every_process_the_cloudnativepg_drill_started() {
     use tokio::io::AsyncBufReadExt;
-    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let processes = TaggedProcesses::new();
+    let tag = processes.tag.clone();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
         .args(["rehearsal", "--database", "cloudnativepg"])
         .env(PROCESS_TAG, &tag)

@@ -225,6 +225,32 @@ pub fn tagged_processes(tag: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// Stops, when dropped, every process still carrying its tag: a test that fails or times out
+/// kills the hapilot process it started (`kill_on_drop`), which cannot stop the servers it
+/// started in turn (PostgreSQL daemonizes); they carry the tag in their environment.
+pub struct TaggedProcesses {
+    /// The value of [`PROCESS_TAG`] the test's processes are started with.
+    pub tag: String,
+}
+
+impl TaggedProcesses {
+    /// A fresh tag.
+    pub fn new() -> Self {
+        Self {
+            tag: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+}
+
+impl Drop for TaggedProcesses {
+    fn drop(&mut self) {
+        for (pid, _) in tagged_processes(&self.tag) {
+            // SAFETY: kill(2) of a process this test started (it carries the test's tag).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
 /// Waits until no process carries `tag` (a stop is not instant); returns those left.
 pub async fn tagged_processes_left(tag: &str, within: Duration) -> Vec<(u32, String)> {
     let deadline = std::time::Instant::now() + within;
