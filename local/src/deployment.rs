@@ -267,45 +267,31 @@ pub struct ThirdRegion {
     pub member: SimulatedPatroni,
 }
 
-/// The second secondary's record of the global name (weight 0, or eu-west-1's latency
-/// record), carrying the template's third record check where the emergency path moves traffic
-/// through health checks; no check where weights move it.
-fn third_record(
-    templates: &super::template::world::TemplateDeployment,
-    switch: SwitchSetup,
+/// The creation of `region`'s record of the global name, `set`: weighted (`weight`) or a
+/// latency record, answering with the region's endpoint, carrying `check` when given.
+fn record_change(
+    set: &str,
+    region: &str,
+    weight: i64,
     routing: RecordRouting,
+    check: Option<String>,
 ) -> Result<Change, LocalError> {
     let record = ResourceRecordSet::builder()
         .name(RECORD_NAME)
         .r#type(RrType::Cname)
-        .set_identifier(THIRD_SET)
-        .ttl(RECORD_TTL_SECONDS);
-    let record = match switch {
-        SwitchSetup::HealthCheck => {
-            let id = templates
-                .stack(STANDBY_REGION)?
-                .outputs
-                .get("ThirdRecordHealthCheckId")
-                .cloned()
-                .ok_or_else(|| {
-                    LocalError::Invalid(format!(
-                        "the {STANDBY_REGION} stack has no output ThirdRecordHealthCheckId (ThirdSetIdentifier not passed?)"
-                    ))
-                })?;
-            record.health_check_id(id)
-        }
-        _ => record,
-    };
+        .set_identifier(set)
+        .ttl(RECORD_TTL_SECONDS)
+        .set_health_check_id(check);
     let record = match routing {
-        RecordRouting::Weighted => record.weight(0),
+        RecordRouting::Weighted => record.weight(weight),
         RecordRouting::Latency => record.region(
-            aws_sdk_route53::types::ResourceRecordSetRegion::from(WITNESS_REGION),
+            aws_sdk_route53::types::ResourceRecordSetRegion::from(region),
         ),
     };
     let record = record
         .resource_records(
             ResourceRecord::builder()
-                .value(endpoint_host(WITNESS_REGION))
+                .value(endpoint_host(region))
                 .build()
                 .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
         )
@@ -957,37 +943,39 @@ impl LocalDeployment {
                     routing_control_check(&route53, set, &endpoint_check).await?
                 }
             };
-            let record = ResourceRecordSet::builder()
-                .name(RECORD_NAME)
-                .r#type(RrType::Cname)
-                .set_identifier(set)
-                .ttl(RECORD_TTL_SECONDS)
-                .health_check_id(record_check);
-            let record = match options.routing {
-                RecordRouting::Weighted => record.weight(weight),
-                RecordRouting::Latency => record.region(
-                    aws_sdk_route53::types::ResourceRecordSetRegion::from(gateway.region()),
-                ),
-            };
-            let record = record
-                .resource_records(
-                    ResourceRecord::builder()
-                        .value(endpoint_host(gateway.region()))
-                        .build()
-                        .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-                )
-                .build()
-                .map_err(LocalError::aws("ChangeResourceRecordSets"))?;
-            changes.push(
-                Change::builder()
-                    .action(ChangeAction::Create)
-                    .resource_record_set(record)
-                    .build()
-                    .map_err(LocalError::aws("ChangeResourceRecordSets"))?,
-            );
+            changes.push(record_change(
+                set,
+                gateway.region(),
+                weight,
+                options.routing,
+                Some(record_check),
+            )?);
         }
         if third.is_some() {
-            changes.push(third_record(&templates, options.switch, options.routing)?);
+            // Its check where the emergency path moves traffic through health checks; none
+            // where weights move it (the primary's stack has endpoint checks for two records).
+            let check = match options.switch {
+                SwitchSetup::HealthCheck => Some(
+                    templates
+                        .stack(STANDBY_REGION)?
+                        .outputs
+                        .get("ThirdRecordHealthCheckId")
+                        .cloned()
+                        .ok_or_else(|| {
+                            LocalError::Invalid(format!(
+                                "the {STANDBY_REGION} stack has no output ThirdRecordHealthCheckId (ThirdSetIdentifier not passed?)"
+                            ))
+                        })?,
+                ),
+                _ => None,
+            };
+            changes.push(record_change(
+                THIRD_SET,
+                WITNESS_REGION,
+                0,
+                options.routing,
+                check,
+            )?);
         }
         route53
             .change_resource_record_sets()

@@ -13,6 +13,7 @@ use hapilot_adapters::Prober;
 use hapilot_adapters::database::Database;
 use hapilot_adapters::journal::Journal;
 use hapilot_adapters::scaler::Scaler;
+use hapilot_core::capacity::judge;
 use hapilot_core::failover::{FailoverPlan, RegionSite, assess_data_loss};
 use hapilot_core::health::HealthCheckRequest;
 use hapilot_core::standby::{CandidateView, choose_standby as choose};
@@ -24,6 +25,7 @@ use crate::check_health::probe_endpoint;
 use crate::config::Settings;
 use crate::error::parse_input;
 use crate::run::{RunContext, record};
+use crate::scale_region::ready_replicas;
 
 #[derive(Deserialize)]
 struct Input {
@@ -110,22 +112,12 @@ async fn measure<D: Database, S: Scaler>(
         },
         Err(_) => None,
     };
+    // The share of the failover's replicas ready there now; unknown when they cannot be read.
     let ready_fraction = match scaler(&site.region)? {
-        Some(scaler) => {
-            let mut wanted = 0i64;
-            let mut ready = 0i64;
-            let mut readable = true;
-            for (deployment, replicas) in &settings.scale_targets {
-                match scaler.ready_replicas(deployment).await {
-                    Ok(r) => {
-                        wanted += replicas.max(&0);
-                        ready += r.clamp(0, *replicas.max(&0));
-                    }
-                    Err(_) => readable = false,
-                }
-            }
-            (readable && wanted > 0).then(|| ready as f64 / wanted as f64)
-        }
+        Some(scaler) => match ready_replicas(&scaler, settings).await {
+            Ok(observed) if !observed.is_empty() => Some(judge(&observed).ready_fraction),
+            _ => None,
+        },
         None => None,
     };
     Ok(CandidateView {

@@ -115,6 +115,23 @@ async fn look_at_cache(redis: &impl RedisReader, region: &str) -> CacheCheck {
     )
 }
 
+/// The ready replicas of every deployment the failover scales (`HAPILOT_SCALE_TARGETS`),
+/// beside how many it wants.
+pub(crate) async fn ready_replicas(
+    scaler: &impl Scaler,
+    settings: &Settings,
+) -> Result<Vec<hapilot_core::capacity::DeploymentCapacity>, hapilot_adapters::AdapterError> {
+    let mut observed = Vec::new();
+    for (deployment, wanted) in &settings.scale_targets {
+        observed.push(hapilot_core::capacity::DeploymentCapacity {
+            deployment: deployment.clone(),
+            wanted: *wanted,
+            ready: scaler.ready_replicas(deployment).await?,
+        });
+    }
+    Ok(observed)
+}
+
 /// One look at the ready replicas of every deployment the failover scales.
 async fn look_at_capacity(
     scaler: &impl Scaler,
@@ -123,18 +140,9 @@ async fn look_at_capacity(
     polls: u64,
     started_at: Option<&str>,
 ) -> Result<Value, FunctionError> {
-    let mut observed = Vec::new();
-    for (deployment, wanted) in &settings.scale_targets {
-        let ready = scaler
-            .ready_replicas(deployment)
-            .await
-            .map_err(FunctionError::from_adapter(ErrorName::ScaleFailed))?;
-        observed.push(hapilot_core::capacity::DeploymentCapacity {
-            deployment: deployment.clone(),
-            wanted: *wanted,
-            ready,
-        });
-    }
+    let observed = ready_replicas(scaler, settings)
+        .await
+        .map_err(FunctionError::from_adapter(ErrorName::ScaleFailed))?;
     let check = hapilot_core::capacity::judge(&observed);
     let waited_secs = started_at
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
