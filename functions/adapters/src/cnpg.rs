@@ -445,6 +445,23 @@ impl Database for CnpgCluster {
         })))
     }
 
+    async fn follow(
+        &self,
+        new_primary: &DatabaseTarget,
+        _deadline: Duration,
+    ) -> Result<crate::database::FollowOutcome, AdapterError> {
+        let (_, primary) = cluster_of(new_primary, "the new primary")?;
+        // In the distributed topology every Cluster names the primary one in
+        // `spec.replica.primary`; hapilot changes only the clusters it promotes or demotes.
+        Ok(crate::database::FollowOutcome {
+            state: hapilot_core::follow::FollowState::ByHand,
+            detail: format!(
+                "CloudNativePG: set spec.replica.primary of Cluster {} to {primary} (and its externalClusters' source)",
+                self.cluster
+            ),
+        })
+    }
+
     async fn rebuild_as_replica(
         &self,
         new_primary: &DatabaseTarget,

@@ -81,12 +81,38 @@ pub trait Database: Send + Sync {
         let _ = new_primary;
         async { Ok(None) }
     }
+    /// After a failover promoted `new_primary`, points this standby (another secondary) at
+    /// it and waits up to `deadline` until it streams from it on its new timeline. Changes
+    /// nothing on a server that is not a standby.
+    fn follow(
+        &self,
+        new_primary: &DatabaseTarget,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<FollowOutcome, AdapterError>> + Send;
     /// Where a cluster manager keeps a member list (Patroni's `GET /cluster`): the member a
     /// failover promotes here and every member; None for backends without one.
     fn cluster_members(
         &self,
     ) -> impl Future<Output = Result<Option<ClusterMembers>, AdapterError>> + Send {
         async { Ok(None) }
+    }
+}
+
+/// What [`Database::follow`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowOutcome {
+    /// The standby's state afterwards.
+    pub state: hapilot_core::follow::FollowState,
+    /// What the server said, or what to do.
+    pub detail: String,
+}
+
+impl FollowOutcome {
+    fn new(state: hapilot_core::follow::FollowState, detail: impl Into<String>) -> Self {
+        Self {
+            state,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -298,6 +324,18 @@ impl Database for AnyDatabase {
         }
     }
 
+    async fn follow(
+        &self,
+        new_primary: &DatabaseTarget,
+        deadline: Duration,
+    ) -> Result<FollowOutcome, AdapterError> {
+        match self {
+            AnyDatabase::Postgres(d) => d.follow(new_primary, deadline).await,
+            AnyDatabase::Patroni(d) => d.follow(new_primary, deadline).await,
+            AnyDatabase::Cloudnativepg(d) => d.follow(new_primary, deadline).await,
+        }
+    }
+
     async fn rebuild_approval(
         &self,
         new_primary: &DatabaseTarget,
@@ -341,6 +379,21 @@ impl PostgresDatabase {
             dsn: dsn.into(),
             agent: None,
         }
+    }
+
+    /// The host and port its DSN names (the first of each), where another server's
+    /// replication connection would reach it.
+    pub fn host_and_port(&self) -> Result<(String, u16), AdapterError> {
+        let dsn = crate::postgres_dsn::PostgresDsn::parse(self.dsn.expose())?;
+        let host = match dsn.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        Ok((
+            host,
+            dsn.config.get_ports().first().copied().unwrap_or(5432),
+        ))
     }
 
     /// host:port for messages (the DSN may hold a password).
@@ -616,6 +669,92 @@ impl Database for PostgresDatabase {
             fail(crate::error::error_chain(&e))
                 .transient_if(crate::error::send_failure_is_transient(&e))
         })
+    }
+
+    async fn follow(
+        &self,
+        new_primary: &DatabaseTarget,
+        deadline: Duration,
+    ) -> Result<FollowOutcome, AdapterError> {
+        use hapilot_core::follow::{FollowState, repoint_conninfo};
+        let Some(new_dsn) = new_primary.sql_dsn() else {
+            return Ok(FollowOutcome::new(
+                FollowState::ByHand,
+                "the new primary has no SQL connection string to point this standby at",
+            ));
+        };
+        let new = PostgresDatabase::new(new_dsn.clone());
+        let (host, port) = new.host_and_port()?;
+        let timeline = new.timeline().await?;
+        let client = self.connect().await?;
+        if !self.in_recovery(&client).await? {
+            return Ok(FollowOutcome::new(
+                FollowState::NotAStandby,
+                format!(
+                    "{} accepts writes: not re-pointed (a second primary beside the promoted one: fence it and re-protect it)",
+                    self.target()
+                ),
+            ));
+        }
+        let current: String = client
+            .query_one("SHOW primary_conninfo", &[])
+            .await
+            .map_err(|e| self.error(e))?
+            .get(0);
+        let conninfo = match repoint_conninfo(&current, &host, port) {
+            Ok(conninfo) => conninfo,
+            Err(e) => return Ok(FollowOutcome::new(FollowState::ByHand, e.to_string())),
+        };
+        if conninfo != current {
+            // primary_conninfo is reloadable since PostgreSQL 13: the WAL receiver restarts
+            // with it. ALTER SYSTEM takes no parameters, hence the quoted literal.
+            client
+                .batch_execute(&format!(
+                    "ALTER SYSTEM SET primary_conninfo = '{}'",
+                    conninfo.replace('\'', "''")
+                ))
+                .await
+                .map_err(|e| self.error(e))?;
+            client
+                .batch_execute("SELECT pg_reload_conf()")
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        let started = Instant::now();
+        let mut last = String::from("no WAL receiver");
+        loop {
+            let row = client
+                .query_opt(
+                    "SELECT status, received_tli::int8 FROM pg_stat_wal_receiver",
+                    &[],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            if let Some(row) = row {
+                let (status, received): (String, Option<i64>) = (row.get(0), row.get(1));
+                if status == "streaming" && received.is_some_and(|t| t >= timeline) {
+                    return Ok(FollowOutcome::new(
+                        FollowState::Following { timeline },
+                        format!("streams from {host}:{port} on timeline {timeline}"),
+                    ));
+                }
+                last = format!(
+                    "WAL receiver {status} on timeline {}",
+                    received.map_or("?".into(), |t| t.to_string())
+                );
+            }
+            if started.elapsed() >= deadline {
+                return Ok(FollowOutcome::new(
+                    FollowState::NotFollowing,
+                    format!(
+                        "{} did not stream from {host}:{port} on timeline {timeline} within {} s ({last}): it most likely replayed WAL beyond the promotion point; rebuild it from the new primary (hapilot reprotect) and see its server log",
+                        self.target(),
+                        deadline.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -912,6 +1051,30 @@ impl Database for PatroniMember {
         })
     }
 
+    async fn follow(
+        &self,
+        _new_primary: &DatabaseTarget,
+        _deadline: Duration,
+    ) -> Result<FollowOutcome, AdapterError> {
+        use hapilot_core::follow::FollowState;
+        // Patroni re-points its replicas at the new leader itself (from the DCS); hapilot
+        // only checks that this member did not take the lead too.
+        Ok(if self.is_primary().await? {
+            FollowOutcome::new(
+                FollowState::NotAStandby,
+                format!("Patroni member {} is a leader too", self.member),
+            )
+        } else {
+            FollowOutcome::new(
+                FollowState::ManagedByCluster,
+                format!(
+                    "Patroni member {} follows the cluster's leader",
+                    self.member
+                ),
+            )
+        })
+    }
+
     async fn cluster_members(&self) -> Result<Option<ClusterMembers>, AdapterError> {
         let path = "/cluster";
         let body: serde_json::Value = self
@@ -1031,6 +1194,26 @@ impl Database for MemoryDatabase {
             method: "pg_basebackup".into(),
             detail: "rebuilt in memory".into(),
         })
+    }
+
+    async fn follow(
+        &self,
+        _new_primary: &DatabaseTarget,
+        _deadline: Duration,
+    ) -> Result<FollowOutcome, AdapterError> {
+        use hapilot_core::follow::FollowState;
+        let mut state = self.state.lock().expect("state");
+        if !state.in_recovery {
+            return Ok(FollowOutcome::new(
+                FollowState::NotAStandby,
+                "it accepts writes",
+            ));
+        }
+        state.streaming = Some(true);
+        Ok(FollowOutcome::new(
+            FollowState::Following { timeline: 2 },
+            "followed in memory",
+        ))
     }
 
     async fn cluster_members(&self) -> Result<Option<ClusterMembers>, AdapterError> {

@@ -17,6 +17,7 @@ pub mod endpoint;
 pub mod error;
 pub mod failback;
 pub mod failover;
+pub mod follow;
 pub mod health;
 pub mod paging;
 pub mod readiness;

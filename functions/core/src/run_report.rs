@@ -172,6 +172,12 @@ pub struct RunState {
     /// Why the Vault step failed (the run went on).
     #[serde(default)]
     pub vault_error: Value,
+    /// The other secondaries pointed at the new primary (`followers`, `summary`).
+    #[serde(default)]
+    pub followers: Value,
+    /// Why re-pointing them failed, if it did (the run went on).
+    #[serde(default)]
+    pub follow_error: Value,
     /// An undone fence.
     #[serde(default)]
     pub unfence: Value,
@@ -289,6 +295,13 @@ pub struct RunReport {
     /// Why the Vault step failed, if it did (the run went on without it).
     #[serde(default)]
     pub vault_error: Value,
+    /// The other secondaries after the promotion: following the new primary, or what they
+    /// need (a rebuild, a hand).
+    #[serde(default)]
+    pub followers: Value,
+    /// Why re-pointing them failed, if it did (the run went on).
+    #[serde(default)]
+    pub follow_error: Value,
     /// An undone fence.
     pub unfence: Value,
     /// A reprotect's rebuild.
@@ -433,6 +446,8 @@ impl RunReport {
             choice: state.choice.clone(),
             vault: state.vault_promotion.clone(),
             vault_error: state.vault_error.clone(),
+            followers: state.followers.clone(),
+            follow_error: state.follow_error.clone(),
             unfence: state.unfence.clone(),
             rebuild: state.rebuild.clone(),
             streaming: state.streaming.clone(),

@@ -271,6 +271,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "emergency fence: the failing primary's control off (data plane only), its database read-only where reachable",
     },
     FunctionSpec {
+        name: "follow-new-primary",
+        substitution: "FollowNewPrimaryFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database, Credential::Kubernetes],
+        summary: "point the other secondaries at the promoted database (each must stream on its timeline)",
+    },
+    FunctionSpec {
         name: "plan-backup-audit",
         substitution: "PlanBackupAuditFunctionArn",
         requires: &[],

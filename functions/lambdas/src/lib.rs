@@ -24,6 +24,7 @@ pub mod describe_run;
 pub mod error;
 pub mod evaluate_readiness;
 pub mod fence_primary;
+pub mod follow_new_primary;
 pub mod plan_backup_audit;
 pub mod plan_drill;
 pub mod plan_failback;

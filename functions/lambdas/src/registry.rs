@@ -24,11 +24,12 @@ use crate::config::Settings;
 use crate::{
     FunctionError, alarm_router, answer_approval, audit_backup_policy, canary_gate, check_catchup,
     check_data, check_dns_sync, check_health, check_restore, choose_standby, describe_run,
-    evaluate_readiness, fence_primary, plan_backup_audit, plan_drill, plan_failback, plan_failover,
-    plan_restore, promote_database, promote_vault, publish_replication_lag, read_replication,
-    record_run, report_backup_audit, report_drill, reprotect_database, request_approval,
-    restore_database, restore_vault, scale_region, shift_traffic, snapshot_weights, start_run,
-    unfence_primary, verify_restore_point, watch_region,
+    evaluate_readiness, fence_primary, follow_new_primary, plan_backup_audit, plan_drill,
+    plan_failback, plan_failover, plan_restore, promote_database, promote_vault,
+    publish_replication_lag, read_replication, record_run, report_backup_audit, report_drill,
+    reprotect_database, request_approval, restore_database, restore_vault, scale_region,
+    shift_traffic, snapshot_weights, start_run, unfence_primary, verify_restore_point,
+    watch_region,
 };
 
 /// The future a handler returns.
@@ -361,6 +362,9 @@ functions! {
     });
     "fence-primary" => fence_primary(|a, event| {
         fence_primary::fence_primary(|k| a.emergency_traffic_switch(k), |r| a.database(r), &a.settings, &a.journal, event).await
+    });
+    "follow-new-primary" => follow_new_primary(|a, event| {
+        follow_new_primary::follow_new_primary(|r| a.database(r), &a.settings, &a.journal, event).await
     });
     "plan-backup-audit" => plan_backup_audit(|a, event| plan_backup_audit::plan_backup_audit(&a.settings, event).await);
     "plan-restore" => plan_restore(|a, event| {
