@@ -263,8 +263,27 @@ impl WorldOptions {
 pub struct ThirdRegion {
     /// Its gateway.
     pub gateway: SimulatedGateway,
-    /// Its Patroni member (a replica of the cluster's leader).
-    pub member: SimulatedPatroni,
+    /// Its database, a replica of the primary's.
+    pub database: ThirdDatabase,
+}
+
+impl ThirdRegion {
+    /// Its Patroni member, in the Patroni setup.
+    pub fn patroni_member(&self) -> Option<&SimulatedPatroni> {
+        match &self.database {
+            ThirdDatabase::Patroni(member) => Some(member),
+            ThirdDatabase::Postgres(_) => None,
+        }
+    }
+}
+
+/// The second secondary's database.
+pub enum ThirdDatabase {
+    /// A Patroni member of the cluster (the Patroni setup).
+    Patroni(SimulatedPatroni),
+    /// A real PostgreSQL server streaming from the primary (the postgres setup; the same
+    /// server as the pair's `third`).
+    Postgres(super::postgres::PostgresServer),
 }
 
 /// The creation of `region`'s record of the global name, `set`: weighted (`weight`) or a
@@ -475,9 +494,9 @@ impl LocalDeployment {
         let standby = SimulatedGateway::start(STANDBY_REGION)
             .await
             .map_err(io("starting a gateway"))?;
-        if options.third_region && database != DatabaseSetup::Patroni {
+        if options.third_region && database == DatabaseSetup::Cloudnativepg {
             return Err(LocalError::Invalid(
-                "a third region runs on the Patroni setup only (its database is a Patroni member)"
+                "a third region runs on the Patroni or postgres setup (the CloudNativePG stand-in manages two clusters)"
                     .into(),
             ));
         }
@@ -553,11 +572,16 @@ impl LocalDeployment {
                 Databases::Patroni { primary, standby }
             }
             DatabaseSetup::Postgres | DatabaseSetup::Cloudnativepg => {
-                let pair = tokio::task::spawn_blocking(PostgresPair::start)
-                    .await
-                    .map_err(|e| {
-                        LocalError::io("starting PostgreSQL")(std::io::Error::other(e))
-                    })??;
+                let with_third = third.is_some();
+                let pair = tokio::task::spawn_blocking(move || {
+                    let mut pair = PostgresPair::start()?;
+                    if with_third {
+                        pair.start_third_replica()?;
+                    }
+                    Ok::<_, LocalError>(pair)
+                })
+                .await
+                .map_err(|e| LocalError::io("starting PostgreSQL")(std::io::Error::other(e)))??;
                 let (old, new) = pair.nodes();
                 let agents = (
                     PostgresAgent::start(old)
@@ -603,7 +627,7 @@ impl LocalDeployment {
                 }
             }
         };
-        let (primary_db, standby_db) = match &databases {
+        let (primary_db, standby_db, third_db) = match &databases {
             Databases::Patroni { primary, standby } => (
                 DatabaseTarget::Patroni {
                     url: primary.url(),
@@ -621,6 +645,13 @@ impl LocalDeployment {
                     // The simulated members have no SQL behind them.
                     dsn: None,
                 },
+                third_member.as_ref().map(|member| DatabaseTarget::Patroni {
+                    url: member.url(),
+                    member: member.name(),
+                    ca_file: None,
+                    auth: Some(patroni_auth()),
+                    dsn: None,
+                }),
             ),
             // The functions reach the pair as they would RDS: URI DSNs, TLS verified fully
             // against the pair's CA.
@@ -652,6 +683,7 @@ impl LocalDeployment {
                         CNPG_CLUSTERS.1,
                         pair.replica.verified_dsn(&pair.ca_file()),
                     ),
+                    None,
                 )
             }
             Databases::Postgres {
@@ -683,6 +715,13 @@ impl LocalDeployment {
                     DatabaseTarget::Postgres {
                         dsn: standby_dsn.into(),
                         agent_url: Some(agents.1.url()),
+                    },
+                    match &pair.third {
+                        Some(server) => Some(DatabaseTarget::Postgres {
+                            dsn: front(server, WITNESS_REGION).await?.into(),
+                            agent_url: None,
+                        }),
+                        None => None,
                     },
                 )
             }
@@ -828,22 +867,16 @@ impl LocalDeployment {
                 },
             ),
         ]);
-        // The second secondary: a gateway and a Patroni member, no Kubernetes API, Vault or
-        // Redis of its own in the local world.
+        // The second secondary: a gateway and a replica (a Patroni member or a PostgreSQL
+        // server), no Kubernetes API, Vault or Redis of its own in the local world.
         let mut regions = regions;
-        if let (Some(eu), Some(member)) = (&third, &third_member) {
+        if let (Some(eu), Some(database)) = (&third, &third_db) {
             regions.insert(
                 WITNESS_REGION.to_string(),
                 RegionConfig {
                     health_url: eu.health_url(),
                     set_identifier: THIRD_SET.to_string(),
-                    database: Some(DatabaseTarget::Patroni {
-                        url: member.url(),
-                        member: member.name(),
-                        ca_file: None,
-                        auth: Some(patroni_auth()),
-                        dsn: None,
-                    }),
+                    database: Some(database.clone()),
                     kubernetes: None,
                     vault: None,
                     redis: None,
@@ -1007,8 +1040,14 @@ impl LocalDeployment {
         let operator = create_operator(stack, &templates).await?;
         Ok(Self {
             third: third
-                .zip(third_member)
-                .map(|(gateway, member)| ThirdRegion { gateway, member }),
+                .zip(match (third_member, &databases) {
+                    (Some(member), _) => Some(ThirdDatabase::Patroni(member)),
+                    (None, Databases::Postgres { pair, .. }) => {
+                        pair.third.clone().map(ThirdDatabase::Postgres)
+                    }
+                    _ => None,
+                })
+                .map(|(gateway, database)| ThirdRegion { gateway, database }),
             operator,
             prometheus,
             lb_metrics,

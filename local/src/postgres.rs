@@ -182,6 +182,9 @@ pub struct PostgresPair {
     pub primary: PostgresServer,
     /// The streaming replica (region 2).
     pub replica: PostgresServer,
+    /// A second streaming replica of the primary (region 3), once
+    /// [`PostgresPair::start_third_replica`] made it.
+    pub third: Option<PostgresServer>,
 }
 
 impl PostgresPair {
@@ -218,6 +221,7 @@ impl PostgresPair {
                 data: root.join("replica"),
                 port: 0,
             },
+            third: None,
             primary,
         };
         let mut initdb = pg_command(&bin, "initdb");
@@ -264,6 +268,34 @@ impl PostgresPair {
 }
 
 impl PostgresPair {
+    /// Adds a second streaming replica of the primary (the HA document's second secondary):
+    /// a fresh `pg_basebackup -R` of the primary, started. Blocking.
+    pub fn start_third_replica(&mut self) -> Result<&PostgresServer, LocalError> {
+        let mut third = PostgresServer {
+            bin: self.primary.bin.clone(),
+            data: self.root.join("third"),
+            port: 0,
+        };
+        let mut basebackup = pg_command(&self.primary.bin, "pg_basebackup");
+        basebackup
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+            ])
+            .arg(&third.data)
+            .args(["-R", "-X", "stream", "-c", "fast"]);
+        run(basebackup, "pg_basebackup (third replica)")?;
+        third.port = free_port().map_err(LocalError::io("finding a free port"))?;
+        append_conf(&third.data, third.port, &self.root)?;
+        third.start()?;
+        Ok(self.third.insert(third))
+    }
+
     /// The CA that signed both servers' certificates (PEM).
     pub fn ca_file(&self) -> PathBuf {
         self.root.join("tls").join("ca.pem")
@@ -688,6 +720,9 @@ pub fn make_tls_files(root: &Path) -> Result<(), LocalError> {
 
 impl Drop for PostgresPair {
     fn drop(&mut self) {
+        if let Some(third) = &self.third {
+            third.stop_quietly();
+        }
         self.replica.stop_quietly();
         self.primary.stop_quietly();
         // The DR region's server (a restore's target) lives under the same root: stop it

@@ -211,7 +211,10 @@ async fn a_dark_primary_fails_over_to_the_secondary_that_loses_least() {
     );
     assert_eq!(output["plan"]["standby"]["region"], WITNESS_REGION);
     let third = world.deployment.third.as_ref().unwrap();
-    assert!(third.member.is_primary(), "eu-west-1's member leads");
+    assert!(
+        third.patroni_member().unwrap().is_primary(),
+        "eu-west-1's member leads"
+    );
     assert!(
         !standby.is_primary() && !primary.is_primary(),
         "us-west-2's member follows the new leader"
@@ -229,6 +232,123 @@ async fn a_dark_primary_fails_over_to_the_secondary_that_loses_least() {
             region == "us-east-1" && service == "monitoring",
             "unexpected refused call {region}/{service} x{count}: {refused:?}"
         );
+    }
+}
+
+/// The HA document's two secondaries on real PostgreSQL: us-east-1 goes dark while
+/// us-west-2's gateway fails its checks, so eu-west-1's server is promoted, and us-west-2's
+/// server (which the run re-points) streams the new primary's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_us_west_2_degraded_eu_west_1_takes_over_and_us_west_2_streams_from_it() {
+    let mut world = RegionalWorld::start_with(WorldOptions {
+        third_region: true,
+        ..WorldOptions::regional(DatabaseSetup::Postgres, RecordRouting::Weighted)
+    })
+    .await;
+    world
+        .deployment
+        .reconfigure_region(world.stack.stack(), STANDBY_REGION, |s| {
+            for trigger in &mut s.triggers {
+                trigger.standby_candidates = vec![WITNESS_REGION.into()];
+            }
+        })
+        .unwrap();
+    let Databases::Postgres { pair, .. } = &world.deployment.databases else {
+        unreachable!()
+    };
+    let third = pair.third.as_ref().expect("eu-west-1's server");
+    let connect = async |dsn: String| {
+        hapilot_adapters::database::PostgresDatabase::new(dsn)
+            .connect()
+            .await
+            .unwrap()
+    };
+    connect(pair.primary.dsn())
+        .await
+        .batch_execute(
+            "CREATE TABLE spend (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    // The application writes until the region dies (a replica that replayed nothing yet has
+    // no bounded data at risk and would not be eligible).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, dsn) = (stop.clone(), pair.primary.dsn());
+        tokio::spawn(async move {
+            let client = hapilot_adapters::database::PostgresDatabase::new(dsn)
+                .connect()
+                .await
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = client
+                    .batch_execute("INSERT INTO spend DEFAULT VALUES")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    world.deployment.standby.set_mode(GatewayMode::Failing);
+    world.stack.stack().black_out("us-east-1");
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    tokio::task::block_in_place(|| pair.primary.kill()).unwrap();
+
+    let decision = world.decision().await;
+    assert_eq!(decision["decision"], "start", "{decision:#}");
+    let outcome = world
+        .follow_in_standby(decision["execution_arn"].as_str().unwrap())
+        .await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let output = outcome.output.clone().unwrap();
+    assert_eq!(
+        output["choice"]["chosen"]["region"], WITNESS_REGION,
+        "{:#}",
+        output["choice"]
+    );
+    let scores = output["choice"]["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2, "{scores:#?}");
+    assert_eq!(
+        output["followers"]["followers"][0]["region"], STANDBY_REGION,
+        "{:#}",
+        output["followers"]
+    );
+    assert_eq!(
+        output["followers"]["followers"][0]["state"], "following",
+        "{:#}",
+        output["followers"]
+    );
+    for client in ["us-east-1", "eu-west-1", "us-west-2"] {
+        assert_eq!(
+            world.answer(client).await.as_deref(),
+            Some(THIRD_SET),
+            "{client}"
+        );
+    }
+    // us-west-2 really streams from eu-west-1: a row the new primary commits arrives there.
+    let id: i64 = connect(third.dsn())
+        .await
+        .query_one("INSERT INTO spend DEFAULT VALUES RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let replica = connect(pair.replica.dsn()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = replica
+            .query_opt("SELECT 1 FROM spend WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        if seen.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "row {id} written on eu-west-1 never reached us-west-2"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -536,7 +536,13 @@ fn weights3(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secondary_that_loses_least_takes_over_and_the_other_follows_it() {
     let world = with_eu_candidate().await;
-    let eu_member = &world.deployment.third.as_ref().unwrap().member;
+    let eu_member = world
+        .deployment
+        .third
+        .as_ref()
+        .unwrap()
+        .patroni_member()
+        .unwrap();
     let (_, west) = patroni(&world);
     west.set_replay_lag(Duration::from_secs(60));
     world.deployment.primary.set_mode(GatewayMode::Failing);
@@ -579,7 +585,7 @@ async fn the_secondary_that_loses_least_takes_over_and_the_other_follows_it() {
 async fn a_degraded_secondary_is_passed_over_and_all_degraded_ask_a_human() {
     let world = with_eu_candidate().await;
     let third = world.deployment.third.as_ref().unwrap();
-    let (eu_gateway, eu_member) = (&third.gateway, &third.member);
+    let (eu_gateway, eu_member) = (&third.gateway, third.patroni_member().unwrap());
     world.deployment.primary.set_mode(GatewayMode::Failing);
     world.deployment.standby.set_mode(GatewayMode::Failing);
     eu_gateway.set_mode(GatewayMode::Failing);
