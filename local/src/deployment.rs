@@ -85,7 +85,7 @@ pub enum Databases {
     /// A real PostgreSQL pair, each server with its host agent (re-protection).
     Postgres {
         /// The servers.
-        pair: PostgresPair,
+        pair: Box<PostgresPair>,
         /// Host agents of (the primary region's, the standby region's) server.
         agents: (PostgresAgent, PostgresAgent),
         /// The DR restore's server (laid down by a restore) in the standby region, and its agent.
@@ -619,7 +619,7 @@ impl LocalDeployment {
                     ])
                 });
                 Databases::Postgres {
-                    pair,
+                    pair: Box::new(pair),
                     agents,
                     dr: Box::new((dr_node, dr_agent)),
                     operator,
