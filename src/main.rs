@@ -79,6 +79,15 @@ enum Command {
         /// directory); default infra/parameters/local.json.
         #[arg(long)]
         parameters: Option<PathBuf>,
+        /// The secondaries the failover chooses from: `1` (us-west-2) or `2` (eu-west-1 too,
+        /// with a PostgreSQL replica of its own, as in the HA document's section 3; the
+        /// region-dark postgres drill).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        secondaries: u8,
+        /// A secondary whose gateway fails its health checks from before the outage (with
+        /// `--secondaries 2`): the failover must choose the other.
+        #[arg(long, value_parser = ["us-west-2", "eu-west-1"])]
+        degrade: Option<String>,
     },
     /// Start a run of a state machine (name or ARN) and follow it to its end.
     Start {
@@ -527,6 +536,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
             pace,
             parameters,
+            secondaries,
+            degrade,
         } => {
             let pace = if pace == "aws" {
                 hapilot::local::pace::Pace::AWS
@@ -553,6 +564,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     hapilot_core::failover::FailoverMode::Ungraceful
                 },
+                second_secondary: secondaries == 2,
+                degraded: degrade,
                 ..RehearsalOptions::default()
             };
             // Ctrl-C or SIGTERM drops the rehearsal, and with it every service it started.

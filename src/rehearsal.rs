@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::HapilotError;
 use crate::local::deployment::{
     DR_BACKUP_BUCKET, DatabaseSetup, Databases, LocalDeployment, PRIMARY_ALARM, PRIMARY_REGION,
-    RecordRouting, STANDBY_REGION, STANDBY_SET, WorldOptions, alarm_event,
+    PRIMARY_SET, RecordRouting, STANDBY_REGION, WITNESS_REGION, WorldOptions, alarm_event,
 };
 use crate::local::front_door::invoke;
 use crate::local::gateway::GatewayMode;
@@ -54,6 +54,12 @@ pub struct RehearsalOptions {
     pub pace: crate::local::pace::Pace,
     /// The parameters file whose stacks are deployed.
     pub parameters: std::path::PathBuf,
+    /// eu-west-1 is a second secondary the failover may choose (the HA document's section 3;
+    /// a region-dark drill on the postgres backend).
+    pub second_secondary: bool,
+    /// A secondary whose gateway fails its health checks from before the outage: the
+    /// failover must choose another.
+    pub degraded: Option<String>,
 }
 
 /// What dies in an ungraceful drill.
@@ -81,6 +87,8 @@ impl Default for RehearsalOptions {
             database: DatabaseSetup::Postgres,
             pace: crate::local::pace::Pace::compressed(),
             parameters: crate::local::template::local_parameters_file(),
+            second_secondary: false,
+            degraded: None,
         }
     }
 }
@@ -89,6 +97,33 @@ impl RehearsalOptions {
     /// Whether this drill darkens a whole region (the quorum world, data plane running).
     pub fn region_dark(&self) -> bool {
         self.mode == FailoverMode::Ungraceful && self.outage == Outage::RegionDark
+    }
+
+    /// Refuses combinations the local world cannot build, before anything starts.
+    pub fn check(&self) -> Result<(), HapilotError> {
+        let refuse = |why: &str| {
+            Err(HapilotError::Invalid(format!(
+                "{why}; run without --secondaries 2 / --degrade, or with the region-dark postgres drill"
+            )))
+        };
+        if self.second_secondary && !self.region_dark() {
+            return refuse(
+                "two secondaries are drilled with us-east-1 dark (--outage region-dark, ungraceful)",
+            );
+        }
+        if self.second_secondary && self.database != DatabaseSetup::Postgres {
+            return refuse(
+                "eu-west-1's replica is a plain PostgreSQL server (--database postgres)",
+            );
+        }
+        match self.degraded.as_deref() {
+            None => Ok(()),
+            Some(_) if !self.second_secondary => {
+                refuse("a degraded secondary needs another to choose (--secondaries 2)")
+            }
+            Some(r) if r == STANDBY_REGION || r == WITNESS_REGION => Ok(()),
+            Some(r) => refuse(&format!("{r} is not a secondary of the local world")),
+        }
     }
 }
 
@@ -163,6 +198,14 @@ pub struct RehearsalReport {
     /// The failover's choice of standby (every candidate's numbers when there were several).
     #[serde(default)]
     pub choice: Value,
+    /// The region whose database the failover promoted.
+    pub took_over: String,
+    /// The other secondaries after the promotion (following the new primary, or what they
+    /// need).
+    #[serde(default)]
+    pub followers: Value,
+    /// The secondary degraded before the outage, if the drill degraded one.
+    pub degraded: Option<String>,
 }
 
 /// How the restore-to-DR check went (the dr-restore state machine, latest backups).
@@ -205,6 +248,9 @@ pub struct FailbackSummary {
     pub reprotect_vault: Value,
     /// Per step: primary share, gate verdict, measured error rate.
     pub steps: Vec<(i64, String, Option<f64>)>,
+    /// The other secondaries pointed at the primary region again.
+    #[serde(default)]
+    pub followers: Value,
     /// Weights at the end.
     pub dns_after: Value,
 }
@@ -225,6 +271,7 @@ impl RehearsalReport {
                 .as_ref()
                 .is_some_and(|r| r.status == "SUCCEEDED")
             && self.emergency_path_clean()
+            && self.followers["attention"] != true
     }
 
     /// In a region-dark drill: the emergency path got nothing from the dark region and made
@@ -362,6 +409,11 @@ impl RehearsalReport {
                 verdict(calls.route53_control_plane == 0)
             ));
         }
+        if let Some(region) = &self.degraded {
+            out.push_str(&format!(
+                "degraded       {region} (its gateway failing its checks before the outage)\n"
+            ));
+        }
         if let Some(summary) = self.choice["summary"].as_str() {
             out.push_str(&format!("standby        {summary}\n"));
             for score in self.choice["scores"].as_array().into_iter().flatten() {
@@ -371,6 +423,12 @@ impl RehearsalReport {
                     score["reason"].as_str().unwrap_or("")
                 ));
             }
+        }
+        if let Some(summary) = self.followers["summary"].as_str() {
+            out.push_str(&format!(
+                "followers      {summary}  {}\n",
+                verdict(self.followers["attention"] == false)
+            ));
         }
         if let Some(summary) = self.capacity["summary"].as_str() {
             out.push_str(&format!(
@@ -452,6 +510,9 @@ impl RehearsalReport {
                 if let Some(line) = vault_line(&f.reprotect_vault) {
                     out.push_str(&format!("  vault        {line}\n"));
                 }
+                if let Some(summary) = f.followers["summary"].as_str() {
+                    out.push_str(&format!("  followers    {summary}\n"));
+                }
                 for (percent, verdict, rate) in &f.steps {
                     out.push_str(&format!(
                         "  step {percent:>3} %  gate {verdict:<12} error rate {}\n",
@@ -472,6 +533,30 @@ impl RehearsalReport {
     }
 }
 
+/// The region whose database the failover promoted: the run's standby after its choice.
+fn took_over(outcome: &crate::runs::RunOutcome) -> String {
+    outcome
+        .output
+        .as_ref()
+        .and_then(|o| o["plan"]["standby"]["region"].as_str())
+        .unwrap_or(STANDBY_REGION)
+        .to_string()
+}
+
+/// The pair's server in `region`.
+fn server_in<'a>(
+    pair: &'a crate::local::postgres::PostgresPair,
+    region: &str,
+) -> Result<&'a crate::local::postgres::PostgresServer, HapilotError> {
+    match region {
+        PRIMARY_REGION => Some(&pair.primary),
+        STANDBY_REGION => Some(&pair.replica),
+        WITNESS_REGION => pair.third.as_ref(),
+        _ => None,
+    }
+    .ok_or_else(|| HapilotError::Invalid(format!("the drill has no PostgreSQL server in {region}")))
+}
+
 /// `us-west-2/hapilot-watch-us-east-1` for an alarm ARN, the ARN itself otherwise.
 fn vantage_label(arn: &str) -> String {
     hapilot_core::alarm::AlarmRef::parse(arn)
@@ -488,6 +573,7 @@ pub async fn run_rehearsal(
     options: RehearsalOptions,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<RehearsalReport, HapilotError> {
+    options.check()?;
     say("starting the local stack (moto + Lambda host) ...");
     let stack = LocalStack::start(stack_options, say.clone()).await?;
     say(&format!("local stack up at {}", stack.endpoint_url()));
@@ -506,6 +592,7 @@ pub async fn run_rehearsal(
     };
     let world = WorldOptions {
         pace: options.pace,
+        third_region: options.second_secondary,
         ..world
     };
     say(&format!(
@@ -513,12 +600,24 @@ pub async fn run_rehearsal(
         options.parameters.display()
     ));
     let deploying = Instant::now();
-    let deployment = LocalDeployment::create_from(&stack, world, &options.parameters).await?;
+    let mut deployment = LocalDeployment::create_from(&stack, world, &options.parameters).await?;
+    if options.second_secondary {
+        say(
+            "eu-west-1 is a second secondary (its gateway, its record, a PostgreSQL replica of the primary); us-west-2's alarm router offers it to the failover as a candidate",
+        );
+        deployment.reconfigure_region(&stack, STANDBY_REGION, |s| {
+            for trigger in &mut s.triggers {
+                trigger.standby_candidates = vec![WITNESS_REGION.into()];
+            }
+        })?;
+    }
     // New pods pass their startup and readiness probes in a while, not at once (20 s in AWS
     // for a warm image, at this pace): the failover must wait for them before moving traffic.
-    deployment
-        .standby_kube
-        .set_ready_delay(Duration::from_secs_f64(20.0 * options.pace.scale()));
+    let ready_delay = Duration::from_secs_f64(20.0 * options.pace.scale());
+    deployment.standby_kube.set_ready_delay(ready_delay);
+    if let Some(third) = &deployment.third {
+        third.kube.set_ready_delay(ready_delay);
+    }
     say(&format!(
         "deployed {} (and the world around them) in {:.1} s",
         deployment
@@ -577,7 +676,8 @@ pub async fn run_rehearsal(
             deployment.primary_vault.set_down(false);
         }
         report.restore = Some(restore_check(&stack, &deployment, say.clone()).await?);
-        report.failback = Some(failback_after(&stack, &deployment, say).await?);
+        let took_over = report.took_over.clone();
+        report.failback = Some(failback_after(&stack, &deployment, &took_over, say).await?);
     }
     drop(data_plane);
     drop(deployment);
@@ -673,6 +773,14 @@ async fn drill_on(
     // Users: a client in us-east-1 asks the global name every quarter second through its
     // resolver, which keeps an answer for the records' TTL; the first healthy answer from the
     // standby after the outage is when users are served again.
+    if let Some(region) = &options.degraded {
+        say(&format!(
+            "{region} degraded: its gateway fails its health checks from now on (the failover must choose another secondary)"
+        ));
+        if let Some(gateway) = deployment.gateway_in(region) {
+            gateway.set_mode(GatewayMode::Failing);
+        }
+    }
     let users = UserTraffic::start(deployment.global.health_url());
     let mut failover_run: Option<FailoverRun> = None;
     let (outcome, execution_arn, decision, detection_secs, orchestration_secs, rto_secs) =
@@ -798,8 +906,10 @@ async fn drill_on(
     // Two checks (primary, standby) before the shift, each with (samples - 1) pauses.
     let configured_waits_secs = 2.0 * (samples - 1.0) * interval;
 
-    // RPO, measured: which committed rows survived on the promoted database?
-    let promoted = PostgresDatabase::new(pair.replica.dsn())
+    // RPO, measured: which committed rows survived on the promoted database (the chosen
+    // secondary's)?
+    let took_over = took_over(&outcome);
+    let promoted = PostgresDatabase::new(server_in(pair, &took_over)?.dsn())
         .connect()
         .await
         .map_err(db_error)?;
@@ -874,6 +984,13 @@ async fn drill_on(
             .as_ref()
             .map(|o| o["choice"].clone())
             .unwrap_or_default(),
+        followers: outcome
+            .output
+            .as_ref()
+            .map(|o| o["followers"].clone())
+            .unwrap_or_default(),
+        took_over,
+        degraded: options.degraded.clone(),
     })
 }
 
@@ -934,7 +1051,7 @@ impl UserTraffic {
                     Ok(r) if r.status().is_success() => r
                         .json::<Value>()
                         .await
-                        .is_ok_and(|b| b["region"] == crate::local::deployment::STANDBY_REGION),
+                        .is_ok_and(|b| b["region"].as_str().is_some_and(|r| r != PRIMARY_REGION)),
                     _ => false,
                 };
                 let outage_started = since.lock().expect("outage").is_some();
@@ -1098,7 +1215,7 @@ async fn region_dark_failover(
         let mut ended_at: Option<Instant> = None;
         loop {
             if let Ok(Some(set)) = deployment.dns_answer(stack, PRIMARY_REGION).await
-                && set == STANDBY_SET
+                && set != PRIMARY_SET
             {
                 return Some(killed.elapsed().as_secs_f64());
             }
@@ -1397,6 +1514,7 @@ async fn restore_check(
 async fn failback_after(
     stack: &LocalStack,
     deployment: &LocalDeployment,
+    took_over: &str,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<FailbackSummary, HapilotError> {
     let Databases::Postgres { pair, .. } = &deployment.databases else {
@@ -1410,7 +1528,7 @@ async fn failback_after(
     let name = run_name("drill-reprotect");
     let input = json!({
         "region": crate::local::deployment::PRIMARY_REGION,
-        "primary_region": crate::local::deployment::STANDBY_REGION,
+        "primary_region": took_over,
         "timeout_seconds": 120
     });
     // A rebuild that deletes data (CloudNativePG) asks first; the drill plays the operator.
@@ -1433,6 +1551,7 @@ async fn failback_after(
             reprotect_method: "-".into(),
             reprotect_vault: Value::Null,
             steps: Vec::new(),
+            followers: Value::Null,
             dns_after: json!(deployment.weights(stack).await?),
         });
     }
@@ -1449,9 +1568,11 @@ async fn failback_after(
         .unwrap_or_default();
     deployment.primary.set_mode(GatewayMode::Healthy);
     deployment.primary.traffic().set(400.0, 0.002);
-    deployment.standby.traffic().set(400.0, 0.002);
+    if let Some(gateway) = deployment.gateway_in(took_over) {
+        gateway.traffic().set(400.0, 0.002);
+    }
     // Let the rebuilt replica replay something recent, so its lag is measured, not unknown.
-    let promoted = PostgresDatabase::new(pair.replica.dsn())
+    let promoted = PostgresDatabase::new(server_in(pair, took_over)?.dsn())
         .connect()
         .await
         .map_err(|e| HapilotError::Aws {
@@ -1475,7 +1596,7 @@ async fn failback_after(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let input = json!({
         "primary_region": crate::local::deployment::PRIMARY_REGION,
-        "standby_region": crate::local::deployment::STANDBY_REGION,
+        "standby_region": took_over,
         "steps": [25, 50, 100],
         "bake_seconds": 2,
         "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
@@ -1519,6 +1640,11 @@ async fn failback_after(
         reprotect_method,
         reprotect_vault,
         steps,
+        followers: outcome
+            .output
+            .as_ref()
+            .map(|o| o["followers"].clone())
+            .unwrap_or_default(),
         dns_after: json!(deployment.weights(stack).await?),
     })
 }

@@ -265,6 +265,8 @@ pub struct ThirdRegion {
     pub gateway: SimulatedGateway,
     /// Its database, a replica of the primary's.
     pub database: ThirdDatabase,
+    /// Its Kubernetes API (the gateway's deployments, warm at two of each).
+    pub kube: SimulatedKubernetes,
 }
 
 impl ThirdRegion {
@@ -534,6 +536,23 @@ impl LocalDeployment {
         let faults = stack.faults();
         primary_kube.attach_faults(faults.clone(), PRIMARY_REGION);
         standby_kube.attach_faults(faults.clone(), STANDBY_REGION);
+        // The second secondary is warm like the first: two of each, scaled up by a failover
+        // that chooses it.
+        let third_kube = match third.is_some() {
+            true => {
+                let kube = SimulatedKubernetes::start_in(
+                    KUBE_TOKEN,
+                    NAMESPACE,
+                    &[("litellm", 2), ("agentgateway", 2), ("vllm", 2)],
+                    WITNESS_REGION,
+                )
+                .await
+                .map_err(io("starting a Kubernetes API"))?;
+                kube.attach_faults(faults.clone(), WITNESS_REGION);
+                Some(kube)
+            }
+            false => None,
+        };
         // The standby's Redis with its replica, when redis-server is installed (readiness reads
         // it; scripts/ensure-redis installs it).
         let redis = match super::redis::RedisPair::start().await {
@@ -769,22 +788,27 @@ impl LocalDeployment {
         .await
         .map_err(io("starting the global router"))?;
 
-        let prometheus =
-            LocalPrometheus::start(&[primary.metrics_target(), standby.metrics_target()]).await?;
+        let mut scraped = vec![primary.metrics_target(), standby.metrics_target()];
+        scraped.extend(third.iter().map(|eu| eu.metrics_target()));
+        let prometheus = LocalPrometheus::start(&scraped).await?;
         prometheus.require_authorization(&format!("Bearer {PROMETHEUS_TOKEN}"));
-        let lb_metrics = LoadBalancerMetrics::start(
-            sdk,
-            BTreeMap::from([
-                (
-                    PRIMARY_REGION.to_string(),
-                    (load_balancer(PRIMARY_REGION), primary.traffic()),
-                ),
-                (
-                    STANDBY_REGION.to_string(),
-                    (load_balancer(STANDBY_REGION), standby.traffic()),
-                ),
-            ]),
-        );
+        let mut balancers = BTreeMap::from([
+            (
+                PRIMARY_REGION.to_string(),
+                (load_balancer(PRIMARY_REGION), primary.traffic()),
+            ),
+            (
+                STANDBY_REGION.to_string(),
+                (load_balancer(STANDBY_REGION), standby.traffic()),
+            ),
+        ]);
+        if let Some(eu) = &third {
+            balancers.insert(
+                WITNESS_REGION.to_string(),
+                (load_balancer(WITNESS_REGION), eu.traffic()),
+            );
+        }
+        let lb_metrics = LoadBalancerMetrics::start(sdk, balancers);
         // Vault Enterprise with performance replication, as the HA document runs it: the
         // primary region's cluster is the primary, the standby's its secondary.
         let primary_vault = SimulatedVault::start_primary(VAULT_TOKEN)
@@ -867,21 +891,13 @@ impl LocalDeployment {
                 },
             ),
         ]);
-        // The second secondary: a gateway and a replica (a Patroni member or a PostgreSQL
-        // server), no Kubernetes API, Vault or Redis of its own in the local world.
+        // The second secondary: a gateway, a replica (a Patroni member or a PostgreSQL
+        // server) and its Kubernetes API; no Vault or Redis of its own in the local world.
         let mut regions = regions;
-        if let (Some(eu), Some(database)) = (&third, &third_db) {
+        if let (Some(eu), Some(database), Some(kube)) = (&third, &third_db, &third_kube) {
             regions.insert(
                 WITNESS_REGION.to_string(),
-                RegionConfig {
-                    health_url: eu.health_url(),
-                    set_identifier: THIRD_SET.to_string(),
-                    database: Some(database.clone()),
-                    kubernetes: None,
-                    vault: None,
-                    redis: None,
-                    restore: None,
-                },
+                region(eu, THIRD_SET, database.clone(), kube),
             );
         }
         // The secrets the templates name, as the operator creates them before deploying (in
@@ -1047,7 +1063,12 @@ impl LocalDeployment {
                     }
                     _ => None,
                 })
-                .map(|(gateway, database)| ThirdRegion { gateway, database }),
+                .zip(third_kube)
+                .map(|((gateway, database), kube)| ThirdRegion {
+                    gateway,
+                    database,
+                    kube,
+                }),
             operator,
             prometheus,
             lb_metrics,
@@ -1129,6 +1150,16 @@ impl LocalDeployment {
             stack.configure_region(region, own.clone())?;
         }
         Ok(())
+    }
+
+    /// The gateway serving `region`, if the world has one there.
+    pub fn gateway_in(&self, region: &str) -> Option<&SimulatedGateway> {
+        match region {
+            PRIMARY_REGION => Some(&self.primary),
+            STANDBY_REGION => Some(&self.standby),
+            WITNESS_REGION => self.third.as_ref().map(|t| &t.gateway),
+            _ => None,
+        }
     }
 
     /// Changes one region's settings only (e.g. what its prober sees).

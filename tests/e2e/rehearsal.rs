@@ -119,6 +119,65 @@ async fn the_drill_blacks_out_us_east_1_and_fails_over_without_it() {
     );
 }
 
+/// The HA document's three regions: eu-west-1 is a second secondary, us-west-2 is degraded
+/// before us-east-1 goes dark; the failover chooses eu-west-1, re-points us-west-2 at it, and
+/// the report lists both candidates with their numbers, the capacity wait, Vault and Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_secondaries_and_us_west_2_degraded_the_drill_fails_over_to_eu_west_1() {
+    let (stdout, report) = drill(&["--secondaries", "2", "--degrade", "us-west-2"]).await;
+    for line in [
+        "eu-west-1 is a second secondary",
+        "us-west-2 degraded: its gateway fails its health checks",
+        "degraded       us-west-2",
+        "standby        standby eu-west-1 chosen of 2: healthy, ",
+        "  candidate    eu-west-1  healthy, ",
+        "  candidate    us-west-2  not healthy (",
+        "followers      us-west-2 follows the new primary (timeline 2)  PASSED",
+        "capacity       standby capacity ready: ",
+        "DNS after      {\"eu-west-1\":\"tertiary\",\"us-east-1\":\"tertiary\",\"us-west-2\":\"tertiary\"}",
+        "emergency path calls to Route53's control plane: 0  PASSED",
+        "result         PASSED (tier Critical)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    assert_eq!(report["took_over"], "eu-west-1", "{report:#}");
+    assert_eq!(report["choice"]["scores"].as_array().unwrap().len(), 2);
+    assert_eq!(report["followers"]["attention"], false, "{report:#}");
+    assert!(
+        report["capacity"]["waited_secs"].as_f64().is_some(),
+        "{report:#}"
+    );
+    assert_eq!(report["failback"]["status"], "SUCCEEDED", "{report:#}");
+}
+
+/// What the drill cannot build is refused before anything starts, with what to run instead.
+#[tokio::test]
+async fn a_drill_the_world_cannot_build_is_refused_up_front() {
+    for args in [
+        &["--degrade", "us-west-2"][..],
+        &["--secondaries", "2", "--database", "cloudnativepg"][..],
+        &["--secondaries", "2", "--mode", "graceful"][..],
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hapilot"))
+            .arg("rehearsal")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("run without --secondaries 2 / --degrade"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("starting the local stack"),
+            "{args:?}: nothing may start"
+        );
+    }
+}
+
 /// A copy of `infra/` (templates and parameters file) beside the repository's state machines,
 /// with `change` applied to `template.yaml`'s text.
 fn infra_copy(change: impl Fn(&str) -> String) -> std::path::PathBuf {
