@@ -1016,8 +1016,36 @@ fn vault_line(vault: &Value) -> Option<String> {
         ),
         None => String::new(),
     };
+    // The other secondaries' clusters: re-joined, already following, or left (and why).
+    let followers: Vec<String> = vault["followers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let region = f["region"].as_str().unwrap_or("?");
+            match (
+                f["follows"].as_bool(),
+                f["pending"].as_str(),
+                f["left"].as_str(),
+            ) {
+                (Some(true), _, _) if f["done"].as_array().is_some_and(|d| d.is_empty()) => {
+                    format!("{region} already follows it")
+                }
+                (Some(true), _, _) => format!("{region} re-joined it"),
+                (_, Some(why), _) | (_, _, Some(why)) => format!("{region}: {why}"),
+                _ => format!(
+                    "{region}: {}",
+                    f["error"]["message"].as_str().unwrap_or("?")
+                ),
+            }
+        })
+        .collect();
+    let followers = match followers.is_empty() {
+        true => String::new(),
+        false => format!("; {}", followers.join("; ")),
+    };
     Some(format!(
-        "{summary} [calls: {}]{secret}",
+        "{summary} [calls: {}]{secret}{followers}",
         if calls.is_empty() {
             "none".to_string()
         } else {

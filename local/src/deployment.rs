@@ -267,6 +267,8 @@ pub struct ThirdRegion {
     pub database: ThirdDatabase,
     /// Its Kubernetes API (the gateway's deployments, warm at two of each).
     pub kube: SimulatedKubernetes,
+    /// Its Vault, a performance secondary of the primary's.
+    pub vault: SimulatedVault,
 }
 
 impl ThirdRegion {
@@ -286,6 +288,24 @@ pub enum ThirdDatabase {
     /// A real PostgreSQL server streaming from the primary (the postgres setup; the same
     /// server as the pair's `third`).
     Postgres(super::postgres::PostgresServer),
+}
+
+/// How a region's functions reach a local Redis pair: over TLS, verified against the master's
+/// own CA (as ElastiCache with in-transit encryption is reached), with its Sentinels.
+fn redis_target(pair: &super::redis::RedisPair) -> hapilot_adapters::redis::RedisTarget {
+    hapilot_adapters::redis::RedisTarget {
+        address: pair
+            .master
+            .tls_url()
+            .unwrap_or_else(|| pair.master.address()),
+        ca_pem: pair.master.ca_pem(),
+        password: Default::default(),
+        sentinel: Some(hapilot_adapters::redis::SentinelTarget {
+            addresses: pair.sentinel_addresses(),
+            master_name: super::redis::SENTINEL_MASTER.to_string(),
+            password: Default::default(),
+        }),
+    }
 }
 
 /// The creation of `region`'s record of the global name, `set`: weighted (`weight`) or a
@@ -397,6 +417,9 @@ pub struct LocalDeployment {
     pub third: Option<ThirdRegion>,
     /// The standby's Redis master and replica (None without redis-server).
     pub redis: Option<super::redis::RedisPair>,
+    /// The second secondary's Redis, with [`WorldOptions::third_region`] (None without
+    /// redis-server).
+    pub third_redis: Option<super::redis::RedisPair>,
     /// Route53's health checkers' view, shared by the resolver and the data plane loop.
     pub checkers: std::sync::Arc<super::data_plane::HealthCheckers>,
     /// What was built.
@@ -561,6 +584,10 @@ impl LocalDeployment {
                 tracing::warn!(error = %e, "no Redis in the local world");
                 None
             }
+        };
+        let third_redis = match (&third, &redis) {
+            (Some(_), Some(_)) => super::redis::RedisPair::start().await.ok(),
+            _ => None,
         };
         let mut third_member = None;
         let databases = match database {
@@ -817,6 +844,15 @@ impl LocalDeployment {
         let vault = SimulatedVault::start_secondary_of(&primary_vault, STANDBY_REGION, VAULT_TOKEN)
             .await
             .map_err(io("starting Vault"))?;
+        // The second secondary's cluster is a performance secondary of the primary too.
+        let third_vault = match third.is_some() {
+            true => Some(
+                SimulatedVault::start_secondary_of(&primary_vault, WITNESS_REGION, VAULT_TOKEN)
+                    .await
+                    .map_err(io("starting Vault"))?,
+            ),
+            false => None,
+        };
         for bucket in [BACKUP_BUCKET, DR_BACKUP_BUCKET] {
             hapilot_adapters::sdk::s3(sdk)
                 .create_bucket()
@@ -870,34 +906,22 @@ impl LocalDeployment {
                         }
                         Databases::Patroni { .. } => None,
                     },
-                    redis: redis
-                        .as_ref()
-                        .map(|pair| hapilot_adapters::redis::RedisTarget {
-                            // Over TLS, verified against the master's own CA, as ElastiCache
-                            // with in-transit encryption is reached.
-                            address: pair
-                                .master
-                                .tls_url()
-                                .unwrap_or_else(|| pair.master.address()),
-                            ca_pem: pair.master.ca_pem(),
-                            password: Default::default(),
-                            sentinel: Some(hapilot_adapters::redis::SentinelTarget {
-                                addresses: pair.sentinel_addresses(),
-                                master_name: super::redis::SENTINEL_MASTER.to_string(),
-                                password: Default::default(),
-                            }),
-                        }),
+                    redis: redis.as_ref().map(redis_target),
                     ..region(&standby, STANDBY_SET, standby_db, &standby_kube)
                 },
             ),
         ]);
         // The second secondary: a gateway, a replica (a Patroni member or a PostgreSQL
-        // server) and its Kubernetes API; no Vault or Redis of its own in the local world.
+        // server), its Kubernetes API, Vault and Redis.
         let mut regions = regions;
         if let (Some(eu), Some(database), Some(kube)) = (&third, &third_db, &third_kube) {
             regions.insert(
                 WITNESS_REGION.to_string(),
-                region(eu, THIRD_SET, database.clone(), kube),
+                RegionConfig {
+                    vault: third_vault.as_ref().map(vault_target),
+                    redis: third_redis.as_ref().map(redis_target),
+                    ..region(eu, THIRD_SET, database.clone(), kube)
+                },
             );
         }
         // The secrets the templates name, as the operator creates them before deploying (in
@@ -1063,11 +1087,12 @@ impl LocalDeployment {
                     }
                     _ => None,
                 })
-                .zip(third_kube)
-                .map(|((gateway, database), kube)| ThirdRegion {
+                .zip(third_kube.zip(third_vault))
+                .map(|((gateway, database), (kube, vault))| ThirdRegion {
                     gateway,
                     database,
                     kube,
+                    vault,
                 }),
             operator,
             prometheus,
@@ -1084,6 +1109,7 @@ impl LocalDeployment {
             vault,
             primary_vault,
             redis,
+            third_redis,
             checkers,
             options,
             region_settings,

@@ -134,6 +134,10 @@ async fn with_two_secondaries_and_us_west_2_degraded_the_drill_fails_over_to_eu_
         "  candidate    us-west-2  not healthy (",
         "followers      us-west-2 follows the new primary (timeline 2)  PASSED",
         "capacity       standby capacity ready: ",
+        // Vault and Redis of the chosen region: promoted, the other secondary re-joined it;
+        // the Redis there usable, what the gateway loses said.
+        "[calls: promote_new]; primary serves secret/data/gateway/litellm (1 key(s)); us-west-2 re-joined it",
+        "redis          Redis usable",
         "DNS after      {\"eu-west-1\":\"tertiary\",\"us-east-1\":\"tertiary\",\"us-west-2\":\"tertiary\"}",
         "emergency path calls to Route53's control plane: 0  PASSED",
         "result         PASSED (tier Critical)",

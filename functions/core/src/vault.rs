@@ -22,11 +22,12 @@ pub enum VaultStep {
     DemoteOld,
     /// `sys/replication/performance/secondary/promote` on the region taking over.
     PromoteNew,
-    /// `sys/replication/performance/primary/revoke-secondary` on the new primary: the old
-    /// cluster's id has a token that was never used (a re-join cut short).
+    /// `sys/replication/performance/primary/revoke-secondary` on the new primary: the
+    /// re-joining cluster's id (the old primary's, or another secondary's) has a token that
+    /// was never used (a re-join cut short).
     RevokeOld,
     /// `primary/secondary-token` on the new primary, `secondary/update-primary` with it on the
-    /// old cluster.
+    /// re-joining cluster (the old primary, or another secondary).
     RejoinOld,
 }
 
@@ -81,15 +82,8 @@ pub fn plan_promotion(
             )
         }
         Some(old) => {
-            let follows = old.primary.is_some() && old.state != "idle";
-            let known = new.known_secondaries.iter().any(|id| id == old_id);
             let mut steps = promote;
-            if !(new_is_primary && known && follows) {
-                if new_is_primary && known {
-                    steps.push(RevokeOld);
-                }
-                steps.push(RejoinOld);
-            }
+            steps.extend(rejoin_calls(new, old, old_id));
             (
                 steps,
                 false,
@@ -121,6 +115,48 @@ pub fn plan_promotion(
         rejoin_pending,
         summary,
     })
+}
+
+/// The calls that make `cluster` (a secondary, registered on the new primary as `id`)
+/// follow `new`: none when the new primary knows it and it streams; a re-join otherwise, after
+/// revoking an unused token. A cluster that is not yet a primary knows no secondary.
+fn rejoin_calls(
+    new: &VaultReplicationView,
+    cluster: &VaultReplicationView,
+    id: &str,
+) -> Vec<VaultStep> {
+    let follows = cluster.primary.is_some() && cluster.state != "idle";
+    let known = new.mode == "primary" && new.known_secondaries.iter().any(|k| k == id);
+    match (known, follows) {
+        (true, true) => vec![],
+        (true, false) => vec![VaultStep::RevokeOld, VaultStep::RejoinOld],
+        (false, _) => vec![VaultStep::RejoinOld],
+    }
+}
+
+/// After a promotion, what another secondary (one the run did not promote, registered as
+/// `id`) needs to follow `new`, the performance primary now: the calls, or why it is left
+/// alone (a second primary is never touched: demoting it is re-protection's decision).
+pub fn plan_follow(
+    new: &VaultReplicationView,
+    other: &VaultReplicationView,
+    id: &str,
+) -> Result<Vec<VaultStep>, String> {
+    if new.mode != "primary" {
+        return Err(format!(
+            "the new primary's Vault is in mode {:?}: other secondaries cannot follow it yet",
+            new.mode
+        ));
+    }
+    match other.mode.as_str() {
+        "secondary" => Ok(rejoin_calls(new, other, id)),
+        "primary" => Err(format!(
+            "{id}'s Vault is a performance primary too: not touched (demote it and re-join it: hapilot reprotect)"
+        )),
+        mode => Err(format!(
+            "{id}'s Vault is in performance replication mode {mode:?}: nothing to re-point"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +251,37 @@ mod tests {
             .steps,
             [PromoteNew, RejoinOld]
         );
+    }
+
+    /// Another secondary, still streaming from the dark old primary, re-joins the new one;
+    /// once it follows, nothing more; a second primary is left alone.
+    #[test]
+    fn other_secondaries_rejoin_the_new_primary_once() {
+        let new = view("primary", "running", &[], None);
+        let following_old = view("secondary", "stream-wals", &[], Some("east"));
+        assert_eq!(
+            plan_follow(&new, &following_old, "eu-west-1").unwrap(),
+            [RejoinOld]
+        );
+        let new_knows = view("primary", "running", &["eu-west-1"], None);
+        let following_new = view("secondary", "stream-wals", &[], Some("west"));
+        assert!(
+            plan_follow(&new_knows, &following_new, "eu-west-1")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            plan_follow(
+                &new_knows,
+                &view("secondary", "idle", &[], None),
+                "eu-west-1"
+            )
+            .unwrap(),
+            [RevokeOld, RejoinOld]
+        );
+        let e = plan_follow(&new, &view("primary", "running", &[], None), "eu-west-1").unwrap_err();
+        assert!(e.contains("not touched"), "{e}");
+        assert!(plan_follow(&following_old, &following_old, "eu-west-1").is_err());
     }
 
     #[test]

@@ -745,6 +745,31 @@ impl Settings {
         })
     }
 
+    /// The regions a step points at a new primary besides `new` and `old`: the run's
+    /// candidates when it names them, else every configured region with what `has` asks for
+    /// (a database, a Vault).
+    pub fn other_regions(
+        &self,
+        candidates: Option<Vec<hapilot_core::failover::RegionSite>>,
+        new: &str,
+        old: &str,
+        has: impl Fn(&RegionConfig) -> bool,
+    ) -> Vec<String> {
+        let regions: Vec<String> = match candidates {
+            Some(sites) => sites.into_iter().map(|s| s.region).collect(),
+            None => self
+                .regions
+                .iter()
+                .filter(|(_, c)| has(c))
+                .map(|(r, _)| r.clone())
+                .collect(),
+        };
+        regions
+            .into_iter()
+            .filter(|r| r != new && r != old)
+            .collect()
+    }
+
     /// A required string setting (already checked by [`Settings::require`] at init).
     pub fn get<'a>(&self, value: &'a Option<String>, var: &str) -> Result<&'a str, FunctionError> {
         value

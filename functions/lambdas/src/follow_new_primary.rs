@@ -59,18 +59,7 @@ pub async fn follow_new_primary<D: Database>(
             format!("{region} has no database in HAPILOT_REGIONS"),
         ))
     })?;
-    let others: Vec<String> = match candidates {
-        Some(sites) => sites.into_iter().map(|s| s.region).collect::<Vec<_>>(),
-        None => settings
-            .regions
-            .iter()
-            .filter(|(_, c)| c.database.is_some())
-            .map(|(r, _)| r.clone())
-            .collect(),
-    }
-    .into_iter()
-    .filter(|r| *r != region && *r != old_region)
-    .collect();
+    let others = settings.other_regions(candidates, &region, &old_region, |c| c.database.is_some());
     let deadline = Duration::from_secs(deadline_seconds.clamp(1, 600));
     let (database, new_primary) = (&database, &new_primary);
     let followers: Vec<Follower> =

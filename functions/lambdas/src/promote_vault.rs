@@ -5,12 +5,18 @@
 //! left for re-protection, which runs this same task. A region without Vault configured is
 //! skipped and says so. Every call made is journaled, also when one fails.
 //!
-//! Input: `{"region", "old_region", "run"}`.
+//! Then every other secondary (of `candidates` when given, else every other region with a
+//! Vault) re-joins the new primary ([`hapilot_core::vault::plan_follow`]): a performance
+//! secondary keeps following the old primary otherwise, and forwards its writes into the dark.
+//! What one of them needs is reported in `followers`; it does not fail the step.
+//!
+//! Input: `{"region", "old_region", "candidates"?: [RegionSite], "run"}`.
 
 use hapilot_adapters::journal::Journal;
 use hapilot_adapters::vault::Vault;
 use hapilot_core::ErrorName;
-use hapilot_core::vault::{VaultStep, plan_promotion};
+use hapilot_core::failover::RegionSite;
+use hapilot_core::vault::{VaultStep, plan_follow, plan_promotion};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -26,6 +32,8 @@ const OLD_CLUSTER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 struct Input {
     region: String,
     old_region: String,
+    #[serde(default)]
+    candidates: Option<Vec<RegionSite>>,
     run: RunContext,
 }
 
@@ -39,6 +47,7 @@ pub async fn promote_vault<V: Vault>(
     let Input {
         region,
         old_region,
+        candidates,
         run,
     } = parse_input(input)?;
     let Some(new) = vaults(&region)? else {
@@ -104,9 +113,58 @@ pub async fn promote_vault<V: Vault>(
     if let Err(e) = &verified {
         out["error"] = json!({"step": "verify", "message": e.to_string()});
     }
+    if verified.is_ok() {
+        let others =
+            settings.other_regions(candidates, &region, &old_region, |c| c.vault.is_some());
+        let mut followers = Vec::new();
+        for other in &others {
+            if let Some(vault) = vaults(other)? {
+                followers.push(rejoin_other(&new, &vault, other).await);
+            }
+        }
+        out["followers"] = json!(followers);
+    }
     record(journal, &run, json!({ "after": out })).await?;
     verified?;
     Ok(out)
+}
+
+/// Makes `other`'s Vault (a secondary the run did not promote) follow `new`, the performance
+/// primary now; says what was done or why it was left.
+async fn rejoin_other(new: &impl Vault, other: &impl Vault, id: &str) -> Value {
+    let status = match tokio::time::timeout(OLD_CLUSTER_WAIT, other.replication_status()).await {
+        Ok(Ok(view)) => view,
+        Ok(Err(e)) => {
+            return json!({"region": id, "pending": format!("{e}: re-join it when it answers (hapilot reprotect)")});
+        }
+        Err(_) => {
+            return json!({"region": id, "pending": format!("no answer within {} s: re-join it when it answers (hapilot reprotect)", OLD_CLUSTER_WAIT.as_secs())});
+        }
+    };
+    let new_status = match new.replication_status().await {
+        Ok(view) => view,
+        Err(e) => return json!({"region": id, "error": e.to_string()}),
+    };
+    let steps = match plan_follow(&new_status, &status, id) {
+        Ok(steps) => steps,
+        Err(why) => return json!({"region": id, "left": why}),
+    };
+    let mut done = Vec::new();
+    for step in &steps {
+        let result = match step {
+            VaultStep::RevokeOld => new.revoke_secondary(id).await,
+            VaultStep::RejoinOld => match new.secondary_token(id).await {
+                Ok(token) => other.update_primary(&token).await,
+                Err(e) => Err(e),
+            },
+            VaultStep::DemoteOld | VaultStep::PromoteNew => continue,
+        };
+        if let Err(e) = result {
+            return json!({"region": id, "done": done, "error": {"step": step, "message": e.to_string()}});
+        }
+        done.push(*step);
+    }
+    json!({"region": id, "done": done, "follows": true})
 }
 
 /// The promoted cluster says it is the primary and serves the known secret (its keys only).
@@ -183,6 +241,47 @@ mod tests {
         json!({"region": "us-west-2", "old_region": "us-east-1",
                "run": {"machine": "failover", "execution": "f-1", "state": "PromoteVault",
                        "entered": "2026-12-01T09:00:00Z"}})
+    }
+
+    /// The other secondary (eu-west-1, still following the dark old primary) re-joins the
+    /// promoted one with a fresh token; run again, nothing more is called on it.
+    #[tokio::test]
+    async fn another_secondary_rejoins_the_new_primary_once() {
+        let mut settings = settings();
+        let mut eu = settings.regions["us-west-2"].clone();
+        eu.set_identifier = "tertiary".into();
+        settings.regions.insert("eu-west-1".into(), eu);
+        let journal = MemoryJournal::default();
+        let standby = MemoryVault::in_mode("secondary", Some("east"));
+        let other = MemoryVault::in_mode("secondary", Some("east"));
+        let vaults = |r: &str| {
+            Ok(match r {
+                "us-west-2" => Some(standby.clone()),
+                "eu-west-1" => Some(other.clone()),
+                _ => None,
+            })
+        };
+        let out = promote_vault(vaults, &settings, &journal, input())
+            .await
+            .unwrap();
+        assert_eq!(
+            out["followers"],
+            json!([{"region": "eu-west-1", "done": ["rejoin_old"], "follows": true}]),
+            "{out:#}"
+        );
+        assert!(
+            standby
+                .calls()
+                .contains(&"secondary-token eu-west-1".to_string()),
+            "{:?}",
+            standby.calls()
+        );
+        assert_eq!(other.calls(), ["update-primary"]);
+        let again = promote_vault(vaults, &settings, &journal, input())
+            .await
+            .unwrap();
+        assert_eq!(again["followers"][0]["done"], json!([]), "{again:#}");
+        assert_eq!(other.calls(), ["update-primary"]);
     }
 
     /// The emergency: the old region's Vault does not answer; the standby's is promoted and
