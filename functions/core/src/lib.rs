@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod approval;
 pub mod backup;
 pub mod canary;
+pub mod canary_judge;
 pub mod capacity;
 pub mod cnpg;
 pub mod drill;
