@@ -1619,5 +1619,12 @@ fn prometheus_source(url: &str) -> TrafficSource {
         auth: Some(hapilot_adapters::http_client::HttpAuth::Bearer {
             token: PROMETHEUS_TOKEN.into(),
         }),
+        // The gateways' own latency histogram; Prometheus scrapes every 250 ms, so a rate()
+        // over one second has four points.
+        latency: hapilot_adapters::traffic::LatencyQueries {
+            preset: Some(hapilot_adapters::traffic::LatencyPreset::Http),
+            rate_window_ms: 1_000,
+            ..Default::default()
+        },
     }
 }

@@ -155,7 +155,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
         }
         (&Method::GET, "/metrics") => {
             let (requests, errors) = state.traffic.totals();
-            let body = format!(
+            let mut body = format!(
                 "# HELP http_requests_total Requests served.\n# TYPE http_requests_total counter\n\
                  http_requests_total{{region=\"{r}\",status=\"200\"}} {ok}\n\
                  http_requests_total{{region=\"{r}\",status=\"503\"}} {errors}\n",
@@ -163,6 +163,23 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
                 ok = (requests - errors).floor(),
                 errors = errors.floor()
             );
+            // The request latency histogram, as an HTTP server's instrumentation exposes it.
+            let (buckets, sum) = state.traffic.latency_histogram();
+            body.push_str(
+                "# HELP http_request_duration_seconds Request latency.\n# TYPE http_request_duration_seconds histogram\n",
+            );
+            for (le, count) in super::traffic::LATENCY_BUCKETS.iter().zip(&buckets) {
+                body.push_str(&format!(
+                    "http_request_duration_seconds_bucket{{region=\"{r}\",le=\"{le}\"}} {count:.3}\n",
+                    r = state.region
+                ));
+            }
+            body.push_str(&format!(
+                "http_request_duration_seconds_bucket{{region=\"{r}\",le=\"+Inf\"}} {requests:.3}\n\
+                 http_request_duration_seconds_sum{{region=\"{r}\"}} {sum:.3}\n\
+                 http_request_duration_seconds_count{{region=\"{r}\"}} {requests:.3}\n",
+                r = state.region
+            ));
             answer(StatusCode::OK, "text/plain; version=0.0.4", body)
         }
         (&Method::PUT, "/_sim/mode") => {

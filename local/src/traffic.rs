@@ -14,20 +14,43 @@ use std::time::{Duration, Instant};
 use aws_config::{Region, SdkConfig};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 
-/// Requests per second and error rate of one region, over time.
+/// Requests per second, error rate and latency of one region, over time.
 #[derive(Debug)]
 pub struct TrafficModel {
     started: Instant,
-    /// (from, requests per second, error rate), in time order.
-    segments: Mutex<Vec<(Instant, f64, f64)>>,
+    /// In time order.
+    segments: Mutex<Vec<Segment>>,
 }
+
+/// From `from` on: `rps` requests per second, `error_rate` of them 5xx, latencies lognormal
+/// around `median_secs` (sigma [`LATENCY_SIGMA`]).
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    from: Instant,
+    rps: f64,
+    error_rate: f64,
+    median_secs: f64,
+}
+
+/// The spread of the simulated latencies (ln seconds), as request latencies of one service.
+pub const LATENCY_SIGMA: f64 = 0.25;
+
+/// The latency histogram's upper bounds, seconds (`le`).
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6, 2.4, 5.0, 10.0,
+];
 
 impl Default for TrafficModel {
     fn default() -> Self {
         let now = Instant::now();
         Self {
             started: now,
-            segments: Mutex::new(vec![(now, 0.0, 0.0)]),
+            segments: Mutex::new(vec![Segment {
+                from: now,
+                rps: 0.0,
+                error_rate: 0.0,
+                median_secs: 0.2,
+            }]),
         }
     }
 }
@@ -35,28 +58,71 @@ impl Default for TrafficModel {
 impl TrafficModel {
     /// From now on, `rps` requests per second of which `error_rate` (0-1) fail with 5xx.
     pub fn set(&self, rps: f64, error_rate: f64) {
-        self.segments.lock().expect("traffic lock").push((
-            Instant::now(),
-            rps.max(0.0),
-            error_rate.clamp(0.0, 1.0),
-        ));
+        let mut segments = self.segments.lock().expect("traffic lock");
+        let last = *segments.last().expect("a first segment");
+        segments.push(Segment {
+            from: Instant::now(),
+            rps: rps.max(0.0),
+            error_rate: error_rate.clamp(0.0, 1.0),
+            ..last
+        });
+    }
+
+    /// From now on, request latencies center on `median_secs`.
+    pub fn set_latency(&self, median_secs: f64) {
+        let mut segments = self.segments.lock().expect("traffic lock");
+        let last = *segments.last().expect("a first segment");
+        segments.push(Segment {
+            from: Instant::now(),
+            median_secs: median_secs.max(1e-6),
+            ..last
+        });
+    }
+
+    /// Each segment's share of `[from, to)`: (requests, the segment).
+    fn served(&self, from: Instant, to: Instant) -> Vec<(f64, Segment)> {
+        let segments = self.segments.lock().expect("traffic lock");
+        let mut out = Vec::new();
+        for (i, s) in segments.iter().enumerate() {
+            let end = segments.get(i + 1).map(|n| n.from).unwrap_or(to);
+            let (a, b) = (s.from.max(from), end.min(to));
+            if b > a {
+                out.push((s.rps * (b - a).as_secs_f64(), *s));
+            }
+        }
+        out
     }
 
     /// (requests, errors) served between `from` and `to`.
     pub fn between(&self, from: Instant, to: Instant) -> (f64, f64) {
-        let segments = self.segments.lock().expect("traffic lock");
-        let mut requests = 0.0;
-        let mut errors = 0.0;
-        for (i, (start, rps, rate)) in segments.iter().enumerate() {
-            let end = segments.get(i + 1).map(|s| s.0).unwrap_or(to);
-            let (a, b) = ((*start).max(from), end.min(to));
-            if b > a {
-                let n = rps * (b - a).as_secs_f64();
-                requests += n;
-                errors += n * rate;
-            }
-        }
-        (requests, errors)
+        self.served(from, to)
+            .iter()
+            .fold((0.0, 0.0), |(r, e), (n, s)| (r + n, e + n * s.error_rate))
+    }
+
+    /// Requests since the start that took at most each of [`LATENCY_BUCKETS`] seconds
+    /// (a cumulative histogram's counters), and the sum of their latencies.
+    pub fn latency_histogram(&self) -> (Vec<f64>, f64) {
+        let served = self.served(self.started, Instant::now());
+        let buckets = LATENCY_BUCKETS
+            .iter()
+            .map(|le| {
+                served
+                    .iter()
+                    .map(|(n, s)| {
+                        n * hapilot_core::canary_judge::normal_cdf(
+                            (le.ln() - s.median_secs.ln()) / LATENCY_SIGMA,
+                        )
+                    })
+                    .sum()
+            })
+            .collect();
+        // The mean of a lognormal: median * exp(sigma^2 / 2).
+        let sum = served
+            .iter()
+            .map(|(n, s)| n * s.median_secs * (LATENCY_SIGMA * LATENCY_SIGMA / 2.0).exp())
+            .sum();
+        (buckets, sum)
     }
 
     /// (requests, errors) over the last `window`.
@@ -139,7 +205,12 @@ mod tests {
     fn counters_integrate_the_rates() {
         let m = TrafficModel::default();
         let t0 = Instant::now();
-        m.segments.lock().unwrap().push((t0, 100.0, 0.25));
+        m.segments.lock().unwrap().push(Segment {
+            from: t0,
+            rps: 100.0,
+            error_rate: 0.25,
+            median_secs: 0.2,
+        });
         let (r, e) = m.between(t0, t0 + Duration::from_secs(2));
         assert!(
             (r - 200.0).abs() < 1e-6 && (e - 50.0).abs() < 1e-6,

@@ -362,3 +362,115 @@ async fn the_database_can_switch_back_first_with_patroni() {
         report["vault"]
     );
 }
+
+/// The statistical judge in the failback: a recovered primary twice as slow as the standby
+/// rolls back with the judge's table in the report, though its error rate is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_judge_a_primary_twice_as_slow_rolls_back_with_the_table() {
+    let world = after_failover().await;
+    world.deployment.primary.traffic().set_latency(0.4);
+    world.deployment.standby.traffic().set_latency(0.2);
+    let arn = world
+        .start_run(
+            "failback",
+            "slow",
+            input(json!({"steps": [100], "bake_seconds": 2, "gate": {"judge": {}}})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert_failed(&outcome, "hapilot.GateFailed");
+    assert_eq!(world.weights().await, weights(0));
+    let report = world.object("reports/failback/slow.json").await.unwrap();
+    let judgement = &report["canary_steps"][0]["gate"]["judgement"];
+    assert_eq!(judgement["verdict"], "fail", "{judgement:#}");
+    let rows = judgement["metrics"].as_array().unwrap();
+    let metric = |name: &str| rows.iter().find(|r| r["metric"] == name).unwrap();
+    assert_eq!(metric("error rate")["verdict"], "pass", "{judgement:#}");
+    let p50 = metric("p50 latency (s)");
+    assert_eq!(p50["verdict"], "fail", "{judgement:#}");
+    let effect = p50["effect"].as_f64().unwrap();
+    assert!((1.6..2.5).contains(&effect), "{judgement:#}");
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("canary worse than the baseline"),
+        "{:?}",
+        outcome.cause
+    );
+    let markdown = world.object_text("reports/failback/slow.md").await.unwrap();
+    assert!(
+        markdown.contains("| p50 latency (s) |"),
+        "the Markdown report has the judge's table:\n{markdown}"
+    );
+}
+
+/// A recovered primary that behaves like the standby passes every step with the judge on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_judge_a_primary_like_the_standby_completes() {
+    let world = after_failover().await;
+    let arn = world
+        .start_run(
+            "failback",
+            "alike",
+            input(json!({"bake_seconds": 2, "gate": {"judge": {}}})),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, weights(100));
+    let report = world.object("reports/failback/alike.json").await.unwrap();
+    for step in report["canary_steps"].as_array().unwrap() {
+        assert_eq!(step["gate"]["judgement"]["verdict"], "pass", "{step:#}");
+        assert_eq!(
+            step["gate"]["judgement"]["metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4,
+            "errors and three latencies: {step:#}"
+        );
+    }
+}
+
+/// With the judge on, a metrics outage mid-bake is inconclusive (no data says nothing about
+/// the canary), then a human decides with the numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_judge_a_metrics_outage_is_inconclusive_then_a_human_decides() {
+    let world = after_failover().await;
+    world.deployment.prometheus.stop();
+    let sdk = world.stack.stack().sdk_config().clone();
+    let arn = world
+        .start_run(
+            "failback",
+            "outage",
+            input(json!({"steps": [100], "gate": {"judge": {}, "inconclusive_limit": 1}})),
+        )
+        .await;
+    let pending = world.wait_for_approval_of("failback", "outage").await;
+    assert_eq!(pending["details"]["verdict"], "inconclusive", "{pending:#}");
+    assert_eq!(
+        pending["details"]["judgement"]["verdict"], "inconclusive",
+        "{pending:#}"
+    );
+    hapilot::approvals::answer(
+        &sdk,
+        "hapilot-audit",
+        "failback",
+        "outage",
+        false,
+        "no data",
+    )
+    .await
+    .unwrap();
+    let outcome = world.follow(&arn).await;
+    assert!(!outcome.succeeded());
+    assert_eq!(world.weights().await, weights(0));
+    let gates = outcome
+        .events
+        .iter()
+        .filter(|e| e.kind == "TaskStateEntered" && e.state.as_deref() == Some("CanaryGate"))
+        .count();
+    assert_eq!(gates, 2, "one inconclusive look tolerated, the second asks");
+}

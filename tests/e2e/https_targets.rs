@@ -138,6 +138,7 @@ async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets
                     .into(),
             ca_file: None,
             auth: None,
+            latency: Default::default(),
         });
         if with_secrets {
             s.database_secret = Some("hapilot/database".into());

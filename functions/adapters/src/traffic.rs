@@ -45,7 +45,88 @@ pub enum TrafficSource {
         /// Bearer token or basic authentication (Prometheus behind a proxy, Grafana Cloud).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auth: Option<crate::http_client::HttpAuth>,
+        /// Latency series for the canary judge: the gateway's own histograms
+        /// ([`LatencyPreset`]), and/or name -> query template (`{region}`, `{rate_window}`).
+        #[serde(default, skip_serializing_if = "LatencyQueries::is_empty")]
+        latency: LatencyQueries,
     },
+}
+
+/// The latency series the canary judge compares, sampled over the bake with `query_range`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyQueries {
+    /// p50/p95/p99 of a known gateway's own latency histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<LatencyPreset>,
+    /// More series: name -> PromQL template (`{region}`, `{rate_window}` substituted).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub queries: BTreeMap<String, String>,
+    /// The `rate()` window of the templates, milliseconds (at least two scrape intervals).
+    #[serde(default = "default_rate_window")]
+    pub rate_window_ms: u64,
+    /// Samples per bake window.
+    #[serde(default = "default_samples")]
+    pub samples: u32,
+}
+
+impl Default for LatencyQueries {
+    fn default() -> Self {
+        Self {
+            preset: None,
+            queries: BTreeMap::new(),
+            rate_window_ms: default_rate_window(),
+            samples: default_samples(),
+        }
+    }
+}
+
+fn default_rate_window() -> u64 {
+    60_000
+}
+fn default_samples() -> u32 {
+    12
+}
+
+/// Gateways whose latency histograms hapilot knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyPreset {
+    /// LiteLLM's `litellm_request_total_latency_metric` (seconds).
+    Litellm,
+    /// vLLM's `vllm:e2e_request_latency_seconds`.
+    Vllm,
+    /// A plain `http_request_duration_seconds` histogram (the local world's gateways).
+    Http,
+}
+
+impl LatencyQueries {
+    /// Nothing configured: the judge compares error counts only.
+    pub fn is_empty(&self) -> bool {
+        self.preset.is_none() && self.queries.is_empty()
+    }
+
+    /// Every series by name: the preset's p50/p95/p99, then the explicit ones.
+    pub fn templates(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(preset) = self.preset {
+            let histogram = match preset {
+                LatencyPreset::Litellm => "litellm_request_total_latency_metric_bucket",
+                LatencyPreset::Vllm => "vllm:e2e_request_latency_seconds_bucket",
+                LatencyPreset::Http => "http_request_duration_seconds_bucket",
+            };
+            for (name, q) in [("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")] {
+                out.insert(
+                    format!("{name} latency (s)"),
+                    format!(
+                        r#"histogram_quantile({q}, sum by (le) (rate({histogram}{{region="{{region}}"}}[{{rate_window}}])))"#
+                    ),
+                );
+            }
+        }
+        out.extend(self.queries.clone());
+        out
+    }
 }
 
 /// Measures a region's traffic.
@@ -56,6 +137,18 @@ pub trait TrafficMetrics: Send + Sync {
         region: &str,
         window_secs: u64,
     ) -> impl Future<Output = Result<TrafficMeasurement, AdapterError>> + Send;
+
+    /// Each configured latency series of `region`, sampled over the last `window_secs`
+    /// (`None`: missing or unreadable, which the judge calls inconclusive); empty when none
+    /// is configured.
+    fn latency(
+        &self,
+        region: &str,
+        window_secs: u64,
+    ) -> impl Future<Output = Vec<(String, Option<Vec<f64>>)>> + Send {
+        let _ = (region, window_secs);
+        async { Vec::new() }
+    }
 }
 
 /// [`TrafficMetrics`] from either provider.
@@ -140,6 +233,51 @@ impl TrafficProvider {
                 "CloudWatch has no {namespace}/{request_metric} data for {region} in the last {window_secs} s"
             ))),
         }
+    }
+
+    /// One series' values over the last `window_secs` (`query_range`), NaN dropped (no
+    /// traffic in a `rate()` window); `None` when the query fails or returns nothing.
+    async fn prometheus_range(
+        &self,
+        url: &str,
+        query: &str,
+        window_secs: u64,
+        samples: u32,
+    ) -> Option<Vec<f64>> {
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        let step = (window_secs.max(1) as f64 / f64::from(samples.max(2))).max(0.001);
+        let endpoint = format!("{}/api/v1/query_range", url.trim_end_matches('/'));
+        let url = reqwest::Url::parse_with_params(
+            &endpoint,
+            &[
+                ("query", query.to_string()),
+                ("start", format!("{:.3}", end - window_secs.max(1) as f64)),
+                ("end", format!("{end:.3}")),
+                ("step", format!("{step:.3}")),
+            ],
+        )
+        .ok()?;
+        let mut request = self.http.get(url);
+        if let TrafficSource::Prometheus {
+            auth: Some(auth), ..
+        } = &self.source
+        {
+            request = auth.apply(request);
+        }
+        let body: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
+        if body["status"] != "success" {
+            return None;
+        }
+        let values: Vec<f64> = body["data"]["result"].as_array()?.first()?["values"]
+            .as_array()?
+            .iter()
+            .filter_map(|v| v[1].as_str()?.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .collect();
+        (!values.is_empty()).then_some(values)
     }
 
     async fn prometheus(
@@ -241,6 +379,24 @@ impl TrafficMetrics for TrafficProvider {
             }),
         }
     }
+
+    async fn latency(&self, region: &str, window_secs: u64) -> Vec<(String, Option<Vec<f64>>)> {
+        let TrafficSource::Prometheus { url, latency, .. } = &self.source else {
+            return Vec::new();
+        };
+        let rate_window = format!("{}ms", latency.rate_window_ms.max(1));
+        let mut out = Vec::new();
+        for (name, template) in latency.templates() {
+            let query = template
+                .replace("{region}", region)
+                .replace("{rate_window}", &rate_window);
+            let values = self
+                .prometheus_range(url, &query, window_secs, latency.samples)
+                .await;
+            out.push((name, values));
+        }
+        out
+    }
 }
 
 /// In-memory [`TrafficMetrics`]: a fixed measurement per region.
@@ -249,6 +405,8 @@ impl TrafficMetrics for TrafficProvider {
 pub struct MemoryTrafficMetrics {
     /// Region -> requests and errors in any window.
     pub regions: std::collections::BTreeMap<String, TrafficMeasurement>,
+    /// Region -> latency series by name (`None`: missing).
+    pub latencies: std::collections::BTreeMap<String, Vec<(String, Option<Vec<f64>>)>>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -262,5 +420,9 @@ impl TrafficMetrics for MemoryTrafficMetrics {
             .get(region)
             .cloned()
             .ok_or_else(|| AdapterError::NotFound(format!("no traffic metrics for {region}")))
+    }
+
+    async fn latency(&self, region: &str, _window_secs: u64) -> Vec<(String, Option<Vec<f64>>)> {
+        self.latencies.get(region).cloned().unwrap_or_default()
     }
 }

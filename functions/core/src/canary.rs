@@ -33,6 +33,14 @@ pub struct CanaryPolicy {
     /// over the same window) by more than this many percentage points (as a fraction).
     #[serde(default)]
     pub max_increase_over_baseline: Option<f64>,
+    /// The statistical judge (canary against baseline, per metric: see
+    /// [`crate::canary_judge`]); off when absent.
+    #[serde(default)]
+    pub judge: Option<crate::canary_judge::JudgePolicy>,
+    /// The judge's verdicts are reported but do not act (Argo Rollouts' dry run): the
+    /// decision stays the error-rate gate's.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 fn default_max_error_rate() -> f64 {
@@ -54,6 +62,8 @@ impl Default for CanaryPolicy {
             inconclusive_limit: 0,
             error_limit: default_error_limit(),
             max_increase_over_baseline: None,
+            judge: None,
+            dry_run: false,
         }
     }
 }
@@ -77,6 +87,9 @@ impl CanaryPolicy {
                 "gate.max_increase_over_baseline",
                 "must be 0 to 1",
             ));
+        }
+        if let Some(judge) = &self.judge {
+            judge.validate()?;
         }
         Ok(())
     }
@@ -242,7 +255,21 @@ pub fn judge_canary(
             ),
         )
     };
-    let decision = match verdict {
+    let decision = next_step(verdict, &mut c, policy);
+    GateOutcome {
+        verdict,
+        decision,
+        counters: c,
+        error_rate: Some(rate),
+        baseline_error_rate: baseline_rate,
+        summary: why,
+    }
+}
+
+/// What a measured verdict leads to, counting it against the step's limits (Argo Rollouts'
+/// failure and inconclusive limits).
+fn next_step(verdict: CanaryVerdict, c: &mut GateCounters, policy: &CanaryPolicy) -> GateDecision {
+    match verdict {
         CanaryVerdict::Pass => GateDecision::Proceed,
         CanaryVerdict::Fail => {
             c.failures += 1;
@@ -260,15 +287,69 @@ pub fn judge_canary(
                 GateDecision::Remeasure
             }
         }
-        CanaryVerdict::Error => unreachable!("handled above"),
+        CanaryVerdict::Error => {
+            c.errors += 1;
+            if c.errors > policy.error_limit {
+                GateDecision::Rollback
+            } else {
+                GateDecision::Remeasure
+            }
+        }
+    }
+}
+
+/// The error-rate gate's outcome (`gate`, judged from `counters`) with the statistical
+/// judge's verdict folded in: the worse of the two decides, unless the policy is a dry run
+/// (then the judge only reports). With the judge on, a metrics outage is inconclusive (the
+/// bake goes on, then a human decides with the numbers), not a rollback: no data says nothing
+/// about the canary.
+pub fn with_judgement(
+    gate: GateOutcome,
+    judgement: &crate::canary_judge::Judgement,
+    policy: &CanaryPolicy,
+    counters: GateCounters,
+) -> GateOutcome {
+    use crate::canary_judge::MetricVerdict;
+    if policy.dry_run {
+        return GateOutcome {
+            summary: format!(
+                "{}; judge (dry run, not acted on): {}",
+                gate.summary, judgement.summary
+            ),
+            ..gate
+        };
+    }
+    let judged = match judgement.verdict {
+        MetricVerdict::Pass => CanaryVerdict::Pass,
+        MetricVerdict::Fail => CanaryVerdict::Fail,
+        MetricVerdict::Inconclusive => CanaryVerdict::Inconclusive,
     };
+    let rank = |v: CanaryVerdict| match v {
+        CanaryVerdict::Pass => 0,
+        CanaryVerdict::Inconclusive => 1,
+        CanaryVerdict::Fail => 2,
+        CanaryVerdict::Error => 3,
+    };
+    let gate_verdict = match gate.verdict {
+        CanaryVerdict::Error => CanaryVerdict::Inconclusive,
+        other => other,
+    };
+    let verdict = if rank(judged) > rank(gate_verdict) {
+        judged
+    } else {
+        gate_verdict
+    };
+    let mut c = GateCounters {
+        errors: 0,
+        ..counters
+    };
+    let decision = next_step(verdict, &mut c, policy);
     GateOutcome {
         verdict,
         decision,
         counters: c,
-        error_rate: Some(rate),
-        baseline_error_rate: baseline_rate,
-        summary: why,
+        summary: format!("{}; judge: {}", gate.summary, judgement.summary),
+        ..gate
     }
 }
 
@@ -299,6 +380,66 @@ mod tests {
 
     fn m(requests: f64, errors: f64) -> Result<TrafficMeasurement, String> {
         Ok(TrafficMeasurement { requests, errors })
+    }
+
+    fn judged(verdict: crate::canary_judge::MetricVerdict) -> crate::canary_judge::Judgement {
+        crate::canary_judge::Judgement {
+            verdict,
+            score: 0.0,
+            metrics: vec![],
+            alpha_per_test: 0.01,
+            summary: format!("{verdict:?}"),
+        }
+    }
+
+    /// The judge's fail rolls back a step the error rate passed; its inconclusive measures
+    /// again up to the limit, then asks a human; a dry run only reports; a provider error
+    /// stays an error.
+    #[test]
+    fn the_judge_folds_into_the_decision() {
+        use crate::canary_judge::MetricVerdict::*;
+        let policy = CanaryPolicy {
+            judge: Some(Default::default()),
+            inconclusive_limit: 1,
+            ..CanaryPolicy::default()
+        };
+        let z = GateCounters::default();
+        let gate = |c| judge_canary(m(1000.0, 1.0), None, &policy, c);
+        let out = with_judgement(gate(z), &judged(Fail), &policy, z);
+        assert_eq!(
+            (out.verdict, out.decision),
+            (CanaryVerdict::Fail, GateDecision::Rollback)
+        );
+        assert!(out.summary.contains("judge: Fail"), "{}", out.summary);
+        let once = with_judgement(gate(z), &judged(Inconclusive), &policy, z);
+        assert_eq!(once.decision, GateDecision::Remeasure);
+        let twice = with_judgement(
+            gate(once.counters),
+            &judged(Inconclusive),
+            &policy,
+            once.counters,
+        );
+        assert_eq!(twice.decision, GateDecision::AskHuman);
+        let pass = with_judgement(gate(z), &judged(Pass), &policy, z);
+        assert_eq!(pass.decision, GateDecision::Proceed);
+        let dry = CanaryPolicy {
+            dry_run: true,
+            ..policy
+        };
+        let out = with_judgement(
+            judge_canary(m(1000.0, 1.0), None, &dry, z),
+            &judged(Fail),
+            &dry,
+            z,
+        );
+        assert_eq!(out.decision, GateDecision::Proceed);
+        assert!(out.summary.contains("dry run"), "{}", out.summary);
+        let error = judge_canary(Err("down".into()), None, &policy, z);
+        let out = with_judgement(error, &judged(Inconclusive), &policy, z);
+        assert_eq!(
+            (out.verdict, out.decision),
+            (CanaryVerdict::Inconclusive, GateDecision::Remeasure)
+        );
     }
 
     #[test]

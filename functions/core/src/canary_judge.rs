@@ -94,7 +94,10 @@ impl JudgePolicy {
             ));
         }
         if self.min_samples < 2 {
-            return Err(CoreError::invalid("gate.judge.min_samples", "must be 2 or more"));
+            return Err(CoreError::invalid(
+                "gate.judge.min_samples",
+                "must be 2 or more",
+            ));
         }
         for (field, value) in [
             ("gate.judge.min_effect", self.min_effect),
@@ -102,11 +105,17 @@ impl JudgePolicy {
             ("gate.judge.min_error_ratio", self.min_error_ratio),
         ] {
             if value.is_nan() || value < 1.0 {
-                return Err(CoreError::invalid(field, "must be 1 or more (a ratio to the baseline)"));
+                return Err(CoreError::invalid(
+                    field,
+                    "must be 1 or more (a ratio to the baseline)",
+                ));
             }
         }
         if self.tail_samples == 0 {
-            return Err(CoreError::invalid("gate.judge.tail_samples", "must be 1 or more"));
+            return Err(CoreError::invalid(
+                "gate.judge.tail_samples",
+                "must be 1 or more",
+            ));
         }
         Ok(())
     }
@@ -163,6 +172,12 @@ pub struct MetricJudgement {
     pub verdict: MetricVerdict,
     /// Why, in words.
     pub reason: String,
+    /// The canary's samples (latency metrics), for the report's plot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_samples: Vec<f64>,
+    /// The baseline's samples (latency metrics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_samples: Vec<f64>,
 }
 
 /// The judge's answer for one look.
@@ -189,7 +204,13 @@ pub fn judge(
     policy: &JudgePolicy,
 ) -> Judgement {
     let alpha = policy.alpha / (1 + latencies.len()) as f64;
-    let mut metrics = vec![judge_errors(errors, min_requests, max_error_rate, alpha, policy)];
+    let mut metrics = vec![judge_errors(
+        errors,
+        min_requests,
+        max_error_rate,
+        alpha,
+        policy,
+    )];
     metrics.extend(latencies.iter().map(|l| judge_latency(l, alpha, policy)));
     let count = |v: MetricVerdict| metrics.iter().filter(|m| m.verdict == v).count();
     let verdict = if count(MetricVerdict::Fail) > 0 {
@@ -209,8 +230,13 @@ pub fn judge(
             .join("; ")
     };
     let summary = match verdict {
-        MetricVerdict::Fail => format!("canary worse than the baseline: {}", named(MetricVerdict::Fail)),
-        MetricVerdict::Inconclusive => format!("inconclusive: {}", named(MetricVerdict::Inconclusive)),
+        MetricVerdict::Fail => format!(
+            "canary worse than the baseline: {}",
+            named(MetricVerdict::Fail)
+        ),
+        MetricVerdict::Inconclusive => {
+            format!("inconclusive: {}", named(MetricVerdict::Inconclusive))
+        }
         MetricVerdict::Pass => format!(
             "canary no worse than the baseline on {} metric(s) (score {score:.0})",
             metrics.len()
@@ -241,6 +267,8 @@ fn judge_errors(
         effect,
         verdict,
         reason,
+        canary_samples: Vec::new(),
+        baseline_samples: Vec::new(),
     };
     let (Some((ce, cn)), Some((be, bn))) = (counts.canary, counts.baseline) else {
         return row(
@@ -274,11 +302,7 @@ fn judge_errors(
             None,
             effect,
             MetricVerdict::Fail,
-            format!(
-                "{} over the {} limit",
-                percent(cr),
-                percent(max_error_rate)
-            ),
+            format!("{} over the {} limit", percent(cr), percent(max_error_rate)),
         );
     }
     let p = conditional_binomial_p(ce.round() as u64, be.round() as u64, cn, bn);
@@ -311,8 +335,12 @@ fn judge_errors(
 
 fn judge_latency(samples: &LatencySamples, alpha: f64, policy: &JudgePolicy) -> MetricJudgement {
     let finite = |s: &Option<Vec<f64>>| {
-        s.as_ref()
-            .map(|v| v.iter().copied().filter(|x| x.is_finite()).collect::<Vec<_>>())
+        s.as_ref().map(|v| {
+            v.iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .collect::<Vec<_>>()
+        })
     };
     let (canary, baseline) = (finite(&samples.canary), finite(&samples.baseline));
     let row = |c, b, test: &str, p, effect, verdict, reason: String| MetricJudgement {
@@ -324,6 +352,8 @@ fn judge_latency(samples: &LatencySamples, alpha: f64, policy: &JudgePolicy) -> 
         effect,
         verdict,
         reason,
+        canary_samples: samples.canary.clone().unwrap_or_default(),
+        baseline_samples: samples.baseline.clone().unwrap_or_default(),
     };
     let (Some(canary), Some(baseline)) = (canary, baseline) else {
         return row(
@@ -400,11 +430,69 @@ fn judge_latency(samples: &LatencySamples, alpha: f64, policy: &JudgePolicy) -> 
             format!("no evidence of a slower canary (p = {p:.3})"),
         ),
     };
-    row(cm, bm, "Mann-Whitney U (one-sided)", Some(p), effect, verdict, reason)
+    row(
+        cm,
+        bm,
+        "Mann-Whitney U (one-sided)",
+        Some(p),
+        effect,
+        verdict,
+        reason,
+    )
+}
+
+/// The judgement as a Markdown table (metric, canary, baseline, test, p-value, effect,
+/// verdict), then each latency's samples as two sparklines on one scale.
+pub fn markdown_table(j: &Judgement) -> String {
+    let num =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    let mut out = String::from(
+        "| metric | canary | baseline | test | p-value | effect | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for m in &j.metrics {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:?}: {} |\n",
+            m.metric,
+            num(m.canary, 4),
+            num(m.baseline, 4),
+            m.test,
+            m.p_value.map_or("-".to_string(), |p| format!("{p:.2e}")),
+            m.effect.map_or("-".to_string(), |e| format!("{e:.2}x")),
+            m.verdict,
+            m.reason
+        ));
+    }
+    for m in j.metrics.iter().filter(|m| !m.canary_samples.is_empty()) {
+        let all = m.canary_samples.iter().chain(&m.baseline_samples);
+        let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        out.push_str(&format!(
+            "\n`{}` canary `{}` baseline `{}` ({lo:.3} to {hi:.3})\n",
+            m.metric,
+            sparkline(&m.canary_samples, lo, hi),
+            sparkline(&m.baseline_samples, lo, hi)
+        ));
+    }
+    out
+}
+
+/// `values` as block characters between `lo` (lowest) and `hi` (highest).
+pub fn sparkline(values: &[f64], lo: f64, hi: f64) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .iter()
+        .map(|v| {
+            let share = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+            BARS[((share * 7.0).round() as usize).min(7)]
+        })
+        .collect()
 }
 
 fn rate(errors: f64, requests: f64) -> f64 {
-    if requests > 0.0 { errors / requests } else { 0.0 }
+    if requests > 0.0 {
+        errors / requests
+    } else {
+        0.0
+    }
 }
 
 fn percent(r: f64) -> String {
@@ -469,7 +557,9 @@ pub fn conditional_binomial_p(k1: u64, k2: u64, n1: f64, n2: f64) -> f64 {
     }
     let p = n1 / (n1 + n2);
     let (lp, lq) = (p.ln(), (1.0 - p).ln());
-    let log_choose = |n: u64, r: u64| ln_gamma(n as f64 + 1.0) - ln_gamma(r as f64 + 1.0) - ln_gamma((n - r) as f64 + 1.0);
+    let log_choose = |n: u64, r: u64| {
+        ln_gamma(n as f64 + 1.0) - ln_gamma(r as f64 + 1.0) - ln_gamma((n - r) as f64 + 1.0)
+    };
     (k1..=k)
         .map(|x| (log_choose(k, x) + x as f64 * lp + (k - x) as f64 * lq).exp())
         .sum::<f64>()
@@ -490,7 +580,9 @@ fn ln_gamma(x: f64) -> f64 {
         1.505_632_735_149_311_6e-7,
     ];
     if x < 0.5 {
-        return std::f64::consts::PI.ln() - (std::f64::consts::PI * x).sin().ln() - ln_gamma(1.0 - x);
+        return std::f64::consts::PI.ln()
+            - (std::f64::consts::PI * x).sin().ln()
+            - ln_gamma(1.0 - x);
     }
     let x = x - 1.0;
     let t = x + 7.5;
@@ -501,9 +593,9 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
-/// Φ(z), the standard normal CDF (erfc by W. J. Cody's rational approximation via
-/// Numerical Recipes' erfcc; absolute error below 1.2e-7).
-fn normal_cdf(z: f64) -> f64 {
+/// Φ(z), the standard normal CDF (Numerical Recipes' erfcc Chebyshev fit; absolute error
+/// below 1.2e-7).
+pub fn normal_cdf(z: f64) -> f64 {
     let x = -z / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.5 * x.abs());
     let y = t
@@ -514,7 +606,8 @@ fn normal_cdf(z: f64) -> f64 {
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
                                 + t * (-1.135_203_98
-                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     let erfc = if x >= 0.0 { y } else { 2.0 - y };
     0.5 * erfc
@@ -586,7 +679,10 @@ mod tests {
         assert!((p - 254.0 / 4_194_304.0).abs() < 1e-12, "{p}");
         assert_eq!(conditional_binomial_p(0, 5, 1.0, 1.0), 1.0);
         // Every canary sample above every baseline sample, 10 each: z = (100-50-0.5)/13.23.
-        let p = mann_whitney_greater_p(&[11.0, 12., 13., 14., 15., 16., 17., 18., 19., 20.], &[1.0, 2., 3., 4., 5., 6., 7., 8., 9., 10.]);
+        let p = mann_whitney_greater_p(
+            &[11.0, 12., 13., 14., 15., 16., 17., 18., 19., 20.],
+            &[1.0, 2., 3., 4., 5., 6., 7., 8., 9., 10.],
+        );
         assert!((p - 9.1e-5).abs() < 2e-5, "{p}");
         assert_eq!(mann_whitney_greater_p(&[1.0; 6], &[1.0; 6]), 1.0);
     }
@@ -595,9 +691,15 @@ mod tests {
     #[test]
     fn a_doubled_p99_fails_and_the_same_behaviour_passes() {
         let mut rng = Rng(7);
-        let same = run(clean_errors(), &[p99(rng.samples(12, 0.8), rng.samples(12, 0.8))]);
+        let same = run(
+            clean_errors(),
+            &[p99(rng.samples(12, 0.8), rng.samples(12, 0.8))],
+        );
         assert_eq!(same.verdict, MetricVerdict::Pass, "{}", same.summary);
-        let doubled = run(clean_errors(), &[p99(rng.samples(12, 1.6), rng.samples(12, 0.8))]);
+        let doubled = run(
+            clean_errors(),
+            &[p99(rng.samples(12, 1.6), rng.samples(12, 0.8))],
+        );
         assert_eq!(doubled.verdict, MetricVerdict::Fail, "{}", doubled.summary);
         let row = &doubled.metrics[1];
         assert_eq!(row.test, "Mann-Whitney U (one-sided)");
@@ -618,6 +720,26 @@ mod tests {
         let j = run(clean_errors(), &[p99(canary, rng.samples(40, 0.5))]);
         assert_eq!(j.metrics[1].verdict, MetricVerdict::Fail, "{}", j.summary);
         assert_eq!(j.metrics[1].test, "tail");
+    }
+
+    #[test]
+    fn the_table_shows_every_row_and_plots_latencies_on_one_scale() {
+        let j = run(clean_errors(), &[p99(vec![2.0; 6], vec![1.0; 6])]);
+        let table = markdown_table(&j);
+        assert!(
+            table.contains("| error rate | 0.0002 | 0.0002 | conditional binomial (exact) |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| p99 latency (s) | 2.0000 | 1.0000 | Mann-Whitney U (one-sided) |"),
+            "{table}"
+        );
+        assert!(table.contains("| 2.00x | Fail: "), "{table}");
+        assert!(
+            table.contains("canary `██████` baseline `▁▁▁▁▁▁`"),
+            "{table}"
+        );
+        assert_eq!(sparkline(&[0.0, 0.5, 1.0], 0.0, 1.0), "▁▅█");
     }
 
     #[test]
@@ -683,8 +805,15 @@ mod tests {
             }
         }
         let rate = failures as f64 / trials as f64;
-        eprintln!("false failures: {failures} of {trials} looks ({rate:.4}; alpha {})", policy.alpha);
-        assert!(rate <= policy.alpha, "false failures {rate} over alpha {}", policy.alpha);
+        eprintln!(
+            "false failures: {failures} of {trials} looks ({rate:.4}; alpha {})",
+            policy.alpha
+        );
+        assert!(
+            rate <= policy.alpha,
+            "false failures {rate} over alpha {}",
+            policy.alpha
+        );
     }
 
     proptest! {

@@ -484,6 +484,50 @@ impl RunReport {
         }
     }
 
+    /// Each canary step's judgement (the statistical judge's, when it ran): (percent, it).
+    pub fn judgements(&self) -> Vec<(i64, crate::canary_judge::Judgement)> {
+        self.canary_steps
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|step| {
+                let judgement = serde_json::from_value(step["gate"]["judgement"].clone()).ok()?;
+                Some((step["percent"].as_i64().unwrap_or(0), judgement))
+            })
+            .collect()
+    }
+
+    /// The Markdown report of a failback whose gate ran the judge: per step the judge's table
+    /// and plots; None without a judgement.
+    pub fn canary_markdown(&self) -> Option<String> {
+        let judgements = self.judgements();
+        if judgements.is_empty() {
+            return None;
+        }
+        let mut out = format!(
+            "# {} run {}: {}\n\n{} -> {}, {:.1} s\n",
+            self.machine,
+            self.execution,
+            self.outcome,
+            self.primary_region.as_deref().unwrap_or("?"),
+            self.standby_region.as_deref().unwrap_or("?"),
+            self.duration_secs
+        );
+        if !self.error.is_null() {
+            out.push_str(&format!("\nerror: {}\n", self.error));
+        }
+        for (percent, judgement) in judgements {
+            out.push_str(&format!(
+                "\n## step {percent} %: {:?} (score {:.0})\n\n{}\n\n{}",
+                judgement.verdict,
+                judgement.score,
+                judgement.summary,
+                crate::canary_judge::markdown_table(&judgement)
+            ));
+        }
+        Some(out)
+    }
+
     /// The on-call's notice: the outcome, regions, duration and data at risk; the error; what
     /// to do after a fail-forward; the document's post-failover actions after a failover.
     pub fn notice(&self, state: &RunState) -> String {
@@ -502,6 +546,21 @@ impl RunReport {
         );
         if !self.error.is_null() {
             message.push_str(&format!("error: {}\n", self.error));
+        }
+        if let Some((percent, last)) = self.judgements().pop() {
+            message.push_str(&format!(
+                "\ncanary judge at {percent} %: {}\n",
+                last.summary
+            ));
+            for m in &last.metrics {
+                message.push_str(&format!(
+                    "  {:<18} canary {:>10} baseline {:>10}  {:?}\n",
+                    m.metric,
+                    m.canary.map_or("-".into(), |v| format!("{v:.4}")),
+                    m.baseline.map_or("-".into(), |v| format!("{v:.4}")),
+                    m.verdict
+                ));
+            }
         }
         if self.outcome == "failed_forward" {
             message.push_str(&format!(

@@ -372,6 +372,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         iam_actions: &[
             "s3:DeleteObject",
             "s3:GetObject",
+            "s3:ListBucket",
             "s3:PutObject",
             "sns:Publish",
             "states:GetExecutionHistory",

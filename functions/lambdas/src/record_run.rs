@@ -61,6 +61,25 @@ pub async fn record_run(
             }
         }
     }
+    // A failback that rolled back ended inside its steps, which keep no output: the failing
+    // step's gate (the numbers, the judge's table) comes from the run's journal.
+    if run.machine == "failback"
+        && !report.succeeded()
+        && let Some(gate) = last_gate(journal, &run).await
+    {
+        // Only finished steps are objects (a rolled-back run's `steps` may still be the plan's
+        // list of percents).
+        let mut steps: Vec<Value> = report
+            .canary_steps
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s.get("gate").is_some())
+            .cloned()
+            .collect();
+        steps.push(json!({"percent": gate["step"], "gate": gate, "rolled_back": true}));
+        report.canary_steps = Value::Array(steps);
+    }
     let what = report.metric_prefix();
     let mut values = vec![
         MetricValue::seconds(format!("{what}DurationSeconds"), duration_secs),
@@ -78,7 +97,12 @@ pub async fn record_run(
     let publication = Publication {
         json_key: format!("reports/{}/{}.json", run.machine, run.execution),
         report: serde_json::to_value(&report).map_err(|e| FunctionError::Setup(e.to_string()))?,
-        markdown: None,
+        markdown: report.canary_markdown().map(|text| {
+            (
+                format!("reports/{}/{}.md", run.machine, run.execution),
+                text,
+            )
+        }),
         metrics: vec![MetricBatch {
             namespace: "hapilot".into(),
             dimensions: vec![
@@ -104,6 +128,17 @@ pub async fn record_run(
     publish(journal, metrics, notifier, &publication).await?;
     record(journal, &run, json!({ "after": publication.report })).await?;
     Ok(publication.report)
+}
+
+/// The last canary gate the failback `run` journaled (its `measurements`), if any.
+async fn last_gate(journal: &impl Journal, run: &RunContext) -> Option<Value> {
+    let keys = journal.list(&run.run_object("")).await.ok()?;
+    let key = keys
+        .iter()
+        .filter(|k| k.ends_with("-CanaryGate.json"))
+        .max()?;
+    let entry = journal.get(key).await.ok()??;
+    Some(entry["measurements"].clone()).filter(|m| m.is_object())
 }
 
 #[cfg(test)]

@@ -472,6 +472,20 @@ impl FailoverWorld {
         .unwrap()
     }
 
+    /// A text object (a Markdown report) from the audit bucket, if it exists.
+    pub async fn object_text(&self, key: &str) -> Option<String> {
+        let s3 = hapilot_adapters::sdk::s3(self.stack.stack().sdk_config());
+        let object = s3
+            .get_object()
+            .bucket("hapilot-audit")
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let bytes = object.body.collect().await.ok()?.into_bytes();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// The `hapilot` CLI, pointed at this stack like an operator's shell after `local up`.
     pub fn cli(&self) -> tokio::process::Command {
         let mut cli = self.stack.cli();
