@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 /// The keywords [`problems`] understands (annotations included).
-pub const KEYWORDS: [&str; 19] = [
+pub const KEYWORDS: [&str; 20] = [
     "$schema",
     "$id",
     "$defs",
@@ -25,6 +25,7 @@ pub const KEYWORDS: [&str; 19] = [
     "minimum",
     "maximum",
     "exclusiveMinimum",
+    "exclusiveMaximum",
     "items",
     "minItems",
     "maxItems",
@@ -145,6 +146,11 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<
             && n <= min
         {
             out.push(format!("{at}: {value} must be above {min}"));
+        }
+        if let Some(max) = schema.get("exclusiveMaximum").and_then(Value::as_f64)
+            && n >= max
+        {
+            out.push(format!("{at}: {value} must be below {max}"));
         }
     }
     if let Some(items) = value.as_array() {
