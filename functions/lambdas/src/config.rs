@@ -318,7 +318,7 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "HAPILOT_CANARY_PROVIDER",
-        doc: "JSON: `{\"kind\": \"cloudwatch\", \"namespace\", \"request_metric\", \"error_metric\", \"dimensions\": {region: {name: value}}}` or `{\"kind\": \"prometheus\", \"url\", \"request_query\", \"error_query\"}`",
+        doc: "JSON: `{\"kind\": \"cloudwatch\", \"namespace\", \"request_metric\", \"error_metric\", \"dimensions\": {region: {name: value}}}` or `{\"kind\": \"prometheus\", \"url\", \"request_query\", \"error_query\", \"latency\"?: {\"preset\"?, \"queries\"?, \"rate_window_ms\"?, \"samples\"?}}` (latency: the canary judge's series)",
         default: "",
         parse: |s, v| {
             s.canary_provider = Some(json("HAPILOT_CANARY_PROVIDER", v)?);
