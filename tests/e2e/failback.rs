@@ -439,15 +439,28 @@ async fn with_the_judge_a_primary_like_the_standby_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_judge_a_metrics_outage_is_inconclusive_then_a_human_decides() {
     let world = after_failover().await;
-    world.deployment.prometheus.stop();
     let sdk = world.stack.stack().sdk_config().clone();
     let arn = world
         .start_run(
             "failback",
             "outage",
-            input(json!({"steps": [100], "gate": {"judge": {}, "inconclusive_limit": 1}})),
+            input(json!({"steps": [100], "bake_seconds": 2, "gate": {"judge": {}, "inconclusive_limit": 1}})),
         )
         .await;
+    // Prometheus goes away once the step's weights moved: during the bake, before the gate.
+    let journal = hapilot_adapters::journal::S3Journal::from_sdk(&sdk, "hapilot-audit");
+    let mut shifted = false;
+    for _ in 0..600 {
+        use hapilot_adapters::journal::Journal;
+        let keys = journal.list("runs/failback/outage/").await.unwrap();
+        if keys.iter().any(|k| k.ends_with("-ShiftStep.json")) {
+            shifted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(shifted, "the step never moved the weights");
+    world.deployment.prometheus.stop();
     let pending = world.wait_for_approval_of("failback", "outage").await;
     assert_eq!(pending["details"]["verdict"], "inconclusive", "{pending:#}");
     assert_eq!(
@@ -473,4 +486,36 @@ async fn with_the_judge_a_metrics_outage_is_inconclusive_then_a_human_decides() 
         .filter(|e| e.kind == "TaskStateEntered" && e.state.as_deref() == Some("CanaryGate"))
         .count();
     assert_eq!(gates, 2, "one inconclusive look tolerated, the second asks");
+}
+
+/// A dry run judges and reports without acting: the slow primary gets all its traffic back,
+/// and the report says what the judge would have done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_judge_reports_a_slow_primary_and_does_not_act() {
+    let world = after_failover().await;
+    world.deployment.primary.traffic().set_latency(0.4);
+    world.deployment.standby.traffic().set_latency(0.2);
+    let arn = world
+        .start_run(
+            "failback",
+            "dry",
+            input(
+                json!({"steps": [100], "bake_seconds": 2, "gate": {"judge": {}, "dry_run": true}}),
+            ),
+        )
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert_eq!(world.weights().await, weights(100));
+    let report = world.object("reports/failback/dry.json").await.unwrap();
+    let gate = &report["canary_steps"][0]["gate"];
+    assert_eq!(gate["judgement"]["verdict"], "fail", "{gate:#}");
+    assert_eq!(gate["decision"], "proceed", "{gate:#}");
+    assert!(
+        gate["summary"]
+            .as_str()
+            .unwrap()
+            .contains("dry run, not acted on"),
+        "{gate:#}"
+    );
 }
