@@ -281,6 +281,7 @@ mod tests {
             "failback",
             "reprotect",
             "dr-restore",
+            "restore-test",
             "dr-drill",
             "backup-audit",
         ] {

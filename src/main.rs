@@ -173,6 +173,30 @@ enum Command {
         #[arg(long, default_value_t = 7200)]
         timeout: u64,
     },
+    /// Prove the backups by restoring them (the restore-test state machine): PostgreSQL onto
+    /// the region's scratch target (`restore_test`), to a random moment inside the restore
+    /// window, checked by content, torn down; the report gives the restore time and RPO.
+    RestoreTest {
+        /// The region whose restore_test target the backups are restored onto.
+        #[arg(long)]
+        region: String,
+        /// `random` (a moment drawn inside the restore window), `latest` or an RFC 3339
+        /// timestamp.
+        #[arg(long, default_value = "random")]
+        target: String,
+        /// The random target's seed (a report's seed repeats its test exactly).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The content check's table and column, e.g. `LiteLLM_SpendLogs.startTime`.
+        #[arg(long)]
+        data_check: Option<String>,
+        /// The restore-test state machine (name as deployed, or ARN).
+        #[arg(long, default_value = "restore-test")]
+        machine: String,
+        /// Give up following after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 7200)]
+        timeout: u64,
+    },
     /// Approve what a waiting run (e.g. a failover over its RPO) asks for.
     Approve {
         /// Execution name.
@@ -660,6 +684,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 with,
                 fields,
                 (None, "restore"),
+                timeout,
+                out,
+            )
+            .await
+        }
+        Command::RestoreTest {
+            region,
+            target,
+            seed,
+            data_check,
+            machine,
+            timeout,
+        } => {
+            let mut fields = vec![("region", region.into()), ("target", target.into())];
+            if let Some(seed) = seed {
+                fields.push(("seed", seed.into()));
+            }
+            if let Some(check) = data_check {
+                let Some((table, column)) = check.rsplit_once('.') else {
+                    bail!("--data-check must be table.column, e.g. LiteLLM_SpendLogs.startTime");
+                };
+                fields.push((
+                    "data_check",
+                    serde_json::json!({"table": table, "column": column}),
+                ));
+            }
+            start_with(
+                &config,
+                &machine,
+                None,
+                fields,
+                (None, "restore-test"),
                 timeout,
                 out,
             )

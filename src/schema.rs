@@ -32,7 +32,7 @@ pub const KEYWORDS: [&str; 20] = [
 ];
 
 /// The input schemas, by state machine.
-pub const SCHEMAS: [(&str, &str); 7] = [
+pub const SCHEMAS: [(&str, &str); 8] = [
     (
         "failover",
         include_str!("../statemachines/schemas/failover.input.json"),
@@ -48,6 +48,10 @@ pub const SCHEMAS: [(&str, &str); 7] = [
     (
         "dr-restore",
         include_str!("../statemachines/schemas/dr-restore.input.json"),
+    ),
+    (
+        "restore-test",
+        include_str!("../statemachines/schemas/restore-test.input.json"),
     ),
     (
         "dr-drill",

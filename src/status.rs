@@ -16,11 +16,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The state machines hapilot deploys, as the operator names them.
-pub const MACHINES: [&str; 6] = [
+pub const MACHINES: [&str; 7] = [
     "failover",
     "failback",
     "reprotect",
     "dr-restore",
+    "restore-test",
     "dr-drill",
     "backup-audit",
 ];

@@ -7,7 +7,9 @@
 //! - `POST /restore {"base": {"name", "url"}, "wal": [{"name", "url"}], "target_time"?}` -> 202:
 //!   a DR restore in the background (download the base backup and the WAL, lay down the data
 //!   directory with `recovery.signal` and `restore_command`, start it);
-//!   `GET /restore` -> `{"state": "idle"|"running"|"started"|"failed", "detail"}`.
+//!   `GET /restore` -> `{"state": "idle"|"running"|"started"|"failed", "detail"}`;
+//!   `DELETE /restore` -> 200 `{"state": "idle", "detail"}`: what a restore laid down (a
+//!   restore test's scratch server) stopped and removed; 409 while a restore is running.
 //!
 //! The bodies are the typed protocol of `hapilot_adapters::restore` (the client's own types):
 //! [`RebuildRequest`], [`RestoreJob`], [`RestoreProgress`], [`AgentError`].
@@ -83,6 +85,7 @@ impl PostgresAgent {
                         ),
                     ),
                 },
+                (Method::DELETE, "/restore") => tear_down(&agent).await,
                 (Method::GET, "/restore") => {
                     let (state, detail) = agent.progress.lock().expect("progress").clone();
                     json_answer(StatusCode::OK, RestoreProgress { state, detail })
@@ -111,6 +114,40 @@ async fn rebuild(agent: &Agent, request: RebuildRequest) -> Answer {
                 detail: r.detail,
             },
         ),
+        Ok(Err(e)) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Stops the restored server and removes its data directory and downloads.
+async fn tear_down(agent: &Agent) -> Answer {
+    if agent.progress.lock().expect("progress").0 == "running" {
+        return refused(
+            StatusCode::CONFLICT,
+            "a restore is running: tear down after it ends",
+        );
+    }
+    let node = agent.node.clone().lock_owned().await;
+    let wiped = tokio::task::spawn_blocking(move || {
+        node.wipe()?;
+        for dir in ["dr-download", "dr-wal"] {
+            node.work_dir(dir)?;
+        }
+        Ok::<_, super::LocalError>(())
+    })
+    .await;
+    match wiped {
+        Ok(Ok(())) => {
+            let detail = "torn down: the server stopped, its data directory removed".to_string();
+            *agent.progress.lock().expect("progress") = ("idle".into(), detail.clone());
+            json_answer(
+                StatusCode::OK,
+                RestoreProgress {
+                    state: "idle".into(),
+                    detail,
+                },
+            )
+        }
         Ok(Err(e)) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -90,6 +90,9 @@ pub enum Databases {
         agents: (PostgresAgent, PostgresAgent),
         /// The DR restore's server (laid down by a restore) in the standby region, and its agent.
         dr: Box<(super::postgres::PostgresNode, PostgresAgent)>,
+        /// The restore test's scratch server (laid down by a test, torn down after) in the
+        /// standby region, and its agent.
+        scratch: Box<(super::postgres::PostgresNode, PostgresAgent)>,
         /// The CloudNativePG operator stand-in, when the pair is run as replica clusters.
         operator: Option<super::cnpg::CnpgOperator>,
         /// The fronts the functions reach each server through (faults act on their
@@ -637,6 +640,10 @@ impl LocalDeployment {
                         .await
                         .map_err(io("starting a host agent"))?,
                 );
+                let scratch_node = pair.scratch_node()?;
+                let scratch_agent = PostgresAgent::start(scratch_node.clone())
+                    .await
+                    .map_err(io("starting a host agent"))?;
                 let dr_node = pair.dr_node()?;
                 let dr_agent = PostgresAgent::start(dr_node.clone())
                     .await
@@ -668,6 +675,7 @@ impl LocalDeployment {
                     pair: Box::new(pair),
                     agents,
                     dr: Box::new((dr_node, dr_agent)),
+                    scratch: Box::new((scratch_node, scratch_agent)),
                     operator,
                     fronts: Fronts::default(),
                 }
@@ -877,6 +885,7 @@ impl LocalDeployment {
             vault: None,
             redis: None,
             restore: None,
+            restore_test: None,
         };
         let vault_target = |vault: &SimulatedVault| hapilot_adapters::vault::VaultTarget {
             ca_file: None,
@@ -902,6 +911,15 @@ impl LocalDeployment {
                             Some(hapilot_adapters::restore::RestoreDatabaseTarget::Postgres {
                                 agent_url: dr.1.url(),
                                 dsn: dr.0.server.dsn().into(),
+                            })
+                        }
+                        Databases::Patroni { .. } => None,
+                    },
+                    restore_test: match &databases {
+                        Databases::Postgres { scratch, .. } => {
+                            Some(hapilot_adapters::restore::RestoreDatabaseTarget::Postgres {
+                                agent_url: scratch.1.url(),
+                                dsn: scratch.0.server.dsn().into(),
                             })
                         }
                         Databases::Patroni { .. } => None,

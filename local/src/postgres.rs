@@ -395,10 +395,20 @@ impl PostgresPair {
 impl PostgresPair {
     /// A third server's place in the DR region: nothing there until a restore lays it down.
     pub fn dr_node(&self) -> Result<PostgresNode, LocalError> {
+        self.empty_node("dr")
+    }
+
+    /// The restore test's scratch host: nothing there until a test lays a server down, and
+    /// nothing after its teardown.
+    pub fn scratch_node(&self) -> Result<PostgresNode, LocalError> {
+        self.empty_node("scratch")
+    }
+
+    fn empty_node(&self, name: &str) -> Result<PostgresNode, LocalError> {
         Ok(PostgresNode {
             server: PostgresServer {
                 bin: self.primary.bin.clone(),
-                data: self.root.join("dr"),
+                data: self.root.join(name),
                 port: free_port().map_err(LocalError::io("finding a free port"))?,
             },
             root: self.root.clone(),
@@ -725,15 +735,18 @@ impl Drop for PostgresPair {
         }
         self.replica.stop_quietly();
         self.primary.stop_quietly();
-        // The DR region's server (a restore's target) lives under the same root: stop it
-        // before its data directory goes, or it runs on with nothing under it.
-        if self.root.join("dr").join("postmaster.pid").exists() {
-            PostgresServer {
-                bin: self.primary.bin.clone(),
-                data: self.root.join("dr"),
-                port: 0,
+        // The DR region's server (a restore's target) and the restore test's scratch server
+        // live under the same root: stop them before their data directories go, or they run
+        // on with nothing under them.
+        for name in ["dr", "scratch"] {
+            if self.root.join(name).join("postmaster.pid").exists() {
+                PostgresServer {
+                    bin: self.primary.bin.clone(),
+                    data: self.root.join(name),
+                    port: 0,
+                }
+                .stop_quietly();
             }
-            .stop_quietly();
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }

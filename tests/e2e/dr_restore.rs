@@ -449,3 +449,100 @@ async fn the_cloudnativepg_backend_creates_a_recovery_cluster_and_follows_it() {
         "{again}"
     );
 }
+
+fn scratch_data_exists(world: &FailoverWorld) -> bool {
+    match &world.deployment.databases {
+        Databases::Postgres { scratch, .. } => scratch.0.data_dir().join("PG_VERSION").exists(),
+        Databases::Patroni { .. } => unreachable!(),
+    }
+}
+
+/// The restore test: a moment drawn inside the restore window (from a seed kept in the
+/// report), PostgreSQL restored onto the scratch host and checked by content, then torn
+/// down; the DR restore's target is never touched, and the same seed draws the same moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let history = make_history(&world).await;
+    let input = json!({
+        "region": "us-west-2",
+        "seed": 7,
+        "data_check": {"table": "spend", "column": "created_at"},
+        "readiness_timeout_seconds": 120
+    });
+    let outcome = world.stack.run("restore-test", input.clone()).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert!(entered(&outcome, "TearDown"));
+    let out = outcome.output.clone().unwrap();
+    let random = &out["plan"]["random"];
+    assert_eq!(random["seed"], 7, "{random}");
+    let (earliest, latest, chosen) = (
+        random["earliest"].as_i64().unwrap(),
+        random["latest"].as_i64().unwrap(),
+        random["chosen"].as_i64().unwrap(),
+    );
+    assert!(earliest <= chosen && chosen <= latest, "{random}");
+    assert_eq!(out["plan"]["scratch"], true);
+    // By content: the rows committed at the drawn moment (a second either side: the moment
+    // is whole seconds, a batch's rows carry their own clock times).
+    let primary = PostgresDatabase::new(world.postgres().primary.dsn())
+        .connect()
+        .await
+        .unwrap();
+    let count_until = |at: i64| {
+        let primary = &primary;
+        async move {
+            primary
+                .query_one(
+                    "SELECT count(*) FROM spend WHERE created_at <= to_timestamp($1::float8)",
+                    &[&(at as f64)],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let rows = out["readiness"]["data_check"]["rows"].as_i64().unwrap();
+    let (low, high) = (count_until(chosen - 1).await, count_until(chosen + 1).await);
+    assert!(
+        (low..=high).contains(&rows),
+        "restored {rows} rows at {chosen}, committed by then {low}..{high}: {out:#}"
+    );
+    assert!(rows >= 100, "the base backup's rows at least: {out:#}");
+    // Torn down, and the DR restore's target never touched.
+    assert!(!scratch_data_exists(&world), "the scratch server is gone");
+    assert!(
+        !dr_data_exists(&world),
+        "the DR restore's target is untouched"
+    );
+    let execution = outcome.execution_arn.rsplit(':').next().unwrap();
+    let report = world
+        .object(&format!("reports/restore-test/{execution}.json"))
+        .await
+        .expect("the restore test's report");
+    assert_eq!(report["outcome"], "passed", "{report:#}");
+    assert_eq!(report["restore"]["random"]["chosen"], chosen);
+    assert_eq!(
+        report["restore"]["teardown"]["torn_down"], true,
+        "{report:#}"
+    );
+    assert_eq!(report["restore"]["rto_target_secs"], 120.0, "{report:#}");
+    assert!(report["duration_secs"].as_f64().unwrap() > 0.0);
+    // The same seed from the CLI draws the same moment.
+    let stdout = cli_ok(world.cli().args([
+        "restore-test",
+        "--region",
+        "us-west-2",
+        "--seed",
+        "7",
+        "--data-check",
+        "spend.created_at",
+    ]))
+    .await;
+    assert!(
+        stdout.contains(&format!("\"chosen\": {chosen}")),
+        "{stdout}"
+    );
+    assert!(!scratch_data_exists(&world));
+    assert!(rows as usize <= history.all_ids.len());
+}

@@ -110,6 +110,9 @@ pub trait RestoreAgent: Send + Sync {
     fn start(&self, job: &RestoreJob) -> impl Future<Output = Result<(), AdapterError>> + Send;
     /// How the restore is going.
     fn progress(&self) -> impl Future<Output = Result<RestoreProgress, AdapterError>> + Send;
+    /// Removes what a restore laid down (a restore test's scratch server or cluster); nothing
+    /// there is success.
+    fn tear_down(&self) -> impl Future<Output = Result<String, AdapterError>> + Send;
 }
 
 /// [`RestoreAgent`] over HTTP.
@@ -158,6 +161,28 @@ impl RestoreAgent for HttpRestoreAgent {
             "HTTP {status}: {}",
             refused.unwrap_or_else(|_| "no detail".into())
         )))
+    }
+
+    async fn tear_down(&self) -> Result<String, AdapterError> {
+        let r = self.http.delete(&self.url).send().await.map_err(|e| {
+            self.error(crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })?;
+        let status = r.status();
+        if status.is_success() {
+            return Ok(r
+                .json::<RestoreProgress>()
+                .await
+                .map(|p| p.detail)
+                .unwrap_or_else(|_| "torn down".into()));
+        }
+        let refused = r.json::<AgentError>().await.map(|e| e.error);
+        Err(self
+            .error(format!(
+                "HTTP {status}: {}",
+                refused.unwrap_or_else(|_| "no detail".into())
+            ))
+            .transient_if(status.is_server_error()))
     }
 
     async fn progress(&self) -> Result<RestoreProgress, AdapterError> {
@@ -272,6 +297,35 @@ impl RestoreAgent for CloudNativePgRestore {
         )))
     }
 
+    async fn tear_down(&self) -> Result<String, AdapterError> {
+        // Deleting the Cluster lets the operator remove its pods and PVCs (owner references).
+        let r = self
+            .http
+            .delete(self.url(Some(&self.cluster)))
+            .bearer_auth(self.kubernetes.token.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                let transient = crate::error::send_failure_is_transient(&e);
+                self.error(crate::error::error_chain(&e.without_url()))
+                    .transient_if(transient)
+            })?;
+        match r.status().as_u16() {
+            200..=299 => Ok(format!("Cluster {} deleted", self.cluster)),
+            404 => Ok(format!("Cluster {} was not there", self.cluster)),
+            _ => {
+                let status = r.status();
+                let body: Value = r.json().await.unwrap_or_default();
+                Err(self
+                    .error(format!(
+                        "HTTP {status}: {}",
+                        body["message"].as_str().unwrap_or("no detail")
+                    ))
+                    .transient_if(status.is_server_error()))
+            }
+        }
+    }
+
     async fn progress(&self) -> Result<RestoreProgress, AdapterError> {
         let r = self
             .http
@@ -359,6 +413,13 @@ impl RestoreAgent for AnyRestoreAgent {
         match self {
             AnyRestoreAgent::Postgres(a) => a.progress().await,
             AnyRestoreAgent::Cloudnativepg(a) => a.progress().await,
+        }
+    }
+
+    async fn tear_down(&self) -> Result<String, AdapterError> {
+        match self {
+            AnyRestoreAgent::Postgres(a) => a.tear_down().await,
+            AnyRestoreAgent::Cloudnativepg(a) => a.tear_down().await,
         }
     }
 }

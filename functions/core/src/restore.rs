@@ -43,6 +43,10 @@ pub struct RestoreRequest {
     /// WAL segment size (default 16 MiB).
     #[serde(default)]
     pub wal_segment_size: Option<u64>,
+    /// A restore test's `"random"` target: the seed of the moment drawn (default: from the
+    /// execution's name), so a test can be repeated exactly.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 fn latest() -> String {
@@ -287,6 +291,56 @@ pub fn resolve_restore_point(
     })
 }
 
+/// How a restore test's target was drawn: uniformly inside the restore window, from a seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RandomTarget {
+    /// The seed (repeat the test exactly with it).
+    pub seed: u64,
+    /// The window's start: the oldest base backup's end (epoch seconds).
+    pub earliest: i64,
+    /// The window's end: as far as the archive reaches (epoch seconds).
+    pub latest: i64,
+    /// The moment drawn.
+    pub chosen: i64,
+}
+
+/// Draws a restore test's target inside the catalog's restore window: from the oldest DONE
+/// base backup's end to as far as the WAL archive reaches from the newest one. The draw is a
+/// pure function of `seed` (splitmix64), so the journal's seed repeats the test exactly.
+pub fn random_target(
+    catalog: &RestoreCatalog,
+    seed: u64,
+    segment_size: u64,
+) -> Result<RandomTarget, Unreachable> {
+    let latest =
+        resolve_restore_point(catalog, RestoreTarget::Latest, segment_size)?.reachable_until;
+    let earliest = catalog
+        .base_backups
+        .iter()
+        .map(|b| b.end_time)
+        .min()
+        .unwrap_or(latest)
+        .min(latest);
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let span = (latest - earliest) as u64 + 1;
+    Ok(RandomTarget {
+        seed,
+        earliest,
+        latest,
+        chosen: earliest + (z % span) as i64,
+    })
+}
+
+/// A seed from a text (the execution's name): FNV-1a.
+pub fn seed_of(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// How often a restore polls PostgreSQL for the end of recovery, seconds.
 pub const READINESS_POLL_SECS: u64 = 2;
 
@@ -344,6 +398,13 @@ pub struct RestorePlan {
     pub region: String,
     /// Its SetIdentifier (for the offered DNS switch).
     pub set_identifier: String,
+    /// A restore test: laid down on the region's scratch target (`restore_test`) and torn
+    /// down after, never offered traffic.
+    #[serde(default)]
+    pub scratch: bool,
+    /// A restore test's random target: how it was drawn.
+    #[serde(default)]
+    pub random: Option<RandomTarget>,
     /// The bucket restored from.
     pub bucket: String,
     /// The target as asked.
@@ -431,6 +492,8 @@ impl RestorePlan {
         RestorePlan {
             region: request.region.clone(),
             set_identifier: inputs.set_identifier,
+            scratch: false,
+            random: None,
             bucket: inputs.bucket,
             target: request.target.clone(),
             target_epoch,
@@ -497,6 +560,35 @@ mod tests {
             switches: vec![],
             snapshots: vec![("vault/a.snap".into(), 900), ("vault/b.snap".into(), 6_500)],
         }
+    }
+
+    proptest::proptest! {
+        /// Whatever the seed, the drawn moment is inside the window and reachable; the same
+        /// seed draws the same moment.
+        #[test]
+        fn a_random_target_is_inside_the_window_and_repeatable(seed in proptest::prelude::any::<u64>()) {
+            let c = catalog(&[2, 3, 4, 5, 6, 7]);
+            let drawn = random_target(&c, seed, DEFAULT_SEGMENT_SIZE).unwrap();
+            proptest::prop_assert_eq!((drawn.earliest, drawn.latest), (1_000, 7_000));
+            proptest::prop_assert!((1_000..=7_000).contains(&drawn.chosen));
+            proptest::prop_assert_eq!(drawn, random_target(&c, seed, DEFAULT_SEGMENT_SIZE).unwrap());
+            let point = resolve_restore_point(&c, RestoreTarget::Time(drawn.chosen), DEFAULT_SEGMENT_SIZE);
+            proptest::prop_assert!(point.is_ok(), "{:?}", point);
+        }
+    }
+
+    #[test]
+    fn random_targets_spread_over_the_window_and_need_a_catalog() {
+        let c = catalog(&[2, 3, 4, 5, 6, 7]);
+        let drawn: Vec<i64> = (0..200)
+            .map(|i| {
+                random_target(&c, seed_of(&format!("test-{i}")), DEFAULT_SEGMENT_SIZE)
+                    .unwrap()
+                    .chosen
+            })
+            .collect();
+        assert!(drawn.iter().any(|t| *t < 2_500) && drawn.iter().any(|t| *t > 5_500));
+        assert!(random_target(&RestoreCatalog::default(), 1, DEFAULT_SEGMENT_SIZE).is_err());
     }
 
     #[test]

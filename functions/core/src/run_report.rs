@@ -63,6 +63,15 @@ pub struct PlanView {
     /// A restore's target.
     #[serde(default)]
     pub target: Value,
+    /// A restore's region.
+    #[serde(default, deserialize_with = "lenient")]
+    pub region: Option<String>,
+    /// A restore test's random target (seed, window, moment).
+    #[serde(default)]
+    pub random: Value,
+    /// A restore's recovery wait (`poll_seconds`, `max_polls`): its RTO budget.
+    #[serde(default)]
+    pub readiness: Value,
 }
 
 /// `$.replication.assessment`.
@@ -199,6 +208,12 @@ pub struct RunState {
     /// A restore's readiness and data check (`data_check.rpo_secs`: the restore's RPO).
     #[serde(default)]
     pub readiness: Value,
+    /// A restore test's teardown of its scratch target.
+    #[serde(default)]
+    pub teardown: Value,
+    /// Why the teardown failed, if it did.
+    #[serde(default)]
+    pub teardown_error: Value,
 }
 
 impl RunState {
@@ -225,6 +240,16 @@ pub struct RestoreReport {
     pub readiness: Value,
     /// The DNS switch offered.
     pub dns_switch: Value,
+    /// A restore test's random target (seed, window, moment).
+    #[serde(default)]
+    pub random: Value,
+    /// A restore test's teardown (or its error).
+    #[serde(default)]
+    pub teardown: Value,
+    /// The recovery wait's budget, seconds (the tier's RTO by default): the restore time is
+    /// judged against it.
+    #[serde(default)]
+    pub rto_target_secs: Option<f64>,
 }
 
 /// `reports/<machine>/<execution>.json`.
@@ -416,7 +441,7 @@ impl RunReport {
             execution: execution.to_string(),
             outcome: outcome.to_string(),
             primary_region: plan.primary.region.clone(),
-            standby_region: plan.standby.region.clone(),
+            standby_region: plan.standby.region.clone().or_else(|| plan.region.clone()),
             tier: plan.tier.clone(),
             started_at: started_at.to_string(),
             finished_at: finished_at.to_string(),
@@ -451,7 +476,7 @@ impl RunReport {
             unfence: state.unfence.clone(),
             rebuild: state.rebuild.clone(),
             streaming: state.streaming.clone(),
-            restore: (machine == "dr-restore").then(|| RestoreReport {
+            restore: matches!(machine, "dr-restore" | "restore-test").then(|| RestoreReport {
                 summary: plan.summary.clone(),
                 target: plan.target.clone(),
                 verification: state.verification.clone(),
@@ -459,6 +484,16 @@ impl RunReport {
                 database: state.database_restore.clone(),
                 readiness: state.readiness.clone(),
                 dns_switch: state.approval.clone(),
+                random: plan.random.clone(),
+                teardown: match (&state.teardown, &state.teardown_error) {
+                    (Value::Null, Value::Null) => Value::Null,
+                    (Value::Null, error) => serde_json::json!({"error": error}),
+                    (done, _) => done.clone(),
+                },
+                rto_target_secs: plan.readiness["poll_seconds"]
+                    .as_f64()
+                    .zip(plan.readiness["max_polls"].as_f64())
+                    .map(|(p, n)| p * n),
             }),
             retries: Vec::new(),
         }
@@ -468,7 +503,7 @@ impl RunReport {
     pub fn succeeded(&self) -> bool {
         matches!(
             self.outcome.as_str(),
-            "succeeded" | "reprotected" | "restored"
+            "succeeded" | "reprotected" | "restored" | "passed"
         )
     }
 
@@ -480,6 +515,7 @@ impl RunReport {
             "failback" => "Failback",
             "reprotect" => "Reprotect",
             "dr-restore" => "Restore",
+            "restore-test" => "RestoreTest",
             _ => "Run",
         }
     }

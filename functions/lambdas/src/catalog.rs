@@ -496,6 +496,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "start a child run (the drill's failover or failback) through the API",
     },
     FunctionSpec {
+        name: "tear-down-restore",
+        substitution: "TearDownRestoreFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
+        credentials: &[Credential::Database, Credential::Kubernetes],
+        summary: "remove what a restore test laid down (its scratch server or recovery cluster)",
+    },
+    FunctionSpec {
         name: "unfence-primary",
         substitution: "UnfencePrimaryFunctionArn",
         requires: &[REGIONS, BUCKET],

@@ -92,6 +92,7 @@ mod tests {
                 vault: None,
                 redis: None,
                 restore: None,
+                restore_test: None,
             },
         );
         settings

@@ -24,12 +24,15 @@ struct Input {
     data_check: Option<DataCheck>,
     #[serde(default)]
     target_epoch: Option<i64>,
+    /// A restore test's scratch target, not the DR restore's.
+    #[serde(default)]
+    scratch: bool,
     run: RunContext,
 }
 
 /// Looks once.
 pub async fn check_restore<A: RestoreAgent>(
-    agent: impl FnOnce(&str) -> Result<(A, String), FunctionError>,
+    agent: impl FnOnce(&str, bool) -> Result<(A, String), FunctionError>,
     journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
@@ -38,9 +41,10 @@ pub async fn check_restore<A: RestoreAgent>(
         polls,
         data_check,
         target_epoch,
+        scratch,
         run,
     } = parse_input(input)?;
-    let (agent, dsn) = agent(&region)?;
+    let (agent, dsn) = agent(&region, scratch)?;
     let progress = agent.progress().await.map_err(FunctionError::from_adapter(
         ErrorName::DatabaseRestoreFailed,
     ))?;

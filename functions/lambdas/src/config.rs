@@ -43,6 +43,10 @@ pub struct RegionConfig {
     /// Where a DR restore lays down PostgreSQL in this region (host agent + DSN).
     #[serde(default)]
     pub restore: Option<hapilot_adapters::restore::RestoreDatabaseTarget>,
+    /// Where a restore test lays down PostgreSQL (a scratch host or cluster, never the DR
+    /// restore's: a DR restore must find its target free), torn down after every test.
+    #[serde(default)]
+    pub restore_test: Option<hapilot_adapters::restore::RestoreDatabaseTarget>,
 }
 
 /// Everything a hapilot function may need to know about its deployment.
@@ -192,7 +196,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     Variable {
         name: "HAPILOT_REGIONS",
-        doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?, \"known_secret\"?}, \"redis\"?: {\"address\": \"host:port\" or \"rediss://host:port\" (TLS), \"ca_pem\"?, \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`: readiness, the failover's Vault promotion (every region's, with `known_secret` a KV v2 path read after it) and the DR restore; `restore`: DR restore into that region). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=system`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default without a CA), `require`, `verify-ca`, `verify-full` (default when `sslrootcert` is given)), `sslrootcert` is a PEM file, `system`, or the PEM text itself (quoted, in the database secret: a Lambda has no file to point at), and a `connect_timeout` of 5 s applies unless the DSN sets one",
+        doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?, \"known_secret\"?}, \"redis\"?: {\"address\": \"host:port\" or \"rediss://host:port\" (TLS), \"ca_pem\"?, \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`: readiness, the failover's Vault promotion (every region's, with `known_secret` a KV v2 path read after it) and the DR restore; `restore`: DR restore into that region; `restore_test`?: the same shape, a scratch target the restore test lays down and tears down). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=system`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default without a CA), `require`, `verify-ca`, `verify-full` (default when `sslrootcert` is given)), `sslrootcert` is a PEM file, `system`, or the PEM text itself (quoted, in the database secret: a Lambda has no file to point at), and a `connect_timeout` of 5 s applies unless the DSN sets one",
         default: "",
         parse: |s, v| {
             s.regions = regions_json("HAPILOT_REGIONS", v)?;
@@ -493,6 +497,17 @@ impl Settings {
         Ok(config)
     }
 
+    /// `region`'s configuration when it has a restore test target.
+    pub fn restore_test_region(&self, region: &str) -> Result<&RegionConfig, FunctionError> {
+        let config = self.region(region)?;
+        if config.restore_test.is_none() {
+            return Err(FunctionError::Setup(format!(
+                "HAPILOT_REGIONS has no restore_test target for {region} (a scratch host: restore_test.agent_url, restore_test.dsn)"
+            )));
+        }
+        Ok(config)
+    }
+
     /// Every URL the settings name, by the setting that names it.
     pub fn urls(&self) -> Vec<(String, &str)> {
         use hapilot_adapters::database::DatabaseTarget;
@@ -521,14 +536,16 @@ impl Settings {
             if let Some(v) = &r.vault {
                 out.push((at("vault.url"), &v.url));
             }
-            match &r.restore {
-                Some(RestoreDatabaseTarget::Postgres { agent_url, .. }) => {
-                    out.push((at("restore.agent_url"), agent_url))
+            for (field, target) in [("restore", &r.restore), ("restore_test", &r.restore_test)] {
+                match target {
+                    Some(RestoreDatabaseTarget::Postgres { agent_url, .. }) => {
+                        out.push((at(&format!("{field}.agent_url")), agent_url))
+                    }
+                    Some(RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. }) => {
+                        out.push((at(&format!("{field}.kubernetes.url")), &kubernetes.url))
+                    }
+                    None => {}
                 }
-                Some(RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. }) => {
-                    out.push((at("restore.kubernetes.url"), &kubernetes.url))
-                }
-                None => {}
             }
         }
         if let Some(hapilot_adapters::traffic::TrafficSource::Prometheus { url, .. }) =
@@ -604,6 +621,8 @@ impl Settings {
             dsn: Option<SecretText>,
             #[serde(default)]
             restore_dsn: Option<SecretText>,
+            #[serde(default)]
+            restore_test_dsn: Option<SecretText>,
             /// Patroni's `restapi.authentication`.
             #[serde(default)]
             patroni_auth: Option<hapilot_adapters::http_client::HttpAuth>,
@@ -638,11 +657,19 @@ impl Settings {
                             *dsn = Some(d);
                         }
                     }
-                    if let Some(dsn) = c.restore_dsn {
-                        match region.restore.as_mut() {
-                            Some(RestoreDatabaseTarget::Postgres { dsn: d, .. })
-                            | Some(RestoreDatabaseTarget::Cloudnativepg { dsn: d, .. }) => *d = dsn,
-                            None => {}
+                    for (dsn, target) in [
+                        (c.restore_dsn, region.restore.as_mut()),
+                        (c.restore_test_dsn, region.restore_test.as_mut()),
+                    ] {
+                        if let (
+                            Some(dsn),
+                            Some(
+                                RestoreDatabaseTarget::Postgres { dsn: d, .. }
+                                | RestoreDatabaseTarget::Cloudnativepg { dsn: d, .. },
+                            ),
+                        ) = (dsn, target)
+                        {
+                            *d = dsn;
                         }
                     }
                 }
@@ -660,10 +687,12 @@ impl Settings {
                     {
                         kubernetes.token = token.clone();
                     }
-                    if let Some(RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. }) =
-                        region.restore.as_mut()
-                    {
-                        kubernetes.token = token;
+                    for target in [region.restore.as_mut(), region.restore_test.as_mut()] {
+                        if let Some(RestoreDatabaseTarget::Cloudnativepg { kubernetes, .. }) =
+                            target
+                        {
+                            kubernetes.token = token.clone();
+                        }
                     }
                 }
             }

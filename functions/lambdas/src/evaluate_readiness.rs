@@ -583,6 +583,7 @@ mod tests {
             vault: None,
             redis: None,
             restore: None,
+            restore_test: None,
         };
         let mut s = Settings::with_defaults();
         s.regions = [

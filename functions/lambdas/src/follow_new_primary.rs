@@ -121,6 +121,7 @@ mod tests {
                     vault: None,
                     redis: None,
                     restore: None,
+                    restore_test: None,
                 },
             );
         }

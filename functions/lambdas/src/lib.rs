@@ -48,6 +48,7 @@ pub mod scale_region;
 pub mod shift_traffic;
 pub mod snapshot_weights;
 pub mod start_run;
+pub mod tear_down_restore;
 pub mod unfence_primary;
 pub mod verify_restore_point;
 pub mod watch_region;

@@ -2,15 +2,21 @@
 //! backups' `backup.info`, WAL segments with their archive times, `.history` files, Vault
 //! snapshots) and chooses the restore point for the target; an unreachable target fails as
 //! `hapilot.RestoreTargetUnreachable` naming the closest reachable point. Nothing is touched.
-//! Input: `{"request": <statemachines/schemas/dr-restore.input.json>, "run"}`.
+//! Input: `{"request": <statemachines/schemas/dr-restore.input.json>, "test"?, "run"}`.
+//!
+//! A restore test (`"test": true`, the restore-test state machine) restores onto the region's
+//! scratch target (`restore_test`), to a moment drawn at random inside the restore window
+//! unless the request names a target (`"random"` is the default; the seed, the window and the
+//! moment are in the plan), and takes no run lock: it changes nothing of the platform, and a
+//! failover must never wait for a weekly test.
 
 use hapilot_adapters::backups::BackupStore;
 use hapilot_core::ErrorName;
 use hapilot_core::backup::catalog::is_base_data_tar;
 use hapilot_core::backup::wal::{self, WalFile};
 use hapilot_core::restore::{
-    PlanInputs, RestorePlan, RestoreRequest, RestoreTarget, readiness_polls, resolve_restore_point,
-    segment_size,
+    PlanInputs, RestorePlan, RestoreRequest, RestoreTarget, random_target, readiness_polls,
+    resolve_restore_point, seed_of, segment_size,
 };
 use hapilot_core::time::epoch_text;
 use serde::Deserialize;
@@ -24,7 +30,9 @@ use crate::run::{RunContext, record, take_run_lock};
 
 #[derive(Deserialize)]
 struct Input {
-    request: RestoreRequest,
+    request: Value,
+    #[serde(default)]
+    test: bool,
     run: RunContext,
 }
 
@@ -38,9 +46,30 @@ pub async fn plan_restore<S: BackupStore>(
     ),
     input: Value,
 ) -> Result<Value, FunctionError> {
-    let Input { request, run } = parse_input(input)?;
-    let target = RestoreTarget::parse(&request.target)?;
-    let region = settings.restore_region(&request.region, request.postgres, request.vault)?;
+    let Input { request, test, run } = parse_input(input)?;
+    let named_target = request.get("target").is_some();
+    let mut request: RestoreRequest = parse_input(request)?;
+    if test && !named_target {
+        request.target = "random".into();
+    }
+    let random = request.target.trim().eq_ignore_ascii_case("random");
+    if random && !test {
+        return Err(hapilot_core::CoreError::invalid(
+            "target",
+            "\"random\" is a restore test's target (the restore-test state machine); a DR restore names a moment or \"latest\"",
+        )
+        .into());
+    }
+    // A test restores PostgreSQL only: its scratch target, never the DR Vault (a snapshot
+    // restored into it would replace what it serves).
+    if test {
+        request.vault = false;
+        request.offer_dns_switch = false;
+    }
+    let region = match test {
+        true => settings.restore_test_region(&request.region)?,
+        false => settings.restore_region(&request.region, request.postgres, request.vault)?,
+    };
     if let Some(check) = &request.data_check {
         check.validate()?;
     }
@@ -65,6 +94,26 @@ pub async fn plan_restore<S: BackupStore>(
         .await
         .map_err(unreadable)?;
     let size = segment_size(request.wal_segment_size, &listing.recorded_sizes);
+    let drawn = match random {
+        true => Some(
+            random_target(
+                &listing.catalog,
+                request.seed.unwrap_or_else(|| seed_of(&run.execution)),
+                size,
+            )
+            .map_err(|u| {
+                FunctionError::named(
+                    ErrorName::RestoreTargetUnreachable,
+                    format!("no restore window to test: {}", u.reason),
+                )
+            })?,
+        ),
+        false => None,
+    };
+    let target = match drawn {
+        Some(d) => RestoreTarget::Time(d.chosen),
+        None => RestoreTarget::parse(&request.target)?,
+    };
     let point = resolve_restore_point(&listing.catalog, target, size).map_err(|u| {
         FunctionError::named(
             ErrorName::RestoreTargetUnreachable,
@@ -94,8 +143,14 @@ pub async fn plan_restore<S: BackupStore>(
         polls,
         now: chrono::Utc::now().timestamp(),
     };
-    let plan = serde_json::to_value(RestorePlan::new(&request, point, inputs))
-        .map_err(|e| FunctionError::Setup(e.to_string()))?;
+    let mut plan = RestorePlan::new(&request, point, inputs);
+    plan.scratch = test;
+    plan.random = drawn;
+    let plan = serde_json::to_value(plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
+    if test {
+        record(journal, &run, json!({ "after": plan })).await?;
+        return Ok(plan);
+    }
     // The plan is valid: a restore ends by offering to move traffic, so it is one run that
     // changes the platform, and takes the run lock before anything is touched.
     let lock = take_run_lock(journal, runs, &run).await?;

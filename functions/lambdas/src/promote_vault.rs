@@ -232,6 +232,7 @@ mod tests {
                 }),
                 redis: None,
                 restore: None,
+                restore_test: None,
             },
         );
         settings

@@ -81,13 +81,24 @@ pub async fn record_run(
         report.canary_steps = Value::Array(steps);
     }
     let what = report.metric_prefix();
-    let mut values = vec![
-        MetricValue::seconds(format!("{what}DurationSeconds"), duration_secs),
-        MetricValue::count(
-            format!("{what}Succeeded"),
-            if report.succeeded() { 1.0 } else { 0.0 },
-        ),
-    ];
+    let mut values = if run.machine == "restore-test" {
+        // The names the restore test's alarms and readiness read.
+        vec![
+            MetricValue::seconds("RestoreTestSeconds", duration_secs),
+            MetricValue::count(
+                "RestoreTestPassed",
+                if report.succeeded() { 1.0 } else { 0.0 },
+            ),
+        ]
+    } else {
+        vec![
+            MetricValue::seconds(format!("{what}DurationSeconds"), duration_secs),
+            MetricValue::count(
+                format!("{what}Succeeded"),
+                if report.succeeded() { 1.0 } else { 0.0 },
+            ),
+        ]
+    };
     if let Some(secs) = state.restore_rpo_secs() {
         values.push(MetricValue::seconds("RestoreRpoSeconds", secs));
     }

@@ -28,8 +28,8 @@ use crate::{
     plan_failback, plan_failover, plan_restore, promote_database, promote_vault,
     publish_replication_lag, read_replication, record_run, report_backup_audit, report_drill,
     reprotect_database, request_approval, restore_database, restore_vault, scale_region,
-    shift_traffic, snapshot_weights, start_run, unfence_primary, verify_restore_point,
-    watch_region,
+    shift_traffic, snapshot_weights, start_run, tear_down_restore, unfence_primary,
+    verify_restore_point, watch_region,
 };
 
 /// The future a handler returns.
@@ -204,21 +204,23 @@ impl Adapters {
         }
     }
 
-    /// The restore agent of `region` and the DSN of the server it restores.
+    /// The restore agent of `region` (with `scratch`, its restore test target's) and the DSN of
+    /// the server it restores.
     pub fn restore_agent(
         &self,
         region: &str,
+        scratch: bool,
     ) -> Result<(hapilot_adapters::restore::AnyRestoreAgent, String), FunctionError> {
-        let target = self
-            .settings
-            .region(region)?
-            .restore
-            .clone()
-            .ok_or_else(|| {
-                FunctionError::Setup(format!(
-                    "HAPILOT_REGIONS has no restore target for region {region}"
-                ))
-            })?;
+        let config = self.settings.region(region)?;
+        let (target, field) = match scratch {
+            true => (config.restore_test.clone(), "restore_test"),
+            false => (config.restore.clone(), "restore"),
+        };
+        let target = target.ok_or_else(|| {
+            FunctionError::Setup(format!(
+                "HAPILOT_REGIONS has no {field} target for region {region}"
+            ))
+        })?;
         let ca_file = match &target {
             hapilot_adapters::restore::RestoreDatabaseTarget::Cloudnativepg {
                 kubernetes, ..
@@ -348,7 +350,7 @@ functions! {
         check_catchup::check_catchup(|r| a.database(r), patroni, &a.journal, event).await
     });
     "check-restore" => check_restore(|a, event| {
-        check_restore::check_restore(|r| a.restore_agent(r), &a.journal, event).await
+        check_restore::check_restore(|r, scratch| a.restore_agent(r, scratch), &a.journal, event).await
     });
     "check-data" => check_data(|a, event| check_data::check_data(&a.settings, event).await);
     "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(|k| a.planned_traffic_switch(k), event).await);
@@ -403,13 +405,16 @@ functions! {
         reprotect_database::reprotect_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });
     "restore-database" => restore_database(|a, event| {
-        restore_database::restore_database(&a.dr_backups(), |r| a.restore_agent(r).map(|(agent, _)| agent), &a.journal, event).await
+        restore_database::restore_database(&a.dr_backups(), |r, scratch| a.restore_agent(r, scratch).map(|(agent, _)| agent), &a.journal, event).await
     });
     "promote-vault" => promote_vault(|a, event| {
         promote_vault::promote_vault(|r| a.vault_if_any(r), &a.settings, &a.journal, event).await
     });
     "restore-vault" => restore_vault(|a, event| {
         restore_vault::restore_vault(&a.dr_backups(), |r| a.vault(r), &a.journal, event).await
+    });
+    "tear-down-restore" => tear_down_restore(|a, event| {
+        tear_down_restore::tear_down_restore(|r| a.restore_agent(r, true).map(|(agent, _)| agent), &a.journal, event).await
     });
     "request-approval" => request_approval(|a, event| {
         let at = request_approval::AnswerAt {

@@ -25,6 +25,8 @@ struct Plan {
     base_data_key: String,
     history_keys: Vec<String>,
     recovery_target_time: Option<String>,
+    #[serde(default)]
+    scratch: bool,
 }
 
 #[derive(Deserialize)]
@@ -39,7 +41,7 @@ const URL_LIFETIME: Duration = Duration::from_secs(3_600);
 /// Starts the restore.
 pub async fn restore_database<S: BackupStore, A: RestoreAgent>(
     store: &S,
-    agent: impl FnOnce(&str) -> Result<A, FunctionError>,
+    agent: impl FnOnce(&str, bool) -> Result<A, FunctionError>,
     journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
@@ -69,7 +71,10 @@ pub async fn restore_database<S: BackupStore, A: RestoreAgent>(
         target_time: plan.recovery_target_time.clone(),
         backup_id: Some(plan.restore_point.base_backup.id.clone()),
     };
-    agent(&plan.region)?.start(&job).await.map_err(failed)?;
+    agent(&plan.region, plan.scratch)?
+        .start(&job)
+        .await
+        .map_err(failed)?;
     let out = json!({
         "region": plan.region,
         "base": job.base.name,
