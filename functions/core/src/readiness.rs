@@ -521,7 +521,7 @@ pub fn practice_checks(view: &PracticeView) -> Vec<ReadinessCheck> {
         "dr-restore",
         status,
         seen,
-        "run a DR restore test (hapilot restore --region <dr region>)",
+        "run a restore test (hapilot restore-test --region <dr region>) or set the stack's RestoreTestRegion for the weekly one",
     ));
     out
 }

@@ -127,12 +127,18 @@ async fn practice(journal: &impl Journal, now: i64) -> Result<PracticeView, Func
     {
         view.last_audit = Some((at, report["verdict"] == "PASSED"));
     }
-    for key in journal.list("reports/dr-restore/").await.map_err(read)? {
-        if let Some(report) = journal.get(&key).await.map_err(read)?
-            && report["outcome"] == "restored"
-            && let Some(at) = epoch_of(&report["finished_at"])
-        {
-            view.last_restore = view.last_restore.max(Some(at));
+    // A DR restore that restored, or a restore test that passed, proves the backups.
+    for (prefix, proven) in [
+        ("reports/dr-restore/", "restored"),
+        ("reports/restore-test/", "passed"),
+    ] {
+        for key in journal.list(prefix).await.map_err(read)? {
+            if let Some(report) = journal.get(&key).await.map_err(read)?
+                && report["outcome"] == proven
+                && let Some(at) = epoch_of(&report["finished_at"])
+            {
+                view.last_restore = view.last_restore.max(Some(at));
+            }
         }
     }
     Ok(view)
