@@ -509,6 +509,10 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
         "restored {rows} rows at {chosen}, committed by then {low}..{high}: {out:#}"
     );
     assert!(rows >= 100, "the base backup's rows at least: {out:#}");
+    // amcheck over every B-tree index of the catalog and the data table.
+    let amcheck = &out["readiness"]["amcheck"];
+    assert!(amcheck["checked"].as_u64().unwrap() > 50, "{amcheck}");
+    assert_eq!(amcheck["corrupt"], json!([]), "{amcheck}");
     // Torn down, and the DR restore's target never touched.
     assert!(!scratch_data_exists(&world), "the scratch server is gone");
     assert!(
@@ -545,4 +549,51 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
     );
     assert!(!scratch_data_exists(&world));
     assert!(rows as usize <= history.all_ids.len());
+}
+
+/// amcheck's verdicts are what the restore test trusts: a clean server passes, an index whose
+/// page was overwritten on disk is named as corrupt (and only amcheck's own SQLSTATEs count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amcheck_names_a_corrupt_index_and_passes_a_clean_one() {
+    use std::io::{Seek, SeekFrom, Write};
+    let pair = tokio::task::spawn_blocking(PostgresPair::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let db = PostgresDatabase::new(pair.primary.dsn());
+    let client = db.connect().await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); \
+             INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g; CHECKPOINT",
+        )
+        .await
+        .unwrap();
+    let clean = db.check_indexes().await.unwrap();
+    assert!(clean.checked > 50 && clean.corrupt.is_empty(), "{clean:?}");
+    let file: String = client
+        .query_one("SELECT pg_relation_filepath('t_pkey')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    drop(client);
+    let (node, _) = pair.nodes();
+    tokio::task::block_in_place(|| node.stop_cleanly());
+    // Scramble the keys in the middle of the index's first leaf page (block 1).
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(node.data_dir().join(&file))
+        .unwrap();
+    f.seek(SeekFrom::Start(8192 + 3000)).unwrap();
+    f.write_all(&[0x7f; 2000]).unwrap();
+    drop(f);
+    tokio::task::block_in_place(|| node.start_server()).unwrap();
+    let corrupt = db.check_indexes().await.unwrap();
+    assert!(
+        corrupt
+            .corrupt
+            .iter()
+            .any(|(index, _)| index == "public.t_pkey"),
+        "{corrupt:?}"
+    );
 }

@@ -98,6 +98,15 @@ pub trait Database: Send + Sync {
     }
 }
 
+/// What amcheck found on a restored server ([`PostgresDatabase::check_indexes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexCheck {
+    /// B-tree indexes checked.
+    pub checked: u64,
+    /// (index, what amcheck said) for each corrupt one.
+    pub corrupt: Vec<(String, String)>,
+}
+
 /// What [`Database::follow`] found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowOutcome {
@@ -507,6 +516,58 @@ impl PostgresDatabase {
                 detail: crate::error::error_chain(&e),
             })?;
         Ok(row.get(0))
+    }
+
+    /// amcheck over a restored server (a restore test's scratch copy: it installs the
+    /// extension): `bt_index_check` with `heapallindexed` on every B-tree index of the system
+    /// catalog and of the user's tables. Returns how many were checked and each corrupt one
+    /// with what amcheck said.
+    pub async fn check_indexes(&self) -> Result<IndexCheck, AdapterError> {
+        let client = self.connect().await?;
+        client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            .await
+            .map_err(|e| self.error(e))?;
+        let indexes = client
+            .query(
+                "SELECT c.oid, n.nspname || '.' || c.relname FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_am am ON am.oid = c.relam \
+                 WHERE am.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid \
+                 AND n.nspname NOT IN ('information_schema') AND n.nspname NOT LIKE 'pg_toast%' \
+                 AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 2",
+                &[],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut out = IndexCheck::default();
+        for row in indexes {
+            let (oid, name): (tokio_postgres::types::Oid, String) = (row.get(0), row.get(1));
+            out.checked += 1;
+            // Only amcheck's own verdicts (SQLSTATE XX001 data_corrupted, XX002
+            // index_corrupted) are corruption; any other failure is this check failing, which
+            // must never read as "corrupt" nor as "clean".
+            if let Err(e) = client
+                .execute("SELECT bt_index_check($1::oid::regclass, true)", &[&oid])
+                .await
+            {
+                use tokio_postgres::error::SqlState;
+                match e.code() {
+                    Some(code)
+                        if *code == SqlState::INDEX_CORRUPTED
+                            || *code == SqlState::DATA_CORRUPTED =>
+                    {
+                        let said = e
+                            .as_db_error()
+                            .map_or_else(|| e.to_string(), |d| d.message().to_string());
+                        out.corrupt.push((name, said));
+                    }
+                    _ => return Err(self.error(e)),
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn in_recovery(&self, client: &tokio_postgres::Client) -> Result<bool, AdapterError> {

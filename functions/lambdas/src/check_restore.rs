@@ -74,6 +74,31 @@ pub async fn check_restore<A: RestoreAgent>(
         return Ok(not_yet("replaying WAL (still in recovery)".into()));
     }
     let mut out = json!({"ready": true, "polls": polls + 1, "detail": progress.detail});
+    // A restore test's scratch copy is checked by content: amcheck over every B-tree index
+    // (catalog and data), which a corrupt backup or WAL fails even when the server starts.
+    if scratch {
+        let check = db.check_indexes().await.map_err(|e| {
+            FunctionError::named(ErrorName::DatabaseRestoreFailed, format!("amcheck: {e}"))
+        })?;
+        out["amcheck"] = json!(check);
+        if !check.corrupt.is_empty() {
+            record(journal, &run, json!({ "after": out })).await?;
+            return Err(FunctionError::named(
+                ErrorName::DatabaseRestoreFailed,
+                format!(
+                    "amcheck found {} corrupt index(es) of {}: {}",
+                    check.corrupt.len(),
+                    check.checked,
+                    check
+                        .corrupt
+                        .iter()
+                        .map(|(index, said)| format!("{index}: {said}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+    }
     if let Some(check) = data_check {
         let sql = check.newest_row_sql(false)?;
         let row = client.query_one(sql.as_str(), &[]).await.map_err(|e| {
