@@ -605,11 +605,7 @@ pub async fn run_rehearsal(
         say(
             "eu-west-1 is a second secondary (its gateway, its record, a PostgreSQL replica of the primary); us-west-2's alarm router offers it to the failover as a candidate",
         );
-        deployment.reconfigure_region(&stack, STANDBY_REGION, |s| {
-            for trigger in &mut s.triggers {
-                trigger.standby_candidates = vec![WITNESS_REGION.into()];
-            }
-        })?;
+        deployment.offer_third_region_as_candidate(&stack)?;
     }
     // New pods pass their startup and readiness probes in a while, not at once (20 s in AWS
     // for a warm image, at this pace): the failover must wait for them before moving traffic.

@@ -1196,6 +1196,20 @@ impl LocalDeployment {
         Ok(())
     }
 
+    /// The operator's change that makes eu-west-1 (the world's third region) a candidate of
+    /// the standby's alarm-driven failovers, after us-west-2 (`standby_candidates` of its
+    /// `HAPILOT_FAILOVER_TRIGGERS`).
+    pub fn offer_third_region_as_candidate(
+        &mut self,
+        stack: &LocalStack,
+    ) -> Result<(), LocalError> {
+        self.reconfigure_region(stack, STANDBY_REGION, |s| {
+            for trigger in &mut s.triggers {
+                trigger.standby_candidates = vec![WITNESS_REGION.into()];
+            }
+        })
+    }
+
     /// The gateway serving `region`, if the world has one there.
     pub fn gateway_in(&self, region: &str) -> Option<&SimulatedGateway> {
         match region {

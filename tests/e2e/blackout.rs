@@ -180,11 +180,7 @@ async fn a_dark_primary_fails_over_to_the_secondary_that_loses_least() {
     .await;
     world
         .deployment
-        .reconfigure_region(world.stack.stack(), STANDBY_REGION, |s| {
-            for trigger in &mut s.triggers {
-                trigger.standby_candidates = vec![WITNESS_REGION.into()];
-            }
-        })
+        .offer_third_region_as_candidate(world.stack.stack())
         .unwrap();
     let Databases::Patroni { primary, standby } = &world.deployment.databases else {
         unreachable!()
@@ -247,11 +243,7 @@ async fn with_us_west_2_degraded_eu_west_1_takes_over_and_us_west_2_streams_from
     .await;
     world
         .deployment
-        .reconfigure_region(world.stack.stack(), STANDBY_REGION, |s| {
-            for trigger in &mut s.triggers {
-                trigger.standby_candidates = vec![WITNESS_REGION.into()];
-            }
-        })
+        .offer_third_region_as_candidate(world.stack.stack())
         .unwrap();
     let Databases::Postgres { pair, .. } = &world.deployment.databases else {
         unreachable!()
