@@ -129,6 +129,9 @@ impl LatencyQueries {
     }
 }
 
+/// Latency series by name, each sampled over a window (`None`: missing or unreadable).
+pub type LatencySeries = Vec<(String, Option<Vec<f64>>)>;
+
 /// Measures a region's traffic.
 pub trait TrafficMetrics: Send + Sync {
     /// Requests and errors of `region` over the last `window_secs`.
@@ -145,7 +148,7 @@ pub trait TrafficMetrics: Send + Sync {
         &self,
         region: &str,
         window_secs: u64,
-    ) -> impl Future<Output = Vec<(String, Option<Vec<f64>>)>> + Send {
+    ) -> impl Future<Output = LatencySeries> + Send {
         let _ = (region, window_secs);
         async { Vec::new() }
     }
@@ -380,7 +383,7 @@ impl TrafficMetrics for TrafficProvider {
         }
     }
 
-    async fn latency(&self, region: &str, window_secs: u64) -> Vec<(String, Option<Vec<f64>>)> {
+    async fn latency(&self, region: &str, window_secs: u64) -> LatencySeries {
         let TrafficSource::Prometheus { url, latency, .. } = &self.source else {
             return Vec::new();
         };
@@ -406,7 +409,7 @@ pub struct MemoryTrafficMetrics {
     /// Region -> requests and errors in any window.
     pub regions: std::collections::BTreeMap<String, TrafficMeasurement>,
     /// Region -> latency series by name (`None`: missing).
-    pub latencies: std::collections::BTreeMap<String, Vec<(String, Option<Vec<f64>>)>>,
+    pub latencies: std::collections::BTreeMap<String, LatencySeries>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -422,7 +425,7 @@ impl TrafficMetrics for MemoryTrafficMetrics {
             .ok_or_else(|| AdapterError::NotFound(format!("no traffic metrics for {region}")))
     }
 
-    async fn latency(&self, region: &str, _window_secs: u64) -> Vec<(String, Option<Vec<f64>>)> {
+    async fn latency(&self, region: &str, _window_secs: u64) -> LatencySeries {
         self.latencies.get(region).cloned().unwrap_or_default()
     }
 }
