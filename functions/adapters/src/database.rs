@@ -393,16 +393,7 @@ impl PostgresDatabase {
     /// The host and port its DSN names (the first of each), where another server's
     /// replication connection would reach it.
     pub fn host_and_port(&self) -> Result<(String, u16), AdapterError> {
-        let dsn = crate::postgres_dsn::PostgresDsn::parse(self.dsn.expose())?;
-        let host = match dsn.config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".into(),
-        };
-        Ok((
-            host,
-            dsn.config.get_ports().first().copied().unwrap_or(5432),
-        ))
+        Ok(crate::postgres_dsn::PostgresDsn::parse(self.dsn.expose())?.host_and_port())
     }
 
     /// host:port for messages (the DSN may hold a password).

@@ -141,14 +141,22 @@ impl PostgresDsn {
         })
     }
 
-    /// `host:port` for messages (never the password).
-    pub fn target(&self) -> String {
+    /// The first host and port it names (libpq's defaults: `localhost`, 5432).
+    pub fn host_and_port(&self) -> (String, u16) {
         let host = match self.config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        (
+            host,
+            self.config.get_ports().first().copied().unwrap_or(5432),
+        )
+    }
+
+    /// `host:port` for messages (never the password).
+    pub fn target(&self) -> String {
+        let (host, port) = self.host_and_port();
         format!("{host}:{port}")
     }
 

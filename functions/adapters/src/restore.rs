@@ -227,6 +227,23 @@ impl CloudNativePgRestore {
         }
     }
 
+    /// Sends `request` with the Kubernetes token; a failure to send names the cluster, never
+    /// the URL's query, and is transient when trying again may cure it.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, AdapterError> {
+        request
+            .bearer_auth(self.kubernetes.token.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                let transient = crate::error::send_failure_is_transient(&e);
+                self.error(crate::error::error_chain(&e.without_url()))
+                    .transient_if(transient)
+            })
+    }
+
     fn error(&self, detail: impl Into<String>) -> AdapterError {
         AdapterError::Http {
             system: "Kubernetes (CloudNativePG)",
@@ -270,17 +287,12 @@ impl CloudNativePgRestore {
 impl RestoreAgent for CloudNativePgRestore {
     async fn start(&self, job: &RestoreJob) -> Result<(), AdapterError> {
         let r = self
-            .http
-            .post(self.url(None))
-            .bearer_auth(self.kubernetes.token.expose())
-            .json(&self.cluster_resource(job))
-            .send()
-            .await
-            .map_err(|e| {
-                let transient = crate::error::send_failure_is_transient(&e);
-                self.error(crate::error::error_chain(&e.without_url()))
-                    .transient_if(transient)
-            })?;
+            .send(
+                self.http
+                    .post(self.url(None))
+                    .json(&self.cluster_resource(job)),
+            )
+            .await?;
         if r.status().is_success() {
             return Ok(());
         }
@@ -300,16 +312,8 @@ impl RestoreAgent for CloudNativePgRestore {
     async fn tear_down(&self) -> Result<String, AdapterError> {
         // Deleting the Cluster lets the operator remove its pods and PVCs (owner references).
         let r = self
-            .http
-            .delete(self.url(Some(&self.cluster)))
-            .bearer_auth(self.kubernetes.token.expose())
-            .send()
-            .await
-            .map_err(|e| {
-                let transient = crate::error::send_failure_is_transient(&e);
-                self.error(crate::error::error_chain(&e.without_url()))
-                    .transient_if(transient)
-            })?;
+            .send(self.http.delete(self.url(Some(&self.cluster))))
+            .await?;
         match r.status().as_u16() {
             200..=299 => Ok(format!("Cluster {} deleted", self.cluster)),
             404 => Ok(format!("Cluster {} was not there", self.cluster)),
@@ -328,16 +332,8 @@ impl RestoreAgent for CloudNativePgRestore {
 
     async fn progress(&self) -> Result<RestoreProgress, AdapterError> {
         let r = self
-            .http
-            .get(self.url(Some(&self.cluster)))
-            .bearer_auth(self.kubernetes.token.expose())
-            .send()
-            .await
-            .map_err(|e| {
-                let transient = crate::error::send_failure_is_transient(&e);
-                self.error(crate::error::error_chain(&e.without_url()))
-                    .transient_if(transient)
-            })?;
+            .send(self.http.get(self.url(Some(&self.cluster))))
+            .await?;
         if r.status().as_u16() == 404 {
             return Ok(RestoreProgress {
                 state: "idle".into(),

@@ -238,6 +238,17 @@ impl TrafficProvider {
         }
     }
 
+    /// A GET to the Prometheus API, with the provider's authentication when it has one.
+    fn get(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
+        let request = self.http.get(url);
+        match &self.source {
+            TrafficSource::Prometheus {
+                auth: Some(auth), ..
+            } => auth.apply(request),
+            _ => request,
+        }
+    }
+
     /// One series' values over the last `window_secs` (`query_range`), NaN dropped (no
     /// traffic in a `rate()` window); `None` when the query fails or returns nothing.
     async fn prometheus_range(
@@ -263,14 +274,7 @@ impl TrafficProvider {
             ],
         )
         .ok()?;
-        let mut request = self.http.get(url);
-        if let TrafficSource::Prometheus {
-            auth: Some(auth), ..
-        } = &self.source
-        {
-            request = auth.apply(request);
-        }
-        let body: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
+        let body: serde_json::Value = self.get(url).send().await.ok()?.json().await.ok()?;
         if body["status"] != "success" {
             return None;
         }
@@ -301,14 +305,7 @@ impl TrafficProvider {
         };
         let url = reqwest::Url::parse_with_params(&endpoint, &[("query", query.as_str())])
             .map_err(|e| fail(crate::error::error_chain(&e)))?;
-        let mut request = self.http.get(url);
-        if let TrafficSource::Prometheus {
-            auth: Some(auth), ..
-        } = &self.source
-        {
-            request = auth.apply(request);
-        }
-        let response = request.send().await.map_err(|e| {
+        let response = self.get(url).send().await.map_err(|e| {
             fail(crate::error::error_chain(&e))
                 .transient_if(crate::error::send_failure_is_transient(&e))
         })?;
