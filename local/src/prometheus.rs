@@ -46,6 +46,15 @@ impl LocalPrometheus {
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir).map_err(LocalError::io("creating Prometheus' directory"))?;
+        let started = Self::start_in(dir.clone(), targets).await;
+        if started.is_err() {
+            // Once started, Drop removes it; a start that failed half-way must too.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        started
+    }
+
+    async fn start_in(dir: PathBuf, targets: &[String]) -> Result<Self, LocalError> {
         let quoted: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
             "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  scrape_timeout: {SCRAPE_INTERVAL}\n\

@@ -176,9 +176,14 @@ impl RedisServer {
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
         crate::dies_with_parent(&mut command_line);
-        let child = command_line
-            .spawn()
-            .map_err(|e| failed(format!("{e} (scripts/ensure-redis installs it)")))?;
+        let child = match command_line.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                // Once started, Drop removes the directory; a spawn that failed must too.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(failed(format!("{e} (scripts/ensure-redis installs it)")));
+            }
+        };
         let server = Self {
             child,
             port,

@@ -470,7 +470,11 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
         "data_check": {"table": "spend", "column": "created_at"},
         "readiness_timeout_seconds": 120
     });
-    let outcome = world.stack.run("restore-test", input.clone()).await;
+    // A restore with amcheck over every index: minutes, not seconds, on a busy machine.
+    let outcome = world
+        .stack
+        .run_within("restore-test", input.clone(), Duration::from_secs(900))
+        .await;
     assert!(outcome.succeeded(), "{}", outcome.history_text());
     assert!(entered(&outcome, "TearDown"));
     let out = outcome.output.clone().unwrap();

@@ -399,7 +399,10 @@ async fn with_the_judge_a_primary_twice_as_slow_rolls_back_with_the_table() {
         "{:?}",
         outcome.cause
     );
-    let markdown = world.object_text("reports/failback/slow.md").await.unwrap();
+    let markdown = world
+        .stack
+        .text("hapilot-audit", "reports/failback/slow.md")
+        .await;
     assert!(
         markdown.contains("| p50 latency (s) |"),
         "the Markdown report has the judge's table:\n{markdown}"

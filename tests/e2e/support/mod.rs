@@ -130,6 +130,12 @@ impl TestStack {
 
     /// Starts a uniquely named run of `machine` with `input` and follows it to its end.
     pub async fn run(&self, machine: &str, input: Value) -> RunOutcome {
+        self.run_within(machine, input, RUN_TIMEOUT).await
+    }
+
+    /// [`TestStack::run`] for a run that may take longer than [`RUN_TIMEOUT`] on a busy machine
+    /// (a restore with its content checks).
+    pub async fn run_within(&self, machine: &str, input: Value, timeout: Duration) -> RunOutcome {
         let arn = self.stack.state_machine_arn(machine).unwrap_or_else(|| {
             panic!(
                 "no state machine {machine:?}; have {:?}",
@@ -141,7 +147,7 @@ impl TestStack {
         let execution = start(&sfn, &arn, &name, &input)
             .await
             .expect("StartExecution");
-        follow(&sfn, &execution, RUN_TIMEOUT, |_| {})
+        follow(&sfn, &execution, timeout, |_| {})
             .await
             .unwrap_or_else(|e| panic!("following {execution}: {e}"))
     }
@@ -470,20 +476,6 @@ impl FailoverWorld {
         .get(key)
         .await
         .unwrap()
-    }
-
-    /// A text object (a Markdown report) from the audit bucket, if it exists.
-    pub async fn object_text(&self, key: &str) -> Option<String> {
-        let s3 = hapilot_adapters::sdk::s3(self.stack.stack().sdk_config());
-        let object = s3
-            .get_object()
-            .bucket("hapilot-audit")
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        let bytes = object.body.collect().await.ok()?.into_bytes();
-        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The `hapilot` CLI, pointed at this stack like an operator's shell after `local up`.
