@@ -139,7 +139,19 @@ impl PostgresServer {
             .arg("-l")
             .arg(self.data.join("server.log"))
             .args(["-w", "-t", "60", "start"]);
-        run(c, "pg_ctl start")
+        run(c, "pg_ctl start").map_err(|e| {
+            // "Examine the log output" says nothing to whoever reads the failure: bring the
+            // server's last words along (a failed recovery names its WAL and target there).
+            let log = std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default();
+            let said = server_log_summary(&log);
+            match e {
+                LocalError::Io { context, source } if !said.is_empty() => LocalError::Io {
+                    context: format!("{context}; server.log: {said}"),
+                    source,
+                },
+                e => e,
+            }
+        })
     }
 
     /// Stops it the way a crash or a lost region does: no shutdown checkpoint, clients cut off.
@@ -494,6 +506,27 @@ impl PostgresNode {
             .map_err(LocalError::io(format!("writing {}", conf.display())))?;
         s.start()
     }
+}
+
+/// What a server that would not start said that matters: the last WAL file it restored from
+/// the archive (the one a failed recovery was replaying) and its FATAL and PANIC lines; the
+/// log's last lines when it said neither.
+fn server_log_summary(log: &str) -> String {
+    let restored = log.lines().rev().find(|l| l.contains("restored log file"));
+    let fatal: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("FATAL:") || l.contains("PANIC:"))
+        .take(3)
+        .collect();
+    let mut said: Vec<&str> = restored.into_iter().chain(fatal).collect();
+    if said.is_empty() {
+        said = log.lines().rev().take(4).collect();
+        said.reverse();
+    }
+    said.iter()
+        .map(|l| l.trim())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 fn give_to_postgres(path: &Path) -> Result<(), LocalError> {

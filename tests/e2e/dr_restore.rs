@@ -523,11 +523,7 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
         !dr_data_exists(&world),
         "the DR restore's target is untouched"
     );
-    let execution = outcome.execution_arn.rsplit(':').next().unwrap();
-    let report = world
-        .object(&format!("reports/restore-test/{execution}.json"))
-        .await
-        .expect("the restore test's report");
+    let report = restore_test_report(&world, &outcome).await;
     assert_eq!(report["outcome"], "passed", "{report:#}");
     assert_eq!(report["restore"]["random"]["chosen"], chosen);
     assert_eq!(
@@ -600,4 +596,138 @@ async fn amcheck_names_a_corrupt_index_and_passes_a_clean_one() {
             .any(|(index, _)| index == "public.t_pkey"),
         "{corrupt:?}"
     );
+}
+
+/// The report a restore test left in the audit bucket.
+async fn restore_test_report(world: &FailoverWorld, outcome: &hapilot::runs::RunOutcome) -> Value {
+    let execution = outcome.execution_arn.rsplit(':').next().unwrap();
+    world
+        .object(&format!("reports/restore-test/{execution}.json"))
+        .await
+        .expect("the restore test's report")
+}
+
+/// A restore test that fails says why and leaves nothing behind: a WAL segment corrupted after
+/// the base backup is named before anything is laid down; a content check that fails after
+/// the restore still tears the scratch server down. Both are reported as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let history = make_history(&world).await;
+    let s3 = world.stack.s3();
+    let input = |table: &str| {
+        json!({
+            "region": "us-west-2",
+            "seed": 7,
+            "data_check": {"table": table, "column": "created_at"},
+            "readiness_timeout_seconds": 120
+        })
+    };
+
+    // The segment the DR base backup began in (the newest `.backup` history file names it;
+    // the standby's own base backup came first): every moment in the window replays it.
+    let segment = history.phases[0]
+        .iter()
+        .filter(|n| n.ends_with(".backup"))
+        .max()
+        .map(|n| n[..24].to_string())
+        .expect("the base backup's history file");
+    let key = format!("postgres/gateway-db/wals/{}/{segment}.gz", &segment[..16]);
+    let good = world.stack.bytes(DR_BACKUP_BUCKET, &key).await;
+    let object = |bytes: Vec<u8>| Object {
+        key: key.clone(),
+        bytes,
+    };
+
+    // Rot in the stored object (its gzip checksum no longer matches): named by verification,
+    // before anything is laid down.
+    let mut rotten = good.clone();
+    let crc_at = rotten.len() - 8;
+    rotten[crc_at] ^= 0x08;
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[object(rotten)],
+        std::slice::from_ref(&key),
+    )
+    .await;
+    let outcome = world
+        .stack
+        .run_within("restore-test", input("spend"), Duration::from_secs(900))
+        .await;
+    assert_failed(&outcome, "hapilot.RestorePointCorrupt");
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&segment), "names the segment: {cause}");
+    assert!(!entered(&outcome, "RestorePostgres"));
+    assert!(!scratch_data_exists(&world), "nothing laid down");
+    let report = restore_test_report(&world, &outcome).await;
+    assert_eq!(report["outcome"], "failed", "{report:#}");
+
+    // A WAL record corrupted before it was compressed (a whole gzip, a valid page header):
+    // only replaying it finds it. The restore fails naming the segment, and is torn down.
+    let mut wal = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&good[..]), &mut wal).unwrap();
+    // The first record's back-link (xl_prev, right after the 40-byte long page header).
+    for b in &mut wal[48..56] {
+        *b ^= 0x5a;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &wal).unwrap();
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[object(gz.finish().unwrap())],
+        std::slice::from_ref(&key),
+    )
+    .await;
+    let outcome = world
+        .stack
+        .run_within("restore-test", input("spend"), Duration::from_secs(900))
+        .await;
+    assert_failed(&outcome, "hapilot.DatabaseRestoreFailed");
+    assert!(entered(&outcome, "TearDownAfterFailure"));
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains(&segment) && cause.contains("FATAL"),
+        "names the segment and why: {cause}"
+    );
+    assert!(!scratch_data_exists(&world), "the scratch server is gone");
+    let report = restore_test_report(&world, &outcome).await;
+    assert_eq!(report["outcome"], "failed", "{report:#}");
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[object(good)],
+        std::slice::from_ref(&key),
+    )
+    .await;
+
+    // Restored, but the content check cannot find its table: failed, and torn down anyway.
+    let outcome = world
+        .stack
+        .run_within(
+            "restore-test",
+            input("no_such_table"),
+            Duration::from_secs(900),
+        )
+        .await;
+    assert_failed(&outcome, "hapilot.DatabaseRestoreFailed");
+    assert!(entered(&outcome, "RestorePostgres"));
+    assert!(entered(&outcome, "TearDownAfterFailure"));
+    assert!(
+        outcome
+            .cause
+            .clone()
+            .unwrap_or_default()
+            .contains("no_such_table"),
+        "{:?}",
+        outcome.cause
+    );
+    assert!(!scratch_data_exists(&world), "the scratch server is gone");
+    assert!(
+        !dr_data_exists(&world),
+        "the DR restore's target is untouched"
+    );
+    let report = restore_test_report(&world, &outcome).await;
+    assert_eq!(report["outcome"], "failed", "{report:#}");
 }

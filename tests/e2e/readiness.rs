@@ -22,8 +22,13 @@ fn journal(world: &FailoverWorld) -> S3Journal {
 }
 
 /// hapilot's records of practice: a passed drill `drill_age` ago, a passed audit 10 minutes
-/// ago, a DR restore test 5 days ago.
+/// ago, a passed restore test 5 days ago.
 async fn seed_practice(world: &FailoverWorld, drill_age: i64) {
+    seed_practice_with_restore_test(world, drill_age, 5 * DAY).await
+}
+
+/// [`seed_practice`] with the passed restore test `restore_age` ago.
+async fn seed_practice_with_restore_test(world: &FailoverWorld, drill_age: i64, restore_age: i64) {
     let now = chrono::Utc::now().timestamp();
     let at = |age: i64| {
         chrono::DateTime::from_timestamp(now - age, 0)
@@ -48,8 +53,8 @@ async fn seed_practice(world: &FailoverWorld, drill_age: i64) {
     .await
     .unwrap();
     j.put(
-        "reports/dr-restore/restore-1.json",
-        &json!({"outcome": "restored", "finished_at": at(5 * DAY)}),
+        "reports/restore-test/restore-test-1.json",
+        &json!({"outcome": "passed", "finished_at": at(restore_age)}),
     )
     .await
     .unwrap();
@@ -412,6 +417,28 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         drill["seen"].as_str().unwrap().contains("91 days ago"),
         "{drill}"
     );
+    // The last passed restore test 31 days ago; a failed one since proves nothing.
+    seed_practice_with_restore_test(&world, 10 * DAY, 31 * DAY).await;
+    let failed_test = "reports/restore-test/restore-test-2.json";
+    journal(&world)
+        .put(
+            failed_test,
+            &json!({"outcome": "failed", "finished_at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await
+        .unwrap();
+    let report = expect_failed(
+        &world,
+        &["practice.restore"],
+        "no passed restore test for 31 days",
+    )
+    .await;
+    let restore = find(&report, "practice.restore");
+    assert!(
+        restore["seen"].as_str().unwrap().contains("31 days ago"),
+        "{restore}"
+    );
+    journal(&world).delete(failed_test).await.unwrap();
     seed_practice(&world, 10 * DAY).await;
     expect_failed(&world, &[], "everything undone").await;
 

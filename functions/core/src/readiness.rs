@@ -501,18 +501,19 @@ pub fn practice_checks(view: &PracticeView) -> Vec<ReadinessCheck> {
     let (status, seen) = match view.last_restore {
         Some(t) if age(t) <= RESTORE_MAX_AGE_SECS => (
             CheckStatus::Pass,
-            format!("last DR restore test {:.0} days ago", days(age(t))),
+            format!("last passed restore test {:.0} days ago", days(age(t))),
         ),
+        // A backup is proven only by restoring it: an unproven one fails as a missing drill does.
         Some(t) => (
-            CheckStatus::Warn,
+            CheckStatus::Fail,
             format!(
-                "last DR restore test {:.0} days ago (monthly: 30)",
+                "last passed restore test {:.0} days ago (monthly: 30)",
                 days(age(t))
             ),
         ),
         None => (
-            CheckStatus::Warn,
-            "no DR restore test on record".to_string(),
+            CheckStatus::Fail,
+            "no passed restore test or DR restore on record".to_string(),
         ),
     };
     out.push(check(
@@ -999,12 +1000,22 @@ mod tests {
         assert_eq!(failing(&practice_checks(&stale)), ["practice.drill"]);
         let failed_audit = PracticeView {
             last_audit: Some((now - 600, false)),
-            ..fresh
+            ..fresh.clone()
         };
         assert_eq!(
             failing(&practice_checks(&failed_audit)),
             ["practice.backup_audit"]
         );
+        let unproven = PracticeView {
+            last_restore: Some(now - 31 * 86_400),
+            ..fresh.clone()
+        };
+        assert_eq!(failing(&practice_checks(&unproven)), ["practice.restore"]);
+        let never = PracticeView {
+            last_restore: None,
+            ..fresh
+        };
+        assert_eq!(failing(&practice_checks(&never)), ["practice.restore"]);
     }
 
     #[test]

@@ -92,8 +92,12 @@ impl TestStack {
 
     /// An object's text (a Markdown report), panicking if it is missing.
     pub async fn text(&self, bucket: &str, key: &str) -> String {
-        let bytes = self
-            .s3()
+        String::from_utf8_lossy(&self.bytes(bucket, key).await).into_owned()
+    }
+
+    /// An object's bytes, panicking if it is missing.
+    pub async fn bytes(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.s3()
             .get_object()
             .bucket(bucket)
             .key(key)
@@ -104,8 +108,8 @@ impl TestStack {
             .collect()
             .await
             .unwrap()
-            .into_bytes();
-        String::from_utf8_lossy(&bytes).into_owned()
+            .into_bytes()
+            .to_vec()
     }
 
     /// A Step Functions client pointed at this stack.
