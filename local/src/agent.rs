@@ -10,6 +10,9 @@
 //!   `GET /restore` -> `{"state": "idle"|"running"|"started"|"failed", "detail"}`;
 //!   `DELETE /restore` -> 200 `{"state": "idle", "detail"}`: what a restore laid down (a
 //!   restore test's scratch server) stopped and removed; 409 while a restore is running.
+//! - `POST /restore/redis {"rdb": {"name", "url"}}` -> `{"keys", "detail"}`: a restore test's
+//!   Redis check: the RDB loaded by a scratch redis-server of its own, `DBSIZE`, the server
+//!   stopped and removed; 422 with what Redis said when it refuses the file.
 //!
 //! The bodies are the typed protocol of `hapilot_adapters::restore` (the client's own types):
 //! [`RebuildRequest`], [`RestoreJob`], [`RestoreProgress`], [`AgentError`].
@@ -20,7 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use hapilot_adapters::database::RebuildOutcome;
 use hapilot_adapters::restore::{
-    AgentError, FetchFile, RebuildRequest, RestoreJob, RestoreProgress,
+    AgentError, FetchFile, RebuildRequest, RedisRestoreCheck, RedisRestoreJob, RestoreJob,
+    RestoreProgress,
 };
 use hyper::{Method, StatusCode};
 
@@ -86,6 +90,13 @@ impl PostgresAgent {
                     ),
                 },
                 (Method::DELETE, "/restore") => tear_down(&agent).await,
+                (Method::POST, "/restore/redis") => match serde_json::from_slice(&body) {
+                    Ok(job) => load_rdb(&agent, job).await,
+                    Err(e) => refused(
+                        StatusCode::BAD_REQUEST,
+                        format!("body must be {{\"rdb\": {{\"name\", \"url\"}}}}: {e}"),
+                    ),
+                },
                 (Method::GET, "/restore") => {
                     let (state, detail) = agent.progress.lock().expect("progress").clone();
                     json_answer(StatusCode::OK, RestoreProgress { state, detail })
@@ -191,6 +202,43 @@ fn restore(agent: Arc<Agent>, job: RestoreJob) -> Answer {
             detail: "fetching".into(),
         },
     )
+}
+
+/// Loads the RDB into a scratch redis-server, counts, and removes it (dropped at the end).
+async fn load_rdb(agent: &Agent, job: RedisRestoreJob) -> Answer {
+    let bytes = match agent.http.get(&job.rdb.url).send().await {
+        Ok(r) if r.status().is_success() => match r.bytes().await {
+            Ok(b) => b,
+            Err(e) => return refused(StatusCode::BAD_GATEWAY, e.without_url().to_string()),
+        },
+        Ok(r) => {
+            return refused(
+                StatusCode::BAD_GATEWAY,
+                format!("GET {} -> HTTP {}", job.rdb.name, r.status()),
+            );
+        }
+        Err(e) => return refused(StatusCode::BAD_GATEWAY, e.without_url().to_string()),
+    };
+    let started = std::time::Instant::now();
+    let server = match super::redis::RedisServer::load(&bytes).await {
+        Ok(server) => server,
+        Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    match server.keys().await {
+        Ok(keys) => json_answer(
+            StatusCode::OK,
+            RedisRestoreCheck {
+                keys,
+                detail: format!(
+                    "{} ({} bytes) loaded by a scratch redis-server in {:.1} s, {keys} key(s); the server is stopped and removed",
+                    job.rdb.name,
+                    bytes.len(),
+                    started.elapsed().as_secs_f64()
+                ),
+            },
+        ),
+        Err(e) => refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
 }
 
 async fn run_restore(

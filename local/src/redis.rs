@@ -140,14 +140,35 @@ impl RedisServer {
         .await
     }
 
+    /// A scratch server that loads `rdb` at start (a restore test's): it answers once the
+    /// dataset is loaded; a file Redis refuses is an error with what Redis logged.
+    pub async fn load(rdb: &[u8]) -> Result<Self, LocalError> {
+        Self::spawn_with(None, &[], None, Some(rdb)).await
+    }
+
     async fn spawn(
         config: Option<String>,
         extra: &[&str],
         port: Option<u16>,
     ) -> Result<Self, LocalError> {
+        Self::spawn_with(config, extra, port, None).await
+    }
+
+    async fn spawn_with(
+        config: Option<String>,
+        extra: &[&str],
+        port: Option<u16>,
+        rdb: Option<&[u8]>,
+    ) -> Result<Self, LocalError> {
         let dir =
             std::env::temp_dir().join(format!("hapilot-redis-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(LocalError::io("creating Redis' directory"))?;
+        if let Some(rdb) = rdb
+            && let Err(e) = std::fs::write(dir.join("dump.rdb"), rdb)
+        {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(LocalError::io("writing dump.rdb")(e));
+        }
         let port = match port {
             Some(p) => p,
             None => {
@@ -172,6 +193,8 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
             .args(extra)
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
@@ -184,7 +207,7 @@ impl RedisServer {
                 return Err(failed(format!("{e} (scripts/ensure-redis installs it)")));
             }
         };
-        let server = Self {
+        let mut server = Self {
             child,
             port,
             dir,
@@ -197,11 +220,28 @@ impl RedisServer {
             {
                 return Ok(server);
             }
-            if Instant::now() > deadline {
-                return Err(failed(format!("does not answer PING on {port}")));
+            // It exited (a file it refused to load) or is out of time: say what it logged.
+            let exited = matches!(server.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
+                let log = std::fs::read_to_string(server.dir.join("redis.log")).unwrap_or_default();
+                let last: Vec<&str> = log.lines().rev().take(3).collect();
+                let last: Vec<&str> = last.into_iter().rev().map(str::trim).collect();
+                return Err(failed(format!(
+                    "does not answer PING on {port}; redis.log: {}",
+                    last.join(" | ")
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `DBSIZE`: keys in database 0.
+    pub async fn keys(&self) -> Result<u64, LocalError> {
+        let answer = self.command(&["DBSIZE"]).await?;
+        answer
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| failed(format!("DBSIZE answered {answer}")))
     }
 
     /// `127.0.0.1:<port>`.

@@ -463,6 +463,7 @@ fn scratch_data_exists(world: &FailoverWorld) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let rdb_key = put_rdb(&world, 25).await;
     let history = make_history(&world).await;
     let input = json!({
         "region": "us-west-2",
@@ -531,6 +532,12 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
         "{report:#}"
     );
     assert_eq!(report["restore"]["rto_target_secs"], 120.0, "{report:#}");
+    // Redis: the RDB written by a real redis-server, loaded by a scratch one, 25 keys as the
+    // file announces.
+    let redis = &report["restore"]["redis"];
+    assert_eq!(redis["key"], rdb_key.as_str(), "{report:#}");
+    assert_eq!(redis["keys"], 25, "{redis}");
+    assert_eq!(redis["announced"]["keys"], 25, "{redis}");
     assert!(report["duration_secs"].as_f64().unwrap() > 0.0);
     // The same seed from the CLI draws the same moment.
     let stdout = cli_ok(world.cli().args([
@@ -598,6 +605,27 @@ async fn amcheck_names_a_corrupt_index_and_passes_a_clean_one() {
     );
 }
 
+/// An RDB of `keys` keys, written by a real redis-server, in the DR bucket's `redis/` folder
+/// with a time (in its name) before any moment a test draws; its key.
+async fn put_rdb(world: &FailoverWorld, keys: usize) -> String {
+    let rdb = hapilot::local::redis::redis_rdb(keys).await.unwrap();
+    let key = format!(
+        "redis/dump-{}.rdb",
+        compact(chrono::Utc::now().timestamp() - 600)
+    );
+    put_all(
+        &world.stack.s3(),
+        DR_BACKUP_BUCKET,
+        &[Object {
+            key: key.clone(),
+            bytes: rdb,
+        }],
+        std::slice::from_ref(&key),
+    )
+    .await;
+    key
+}
+
 /// The report a restore test left in the audit bucket.
 async fn restore_test_report(world: &FailoverWorld, outcome: &hapilot::runs::RunOutcome) -> Value {
     let execution = outcome.execution_arn.rsplit(':').next().unwrap();
@@ -613,6 +641,7 @@ async fn restore_test_report(world: &FailoverWorld, outcome: &hapilot::runs::Run
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let rdb_key = put_rdb(&world, 10).await;
     let history = make_history(&world).await;
     let s3 = world.stack.s3();
     let input = |table: &str| {
@@ -623,6 +652,35 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
             "readiness_timeout_seconds": 120
         })
     };
+
+    // A truncated RDB: named by verification, before anything is laid down.
+    let rdb = world.stack.bytes(DR_BACKUP_BUCKET, &rdb_key).await;
+    let rdb_object = |bytes: Vec<u8>| Object {
+        key: rdb_key.clone(),
+        bytes,
+    };
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[rdb_object(rdb[..rdb.len() - 20].to_vec())],
+        std::slice::from_ref(&rdb_key),
+    )
+    .await;
+    let outcome = world
+        .stack
+        .run_within("restore-test", input("spend"), Duration::from_secs(900))
+        .await;
+    assert_failed(&outcome, "hapilot.RestorePointCorrupt");
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&rdb_key), "names the RDB: {cause}");
+    assert!(!entered(&outcome, "RestorePostgres"));
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        &[rdb_object(rdb)],
+        std::slice::from_ref(&rdb_key),
+    )
+    .await;
 
     // The segment the DR base backup began in (the newest `.backup` history file names it;
     // the standby's own base backup came first): every moment in the window replays it.

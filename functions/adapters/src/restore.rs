@@ -77,6 +77,61 @@ pub struct RestoreJob {
     pub backup_id: Option<String>,
 }
 
+/// `POST /restore/redis`: a restore test's Redis check on the scratch host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisRestoreJob {
+    /// The RDB file.
+    pub rdb: FetchFile,
+}
+
+/// What a scratch redis-server loaded from the RDB (it is stopped and removed before the
+/// answer: nothing stays behind).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisRestoreCheck {
+    /// `DBSIZE` once loaded (database 0).
+    pub keys: u64,
+    /// What was done, for the report.
+    pub detail: String,
+}
+
+/// A scratch host that loads an RDB into a redis-server of its own, counts its keys and
+/// removes it, in one call.
+pub trait RedisScratchHost: Send + Sync {
+    /// Loads `job`'s RDB; an RDB Redis refuses is an error with what Redis said.
+    fn load_rdb(
+        &self,
+        job: &RedisRestoreJob,
+    ) -> impl Future<Output = Result<RedisRestoreCheck, AdapterError>> + Send;
+}
+
+impl RedisScratchHost for HttpRestoreAgent {
+    async fn load_rdb(&self, job: &RedisRestoreJob) -> Result<RedisRestoreCheck, AdapterError> {
+        let url = format!("{}/redis", self.url);
+        let failed = |detail: String| AdapterError::Http {
+            system: "hapilot agent",
+            url: url.clone(),
+            detail,
+        };
+        let r = self.http.post(&url).json(job).send().await.map_err(|e| {
+            failed(crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })?;
+        let status = r.status();
+        if status.is_success() {
+            return r
+                .json()
+                .await
+                .map_err(|e| failed(crate::error::error_chain(&e)));
+        }
+        let refused = r.json::<AgentError>().await.map(|e| e.error);
+        Err(failed(format!(
+            "HTTP {status}: {}",
+            refused.unwrap_or_else(|_| "no detail".into())
+        )))
+    }
+}
+
 /// The host agent's protocol (`POST /rebuild`, `POST|GET /restore`), shared by the client here
 /// and the agent in the local stack: [`RebuildRequest`] -> [`crate::database::RebuildOutcome`],
 /// [`RestoreJob`] -> `202` [`RestoreProgress`], `GET` -> [`RestoreProgress`]; any refusal is an

@@ -64,6 +64,8 @@ pub enum ErrorName {
     VaultRestoreFailed,
     /// PostgreSQL could not be restored or did not become ready in time.
     DatabaseRestoreFailed,
+    /// A restore test's scratch redis-server refused the RDB or loaded other than it holds.
+    RedisRestoreFailed,
     /// The DR drill missed its RTO or RPO target, or its failover failed.
     DrillFailed,
     /// A readiness check failed (its report says which and how to fix it).
@@ -105,6 +107,7 @@ impl ErrorName {
             ErrorName::RestorePointCorrupt => "hapilot.RestorePointCorrupt",
             ErrorName::VaultRestoreFailed => "hapilot.VaultRestoreFailed",
             ErrorName::DatabaseRestoreFailed => "hapilot.DatabaseRestoreFailed",
+            ErrorName::RedisRestoreFailed => "hapilot.RedisRestoreFailed",
             ErrorName::DrillFailed => "hapilot.DrillFailed",
             ErrorName::NotReady => "hapilot.NotReady",
             ErrorName::RunInProgress => "hapilot.RunInProgress",
@@ -140,6 +143,7 @@ impl ErrorName {
         ErrorName::RestorePointCorrupt,
         ErrorName::VaultRestoreFailed,
         ErrorName::DatabaseRestoreFailed,
+        ErrorName::RedisRestoreFailed,
         ErrorName::DrillFailed,
         ErrorName::NotReady,
         ErrorName::RunInProgress,

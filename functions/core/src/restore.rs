@@ -47,6 +47,11 @@ pub struct RestoreRequest {
     /// execution's name), so a test can be repeated exactly.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// A restore test also loads the newest Redis RDB at or before the moment into a scratch
+    /// redis-server on its scratch host (default: yes for a test). A DR restore never restores
+    /// Redis (the gateway's cache and counters rebuild themselves).
+    #[serde(default)]
+    pub redis: Option<bool>,
 }
 
 fn latest() -> String {
@@ -184,6 +189,8 @@ pub struct RestoreCatalog {
     pub switches: Vec<TimelineSwitch>,
     /// Vault snapshots: key and time.
     pub snapshots: Vec<(String, i64)>,
+    /// Redis RDB files: key and time.
+    pub rdbs: Vec<(String, i64)>,
 }
 
 /// The chosen backups.
@@ -200,6 +207,9 @@ pub struct RestorePoint {
     pub reachable_until: i64,
     /// The Vault snapshot restored, when there is one at or before the target.
     pub vault_snapshot: Option<(String, i64)>,
+    /// The Redis RDB a restore test loads, when there is one at or before the target.
+    #[serde(default)]
+    pub redis_rdb: Option<(String, i64)>,
 }
 
 /// Why a target cannot be reached, with the closest point that can.
@@ -276,18 +286,20 @@ pub fn resolve_restore_point(
             closest: Some(reachable_until),
         });
     }
-    let vault_snapshot = catalog
-        .snapshots
-        .iter()
-        .filter(|(_, time)| *time <= at)
-        .max_by_key(|(_, time)| *time)
-        .cloned();
+    let newest_by = |files: &[(String, i64)]| {
+        files
+            .iter()
+            .filter(|(_, time)| *time <= at)
+            .max_by_key(|(_, time)| *time)
+            .cloned()
+    };
     Ok(RestorePoint {
         target,
         base_backup: base.clone(),
         wal,
         reachable_until,
-        vault_snapshot,
+        vault_snapshot: newest_by(&catalog.snapshots),
+        redis_rdb: newest_by(&catalog.rdbs),
     })
 }
 
@@ -429,6 +441,13 @@ pub struct RestorePlan {
     pub vault: bool,
     /// The Vault snapshot's key.
     pub vault_snapshot: Option<String>,
+    /// Load Redis' RDB on the scratch host (a restore test that asked, with an RDB at or
+    /// before the target).
+    #[serde(default)]
+    pub redis: bool,
+    /// The RDB's key.
+    #[serde(default)]
+    pub redis_rdb: Option<String>,
     /// The data check.
     pub data_check: Option<DataCheck>,
     /// Offer the DNS switch.
@@ -505,6 +524,8 @@ impl RestorePlan {
             postgres: request.postgres,
             vault: request.vault && point.vault_snapshot.is_some(),
             vault_snapshot: point.vault_snapshot.as_ref().map(|(k, _)| k.clone()),
+            redis: request.redis == Some(true) && point.redis_rdb.is_some(),
+            redis_rdb: point.redis_rdb.as_ref().map(|(k, _)| k.clone()),
             data_check: request.data_check.clone(),
             offer_dns_switch: request.offer_dns_switch,
             wal_segment_size: inputs.wal_segment_size,
@@ -559,6 +580,7 @@ mod tests {
                 .collect(),
             switches: vec![],
             snapshots: vec![("vault/a.snap".into(), 900), ("vault/b.snap".into(), 6_500)],
+            rdbs: vec![("redis/a.rdb".into(), 950), ("redis/b.rdb".into(), 6_600)],
         }
     }
 
@@ -602,6 +624,7 @@ mod tests {
         );
         assert_eq!(p.reachable_until, 7_000);
         assert_eq!(p.vault_snapshot.unwrap().0, "vault/b.snap");
+        assert_eq!(p.redis_rdb.unwrap().0, "redis/b.rdb");
     }
 
     #[test]

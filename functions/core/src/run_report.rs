@@ -214,6 +214,9 @@ pub struct RunState {
     /// Why the teardown failed, if it did.
     #[serde(default)]
     pub teardown_error: Value,
+    /// A restore test's Redis check (the RDB loaded by a scratch redis-server).
+    #[serde(default)]
+    pub redis_restore: Value,
 }
 
 impl RunState {
@@ -246,6 +249,9 @@ pub struct RestoreReport {
     /// A restore test's teardown (or its error).
     #[serde(default)]
     pub teardown: Value,
+    /// A restore test's Redis check: the RDB, the keys loaded against the file's own count.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub redis: Value,
     /// The recovery wait's budget, seconds (the tier's RTO by default): the restore time is
     /// judged against it.
     #[serde(default)]
@@ -490,6 +496,7 @@ impl RunReport {
                     (Value::Null, error) => serde_json::json!({"error": error}),
                     (done, _) => done.clone(),
                 },
+                redis: state.redis_restore.clone(),
                 rto_target_secs: plan.readiness["poll_seconds"]
                     .as_f64()
                     .zip(plan.readiness["max_polls"].as_f64())

@@ -31,7 +31,7 @@ pub(crate) async fn list_all<S: BackupStore>(
 }
 
 /// What a restore is chosen from, read from `bucket`: the catalog (usable base backups, WAL
-/// with archive times, timeline switches, Vault snapshots), the WAL segment size each usable
+/// with archive times, timeline switches, Vault snapshots, Redis RDBs), the WAL segment size each usable
 /// `backup.info` records (with its end time), and every object listed.
 pub(crate) struct RestoreListing {
     /// The catalog.
@@ -55,6 +55,7 @@ pub(crate) async fn read_restore_catalog<S: BackupStore>(
             format!("{}base/", layout.postgres),
             format!("{}wals/", layout.postgres),
             layout.vault.clone(),
+            layout.redis.clone(),
         ],
     )
     .await?;
@@ -90,6 +91,10 @@ pub(crate) async fn read_restore_catalog<S: BackupStore>(
             Some((_, Item::Snapshot)) => listing
                 .catalog
                 .snapshots
+                .push((o.key.clone(), time_in_name(&o.key).unwrap_or(o.time))),
+            Some((_, Item::Rdb)) => listing
+                .catalog
+                .rdbs
                 .push((o.key.clone(), time_in_name(&o.key).unwrap_or(o.time))),
             _ => {
                 if let Some(WalFile::History(tli)) = wal::classify(&o.key)

@@ -198,6 +198,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         summary: "probe an HTTP /health endpoint N times and judge it healthy or not",
     },
     FunctionSpec {
+        name: "check-redis-restore",
+        substitution: "CheckRedisRestoreFunctionArn",
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:GetObject", "s3:PutObject"],
+        credentials: &[],
+        summary: "load a restore test's Redis RDB on the scratch host and compare its key count",
+    },
+    FunctionSpec {
         name: "check-restore",
         substitution: "CheckRestoreFunctionArn",
         requires: &[REGIONS, BUCKET],

@@ -17,6 +17,7 @@ pub mod check_catchup;
 pub mod check_data;
 pub mod check_dns_sync;
 pub mod check_health;
+pub mod check_redis_restore;
 pub mod check_restore;
 pub mod choose_standby;
 pub mod config;

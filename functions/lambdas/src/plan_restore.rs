@@ -65,11 +65,27 @@ pub async fn plan_restore<S: BackupStore>(
     if test {
         request.vault = false;
         request.offer_dns_switch = false;
+        request.redis = Some(request.redis.unwrap_or(true));
+    } else if request.redis == Some(true) {
+        return Err(hapilot_core::CoreError::invalid(
+            "redis",
+            "a DR restore does not restore Redis (the gateway's cache and counters rebuild themselves); a restore test loads the RDB onto its scratch host",
+        )
+        .into());
     }
     let region = match test {
         true => settings.restore_test_region(&request.region)?,
         false => settings.restore_region(&request.region, request.postgres, request.vault)?,
     };
+    // RDBs are loaded by a host agent; a CloudNativePG scratch target has none.
+    if test
+        && !matches!(
+            region.restore_test,
+            Some(hapilot_adapters::restore::RestoreDatabaseTarget::Postgres { .. })
+        )
+    {
+        request.redis = Some(false);
+    }
     if let Some(check) = &request.data_check {
         check.validate()?;
     }

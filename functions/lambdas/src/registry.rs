@@ -23,9 +23,9 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::{
     FunctionError, alarm_router, answer_approval, audit_backup_policy, canary_gate, check_catchup,
-    check_data, check_dns_sync, check_health, check_restore, choose_standby, describe_run,
-    evaluate_readiness, fence_primary, follow_new_primary, plan_backup_audit, plan_drill,
-    plan_failback, plan_failover, plan_restore, promote_database, promote_vault,
+    check_data, check_dns_sync, check_health, check_redis_restore, check_restore, choose_standby,
+    describe_run, evaluate_readiness, fence_primary, follow_new_primary, plan_backup_audit,
+    plan_drill, plan_failback, plan_failover, plan_restore, promote_database, promote_vault,
     publish_replication_lag, read_replication, record_run, report_backup_audit, report_drill,
     reprotect_database, request_approval, restore_database, restore_vault, scale_region,
     shift_traffic, snapshot_weights, start_run, tear_down_restore, unfence_primary,
@@ -201,6 +201,24 @@ impl Adapters {
         match self.settings.region(region)?.vault {
             Some(_) => self.vault(region).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// The scratch host that loads a restore test's RDB: `restore_test`'s host agent.
+    pub fn redis_scratch_host(
+        &self,
+        region: &str,
+    ) -> Result<hapilot_adapters::restore::HttpRestoreAgent, FunctionError> {
+        match &self.settings.region(region)?.restore_test {
+            Some(hapilot_adapters::restore::RestoreDatabaseTarget::Postgres {
+                agent_url, ..
+            }) => Ok(hapilot_adapters::restore::HttpRestoreAgent::new(
+                self.http_for(None)?,
+                agent_url,
+            )),
+            _ => Err(FunctionError::Setup(format!(
+                "HAPILOT_REGIONS has no restore_test host agent for {region} (restore_test.agent_url): RDBs are loaded there"
+            ))),
         }
     }
 
@@ -412,6 +430,9 @@ functions! {
     });
     "restore-vault" => restore_vault(|a, event| {
         restore_vault::restore_vault(&a.dr_backups(), |r| a.vault(r), &a.journal, event).await
+    });
+    "check-redis-restore" => check_redis_restore(|a, event| {
+        check_redis_restore::check_redis_restore(&a.dr_backups(), |r| a.redis_scratch_host(r), &a.journal, event).await
     });
     "tear-down-restore" => tear_down_restore(|a, event| {
         tear_down_restore::tear_down_restore(|r| a.restore_agent(r, true).map(|(agent, _)| agent), &a.journal, event).await

@@ -7,6 +7,7 @@
 use hapilot_adapters::backups::BackupStore;
 use hapilot_core::ErrorName;
 use hapilot_core::backup::info::BackupInfo;
+use hapilot_core::backup::rdb::verify_rdb;
 use hapilot_core::backup::vault::verify_vault_snapshot;
 use hapilot_core::backup::wal::{self, WalFile, verify_wal_segment};
 use hapilot_core::restore::RestorePoint;
@@ -27,6 +28,10 @@ struct Plan {
     postgres: bool,
     vault: bool,
     wal_segment_size: u64,
+    #[serde(default)]
+    redis: bool,
+    #[serde(default)]
+    redis_rdb: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +109,22 @@ pub async fn verify_restore_point<S: BackupStore>(
             Err(e) => return Err(corrupt(format!("Vault snapshot {key}: {e}"))),
         }
     }
-    let out = json!({ "verified": verified });
+    let mut out = json!({ "verified": verified });
+    if plan.redis
+        && let Some(key) = &plan.redis_rdb
+    {
+        match store.verify(&plan.bucket, key, verify_rdb).await {
+            Ok(Ok(s)) => {
+                out["redis"] = json!({"key": key, "keys": s.keys, "version": s.version});
+                out["verified"]
+                    .as_array_mut()
+                    .expect("an array")
+                    .push(json!({"key": key, "detail": format!("RDB version {}, {} bytes, checksum {}", s.version, s.bytes, if s.checksummed { "matches" } else { "not written (rdbchecksum no)" })}));
+            }
+            Ok(Err(e)) => return Err(corrupt(format!("Redis RDB {key}: {e}"))),
+            Err(e) => return Err(corrupt(format!("Redis RDB {key}: {e}"))),
+        }
+    }
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }

@@ -49,6 +49,111 @@ pub struct RdbSummary {
     pub checksummed: bool,
     /// File size in bytes.
     pub bytes: u64,
+    /// The first database's size as the file announces it (`RESIZEDB`, written since RDB 7),
+    /// when it is readable from the file's head: what a restore must load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<RdbKeys>,
+}
+
+/// A database's `RESIZEDB` hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RdbKeys {
+    /// Which database (`SELECTDB`; 0 on a gateway's Redis).
+    pub db: u64,
+    /// Keys in it.
+    pub keys: u64,
+    /// Of which with an expiry (a restore drops those already expired).
+    pub expires: u64,
+}
+
+impl RdbKeys {
+    /// Whether `loaded` keys are what a restore of this database should hold: all of them, less
+    /// at most those with an expiry (already expired ones are not loaded).
+    pub fn accounts_for(&self, loaded: u64) -> bool {
+        loaded <= self.keys && loaded + self.expires >= self.keys
+    }
+}
+
+/// The head of the file that is read for the `RESIZEDB` hint (auxiliary fields come first and
+/// are small).
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Reads the first database's `RESIZEDB` from the file's head, after the auxiliary fields
+/// (opcodes of the RDB format: 0xFA AUX, 0xFE SELECTDB, 0xFB RESIZEDB, 0xFF EOF). An empty
+/// dataset (EOF before any database) is 0 keys; anything else (a module's or a function's
+/// opcode first, a file without the hint) says nothing.
+fn first_database(head: &[u8]) -> Option<RdbKeys> {
+    let mut at = 9;
+    loop {
+        match *head.get(at)? {
+            0xFA => {
+                at += 1;
+                at = skip_string(head, at)?;
+                at = skip_string(head, at)?;
+            }
+            0xFE => {
+                let (db, next) = length(head, at + 1)?;
+                if *head.get(next)? != 0xFB {
+                    return None;
+                }
+                let (keys, next) = length(head, next + 1)?;
+                let (expires, _) = length(head, next)?;
+                return Some(RdbKeys { db, keys, expires });
+            }
+            0xFF => {
+                return Some(RdbKeys {
+                    db: 0,
+                    keys: 0,
+                    expires: 0,
+                });
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// An RDB length at `at`: the value and where the next field starts. Special (string)
+/// encodings are not lengths.
+fn length(head: &[u8], at: usize) -> Option<(u64, usize)> {
+    let first = *head.get(at)?;
+    match first >> 6 {
+        0 => Some((u64::from(first & 0x3F), at + 1)),
+        1 => Some((
+            (u64::from(first & 0x3F) << 8) | u64::from(*head.get(at + 1)?),
+            at + 2,
+        )),
+        2 if first == 0x80 => Some((
+            u64::from(u32::from_be_bytes(
+                head.get(at + 1..at + 5)?.try_into().ok()?,
+            )),
+            at + 5,
+        )),
+        2 if first == 0x81 => Some((
+            u64::from_be_bytes(head.get(at + 1..at + 9)?.try_into().ok()?),
+            at + 9,
+        )),
+        _ => None,
+    }
+}
+
+/// Skips an RDB string at `at` (plain, integer-encoded or LZF-compressed).
+fn skip_string(head: &[u8], at: usize) -> Option<usize> {
+    let first = *head.get(at)?;
+    if first >> 6 == 3 {
+        return match first & 0x3F {
+            0 => Some(at + 2),
+            1 => Some(at + 3),
+            2 => Some(at + 5),
+            3 => {
+                let (compressed, next) = length(head, at + 1)?;
+                let (_, next) = length(head, next)?;
+                Some(next + usize::try_from(compressed).ok()?)
+            }
+            _ => None,
+        };
+    }
+    let (len, next) = length(head, at)?;
+    Some(next + usize::try_from(len).ok()?)
 }
 
 /// Why an RDB file would not load.
@@ -87,7 +192,7 @@ pub fn verify_rdb(mut reader: impl Read) -> Result<RdbSummary, RdbProblem> {
     let mut tail: Vec<u8> = Vec::with_capacity(8 + buf.len());
     let mut crc = 0u64;
     let mut total = 0u64;
-    let mut header = Vec::with_capacity(9);
+    let mut header = Vec::with_capacity(HEAD_BYTES);
     let mut last_hashed: Option<u8> = None;
     loop {
         let n = reader
@@ -97,8 +202,8 @@ pub fn verify_rdb(mut reader: impl Read) -> Result<RdbSummary, RdbProblem> {
             break;
         }
         total += n as u64;
-        if header.len() < 9 {
-            let take = (9 - header.len()).min(n);
+        if header.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - header.len()).min(n);
             header.extend_from_slice(&buf[..take]);
         }
         tail.extend_from_slice(&buf[..n]);
@@ -134,6 +239,7 @@ pub fn verify_rdb(mut reader: impl Read) -> Result<RdbSummary, RdbProblem> {
         version,
         checksummed: stored != 0,
         bytes: total,
+        keys: first_database(&header),
     })
 }
 
@@ -164,7 +270,12 @@ mod tests {
             RdbSummary {
                 version: 10,
                 checksummed: true,
-                bytes: 18
+                bytes: 18,
+                keys: Some(RdbKeys {
+                    db: 0,
+                    keys: 0,
+                    expires: 0
+                }),
             }
         );
         let mut flipped = good.clone();
@@ -184,6 +295,39 @@ mod tests {
         let mut unchecked = good[..10].to_vec();
         unchecked.extend_from_slice(&[0; 8]);
         assert!(!verify_rdb(&unchecked[..]).unwrap().checksummed);
+    }
+
+    /// Header, `redis-ver` as AUX, an integer-encoded AUX, SELECTDB 0, RESIZEDB, one key.
+    fn with_keys(keys: u8, expires: u8) -> Vec<u8> {
+        let mut f = b"REDIS0011".to_vec();
+        f.extend_from_slice(&[0xFA, 9]);
+        f.extend_from_slice(b"redis-ver");
+        f.extend_from_slice(&[5]);
+        f.extend_from_slice(b"7.2.4");
+        f.extend_from_slice(&[0xFA, 10]);
+        f.extend_from_slice(b"redis-bits");
+        f.extend_from_slice(&[0xC0, 64]);
+        f.extend_from_slice(&[0xFE, 0, 0xFB, keys, expires]);
+        f.extend_from_slice(&[0, 1, b'k', 1, b'v']);
+        f.push(0xFF);
+        let crc = crc64(0, &f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn the_first_databases_size_is_read_from_its_head() {
+        let keys = verify_rdb(&with_keys(1, 0)[..]).unwrap().keys.unwrap();
+        assert_eq!((keys.db, keys.keys, keys.expires), (0, 1, 0));
+        assert!(keys.accounts_for(1) && !keys.accounts_for(0) && !keys.accounts_for(2));
+        let with_ttl = verify_rdb(&with_keys(5, 2)[..]).unwrap().keys.unwrap();
+        assert!(with_ttl.accounts_for(3) && with_ttl.accounts_for(5) && !with_ttl.accounts_for(2));
+        // A module's auxiliary data first: no claim rather than a wrong one.
+        let mut module = with_keys(1, 0);
+        module[9] = 0xF7;
+        assert_eq!(first_database(&module), None);
+        // 14-bit lengths.
+        assert_eq!(length(&[0x41, 0x02], 0), Some((0x102, 2)));
     }
 
     #[test]

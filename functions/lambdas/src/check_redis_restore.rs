@@ -1,0 +1,97 @@
+//! Task `check-redis-restore`: a restore test's Redis part. The RDB the plan chose (the newest
+//! at or before the drawn moment, verified by `verify-restore-point`) is loaded by a scratch
+//! redis-server on the region's scratch host, which counts its keys and removes it in the same
+//! call; the count must be what the file announces (`RESIZEDB`, less keys already expired).
+//! Input: `{"plan": <plan-restore output>, "expected": <verify-restore-point's "redis">, "run"}`.
+
+use std::time::Duration;
+
+use hapilot_adapters::backups::BackupStore;
+use hapilot_adapters::restore::{FetchFile, RedisRestoreJob, RedisScratchHost};
+use hapilot_core::ErrorName;
+use hapilot_core::backup::rdb::RdbKeys;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::FunctionError;
+use crate::error::parse_input;
+use crate::run::{RunContext, record};
+
+#[derive(Deserialize)]
+struct Plan {
+    region: String,
+    bucket: String,
+    redis_rdb: String,
+}
+
+#[derive(Deserialize)]
+struct Expected {
+    /// The file's own claim, when its head carries one.
+    keys: Option<RdbKeys>,
+}
+
+#[derive(Deserialize)]
+struct Input {
+    plan: Plan,
+    expected: Expected,
+    run: RunContext,
+}
+
+/// The scratch host fetches the RDB within this.
+const URL_LIFETIME: Duration = Duration::from_secs(900);
+
+/// Loads the RDB on the scratch host and compares the count.
+pub async fn check_redis_restore<S: BackupStore, H: RedisScratchHost>(
+    store: &S,
+    host: impl FnOnce(&str) -> Result<H, FunctionError>,
+    journal: &impl hapilot_adapters::journal::Journal,
+    input: Value,
+) -> Result<Value, FunctionError> {
+    let Input {
+        plan,
+        expected,
+        run,
+    } = parse_input(input)?;
+    let failed = |detail: String| FunctionError::named(ErrorName::RedisRestoreFailed, detail);
+    let key = &plan.redis_rdb;
+    let job = RedisRestoreJob {
+        rdb: FetchFile {
+            name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            url: store
+                .presigned_get(&plan.bucket, key, URL_LIFETIME)
+                .await
+                .map_err(FunctionError::from_adapter(ErrorName::RedisRestoreFailed))?,
+        },
+    };
+    let loaded = host(&plan.region)?
+        .load_rdb(&job)
+        .await
+        .map_err(|e| failed(format!("{key}: {e}")))?;
+    let verdict = match expected.keys {
+        Some(k) if k.accounts_for(loaded.keys) => format!(
+            "{} key(s) loaded, as the file announces ({} in db {}, {} with an expiry)",
+            loaded.keys, k.keys, k.db, k.expires
+        ),
+        Some(k) => {
+            let out = json!({"key": key, "loaded": loaded, "announced": k});
+            record(journal, &run, json!({ "after": out })).await?;
+            return Err(failed(format!(
+                "{key}: the scratch redis-server loaded {} key(s); the file announces {} in db {} ({} with an expiry)",
+                loaded.keys, k.keys, k.db, k.expires
+            )));
+        }
+        None => format!(
+            "{} key(s) loaded; the file announces no count to compare with",
+            loaded.keys
+        ),
+    };
+    let out = json!({
+        "key": key,
+        "keys": loaded.keys,
+        "announced": expected.keys,
+        "verdict": verdict,
+        "detail": loaded.detail,
+    });
+    record(journal, &run, json!({ "after": out })).await?;
+    Ok(out)
+}
