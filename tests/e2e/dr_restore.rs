@@ -100,6 +100,9 @@ async fn make_history(world: &FailoverWorld) -> History {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
 
     run("INSERT INTO spend (team) SELECT 'd' FROM generate_series(1, 25)");
+    // The archive reaches a second past the last commit (as with any quiet spell before an
+    // archive_timeout): the window's tail holds no commit.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let names = tokio::task::block_in_place(|| switch_and_archive(pair).unwrap());
     let phase2 = upload_new(world, pair, &names, &mut done).await;
 
@@ -556,6 +559,23 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
     );
     assert!(!scratch_data_exists(&world));
     assert!(rows as usize <= history.all_ids.len());
+
+    // The window's very end, after the last commit: PostgreSQL finds no commit past it and
+    // would refuse; the end of the archive is the state at that moment, with every row.
+    let mut at_the_end = input.clone();
+    at_the_end["target"] = json!(epoch_text(latest));
+    let outcome = world
+        .stack
+        .run_within("restore-test", at_the_end, Duration::from_secs(900))
+        .await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let out = outcome.output.clone().unwrap();
+    assert_eq!(
+        out["readiness"]["data_check"]["rows"].as_u64(),
+        Some(history.all_ids.len() as u64),
+        "{out:#}"
+    );
+    assert!(!scratch_data_exists(&world));
 }
 
 /// amcheck's verdicts are what the restore test trusts: a clean server passes, an index whose
@@ -613,17 +633,23 @@ async fn put_rdb(world: &FailoverWorld, keys: usize) -> String {
         "redis/dump-{}.rdb",
         compact(chrono::Utc::now().timestamp() - 600)
     );
+    replace(world, &key, rdb).await;
+    key
+}
+
+/// Puts `bytes` at `key` of the DR bucket (a new version; no Object Lock on it).
+async fn replace(world: &FailoverWorld, key: &str, bytes: Vec<u8>) {
+    let key = key.to_string();
     put_all(
         &world.stack.s3(),
         DR_BACKUP_BUCKET,
         &[Object {
             key: key.clone(),
-            bytes: rdb,
+            bytes,
         }],
-        std::slice::from_ref(&key),
+        &[key],
     )
     .await;
-    key
 }
 
 /// The report a restore test left in the audit bucket.
@@ -643,7 +669,6 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
     let rdb_key = put_rdb(&world, 10).await;
     let history = make_history(&world).await;
-    let s3 = world.stack.s3();
     let input = |table: &str| {
         json!({
             "region": "us-west-2",
@@ -653,34 +678,29 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
         })
     };
 
-    // A truncated RDB: named by verification, before anything is laid down.
-    let rdb = world.stack.bytes(DR_BACKUP_BUCKET, &rdb_key).await;
-    let rdb_object = |bytes: Vec<u8>| Object {
-        key: rdb_key.clone(),
-        bytes,
+    // Runs a test that verification refuses, naming `named`, before anything is laid down.
+    let refused_naming = |named: String| {
+        let (world, input) = (&world, input("spend"));
+        async move {
+            let outcome = world
+                .stack
+                .run_within("restore-test", input, Duration::from_secs(900))
+                .await;
+            assert_failed(&outcome, "hapilot.RestorePointCorrupt");
+            let cause = outcome.cause.clone().unwrap_or_default();
+            assert!(cause.contains(&named), "names {named}: {cause}");
+            assert!(!entered(&outcome, "RestorePostgres"));
+            assert!(!scratch_data_exists(world), "nothing laid down");
+            let report = restore_test_report(world, &outcome).await;
+            assert_eq!(report["outcome"], "failed", "{report:#}");
+        }
     };
-    put_all(
-        &s3,
-        DR_BACKUP_BUCKET,
-        &[rdb_object(rdb[..rdb.len() - 20].to_vec())],
-        std::slice::from_ref(&rdb_key),
-    )
-    .await;
-    let outcome = world
-        .stack
-        .run_within("restore-test", input("spend"), Duration::from_secs(900))
-        .await;
-    assert_failed(&outcome, "hapilot.RestorePointCorrupt");
-    let cause = outcome.cause.clone().unwrap_or_default();
-    assert!(cause.contains(&rdb_key), "names the RDB: {cause}");
-    assert!(!entered(&outcome, "RestorePostgres"));
-    put_all(
-        &s3,
-        DR_BACKUP_BUCKET,
-        &[rdb_object(rdb)],
-        std::slice::from_ref(&rdb_key),
-    )
-    .await;
+
+    // A truncated RDB.
+    let rdb = world.stack.bytes(DR_BACKUP_BUCKET, &rdb_key).await;
+    replace(&world, &rdb_key, rdb[..rdb.len() - 20].to_vec()).await;
+    refused_naming(rdb_key.clone()).await;
+    replace(&world, &rdb_key, rdb).await;
 
     // The segment the DR base backup began in (the newest `.backup` history file names it;
     // the standby's own base backup came first): every moment in the window replays it.
@@ -692,34 +712,13 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
         .expect("the base backup's history file");
     let key = format!("postgres/gateway-db/wals/{}/{segment}.gz", &segment[..16]);
     let good = world.stack.bytes(DR_BACKUP_BUCKET, &key).await;
-    let object = |bytes: Vec<u8>| Object {
-        key: key.clone(),
-        bytes,
-    };
 
-    // Rot in the stored object (its gzip checksum no longer matches): named by verification,
-    // before anything is laid down.
+    // Rot in the stored object (its gzip checksum no longer matches).
     let mut rotten = good.clone();
     let crc_at = rotten.len() - 8;
     rotten[crc_at] ^= 0x08;
-    put_all(
-        &s3,
-        DR_BACKUP_BUCKET,
-        &[object(rotten)],
-        std::slice::from_ref(&key),
-    )
-    .await;
-    let outcome = world
-        .stack
-        .run_within("restore-test", input("spend"), Duration::from_secs(900))
-        .await;
-    assert_failed(&outcome, "hapilot.RestorePointCorrupt");
-    let cause = outcome.cause.clone().unwrap_or_default();
-    assert!(cause.contains(&segment), "names the segment: {cause}");
-    assert!(!entered(&outcome, "RestorePostgres"));
-    assert!(!scratch_data_exists(&world), "nothing laid down");
-    let report = restore_test_report(&world, &outcome).await;
-    assert_eq!(report["outcome"], "failed", "{report:#}");
+    replace(&world, &key, rotten).await;
+    refused_naming(segment.clone()).await;
 
     // A WAL record corrupted before it was compressed (a whole gzip, a valid page header):
     // only replaying it finds it. The restore fails naming the segment, and is torn down.
@@ -731,13 +730,7 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &wal).unwrap();
-    put_all(
-        &s3,
-        DR_BACKUP_BUCKET,
-        &[object(gz.finish().unwrap())],
-        std::slice::from_ref(&key),
-    )
-    .await;
+    replace(&world, &key, gz.finish().unwrap()).await;
     let outcome = world
         .stack
         .run_within("restore-test", input("spend"), Duration::from_secs(900))
@@ -752,13 +745,7 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
     assert!(!scratch_data_exists(&world), "the scratch server is gone");
     let report = restore_test_report(&world, &outcome).await;
     assert_eq!(report["outcome"], "failed", "{report:#}");
-    put_all(
-        &s3,
-        DR_BACKUP_BUCKET,
-        &[object(good)],
-        std::slice::from_ref(&key),
-    )
-    .await;
+    replace(&world, &key, good).await;
 
     // Restored, but the content check cannot find its table: failed, and torn down anyway.
     let outcome = world
