@@ -54,6 +54,9 @@ pub const BACKUP_BUCKET: &str = "hapilot-backups";
 pub const DR_BACKUP_BUCKET: &str = "hapilot-backups-dr";
 /// The DR region Vault's token (a secret in AWS; a constant on loopback).
 pub const VAULT_TOKEN: &str = "hapilot-local-vault-token";
+/// The restore tests' scratch Vault's own token (given to the functions through the Vault
+/// secret as `us-west-2.restore_test`, as an operator would).
+pub const SCRATCH_VAULT_TOKEN: &str = "hapilot-local-scratch-vault-token";
 /// The alarm on the primary's Route53 health check.
 pub const PRIMARY_ALARM: &str = "hapilot-primary-health";
 /// Namespace of the gateway deployments (the HA document's).
@@ -416,6 +419,9 @@ pub struct LocalDeployment {
     pub vault: SimulatedVault,
     /// The primary region's Vault: the performance primary.
     pub primary_vault: SimulatedVault,
+    /// The standby region's scratch Vault for restore tests: no replication, no secrets but
+    /// what a snapshot restores.
+    pub scratch_vault: SimulatedVault,
     /// eu-west-1 as a second secondary, with [`WorldOptions::third_region`].
     pub third: Option<ThirdRegion>,
     /// The standby's Redis master and replica (None without redis-server).
@@ -852,6 +858,9 @@ impl LocalDeployment {
         let vault = SimulatedVault::start_secondary_of(&primary_vault, STANDBY_REGION, VAULT_TOKEN)
             .await
             .map_err(io("starting Vault"))?;
+        let scratch_vault = SimulatedVault::start_scratch(SCRATCH_VAULT_TOKEN)
+            .await
+            .map_err(io("starting the scratch Vault"))?;
         // The second secondary's cluster is a performance secondary of the primary too.
         let third_vault = match third.is_some() {
             true => Some(
@@ -886,6 +895,7 @@ impl LocalDeployment {
             redis: None,
             restore: None,
             restore_test: None,
+            restore_test_vault: None,
         };
         let vault_target = |vault: &SimulatedVault| hapilot_adapters::vault::VaultTarget {
             ca_file: None,
@@ -925,6 +935,12 @@ impl LocalDeployment {
                         Databases::Patroni { .. } => None,
                     },
                     redis: redis.as_ref().map(redis_target),
+                    // Its token comes from the Vault secret (`us-west-2.restore_test`).
+                    restore_test_vault: Some(hapilot_adapters::vault::VaultTarget {
+                        performance_replication: false,
+                        token: "".into(),
+                        ..vault_target(&scratch_vault)
+                    }),
                     ..region(&standby, STANDBY_SET, standby_db, &standby_kube)
                 },
             ),
@@ -947,12 +963,16 @@ impl LocalDeployment {
         let regions_json = serde_json::to_string(&regions)
             .map_err(|e| LocalError::Invalid(format!("the regions' configuration: {e}")))?;
         let canary_auth = serde_json::json!({"kind": "bearer", "token": PROMETHEUS_TOKEN});
+        let vault_secret = serde_json::json!({
+            format!("{STANDBY_REGION}.restore_test"): SCRATCH_VAULT_TOKEN
+        })
+        .to_string();
         for r in stack.regions() {
             for (name, text) in [
                 (SECRET_REGIONS, regions_json.as_str()),
                 (SECRET_DATABASE, "{}"),
                 (SECRET_KUBERNETES, "{}"),
-                (SECRET_VAULT, "{}"),
+                (SECRET_VAULT, vault_secret.as_str()),
                 (SECRET_CANARY, &canary_auth.to_string()),
             ] {
                 super::template::world::put_secret(stack, &r, name, text).await?;
@@ -1126,6 +1146,7 @@ impl LocalDeployment {
             settings,
             vault,
             primary_vault,
+            scratch_vault,
             redis,
             third_redis,
             checkers,

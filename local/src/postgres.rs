@@ -505,28 +505,63 @@ impl PostgresNode {
         f.write_all(recovery.as_bytes())
             .map_err(LocalError::io(format!("writing {}", conf.display())))?;
         drop(f);
-        let started = s.start();
         // Since PostgreSQL 13 a target after the archive's last commit is FATAL ("recovery
         // ended before configured recovery target was reached") even when the archive reaches
         // past it (hapilot's plan checked that). Every commit replayed was then at or before
         // the target, so the end of the archived WAL is the state at the target: recover to it.
-        let log = std::fs::read_to_string(s.data.join("server.log")).unwrap_or_default();
-        if started.is_err()
-            && target_time.is_some()
-            && log.contains("recovery ended before configured recovery target was reached")
-        {
-            let text = std::fs::read_to_string(&conf)
-                .map_err(LocalError::io(format!("reading {}", conf.display())))?;
-            let without: Vec<&str> = text
-                .lines()
-                .filter(|l| !l.starts_with("recovery_target_time"))
-                .collect();
-            std::fs::write(&conf, without.join("\n") + "\n")
-                .map_err(LocalError::io(format!("writing {}", conf.display())))?;
-            return s.start();
+        match recover(s) {
+            Err(_)
+                if target_time.is_some()
+                    && std::fs::read_to_string(s.data.join("server.log"))
+                        .unwrap_or_default()
+                        .contains(
+                            "recovery ended before configured recovery target was reached",
+                        ) =>
+            {
+                let text = std::fs::read_to_string(&conf)
+                    .map_err(LocalError::io(format!("reading {}", conf.display())))?;
+                let without: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.starts_with("recovery_target_time"))
+                    .collect();
+                std::fs::write(&conf, without.join("\n") + "\n")
+                    .map_err(LocalError::io(format!("writing {}", conf.display())))?;
+                recover(s)
+            }
+            outcome => outcome,
         }
-        started
     }
+}
+
+/// Starts a server laid down for recovery and waits for the recovery's end: promoted and
+/// accepting connections, or gone. `pg_ctl -w` alone returns as soon as a hot standby takes
+/// read-only connections, long before a recovery that fails at its end; a recovery still
+/// going after ten minutes is left to the caller's polling.
+fn recover(s: &PostgresServer) -> Result<(), LocalError> {
+    let log_path = s.data.join("server.log");
+    let from = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+    s.start()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while std::time::Instant::now() < deadline {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let this_start = log.get(from..).unwrap_or_default();
+        if this_start.contains("database system is ready to accept connections") {
+            return Ok(());
+        }
+        if this_start.contains("shutting down due to startup process failure")
+            || this_start.contains("database system is shut down")
+        {
+            return Err(LocalError::Io {
+                context: format!(
+                    "recovery failed after the server started; server.log: {}",
+                    server_log_summary(this_start)
+                ),
+                source: std::io::Error::other("PostgreSQL recovery failed"),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// What a server that would not start said that matters: the last WAL file it restored from

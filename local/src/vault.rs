@@ -9,6 +9,11 @@
 //! status, demote, secondary-token, revoke-secondary, promote, update-primary), whose rules and refusals live in
 //! [`super::vault_rules`]. `refuse(true)` makes it answer 503 to restores, as a sealed or broken
 //! cluster would; `set_down(true)` makes it answer 503 to everything, as a region gone dark.
+//!
+//! A snapshot restore replaces the KV secrets with the snapshot's, as Vault's does: the local
+//! world's snapshots ([`local_snapshot`]) carry them as JSON in `state.bin` (a real snapshot's
+//! `state.bin` is Vault's own storage, which this stand-in does not read: restored, it holds
+//! no secrets here, so a check that reads one fails rather than passes).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -62,6 +67,19 @@ impl SimulatedVault {
         .await?;
         vault.state.lock().expect("vault state").replication.primary =
             Some("https://vault.us-east-1.internal:8200".into());
+        Ok(vault)
+    }
+
+    /// Starts a freshly initialized cluster that accepts `token`, without replication and
+    /// without secrets: a restore test's scratch Vault, which holds only what it restores.
+    pub async fn start_scratch(token: &str) -> std::io::Result<Self> {
+        let vault = Self::start_in(
+            token,
+            Mode::Disabled,
+            Arc::new(Mutex::new(ActivationTokens::default())),
+        )
+        .await?;
+        vault.state.lock().expect("vault state").secrets.clear();
         Ok(vault)
     }
 
@@ -235,6 +253,7 @@ impl SimulatedVault {
                     match hapilot_core::backup::vault::verify_vault_snapshot(&body[..]) {
                         Ok(summary) => {
                             s.restored.push(summary.index.unwrap_or(0));
+                            s.secrets = secrets_in(&body);
                             answer(StatusCode::NO_CONTENT, "application/json", "")
                         }
                         Err(e) => answer(
@@ -370,11 +389,34 @@ fn ttl(text: &str) -> Duration {
     }
 }
 
-/// The local Vault's raft snapshot, as its snapshot agent would upload it.
+/// The local Vault's raft snapshot, as its snapshot agent would upload it: the gateway's
+/// secret in its state.
 pub fn local_snapshot() -> Result<Vec<u8>, crate::LocalError> {
+    let secrets = json!({GATEWAY_SECRET: {"master_key": "sk-local-gateway"}});
     hapilot_core::backup::vault::build_vault_snapshot(
         &serde_json::json!({"Index": 7, "Term": 1}),
-        b"the gateway's secrets",
+        secrets.to_string().as_bytes(),
     )
     .map_err(crate::LocalError::io("building a Vault snapshot"))
+}
+
+/// The KV secrets a (verified) local snapshot carries in `state.bin`; none otherwise.
+fn secrets_in(snapshot: &[u8]) -> BTreeMap<String, Value> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(snapshot));
+    let Ok(entries) = archive.entries() else {
+        return BTreeMap::new();
+    };
+    for mut entry in entries.flatten() {
+        if entry.path().is_ok_and(|p| p.as_os_str() == "state.bin") {
+            let mut state = Vec::new();
+            if entry.read_to_end(&mut state).is_ok()
+                && let Ok(secrets) = serde_json::from_slice::<BTreeMap<String, Value>>(&state)
+            {
+                return secrets;
+            }
+            break;
+        }
+    }
+    BTreeMap::new()
 }

@@ -52,6 +52,8 @@ struct History {
     ids_by_mid: BTreeSet<i64>,
     /// Every id.
     all_ids: BTreeSet<i64>,
+    /// The Vault snapshot's key.
+    vault_snapshot: String,
 }
 
 async fn upload_new(
@@ -106,8 +108,13 @@ async fn make_history(world: &FailoverWorld) -> History {
     let names = tokio::task::block_in_place(|| switch_and_archive(pair).unwrap());
     let phase2 = upload_new(world, pair, &names, &mut done).await;
 
-    // A Vault snapshot taken before the target.
-    let snap = build_vault_snapshot(&json!({"Index": 4242, "Term": 3}), b"raft state").unwrap();
+    // A Vault snapshot taken before the target, holding the gateway's secret.
+    let secrets = json!({hapilot::local::vault::GATEWAY_SECRET: {"master_key": "sk-restored"}});
+    let snap = build_vault_snapshot(
+        &json!({"Index": 4242, "Term": 3}),
+        secrets.to_string().as_bytes(),
+    )
+    .unwrap();
     let key = format!("vault/{}.snap", compact(mid - 30));
     put_all(
         &s3,
@@ -116,7 +123,7 @@ async fn make_history(world: &FailoverWorld) -> History {
             key: key.clone(),
             bytes: snap,
         }],
-        &[key],
+        std::slice::from_ref(&key),
     )
     .await;
 
@@ -153,6 +160,7 @@ async fn make_history(world: &FailoverWorld) -> History {
         mid,
         ids_by_mid,
         all_ids,
+        vault_snapshot: key,
     }
 }
 
@@ -541,6 +549,15 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
     assert_eq!(redis["key"], rdb_key.as_str(), "{report:#}");
     assert_eq!(redis["keys"], 25, "{redis}");
     assert_eq!(redis["announced"]["keys"], 25, "{redis}");
+    // Vault: the snapshot restored into the scratch Vault (never the DR Vault), its secret
+    // read through it.
+    let vault = &report["restore"]["vault"];
+    assert_eq!(vault["known_secret"]["keys"], 1, "{report:#}");
+    assert_eq!(world.deployment.scratch_vault.restored(), [4242]);
+    assert!(
+        world.deployment.vault.restored().is_empty(),
+        "the DR Vault untouched"
+    );
     assert!(report["duration_secs"].as_f64().unwrap() > 0.0);
     // The same seed from the CLI draws the same moment.
     let stdout = cli_ok(world.cli().args([
@@ -652,6 +669,21 @@ async fn replace(world: &FailoverWorld, key: &str, bytes: Vec<u8>) {
     .await;
 }
 
+/// `snapshot` with one letter of its secret changed inside `state.bin` (a valid gzip and tar
+/// whose SHA256SUMS no longer match).
+fn rot_secret(snapshot: &[u8]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(snapshot), &mut tar).unwrap();
+    let at = tar
+        .windows(11)
+        .position(|w| w == b"sk-restored")
+        .expect("the secret in state.bin");
+    tar[at + 3] = b'R';
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
 /// The report a restore test left in the audit bucket.
 async fn restore_test_report(world: &FailoverWorld, outcome: &hapilot::runs::RunOutcome) -> Value {
     let execution = outcome.execution_arn.rsplit(':').next().unwrap();
@@ -695,6 +727,31 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
             assert_eq!(report["outcome"], "failed", "{report:#}");
         }
     };
+
+    // A Vault snapshot whose state no longer matches its SHA256SUMS.
+    let snap_key = history.vault_snapshot.clone();
+    let snap = world.stack.bytes(DR_BACKUP_BUCKET, &snap_key).await;
+    replace(&world, &snap_key, rot_secret(&snap)).await;
+    refused_naming(snap_key.clone()).await;
+    // A whole snapshot without the secret: Vault takes it, the secret is not there.
+    let empty = build_vault_snapshot(&json!({"Index": 4243, "Term": 3}), b"{}").unwrap();
+    replace(&world, &snap_key, empty).await;
+    let outcome = world
+        .stack
+        .run_within("restore-test", input("spend"), Duration::from_secs(900))
+        .await;
+    assert_failed(&outcome, "hapilot.VaultRestoreFailed");
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains(hapilot::local::vault::GATEWAY_SECRET),
+        "{cause}"
+    );
+    assert!(
+        entered(&outcome, "TearDown"),
+        "PostgreSQL passed and was torn down"
+    );
+    assert!(!scratch_data_exists(&world));
+    replace(&world, &snap_key, snap).await;
 
     // A truncated RDB.
     let rdb = world.stack.bytes(DR_BACKUP_BUCKET, &rdb_key).await;

@@ -40,6 +40,7 @@ async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without
                 redis: None,
                 restore: None,
                 restore_test: None,
+                restore_test_vault: None,
             },
         );
         let sdk = aws_config::SdkConfig::builder()
@@ -129,6 +130,7 @@ async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets
                 redis: None,
                 restore: None,
                 restore_test: None,
+                restore_test_vault: None,
             },
         );
         s.canary_provider = Some(TrafficSource::Prometheus {

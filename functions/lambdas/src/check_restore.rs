@@ -60,10 +60,15 @@ pub async fn check_restore<A: RestoreAgent>(
         _ => return Ok(not_yet(progress.detail)),
     }
     let db = PostgresDatabase::new(dsn.as_str());
-    let Ok(client) = db.connect().await else {
-        return Ok(not_yet(
-            "server started, not accepting connections yet".into(),
-        ));
+    let client = match db.connect().await {
+        Ok(client) => client,
+        // Why it refuses (starting up, a password, a port nobody listens on) is what whoever
+        // reads a timed-out restore needs.
+        Err(e) => {
+            return Ok(not_yet(format!(
+                "server started, not accepting connections yet: {e}"
+            )));
+        }
     };
     let in_recovery: bool = client
         .query_one("SELECT pg_is_in_recovery()", &[])

@@ -47,6 +47,11 @@ pub struct RegionConfig {
     /// restore's: a DR restore must find its target free), torn down after every test.
     #[serde(default)]
     pub restore_test: Option<hapilot_adapters::restore::RestoreDatabaseTarget>,
+    /// A scratch Vault a restore test restores the snapshot of its moment into (never the
+    /// region's own: a snapshot replaces everything a Vault serves), then reads `known_secret`
+    /// through it. Its token: inline, or `<region>.restore_test` in `HAPILOT_VAULT_SECRET`.
+    #[serde(default)]
+    pub restore_test_vault: Option<hapilot_adapters::vault::VaultTarget>,
 }
 
 /// Everything a hapilot function may need to know about its deployment.
@@ -196,7 +201,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     Variable {
         name: "HAPILOT_REGIONS",
-        doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?, \"known_secret\"?}, \"redis\"?: {\"address\": \"host:port\" or \"rediss://host:port\" (TLS), \"ca_pem\"?, \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`: readiness, the failover's Vault promotion (every region's, with `known_secret` a KV v2 path read after it) and the DR restore; `restore`: DR restore into that region; `restore_test`?: the same shape, a scratch target the restore test lays down and tears down). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=system`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default without a CA), `require`, `verify-ca`, `verify-full` (default when `sslrootcert` is given)), `sslrootcert` is a PEM file, `system`, or the PEM text itself (quoted, in the database secret: a Lambda has no file to point at), and a `connect_timeout` of 5 s applies unless the DSN sets one",
+        doc: "JSON: region -> `{\"health_url\", \"set_identifier\", \"database\": {\"backend\": \"postgres\", \"dsn\", \"agent_url\"?} or {\"backend\": \"patroni\", \"url\", \"member\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\": {\"url\", \"token\", \"namespace\", \"ca_file\"?}, \"cluster\", \"dsn\"}, \"kubernetes\": {\"url\", \"token\", \"namespace\"}, \"vault\"?: {\"url\", \"token\", \"performance_replication\"?, \"known_secret\"?}, \"redis\"?: {\"address\": \"host:port\" or \"rediss://host:port\" (TLS), \"ca_pem\"?, \"password\"?, \"sentinel\"?: {\"addresses\", \"master_name\", \"password\"?}}, \"restore\"?: {\"backend\": \"postgres\", \"agent_url\", \"dsn\"} or {\"backend\": \"cloudnativepg\", \"kubernetes\", \"cluster\", \"destination_path\", \"server_name\", \"dsn\"}}` (`agent_url`: re-protection; `vault`: readiness, the failover's Vault promotion (every region's, with `known_secret` a KV v2 path read after it) and the DR restore; `restore`: DR restore into that region; `restore_test`?: the same shape, a scratch target the restore test lays down and tears down; `restore_test_vault`?: a scratch Vault (`vault`'s shape) the restore test restores the snapshot into and reads `known_secret` through). A `dsn` is libpq's URI (`postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=system`) or key=value form; `sslmode` is honoured as libpq defines it (`disable`, `prefer` (default without a CA), `require`, `verify-ca`, `verify-full` (default when `sslrootcert` is given)), `sslrootcert` is a PEM file, `system`, or the PEM text itself (quoted, in the database secret: a Lambda has no file to point at), and a `connect_timeout` of 5 s applies unless the DSN sets one",
         default: "",
         parse: |s, v| {
             s.regions = regions_json("HAPILOT_REGIONS", v)?;
@@ -533,6 +538,9 @@ impl Settings {
             if let Some(k) = &r.kubernetes {
                 out.push((at("kubernetes.url"), &k.url));
             }
+            if let Some(v) = &r.restore_test_vault {
+                out.push((at("restore_test_vault.url"), &v.url));
+            }
             if let Some(v) = &r.vault {
                 out.push((at("vault.url"), &v.url));
             }
@@ -700,8 +708,17 @@ impl Settings {
                 let map: BTreeMap<String, SecretText> =
                     serde_json::from_str(text).map_err(invalid)?;
                 for (r, token) in map {
-                    let region = self.regions.get_mut(&r).ok_or_else(|| unknown(&r))?;
-                    if let Some(v) = region.vault.as_mut() {
+                    // `<region>.restore_test`: the scratch Vault's own (root) token.
+                    let (name, scratch) = match r.strip_suffix(".restore_test") {
+                        Some(name) => (name.to_string(), true),
+                        None => (r.clone(), false),
+                    };
+                    let region = self.regions.get_mut(&name).ok_or_else(|| unknown(&r))?;
+                    let vault = match scratch {
+                        true => region.restore_test_vault.as_mut(),
+                        false => region.vault.as_mut(),
+                    };
+                    if let Some(v) = vault {
                         v.token = token;
                     }
                 }

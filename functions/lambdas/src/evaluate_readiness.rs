@@ -590,6 +590,7 @@ mod tests {
             redis: None,
             restore: None,
             restore_test: None,
+            restore_test_vault: None,
         };
         let mut s = Settings::with_defaults();
         s.regions = [

@@ -60,8 +60,9 @@ pub async fn plan_restore<S: BackupStore>(
         )
         .into());
     }
-    // A test restores PostgreSQL only: its scratch target, never the DR Vault (a snapshot
-    // restored into it would replace what it serves).
+    // A test never restores the DR Vault (a snapshot restored into it would replace what it
+    // serves): only a scratch Vault, when the region has one.
+    let vault_asked = request.vault;
     if test {
         request.vault = false;
         request.offer_dns_switch = false;
@@ -77,6 +78,9 @@ pub async fn plan_restore<S: BackupStore>(
         true => settings.restore_test_region(&request.region)?,
         false => settings.restore_region(&request.region, request.postgres, request.vault)?,
     };
+    if test {
+        request.vault = vault_asked && region.restore_test_vault.is_some();
+    }
     // RDBs are loaded by a host agent; a CloudNativePG scratch target has none.
     if test
         && !matches!(

@@ -233,6 +233,7 @@ mod tests {
                 redis: None,
                 restore: None,
                 restore_test: None,
+                restore_test_vault: None,
             },
         );
         settings

@@ -193,6 +193,50 @@ impl Adapters {
         ))
     }
 
+    /// The Vault a restore lays its snapshot into (with `scratch`, the restore tests' scratch
+    /// Vault) and the KV secret to read through it.
+    pub fn restore_vault_target(
+        &self,
+        region: &str,
+        scratch: bool,
+    ) -> Result<(hapilot_adapters::vault::HttpVault, Option<String>), FunctionError> {
+        let config = self.settings.region(region)?;
+        match scratch {
+            true => Ok((
+                self.scratch_vault(region)?,
+                config
+                    .restore_test_vault
+                    .as_ref()
+                    .and_then(|v| v.known_secret.clone()),
+            )),
+            false => Ok((
+                self.vault(region)?,
+                config.vault.as_ref().and_then(|v| v.known_secret.clone()),
+            )),
+        }
+    }
+
+    /// The scratch Vault of `region`'s restore tests.
+    pub fn scratch_vault(
+        &self,
+        region: &str,
+    ) -> Result<hapilot_adapters::vault::HttpVault, FunctionError> {
+        let target = self
+            .settings
+            .region(region)?
+            .restore_test_vault
+            .clone()
+            .ok_or_else(|| {
+                FunctionError::Setup(format!(
+                    "HAPILOT_REGIONS has no restore_test_vault for region {region}"
+                ))
+            })?;
+        Ok(hapilot_adapters::vault::HttpVault::new(
+            self.http_for(target.ca_file.as_deref())?,
+            target,
+        ))
+    }
+
     /// The Vault of `region`, if it has one configured.
     pub fn vault_if_any(
         &self,
@@ -429,7 +473,7 @@ functions! {
         promote_vault::promote_vault(|r| a.vault_if_any(r), &a.settings, &a.journal, event).await
     });
     "restore-vault" => restore_vault(|a, event| {
-        restore_vault::restore_vault(&a.dr_backups(), |r| a.vault(r), &a.journal, event).await
+        restore_vault::restore_vault(&a.dr_backups(), |r, scratch| a.restore_vault_target(r, scratch), &a.journal, event).await
     });
     "check-redis-restore" => check_redis_restore(|a, event| {
         check_redis_restore::check_redis_restore(&a.dr_backups(), |r| a.redis_scratch_host(r), &a.journal, event).await

@@ -1,7 +1,9 @@
 //! Task `restore-vault`: apply the restore point's raft snapshot to the DR region's Vault
 //! (`POST /v1/sys/storage/raft/snapshot-force`, token from `HAPILOT_REGIONS`, never logged),
-//! then verify it answers healthy (`GET /v1/sys/health`).
-//! Input: `{"plan": <plan-restore output>, "run"}`.
+//! then verify it answers healthy (`GET /v1/sys/health`). A restore test (`"scratch": true`)
+//! restores into the region's scratch Vault (`restore_test_vault`) and also reads its
+//! `known_secret` through it: a snapshot that restores but holds no secret is no backup.
+//! Input: `{"plan": <plan-restore output>, "scratch"?, "run"}`.
 
 use hapilot_adapters::backups::BackupStore;
 use hapilot_adapters::vault::Vault;
@@ -23,24 +25,26 @@ struct Plan {
 #[derive(Deserialize)]
 struct Input {
     plan: Plan,
+    #[serde(default)]
+    scratch: bool,
     run: RunContext,
 }
 
 /// Restores the snapshot.
 pub async fn restore_vault<S: BackupStore, V: Vault>(
     store: &S,
-    vault: impl FnOnce(&str) -> Result<V, FunctionError>,
+    vault: impl FnOnce(&str, bool) -> Result<(V, Option<String>), FunctionError>,
     journal: &impl hapilot_adapters::journal::Journal,
     input: Value,
 ) -> Result<Value, FunctionError> {
-    let Input { plan, run } = parse_input(input)?;
+    let Input { plan, scratch, run } = parse_input(input)?;
     let failed = FunctionError::from_adapter(ErrorName::VaultRestoreFailed);
     let Some(key) = plan.vault_snapshot else {
         return Ok(
             json!({"restored": null, "detail": "no Vault snapshot at or before the target"}),
         );
     };
-    let vault = vault(&plan.region)?;
+    let (vault, known_secret) = vault(&plan.region, scratch)?;
     let snapshot = store
         .read_small(&plan.bucket, &key)
         .await
@@ -63,7 +67,28 @@ pub async fn restore_vault<S: BackupStore, V: Vault>(
             ),
         ));
     }
-    let out = json!({ "restored": key, "bytes": bytes, "healthy": true });
+    let mut out = json!({ "restored": key, "bytes": bytes, "healthy": true });
+    if scratch {
+        let Some(path) = known_secret else {
+            return Err(FunctionError::Setup(format!(
+                "restore_test_vault of {} names no known_secret: a restore test reads one through the restored Vault",
+                plan.region
+            )));
+        };
+        let keys = vault.read_secret(&path).await.map_err(|e| {
+            FunctionError::named(
+                ErrorName::VaultRestoreFailed,
+                format!("Vault took {key} and unsealed, but {path} cannot be read through it: {e}"),
+            )
+        })?;
+        if keys.is_empty() {
+            return Err(FunctionError::named(
+                ErrorName::VaultRestoreFailed,
+                format!("Vault took {key}, but {path} holds no keys"),
+            ));
+        }
+        out["known_secret"] = json!({"path": path, "keys": keys.len()});
+    }
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
