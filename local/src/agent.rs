@@ -206,18 +206,9 @@ fn restore(agent: Arc<Agent>, job: RestoreJob) -> Answer {
 
 /// Loads the RDB into a scratch redis-server, counts, and removes it (dropped at the end).
 async fn load_rdb(agent: &Agent, job: RedisRestoreJob) -> Answer {
-    let bytes = match agent.http.get(&job.rdb.url).send().await {
-        Ok(r) if r.status().is_success() => match r.bytes().await {
-            Ok(b) => b,
-            Err(e) => return refused(StatusCode::BAD_GATEWAY, e.without_url().to_string()),
-        },
-        Ok(r) => {
-            return refused(
-                StatusCode::BAD_GATEWAY,
-                format!("GET {} -> HTTP {}", job.rdb.name, r.status()),
-            );
-        }
-        Err(e) => return refused(StatusCode::BAD_GATEWAY, e.without_url().to_string()),
+    let bytes = match download(&agent.http, &job.rdb.url, &job.rdb.name).await {
+        Ok(bytes) => bytes,
+        Err(e) => return refused(StatusCode::BAD_GATEWAY, e),
     };
     let started = std::time::Instant::now();
     let server = match super::redis::RedisServer::load(&bytes).await {
@@ -275,21 +266,26 @@ async fn run_restore(
     ))
 }
 
-async fn fetch(
-    http: &reqwest::Client,
-    url: &str,
-    to: &std::path::Path,
-    gunzip: bool,
-) -> Result<(), String> {
+/// GETs a presigned URL (never printed: it carries a signature); `what` names it in errors.
+async fn download(http: &reqwest::Client, url: &str, what: &str) -> Result<bytes::Bytes, String> {
     let r = http
         .get(url)
         .send()
         .await
         .map_err(|e| e.without_url().to_string())?;
     if !r.status().is_success() {
-        return Err(format!("GET {} -> HTTP {}", to.display(), r.status()));
+        return Err(format!("GET {what} -> HTTP {}", r.status()));
     }
-    let bytes = r.bytes().await.map_err(|e| e.without_url().to_string())?;
+    r.bytes().await.map_err(|e| e.without_url().to_string())
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    to: &std::path::Path,
+    gunzip: bool,
+) -> Result<(), String> {
+    let bytes = download(http, url, &to.display().to_string()).await?;
     let mut file = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
     if gunzip {
         std::io::copy(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut file)

@@ -108,27 +108,13 @@ pub trait RedisScratchHost: Send + Sync {
 impl RedisScratchHost for HttpRestoreAgent {
     async fn load_rdb(&self, job: &RedisRestoreJob) -> Result<RedisRestoreCheck, AdapterError> {
         let url = format!("{}/redis", self.url);
-        let failed = |detail: String| AdapterError::Http {
-            system: "hapilot agent",
-            url: url.clone(),
-            detail,
-        };
-        let r = self.http.post(&url).json(job).send().await.map_err(|e| {
-            failed(crate::error::error_chain(&e))
-                .transient_if(crate::error::send_failure_is_transient(&e))
-        })?;
-        let status = r.status();
-        if status.is_success() {
-            return r
-                .json()
-                .await
-                .map_err(|e| failed(crate::error::error_chain(&e)));
+        let r = self.send(&url, self.http.post(&url).json(job)).await?;
+        if !r.status().is_success() {
+            return Err(Self::refusal(&url, r).await);
         }
-        let refused = r.json::<AgentError>().await.map(|e| e.error);
-        Err(failed(format!(
-            "HTTP {status}: {}",
-            refused.unwrap_or_else(|_| "no detail".into())
-        )))
+        r.json()
+            .await
+            .map_err(|e| Self::error_at(&url, crate::error::error_chain(&e)))
     }
 }
 
@@ -187,42 +173,56 @@ impl HttpRestoreAgent {
     }
 
     fn error(&self, detail: impl Into<String>) -> AdapterError {
+        Self::error_at(&self.url, detail)
+    }
+
+    fn error_at(url: &str, detail: impl Into<String>) -> AdapterError {
         AdapterError::Http {
             system: "hapilot agent",
-            url: self.url.clone(),
+            url: url.to_string(),
             detail: detail.into(),
         }
+    }
+
+    /// Sends `request` to `url`; a failure to send is transient when trying again may cure it.
+    async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, AdapterError> {
+        request.send().await.map_err(|e| {
+            Self::error_at(url, crate::error::error_chain(&e))
+                .transient_if(crate::error::send_failure_is_transient(&e))
+        })
+    }
+
+    /// The agent's refusal (`HTTP <status>: <its error>`).
+    async fn refusal(url: &str, r: reqwest::Response) -> AdapterError {
+        let status = r.status();
+        let refused = r.json::<AgentError>().await.map(|e| e.error);
+        Self::error_at(
+            url,
+            format!(
+                "HTTP {status}: {}",
+                refused.unwrap_or_else(|_| "no detail".into())
+            ),
+        )
     }
 }
 
 impl RestoreAgent for HttpRestoreAgent {
     async fn start(&self, job: &RestoreJob) -> Result<(), AdapterError> {
         let r = self
-            .http
-            .post(&self.url)
-            .json(job)
-            .send()
-            .await
-            .map_err(|e| {
-                self.error(crate::error::error_chain(&e))
-                    .transient_if(crate::error::send_failure_is_transient(&e))
-            })?;
+            .send(&self.url, self.http.post(&self.url).json(job))
+            .await?;
         if r.status().is_success() {
             return Ok(());
         }
-        let status = r.status();
-        let refused = r.json::<AgentError>().await.map(|e| e.error);
-        Err(self.error(format!(
-            "HTTP {status}: {}",
-            refused.unwrap_or_else(|_| "no detail".into())
-        )))
+        Err(Self::refusal(&self.url, r).await)
     }
 
     async fn tear_down(&self) -> Result<String, AdapterError> {
-        let r = self.http.delete(&self.url).send().await.map_err(|e| {
-            self.error(crate::error::error_chain(&e))
-                .transient_if(crate::error::send_failure_is_transient(&e))
-        })?;
+        let r = self.send(&self.url, self.http.delete(&self.url)).await?;
         let status = r.status();
         if status.is_success() {
             return Ok(r
@@ -231,24 +231,14 @@ impl RestoreAgent for HttpRestoreAgent {
                 .map(|p| p.detail)
                 .unwrap_or_else(|_| "torn down".into()));
         }
-        let refused = r.json::<AgentError>().await.map(|e| e.error);
-        Err(self
-            .error(format!(
-                "HTTP {status}: {}",
-                refused.unwrap_or_else(|_| "no detail".into())
-            ))
+        Err(Self::refusal(&self.url, r)
+            .await
             .transient_if(status.is_server_error()))
     }
 
     async fn progress(&self) -> Result<RestoreProgress, AdapterError> {
-        self.http
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| {
-                self.error(crate::error::error_chain(&e))
-                    .transient_if(crate::error::send_failure_is_transient(&e))
-            })?
+        self.send(&self.url, self.http.get(&self.url))
+            .await?
             .json()
             .await
             .map_err(|e| {

@@ -184,57 +184,33 @@ impl Adapters {
 
     /// The Vault of `region`.
     pub fn vault(&self, region: &str) -> Result<hapilot_adapters::vault::HttpVault, FunctionError> {
-        let target = self.settings.region(region)?.vault.clone().ok_or_else(|| {
-            FunctionError::Setup(format!("HAPILOT_REGIONS has no vault for region {region}"))
-        })?;
-        Ok(hapilot_adapters::vault::HttpVault::new(
-            self.http_for(target.ca_file.as_deref())?,
-            target,
-        ))
+        self.restore_vault_target(region, false)
+            .map(|(vault, _)| vault)
     }
 
     /// The Vault a restore lays its snapshot into (with `scratch`, the restore tests' scratch
-    /// Vault) and the KV secret to read through it.
+    /// Vault, `restore_test_vault`) and the KV secret to read through it.
     pub fn restore_vault_target(
         &self,
         region: &str,
         scratch: bool,
     ) -> Result<(hapilot_adapters::vault::HttpVault, Option<String>), FunctionError> {
         let config = self.settings.region(region)?;
-        match scratch {
-            true => Ok((
-                self.scratch_vault(region)?,
-                config
-                    .restore_test_vault
-                    .as_ref()
-                    .and_then(|v| v.known_secret.clone()),
-            )),
-            false => Ok((
-                self.vault(region)?,
-                config.vault.as_ref().and_then(|v| v.known_secret.clone()),
-            )),
-        }
-    }
-
-    /// The scratch Vault of `region`'s restore tests.
-    pub fn scratch_vault(
-        &self,
-        region: &str,
-    ) -> Result<hapilot_adapters::vault::HttpVault, FunctionError> {
-        let target = self
-            .settings
-            .region(region)?
-            .restore_test_vault
-            .clone()
-            .ok_or_else(|| {
-                FunctionError::Setup(format!(
-                    "HAPILOT_REGIONS has no restore_test_vault for region {region}"
-                ))
-            })?;
-        Ok(hapilot_adapters::vault::HttpVault::new(
+        let (target, field) = match scratch {
+            true => (&config.restore_test_vault, "restore_test_vault"),
+            false => (&config.vault, "vault"),
+        };
+        let target = target.clone().ok_or_else(|| {
+            FunctionError::Setup(format!(
+                "HAPILOT_REGIONS has no {field} for region {region}"
+            ))
+        })?;
+        let known_secret = target.known_secret.clone();
+        let vault = hapilot_adapters::vault::HttpVault::new(
             self.http_for(target.ca_file.as_deref())?,
             target,
-        ))
+        );
+        Ok((vault, known_secret))
     }
 
     /// The Vault of `region`, if it has one configured.

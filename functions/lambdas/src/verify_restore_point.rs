@@ -109,21 +109,26 @@ pub async fn verify_restore_point<S: BackupStore>(
             Err(e) => return Err(corrupt(format!("Vault snapshot {key}: {e}"))),
         }
     }
-    let mut out = json!({ "verified": verified });
+    // The RDB's own key count goes on to the Redis check, which compares what loads with it.
+    let mut redis = None;
     if plan.redis
         && let Some(key) = &plan.redis_rdb
     {
-        match store.verify(&plan.bucket, key, verify_rdb).await {
-            Ok(Ok(s)) => {
-                out["redis"] = json!({"key": key, "keys": s.keys, "version": s.version});
-                out["verified"]
-                    .as_array_mut()
-                    .expect("an array")
-                    .push(json!({"key": key, "detail": format!("RDB version {}, {} bytes, checksum {}", s.version, s.bytes, if s.checksummed { "matches" } else { "not written (rdbchecksum no)" })}));
-            }
+        let s = match store.verify(&plan.bucket, key, verify_rdb).await {
+            Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(corrupt(format!("Redis RDB {key}: {e}"))),
             Err(e) => return Err(corrupt(format!("Redis RDB {key}: {e}"))),
-        }
+        };
+        let checksum = match s.checksummed {
+            true => "matches",
+            false => "not written (rdbchecksum no)",
+        };
+        verified.push(json!({"key": key, "detail": format!("RDB version {}, {} bytes, checksum {checksum}", s.version, s.bytes)}));
+        redis = Some(json!({"key": key, "keys": s.keys, "version": s.version}));
+    }
+    let mut out = json!({ "verified": verified });
+    if let Some(redis) = redis {
+        out["redis"] = redis;
     }
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
