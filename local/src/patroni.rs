@@ -22,6 +22,8 @@ struct Member {
     name: String,
     primary: bool,
     replay_lag: Duration,
+    /// Bytes of the leader's WAL a replica has not received (streaming behind).
+    received_behind: u64,
     failover_requests: u64,
     switchover_requests: u64,
     reinitialize_requests: u64,
@@ -32,6 +34,9 @@ struct Member {
     /// The other members of its cluster.
     peers: Vec<Arc<Mutex<Member>>>,
 }
+
+/// The leader's WAL position (`xlog.location`); replicas report theirs behind it.
+const LEADER_LOCATION: u64 = 50_331_648;
 
 impl Member {
     /// This member as `GET /cluster` lists it.
@@ -64,6 +69,7 @@ impl SimulatedPatroni {
             name: name.to_string(),
             primary,
             replay_lag: Duration::from_millis(500),
+            received_behind: 0,
             failover_requests: 0,
             switchover_requests: 0,
             reinitialize_requests: 0,
@@ -96,6 +102,12 @@ impl SimulatedPatroni {
     /// How far behind the replica's last replayed transaction is.
     pub fn set_replay_lag(&self, lag: Duration) {
         self.state.lock().expect("member lock").replay_lag = lag;
+    }
+
+    /// How many bytes of the leader's WAL a replica has not received yet (its
+    /// `received_location` and `replayed_location` fall behind the leader's `location`).
+    pub fn set_received_behind(&self, bytes: u64) {
+        self.state.lock().expect("member lock").received_behind = bytes;
     }
 
     /// Makes it the leader (`true`) or a replica (`false`), as a rebuilt member would be.
@@ -172,7 +184,7 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
         (Method::GET, "/patroni") => {
             let m = state.lock().expect("member lock");
             let body = if m.primary {
-                json!({ "state": "running", "role": "master", "xlog": { "location": 50_331_648u64 } })
+                json!({ "state": "running", "role": "master", "xlog": { "location": LEADER_LOCATION } })
             } else {
                 let replayed = chrono::Utc::now()
                     - chrono::Duration::milliseconds(m.replay_lag.as_millis() as i64);
@@ -180,8 +192,8 @@ async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
                     "state": "running",
                     "role": "replica",
                     "xlog": {
-                        "received_location": 50_331_648u64,
-                        "replayed_location": 50_331_000u64,
+                        "received_location": LEADER_LOCATION - m.received_behind,
+                        "replayed_location": LEADER_LOCATION - m.received_behind - 648,
                         "replayed_timestamp": replayed.to_rfc3339(),
                         "paused": false
                     }

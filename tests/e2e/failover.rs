@@ -232,6 +232,20 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
     let world = FailoverWorld::start(DatabaseSetup::Patroni).await;
     world.deployment.primary.set_mode(GatewayMode::Failing);
     patroni(&world).1.set_replay_lag(Duration::from_secs(600));
+    // Streaming is 3 MiB behind too, and the lag publisher saw the leader's position before
+    // us-east-1 went dark.
+    patroni(&world).1.set_received_behind(3 << 20);
+    let published = hapilot::local::front_door::invoke(
+        &world.stack.endpoint_url(),
+        "publish-replication-lag",
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        published["primary_position"]["region"], "us-east-1",
+        "{published:#}"
+    );
     let bucket = "hapilot-audit";
     let sdk = world.stack.stack().sdk_config().clone();
 
@@ -240,6 +254,37 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
         .start_failover("lagging-deny", world.console_input(json!({})))
         .await;
     let pending = world.wait_for_approval("lagging-deny").await;
+    // The approval names the data at risk in bytes and seconds, and where each number came from.
+    let risk = &pending["details"]["replication"]["data_at_risk"];
+    assert_eq!(risk["bytes"], 3 << 20, "{pending:#}");
+    assert!(risk["secs"].as_f64().unwrap() >= 600.0, "{pending:#}");
+    let sources = risk["sources"].as_array().unwrap();
+    let from = |name: &str| {
+        sources
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| format!("{} from {}", s["value"], s["from"]))
+            .unwrap_or_else(|| panic!("no source {name}: {pending:#}"))
+    };
+    assert!(
+        from("primary_published").contains("journal wal-positions/us-east-1.json"),
+        "{pending:#}"
+    );
+    assert!(
+        from("standby_received").contains("the standby in us-west-2"),
+        "{pending:#}"
+    );
+    assert!(
+        from("archive_end").contains("no archived WAL"),
+        "{pending:#}"
+    );
+    assert!(
+        pending["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at least 3.0 MiB"),
+        "{pending:#}"
+    );
     let ask = world.wait_for_notification(&queue, "approval needed").await;
     assert!(
         ask.1.contains(&format!(

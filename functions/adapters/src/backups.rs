@@ -331,3 +331,127 @@ impl Read for ObjectReader {
         Ok(n)
     }
 }
+
+/// In-memory [`BackupStore`] for handler unit tests: objects by bucket and key, each with the
+/// time a listing reports for it.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBackupStore {
+    objects: std::sync::Arc<std::sync::Mutex<MemoryObjects>>,
+}
+
+/// (bucket, key) -> (bytes, listed time).
+#[cfg(any(test, feature = "fakes"))]
+type MemoryObjects = std::collections::BTreeMap<(String, String), (Vec<u8>, i64)>;
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryBackupStore {
+    /// Stores `bytes` at `bucket`/`key`, listed as written now.
+    pub fn insert(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        self.insert_at(bucket, key, bytes, chrono::Utc::now().timestamp());
+    }
+
+    /// Stores `bytes` at `bucket`/`key`, listed as written at `time` (epoch seconds).
+    pub fn insert_at(&self, bucket: &str, key: &str, bytes: Vec<u8>, time: i64) {
+        self.objects
+            .lock()
+            .expect("objects")
+            .insert((bucket.to_string(), key.to_string()), (bytes, time));
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.objects
+            .lock()
+            .expect("objects")
+            .get(&(bucket.to_string(), key.to_string()))
+            .map(|(b, _)| b.clone())
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl BackupStore for MemoryBackupStore {
+    async fn list_tree(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<StoredObject>, AdapterError> {
+        let objects = self.objects.lock().expect("objects");
+        Ok(objects
+            .iter()
+            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .map(|((_, key), (bytes, time))| StoredObject {
+                key: key.clone(),
+                size: bytes.len() as u64,
+                time: *time,
+                etag: None,
+                sha256: None,
+                encrypted: false,
+                locked: false,
+            })
+            .collect())
+    }
+
+    async fn folders(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<(bool, Vec<String>), AdapterError> {
+        let listed = self.list_tree(bucket, prefix).await?;
+        let mut direct = false;
+        let mut folders = std::collections::BTreeSet::new();
+        for o in listed {
+            match o.key[prefix.len()..].split_once('/') {
+                Some((folder, _)) => {
+                    folders.insert(format!("{prefix}{folder}/"));
+                }
+                None => direct = true,
+            }
+        }
+        Ok((direct, folders.into_iter().collect()))
+    }
+
+    async fn facts(
+        &self,
+        _bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<ObjectFacts>, AdapterError> {
+        Ok(keys.iter().map(|_| ObjectFacts::default()).collect())
+    }
+
+    async fn read_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AdapterError> {
+        Ok(self.get(bucket, key))
+    }
+
+    async fn presigned_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        _expires: std::time::Duration,
+    ) -> Result<String, AdapterError> {
+        Ok(format!("memory://{bucket}/{key}"))
+    }
+
+    async fn verify<T: Send + 'static>(
+        &self,
+        bucket: &str,
+        key: &str,
+        check: impl FnOnce(ObjectReader) -> T + Send + 'static,
+    ) -> Result<T, AdapterError> {
+        let bytes = self
+            .get(bucket, key)
+            .ok_or_else(|| AdapterError::NotFound(format!("s3://{bucket}/{key}")))?;
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(Ok(bytes::Bytes::from(bytes)))
+            .await
+            .map_err(|_| AdapterError::NotFound("the reader is gone".into()))?;
+        drop(tx);
+        tokio::task::spawn_blocking(move || {
+            check(ObjectReader {
+                rx,
+                chunk: bytes::Bytes::new(),
+            })
+        })
+        .await
+        .map_err(|e| AdapterError::NotFound(format!("verifier of {key} failed: {e}")))
+    }
+}

@@ -580,17 +580,25 @@ impl Database for PostgresDatabase {
                              THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,
                         CASE WHEN pg_is_in_recovery()
                              THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 END,
-                        EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')",
+                        EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),
+                        CASE WHEN pg_is_in_recovery()
+                             THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::float8 END,
+                        CASE WHEN pg_is_in_recovery()
+                             THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::float8 END",
                 &[],
             )
             .await
             .map_err(|e| self.error(e))?;
         let unreplayed: Option<f64> = row.get(2);
+        // LSNs as float8: exact below 2^53 bytes (8 PiB of WAL).
+        let lsn = |i: usize| row.get::<_, Option<f64>>(i).map(|b| b.max(0.0) as u64);
         Ok(ReplicationStatus {
             in_recovery: row.get(0),
             replay_lag_secs: row.get::<_, Option<f64>>(1).map(|s| s.max(0.0)),
             unreplayed_bytes: unreplayed.map(|b| b.max(0.0) as u64),
             streaming: Some(row.get(3)),
+            received_lsn: lsn(4),
+            replayed_lsn: lsn(5),
         })
     }
 
@@ -1026,6 +1034,8 @@ impl Database for PatroniMember {
                 .replication_state
                 .as_deref()
                 .map(|s| s == "streaming"),
+            received_lsn: xlog.received_location.filter(|_| in_recovery),
+            replayed_lsn: xlog.replayed_location.filter(|_| in_recovery),
         })
     }
 
@@ -1186,6 +1196,11 @@ impl MemoryDatabase {
         }
     }
 
+    /// From now on it reports `status` (its clones too: a test plays the standby's progress).
+    pub fn set_status(&self, status: ReplicationStatus) {
+        *self.state.lock().expect("state") = status;
+    }
+
     /// Whether it is fenced (read-only).
     pub fn is_read_only(&self) -> bool {
         *self.read_only.lock().expect("read only")
@@ -1223,7 +1238,7 @@ impl Database for MemoryDatabase {
         Ok(WalPosition {
             in_recovery: self.state.lock().expect("state").in_recovery,
             read_only: self.is_read_only(),
-            lsn: 0,
+            lsn: self.state.lock().expect("state").replayed_lsn.unwrap_or(0),
         })
     }
 

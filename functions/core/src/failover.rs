@@ -430,7 +430,7 @@ pub fn format_lsn(lsn: u64) -> String {
 }
 
 /// What a database adapter reports about the standby's replication.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplicationStatus {
     /// Whether the database is still a replica (`pg_is_in_recovery()`).
     pub in_recovery: bool,
@@ -442,6 +442,26 @@ pub struct ReplicationStatus {
     /// (`pg_stat_wal_receiver`, Patroni's `replication_state`).
     #[serde(default)]
     pub streaming: Option<bool>,
+    /// What streaming gave it (`pg_last_wal_receive_lsn()`, Patroni's `received_location`),
+    /// when the backend says.
+    #[serde(default)]
+    pub received_lsn: Option<u64>,
+    /// What it replayed (`pg_last_wal_replay_lsn()`, Patroni's `replayed_location`), when the
+    /// backend says.
+    #[serde(default)]
+    pub replayed_lsn: Option<u64>,
+}
+
+impl ReplicationStatus {
+    /// The standby's side of [`crate::data_at_risk::bound_data_at_risk`].
+    pub fn standby_wal(&self) -> crate::data_at_risk::StandbyWal {
+        crate::data_at_risk::StandbyWal {
+            in_recovery: self.in_recovery,
+            received: self.received_lsn,
+            replayed: self.replayed_lsn,
+            replay_age_secs: self.replay_lag_secs,
+        }
+    }
 }
 
 /// The data-loss guard's verdict.
@@ -451,6 +471,10 @@ pub struct DataLossAssessment {
     pub within_rpo: bool,
     /// Seconds of writes at risk, when known.
     pub at_risk_secs: Option<f64>,
+    /// Bytes of WAL the primary wrote that the standby lacks, at least, when known
+    /// ([`crate::data_at_risk`]).
+    #[serde(default)]
+    pub at_risk_bytes: Option<u64>,
     /// The tier's RPO.
     pub rpo_secs: u64,
     /// In words, for the approval request and the report.
@@ -466,6 +490,7 @@ pub fn assess_data_loss(status: &ReplicationStatus, rpo_secs: u64) -> DataLossAs
         return DataLossAssessment {
             within_rpo: true,
             at_risk_secs: Some(0.0),
+            at_risk_bytes: Some(0),
             rpo_secs,
             summary: "the standby is already a primary: nothing left to replay".to_string(),
         };
@@ -474,12 +499,14 @@ pub fn assess_data_loss(status: &ReplicationStatus, rpo_secs: u64) -> DataLossAs
         Some(lag) if lag <= rpo_secs as f64 => DataLossAssessment {
             within_rpo: true,
             at_risk_secs: Some(lag),
+            at_risk_bytes: None,
             rpo_secs,
             summary: format!("standby is {lag:.1} s behind, within the {rpo_secs} s RPO"),
         },
         Some(lag) => DataLossAssessment {
             within_rpo: false,
             at_risk_secs: Some(lag),
+            at_risk_bytes: None,
             rpo_secs,
             summary: format!(
                 "standby is {lag:.1} s behind, over the {rpo_secs} s RPO: up to {lag:.0} s of writes would be lost"
@@ -488,9 +515,28 @@ pub fn assess_data_loss(status: &ReplicationStatus, rpo_secs: u64) -> DataLossAs
         None => DataLossAssessment {
             within_rpo: false,
             at_risk_secs: None,
+            at_risk_bytes: None,
             rpo_secs,
             summary: "the standby's replication lag is unknown (no transaction replayed yet): data at risk cannot be bounded".to_string(),
         },
+    }
+}
+
+/// The data-loss guard's verdict on a bound ([`crate::data_at_risk::bound_data_at_risk`]):
+/// within the RPO only when the seconds at risk are known and at most the RPO.
+pub fn assess_bound(risk: &crate::data_at_risk::DataAtRisk, rpo_secs: u64) -> DataLossAssessment {
+    let within_rpo = risk.within(rpo_secs);
+    let verdict = match (within_rpo, risk.secs) {
+        (true, _) => format!("within the {rpo_secs} s RPO"),
+        (false, Some(_)) => format!("over the {rpo_secs} s RPO"),
+        (false, None) => "data at risk cannot be bounded in seconds".to_string(),
+    };
+    DataLossAssessment {
+        within_rpo,
+        at_risk_secs: risk.secs,
+        at_risk_bytes: risk.bytes,
+        rpo_secs,
+        summary: format!("{verdict}: {}", risk.summary),
     }
 }
 
@@ -678,6 +724,7 @@ mod tests {
             replay_lag_secs: None,
             unreplayed_bytes: None,
             streaming: None,
+            ..Default::default()
         };
         assert!(!assess_data_loss(&s, 300).within_rpo);
         let promoted = ReplicationStatus {
@@ -690,7 +737,7 @@ mod tests {
     proptest! {
         #[test]
         fn guard_is_exactly_the_rpo(lag in 0.0f64..10_000.0, rpo in 1u64..5_000) {
-            let s = ReplicationStatus { in_recovery: true, replay_lag_secs: Some(lag), unreplayed_bytes: None, streaming: Some(true) };
+            let s = ReplicationStatus { in_recovery: true, replay_lag_secs: Some(lag), unreplayed_bytes: None, streaming: Some(true), ..Default::default() };
             prop_assert_eq!(assess_data_loss(&s, rpo).within_rpo, lag <= rpo as f64);
         }
     }

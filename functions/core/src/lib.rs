@@ -13,6 +13,7 @@ pub mod canary;
 pub mod canary_judge;
 pub mod capacity;
 pub mod cnpg;
+pub mod data_at_risk;
 pub mod drill;
 pub mod endpoint;
 pub mod error;

@@ -80,6 +80,15 @@ pub struct ReplicationView {
     /// The data-loss assessment.
     #[serde(default, deserialize_with = "lenient")]
     pub assessment: Assessment,
+    /// The bound with its sources ([`crate::data_at_risk::DataAtRisk`]).
+    #[serde(default)]
+    pub data_at_risk: Value,
+    /// How far the standby replayed the WAL archive before the verdict, when it had to.
+    #[serde(default)]
+    pub archive_replay: Value,
+    /// The bound before that replay.
+    #[serde(default)]
+    pub before_archive_replay: Value,
 }
 
 /// The data-loss assessment.
@@ -285,6 +294,11 @@ pub struct RunReport {
     pub within_rto: Option<bool>,
     /// Writes at risk, seconds.
     pub data_at_risk_secs: Option<f64>,
+    /// The bound in full (bytes, seconds, sources) and, when the standby replayed the WAL
+    /// archive first, the replay and the bound before it: `{bound, archive_replay,
+    /// before_archive_replay}` (null without a data-loss guard).
+    #[serde(default)]
+    pub data_at_risk: Value,
     /// The tier's RPO.
     pub rpo_target_secs: Value,
     /// Weights before.
@@ -455,6 +469,14 @@ impl RunReport {
             rto_target_secs: rto,
             within_rto: rto.map(|r| duration_secs <= r),
             data_at_risk_secs: state.replication.assessment.at_risk_secs,
+            data_at_risk: match &state.replication.data_at_risk {
+                Value::Null => Value::Null,
+                bound => serde_json::json!({
+                    "bound": bound,
+                    "archive_replay": state.replication.archive_replay,
+                    "before_archive_replay": state.replication.before_archive_replay,
+                }),
+            },
             rpo_target_secs: plan.rpo_secs.clone(),
             weights_before: state.snapshot.weights.clone(),
             weights_after: first_set([
@@ -587,6 +609,9 @@ impl RunReport {
                 .map(|s| format!("{s:.1} s"))
                 .unwrap_or_else(|| "unknown".into()),
         );
+        if let Some(summary) = self.data_at_risk["bound"]["summary"].as_str() {
+            message.push_str(&format!("data-loss bound: {summary}\n"));
+        }
         if !self.error.is_null() {
             message.push_str(&format!("error: {}\n", self.error));
         }

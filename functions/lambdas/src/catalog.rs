@@ -360,18 +360,18 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     FunctionSpec {
         name: "publish-replication-lag",
         substitution: "PublishReplicationLagFunctionArn",
-        requires: &[REGIONS],
-        iam_actions: &[],
+        requires: &[REGIONS, BUCKET],
+        iam_actions: &["s3:PutObject"],
         credentials: &[Credential::Database, Credential::Kubernetes],
-        summary: "every minute: each replica's lag as hapilot/Database ReplicationLagSeconds",
+        summary: "every minute: each replica's lag as hapilot/Database ReplicationLagSeconds, and the primary's WAL position",
     },
     FunctionSpec {
         name: "read-replication",
         substitution: "ReadReplicationFunctionArn",
         requires: &[REGIONS, BUCKET],
-        iam_actions: &["s3:PutObject"],
+        iam_actions: &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
         credentials: &[Credential::Database, Credential::Kubernetes],
-        summary: "read the standby's replication lag and judge it against the tier's RPO",
+        summary: "bound the data at risk (bytes, seconds, sources), replay the archive, judge against the RPO",
     },
     FunctionSpec {
         name: "record-run",

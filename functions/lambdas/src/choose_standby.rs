@@ -191,6 +191,7 @@ mod tests {
             replay_lag_secs: Some(secs),
             unreplayed_bytes: Some(0),
             streaming: Some(true),
+            ..Default::default()
         })
     }
 

@@ -663,6 +663,7 @@ mod tests {
             replay_lag_secs: Some(0.5),
             unreplayed_bytes: Some(0),
             streaming: Some(true),
+            ..Default::default()
         });
         let redis = MemoryRedis {
             replication: RedisView {

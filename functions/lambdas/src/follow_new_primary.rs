@@ -135,6 +135,7 @@ mod tests {
             replay_lag_secs: None,
             unreplayed_bytes: None,
             streaming: Some(false),
+            ..Default::default()
         }
     }
 

@@ -82,6 +82,7 @@ mod tests {
             replay_lag_secs: Some(0.2),
             unreplayed_bytes: Some(0),
             streaming: Some(true),
+            ..Default::default()
         });
         let (settings, journal) = (
             crate::config::Settings::with_defaults(),

@@ -4,10 +4,16 @@
 //! `Region`): 0 when it has replayed everything the primary wrote, else the age of its last
 //! replayed transaction. A database that cannot be read is logged in the output and skipped:
 //! missing data makes the alarm fire (it treats missing data as breaching).
+//!
+//! It also keeps the primary's write position and the time it read it in the journal
+//! (`wal-positions/<region>.json`): with the primary dark, the failover's data-at-risk bound
+//! starts from it ([`hapilot_core::data_at_risk`]).
 
 use hapilot_adapters::database::Database;
+use hapilot_adapters::journal::Journal;
 use hapilot_adapters::monitoring::{MetricValue, Metrics};
 use hapilot_core::ErrorName;
+use hapilot_core::data_at_risk::{PublishedPosition, published_position_key};
 use hapilot_core::failover::{CatchupStatus, replication_lag_secs};
 use serde_json::{Value, json};
 
@@ -18,7 +24,7 @@ use crate::config::Settings;
 pub async fn publish_replication_lag<D: Database>(
     settings: &Settings,
     database: impl Fn(&str) -> Result<D, FunctionError>,
-    metrics: &impl Metrics,
+    (metrics, journal): (&impl Metrics, &impl Journal),
     _event: Value,
 ) -> Result<Value, FunctionError> {
     let mut positions = Vec::new();
@@ -33,10 +39,17 @@ pub async fn publish_replication_lag<D: Database>(
             (Err(e), _) | (_, Err(e)) => problems.push(format!("{region}: {e}")),
         }
     }
-    let primary_lsn = positions
-        .iter()
-        .find(|(_, p, _)| !p.in_recovery)
-        .map(|(_, p, _)| p.lsn);
+    let primary = positions.iter().find(|(_, p, _)| !p.in_recovery);
+    let primary_lsn = primary.map(|(_, p, _)| p.lsn);
+    let mut published_position = Value::Null;
+    if let Some((region, p, _)) = primary {
+        let position = PublishedPosition::new(region, p.lsn, chrono::Utc::now().timestamp());
+        published_position = json!(position);
+        journal
+            .put(&published_position_key(region), &published_position)
+            .await
+            .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
+    }
     let mut published = serde_json::Map::new();
     for (region, position, age) in positions.iter().filter(|(_, p, _)| p.in_recovery) {
         let lag = match primary_lsn {
@@ -63,5 +76,7 @@ pub async fn publish_replication_lag<D: Database>(
             .map_err(FunctionError::from_adapter(ErrorName::RecordFailed))?;
         published.insert(region.clone(), json!(lag));
     }
-    Ok(json!({ "lag_secs": published, "problems": problems }))
+    Ok(
+        json!({ "lag_secs": published, "primary_position": published_position, "problems": problems }),
+    )
 }

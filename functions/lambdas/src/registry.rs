@@ -417,7 +417,7 @@ functions! {
         promote_database::promote_database(|r| a.database(r), &a.settings, &a.journal, event).await
     });
     "publish-replication-lag" => publish_replication_lag(|a, event| {
-        publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), &a.metrics, event).await
+        publish_replication_lag::publish_replication_lag(&a.settings, |r| a.database(r), (&a.metrics, &a.journal), event).await
     });
     "evaluate-readiness" => evaluate_readiness(|a, event| {
         let simulator = hapilot_adapters::permissions::IamSimulator::from_sdk(&a.sdk);
@@ -428,7 +428,9 @@ functions! {
         evaluate_readiness::evaluate_readiness(&a.settings, &a.readiness_sources(), global, (&a.journal, &a.metrics, &a.notifier), event).await
     });
     "read-replication" => read_replication(|a, event| {
-        read_replication::read_replication(|r| a.database(r), &a.journal, event).await
+        let store = a.dr_backups();
+        let archive = a.settings.dr_backup_bucket.as_deref().map(|bucket| read_replication::WalArchive { store: &store, bucket });
+        read_replication::read_replication(|r| a.database(r), &a.journal, archive, event).await
     });
     "record-run" => record_run(|a, event| {
         record_run::record_run(&a.journal, &a.metrics, &a.notifier, &a.runs, event).await
