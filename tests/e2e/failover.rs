@@ -904,6 +904,161 @@ async fn the_postgres_backend_fences_and_promotes_a_real_replica() {
     assert_eq!(rows, 2, "every committed row reached the promoted replica");
 }
 
+/// Streaming cut before the primary dies, the WAL archive (in the DR bucket, and where the
+/// standby's `restore_command` reads it) reaching beyond what the standby received: the run
+/// bounds the data at risk from the published primary position, the archive's end and the
+/// standby's positions; the standby has replayed the archive before its promotion, so it loses
+/// only what was never archived, fewer rows than streaming alone would have; every lost row was
+/// written after the bound's `complete_to`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_beyond_a_cut_stream_is_replayed_before_promotion_and_the_loss_is_within_the_bound()
+ {
+    use hapilot::local::barman;
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let pair = world.postgres();
+    let connect = |dsn: String| async move {
+        hapilot_adapters::database::PostgresDatabase::new(dsn)
+            .connect()
+            .await
+            .unwrap()
+    };
+    let primary = connect(pair.primary.dsn()).await;
+    let replica = connect(pair.replica.dsn()).await;
+    primary
+        .batch_execute("CREATE TABLE t (id bigserial primary key, at timestamptz default clock_timestamp()); INSERT INTO t DEFAULT VALUES;")
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        if count(&replica).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Streaming is cut; the standby's restore_command reads the DR copy of the archive.
+    let dr_wal = pair.scratch_dir("dr-wal").unwrap();
+    for sql in [
+        "ALTER SYSTEM SET primary_conninfo = ''".to_string(),
+        format!(
+            "ALTER SYSTEM SET restore_command = 'cp {}/%f %p'",
+            dr_wal.display()
+        ),
+        "SELECT pg_reload_conf()".to_string(),
+    ] {
+        replica.batch_execute(&sql).await.unwrap();
+    }
+    for _ in 0..300 {
+        let receivers: i64 = replica
+            .query_one("SELECT count(*) FROM pg_stat_wal_receiver", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if receivers == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let streamed_only = count(&replica).await;
+    assert_eq!(streamed_only, 1);
+    // Twenty rows reach the archive (and its DR copy), ten more never leave the primary.
+    primary
+        .batch_execute("INSERT INTO t SELECT FROM generate_series(1, 20)")
+        .await
+        .unwrap();
+    let names = tokio::task::block_in_place(|| barman::switch_and_archive(pair)).unwrap();
+    let objects = barman::wal_objects(pair, &names).unwrap();
+    barman::upload(
+        &world.stack.s3(),
+        hapilot::local::deployment::DR_BACKUP_BUCKET,
+        &objects,
+    )
+    .await
+    .unwrap();
+    for name in names.iter().filter(|n| n.len() == 24) {
+        std::fs::copy(pair.archive_dir().join(name), dr_wal.join(name)).unwrap();
+        // Readable by the server's user, whoever copied it.
+        std::fs::set_permissions(
+            dr_wal.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    primary
+        .batch_execute("INSERT INTO t SELECT FROM generate_series(1, 10)")
+        .await
+        .unwrap();
+    let written = count(&primary).await;
+    let published = hapilot::local::front_door::invoke(
+        &world.stack.endpoint_url(),
+        "publish-replication-lag",
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        published["primary_position"]["region"], "us-east-1",
+        "{published:#}"
+    );
+    let written_at: Vec<f64> = primary
+        .query(
+            "SELECT extract(epoch FROM at)::float8 FROM t ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // us-east-1 goes dark: its database dies without a checkpoint.
+    tokio::task::block_in_place(|| pair.primary.kill()).unwrap();
+    world.deployment.primary.set_mode(GatewayMode::Failing);
+    let arn = world
+        .start_failover("archive-replay", world.console_input(json!({})))
+        .await;
+    let outcome = world.follow(&arn).await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    assert!(!in_recovery(&replica).await, "the replica must be promoted");
+    let kept = count(&replica).await;
+    assert_eq!(
+        kept, 21,
+        "every archived row was replayed, none of the unarchived ones"
+    );
+    assert!(kept > streamed_only);
+    let report = world
+        .object("reports/failover/archive-replay.json")
+        .await
+        .unwrap();
+    let bound = &report["data_at_risk"]["bound"];
+    let bytes = bound["bytes"].as_u64().unwrap();
+    let streamed = bound["bytes_streamed_only"].as_u64().unwrap();
+    assert!(
+        bytes > 0 && bytes < streamed,
+        "the archive shrank the bytes at risk: {report:#}"
+    );
+    // Every lost row was written after the moment the bound says the standby is complete to,
+    // and that moment is at most `secs` before the read.
+    let complete_to = bound["complete_to"].as_i64().unwrap() as f64;
+    for (i, at) in written_at.iter().enumerate().skip(kept as usize) {
+        assert!(
+            *at >= complete_to,
+            "lost row {i} at {at} before {complete_to}: {report:#}"
+        );
+    }
+    assert_eq!(written - kept, 10, "{report:#}");
+    assert!(bound["secs"].as_f64().unwrap() < 300.0, "{report:#}");
+    let sources = bound["sources"].to_string();
+    assert!(
+        sources.contains("s3://hapilot-backups-dr/postgres/gateway-db/wals/"),
+        "{sources}"
+    );
+}
+
+async fn count(c: &tokio_postgres::Client) -> i64 {
+    c.query_one("SELECT count(*) FROM t", &[])
+        .await
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(-1)
+}
+
 async fn in_recovery(c: &tokio_postgres::Client) -> bool {
     c.query_one("SELECT pg_is_in_recovery()", &[])
         .await

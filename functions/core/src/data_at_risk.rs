@@ -155,6 +155,9 @@ pub struct DataAtRisk {
     /// At least this many bytes of WAL the primary wrote are on nothing the promotion keeps
     /// (unknown without a published primary position or the standby's positions).
     pub bytes: Option<u64>,
+    /// The bytes streaming alone would have lost (what the standby did not receive), beside
+    /// `bytes` when the archive gave it more.
+    pub bytes_streamed_only: Option<u64>,
     /// At most this many seconds of writes are lost (unknown when neither a replayed commit
     /// nor a published position the standby holds says up to when it is complete).
     pub secs: Option<f64>,
@@ -200,6 +203,7 @@ pub fn bound_data_at_risk(inputs: &RiskInputs) -> DataAtRisk {
     if !standby.in_recovery {
         return DataAtRisk {
             bytes: Some(0),
+            bytes_streamed_only: None,
             secs: Some(0.0),
             complete_to: Some(inputs.now),
             replay_archive_to: None,
@@ -215,6 +219,10 @@ pub fn bound_data_at_risk(inputs: &RiskInputs) -> DataAtRisk {
     };
     let bytes = match (inputs.primary, holds) {
         (Some(p), Some(h)) => Some(p.lsn.saturating_sub(h)),
+        _ => None,
+    };
+    let bytes_streamed_only = match (inputs.primary, standby.received) {
+        (Some(p), Some(r)) => Some(p.lsn.saturating_sub(r)),
         _ => None,
     };
     let bytes_after_archive = replay_archive_to.and_then(|a| {
@@ -249,6 +257,7 @@ pub fn bound_data_at_risk(inputs: &RiskInputs) -> DataAtRisk {
     let summary = summarize(inputs, bytes, secs, replay_archive_to, bytes_after_archive);
     DataAtRisk {
         bytes,
+        bytes_streamed_only,
         secs,
         complete_to,
         replay_archive_to,
@@ -426,6 +435,7 @@ mod tests {
         ));
         assert_eq!(after.replay_archive_to, None);
         assert_eq!(after.bytes, Some(1 << 20));
+        assert_eq!(after.bytes_streamed_only, Some(3 << 20));
         assert_eq!(after.secs, Some(20.0));
     }
 

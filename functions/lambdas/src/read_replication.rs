@@ -195,8 +195,18 @@ async fn archive_end_of<S: BackupStore>(
     match read_restore_catalog(store, bucket, &Layout::default()).await {
         Ok(listing) => {
             let size = hapilot_core::restore::segment_size(None, &listing.recorded_sizes);
+            let size_from = match listing.recorded_sizes.is_empty() {
+                true => "the default: no backup.info records one",
+                false => "the newest backup.info",
+            };
             match archive_end(&listing.catalog.wal, size) {
-                Some((end, key)) => (Some(end), format!("s3://{bucket}/{key}")),
+                Some((end, key)) => (
+                    Some(end),
+                    format!(
+                        "s3://{bucket}/{key} (segments of {} MiB, {size_from})",
+                        size >> 20
+                    ),
+                ),
                 None => (None, format!("s3://{bucket}: no archived WAL")),
             }
         }
