@@ -206,6 +206,10 @@ pub struct RehearsalReport {
     pub followers: Value,
     /// The secondary degraded before the outage, if the drill degraded one.
     pub degraded: Option<String>,
+    /// The data-loss guard's bound before the promotion (bytes, seconds, sources), shown
+    /// beside the rows actually lost (null when the run had no guard: graceful).
+    #[serde(default)]
+    pub data_at_risk: Value,
 }
 
 /// How the restore-to-DR check went (the dr-restore state machine, latest backups).
@@ -472,6 +476,18 @@ impl RehearsalReport {
             self.rows_lost,
             self.rows_committed
         ));
+        if let Some(summary) = self.data_at_risk["summary"].as_str() {
+            let secs = self.data_at_risk["secs"].as_f64();
+            out.push_str(&format!(
+                "data at risk   bound before the promotion: {summary}\n               measured: {} rows lost, RPO {:.2} s{}\n",
+                self.rows_lost,
+                self.rpo_secs,
+                secs.map_or(String::new(), |b| format!(
+                    " ({} the {b:.0} s bound)",
+                    if self.rpo_secs <= b { "within" } else { "OVER" }
+                )),
+            ));
+        }
         if self.mode == FailoverMode::Graceful {
             out.push_str(&format!(
                 "rows lost      {:>8}    target     0    {}  (graceful must lose nothing)\n",
@@ -777,6 +793,20 @@ async fn drill_on(
             gateway.set_mode(GatewayMode::Failing);
         }
     }
+    // Scheduler's every-minute lag publisher, its last run before the outage: the primary's
+    // WAL position the failover's data-at-risk bound starts from.
+    match stack
+        .deliver(STANDBY_REGION, "publish-replication-lag", json!({}))
+        .await
+    {
+        Some(Ok(out)) => say(&format!(
+            "lag publisher: the primary's WAL position {} kept for the data-at-risk bound",
+            out["primary_position"]["lsn_text"]
+                .as_str()
+                .unwrap_or("(none)")
+        )),
+        other => say(&format!("lag publisher did not run: {other:?}")),
+    }
     let users = UserTraffic::start(deployment.global.health_url());
     let mut failover_run: Option<FailoverRun> = None;
     let (outcome, execution_arn, decision, detection_secs, orchestration_secs, rto_secs) =
@@ -984,6 +1014,11 @@ async fn drill_on(
             .output
             .as_ref()
             .map(|o| o["followers"].clone())
+            .unwrap_or_default(),
+        data_at_risk: outcome
+            .output
+            .as_ref()
+            .map(|o| o["replication"]["data_at_risk"].clone())
             .unwrap_or_default(),
         took_over,
         degraded: options.degraded.clone(),

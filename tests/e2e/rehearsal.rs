@@ -108,6 +108,24 @@ async fn the_drill_blacks_out_us_east_1_and_fails_over_without_it() {
         "the writer committed rows before the kill: {report:#}"
     );
     assert!(report["rows_lost"].as_u64().unwrap() <= committed);
+    // The bound the guard computed before the promotion, from the lag publisher's position,
+    // holds the loss the drill measured.
+    let bound = &report["data_at_risk"];
+    assert!(
+        bound["sources"]
+            .to_string()
+            .contains("journal wal-positions/us-east-1.json"),
+        "{report:#}"
+    );
+    let bound_secs = bound["secs"].as_f64().unwrap();
+    assert!(
+        report["rpo_secs"].as_f64().unwrap() <= bound_secs + 1.0,
+        "{report:#}"
+    );
+    assert!(
+        stdout.contains("data at risk   bound before the promotion: "),
+        "{stdout}"
+    );
     assert!(report["rto_secs"].as_f64().unwrap() >= report["detection_secs"].as_f64().unwrap());
     assert_eq!(report["run_status"], "SUCCEEDED");
     assert_eq!(report["failback"]["status"], "SUCCEEDED");
