@@ -17,6 +17,7 @@ pub mod arc;
 pub mod arc_rules;
 pub mod barman;
 pub mod cnpg;
+pub mod config_backup;
 pub mod data_plane;
 pub mod deploy;
 pub mod deployment;

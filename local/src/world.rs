@@ -245,6 +245,33 @@ impl LocalWorld {
                 "no Redis RDB backup ({e}): the backup audit will say Redis has none"
             )),
         }
+        // The table's last two rows: the deployed configuration as a Git bundle beside the
+        // deployment's deployed.json, and today's export of Vault's secret metadata.
+        let now = chrono::Utc::now().timestamp();
+        let template = std::fs::read("infra/template.yaml").unwrap_or_default();
+        let settings = format!("[settings]\nrecord_name = {RECORD_NAME:?}\n");
+        let sources: [(&str, &[u8]); 2] = [
+            ("infra/template.yaml", &template),
+            ("hapilot.toml", settings.as_bytes()),
+        ];
+        let bundle =
+            tokio::task::block_in_place(|| super::config_backup::bundle_configuration(&sources));
+        let mut objects = vec![super::config_backup::secrets_metadata_export(
+            &[(super::vault::GATEWAY_SECRET, 1)],
+            now,
+        )];
+        match bundle {
+            Ok((commit, bytes)) => objects.extend(super::config_backup::configuration_objects(
+                (&commit, bytes),
+                now,
+                now - 60,
+                &["infra/template.yaml", "hapilot.toml"],
+            )),
+            Err(e) => say(&format!(
+                "no configuration bundle ({e}): the backup audit will say the configuration has none"
+            )),
+        }
+        super::barman::upload(&s3, BACKUP_BUCKET, &objects).await?;
         // Scheduler's every-minute publish-replication-lag in the standby (6 periods here).
         let lag_schedule = tokio::spawn({
             let handle = stack.handle();

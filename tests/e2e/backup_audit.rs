@@ -1316,3 +1316,170 @@ async fn a_real_catalog_with_1_mib_segments_a_log_id_boundary_and_a_failover() {
         "{windows}"
     );
 }
+
+/// Exactly the findings a case must give, as (check, data type).
+type Expected = Vec<(&'static str, &'static str)>;
+
+/// The backup table's last two rows: the configuration (Git bundles beside the deployment's
+/// `deployed.json`, on change) and the daily secrets-metadata export. A real bundle made by
+/// `git`; each breakage alone gives exactly its finding, and the clean catalog none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_and_secrets_metadata_rows_are_audited() {
+    use hapilot::local::config_backup::{
+        bundle_configuration, configuration_objects, secrets_metadata_export,
+    };
+    let now = chrono::Utc::now().timestamp();
+    let sources: [(&str, &[u8]); 2] = [
+        ("infra/template.yaml", b"Resources: {}\n"),
+        ("hapilot.toml", b"[settings]\ntier = \"Critical\"\n"),
+    ];
+    let (commit, bundle) = tokio::task::spawn_blocking(move || bundle_configuration(&sources))
+        .await
+        .unwrap()
+        .unwrap();
+    let names = ["infra/template.yaml", "hapilot.toml"];
+    let config = |deployed_commit: &str, deployed_at: i64| {
+        configuration_objects(
+            (deployed_commit, bundle.clone()),
+            now - 600,
+            deployed_at,
+            &names,
+        )
+    };
+    let secrets = [
+        ("secret/data/gateway/litellm", 3),
+        ("secret/data/gateway/openai", 1),
+    ];
+    let hourly_exports = |from: i64| -> Vec<Object> {
+        (0..4)
+            .map(|h| secrets_metadata_export(&secrets, from - h * 3_600))
+            .collect()
+    };
+    let clean: Vec<Object> = config(&commit, now - 900)
+        .into_iter()
+        .chain(hourly_exports(now - 300))
+        .collect();
+    let without = |prefix: &str, objects: Vec<Object>| -> Vec<Object> {
+        objects
+            .into_iter()
+            .filter(|o| !o.key.starts_with(prefix))
+            .collect()
+    };
+    let mut leaking = clean.clone();
+    let newest_export = newest_key(&clean, "vault-metadata/").to_string();
+    for o in leaking.iter_mut().filter(|o| o.key == newest_export) {
+        o.bytes = json!({"secrets": [{"path": "secret/data/gateway/openai", "current_version": 1,
+            "data": {"api_key": "sk-live"}}]})
+        .to_string()
+        .into_bytes();
+    }
+    let cases: Vec<(&str, Vec<Object>, Expected)> = vec![
+        ("clean", clean.clone(), vec![]),
+        (
+            "a deploy after the newest bundle",
+            without("config/", clean.clone())
+                .into_iter()
+                .chain(config(&commit, now - 60))
+                .collect(),
+            vec![("deployed_change", "configuration")],
+        ),
+        (
+            "a deployed commit the bundle does not carry",
+            without("config/", clean.clone())
+                .into_iter()
+                .chain(config(
+                    "0123456789abcdef0123456789abcdef01234567",
+                    now - 900,
+                ))
+                .collect(),
+            vec![("deployed_change", "configuration")],
+        ),
+        (
+            "no configuration bundle",
+            clean
+                .iter()
+                .filter(|o| !o.key.ends_with(".bundle"))
+                .cloned()
+                .collect(),
+            vec![("freshness", "configuration")],
+        ),
+        (
+            "no secrets-metadata export",
+            without("vault-metadata/", clean.clone()),
+            vec![("freshness", "secrets_metadata")],
+        ),
+        (
+            "a stale secrets-metadata export",
+            without("vault-metadata/", clean.clone())
+                .into_iter()
+                .chain([secrets_metadata_export(&secrets, now - 3 * 3_600)])
+                .collect(),
+            vec![("freshness", "secrets_metadata")],
+        ),
+        (
+            "an export holding a value",
+            leaking,
+            vec![("integrity", "secrets_metadata")],
+        ),
+    ];
+    let policies = json!([
+        {"data_type": "configuration", "frequency_secs": 0, "retention_secs": 0, "cross_region": false, "grace_secs": 60},
+        {"data_type": "secrets_metadata", "frequency_secs": 3600, "retention_secs": 14400, "cross_region": false, "grace_secs": 900}
+    ]);
+    let stack = audit_stack().await;
+    let s3 = stack.s3();
+    let mut failures = Vec::new();
+    for (n, (name, objects, expect)) in cases.into_iter().enumerate() {
+        let bucket = format!("config-backups-{n}");
+        upload(&s3, &bucket, &objects, &[]).await;
+        let outcome = stack
+            .run(
+                "backup-audit",
+                json!({"bucket": bucket, "dr_bucket": bucket, "policies": policies}),
+            )
+            .await;
+        let (report, _) = audit_report(&stack, &outcome).await;
+        if let Err(e) = conforms(&report, &report_schema(), "report") {
+            failures.push(format!("{name}: the report breaks its schema: {e}"));
+        }
+        let mut found: Vec<(String, String)> = report["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["findings"].as_array().unwrap().clone())
+            .map(|f| {
+                (
+                    f["check"].as_str().unwrap().into(),
+                    f["data_type"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        found.sort();
+        let mut expect: Vec<(String, String)> = expect
+            .iter()
+            .map(|(c, d)| (c.to_string(), d.to_string()))
+            .collect();
+        expect.sort();
+        if found != expect {
+            failures.push(format!(
+                "{name}: expected {expect:?}, found {found:?}\n{}",
+                serde_json::to_string_pretty(&report["policies"]).unwrap()
+            ));
+        }
+        if name == "clean" {
+            let verified = report["policies"].to_string();
+            assert!(verified.contains("SHA-1 trailer matches"), "{verified}");
+            assert!(
+                verified.contains("2 secret(s) described, no value in it"),
+                "{verified}"
+            );
+        }
+        if name == "an export holding a value" {
+            assert!(
+                report.to_string().contains("holds secret values"),
+                "{report:#}"
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -16,6 +16,9 @@ use hapilot_core::backup::audit::{
 use hapilot_core::backup::catalog::{
     ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, time_in_name,
 };
+use hapilot_core::backup::config::{
+    DeployedConfig, NewestBundle, judge_configuration, verify_git_bundle, verify_secrets_metadata,
+};
 use hapilot_core::backup::info::BackupInfo;
 use hapilot_core::backup::policy::{DataType, Finding};
 use hapilot_core::backup::rdb::verify_rdb;
@@ -218,7 +221,10 @@ async fn audit_policy<S: BackupStore>(
             }
             None => false,
         },
-        Some((t, Item::Snapshot | Item::Rdb)) => {
+        Some((
+            t,
+            Item::Snapshot | Item::Rdb | Item::ConfigBundle | Item::SecretsMetadataExport,
+        )) => {
             match time_in_name(&o.key) {
                 Some(at) => o.time = at,
                 None if t == data_type => undated.push(o.key.clone()),
@@ -404,6 +410,9 @@ async fn audit_policy<S: BackupStore>(
         }
     }
     findings.extend(rpo_finding(&status, request.rpo_target_secs));
+    if data_type == DataType::Configuration {
+        findings.extend(deployed_change(primary, request, &objects).await);
+    }
     Ok(PolicyAudit {
         data_type,
         server: None,
@@ -412,6 +421,47 @@ async fn audit_policy<S: BackupStore>(
         findings,
         verified,
     })
+}
+
+/// The configuration's "on change" promise: the deployment's `deployed.json` against the
+/// newest bundle (its time and the refs it carries).
+async fn deployed_change<S: BackupStore>(
+    store: &S,
+    request: &PolicyAuditRequest,
+    objects: &[StoredObject],
+) -> Vec<Finding> {
+    let layout = &request.target.layout;
+    let bucket = &request.target.bucket;
+    let marker = format!("{}deployed.json", layout.config);
+    let deployed = match store.read_small(bucket, &marker).await {
+        Ok(Some(bytes)) => serde_json::from_slice::<DeployedConfig>(&bytes)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    let newest = objects
+        .iter()
+        .filter(|o| matches!(classify(&o.key, layout), Some((_, Item::ConfigBundle))))
+        .max_by_key(|o| o.time);
+    let newest = match newest {
+        Some(o) => Some(NewestBundle {
+            key: o.key.clone(),
+            time: o.time,
+            bundle: match store.verify(bucket, &o.key, verify_git_bundle).await {
+                Ok(Ok(b)) => Ok(b),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        }),
+        None => None,
+    };
+    judge_configuration(
+        newest.as_ref(),
+        deployed,
+        &marker,
+        request.policy.grace_secs,
+    )
 }
 
 /// How many same-size DR copies without comparable checksums are compared byte for byte
@@ -555,6 +605,34 @@ async fn verify_contents<S: BackupStore>(
                 Ok(Err(e)) => failed(&object.key, e.to_string()),
                 Err(e) => failed(&object.key, format!("could not read it: {e}")),
             },
+            Some((_, Item::ConfigBundle)) => {
+                match store.verify(bucket, &object.key, verify_git_bundle).await {
+                    Ok(Ok(b)) => ok(
+                        &object.key,
+                        format!(
+                            "Git bundle v{}, {} ref(s), pack of {} object(s), SHA-1 trailer matches",
+                            b.version,
+                            b.refs.len(),
+                            b.objects
+                        ),
+                    ),
+                    Ok(Err(e)) => failed(&object.key, e.to_string()),
+                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
+                }
+            }
+            Some((_, Item::SecretsMetadataExport)) => {
+                match store
+                    .verify(bucket, &object.key, verify_secrets_metadata)
+                    .await
+                {
+                    Ok(Ok(m)) => ok(
+                        &object.key,
+                        format!("{} secret(s) described, no value in it", m.secrets),
+                    ),
+                    Ok(Err(e)) => failed(&object.key, e.to_string()),
+                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
+                }
+            }
             None => continue,
         };
         v.newest = newest;

@@ -146,10 +146,15 @@ pub fn plan_audit(
         return Err(CoreError::invalid("policies", "is empty: nothing to audit"));
     }
     for (i, p) in policies.iter().enumerate() {
-        if p.frequency_secs <= 0 || p.retention_secs <= 0 || p.grace_secs < 0 {
+        let on_change = p.data_type.backed_up_on_change();
+        if (p.frequency_secs <= 0 && !(on_change && p.frequency_secs == 0))
+            || p.retention_secs < 0
+            || (p.retention_secs == 0 && !on_change)
+            || p.grace_secs < 0
+        {
             return Err(CoreError::invalid(
                 format!("policies[{i}]"),
-                "frequency_secs and retention_secs must be positive, grace_secs not negative",
+                "frequency_secs and retention_secs must be positive, grace_secs not negative (configuration: frequency_secs 0 is \"on change\", retention_secs 0 \"unlimited\")",
             ));
         }
         if policies[..i].iter().any(|q| q.data_type == p.data_type) {
@@ -292,7 +297,7 @@ pub fn servers_in(data_type: DataType, level: &PrefixLevel) -> Vec<Option<String
                 folders()
             }
         }
-        DataType::Vault | DataType::Redis => {
+        DataType::Vault | DataType::Redis | DataType::Configuration | DataType::SecretsMetadata => {
             if level.folders.is_empty() {
                 vec![None]
             } else {
@@ -322,6 +327,8 @@ pub fn integrity_finding(data_type: DataType, key: &str, problem: &str) -> Findi
             DataType::PostgresWal => "wal_segment_corrupt",
             DataType::Vault => "vault_snapshot_corrupt",
             DataType::Redis => "rdb_corrupt",
+            DataType::Configuration => "config_bundle_corrupt",
+            DataType::SecretsMetadata => "secrets_metadata_corrupt",
         }
         .into(),
         key: Some(key.to_string()),
@@ -615,6 +622,8 @@ pub fn data_type_name(data_type: DataType) -> &'static str {
         DataType::PostgresWal => "PostgreSQL WAL",
         DataType::Vault => "Vault snapshots",
         DataType::Redis => "Redis RDB",
+        DataType::Configuration => "Configuration (Git bundles)",
+        DataType::SecretsMetadata => "Secrets metadata (Vault export)",
     }
 }
 
@@ -625,6 +634,8 @@ pub fn data_type_key(data_type: DataType) -> &'static str {
         DataType::PostgresWal => "postgres_wal",
         DataType::Vault => "vault",
         DataType::Redis => "redis",
+        DataType::Configuration => "configuration",
+        DataType::SecretsMetadata => "secrets_metadata",
     }
 }
 
@@ -666,7 +677,7 @@ mod tests {
     #[test]
     fn an_empty_request_audits_the_ha_table() {
         let plan = plan_audit(BackupAuditRequest::default(), &defaults(), 1_000).unwrap();
-        assert_eq!(plan.items.len(), 4);
+        assert_eq!(plan.items.len(), 6, "the HA document's six rows");
         assert_eq!(plan.tier, Tier::Critical);
         assert!(plan.items.iter().all(|i| i.now == 1_000
             && i.rpo_target_secs == 300
@@ -692,7 +703,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("policies[4]") && e.contains("twice"), "{e}");
+        assert!(e.contains("policies[6]") && e.contains("twice"), "{e}");
         let no_dr = AuditDefaults {
             dr_bucket: None,
             ..defaults()

@@ -46,6 +46,20 @@ pub struct Layout {
     pub vault: String,
     /// Redis RDB prefix.
     pub redis: String,
+    /// Configuration Git bundles (`*.bundle`) and the deployment's `deployed.json`.
+    #[serde(default = "default_config_prefix")]
+    pub config: String,
+    /// Vault secret-metadata exports (`*.json`).
+    #[serde(default = "default_secrets_metadata_prefix")]
+    pub secrets_metadata: String,
+}
+
+fn default_config_prefix() -> String {
+    "config/".into()
+}
+
+fn default_secrets_metadata_prefix() -> String {
+    "vault-metadata/".into()
 }
 
 impl Layout {
@@ -55,6 +69,8 @@ impl Layout {
             DataType::PostgresFull | DataType::PostgresWal => &self.postgres,
             DataType::Vault => &self.vault,
             DataType::Redis => &self.redis,
+            DataType::Configuration => &self.config,
+            DataType::SecretsMetadata => &self.secrets_metadata,
         }
     }
 
@@ -64,6 +80,8 @@ impl Layout {
             DataType::PostgresFull | DataType::PostgresWal => &mut self.postgres,
             DataType::Vault => &mut self.vault,
             DataType::Redis => &mut self.redis,
+            DataType::Configuration => &mut self.config,
+            DataType::SecretsMetadata => &mut self.secrets_metadata,
         }
     }
 }
@@ -74,6 +92,8 @@ impl Default for Layout {
             postgres: "postgres/gateway-db/".into(),
             vault: "vault/".into(),
             redis: "redis/".into(),
+            config: default_config_prefix(),
+            secrets_metadata: default_secrets_metadata_prefix(),
         }
     }
 }
@@ -152,6 +172,10 @@ pub enum Item {
     Snapshot,
     /// A Redis RDB file.
     Rdb,
+    /// A Git bundle of the deployed configuration.
+    ConfigBundle,
+    /// An export of Vault's secret metadata.
+    SecretsMetadataExport,
 }
 
 /// Which backup an object key is, under `layout`; `None` for anything else (data tars,
@@ -183,6 +207,16 @@ pub fn classify(key: &str, layout: &Layout) -> Option<(DataType, Item)> {
         return name
             .ends_with(".rdb")
             .then_some((DataType::Redis, Item::Rdb));
+    }
+    if let Some(name) = key.strip_prefix(&layout.config) {
+        return name
+            .ends_with(".bundle")
+            .then_some((DataType::Configuration, Item::ConfigBundle));
+    }
+    if let Some(name) = key.strip_prefix(&layout.secrets_metadata) {
+        return name
+            .ends_with(".json")
+            .then_some((DataType::SecretsMetadata, Item::SecretsMetadataExport));
     }
     None
 }
@@ -355,7 +389,11 @@ pub fn audit_catalog(
             Item::Wal(s) => {
                 wal.insert(s, object.time);
             }
-            Item::BaseBackup(_) | Item::Snapshot | Item::Rdb => {}
+            Item::BaseBackup(_)
+            | Item::Snapshot
+            | Item::Rdb
+            | Item::ConfigBundle
+            | Item::SecretsMetadataExport => {}
         }
         if !object.encrypted {
             *unencrypted.entry(data_type).or_default() += 1;
@@ -691,7 +729,7 @@ mod tests {
         let audit = audit_catalog(
             &objects,
             &objects,
-            &default_policies(),
+            &default_policies()[..4],
             &Layout::default(),
             ChainContext {
                 base_backup_starts: &starts,
@@ -717,7 +755,7 @@ mod tests {
             audit_catalog(
                 primary,
                 dr,
-                &default_policies(),
+                &default_policies()[..4],
                 &Layout::default(),
                 ChainContext {
                     base_backup_starts: &starts,

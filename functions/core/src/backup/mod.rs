@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod basebackup;
 pub mod catalog;
+pub mod config;
 pub mod info;
 pub mod policy;
 pub mod rdb;

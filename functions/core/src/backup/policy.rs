@@ -15,6 +15,19 @@ pub enum DataType {
     Vault,
     /// Redis RDB files.
     Redis,
+    /// The deployed configuration as Git bundles (templates, `hapilot.toml`, Kubernetes
+    /// overlays): a bundle after every deployed change, kept forever.
+    Configuration,
+    /// Vault's secret metadata (paths and versions, never values), exported daily.
+    SecretsMetadata,
+}
+
+impl DataType {
+    /// Whether its policy is "on change" (a backup after every deployed change) rather than
+    /// on a schedule: `frequency_secs` 0.
+    pub fn backed_up_on_change(self) -> bool {
+        self == DataType::Configuration
+    }
 }
 
 /// One promise of the backup table.
@@ -35,8 +48,16 @@ pub struct BackupPolicy {
 const HOUR: i64 = 3_600;
 const DAY: i64 = 24 * HOUR;
 
+/// Retention "unlimited" (the configuration's: Git keeps every commit).
+pub const UNLIMITED: i64 = 0;
+
+/// Frequency "on change" (the configuration's: a bundle after every deployed change).
+pub const ON_CHANGE: i64 = 0;
+
 /// The HA document's table: PostgreSQL full daily / 30 days / cross-region; WAL continuous /
-/// 7 days / cross-region; Vault hourly / 7 days / cross-region; Redis hourly / 24 h / same region.
+/// 7 days / cross-region; Vault hourly / 7 days / cross-region; Redis hourly / 24 h / same
+/// region; configuration on change / unlimited / Git (bundles in the backup bucket); secrets
+/// metadata daily / 30 days / Vault backup.
 pub fn default_policies() -> Vec<BackupPolicy> {
     vec![
         BackupPolicy {
@@ -66,6 +87,21 @@ pub fn default_policies() -> Vec<BackupPolicy> {
             retention_secs: DAY,
             cross_region: false,
             grace_secs: 15 * 60,
+        },
+        BackupPolicy {
+            data_type: DataType::Configuration,
+            frequency_secs: ON_CHANGE,
+            retention_secs: UNLIMITED,
+            cross_region: false,
+            // The bundle job runs after the deployment it backs up.
+            grace_secs: HOUR,
+        },
+        BackupPolicy {
+            data_type: DataType::SecretsMetadata,
+            frequency_secs: DAY,
+            retention_secs: 30 * DAY,
+            cross_region: false,
+            grace_secs: 2 * HOUR,
         },
     ]
 }
@@ -118,6 +154,9 @@ pub struct Finding {
 pub fn check_freshness(policy: &BackupPolicy, backups: &[i64], now: i64) -> Option<Finding> {
     let limit = policy.frequency_secs + policy.grace_secs;
     match backups.iter().max() {
+        // "On change": its age says nothing; the deployed change it must be newer than does
+        // ([`super::config::judge_configuration`]).
+        Some(_) if policy.frequency_secs == ON_CHANGE => None,
         None => Some(Finding {
             kind: "no_backup".into(),
             key: None,
@@ -156,6 +195,9 @@ pub fn check_retention(policy: &BackupPolicy, backups: &[i64], now: i64) -> Vec<
     let Some(oldest) = backups.iter().min() else {
         return findings;
     };
+    if policy.retention_secs == UNLIMITED {
+        return findings;
+    }
     let window_start = now - policy.retention_secs;
     if *oldest > window_start + policy.frequency_secs + policy.grace_secs {
         findings.push(Finding {
@@ -208,6 +250,23 @@ mod tests {
             (DAY, 30 * DAY, true)
         );
         assert!(!p[3].cross_region && p[3].retention_secs == DAY);
+        assert_eq!(
+            (p[4].data_type, p[4].frequency_secs, p[4].retention_secs),
+            (DataType::Configuration, ON_CHANGE, UNLIMITED)
+        );
+        assert_eq!(
+            (p[5].data_type, p[5].frequency_secs, p[5].retention_secs),
+            (DataType::SecretsMetadata, DAY, 30 * DAY)
+        );
+    }
+
+    #[test]
+    fn on_change_and_unlimited_are_judged_by_presence_only() {
+        let config = &default_policies()[4];
+        let now = 1_000 * DAY;
+        assert!(check_freshness(config, &[now - 400 * DAY], now).is_none());
+        assert_eq!(check_freshness(config, &[], now).unwrap().kind, "no_backup");
+        assert!(check_retention(config, &[now - 4_000 * DAY, now], now).is_empty());
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub fn listing_prefixes(data_type: DataType, layout: &Layout) -> Vec<String> {
         ],
         DataType::Vault => vec![layout.vault.clone()],
         DataType::Redis => vec![layout.redis.clone()],
+        DataType::Configuration => vec![layout.config.clone()],
+        DataType::SecretsMetadata => vec![layout.secrets_metadata.clone()],
     }
 }
 
@@ -84,7 +86,10 @@ fn chosen<T>(
         VerifyScope::Newest => candidates.into_iter().take(1).map(|(_, _, t)| t).collect(),
         VerifyScope::All => candidates
             .into_iter()
-            .filter(|(t, _, _)| now - t <= retention_secs)
+            // Unlimited retention (0): every backup is inside the window.
+            .filter(|(t, _, _)| {
+                retention_secs == super::policy::UNLIMITED || now - t <= retention_secs
+            })
             .map(|(_, _, t)| t)
             .collect(),
     }
