@@ -159,10 +159,16 @@ pub fn archive_names(archive: &Path) -> Result<Vec<String>, LocalError> {
 /// Switches to a new WAL segment and waits until every completed one is archived; returns the
 /// archive's file names, sorted. Blocking.
 pub fn switch_and_archive(pair: &PostgresPair) -> Result<Vec<String>, LocalError> {
+    switch_and_archive_on(pair, pair.primary.port())
+}
+
+/// [`switch_and_archive`] on the pair's server listening on `port` (the replica once it is
+/// promoted: its segments are on the new timeline). Blocking.
+pub fn switch_and_archive_on(pair: &PostgresPair, port: u16) -> Result<Vec<String>, LocalError> {
     use hapilot_core::backup::wal::WalSegment;
     // pg_switch_wal returns the end of the segment it completed; pg_walfile_name of an end
     // position names that segment (a position at a boundary belongs to the previous one).
-    let completed = psql(pair, "SELECT pg_walfile_name(pg_switch_wal())")?;
+    let completed = psql_on(pair, port, "SELECT pg_walfile_name(pg_switch_wal())")?;
     let last = WalSegment::parse(&completed).map_err(|e| {
         LocalError::io("reading pg_switch_wal's answer")(std::io::Error::other(e.to_string()))
     })?;
@@ -173,7 +179,10 @@ pub fn switch_and_archive(pair: &PostgresPair) -> Result<Vec<String>, LocalError
             .filter(|n| n.len() == 24)
             .filter_map(|n| WalSegment::parse(n).ok())
             .collect();
-        let complete = segments.iter().next().is_some_and(|first| {
+        // From the first segment on the completed one's timeline (after a promotion the old
+        // timeline ends in a .partial).
+        let on_timeline = segments.iter().find(|s| s.timeline == last.timeline);
+        let complete = on_timeline.is_some_and(|first| {
             let mut s = *first;
             while s <= last {
                 if !segments.contains(&s) {

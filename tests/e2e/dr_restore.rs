@@ -833,3 +833,94 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
     let report = restore_test_report(&world, &outcome).await;
     assert_eq!(report["outcome"], "failed", "{report:#}");
 }
+
+/// A restore test to a moment after a promotion: the base backup is on timeline 1, the moment
+/// on timeline 2, so the restore follows `00000002.history` across the switch. Every row
+/// committed by then, on either side of the switch, is in the scratch copy; nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_test_replays_across_a_timeline_switch() {
+    use hapilot::local::barman::{psql_on, switch_and_archive_on};
+    let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
+    let pair = world.postgres();
+    let replica = pair.replica.port();
+    let on =
+        |port: u16, sql: &str| tokio::task::block_in_place(|| psql_on(pair, port, sql).unwrap());
+    on(
+        pair.primary.port(),
+        "CREATE TABLE spend (id bigserial PRIMARY KEY, team text, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    );
+    on(
+        pair.primary.port(),
+        "INSERT INTO spend (team) SELECT 'before' FROM generate_series(1, 100)",
+    );
+    let base = tokio::task::block_in_place(|| take_base_backup(pair).unwrap());
+    let keys: Vec<String> = base.iter().map(|o| o.key.clone()).collect();
+    put_all(&world.stack.s3(), DR_BACKUP_BUCKET, &base, &keys).await;
+    let mut done = BTreeSet::new();
+    let names = tokio::task::block_in_place(|| switch_and_archive(pair).unwrap());
+    upload_new(&world, pair, &names, &mut done).await;
+    // The replica has it all, the primary dies, the replica is promoted: timeline 2.
+    for _ in 0..300 {
+        if on(replica, "SELECT count(*) FROM spend") == "100" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| pair.primary.kill()).unwrap();
+    on(replica, "SELECT pg_promote(true, 60)");
+    on(
+        replica,
+        "INSERT INTO spend (team) SELECT 'after' FROM generate_series(1, 40)",
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let target = chrono::Utc::now().timestamp();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    on(
+        replica,
+        "INSERT INTO spend (team) SELECT 'later' FROM generate_series(1, 30)",
+    );
+    let names = tokio::task::block_in_place(|| switch_and_archive_on(pair, replica).unwrap());
+    let uploaded = upload_new(&world, pair, &names, &mut done).await;
+    assert!(
+        uploaded.iter().any(|n| n == "00000002.history")
+            && uploaded
+                .iter()
+                .any(|n| n.len() == 24 && n.starts_with("00000002")),
+        "timeline 2 archived: {uploaded:?}"
+    );
+    let outcome = world
+        .stack
+        .run_within(
+            "restore-test",
+            json!({
+                "region": "us-west-2",
+                "target": epoch_text(target),
+                "redis": false,
+                "vault": false,
+                "data_check": {"table": "spend", "column": "created_at"},
+                "readiness_timeout_seconds": 120
+            }),
+            Duration::from_secs(900),
+        )
+        .await;
+    assert!(outcome.succeeded(), "{}", outcome.history_text());
+    let out = outcome.output.clone().unwrap();
+    let replayed: Vec<&str> = out["plan"]["restore_point"]["wal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["key"].as_str())
+        .collect();
+    assert!(
+        replayed.iter().any(|k| k.contains("/00000001"))
+            && replayed.iter().any(|k| k.contains("/00000002")),
+        "the restore replays both timelines: {replayed:?}"
+    );
+    assert_eq!(
+        out["readiness"]["data_check"]["rows"], 140,
+        "every row committed by the moment, on both sides of the switch: {out:#}"
+    );
+    assert!(!scratch_data_exists(&world), "the scratch server is gone");
+    let report = restore_test_report(&world, &outcome).await;
+    assert_eq!(report["outcome"], "passed", "{report:#}");
+}
