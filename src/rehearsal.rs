@@ -775,8 +775,13 @@ async fn drill_on(
         "backup job: base backup + archived WAL + a Vault snapshot into s3://hapilot-backups-dr (barman-cloud layout)",
     );
     let s3 = hapilot_adapters::sdk::s3(stack.sdk_config());
-    let backup =
-        crate::local::barman::back_up_once(&s3, pair, &[DR_BACKUP_BUCKET], options.warmup).await?;
+    let backup = crate::local::barman::back_up_once(
+        &s3,
+        pair,
+        (&[DR_BACKUP_BUCKET], Some((table.as_str(), column.as_str()))),
+        options.warmup,
+    )
+    .await?;
     say(&format!(
         "backup job: {} WAL file(s) archived to the DR bucket before the failover",
         backup.wal_files

@@ -236,6 +236,34 @@ pub fn wal_objects(pair: &PostgresPair, names: &[String]) -> Result<Vec<BackupOb
     Ok(objects)
 }
 
+/// The backup job's row-count manifest: the rows of `table` whose `column` is at or before
+/// `at` (a moment already past), stored as `<prefix>manifests/<at>.json`; a restore test to
+/// any later moment must hold exactly that many. Blocking.
+pub fn row_manifest(
+    pair: &PostgresPair,
+    (table, column): (&str, &str),
+    at: i64,
+) -> Result<BackupObject, LocalError> {
+    use hapilot_core::restore::quoted_name;
+    let rows = psql(
+        pair,
+        &format!(
+            "SELECT count(*) FROM {} WHERE {} <= to_timestamp({at}::float8 + 0.000001)",
+            quoted_name(table),
+            quoted_name(column)
+        ),
+    )?;
+    let rows: i64 = rows
+        .parse()
+        .map_err(|_| LocalError::Invalid(format!("counting {table}: {rows:?}")))?;
+    Ok(BackupObject {
+        key: format!("{PREFIX}manifests/{}.json", compact_time(at)),
+        bytes: serde_json::json!({"at": at, "tables": {table: {"column": column, "rows": rows}}})
+            .to_string()
+            .into_bytes(),
+    })
+}
+
 /// Uploads `objects` (SSE-S3 encrypted, as barman-cloud with `--encryption AES256`).
 pub async fn upload(
     s3: &aws_sdk_s3::Client,
@@ -265,15 +293,25 @@ pub struct BackupRun {
 }
 
 /// One run of the backup job (what barman-cloud does for CloudNativePG, plus Vault's snapshot
-/// agent): a base backup, a Vault raft snapshot, then, after `settle`, the WAL written since,
-/// each uploaded to every one of `buckets` (the primary's and its DR copy).
+/// agent): the data table's row-count manifest (when one is named), a base backup, a Vault
+/// raft snapshot, then, after `settle`, the WAL written since, each uploaded to every one of
+/// `buckets` (the primary's and its DR copy).
 pub async fn back_up_once(
     s3: &aws_sdk_s3::Client,
     pair: &PostgresPair,
-    buckets: &[&str],
+    (buckets, data_table): (&[&str], Option<(&str, &str)>),
     settle: std::time::Duration,
 ) -> Result<BackupRun, LocalError> {
-    let base = tokio::task::block_in_place(|| take_base_backup(pair))?;
+    // The row-count manifest of the data table, up to a moment two seconds past: the
+    // application's short transactions that wrote until then have committed.
+    let mut base = Vec::new();
+    if let Some(table) = data_table {
+        let at = chrono::Utc::now().timestamp() - 2;
+        base.push(tokio::task::block_in_place(|| {
+            row_manifest(pair, table, at)
+        })?);
+    }
+    base.extend(tokio::task::block_in_place(|| take_base_backup(pair))?);
     let snapshot = crate::vault::local_snapshot()?;
     let vault_snapshot = format!(
         "vault/{}.snap",

@@ -224,7 +224,10 @@ impl LocalWorld {
         super::barman::back_up_once(
             &s3,
             pair,
-            &[BACKUP_BUCKET, DR_BACKUP_BUCKET],
+            (
+                &[BACKUP_BUCKET, DR_BACKUP_BUCKET],
+                Some((table.as_str(), column.as_str())),
+            ),
             Duration::from_millis(500),
         )
         .await?;

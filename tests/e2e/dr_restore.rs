@@ -54,6 +54,8 @@ struct History {
     all_ids: BTreeSet<i64>,
     /// The Vault snapshot's key.
     vault_snapshot: String,
+    /// The backup job's row-count manifest (100 rows up to a moment before the base backup).
+    manifest: Object,
 }
 
 async fn upload_new(
@@ -84,9 +86,24 @@ async fn make_history(world: &FailoverWorld) -> History {
         "CREATE TABLE spend (id bigserial PRIMARY KEY, team text, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
     );
     run("INSERT INTO spend (team) SELECT 'a' FROM generate_series(1, 100)");
+    // The backup job's row count up to a moment before the base backup ends: every restore
+    // the window allows must hold exactly those rows.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let counted_at = chrono::Utc::now().timestamp();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let manifest = tokio::task::block_in_place(|| {
+        hapilot::local::barman::row_manifest(pair, ("spend", "created_at"), counted_at).unwrap()
+    });
     let base = tokio::task::block_in_place(|| take_base_backup(pair).unwrap());
     let keys: Vec<String> = base.iter().map(|o| o.key.clone()).collect();
     put_all(&s3, DR_BACKUP_BUCKET, &base, &keys).await;
+    put_all(
+        &s3,
+        DR_BACKUP_BUCKET,
+        std::slice::from_ref(&manifest),
+        std::slice::from_ref(&manifest.key),
+    )
+    .await;
     let mut done = BTreeSet::new();
     let names = tokio::task::block_in_place(|| switch_and_archive(pair).unwrap());
     let phase0 = upload_new(world, pair, &names, &mut done).await;
@@ -161,6 +178,7 @@ async fn make_history(world: &FailoverWorld) -> History {
         ids_by_mid,
         all_ids,
         vault_snapshot: key,
+        manifest,
     }
 }
 
@@ -525,6 +543,10 @@ async fn a_restore_test_restores_a_random_moment_checks_it_and_tears_it_down() {
         "restored {rows} rows at {chosen}, committed by then {low}..{high}: {out:#}"
     );
     assert!(rows >= 100, "the base backup's rows at least: {out:#}");
+    // Exactly the rows the backup job counted up to its manifest's moment.
+    let counted = &out["readiness"]["row_manifest"];
+    assert_eq!(counted["expected"], 100, "{out:#}");
+    assert_eq!(counted["restored"], 100, "{out:#}");
     // amcheck over every B-tree index of the catalog and the data table.
     let amcheck = &out["readiness"]["amcheck"];
     assert!(amcheck["checked"].as_u64().unwrap() > 50, "{amcheck}");
@@ -804,26 +826,24 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
     assert_eq!(report["outcome"], "failed", "{report:#}");
     replace(&world, &key, good).await;
 
-    // Restored, but the content check cannot find its table: failed, and torn down anyway.
+    // Restored, but not the rows the backup job counted (its manifest says one more): the
+    // content check fails, naming both counts, and the copy is torn down anyway.
+    let manifest = &history.manifest;
+    let mut claimed: Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    assert_eq!(claimed["tables"]["spend"]["rows"], 100);
+    claimed["tables"]["spend"]["rows"] = json!(101);
+    replace(&world, &manifest.key, claimed.to_string().into_bytes()).await;
     let outcome = world
         .stack
-        .run_within(
-            "restore-test",
-            input("no_such_table"),
-            Duration::from_secs(900),
-        )
+        .run_within("restore-test", input("spend"), Duration::from_secs(900))
         .await;
     assert_failed(&outcome, "hapilot.DatabaseRestoreFailed");
     assert!(entered(&outcome, "RestorePostgres"));
     assert!(entered(&outcome, "TearDownAfterFailure"));
+    let cause = outcome.cause.clone().unwrap_or_default();
     assert!(
-        outcome
-            .cause
-            .clone()
-            .unwrap_or_default()
-            .contains("no_such_table"),
-        "{:?}",
-        outcome.cause
+        cause.contains("holds 100 rows of spend") && cause.contains("counted 101"),
+        "{cause}"
     );
     assert!(!scratch_data_exists(&world), "the scratch server is gone");
     assert!(

@@ -118,6 +118,70 @@ impl DataCheck {
     }
 }
 
+/// What the backup job counted: rows of a table whose time column is at or before `at`
+/// (counted once `at` was past), recorded as `<postgres prefix>manifests/<time>.json`:
+/// `{"at": <epoch s>, "tables": {"<table>": {"column": "<column>", "rows": N}}}`. A restore to
+/// any moment after `at` must hold exactly those rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowManifest {
+    /// Its object key.
+    pub key: String,
+    /// The moment counted up to (epoch seconds).
+    pub at: i64,
+    /// The table.
+    pub table: String,
+    /// Its time column.
+    pub column: String,
+    /// Rows with `column <= at`.
+    pub rows: i64,
+}
+
+impl RowManifest {
+    /// The entry for `check`'s table in a manifest `body` stored at `key`, when it names that
+    /// table with the same column; an error when the body is not a manifest.
+    pub fn for_check(key: &str, body: &[u8], check: &DataCheck) -> Result<Option<Self>, String> {
+        let doc: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("{key}: {e}"))?;
+        let at = doc["at"]
+            .as_i64()
+            .ok_or_else(|| format!("{key}: no \"at\" (epoch seconds)"))?;
+        let entry = &doc["tables"][&check.table];
+        match (entry["column"].as_str(), entry["rows"].as_i64()) {
+            (Some(column), Some(rows)) if column == check.column => Ok(Some(RowManifest {
+                key: key.to_string(),
+                at,
+                table: check.table.clone(),
+                column: column.to_string(),
+                rows,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// The restored copy's count to compare: rows of the table with the column at or before
+    /// `at` (`$1`, epoch seconds).
+    pub fn count_sql(&self) -> Result<String, CoreError> {
+        let check = DataCheck {
+            table: self.table.clone(),
+            column: self.column.clone(),
+        };
+        check.validate()?;
+        Ok(format!(
+            "SELECT count(*) FROM {} WHERE {} <= to_timestamp($1::float8 + 0.000001)",
+            quoted_name(&check.table),
+            quoted_name(&check.column)
+        ))
+    }
+}
+
+/// The newest manifest at or before `target` among `(key, at)` (the time in its name).
+pub fn manifest_for(manifests: &[(String, i64)], target: i64) -> Option<&(String, i64)> {
+    manifests
+        .iter()
+        .filter(|(_, at)| *at <= target)
+        .max_by_key(|(_, at)| *at)
+}
+
 /// A PostgreSQL name quoted part by part (`schema.table` -> `"schema"."table"`), so mixed case
 /// means what it says. A quote inside a part is doubled, as PostgreSQL requires.
 pub fn quoted_name(name: &str) -> String {
@@ -191,6 +255,8 @@ pub struct RestoreCatalog {
     pub snapshots: Vec<(String, i64)>,
     /// Redis RDB files: key and time.
     pub rdbs: Vec<(String, i64)>,
+    /// The backup job's row-count manifests: key and the moment they count up to.
+    pub manifests: Vec<(String, i64)>,
 }
 
 /// The chosen backups.
@@ -450,6 +516,10 @@ pub struct RestorePlan {
     pub redis_rdb: Option<String>,
     /// The data check.
     pub data_check: Option<DataCheck>,
+    /// The backup job's row count for the data table up to a moment at or before the target,
+    /// when it recorded one: the restored copy must hold exactly those rows.
+    #[serde(default)]
+    pub row_manifest: Option<RowManifest>,
     /// Offer the DNS switch.
     pub offer_dns_switch: bool,
     /// WAL segment size.
@@ -527,6 +597,7 @@ impl RestorePlan {
             redis: request.redis == Some(true) && point.redis_rdb.is_some(),
             redis_rdb: point.redis_rdb.as_ref().map(|(k, _)| k.clone()),
             data_check: request.data_check.clone(),
+            row_manifest: None,
             offer_dns_switch: request.offer_dns_switch,
             wal_segment_size: inputs.wal_segment_size,
             readiness: ReadinessPolls {
@@ -542,6 +613,35 @@ impl RestorePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_row_manifest_names_its_table_and_the_newest_before_the_target_is_chosen() {
+        let check = DataCheck {
+            table: "spend".into(),
+            column: "created_at".into(),
+        };
+        let body = br#"{"at": 1000, "tables": {"spend": {"column": "created_at", "rows": 150}, "other": {"column": "t", "rows": 1}}}"#;
+        let m = RowManifest::for_check("postgres/gateway-db/manifests/x.json", body, &check)
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.at, m.rows), (1000, 150));
+        assert!(
+            m.count_sql()
+                .unwrap()
+                .contains(r#"FROM "spend" WHERE "created_at" <= "#)
+        );
+        let other_column =
+            br#"{"at": 1000, "tables": {"spend": {"column": "updated_at", "rows": 1}}}"#;
+        assert_eq!(RowManifest::for_check("k", other_column, &check), Ok(None));
+        assert!(RowManifest::for_check("k", b"{}", &check).is_err());
+        let manifests = vec![
+            ("a".to_string(), 100),
+            ("b".to_string(), 300),
+            ("c".to_string(), 200),
+        ];
+        assert_eq!(manifest_for(&manifests, 250).unwrap().0, "c");
+        assert_eq!(manifest_for(&manifests, 99), None);
+    }
     use crate::backup::wal::DEFAULT_SEGMENT_SIZE;
 
     fn seg(n: u32) -> WalSegment {
@@ -581,6 +681,7 @@ mod tests {
             switches: vec![],
             snapshots: vec![("vault/a.snap".into(), 900), ("vault/b.snap".into(), 6_500)],
             rdbs: vec![("redis/a.rdb".into(), 950), ("redis/b.rdb".into(), 6_600)],
+            manifests: vec![],
         }
     }
 

@@ -54,6 +54,7 @@ pub(crate) async fn read_restore_catalog<S: BackupStore>(
         &[
             format!("{}base/", layout.postgres),
             format!("{}wals/", layout.postgres),
+            format!("{}manifests/", layout.postgres),
             layout.vault.clone(),
             layout.redis.clone(),
         ],
@@ -96,6 +97,14 @@ pub(crate) async fn read_restore_catalog<S: BackupStore>(
                 .catalog
                 .rdbs
                 .push((o.key.clone(), time_in_name(&o.key).unwrap_or(o.time))),
+            None if o.key.starts_with(&format!("{}manifests/", layout.postgres))
+                && o.key.ends_with(".json") =>
+            {
+                listing
+                    .catalog
+                    .manifests
+                    .push((o.key.clone(), time_in_name(&o.key).unwrap_or(o.time)));
+            }
             _ => {
                 if let Some(WalFile::History(tli)) = wal::classify(&o.key)
                     && let Ok(s) = wal::parse_history(tli, &read(o.key.clone()).await?)

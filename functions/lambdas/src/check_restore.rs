@@ -27,6 +27,9 @@ struct Input {
     /// A restore test's scratch target, not the DR restore's.
     #[serde(default)]
     scratch: bool,
+    /// The backup job's count of the data table's rows up to a moment before the target.
+    #[serde(default)]
+    row_manifest: Option<hapilot_core::restore::RowManifest>,
     run: RunContext,
 }
 
@@ -42,6 +45,7 @@ pub async fn check_restore<A: RestoreAgent>(
         data_check,
         target_epoch,
         scratch,
+        row_manifest,
         run,
     } = parse_input(input)?;
     let (agent, dsn) = agent(&region, scratch)?;
@@ -124,6 +128,39 @@ pub async fn check_restore<A: RestoreAgent>(
                 _ => None,
             },
         });
+    }
+    if let Some(manifest) = row_manifest {
+        let sql = manifest.count_sql()?;
+        let restored: i64 = client
+            .query_one(sql.as_str(), &[&(manifest.at as f64)])
+            .await
+            .map(|r| r.get(0))
+            .map_err(|e| {
+                FunctionError::named(
+                    ErrorName::DatabaseRestoreFailed,
+                    format!("row count of {}: {e}", manifest.table),
+                )
+            })?;
+        out["row_manifest"] = json!({
+            "key": manifest.key,
+            "at": manifest.at,
+            "table": manifest.table,
+            "expected": manifest.rows,
+            "restored": restored,
+        });
+        if restored != manifest.rows {
+            record(journal, &run, json!({ "after": out })).await?;
+            return Err(FunctionError::named(
+                ErrorName::DatabaseRestoreFailed,
+                format!(
+                    "the restored copy holds {restored} rows of {} up to {}; the backup job counted {} ({}): rows were lost or duplicated between the backup and its restore",
+                    manifest.table,
+                    hapilot_core::time::epoch_text(manifest.at),
+                    manifest.rows,
+                    manifest.key
+                ),
+            ));
+        }
     }
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)

@@ -163,9 +163,11 @@ pub async fn plan_restore<S: BackupStore>(
         polls,
         now: chrono::Utc::now().timestamp(),
     };
+    let row_manifest = row_manifest(store, &bucket, &listing, &request, &point).await?;
     let mut plan = RestorePlan::new(&request, point, inputs);
     plan.scratch = test;
     plan.random = drawn;
+    plan.row_manifest = row_manifest;
     let plan = serde_json::to_value(plan).map_err(|e| FunctionError::Setup(e.to_string()))?;
     if test {
         record(journal, &run, json!({ "after": plan })).await?;
@@ -176,6 +178,42 @@ pub async fn plan_restore<S: BackupStore>(
     let lock = take_run_lock(journal, runs, &run).await?;
     record(journal, &run, json!({ "after": plan, "run_lock": lock })).await?;
     Ok(plan)
+}
+
+/// The backup job's row count for the data table at the newest moment at or before the
+/// target it recorded one (a restore to `latest`: the newest), when there is one. A manifest
+/// that cannot be read is a corrupt restore point: nothing is laid down on a guess.
+async fn row_manifest<S: BackupStore>(
+    store: &S,
+    bucket: &str,
+    listing: &crate::backup_catalog::RestoreListing,
+    request: &RestoreRequest,
+    point: &hapilot_core::restore::RestorePoint,
+) -> Result<Option<hapilot_core::restore::RowManifest>, FunctionError> {
+    let Some(check) = &request.data_check else {
+        return Ok(None);
+    };
+    let target = match point.target {
+        RestoreTarget::Time(t) => t,
+        RestoreTarget::Latest => i64::MAX,
+    };
+    let Some((key, _)) = hapilot_core::restore::manifest_for(&listing.catalog.manifests, target)
+    else {
+        return Ok(None);
+    };
+    let corrupt = |why: String| FunctionError::named(ErrorName::RestorePointCorrupt, why);
+    let body = store
+        .read_small(bucket, key)
+        .await
+        .map_err(|e| {
+            corrupt(format!(
+                "the row manifest s3://{bucket}/{key} cannot be read: {e}"
+            ))
+        })?
+        .unwrap_or_default();
+    let manifest = hapilot_core::restore::RowManifest::for_check(key, &body, check)
+        .map_err(|e| corrupt(format!("the row manifest is not one: {e}")))?;
+    Ok(manifest.filter(|m| m.at <= target))
 }
 
 /// The base backup's data tar, stored beside its `backup.info`: the outer error when there is
