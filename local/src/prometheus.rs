@@ -26,6 +26,14 @@ struct ProxyState {
     backend: String,
     authorization: Mutex<Option<String>>,
     client: reqwest::Client,
+    /// Set once Prometheus has scraped every target twice: the first request through the
+    /// proxy waits for it (most worlds never ask Prometheus anything, and the wait is seconds).
+    scraped: tokio::sync::OnceCell<()>,
+    /// Targets and directory for that wait.
+    targets: usize,
+    dir: PathBuf,
+    /// A metrics outage stopped it: nothing to wait for.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// A running Prometheus behind its authenticating proxy; both stop when dropped.
@@ -88,11 +96,14 @@ impl LocalPrometheus {
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| failed(format!("HTTP client: {e}")))?;
-        wait_scraped(&client, &backend, targets.len(), &dir).await?;
         let proxy = Arc::new(ProxyState {
             backend,
             authorization: Mutex::new(None),
             client,
+            scraped: tokio::sync::OnceCell::new(),
+            targets: targets.len(),
+            dir: dir.clone(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let (proxy_addr, task) = serve_state(proxy.clone(), |state, req| async move {
             forward(&state, req).await
@@ -122,6 +133,9 @@ impl LocalPrometheus {
     /// A metrics outage: Prometheus itself is stopped (the proxy then answers 502, as a load
     /// balancer before a dead backend does).
     pub fn stop(&self) {
+        self.proxy
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(mut child) = self.child.lock().expect("child lock").take() {
             let _ = child.start_kill();
         }
@@ -136,7 +150,7 @@ impl Drop for LocalPrometheus {
     }
 }
 
-/// Waits until Prometheus is ready and has scraped every target twice.
+/// Waits until Prometheus is ready and has scraped every target twice (a minute at most).
 async fn wait_scraped(
     client: &reqwest::Client,
     backend: &str,
@@ -178,6 +192,20 @@ async fn forward(state: &ProxyState, req: hyper::Request<hyper::body::Incoming>)
     let required = state.authorization.lock().expect("auth lock").clone();
     if !super::http::authorized(&req, required.as_deref()) {
         return super::http::unauthorized("prometheus", "Unauthorized\n");
+    }
+    if !state.stopped.load(std::sync::atomic::Ordering::SeqCst)
+        && let Err(e) = state
+            .scraped
+            .get_or_try_init(|| {
+                wait_scraped(&state.client, &state.backend, state.targets, &state.dir)
+            })
+            .await
+    {
+        return super::http::answer(
+            hyper::StatusCode::BAD_GATEWAY,
+            "text/plain",
+            format!("{e}\n"),
+        );
     }
     let path_and_query = req
         .uri()
