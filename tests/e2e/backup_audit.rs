@@ -335,6 +335,24 @@ fn cases(clean: &[Object], now: i64) -> Vec<Case> {
     out
 }
 
+/// Every finding of a report as (check, data type), sorted.
+fn found_in(report: &Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["findings"].as_array().unwrap().clone())
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["data_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// The JSON report a backup-audit run wrote, and its `<time>` stamp.
 async fn audit_report(stack: &TestStack, outcome: &hapilot::runs::RunOutcome) -> (Value, String) {
     let stamp = report_stamp(stack, outcome).await;
@@ -423,19 +441,7 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
         if let Err(e) = conforms(&report, &report_schema(), "report") {
             failures.push(format!("{}: the report breaks its schema: {e}", case.name));
         }
-        let mut found: Vec<(String, String)> = report["policies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|p| p["findings"].as_array().unwrap().clone())
-            .map(|f| {
-                (
-                    f["check"].as_str().unwrap().to_string(),
-                    f["data_type"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        found.sort();
+        let found = found_in(&report);
         let mut expect: Vec<(String, String)> = case
             .expect
             .iter()
@@ -1442,19 +1448,7 @@ async fn the_configuration_and_secrets_metadata_rows_are_audited() {
         if let Err(e) = conforms(&report, &report_schema(), "report") {
             failures.push(format!("{name}: the report breaks its schema: {e}"));
         }
-        let mut found: Vec<(String, String)> = report["policies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|p| p["findings"].as_array().unwrap().clone())
-            .map(|f| {
-                (
-                    f["check"].as_str().unwrap().into(),
-                    f["data_type"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        found.sort();
+        let found = found_in(&report);
         let mut expect: Vec<(String, String)> = expect
             .iter()
             .map(|(c, d)| (c.to_string(), d.to_string()))

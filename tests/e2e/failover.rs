@@ -235,17 +235,7 @@ async fn lag_over_the_rpo_waits_for_a_human_deny_changes_nothing_approve_fails_o
     // Streaming is 3 MiB behind too, and the lag publisher saw the leader's position before
     // us-east-1 went dark.
     patroni(&world).1.set_received_behind(3 << 20);
-    let published = hapilot::local::front_door::invoke(
-        &world.stack.endpoint_url(),
-        "publish-replication-lag",
-        &json!({}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        published["primary_position"]["region"], "us-east-1",
-        "{published:#}"
-    );
+    publish_primary_position(&world).await;
     let bucket = "hapilot-audit";
     let sdk = world.stack.stack().sdk_config().clone();
 
@@ -987,17 +977,7 @@ async fn the_archive_beyond_a_cut_stream_is_replayed_before_promotion_and_the_lo
         .await
         .unwrap();
     let written = count(&primary).await;
-    let published = hapilot::local::front_door::invoke(
-        &world.stack.endpoint_url(),
-        "publish-replication-lag",
-        &json!({}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        published["primary_position"]["region"], "us-east-1",
-        "{published:#}"
-    );
+    publish_primary_position(&world).await;
     let written_at: Vec<f64> = primary
         .query(
             "SELECT extract(epoch FROM at)::float8 FROM t ORDER BY id",
@@ -1049,6 +1029,21 @@ async fn the_archive_beyond_a_cut_stream_is_replayed_before_promotion_and_the_lo
     assert!(
         sources.contains("s3://hapilot-backups-dr/postgres/gateway-db/wals/"),
         "{sources}"
+    );
+}
+
+/// Runs the lag publisher once, as Scheduler would, and checks it kept us-east-1's position.
+async fn publish_primary_position(world: &FailoverWorld) {
+    let published = hapilot::local::front_door::invoke(
+        &world.stack.endpoint_url(),
+        "publish-replication-lag",
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        published["primary_position"]["region"], "us-east-1",
+        "{published:#}"
     );
 }
 

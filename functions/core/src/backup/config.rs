@@ -216,17 +216,14 @@ fn finding(
     message: String,
     fix: &str,
 ) -> Finding {
-    Finding {
-        kind: kind.into(),
+    super::verdicts::finding(
+        kind,
+        (severity, "deployed_change"),
+        DataType::Configuration,
         key,
-        severity,
-        check: "deployed_change".into(),
-        data_type: DataType::Configuration,
         message,
-        fix: fix.into(),
-        server: None,
-        member: None,
-    }
+        fix,
+    )
 }
 
 /// The configuration's "on change" promise: the newest bundle holds what was deployed and is

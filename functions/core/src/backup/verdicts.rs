@@ -10,7 +10,8 @@ use super::info::BackupInfo;
 use super::policy::{DataType, Finding, Severity};
 use super::wal::WalSegment;
 
-fn finding(
+/// A finding with no server or member (the audit sets those where it knows them).
+pub(crate) fn finding(
     kind: &str,
     (severity, check): (Severity, &str),
     data_type: DataType,
