@@ -23,6 +23,7 @@ pub mod follow;
 pub mod health;
 pub mod paging;
 pub mod readiness;
+pub mod reprotect;
 pub mod restore;
 pub mod run_lock;
 pub mod run_report;

@@ -16,6 +16,7 @@
 
 use hapilot_adapters::database::Database;
 use hapilot_adapters::journal::Journal;
+use hapilot_core::reprotect::ReprotectDecision;
 use hapilot_core::{CoreError, ErrorName};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -112,8 +113,13 @@ pub async fn reprotect_database<D: Database>(
         )));
     }
     let old = database(&region)?;
-    let outcome = match old.wal_position().await {
-        Ok(p) if !p.in_recovery && !p.read_only => {
+    let seen = old
+        .wal_position()
+        .await
+        .ok()
+        .map(|p| (p.in_recovery, p.read_only));
+    let outcome = match hapilot_core::reprotect::decide(seen) {
+        ReprotectDecision::RefuseSplitBrain => {
             let out = json!({ "region": region, "outcome": "refused_split_brain" });
             record(journal, &run, json!({ "after": out })).await?;
             return Err(FunctionError::named(
@@ -124,12 +130,12 @@ pub async fn reprotect_database<D: Database>(
                 ),
             ));
         }
-        Ok(p) if p.in_recovery => {
+        ReprotectDecision::AlreadyReplica => {
             json!({ "outcome": "already_replica", "method": null, "detail": "already a replica: nothing to do" })
         }
         // Fenced (read-only) or down: safe to rebuild, once a human agreed when the rebuild
         // deletes data.
-        _ => {
+        ReprotectDecision::Rebuild => {
             let risk = old
                 .rebuild_approval(&new_primary_target)
                 .await
