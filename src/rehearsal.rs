@@ -560,6 +560,34 @@ fn took_over(outcome: &crate::runs::RunOutcome) -> String {
 }
 
 /// The pair's server in `region`.
+/// Waits (5 s at most) until every replica of `pair` has replayed the primary's current
+/// WAL position.
+async fn wait_replicas_caught_up(pair: &crate::local::postgres::PostgresPair) {
+    use hapilot_adapters::database::Database;
+    let position = |dsn: String| async move {
+        PostgresDatabase::new(dsn)
+            .wal_position()
+            .await
+            .map(|p| p.lsn)
+            .unwrap_or(0)
+    };
+    let target = position(pair.primary.dsn()).await;
+    let replicas: Vec<String> = std::iter::once(&pair.replica)
+        .chain(pair.third.as_ref())
+        .map(|s| s.dsn())
+        .collect();
+    for _ in 0..50 {
+        let mut behind = false;
+        for dsn in &replicas {
+            behind |= position(dsn.clone()).await < target;
+        }
+        if !behind {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn server_in<'a>(
     pair: &'a crate::local::postgres::PostgresPair,
     region: &str,
@@ -835,6 +863,15 @@ async fn drill_on(
                         say(
                             "us-east-1 goes dark: every API signed for it refused (Route53's control plane too), its gateway and PostgreSQL dead",
                         );
+                        // With a secondary degraded, the writer stops and both replicas
+                        // replay everything first: on a busy machine one WAL sender can trail
+                        // the other by a few records, and the degraded secondary, ahead of the
+                        // chosen one, cannot follow it (the run says so and names the fix:
+                        // reprotect), which is not what this drill measures.
+                        if options.degraded.is_some() && pair.third.is_some() {
+                            stop_writer().await;
+                            wait_replicas_caught_up(pair).await;
+                        }
                         let calls_before = CallCounts::now(stack);
                         let dark_since = chrono::Utc::now();
                         stack.black_out(PRIMARY_REGION);
