@@ -268,38 +268,34 @@ pub fn bound_data_at_risk(inputs: &RiskInputs) -> DataAtRisk {
 }
 
 fn source_list(inputs: &RiskInputs) -> Vec<RiskSource> {
-    let unknown = |why: &str| why.to_string();
+    let unknown = || "unknown".to_string();
     let standby = inputs.standby;
     vec![
         RiskSource {
             name: "primary_published".into(),
-            value: inputs.primary.map_or_else(|| unknown("unknown"), mark_text),
+            value: inputs.primary.map_or_else(unknown, mark_text),
             from: inputs.primary_from.clone(),
         },
         RiskSource {
             name: "archive_end".into(),
-            value: inputs.archive.map_or_else(|| unknown("unknown"), mark_text),
+            value: inputs.archive.map_or_else(unknown, mark_text),
             from: inputs.archive_from.clone(),
         },
         RiskSource {
             name: "standby_received".into(),
-            value: standby
-                .received
-                .map_or_else(|| unknown("unknown"), format_lsn),
+            value: standby.received.map_or_else(unknown, format_lsn),
             from: format!("{} (pg_last_wal_receive_lsn)", inputs.standby_from),
         },
         RiskSource {
             name: "standby_replayed".into(),
-            value: standby
-                .replayed
-                .map_or_else(|| unknown("unknown"), format_lsn),
+            value: standby.replayed.map_or_else(unknown, format_lsn),
             from: format!("{} (pg_last_wal_replay_lsn)", inputs.standby_from),
         },
         RiskSource {
             name: "standby_last_commit_age".into(),
             value: standby
                 .replay_age_secs
-                .map_or_else(|| unknown("unknown"), |s| format!("{s:.1} s")),
+                .map_or_else(unknown, |s| format!("{s:.1} s")),
             from: format!("{} (pg_last_xact_replay_timestamp)", inputs.standby_from),
         },
     ]
