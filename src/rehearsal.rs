@@ -619,7 +619,9 @@ pub async fn run_rehearsal(
 ) -> Result<RehearsalReport, HapilotError> {
     options.check()?;
     say("starting the local stack (moto + Lambda host) ...");
-    let stack = LocalStack::start(stack_options, say.clone()).await?;
+    // The deployment below brings the product's machines with its templates.
+    let stack =
+        LocalStack::start(stack_options.leaving_machines_to_templates(), say.clone()).await?;
     say(&format!("local stack up at {}", stack.endpoint_url()));
     let world = if options.region_dark() {
         say(

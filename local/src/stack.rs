@@ -68,6 +68,23 @@ impl Default for StackOptions {
     }
 }
 
+impl StackOptions {
+    /// These options without the product's own state machines: for a stack that a deployment
+    /// will take over ([`LocalStack::adopt`]), whose templates bring those machines. moto parses
+    /// every definition it is given (about 3.4 s of its CPU for the three regions' copies), so a
+    /// world that deploys templates skips the copies it would delete at once. Other definitions
+    /// (a test harness's) stay.
+    pub fn leaving_machines_to_templates(mut self) -> Self {
+        let product: Vec<String> = definitions_in(&project_root().join("statemachines"))
+            .iter()
+            .map(|file| super::deploy::machine_name(file))
+            .collect();
+        self.definitions
+            .retain(|file| !product.contains(&super::deploy::machine_name(file)));
+        self
+    }
+}
+
 /// A running local stack. Dropping it stops moto and the front door.
 pub struct LocalStack {
     front_door: FrontDoor,

@@ -165,7 +165,8 @@ impl LocalWorld {
         say: impl Fn(&str) + Send + Sync + Clone + 'static,
     ) -> Result<Self, LocalError> {
         let log_dir = options.log_dir.clone();
-        let stack = LocalStack::start(options, say.clone()).await?;
+        // The deployment below brings the product's machines with its templates.
+        let stack = LocalStack::start(options.leaving_machines_to_templates(), say.clone()).await?;
         say(
             "building the world: three regions, the PostgreSQL pair, records, health checks, alarms, buckets, topics, Kubernetes, Vault ...",
         );

@@ -30,7 +30,7 @@ impl RegionalWorld {
     }
 
     async fn start_with(options: WorldOptions) -> Self {
-        let stack = TestStack::start().await;
+        let stack = TestStack::for_templates().await;
         let deployment = LocalDeployment::create_with(stack.stack(), options)
             .await
             .unwrap_or_else(|e| panic!("the local deployment was not created: {e}"));

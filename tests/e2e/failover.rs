@@ -539,7 +539,7 @@ async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
 /// A world where eu-west-1 is a second secondary, as the HA document's section 3 has it: its
 /// gateway, a Patroni member of the same cluster (a replica), its weighted record.
 async fn with_eu_candidate() -> FailoverWorld {
-    let stack = crate::support::TestStack::start().await;
+    let stack = crate::support::TestStack::for_templates().await;
     let deployment = hapilot::local::deployment::LocalDeployment::create_with(
         stack.stack(),
         hapilot::local::deployment::WorldOptions {

@@ -91,7 +91,7 @@ async fn failover_through_a_warm_resolver(window: Option<u64>) -> hapilot::runs:
     use hapilot::local::deployment::{LocalDeployment, WorldOptions};
     use hapilot::local::gateway::GatewayMode;
     let pace = Pace::scaled(0.3).unwrap();
-    let stack = crate::support::TestStack::start().await;
+    let stack = crate::support::TestStack::for_templates().await;
     let deployment = LocalDeployment::create_with(
         stack.stack(),
         WorldOptions {

@@ -164,7 +164,7 @@ async fn two_vantage_alarms_of_one_outage_delivered_at_once_make_one_run() {
     use hapilot::local::deployment::{
         LocalDeployment, PRIMARY_ALARM, RecordRouting, STANDBY_REGION, WATCH_ALARM, WorldOptions,
     };
-    let stack = crate::support::TestStack::start().await;
+    let stack = crate::support::TestStack::for_templates().await;
     let deployment = LocalDeployment::create_with(
         stack.stack(),
         WorldOptions::regional(DatabaseSetup::Patroni, RecordRouting::Weighted),

@@ -27,6 +27,12 @@ impl TestStack {
         Self::start_with(StackOptions::default()).await
     }
 
+    /// A stack a deployment will take over: the templates bring the product's state machines
+    /// (the harness's are deployed as always).
+    pub async fn for_templates() -> Self {
+        Self::start_with(StackOptions::default().leaving_machines_to_templates()).await
+    }
+
     /// A stack whose functions see `settings` (their deployment configuration).
     pub async fn with_settings(settings: Settings) -> Self {
         Self::start_with(StackOptions {
@@ -411,7 +417,7 @@ pub struct FailoverWorld {
 impl FailoverWorld {
     /// A stack and a deployment whose regions run `database`.
     pub async fn start(database: hapilot::local::deployment::DatabaseSetup) -> Self {
-        let stack = TestStack::start().await;
+        let stack = TestStack::for_templates().await;
         let deployment =
             hapilot::local::deployment::LocalDeployment::create(stack.stack(), database)
                 .await
