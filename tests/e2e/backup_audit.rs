@@ -4,8 +4,8 @@
 //! backup-audit state machine. Each breakage is applied alone and must produce exactly its
 //! finding; the clean catalog must produce none.
 
-use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
 use hapilot::local::barman::{
     BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,
     wal_objects,
@@ -14,6 +14,7 @@ use hapilot::local::postgres::PostgresPair;
 use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
 
+use crate::support::backups::put_all;
 use crate::support::{TestStack, assert_failed};
 
 /// Builds the clean catalog from real tools. Blocking.
@@ -85,33 +86,6 @@ pub(crate) async fn upload(
         .await
         .unwrap();
     put_all(s3, bucket, objects, plain).await;
-}
-
-/// Uploads `objects` into an existing bucket, encrypted (SSE-S3) and locked (governance, one
-/// day) except the keys in `plain`.
-pub(crate) async fn put_all(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    objects: &[Object],
-    plain: &[String],
-) {
-    let until = DateTime::from_secs(chrono::Utc::now().timestamp() + 86_400);
-    for o in objects {
-        let mut put = s3
-            .put_object()
-            .bucket(bucket)
-            .key(&o.key)
-            .body(ByteStream::from(o.bytes.clone()));
-        if !plain.contains(&o.key) {
-            put = put
-                .server_side_encryption(ServerSideEncryption::Aes256)
-                .object_lock_mode(ObjectLockMode::Governance)
-                .object_lock_retain_until_date(until);
-        }
-        put.send()
-            .await
-            .unwrap_or_else(|e| panic!("uploading {}: {e:?}", o.key));
-    }
 }
 
 /// A local stack set up for audits: the audit bucket, the topic, the functions configured.
@@ -400,7 +374,7 @@ async fn report_stamp(stack: &TestStack, outcome: &hapilot::runs::RunOutcome) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
-    let rdb = crate::backup_formats::redis_rdb(300).await;
+    let rdb = crate::support::backups::redis_rdb(300).await;
     let now = chrono::Utc::now().timestamp();
     let clean = tokio::task::spawn_blocking(move || build_catalog(rdb, now))
         .await
@@ -868,7 +842,7 @@ async fn a_dr_copy_uploaded_in_parts_is_compared_by_its_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_server_and_instance_under_a_prefix_is_audited_on_its_own() {
-    let rdb = crate::backup_formats::redis_rdb(300).await;
+    let rdb = crate::support::backups::redis_rdb(300).await;
     let now = chrono::Utc::now().timestamp();
     let clean = tokio::task::spawn_blocking(move || build_catalog(rdb, now))
         .await
@@ -980,7 +954,7 @@ async fn every_server_and_instance_under_a_prefix_is_audited_on_its_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_without_a_time_in_its_name_is_dated_by_its_metadata() {
-    let rdb = crate::backup_formats::redis_rdb(100).await;
+    let rdb = crate::support::backups::redis_rdb(100).await;
     let stack = audit_stack().await;
     let s3 = stack.s3();
     s3.create_bucket().bucket("undated").send().await.unwrap();
@@ -1158,7 +1132,7 @@ fn with_state_byte_flipped(snapshot: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_catalog_with_1_mib_segments_a_log_id_boundary_and_a_failover() {
-    let rdb = crate::backup_formats::redis_rdb(300).await;
+    let rdb = crate::support::backups::redis_rdb(300).await;
     let now = chrono::Utc::now().timestamp();
     let clean = tokio::task::spawn_blocking(move || build_real_catalog(rdb, now))
         .await

@@ -2,12 +2,7 @@
 
 use hapilot_core::backup::rdb::{RdbProblem, verify_rdb};
 
-/// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys.
-pub async fn redis_rdb(keys: usize) -> Vec<u8> {
-    hapilot::local::redis::redis_rdb(keys)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+use crate::support::backups::redis_rdb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rdb_files_written_by_a_real_redis_verify_and_corruption_is_caught() {

@@ -2,7 +2,6 @@
 //! as two replica clusters of a distributed topology (`pg-east` primary, `pg-west` its replica
 //! cluster), each in its region's Kubernetes API, changed only through `Cluster` specs.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,30 +11,9 @@ use hapilot_adapters::database::{Database, DatabaseTarget, FenceOutcome, Promoti
 use hapilot_functions::registry::Adapters;
 use serde_json::json;
 
-use crate::failback::{input, weights};
+use crate::support::failback::{failback_input as input, split_weights as weights};
+use crate::support::postgres::{connect, ids, in_recovery, rows_arrive, start_writer};
 use crate::support::{FailoverWorld, cli_ok, entered};
-use crate::switchover::{connect, ids, in_recovery, start_writer};
-
-/// Waits until `replica` holds exactly the rows of `primary` (asserts it does in 15 s).
-pub(crate) async fn rows_arrive(
-    primary: &tokio_postgres::Client,
-    replica: &tokio_postgres::Client,
-) -> BTreeSet<i64> {
-    let want = ids(primary).await;
-    let mut got = BTreeSet::new();
-    for _ in 0..150 {
-        // Until the replica has replayed the table's creation, the query fails: not yet.
-        if let Ok(rows) = replica.query("SELECT id FROM writes", &[]).await {
-            got = rows.iter().map(|r| r.get(0)).collect();
-            if got == want {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(got, want, "the replica streams every row of the primary");
-    got
-}
 
 fn cluster(world: &FailoverWorld, region: &str) -> serde_json::Value {
     let kube = if region == "us-east-1" {

@@ -13,8 +13,7 @@ use hapilot::local::kubernetes::SimulatedKubernetes;
 use hapilot::local::postgres::PostgresPair;
 use serde_json::{Value, json};
 
-use crate::cloudnativepg::rows_arrive;
-use crate::switchover::{connect, in_recovery};
+use crate::support::postgres::{connect, in_recovery, rows_arrive};
 
 const TOKEN: &str = "conformance-token";
 const NAMESPACE: &str = "ai-gateway";

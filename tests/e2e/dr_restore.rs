@@ -13,7 +13,7 @@ use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
 
-use crate::backup_audit::put_all;
+use crate::support::backups::put_all;
 use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
 use hapilot::local::barman::{
     BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,

@@ -2,8 +2,9 @@
 //! canary gate reading a Prometheus API and CloudWatch, rollback on every bad path.
 
 use hapilot::local::deployment::{DatabaseSetup, Databases};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::support::failback::{failback_input as input, split_weights as weights};
 use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
 
 /// A world as it is after a failover: traffic in the standby, the primary region's database
@@ -28,29 +29,6 @@ async fn after_failover() -> FailoverWorld {
     world.deployment.primary.traffic().set(200.0, 0.0);
     world.deployment.standby.traffic().set(200.0, 0.0);
     world
-}
-
-pub(crate) fn input(extra: Value) -> Value {
-    let mut input = json!({
-        "primary_region": "us-east-1", "standby_region": "us-west-2",
-        "steps": [25, 100], "bake_seconds": 1,
-        "probe_samples": 2, "probe_timeout_ms": 500, "probe_interval_ms": 50,
-        "dns_sync_timeout_seconds": 10, "approval_timeout_seconds": 30
-    });
-    if let Value::Object(extra) = extra {
-        for (k, v) in extra {
-            input[k] = v;
-        }
-    }
-    input
-}
-
-pub(crate) fn weights(primary: i64) -> std::collections::BTreeMap<String, i64> {
-    [
-        ("primary".to_string(), primary),
-        ("secondary".to_string(), 100 - primary),
-    ]
-    .into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

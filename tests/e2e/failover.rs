@@ -7,6 +7,7 @@ use hapilot::local::deployment::{DatabaseSetup, Databases, PRIMARY_ALARM, alarm_
 use hapilot::local::gateway::GatewayMode;
 use serde_json::{Value, json};
 
+use crate::support::postgres::in_recovery;
 use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
 
 fn unchanged() -> std::collections::BTreeMap<String, i64> {
@@ -1052,13 +1053,6 @@ async fn count(c: &tokio_postgres::Client) -> i64 {
         .await
         .map(|r| r.get::<_, i64>(0))
         .unwrap_or(-1)
-}
-
-async fn in_recovery(c: &tokio_postgres::Client) -> bool {
-    c.query_one("SELECT pg_is_in_recovery()", &[])
-        .await
-        .unwrap()
-        .get::<_, bool>(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,81 +2,15 @@
 //! PostgreSQL streaming pair with the local stack.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hapilot::local::deployment::{DatabaseSetup, Databases};
 use hapilot::local::gateway::GatewayMode;
-use hapilot_adapters::database::PostgresDatabase;
 use serde_json::json;
-use tokio_postgres::error::SqlState;
 
+use crate::support::postgres::{connect, ids, in_recovery, start_writer};
 use crate::support::{FailoverWorld, assert_failed, cli_ok};
-
-pub(crate) async fn connect(dsn: &str) -> tokio_postgres::Client {
-    PostgresDatabase::new(dsn).connect().await.unwrap()
-}
-
-pub(crate) async fn in_recovery(c: &tokio_postgres::Client) -> bool {
-    c.query_one("SELECT pg_is_in_recovery()", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-pub(crate) async fn ids(c: &tokio_postgres::Client) -> BTreeSet<i64> {
-    c.query("SELECT id FROM writes", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// What a continuous writer saw: committed ids, and the errors it got.
-#[derive(Default)]
-pub(crate) struct Seen {
-    pub(crate) committed: Vec<i64>,
-    pub(crate) read_only_errors: u64,
-    pub(crate) other_errors: Vec<String>,
-}
-
-/// Writes to `dsn` every few ms until `stop`, reconnecting after errors (a fenced session is
-/// terminated), as an application would.
-pub(crate) fn start_writer(
-    dsn: String,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> (Arc<Mutex<Seen>>, tokio::task::JoinHandle<()>) {
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let task = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let mut client: Option<tokio_postgres::Client> = None;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if client.as_ref().is_none_or(|c| c.is_closed()) {
-                    client = PostgresDatabase::new(&dsn).connect().await.ok();
-                }
-                if let Some(c) = &client {
-                    match c
-                        .query_one("INSERT INTO writes DEFAULT VALUES RETURNING id", &[])
-                        .await
-                    {
-                        Ok(row) => seen.lock().unwrap().committed.push(row.get(0)),
-                        Err(e) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {
-                            seen.lock().unwrap().read_only_errors += 1
-                        }
-                        Err(e) => {
-                            seen.lock().unwrap().other_errors.push(e.to_string());
-                            client = None;
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
-    (seen, task)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_switchover_loses_nothing_and_the_writer_sees_refusals_not_lost_commits() {

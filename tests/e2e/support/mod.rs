@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
+pub mod backups;
+pub mod failback;
+pub mod postgres;
+
 use std::time::Duration;
 
 use hapilot::local::deploy::definitions_in;
