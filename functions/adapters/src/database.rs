@@ -134,16 +134,8 @@ pub struct ClusterMembers {
     pub members: Vec<hapilot_core::readiness::PatroniMemberView>,
 }
 
-/// A database's WAL position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WalPosition {
-    /// Whether it is a replica.
-    pub in_recovery: bool,
-    /// Whether new transactions are read-only (`default_transaction_read_only`): fenced.
-    pub read_only: bool,
-    /// `pg_current_wal_lsn()` on a primary, `pg_last_wal_replay_lsn()` on a replica.
-    pub lsn: u64,
-}
+/// A database's WAL position (core judges catch-up from two of them).
+pub use hapilot_core::failover::WalPosition;
 
 /// How a database was re-protected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1235,10 +1227,12 @@ impl Database for MemoryDatabase {
     }
 
     async fn wal_position(&self) -> Result<WalPosition, AdapterError> {
+        // One guard: a second lock inside the same expression would wait on the first.
+        let state = self.state.lock().expect("state").clone();
         Ok(WalPosition {
-            in_recovery: self.state.lock().expect("state").in_recovery,
+            in_recovery: state.in_recovery,
             read_only: self.is_read_only(),
-            lsn: self.state.lock().expect("state").replayed_lsn.unwrap_or(0),
+            lsn: state.replayed_lsn.unwrap_or(0),
         })
     }
 

@@ -392,6 +392,72 @@ pub fn plan_failover(
     })
 }
 
+/// A database's WAL position, as `check-catchup` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalPosition {
+    /// Whether it is a replica.
+    pub in_recovery: bool,
+    /// Whether new transactions are read-only (`default_transaction_read_only`): fenced.
+    pub read_only: bool,
+    /// `pg_current_wal_lsn()` on a primary, `pg_last_wal_replay_lsn()` on a replica.
+    pub lsn: u64,
+}
+
+/// The catch-up verdict: whether the standby replayed everything the primary wrote (within
+/// `max_lag_bytes`), and the sentence that says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchupVerdict {
+    /// Promote now (graceful switchover) or the rebuilt replica is close enough (re-protection).
+    pub caught_up: bool,
+    /// The two positions compared.
+    pub status: CatchupStatus,
+    /// What was seen, for the journal and the report.
+    pub detail: String,
+}
+
+/// Judges a switchover's (or a re-protection's) catch-up from the two databases' positions,
+/// each with its region's name. Positions are comparable only on a primary/replica pair: a
+/// "primary" in recovery, or a "standby" that is not a replica, is never caught up, whatever
+/// the numbers say (a primary that still takes writes could move on after we looked).
+pub fn judge_catchup(
+    (primary_region, primary): (&str, WalPosition),
+    (standby_region, standby): (&str, WalPosition),
+    max_lag_bytes: u64,
+) -> CatchupVerdict {
+    let status = CatchupStatus {
+        primary_lsn: primary.lsn,
+        standby_lsn: standby.lsn,
+    };
+    let (caught_up, detail) = if primary.in_recovery {
+        (
+            false,
+            format!("{primary_region} is not a primary (in recovery)"),
+        )
+    } else if !standby.in_recovery {
+        (false, format!("{standby_region} is not a replica"))
+    } else {
+        let state = if primary.read_only {
+            "fenced"
+        } else {
+            "accepting writes"
+        };
+        (
+            status.lag_bytes() <= max_lag_bytes,
+            format!(
+                "{primary_region} at {} ({state}), {standby_region} replayed {}: {} bytes behind",
+                format_lsn(status.primary_lsn),
+                format_lsn(status.standby_lsn),
+                status.lag_bytes()
+            ),
+        )
+    };
+    CatchupVerdict {
+        caught_up,
+        status,
+        detail,
+    }
+}
+
 /// Where the two databases' WAL stands, for a graceful switchover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatchupStatus {
@@ -537,6 +603,67 @@ pub fn assess_bound(risk: &crate::data_at_risk::DataAtRisk, rpo_secs: u64) -> Da
         at_risk_bytes: risk.bytes,
         rpo_secs,
         summary: format!("{verdict}: {}", risk.summary),
+    }
+}
+
+#[cfg(test)]
+mod catchup_tests {
+    use super::*;
+
+    fn at(lsn: u64, in_recovery: bool, read_only: bool) -> WalPosition {
+        WalPosition {
+            in_recovery,
+            read_only,
+            lsn,
+        }
+    }
+
+    #[test]
+    fn a_replica_that_replayed_everything_is_caught_up() {
+        let v = judge_catchup(
+            ("us-east-1", at(0x1_0000_0100, false, true)),
+            ("us-west-2", at(0x1_0000_0100, true, true)),
+            0,
+        );
+        assert!(v.caught_up);
+        assert_eq!(
+            v.detail,
+            "us-east-1 at 1/100 (fenced), us-west-2 replayed 1/100: 0 bytes behind"
+        );
+    }
+
+    #[test]
+    fn one_byte_behind_is_not_caught_up_unless_allowed() {
+        let primary = ("us-east-1", at(1_000, false, false));
+        let standby = ("us-west-2", at(999, true, true));
+        let strict = judge_catchup(primary, standby, 0);
+        assert!(!strict.caught_up);
+        assert_eq!(strict.status.lag_bytes(), 1);
+        assert!(
+            strict.detail.contains("accepting writes"),
+            "{}",
+            strict.detail
+        );
+        assert!(judge_catchup(primary, standby, 1).caught_up);
+    }
+
+    #[test]
+    fn positions_of_a_pair_that_is_not_primary_and_replica_never_count() {
+        // Equal numbers, wrong roles: a promoted "standby" or a demoted "primary".
+        let v = judge_catchup(
+            ("us-east-1", at(5, true, true)),
+            ("us-west-2", at(5, true, true)),
+            u64::MAX,
+        );
+        assert!(!v.caught_up);
+        assert_eq!(v.detail, "us-east-1 is not a primary (in recovery)");
+        let v = judge_catchup(
+            ("us-east-1", at(5, false, true)),
+            ("us-west-2", at(9, false, false)),
+            u64::MAX,
+        );
+        assert!(!v.caught_up);
+        assert_eq!(v.detail, "us-west-2 is not a replica");
     }
 }
 

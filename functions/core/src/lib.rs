@@ -28,6 +28,7 @@ pub mod restore;
 pub mod run_lock;
 pub mod run_report;
 pub mod standby;
+pub mod switch_choice;
 pub mod tier;
 pub mod time;
 pub mod vault;

@@ -2,6 +2,7 @@
 //! ([`crate::lambda_main`]) and the local stack's Lambda host go through, so a function behaves
 //! the same in AWS and locally.
 
+use hapilot_core::switch_choice::{SwitchChoice, SwitchPath, switch_for};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -87,35 +88,30 @@ impl Adapters {
 
     /// The traffic switch a planned move asks for (`shift-weights`, `fence-by-weights`):
     /// `weights`, or the deployment's own data-plane switch (`HAPILOT_TRAFFIC_SWITCH`), which a
-    /// weights move turns back on. Any other is a setup error naming both.
+    /// weights move turns back on. Any other is a setup error naming both
+    /// ([`switch_for`] decides).
     pub fn planned_traffic_switch(&self, kind: &str) -> Result<AnyTrafficSwitch, FunctionError> {
-        let config = if kind == "weights" {
-            TrafficSwitchConfig::Weights {}
-        } else if kind == self.settings.traffic_switch.kind() {
-            self.settings.traffic_switch.clone()
-        } else {
-            return Err(FunctionError::Setup(format!(
-                "the run asks for the {kind} traffic switch, but HAPILOT_TRAFFIC_SWITCH is {}",
-                self.settings.traffic_switch.kind()
-            )));
-        };
-        self.build_switch(&config)
+        self.traffic_switch(SwitchPath::Planned, kind)
     }
 
     /// The traffic switch of the emergency path (`shift-traffic`, `fence-primary`): only the
     /// deployment's data-plane switch. Their roles may not call Route53's control plane, so a
-    /// `weights` move is refused here by name rather than by IAM halfway through a failover.
+    /// `weights` move is refused here by name rather than by IAM halfway through a failover
+    /// ([`switch_for`] decides).
     pub fn emergency_traffic_switch(&self, kind: &str) -> Result<AnyTrafficSwitch, FunctionError> {
-        let deployed = self.settings.traffic_switch.kind();
-        if kind == "weights" || kind != deployed {
-            return Err(FunctionError::Setup(format!(
-                "the emergency path moves traffic through the data plane only \
-                 (HAPILOT_TRAFFIC_SWITCH is {deployed}); the run asked for {kind}: weights moves \
-                 go through shift-weights and fence-by-weights, which the failover state machine \
-                 picks when the plan's traffic_switch is weights"
-            )));
+        self.traffic_switch(SwitchPath::Emergency, kind)
+    }
+
+    fn traffic_switch(
+        &self,
+        path: SwitchPath,
+        kind: &str,
+    ) -> Result<AnyTrafficSwitch, FunctionError> {
+        let deployed = &self.settings.traffic_switch;
+        match switch_for(path, kind, deployed.kind()).map_err(FunctionError::Setup)? {
+            SwitchChoice::Weights => self.build_switch(&TrafficSwitchConfig::Weights {}),
+            SwitchChoice::Deployed => self.build_switch(deployed),
         }
-        self.build_switch(&self.settings.traffic_switch)
     }
 
     fn build_switch(

@@ -40,6 +40,28 @@ impl RunContext {
     }
 }
 
+impl RunContext {
+    /// The run context a state machine passes (`$$.StateMachine.Name`, `$$.Execution.Name`,
+    /// `$$.State.Name`, `$$.State.EnteredTime`): the one fixture every handler's unit test
+    /// starts from.
+    #[cfg(test)]
+    pub(crate) fn fixture(machine: &str, state: &str) -> Self {
+        Self {
+            machine: machine.into(),
+            execution: format!("{machine}-unit"),
+            state: state.into(),
+            entered: "2026-12-06T00:00:00.000Z".into(),
+            execution_arn: None,
+        }
+    }
+
+    /// [`RunContext::fixture`] as the JSON a task's input carries under `run`.
+    #[cfg(test)]
+    pub(crate) fn fixture_json(machine: &str, state: &str) -> Value {
+        serde_json::to_value(Self::fixture(machine, state)).expect("a run context serializes")
+    }
+}
+
 /// The traffic switch a task input names by default: Route53 weights (shared by every task
 /// that takes a `switch`, so no handler reaches into another for it).
 pub fn default_switch() -> String {
