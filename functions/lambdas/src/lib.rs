@@ -7,54 +7,13 @@
 
 #![warn(missing_docs)]
 
-pub mod alarm_router;
-pub mod answer_approval;
-pub mod audit_backup_policy;
-pub mod backup_catalog;
-pub mod canary_gate;
-pub mod catalog;
-pub mod check_catchup;
-pub mod check_data;
-pub mod check_dns_sync;
-pub mod check_health;
-pub mod check_redis_restore;
-pub mod check_restore;
-pub mod choose_standby;
-pub mod config;
-pub mod describe_run;
-pub mod error;
-pub mod evaluate_readiness;
-pub mod fence_primary;
-pub mod follow_new_primary;
-pub mod plan_backup_audit;
-pub mod plan_drill;
-pub mod plan_failback;
-pub mod plan_failover;
-pub mod plan_restore;
-pub mod promote_database;
-pub mod promote_vault;
-pub mod publish;
-pub mod publish_replication_lag;
-pub mod read_replication;
-pub mod record_run;
-pub mod registry;
-pub mod report_backup_audit;
-pub mod report_drill;
-pub mod reprotect_database;
-pub mod request_approval;
-pub mod restore_database;
-pub mod restore_vault;
-pub mod run;
-pub mod scale_region;
-pub mod shift_traffic;
-pub mod snapshot_weights;
-pub mod start_run;
-pub mod tear_down_restore;
-pub mod unfence_primary;
-pub mod verify_restore_point;
-pub mod watch_region;
+
+pub mod runtime;
+pub mod tasks;
 
 pub use error::FunctionError;
+pub use runtime::{catalog, config, error, publish, registry, run};
+pub use tasks::*;
 
 /// The whole main of a Lambda binary: read the configuration (a bad or missing variable stops
 /// the function at init, naming it; the regions from their secret when that is how they are
