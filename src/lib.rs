@@ -1,5 +1,8 @@
 //! hapilot: the operator CLI and the local stack.
 //!
+//! Start here: `src/main.rs` and `src/commands/` (one file per command), then [`runs`]
+//! (starting and following a run) and [`rehearsal`] (the drill).
+//!
 //! The library half holds everything the `hapilot` binary and the end-to-end tests share:
 //! starting and following runs, approvals, the audit, status and reports, the local rehearsal. The
 //! local stack and its simulated world are the `hapilot-local` crate, re-exported as

@@ -1,6 +1,9 @@
 //! hapilot-local: the local stack and the simulated world, everything hapilot's state machines
 //! need on one machine, on loopback, with no AWS account.
 //!
+//! Start here: [`deployment`] (a world built from the templates) and [`stack`] (moto and the
+//! front door); the crate map is docs/architecture.md.
+//!
 //! moto (in server mode) plays AWS and executes our `statemachines/*.asl.json`; its executor
 //! calls every service at `http://localhost:$MOTO_PORT`, so our front door sits on that port,
 //! answers Lambda Invoke with the real Rust handlers, and forwards everything else to moto.

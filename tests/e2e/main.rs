@@ -22,6 +22,7 @@ mod failover;
 mod first_error;
 mod front_door;
 mod health_proof;
+mod house;
 mod https_targets;
 mod infra;
 mod local_world;

@@ -3,6 +3,9 @@
 //! small trait with an in-memory fake beside it (feature `fakes`),
 //! so handlers can be tested against real servers and swapped per deployment.
 //!
+//! Start here: [`database`] (the `Database` trait, its PostgreSQL, Patroni and CloudNativePG
+//! backends and `MemoryDatabase`); the crate map is docs/architecture.md.
+//!
 //! Adapters report facts and perform effects; they never decide (that is `hapilot-core`).
 
 #![warn(missing_docs)]

@@ -1,5 +1,8 @@
 //! hapilot-core: the domain of the regional HA autopilot.
 //!
+//! Start here: [`failover`] (the decisions of a failover) and [`error`] (the names the state
+//! machines catch); the crate map is docs/architecture.md.
+//!
 //! Everything here is a pure decision over plain data: no I/O, no AWS SDK, no clock. Handlers
 //! (`hapilot-functions`) parse their input into these types, ask for a decision, and hand the
 //! effects to adapters (`hapilot-adapters`). That keeps every rule testable exhaustively.

@@ -1,12 +1,14 @@
 //! hapilot-functions: the Lambda handlers that the state machines' tasks invoke.
 //!
+//! Start here: [`tasks::plan_failover`] (the task to imitate) and [`runtime::catalog`] (every
+//! function, what it may call); adding one is a recipe in CONTRIBUTING.md.
+//!
 //! Each module is one task: it parses and validates its JSON input, asks `hapilot-core` for the
 //! decision, calls `hapilot-adapters` adapters for effects, and returns JSON for the next state.
 //! `src/bin/<function>.rs` runs one function under `lambda_runtime` ([`lambda_main`]); the local
 //! stack's Lambda host calls the very same [`registry::invoke`].
 
 #![warn(missing_docs)]
-
 
 pub mod runtime;
 pub mod tasks;
