@@ -156,6 +156,61 @@ pub trait RestoreAgent: Send + Sync {
     fn tear_down(&self) -> impl Future<Output = Result<String, AdapterError>> + Send;
 }
 
+/// In-memory [`RestoreAgent`] for handler unit tests: a restore that "starts" at once and is
+/// reported with whatever progress the test sets; tear-down removes it.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRestoreAgent {
+    /// Every job started, in order.
+    pub jobs: std::sync::Arc<std::sync::Mutex<Vec<RestoreJob>>>,
+    /// What `progress` answers (`idle` before any job).
+    pub state: std::sync::Arc<std::sync::Mutex<Option<RestoreProgress>>>,
+    /// How many tear-downs were asked for.
+    pub tear_downs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryRestoreAgent {
+    /// From now on the restore reports `state` with `detail`.
+    pub fn set_progress(&self, state: &str, detail: &str) {
+        *self.state.lock().expect("state") = Some(RestoreProgress {
+            state: state.into(),
+            detail: detail.into(),
+        });
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl RestoreAgent for MemoryRestoreAgent {
+    async fn start(&self, job: &RestoreJob) -> Result<(), AdapterError> {
+        self.jobs.lock().expect("jobs").push(job.clone());
+        self.set_progress("running", "restoring in memory");
+        Ok(())
+    }
+
+    async fn progress(&self) -> Result<RestoreProgress, AdapterError> {
+        Ok(self
+            .state
+            .lock()
+            .expect("state")
+            .clone()
+            .unwrap_or(RestoreProgress {
+                state: "idle".into(),
+                detail: "no restore".into(),
+            }))
+    }
+
+    async fn tear_down(&self) -> Result<String, AdapterError> {
+        self.tear_downs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let had = self.state.lock().expect("state").take();
+        Ok(match had {
+            Some(_) => "the scratch server was stopped and removed".into(),
+            None => "nothing to tear down".into(),
+        })
+    }
+}
+
 /// [`RestoreAgent`] over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpRestoreAgent {

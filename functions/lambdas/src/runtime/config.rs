@@ -845,6 +845,35 @@ fn regions_json(source: &str, text: &str) -> Result<BTreeMap<String, RegionConfi
 }
 
 #[cfg(test)]
+impl Settings {
+    /// Settings whose `regions` each have a health URL, a set identifier named after the region
+    /// and a PostgreSQL database: the deployment handler unit tests start from.
+    pub(crate) fn fixture(regions: &[&str]) -> Self {
+        let mut settings = Settings::default();
+        for r in regions {
+            settings.regions.insert(
+                r.to_string(),
+                RegionConfig {
+                    health_url: format!("http://{r}/health"),
+                    set_identifier: r.to_string(),
+                    database: Some(DatabaseTarget::Postgres {
+                        dsn: format!("host={r}").into(),
+                        agent_url: None,
+                    }),
+                    kubernetes: None,
+                    vault: None,
+                    redis: None,
+                    restore: None,
+                    restore_test: None,
+                    restore_test_vault: None,
+                },
+            );
+        }
+        settings
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

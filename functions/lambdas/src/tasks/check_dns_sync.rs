@@ -36,3 +36,37 @@ pub async fn check_dns_sync<S: TrafficSwitch>(
         .map_err(FunctionError::from_adapter(ErrorName::TrafficShiftFailed))?;
     Ok(json!({ "change_id": change_id, "in_sync": in_sync, "polls": polls + 1, "switch": kind }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::traffic_switch::MemoryTrafficSwitch;
+
+    #[tokio::test]
+    async fn one_look_counts_the_poll_and_names_the_switch() {
+        let out = check_dns_sync(
+            |kind: &str| {
+                assert_eq!(kind, "weights", "weights unless the run says otherwise");
+                Ok(MemoryTrafficSwitch::default())
+            },
+            json!({"change_id": "C1", "polls": 4}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"change_id": "C1", "in_sync": true, "polls": 5, "switch": "weights"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_without_its_id_is_refused() {
+        let err = check_dns_sync(
+            |_: &str| Ok(MemoryTrafficSwitch::default()),
+            json!({"polls": 1}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.InvalidInput", "{err}");
+    }
+}

@@ -61,3 +61,69 @@ pub async fn fence_primary<D: Database, S: TrafficSwitch>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::database::MemoryDatabase;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::traffic_switch::MemoryTrafficSwitch;
+
+    fn input() -> Value {
+        json!({
+            "region": "us-east-1", "set_identifier": "us-east-1", "switch": "health_check",
+            "run": RunContext::fixture_json("failover", "FencePrimary"),
+        })
+    }
+
+    #[tokio::test]
+    async fn traffic_goes_to_zero_and_the_database_turns_read_only() {
+        let switch = MemoryTrafficSwitch::with(&[("us-east-1", 100), ("us-west-2", 0)]);
+        let primary = MemoryDatabase::new(Default::default());
+        let journal = MemoryJournal::default();
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let (s, db) = (switch.clone(), primary.clone());
+        let out = fence_primary(
+            |kind: &str| {
+                assert_eq!(kind, "health_check", "the run's switch is built");
+                Ok(s)
+            },
+            |region: &str| {
+                assert_eq!(region, "us-east-1");
+                Ok(db)
+            },
+            &settings,
+            &journal,
+            input(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(switch.states().await.unwrap()["us-east-1"], 0);
+        assert_eq!(switch.changes(), ["hapilot failover-unit: fence us-east-1"]);
+        assert!(primary.is_read_only());
+        assert_eq!(out["weight"], json!({"us-east-1": 0}));
+        let step = RunContext::fixture("failover", "FencePrimary").key();
+        assert_eq!(journal.get(&step).await.unwrap().unwrap()["after"], out);
+    }
+
+    #[tokio::test]
+    async fn a_switch_that_cannot_move_fences_no_database() {
+        // No record for the set identifier: the switch refuses, the database stays writable.
+        let switch = MemoryTrafficSwitch::with(&[("us-west-2", 100)]);
+        let primary = MemoryDatabase::new(Default::default());
+        let journal = MemoryJournal::default();
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let db = primary.clone();
+        let err = fence_primary(
+            |_: &str| Ok(switch),
+            |_: &str| Ok(db),
+            &settings,
+            &journal,
+            input(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.TrafficShiftFailed", "{err}");
+        assert!(!primary.is_read_only());
+    }
+}

@@ -36,3 +36,61 @@ pub async fn plan_drill(
     crate::run::take_run_lock(journal, runs, &run).await?;
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::RunContext;
+    use hapilot_adapters::journal::{Journal, MemoryJournal};
+    use hapilot_adapters::orchestrator::{MemoryOrchestrator, Orchestrator};
+    use hapilot_core::run_lock::LOCK_KEY;
+    use serde_json::json;
+
+    const MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:hapilot-dr-drill";
+
+    fn input(standby: &str) -> Value {
+        let mut run = RunContext::fixture_json("dr-drill", "PlanDrill");
+        run["execution_arn"] = format!(
+            "{}:dr-drill-unit",
+            MACHINE.replace(":stateMachine:", ":execution:")
+        )
+        .into();
+        json!({
+            "request": {
+                "primary_region": "us-east-1", "standby_region": standby,
+                "data_check": {"table": "spend", "column": "at"},
+            },
+            "run": run,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_drill_is_planned_under_the_platform_lock() {
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let (journal, runs) = (MemoryJournal::default(), MemoryOrchestrator::default());
+        runs.start(MACHINE, "dr-drill-unit", &json!({}))
+            .await
+            .unwrap();
+        let plan = plan_drill(&settings, (&journal, &runs), input("us-west-2"))
+            .await
+            .unwrap();
+        assert_eq!(plan["standby_region"], "us-west-2", "{plan}");
+        assert_eq!(
+            plan["failover_input"]["standby_region"], "us-west-2",
+            "{plan}"
+        );
+        let lock = journal.get(LOCK_KEY).await.unwrap().expect("the lock");
+        assert_eq!(lock["execution"], "dr-drill-unit");
+    }
+
+    #[tokio::test]
+    async fn a_region_the_deployment_lacks_is_refused_before_the_lock() {
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let (journal, runs) = (MemoryJournal::default(), MemoryOrchestrator::default());
+        let err = plan_drill(&settings, (&journal, &runs), input("ap-south-1"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("ap-south-1"), "{err}");
+        assert_eq!(journal.get(LOCK_KEY).await.unwrap(), None);
+    }
+}

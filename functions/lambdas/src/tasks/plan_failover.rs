@@ -61,3 +61,128 @@ pub async fn plan_failover(
     .await?;
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::AdapterError;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::orchestrator::MemoryOrchestrator;
+
+    /// The emergency path never reads Route53's control plane.
+    struct NoControlPlane;
+
+    impl Dns for NoControlPlane {
+        async fn weighted_records(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<hapilot_adapters::dns::WeightedRecord>, AdapterError> {
+            unreachable!("an ungraceful plan reads no records")
+        }
+        async fn set_weights(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[(String, i64)],
+            _: &str,
+        ) -> Result<String, AdapterError> {
+            unreachable!("a plan changes no weights")
+        }
+        async fn record_routing(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<hapilot_core::weights::GlobalRecord>, AdapterError> {
+            unreachable!("an ungraceful plan reads no records")
+        }
+        async fn change_in_sync(&self, _: &str) -> Result<bool, AdapterError> {
+            unreachable!()
+        }
+    }
+
+    const MACHINE: &str = "arn:aws:states:us-west-2:123456789012:stateMachine:hapilot-failover";
+
+    fn input(execution: &str) -> Value {
+        let mut run = RunContext::fixture_json("failover", "PlanFailover");
+        run["execution"] = execution.into();
+        run["execution_arn"] = format!(
+            "{}:{execution}",
+            MACHINE.replace(":stateMachine:", ":execution:")
+        )
+        .into();
+        json!({
+            "request": {"primary_region": "us-east-1", "standby_region": "us-west-2", "mode": "ungraceful"},
+            "run": run,
+        })
+    }
+
+    fn settings() -> Settings {
+        let mut settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        settings.global_health_url = Some("http://global/health".into());
+        settings
+    }
+
+    #[tokio::test]
+    async fn a_plan_takes_the_run_lock_and_a_second_run_is_refused_while_the_first_runs() {
+        let (journal, runs) = (MemoryJournal::default(), MemoryOrchestrator::default());
+        runs.start(MACHINE, "first", &json!({})).await.unwrap();
+        let plan = plan_failover(
+            &settings(),
+            &NoControlPlane,
+            &runs,
+            &journal,
+            input("first"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(plan["standby"]["region"], "us-west-2", "{plan}");
+        let step = RunContext {
+            execution: "first".into(),
+            ..RunContext::fixture("failover", "PlanFailover")
+        }
+        .key();
+        assert_eq!(journal.get(&step).await.unwrap().unwrap()["plan"], plan);
+
+        runs.start(MACHINE, "second", &json!({})).await.unwrap();
+        let refused = plan_failover(
+            &settings(),
+            &NoControlPlane,
+            &runs,
+            &journal,
+            input("second"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.error_type(), "hapilot.RunInProgress", "{refused}");
+
+        // Once the first run has ended, the lock is taken over.
+        runs.finish("first", "SUCCEEDED");
+        plan_failover(
+            &settings(),
+            &NoControlPlane,
+            &runs,
+            &journal,
+            input("second"),
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unknown_standby_is_refused_before_the_lock_is_taken() {
+        let (journal, runs) = (MemoryJournal::default(), MemoryOrchestrator::default());
+        let mut bad = input("first");
+        bad["request"]["standby_region"] = "ap-south-1".into();
+        let refused = plan_failover(&settings(), &NoControlPlane, &runs, &journal, bad)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.error_type(), "hapilot.InvalidInput", "{refused}");
+        let lock = hapilot_core::run_lock::LOCK_KEY;
+        assert_eq!(
+            journal.get(lock).await.unwrap(),
+            None,
+            "no lock taken on bad input"
+        );
+    }
+}

@@ -107,3 +107,66 @@ pub async fn shift_traffic<S: TrafficSwitch>(
     record(journal, &run, out.clone()).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::traffic_switch::MemoryTrafficSwitch;
+
+    fn input(extra: Value) -> Value {
+        let mut input = json!({
+            "reason": "failover to us-west-2",
+            "run": RunContext::fixture_json("failover", "ShiftTraffic"),
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        input
+    }
+
+    #[tokio::test]
+    async fn activate_moves_all_traffic_in_one_change_and_journals_before_and_after() {
+        let switch = MemoryTrafficSwitch::with(&[("us-east-1", 100), ("us-west-2", 0)]);
+        let journal = MemoryJournal::default();
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let s = switch.clone();
+        let out = shift_traffic(
+            |_: &str| Ok(s.clone()),
+            &settings,
+            &journal,
+            input(json!({"activate": "us-west-2"})),
+        )
+        .await
+        .unwrap();
+        let after = switch.states().await.unwrap();
+        assert_eq!((after["us-east-1"], after["us-west-2"]), (0, 100));
+        assert_eq!(switch.changes().len(), 1, "one change, never two halves");
+        assert_eq!(out["before"], json!({"us-east-1": 100, "us-west-2": 0}));
+        assert_eq!(out["after"], json!({"us-east-1": 0, "us-west-2": 100}));
+        assert_eq!(out["controls_turned_on"], Value::Null);
+        let step = RunContext::fixture("failover", "ShiftTraffic").key();
+        assert_eq!(
+            journal.get(&step).await.unwrap().unwrap()["change_id"],
+            out["change_id"]
+        );
+    }
+
+    #[tokio::test]
+    async fn two_moves_at_once_are_refused_before_anything_changes() {
+        let switch = MemoryTrafficSwitch::with(&[("us-east-1", 100), ("us-west-2", 0)]);
+        let journal = MemoryJournal::default();
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let s = switch.clone();
+        let err = shift_traffic(
+            |_: &str| Ok(s.clone()),
+            &settings,
+            &journal,
+            input(json!({"activate": "us-west-2", "split": {"to": "us-west-2", "percent": 50}})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.InvalidInput", "{err}");
+        assert!(switch.changes().is_empty());
+    }
+}

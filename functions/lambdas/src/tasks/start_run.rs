@@ -62,3 +62,58 @@ pub async fn start_run(
     };
     Ok(json!({ "machine": machine, "execution_arn": execution_arn }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::orchestrator::MemoryOrchestrator;
+
+    const FAILOVER: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:hapilot-failover";
+
+    fn settings() -> Settings {
+        let mut settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        settings.failover_state_machine_arn = Some(FAILOVER.into());
+        settings
+    }
+
+    #[tokio::test]
+    async fn a_child_started_twice_is_the_same_run() {
+        let runs = MemoryOrchestrator::default();
+        let input = json!({"machine": "failover", "name": "drill-1-failover", "input": {"mode": "graceful"}});
+        let first = start_run(&settings(), &runs, input.clone()).await.unwrap();
+        let again = start_run(&settings(), &runs, input).await.unwrap();
+        assert_eq!(
+            again["execution_arn"],
+            "arn:aws:states:us-east-1:123456789012:execution:hapilot-failover:drill-1-failover"
+        );
+        assert_eq!(first["execution_arn"], again["execution_arn"]);
+        assert_eq!(runs.started().len(), 1, "started once");
+        assert_eq!(runs.started()[0].2, json!({"mode": "graceful"}));
+    }
+
+    #[tokio::test]
+    async fn only_the_drills_children_may_be_started_and_only_when_deployed() {
+        let runs = MemoryOrchestrator::default();
+        let err = start_run(
+            &settings(),
+            &runs,
+            json!({"machine": "dr-restore", "name": "x", "input": {}}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.InvalidInput", "{err}");
+        let err = start_run(
+            &settings(),
+            &runs,
+            json!({"machine": "failback", "name": "x", "input": {}}),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("HAPILOT_FAILBACK_STATE_MACHINE_ARN"),
+            "{err}"
+        );
+        assert!(runs.started().is_empty());
+    }
+}

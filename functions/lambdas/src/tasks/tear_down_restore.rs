@@ -35,3 +35,39 @@ pub async fn tear_down_restore<A: RestoreAgent>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::journal::{Journal, MemoryJournal};
+    use hapilot_adapters::restore::MemoryRestoreAgent;
+
+    fn input() -> Value {
+        json!({"region": "us-west-2", "run": RunContext::fixture_json("restore-test", "TearDown")})
+    }
+
+    #[tokio::test]
+    async fn the_scratch_server_is_removed_and_again_is_still_success() {
+        let agent = MemoryRestoreAgent::default();
+        agent.set_progress("started", "the restored server runs");
+        let journal = MemoryJournal::default();
+        let a = agent.clone();
+        let out = tear_down_restore(|_: &str| Ok(a), &journal, input())
+            .await
+            .unwrap();
+        assert_eq!(out["torn_down"], true);
+        assert_eq!(agent.progress().await.unwrap().state, "idle");
+        let step = RunContext::fixture("restore-test", "TearDown").key();
+        assert_eq!(journal.get(&step).await.unwrap().unwrap()["after"], out);
+        // A retried step finds nothing: nothing there is success.
+        let a = agent.clone();
+        let again = tear_down_restore(|_: &str| Ok(a), &journal, input())
+            .await
+            .unwrap();
+        assert_eq!(again["detail"], "nothing to tear down");
+        assert_eq!(
+            agent.tear_downs.load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+    }
+}

@@ -35,3 +35,52 @@ pub async fn unfence_primary<D: Database>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::database::MemoryDatabase;
+    use hapilot_adapters::journal::MemoryJournal;
+
+    #[tokio::test]
+    async fn a_fenced_primary_takes_writes_again_and_the_step_is_journaled() {
+        let primary = MemoryDatabase::new(Default::default());
+        primary.fence(None).await;
+        assert!(primary.is_read_only());
+        let journal = MemoryJournal::default();
+        let input = json!({
+            "region": "us-east-1",
+            "run": RunContext::fixture_json("failover", "UnfencePrimary"),
+        });
+        let db = primary.clone();
+        let out = unfence_primary(
+            |region: &str| {
+                assert_eq!(region, "us-east-1");
+                Ok(db)
+            },
+            &journal,
+            input,
+        )
+        .await
+        .unwrap();
+        assert!(!primary.is_read_only());
+        assert_eq!(
+            out,
+            json!({"region": "us-east-1", "database": "read_write"})
+        );
+        let step = RunContext::fixture("failover", "UnfencePrimary").key();
+        assert_eq!(journal.get(&step).await.unwrap().unwrap()["after"], out);
+    }
+
+    #[tokio::test]
+    async fn bad_input_lifts_no_fence() {
+        let journal = MemoryJournal::default();
+        let never = |_: &str| -> Result<MemoryDatabase, FunctionError> {
+            panic!("no database is touched on bad input")
+        };
+        let err = unfence_primary(never, &journal, json!({"region": "us-east-1"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.InvalidInput", "{err}");
+    }
+}

@@ -109,3 +109,71 @@ pub async fn watch_region(
     }
     Ok(json!({ "vantage": vantage, "probes": seen }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::monitoring::MemoryMonitoring;
+    use hapilot_adapters::prober::MemoryProber;
+    use hapilot_core::health::ProbeObservation;
+
+    #[tokio::test]
+    async fn every_other_region_gets_one_vote_per_probe_and_the_vantage_watches_not_itself() {
+        let settings = Settings::fixture(&["us-east-1", "us-west-2", "eu-west-1"]);
+        let mut prober = MemoryProber::default();
+        prober.answers.insert(
+            "http://eu-west-1/health".into(),
+            ProbeObservation {
+                status: Some(200),
+                body: "healthy".into(),
+                latency_ms: 3,
+                failure: None,
+            },
+        );
+        // us-east-1 answers nothing: the fake refuses the connection.
+        let metrics = MemoryMonitoring::default();
+        let out = watch_region(
+            &settings,
+            "us-west-2",
+            &prober,
+            &metrics,
+            json!({"samples": 2, "interval_ms": 1, "timeout_ms": 100}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["vantage"], "us-west-2");
+        let probes = out["probes"].as_object().unwrap();
+        assert_eq!(
+            probes.keys().collect::<Vec<_>>(),
+            ["eu-west-1", "us-east-1"]
+        );
+        assert_eq!(probes["us-east-1"].as_array().unwrap().len(), 2);
+        let votes: Vec<(String, f64)> = metrics
+            .values()
+            .into_iter()
+            .map(|(namespace, dims, v)| {
+                assert_eq!(namespace, NAMESPACE);
+                assert!(dims.contains(&("Vantage".into(), "us-west-2".into())));
+                (dims[0].1.clone(), v.value)
+            })
+            .collect();
+        assert_eq!(votes.len(), 4, "two regions, two probes each");
+        assert!(votes.contains(&("eu-west-1".into(), 1.0)));
+        assert!(votes.contains(&("us-east-1".into(), 0.0)));
+    }
+
+    #[tokio::test]
+    async fn a_schedule_cannot_make_it_run_away() {
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let err = watch_region(
+            &settings,
+            "us-west-2",
+            &MemoryProber::default(),
+            &MemoryMonitoring::default(),
+            json!({"samples": 100000}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.InvalidInput", "{err}");
+    }
+}
