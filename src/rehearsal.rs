@@ -560,34 +560,6 @@ fn took_over(outcome: &crate::runs::RunOutcome) -> String {
 }
 
 /// The pair's server in `region`.
-/// Waits (5 s at most) until every replica of `pair` has replayed the primary's current
-/// WAL position.
-async fn wait_replicas_caught_up(pair: &crate::local::postgres::PostgresPair) {
-    use hapilot_adapters::database::Database;
-    let position = |dsn: String| async move {
-        PostgresDatabase::new(dsn)
-            .wal_position()
-            .await
-            .map(|p| p.lsn)
-            .unwrap_or(0)
-    };
-    let target = position(pair.primary.dsn()).await;
-    let replicas: Vec<String> = std::iter::once(&pair.replica)
-        .chain(pair.third.as_ref())
-        .map(|s| s.dsn())
-        .collect();
-    for _ in 0..50 {
-        let mut behind = false;
-        for dsn in &replicas {
-            behind |= position(dsn.clone()).await < target;
-        }
-        if !behind {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn server_in<'a>(
     pair: &'a crate::local::postgres::PostgresPair,
     region: &str,
@@ -872,7 +844,7 @@ async fn drill_on(
                         // reprotect), which is not what this drill measures.
                         if options.degraded.is_some() && pair.third.is_some() {
                             stop_writer().await;
-                            wait_replicas_caught_up(pair).await;
+                            pair.wait_replicas_caught_up().await;
                         }
                         let calls_before = CallCounts::now(stack);
                         let dark_since = chrono::Utc::now();

@@ -387,6 +387,40 @@ pub struct Rebuilt {
 }
 
 impl PostgresPair {
+    /// Waits (5 s at most) until every replica has replayed the primary's current WAL
+    /// position; whether they all did. Asynchronous replicas trail by a few records at any
+    /// moment, and one trailing the other decides whether the one ahead can follow the one
+    /// behind after a promotion: a drill or test that measures the following (not the race)
+    /// stops its writer and waits here before the outage.
+    pub async fn wait_replicas_caught_up(&self) -> bool {
+        use hapilot_adapters::database::{Database, PostgresDatabase};
+        let position = |dsn: String| async move {
+            PostgresDatabase::new(dsn)
+                .wal_position()
+                .await
+                .map(|p| p.lsn)
+                .unwrap_or(0)
+        };
+        let target = position(self.primary.dsn()).await;
+        let replicas: Vec<String> = std::iter::once(&self.replica)
+            .chain(self.third.as_ref())
+            .map(|s| s.dsn())
+            .collect();
+        for _ in 0..50 {
+            let mut behind = false;
+            for dsn in &replicas {
+                behind |= position(dsn.clone()).await < target;
+            }
+            if !behind {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+impl PostgresPair {
     /// Its WAL segment size in bytes.
     pub fn segment_size(&self) -> u64 {
         self.segment_size
