@@ -103,7 +103,6 @@ const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[
     "audit_backup_policy",
     "backup_catalog",
     "canary_gate",
-    "check_redis_restore",
     "check_restore",
     "plan_backup_audit",
     "plan_restore",

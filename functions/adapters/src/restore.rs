@@ -159,7 +159,7 @@ pub trait RestoreAgent: Send + Sync {
 /// In-memory [`RestoreAgent`] for handler unit tests: a restore that "starts" at once and is
 /// reported with whatever progress the test sets; tear-down removes it.
 #[cfg(any(test, feature = "fakes"))]
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryRestoreAgent {
     /// Every job started, in order.
     pub jobs: std::sync::Arc<std::sync::Mutex<Vec<RestoreJob>>>,
@@ -167,6 +167,10 @@ pub struct MemoryRestoreAgent {
     pub state: std::sync::Arc<std::sync::Mutex<Option<RestoreProgress>>>,
     /// How many tear-downs were asked for.
     pub tear_downs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// What loading an RDB answers: the keys counted, or what Redis said refusing it.
+    pub redis: std::sync::Arc<std::sync::Mutex<Result<RedisRestoreCheck, String>>>,
+    /// Every RDB job loaded, in order.
+    pub redis_jobs: std::sync::Arc<std::sync::Mutex<Vec<RedisRestoreJob>>>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -177,6 +181,37 @@ impl MemoryRestoreAgent {
             state: state.into(),
             detail: detail.into(),
         });
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl Default for MemoryRestoreAgent {
+    fn default() -> Self {
+        Self {
+            jobs: Default::default(),
+            state: Default::default(),
+            tear_downs: Default::default(),
+            redis: std::sync::Arc::new(std::sync::Mutex::new(Err(
+                "no RDB answer set in the test".into()
+            ))),
+            redis_jobs: Default::default(),
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl RedisScratchHost for MemoryRestoreAgent {
+    async fn load_rdb(&self, job: &RedisRestoreJob) -> Result<RedisRestoreCheck, AdapterError> {
+        self.redis_jobs.lock().expect("jobs").push(job.clone());
+        self.redis
+            .lock()
+            .expect("redis")
+            .clone()
+            .map_err(|detail| AdapterError::Http {
+                system: "restore agent",
+                url: "memory://redis".into(),
+                detail,
+            })
     }
 }
 

@@ -95,3 +95,82 @@ pub async fn check_redis_restore<S: BackupStore, H: RedisScratchHost>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::backups::MemoryBackupStore;
+    use hapilot_adapters::journal::{Journal, MemoryJournal};
+    use hapilot_adapters::restore::{MemoryRestoreAgent, RedisRestoreCheck};
+
+    fn input(announced: Option<(u64, u64)>) -> Value {
+        json!({
+            "plan": {"region": "us-west-2", "bucket": "backups", "redis_rdb": "redis/dump-20261206T000000Z.rdb"},
+            "expected": {"keys": announced.map(|(keys, expires)| json!({"db": 0, "keys": keys, "expires": expires}))},
+            "run": RunContext::fixture_json("restore-test", "CheckRedisRestore"),
+        })
+    }
+
+    fn host(keys: u64) -> MemoryRestoreAgent {
+        let host = MemoryRestoreAgent::default();
+        *host.redis.lock().unwrap() = Ok(RedisRestoreCheck {
+            keys,
+            detail: "loaded and removed".into(),
+        });
+        host
+    }
+
+    #[tokio::test]
+    async fn the_loaded_count_must_be_what_the_file_announces_less_expiring_keys() {
+        let (store, journal) = (MemoryBackupStore::default(), MemoryJournal::default());
+        // 300 announced, 20 of them with an expiry: 290 loaded is a restore that works.
+        let h = host(290);
+        let out = check_redis_restore(
+            &store,
+            |_: &str| Ok(h.clone()),
+            &journal,
+            input(Some((300, 20))),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["keys"], 290);
+        assert!(
+            out["verdict"]
+                .as_str()
+                .unwrap()
+                .contains("as the file announces"),
+            "{out}"
+        );
+        let job = h.redis_jobs.lock().unwrap()[0].clone();
+        assert_eq!(job.rdb.name, "dump-20261206T000000Z.rdb");
+        assert_eq!(
+            job.rdb.url,
+            "memory://backups/redis/dump-20261206T000000Z.rdb"
+        );
+
+        // 250 is more than the expiring keys explain: the test fails, and says so in the journal.
+        let h = host(250);
+        let err = check_redis_restore(&store, |_: &str| Ok(h), &journal, input(Some((300, 20))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.RedisRestoreFailed", "{err}");
+        assert!(err.to_string().contains("loaded 250 key(s)"), "{err}");
+        let step = RunContext::fixture("restore-test", "CheckRedisRestore").key();
+        assert_eq!(
+            journal.get(&step).await.unwrap().unwrap()["after"]["loaded"]["keys"],
+            250
+        );
+    }
+
+    #[tokio::test]
+    async fn an_rdb_redis_refuses_fails_the_test_with_what_redis_said() {
+        let (store, journal) = (MemoryBackupStore::default(), MemoryJournal::default());
+        let h = MemoryRestoreAgent::default();
+        *h.redis.lock().unwrap() = Err("Short read or OOM loading DB".into());
+        let err = check_redis_restore(&store, |_: &str| Ok(h), &journal, input(None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.RedisRestoreFailed", "{err}");
+        assert!(err.to_string().contains("Short read"), "{err}");
+    }
+}
