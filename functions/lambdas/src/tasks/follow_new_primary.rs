@@ -97,36 +97,12 @@ pub async fn follow_new_primary<D: Database>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hapilot_adapters::database::{DatabaseTarget, MemoryDatabase};
+    use hapilot_adapters::database::MemoryDatabase;
     use hapilot_adapters::journal::MemoryJournal;
     use hapilot_core::failover::ReplicationStatus;
 
     fn run() -> Value {
         json!({"machine": "failover", "execution": "e1", "state": "FollowNewPrimary", "entered": "2026-12-06T00:00:00Z"})
-    }
-
-    fn settings(regions: &[&str]) -> Settings {
-        let mut settings = Settings::default();
-        for r in regions {
-            settings.regions.insert(
-                r.to_string(),
-                crate::config::RegionConfig {
-                    health_url: format!("http://{r}/health"),
-                    set_identifier: r.to_string(),
-                    database: Some(DatabaseTarget::Postgres {
-                        dsn: format!("host={r}").into(),
-                        agent_url: None,
-                    }),
-                    kubernetes: None,
-                    vault: None,
-                    redis: None,
-                    restore: None,
-                    restore_test: None,
-                    restore_test_vault: None,
-                },
-            );
-        }
-        settings
     }
 
     fn status(in_recovery: bool) -> ReplicationStatus {
@@ -149,7 +125,7 @@ mod tests {
         ]);
         let out = follow_new_primary(
             |r| Ok(dbs[r].clone()),
-            &settings(&["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"]),
+            &Settings::fixture(&["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"]),
             &journal,
             json!({"region": "us-west-2", "old_region": "us-east-1", "run": run()}),
         )
@@ -174,7 +150,7 @@ mod tests {
                 "eu-west-1" => Ok(MemoryDatabase::new(status(true))),
                 other => Err(FunctionError::Setup(format!("no database for {other}"))),
             },
-            &settings(&["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"]),
+            &Settings::fixture(&["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"]),
             &journal,
             json!({
                 "region": "eu-west-1", "old_region": "us-east-1",
@@ -197,7 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_primary_without_a_database_is_refused() {
-        let mut settings = settings(&["us-east-1", "us-west-2"]);
+        let mut settings = Settings::fixture(&["us-east-1", "us-west-2"]);
         settings.regions.get_mut("us-west-2").unwrap().database = None;
         let e = follow_new_primary(
             |_| Ok(MemoryDatabase::new(status(true))),
