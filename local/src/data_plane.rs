@@ -389,8 +389,11 @@ impl DataPlane {
                 .timeout(options.probe_timeout)
                 .build()
                 .expect("a plain HTTP client builds");
+            let mut pace = Pace::new(options.tick);
             loop {
-                if let Err(e) = round(&stack, &checkers, &options, &http, &out, &evaluated).await {
+                pace.round_starts();
+                let looked = (&stack, &*checkers, &options, &http);
+                if let Err(e) = round(looked, &pace, &out, &evaluated).await {
                     tracing::warn!(error = %e, "local data plane round failed");
                 }
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -425,11 +428,75 @@ impl DataPlane {
     }
 }
 
+/// How long one 10-second period of AWS lasts in the local world now.
+///
+/// The world runs AWS's clock faster (one `tick` for 10 s), and its machinery takes turns in
+/// one loop: the probers publish one sample per round, CloudWatch evaluates after them. On a
+/// busy machine a round can take several ticks, and a period measured on the wall clock would
+/// then hold no sample: every vantage alarm would go to `INSUFFICIENT_DATA` although no prober
+/// missed a run, which AWS's Scheduler (running each prober on its own) never does. So the
+/// world's clock slows with the machine: a period lasts at least as long as the slowest of the
+/// last rounds, the one under way included, and every period holds a round's sample.
+struct Pace {
+    nominal: Duration,
+    /// When the round under way started.
+    started: std::time::Instant,
+    /// The last rounds, start to start (the newest last).
+    recent: std::collections::VecDeque<Duration>,
+}
+
+/// Rounds the pace remembers: more than an alarm's evaluation range of 5 periods, so one slow
+/// round slows the clock for as long as its samples are being judged.
+const PACE_MEMORY: usize = 8;
+
+impl Pace {
+    fn new(nominal: Duration) -> Self {
+        Self {
+            nominal,
+            started: std::time::Instant::now(),
+            recent: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn round_starts(&mut self) {
+        let now = std::time::Instant::now();
+        if self.recent.len() == PACE_MEMORY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now - self.started);
+        self.started = now;
+    }
+
+    /// The wall-clock length of one 10-second period now.
+    fn tick(&self) -> Duration {
+        world_tick(
+            self.nominal,
+            self.recent.iter().copied(),
+            self.started.elapsed(),
+        )
+    }
+}
+
+/// The local world's 10-second period: the `nominal` tick, or the longest of the `recent`
+/// rounds (start to start) and the round under way (`this_round` so far) when longer.
+fn world_tick(
+    nominal: Duration,
+    recent: impl IntoIterator<Item = Duration>,
+    this_round: Duration,
+) -> Duration {
+    recent
+        .into_iter()
+        .fold(nominal.max(this_round), Duration::max)
+}
+
 async fn round(
-    stack: &super::stack::StackHandle,
-    checkers: &HealthCheckers,
-    options: &DataPlaneOptions,
-    http: &reqwest::Client,
+    (stack, checkers, options, http): (
+        &super::stack::StackHandle,
+        &HealthCheckers,
+        &DataPlaneOptions,
+        &reqwest::Client,
+    ),
+    pace: &Pace,
     deliveries: &Mutex<Vec<Delivery>>,
     evaluated: &Mutex<BTreeMap<String, f64>>,
 ) -> Result<(), LocalError> {
@@ -496,7 +563,7 @@ async fn round(
         if stack.is_dark(&region) {
             continue;
         }
-        evaluate_region(stack, &region, options, deliveries, evaluated).await?;
+        evaluate_region(stack, &region, (options, pace), deliveries, evaluated).await?;
     }
     Ok(())
 }
@@ -508,7 +575,7 @@ const MAX_CATCH_UP: usize = 30;
 async fn evaluate_region(
     stack: &super::stack::StackHandle,
     region: &str,
-    options: &DataPlaneOptions,
+    (options, pace): (&DataPlaneOptions, &Pace),
     deliveries: &Mutex<Vec<Delivery>>,
     evaluated: &Mutex<BTreeMap<String, f64>>,
 ) -> Result<(), LocalError> {
@@ -519,7 +586,7 @@ async fn evaluate_region(
         .await
         .map_err(LocalError::aws("DescribeAlarms"))?;
     let now = std::time::SystemTime::now();
-    let tick = options.tick.as_secs_f64().max(0.2);
+    let tick = pace.tick().as_secs_f64().max(0.2);
     for alarm in alarms.metric_alarms() {
         let (Some(name), Some(namespace), Some(metric)) =
             (alarm.alarm_name(), alarm.namespace(), alarm.metric_name())
@@ -547,7 +614,7 @@ async fn evaluate_region(
                 .unwrap_or(periods),
             treat_missing_data: alarm.treat_missing_data().unwrap_or("missing").to_string(),
         };
-        // The alarm's own period at the world's pace: one tick stands for Route53's 10 s.
+        // The alarm's own period at the world's pace now: one tick stands for 10 s.
         let period = tick * f64::from(alarm.period().unwrap_or(10).max(1)) / 10.0;
         let range = rule.evaluation_range();
         let arn = alarm.alarm_arn().unwrap_or_default().to_string();
@@ -713,4 +780,60 @@ pub fn state_change_event(
             "configuration": { "metrics": [] }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alarm_rules::{AlarmRule, evaluate, periods};
+
+    const TICK: Duration = Duration::from_millis(300);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn an_idle_machine_keeps_the_nominal_pace() {
+        assert_eq!(world_tick(TICK, [ms(100), ms(250)], ms(50)), TICK);
+    }
+
+    #[test]
+    fn a_slow_round_past_or_under_way_slows_the_clock() {
+        assert_eq!(
+            world_tick(TICK, [ms(400), ms(2_500), ms(600)], ms(50)),
+            ms(2_500)
+        );
+        assert_eq!(world_tick(TICK, [ms(400)], ms(4_000)), ms(4_000));
+    }
+
+    /// The failure this pace prevents (seen in CI: a quorum left undecided): the prober's
+    /// samples one round apart, rounds of 2.5 s on a busy machine, a watch alarm of 3 of 3
+    /// periods with missing data left missing. On the nominal clock its range holds no sample
+    /// and it goes to INSUFFICIENT_DATA; on the world's clock it keeps judging the samples.
+    #[test]
+    fn samples_a_slow_round_apart_still_decide_the_vantage_alarm() {
+        let rule = AlarmRule {
+            threshold: 1.0,
+            comparison: "LessThanThreshold".into(),
+            evaluation_periods: 3,
+            datapoints_to_alarm: 3,
+            treat_missing_data: "missing".into(),
+        };
+        let round = 2.5;
+        // Ages of the prober's last samples (all 0: the primary is down), evaluated just
+        // before the next round's sample.
+        let samples: Vec<(f64, f64)> = (1..=4).map(|k| (k as f64 * round - 0.1, 0.0)).collect();
+        let judged = |tick: Duration| {
+            let period = tick.as_secs_f64();
+            evaluate(
+                &rule,
+                &periods(&samples, period, rule.evaluation_range(), "Minimum"),
+                "OK",
+            )
+        };
+        assert_eq!(judged(TICK), "INSUFFICIENT_DATA");
+        let paced = world_tick(TICK, [Duration::from_secs_f64(round); 4], ms(100));
+        assert_eq!(judged(paced), "ALARM");
+    }
 }
