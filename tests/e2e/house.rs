@@ -106,12 +106,8 @@ const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[
     "check_restore",
     "plan_backup_audit",
     "plan_restore",
-    "publish_replication_lag",
-    "report_backup_audit",
     "report_drill",
     "reprotect_database",
-    "restore_database",
-    "restore_vault",
     "verify_restore_point",
 ];
 

@@ -80,3 +80,92 @@ pub async fn publish_replication_lag<D: Database>(
         json!({ "lag_secs": published, "primary_position": published_position, "problems": problems }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::database::MemoryDatabase;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::monitoring::MemoryMonitoring;
+    use hapilot_core::failover::ReplicationStatus;
+
+    fn database(in_recovery: bool, lsn: u64, age: Option<f64>) -> MemoryDatabase {
+        MemoryDatabase::new(ReplicationStatus {
+            in_recovery,
+            replay_lag_secs: age,
+            replayed_lsn: Some(lsn),
+            ..ReplicationStatus::default()
+        })
+    }
+
+    fn lag_put(metrics: &MemoryMonitoring) -> Vec<(String, f64)> {
+        metrics
+            .values()
+            .into_iter()
+            .map(|(_, dims, v)| (dims[0].1.clone(), v.value))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_replica_gets_its_lag_and_the_primarys_position_is_kept() {
+        let settings = Settings::fixture(&["us-east-1", "us-west-2", "eu-west-1"]);
+        let dbs = [
+            ("us-east-1", database(false, 5_000, None)),
+            // Replayed everything the primary wrote: no lag, however old its last commit.
+            ("us-west-2", database(true, 5_000, Some(120.0))),
+            ("eu-west-1", database(true, 4_000, Some(7.5))),
+        ];
+        let (metrics, journal) = (MemoryMonitoring::default(), MemoryJournal::default());
+        let out = publish_replication_lag(
+            &settings,
+            |region: &str| Ok(dbs.iter().find(|(r, _)| *r == region).unwrap().1.clone()),
+            (&metrics, &journal),
+            json!({}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            lag_put(&metrics),
+            [
+                ("eu-west-1".to_string(), 7.5),
+                ("us-west-2".to_string(), 0.0)
+            ]
+        );
+        assert_eq!(out["problems"], json!([]));
+        let kept = journal
+            .get(&published_position_key("us-east-1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (kept["region"].as_str(), kept["lsn"].as_u64()),
+            (Some("us-east-1"), Some(5_000))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_replayed_nothing_is_named_and_gets_no_metric() {
+        let settings = Settings::fixture(&["us-east-1", "us-west-2"]);
+        let dbs = [
+            ("us-east-1", database(false, 5_000, None)),
+            ("us-west-2", database(true, 0, None)),
+        ];
+        let (metrics, journal) = (MemoryMonitoring::default(), MemoryJournal::default());
+        let out = publish_replication_lag(
+            &settings,
+            |region: &str| Ok(dbs.iter().find(|(r, _)| *r == region).unwrap().1.clone()),
+            (&metrics, &journal),
+            json!({}),
+        )
+        .await
+        .unwrap();
+        assert!(
+            lag_put(&metrics).is_empty(),
+            "missing data lets the alarm fire"
+        );
+        assert_eq!(
+            out["problems"],
+            json!(["us-west-2: no replayed transaction yet"])
+        );
+    }
+}

@@ -95,3 +95,98 @@ pub async fn report_backup_audit(
         "markdown_key": format!("{stem}.md"),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::monitoring::MemoryMonitoring;
+    use hapilot_adapters::notifier::MemoryNotifier;
+    use hapilot_core::backup::audit::{PolicyAudit, Verification, integrity_finding};
+    use hapilot_core::backup::catalog::DataTypeStatus;
+    use hapilot_core::backup::policy::DataType;
+
+    const NOW: i64 = 1_796_000_000;
+
+    fn vault(server: Option<&str>, broken: bool) -> PolicyAudit {
+        PolicyAudit {
+            data_type: DataType::Vault,
+            server: server.map(str::to_string),
+            listed: 4,
+            status: DataTypeStatus {
+                data_type: DataType::Vault,
+                backups: 4,
+                newest_age_secs: Some(600),
+                achievable_rpo_secs: Some(3_600),
+                restore_windows: Vec::new(),
+            },
+            findings: if broken {
+                vec![integrity_finding(
+                    DataType::Vault,
+                    "vault/x.snap",
+                    "truncated",
+                )]
+            } else {
+                Vec::new()
+            },
+            verified: vec![Verification {
+                key: "vault/x.snap".into(),
+                ok: !broken,
+                detail: "SHA256SUMS".into(),
+                newest: true,
+                member: None,
+            }],
+        }
+    }
+
+    async fn report(policies: Value) -> (Value, MemoryJournal, MemoryMonitoring, MemoryNotifier) {
+        let (journal, metrics, notifier) = Default::default();
+        let out = report_backup_audit(
+            &journal,
+            &metrics,
+            &notifier,
+            json!({"now": NOW, "tier": "Critical", "policies": policies}),
+        )
+        .await
+        .unwrap();
+        (out, journal, metrics, notifier)
+    }
+
+    #[tokio::test]
+    async fn a_clean_audit_writes_both_reports_and_metrics_and_pages_no_one() {
+        let (out, journal, metrics, notifier) =
+            report(json!([vault(None, false), [vault(Some("east"), false)]])).await;
+        assert_eq!(
+            (out["verdict"].as_str(), out["critical"].as_u64()),
+            (Some("PASSED"), Some(0))
+        );
+        let json_key = out["report_key"].as_str().unwrap();
+        assert!(json_key.starts_with("reports/backup-audit/"), "{json_key}");
+        let written = journal.get(json_key).await.unwrap().unwrap();
+        assert_eq!(written["policies"].as_array().unwrap().len(), 2);
+        let markdown = journal.text(out["markdown_key"].as_str().unwrap()).unwrap();
+        assert!(markdown.contains("PASSED"), "{markdown}");
+        // Under DataType alone for both, and under DataType + Server for the named one.
+        let dimensions: std::collections::BTreeSet<Vec<(String, String)>> =
+            metrics.values().into_iter().map(|(_, d, _)| d).collect();
+        let by_type = vec![("DataType".to_string(), "vault".to_string())];
+        let mut by_server = by_type.clone();
+        by_server.push(("Server".into(), "east".into()));
+        assert_eq!(dimensions, [by_type, by_server].into_iter().collect());
+        assert!(notifier.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_critical_finding_pages_with_the_report() {
+        let (out, _, _, notifier) = report(json!([vault(None, true)])).await;
+        assert!(out["critical"].as_u64().unwrap() > 0, "{out}");
+        let sent = notifier.sent();
+        assert_eq!(sent.len(), 1);
+        assert!(
+            sent[0].0.starts_with("hapilot backup audit FAILED"),
+            "{}",
+            sent[0].0
+        );
+        assert!(sent[0].1.contains("vault/x.snap"), "{}", sent[0].1);
+    }
+}

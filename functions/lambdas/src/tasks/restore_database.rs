@@ -85,3 +85,127 @@ pub async fn restore_database<S: BackupStore, A: RestoreAgent>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::backups::MemoryBackupStore;
+    use hapilot_adapters::journal::{Journal, MemoryJournal};
+    use hapilot_adapters::restore::MemoryRestoreAgent;
+    use hapilot_core::backup::wal::WalSegment;
+    use hapilot_core::restore::{CatalogBaseBackup, CatalogWal, RestoreTarget};
+
+    fn segment(seg: u32) -> WalSegment {
+        WalSegment {
+            timeline: 1,
+            log: 0,
+            seg,
+        }
+    }
+
+    fn input(target: Option<&str>, scratch: bool) -> Value {
+        let point = RestorePoint {
+            target: RestoreTarget::Latest,
+            base_backup: CatalogBaseBackup {
+                id: "base-1".into(),
+                prefix: "pg/main/base/base-1".into(),
+                begin_wal: segment(2),
+                end_wal: segment(2),
+                end_time: 1_700_000_000,
+            },
+            wal: (2..=4)
+                .map(|seg| CatalogWal {
+                    segment: segment(seg),
+                    key: format!("pg/main/wals/00000001000000000000000{seg}"),
+                    archived: 1_700_000_000 + i64::from(seg),
+                })
+                .collect(),
+            reachable_until: 1_700_000_004,
+            vault_snapshot: None,
+            redis_rdb: None,
+        };
+        json!({
+            "plan": {
+                "region": "us-west-2",
+                "bucket": "backups",
+                "restore_point": point,
+                "base_data_key": "pg/main/base/base-1/data.tar",
+                "history_keys": ["pg/main/wals/00000002.history"],
+                "recovery_target_time": target,
+                "scratch": scratch,
+            },
+            "run": RunContext::fixture_json("restore", "RestoreDatabase"),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_agent_gets_the_base_every_wal_and_history_file_and_the_target() {
+        let (store, journal, agent) = (
+            MemoryBackupStore::default(),
+            MemoryJournal::default(),
+            MemoryRestoreAgent::default(),
+        );
+        let mut asked = Vec::new();
+        let out = restore_database(
+            &store,
+            |region: &str, scratch: bool| {
+                asked.push((region.to_string(), scratch));
+                Ok(agent.clone())
+            },
+            &journal,
+            input(Some("2023-11-14 22:13:21+00"), true),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            asked,
+            [("us-west-2".to_string(), true)],
+            "the scratch target"
+        );
+        assert_eq!(
+            (out["wal_files"].as_u64(), out["state"].as_str()),
+            (Some(4), Some("running"))
+        );
+        let job = agent.jobs.lock().unwrap()[0].clone();
+        assert_eq!(job.base.name, "data.tar");
+        assert_eq!(
+            job.base.url,
+            "memory://backups/pg/main/base/base-1/data.tar"
+        );
+        let names: Vec<&str> = job.wal.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "000000010000000000000002",
+                "000000010000000000000003",
+                "000000010000000000000004",
+                "00000002.history",
+            ]
+        );
+        assert_eq!(job.target_time.as_deref(), Some("2023-11-14 22:13:21+00"));
+        assert_eq!(job.backup_id.as_deref(), Some("base-1"));
+        let step = RunContext::fixture("restore", "RestoreDatabase").key();
+        assert_eq!(journal.get(&step).await.unwrap().unwrap()["after"], out);
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_cannot_be_reached_is_a_failed_restore_and_nothing_is_recorded() {
+        let (store, journal) = (MemoryBackupStore::default(), MemoryJournal::default());
+        let err = restore_database::<_, MemoryRestoreAgent>(
+            &store,
+            |_: &str, _: bool| {
+                Err(FunctionError::named(
+                    ErrorName::SetupFailed,
+                    "no restore agent configured for us-west-2",
+                ))
+            },
+            &journal,
+            input(None, false),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.SetupFailed", "{err}");
+        let step = RunContext::fixture("restore", "RestoreDatabase").key();
+        assert_eq!(journal.get(&step).await.unwrap(), None);
+    }
+}

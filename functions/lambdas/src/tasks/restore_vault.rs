@@ -92,3 +92,100 @@ pub async fn restore_vault<S: BackupStore, V: Vault>(
     record(journal, &run, json!({ "after": out })).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::backups::MemoryBackupStore;
+    use hapilot_adapters::journal::{Journal, MemoryJournal};
+    use hapilot_adapters::vault::MemoryVault;
+    use hapilot_core::readiness::RaftServer;
+
+    const SNAPSHOT: &str = "vault/raft-20261206T000000Z.snap";
+
+    fn vault(leader: bool) -> MemoryVault {
+        let mut vault = MemoryVault::default();
+        vault.servers = vec![RaftServer {
+            node_id: "vault-0".into(),
+            leader,
+            voter: true,
+        }];
+        vault
+    }
+
+    fn input(snapshot: Option<&str>, scratch: bool) -> Value {
+        json!({
+            "plan": {"region": "us-west-2", "bucket": "backups", "vault_snapshot": snapshot},
+            "scratch": scratch,
+            "run": RunContext::fixture_json("restore-test", "RestoreVault"),
+        })
+    }
+
+    fn store() -> MemoryBackupStore {
+        let store = MemoryBackupStore::default();
+        store.insert("backups", SNAPSHOT, vec![7; 4096]);
+        store
+    }
+
+    #[tokio::test]
+    async fn a_scratch_restore_is_healthy_and_reads_the_known_secret_through_it() {
+        let (v, journal) = (vault(true), MemoryJournal::default());
+        let out = restore_vault(
+            &store(),
+            |region: &str, scratch: bool| {
+                assert_eq!((region, scratch), ("us-west-2", true));
+                Ok((v.clone(), Some("secret/litellm".into())))
+            },
+            &journal,
+            input(Some(SNAPSHOT), true),
+        )
+        .await
+        .unwrap();
+        assert_eq!(v.restored(), [4096]);
+        assert_eq!(v.calls(), ["read secret/litellm"]);
+        assert_eq!(
+            out["known_secret"],
+            json!({"path": "secret/litellm", "keys": 1})
+        );
+        let step = RunContext::fixture("restore-test", "RestoreVault").key();
+        assert_eq!(journal.get(&step).await.unwrap().unwrap()["after"], out);
+    }
+
+    #[tokio::test]
+    async fn a_vault_that_does_not_answer_healthy_after_the_snapshot_fails_the_restore() {
+        let err = restore_vault(
+            &store(),
+            |_: &str, _: bool| Ok((vault(false), None)),
+            &MemoryJournal::default(),
+            input(Some(SNAPSHOT), false),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.VaultRestoreFailed", "{err}");
+        assert!(err.to_string().contains("unseal it"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn no_snapshot_is_no_restore_and_a_scratch_vault_without_known_secret_is_a_setup_error() {
+        let out = restore_vault::<_, MemoryVault>(
+            &store(),
+            |_: &str, _: bool| panic!("no snapshot: no Vault is asked"),
+            &MemoryJournal::default(),
+            input(None, false),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["restored"], Value::Null);
+
+        let err = restore_vault(
+            &store(),
+            |_: &str, _: bool| Ok((vault(true), None)),
+            &MemoryJournal::default(),
+            input(Some(SNAPSHOT), true),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "hapilot.SetupFailed", "{err}");
+        assert!(err.to_string().contains("names no known_secret"), "{err}");
+    }
+}
