@@ -102,7 +102,6 @@ fn the_cli_main_only_parses_and_dispatches() {
 const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[
     "audit_backup_policy",
     "backup_catalog",
-    "canary_gate",
     "check_restore",
     "plan_backup_audit",
     "plan_restore",
@@ -117,7 +116,6 @@ const LONG_TASK_FUNCTIONS: &[&str] = &[
     "answer_approval::answer_approval",
     "audit_backup_policy::audit_policy",
     "audit_backup_policy::verify_contents",
-    "canary_gate::canary_gate",
     "check_restore::check_restore",
     "plan_restore::plan_restore",
     "promote_vault::promote_vault",
