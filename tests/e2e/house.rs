@@ -105,7 +105,6 @@ const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[
     "check_restore",
     "plan_backup_audit",
     "plan_restore",
-    "report_drill",
     "reprotect_database",
     "verify_restore_point",
 ];
@@ -120,7 +119,6 @@ const LONG_TASK_FUNCTIONS: &[&str] = &[
     "plan_restore::plan_restore",
     "promote_vault::promote_vault",
     "record_run::record_run",
-    "report_drill::report_drill",
     "reprotect_database::reprotect_database",
     "verify_restore_point::verify_restore_point",
 ];

@@ -63,25 +63,13 @@ pub async fn report_drill(
     );
     let verdict = judge_drill(&measured, &plan);
     let decided = failback_decision(&decision);
-    let report = json!({
-        "execution": run.execution,
-        // When the drill was judged: readiness reads the newest passed drill's age from it.
-        "finished_at": crate::run::now_rfc3339(),
-        "verdict": verdict.verdict,
-        "reasons": verdict.reasons,
-        "tier": plan.tier,
-        "rto_secs": verdict.rto_secs,
-        "rto_target_secs": plan.rto_target_secs,
-        "rpo_secs": verdict.rpo_secs,
-        "rpo_target_secs": plan.rpo_target_secs,
-        "primary_region": plan.primary_region,
-        "standby_region": plan.standby_region,
-        "failover": failover,
-        "data_before": before,
-        "data_after": after,
-        "failback": failback,
-        "failback_decision": decided,
-    });
+    let report = drill_report(
+        &run,
+        &plan,
+        &verdict,
+        [failover, before, after, failback],
+        decided,
+    );
     let stem = format!("reports/dr-drill/{}", run.execution);
     let md = drill_markdown(
         &run.execution,
@@ -118,6 +106,36 @@ pub async fn report_drill(
     }))
 }
 
+/// The report's JSON: the verdict with its numbers and targets, and what each child run and
+/// data check returned.
+fn drill_report(
+    run: &RunContext,
+    plan: &DrillPlan,
+    verdict: &hapilot_core::drill::DrillVerdict,
+    [failover, before, after, failback]: [Value; 4],
+    decided: Option<&str>,
+) -> Value {
+    json!({
+        "execution": run.execution,
+        // When the drill was judged: readiness reads the newest passed drill's age from it.
+        "finished_at": crate::run::now_rfc3339(),
+        "verdict": verdict.verdict,
+        "reasons": verdict.reasons,
+        "tier": plan.tier,
+        "rto_secs": verdict.rto_secs,
+        "rto_target_secs": plan.rto_target_secs,
+        "rpo_secs": verdict.rpo_secs,
+        "rpo_target_secs": plan.rpo_target_secs,
+        "primary_region": plan.primary_region,
+        "standby_region": plan.standby_region,
+        "failover": failover,
+        "data_before": before,
+        "data_after": after,
+        "failback": failback,
+        "failback_decision": decided,
+    })
+}
+
 /// The drill's metrics: passed (1/0), and RTO and RPO where measured.
 fn drill_metrics(verdict: &hapilot_core::drill::DrillVerdict) -> Vec<MetricValue> {
     let passed = verdict.verdict == "PASSED";
@@ -132,4 +150,100 @@ fn drill_metrics(verdict: &hapilot_core::drill::DrillVerdict) -> Vec<MetricValue
         values.extend(v.map(|v| MetricValue::seconds(name, v)));
     }
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::journal::MemoryJournal;
+    use hapilot_adapters::monitoring::MemoryMonitoring;
+    use hapilot_adapters::notifier::MemoryNotifier;
+    use hapilot_core::run_lock::LOCK_KEY;
+
+    fn input(state: &str, failover: (&str, f64), newest: (f64, f64)) -> Value {
+        json!({
+            "plan": {
+                "tier": "Critical", "rto_target_secs": 900.0, "rpo_target_secs": 60.0,
+                "failover_input": {}, "failback_input": {},
+                "primary_region": "us-east-1", "standby_region": "us-west-2",
+                "data_check": {"table": "spend", "column": "at"},
+                "poll_seconds": 2, "approval_timeout_seconds": 3600,
+            },
+            "failover": {"execution_arn": "arn:failover", "status": failover.0, "duration_secs": failover.1},
+            "before": {"newest_epoch": newest.0},
+            "after": {"newest_epoch": newest.1},
+            "run": RunContext::fixture_json("dr-drill", state),
+        })
+    }
+
+    async fn report(input: Value) -> (Value, MemoryJournal, MemoryMonitoring, MemoryNotifier) {
+        let (journal, metrics, notifier) = <(MemoryJournal, _, _)>::default();
+        // The drill holds the platform's run lock while its children run.
+        let drill = RunContext::fixture("dr-drill", "JudgeDrill");
+        journal
+            .put(
+                LOCK_KEY,
+                &json!({"machine": drill.machine, "execution": drill.execution,
+                        "execution_arn": "arn:drill", "taken_at": "2026-12-06T00:00:00Z"}),
+            )
+            .await
+            .unwrap();
+        let out = report_drill(&journal, &metrics, &notifier, input)
+            .await
+            .unwrap();
+        (out, journal, metrics, notifier)
+    }
+
+    #[tokio::test]
+    async fn a_failover_within_both_targets_passes_and_the_drill_keeps_its_lock_for_the_failback() {
+        let (out, journal, metrics, notifier) =
+            report(input("JudgeDrill", ("SUCCEEDED", 120.0), (100.0, 95.0))).await;
+        assert_eq!(
+            (out["verdict"].as_str(), out["passed"].as_bool()),
+            (Some("PASSED"), Some(true)),
+            "{out:#}"
+        );
+        assert_eq!(
+            (out["rto_secs"].as_f64(), out["rpo_secs"].as_f64()),
+            (Some(120.0), Some(5.0))
+        );
+        let written = journal
+            .get("reports/dr-drill/dr-drill-unit.json")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(written["rpo_target_secs"], 60.0);
+        assert_eq!(written["data_after"]["newest_epoch"], 95.0);
+        assert!(journal.text("reports/dr-drill/dr-drill-unit.md").is_some());
+        assert_eq!(metrics.last("DrillPassed"), Some(1.0));
+        assert_eq!(metrics.last("DrillRtoSeconds"), Some(120.0));
+        assert!(
+            notifier.sent()[0].0.ends_with("PASSED"),
+            "{:?}",
+            notifier.sent()
+        );
+        assert!(
+            journal.get(LOCK_KEY).await.unwrap().is_some(),
+            "a failback decision follows"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_failover_fails_the_drill_with_the_reason_and_gives_the_lock_back() {
+        let (out, journal, metrics, _) =
+            report(input("JudgeDrill", ("FAILED", 30.0), (100.0, 30.0))).await;
+        assert_eq!(out["passed"], false);
+        let reasons = out["reasons"].as_str().unwrap();
+        assert!(
+            reasons.contains("the failover run ended FAILED"),
+            "{reasons}"
+        );
+        assert!(reasons.contains("RPO 70.0 s is over"), "{reasons}");
+        assert_eq!(metrics.last("DrillPassed"), Some(0.0));
+        assert_eq!(
+            journal.get(LOCK_KEY).await.unwrap(),
+            None,
+            "the drill ends here"
+        );
+    }
 }
