@@ -102,7 +102,6 @@ fn the_cli_main_only_parses_and_dispatches() {
 const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[
     "audit_backup_policy",
     "backup_catalog",
-    "check_restore",
     "plan_backup_audit",
     "plan_restore",
     "reprotect_database",
@@ -114,7 +113,6 @@ const LONG_TASK_FUNCTIONS: &[&str] = &[
     "answer_approval::answer_approval",
     "audit_backup_policy::audit_policy",
     "audit_backup_policy::verify_contents",
-    "check_restore::check_restore",
     "plan_restore::plan_restore",
     "promote_vault::promote_vault",
     "record_run::record_run",

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hapilot_core::failover::ReplicationStatus;
+use hapilot_core::restore::{DataCheck, RowManifest};
 use serde::{Deserialize, Serialize};
 
 use crate::AdapterError;
@@ -105,6 +106,37 @@ pub struct IndexCheck {
     pub checked: u64,
     /// (index, what amcheck said) for each corrupt one.
     pub corrupt: Vec<(String, String)>,
+}
+
+/// A table's newest row time and its row count ([`DataReader::newest_row`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewestRow {
+    /// The newest row's time (epoch seconds); `None` when no row counts.
+    pub newest_epoch: Option<f64>,
+    /// Rows counted.
+    pub rows: i64,
+}
+
+/// What the data checks read by SQL from one PostgreSQL server (a drill's primary or new
+/// primary, a restored copy): the queries are core's ([`DataCheck::newest_row_sql`],
+/// [`RowManifest::count_sql`]), run here; each call opens its own connection.
+pub trait DataReader: Send + Sync {
+    /// Whether it is still in recovery (`pg_is_in_recovery()`): a restore still replaying.
+    fn in_recovery(&self) -> impl Future<Output = Result<bool, AdapterError>> + Send;
+    /// The newest time in `check`'s column and the rows counted, only rows at or before
+    /// `not_after` (epoch seconds) when given. Times compare in UTC whatever the server's zone.
+    fn newest_row(
+        &self,
+        check: &DataCheck,
+        not_after: Option<f64>,
+    ) -> impl Future<Output = Result<NewestRow, AdapterError>> + Send;
+    /// The rows of `manifest`'s table at or before its moment.
+    fn count_rows_up_to(
+        &self,
+        manifest: &RowManifest,
+    ) -> impl Future<Output = Result<i64, AdapterError>> + Send;
+    /// amcheck over every B-tree index (see [`PostgresDatabase::check_indexes`]).
+    fn check_indexes(&self) -> impl Future<Output = Result<IndexCheck, AdapterError>> + Send;
 }
 
 /// What [`Database::follow`] found or did.
@@ -449,6 +481,14 @@ impl PostgresDatabase {
         Ok(client)
     }
 
+    /// A query core would not build (identifiers that are not plain names): nothing was sent.
+    fn refused_query(&self, e: hapilot_core::CoreError) -> AdapterError {
+        AdapterError::Database {
+            target: self.target(),
+            detail: format!("not queried: {e}"),
+        }
+    }
+
     fn error(&self, e: tokio_postgres::Error) -> AdapterError {
         let detail = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
@@ -559,6 +599,56 @@ impl PostgresDatabase {
             .await
             .map_err(|e| self.error(e))?;
         Ok(row.get(0))
+    }
+}
+
+impl DataReader for PostgresDatabase {
+    async fn in_recovery(&self) -> Result<bool, AdapterError> {
+        let client = self.connect().await?;
+        PostgresDatabase::in_recovery(self, &client).await
+    }
+
+    async fn newest_row(
+        &self,
+        check: &DataCheck,
+        not_after: Option<f64>,
+    ) -> Result<NewestRow, AdapterError> {
+        let sql = check
+            .newest_row_sql(true)
+            .map_err(|e| self.refused_query(e))?;
+        let client = self.connect().await?;
+        // A `timestamp without time zone` column (Prisma's, LiteLLM's) holds UTC and is
+        // compared with the bound as UTC whatever the server's default time zone.
+        client
+            .batch_execute("SET TIME ZONE 'UTC'")
+            .await
+            .map_err(|e| self.error(e))?;
+        let row = client
+            .query_one(sql.as_str(), &[&not_after])
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(NewestRow {
+            newest_epoch: row.get(0),
+            rows: row.get(1),
+        })
+    }
+
+    async fn count_rows_up_to(&self, manifest: &RowManifest) -> Result<i64, AdapterError> {
+        let sql = manifest.count_sql().map_err(|e| self.refused_query(e))?;
+        let client = self.connect().await?;
+        client
+            .batch_execute("SET TIME ZONE 'UTC'")
+            .await
+            .map_err(|e| self.error(e))?;
+        client
+            .query_one(sql.as_str(), &[&(manifest.at as f64)])
+            .await
+            .map(|r| r.get(0))
+            .map_err(|e| self.error(e))
+    }
+
+    async fn check_indexes(&self) -> Result<IndexCheck, AdapterError> {
+        PostgresDatabase::check_indexes(self).await
     }
 }
 
@@ -1279,5 +1369,71 @@ impl Database for MemoryDatabase {
 
     async fn cluster_members(&self) -> Result<Option<ClusterMembers>, AdapterError> {
         Ok(self.members.clone())
+    }
+}
+
+/// In-memory [`DataReader`] for handler unit tests: one table's row times, a recovery flag and
+/// amcheck's answer; `unreachable` makes every call fail as a server not accepting
+/// connections would.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryDataReader {
+    /// Whether the server still replays.
+    pub in_recovery: bool,
+    /// The time of each row of the checked table (epoch seconds).
+    pub rows: Vec<f64>,
+    /// What amcheck answers.
+    pub indexes: IndexCheck,
+    /// When set, what every call fails with.
+    pub unreachable: Option<String>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl MemoryDataReader {
+    fn reachable(&self) -> Result<(), AdapterError> {
+        match &self.unreachable {
+            Some(detail) => Err(AdapterError::Transient(detail.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl DataReader for MemoryDataReader {
+    async fn in_recovery(&self) -> Result<bool, AdapterError> {
+        self.reachable()?;
+        Ok(self.in_recovery)
+    }
+
+    async fn newest_row(
+        &self,
+        _check: &DataCheck,
+        not_after: Option<f64>,
+    ) -> Result<NewestRow, AdapterError> {
+        self.reachable()?;
+        let counted: Vec<f64> = self
+            .rows
+            .iter()
+            .copied()
+            .filter(|t| not_after.is_none_or(|n| *t <= n))
+            .collect();
+        Ok(NewestRow {
+            newest_epoch: counted.iter().copied().reduce(f64::max),
+            rows: counted.len() as i64,
+        })
+    }
+
+    async fn count_rows_up_to(&self, manifest: &RowManifest) -> Result<i64, AdapterError> {
+        self.reachable()?;
+        Ok(self
+            .rows
+            .iter()
+            .filter(|t| **t <= manifest.at as f64)
+            .count() as i64)
+    }
+
+    async fn check_indexes(&self) -> Result<IndexCheck, AdapterError> {
+        self.reachable()?;
+        Ok(self.indexes.clone())
     }
 }

@@ -174,6 +174,16 @@ impl RowManifest {
     }
 }
 
+/// A restore's real RPO: how far before the target time (epoch seconds) the newest restored row
+/// is; never negative (a row stamped after the target, by a skewed clock, loses nothing). `None`
+/// when either is unknown (an empty table, a restore to `latest`).
+pub fn restored_rpo_secs(newest_row_epoch: Option<f64>, target_epoch: Option<i64>) -> Option<f64> {
+    match (newest_row_epoch, target_epoch) {
+        (Some(newest), Some(target)) => Some((target as f64 - newest).max(0.0)),
+        _ => None,
+    }
+}
+
 /// The newest manifest at or before `target` among `(key, at)` (the time in its name).
 pub fn manifest_for(manifests: &[(String, i64)], target: i64) -> Option<&(String, i64)> {
     manifests
@@ -613,6 +623,14 @@ impl RestorePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_restored_rpo_is_the_gap_before_the_target_and_unknown_without_both() {
+        assert_eq!(restored_rpo_secs(Some(1_000.5), Some(1_060)), Some(59.5));
+        assert_eq!(restored_rpo_secs(Some(1_070.0), Some(1_060)), Some(0.0));
+        assert_eq!(restored_rpo_secs(None, Some(1_060)), None);
+        assert_eq!(restored_rpo_secs(Some(1_000.0), None), None);
+    }
 
     #[test]
     fn the_row_manifest_names_its_table_and_the_newest_before_the_target_is_chosen() {

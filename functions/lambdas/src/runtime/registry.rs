@@ -384,9 +384,19 @@ functions! {
         check_catchup::check_catchup(|r| a.database(r), patroni, &a.journal, event).await
     });
     "check-restore" => check_restore(|a, event| {
-        check_restore::check_restore(|r, scratch| a.restore_agent(r, scratch), &a.journal, event).await
+        check_restore::check_restore(
+            |r, scratch| {
+                let (agent, dsn) = a.restore_agent(r, scratch)?;
+                Ok((agent, hapilot_adapters::database::PostgresDatabase::new(dsn)))
+            },
+            &a.journal,
+            event,
+        )
+        .await
     });
-    "check-data" => check_data(|a, event| check_data::check_data(&a.settings, event).await);
+    "check-data" => check_data(|a, event| {
+        check_data::check_data(&a.settings, |dsn: &hapilot_adapters::SecretText| hapilot_adapters::database::PostgresDatabase::new(dsn), event).await
+    });
     "check-dns-sync" => check_dns_sync(|a, event| check_dns_sync::check_dns_sync(|k| a.planned_traffic_switch(k), event).await);
     "check-health" => check_health(|a, event| check_health::check_health(&a.prober, event).await);
     "choose-standby" => choose_standby(|a, event| {

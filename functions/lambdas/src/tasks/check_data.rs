@@ -5,6 +5,7 @@
 //! cluster's `-rw` service, a Patroni leader's when configured.
 //! Input: `{"region", "data_check": {"table", "column"}, "not_after"?}`.
 
+use hapilot_adapters::database::DataReader;
 use hapilot_core::ErrorName;
 use hapilot_core::restore::DataCheck;
 use serde::Deserialize;
@@ -24,7 +25,11 @@ struct Input {
 }
 
 /// Reads the newest row time.
-pub async fn check_data(settings: &Settings, input: Value) -> Result<Value, FunctionError> {
+pub async fn check_data<D: DataReader>(
+    settings: &Settings,
+    reader: impl FnOnce(&hapilot_adapters::SecretText) -> D,
+    input: Value,
+) -> Result<Value, FunctionError> {
     let Input {
         region,
         data_check,
@@ -40,31 +45,14 @@ pub async fn check_data(settings: &Settings, input: Value) -> Result<Value, Func
             target.backend()
         )));
     };
-    let client = hapilot_adapters::database::PostgresDatabase::new(dsn)
-        .connect()
+    let newest = reader(dsn)
+        .newest_row(&data_check, not_after)
         .await
         .map_err(FunctionError::from_adapter(ErrorName::DatabaseUnreachable))?;
-    // `not_after` is an instant: a `timestamp without time zone` column (Prisma's, LiteLLM's)
-    // holds UTC and is compared as UTC whatever the server's default time zone.
-    let failed = |e: &dyn std::fmt::Display| {
-        FunctionError::named(
-            ErrorName::DatabaseUnreachable,
-            format!("data check on {region}: {e}"),
-        )
-    };
-    client
-        .batch_execute("SET TIME ZONE 'UTC'")
-        .await
-        .map_err(|e| failed(&e))?;
-    let sql = data_check.newest_row_sql(true)?;
-    let row = client
-        .query_one(sql.as_str(), &[&not_after])
-        .await
-        .map_err(|e| failed(&e))?;
     Ok(json!({
         "region": region,
-        "newest_epoch": row.get::<_, Option<f64>>(0),
-        "rows": row.get::<_, i64>(1),
+        "newest_epoch": newest.newest_epoch,
+        "rows": newest.rows,
     }))
 }
 
@@ -72,7 +60,7 @@ pub async fn check_data(settings: &Settings, input: Value) -> Result<Value, Func
 mod tests {
     use super::*;
     use crate::config::RegionConfig;
-    use hapilot_adapters::database::DatabaseTarget;
+    use hapilot_adapters::database::{DatabaseTarget, MemoryDataReader, PostgresDatabase};
 
     fn settings(dsn: Option<&str>) -> Settings {
         let mut settings = Settings::with_defaults();
@@ -105,17 +93,45 @@ mod tests {
 
     #[tokio::test]
     async fn a_patroni_region_is_checked_through_its_leaders_dsn_when_one_is_configured() {
-        let e = check_data(&settings(None), input()).await.unwrap_err();
+        let e = check_data(
+            &settings(None),
+            |dsn: &hapilot_adapters::SecretText| PostgresDatabase::new(dsn),
+            input(),
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("patroni database has no dsn"), "{e}");
         // With one, the check reads through it (here: nothing listens, so it is unreachable).
         let e = check_data(
             &settings(Some(
                 "host=127.0.0.1 port=1 user=postgres connect_timeout=2",
             )),
+            |dsn: &hapilot_adapters::SecretText| PostgresDatabase::new(dsn),
             input(),
         )
         .await
         .unwrap_err();
         assert_eq!(e.error_type(), "hapilot.Transient", "{e}");
+    }
+
+    #[tokio::test]
+    async fn only_rows_up_to_not_after_count_when_it_is_given() {
+        let settings = settings(Some("host=east"));
+        let reader = |_: &hapilot_adapters::SecretText| MemoryDataReader {
+            rows: vec![100.0, 200.0, 300.0],
+            ..MemoryDataReader::default()
+        };
+        let all = check_data(&settings, reader, input()).await.unwrap();
+        assert_eq!(
+            (all["newest_epoch"].as_f64(), all["rows"].as_i64()),
+            (Some(300.0), Some(3))
+        );
+        let mut bounded = input();
+        bounded["not_after"] = json!(250.0);
+        let kept = check_data(&settings, reader, bounded).await.unwrap();
+        assert_eq!(
+            (kept["newest_epoch"].as_f64(), kept["rows"].as_i64()),
+            (Some(200.0), Some(2))
+        );
     }
 }
