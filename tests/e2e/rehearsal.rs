@@ -200,9 +200,23 @@ async fn a_drill_the_world_cannot_build_is_refused_up_front() {
     }
 }
 
+/// A copy of `infra/` in a temporary directory, removed when dropped (whether the test passes
+/// or not).
+struct InfraCopy {
+    dir: std::path::PathBuf,
+    /// Its parameters file, which names the copied templates.
+    parameters: std::path::PathBuf,
+}
+
+impl Drop for InfraCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A copy of `infra/` (templates and parameters file) beside the repository's state machines,
 /// with `change` applied to `template.yaml`'s text.
-fn infra_copy(change: impl Fn(&str) -> String) -> std::path::PathBuf {
+fn infra_copy(change: impl Fn(&str) -> String) -> InfraCopy {
     let root = hapilot::local::project_root();
     let dir = std::env::temp_dir().join(format!(
         "hapilot-infra-{}-{}",
@@ -216,14 +230,17 @@ fn infra_copy(change: impl Fn(&str) -> String) -> std::path::PathBuf {
         std::fs::copy(root.join(file), dir.join(file)).unwrap();
     }
     std::os::unix::fs::symlink(root.join("statemachines"), dir.join("statemachines")).unwrap();
-    dir.join("infra/parameters/local.json")
+    InfraCopy {
+        parameters: dir.join("infra/parameters/local.json"),
+        dir,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gentle_drill_fails_over_a_dead_gateway_by_weights() {
     // A template whose drill defaults name another table: the rehearsal deploys the template,
     // so its application writes and its restore check reads that table.
-    let parameters = infra_copy(|text| {
+    let copy = infra_copy(|text| {
         let changed = text
             .replace("Default: LiteLLM_SpendLogs", "Default: Gateway_Requests")
             .replace("Default: startTime", "Default: requestTime");
@@ -235,7 +252,7 @@ async fn the_gentle_drill_fails_over_a_dead_gateway_by_weights() {
         "--outage",
         "gateway-down",
         "--parameters",
-        parameters.to_str().unwrap(),
+        copy.parameters.to_str().unwrap(),
     ])
     .await;
     assert!(
