@@ -102,7 +102,6 @@ fn the_cli_main_only_parses_and_dispatches() {
 const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[
     "audit_backup_policy",
     "backup_catalog",
-    "plan_backup_audit",
     "plan_restore",
 ];
 

@@ -24,3 +24,54 @@ pub async fn plan_backup_audit(settings: &Settings, input: Value) -> Result<Valu
     let plan = plan_audit(request, &defaults, chrono::Utc::now().timestamp())?;
     serde_json::to_value(plan).map_err(|e| FunctionError::Setup(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings() -> Settings {
+        let mut settings = Settings::default();
+        settings.backup_bucket = Some("backups".into());
+        settings.dr_backup_bucket = Some("backups-dr".into());
+        settings.dr_region = Some("us-west-2".into());
+        settings
+    }
+
+    #[tokio::test]
+    async fn the_hourly_schedules_empty_request_audits_every_default_policy_from_the_settings() {
+        let plan = plan_backup_audit(&settings(), Value::Null).await.unwrap();
+        let items = plan["items"].as_array().unwrap();
+        assert!(items.len() >= 4, "{plan:#}");
+        for item in items {
+            assert_eq!(item["target"]["bucket"], "backups");
+            assert_eq!(item["target"]["dr_bucket"], "backups-dr");
+            assert_eq!(item["target"]["dr_region"], "us-west-2");
+            assert_eq!(item["now"], plan["now"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operators_request_wins_over_the_settings_and_a_bad_one_names_its_field() {
+        let plan = plan_backup_audit(
+            &settings(),
+            json!({"bucket": "other", "now": 1_796_000_000}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(plan["now"], 1_796_000_000);
+        assert_eq!(plan["items"][0]["target"]["bucket"], "other");
+
+        let err = plan_backup_audit(&Settings::default(), json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("HAPILOT_BACKUP_BUCKET is not set"),
+            "{err}"
+        );
+        let err = plan_backup_audit(&settings(), json!({"wal_segment_size": 1000}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("wal_segment_size"), "{err}");
+    }
+}
