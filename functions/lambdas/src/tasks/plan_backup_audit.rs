@@ -31,11 +31,12 @@ mod tests {
     use serde_json::json;
 
     fn settings() -> Settings {
-        let mut settings = Settings::default();
-        settings.backup_bucket = Some("backups".into());
-        settings.dr_backup_bucket = Some("backups-dr".into());
-        settings.dr_region = Some("us-west-2".into());
-        settings
+        Settings {
+            backup_bucket: Some("backups".into()),
+            dr_backup_bucket: Some("backups-dr".into()),
+            dr_region: Some("us-west-2".into()),
+            ..Settings::default()
+        }
     }
 
     #[tokio::test]
