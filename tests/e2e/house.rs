@@ -99,11 +99,7 @@ fn the_cli_main_only_parses_and_dispatches() {
 }
 
 /// Tasks without a unit test yet: the list may only shrink.
-const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[
-    "audit_backup_policy",
-    "backup_catalog",
-    "plan_restore",
-];
+const TASKS_WITHOUT_UNIT_TEST: &[&str] = &["audit_backup_policy", "plan_restore"];
 
 /// Task functions longer than 80 lines: the list may only shrink.
 const LONG_TASK_FUNCTIONS: &[&str] = &[

@@ -207,3 +207,81 @@ pub(crate) async fn verify_base<S: BackupStore>(
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::backups::MemoryBackupStore;
+
+    const PG: &str = "postgres/gateway-db/";
+    const INFO: &str = "backup_label=None\nbackup_id=20261125T090000\n\
+        begin_time=2026-11-25 09:00:00+00:00\nbegin_wal=000000010000000000000002\n\
+        begin_xlog=0/2000028\nend_time=2026-11-25 09:00:04+00:00\n\
+        end_wal=000000010000000000000003\nend_xlog=0/3000100\nstatus=DONE\ntimeline=1\n\
+        version=160000\nxlog_segment_size=16777216\n";
+
+    fn store() -> MemoryBackupStore {
+        let store = MemoryBackupStore::default();
+        let put = |key: String, bytes: &[u8], time: i64| {
+            store.insert_at("backups", &key, bytes.to_vec(), time)
+        };
+        put(
+            format!("{PG}base/20261125T090000/backup.info"),
+            INFO.as_bytes(),
+            100,
+        );
+        put(format!("{PG}base/20261125T090000/data.tar"), b"tar", 100);
+        // A base backup still running: not usable.
+        put(
+            format!("{PG}base/20261125T100000/backup.info"),
+            INFO.replace("status=DONE", "status=STARTED").as_bytes(),
+            200,
+        );
+        for (seg, time) in [(2, 110), (3, 120)] {
+            put(
+                format!("{PG}wals/0000000100000000/00000001000000000000000{seg}.gz"),
+                b"wal",
+                time,
+            );
+        }
+        put(
+            format!("{PG}wals/00000002.history"),
+            b"1\t0/3000100\tno recovery target specified\n",
+            130,
+        );
+        put(format!("{PG}manifests/20261125T093000Z.json"), b"{}", 140);
+        put("vault/raft-20261125T080000Z.snap".into(), b"snap", 150);
+        put("redis/dump.rdb".into(), b"rdb", 160);
+        store
+    }
+
+    #[tokio::test]
+    async fn the_catalog_holds_usable_bases_wal_switches_snapshots_rdbs_and_manifests() {
+        let listing = read_restore_catalog(&store(), "backups", &Layout::default())
+            .await
+            .unwrap();
+        let catalog = &listing.catalog;
+        let bases: Vec<&str> = catalog.base_backups.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(bases, ["20261125T090000"], "the running one is passed over");
+        assert_eq!(
+            listing.recorded_sizes,
+            [(catalog.base_backups[0].end_time, 16_777_216)]
+        );
+        let wal: Vec<(u32, i64)> = catalog
+            .wal
+            .iter()
+            .map(|w| (w.segment.seg, w.archived))
+            .collect();
+        assert_eq!(
+            wal,
+            [(2, 110), (3, 120)],
+            "archive times are the objects' times"
+        );
+        assert_eq!(catalog.switches.len(), 1, "{:?}", catalog.switches);
+        // A time in the name wins over the object's; none in the name, the object's.
+        assert_eq!(catalog.snapshots[0].1, 1_795_593_600);
+        assert_eq!(catalog.rdbs, [("redis/dump.rdb".to_string(), 160)]);
+        assert_eq!(catalog.manifests.len(), 1);
+        assert_eq!(listing.objects.len(), 9);
+    }
+}
