@@ -99,7 +99,7 @@ fn the_cli_main_only_parses_and_dispatches() {
 }
 
 /// Tasks without a unit test yet: the list may only shrink.
-const TASKS_WITHOUT_UNIT_TEST: &[&str] = &["audit_backup_policy"];
+const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[];
 
 /// Task functions longer than 80 lines: the list may only shrink.
 const LONG_TASK_FUNCTIONS: &[&str] = &[

@@ -640,3 +640,90 @@ async fn verify_contents<S: BackupStore>(
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hapilot_adapters::backups::MemoryBackupStore;
+    use hapilot_core::backup::vault::build_vault_snapshot;
+    use serde_json::json;
+
+    /// 2026-12-06T12:00:00Z.
+    const NOW: i64 = 1_796_558_400;
+
+    fn snapshot(index: u64) -> Vec<u8> {
+        build_vault_snapshot(&json!({"Index": index, "Term": 3}), b"raft state").unwrap()
+    }
+
+    /// Hourly Vault snapshots for the last six hours, copied to the DR bucket.
+    fn stores() -> (MemoryBackupStore, MemoryBackupStore) {
+        let (primary, dr) = (MemoryBackupStore::default(), MemoryBackupStore::default());
+        for hours_ago in 0..6 {
+            let at = NOW - 600 - hours_ago * 3_600;
+            let key = format!("vault/raft-{}.snap", epoch_compact(at));
+            let bytes = snapshot(100 - hours_ago as u64);
+            primary.insert_at("backups", &key, bytes.clone(), at);
+            dr.insert_at("backups-dr", &key, bytes, at + 60);
+        }
+        (primary, dr)
+    }
+
+    fn epoch_compact(at: i64) -> String {
+        chrono::DateTime::from_timestamp(at, 0)
+            .unwrap()
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string()
+    }
+
+    fn input() -> Value {
+        json!({
+            "policy": {"data_type": "vault", "frequency_secs": 3600, "retention_secs": 604800,
+                       "cross_region": true, "grace_secs": 900},
+            "target": {"bucket": "backups", "dr_bucket": "backups-dr", "dr_region": "us-west-2",
+                       "layout": {"postgres": "postgres/gateway-db/", "vault": "vault/", "redis": "redis/"}},
+            "verify": "newest", "now": NOW, "rpo_target_secs": 300,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_sound_newest_snapshot_is_verified_by_content() {
+        let (primary, dr) = stores();
+        let out = audit_backup_policy(&primary, &dr, input()).await.unwrap();
+        eprintln!("{out:#}");
+        assert_eq!(out["listed"], 6, "{out:#}");
+        let verified = out["verified"].as_array().unwrap();
+        assert!(
+            verified
+                .iter()
+                .any(|v| v["newest"] == true && v["ok"] == true),
+            "{out:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cut_newest_snapshot_is_a_finding_that_names_it() {
+        let (primary, dr) = stores();
+        let newest = format!("vault/raft-{}.snap", epoch_compact(NOW - 600));
+        let whole = primary
+            .read_small("backups", &newest)
+            .await
+            .unwrap()
+            .unwrap();
+        primary.insert_at(
+            "backups",
+            &newest,
+            whole[..whole.len() / 2].to_vec(),
+            NOW - 600,
+        );
+        let out = audit_backup_policy(&primary, &dr, input()).await.unwrap();
+        eprintln!("{out:#}");
+        let findings = out["findings"].as_array().unwrap();
+        assert!(
+            findings.iter().any(
+                |f| f["detail"].as_str().unwrap_or_default().contains(&newest)
+                    || f["key"].as_str().unwrap_or_default().contains(&newest)
+            ),
+            "{out:#}"
+        );
+    }
+}
