@@ -269,90 +269,105 @@ fn state_name(value: &impl serde::Serialize) -> String {
 /// Reads any of the three accepted shapes into one transition.
 pub fn parse_event(event: &Value) -> Result<AlarmTransition, FunctionError> {
     if event.get("detail-type").is_some() {
-        if event["detail-type"] != "CloudWatch Alarm State Change" {
-            return Err(unrecognised(format!(
-                "EventBridge event of type {}",
-                event["detail-type"]
-            )));
-        }
-        let e: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(event.clone())
-            .map_err(|e| unrecognised(format!("malformed alarm event: {e}")))?;
-        let state = e
-            .detail
-            .state
-            .ok_or_else(|| unrecognised("alarm event without a state"))?;
-        return Ok(AlarmTransition {
-            alarm_name: e.detail.alarm_name,
-            new_state: state_name(&state.value),
-            previous_state: e.detail.previous_state.map(|p| state_name(&p.value)),
-            reason: state.reason,
-            changed_at: state.timestamp.timestamp(),
-            delivered_as: "eventbridge".into(),
-            alarm_arn: e
-                .resources
-                .iter()
-                .flatten()
-                .find(|r| AlarmRef::parse(r).is_some())
-                .cloned(),
-        });
+        return from_eventbridge(event);
     }
     if event.get("alarmData").is_some() {
-        let e: CloudWatchAlarm = serde_json::from_value(event.clone())
-            .map_err(|e| unrecognised(format!("malformed alarm action event: {e}")))?;
-        let state = e
-            .alarm_data
-            .state
-            .ok_or_else(|| unrecognised("alarm action event without a state"))?;
-        return Ok(AlarmTransition {
-            alarm_name: e.alarm_data.alarm_name,
-            new_state: state_name(&state.value),
-            previous_state: e.alarm_data.previous_state.map(|p| state_name(&p.value)),
-            reason: state.reason,
-            changed_at: state.timestamp.timestamp(),
-            delivered_as: "alarm-action".into(),
-            alarm_arn: event["alarmArn"]
-                .as_str()
-                .filter(|a| AlarmRef::parse(a).is_some())
-                .map(str::to_string),
-        });
+        return from_alarm_action(event);
     }
     if event.get("Records").is_some() {
-        let e: SnsEvent = serde_json::from_value(event.clone())
-            .map_err(|e| unrecognised(format!("malformed SNS event: {e}")))?;
-        let [record] = e.records.as_slice() else {
-            return Err(unrecognised(format!(
-                "SNS event with {} records (expected 1)",
-                e.records.len()
-            )));
-        };
-        let message: Value = serde_json::from_str(&record.sns.message).map_err(|_| {
-            unrecognised("SNS message is not a CloudWatch alarm notification (not JSON)")
-        })?;
-        let text = |k: &str| message[k].as_str().map(str::to_string);
-        let (Some(alarm_name), Some(new_state), Some(changed)) = (
-            text("AlarmName"),
-            text("NewStateValue"),
-            text("StateChangeTime"),
-        ) else {
-            return Err(unrecognised(
-                "SNS message lacks AlarmName, NewStateValue or StateChangeTime",
-            ));
-        };
-        let changed_at = chrono::DateTime::parse_from_str(&changed, "%Y-%m-%dT%H:%M:%S%.f%z")
-            .or_else(|_| chrono::DateTime::parse_from_rfc3339(&changed))
-            .map_err(|_| unrecognised(format!("StateChangeTime {changed:?} is not a timestamp")))?
-            .timestamp();
-        return Ok(AlarmTransition {
-            alarm_name,
-            new_state,
-            previous_state: text("OldStateValue"),
-            reason: text("NewStateReason").unwrap_or_default(),
-            changed_at,
-            delivered_as: "sns".into(),
-            alarm_arn: text("AlarmArn").filter(|a| AlarmRef::parse(a).is_some()),
-        });
+        return from_sns(event);
     }
     Err(unrecognised("unknown event shape"))
+}
+
+/// EventBridge's "CloudWatch Alarm State Change" event.
+fn from_eventbridge(event: &Value) -> Result<AlarmTransition, FunctionError> {
+    if event["detail-type"] != "CloudWatch Alarm State Change" {
+        return Err(unrecognised(format!(
+            "EventBridge event of type {}",
+            event["detail-type"]
+        )));
+    }
+    let e: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(event.clone())
+        .map_err(|e| unrecognised(format!("malformed alarm event: {e}")))?;
+    let state = e
+        .detail
+        .state
+        .ok_or_else(|| unrecognised("alarm event without a state"))?;
+    Ok(AlarmTransition {
+        alarm_name: e.detail.alarm_name,
+        new_state: state_name(&state.value),
+        previous_state: e.detail.previous_state.map(|p| state_name(&p.value)),
+        reason: state.reason,
+        changed_at: state.timestamp.timestamp(),
+        delivered_as: "eventbridge".into(),
+        alarm_arn: e
+            .resources
+            .iter()
+            .flatten()
+            .find(|r| AlarmRef::parse(r).is_some())
+            .cloned(),
+    })
+}
+
+/// The alarm's own Lambda action event.
+fn from_alarm_action(event: &Value) -> Result<AlarmTransition, FunctionError> {
+    let e: CloudWatchAlarm = serde_json::from_value(event.clone())
+        .map_err(|e| unrecognised(format!("malformed alarm action event: {e}")))?;
+    let state = e
+        .alarm_data
+        .state
+        .ok_or_else(|| unrecognised("alarm action event without a state"))?;
+    Ok(AlarmTransition {
+        alarm_name: e.alarm_data.alarm_name,
+        new_state: state_name(&state.value),
+        previous_state: e.alarm_data.previous_state.map(|p| state_name(&p.value)),
+        reason: state.reason,
+        changed_at: state.timestamp.timestamp(),
+        delivered_as: "alarm-action".into(),
+        alarm_arn: event["alarmArn"]
+            .as_str()
+            .filter(|a| AlarmRef::parse(a).is_some())
+            .map(str::to_string),
+    })
+}
+
+/// An SNS notification wrapping the alarm's JSON message (one record).
+fn from_sns(event: &Value) -> Result<AlarmTransition, FunctionError> {
+    let e: SnsEvent = serde_json::from_value(event.clone())
+        .map_err(|e| unrecognised(format!("malformed SNS event: {e}")))?;
+    let [record] = e.records.as_slice() else {
+        return Err(unrecognised(format!(
+            "SNS event with {} records (expected 1)",
+            e.records.len()
+        )));
+    };
+    let message: Value = serde_json::from_str(&record.sns.message).map_err(|_| {
+        unrecognised("SNS message is not a CloudWatch alarm notification (not JSON)")
+    })?;
+    let text = |k: &str| message[k].as_str().map(str::to_string);
+    let (Some(alarm_name), Some(new_state), Some(changed)) = (
+        text("AlarmName"),
+        text("NewStateValue"),
+        text("StateChangeTime"),
+    ) else {
+        return Err(unrecognised(
+            "SNS message lacks AlarmName, NewStateValue or StateChangeTime",
+        ));
+    };
+    let changed_at = chrono::DateTime::parse_from_str(&changed, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&changed))
+        .map_err(|_| unrecognised(format!("StateChangeTime {changed:?} is not a timestamp")))?
+        .timestamp();
+    Ok(AlarmTransition {
+        alarm_name,
+        new_state,
+        previous_state: text("OldStateValue"),
+        reason: text("NewStateReason").unwrap_or_default(),
+        changed_at,
+        delivered_as: "sns".into(),
+        alarm_arn: text("AlarmArn").filter(|a| AlarmRef::parse(a).is_some()),
+    })
 }
 
 #[cfg(test)]
