@@ -107,7 +107,6 @@ const LONG_TASK_FUNCTIONS: &[&str] = &[
     "audit_backup_policy::audit_policy",
     "audit_backup_policy::verify_contents",
     "promote_vault::promote_vault",
-    "record_run::record_run",
 ];
 
 /// (task, its source up to its unit tests) of every task.

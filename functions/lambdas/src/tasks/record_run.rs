@@ -61,50 +61,10 @@ pub async fn record_run(
             }
         }
     }
-    // A failback that rolled back ended inside its steps, which keep no output: the failing
-    // step's gate (the numbers, the judge's table) comes from the run's journal.
-    if run.machine == "failback"
-        && !report.succeeded()
-        && let Some(gate) = last_gate(journal, &run).await
-    {
-        // Only finished steps are objects (a rolled-back run's `steps` may still be the plan's
-        // list of percents).
-        let mut steps: Vec<Value> = report
-            .canary_steps
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s.get("gate").is_some())
-            .cloned()
-            .collect();
-        steps.push(json!({"percent": gate["step"], "gate": gate, "rolled_back": true}));
-        report.canary_steps = Value::Array(steps);
+    if run.machine == "failback" && !report.succeeded() {
+        add_rolled_back_gate(&mut report, journal, &run).await;
     }
-    let what = report.metric_prefix();
-    let mut values = if run.machine == "restore-test" {
-        // The names the restore test's alarms and readiness read.
-        vec![
-            MetricValue::seconds("RestoreTestSeconds", duration_secs),
-            MetricValue::count(
-                "RestoreTestPassed",
-                if report.succeeded() { 1.0 } else { 0.0 },
-            ),
-        ]
-    } else {
-        vec![
-            MetricValue::seconds(format!("{what}DurationSeconds"), duration_secs),
-            MetricValue::count(
-                format!("{what}Succeeded"),
-                if report.succeeded() { 1.0 } else { 0.0 },
-            ),
-        ]
-    };
-    if let Some(secs) = state.restore_rpo_secs() {
-        values.push(MetricValue::seconds("RestoreRpoSeconds", secs));
-    }
-    if let Some(secs) = report.data_at_risk_secs {
-        values.push(MetricValue::seconds("DataAtRiskSeconds", secs));
-    }
+    let values = run_metrics(&run.machine, &report, &state, duration_secs);
     let publication = Publication {
         json_key: format!("reports/{}/{}.json", run.machine, run.execution),
         report: serde_json::to_value(&report).map_err(|e| FunctionError::Setup(e.to_string()))?,
@@ -139,6 +99,62 @@ pub async fn record_run(
     publish(journal, metrics, notifier, &publication).await?;
     record(journal, &run, json!({ "after": publication.report })).await?;
     Ok(publication.report)
+}
+
+/// A failback that rolled back ended inside its steps, which keep no output: the failing
+/// step's gate (the numbers, the judge's table) comes from the run's journal.
+async fn add_rolled_back_gate(report: &mut RunReport, journal: &impl Journal, run: &RunContext) {
+    let Some(gate) = last_gate(journal, run).await else {
+        return;
+    };
+    // Only finished steps are objects (a rolled-back run's `steps` may still be the plan's
+    // list of percents).
+    let mut steps: Vec<Value> = report
+        .canary_steps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s.get("gate").is_some())
+        .cloned()
+        .collect();
+    steps.push(json!({"percent": gate["step"], "gate": gate, "rolled_back": true}));
+    report.canary_steps = Value::Array(steps);
+}
+
+/// The run's metrics: its duration and success (under the names the restore test's alarms
+/// and readiness read, for a restore test), the restore's RPO and the failover's data at risk
+/// when known.
+fn run_metrics(
+    machine: &str,
+    report: &RunReport,
+    state: &RunState,
+    duration_secs: f64,
+) -> Vec<MetricValue> {
+    let what = report.metric_prefix();
+    let mut values = if machine == "restore-test" {
+        vec![
+            MetricValue::seconds("RestoreTestSeconds", duration_secs),
+            MetricValue::count(
+                "RestoreTestPassed",
+                if report.succeeded() { 1.0 } else { 0.0 },
+            ),
+        ]
+    } else {
+        vec![
+            MetricValue::seconds(format!("{what}DurationSeconds"), duration_secs),
+            MetricValue::count(
+                format!("{what}Succeeded"),
+                if report.succeeded() { 1.0 } else { 0.0 },
+            ),
+        ]
+    };
+    if let Some(secs) = state.restore_rpo_secs() {
+        values.push(MetricValue::seconds("RestoreRpoSeconds", secs));
+    }
+    if let Some(secs) = report.data_at_risk_secs {
+        values.push(MetricValue::seconds("DataAtRiskSeconds", secs));
+    }
+    values
 }
 
 /// The last canary gate the failback `run` journaled (its `measurements`), if any.
