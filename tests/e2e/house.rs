@@ -106,7 +106,6 @@ const LONG_TASK_FUNCTIONS: &[&str] = &[
     "answer_approval::answer_approval",
     "audit_backup_policy::audit_policy",
     "audit_backup_policy::verify_contents",
-    "promote_vault::promote_vault",
 ];
 
 /// (task, its source up to its unit tests) of every task.

@@ -37,6 +37,49 @@ struct Input {
     run: RunContext,
 }
 
+/// The old cluster's replication status, or why there is none. The old region may be dark: a
+/// connection that hangs must not hold the failover up.
+async fn old_cluster<V: Vault>(
+    old: Option<&V>,
+) -> (
+    Option<hapilot_core::readiness::VaultReplicationView>,
+    Option<String>,
+) {
+    let Some(old) = old else {
+        return (
+            None,
+            Some("no Vault configured for this region".to_string()),
+        );
+    };
+    match tokio::time::timeout(OLD_CLUSTER_WAIT, old.replication_status()).await {
+        Ok(Ok(view)) => (Some(view), None),
+        Ok(Err(e)) => (None, Some(e.to_string())),
+        Err(_) => (
+            None,
+            Some(format!("no answer within {} s", OLD_CLUSTER_WAIT.as_secs())),
+        ),
+    }
+}
+
+/// One step of the promotion plan, on the new cluster or the old one.
+async fn take_step<V: Vault>(
+    step: &VaultStep,
+    new: &V,
+    (old, old_region): (Option<&V>, &str),
+) -> Result<(), hapilot_adapters::AdapterError> {
+    match (step, old) {
+        (VaultStep::PromoteNew, _) => new.promote().await,
+        (VaultStep::RevokeOld, _) => new.revoke_secondary(old_region).await,
+        (VaultStep::DemoteOld, Some(old)) => old.demote().await,
+        (VaultStep::RejoinOld, Some(old)) => {
+            let token = new.secondary_token(old_region).await?;
+            old.update_primary(&token).await
+        }
+        // Passed over by the caller: the plan only names the old cluster when it answered.
+        (VaultStep::DemoteOld | VaultStep::RejoinOld, None) => Ok(()),
+    }
+}
+
 /// Promotes `region`'s Vault.
 pub async fn promote_vault<V: Vault>(
     vaults: impl Fn(&str) -> Result<Option<V>, FunctionError>,
@@ -60,21 +103,7 @@ pub async fn promote_vault<V: Vault>(
     };
     let new_view = new.replication_status().await.map_err(refused)?;
     let old = vaults(&old_region)?;
-    // The old region may be dark: a connection that hangs must not hold the failover up.
-    let (old_view, old_error) = match &old {
-        Some(old) => match tokio::time::timeout(OLD_CLUSTER_WAIT, old.replication_status()).await {
-            Ok(Ok(view)) => (Some(view), None),
-            Ok(Err(e)) => (None, Some(e.to_string())),
-            Err(_) => (
-                None,
-                Some(format!("no answer within {} s", OLD_CLUSTER_WAIT.as_secs())),
-            ),
-        },
-        None => (
-            None,
-            Some("no Vault configured for this region".to_string()),
-        ),
-    };
+    let (old_view, old_error) = old_cluster(old.as_ref()).await;
     let plan = plan_promotion(&new_view, old_view.as_ref(), &old_region)
         .map_err(|e| FunctionError::named(ErrorName::VaultNotPromoted, e))?;
     let mut out = json!({
@@ -85,18 +114,11 @@ pub async fn promote_vault<V: Vault>(
         "done": [],
     });
     for step in &plan.steps {
-        let result = match (step, &old) {
-            (VaultStep::PromoteNew, _) => new.promote().await,
-            (VaultStep::RevokeOld, _) => new.revoke_secondary(&old_region).await,
-            (VaultStep::DemoteOld, Some(old)) => old.demote().await,
-            (VaultStep::RejoinOld, Some(old)) => match new.secondary_token(&old_region).await {
-                Ok(token) => old.update_primary(&token).await,
-                Err(e) => Err(e),
-            },
-            // The plan only names the old cluster when it answered.
-            (VaultStep::DemoteOld | VaultStep::RejoinOld, None) => continue,
-        };
-        if let Err(e) = result {
+        // The plan only names the old cluster when it answered.
+        if old.is_none() && matches!(step, VaultStep::DemoteOld | VaultStep::RejoinOld) {
+            continue;
+        }
+        if let Err(e) = take_step(step, &new, (old.as_ref(), &old_region)).await {
             let e = refused(e);
             out["error"] = json!({"step": step, "message": e.to_string()});
             record(journal, &run, json!({ "after": out })).await?;
