@@ -46,28 +46,20 @@ fn refused(status: u16, message: impl Into<String>) -> Value {
     http(status, json!({ "error": message }))
 }
 
-/// Answers the approval the request names, as the caller AWS authenticated.
-pub async fn answer_approval(
-    settings: &Settings,
-    journal: &impl Journal,
-    runs: &impl Orchestrator,
-    event: Value,
-) -> Result<Value, FunctionError> {
-    let context = &event["requestContext"];
-    if context["http"]["method"].as_str() != Some("POST") {
-        return Ok(refused(405, "answer with POST"));
-    }
+/// Who signed the request, when they may answer (the function URL's AWS_IAM identity among
+/// the deployment's approvers); else the refusal to send back.
+fn approver<'a>(context: &'a Value, settings: &Settings) -> Result<&'a str, Value> {
     let Some(caller) = context["authorizer"]["iam"]["userArn"]
         .as_str()
         .filter(|a| !a.is_empty())
     else {
-        return Ok(refused(
+        return Err(refused(
             403,
             "no caller identity in the request: the function URL must use AWS_IAM auth",
         ));
     };
     if !hapilot_core::approval::may_approve(caller, &settings.approvers) {
-        return Ok(refused(
+        return Err(refused(
             403,
             format!(
                 "{caller} is not among this deployment's approvers (HAPILOT_APPROVERS, the Approvers parameter){}",
@@ -79,6 +71,12 @@ pub async fn answer_approval(
             ),
         ));
     }
+    Ok(caller)
+}
+
+/// The answer in the request's body (plain or base64, as the function URL passes it); else
+/// the refusal to send back.
+fn read_answer(event: &Value) -> Result<Answer, Value> {
     let body = match (event["body"].as_str(), event["isBase64Encoded"].as_bool()) {
         (Some(b), Some(true)) => {
             use base64::Engine;
@@ -91,16 +89,52 @@ pub async fn answer_approval(
         (Some(b), _) => b.to_string(),
         (None, _) => String::new(),
     };
-    let answer: Answer = match serde_json::from_str(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            return Ok(refused(
-                400,
-                format!(
-                    "the answer is not {{\"machine\", \"execution\", \"approved\", \"comment\"}}: {e}"
-                ),
-            ));
-        }
+    serde_json::from_str(&body).map_err(|e| {
+        refused(
+            400,
+            format!(
+                "the answer is not {{\"machine\", \"execution\", \"approved\", \"comment\"}}: {e}"
+            ),
+        )
+    })
+}
+
+/// The decision handed to the waiting run and kept beside its request: the answer, who
+/// signed it, and what was asked.
+fn decision(answer: &Answer, caller: &str, pending: &Value) -> Value {
+    json!({
+        "approved": answer.approved,
+        "by": caller,
+        "operator": answer.operator.clone().unwrap_or_else(|| "unknown".into()),
+        "comment": answer.comment,
+        "answered_at": chrono::Utc::now().to_rfc3339(),
+        "verified_by": "aws_iam",
+        "decided": {
+            "state": pending["state"],
+            "reason": pending["reason"],
+            "asked_at": pending["asked_at"],
+        },
+    })
+}
+
+/// Answers the approval the request names, as the caller AWS authenticated.
+pub async fn answer_approval(
+    settings: &Settings,
+    journal: &impl Journal,
+    runs: &impl Orchestrator,
+    event: Value,
+) -> Result<Value, FunctionError> {
+    let context = &event["requestContext"];
+    if context["http"]["method"].as_str() != Some("POST") {
+        return Ok(refused(405, "answer with POST"));
+    }
+    let caller = match approver(context, settings) {
+        Ok(caller) => caller,
+        Err(refusal) => return Ok(refusal),
+    };
+    let answer = match read_answer(&event) {
+        Ok(answer) => answer,
+        Err(refusal) => return Ok(refusal),
     };
     let key = format!("runs/{}/{}/approval.json", answer.machine, answer.execution);
     let pending = journal
@@ -129,19 +163,7 @@ pub async fn answer_approval(
             ),
         ));
     }
-    let decision = json!({
-        "approved": answer.approved,
-        "by": caller,
-        "operator": answer.operator.unwrap_or_else(|| "unknown".into()),
-        "comment": answer.comment,
-        "answered_at": chrono::Utc::now().to_rfc3339(),
-        "verified_by": "aws_iam",
-        "decided": {
-            "state": pending["state"],
-            "reason": pending["reason"],
-            "asked_at": pending["asked_at"],
-        },
-    });
+    let decision = decision(&answer, caller, &pending);
     let token = pending["token"].as_str().unwrap_or_default();
     match runs.answer_task(token, &decision).await {
         Ok(()) => {}
