@@ -523,6 +523,8 @@ async fn compare_copies_by_content<S: BackupStore>(
         .collect()
 }
 
+/// Streams the backups chosen for verification (the newest first) through their format's
+/// verifier.
 async fn verify_contents<S: BackupStore>(
     store: &S,
     request: &PolicyAuditRequest,
@@ -532,7 +534,6 @@ async fn verify_contents<S: BackupStore>(
 ) -> Vec<Verification> {
     let data_type = request.policy.data_type;
     let layout = &request.target.layout;
-    let bucket = &request.target.bucket;
     let candidates: Vec<(i64, String, &StoredObject)> = objects
         .iter()
         .filter_map(|o| match classify(&o.key, layout)? {
@@ -546,99 +547,115 @@ async fn verify_contents<S: BackupStore>(
         .into_iter()
         .enumerate()
     {
-        let newest = n == 0;
-        let mut v = match classify(&object.key, layout) {
-            Some((_, Item::BaseBackup(id))) => {
+        let Some((_, item)) = classify(&object.key, layout) else {
+            continue;
+        };
+        let bucket = &request.target.bucket;
+        let mut v = match item {
+            Item::BaseBackup(id) => {
                 verify_base(store, bucket, &object.key, &id, infos.get(&id)).await
             }
-            Some((_, Item::Wal(seg))) => {
-                let compression = match wal::classify(&object.key) {
-                    Some(WalFile::Segment(_, c)) => c,
-                    _ => None,
-                };
-                let size = segment_size;
-                let parent = wal::parent_in_switch_segment(seg, switches, size);
-                let r = store
-                    .verify(bucket, &object.key, move |r| {
-                        verify_wal_segment(r, seg, compression.as_deref(), size, parent)
-                    })
-                    .await;
-                match r {
-                    Ok(Ok(s)) => ok(
-                        &object.key,
-                        format!(
-                            "complete segment, header matches its name (system {})",
-                            s.system_id
-                        ),
-                    ),
-                    Ok(Err(e @ wal::WalSegmentProblem::UnsupportedCompression(_))) => {
-                        failed(&object.key, format!("not verified: {e}"))
-                    }
-                    Ok(Err(e)) => failed(&object.key, e.to_string()),
-                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
-                }
+            Item::Wal(seg) => {
+                verify_wal(store, (bucket, &object.key), seg, (switches, segment_size)).await
             }
-            Some((_, Item::Snapshot)) => {
-                match store
-                    .verify(bucket, &object.key, verify_vault_snapshot)
-                    .await
-                {
-                    Ok(Ok(s)) => ok(
-                        &object.key,
-                        format!(
-                            "gzip CRC, tar headers and SHA256SUMS match (raft index {})",
-                            s.index.map_or("-".into(), |i| i.to_string())
-                        ),
-                    ),
-                    Ok(Err(e)) => failed(&object.key, e.to_string()),
-                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
-                }
-            }
-            Some((_, Item::Rdb)) => match store.verify(bucket, &object.key, verify_rdb).await {
-                Ok(Ok(s)) => ok(
-                    &object.key,
-                    format!(
-                        "RDB version {}, CRC-64 matches ({} bytes)",
-                        s.version, s.bytes
-                    ),
-                ),
-                Ok(Err(e)) => failed(&object.key, e.to_string()),
-                Err(e) => failed(&object.key, format!("could not read it: {e}")),
-            },
-            Some((_, Item::ConfigBundle)) => {
-                match store.verify(bucket, &object.key, verify_git_bundle).await {
-                    Ok(Ok(b)) => ok(
-                        &object.key,
-                        format!(
-                            "Git bundle v{}, {} ref(s), pack of {} object(s), SHA-1 trailer matches",
-                            b.version,
-                            b.refs.len(),
-                            b.objects
-                        ),
-                    ),
-                    Ok(Err(e)) => failed(&object.key, e.to_string()),
-                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
-                }
-            }
-            Some((_, Item::SecretsMetadataExport)) => {
-                match store
-                    .verify(bucket, &object.key, verify_secrets_metadata)
-                    .await
-                {
-                    Ok(Ok(m)) => ok(
-                        &object.key,
-                        format!("{} secret(s) described, no value in it", m.secrets),
-                    ),
-                    Ok(Err(e)) => failed(&object.key, e.to_string()),
-                    Err(e) => failed(&object.key, format!("could not read it: {e}")),
-                }
-            }
-            None => continue,
+            other => verify_file(store, bucket, &object.key, other).await,
         };
-        v.newest = newest;
+        // The first chosen is the newest: the one a restore would start from.
+        v.newest = n == 0;
         results.push(v);
     }
     results
+}
+
+/// One archived WAL segment: complete, its header naming it (the switch segment of a child
+/// timeline may carry its parent's).
+async fn verify_wal<S: BackupStore>(
+    store: &S,
+    (bucket, key): (&str, &str),
+    seg: WalSegment,
+    (switches, size): (&[TimelineSwitch], u64),
+) -> Verification {
+    let compression = match wal::classify(key) {
+        Some(WalFile::Segment(_, c)) => c,
+        _ => None,
+    };
+    let parent = wal::parent_in_switch_segment(seg, switches, size);
+    let read = store
+        .verify(bucket, key, move |r| {
+            verify_wal_segment(r, seg, compression.as_deref(), size, parent)
+        })
+        .await;
+    match read {
+        Ok(Err(e @ wal::WalSegmentProblem::UnsupportedCompression(_))) => {
+            failed(key, format!("not verified: {e}"))
+        }
+        other => verdict(key, other, |s| {
+            format!(
+                "complete segment, header matches its name (system {})",
+                s.system_id
+            )
+        }),
+    }
+}
+
+/// A snapshot, an RDB, a configuration bundle or a secrets-metadata export, by its own
+/// format's checks.
+async fn verify_file<S: BackupStore>(
+    store: &S,
+    bucket: &str,
+    key: &str,
+    item: Item,
+) -> Verification {
+    match item {
+        Item::Snapshot => verdict(
+            key,
+            store.verify(bucket, key, verify_vault_snapshot).await,
+            |s| {
+                format!(
+                    "gzip CRC, tar headers and SHA256SUMS match (raft index {})",
+                    s.index.map_or("-".into(), |i| i.to_string())
+                )
+            },
+        ),
+        Item::Rdb => verdict(key, store.verify(bucket, key, verify_rdb).await, |s| {
+            format!(
+                "RDB version {}, CRC-64 matches ({} bytes)",
+                s.version, s.bytes
+            )
+        }),
+        Item::ConfigBundle => verdict(
+            key,
+            store.verify(bucket, key, verify_git_bundle).await,
+            |b| {
+                format!(
+                    "Git bundle v{}, {} ref(s), pack of {} object(s), SHA-1 trailer matches",
+                    b.version,
+                    b.refs.len(),
+                    b.objects
+                )
+            },
+        ),
+        Item::SecretsMetadataExport => verdict(
+            key,
+            store.verify(bucket, key, verify_secrets_metadata).await,
+            |m| format!("{} secret(s) described, no value in it", m.secrets),
+        ),
+        Item::BaseBackup(_) | Item::Wal(_) => failed(key, "not a file verified on its own".into()),
+    }
+}
+
+/// A verifier's answer as a verification: what it found, what is wrong, or that the object
+/// could not be read.
+fn verdict<T, E: std::fmt::Display>(
+    key: &str,
+    read: Result<Result<T, E>, hapilot_adapters::AdapterError>,
+    found: impl FnOnce(T) -> String,
+) -> Verification {
+    match read {
+        Ok(Ok(t)) => ok(key, found(t)),
+        Ok(Err(e)) => failed(key, e.to_string()),
+        Err(e) => failed(key, format!("could not read it: {e}")),
+    }
 }
 
 #[cfg(test)]
