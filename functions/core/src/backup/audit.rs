@@ -370,6 +370,60 @@ member: None,
         .collect()
 }
 
+/// The switches a timeline without its `.history` is assumed to have made: it branched from
+/// the timeline before it at its first archived segment. Its missing history is already a
+/// critical finding ([`timeline_history_findings`]); without this assumption the same defect
+/// would be reported twice more (the chain "breaking" at that segment, whose first page carries
+/// the parent's timeline).
+pub fn switches_without_history(
+    segments: &[super::wal::WalSegment],
+    history_timelines: &std::collections::BTreeSet<u32>,
+    segment_size: u64,
+) -> Vec<super::wal::TimelineSwitch> {
+    let mut firsts: std::collections::BTreeMap<u32, super::wal::WalSegment> = Default::default();
+    for seg in segments {
+        let first = firsts.entry(seg.timeline).or_insert(*seg);
+        *first = (*first).min(*seg);
+    }
+    firsts
+        .into_iter()
+        .filter(|(t, _)| *t > 1 && !history_timelines.contains(t))
+        .map(|(t, first)| super::wal::TimelineSwitch {
+            parent: t - 1,
+            timeline: t,
+            switch_lsn: (u64::from(first.log) << 32) + u64::from(first.seg) * segment_size,
+        })
+        .collect()
+}
+
+/// Which of a policy's objects are asked for their encryption and Object Lock (by index): every
+/// backup of `data_type`, except WAL, where the newest segment of each directory stands for
+/// its directory (a week of WAL is ten thousand HEADs).
+pub fn objects_to_head(
+    objects: &[super::catalog::StoredObject],
+    layout: &Layout,
+    data_type: DataType,
+) -> Vec<usize> {
+    use super::catalog::{Item, classify};
+    let mut to_head: Vec<usize> = Vec::new();
+    let mut newest_in_dir: std::collections::BTreeMap<String, (super::wal::WalSegment, usize)> =
+        Default::default();
+    for (i, o) in objects.iter().enumerate() {
+        match classify(&o.key, layout) {
+            Some((t, Item::Wal(seg))) if t == data_type => {
+                let entry = newest_in_dir.entry(seg.directory()).or_insert((seg, i));
+                if seg >= entry.0 {
+                    *entry = (seg, i);
+                }
+            }
+            Some((t, _)) if t == data_type => to_head.push(i),
+            _ => {}
+        }
+    }
+    to_head.extend(newest_in_dir.values().map(|(_, i)| *i));
+    to_head
+}
+
 /// The PostgreSQL RPO promise: a critical finding when what a restore could reach now is
 /// older than the tier allows. Vault and Redis are held to their own policy's frequency by
 /// the freshness check instead (an hourly snapshot can never meet a 5-minute RPO, by design).
@@ -642,6 +696,66 @@ pub fn data_type_key(data_type: DataType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::catalog::StoredObject;
+    use crate::backup::wal::WalSegment;
+
+    fn seg(timeline: u32, log: u32, seg: u32) -> WalSegment {
+        WalSegment { timeline, log, seg }
+    }
+
+    #[test]
+    fn a_timeline_without_history_branched_at_its_first_segment_and_one_with_it_is_left_alone() {
+        let segments = [
+            seg(1, 0, 1),
+            seg(1, 0, 2),
+            seg(2, 0, 5),
+            seg(2, 0, 3),
+            seg(3, 1, 7),
+        ];
+        let histories = std::collections::BTreeSet::from([3]);
+        let switches = switches_without_history(&segments, &histories, 16 << 20);
+        assert_eq!(switches.len(), 1, "{switches:?}");
+        assert_eq!((switches[0].parent, switches[0].timeline), (1, 2));
+        assert_eq!(
+            switches[0].switch_lsn,
+            3 * (16 << 20),
+            "its first segment, not the first seen"
+        );
+    }
+
+    #[test]
+    fn every_backup_is_headed_but_wal_only_by_each_directorys_newest_segment() {
+        let layout = Layout::default();
+        let object = |key: &str| StoredObject {
+            key: key.into(),
+            size: 1,
+            time: 0,
+            etag: None,
+            sha256: None,
+            encrypted: false,
+            locked: false,
+        };
+        let wals = "postgres/gateway-db/wals/";
+        let objects = [
+            object(&format!(
+                "{wals}0000000100000000/000000010000000000000001.gz"
+            )),
+            object(&format!(
+                "{wals}0000000100000000/000000010000000000000003.gz"
+            )),
+            object(&format!(
+                "{wals}0000000100000000/000000010000000000000002.gz"
+            )),
+            object(&format!(
+                "{wals}0000000100000001/000000010000000100000001.gz"
+            )),
+            object("vault/raft-1.snap"),
+        ];
+        let mut headed = objects_to_head(&objects, &layout, DataType::PostgresWal);
+        headed.sort_unstable();
+        assert_eq!(headed, [1, 3]);
+        assert_eq!(objects_to_head(&objects, &layout, DataType::Vault), [4]);
+    }
 
     #[test]
     fn servers_are_found_one_level_under_the_prefix() {

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use hapilot_adapters::backups::BackupStore;
 use hapilot_core::backup::audit::{
-    PolicyAudit, PolicyAuditRequest, Verification, integrity_finding, rpo_finding,
-    verification_finding,
+    PolicyAudit, PolicyAuditRequest, Verification, integrity_finding, objects_to_head, rpo_finding,
+    switches_without_history, verification_finding,
 };
 use hapilot_core::backup::catalog::{
     ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, time_in_name,
@@ -285,49 +285,23 @@ async fn audit_policy<S: BackupStore>(
             &timelines,
             &histories,
         ));
-        // A timeline without its .history is already a critical finding; its consequences
-        // (the chain "breaking" at its first segment, that segment's first page carrying the
-        // parent's timeline) would be the same defect reported three times. Assume it
-        // branched from the timeline before it at its first archived segment.
-        for t in timelines
+        let segments: Vec<WalSegment> = objects
             .iter()
-            .filter(|t| **t > 1 && !histories.contains(t))
-        {
-            let first = objects
-                .iter()
-                .filter_map(|o| match classify(&o.key, layout) {
-                    Some((_, Item::Wal(seg))) if seg.timeline == *t => Some(seg),
-                    _ => None,
-                })
-                .min();
-            if let Some(first) = first {
-                switches.push(TimelineSwitch {
-                    parent: t - 1,
-                    timeline: *t,
-                    switch_lsn: (u64::from(first.log) << 32) + u64::from(first.seg) * segment_size,
-                });
-            }
-        }
+            .filter_map(|o| match classify(&o.key, layout) {
+                Some((_, Item::Wal(seg))) => Some(seg),
+                _ => None,
+            })
+            .collect();
+        switches.extend(switches_without_history(
+            &segments,
+            &histories,
+            segment_size,
+        ));
         switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
     }
 
-    // Encryption and Object Lock: every backup object, except WAL, where the newest segment of
-    // each directory stands for its directory (a week of WAL is ten thousand HEADs).
-    let mut to_head: Vec<usize> = Vec::new();
-    let mut newest_in_dir: BTreeMap<String, (WalSegment, usize)> = BTreeMap::new();
-    for (i, o) in objects.iter().enumerate() {
-        match classify(&o.key, layout) {
-            Some((t, Item::Wal(seg))) if t == data_type => {
-                let entry = newest_in_dir.entry(seg.directory()).or_insert((seg, i));
-                if seg >= entry.0 {
-                    *entry = (seg, i);
-                }
-            }
-            Some((t, _)) if t == data_type => to_head.push(i),
-            _ => {}
-        }
-    }
-    to_head.extend(newest_in_dir.values().map(|(_, i)| *i));
+    // Encryption and Object Lock: a WAL directory's newest segment stands for the directory.
+    let to_head = objects_to_head(&objects, layout, data_type);
     let keys: Vec<String> = to_head.iter().map(|i| objects[*i].key.clone()).collect();
     let facts = primary
         .facts(bucket, keys)
