@@ -22,6 +22,10 @@ pub const SAM_TRANSLATOR_VERSION: &str = "1.115.0";
 /// sent before any CreateStateMachine.
 const EXECUTE_STATE_MACHINES: &str = r#"{"stepfunctions":{"execute_state_machine":true}}"#;
 
+/// How moto is started: its own server `main` behind a launcher that spends less CPU on Python's
+/// collector and on re-checking definitions it already accepted (the file says why and how).
+const MOTO_LAUNCHER: &str = include_str!("moto_launcher.py");
+
 /// The project-local venv that holds moto.
 #[derive(Debug, Clone)]
 pub struct MotoInstall {
@@ -34,7 +38,8 @@ impl MotoInstall {
         Self { venv: venv.into() }
     }
 
-    /// The `moto_server` entry point inside the venv.
+    /// The `moto_server` entry point inside the venv (its presence says moto is installed;
+    /// [`MotoServer::start`] runs the same `main` through the venv's Python).
     pub fn moto_server(&self) -> PathBuf {
         self.venv.join("bin").join("moto_server")
     }
@@ -48,8 +53,27 @@ impl MotoInstall {
         self.python()
     }
 
-    /// Whether the pinned moto and SAM translator are installed.
+    /// Whether the pinned moto and SAM translator are installed. Asked once per venv and
+    /// process: the answer is an import of both packages, about a second of CPU, and every
+    /// stack a test binary starts would otherwise pay it again.
     pub fn is_installed(&self) -> bool {
+        static CONFIRMED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        let confirmed = || {
+            CONFIRMED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if self.moto_server().exists() && confirmed().contains(&self.venv) {
+            return true;
+        }
+        let installed = self.imports_pinned_versions();
+        if installed {
+            confirmed().push(self.venv.clone());
+        }
+        installed
+    }
+
+    fn imports_pinned_versions(&self) -> bool {
         let expected = format!("{MOTO_VERSION} {SAM_TRANSLATOR_VERSION}");
         self.moto_server().exists()
             && Command::new(self.python())
@@ -132,11 +156,12 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts `moto_server` on 127.0.0.1:`port`, telling its executor that services live at
-    /// `localhost:front_door_port`, waits until it answers and switches on state machine
-    /// execution. On any failure the child is killed before the error is returned.
+    /// Starts moto's server (the venv's Python running [`MOTO_LAUNCHER`]) on
+    /// 127.0.0.1:`port`, telling its executor that services live at `localhost:front_door_port`,
+    /// waits until it answers and switches on state machine execution. On any failure the child
+    /// is killed before the error is returned.
     pub async fn start(
-        moto_server: &Path,
+        install: &MotoInstall,
         port: u16,
         front_door_port: u16,
         log_dir: &Path,
@@ -150,17 +175,31 @@ impl MotoServer {
         let log_err = log_file
             .try_clone()
             .map_err(LocalError::io("cloning the log handle"))?;
-        let mut command = tokio::process::Command::new(moto_server);
+        let python = install.python();
+        let mut command = tokio::process::Command::new(&python);
         command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-c",
+                MOTO_LAUNCHER,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .env("MOTO_PORT", front_door_port.to_string())
+            .env(
+                "HAPILOT_ASL_CHECKED",
+                install
+                    .venv
+                    .join(format!("hapilot-asl-checked-{MOTO_VERSION}")),
+            )
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
             .kill_on_drop(true);
         crate::dies_with_parent(&mut command);
         let child = command.spawn().map_err(|e| LocalError::MotoStartFailed {
-            detail: format!("could not run {}: {e}", moto_server.display()),
+            detail: format!("could not run {}: {e}", python.display()),
             log: log.clone(),
         })?;
         let mut server = Self { child, port, log };

@@ -137,7 +137,7 @@ impl LocalStack {
             .port();
         let moto_port = free_port().map_err(LocalError::io("finding a free port for moto"))?;
         let moto = MotoServer::start(
-            &install.moto_server(),
+            &install,
             moto_port,
             front_door_port,
             &options.log_dir,

@@ -124,7 +124,8 @@ async fn missing_python_is_one_clear_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moto_that_never_answers_is_stopped_and_reported() {
-    // A venv whose moto "is installed" but never serves: it records its pid and sleeps.
+    // A venv whose moto "is installed" but never serves: asked for its versions it gives the
+    // pinned ones; started as moto's server it records its pid and sleeps.
     let dir = tempdir("mute-moto");
     let bin = dir.join("venv/bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -132,18 +133,13 @@ async fn a_moto_that_never_answers_is_stopped_and_reported() {
     script(
         &bin.join("python"),
         &format!(
-            "echo {} {}",
+            "case \"$2\" in\n*moto.server*) echo \"pretending to be moto\" >&2; echo $$ > {}; exec sleep 300;;\nesac\necho {} {}",
+            pid_file.display(),
             hapilot::local::moto::MOTO_VERSION,
             hapilot::local::moto::SAM_TRANSLATOR_VERSION
         ),
     );
-    script(
-        &bin.join("moto_server"),
-        &format!(
-            "echo \"pretending to be moto\" >&2\necho $$ > {}\nexec sleep 300",
-            pid_file.display()
-        ),
-    );
+    script(&bin.join("moto_server"), "exit 1");
     let line = failing_run(
         hapilot()
             .args(["local", "up", "--bare", "--moto-start-timeout", "2"])
