@@ -1,7 +1,7 @@
 //! The house rules of CONTRIBUTING.md, kept true: the architecture page's crate table is the
 //! workspace, test files share code only through `support/`, the CLI's main stays small, and
 //! every task has a unit test and short functions (the ones not there yet are listed here; the
-//! lists may only shrink).
+//! lists may only shrink), every Lambda main is declared without a test harness.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -185,5 +185,29 @@ fn every_task_has_a_unit_test_and_short_functions() {
         listed(LONG_TASK_FUNCTIONS),
         "a task function over 80 lines: split it (the decision into core, the steps into \
          functions); one that got shorter leaves LONG_TASK_FUNCTIONS"
+    );
+}
+
+/// A Lambda's main is an eight-line call into the library, which has the tests: a test harness
+/// per main would be one more link in every `cargo test` and CI's build, for nothing.
+#[test]
+fn every_lambda_main_is_declared_without_a_test_harness() {
+    let crate_dir = root().join("functions/lambdas");
+    let manifest: toml::Table = toml::from_str(&read(&crate_dir.join("Cargo.toml"))).unwrap();
+    let declared: BTreeSet<String> = manifest["bin"]
+        .as_array()
+        .expect("functions/lambdas/Cargo.toml declares its [[bin]]s")
+        .iter()
+        .filter(|bin| bin.get("test").and_then(toml::Value::as_bool) == Some(false))
+        .map(|bin| bin["name"].as_str().unwrap().to_string())
+        .collect();
+    let mains: BTreeSet<String> = rust_files(&crate_dir.join("src/bin"))
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let undeclared: Vec<_> = mains.difference(&declared).collect();
+    assert!(
+        undeclared.is_empty(),
+        "add a [[bin]] with `test = false` to functions/lambdas/Cargo.toml for {undeclared:?}"
     );
 }
