@@ -102,7 +102,7 @@ fn the_cli_main_only_parses_and_dispatches() {
 const TASKS_WITHOUT_UNIT_TEST: &[&str] = &[];
 
 /// Task functions longer than 80 lines: the list may only shrink.
-const LONG_TASK_FUNCTIONS: &[&str] = &["audit_backup_policy::audit_policy"];
+const LONG_TASK_FUNCTIONS: &[&str] = &[];
 
 /// (task, its source up to its unit tests) of every task.
 fn tasks() -> Vec<(String, String, bool)> {

@@ -209,12 +209,100 @@ async fn audit_policy<S: BackupStore>(
         .filter(|o| classify(&o.key, layout).is_some_and(|(t, _)| t == data_type))
         .count() as u64;
 
-    // Times from the backups' own metadata; base backups that are not DONE do not count.
     let bases = read_base_backups(primary, bucket, &objects, request).await?;
     let mut findings = bases.findings;
-    let mut undated: Vec<String> = Vec::new();
+    let mut undated = date_from_metadata(&mut objects, &bases.infos, request);
+    // With 1 MiB segments a log id holds 0x1000 of them, not 0x100: the size comes from the
+    // server's own backup.info unless the request overrides it.
+    let segment_size = request.segment_size(bases.infos.values());
+    let (starts, ends) = wal_bounds(&bases.infos);
+    let switches = match data_type {
+        DataType::PostgresWal => {
+            timeline_switches(primary, request, &objects, segment_size, &mut findings).await?
+        }
+        _ => Vec::new(),
+    };
+    head_objects(primary, request, &mut objects, &mut undated).await?;
+    findings.extend(times_from_last_modified(data_type, &undated));
+
+    let dr_objects = match (&request.target.dr_bucket, request.policy.cross_region) {
+        (Some(dr_bucket), true) => list_all(dr, dr_bucket, &prefixes).await?,
+        _ => Vec::new(),
+    };
+    let catalog = audit_catalog(
+        &objects,
+        &dr_objects,
+        std::slice::from_ref(&request.policy),
+        layout,
+        ChainContext {
+            base_backup_starts: &starts,
+            base_backup_ends: &ends,
+            switches: &switches,
+            segment_size,
+        },
+        request.now,
+    );
+    findings.extend(catalog.findings);
+    if let Some(dr_bucket) = &request.target.dr_bucket {
+        let copies = (primary, bucket);
+        let unconfirmed = &catalog.unconfirmed_copies;
+        findings.extend(
+            compare_copies_by_content(copies, (dr, dr_bucket), unconfirmed, data_type).await,
+        );
+    }
+    let status = catalog
+        .status
+        .into_iter()
+        .next()
+        .ok_or("the listing audit returned no status")?;
+
+    let chain = (&switches[..], segment_size);
+    let verified = verify_contents(primary, request, &objects, &bases.infos, chain).await;
+    findings.extend(content_findings(data_type, &verified));
+    findings.extend(rpo_finding(&status, request.rpo_target_secs));
+    if data_type == DataType::Configuration {
+        findings.extend(deployed_change(primary, request, &objects).await);
+    }
+    Ok(PolicyAudit {
+        data_type,
+        server: None,
+        listed,
+        status,
+        findings,
+        verified,
+    })
+}
+
+/// A WAL segment per base backup id.
+type WalBounds = BTreeMap<String, WalSegment>;
+
+/// Each base backup's first and last WAL segment: where its chain starts and what a restore of
+/// it needs at least.
+fn wal_bounds(infos: &BTreeMap<String, BackupInfo>) -> (WalBounds, WalBounds) {
+    let starts = infos
+        .iter()
+        .map(|(id, info)| (id.clone(), info.begin_wal))
+        .collect();
+    let ends = infos
+        .iter()
+        .map(|(id, info)| (id.clone(), info.end_wal))
+        .collect();
+    (starts, ends)
+}
+
+/// Times from the backups' own metadata: a base backup's `backup.info` end time (one that is not
+/// DONE leaves the listing), a snapshot's or RDB's timestamped name. Returns the policy's
+/// objects with neither, to be dated by their S3 metadata or, last, LastModified.
+fn date_from_metadata(
+    objects: &mut Vec<StoredObject>,
+    infos: &BTreeMap<String, BackupInfo>,
+    request: &PolicyAuditRequest,
+) -> Vec<String> {
+    let data_type = request.policy.data_type;
+    let layout = &request.target.layout;
+    let mut undated = Vec::new();
     objects.retain_mut(|o| match classify(&o.key, layout) {
-        Some((_, Item::BaseBackup(id))) => match bases.infos.get(&id) {
+        Some((_, Item::BaseBackup(id))) => match infos.get(&id) {
             Some(info) => {
                 o.time = info.end_epoch().unwrap_or(o.time);
                 true
@@ -234,77 +322,80 @@ async fn audit_policy<S: BackupStore>(
         }
         _ => true,
     });
-    // With 1 MiB segments a log id holds 0x1000 of them, not 0x100: the size comes from the
-    // server's own backup.info unless the request overrides it.
-    let segment_size = request.segment_size(bases.infos.values());
-    let ends: BTreeMap<String, WalSegment> = bases
-        .infos
-        .iter()
-        .map(|(id, info)| (id.clone(), info.end_wal))
-        .collect();
-    let starts: BTreeMap<String, WalSegment> = bases
-        .infos
-        .iter()
-        .map(|(id, info)| (id.clone(), info.begin_wal))
-        .collect();
+    undated
+}
 
-    // Timeline history files: the chain follows a promotion onto the new timeline.
+/// The timeline switches the WAL chain follows across a promotion: from the `.history` files
+/// (one that does not parse is an integrity finding), and inferred from the segments where a
+/// timeline has none (with the finding core gives for the missing history).
+async fn timeline_switches<S: BackupStore>(
+    store: &S,
+    request: &PolicyAuditRequest,
+    objects: &[StoredObject],
+    segment_size: u64,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<TimelineSwitch>, String> {
+    let data_type = request.policy.data_type;
+    let layout = &request.target.layout;
     let mut switches: Vec<TimelineSwitch> = Vec::new();
-    if data_type == DataType::PostgresWal {
-        for o in &objects {
-            if let Some(WalFile::History(tli)) = wal::classify(&o.key) {
-                let body = primary
-                    .read_small(bucket, &o.key)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .unwrap_or_default();
-                match wal::parse_history(tli, &String::from_utf8_lossy(&body)) {
-                    Ok(s) => switches.extend(s),
-                    Err(e) => findings.push(integrity_finding(data_type, &o.key, &e.to_string())),
-                }
+    for o in objects {
+        if let Some(WalFile::History(tli)) = wal::classify(&o.key) {
+            let body = store
+                .read_small(&request.target.bucket, &o.key)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            match wal::parse_history(tli, &String::from_utf8_lossy(&body)) {
+                Ok(s) => switches.extend(s),
+                Err(e) => findings.push(integrity_finding(data_type, &o.key, &e.to_string())),
             }
         }
-        switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
-        switches.dedup();
-        let histories: std::collections::BTreeSet<u32> = objects
-            .iter()
-            .filter_map(|o| match wal::classify(&o.key) {
-                Some(WalFile::History(t)) => Some(t),
-                _ => None,
-            })
-            .collect();
-        let timelines: std::collections::BTreeSet<u32> = objects
-            .iter()
-            .filter_map(|o| match classify(&o.key, layout) {
-                Some((_, Item::Wal(seg))) => Some(seg.timeline),
-                _ => None,
-            })
-            .collect();
-        findings.extend(hapilot_core::backup::audit::timeline_history_findings(
-            &format!("{}wals/", layout.postgres),
-            &timelines,
-            &histories,
-        ));
-        let segments: Vec<WalSegment> = objects
-            .iter()
-            .filter_map(|o| match classify(&o.key, layout) {
-                Some((_, Item::Wal(seg))) => Some(seg),
-                _ => None,
-            })
-            .collect();
-        switches.extend(switches_without_history(
-            &segments,
-            &histories,
-            segment_size,
-        ));
-        switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
     }
+    switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
+    switches.dedup();
+    let histories: std::collections::BTreeSet<u32> = objects
+        .iter()
+        .filter_map(|o| match wal::classify(&o.key) {
+            Some(WalFile::History(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let segments: Vec<WalSegment> = objects
+        .iter()
+        .filter_map(|o| match classify(&o.key, layout) {
+            Some((_, Item::Wal(seg))) => Some(seg),
+            _ => None,
+        })
+        .collect();
+    let timelines: std::collections::BTreeSet<u32> =
+        segments.iter().map(|seg| seg.timeline).collect();
+    findings.extend(hapilot_core::backup::audit::timeline_history_findings(
+        &format!("{}wals/", layout.postgres),
+        &timelines,
+        &histories,
+    ));
+    switches.extend(switches_without_history(
+        &segments,
+        &histories,
+        segment_size,
+    ));
+    switches.sort_by_key(|s| (s.timeline, s.switch_lsn));
+    Ok(switches)
+}
 
-    // Encryption and Object Lock: a WAL directory's newest segment stands for the directory.
-    let to_head = objects_to_head(&objects, layout, data_type);
+/// Encryption and Object Lock from the objects core chose to HEAD (a WAL directory's newest
+/// segment stands for the directory); an undated object takes the time in its own S3 metadata.
+async fn head_objects<S: BackupStore>(
+    store: &S,
+    request: &PolicyAuditRequest,
+    objects: &mut [StoredObject],
+    undated: &mut Vec<String>,
+) -> Result<(), String> {
+    let layout = &request.target.layout;
+    let to_head = objects_to_head(objects, layout, request.policy.data_type);
     let keys: Vec<String> = to_head.iter().map(|i| objects[*i].key.clone()).collect();
-    let facts = primary
-        .facts(bucket, keys)
+    let facts = store
+        .facts(&request.target.bucket, keys)
         .await
         .map_err(|e| e.to_string())?;
     let mut dir_facts = BTreeMap::new();
@@ -330,71 +421,19 @@ async fn audit_policy<S: BackupStore>(
             o.locked = f.locked;
         }
     }
+    Ok(())
+}
 
-    findings.extend(times_from_last_modified(data_type, &undated));
-
-    let dr_objects = match (&request.target.dr_bucket, request.policy.cross_region) {
-        (Some(dr_bucket), true) => list_all(dr, dr_bucket, &prefixes).await?,
-        _ => Vec::new(),
-    };
-    let catalog = audit_catalog(
-        &objects,
-        &dr_objects,
-        std::slice::from_ref(&request.policy),
-        layout,
-        ChainContext {
-            base_backup_starts: &starts,
-            base_backup_ends: &ends,
-            switches: &switches,
-            segment_size,
-        },
-        request.now,
-    );
-    findings.extend(catalog.findings);
-    if let Some(dr_bucket) = &request.target.dr_bucket {
-        findings.extend(
-            compare_copies_by_content(
-                (primary, bucket),
-                (dr, dr_bucket),
-                &catalog.unconfirmed_copies,
-                data_type,
-            )
-            .await,
-        );
-    }
-    let status = catalog
-        .status
-        .into_iter()
-        .next()
-        .ok_or("the listing audit returned no status")?;
-
-    let verified = verify_contents(
-        primary,
-        request,
-        &objects,
-        &bases.infos,
-        (&switches, segment_size),
-    )
-    .await;
-    for v in verified.iter().filter(|v| !v.ok) {
-        if v.detail.starts_with("not verified") {
-            findings.push(not_verified(data_type, &v.key, &v.detail));
-        } else {
-            findings.push(verification_finding(data_type, v));
-        }
-    }
-    findings.extend(rpo_finding(&status, request.rpo_target_secs));
-    if data_type == DataType::Configuration {
-        findings.extend(deployed_change(primary, request, &objects).await);
-    }
-    Ok(PolicyAudit {
-        data_type,
-        server: None,
-        listed,
-        status,
-        findings,
-        verified,
-    })
+/// A finding for every backup whose contents failed verification or could not be verified.
+fn content_findings(data_type: DataType, verified: &[Verification]) -> Vec<Finding> {
+    verified
+        .iter()
+        .filter(|v| !v.ok)
+        .map(|v| match v.detail.starts_with("not verified") {
+            true => not_verified(data_type, &v.key, &v.detail),
+            false => verification_finding(data_type, v),
+        })
+        .collect()
 }
 
 /// The configuration's "on change" promise: the deployment's `deployed.json` against the
@@ -689,6 +728,59 @@ mod tests {
                 .any(|v| v["newest"] == true && v["ok"] == true),
             "{out:#}"
         );
+    }
+
+    fn stored(key: &str, time: i64) -> StoredObject {
+        StoredObject {
+            key: key.into(),
+            size: 1,
+            time,
+            etag: None,
+            sha256: None,
+            encrypted: false,
+            locked: false,
+        }
+    }
+
+    #[test]
+    fn a_time_in_the_name_dates_a_snapshot_and_one_without_is_left_to_its_metadata() {
+        let request: PolicyAuditRequest = serde_json::from_value(input()).unwrap();
+        let named = format!("vault/raft-{}.snap", epoch_compact(NOW - 600));
+        let mut objects = vec![stored(&named, NOW), stored("vault/raft-latest.snap", NOW)];
+        let undated = date_from_metadata(&mut objects, &BTreeMap::new(), &request);
+        assert_eq!(
+            objects[0].time,
+            NOW - 600,
+            "the name's time, not LastModified"
+        );
+        assert_eq!(undated, vec!["vault/raft-latest.snap".to_string()]);
+    }
+
+    #[test]
+    fn only_failed_verifications_are_findings_and_an_unreadable_one_is_a_warning() {
+        let verification = |key: &str, ok: bool, detail: &str| Verification {
+            key: key.into(),
+            ok,
+            detail: detail.into(),
+            newest: false,
+            member: None,
+        };
+        let findings = content_findings(
+            DataType::Vault,
+            &[
+                verification("vault/a.snap", true, "restores"),
+                verification("vault/b.snap", false, "not verified: compressed with lz4"),
+                verification("vault/c.snap", false, "truncated archive"),
+            ],
+        );
+        let kinds: Vec<(&str, Option<&str>)> = findings
+            .iter()
+            .map(|f| (f.kind.as_str(), f.key.as_deref()))
+            .collect();
+        assert_eq!(findings.len(), 2, "{findings:#?}");
+        assert_eq!(kinds[0], ("not_verified", Some("vault/b.snap")));
+        assert_ne!(kinds[1].0, "not_verified", "{findings:#?}");
+        assert_eq!(kinds[1].1, Some("vault/c.snap"));
     }
 
     #[tokio::test]
