@@ -102,6 +102,12 @@ pub struct PostgresServer {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
+    /// The port held bound until the server first starts, for a server whose port is handed
+    /// out long before that (the DR and scratch hosts: a restore may come minutes later). A
+    /// port only checked free when chosen was taken meanwhile by a child of another test
+    /// process (CI: "could not create any TCP/IP sockets"); held, every other `free_port`
+    /// skips it.
+    held: std::sync::Arc<std::sync::Mutex<Option<std::net::TcpListener>>>,
 }
 
 impl PostgresServer {
@@ -133,6 +139,14 @@ impl PostgresServer {
     }
 
     fn start(&self) -> Result<(), LocalError> {
+        // Released just before PostgreSQL binds it (it sets SO_REUSEADDR; the listener never
+        // accepted anything).
+        drop(
+            self.held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
         let mut c = pg_command(&self.bin, "pg_ctl");
         c.arg("-D")
             .arg(&self.data)
@@ -224,6 +238,7 @@ impl PostgresPair {
             bin: bin.clone(),
             data: root.join("primary"),
             port: free_port().map_err(LocalError::io("finding a free port"))?,
+            held: Default::default(),
         };
         let mut pair = Self {
             segment_size: u64::from(options.wal_segment_mib.unwrap_or(16)) * 1024 * 1024,
@@ -232,6 +247,7 @@ impl PostgresPair {
                 bin: bin.clone(),
                 data: root.join("replica"),
                 port: 0,
+                held: Default::default(),
             },
             third: None,
             primary,
@@ -287,6 +303,7 @@ impl PostgresPair {
             bin: self.primary.bin.clone(),
             data: self.root.join("third"),
             port: 0,
+            held: Default::default(),
         };
         let mut basebackup = pg_command(&self.primary.bin, "pg_basebackup");
         basebackup
@@ -451,15 +468,32 @@ impl PostgresPair {
     }
 
     fn empty_node(&self, name: &str) -> Result<PostgresNode, LocalError> {
+        let (port, listener) = held_port()?;
         Ok(PostgresNode {
             server: PostgresServer {
                 bin: self.primary.bin.clone(),
                 data: self.root.join(name),
-                port: free_port().map_err(LocalError::io("finding a free port"))?,
+                port,
+                held: std::sync::Arc::new(std::sync::Mutex::new(Some(listener))),
             },
             root: self.root.clone(),
         })
     }
+}
+
+/// A free port for a server that starts later, and the listener that holds it until then.
+fn held_port() -> Result<(u16, std::net::TcpListener), LocalError> {
+    for _ in 0..16 {
+        let port = free_port().map_err(LocalError::io("finding a free port"))?;
+        // Another process may bind it between free_port's check and this bind: take the next.
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok((port, listener));
+        }
+    }
+    Err(LocalError::io("holding a free port")(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "16 free ports were taken before they could be held",
+    )))
 }
 
 impl PostgresNode {
@@ -867,6 +901,7 @@ impl Drop for PostgresPair {
                     bin: self.primary.bin.clone(),
                     data: self.root.join(name),
                     port: 0,
+                    held: Default::default(),
                 }
                 .stop_quietly();
             }
@@ -937,5 +972,28 @@ impl PostgresNode {
         )
         .map_err(LocalError::io(format!("writing {}", path.display())))?;
         s.start()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_port_is_refused_to_everyone_else_until_the_server_starts() {
+        let (port, listener) = held_port().unwrap();
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+            "another process binding it now would take the server's port"
+        );
+        let server = PostgresServer {
+            bin: PathBuf::from("/nonexistent"),
+            data: PathBuf::from("/nonexistent"),
+            port,
+            held: std::sync::Arc::new(std::sync::Mutex::new(Some(listener))),
+        };
+        // pg_ctl is not there: the start fails, after letting the port go.
+        assert!(server.start().is_err());
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
     }
 }
