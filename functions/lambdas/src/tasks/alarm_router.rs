@@ -290,23 +290,33 @@ fn from_eventbridge(event: &Value) -> Result<AlarmTransition, FunctionError> {
     }
     let e: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(event.clone())
         .map_err(|e| unrecognised(format!("malformed alarm event: {e}")))?;
-    let state = e
-        .detail
+    let alarm_arn = e
+        .resources
+        .iter()
+        .flatten()
+        .find(|r| AlarmRef::parse(r).is_some())
+        .cloned();
+    transition(e.detail, "alarm event", "eventbridge", alarm_arn)
+}
+
+/// The transition an alarm's data describes, however it was delivered.
+fn transition(
+    data: CloudWatchAlarmData,
+    what: &str,
+    delivered_as: &str,
+    alarm_arn: Option<String>,
+) -> Result<AlarmTransition, FunctionError> {
+    let state = data
         .state
-        .ok_or_else(|| unrecognised("alarm event without a state"))?;
+        .ok_or_else(|| unrecognised(format!("{what} without a state")))?;
     Ok(AlarmTransition {
-        alarm_name: e.detail.alarm_name,
+        alarm_name: data.alarm_name,
         new_state: state_name(&state.value),
-        previous_state: e.detail.previous_state.map(|p| state_name(&p.value)),
+        previous_state: data.previous_state.map(|p| state_name(&p.value)),
         reason: state.reason,
         changed_at: state.timestamp.timestamp(),
-        delivered_as: "eventbridge".into(),
-        alarm_arn: e
-            .resources
-            .iter()
-            .flatten()
-            .find(|r| AlarmRef::parse(r).is_some())
-            .cloned(),
+        delivered_as: delivered_as.into(),
+        alarm_arn,
     })
 }
 
@@ -314,22 +324,16 @@ fn from_eventbridge(event: &Value) -> Result<AlarmTransition, FunctionError> {
 fn from_alarm_action(event: &Value) -> Result<AlarmTransition, FunctionError> {
     let e: CloudWatchAlarm = serde_json::from_value(event.clone())
         .map_err(|e| unrecognised(format!("malformed alarm action event: {e}")))?;
-    let state = e
-        .alarm_data
-        .state
-        .ok_or_else(|| unrecognised("alarm action event without a state"))?;
-    Ok(AlarmTransition {
-        alarm_name: e.alarm_data.alarm_name,
-        new_state: state_name(&state.value),
-        previous_state: e.alarm_data.previous_state.map(|p| state_name(&p.value)),
-        reason: state.reason,
-        changed_at: state.timestamp.timestamp(),
-        delivered_as: "alarm-action".into(),
-        alarm_arn: event["alarmArn"]
-            .as_str()
-            .filter(|a| AlarmRef::parse(a).is_some())
-            .map(str::to_string),
-    })
+    let alarm_arn = event["alarmArn"]
+        .as_str()
+        .filter(|a| AlarmRef::parse(a).is_some())
+        .map(str::to_string);
+    transition(
+        e.alarm_data,
+        "alarm action event",
+        "alarm-action",
+        alarm_arn,
+    )
 }
 
 /// An SNS notification wrapping the alarm's JSON message (one record).
