@@ -12,7 +12,6 @@
 
 pub mod backups;
 pub mod cluster;
-pub mod cnpg;
 pub mod database;
 pub mod dns;
 pub mod error;
