@@ -22,12 +22,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::HapilotError;
-use crate::local::deployment::{
+use crate::local::aws::front_door::invoke;
+use crate::local::systems::gateway::GatewayMode;
+use crate::local::world::deployment::{
     DR_BACKUP_BUCKET, DatabaseSetup, Databases, LocalDeployment, PRIMARY_ALARM, PRIMARY_REGION,
     PRIMARY_SET, RecordRouting, STANDBY_REGION, WITNESS_REGION, WorldOptions, alarm_event,
 };
-use crate::local::front_door::invoke;
-use crate::local::gateway::GatewayMode;
 use crate::local::{LocalStack, StackOptions};
 use crate::runs::follow;
 
@@ -51,7 +51,7 @@ pub struct RehearsalOptions {
     /// CloudNativePG replica clusters (`cloudnativepg`, the operator stand-in).
     pub database: DatabaseSetup,
     /// How fast AWS's clock runs (`check_interval` is its health-check interval).
-    pub pace: crate::local::pace::Pace,
+    pub pace: crate::local::world::pace::Pace,
     /// The parameters file whose stacks are deployed.
     pub parameters: std::path::PathBuf,
     /// eu-west-1 is a second secondary the failover may choose (the HA document's section 3;
@@ -85,8 +85,8 @@ impl Default for RehearsalOptions {
             mode: FailoverMode::Ungraceful,
             outage: Outage::RegionDark,
             database: DatabaseSetup::Postgres,
-            pace: crate::local::pace::Pace::compressed(),
-            parameters: crate::local::template::local_parameters_file(),
+            pace: crate::local::world::pace::Pace::compressed(),
+            parameters: crate::local::aws::template::local_parameters_file(),
             second_secondary: false,
             degraded: None,
         }
@@ -561,9 +561,9 @@ fn took_over(outcome: &crate::runs::RunOutcome) -> String {
 
 /// The pair's server in `region`.
 fn server_in<'a>(
-    pair: &'a crate::local::postgres::PostgresPair,
+    pair: &'a crate::local::systems::postgres::PostgresPair,
     region: &str,
-) -> Result<&'a crate::local::postgres::PostgresServer, HapilotError> {
+) -> Result<&'a crate::local::systems::postgres::PostgresServer, HapilotError> {
     match region {
         PRIMARY_REGION => Some(&pair.primary),
         STANDBY_REGION => Some(&pair.replica),
@@ -702,7 +702,7 @@ pub async fn run_rehearsal(
 async fn drill_on(
     stack: &LocalStack,
     deployment: &LocalDeployment,
-    data_plane: Option<&crate::local::data_plane::DataPlane>,
+    data_plane: Option<&crate::local::aws::data_plane::DataPlane>,
     options: &RehearsalOptions,
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
 ) -> Result<RehearsalReport, HapilotError> {
@@ -719,7 +719,9 @@ async fn drill_on(
     // DR drill reads (DrillDataTable / DrillDataColumn).
     let (table, column) = deployment.drill_data_check()?;
     writer_client
-        .batch_execute(&crate::local::litellm::create_spend_logs(&table, &column))
+        .batch_execute(&crate::local::systems::litellm::create_spend_logs(
+            &table, &column,
+        ))
         .await
         .map_err(|e| HapilotError::Aws {
             operation: "PostgreSQL",
@@ -733,7 +735,7 @@ async fn drill_on(
         let (acks, refused, stop) = (acks.clone(), refused.clone(), stop.clone());
         let interval = options.write_interval;
         let dsn = pair.primary.dsn();
-        let insert = crate::local::litellm::insert_spend_log(&table, &column);
+        let insert = crate::local::systems::litellm::insert_spend_log(&table, &column);
         // An application's writer: reconnects after errors; a fenced primary refuses writes
         // (read-only), a dead one refuses connections.
         tokio::spawn(async move {
@@ -777,7 +779,7 @@ async fn drill_on(
         "backup job: base backup + archived WAL + a Vault snapshot into s3://hapilot-backups-dr (barman-cloud layout)",
     );
     let s3 = hapilot_adapters::sdk::s3(stack.sdk_config());
-    let backup = crate::local::barman::back_up_once(
+    let backup = crate::local::systems::barman::back_up_once(
         &s3,
         pair,
         (&[DR_BACKUP_BUCKET], Some((table.as_str(), column.as_str()))),
@@ -887,8 +889,8 @@ async fn drill_on(
             }
             FailoverMode::Graceful => {
                 let mut input = Value::Object(deployment.settings.failover_input_defaults.clone());
-                input["primary_region"] = crate::local::deployment::PRIMARY_REGION.into();
-                input["standby_region"] = crate::local::deployment::STANDBY_REGION.into();
+                input["primary_region"] = crate::local::world::deployment::PRIMARY_REGION.into();
+                input["standby_region"] = crate::local::world::deployment::STANDBY_REGION.into();
                 input["mode"] = "graceful".into();
                 let name = run_name("drill-graceful");
                 say(&format!(
@@ -957,7 +959,10 @@ async fn drill_on(
         .map_err(db_error)?;
     let max_acked = committed.last().map(|a| a.0).unwrap_or(0);
     let kept: Vec<i64> = promoted
-        .query(crate::local::litellm::request_ids(&table).as_str(), &[])
+        .query(
+            crate::local::systems::litellm::request_ids(&table).as_str(),
+            &[],
+        )
         .await
         .map_err(|e| HapilotError::Aws {
             operation: "PostgreSQL",
@@ -1280,7 +1285,7 @@ async fn gateway_down_failover(
 async fn region_dark_failover(
     stack: &LocalStack,
     deployment: &LocalDeployment,
-    data_plane: &crate::local::data_plane::DataPlane,
+    data_plane: &crate::local::aws::data_plane::DataPlane,
     options: &RehearsalOptions,
     (killed, dark_since): (Instant, chrono::DateTime<chrono::Utc>),
     say: impl Fn(&str) + Send + Sync + Clone + 'static,
@@ -1343,7 +1348,7 @@ async fn region_dark_failover(
 /// delivery as it comes. Gives the decision, the seconds from `dark_since` to the alarm
 /// that settled it, and when that was seen.
 async fn quorum_decision(
-    data_plane: &crate::local::data_plane::DataPlane,
+    data_plane: &crate::local::aws::data_plane::DataPlane,
     options: &RehearsalOptions,
     dark_since: chrono::DateTime<chrono::Utc>,
     say: impl Fn(&str),
@@ -1519,7 +1524,7 @@ fn play_the_operator(
     tokio::spawn(async move {
         let journal = hapilot_adapters::journal::S3Journal::from_sdk(
             &config,
-            crate::local::deployment::AUDIT_BUCKET,
+            crate::local::world::deployment::AUDIT_BUCKET,
         );
         let key = format!("runs/{machine}/{name}/approval.json");
         loop {
@@ -1530,7 +1535,7 @@ fn play_the_operator(
                 ));
                 if let Err(e) = crate::approvals::answer(
                     &config,
-                    crate::local::deployment::AUDIT_BUCKET,
+                    crate::local::world::deployment::AUDIT_BUCKET,
                     machine,
                     &name,
                     true,
@@ -1560,7 +1565,7 @@ async fn restore_check(
     );
     let name = run_name("drill-restore");
     let input = json!({
-        "region": crate::local::deployment::STANDBY_REGION,
+        "region": crate::local::world::deployment::STANDBY_REGION,
         "target": "latest",
         "data_check": {"table": table, "column": column},
         "readiness_timeout_seconds": 120
@@ -1602,7 +1607,7 @@ async fn failback_after(
     let started = Instant::now();
     let name = run_name("drill-reprotect");
     let input = json!({
-        "region": crate::local::deployment::PRIMARY_REGION,
+        "region": crate::local::world::deployment::PRIMARY_REGION,
         "primary_region": took_over,
         "timeout_seconds": 120
     });
@@ -1657,7 +1662,7 @@ async fn failback_after(
     let (table, column) = deployment.drill_data_check()?;
     promoted
         .query_one(
-            crate::local::litellm::insert_spend_log(&table, &column).as_str(),
+            crate::local::systems::litellm::insert_spend_log(&table, &column).as_str(),
             &[&format!(
                 "before-failback-{}",
                 uuid::Uuid::new_v4().simple()
@@ -1670,7 +1675,7 @@ async fn failback_after(
         })?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let input = json!({
-        "primary_region": crate::local::deployment::PRIMARY_REGION,
+        "primary_region": crate::local::world::deployment::PRIMARY_REGION,
         "standby_region": took_over,
         "steps": [25, 50, 100],
         "bake_seconds": 2,

@@ -1,8 +1,9 @@
 //! hapilot-local: the local stack and the simulated world, everything hapilot's state machines
 //! need on one machine, on loopback, with no AWS account.
 //!
-//! Start here: [`deployment`] (a world built from the templates) and [`stack`] (moto and the
-//! front door); the crate map is docs/architecture.md.
+//! Start here: [`world::deployment`] (a world built from the templates) and [`aws::stack`] (moto
+//! and the front door); the crate map is docs/architecture.md. Three folders: [`aws`] (AWS on
+//! one machine), [`systems`] (what hapilot drives), [`world`] (worlds made of both).
 //!
 //! moto (in server mode) plays AWS and executes our `statemachines/*.asl.json`; its executor
 //! calls every service at `http://localhost:$MOTO_PORT`, so our front door sits on that port,
@@ -14,42 +15,14 @@
 
 #![warn(missing_docs)]
 
-pub mod agent;
-pub mod alarm_rules;
-pub mod arc;
-pub mod arc_rules;
-pub mod barman;
-pub mod cnpg;
-pub mod config_backup;
-pub mod data_plane;
-pub mod deploy;
-pub mod deployment;
+pub mod aws;
 pub mod error;
-pub mod faults;
-pub mod front_door;
-pub mod gateway;
 pub mod http;
-pub mod iam;
-pub mod kubernetes;
-pub mod litellm;
-pub mod moto;
-pub mod pace;
-pub mod patroni;
-pub mod postgres;
-pub mod prometheus;
-pub mod redis;
-pub mod route53_records;
-pub mod route53_rules;
-pub mod sso_portal;
-pub mod stack;
-pub mod template;
-pub mod traffic;
-pub mod vault;
-pub mod vault_rules;
+pub mod systems;
 pub mod world;
 
+pub use aws::stack::{LocalStack, REGIONS, StackHandle, StackOptions};
 pub use error::LocalError;
-pub use stack::{LocalStack, REGIONS, StackHandle, StackOptions};
 
 /// The region the local stack reports unless told otherwise.
 pub const DEFAULT_REGION: &str = "us-east-1";

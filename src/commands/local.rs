@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use hapilot::local::faults::{FaultKind, FaultSpec};
-use hapilot::local::moto::MotoInstall;
+use hapilot::local::aws::faults::{FaultKind, FaultSpec};
+use hapilot::local::aws::moto::MotoInstall;
 use hapilot::local::{LocalStack, StackOptions};
 
 use super::{Context, say_line};
@@ -104,8 +104,8 @@ pub(crate) async fn exec(command: LocalCommand, cx: &Context) -> anyhow::Result<
             MotoInstall::at(&options.venv).ensure(&options.python, say_line)?;
             say!(
                 "moto {} and aws-sam-translator {} are installed in {}",
-                hapilot::local::moto::MOTO_VERSION,
-                hapilot::local::moto::SAM_TRANSLATOR_VERSION,
+                hapilot::local::aws::moto::MOTO_VERSION,
+                hapilot::local::aws::moto::SAM_TRANSLATOR_VERSION,
                 options.venv.display()
             );
         }
@@ -149,12 +149,15 @@ pub(crate) async fn exec(command: LocalCommand, cx: &Context) -> anyhow::Result<
             return world_up(options, tuning).await;
         }
         LocalCommand::Kill { region } => {
-            say!("{}", hapilot::local::world::control(&region, "kill").await?);
+            say!(
+                "{}",
+                hapilot::local::world::local_up::control(&region, "kill").await?
+            );
         }
         LocalCommand::Revive { region } => {
             say!(
                 "{}",
-                hapilot::local::world::control(&region, "revive").await?
+                hapilot::local::world::local_up::control(&region, "revive").await?
             );
         }
         LocalCommand::Fault {
@@ -183,7 +186,7 @@ pub(crate) async fn exec(command: LocalCommand, cx: &Context) -> anyhow::Result<
             };
             say!(
                 "{}",
-                hapilot::local::world::fault(spec.as_ref(), clear).await?
+                hapilot::local::world::local_up::fault(spec.as_ref(), clear).await?
             );
         }
     }
@@ -196,18 +199,22 @@ async fn world_up(
     tuning: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<()> {
     // Refuse a bad setting before anything starts.
-    hapilot::local::world::apply_tuning(
+    hapilot::local::world::local_up::apply_tuning(
         &mut hapilot_functions::config::Settings::with_defaults(),
         &tuning,
     )?;
-    let world =
-        hapilot::local::world::LocalWorld::start(options, tuning, Duration::from_secs(1), say_line)
-            .await?;
+    let world = hapilot::local::world::local_up::LocalWorld::start(
+        options,
+        tuning,
+        Duration::from_secs(1),
+        say_line,
+    )
+    .await?;
     say!("# hapilot local world: evaluate these lines to use it (AWS CLI, SDKs, hapilot)");
     for line in world.env_lines() {
         say!("{line}");
     }
-    for line in hapilot::local::world::WHAT_TO_TRY.lines() {
+    for line in hapilot::local::world::local_up::WHAT_TO_TRY.lines() {
         say!("# {line}");
     }
     ready_until_signal(world.stack()).await?;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use hapilot::local::StackOptions;
-use hapilot::local::deployment::DatabaseSetup;
-use hapilot::local::pace::Pace;
+use hapilot::local::world::deployment::DatabaseSetup;
+use hapilot::local::world::pace::Pace;
 use hapilot::rehearsal::{Outage, RehearsalOptions, RehearsalReport};
 use hapilot_core::failover::FailoverMode;
 
@@ -89,7 +89,7 @@ impl Args {
             check_interval: pace.health_check_interval(),
             parameters: self
                 .parameters
-                .unwrap_or_else(hapilot::local::template::local_parameters_file),
+                .unwrap_or_else(hapilot::local::aws::template::local_parameters_file),
             database: match self.database {
                 DatabaseArg::Cloudnativepg => DatabaseSetup::Cloudnativepg,
                 DatabaseArg::Postgres => DatabaseSetup::Postgres,

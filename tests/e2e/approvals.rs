@@ -3,8 +3,8 @@
 //! deployment's approvers. A caller who is not an approver, one IAM does not let call the URL,
 //! and an unsigned request are refused, and the run still waits.
 
-use hapilot::local::deployment::DatabaseSetup;
-use hapilot::local::gateway::GatewayMode;
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::DatabaseSetup;
 use serde_json::{Value, json};
 
 use crate::support::{FailoverWorld, cli_ok};

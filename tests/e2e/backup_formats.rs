@@ -53,7 +53,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_backups_agree_with_pg_verifybackup_good_and_corrupted() {
     use hapilot_core::backup::basebackup::{BaseBackupProblem, verify_base_backup};
-    let pair = tokio::task::spawn_blocking(hapilot::local::postgres::PostgresPair::start)
+    let pair = tokio::task::spawn_blocking(hapilot::local::systems::postgres::PostgresPair::start)
         .await
         .unwrap()
         .expect("PostgreSQL (scripts/ensure-postgres installs it)");

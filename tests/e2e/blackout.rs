@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use hapilot::local::deployment::{
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::{
     DatabaseSetup, Databases, LocalDeployment, PRIMARY_SET, RecordRouting, STANDBY_REGION,
     STANDBY_SET, SwitchSetup, THIRD_SET, WITNESS_REGION, WorldOptions, routing_control_arn,
 };
-use hapilot::local::gateway::GatewayMode;
 use hapilot::runs::follow;
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ const TICK: Duration = Duration::from_millis(300);
 struct RegionalWorld {
     stack: TestStack,
     deployment: LocalDeployment,
-    data_plane: hapilot::local::data_plane::DataPlane,
+    data_plane: hapilot::local::aws::data_plane::DataPlane,
 }
 
 impl RegionalWorld {

@@ -3,9 +3,9 @@
 //! the report's write, a promote request that never gets an answer) are retried by the steps
 //! that may run twice, and the run's report lists each retry (a permanent error is not retried: `failover::a_failure_after_the_promotion_keeps_traffic_on_the_new_primary`).
 
-use hapilot::local::deployment::DatabaseSetup;
-use hapilot::local::faults::{FaultKind, FaultSpec};
-use hapilot::local::gateway::GatewayMode;
+use hapilot::local::aws::faults::{FaultKind, FaultSpec};
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::DatabaseSetup;
 use serde_json::json;
 
 use crate::support::FailoverWorld;

@@ -135,8 +135,8 @@ async fn a_moto_that_never_answers_is_stopped_and_reported() {
         &format!(
             "case \"$2\" in\n*moto.server*) echo \"pretending to be moto\" >&2; echo $$ > {}; exec sleep 300;;\nesac\necho {} {}",
             pid_file.display(),
-            hapilot::local::moto::MOTO_VERSION,
-            hapilot::local::moto::SAM_TRANSLATOR_VERSION
+            hapilot::local::aws::moto::MOTO_VERSION,
+            hapilot::local::aws::moto::SAM_TRANSLATOR_VERSION
         ),
     );
     script(&bin.join("moto_server"), "exit 1");

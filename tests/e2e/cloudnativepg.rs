@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hapilot::local::deployment::DatabaseSetup;
-use hapilot::local::gateway::GatewayMode;
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::DatabaseSetup;
 use hapilot_adapters::database::{Database, DatabaseTarget, FenceOutcome, PromotionOutcome};
 use hapilot_functions::registry::Adapters;
 use serde_json::json;
@@ -101,7 +101,7 @@ async fn region_lost_the_replica_cluster_is_promoted_and_reprotect_rebuilds_the_
     world.deployment.primary_kube.put_cnpg_cluster(told);
     let mut east = cluster(&world, "us-east-1");
     for _ in 0..100 {
-        if east["status"]["phase"] == hapilot::local::cnpg::WAITING {
+        if east["status"]["phase"] == hapilot::local::systems::cnpg::WAITING {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -109,7 +109,7 @@ async fn region_lost_the_replica_cluster_is_promoted_and_reprotect_rebuilds_the_
     }
     assert_eq!(
         east["status"]["phase"],
-        hapilot::local::cnpg::WAITING,
+        hapilot::local::systems::cnpg::WAITING,
         "{east}"
     );
     assert_eq!(east["status"]["readyInstances"], 0, "{east}");
@@ -329,7 +329,7 @@ async fn a_wrong_or_stale_promotion_token_is_refused_and_nothing_changes() {
     let mut timeline = 0;
     for _ in 0..200 {
         timeline = east_sql
-            .query_one(hapilot_adapters::cnpg::STANDBY_CONTROL_SQL, &[])
+            .query_one(hapilot_adapters::database::cnpg::STANDBY_CONTROL_SQL, &[])
             .await
             .unwrap()
             .get::<_, i32>(1);

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use hapilot::local::cnpg::{Applied, CnpgOperator, HEALTHY, ManagedCluster, WAITING};
-use hapilot::local::kubernetes::SimulatedKubernetes;
-use hapilot::local::postgres::PostgresPair;
+use hapilot::local::systems::cnpg::{Applied, CnpgOperator, HEALTHY, ManagedCluster, WAITING};
+use hapilot::local::systems::kubernetes::SimulatedKubernetes;
+use hapilot::local::systems::postgres::PostgresPair;
 use serde_json::{Value, json};
 
 use crate::support::postgres::{connect, in_recovery, rows_arrive};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hapilot::local::patroni::SimulatedPatroni;
+use hapilot::local::systems::patroni::SimulatedPatroni;
 use serde_json::{Value, json};
 
 async fn post(member: &SimulatedPatroni, path: &str, body: Value) -> (u16, String) {

@@ -2,7 +2,7 @@
 //! refuses what Route53 refuses, with its error codes, before moto stores anything. Each case
 //! names the page it comes from (Amazon Route 53 API Reference: `ChangeResourceRecordSets`,
 //! `ResourceRecordSet`; Developer Guide: "Choosing a routing policy"). The data plane's rules
-//! (health-check evaluation, routing answers) are unit-tested in `local/src/route53_rules.rs`.
+//! (health-check evaluation, routing answers) are unit-tested in `local/src/aws/route53_rules.rs`.
 
 use aws_sdk_route53::Client;
 use aws_sdk_route53::error::ProvideErrorMetadata;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use hapilot::local::deployment::{DatabaseSetup, Databases};
-use hapilot::local::gateway::GatewayMode;
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::{DatabaseSetup, Databases};
 use hapilot_adapters::database::PostgresDatabase;
 use serde_json::{Value, json};
 
@@ -21,10 +21,12 @@ async fn prepare(world: &FailoverWorld) {
     // LiteLLM's own table, under the names the deployed template's drill reads.
     let (table, column) = data_check(world);
     primary
-        .batch_execute(&hapilot::local::litellm::create_spend_logs(&table, &column))
+        .batch_execute(&hapilot::local::systems::litellm::create_spend_logs(
+            &table, &column,
+        ))
         .await
         .unwrap();
-    let insert = hapilot::local::litellm::insert_spend_log(&table, &column);
+    let insert = hapilot::local::systems::litellm::insert_spend_log(&table, &column);
     for request in 1..=100 {
         primary
             .query_one(insert.as_str(), &[&format!("req-{request}")])

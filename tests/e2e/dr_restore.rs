@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use hapilot::local::deployment::{DR_BACKUP_BUCKET, DatabaseSetup, Databases};
-use hapilot::local::postgres::PostgresPair;
+use hapilot::local::systems::postgres::PostgresPair;
+use hapilot::local::world::deployment::{DR_BACKUP_BUCKET, DatabaseSetup, Databases};
 use hapilot_adapters::database::PostgresDatabase;
 use hapilot_core::backup::audit::epoch_text;
 use hapilot_core::backup::vault::build_vault_snapshot;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::support::backups::put_all;
 use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
-use hapilot::local::barman::{
+use hapilot::local::systems::barman::{
     BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,
     wal_objects,
 };
@@ -36,7 +36,7 @@ fn dr_data_exists(world: &FailoverWorld) -> bool {
     }
 }
 
-fn dr_dsn_dir(node: &hapilot::local::postgres::PostgresNode) -> String {
+fn dr_dsn_dir(node: &hapilot::local::systems::postgres::PostgresNode) -> String {
     node.data_dir().display().to_string()
 }
 
@@ -92,7 +92,8 @@ async fn make_history(world: &FailoverWorld) -> History {
     let counted_at = chrono::Utc::now().timestamp();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let manifest = tokio::task::block_in_place(|| {
-        hapilot::local::barman::row_manifest(pair, ("spend", "created_at"), counted_at).unwrap()
+        hapilot::local::systems::barman::row_manifest(pair, ("spend", "created_at"), counted_at)
+            .unwrap()
     });
     let base = tokio::task::block_in_place(|| take_base_backup(pair).unwrap());
     let keys: Vec<String> = base.iter().map(|o| o.key.clone()).collect();
@@ -126,7 +127,8 @@ async fn make_history(world: &FailoverWorld) -> History {
     let phase2 = upload_new(world, pair, &names, &mut done).await;
 
     // A Vault snapshot taken before the target, holding the gateway's secret.
-    let secrets = json!({hapilot::local::vault::GATEWAY_SECRET: {"master_key": "sk-restored"}});
+    let secrets =
+        json!({hapilot::local::systems::vault::GATEWAY_SECRET: {"master_key": "sk-restored"}});
     let snap = build_vault_snapshot(
         &json!({"Index": 4242, "Term": 3}),
         secrets.to_string().as_bytes(),
@@ -367,7 +369,7 @@ async fn refuses_what_cannot_be_restored_before_touching_anything() {
     assert!(!entered(&outcome, "RestorePostgres"));
     assert!(!dr_data_exists(&world), "no data directory laid down");
     assert!(
-        !format!("{:?}", outcome.cause).contains(hapilot::local::deployment::VAULT_TOKEN),
+        !format!("{:?}", outcome.cause).contains(hapilot::local::world::deployment::VAULT_TOKEN),
         "the token never appears in errors"
     );
 
@@ -377,7 +379,7 @@ async fn refuses_what_cannot_be_restored_before_touching_anything() {
     world
         .deployment
         .primary
-        .set_mode(hapilot::local::gateway::GatewayMode::Failing);
+        .set_mode(hapilot::local::systems::gateway::GatewayMode::Failing);
     let holder = world
         .start_failover(
             "holds-the-lock",
@@ -417,10 +419,13 @@ async fn the_cloudnativepg_backend_creates_a_recovery_cluster_and_follows_it() {
     use hapilot_adapters::restore::{
         AnyRestoreAgent, FetchFile, RestoreAgent, RestoreDatabaseTarget, RestoreJob,
     };
-    let kube =
-        hapilot::local::kubernetes::SimulatedKubernetes::start("k8s-token", "ai-gateway", &[])
-            .await
-            .unwrap();
+    let kube = hapilot::local::systems::kubernetes::SimulatedKubernetes::start(
+        "k8s-token",
+        "ai-gateway",
+        &[],
+    )
+    .await
+    .unwrap();
     let target = RestoreDatabaseTarget::Cloudnativepg {
         kubernetes: hapilot_adapters::scaler::KubernetesTarget {
             ca_file: None,
@@ -667,7 +672,9 @@ async fn amcheck_names_a_corrupt_index_and_passes_a_clean_one() {
 /// An RDB of `keys` keys, written by a real redis-server, in the DR bucket's `redis/` folder
 /// with a time (in its name) before any moment a test draws; its key.
 async fn put_rdb(world: &FailoverWorld, keys: usize) -> String {
-    let rdb = hapilot::local::redis::redis_rdb(keys).await.unwrap();
+    let rdb = hapilot::local::systems::redis::redis_rdb(keys)
+        .await
+        .unwrap();
     let key = format!(
         "redis/dump-{}.rdb",
         compact(chrono::Utc::now().timestamp() - 600)
@@ -765,7 +772,7 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
     assert_failed(&outcome, "hapilot.VaultRestoreFailed");
     let cause = outcome.cause.clone().unwrap_or_default();
     assert!(
-        cause.contains(hapilot::local::vault::GATEWAY_SECRET),
+        cause.contains(hapilot::local::systems::vault::GATEWAY_SECRET),
         "{cause}"
     );
     assert!(
@@ -859,7 +866,7 @@ async fn a_failed_restore_test_names_why_and_tears_the_scratch_server_down() {
 /// committed by then, on either side of the switch, is in the scratch copy; nothing is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restore_test_replays_across_a_timeline_switch() {
-    use hapilot::local::barman::{psql_on, switch_and_archive_on};
+    use hapilot::local::systems::barman::{psql_on, switch_and_archive_on};
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
     let pair = world.postgres();
     let replica = pair.replica.port();

@@ -1,7 +1,7 @@
 //! The canary failback end to end: statemachines/failback.asl.json with the real handlers, the
 //! canary gate reading a Prometheus API and CloudWatch, rollback on every bad path.
 
-use hapilot::local::deployment::{DatabaseSetup, Databases};
+use hapilot::local::world::deployment::{DatabaseSetup, Databases};
 use serde_json::json;
 
 use crate::support::failback::{failback_input as input, split_weights as weights};
@@ -21,7 +21,7 @@ async fn after_failover() -> FailoverWorld {
     };
     primary.set_primary(false);
     standby.set_primary(true);
-    hapilot::local::vault::fail_over(
+    hapilot::local::systems::vault::fail_over(
         &world.deployment.primary_vault,
         &world.deployment.vault,
         "us-east-1",
@@ -222,7 +222,7 @@ async fn failed_prechecks_change_nothing() {
     world
         .deployment
         .primary
-        .set_mode(hapilot::local::gateway::GatewayMode::Failing);
+        .set_mode(hapilot::local::systems::gateway::GatewayMode::Failing);
     let arn = world
         .start_run("failback", "still-down", input(json!({})))
         .await;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use hapilot::local::deployment::{DatabaseSetup, Databases, PRIMARY_ALARM, alarm_event};
-use hapilot::local::gateway::GatewayMode;
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::{DatabaseSetup, Databases, PRIMARY_ALARM, alarm_event};
 use serde_json::{Value, json};
 
 use crate::support::postgres::in_recovery;
@@ -26,8 +26,8 @@ fn failed_over() -> std::collections::BTreeMap<String, i64> {
 fn patroni(
     world: &FailoverWorld,
 ) -> (
-    &hapilot::local::patroni::SimulatedPatroni,
-    &hapilot::local::patroni::SimulatedPatroni,
+    &hapilot::local::systems::patroni::SimulatedPatroni,
+    &hapilot::local::systems::patroni::SimulatedPatroni,
 ) {
     match &world.deployment.databases {
         Databases::Patroni { primary, standby } => (primary, standby),
@@ -541,11 +541,11 @@ async fn the_standby_takes_the_traffic_only_once_its_pods_are_ready() {
 /// gateway, a Patroni member of the same cluster (a replica), its weighted record.
 async fn with_eu_candidate() -> FailoverWorld {
     let stack = crate::support::TestStack::for_templates().await;
-    let deployment = hapilot::local::deployment::LocalDeployment::create_with(
+    let deployment = hapilot::local::world::deployment::LocalDeployment::create_with(
         stack.stack(),
-        hapilot::local::deployment::WorldOptions {
+        hapilot::local::world::deployment::WorldOptions {
             third_region: true,
-            ..hapilot::local::deployment::WorldOptions::classic(DatabaseSetup::Patroni)
+            ..hapilot::local::world::deployment::WorldOptions::classic(DatabaseSetup::Patroni)
         },
     )
     .await
@@ -904,7 +904,7 @@ async fn the_postgres_backend_fences_and_promotes_a_real_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archive_beyond_a_cut_stream_is_replayed_before_promotion_and_the_loss_is_within_the_bound()
  {
-    use hapilot::local::barman;
+    use hapilot::local::systems::barman;
     let world = FailoverWorld::start(DatabaseSetup::Postgres).await;
     let pair = world.postgres();
     let connect = |dsn: String| async move {
@@ -959,7 +959,7 @@ async fn the_archive_beyond_a_cut_stream_is_replayed_before_promotion_and_the_lo
     let objects = barman::wal_objects(pair, &names).unwrap();
     barman::upload(
         &world.stack.s3(),
-        hapilot::local::deployment::DR_BACKUP_BUCKET,
+        hapilot::local::world::deployment::DR_BACKUP_BUCKET,
         &objects,
     )
     .await
@@ -1035,7 +1035,7 @@ async fn the_archive_beyond_a_cut_stream_is_replayed_before_promotion_and_the_lo
 
 /// Runs the lag publisher once, as Scheduler would, and checks it kept us-east-1's position.
 async fn publish_primary_position(world: &FailoverWorld) {
-    let published = hapilot::local::front_door::invoke(
+    let published = hapilot::local::aws::front_door::invoke(
         &world.stack.endpoint_url(),
         "publish-replication-lag",
         &json!({}),
@@ -1071,7 +1071,7 @@ async fn ten_concurrent_identical_deliveries_start_exactly_one_run() {
         .map(|_| {
             let (endpoint, event) = (endpoint.clone(), event.clone());
             tokio::spawn(async move {
-                hapilot::local::front_door::invoke(&endpoint, "alarm-router", &event).await
+                hapilot::local::aws::front_door::invoke(&endpoint, "alarm-router", &event).await
             })
         })
         .collect();

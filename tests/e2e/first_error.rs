@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hapilot::local::gateway::SimulatedGateway;
+use hapilot::local::systems::gateway::SimulatedGateway;
 use hapilot_core::error::ErrorName;
 use hapilot_functions::FunctionError;
 use hapilot_functions::config::Settings;

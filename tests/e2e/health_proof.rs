@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hapilot::local::gateway::{GatewayMode, SimulatedGateway};
+use hapilot::local::systems::gateway::{GatewayMode, SimulatedGateway};
 use serde_json::{Value, json};
 
 use crate::support::{TestStack, entered};

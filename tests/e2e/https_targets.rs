@@ -3,7 +3,7 @@
 //! build, and refused without it.
 
 use hapilot::local::http::tls_front;
-use hapilot::local::vault::SimulatedVault;
+use hapilot::local::systems::vault::SimulatedVault;
 use hapilot_adapters::vault::{Vault, VaultTarget};
 use hapilot_functions::config::{RegionConfig, Settings};
 use hapilot_functions::registry::Adapters;
@@ -12,7 +12,7 @@ use hapilot_functions::registry::Adapters;
 async fn a_vault_behind_a_private_ca_is_trusted_with_ca_file_and_refused_without() {
     let dir = std::env::temp_dir().join(format!("hapilot-https-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    hapilot::local::postgres::make_tls_files(&dir).unwrap();
+    hapilot::local::systems::postgres::make_tls_files(&dir).unwrap();
     let tls = dir.join("tls");
     let vault = SimulatedVault::start("vault-token").await.unwrap();
     let backend = vault.url().trim_start_matches("http://").parse().unwrap();
@@ -93,11 +93,11 @@ impl hapilot_adapters::secrets::SecretReader for Secrets {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patroni_and_prometheus_authenticate_with_credentials_from_their_secrets() {
-    use hapilot::local::gateway::SimulatedGateway;
-    use hapilot::local::patroni::SimulatedPatroni;
-    use hapilot::local::prometheus::LocalPrometheus;
+    use hapilot::local::systems::gateway::SimulatedGateway;
+    use hapilot::local::systems::patroni::SimulatedPatroni;
+    use hapilot::local::systems::prometheus::LocalPrometheus;
+    use hapilot_adapters::canary_metrics::{TrafficMetrics, TrafficProvider, TrafficSource};
     use hapilot_adapters::database::{Database, DatabaseTarget, PromotionOutcome};
-    use hapilot_adapters::traffic::{TrafficMetrics, TrafficProvider, TrafficSource};
     use hapilot_functions::catalog::{Credential, find};
 
     let patroni = SimulatedPatroni::start("pg-west", false).await.unwrap();

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use hapilot::local::deploy::{definitions_in, local_substitutions};
+use hapilot::local::aws::definitions::{definitions_in, local_substitutions};
 use hapilot::local::project_root;
 use hapilot_functions::catalog::FUNCTIONS;
 use serde_norway::Value;
@@ -325,8 +325,8 @@ fn samconfig_deploys() -> Vec<(String, String, BTreeSet<String>)> {
 #[test]
 fn every_deploy_passes_every_required_parameter() {
     let mut deploys = samconfig_deploys();
-    let local = hapilot::local::template::Deployment::load(
-        &hapilot::local::template::local_parameters_file(),
+    let local = hapilot::local::aws::template::Deployment::load(
+        &hapilot::local::aws::template::local_parameters_file(),
     )
     .unwrap();
     for stack in local.stacks {

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use hapilot::local::sso_portal::{PortalGrant, SsoPortal};
+use hapilot::local::aws::sso_portal::{PortalGrant, SsoPortal};
 use sha1::{Digest, Sha1};
 
 const ACCOUNT: &str = "111122223333";

@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use hapilot::local::deployment::{DatabaseSetup, PRIMARY_SET, RECORD_TTL_SECONDS, STANDBY_SET};
-use hapilot::local::pace::Pace;
+use hapilot::local::world::deployment::{
+    DatabaseSetup, PRIMARY_SET, RECORD_TTL_SECONDS, STANDBY_SET,
+};
+use hapilot::local::world::pace::Pace;
 use serde_json::Value;
 
 use crate::support::FailoverWorld;
@@ -88,8 +90,8 @@ fn the_failovers_verify_window_outlasts_what_resolvers_cache() {
 /// resolver keeps the old answer for the TTL (18 s at this pace). `window`: the run's
 /// `verify_window_seconds`, or the pace's default.
 async fn failover_through_a_warm_resolver(window: Option<u64>) -> hapilot::runs::RunOutcome {
-    use hapilot::local::deployment::{LocalDeployment, WorldOptions};
-    use hapilot::local::gateway::GatewayMode;
+    use hapilot::local::systems::gateway::GatewayMode;
+    use hapilot::local::world::deployment::{LocalDeployment, WorldOptions};
     let pace = Pace::scaled(0.3).unwrap();
     let stack = crate::support::TestStack::for_templates().await;
     let deployment = LocalDeployment::create_with(

@@ -1,7 +1,7 @@
 //! hapilot reaches PostgreSQL as it would RDS or CloudNativePG: libpq's DSN forms and `sslmode`
 //! against a real server serving TLS with its own CA.
 
-use hapilot::local::postgres::PostgresPair;
+use hapilot::local::systems::postgres::PostgresPair;
 use hapilot_adapters::database::PostgresDatabase;
 
 async fn ssl_in_use(dsn: &str) -> Result<bool, String> {

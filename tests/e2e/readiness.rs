@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use hapilot::local::deployment::DatabaseSetup;
+use hapilot::local::world::deployment::DatabaseSetup;
 use hapilot_adapters::database::PostgresDatabase;
 use hapilot_adapters::journal::{Journal, S3Journal};
 use serde_json::{Value, json};
@@ -168,7 +168,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         .start_data_plane(world.stack.stack(), Duration::from_millis(300));
     // The template deploys the drill schedule DISABLED; a ready world has it on, as the
     // operator turns it on once the drill was rehearsed.
-    hapilot::local::deployment::put_drill_schedule(world.stack.stack(), "ENABLED")
+    hapilot::local::world::deployment::put_drill_schedule(world.stack.stack(), "ENABLED")
         .await
         .unwrap();
     // Route53 has probed every check and published its HealthCheckStatus.
@@ -290,7 +290,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
     world
         .deployment
         .standby
-        .set_mode(hapilot::local::gateway::GatewayMode::Failing);
+        .set_mode(hapilot::local::systems::gateway::GatewayMode::Failing);
     expect_failed(
         &world,
         &["traffic.health"],
@@ -300,7 +300,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
     world
         .deployment
         .standby
-        .set_mode(hapilot::local::gateway::GatewayMode::Healthy);
+        .set_mode(hapilot::local::systems::gateway::GatewayMode::Healthy);
     expect_failed(&world, &[], "the standby's health check healthy again").await;
 
     // A replica not streaming: its WAL receiver pointed at nothing.
@@ -359,14 +359,14 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
 
     // The DR drill's schedule disabled: a warning (the template ships it disabled until the
     // team has rehearsed), which lowers the score without failing.
-    hapilot::local::deployment::put_drill_schedule(world.stack.stack(), "DISABLED")
+    hapilot::local::world::deployment::put_drill_schedule(world.stack.stack(), "DISABLED")
         .await
         .unwrap();
     let report = expect_failed(&world, &[], "the drill schedule disabled").await;
     let schedule = find(&report, "practice.drill_schedule");
     assert_eq!(schedule["status"], "warn", "{schedule}");
     assert!(report["score"].as_f64().unwrap() < 100.0, "{report:#}");
-    hapilot::local::deployment::put_drill_schedule(world.stack.stack(), "ENABLED")
+    hapilot::local::world::deployment::put_drill_schedule(world.stack.stack(), "ENABLED")
         .await
         .unwrap();
 
@@ -377,9 +377,13 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
         role.contains(":role/hapilot-PromoteDatabaseFunctionRole"),
         "{role}"
     );
-    hapilot::local::deployment::deny_role_actions(world.stack.stack(), &role, &["s3:PutObject"])
-        .await
-        .unwrap();
+    hapilot::local::world::deployment::deny_role_actions(
+        world.stack.stack(),
+        &role,
+        &["s3:PutObject"],
+    )
+    .await
+    .unwrap();
     let report = expect_failed(
         &world,
         &["permissions.emergency_path"],
@@ -400,7 +404,7 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
             .contains("may not: s3:PutObject"),
         "{denied}"
     );
-    hapilot::local::deployment::deny_role_actions(world.stack.stack(), &role, &[])
+    hapilot::local::world::deployment::deny_role_actions(world.stack.stack(), &role, &[])
         .await
         .unwrap();
 
@@ -488,10 +492,10 @@ async fn a_healthy_world_is_ready_and_each_defect_fails_exactly_its_check() {
 async fn patronis_candidate_is_read_from_the_member_list() {
     use hapilot_adapters::database::{AnyDatabase, Database, DatabaseTarget};
     use hapilot_core::readiness::{CheckStatus, patroni_check};
-    let east = hapilot::local::patroni::SimulatedPatroni::start("pg-east", true)
+    let east = hapilot::local::systems::patroni::SimulatedPatroni::start("pg-east", true)
         .await
         .unwrap();
-    let west = hapilot::local::patroni::SimulatedPatroni::start("pg-west", false)
+    let west = hapilot::local::systems::patroni::SimulatedPatroni::start("pg-west", false)
         .await
         .unwrap();
     east.join(&west);
@@ -522,7 +526,7 @@ async fn patronis_candidate_is_read_from_the_member_list() {
 /// `tls-port`, verified against the CA given as PEM text, refused under another CA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_over_tls_is_read_through_its_own_ca_and_refused_under_another() {
-    use hapilot::local::redis::RedisServer;
+    use hapilot::local::systems::redis::RedisServer;
     use hapilot_adapters::redis::{RedisReader, RedisTarget, TcpRedis};
     let (served, other) = (
         RedisServer::start_with_tls().await.unwrap(),

@@ -2,8 +2,8 @@
 //! their first state, whoever starts them; a second is refused as `hapilot.RunInProgress`
 //! naming the first and changes nothing; a lock left by a run that ended is taken over.
 
-use hapilot::local::deployment::DatabaseSetup;
-use hapilot::local::gateway::GatewayMode;
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::DatabaseSetup;
 use serde_json::json;
 
 use crate::support::{FailoverWorld, assert_failed, cli_ok, entered};
@@ -160,8 +160,8 @@ async fn one_run_changes_the_platform_at_a_time_whoever_starts_it() {
 /// data plane), so the alarms stay where it puts them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_vantage_alarms_of_one_outage_delivered_at_once_make_one_run() {
-    use hapilot::local::data_plane::state_change_event;
-    use hapilot::local::deployment::{
+    use hapilot::local::aws::data_plane::state_change_event;
+    use hapilot::local::world::deployment::{
         LocalDeployment, PRIMARY_ALARM, RecordRouting, STANDBY_REGION, WATCH_ALARM, WorldOptions,
     };
     let stack = crate::support::TestStack::for_templates().await;

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hapilot::local::deployment::{DatabaseSetup, Databases};
-use hapilot::local::gateway::GatewayMode;
+use hapilot::local::systems::gateway::GatewayMode;
+use hapilot::local::world::deployment::{DatabaseSetup, Databases};
 use serde_json::json;
 
 use crate::support::postgres::{connect, ids, in_recovery, start_writer};
@@ -389,7 +389,7 @@ async fn replication_lag_is_published_zero_when_caught_up_and_growing_when_behin
         .await
         .unwrap();
     let publish = || async {
-        hapilot::local::front_door::invoke(
+        hapilot::local::aws::front_door::invoke(
             &world.stack.endpoint_url(),
             "publish-replication-lag",
             &json!({}),

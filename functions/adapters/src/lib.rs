@@ -1,16 +1,20 @@
 //! hapilot-adapters: adapters to the outside world (AWS, PostgreSQL and Patroni, Kubernetes,
-//! Vault, Redis, Prometheus, HTTP probes, the host agent), one file per system, each behind a
-//! small trait with an in-memory fake beside it (feature `fakes`),
-//! so handlers can be tested against real servers and swapped per deployment.
+//! Vault, Redis, Prometheus, HTTP probes, the host agent), one module per port, each port a
+//! small trait with an in-memory fake beside it (feature `fakes`), so handlers can be tested
+//! against real servers and swapped per deployment. A port with several backends is a folder:
+//! the trait in its `mod.rs`, each backend and the fake a sibling file ([`database`]:
+//! `postgres`, `patroni`, `cnpg`, `memory`; [`traffic_switch`]: `weights`, `control_metric`,
+//! `arc`, `memory`).
 //!
-//! Start here: [`database`] (the `Database` trait, its PostgreSQL, Patroni and CloudNativePG
-//! backends and `MemoryDatabase`); the crate map is docs/architecture.md.
+//! Start here: [`database`] (the `Database` trait and its backends); the crate map is
+//! docs/architecture.md.
 //!
 //! Adapters report facts and perform effects; they never decide (that is `hapilot-core`).
 
 #![warn(missing_docs)]
 
 pub mod backups;
+pub mod canary_metrics;
 pub mod cluster;
 pub mod database;
 pub mod dns;
@@ -31,7 +35,6 @@ pub mod schedules;
 pub mod sdk;
 pub mod secret_text;
 pub mod secrets;
-pub mod traffic;
 pub mod traffic_switch;
 pub mod vault;
 

@@ -1,6 +1,6 @@
 //! A loopback stand-in of a Route53 ARC cluster (`route53-recovery-cluster`), which moto does
 //! not have: one endpoint per cluster region, all serving one shared state, as a real cluster's
-//! five regional endpoints do. The API's rules are in [`super::arc_rules`]; this module serves
+//! five regional endpoints do. The API's rules are in [`crate::aws::arc_rules`]; this module serves
 //! them over HTTP, refuses (503) every request to an endpoint whose region is dark, counts
 //! calls per endpoint, and tells Route53's local data plane each control's state (a
 //! `RECOVERY_CONTROL` health check is healthy while its control is `On`).
@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use hyper::StatusCode;
 
-use super::arc_rules::{ClusterState, serve};
-use super::http::{answer, body_bytes, serve_state};
-use super::stack::StackHandle;
+use crate::aws::arc_rules::{ClusterState, serve};
+use crate::aws::stack::StackHandle;
+use crate::http::{answer, body_bytes, serve_state};
 
 /// Told every control's state (ARN -> `On`) after each accepted change.
 pub type StateListener = Arc<dyn Fn(&BTreeMap<String, bool>) + Send + Sync>;

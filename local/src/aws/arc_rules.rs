@@ -1,5 +1,5 @@
 //! The rules of Route53 ARC's cluster data plane (`route53-recovery-cluster`), which moto does
-//! not have: what the loopback stand-in in [`super::arc`] answers, as pure functions over the
+//! not have: what the loopback stand-in in [`crate::aws::arc`] answers, as pure functions over the
 //! cluster's state, unit-tested.
 //!
 //! Shaped as the API reference and the SDK's model give it:

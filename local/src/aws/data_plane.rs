@@ -12,11 +12,11 @@ use aws_config::SdkConfig;
 use aws_sdk_route53::types::{HealthCheckType, ResourceRecordSet, TagResourceType};
 use serde_json::{Value, json};
 
-use super::alarm_rules::{AlarmRule, evaluate, periods as into_periods};
 use super::route53_rules::{
     CheckKind, CheckSpec, EndpointTracker, Observed, RoutedRecord, Routing, check_healthy, resolve,
 };
 use crate::LocalError;
+use crate::aws::alarm_rules::{AlarmRule, evaluate, periods as into_periods};
 
 /// Tags the local world puts on `CLOUDWATCH_METRIC` checks, because moto drops their
 /// `AlarmIdentifier` and `InsufficientDataHealthStatus` (LOCAL-STACK.md).
@@ -373,7 +373,7 @@ impl Drop for DataPlane {
 impl DataPlane {
     /// Starts the loop over `stack`'s world.
     pub fn start(
-        stack: super::stack::StackHandle,
+        stack: crate::aws::stack::StackHandle,
         checkers: Arc<HealthCheckers>,
         options: DataPlaneOptions,
     ) -> Self {
@@ -491,7 +491,7 @@ fn world_tick(
 
 async fn round(
     (stack, checkers, options, http): (
-        &super::stack::StackHandle,
+        &crate::aws::stack::StackHandle,
         &HealthCheckers,
         &DataPlaneOptions,
         &reqwest::Client,
@@ -573,7 +573,7 @@ async fn round(
 const MAX_CATCH_UP: usize = 30;
 
 async fn evaluate_region(
-    stack: &super::stack::StackHandle,
+    stack: &crate::aws::stack::StackHandle,
     region: &str,
     (options, pace): (&DataPlaneOptions, &Pace),
     deliveries: &Mutex<Vec<Delivery>>,
@@ -730,7 +730,7 @@ async fn evaluate_region(
 
 /// EventBridge's delivery of one alarm state change to the region whose alarm router hears it.
 async fn deliver_change(
-    stack: &super::stack::StackHandle,
+    stack: &crate::aws::stack::StackHandle,
     options: &DataPlaneOptions,
     deliveries: &Mutex<Vec<Delivery>>,
     (arn, name, region): (&str, &str, &str),
@@ -785,7 +785,7 @@ pub fn state_change_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarm_rules::{AlarmRule, evaluate, periods};
+    use crate::aws::alarm_rules::{AlarmRule, evaluate, periods};
 
     const TICK: Duration = Duration::from_millis(300);
 

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use hapilot_adapters::sdk::LOCAL_ACCOUNT_ID;
 use hapilot_functions::registry::FunctionRegistry;
 
-use super::http::serve;
+use crate::http::serve;
 
 const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
 /// Where function URLs are served: `<prefix><region>/<function name>/<path>` (in AWS the
@@ -62,7 +62,7 @@ struct Shared {
     /// writes, on concurrent threads. They pass here one at a time.
     conditional_writes: tokio::sync::Mutex<()>,
     /// Faults armed for the AWS calls it serves.
-    faults: super::faults::Faults,
+    faults: crate::aws::faults::Faults,
 }
 
 /// The region and service a request is signed for (its SigV4 credential scope).
@@ -98,7 +98,7 @@ impl FrontDoor {
             refused: Mutex::default(),
             served: Mutex::default(),
             conditional_writes: tokio::sync::Mutex::new(()),
-            faults: super::faults::Faults::default(),
+            faults: crate::aws::faults::Faults::default(),
         });
         let served = shared.clone();
         let task = serve(listener, move |req| {
@@ -144,7 +144,7 @@ impl FrontDoor {
     }
 
     /// The faults armed in this stack (the simulated systems share them).
-    pub fn faults(&self) -> super::faults::Faults {
+    pub fn faults(&self) -> crate::aws::faults::Faults {
         self.shared.faults.clone()
     }
 
@@ -234,10 +234,15 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|t| t.contains("amz-json"));
-        let protocol = super::faults::Protocol::of_aws(service, json);
+        let protocol = crate::aws::faults::Protocol::of_aws(service, json);
         if let Some(refused) = shared
             .faults
-            .apply(region, service, &super::faults::call_of(&req), protocol)
+            .apply(
+                region,
+                service,
+                &crate::aws::faults::call_of(&req),
+                protocol,
+            )
             .await
         {
             return refused;
@@ -268,9 +273,10 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             Ok(b) => b.to_bytes(),
             Err(e) => return bad_gateway(&format!("could not read the request body: {e}")),
         };
-        let form = super::iam::form(&body);
+        let form = crate::aws::iam::form(&body);
         if form.first("Action") == Some("SimulatePrincipalPolicy") {
-            let (status, xml) = super::iam::simulate_principal_policy(shared.upstream, &form).await;
+            let (status, xml) =
+                crate::aws::iam::simulate_principal_policy(shared.upstream, &form).await;
             let mut response = Response::new(Full::new(Bytes::from(xml)));
             *response.status_mut() = status;
             response.headers_mut().insert(
@@ -365,7 +371,7 @@ async fn serve_function_url(
         vec!["AWS_IAM".to_string()],
     )]
     .into();
-    let caller = match super::iam::authorize_access_key(
+    let caller = match crate::aws::iam::authorize_access_key(
         shared.upstream,
         &access_key,
         "lambda:InvokeFunctionUrl",

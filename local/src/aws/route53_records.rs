@@ -213,7 +213,7 @@ impl Refusal {
         format!(
             "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
             self.code,
-            super::iam::xml_escape(&self.message)
+            crate::aws::iam::xml_escape(&self.message)
         )
     }
 }

@@ -1,7 +1,7 @@
 //! The rules the local stack plays for AWS where moto plays none: Route53's health-check
 //! evaluation and DNS routing (its data plane); CloudWatch's alarm evaluation is
-//! [`super::alarm_rules`]. Pure
-//! functions over what was observed; the loop that observes is [`super::data_plane`].
+//! [`crate::aws::alarm_rules`]. Pure
+//! functions over what was observed; the loop that observes is [`crate::aws::data_plane`].
 //!
 //! Each rule follows AWS's documentation:
 //! - An endpoint check changes status after `FailureThreshold` consecutive probes that disagree

@@ -13,11 +13,11 @@ use hapilot_functions::config::Settings;
 use hapilot_functions::registry::{Adapters, FunctionRegistry, Handler};
 use tokio::net::TcpListener;
 
-use super::deploy::{definitions_in, deploy, local_substitutions};
-use super::front_door::FrontDoor;
-use super::moto::{MotoInstall, MotoServer};
-use super::{DEFAULT_REGION, free_port, project_root};
 use crate::LocalError;
+use crate::aws::definitions::{definitions_in, deploy, local_substitutions};
+use crate::aws::front_door::FrontDoor;
+use crate::aws::moto::{MotoInstall, MotoServer};
+use crate::{DEFAULT_REGION, free_port, project_root};
 
 /// The regions the local stack deploys: the HA document's primary, standby, and DR/witness.
 pub const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
@@ -77,10 +77,10 @@ impl StackOptions {
     pub fn leaving_machines_to_templates(mut self) -> Self {
         let product: Vec<String> = definitions_in(&project_root().join("statemachines"))
             .iter()
-            .map(|file| super::deploy::machine_name(file))
+            .map(|file| crate::aws::definitions::machine_name(file))
             .collect();
         self.definitions
-            .retain(|file| !product.contains(&super::deploy::machine_name(file)));
+            .retain(|file| !product.contains(&crate::aws::definitions::machine_name(file)));
         self
     }
 }
@@ -215,7 +215,7 @@ impl LocalStack {
 
     /// The Python of the stack's venv (moto's, with AWS's SAM translator).
     pub fn python(&self) -> PathBuf {
-        super::moto::MotoInstall::at(&self.venv).python_path()
+        crate::aws::moto::MotoInstall::at(&self.venv).python_path()
     }
 
     /// Takes over what a template deployed in `region`: its functions are served under their
@@ -225,7 +225,7 @@ impl LocalStack {
     /// afterwards.
     pub async fn adopt(
         &self,
-        deployed: &super::template::stack::DeployedStack,
+        deployed: &crate::aws::template::stack::DeployedStack,
     ) -> Result<(), LocalError> {
         let region = deployed.region.clone();
         self.aliases.lock().expect("aliases").insert(
@@ -244,7 +244,7 @@ impl LocalStack {
         }
         let sfn = aws_sdk_sfn::Client::new(&self.observer_config(&region));
         for short in adopted.keys() {
-            let own = super::deploy::local_state_machine_arn(&region, short);
+            let own = crate::aws::definitions::local_state_machine_arn(&region, short);
             // Only the stack's own copy; a template whose machine has no stack prefix keeps it.
             if !deployed.state_machines.values().any(|a| *a == own) {
                 let _ = sfn
@@ -300,7 +300,7 @@ impl LocalStack {
             .expect("adopted")
             .get(region)
             .and_then(|m| m.get(name).cloned())
-            .unwrap_or_else(|| super::deploy::local_state_machine_arn(region, name))
+            .unwrap_or_else(|| crate::aws::definitions::local_state_machine_arn(region, name))
     }
 
     /// SDK configuration for `region` through the front door (what a client in or of that
@@ -365,7 +365,7 @@ impl LocalStack {
 
     /// The faults armed in this stack: AWS calls through the front door, and the simulated
     /// Kubernetes APIs and Patroni members of a deployment built on it.
-    pub fn faults(&self) -> super::faults::Faults {
+    pub fn faults(&self) -> crate::aws::faults::Faults {
         self.front_door.faults()
     }
 
@@ -422,7 +422,7 @@ impl LocalStack {
 /// A clonable handle on a running stack for background work (the data plane's loop).
 #[derive(Clone)]
 pub struct StackHandle {
-    front: super::front_door::FrontDoorHandle,
+    front: crate::aws::front_door::FrontDoorHandle,
     moto_port: u16,
     regions: Vec<String>,
 }

@@ -28,8 +28,8 @@ use hapilot_adapters::restore::{
 };
 use hyper::{Method, StatusCode};
 
-use super::http::{Answer, answer, body_bytes, serve_state};
-use super::postgres::PostgresNode;
+use crate::http::{Answer, answer, body_bytes, serve_state};
+use crate::systems::postgres::PostgresNode;
 
 struct Agent {
     /// One operation at a time: two would fight over the data directory.
@@ -144,7 +144,7 @@ async fn tear_down(agent: &Agent) -> Answer {
         for dir in ["dr-download", "dr-wal"] {
             node.work_dir(dir)?;
         }
-        Ok::<_, super::LocalError>(())
+        Ok::<_, crate::LocalError>(())
     })
     .await;
     match wiped {
@@ -211,7 +211,7 @@ async fn load_rdb(agent: &Agent, job: RedisRestoreJob) -> Answer {
         Err(e) => return refused(StatusCode::BAD_GATEWAY, e),
     };
     let started = std::time::Instant::now();
-    let server = match super::redis::RedisServer::load(&bytes).await {
+    let server = match crate::systems::redis::RedisServer::load(&bytes).await {
         Ok(server) => server,
         Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };

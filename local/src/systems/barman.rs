@@ -9,8 +9,8 @@ use std::path::Path;
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::postgres::PostgresPair;
 use crate::LocalError;
+use crate::systems::postgres::PostgresPair;
 
 /// Where barman-cloud puts the local cluster (`<prefix>/<server>/`).
 pub const PREFIX: &str = "postgres/gateway-db/";
@@ -312,7 +312,7 @@ pub async fn back_up_once(
         })?);
     }
     base.extend(tokio::task::block_in_place(|| take_base_backup(pair))?);
-    let snapshot = crate::vault::local_snapshot()?;
+    let snapshot = crate::systems::vault::local_snapshot()?;
     let vault_snapshot = format!(
         "vault/{}.snap",
         compact_time(chrono::Utc::now().timestamp())

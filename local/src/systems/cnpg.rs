@@ -33,9 +33,9 @@ use std::time::Duration;
 use hapilot_core::cnpg::{DesiredRole, PromotionToken, StandbyControl, check_promotion_token};
 use serde_json::{Value, json};
 
-use super::kubernetes::CnpgResources;
-use super::postgres::{PostgresNode, PostgresServer};
 use crate::LocalError;
+use crate::systems::kubernetes::CnpgResources;
+use crate::systems::postgres::{PostgresNode, PostgresServer};
 
 /// The version the stand-in writes into its tokens.
 pub const OPERATOR_VERSION: &str = "hapilot-local-cnpg";
@@ -196,7 +196,7 @@ pub fn next_step(name: &str, resource: Option<&Value>, observed: &Observed) -> S
 
 /// Whether the fencing annotation covers the cluster's instance(s).
 fn fenced(name: &str, resource: &Value) -> bool {
-    resource["metadata"]["annotations"][hapilot_adapters::cnpg::FENCED_INSTANCES]
+    resource["metadata"]["annotations"][hapilot_adapters::database::cnpg::FENCED_INSTANCES]
         .as_str()
         .and_then(|list| serde_json::from_str::<Vec<String>>(list).ok())
         .is_some_and(|list| {
@@ -388,7 +388,7 @@ async fn apply(
                 .ok_or_else(|| failed("promote", "the instance does not answer"))?;
             if let Some(token) = &token {
                 let row = client
-                    .query_one(hapilot_adapters::cnpg::STANDBY_CONTROL_SQL, &[])
+                    .query_one(hapilot_adapters::database::cnpg::STANDBY_CONTROL_SQL, &[])
                     .await
                     .map_err(|e| failed("reading the control data", e))?;
                 let standby = StandbyControl {

@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::LocalError;
-use crate::barman::{BackupObject, compact_time};
+use crate::systems::barman::{BackupObject, compact_time};
 
 /// A bundle of a repository holding `sources` (path, content) in one commit, and that
 /// commit's id. Blocking (runs `git`).

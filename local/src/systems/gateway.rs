@@ -16,7 +16,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::http::{Answer, answer, body_bytes, serve, serve_state};
+use crate::http::{Answer, answer, body_bytes, serve, serve_state};
 
 /// How the gateway answers `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl std::str::FromStr for GatewayMode {
 
 struct State {
     region: String,
-    traffic: Arc<super::traffic::TrafficModel>,
+    traffic: Arc<crate::systems::user_traffic::TrafficModel>,
     mode: Mutex<GatewayMode>,
     health_requests: AtomicU64,
     failures_left: AtomicU64,
@@ -109,7 +109,7 @@ impl SimulatedGateway {
     }
 
     /// The user traffic this region serves (what its `/metrics` and load balancer report).
-    pub fn traffic(&self) -> Arc<super::traffic::TrafficModel> {
+    pub fn traffic(&self) -> Arc<crate::systems::user_traffic::TrafficModel> {
         self.state.traffic.clone()
     }
 
@@ -168,7 +168,10 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
             body.push_str(
                 "# HELP http_request_duration_seconds Request latency.\n# TYPE http_request_duration_seconds histogram\n",
             );
-            for (le, count) in super::traffic::LATENCY_BUCKETS.iter().zip(&buckets) {
+            for (le, count) in crate::systems::user_traffic::LATENCY_BUCKETS
+                .iter()
+                .zip(&buckets)
+            {
                 body.push_str(&format!(
                     "http_request_duration_seconds_bucket{{region=\"{r}\",le=\"{le}\"}} {count:.3}\n",
                     r = state.region
@@ -197,7 +200,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Answer {
 }
 
 /// The global name as users reach it, through the local Route53 data plane
-/// ([`super::data_plane::answer`]): each `/health` request is resolved by the records' routing
+/// ([`crate::aws::data_plane::answer`]): each `/health` request is resolved by the records' routing
 /// and their health checks' status, then sent to the answering region's gateway, the way a
 /// client resolving the name ends up at one region. `/health` is a client in us-east-1 (where
 /// most users are); `/from/<region>/health` a client in `<region>`.
@@ -208,8 +211,8 @@ pub struct GlobalRouter {
 }
 
 struct Routes {
-    stack: super::stack::StackHandle,
-    checkers: Arc<super::data_plane::HealthCheckers>,
+    stack: crate::aws::stack::StackHandle,
+    checkers: Arc<crate::aws::data_plane::HealthCheckers>,
     zone_id: String,
     record_name: String,
     targets: std::sync::RwLock<std::collections::BTreeMap<String, String>>,
@@ -229,8 +232,8 @@ impl GlobalRouter {
     /// health URL. Each client region's resolver keeps an answer for `ttl` (the records' TTL
     /// at the world's pace; zero asks Route53 every time), as resolvers do.
     pub async fn start(
-        stack: super::stack::StackHandle,
-        checkers: Arc<super::data_plane::HealthCheckers>,
+        stack: crate::aws::stack::StackHandle,
+        checkers: Arc<crate::aws::data_plane::HealthCheckers>,
         zone_id: &str,
         record_name: &str,
         targets: std::collections::BTreeMap<String, String>,
@@ -318,7 +321,7 @@ async fn route(routes: &Routes, req: Request<Incoming>) -> Answer {
         None => {
             let stack = routes.stack.clone();
             let observer = move |region: &str| stack.observer_config(region);
-            match super::data_plane::answer(
+            match crate::aws::data_plane::answer(
                 &observer,
                 &routes.checkers,
                 &routes.zone_id,

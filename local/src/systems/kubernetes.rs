@@ -10,7 +10,7 @@
 //! "Cluster in healthy state" shortly after, as the operator would report; `PATCH` with a JSON
 //! merge patch, the promotion token checked for form as CloudNativePG's admission webhook
 //! does), with bearer-token authentication, on loopback. The operator's reactions to spec
-//! changes live in `local::cnpg`, which reads and writes the resources through
+//! changes live in `local::systems::cnpg`, which reads and writes the resources through
 //! [`CnpgResources`]. A region's API can be taken down ([`SimulatedKubernetes::set_down`]).
 
 use std::collections::BTreeMap;
@@ -21,11 +21,11 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{Answer, answer, body_bytes, serve_state};
+use crate::http::{Answer, answer, body_bytes, serve_state};
 
 struct Cluster {
     /// Faults armed for this API server and the region it serves.
-    faults: super::faults::Attached,
+    faults: crate::aws::faults::Attached,
     token: String,
     namespace: String,
     deployments: BTreeMap<String, i64>,
@@ -229,7 +229,7 @@ impl SimulatedKubernetes {
 
     /// Lets `faults` armed for `region`'s `kubernetes` service hit this API server (its
     /// CloudNativePG resources too).
-    pub fn attach_faults(&self, faults: super::faults::Faults, region: &str) {
+    pub fn attach_faults(&self, faults: crate::aws::faults::Faults, region: &str) {
         self.state.lock().expect("cluster lock").faults = Some((faults, region.to_string()));
     }
 
@@ -435,11 +435,11 @@ fn scale(namespace: &str, name: &str, replicas: i64) -> Answer {
 
 async fn respond(state: Arc<Mutex<Cluster>>, req: Request<Incoming>) -> Answer {
     let faults = state.lock().expect("cluster lock").faults.clone();
-    if let Some(refused) = super::faults::apply_attached(
+    if let Some(refused) = crate::aws::faults::apply_attached(
         faults,
         "kubernetes",
         &req,
-        super::faults::Protocol::Kubernetes,
+        crate::aws::faults::Protocol::Kubernetes,
     )
     .await
     {

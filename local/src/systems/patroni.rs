@@ -14,11 +14,11 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{Answer, answer, body_bytes, serve_state};
+use crate::http::{Answer, answer, body_bytes, serve_state};
 
 struct Member {
     /// Faults armed for this member's REST API and the region it runs in.
-    faults: super::faults::Attached,
+    faults: crate::aws::faults::Attached,
     name: String,
     primary: bool,
     replay_lag: Duration,
@@ -85,7 +85,7 @@ impl SimulatedPatroni {
     }
 
     /// Lets `faults` armed for `region`'s `patroni` service hit this member.
-    pub fn attach_faults(&self, faults: super::faults::Faults, region: &str) {
+    pub fn attach_faults(&self, faults: crate::aws::faults::Faults, region: &str) {
         self.state.lock().expect("member lock").faults = Some((faults, region.to_string()));
     }
 
@@ -130,7 +130,7 @@ impl SimulatedPatroni {
     /// PATCH, DELETE) then need these basic credentials; reads stay open.
     pub fn require_basic_auth(&self, username: &str, password: &str) {
         self.state.lock().expect("member lock").authorization =
-            Some(super::http::basic_authorization(username, password));
+            Some(crate::http::basic_authorization(username, password));
     }
 
     /// Makes `other` a member of this one's cluster (and this one of `other`'s), as one Patroni
@@ -168,15 +168,20 @@ impl Drop for SimulatedPatroni {
 
 async fn respond(state: &Arc<Mutex<Member>>, req: Request<Incoming>) -> Answer {
     let faults = state.lock().expect("member lock").faults.clone();
-    if let Some(refused) =
-        super::faults::apply_attached(faults, "patroni", &req, super::faults::Protocol::Plain).await
+    if let Some(refused) = crate::aws::faults::apply_attached(
+        faults,
+        "patroni",
+        &req,
+        crate::aws::faults::Protocol::Plain,
+    )
+    .await
     {
         return refused;
     }
     if req.method() != Method::GET {
         let required = state.lock().expect("member lock").authorization.clone();
-        if !super::http::authorized(&req, required.as_deref()) {
-            return super::http::unauthorized("Patroni", "not authenticated");
+        if !crate::http::authorized(&req, required.as_deref()) {
+            return crate::http::unauthorized("Patroni", "not authenticated");
         }
     }
     let path = req.uri().path().to_string();

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use crate::LocalError;
 
-use super::free_port;
+use crate::free_port;
 
 /// Finds the PostgreSQL server binaries (`initdb`, `pg_ctl`, `pg_basebackup`).
 pub fn server_bin_dir() -> Result<PathBuf, LocalError> {
@@ -910,7 +910,7 @@ impl Drop for PostgresPair {
     }
 }
 
-/// What the CloudNativePG stand-in does to a server (`local::cnpg`): the operator's own
+/// What the CloudNativePG stand-in does to a server (`local::systems::cnpg`): the operator's own
 /// instance manager acts on its instances the same ways.
 impl PostgresNode {
     /// Starts it (already running is an error from pg_ctl: callers track the state).

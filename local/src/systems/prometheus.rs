@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use super::http::{Answer, answer, serve_state};
 use crate::LocalError;
+use crate::http::{Answer, answer, serve_state};
 
 /// How often Prometheus scrapes the gateways: fine enough for a 2 s bake window.
 pub const SCRAPE_INTERVAL: &str = "250ms";
@@ -71,7 +71,7 @@ impl LocalPrometheus {
         );
         let config_file = dir.join("prometheus.yml");
         std::fs::write(&config_file, config).map_err(LocalError::io("writing prometheus.yml"))?;
-        let port = super::free_port().map_err(LocalError::io("finding a port for Prometheus"))?;
+        let port = crate::free_port().map_err(LocalError::io("finding a port for Prometheus"))?;
         let log = std::fs::File::create(dir.join("prometheus.log"))
             .map_err(LocalError::io("creating prometheus.log"))?;
         let mut command = tokio::process::Command::new("prometheus");
@@ -125,7 +125,7 @@ impl LocalPrometheus {
     }
 
     /// From now on, the proxy lets through only requests whose `Authorization` is exactly
-    /// `authorization` (`Bearer <token>`, or [`super::http::basic_authorization`]).
+    /// `authorization` (`Bearer <token>`, or [`crate::http::basic_authorization`]).
     pub fn require_authorization(&self, authorization: &str) {
         *self.proxy.authorization.lock().expect("auth lock") = Some(authorization.to_string());
     }
@@ -190,8 +190,8 @@ async fn wait_scraped(
 
 async fn forward(state: &ProxyState, req: hyper::Request<hyper::body::Incoming>) -> Answer {
     let required = state.authorization.lock().expect("auth lock").clone();
-    if !super::http::authorized(&req, required.as_deref()) {
-        return super::http::unauthorized("prometheus", "Unauthorized\n");
+    if !crate::http::authorized(&req, required.as_deref()) {
+        return crate::http::unauthorized("prometheus", "Unauthorized\n");
     }
     if !state.stopped.load(std::sync::atomic::Ordering::SeqCst)
         && let Err(e) = state
@@ -201,7 +201,7 @@ async fn forward(state: &ProxyState, req: hyper::Request<hyper::body::Incoming>)
             })
             .await
     {
-        return super::http::answer(
+        return crate::http::answer(
             hyper::StatusCode::BAD_GATEWAY,
             "text/plain",
             format!("{e}\n"),
@@ -213,7 +213,7 @@ async fn forward(state: &ProxyState, req: hyper::Request<hyper::body::Incoming>)
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let method = req.method().clone();
-    let body = super::http::body_bytes(req).await;
+    let body = crate::http::body_bytes(req).await;
     let url = format!("{}{path_and_query}", state.backend);
     let sent = state
         .client

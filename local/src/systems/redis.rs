@@ -76,9 +76,9 @@ impl RedisServer {
             "hapilot-redis-tls-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        super::postgres::make_tls_files(&tls_dir)?;
+        crate::systems::postgres::make_tls_files(&tls_dir)?;
         let tls_port =
-            super::free_port().map_err(LocalError::io("finding a TLS port for redis-server"))?;
+            crate::free_port().map_err(LocalError::io("finding a TLS port for redis-server"))?;
         let file = |name: &str| tls_dir.join("tls").join(name).display().to_string();
         let args = [
             "--tls-port".to_string(),
@@ -172,7 +172,7 @@ impl RedisServer {
         let port = match port {
             Some(p) => p,
             None => {
-                super::free_port().map_err(LocalError::io("finding a port for redis-server"))?
+                crate::free_port().map_err(LocalError::io("finding a port for redis-server"))?
             }
         };
         let mut command_line = tokio::process::Command::new("redis-server");

@@ -3,7 +3,7 @@
 //! Each simulated region serves requests at a rate with an error rate that a test or the drill
 //! sets ([`TrafficModel::set`]); counters are exact integrals of those rates over time. The
 //! gateways expose them on `/metrics`, which a real Prometheus scrapes
-//! ([`super::prometheus::LocalPrometheus`]), and a [`LoadBalancerMetrics`] publisher puts each
+//! ([`crate::systems::prometheus::LocalPrometheus`]), and a [`LoadBalancerMetrics`] publisher puts each
 //! second's request and 5xx counts into the region's CloudWatch, as an application load
 //! balancer does.
 

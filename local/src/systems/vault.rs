@@ -7,7 +7,7 @@
 //! (`GET /v1/secret/data/<path>`: the gateway's secrets, replicated to every cluster of the
 //! set), and Vault Enterprise's performance replication (`/v1/sys/replication/performance/...`:
 //! status, demote, secondary-token, revoke-secondary, promote, update-primary), whose rules and refusals live in
-//! [`super::vault_rules`]. `refuse(true)` makes it answer 503 to restores, as a sealed or broken
+//! [`crate::systems::vault_rules`]. `refuse(true)` makes it answer 503 to restores, as a sealed or broken
 //! cluster would; `set_down(true)` makes it answer 503 to everything, as a region gone dark.
 //!
 //! A snapshot restore replaces the KV secrets with the snapshot's, as Vault's does: the local
@@ -24,9 +24,9 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::vault_rules::{ActivationTokens, Mode, Refusal, Replication};
+use crate::systems::vault_rules::{ActivationTokens, Mode, Refusal, Replication};
 
-use super::http::{answer, body_bytes, serve_state};
+use crate::http::{answer, body_bytes, serve_state};
 
 struct State {
     token: String,
@@ -34,7 +34,7 @@ struct State {
     down: bool,
     restored: Vec<u64>,
     voters: usize,
-    /// Performance replication (see [`super::vault_rules`]).
+    /// Performance replication (see [`crate::systems::vault_rules`]).
     replication: Replication,
     /// A secondary's streaming state when a test overrides it (`idle`: it lost its primary).
     replication_state: Option<String>,
@@ -165,26 +165,28 @@ impl SimulatedVault {
                     let tokens = s.tokens.clone();
                     let mut tokens = tokens.lock().expect("vault tokens");
                     let outcome = match p.trim_start_matches("/v1/sys/replication/performance/") {
-                        "primary/demote" => {
-                            super::vault_rules::demote(&mut s.replication).map(|()| Value::Null)
-                        }
+                        "primary/demote" => crate::systems::vault_rules::demote(&mut s.replication)
+                            .map(|()| Value::Null),
                         "secondary/promote" => {
-                            super::vault_rules::promote(&mut s.replication).map(|()| Value::Null)
+                            crate::systems::vault_rules::promote(&mut s.replication)
+                                .map(|()| Value::Null)
                         }
-                        "primary/secondary-token" => super::vault_rules::secondary_token(
+                        "primary/secondary-token" => crate::systems::vault_rules::secondary_token(
                             &mut s.replication,
                             &mut tokens,
                             body["id"].as_str().unwrap_or_default(),
                             ttl(body["ttl"].as_str().unwrap_or("30m")),
                         )
                         .map(|t| json!({"data": null, "wrap_info": {"token": t, "ttl": 1800}})),
-                        "primary/revoke-secondary" => super::vault_rules::revoke_secondary(
-                            &mut s.replication,
-                            &mut tokens,
-                            body["id"].as_str().unwrap_or_default(),
-                        )
-                        .map(|()| Value::Null),
-                        "secondary/update-primary" => super::vault_rules::update_primary(
+                        "primary/revoke-secondary" => {
+                            crate::systems::vault_rules::revoke_secondary(
+                                &mut s.replication,
+                                &mut tokens,
+                                body["id"].as_str().unwrap_or_default(),
+                            )
+                            .map(|()| Value::Null)
+                        }
+                        "secondary/update-primary" => crate::systems::vault_rules::update_primary(
                             &mut s.replication,
                             &mut tokens,
                             body["token"].as_str().unwrap_or_default(),
@@ -342,9 +344,9 @@ impl Drop for SimulatedVault {
 /// Makes `new` the performance primary and `old` its secondary (registered as `old_id`),
 /// as an operator would after a failover: a test's starting point for a failback.
 pub fn fail_over(old: &SimulatedVault, new: &SimulatedVault, old_id: &str) {
-    super::vault_rules::demote(&mut old.state.lock().expect("vault state").replication)
+    crate::systems::vault_rules::demote(&mut old.state.lock().expect("vault state").replication)
         .expect("the old cluster is the primary");
-    super::vault_rules::promote(&mut new.state.lock().expect("vault state").replication)
+    crate::systems::vault_rules::promote(&mut new.state.lock().expect("vault state").replication)
         .expect("the new cluster is a secondary");
     follow(old, new, old_id).expect("the old cluster follows the new one");
 }
@@ -356,7 +358,7 @@ fn follow(secondary: &SimulatedVault, primary: &SimulatedVault, id: &str) -> Res
         let mut p = primary.state.lock().expect("vault state");
         let tokens = p.tokens.clone();
         let mut tokens = tokens.lock().expect("vault tokens");
-        super::vault_rules::secondary_token(
+        crate::systems::vault_rules::secondary_token(
             &mut p.replication,
             &mut tokens,
             id,
@@ -366,11 +368,11 @@ fn follow(secondary: &SimulatedVault, primary: &SimulatedVault, id: &str) -> Res
     let mut s = secondary.state.lock().expect("vault state");
     let tokens = s.tokens.clone();
     let mut tokens = tokens.lock().expect("vault tokens");
-    super::vault_rules::update_primary(&mut s.replication, &mut tokens, &token).map(drop)
+    crate::systems::vault_rules::update_primary(&mut s.replication, &mut tokens, &token).map(drop)
 }
 
 /// Vault's error answer: `{"errors": [message]}`.
-fn vault_error(status: StatusCode, message: &str) -> super::http::Answer {
+fn vault_error(status: StatusCode, message: &str) -> crate::http::Answer {
     answer(
         status,
         "application/json",

@@ -1,5 +1,5 @@
 //! The rules of Vault Enterprise performance replication that the loopback Vault in
-//! [`super::vault`] answers by, as pure functions over one cluster's replication state,
+//! [`crate::systems::vault`] answers by, as pure functions over one cluster's replication state,
 //! unit-tested. Source: Vault's API reference, `/sys/replication/performance` (status, primary
 //! demote, secondary-token, secondary promote, secondary update-primary), and "Manage
 //! performance replication" (promote a secondary: demote the original primary first; there

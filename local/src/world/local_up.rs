@@ -17,14 +17,14 @@ use hapilot_adapters::database::PostgresDatabase;
 use hapilot_functions::config::Settings;
 use serde_json::{Value, json};
 
-use super::deployment::{
+use crate::LocalError;
+use crate::http::{answer, serve};
+use crate::systems::gateway::GatewayMode;
+use crate::world::deployment::{
     AUDIT_BUCKET, BACKUP_BUCKET, DR_BACKUP_BUCKET, DatabaseSetup, Databases, LocalDeployment,
     PRIMARY_REGION, RECORD_NAME, RecordRouting, STANDBY_REGION, WITNESS_REGION, WorldOptions,
 };
-use super::gateway::GatewayMode;
-use super::http::{answer, serve};
-use super::{LocalStack, StackOptions};
-use crate::LocalError;
+use crate::{LocalStack, StackOptions};
 
 /// The settings a person may tune on the local world (`[settings]` of hapilot.toml, flags):
 /// how hapilot behaves. Everything else names the world (regions, buckets, zone, topics) and
@@ -91,7 +91,7 @@ pub async fn control(region: &str, verb: &str) -> Result<String, LocalError> {
 /// Arms a fault in the running local world (`None`: lists the armed faults and the calls they
 /// hit; `clear`: disarms every fault).
 pub async fn fault(
-    spec: Option<&super::faults::FaultSpec>,
+    spec: Option<&crate::aws::faults::FaultSpec>,
     clear: bool,
 ) -> Result<String, LocalError> {
     match (spec, clear) {
@@ -147,7 +147,7 @@ struct Inner {
 /// A running local world. [`LocalWorld::shutdown`] (or dropping it) stops everything.
 pub struct LocalWorld {
     inner: Arc<Inner>,
-    data_plane: Option<super::data_plane::DataPlane>,
+    data_plane: Option<crate::aws::data_plane::DataPlane>,
     writer: tokio::task::JoinHandle<()>,
     stop_writer: Arc<AtomicBool>,
     control: tokio::task::JoinHandle<()>,
@@ -208,21 +208,21 @@ impl LocalWorld {
         // LiteLLM's spend log table, under the names the deployed template's DR drill reads.
         let (table, column) = deployment.drill_data_check()?;
         first
-            .batch_execute(&super::litellm::create_spend_logs(&table, &column))
+            .batch_execute(&crate::systems::litellm::create_spend_logs(&table, &column))
             .await
             .map_err(|e| LocalError::Invalid(format!("creating {table}: {e}")))?;
         drop(first);
         let stop_writer = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(write_forever(
             dsns.to_vec(),
-            super::litellm::insert_spend_log(&table, &column),
+            crate::systems::litellm::insert_spend_log(&table, &column),
             stop_writer.clone(),
         ));
         say(
             "backup job: base backup, archived WAL and a Vault snapshot into s3://hapilot-backups-dr ...",
         );
         let s3 = hapilot_adapters::sdk::s3(stack.sdk_config());
-        super::barman::back_up_once(
+        crate::systems::barman::back_up_once(
             &s3,
             pair,
             (
@@ -232,17 +232,17 @@ impl LocalWorld {
             Duration::from_millis(500),
         )
         .await?;
-        match super::redis::redis_rdb(200).await {
+        match crate::systems::redis::redis_rdb(200).await {
             Ok(rdb) => {
-                let object = [super::barman::BackupObject {
+                let object = [crate::systems::barman::BackupObject {
                     key: format!(
                         "redis/{}.rdb",
-                        super::barman::compact_time(chrono::Utc::now().timestamp())
+                        crate::systems::barman::compact_time(chrono::Utc::now().timestamp())
                     ),
                     bytes: rdb,
                 }];
                 for bucket in [BACKUP_BUCKET, DR_BACKUP_BUCKET] {
-                    super::barman::upload(&s3, bucket, &object).await?;
+                    crate::systems::barman::upload(&s3, bucket, &object).await?;
                 }
             }
             Err(e) => say(&format!(
@@ -258,24 +258,27 @@ impl LocalWorld {
             ("infra/template.yaml", &template),
             ("hapilot.toml", settings.as_bytes()),
         ];
-        let bundle =
-            tokio::task::block_in_place(|| super::config_backup::bundle_configuration(&sources));
-        let mut objects = vec![super::config_backup::secrets_metadata_export(
-            &[(super::vault::GATEWAY_SECRET, 1)],
+        let bundle = tokio::task::block_in_place(|| {
+            crate::systems::config_backup::bundle_configuration(&sources)
+        });
+        let mut objects = vec![crate::systems::config_backup::secrets_metadata_export(
+            &[(crate::systems::vault::GATEWAY_SECRET, 1)],
             now,
         )];
         match bundle {
-            Ok((commit, bytes)) => objects.extend(super::config_backup::configuration_objects(
-                (&commit, bytes),
-                now,
-                now - 60,
-                &["infra/template.yaml", "hapilot.toml"],
-            )),
+            Ok((commit, bytes)) => {
+                objects.extend(crate::systems::config_backup::configuration_objects(
+                    (&commit, bytes),
+                    now,
+                    now - 60,
+                    &["infra/template.yaml", "hapilot.toml"],
+                ))
+            }
             Err(e) => say(&format!(
                 "no configuration bundle ({e}): the backup audit will say the configuration has none"
             )),
         }
-        super::barman::upload(&s3, BACKUP_BUCKET, &objects).await?;
+        crate::systems::barman::upload(&s3, BACKUP_BUCKET, &objects).await?;
         // Scheduler's every-minute publish-replication-lag in the standby (6 periods here).
         let lag_schedule = tokio::spawn({
             let handle = stack.handle();
@@ -490,7 +493,7 @@ fn known_region(region: &str) -> bool {
 async fn control_answer(
     inner: Arc<Inner>,
     req: hyper::Request<hyper::body::Incoming>,
-) -> super::http::Answer {
+) -> crate::http::Answer {
     use hyper::{Method, StatusCode};
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -550,8 +553,8 @@ async fn control_answer(
             text(StatusCode::OK, "every fault disarmed".into())
         }
         (&Method::POST, ["faults"]) => {
-            let body = super::http::body_bytes(req).await;
-            let spec = match super::faults::FaultSpec::from_json(&body) {
+            let body = crate::http::body_bytes(req).await;
+            let spec = match crate::aws::faults::FaultSpec::from_json(&body) {
                 Ok(spec) => spec,
                 Err(e) => {
                     return text(

@@ -3,7 +3,6 @@
 //! the audit runs on, and readers of its report.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
 use hapilot::local::systems::barman::{
     BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,
     wal_objects,
@@ -12,8 +11,8 @@ use hapilot::local::systems::postgres::PostgresPair;
 use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
 
+use crate::support::TestStack;
 use crate::support::backups::put_all;
-use crate::support::{TestStack, assert_failed};
 
 /// Builds the clean catalog from real tools. Blocking.
 pub(super) fn build_catalog(rdb: Vec<u8>, now: i64) -> Vec<Object> {
@@ -293,7 +292,10 @@ pub(super) fn found_in(report: &Value) -> Vec<(String, String)> {
 }
 
 /// The JSON report a backup-audit run wrote, and its `<time>` stamp.
-pub(super) async fn audit_report(stack: &TestStack, outcome: &hapilot::runs::RunOutcome) -> (Value, String) {
+pub(super) async fn audit_report(
+    stack: &TestStack,
+    outcome: &hapilot::runs::RunOutcome,
+) -> (Value, String) {
     let stamp = report_stamp(stack, outcome).await;
     let body = stack
         .s3()
@@ -420,7 +422,12 @@ pub(super) fn build_failover_catalog() -> Vec<Object> {
 
 /// Uploads `bytes` to `bucket/key` as a two-part multipart upload (its ETag is then
 /// `<md5 of the part md5s>-2`, unlike a single PUT's of the same bytes).
-pub(super) async fn put_in_two_parts(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: &[u8]) {
+pub(super) async fn put_in_two_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    bytes: &[u8],
+) {
     use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
     let upload = s3
         .create_multipart_upload()

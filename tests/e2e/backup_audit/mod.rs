@@ -9,19 +9,13 @@
 
 mod fixtures;
 
-
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use hapilot::local::systems::barman::{
-    BackupObject as Object, compact_time as compact, psql, switch_and_archive, take_base_backup,
-    wal_objects,
-};
-use hapilot::local::systems::postgres::PostgresPair;
+use hapilot::local::systems::barman::{BackupObject as Object, compact_time as compact};
 use hapilot_core::backup::vault::build_vault_snapshot;
 use serde_json::{Value, json};
 
-use crate::support::backups::put_all;
-use crate::support::{TestStack, assert_failed};
+use crate::support::assert_failed;
 
 use fixtures::*;
 

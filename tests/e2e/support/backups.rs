@@ -3,11 +3,11 @@
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
-use hapilot::local::barman::BackupObject as Object;
+use hapilot::local::systems::barman::BackupObject as Object;
 
 /// An RDB file written by a real redis-server (`SAVE`) holding `keys` gateway-like keys.
 pub async fn redis_rdb(keys: usize) -> Vec<u8> {
-    hapilot::local::redis::redis_rdb(keys)
+    hapilot::local::systems::redis::redis_rdb(keys)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -9,7 +9,7 @@ pub mod postgres;
 
 use std::time::Duration;
 
-use hapilot::local::deploy::definitions_in;
+use hapilot::local::aws::definitions::definitions_in;
 use hapilot::local::{LocalStack, StackOptions, project_root};
 use hapilot::runs::{RunOutcome, follow, start};
 use hapilot_functions::config::Settings;
@@ -415,15 +415,15 @@ pub struct FailoverWorld {
     /// The stack.
     pub stack: TestStack,
     /// The deployment.
-    pub deployment: hapilot::local::deployment::LocalDeployment,
+    pub deployment: hapilot::local::world::deployment::LocalDeployment,
 }
 
 impl FailoverWorld {
     /// A stack and a deployment whose regions run `database`.
-    pub async fn start(database: hapilot::local::deployment::DatabaseSetup) -> Self {
+    pub async fn start(database: hapilot::local::world::deployment::DatabaseSetup) -> Self {
         let stack = TestStack::for_templates().await;
         let deployment =
-            hapilot::local::deployment::LocalDeployment::create(stack.stack(), database)
+            hapilot::local::world::deployment::LocalDeployment::create(stack.stack(), database)
                 .await
                 .unwrap_or_else(|e| panic!("the local deployment was not created: {e}"));
         Self { stack, deployment }
@@ -431,14 +431,15 @@ impl FailoverWorld {
 
     /// Delivers `event` to the alarm router as EventBridge would.
     pub async fn route(&self, event: &Value) -> Result<Value, (String, String)> {
-        hapilot::local::front_door::invoke(&self.stack.endpoint_url(), "alarm-router", event).await
+        hapilot::local::aws::front_door::invoke(&self.stack.endpoint_url(), "alarm-router", event)
+            .await
     }
 
     /// The real PostgreSQL pair of a `DatabaseSetup::Postgres` world.
-    pub fn postgres(&self) -> &hapilot::local::postgres::PostgresPair {
+    pub fn postgres(&self) -> &hapilot::local::systems::postgres::PostgresPair {
         match &self.deployment.databases {
-            hapilot::local::deployment::Databases::Postgres { pair, .. } => pair,
-            hapilot::local::deployment::Databases::Patroni { .. } => {
+            hapilot::local::world::deployment::Databases::Postgres { pair, .. } => pair,
+            hapilot::local::world::deployment::Databases::Patroni { .. } => {
                 unreachable!("this test runs on PostgreSQL")
             }
         }

@@ -1,15 +1,13 @@
 //! The in-memory fakes of [`Database`](super::Database) and [`DataReader`](super::DataReader)
 //! for handler unit tests.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hapilot_core::failover::ReplicationStatus;
 use hapilot_core::restore::{DataCheck, RowManifest};
-use serde::{Deserialize, Serialize};
 
-use crate::AdapterError;
 use super::*;
+use crate::AdapterError;
 
 /// In-memory [`Database`] for handler unit tests: a replica or a primary that promotes,
 /// fences and rebuilds in memory, with an optional cluster-manager member list.
@@ -192,4 +190,3 @@ impl DataReader for MemoryDataReader {
         Ok(self.indexes.clone())
     }
 }
-

@@ -1,11 +1,13 @@
 //! The regional PostgreSQL databases: replication status, promotion, fencing.
 //!
-//! Three backends behind one trait: `postgres` speaks SQL to the server itself (`pg_promote`),
-//! `patroni` asks the Patroni REST API of the cluster to do it (`POST /failover`),
-//! `cloudnativepg` changes the `Cluster` resources and lets the operator do it (see `cnpg`).
+//! Three backends behind one trait, each a sibling file with the fake: [`postgres`] speaks SQL
+//! to the server itself (`pg_promote`), [`patroni`] asks the Patroni REST API of the cluster to
+//! do it (`POST /failover`), [`cnpg`] changes the CloudNativePG `Cluster` resources and lets the
+//! operator do it; [`memory`] is the in-memory fake for handler unit tests. [`AnyDatabase`]
+//! is the one configured per region ([`DatabaseTarget`]).
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hapilot_core::failover::ReplicationStatus;
 use hapilot_core::restore::{DataCheck, RowManifest};
@@ -14,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::AdapterError;
 
 pub mod cnpg;
-mod memory;
-mod patroni;
-mod postgres;
+#[cfg(any(test, feature = "fakes"))]
+pub mod memory;
+pub mod patroni;
+pub mod postgres;
 
 pub use cnpg::CnpgCluster;
 #[cfg(any(test, feature = "fakes"))]
@@ -200,7 +203,7 @@ pub enum DatabaseTarget {
         #[serde(default)]
         dsn: crate::SecretText,
         /// The host agent that can rewind/rebuild this server (re-protection only); plain
-        /// PostgreSQL has no API for it. See `hapilot::local::agent`.
+        /// PostgreSQL has no API for it. See `hapilot::local::systems::agent`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent_url: Option<String>,
     },

@@ -1,23 +1,21 @@
 //! The `patroni` backend: one Patroni member's REST API does promotion and fencing
 //! (`POST /failover`, `PATCH /config`).
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hapilot_core::failover::ReplicationStatus;
-use hapilot_core::restore::{DataCheck, RowManifest};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::AdapterError;
 use super::*;
+use crate::AdapterError;
 
 /// [`Database`] through one Patroni member's REST API.
 #[derive(Debug, Clone)]
 pub struct PatroniMember {
-    http: reqwest::Client,
-    url: String,
-    member: String,
-    auth: Option<crate::http_client::HttpAuth>,
+    pub(super) http: reqwest::Client,
+    pub(super) url: String,
+    pub(super) member: String,
+    pub(super) auth: Option<crate::http_client::HttpAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,4 +315,3 @@ impl Database for PatroniMember {
         }))
     }
 }
-

@@ -1,23 +1,21 @@
 //! The `postgres` backend: SQL to the server itself with tokio-postgres (`pg_promote`, fencing
 //! by `ALTER SYSTEM`), and re-protection through the host agent.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hapilot_core::failover::ReplicationStatus;
 use hapilot_core::restore::{DataCheck, RowManifest};
-use serde::{Deserialize, Serialize};
 
-use crate::AdapterError;
 use super::*;
+use crate::AdapterError;
 
 /// [`Database`] over SQL with tokio-postgres (`Debug` shows the target, never the DSN).
 #[derive(Clone)]
 pub struct PostgresDatabase {
     /// As given (libpq's forms); also what the host agent is told for re-protection.
-    dsn: crate::SecretText,
+    pub(super) dsn: crate::SecretText,
     /// HTTP client and URL of the host agent, for re-protection.
-    agent: Option<(reqwest::Client, String)>,
+    pub(super) agent: Option<(reqwest::Client, String)>,
 }
 
 impl std::fmt::Debug for PostgresDatabase {

@@ -6,13 +6,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
-use serde::{Deserialize, Serialize};
 
-use crate::AdapterError;
-use crate::dns::{Dns, Route53Dns};
 use super::*;
+use crate::AdapterError;
 
 /// Route53 ARC routing controls through the cluster's regional endpoints.
 #[derive(Debug, Clone)]

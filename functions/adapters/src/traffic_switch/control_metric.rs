@@ -1,21 +1,12 @@
 //! The `health_check` switch: control metrics behind `CALCULATED` Route53 health checks.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
-use serde::{Deserialize, Serialize};
 
-use crate::AdapterError;
-use crate::dns::{Dns, Route53Dns};
 use super::*;
-
-/// The prefix of a control-metric change id: `controls:<set>=<on|off>,...`. The change is the
-/// alarms reaching the wanted states, so the id carries what was wanted (no state kept).
-const CONTROL_CHANGE: &str = "controls:";
+use crate::AdapterError;
 
 /// Control alarms behind `CALCULATED` health checks.
 #[derive(Debug, Clone)]
@@ -74,37 +65,6 @@ impl ControlMetricSwitch {
             })
             .collect())
     }
-}
-
-/// The on/off value a weight means for a control.
-fn on(weight: i64) -> bool {
-    weight > 0
-}
-
-/// Parses a control change id back into SetIdentifier -> on.
-pub fn parse_control_change(change_id: &str) -> Option<BTreeMap<String, bool>> {
-    change_id
-        .strip_prefix(CONTROL_CHANGE)?
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (set, state) = pair.split_once('=')?;
-            let on = match state {
-                "on" => true,
-                "off" => false,
-                _ => return None,
-            };
-            Some((set.to_string(), on))
-        })
-        .collect()
-}
-
-fn control_change(wanted: &BTreeMap<String, bool>) -> String {
-    let parts: Vec<String> = wanted
-        .iter()
-        .map(|(s, on)| format!("{s}={}", if *on { "on" } else { "off" }))
-        .collect();
-    format!("{CONTROL_CHANGE}{}", parts.join(","))
 }
 
 impl TrafficSwitch for ControlMetricSwitch {

@@ -1,17 +1,9 @@
 //! The in-memory fake of [`TrafficSwitch`](super::TrafficSwitch) for handler unit tests.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
-use aws_config::{Region, SdkConfig};
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
-use serde::{Deserialize, Serialize};
-
-use crate::AdapterError;
-use crate::dns::{Dns, Route53Dns};
 use super::*;
+use crate::AdapterError;
 
 /// In-memory [`TrafficSwitch`]: weights by SetIdentifier, every change in sync at once.
 #[cfg(any(test, feature = "fakes"))]

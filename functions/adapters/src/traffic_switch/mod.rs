@@ -16,20 +16,18 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
 
-use aws_config::{Region, SdkConfig};
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
+use aws_config::SdkConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::AdapterError;
-use crate::dns::{Dns, Route53Dns};
+use crate::dns::Route53Dns;
 
-mod arc;
-mod control_metric;
-mod memory;
-mod weights;
+pub mod arc;
+pub mod control_metric;
+#[cfg(any(test, feature = "fakes"))]
+pub mod memory;
+pub mod weights;
 
 pub use arc::ArcSwitch;
 pub use control_metric::ControlMetricSwitch;
@@ -115,6 +113,42 @@ pub trait TrafficSwitch: Send + Sync {
     ) -> impl Future<Output = Result<String, AdapterError>> + Send;
     /// Whether the change has taken effect where the data plane reads it.
     fn in_sync(&self, change_id: &str) -> impl Future<Output = Result<bool, AdapterError>> + Send;
+}
+
+/// The prefix of a control-metric change id: `controls:<set>=<on|off>,...`. The change is the
+/// alarms reaching the wanted states, so the id carries what was wanted (no state kept).
+pub(crate) const CONTROL_CHANGE: &str = "controls:";
+
+/// The on/off value a weight means for a control.
+pub(crate) fn on(weight: i64) -> bool {
+    weight > 0
+}
+
+/// Parses a control change id back into SetIdentifier -> on.
+pub fn parse_control_change(change_id: &str) -> Option<BTreeMap<String, bool>> {
+    change_id
+        .strip_prefix(CONTROL_CHANGE)?
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (set, state) = pair.split_once('=')?;
+            let on = match state {
+                "on" => true,
+                "off" => false,
+                _ => return None,
+            };
+            Some((set.to_string(), on))
+        })
+        .collect()
+}
+
+/// The change id of wanted on/off states (what [`parse_control_change`] reads).
+pub(crate) fn control_change(wanted: &BTreeMap<String, bool>) -> String {
+    let parts: Vec<String> = wanted
+        .iter()
+        .map(|(s, on)| format!("{s}={}", if *on { "on" } else { "off" }))
+        .collect();
+    format!("{CONTROL_CHANGE}{}", parts.join(","))
 }
 
 /// The switch a deployment configured.

@@ -1,17 +1,10 @@
 //! The `weights` switch: Route53 weighted records (`ChangeResourceRecordSets`).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
-use aws_config::{Region, SdkConfig};
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
-use serde::{Deserialize, Serialize};
-
+use super::*;
 use crate::AdapterError;
 use crate::dns::{Dns, Route53Dns};
-use super::*;
 
 /// Weights on Route53 records of one name.
 #[derive(Debug, Clone)]

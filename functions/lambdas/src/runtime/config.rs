@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 
 use hapilot_adapters::SecretText;
+use hapilot_adapters::canary_metrics::TrafficSource;
 use hapilot_adapters::database::DatabaseTarget;
 use hapilot_adapters::scaler::KubernetesTarget;
 use hapilot_adapters::secrets::SecretReader;
-use hapilot_adapters::traffic::TrafficSource;
 use hapilot_adapters::traffic_switch::TrafficSwitchConfig;
 use hapilot_core::alarm::FailoverTrigger;
 use hapilot_core::failover::RegionSite;
@@ -556,7 +556,7 @@ impl Settings {
                 }
             }
         }
-        if let Some(hapilot_adapters::traffic::TrafficSource::Prometheus { url, .. }) =
+        if let Some(hapilot_adapters::canary_metrics::TrafficSource::Prometheus { url, .. }) =
             &self.canary_provider
         {
             out.push(("HAPILOT_CANARY_PROVIDER url".into(), url));

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use hapilot_adapters::HttpProber;
 use hapilot_adapters::backups::S3BackupStore;
+use hapilot_adapters::canary_metrics::TrafficProvider;
 use hapilot_adapters::database::AnyDatabase;
 use hapilot_adapters::journal::S3Journal;
 use hapilot_adapters::monitoring::{CloudWatch, EmbeddedMetrics, MetricSink};
 use hapilot_adapters::notifier::SnsNotifier;
 use hapilot_adapters::orchestrator::StepFunctions;
 use hapilot_adapters::scaler::KubernetesScaler;
-use hapilot_adapters::traffic::TrafficProvider;
 use hapilot_adapters::traffic_switch::{AnyTrafficSwitch, TrafficSwitchConfig};
 use serde_json::Value;
 
@@ -367,7 +367,7 @@ functions! {
     "canary-gate" => canary_gate(|a, event| match &a.settings.canary_provider {
         Some(source) => {
             let ca_file = match source {
-                hapilot_adapters::traffic::TrafficSource::Prometheus { ca_file, .. } => ca_file.as_deref(),
+                hapilot_adapters::canary_metrics::TrafficSource::Prometheus { ca_file, .. } => ca_file.as_deref(),
                 _ => None,
             };
             let traffic = TrafficProvider::new(source.clone(), a.sdk.clone(), a.http_for(ca_file)?);

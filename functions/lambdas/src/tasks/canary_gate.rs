@@ -6,8 +6,8 @@
 //! "run"}`; output: the [`hapilot_core::canary::GateOutcome`] plus the raw measurements and the
 //! judge's table (`judgement`), so the journal and the report show why.
 
+use hapilot_adapters::canary_metrics::TrafficMetrics;
 use hapilot_adapters::journal::Journal;
-use hapilot_adapters::traffic::TrafficMetrics;
 use hapilot_core::canary::{CanaryPolicy, GateCounters, judge_canary, with_judgement};
 use hapilot_core::canary_judge::{ErrorCounts, LatencySamples, judge};
 use serde::Deserialize;
@@ -140,8 +140,8 @@ async fn latencies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hapilot_adapters::canary_metrics::MemoryTrafficMetrics;
     use hapilot_adapters::journal::MemoryJournal;
-    use hapilot_adapters::traffic::MemoryTrafficMetrics;
     use hapilot_core::canary::TrafficMeasurement;
 
     fn traffic(canary_errors: f64, latency: (f64, f64)) -> MemoryTrafficMetrics {

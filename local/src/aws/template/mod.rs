@@ -49,7 +49,7 @@ impl Template {
             &text,
             region,
             &script_text,
-            crate::moto::SAM_TRANSLATOR_VERSION,
+            crate::aws::moto::SAM_TRANSLATOR_VERSION,
         )
             .hash(&mut hasher);
         let cached = cache_dir.join(format!(

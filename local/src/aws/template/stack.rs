@@ -693,15 +693,13 @@ async fn create(
                 }
             };
             let substitutions = text_map(props.get("DefinitionSubstitutions"));
-            let definition =
-                crate::deploy::resolve(&definition, &substitutions).map_err(|missing| {
-                    LocalError::StateMachine {
-                        file: template.path.clone(),
-                        detail: format!(
-                            "{logical}: DefinitionSubstitutions lacks {}",
-                            missing.join(", ")
-                        ),
-                    }
+            let definition = crate::aws::definitions::resolve(&definition, &substitutions)
+                .map_err(|missing| LocalError::StateMachine {
+                    file: template.path.clone(),
+                    detail: format!(
+                        "{logical}: DefinitionSubstitutions lacks {}",
+                        missing.join(", ")
+                    ),
                 })?;
             let arn = c
                 .sfn
@@ -710,7 +708,7 @@ async fn create(
                 .definition(definition)
                 .role_arn(
                     text(props, "RoleArn")
-                        .unwrap_or_else(|| crate::deploy::LOCAL_STATES_ROLE.to_string()),
+                        .unwrap_or_else(|| crate::aws::definitions::LOCAL_STATES_ROLE.to_string()),
                 )
                 .send()
                 .await
@@ -877,7 +875,7 @@ async fn create(
             let url = format!(
                 "{}/{}{region}/{function}/",
                 c.endpoint.trim_end_matches('/'),
-                crate::front_door::FUNCTION_URL_PREFIX.trim_start_matches('/')
+                crate::aws::front_door::FUNCTION_URL_PREFIX.trim_start_matches('/')
             );
             Ok(Created {
                 reference: json!(target),
@@ -1065,19 +1063,19 @@ async fn create_health_check(r53: &aws_sdk_route53::Client, p: &Value) -> Result
     tags.extend(
         [
             keep(
-                crate::data_plane::TAG_ALARM_REGION,
+                crate::aws::data_plane::TAG_ALARM_REGION,
                 alarm.and_then(|a| text(a, "Region")),
             ),
             keep(
-                crate::data_plane::TAG_ALARM_NAME,
+                crate::aws::data_plane::TAG_ALARM_NAME,
                 alarm.and_then(|a| text(a, "Name")),
             ),
             keep(
-                crate::data_plane::TAG_INSUFFICIENT_DATA,
+                crate::aws::data_plane::TAG_INSUFFICIENT_DATA,
                 text(cfg, "InsufficientDataHealthStatus"),
             ),
             keep(
-                crate::data_plane::TAG_ROUTING_CONTROL,
+                crate::aws::data_plane::TAG_ROUTING_CONTROL,
                 text(cfg, "RoutingControlArn"),
             ),
         ]

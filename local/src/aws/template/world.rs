@@ -167,7 +167,7 @@ pub async fn put_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::stack::DeployedFunction;
+    use crate::aws::template::stack::DeployedFunction;
 
     fn function(name: &str, env: &[(&str, &str)]) -> DeployedFunction {
         DeployedFunction {

@@ -9,16 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
-    ResourceRecordSet, RrType,
-};
-use hapilot_adapters::database::DatabaseTarget;
-use hapilot_adapters::scaler::KubernetesTarget;
 use hapilot_core::alarm::FailoverTrigger;
 use hapilot_core::tier::Tier;
-use hapilot_functions::config::{RegionConfig, Settings};
+use hapilot_functions::config::Settings;
 
+use crate::LocalError;
 use crate::LocalStack;
 use crate::systems::agent::PostgresAgent;
 use crate::systems::gateway::{GlobalRouter, SimulatedGateway};
@@ -28,9 +23,21 @@ use crate::systems::postgres::PostgresPair;
 use crate::systems::prometheus::LocalPrometheus;
 use crate::systems::user_traffic::{LB_NAMESPACE, LoadBalancerMetrics};
 use crate::systems::vault::SimulatedVault;
-use crate::LocalError;
-use hapilot_adapters::traffic::TrafficSource;
+use hapilot_adapters::canary_metrics::TrafficSource;
 use hapilot_adapters::traffic_switch::TrafficSwitchConfig;
+
+mod configuration;
+mod databases;
+mod gateways;
+mod observability;
+mod operator;
+mod routing;
+mod vaults;
+
+pub use operator::{
+    DRILL_SCHEDULE, OPERATOR_USER, OperatorLogin, deny_role_actions, put_drill_schedule,
+};
+pub use routing::{arc_safety_rule, routing_control_arn};
 
 /// The failing region in the local deployment.
 pub const PRIMARY_REGION: &str = "us-east-1";
@@ -204,10 +211,30 @@ impl WorldOptions {
         }
     }
 
+    /// Refuses the combinations the local world cannot build, before anything starts.
+    pub fn check(&self) -> Result<(), LocalError> {
+        if self.third_region && self.database == DatabaseSetup::Cloudnativepg {
+            return Err(LocalError::Invalid(
+                "a third region runs on the Patroni or postgres setup (the CloudNativePG stand-in manages two clusters)"
+                    .into(),
+            ));
+        }
+        if self.third_region && self.switch == SwitchSetup::ArcRoutingControl {
+            return Err(LocalError::Invalid(
+                "a third region needs the weights or health-check switch (the ARC cluster has two controls)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// What these options change in a region's configuration after the templates are
     /// deployed, as an operator would with `UpdateFunctionConfiguration`: nothing for
     /// [`WorldOptions::regional`].
-    pub fn operator_changes(&self, settings: &mut Settings, arc: Option<&crate::aws::arc::ArcCluster>) {
+    pub fn operator_changes(
+        &self,
+        settings: &mut Settings,
+        arc: Option<&crate::aws::arc::ArcCluster>,
+    ) {
         if !self.quorum {
             settings.triggers = vec![FailoverTrigger {
                 alarm_name: PRIMARY_ALARM.to_string(),
@@ -368,7 +395,126 @@ impl LocalDeployment {
         stack: &LocalStack,
         options: WorldOptions,
     ) -> Result<Self, LocalError> {
-        Self::create_from(stack, options, &crate::aws::template::local_parameters_file()).await
+        Self::create_from(
+            stack,
+            options,
+            &crate::aws::template::local_parameters_file(),
+        )
+        .await
+    }
+
+    /// Builds the deployment `options` describe, deploying the stacks of the parameters file
+    /// at `parameters` (its templates relative to the file's `infra/` directory). Each concern
+    /// is built by its own module, in the order a real deployment needs them: the systems
+    /// first, then what the templates take from them, then the templates, then what the
+    /// operator attaches to what they created.
+    pub async fn create_from(
+        stack: &LocalStack,
+        options: WorldOptions,
+        parameters: &std::path::Path,
+    ) -> Result<Self, LocalError> {
+        options.check()?;
+        let sdk = stack.sdk_config();
+        let faults = stack.faults();
+        let third = options.third_region;
+        let gateways = gateways::start_gateways(third).await?;
+        let kubes = gateways::start_clusters(&faults, third).await?;
+        let (redis, third_redis) = configuration::start_redis(third).await;
+        let (databases, third_member) = databases::start(options.database, &kubes, &faults).await?;
+        let targets =
+            databases::targets(&databases, third_member.as_ref(), &kubes, &faults).await?;
+        let name = routing::start(stack, &options, &gateways).await?;
+        let (prometheus, lb_metrics) = observability::start(sdk, &gateways).await?;
+        let vaults = vaults::start(third).await?;
+        configuration::create_backup_buckets(sdk).await?;
+        let regions = configuration::regions(configuration::RegionParts {
+            gateways: &gateways,
+            kubes: &kubes,
+            databases: &databases,
+            targets,
+            vaults: &vaults,
+            redis: redis.as_ref(),
+            third_redis: third_redis.as_ref(),
+        });
+        configuration::put_secrets(stack, &regions).await?;
+        let world_values = configuration::world_values(
+            &name.zone_id,
+            name.global.health_url(),
+            &prometheus.url(),
+            &options,
+            third,
+        )?;
+        let templates =
+            crate::aws::template::world::deploy_templates(stack, parameters, &world_values).await?;
+        routing::create_records(&name, &templates, &options, third).await?;
+        let (region_settings, settings) =
+            configuration::configure_functions(stack, &templates, &options, name.arc.as_ref())
+                .await?;
+        let topic_arn = settings.topic_arn.clone().unwrap_or_default();
+        let operator = operator::create_operator(stack, &templates).await?;
+        let third_database = match (third_member, &databases) {
+            (Some(member), _) => Some(ThirdDatabase::Patroni(member)),
+            (None, Databases::Postgres { pair, .. }) => {
+                pair.third.clone().map(ThirdDatabase::Postgres)
+            }
+            _ => None,
+        };
+        let gateways::PerRegion {
+            primary,
+            standby,
+            third: third_gateway,
+        } = gateways;
+        let gateways::PerRegion {
+            primary: primary_kube,
+            standby: standby_kube,
+            third: third_kube,
+        } = kubes;
+        let vaults::Vaults {
+            primary: primary_vault,
+            standby: vault,
+            scratch: scratch_vault,
+            third: third_vault,
+        } = vaults;
+        let routing::GlobalName {
+            zone_id,
+            checkers,
+            arc,
+            global,
+            ..
+        } = name;
+        Ok(Self {
+            third: third_gateway
+                .zip(third_database)
+                .zip(third_kube.zip(third_vault))
+                .map(|((gateway, database), (kube, vault))| ThirdRegion {
+                    gateway,
+                    database,
+                    kube,
+                    vault,
+                }),
+            operator,
+            prometheus,
+            lb_metrics,
+            primary,
+            standby,
+            global,
+            primary_kube,
+            standby_kube,
+            databases,
+            zone_id,
+            topic_arn,
+            settings,
+            vault,
+            primary_vault,
+            scratch_vault,
+            redis,
+            third_redis,
+            checkers,
+            options,
+            region_settings,
+            arc,
+            templates,
+        })
     }
 
     /// `region`'s approval function URL (its stack's `ApprovalUrl` output).
@@ -576,7 +722,10 @@ impl LocalDeployment {
                     .map(|r| {
                         (
                             r.to_string(),
-                            BTreeMap::from([("LoadBalancer".to_string(), load_balancer(r))]),
+                            BTreeMap::from([(
+                                "LoadBalancer".to_string(),
+                                observability::load_balancer(r),
+                            )]),
                         )
                     })
                     .collect(),
@@ -648,4 +797,3 @@ pub fn alarm_event(alarm: &str, state: &str, at: &str) -> serde_json::Value {
         }
     })
 }
-
