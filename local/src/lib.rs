@@ -41,9 +41,15 @@ pub fn project_root() -> std::path::PathBuf {
 /// services are still stopped when hapilot ends normally, on Ctrl-C and on SIGTERM (every
 /// handle kills its process when dropped); only a hapilot killed with SIGKILL leaves them.
 pub fn dies_with_parent(command: &mut tokio::process::Command) {
+    dies_with_parent_std(command.as_std_mut());
+}
+
+/// [`dies_with_parent`] for a `std::process::Command`.
+pub fn dies_with_parent_std(command: &mut std::process::Command) {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe and touches nothing but the calling (child) process.
     unsafe {
+        use std::os::unix::process::CommandExt;
         command.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());

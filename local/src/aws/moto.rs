@@ -1,4 +1,8 @@
 //! moto, the AWS API emulator: installed once into a project-local venv, started per stack.
+//!
+//! Each stack gets its own moto server, forked by one zygote per venv and process: a Python
+//! that imported moto once (`moto_launcher.py --zygote`). A server dies when dropped, when the
+//! zygote dies, and the zygote when this process does.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -23,7 +27,8 @@ pub const SAM_TRANSLATOR_VERSION: &str = "1.115.0";
 const EXECUTE_STATE_MACHINES: &str = r#"{"stepfunctions":{"execute_state_machine":true}}"#;
 
 /// How moto is started: its own server `main` behind a launcher that spends less CPU on Python's
-/// collector and on re-checking definitions it already accepted (the file says why and how).
+/// collector, on re-checking definitions it already accepted, on finding a request's service
+/// and on importing moto for every server (the file says why and how).
 const MOTO_LAUNCHER: &str = include_str!("moto_launcher.py");
 
 /// The project-local venv that holds moto.
@@ -150,16 +155,18 @@ impl MotoInstall {
 /// A running moto server; killed when dropped (and by the kernel if our process dies).
 #[derive(Debug)]
 pub struct MotoServer {
-    child: tokio::process::Child,
+    pid: u32,
     port: u16,
     log: PathBuf,
+    stopped: bool,
 }
 
 impl MotoServer {
-    /// Starts moto's server (the venv's Python running [`MOTO_LAUNCHER`]) on
-    /// 127.0.0.1:`port`, telling its executor that services live at `localhost:front_door_port`,
-    /// waits until it answers and switches on state machine execution. On any failure the child
-    /// is killed before the error is returned.
+    /// Starts moto's server on 127.0.0.1:`port`, telling its executor that services live at
+    /// `localhost:front_door_port`, waits until it answers and switches on state machine
+    /// execution. The server is forked by this process's moto zygote for the venv (started on
+    /// first use: the [`MOTO_LAUNCHER`] file says why). On any failure the server is killed
+    /// before the error is returned.
     pub async fn start(
         install: &MotoInstall,
         port: u16,
@@ -170,39 +177,26 @@ impl MotoServer {
         std::fs::create_dir_all(log_dir)
             .map_err(LocalError::io(format!("creating {}", log_dir.display())))?;
         let log = log_dir.join(format!("moto-{port}.log"));
-        let log_file =
-            File::create(&log).map_err(LocalError::io(format!("creating {}", log.display())))?;
-        let log_err = log_file
-            .try_clone()
-            .map_err(LocalError::io("cloning the log handle"))?;
-        let python = install.python();
-        let mut command = tokio::process::Command::new(&python);
-        command
-            .args([
-                "-c",
-                MOTO_LAUNCHER,
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .env("MOTO_PORT", front_door_port.to_string())
-            .env(
-                "HAPILOT_ASL_CHECKED",
-                install
-                    .venv
-                    .join(format!("hapilot-asl-checked-{MOTO_VERSION}")),
-            )
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            .kill_on_drop(true);
-        crate::dies_with_parent(&mut command);
-        let child = command.spawn().map_err(|e| LocalError::MotoStartFailed {
-            detail: format!("could not run {}: {e}", python.display()),
+        let request = ServerRequest {
+            port,
+            moto_port: front_door_port,
             log: log.clone(),
-        })?;
-        let mut server = Self { child, port, log };
+        };
+        let install = install.clone();
+        // One zygote per process: its log is named after the process, as a server's after its
+        // port (several processes may share a log directory).
+        let zygote_log = log_dir.join(format!("moto-zygote-{}.log", std::process::id()));
+        let pid = tokio::task::spawn_blocking(move || {
+            Zygote::fork_server(&install, &zygote_log, &request, deadline)
+        })
+        .await
+        .map_err(|e| LocalError::io("starting moto")(std::io::Error::other(e)))??;
+        let mut server = Self {
+            pid,
+            port,
+            log,
+            stopped: false,
+        };
         server.wait_ready(deadline).await?;
         Ok(server)
     }
@@ -216,8 +210,8 @@ impl MotoServer {
         let url = format!("http://127.0.0.1:{}/moto-api/config", self.port);
         let started = Instant::now();
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(self.failed(format!("it exited ({status}) before answering")));
+            if !alive(self.pid) {
+                return Err(self.failed("it exited before answering".to_string()));
             }
             if let Ok(r) = client.post(&url).body(EXECUTE_STATE_MACHINES).send().await
                 && r.status().is_success()
@@ -225,7 +219,7 @@ impl MotoServer {
                 return Ok(());
             }
             if started.elapsed() > deadline {
-                let _ = self.child.kill().await;
+                kill(self.pid);
                 return Err(self.failed(format!(
                     "no answer on port {} within {} s",
                     self.port,
@@ -256,7 +250,7 @@ impl MotoServer {
 
     /// moto's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        alive(self.pid).then_some(self.pid)
     }
 
     /// moto's log file.
@@ -266,7 +260,189 @@ impl MotoServer {
 
     /// Stops moto and waits for it to exit.
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        kill(self.pid);
+        let started = Instant::now();
+        while alive(self.pid) && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stopped = true;
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        if !self.stopped {
+            kill(self.pid);
+        }
+    }
+}
+
+/// Whether process `pid` exists (the zygote's servers are reaped by the kernel when they exit:
+/// an exited server is gone, never a zombie).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn kill(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: sends SIGKILL to one process we started; nothing else is touched.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// What the zygote is asked for: a server on `port` whose executor calls `moto_port`, logging
+/// to `log`.
+#[derive(Debug, serde::Serialize)]
+struct ServerRequest {
+    port: u16,
+    moto_port: u16,
+    log: PathBuf,
+}
+
+/// A Python that has imported moto and built the apps of the services the worlds call, and
+/// forks a server per request (one per venv and process).
+struct Zygote {
+    pid: u32,
+    requests: std::process::ChildStdin,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+    log: PathBuf,
+}
+
+impl Zygote {
+    /// A server for `request` from the venv's zygote, started first when there is none or the
+    /// last one died. A zygote that does not answer within `deadline` is killed (the next
+    /// request starts a new one).
+    fn fork_server(
+        install: &MotoInstall,
+        zygote_log: &Path,
+        request: &ServerRequest,
+        deadline: Duration,
+    ) -> Result<u32, LocalError> {
+        static ZYGOTES: std::sync::Mutex<Vec<(PathBuf, Zygote)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut zygotes = ZYGOTES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = install.python();
+        zygotes.retain(|(python, z)| python != &key || alive(z.pid));
+        if !zygotes.iter().any(|(python, _)| python == &key) {
+            zygotes.push((key.clone(), Zygote::spawn(install, zygote_log)?));
+        }
+        let at = zygotes
+            .iter()
+            .position(|(python, _)| python == &key)
+            .unwrap_or_default();
+        match zygotes[at].1.request(request, deadline) {
+            Ok(pid) => Ok(pid),
+            Err(detail) => {
+                let (_, zygote) = zygotes.remove(at);
+                kill(zygote.pid);
+                let said = read_tail(&zygote.log, 5);
+                Err(LocalError::MotoStartFailed {
+                    detail: if said.is_empty() {
+                        detail
+                    } else {
+                        format!("{detail}; the launcher said: {said}")
+                    },
+                    log: zygote.log,
+                })
+            }
+        }
+    }
+
+    /// Starts the zygote from a thread of its own that lives as long as the zygote: the kernel
+    /// kills it when the thread that started it ends (`dies_with_parent`), and a test's
+    /// runtime threads end with the test.
+    fn spawn(install: &MotoInstall, log: &Path) -> Result<Zygote, LocalError> {
+        let log_file =
+            File::create(log).map_err(LocalError::io(format!("creating {}", log.display())))?;
+        let mut command = Command::new(install.python());
+        command
+            .args(["-c", MOTO_LAUNCHER, "--zygote"])
+            .env(
+                "HAPILOT_ASL_CHECKED",
+                install
+                    .venv
+                    .join(format!("hapilot-asl-checked-{MOTO_VERSION}")),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
+        crate::dies_with_parent_std(&mut command);
+        let python = install.python();
+        let (started, spawned) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("moto-zygote".into())
+            .spawn(move || match command.spawn() {
+                Ok(mut child) => {
+                    let pipes = (child.id(), child.stdin.take(), child.stdout.take());
+                    let _ = started.send(Ok(pipes));
+                    let _ = child.wait();
+                }
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                }
+            })
+            .map_err(LocalError::io("starting the moto zygote's thread"))?;
+        let (pid, requests, answers) = spawned
+            .recv()
+            .map_err(|e| LocalError::io("starting moto")(std::io::Error::other(e)))?
+            .map_err(|e| LocalError::MotoStartFailed {
+                detail: format!("could not run {}: {e}", python.display()),
+                log: log.to_path_buf(),
+            })?;
+        let (Some(requests), Some(answers)) = (requests, answers) else {
+            return Err(LocalError::MotoStartFailed {
+                detail: "the launcher's pipes were not set up".into(),
+                log: log.to_path_buf(),
+            });
+        };
+        Ok(Zygote {
+            pid,
+            requests,
+            answers: std::io::BufReader::new(answers),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// Asks for one server and reads its pid, waiting at most `deadline` for the answer.
+    fn request(&mut self, request: &ServerRequest, deadline: Duration) -> Result<u32, String> {
+        use std::io::{BufRead, Write};
+        use std::os::fd::AsRawFd;
+        let line = serde_json::to_string(request).map_err(|e| e.to_string())?;
+        writeln!(self.requests, "{line}")
+            .and_then(|()| self.requests.flush())
+            .map_err(|e| format!("the launcher is gone ({e})"))?;
+        if self.answers.buffer().is_empty() {
+            let mut ready = libc::pollfd {
+                fd: self.answers.get_ref().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let millis = i32::try_from(deadline.as_millis()).unwrap_or(i32::MAX);
+            // SAFETY: one pollfd for a pipe this struct owns, for the length given.
+            if unsafe { libc::poll(&mut ready, 1, millis) } <= 0 {
+                return Err(format!(
+                    "the launcher did not answer within {} s",
+                    deadline.as_secs()
+                ));
+            }
+        }
+        let mut answer = String::new();
+        self.answers
+            .read_line(&mut answer)
+            .map_err(|e| format!("reading the launcher's answer: {e}"))?;
+        serde_json::from_str::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+            .and_then(|pid| u32::try_from(pid).ok())
+            .ok_or_else(|| format!("the launcher answered {:?}", answer.trim()))
     }
 }
 
