@@ -637,9 +637,11 @@ fn recover(s: &PostgresServer) -> Result<(), LocalError> {
 /// log's last lines when it said neither.
 fn server_log_summary(log: &str) -> String {
     let restored = log.lines().rev().find(|l| l.contains("restored log file"));
+    // FATAL and PANIC lines say why a recovery failed; a clean shutdown in the middle of one
+    // says only who asked for it ("received fast shutdown request").
     let fatal: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("FATAL:") || l.contains("PANIC:"))
+        .filter(|l| l.contains("FATAL:") || l.contains("PANIC:") || l.contains("shutdown request"))
         .take(3)
         .collect();
     let mut said: Vec<&str> = restored.into_iter().chain(fatal).collect();
@@ -978,6 +980,25 @@ impl PostgresNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_recovery_is_summarized_by_its_last_wal_and_why_it_stopped() {
+        let log = "LOG:  starting point-in-time recovery\n\
+                   LOG:  restored log file \"000000010000000000000005\" from archive\n\
+                   LOG:  restored log file \"000000010000000000000006\" from archive\n\
+                   LOG:  received fast shutdown request\n\
+                   LOG:  database system is shut down\n";
+        assert_eq!(
+            server_log_summary(log),
+            "LOG:  restored log file \"000000010000000000000006\" from archive | \
+             LOG:  received fast shutdown request"
+        );
+        let fatal = "LOG:  restored log file \"000000010000000000000006\" from archive\n\
+                     FATAL:  recovery ended before configured recovery target was reached\n";
+        assert!(server_log_summary(fatal).ends_with("reached"));
+        let quiet = "LOG:  a\nLOG:  b\n";
+        assert_eq!(server_log_summary(quiet), "LOG:  a | LOG:  b");
+    }
 
     #[test]
     fn a_held_port_is_refused_to_everyone_else_until_the_server_starts() {
