@@ -165,7 +165,7 @@ impl MotoServer {
     /// Starts moto's server on 127.0.0.1:`port`, telling its executor that services live at
     /// `localhost:front_door_port`, waits until it answers and switches on state machine
     /// execution. The server is forked by this process's moto zygote for the venv (started on
-    /// first use: the [`MOTO_LAUNCHER`] file says why). On any failure the server is killed
+    /// first use: `moto_launcher.py` says why). On any failure the server is killed
     /// before the error is returned.
     pub async fn start(
         install: &MotoInstall,

@@ -125,7 +125,7 @@ impl PostgresServer {
         self.verified_dsn_at(self.port, ca)
     }
 
-    /// [`PostgresNode::verified_dsn`] dialling `port` (a front before the server).
+    /// [`Self::verified_dsn`] dialling `port` (a front before the server).
     pub fn verified_dsn_at(&self, port: u16, ca: &Path) -> String {
         format!(
             "postgresql://postgres@localhost:{port}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}",

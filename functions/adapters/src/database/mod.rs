@@ -3,8 +3,8 @@
 //! Three backends behind one trait, each a sibling file with the fake: [`postgres`] speaks SQL
 //! to the server itself (`pg_promote`), [`patroni`] asks the Patroni REST API of the cluster to
 //! do it (`POST /failover`), [`cnpg`] changes the CloudNativePG `Cluster` resources and lets the
-//! operator do it; [`memory`] is the in-memory fake for handler unit tests. [`AnyDatabase`]
-//! is the one configured per region ([`DatabaseTarget`]).
+//! operator do it; `memory` is the in-memory fake (feature `fakes`) for handler unit tests.
+//! [`AnyDatabase`] is the one configured per region ([`DatabaseTarget`]).
 
 use std::future::Future;
 use std::time::Duration;
