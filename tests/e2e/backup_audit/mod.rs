@@ -77,21 +77,7 @@ async fn the_audit_finds_each_breakage_and_nothing_on_a_clean_catalog() {
             .await;
         let wall = started.elapsed();
         // The report is in S3 whatever the verdict; the run's last task says where.
-        let stamp = report_stamp(&stack, &outcome).await;
-        let report_key = format!("reports/backup-audit/{stamp}.json");
-        let body = s3
-            .get_object()
-            .bucket("hapilot-audit")
-            .key(&report_key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        let report: Value = serde_json::from_slice(&body).unwrap();
+        let (report, stamp) = audit_report(&stack, &outcome).await;
         if let Err(e) = conforms(&report, &report_schema(), "report") {
             failures.push(format!("{}: the report breaks its schema: {e}", case.name));
         }

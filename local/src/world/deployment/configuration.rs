@@ -12,7 +12,7 @@ use hapilot_adapters::scaler::KubernetesTarget;
 use hapilot_adapters::vault::VaultTarget;
 use hapilot_functions::config::{RegionConfig, Settings};
 
-use super::gateways::PerRegion;
+use super::PerRegion;
 use super::observability::{PROMETHEUS_TOKEN, prometheus_source};
 use super::vaults::Vaults;
 use super::{

@@ -5,7 +5,7 @@
 use hapilot_adapters::database::DatabaseTarget;
 use hapilot_adapters::scaler::KubernetesTarget;
 
-use super::gateways::PerRegion;
+use super::PerRegion;
 use super::{
     CNPG_CLUSTERS, DatabaseSetup, Databases, Fronts, KUBE_TOKEN, NAMESPACE, PRIMARY_REGION,
     STANDBY_REGION, THIRD_MEMBER, WITNESS_REGION,

@@ -1,19 +1,11 @@
 //! The regions' front ends: a simulated gateway per region and the Kubernetes API its
 //! workloads run on, as the HA document deploys them.
 
-use super::{KUBE_TOKEN, NAMESPACE, PRIMARY_REGION, STANDBY_REGION, WITNESS_REGION};
+use super::{KUBE_TOKEN, NAMESPACE, PRIMARY_REGION, PerRegion, STANDBY_REGION, WITNESS_REGION};
 use crate::LocalError;
 use crate::aws::faults::Faults;
 use crate::systems::gateway::SimulatedGateway;
 use crate::systems::kubernetes::SimulatedKubernetes;
-
-/// One thing per region of the world: the primary's, the standby's and, with a third region,
-/// the second secondary's.
-pub(super) struct PerRegion<T> {
-    pub primary: T,
-    pub standby: T,
-    pub third: Option<T>,
-}
 
 /// A gateway in each region.
 pub(super) async fn start_gateways(third: bool) -> Result<PerRegion<SimulatedGateway>, LocalError> {

@@ -39,6 +39,14 @@ pub use operator::{
 };
 pub use routing::{arc_safety_rule, routing_control_arn};
 
+/// One thing per region of the world: the primary's, the standby's and, with a third region,
+/// the second secondary's.
+pub(super) struct PerRegion<T> {
+    pub primary: T,
+    pub standby: T,
+    pub third: Option<T>,
+}
+
 /// The failing region in the local deployment.
 pub const PRIMARY_REGION: &str = "us-east-1";
 /// The region that takes over.
@@ -459,12 +467,12 @@ impl LocalDeployment {
             }
             _ => None,
         };
-        let gateways::PerRegion {
+        let PerRegion {
             primary,
             standby,
             third: third_gateway,
         } = gateways;
-        let gateways::PerRegion {
+        let PerRegion {
             primary: primary_kube,
             standby: standby_kube,
             third: third_kube,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use hapilot_adapters::canary_metrics::TrafficSource;
 
-use super::gateways::PerRegion;
+use super::PerRegion;
 use super::{PRIMARY_REGION, STANDBY_REGION, WITNESS_REGION};
 use crate::LocalError;
 use crate::systems::gateway::SimulatedGateway;

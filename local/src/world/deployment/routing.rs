@@ -10,7 +10,7 @@ use aws_sdk_route53::types::{
     ResourceRecordSet, RrType,
 };
 
-use super::gateways::PerRegion;
+use super::PerRegion;
 use super::{
     PRIMARY_REGION, PRIMARY_SET, RECORD_NAME, RECORD_TTL_SECONDS, RecordRouting, STANDBY_REGION,
     STANDBY_SET, SwitchSetup, THIRD_SET, WITNESS_REGION, WorldOptions, endpoint_host,
