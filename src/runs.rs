@@ -259,7 +259,8 @@ pub fn is_state_line(line: &str) -> bool {
 
 /// The history events after `after_id`, oldest first, read newest first so that a long run's
 /// history is not read again at every look (GetExecutionHistory with `reverseOrder`). A server
-/// that answers oldest first anyway (moto ignores `reverseOrder`) is read to its end, filtered.
+/// that answers oldest first anyway (moto did; the local stack's launcher pages as AWS does) is
+/// read to its end, filtered.
 pub async fn history_after(
     sfn: &aws_sdk_sfn::Client,
     execution_arn: &str,

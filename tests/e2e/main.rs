@@ -14,6 +14,7 @@ mod cloudnativepg;
 mod conformance_cnpg;
 mod conformance_patroni;
 mod conformance_route53;
+mod conformance_step_functions;
 mod docs;
 mod dr_drill;
 mod dr_restore;

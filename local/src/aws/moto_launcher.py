@@ -1,5 +1,5 @@
-"""How hapilot starts moto's server: moto's own `main`, after two changes to how much CPU it
-spends, neither to what it answers.
+"""How hapilot starts moto's server: moto's own `main`, after changes to how much CPU it spends
+(1 to 4, 6 to 8) and one to what it answers (5: where moto is kinder than AWS).
 
 1. Python's cyclic collector. moto keeps every resource it serves as live objects; at the default
    thresholds the collector took about a quarter of moto's CPU in the e2e tests (perf). What the
@@ -20,6 +20,22 @@ spends, neither to what it answers.
    `{"port", "moto_port", "log"}` lines on stdin and answers `{"pid"}` lines on stdout. A server
    dies with the zygote (PR_SET_PDEATHSIG), as the zygote dies with the process that started it;
    the zygote never serves a request itself, so every server starts with nothing in it.
+5. GetExecutionHistory pages as the Step Functions API Reference says: at most `maxResults`
+   events (0 or absent: 100; more than 1000 is a ValidationException), oldest first or, with
+   `reverseOrder`, newest first, and a `nextToken` while more remain (a token that is not one
+   we gave is InvalidToken). moto answers the whole history at once, whatever is asked: a
+   client that ignores `nextToken` would see every event here and only the first hundred on
+   AWS; and a follower that reads newest first got the whole history at every look (about 0.1 s
+   of CPU each, the largest single request cost in the e2e tests). `includeExecutionData` is
+   not implemented (hapilot never sets it).
+6. Step Functions executions parse their definition with the ANTLR grammar at every start
+   (about 8 % of moto's CPU in the e2e tests, py-spy): a server keeps the parse tree of each
+   definition that parsed cleanly and builds every execution's program from it afresh.
+7. A Lambda task builds a new boto3 client for every invocation (loading the service model
+   and listing botocore's data directory: about 6 %): a server keeps one per region and
+   service (botocore clients are thread-safe) unless the state asks for its own credentials.
+8. The request log: werkzeug writes a line per request (about 4 %); a server writes only the
+   requests that failed (status 400 and above), which are the ones a failing test looks for.
 """
 
 import ctypes
@@ -55,6 +71,108 @@ if checked:
 
     stepfunctions.StepFunctionsParserBackend._validate_definition = staticmethod(check_once)
 
+# 5. GetExecutionHistory in pages, as AWS answers it.
+from moto.core.responses import ActionResult
+from moto.stepfunctions import exceptions as sfn_errors
+from moto.stepfunctions.responses import StepFunctionResponse
+
+HISTORY_TOKEN = "hapilot-history"
+
+
+def paged_execution_history(self):
+    arn = self._get_param("executionArn")
+    size = int(self._get_param("maxResults") or 0)
+    if not 0 <= size <= 1000:
+        raise sfn_errors.ValidationException(
+            f"1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy "
+            "constraint: Member must have value less than or equal to 1000"
+        )
+    size = size or 100
+    newest_first = bool(self._get_param("reverseOrder"))
+    events = self.stepfunction_backend.get_execution_history(arn).get("events") or []
+    if newest_first:
+        events = events[::-1]
+    token = self._get_param("nextToken")
+    if token:
+        # Our token names the direction and the last event id given; anything else is refused.
+        parts = token.split(":")
+        if (
+            len(parts) != 3
+            or parts[0] != HISTORY_TOKEN
+            or parts[1] != str(int(newest_first))
+            or not parts[2].isdigit()
+        ):
+            raise sfn_errors.InvalidToken()
+        last = int(parts[2])
+        events = [e for e in events if (e["id"] < last if newest_first else e["id"] > last)]
+    page = events[:size]
+    output = {"events": page}
+    if len(events) > size:
+        output["nextToken"] = f"{HISTORY_TOKEN}:{int(newest_first)}:{page[-1]['id']}"
+    return ActionResult(output)
+
+
+StepFunctionResponse.get_execution_history = paged_execution_history
+
+# 6. One parse tree per definition and server.
+from moto.stepfunctions.parser.asl.parse import asl_parser
+
+parse_trees = {}
+moto_parse = asl_parser.AmazonStateLanguageParser.parse
+
+
+def parse_once(definition):
+    tree = parse_trees.get(definition)
+    if tree is None:
+        program, tree = moto_parse(definition)  # a definition that does not parse raises
+        parse_trees[definition] = tree
+        return program, tree
+    return asl_parser.Preprocessor().visit(tree), tree
+
+
+asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse_once)
+
+# 7. One boto3 client per region and service and server, for the states' calls.
+import threading
+
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto
+
+moto_client_for = sfn_boto.boto_client_for
+clients = {}
+clients_lock = threading.Lock()
+
+
+def client_once(region, service, state_credentials=None):
+    if state_credentials is not None or sfn_boto.botocore_stubber.enabled:
+        return moto_client_for(region, service, state_credentials)
+    key = (region, service, os.environ.get("MOTO_PORT"))
+    with clients_lock:
+        client = clients.get(key)
+        if client is None:
+            client = clients[key] = moto_client_for(region, service, state_credentials)
+    return client
+
+
+for module in list(sys.modules.values()):
+    if getattr(module, "boto_client_for", None) is moto_client_for:
+        module.boto_client_for = client_once
+assert lambda_eval_utils.boto_client_for is client_once
+
+
+# 8. Only failed requests in the log.
+def log_failures(request_handler):
+    moto_log_request = request_handler.log_request
+
+    def log_request(self, code="-", size="-"):
+        status = getattr(code, "value", code)
+        if isinstance(status, int) and status < 400:
+            return
+        moto_log_request(self, code, size)
+
+    request_handler.log_request = log_request
+
+
 # The services the local worlds call (moto's module names); the rest is built when first called.
 WARM_SERVICES = (
     "cloudwatch", "events", "iam", "route53", "s3", "scheduler", "secretsmanager", "sns",
@@ -70,6 +188,7 @@ def zygote():
     )
     from werkzeug.serving import run_simple
 
+    log_failures(MotoRequestHandler)
     apps = {}
     for service in WARM_SERVICES:
         try:
