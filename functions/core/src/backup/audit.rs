@@ -215,20 +215,124 @@ pub fn plan_audit(
     })
 }
 
+/// What reading one backup through concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Read through: it would restore.
+    Verified,
+    /// It would not restore, or could not be read.
+    Failed,
+    /// Stored in a form the audit cannot read (an unsupported compression): neither proven
+    /// good nor proven bad.
+    NotVerified,
+}
+
 /// One content verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "VerificationRecord", from = "VerificationRecord")]
 pub struct Verification {
     /// The object (for a base backup, its data tar).
     pub key: String,
-    /// Whether it would restore.
-    pub ok: bool,
+    /// What reading it concluded.
+    pub outcome: Outcome,
     /// What was checked or what is wrong.
     pub detail: String,
     /// Whether this is the newest backup of its type (the one a restore would start from).
     pub newest: bool,
     /// The file inside it that differs from its manifest, when that is what is wrong.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+}
+
+impl Verification {
+    /// `key` read through: `detail` says what was checked.
+    pub fn verified(key: &str, detail: String) -> Self {
+        Self {
+            key: key.to_string(),
+            outcome: Outcome::Verified,
+            detail,
+            newest: false,
+            member: None,
+        }
+    }
+
+    /// `key` would not restore: `detail` says why.
+    pub fn failed(key: &str, detail: String) -> Self {
+        Self {
+            outcome: Outcome::Failed,
+            ..Self::verified(key, detail)
+        }
+    }
+
+    /// `key` is in a form the audit cannot read: `detail` says which.
+    pub fn not_verified(key: &str, detail: String) -> Self {
+        Self {
+            outcome: Outcome::NotVerified,
+            ..Self::verified(key, detail)
+        }
+    }
+
+    /// Whether it would restore (only a verified backup counts).
+    pub fn ok(&self) -> bool {
+        self.outcome == Outcome::Verified
+    }
+}
+
+/// A verification as the report carries it (`statemachines/schemas/backup-audit.report.json`):
+/// `ok` for the readers that predate `outcome`, which a record without one is read from.
+#[derive(Serialize, Deserialize)]
+struct VerificationRecord {
+    key: String,
+    ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+    detail: String,
+    newest: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
+}
+
+impl From<Verification> for VerificationRecord {
+    fn from(v: Verification) -> Self {
+        Self {
+            ok: v.ok(),
+            outcome: Some(v.outcome),
+            key: v.key,
+            detail: v.detail,
+            newest: v.newest,
+            member: v.member,
+        }
+    }
+}
+
+impl From<VerificationRecord> for Verification {
+    fn from(r: VerificationRecord) -> Self {
+        Self {
+            outcome: r.outcome.unwrap_or(match r.ok {
+                true => Outcome::Verified,
+                false => Outcome::Failed,
+            }),
+            key: r.key,
+            detail: r.detail,
+            newest: r.newest,
+            member: r.member,
+        }
+    }
+}
+
+/// A finding for every backup whose content failed verification (critical, by its data
+/// type's kind) or could not be verified (a warning).
+pub fn content_findings(data_type: DataType, verified: &[Verification]) -> Vec<Finding> {
+    verified
+        .iter()
+        .filter_map(|v| match v.outcome {
+            Outcome::Verified => None,
+            Outcome::Failed => Some(verification_finding(data_type, v)),
+            Outcome::NotVerified => {
+                Some(super::verdicts::not_verified(data_type, &v.key, &v.detail))
+            }
+        })
+        .collect()
 }
 
 /// What auditing one policy found.
@@ -482,7 +586,7 @@ impl AuditReport {
             .iter()
             .filter(|p| {
                 p.data_type == DataType::PostgresFull
-                    && p.verified.iter().any(|v| v.newest && !v.ok)
+                    && p.verified.iter().any(|v| v.newest && !v.ok())
             })
             .map(|p| p.server.clone())
             .collect();
@@ -651,7 +755,11 @@ impl AuditReport {
             for v in verified {
                 md.push_str(&format!(
                     "- {} `{}`: {}\n",
-                    if v.ok { "ok" } else { "FAILED" },
+                    match v.outcome {
+                        Outcome::Verified => "ok",
+                        Outcome::Failed => "FAILED",
+                        Outcome::NotVerified => "NOT VERIFIED",
+                    },
                     v.key,
                     v.detail
                 ));
@@ -861,11 +969,8 @@ mod tests {
                 "crc",
             )],
             verified: vec![Verification {
-                key: "b/data.tar".into(),
-                ok: false,
-                detail: "crc".into(),
                 newest: true,
-                member: None,
+                ..Verification::failed("b/data.tar", "crc".into())
             }],
         };
         let wal = PolicyAudit {
@@ -892,11 +997,8 @@ mod tests {
             status: status(DataType::Vault, Some(60)),
             findings: vec![],
             verified: vec![Verification {
-                key: "vault/x.snap".into(),
-                ok: true,
-                detail: "SHA256SUMS match".into(),
                 newest: true,
-                member: None,
+                ..Verification::verified("vault/x.snap", "SHA256SUMS match".into())
             }],
         };
         let broken = PolicyAudit {
@@ -950,5 +1052,72 @@ mod tests {
             Some("postgres/db/wals/00000003.history")
         );
         assert!(timeline_history_findings("p/", &set(&[1]), &set(&[])).is_empty());
+    }
+
+    #[test]
+    fn content_findings_tell_a_backup_that_would_not_restore_from_one_never_read() {
+        let verified = [
+            Verification::verified("w/1", "complete segment".into()),
+            Verification::failed("w/2", "gzip CRC mismatch".into()),
+            Verification::not_verified("w/3", "compression \"lz4\" is not verified".into()),
+        ];
+        let found = content_findings(DataType::PostgresWal, &verified);
+        let kinds: Vec<_> = found
+            .iter()
+            .map(|f| (f.kind.as_str(), f.severity, f.key.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("wal_segment_corrupt", Severity::Critical, Some("w/2")),
+                ("not_verified", Severity::Warning, Some("w/3")),
+            ]
+        );
+        // Whatever its words say: only the outcome decides.
+        let worded = Verification::failed("w/4", "not verified: looked corrupt".into());
+        let found = content_findings(DataType::PostgresWal, &[worded]);
+        assert_eq!(found[0].kind, "wal_segment_corrupt");
+    }
+
+    #[test]
+    fn a_verification_keeps_ok_in_the_report_and_reads_records_without_an_outcome() {
+        let v = Verification::not_verified("w/3", "lz4".into());
+        let record = serde_json::to_value(&v).unwrap();
+        assert_eq!(record["ok"], false);
+        assert_eq!(record["outcome"], "not_verified");
+        assert!(record.get("member").is_none());
+        assert_eq!(serde_json::from_value::<Verification>(record).unwrap(), v);
+        let older = serde_json::json!({"key": "k", "ok": true, "detail": "d", "newest": true});
+        let read: Verification = serde_json::from_value(older).unwrap();
+        assert_eq!(
+            (read.outcome, read.ok(), read.newest),
+            (Outcome::Verified, true, true)
+        );
+        let older = serde_json::json!({"key": "k", "ok": false, "detail": "d", "newest": false});
+        let read: Verification = serde_json::from_value(older).unwrap();
+        assert_eq!(read.outcome, Outcome::Failed);
+    }
+
+    #[test]
+    fn the_markdown_says_not_verified_apart_from_failed() {
+        let policy = |verified| PolicyAudit {
+            server: None,
+            data_type: DataType::PostgresWal,
+            listed: 1,
+            status: status(DataType::PostgresWal, Some(60)),
+            findings: vec![],
+            verified,
+        };
+        let report = AuditReport::new(
+            0,
+            Tier::Critical,
+            vec![policy(vec![
+                Verification::failed("w/2", "CRC".into()),
+                Verification::not_verified("w/3", "lz4".into()),
+            ])],
+        );
+        let md = report.markdown();
+        assert!(md.contains("- FAILED `w/2`: CRC"), "{md}");
+        assert!(md.contains("- NOT VERIFIED `w/3`: lz4"), "{md}");
     }
 }

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use hapilot_adapters::backups::BackupStore;
 use hapilot_core::backup::audit::{
-    PolicyAudit, PolicyAuditRequest, Verification, integrity_finding, objects_to_head, rpo_finding,
-    switches_without_history, verification_finding,
+    PolicyAudit, PolicyAuditRequest, Verification, content_findings, integrity_finding,
+    objects_to_head, rpo_finding, switches_without_history,
 };
 use hapilot_core::backup::catalog::{
     ChainContext, DataTypeStatus, Item, StoredObject, audit_catalog, classify, time_in_name,
@@ -25,8 +25,8 @@ use hapilot_core::backup::rdb::verify_rdb;
 use hapilot_core::backup::vault::verify_vault_snapshot;
 use hapilot_core::backup::verdicts::{
     InfoVerdict, access_denied, backup_infos_unreadable, base_backups_not_done,
-    chosen_for_verification, judge_backup_info, listing_prefixes, not_verified,
-    postgres_server_name, times_from_last_modified, wal_position,
+    chosen_for_verification, judge_backup_info, listing_prefixes, postgres_server_name,
+    times_from_last_modified, wal_position,
 };
 use hapilot_core::backup::wal::{self, TimelineSwitch, WalFile, WalSegment, verify_wal_segment};
 use serde_json::Value;
@@ -424,18 +424,6 @@ async fn head_objects<S: BackupStore>(
     Ok(())
 }
 
-/// A finding for every backup whose contents failed verification or could not be verified.
-fn content_findings(data_type: DataType, verified: &[Verification]) -> Vec<Finding> {
-    verified
-        .iter()
-        .filter(|v| !v.ok)
-        .map(|v| match v.detail.starts_with("not verified") {
-            true => not_verified(data_type, &v.key, &v.detail),
-            false => verification_finding(data_type, v),
-        })
-        .collect()
-}
-
 /// The configuration's "on change" promise: the deployment's `deployed.json` against the
 /// newest bundle (its time and the refs it carries).
 async fn deployed_change<S: BackupStore>(
@@ -600,7 +588,7 @@ async fn verify_wal<S: BackupStore>(
         .await;
     match read {
         Ok(Err(e @ wal::WalSegmentProblem::UnsupportedCompression(_))) => {
-            failed(key, format!("not verified: {e}"))
+            Verification::not_verified(key, e.to_string())
         }
         other => verdict(key, other, |s| {
             format!(
@@ -675,6 +663,7 @@ fn verdict<T, E: std::fmt::Display>(
 mod tests {
     use super::*;
     use hapilot_adapters::backups::MemoryBackupStore;
+    use hapilot_core::backup::audit::Outcome;
     use hapilot_core::backup::vault::build_vault_snapshot;
     use serde_json::json;
 
@@ -756,31 +745,18 @@ mod tests {
         assert_eq!(undated, vec!["vault/raft-latest.snap".to_string()]);
     }
 
-    #[test]
-    fn only_failed_verifications_are_findings_and_an_unreadable_one_is_a_warning() {
-        let verification = |key: &str, ok: bool, detail: &str| Verification {
-            key: key.into(),
-            ok,
-            detail: detail.into(),
-            newest: false,
-            member: None,
-        };
-        let findings = content_findings(
-            DataType::Vault,
-            &[
-                verification("vault/a.snap", true, "restores"),
-                verification("vault/b.snap", false, "not verified: compressed with lz4"),
-                verification("vault/c.snap", false, "truncated archive"),
-            ],
-        );
-        let kinds: Vec<(&str, Option<&str>)> = findings
-            .iter()
-            .map(|f| (f.kind.as_str(), f.key.as_deref()))
-            .collect();
-        assert_eq!(findings.len(), 2, "{findings:#?}");
-        assert_eq!(kinds[0], ("not_verified", Some("vault/b.snap")));
-        assert_ne!(kinds[1].0, "not_verified", "{findings:#?}");
-        assert_eq!(kinds[1].1, Some("vault/c.snap"));
+    #[tokio::test]
+    async fn a_segment_the_audit_cannot_decompress_is_not_verified_rather_than_failed() {
+        let store = MemoryBackupStore::default();
+        let key = "postgres/gateway-db/wals/0000000100000000/000000010000000000000003.bz2";
+        store.insert_at("backups", key, b"BZh91AY&SY".to_vec(), NOW);
+        let seg = WalSegment::parse("000000010000000000000003").unwrap();
+        let size = wal::DEFAULT_SEGMENT_SIZE;
+        let v = verify_wal(&store, ("backups", key), seg, (&[], size)).await;
+        assert_eq!(v.outcome, Outcome::NotVerified, "{v:?}");
+        assert!(v.detail.contains("bz2"), "{v:?}");
+        let found = content_findings(DataType::PostgresWal, &[v]);
+        assert_eq!(found[0].kind, "not_verified", "{found:#?}");
     }
 
     #[tokio::test]

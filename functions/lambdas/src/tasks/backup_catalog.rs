@@ -120,21 +120,12 @@ pub(crate) async fn read_restore_catalog<S: BackupStore>(
 
 /// A verification that passed.
 pub(crate) fn ok(key: &str, detail: String) -> Verification {
-    Verification {
-        key: key.to_string(),
-        ok: true,
-        detail,
-        newest: false,
-        member: None,
-    }
+    Verification::verified(key, detail)
 }
 
 /// A verification that failed.
 pub(crate) fn failed(key: &str, detail: String) -> Verification {
-    Verification {
-        ok: false,
-        ..ok(key, detail)
-    }
+    Verification::failed(key, detail)
 }
 
 /// A base backup: its main data tar (`data.tar[.gz]` from barman-cloud, `base.tar[.gz]` from

@@ -130,11 +130,11 @@ mod tests {
                 Vec::new()
             },
             verified: vec![Verification {
-                key: "vault/x.snap".into(),
-                ok: !broken,
-                detail: "SHA256SUMS".into(),
                 newest: true,
-                member: None,
+                ..match broken {
+                    true => Verification::failed("vault/x.snap", "SHA256SUMS".into()),
+                    false => Verification::verified("vault/x.snap", "SHA256SUMS".into()),
+                }
             }],
         }
     }

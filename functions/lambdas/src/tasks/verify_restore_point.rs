@@ -116,7 +116,7 @@ async fn verify_postgres<S: BackupStore>(
         info.as_ref(),
     )
     .await;
-    if !v.ok {
+    if !v.ok() {
         return Err(corrupt(format!(
             "base backup {}: {}: {}",
             base.id, v.key, v.detail
