@@ -161,13 +161,30 @@ async fn a_moto_that_never_answers_is_stopped_and_reported() {
     );
 }
 
-fn tempdir(tag: &str) -> std::path::PathBuf {
+/// A scratch directory, removed when the test ends, passing or not.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn tempdir(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!(
         "hapilot-test-{tag}-{}",
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn script(path: &Path, body: &str) {

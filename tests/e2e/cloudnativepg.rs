@@ -2,7 +2,6 @@
 //! as two replica clusters of a distributed topology (`pg-east` primary, `pg-west` its replica
 //! cluster), each in its region's Kubernetes API, changed only through `Cluster` specs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hapilot::local::systems::gateway::GatewayMode;
@@ -12,7 +11,8 @@ use hapilot_functions::registry::Adapters;
 use serde_json::json;
 
 use crate::support::failback::{failback_input as input, split_weights as weights};
-use crate::support::postgres::{connect, ids, in_recovery, rows_arrive, start_writer};
+use crate::support::postgres::{connect, ids, in_recovery, rows_arrive};
+use crate::support::switchover::{Switched, graceful_under_writes};
 use crate::support::{FailoverWorld, cli_ok, entered};
 
 fn cluster(world: &FailoverWorld, region: &str) -> serde_json::Value {
@@ -195,32 +195,7 @@ async fn region_lost_the_replica_cluster_is_promoted_and_reprotect_rebuilds_the_
 async fn a_switchover_with_the_demotion_token_loses_nothing_and_failback_switches_back_first() {
     let world = FailoverWorld::start(DatabaseSetup::Cloudnativepg).await;
     let pair = world.postgres();
-    let primary = connect(&pair.primary.dsn()).await;
-    primary
-        .batch_execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
-        .await
-        .unwrap();
-    drop(primary);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (seen, writer) = start_writer(pair.primary.dsn(), stop.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    let arn = world
-        .start_failover(
-            "cnpg-graceful",
-            world.console_input(json!({"mode": "graceful"})),
-        )
-        .await;
-    let outcome = world.follow(&arn).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    assert!(outcome.succeeded(), "{}", outcome.history_text());
-    assert!(
-        entered(&outcome, "CheckCatchup"),
-        "{}",
-        outcome.history_text()
-    );
+    let Switched { kept, .. } = graceful_under_writes(&world, "cnpg-graceful").await;
 
     let east = cluster(&world, "us-east-1");
     let west = cluster(&world, "us-west-2");
@@ -231,20 +206,6 @@ async fn a_switchover_with_the_demotion_token_loses_nothing_and_failback_switche
         "promoted with the demoted cluster's token"
     );
     let promoted = connect(&pair.replica.dsn()).await;
-    assert!(!in_recovery(&promoted).await);
-    let kept = ids(&promoted).await;
-    let committed = seen.lock().unwrap().committed.clone();
-    assert!(
-        committed.len() > 20,
-        "the writer wrote: {}",
-        committed.len()
-    );
-    let lost: Vec<_> = committed.iter().filter(|id| !kept.contains(id)).collect();
-    assert_eq!(
-        lost,
-        Vec::<&i64>::new(),
-        "committed rows lost in a CNPG switchover"
-    );
     // The demoted cluster streams from the new primary without a rebuild.
     let old = connect(&pair.primary.dsn()).await;
     assert!(in_recovery(&old).await);

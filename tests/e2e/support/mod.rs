@@ -6,6 +6,7 @@
 pub mod backups;
 pub mod failback;
 pub mod postgres;
+pub mod switchover;
 
 use std::time::Duration;
 
