@@ -257,10 +257,15 @@ pub fn is_state_line(line: &str) -> bool {
     line.starts_with("  -> ") || line.starts_with("  <- ")
 }
 
+/// Events per GetExecutionHistory page when following a run.
+pub const HISTORY_PAGE: i32 = 25;
+
 /// The history events after `after_id`, oldest first, read newest first so that a long run's
-/// history is not read again at every look (GetExecutionHistory with `reverseOrder`). A server
-/// that answers oldest first anyway (moto did; the local stack's launcher pages as AWS does) is
-/// read to its end, filtered.
+/// history is not read again at every look (GetExecutionHistory with `reverseOrder`), in pages
+/// of [`HISTORY_PAGE`]: a look usually finds a few new events, and a page costs the server in
+/// proportion to its size; without the states' input and output, which a follower never reads
+/// and which make most of a page's bytes. A server that answers oldest first anyway (moto did; the local
+/// stack's launcher pages as AWS does) is read to its end, filtered.
 pub async fn history_after(
     sfn: &aws_sdk_sfn::Client,
     execution_arn: &str,
@@ -273,7 +278,8 @@ pub async fn history_after(
             .get_execution_history()
             .execution_arn(execution_arn)
             .reverse_order(true)
-            .max_results(100)
+            .max_results(HISTORY_PAGE)
+            .include_execution_data(false)
             .set_next_token(token)
             .send()
             .await

@@ -2,7 +2,9 @@
 //! `GetExecutionHistory`: "The default is 100 and the maximum allowed page size is 1000. A value
 //! of 0 uses the default"; `reverseOrder` "Lists events in descending order of their
 //! timeStamp"; "If nextToken is returned, there are more results available ... Using an expired
-//! pagination token will return an HTTP 400 InvalidToken error." moto answers the whole history
+//! pagination token will return an HTTP 400 InvalidToken error."; `includeExecutionData`: "You
+//! can select whether execution data (input or output of a history event) is returned. The
+//! default is true." moto answers the whole history
 //! at once whatever is asked; the launcher (`local/src/aws/moto_launcher.py`, 5.) pages.
 
 use aws_sdk_sfn::error::ProvideErrorMetadata;
@@ -80,6 +82,31 @@ async fn execution_history_comes_in_pages_as_the_api_reference_says() {
         .await
         .unwrap();
     assert_eq!(ids(&next), newest_first[3..6]);
+
+    // Without execution data: the same events, none with its input or output.
+    let bare = history()
+        .include_execution_data(false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ids(&bare), all);
+    let input_of_start = |page: &GetExecutionHistoryOutput| {
+        page.events()[0]
+            .execution_started_event_details()
+            .and_then(|d| d.input())
+            .map(str::to_string)
+    };
+    assert!(input_of_start(&whole).is_some(), "{whole:?}");
+    assert_eq!(input_of_start(&bare), None);
+    let outputs = |page: &GetExecutionHistoryOutput| {
+        page.events()
+            .iter()
+            .filter_map(|e| e.state_exited_event_details())
+            .filter(|d| d.output().is_some())
+            .count()
+    };
+    assert!(outputs(&whole) > 0);
+    assert_eq!(outputs(&bare), 0);
 
     // Refusals: a token it did not give, a token used with other arguments, a page too large.
     let refused = |e: aws_sdk_sfn::error::SdkError<_, _>| {
