@@ -6,7 +6,10 @@ use std::time::Duration;
 use hapilot_core::failover::ReplicationStatus;
 use hapilot_core::restore::{DataCheck, RowManifest};
 
-use super::*;
+use super::{
+    ClusterMembers, DataReader, Database, DatabaseTarget, FenceOutcome, FollowOutcome, IndexCheck,
+    NewestRow, PromotionOutcome, RebuildOutcome, WalPosition,
+};
 use crate::AdapterError;
 
 /// In-memory [`Database`] for handler unit tests: a replica or a primary that promotes,

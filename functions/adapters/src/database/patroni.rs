@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use hapilot_core::failover::ReplicationStatus;
 use serde::Deserialize;
 
-use super::*;
+use super::{
+    ClusterMembers, Database, DatabaseTarget, FenceOutcome, FollowOutcome, PromotionOutcome,
+    RebuildOutcome, WalPosition,
+};
 use crate::AdapterError;
 
 /// [`Database`] through one Patroni member's REST API.

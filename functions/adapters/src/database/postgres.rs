@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use hapilot_core::failover::ReplicationStatus;
 use hapilot_core::restore::{DataCheck, RowManifest};
 
-use super::*;
+use super::{
+    DataReader, Database, DatabaseTarget, FenceOutcome, FollowOutcome, IndexCheck, NewestRow,
+    PromotionOutcome, RebuildOutcome, WalPosition,
+};
 use crate::AdapterError;
 
 /// [`Database`] over SQL with tokio-postgres (`Debug` shows the target, never the DSN).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_route53recoverycluster::types::{RoutingControlState, UpdateRoutingControlStateEntry};
 
-use super::*;
+use super::{ArcEndpoint, TrafficSwitch, control_change, on, parse_control_change};
 use crate::AdapterError;
 
 /// Route53 ARC routing controls through the cluster's regional endpoints.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 
-use super::*;
+use super::{TrafficSwitch, control_change, on, parse_control_change};
 use crate::AdapterError;
 
 /// Control alarms behind `CALCULATED` health checks.

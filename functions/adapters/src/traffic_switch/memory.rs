@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
+use super::TrafficSwitch;
 use crate::AdapterError;
 
 /// In-memory [`TrafficSwitch`]: weights by SetIdentifier, every change in sync at once.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
+use super::TrafficSwitch;
 use crate::AdapterError;
 use crate::dns::{Dns, Route53Dns};
 
