@@ -32,7 +32,7 @@ use hapilot_core::backup::wal::{self, TimelineSwitch, WalFile, WalSegment, verif
 use serde_json::Value;
 
 use crate::FunctionError;
-use crate::backup_catalog::{failed, list_all, ok, verify_base};
+use crate::backup_catalog::{list_all, verify_base};
 use crate::error::parse_input;
 
 /// Audits one policy: `primary` reads the backup bucket, `dr` the DR copy's (in its region).
@@ -641,7 +641,9 @@ async fn verify_file<S: BackupStore>(
             store.verify(bucket, key, verify_secrets_metadata).await,
             |m| format!("{} secret(s) described, no value in it", m.secrets),
         ),
-        Item::BaseBackup(_) | Item::Wal(_) => failed(key, "not a file verified on its own".into()),
+        Item::BaseBackup(_) | Item::Wal(_) => {
+            Verification::failed(key, "not a file verified on its own".into())
+        }
     }
 }
 
@@ -653,9 +655,9 @@ fn verdict<T, E: std::fmt::Display>(
     found: impl FnOnce(T) -> String,
 ) -> Verification {
     match read {
-        Ok(Ok(t)) => ok(key, found(t)),
-        Ok(Err(e)) => failed(key, e.to_string()),
-        Err(e) => failed(key, format!("could not read it: {e}")),
+        Ok(Ok(t)) => Verification::verified(key, found(t)),
+        Ok(Err(e)) => Verification::failed(key, e.to_string()),
+        Err(e) => Verification::failed(key, format!("could not read it: {e}")),
     }
 }
 

@@ -118,16 +118,6 @@ pub(crate) async fn read_restore_catalog<S: BackupStore>(
     Ok(listing)
 }
 
-/// A verification that passed.
-pub(crate) fn ok(key: &str, detail: String) -> Verification {
-    Verification::verified(key, detail)
-}
-
-/// A verification that failed.
-pub(crate) fn failed(key: &str, detail: String) -> Verification {
-    Verification::failed(key, detail)
-}
-
 /// A base backup: its main data tar (`data.tar[.gz]` from barman-cloud, `base.tar[.gz]` from
 /// `pg_basebackup -Ft`) against its manifest (a member, or a `backup_manifest` object beside it),
 /// and its `backup_label` against `backup.info`.
@@ -141,11 +131,11 @@ pub(crate) async fn verify_base<S: BackupStore>(
     let dir = info_key.trim_end_matches("backup.info");
     let listing = match store.list_tree(bucket, dir).await {
         Ok(l) => l,
-        Err(e) => return failed(info_key, format!("could not list {dir}: {e}")),
+        Err(e) => return Verification::failed(info_key, format!("could not list {dir}: {e}")),
     };
     let data = listing.iter().find(|o| is_base_data_tar(&o.key));
     let Some(data) = data else {
-        return failed(
+        return Verification::failed(
             info_key,
             format!("base backup {id} has no data tar (data.tar[.gz] or base.tar[.gz])"),
         );
@@ -155,7 +145,12 @@ pub(crate) async fn verify_base<S: BackupStore>(
         .await
     {
         Ok(m) => m.map(|b| String::from_utf8_lossy(&b).into_owned()),
-        Err(e) => return failed(info_key, format!("could not read its backup_manifest: {e}")),
+        Err(e) => {
+            return Verification::failed(
+                info_key,
+                format!("could not read its backup_manifest: {e}"),
+            );
+        }
     };
     let result = store
         .verify(bucket, &data.key, move |r| {
@@ -173,18 +168,18 @@ pub(crate) async fn verify_base<S: BackupStore>(
             };
             return Verification {
                 member,
-                ..failed(&data.key, e.to_string())
+                ..Verification::failed(&data.key, e.to_string())
             };
         }
-        Err(e) => return failed(&data.key, format!("could not read it: {e}")),
+        Err(e) => return Verification::failed(&data.key, format!("could not read it: {e}")),
     };
     if let Some(info) = info
         && let Err(disagreement) =
             label_matches_info(summary.start_wal.as_deref(), summary.start_timeline, info)
     {
-        return failed(&data.key, disagreement);
+        return Verification::failed(&data.key, disagreement);
     }
-    ok(
+    Verification::verified(
         &data.key,
         format!(
             "{} files, {} bytes; tar and compression sound, pg_control CRC ok, backup_label matches backup.info{}",
